@@ -1,0 +1,53 @@
+#include "cli/commands.hpp"
+#include "util/errors.hpp"
+
+#include <boost/program_options/errors.hpp>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+namespace {
+
+const char* const kUsage = R"(spikeline - real-time spike detection and sorting for high-channel-count probes
+
+usage: spikeline <command> [options]      (spikeline <command> --help for its options)
+
+commands:
+  simulate   write a simulated recording with ground truth (SpikeGLX .bin/.meta, probe.json, ground_truth/)
+  detect     detect spikes in a recording; writes spike_times/channels/amplitudes.npy
+  compare    score detected spikes against ground truth (recall by SNR, precision)
+  bench      measure throughput (x real time) per stage on simulated data held in memory
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+        std::fputs(kUsage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string command = argv[1];
+    try {
+        if (command == "simulate")
+            return spikeline::cli::cmd_simulate(argc - 1, argv + 1);
+        if (command == "detect")
+            return spikeline::cli::cmd_detect(argc - 1, argv + 1);
+        if (command == "compare")
+            return spikeline::cli::cmd_compare(argc - 1, argv + 1);
+        if (command == "bench")
+            return spikeline::cli::cmd_bench(argc - 1, argv + 1);
+        std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+        return 2;
+    } catch (const spikeline::InputError& e) {
+        std::fprintf(stderr, "spikeline %s: error: %s\n", command.c_str(), e.what());
+        return 2;
+    } catch (const boost::program_options::error& e) {
+        std::fprintf(stderr, "spikeline %s: %s (see spikeline %s --help)\n", command.c_str(), e.what(),
+                     command.c_str());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "spikeline %s: internal error: %s\n", command.c_str(), e.what());
+        return 1;
+    }
+}

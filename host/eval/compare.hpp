@@ -1,0 +1,74 @@
+#pragma once
+// Scoring against ground truth with the SpikeForest / SpikeInterface conventions.
+#include "probe/probe.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline::eval {
+
+struct GroundTruth {
+    double sample_rate = 0;
+    std::vector<std::uint64_t> spike_times; ///< sorted
+    std::vector<std::int32_t> spike_units;
+    struct Unit {
+        int id = 0;
+        int peak_channel = 0;
+        double snr = 0;
+        double rate_hz = 0;
+        std::uint64_t n_spikes = 0;
+    };
+    std::vector<Unit> units;
+};
+
+/// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate); clear InputError otherwise.
+GroundTruth read_ground_truth(const std::filesystem::path& dir);
+
+struct DetectedSpikes {
+    std::vector<std::uint64_t> times;
+    std::vector<std::int32_t> channels;
+};
+
+/// Reads DIR/spike_times.npy and spike_channels.npy (same length).
+DetectedSpikes read_detected(const std::filesystem::path& dir);
+
+struct DetectionCompareOptions {
+    double window_ms = 0.4;  ///< +- match window
+    double radius_um = 50.0; ///< event channel within this distance of the unit's peak channel
+};
+
+struct SnrBinScore {
+    std::string label; ///< "3-5", "5-8", "8-12", "12+"
+    double snr_low = 0, snr_high = 0;
+    int n_units = 0;
+    std::uint64_t n_spikes = 0;
+    std::uint64_t n_found = 0;
+    double recall = 0;           ///< n_found / n_spikes (pooled)
+    double mean_unit_recall = 0; ///< mean over the bin's units
+};
+
+struct DetectionScore {
+    std::uint64_t n_ground_truth = 0;
+    std::uint64_t n_detected = 0;
+    std::uint64_t n_matched = 0;
+    double precision = 0;              ///< matched events / events
+    double recall = 0;                 ///< matched GT spikes / GT spikes
+    double recall_snr_at_least_5 = 0;  ///< pooled over units with SNR >= 5
+    std::vector<SnrBinScore> bins;     ///< 3-5, 5-8, 8-12, 12+ (units below 3 only count in the totals)
+    std::vector<double> unit_recall;   ///< per ground-truth unit, same order as GroundTruth::units
+};
+
+/// One-to-one greedy matching in ground-truth time order: a GT spike is found by the not yet matched event
+/// closest in time within +-window on a channel within radius of the unit's peak channel.
+DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes& detected, const probe::Probe& probe,
+                                 const DetectionCompareOptions& options = {});
+
+nlohmann::json to_json(const DetectionScore& score);
+/// A one-screen table of the score.
+std::string format_report(const DetectionScore& score);
+
+} // namespace spikeline::eval

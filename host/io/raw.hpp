@@ -1,0 +1,12 @@
+#pragma once
+#include "io/recording.hpp"
+
+#include <memory>
+
+namespace spikeline::io {
+
+/// A headerless file of interleaved little-endian int16 frames; the size must be a whole number of frames.
+std::unique_ptr<RecordingSource> open_raw(const std::filesystem::path& path, int n_channels, double sample_rate,
+                                          double microvolts_per_bit);
+
+} // namespace spikeline::io

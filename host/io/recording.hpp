@@ -1,0 +1,43 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace spikeline::io {
+
+/// What a reader knows about a recording before reading it.
+struct RecordingInfo {
+    int n_channels = 0;
+    double sample_rate = 0.0;
+    std::uint64_t n_frames = 0;   ///< frames (one int16 per channel) in the whole recording
+    double microvolts_per_bit = 0; ///< 0 when the gain is unknown
+    std::string format;           ///< "spikeglx", "raw", "simulated", ...
+    std::filesystem::path data_path; ///< the binary file, when there is one
+};
+
+/// A stream of interleaved, time-major int16 frames. Readers never hold the whole recording in memory.
+class RecordingSource {
+public:
+    virtual ~RecordingSource() = default;
+    virtual const RecordingInfo& info() const = 0;
+    /// Reads up to max_frames frames into dst (max_frames * n_channels int16); returns the number read,
+    /// 0 at the end. Throws InputError on a read error or a recording shorter than its metadata says.
+    virtual std::size_t read(std::int16_t* dst, std::size_t max_frames) = 0;
+};
+
+/// Options for opening a recording; channel count and sample rate are required for raw files only.
+struct OpenOptions {
+    std::optional<int> n_channels;
+    std::optional<double> sample_rate;
+    std::optional<double> microvolts_per_bit;
+};
+
+/// Opens INPUT: a SpikeGLX .bin with its .meta (or the .meta itself, or a folder holding exactly one such
+/// pair), otherwise a raw interleaved int16 file that needs options.n_channels and options.sample_rate.
+/// Throws InputError with what is wrong and what to do.
+std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& input, const OpenOptions& options);
+
+} // namespace spikeline::io

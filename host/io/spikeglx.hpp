@@ -1,0 +1,38 @@
+#pragma once
+// SpikeGLX recordings: NAME.bin (interleaved little-endian int16, time-major) beside NAME.meta (key=value
+// lines). Keys used: nSavedChans, imSampRate (or niSampRate), fileSizeBytes, and for the gain
+// imAiRangeMax / imMaxInt with the AP gain of ~imroTbl (Neuropixels) or niAiRangeMax / niMaxInt / niMNGain.
+#include "io/recording.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace spikeline::io {
+
+using MetaMap = std::map<std::string, std::string>;
+
+/// Parses a .meta file; throws InputError on unreadable files or malformed lines.
+MetaMap read_spikeglx_meta(const std::filesystem::path& meta_path);
+
+/// Opens a SpikeGLX pair, checking the .bin size against nSavedChans and fileSizeBytes.
+std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_path);
+
+/// Writes NAME.bin incrementally under a temporary name; finish() writes NAME.meta (with fileSizeBytes
+/// and fileTimeSecs) and renames both into place.
+class SpikeGlxWriter {
+public:
+    SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate, double microvolts_per_bit);
+    ~SpikeGlxWriter();
+    SpikeGlxWriter(const SpikeGlxWriter&) = delete;
+    SpikeGlxWriter& operator=(const SpikeGlxWriter&) = delete;
+
+    void write(const std::int16_t* frames, std::size_t n_frames);
+    void finish();
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+} // namespace spikeline::io

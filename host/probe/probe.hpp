@@ -1,0 +1,42 @@
+#pragma once
+// Probe geometry in the recording's channel order, read from and written to probeinterface JSON
+// (specification "probeinterface", version 0.2.x: probes[] with ndim, si_units, contact_positions,
+// contact_shapes, contact_shape_params, contact_ids, shank_ids, device_channel_indices).
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace spikeline::probe {
+
+struct Contact {
+    double x_um = 0;
+    double y_um = 0;
+    int shank = 0;
+    std::string id;
+};
+
+/// contacts[c] is the contact wired to recording channel c (device_channel_indices resolved).
+struct Probe {
+    std::string name;
+    std::vector<Contact> contacts;
+
+    int n_channels() const { return static_cast<int>(contacts.size()); }
+    int n_shanks() const;
+    double distance_um(int a, int b) const;
+};
+
+/// The built-in high-density probe: shanks of 128 contacts (8 shanks for 1024 channels), 2 columns 32 um apart,
+/// 20 um vertical pitch, shanks 250 um apart. n_channels not divisible by 128 gives one shank.
+Probe default_probe(int n_channels = 1024);
+
+/// Reads a probeinterface JSON file (the first probe, or all probes concatenated in device-channel order).
+/// Throws InputError on unreadable JSON, missing fields, or channels missing or wired twice.
+Probe read_probeinterface(const std::filesystem::path& path);
+
+/// Writes probeinterface JSON atomically; device_channel_indices are 0..n-1.
+void write_probeinterface(const Probe& probe, const std::filesystem::path& path);
+
+/// For every channel, the other channels on the same shank within radius_um, nearest first (ties by index).
+std::vector<std::vector<int>> neighbours_within(const Probe& probe, double radius_um);
+
+} // namespace spikeline::probe

@@ -1,0 +1,62 @@
+#pragma once
+#include "io/recording.hpp"
+#include "probe/probe.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace spikeline::sim {
+
+struct SimulationConfig {
+    int n_channels = 1024;
+    double sample_rate = 30000.0;
+    double duration_s = 10.0;
+    int n_units = 0;                 ///< 0: 3 units per 10 channels
+    std::uint64_t seed = 1;
+    double microvolts_per_bit = 0.195; ///< Intan-like front end
+    double noise_uv = 10.0;           ///< RMS of the 300-6000 Hz band of the noise, per channel
+    double drift_um_per_s = 0.0;      ///< slow rigid drift along the shank (0: none)
+};
+
+struct GroundTruthUnit {
+    int id = 0;
+    int peak_channel = 0;
+    double snr = 0;   ///< |trough on peak channel after the 300-6000 Hz band-pass| / band-passed noise RMS
+    double rate_hz = 0;
+    std::uint64_t n_spikes = 0;
+};
+
+struct GroundTruthSpike {
+    std::uint64_t sample = 0; ///< sample of the trough on the unit's peak channel
+    std::int32_t unit = 0;
+};
+
+/// A deterministic (per seed) simulated recording generated in chunks with constant memory.
+class Simulator : public io::RecordingSource {
+public:
+    Simulator(const SimulationConfig& config, const probe::Probe& probe);
+    ~Simulator() override;
+
+    const io::RecordingInfo& info() const override;
+    std::size_t read(std::int16_t* dst, std::size_t max_frames) override;
+
+    /// Ground-truth spikes whose trough lies in frames already returned by read() and not yet taken,
+    /// in time order (ties by unit id). Spikes are taken out; call after every read() to keep memory bounded.
+    std::vector<GroundTruthSpike> take_spikes();
+    /// The units; n_spikes counts the spikes generated so far.
+    const std::vector<GroundTruthUnit>& units() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Writes recording.bin/.meta, probe.json and ground_truth/{spike_times.npy, spike_units.npy, units.tsv}
+/// into out_dir. progress(fraction) is called now and then.
+void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe,
+                        const std::filesystem::path& out_dir, const std::function<void(double)>& progress = {});
+
+} // namespace spikeline::sim
