@@ -1,1 +1,475 @@
-// placeholder
+#include "io/npy.hpp"
+#include "io/raw.hpp"
+#include "io/recording.hpp"
+#include "io/spikeglx.hpp"
+#include "util/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace spikeline;
+using namespace spikeline::io;
+
+namespace {
+
+/// A fresh folder per test, removed afterwards.
+class IoTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static std::atomic<int> counter{0};
+        const auto *test = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = fs::temp_directory_path() / ("spikeline_test_io_" + std::to_string(::getpid()) + "_" +
+                                            std::to_string(counter++) + "_" + test->name());
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    fs::path dir_;
+};
+
+/// Runs action, expecting an InputError whose message contains every fragment.
+template <class Action> void expect_input_error(Action &&action, std::initializer_list<std::string> fragments) {
+    try {
+        action();
+        ADD_FAILURE() << "expected an InputError";
+    } catch (const InputError &e) {
+        const std::string message = e.what();
+        for (const auto &fragment : fragments)
+            EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' not in: " << message;
+    }
+}
+
+void write_bytes(const fs::path &path, const std::string &bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const fs::path &path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+void write_text(const fs::path &path, const std::string &text) {
+    std::ofstream out(path);
+    out << text;
+}
+
+/// A hand-made .npy of any version, for headers our writer never produces.
+std::string make_npy(int major, const std::string &dict, const std::string &data) {
+    std::string header = dict;
+    const std::size_t preamble = major == 1 ? 10 : 12;
+    while ((preamble + header.size() + 1) % 64 != 0)
+        header += ' ';
+    header += '\n';
+    std::string bytes = std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
+    const std::size_t length_bytes = major == 1 ? 2 : 4;
+    for (std::size_t i = 0; i < length_bytes; ++i)
+        bytes += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    return bytes + header + data;
+}
+
+/// Bytes from 8 onwards hold the header length; the data must start on a 64-byte boundary.
+std::size_t npy_v1_data_offset(const fs::path &path) {
+    const std::string bytes = read_bytes(path);
+    const auto low = static_cast<unsigned char>(bytes.at(8));
+    const auto high = static_cast<unsigned char>(bytes.at(9));
+    return 10 + (static_cast<std::size_t>(high) << 8 | low);
+}
+
+template <class T> void check_npy_round_trip(const fs::path &dir) {
+    const std::vector<T> values = {std::numeric_limits<T>::lowest(), T(0), T(1), T(42), std::numeric_limits<T>::max()};
+    const fs::path path = dir / (std::string("values_") + (npy_descr<T>() + 1) + ".npy"); // e.g. values_i2.npy
+    write_npy(path, values);
+    EXPECT_EQ(read_npy_vector<T>(path), values) << npy_descr<T>();
+    const NpyArray array = read_npy(path);
+    EXPECT_EQ(array.descr, npy_descr<T>());
+    EXPECT_EQ(array.shape, std::vector<std::size_t>{values.size()});
+    EXPECT_EQ(array.element_count(), values.size());
+    EXPECT_EQ(npy_v1_data_offset(path) % 64, 0u) << npy_descr<T>();
+    EXPECT_EQ(fs::file_size(path), npy_v1_data_offset(path) + values.size() * sizeof(T));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// .npy
+
+TEST_F(IoTest, NpyRoundTripsEveryDtype) {
+    check_npy_round_trip<std::int16_t>(dir_);
+    check_npy_round_trip<std::int32_t>(dir_);
+    check_npy_round_trip<std::int64_t>(dir_);
+    check_npy_round_trip<std::uint64_t>(dir_);
+    check_npy_round_trip<std::uint8_t>(dir_);
+    check_npy_round_trip<float>(dir_);
+    check_npy_round_trip<double>(dir_);
+    EXPECT_STREQ(npy_descr<std::uint8_t>(), "|u1");
+    EXPECT_STREQ(npy_descr<double>(), "<f8");
+}
+
+TEST_F(IoTest, NpyWritesAndReadsTwoDimensionalShape) {
+    std::vector<std::int32_t> matrix(3 * 4);
+    std::iota(matrix.begin(), matrix.end(), -5);
+    const fs::path path = dir_ / "matrix.npy";
+    write_npy(path, matrix.data(), {3, 4});
+    EXPECT_NE(read_bytes(path).find("'shape': (3, 4)"), std::string::npos);
+    const NpyArray array = read_npy(path);
+    EXPECT_EQ(array.shape, (std::vector<std::size_t>{3, 4}));
+    EXPECT_EQ(array.as<std::int32_t>(), matrix);
+    expect_input_error([&] { read_npy_vector<std::int32_t>(path); }, {"matrix.npy", "1-D", "(3, 4)"});
+
+    // An N x 1 column is accepted as a vector.
+    const fs::path column = dir_ / "column.npy";
+    write_npy(column, matrix.data(), {12, 1});
+    EXPECT_EQ(read_npy_vector<std::int32_t>(column), matrix);
+}
+
+TEST_F(IoTest, NpyEmptyArrayRoundTrips) {
+    const fs::path path = dir_ / "empty.npy";
+    write_npy(path, std::vector<double>{});
+    EXPECT_TRUE(read_npy_vector<double>(path).empty());
+    EXPECT_EQ(read_npy(path).shape, std::vector<std::size_t>{0});
+}
+
+TEST_F(IoTest, NpyReadsVersions2And3AndBigEndian) {
+    std::string data;
+    for (const std::int32_t value : {7, -8, 1 << 20})
+        data.append(reinterpret_cast<const char *>(&value), sizeof(value));
+    const std::string dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }";
+    for (const int major : {2, 3}) {
+        const fs::path path = dir_ / std::string("v").append(std::to_string(major)).append(".npy"); // GCC 12 -Wrestrict
+        write_bytes(path, make_npy(major, dict, data));
+        EXPECT_EQ(read_npy_vector<std::int32_t>(path), (std::vector<std::int32_t>{7, -8, 1 << 20})) << major;
+    }
+
+    const std::string big_endian_data("\x00\x00\x01\x02\xff\xff\xff\xfe", 8); // 258, -2
+    const fs::path path = dir_ / "big.npy";
+    write_bytes(path, make_npy(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", big_endian_data));
+    EXPECT_EQ(read_npy_vector<std::int32_t>(path), (std::vector<std::int32_t>{258, -2}));
+}
+
+TEST_F(IoTest, NpyRejectsBadMagic) {
+    const fs::path path = dir_ / "bad_magic.npy";
+    write_bytes(path, "NOT A NUMPY FILE AT ALL");
+    expect_input_error([&] { read_npy(path); }, {"bad_magic.npy", "magic"});
+}
+
+TEST_F(IoTest, NpyRejectsTruncatedData) {
+    const fs::path path = dir_ / "short.npy";
+    write_npy(path, std::vector<std::uint64_t>(100, 3));
+    fs::resize_file(path, npy_v1_data_offset(path) + 40);
+    expect_input_error([&] { read_npy(path); }, {"short.npy", "truncated", "100 elements of <u8", "only 40 bytes"});
+}
+
+TEST_F(IoTest, NpyRejectsWrongDtypeRequested) {
+    const fs::path path = dir_ / "int16.npy";
+    write_npy(path, std::vector<std::int16_t>{1, 2, 3});
+    expect_input_error([&] { read_npy_vector<double>(path); }, {"int16.npy", "<i2", "<f8"});
+    expect_input_error([&] { (void)read_npy(path).as<float>(); }, {"<i2", "<f4"});
+}
+
+TEST_F(IoTest, NpyRejectsUnsupportedHeaders) {
+    const fs::path complex_path = dir_ / "complex.npy";
+    write_bytes(complex_path,
+                make_npy(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", std::string(16, '\0')));
+    expect_input_error([&] { read_npy(complex_path); }, {"complex.npy", "unsupported dtype '<c16'"});
+
+    const fs::path fortran_path = dir_ / "fortran.npy";
+    write_bytes(fortran_path,
+                make_npy(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", std::string(32, '\0')));
+    expect_input_error([&] { read_npy(fortran_path); }, {"fortran.npy", "Fortran"});
+
+    const fs::path garbled_path = dir_ / "garbled.npy";
+    write_bytes(garbled_path, make_npy(1, "{'descr': '<f8', 'shape': [2], }", std::string(16, '\0')));
+    expect_input_error([&] { read_npy(garbled_path); }, {"garbled.npy", "malformed .npy header"});
+
+    expect_input_error([&] { read_npy(dir_ / "absent.npy"); }, {"absent.npy", "no such file"});
+}
+
+TEST_F(IoTest, NpyAppendWriterWritesFixedHeaderAndFinalShape) {
+    const fs::path path = dir_ / "appended.npy";
+    std::vector<std::int64_t> expected;
+    {
+        NpyAppendWriter<std::int64_t> writer(path);
+        for (std::int64_t chunk = 0; chunk < 5; ++chunk) {
+            std::vector<std::int64_t> values(static_cast<std::size_t>(chunk) * 1000 + 1);
+            std::iota(values.begin(), values.end(), chunk * 100000);
+            writer.append(values.data(), values.size());
+            expected.insert(expected.end(), values.begin(), values.end());
+        }
+        writer.append(std::int64_t{-9});
+        expected.push_back(-9);
+        EXPECT_EQ(writer.size(), expected.size());
+        EXPECT_FALSE(fs::exists(path)) << "the output must appear only on finish()";
+        writer.finish();
+    }
+    EXPECT_EQ(npy_v1_data_offset(path), 128u);
+    EXPECT_EQ(read_npy_vector<std::int64_t>(path), expected);
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1) << "temporary file left";
+}
+
+TEST_F(IoTest, NpyAppendWriterWithoutFinishLeavesNothing) {
+    const fs::path path = dir_ / "abandoned.npy";
+    {
+        NpyAppendWriter<float> writer(path);
+        writer.append(1.5f);
+        EXPECT_FALSE(fs::is_empty(dir_)) << "the temporary file should exist while writing";
+    }
+    EXPECT_FALSE(fs::exists(path));
+    EXPECT_TRUE(fs::is_empty(dir_));
+
+    const fs::path empty_path = dir_ / "none.npy";
+    NpyAppendWriter<std::uint8_t> empty_writer(empty_path);
+    empty_writer.finish();
+    EXPECT_TRUE(read_npy_vector<std::uint8_t>(empty_path).empty());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SpikeGLX
+
+std::vector<std::int16_t> ramp_frames(std::size_t n_frames, int n_channels) {
+    std::vector<std::int16_t> samples(n_frames * static_cast<std::size_t>(n_channels));
+    for (std::size_t i = 0; i < samples.size(); ++i)
+        samples[i] = static_cast<std::int16_t>(static_cast<int>(i * 37 % 65536) - 32768);
+    return samples;
+}
+
+std::vector<std::int16_t> read_all(RecordingSource &source, std::size_t chunk_frames) {
+    const auto channels = static_cast<std::size_t>(source.info().n_channels);
+    std::vector<std::int16_t> all;
+    std::vector<std::int16_t> chunk(chunk_frames * channels);
+    while (const std::size_t frames = source.read(chunk.data(), chunk_frames)) {
+        EXPECT_LE(frames, chunk_frames);
+        all.insert(all.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(frames * channels));
+    }
+    return all;
+}
+
+/// Writes NAME.bin/NAME.meta with our writer and returns the .bin path.
+fs::path write_spikeglx(const fs::path &dir, const std::string &name, const std::vector<std::int16_t> &samples,
+                        int n_channels, double sample_rate = 30000.0, double microvolts_per_bit = 2.34375) {
+    const fs::path bin = dir / (name + ".bin");
+    SpikeGlxWriter writer(bin, n_channels, sample_rate, microvolts_per_bit);
+    const std::size_t n_frames = samples.size() / static_cast<std::size_t>(n_channels);
+    const std::size_t half = n_frames / 2;
+    writer.write(samples.data(), half);
+    writer.write(samples.data() + half * static_cast<std::size_t>(n_channels), n_frames - half);
+    writer.finish();
+    return bin;
+}
+
+TEST_F(IoTest, SpikeGlxWriteReadRoundTrip) {
+    const int n_channels = 5;
+    const auto samples = ramp_frames(1003, n_channels);
+    const fs::path bin = write_spikeglx(dir_, "run_g0_t0.imec0.ap", samples, n_channels, 30000.25, 0.195);
+    const fs::path meta = dir_ / "run_g0_t0.imec0.ap.meta";
+    ASSERT_TRUE(fs::exists(meta));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 2) << "temporary file left";
+
+    const MetaMap keys = read_spikeglx_meta(meta);
+    EXPECT_EQ(keys.at("nSavedChans"), "5");
+    EXPECT_EQ(keys.at("fileSizeBytes"), std::to_string(samples.size() * 2));
+    EXPECT_EQ(keys.at("snsApLfSy"), "5,0,0");
+    EXPECT_EQ(keys.at("snsSaveChanSubset"), "all");
+    EXPECT_NEAR(std::stod(keys.at("fileTimeSecs")), 1003 / 30000.25, 1e-12);
+    for (const char *key : {"imSampRate", "imAiRangeMax", "imAiRangeMin", "imMaxInt", "typeThis"})
+        EXPECT_TRUE(keys.contains(key)) << key;
+
+    auto source = open_spikeglx(bin);
+    const RecordingInfo &info = source->info();
+    EXPECT_EQ(info.n_channels, n_channels);
+    EXPECT_DOUBLE_EQ(info.sample_rate, 30000.25);
+    EXPECT_EQ(info.n_frames, 1003u);
+    EXPECT_NEAR(info.microvolts_per_bit, 0.195, 1e-12);
+    EXPECT_EQ(info.format, "spikeglx");
+    EXPECT_EQ(info.data_path, bin);
+    EXPECT_EQ(read_all(*source, 64), samples);
+    std::int16_t spare[n_channels];
+    EXPECT_EQ(source->read(spare, 1), 0u);
+}
+
+TEST_F(IoTest, SpikeGlxWriterWithoutFinishLeavesNothing) {
+    {
+        SpikeGlxWriter writer(dir_ / "lost.bin", 2, 1000.0, 1.0);
+        const std::vector<std::int16_t> frame = {1, 2};
+        writer.write(frame.data(), 1);
+    }
+    EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(IoTest, SpikeGlxGainFromImroTableNidqAndUnknown) {
+    const std::string common = "nSavedChans=2\nfileSizeBytes=8\n";
+    const std::string data(8, '\0');
+    const auto open_with = [&](const std::string &name, const std::string &meta) {
+        write_bytes(dir_ / (name + ".bin"), data);
+        write_text(dir_ / (name + ".meta"), meta);
+        return open_spikeglx(dir_ / (name + ".bin"));
+    };
+    // Neuropixels 1.0: range 0.6 V, 10-bit ADC (imMaxInt 512), AP gain 500 from the first entry, LF gain 250.
+    const std::string np1 = common + "imSampRate=30000\nimAiRangeMax=0.6\nimAiRangeMin=-0.6\nimMaxInt=512\n"
+                                     "~imroTbl=(0,384)(0 0 0 500 250 1)(1 0 0 500 250 1)\n";
+    EXPECT_NEAR(open_with("np1.imec0.ap", np1)->info().microvolts_per_bit, 0.6 / 512 / 500 * 1e6, 1e-9);
+    EXPECT_NEAR(open_with("np1.imec0.lf", np1)->info().microvolts_per_bit, 0.6 / 512 / 250 * 1e6, 1e-9);
+    // Neuropixels 2.0 entries carry no gain: the stated imChan0apGain applies.
+    const std::string np2 = common + "imSampRate=30000\nimAiRangeMax=0.62\nimMaxInt=8192\nimChan0apGain=80\n"
+                                     "~imroTbl=(24,384)(0 0 0 0 0)(1 0 0 0 1)\n";
+    EXPECT_NEAR(open_with("np2", np2)->info().microvolts_per_bit, 0.62 / 8192 / 80 * 1e6, 1e-9);
+    const std::string nidq = common + "niSampRate=25000\nniAiRangeMax=5\nniMaxInt=32768\nniMNGain=200\n";
+    auto nidq_source = open_with("nidq", nidq);
+    EXPECT_NEAR(nidq_source->info().microvolts_per_bit, 5.0 / 32768 / 200 * 1e6, 1e-9);
+    EXPECT_DOUBLE_EQ(nidq_source->info().sample_rate, 25000.0);
+    EXPECT_EQ(open_with("plain", common + "imSampRate=30000\n")->info().microvolts_per_bit, 0.0);
+}
+
+TEST_F(IoTest, SpikeGlxMetaParsing) {
+    const fs::path meta = dir_ / "parse.meta";
+    write_text(meta, "nSavedChans=3\r\n\n~imroTbl=(0,3)(0 0 0 500 250 1)\nacqApLfSy=384,384,1\nempty=\n");
+    const MetaMap keys = read_spikeglx_meta(meta);
+    EXPECT_EQ(keys.size(), 4u);
+    EXPECT_EQ(keys.at("nSavedChans"), "3");
+    EXPECT_EQ(keys.at("~imroTbl"), "(0,3)(0 0 0 500 250 1)");
+    EXPECT_EQ(keys.at("acqApLfSy"), "384,384,1");
+    EXPECT_EQ(keys.at("empty"), "");
+
+    write_text(meta, "nSavedChans=3\nimSampRate=30000\nthis line has no equals sign\n");
+    expect_input_error([&] { read_spikeglx_meta(meta); }, {"parse.meta:3", "key=value"});
+    expect_input_error([&] { read_spikeglx_meta(dir_ / "absent.meta"); }, {"absent.meta"});
+}
+
+TEST_F(IoTest, SpikeGlxRejectsTruncatedBin) {
+    const auto samples = ramp_frames(100, 4);
+    const fs::path bin = write_spikeglx(dir_, "cut", samples, 4);
+    fs::resize_file(bin, 50 * 4 * 2);
+    expect_input_error([&] { open_spikeglx(bin); }, {"cut.bin", "400 bytes", "fileSizeBytes=800", "truncated"});
+}
+
+TEST_F(IoTest, SpikeGlxReadFailsWhenFileShrinksMidFrame) {
+    const auto samples = ramp_frames(100, 4);
+    const fs::path bin = write_spikeglx(dir_, "shrinks", samples, 4);
+    auto source = open_spikeglx(bin);
+    fs::resize_file(bin, 10 * 4 * 2 + 3); // ends in the middle of frame 10
+    std::vector<std::int16_t> buffer(100 * 4);
+    expect_input_error([&] { source->read(buffer.data(), 100); }, {"shrinks.bin", "truncated"});
+}
+
+TEST_F(IoTest, SpikeGlxRejectsMissingKeys) {
+    const std::string data(16, '\0');
+    const std::vector<std::string> lines = {"nSavedChans=2", "imSampRate=30000", "fileSizeBytes=16"};
+    for (std::size_t skip = 0; skip < lines.size(); ++skip) {
+        std::string meta;
+        for (std::size_t i = 0; i < lines.size(); ++i)
+            if (i != skip)
+                meta += lines[i] + "\n";
+        write_bytes(dir_ / "keys.bin", data);
+        write_text(dir_ / "keys.meta", meta);
+        const std::string key = lines[skip].substr(0, lines[skip].find('='));
+        expect_input_error([&] { open_spikeglx(dir_ / "keys.bin"); }, {"keys.meta", "missing key " + key});
+    }
+    write_text(dir_ / "keys.meta", "nSavedChans=two\nimSampRate=30000\nfileSizeBytes=16\n");
+    expect_input_error([&] { open_spikeglx(dir_ / "keys.bin"); }, {"nSavedChans=two", "not a number"});
+    write_text(dir_ / "keys.meta", "nSavedChans=0\nimSampRate=30000\nfileSizeBytes=16\n");
+    expect_input_error([&] { open_spikeglx(dir_ / "keys.bin"); }, {"nSavedChans must be positive"});
+}
+
+TEST_F(IoTest, SpikeGlxRejectsSizeNotDividingByChannels) {
+    write_bytes(dir_ / "odd.bin", std::string(10, '\0'));
+    write_text(dir_ / "odd.meta", "nSavedChans=4\nimSampRate=30000\nfileSizeBytes=10\n");
+    expect_input_error([&] { open_spikeglx(dir_ / "odd.bin"); },
+                       {"odd.bin", "10 bytes", "4 int16 channels", "2 bytes left over"});
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// open_recording and raw files
+
+TEST_F(IoTest, OpenRecordingDispatchesSpikeGlxByBinMetaAndFolder) {
+    const auto samples = ramp_frames(20, 3);
+    const fs::path bin = write_spikeglx(dir_, "rec", samples, 3);
+    for (const fs::path &input : {bin, fs::path(dir_ / "rec.meta"), dir_}) {
+        auto source = open_recording(input, {});
+        EXPECT_EQ(source->info().format, "spikeglx") << input;
+        EXPECT_EQ(source->info().data_path, bin) << input;
+        EXPECT_EQ(source->info().n_channels, 3);
+        EXPECT_EQ(read_all(*source, 7), samples) << input;
+    }
+
+    OpenOptions options;
+    options.microvolts_per_bit = 0.5;
+    EXPECT_DOUBLE_EQ(open_recording(bin, options)->info().microvolts_per_bit, 0.5);
+    options.n_channels = 4;
+    expect_input_error([&] { open_recording(bin, options); }, {"--channels 4", "nSavedChans=3"});
+
+    fs::remove(bin);
+    expect_input_error([&] { open_recording(dir_ / "rec.meta", {}); }, {"rec.bin", "missing"});
+}
+
+TEST_F(IoTest, OpenRecordingFolderNeedsExactlyOnePair) {
+    expect_input_error([&] { open_recording(dir_, {}); }, {"holds no SpikeGLX recording"});
+    write_spikeglx(dir_, "first", ramp_frames(4, 2), 2);
+    write_spikeglx(dir_, "second", ramp_frames(4, 2), 2);
+    write_bytes(dir_ / "stray.bin", std::string(8, '\0')); // no .meta: not a candidate
+    expect_input_error([&] { open_recording(dir_, {}); }, {"holds 2 SpikeGLX recordings", "first.bin", "second.bin"});
+}
+
+TEST_F(IoTest, OpenRecordingReadsRawWithChannelsAndRate) {
+    const auto samples = ramp_frames(50, 8);
+    const fs::path path = dir_ / "raw.dat";
+    write_bytes(path, std::string(reinterpret_cast<const char *>(samples.data()), samples.size() * 2));
+
+    expect_input_error([&] { open_recording(path, {}); }, {"raw.dat", "pass --channels and --sample-rate"});
+    OpenOptions only_channels;
+    only_channels.n_channels = 8;
+    expect_input_error([&] { open_recording(path, only_channels); }, {"--sample-rate"});
+
+    OpenOptions options;
+    options.n_channels = 8;
+    options.sample_rate = 20000.0;
+    auto source = open_recording(path, options);
+    EXPECT_EQ(source->info().format, "raw");
+    EXPECT_EQ(source->info().n_frames, 50u);
+    EXPECT_EQ(source->info().microvolts_per_bit, 0.0);
+    EXPECT_DOUBLE_EQ(source->info().sample_rate, 20000.0);
+    EXPECT_EQ(read_all(*source, 16), samples);
+
+    // A .bin without a .meta is raw too.
+    const fs::path bare_bin = dir_ / "bare.bin";
+    fs::copy_file(path, bare_bin);
+    EXPECT_EQ(open_recording(bare_bin, options)->info().format, "raw");
+
+    expect_input_error([&] { open_recording(dir_ / "nowhere.dat", options); }, {"nowhere.dat", "does not exist"});
+}
+
+TEST_F(IoTest, RawRejectsBadSizesAndOptions) {
+    const fs::path path = dir_ / "odd.raw";
+    write_bytes(path, std::string(1001, '\0'));
+    expect_input_error([&] { open_raw(path, 4, 30000.0, 0.0); },
+                       {"odd.raw", "1001 bytes", "4 int16 channels", "1 bytes left over", "check --channels"});
+    expect_input_error([&] { open_raw(path, 0, 30000.0, 0.0); }, {"between 1 and 65536"});
+    expect_input_error([&] { open_raw(path, 70000, 30000.0, 0.0); }, {"between 1 and 65536"});
+    expect_input_error([&] { open_raw(path, 1, 0.0, 0.0); }, {"--sample-rate"});
+
+    const fs::path empty = dir_ / "empty.raw";
+    write_bytes(empty, "");
+    expect_input_error([&] { open_raw(empty, 1, 30000.0, 0.0); }, {"empty.raw", "empty"});
+
+    // 1001 bytes is not a whole number of 1-channel frames either; 1000 bytes is 500 frames.
+    expect_input_error([&] { open_raw(path, 1, 30000.0, 0.0); }, {"1 bytes left over"});
+    fs::resize_file(path, 1000);
+    auto one_channel = open_raw(path, 1, 30000.0, 0.25);
+    EXPECT_EQ(one_channel->info().n_frames, 500u);
+    EXPECT_DOUBLE_EQ(one_channel->info().microvolts_per_bit, 0.25);
+}
+
+} // namespace

@@ -1,1 +1,92 @@
-// placeholder
+#include "io/recording.hpp"
+
+#include "io/raw.hpp"
+#include "io/spikeglx.hpp"
+#include "util/errors.hpp"
+
+#include <algorithm>
+#include <system_error>
+#include <vector>
+
+namespace spikeline::io {
+
+namespace {
+
+bool has_meta_beside(const std::filesystem::path &bin_path) {
+    std::filesystem::path meta_path = bin_path;
+    meta_path.replace_extension(".meta");
+    std::error_code ec;
+    return std::filesystem::is_regular_file(meta_path, ec);
+}
+
+/// The single NAME.bin with a NAME.meta in folder.
+std::filesystem::path find_spikeglx_bin(const std::filesystem::path &folder) {
+    std::vector<std::filesystem::path> candidates;
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator(folder, ec)) {
+        const auto &path = entry.path();
+        if (entry.is_regular_file(ec) && path.extension() == ".bin" && has_meta_beside(path))
+            candidates.push_back(path);
+    }
+    require(!ec, "cannot list folder " + folder.string() + ": " + ec.message());
+    require(!candidates.empty(), "folder " + folder.string() +
+                                     " holds no SpikeGLX recording (a NAME.bin beside a NAME.meta): pass the "
+                                     "recording file itself");
+    if (candidates.size() > 1) {
+        std::sort(candidates.begin(), candidates.end());
+        std::string names;
+        for (const auto &path : candidates)
+            names += "\n  " + path.string();
+        throw InputError("folder " + folder.string() + " holds " + std::to_string(candidates.size()) +
+                         " SpikeGLX recordings; pass one of them:" + names);
+    }
+    return candidates.front();
+}
+
+std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesystem::path &bin_path,
+                                                            const OpenOptions &options) {
+    RecordingInfo info = read_spikeglx_info(bin_path);
+    require(!options.n_channels || *options.n_channels == info.n_channels,
+            bin_path.string() + ": --channels " + std::to_string(options.n_channels.value_or(0)) +
+                " disagrees with nSavedChans=" + std::to_string(info.n_channels) +
+                " in its .meta: drop --channels for SpikeGLX recordings");
+    // Explicit options win over the .meta, e.g. a calibrated sample rate or a gain the .meta lacks.
+    if (options.sample_rate) {
+        require(*options.sample_rate > 0, "--sample-rate must be positive");
+        info.sample_rate = *options.sample_rate;
+    }
+    if (options.microvolts_per_bit) {
+        require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
+        info.microvolts_per_bit = *options.microvolts_per_bit;
+    }
+    return open_interleaved_int16(std::move(info));
+}
+
+} // namespace
+
+std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path &input, const OpenOptions &options) {
+    std::error_code ec;
+    require(std::filesystem::exists(input, ec), input.string() + " does not exist: check the path");
+
+    if (std::filesystem::is_directory(input, ec))
+        return open_spikeglx_with_options(find_spikeglx_bin(input), options);
+
+    if (input.extension() == ".meta") {
+        std::filesystem::path bin_path = input;
+        bin_path.replace_extension(".bin");
+        require(std::filesystem::is_regular_file(bin_path, ec), input.string() + ": its data file " +
+                                                                    bin_path.filename().string() +
+                                                                    " is missing: keep the .bin beside the .meta");
+        return open_spikeglx_with_options(bin_path, options);
+    }
+
+    if (input.extension() == ".bin" && has_meta_beside(input))
+        return open_spikeglx_with_options(input, options);
+
+    require(options.n_channels.has_value() && options.sample_rate.has_value(),
+            input.string() + " has no SpikeGLX .meta beside it, so it is read as raw interleaved int16: pass "
+                             "--channels and --sample-rate for raw int16 files");
+    return open_raw(input, *options.n_channels, *options.sample_rate, options.microvolts_per_bit.value_or(0.0));
+}
+
+} // namespace spikeline::io

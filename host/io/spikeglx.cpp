@@ -1,1 +1,275 @@
-// placeholder
+#include "io/spikeglx.hpp"
+
+#include "io/raw.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <unistd.h>
+#include <vector>
+
+namespace spikeline::io {
+
+namespace {
+
+std::string trim(const std::string &text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos)
+        return {};
+    const auto last = text.find_last_not_of(" \t\r\n");
+    return text.substr(first, last - first + 1);
+}
+
+template <class Number> std::optional<Number> parse_number(const std::string &text) {
+    Number value{};
+    const char *begin = text.data();
+    const char *end = text.data() + text.size();
+    if (begin != end && *begin == '+')
+        ++begin;
+    const auto [stop, ec] = std::from_chars(begin, end, value);
+    if (ec != std::errc() || stop != end)
+        return std::nullopt;
+    return value;
+}
+
+std::optional<std::string> find_key(const MetaMap &meta, const std::string &key) {
+    const auto it = meta.find(key);
+    if (it == meta.end())
+        return std::nullopt;
+    return it->second;
+}
+
+/// A required numeric key, with an error naming the .meta file, the key and what it should hold.
+template <class Number>
+Number required_number(const MetaMap &meta, const std::filesystem::path &meta_path, const std::string &key,
+                       const std::string &meaning) {
+    const auto text = find_key(meta, key);
+    require(text.has_value(), meta_path.string() + ": missing key " + key + " (" + meaning +
+                                  "): the .meta file is incomplete or not a SpikeGLX .meta");
+    const auto value = parse_number<Number>(*text);
+    require(value.has_value(), meta_path.string() + ": " + key + "=" + *text + " is not a number (" + meaning + ")");
+    return *value;
+}
+
+std::optional<double> optional_number(const MetaMap &meta, const std::string &key) {
+    const auto text = find_key(meta, key);
+    return text ? parse_number<double>(*text) : std::nullopt;
+}
+
+/// The numbers of the first channel entry of ~imroTbl, "(type,nchan)(chan bank refid apgain lfgain hpfilt)...".
+std::vector<double> first_imro_entry(const MetaMap &meta) {
+    const auto table = find_key(meta, "~imroTbl");
+    if (!table)
+        return {};
+    const auto header_end = table->find(')');
+    if (header_end == std::string::npos)
+        return {};
+    const auto open = table->find('(', header_end);
+    const auto close = open == std::string::npos ? std::string::npos : table->find(')', open);
+    if (close == std::string::npos)
+        return {};
+    std::istringstream entry(table->substr(open + 1, close - open - 1));
+    std::vector<double> numbers;
+    for (std::string token; entry >> token;) {
+        const auto value = parse_number<double>(token);
+        if (!value)
+            return {};
+        numbers.push_back(*value);
+    }
+    return numbers;
+}
+
+/// Gain of the first channel for the stream in this file: Neuropixels 1.0 ~imroTbl entries carry the AP gain
+/// (4th number) and LF gain (5th); other probes state it as imChan0apGain / imChan0lfGain; otherwise 1.
+double imec_channel_gain(const MetaMap &meta, bool lfp_stream) {
+    constexpr std::size_t kNp1EntryNumbers = 6;
+    const std::vector<double> entry = first_imro_entry(meta);
+    if (entry.size() == kNp1EntryNumbers) {
+        const double gain = entry[lfp_stream ? 4 : 3];
+        if (gain > 0)
+            return gain;
+    }
+    const auto stated = optional_number(meta, lfp_stream ? "imChan0lfGain" : "imChan0apGain");
+    if (stated && *stated > 0)
+        return *stated;
+    return 1.0;
+}
+
+/// Microvolts per ADC bit from the voltage range, the ADC full scale and the amplifier gain; 0 when unknown.
+double microvolts_per_bit_from(const MetaMap &meta, bool lfp_stream) {
+    const auto im_range = optional_number(meta, "imAiRangeMax");
+    const auto im_max_int = optional_number(meta, "imMaxInt");
+    if (im_range && im_max_int && *im_max_int > 0)
+        return *im_range / *im_max_int / imec_channel_gain(meta, lfp_stream) * 1e6;
+    const auto ni_range = optional_number(meta, "niAiRangeMax");
+    const auto ni_max_int = optional_number(meta, "niMaxInt");
+    if (ni_range && ni_max_int && *ni_max_int > 0) {
+        const auto gain = optional_number(meta, "niMNGain");
+        return *ni_range / *ni_max_int / (gain && *gain > 0 ? *gain : 1.0) * 1e6;
+    }
+    return 0.0;
+}
+
+/// The shortest text that reads back as exactly value.
+std::string format_double(double value) {
+    std::array<char, 32> buffer{};
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+    return std::string(buffer.data(), result.ptr);
+}
+
+} // namespace
+
+MetaMap read_spikeglx_meta(const std::filesystem::path &meta_path) {
+    std::ifstream in(meta_path);
+    require(in.is_open(), "cannot read " + meta_path.string() + ": check that it exists and is readable");
+    MetaMap meta;
+    std::string line;
+    for (int line_number = 1; std::getline(in, line); ++line_number) {
+        const std::string content = trim(line);
+        if (content.empty())
+            continue;
+        const auto equals = content.find('=');
+        require(equals != std::string::npos && equals > 0, meta_path.string() + ":" + std::to_string(line_number) +
+                                                               ": expected key=value, found '" + content +
+                                                               "': is this a SpikeGLX .meta file?");
+        meta[trim(content.substr(0, equals))] = trim(content.substr(equals + 1));
+    }
+    require(!in.bad(), "read error in " + meta_path.string());
+    return meta;
+}
+
+RecordingInfo read_spikeglx_info(const std::filesystem::path &bin_path) {
+    std::filesystem::path meta_path = bin_path;
+    meta_path.replace_extension(".meta");
+    std::error_code ec;
+    require(std::filesystem::is_regular_file(meta_path, ec),
+            bin_path.string() + ": no " + meta_path.filename().string() +
+                " beside it: SpikeGLX recordings need their .meta file");
+    const MetaMap meta = read_spikeglx_meta(meta_path);
+
+    const int n_channels = required_number<int>(meta, meta_path, "nSavedChans", "the number of saved channels");
+    require(n_channels > 0, meta_path.string() + ": nSavedChans must be positive");
+    const bool nidq = !meta.contains("imSampRate") && meta.contains("niSampRate");
+    const double sample_rate =
+        required_number<double>(meta, meta_path, nidq ? "niSampRate" : "imSampRate", "the sampling rate in Hz");
+    require(std::isfinite(sample_rate) && sample_rate > 0, meta_path.string() + ": the sampling rate must be positive");
+    const auto declared_size =
+        required_number<std::uint64_t>(meta, meta_path, "fileSizeBytes", "the size of the .bin file");
+
+    require(std::filesystem::is_regular_file(bin_path, ec), bin_path.string() + ": no such file: check the path");
+    const std::uintmax_t actual_size = std::filesystem::file_size(bin_path, ec);
+    require(!ec, bin_path.string() + ": cannot read its size: " + ec.message());
+    require(actual_size == declared_size, bin_path.string() + " is " + std::to_string(actual_size) + " bytes but " +
+                                              meta_path.filename().string() +
+                                              " says fileSizeBytes=" + std::to_string(declared_size) +
+                                              ": the recording is truncated or the .meta belongs to another file");
+    const std::uint64_t frame_bytes = static_cast<std::uint64_t>(n_channels) * sizeof(std::int16_t);
+    require(actual_size % frame_bytes == 0,
+            bin_path.string() + " is " + std::to_string(actual_size) + " bytes, not a whole number of frames of " +
+                std::to_string(n_channels) + " int16 channels (" + std::to_string(actual_size % frame_bytes) +
+                " bytes left over): nSavedChans in the .meta is wrong or the file is damaged");
+
+    // SpikeGLX names the LFP band of an imec probe NAME.imecN.lf.bin; its gain is the LF gain.
+    const bool lfp_stream = bin_path.stem().extension() == ".lf";
+    RecordingInfo info;
+    info.n_channels = n_channels;
+    info.sample_rate = sample_rate;
+    info.n_frames = actual_size / frame_bytes;
+    info.microvolts_per_bit = microvolts_per_bit_from(meta, lfp_stream);
+    info.format = "spikeglx";
+    info.data_path = bin_path;
+    return info;
+}
+
+std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path &bin_path) {
+    return open_interleaved_int16(read_spikeglx_info(bin_path));
+}
+
+struct SpikeGlxWriter::State {
+    std::filesystem::path bin_path;
+    std::filesystem::path temporary;
+    std::ofstream out;
+    int n_channels = 0;
+    double sample_rate = 0;
+    double microvolts_per_bit = 0;
+    std::uint64_t frames_written = 0;
+    bool finished = false;
+};
+
+SpikeGlxWriter::SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate,
+                               double microvolts_per_bit)
+    : state_(std::make_unique<State>()) {
+    require(n_channels > 0, "SpikeGLX output " + bin_path.string() + ": the channel count must be positive");
+    require(std::isfinite(sample_rate) && sample_rate > 0,
+            "SpikeGLX output " + bin_path.string() + ": the sample rate must be positive");
+    require(std::isfinite(microvolts_per_bit) && microvolts_per_bit >= 0,
+            "SpikeGLX output " + bin_path.string() + ": microvolts per bit must be positive (or 0 when unknown)");
+    state_->temporary = bin_path.string() + ".tmp" + std::to_string(::getpid());
+    state_->bin_path = std::move(bin_path);
+    state_->n_channels = n_channels;
+    state_->sample_rate = sample_rate;
+    state_->microvolts_per_bit = microvolts_per_bit;
+    state_->out.open(state_->temporary, std::ios::binary | std::ios::trunc);
+    require(state_->out.is_open(),
+            "cannot create " + state_->temporary.string() + ": check that the folder exists and is writable");
+}
+
+SpikeGlxWriter::~SpikeGlxWriter() {
+    if (state_ && !state_->finished) {
+        state_->out.close();
+        std::error_code ignored;
+        std::filesystem::remove(state_->temporary, ignored);
+    }
+}
+
+void SpikeGlxWriter::write(const std::int16_t *frames, std::size_t n_frames) {
+    require(!state_->finished, "SpikeGLX output " + state_->bin_path.string() + ": write after finish");
+    const std::size_t bytes = n_frames * static_cast<std::size_t>(state_->n_channels) * sizeof(std::int16_t);
+    state_->out.write(reinterpret_cast<const char *>(frames), static_cast<std::streamsize>(bytes));
+    require(state_->out.good(), "write to " + state_->temporary.string() + " failed (disk full?)");
+    state_->frames_written += n_frames;
+}
+
+void SpikeGlxWriter::finish() {
+    State &state = *state_;
+    require(!state.finished, "SpikeGLX output " + state.bin_path.string() + ": finish called twice");
+    state.out.flush();
+    require(state.out.good(), "write to " + state.temporary.string() + " failed (disk full?)");
+    state.out.close();
+
+    const std::uint64_t file_size =
+        state.frames_written * static_cast<std::uint64_t>(state.n_channels) * sizeof(std::int16_t);
+    // The gain is encoded with imMaxInt=32768 and imChan0apGain=1, so imAiRangeMax alone carries the scale:
+    // imAiRangeMax / imMaxInt / gain * 1e6 == microvolts_per_bit, which is what read_spikeglx_info computes.
+    constexpr double kMaxInt = 32768.0;
+    const double range_volts = state.microvolts_per_bit * kMaxInt / 1e6;
+    std::ostringstream meta;
+    meta << "typeThis=imec\n"
+         << "nSavedChans=" << state.n_channels << "\n"
+         << "snsApLfSy=" << state.n_channels << ",0,0\n"
+         << "snsSaveChanSubset=all\n"
+         << "imSampRate=" << format_double(state.sample_rate) << "\n"
+         << "fileSizeBytes=" << file_size << "\n"
+         << "fileTimeSecs=" << format_double(static_cast<double>(state.frames_written) / state.sample_rate) << "\n"
+         << "imAiRangeMax=" << format_double(range_volts) << "\n"
+         << "imAiRangeMin=" << format_double(-range_volts) << "\n"
+         << "imMaxInt=" << static_cast<int>(kMaxInt) << "\n"
+         << "imChan0apGain=1\n";
+
+    // The .bin goes into place first: the .meta appearing last marks the pair as complete.
+    std::error_code ec;
+    std::filesystem::rename(state.temporary, state.bin_path, ec);
+    require(!ec, "cannot rename " + state.temporary.string() + " to " + state.bin_path.string() + ": " + ec.message());
+    state.finished = true;
+    std::filesystem::path meta_path = state.bin_path;
+    meta_path.replace_extension(".meta");
+    write_text_file(meta_path, meta.str());
+}
+
+} // namespace spikeline::io

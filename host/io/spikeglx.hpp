@@ -15,6 +15,10 @@ using MetaMap = std::map<std::string, std::string>;
 /// Parses a .meta file; throws InputError on unreadable files or malformed lines.
 MetaMap read_spikeglx_meta(const std::filesystem::path& meta_path);
 
+/// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes, without
+/// opening the data; open_spikeglx streams what this describes.
+RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path);
+
 /// Opens a SpikeGLX pair, checking the .bin size against nSavedChans and fileSizeBytes.
 std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_path);
 
