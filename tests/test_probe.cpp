@@ -1,1 +1,264 @@
-// placeholder
+#include "probe/probe.hpp"
+#include "util/errors.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace spikeline;
+using namespace spikeline::probe;
+
+namespace {
+
+class ProbeTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static std::atomic<int> counter{0};
+        const auto *test = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = fs::temp_directory_path() / ("spikeline_test_probe_" + std::to_string(::getpid()) + "_" +
+                                            std::to_string(counter++) + "_" + test->name());
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    fs::path write(const std::string &name, const std::string &text) const {
+        const fs::path path = dir_ / name;
+        std::ofstream(path) << text;
+        return path;
+    }
+
+    fs::path dir_;
+};
+
+template <class Action> void expect_input_error(Action &&action, std::initializer_list<std::string> fragments) {
+    try {
+        action();
+        ADD_FAILURE() << "expected an InputError";
+    } catch (const InputError &e) {
+        const std::string message = e.what();
+        for (const auto &fragment : fragments)
+            EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' not in: " << message;
+    }
+}
+
+TEST(DefaultProbe, HasEightShanksOfTwoColumnsFor1024Channels) {
+    const Probe probe = default_probe();
+    ASSERT_EQ(probe.n_channels(), 1024);
+    EXPECT_EQ(probe.n_shanks(), 8);
+    EXPECT_FALSE(probe.name.empty());
+    for (int c = 0; c < probe.n_channels(); ++c) {
+        const Contact &contact = probe.contacts[static_cast<std::size_t>(c)];
+        const int shank = c / 128;
+        const int within = c % 128;
+        EXPECT_EQ(contact.shank, shank);
+        EXPECT_DOUBLE_EQ(contact.x_um, shank * 250.0 + (within % 2) * 32.0) << c;
+        EXPECT_DOUBLE_EQ(contact.y_um, (within / 2) * 20.0) << c;
+    }
+    EXPECT_EQ(probe.contacts[17].id, "s0e17");
+    EXPECT_EQ(probe.contacts[129].id, "s1e1");
+    EXPECT_EQ(probe.contacts[1023].id, "s7e127");
+    EXPECT_DOUBLE_EQ(probe.contacts[1023].x_um, 7 * 250.0 + 32.0);
+    EXPECT_DOUBLE_EQ(probe.contacts[1023].y_um, 63 * 20.0);
+
+    // Column pitch, row pitch and the diagonal.
+    EXPECT_DOUBLE_EQ(probe.distance_um(0, 1), 32.0);
+    EXPECT_DOUBLE_EQ(probe.distance_um(0, 2), 20.0);
+    EXPECT_DOUBLE_EQ(probe.distance_um(0, 3), std::hypot(32.0, 20.0));
+    EXPECT_DOUBLE_EQ(probe.distance_um(0, 128), 250.0);
+}
+
+TEST(DefaultProbe, OtherSizes) {
+    const Probe one_shank = default_probe(100);
+    EXPECT_EQ(one_shank.n_channels(), 100);
+    EXPECT_EQ(one_shank.n_shanks(), 1);
+    EXPECT_DOUBLE_EQ(one_shank.contacts[99].y_um, 49 * 20.0);
+    EXPECT_EQ(default_probe(256).n_shanks(), 2);
+    EXPECT_EQ(default_probe(128).n_shanks(), 1);
+    expect_input_error([] { default_probe(0); }, {"positive"});
+}
+
+TEST_F(ProbeTest, WriteReadRoundTrip) {
+    Probe probe = default_probe(256);
+    probe.contacts[5].x_um = 12.625; // a non-grid value must survive too
+    probe.name = "round trip";
+    const fs::path path = dir_ / "probe.json";
+    write_probeinterface(probe, path);
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1) << "temporary file left";
+
+    // The file is probeinterface JSON with one entry per contact in every per-contact list.
+    std::ifstream in(path);
+    const nlohmann::json document = nlohmann::json::parse(in);
+    EXPECT_EQ(document.at("specification"), "probeinterface");
+    ASSERT_EQ(document.at("probes").size(), 1u);
+    const auto &probe_json = document.at("probes")[0];
+    EXPECT_EQ(probe_json.at("ndim"), 2);
+    EXPECT_EQ(probe_json.at("si_units"), "um");
+    for (const char *key : {"contact_positions", "contact_plane_axes", "contact_shapes", "contact_shape_params",
+                            "device_channel_indices", "contact_ids", "shank_ids"})
+        EXPECT_EQ(probe_json.at(key).size(), 256u) << key;
+    EXPECT_EQ(probe_json.at("device_channel_indices")[200], 200);
+    EXPECT_EQ(probe_json.at("shank_ids")[200], "1");
+
+    const Probe read_back = read_probeinterface(path);
+    EXPECT_EQ(read_back.name, "round trip");
+    ASSERT_EQ(read_back.n_channels(), probe.n_channels());
+    for (std::size_t c = 0; c < probe.contacts.size(); ++c) {
+        EXPECT_DOUBLE_EQ(read_back.contacts[c].x_um, probe.contacts[c].x_um) << c;
+        EXPECT_DOUBLE_EQ(read_back.contacts[c].y_um, probe.contacts[c].y_um) << c;
+        EXPECT_EQ(read_back.contacts[c].shank, probe.contacts[c].shank) << c;
+        EXPECT_EQ(read_back.contacts[c].id, probe.contacts[c].id) << c;
+    }
+}
+
+// Two probes; the first has an unconnected contact (-1) and both list channels out of order.
+constexpr const char *kMultiProbeJson = R"({
+  "specification": "probeinterface",
+  "version": "0.2.21",
+  "probes": [
+    {
+      "ndim": 2,
+      "si_units": "um",
+      "annotations": {"name": "left", "manufacturer": "acme"},
+      "contact_positions": [[0, 0], [10, 0], [0, 25]],
+      "contact_shapes": ["circle", "circle", "circle"],
+      "contact_shape_params": [{"radius": 5}, {"radius": 5}, {"radius": 5}],
+      "device_channel_indices": [2, -1, 0],
+      "contact_ids": ["a0", "a1", "a2"],
+      "shank_ids": ["A", "B", "A"]
+    },
+    {
+      "ndim": 2,
+      "si_units": "mm",
+      "annotations": {"name": "right"},
+      "contact_positions": [[1.0, 0.0], [1.0, 0.5]],
+      "device_channel_indices": [3, 1],
+      "contact_ids": ["b0", "b1"],
+      "shank_ids": ["", ""]
+    }
+  ]
+})";
+
+TEST_F(ProbeTest, ReadsMultiProbeFileWithUnconnectedAndShuffledChannels) {
+    const Probe probe = read_probeinterface(write("multi.json", kMultiProbeJson));
+    EXPECT_EQ(probe.name, "left+right");
+    ASSERT_EQ(probe.n_channels(), 4);
+    const std::vector<std::string> expected_ids = {"a2", "b1", "a0", "b0"};
+    const std::vector<double> expected_x = {0, 1000, 0, 1000};
+    const std::vector<double> expected_y = {25, 500, 0, 0};
+    // Shank strings are numbered per probe in order of first appearance: probe 0 "A" -> 0, probe 1 "" -> 1.
+    const std::vector<int> expected_shank = {0, 1, 0, 1};
+    for (std::size_t c = 0; c < 4; ++c) {
+        EXPECT_EQ(probe.contacts[c].id, expected_ids[c]) << c;
+        EXPECT_DOUBLE_EQ(probe.contacts[c].x_um, expected_x[c]) << c;
+        EXPECT_DOUBLE_EQ(probe.contacts[c].y_um, expected_y[c]) << c;
+        EXPECT_EQ(probe.contacts[c].shank, expected_shank[c]) << c;
+    }
+    EXPECT_EQ(probe.n_shanks(), 2);
+}
+
+TEST_F(ProbeTest, WithoutDeviceChannelIndicesContactOrderIsChannelOrder) {
+    const Probe probe = read_probeinterface(write("plain.json", R"({"probes": [{"ndim": 2, "si_units": "um",
+        "contact_positions": [[0, 0], [0, 20], [0, 40]]}]})"));
+    ASSERT_EQ(probe.n_channels(), 3);
+    EXPECT_DOUBLE_EQ(probe.contacts[2].y_um, 40.0);
+    EXPECT_EQ(probe.n_shanks(), 1);
+}
+
+TEST_F(ProbeTest, RejectsMalformedFiles) {
+    expect_input_error([&] { read_probeinterface(dir_ / "absent.json"); }, {"absent.json", "cannot read"});
+    expect_input_error([&] { read_probeinterface(write("broken.json", R"({"probes": [ {"ndim": 2,)")); },
+                       {"broken.json", "not valid JSON", "parse error"});
+    expect_input_error([&] { read_probeinterface(write("array.json", "[1, 2]")); },
+                       {"array.json", "not a JSON object"});
+    expect_input_error([&] { read_probeinterface(write("noprobes.json", R"({"specification": "x"})")); },
+                       {"noprobes.json", "\"probes\""});
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("nopos.json", R"({"probes": [{"ndim": 2, "device_channel_indices": [0]}]})"));
+        },
+        {"nopos.json", "contact_positions"});
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("3d.json", R"({"probes": [{"ndim": 3, "contact_positions": [[0, 0, 0]]}]})"));
+        },
+        {"3d.json", "ndim 3"});
+    expect_input_error(
+        [&] { read_probeinterface(write("badpos.json", R"({"probes": [{"contact_positions": [[0, "x"]]}]})")); },
+        {"badpos.json", "[x, y]"});
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("count.json", R"({"probes": [{"contact_positions": [[0, 0], [0, 1]],
+            "device_channel_indices": [0]}]})"));
+        },
+        {"count.json", "device_channel_indices", "one entry per contact"});
+}
+
+TEST_F(ProbeTest, RejectsChannelWiredTwice) {
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("twice.json", R"({"probes": [{"contact_positions": [[0, 0], [0, 20], [0, 40]],
+            "device_channel_indices": [1, 0, 1]}]})"));
+        },
+        {"twice.json", "channel 1 is wired twice", "contact 0", "contact 2"});
+}
+
+TEST_F(ProbeTest, RejectsMissingChannel) {
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("gap.json", R"({"probes": [{"contact_positions": [[0, 0], [0, 20], [0, 40]],
+            "device_channel_indices": [0, 3, 1]}]})"));
+        },
+        {"gap.json", "channel 3", "only 3 contacts are connected"});
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("none.json", R"({"probes": [{"contact_positions": [[0, 0]],
+            "device_channel_indices": [-1]}]})"));
+        },
+        {"none.json", "no contact is connected"});
+}
+
+TEST(Neighbours, NearestFirstOnTheSameShankOnly) {
+    const Probe probe = default_probe(256);
+    const auto neighbours = neighbours_within(probe, 40.0);
+    ASSERT_EQ(neighbours.size(), 256u);
+    // From channel 0 at (0, 0): 2 at 20 um, 1 at 32 um, 3 at 37.7 um, 4 at exactly 40 um (on the radius counts).
+    EXPECT_EQ(neighbours[0], (std::vector<int>{2, 1, 3, 4}));
+    // Equal distances are ordered by channel: 0 and 4 are both 20 um from channel 2.
+    EXPECT_EQ(neighbours[2], (std::vector<int>{0, 4, 3, 1, 5, 6}));
+    // Channel 127 (top of shank 0) and 128 (bottom of shank 1) never see each other.
+    const auto wide = neighbours_within(probe, 10000.0);
+    EXPECT_EQ(wide[0].size(), 127u);
+    for (const int other : wide[0])
+        EXPECT_LT(other, 128);
+    for (const int other : wide[128])
+        EXPECT_GE(other, 128);
+
+    for (std::size_t c = 0; c < neighbours.size(); ++c) {
+        double previous = 0;
+        for (const int other : neighbours[c]) {
+            EXPECT_NE(other, static_cast<int>(c));
+            const double distance = probe.distance_um(static_cast<int>(c), other);
+            EXPECT_LE(distance, 40.0);
+            EXPECT_GE(distance, previous);
+            previous = distance;
+            // Symmetric: c is a neighbour of each of its neighbours.
+            const auto &back = neighbours[static_cast<std::size_t>(other)];
+            EXPECT_NE(std::find(back.begin(), back.end(), static_cast<int>(c)), back.end());
+        }
+    }
+    EXPECT_TRUE(neighbours_within(probe, 10.0)[0].empty());
+}
+
+} // namespace
