@@ -1,1 +1,67 @@
-// placeholder
+#include "cli/commands.hpp"
+#include "eval/compare.hpp"
+#include "probe/probe.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+namespace spikeline::cli {
+
+int cmd_compare(int argc, char** argv) {
+    namespace po = boost::program_options;
+    namespace fs = std::filesystem;
+
+    std::string ground_truth_dir, sorted_dir, probe_file, json_file;
+    eval::DetectionCompareOptions options;
+    po::options_description description(
+        "usage: spikeline compare --ground-truth DIR/ground_truth --sorted OUTDIR [options]\n\n"
+        "Scores detected spikes against ground truth: one-to-one greedy matching in time order, an event matches\n"
+        "a spike within +-window on a channel within radius of the unit's peak channel. Prints recall per SNR\n"
+        "bin, overall recall and precision.\n\noptions");
+    description.add_options()         //
+        ("help,h", "print this help") //
+        ("ground-truth", po::value(&ground_truth_dir)->value_name("DIR"),
+         "ground-truth folder: spike_times.npy, spike_units.npy, units.tsv, info.json") //
+        ("sorted", po::value(&sorted_dir)->value_name("OUTDIR"),
+         "detection output folder: spike_times.npy, spike_channels.npy") //
+        ("probe", po::value(&probe_file)->value_name("FILE"),
+         "probeinterface JSON (default: the ground-truth folder's ../probe.json)")                  //
+        ("json", po::value(&json_file)->value_name("FILE"), "also write the score as JSON to FILE") //
+        ("window-ms", po::value(&options.window_ms)->default_value(options.window_ms, "0.4")->value_name("MS"),
+         "match window, +- milliseconds") //
+        ("radius-um", po::value(&options.radius_um)->default_value(options.radius_um, "50")->value_name("UM"),
+         "largest distance between the event's channel and the unit's peak channel");
+
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(description).run(), vm);
+    if (vm.count("help")) {
+        std::cout << description << '\n';
+        return 0;
+    }
+    po::notify(vm);
+    require(!ground_truth_dir.empty(), "--ground-truth DIR is required (the simulator's ground_truth folder)");
+    require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline detect wrote)");
+
+    const fs::path truth_path = ground_truth_dir;
+    const fs::path probe_path = probe_file.empty() ? truth_path / ".." / "probe.json" : fs::path(probe_file);
+    std::error_code ec;
+    require(fs::is_regular_file(probe_path, ec),
+            "probe file " + probe_path.string() + " not found" +
+                (probe_file.empty() ? std::string(": pass --probe FILE") : std::string()));
+
+    const eval::GroundTruth truth = eval::read_ground_truth(truth_path);
+    const eval::DetectedSpikes detected = eval::read_detected(sorted_dir);
+    const probe::Probe probe = probe::read_probeinterface(probe_path);
+    const eval::DetectionScore score = eval::compare_detection(truth, detected, probe, options);
+
+    std::cout << eval::format_report(score) << std::flush;
+    if (!json_file.empty())
+        write_text_file(json_file, eval::to_json(score).dump(2) + "\n");
+    return 0;
+}
+
+} // namespace spikeline::cli

@@ -51,19 +51,42 @@ struct SnrBinScore {
     double mean_unit_recall = 0; ///< mean over the bin's units
 };
 
+/// The score of one ground-truth unit.
+struct UnitScore {
+    int unit_id = 0;
+    int peak_channel = 0;
+    double snr = 0;
+    std::uint64_t n_spikes = 0; ///< counted in spike_units (not taken from units.tsv)
+    std::uint64_t n_found = 0;
+    double recall = 0; ///< n_found / n_spikes (NaN when the unit has no spikes)
+};
+
+/// Ratios whose denominator is zero (no events, no spikes in a bin, ...) are NaN, written as null in JSON.
 struct DetectionScore {
+    std::uint64_t window_samples = 0; ///< the +- match window actually used
+    double radius_um = 0;
     std::uint64_t n_ground_truth = 0;
     std::uint64_t n_detected = 0;
     std::uint64_t n_matched = 0;
-    double precision = 0;              ///< matched events / events
-    double recall = 0;                 ///< matched GT spikes / GT spikes
-    double recall_snr_at_least_5 = 0;  ///< pooled over units with SNR >= 5
-    std::vector<SnrBinScore> bins;     ///< 3-5, 5-8, 8-12, 12+ (units below 3 only count in the totals)
-    std::vector<double> unit_recall;   ///< per ground-truth unit, same order as GroundTruth::units
+    double precision = 0;             ///< matched events / events
+    double recall = 0;                ///< matched GT spikes / GT spikes
+    double recall_snr_at_least_5 = 0; ///< pooled over units with SNR >= 5
+    std::vector<SnrBinScore> bins;    ///< 3-5, 5-8, 8-12, 12+ (units below 3 only count in the totals)
+    std::vector<double> unit_recall;  ///< per ground-truth unit, same order as GroundTruth::units
+    std::vector<UnitScore> units;     ///< per ground-truth unit, same order as GroundTruth::units
 };
 
 /// One-to-one greedy matching in ground-truth time order: a GT spike is found by the not yet matched event
 /// closest in time within +-window on a channel within radius of the unit's peak channel.
+///  - window = round(window_ms * sample_rate / 1000) samples, inclusive: |t_event - t_gt| <= window.
+///  - radius inclusive: probe.distance_um(peak_channel, event_channel) <= radius_um.
+///  - ties in time distance go to the earlier event, then to the event that comes first in `detected`.
+///  - GT spikes with equal times are processed in their order in `truth`; events need not be sorted.
+///  - cost: O(E log E) only when the events are unsorted, plus one sweep with per-spike work proportional
+///    to the number of events inside the window.
+/// Bins: "3-5" [3,5), "5-8" [5,8), "8-12" [8,12), "12+" [12,inf); units with SNR < 3 only count in the totals.
+/// Throws InputError when a unit's peak channel or an event's channel is outside the probe, a spike's unit is
+/// not in truth.units, array lengths differ, or the options are negative or not finite.
 DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes& detected, const probe::Probe& probe,
                                  const DetectionCompareOptions& options = {});
 

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/test_hw_detect[1]_tests.cmake")
-  include("/work/main/build/tests/test_hw_detect[1]_tests.cmake")
-else()
-  add_test(test_hw_detect_NOT_BUILT test_hw_detect_NOT_BUILT)
-endif()
