@@ -1,1 +1,130 @@
-// placeholder
+#include "backend/detect_settings.hpp"
+
+#include "dsp/filter_design.hpp"
+#include "util/errors.hpp"
+
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+namespace spikeline {
+namespace {
+
+std::int32_t quantise_coefficient(double value) {
+    const double scaled = std::round(value * (1 << HwConfig::coef_frac_bits));
+    const double limit = std::ldexp(1.0, HwConfig::coef_bits - 1);
+    require(scaled > -limit && scaled < limit, "filter coefficient " + std::to_string(value) +
+                                                   " does not fit the hardware's Q2.16 format: choose band edges "
+                                                   "further from 0 and from the Nyquist frequency");
+    return static_cast<std::int32_t>(scaled);
+}
+
+std::int32_t samples(double ms, double sample_rate) {
+    return static_cast<std::int32_t>(std::lround(ms * sample_rate / 1000.0));
+}
+
+} // namespace
+
+hw::Polarity parse_polarity(const std::string& text) {
+    if (text == "negative")
+        return hw::Polarity::negative;
+    if (text == "positive")
+        return hw::Polarity::positive;
+    if (text == "both")
+        return hw::Polarity::both;
+    throw InputError("unknown polarity '" + text + "': use negative, positive or both");
+}
+
+std::string to_string(hw::Polarity polarity) {
+    switch (polarity) {
+    case hw::Polarity::negative:
+        return "negative";
+    case hw::Polarity::positive:
+        return "positive";
+    case hw::Polarity::both:
+        return "both";
+    }
+    return "negative";
+}
+
+std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, const probe::Probe& probe,
+                                             double sample_rate) {
+    const int n_channels = probe.n_channels();
+    require(n_channels > 0 && n_channels <= HwConfig::max_channels, "the probe has " + std::to_string(n_channels) +
+                                                                        " channels; the detector supports 1 to " +
+                                                                        std::to_string(HwConfig::max_channels));
+    require(settings.threshold_sigma > 0 && settings.threshold_sigma / 0.6745 < 15.99,
+            "threshold must be between 0 and 10.7 sigma (got " + std::to_string(settings.threshold_sigma) + ")");
+    auto params = std::make_unique<HwParams>();
+    params->n_channels = n_channels;
+
+    const auto sections = dsp::design_bandpass(sample_rate, settings.band_low_hz, settings.band_high_hz);
+    for (int k = 0; k < HwConfig::n_sections; ++k) {
+        const dsp::Biquad& s = sections[static_cast<std::size_t>(k)];
+        // The hardware section is gain * (1, middle, 1): the Butterworth numerators have exactly that shape.
+        const double middle = HwConfig::numerator_middle[k];
+        if (std::abs(s.b1 - middle * s.b0) > 1e-12 || std::abs(s.b2 - s.b0) > 1e-12)
+            throw std::logic_error("band-pass design does not have the numerator shape the hardware expects");
+        params->sections[k] = {quantise_coefficient(s.b0), quantise_coefficient(s.a1), quantise_coefficient(s.a2)};
+    }
+
+    // Reference groups: one per shank, numbered in order of first appearance.
+    std::map<int, int> group_of_shank;
+    std::vector<int> members;
+    for (int ch = 0; ch < n_channels; ++ch) {
+        if (!settings.common_reference) {
+            params->group_of[ch] = -1;
+            continue;
+        }
+        const int shank = probe.contacts[static_cast<std::size_t>(ch)].shank;
+        auto [it, inserted] = group_of_shank.emplace(shank, static_cast<int>(group_of_shank.size()));
+        if (inserted)
+            members.push_back(0);
+        ++members[static_cast<std::size_t>(it->second)];
+        params->group_of[ch] = static_cast<std::int16_t>(it->second);
+    }
+    require(static_cast<int>(members.size()) <= HwConfig::max_groups,
+            "the probe has " + std::to_string(members.size()) + " shanks; the common reference supports at most " +
+                std::to_string(HwConfig::max_groups));
+    for (std::size_t g = 0; g < members.size(); ++g)
+        params->group_inverse_size[g] = static_cast<std::int32_t>(std::lround(65536.0 / members[g]));
+
+    params->threshold_gain =
+        static_cast<std::int32_t>(std::lround(settings.threshold_sigma / 0.6745 * (1 << HwConfig::gain_frac_bits)));
+    params->polarity = settings.polarity;
+    params->align_window = std::max(1, samples(settings.align_ms, sample_rate));
+    params->dead_time = std::max(0, samples(settings.dead_time_ms, sample_rate));
+    params->dedup_window = std::max(0, samples(settings.dedup_ms, sample_rate));
+    params->warmup_frames = static_cast<std::uint32_t>(std::max(0, samples(settings.warmup_ms, sample_rate)));
+    require(params->align_window <= HwConfig::max_align_window,
+            "alignment window of " + std::to_string(params->align_window) + " samples exceeds the maximum of " +
+                std::to_string(HwConfig::max_align_window));
+    require(params->dedup_window <= HwConfig::max_dedup_window,
+            "de-duplication window of " + std::to_string(params->dedup_window) + " samples exceeds the maximum of " +
+                std::to_string(HwConfig::max_dedup_window));
+    require(params->dead_time < 65536, "dead time too long");
+
+    const auto neighbours = probe::neighbours_within(probe, settings.dedup_radius_um);
+    for (int ch = 0; ch < n_channels; ++ch) {
+        const auto& list = neighbours[static_cast<std::size_t>(ch)];
+        for (int k = 0; k < HwConfig::max_neighbours; ++k)
+            params->neighbours[ch][k] =
+                k < static_cast<int>(list.size()) ? static_cast<std::int16_t>(list[static_cast<std::size_t>(k)]) : -1;
+    }
+    return params;
+}
+
+nlohmann::json to_json(const DetectSettings& s) {
+    return {{"band_low_hz", s.band_low_hz},
+            {"band_high_hz", s.band_high_hz},
+            {"threshold_sigma", s.threshold_sigma},
+            {"polarity", to_string(s.polarity)},
+            {"align_ms", s.align_ms},
+            {"dead_time_ms", s.dead_time_ms},
+            {"dedup_ms", s.dedup_ms},
+            {"dedup_radius_um", s.dedup_radius_um},
+            {"warmup_ms", s.warmup_ms},
+            {"common_reference", s.common_reference}};
+}
+
+} // namespace spikeline

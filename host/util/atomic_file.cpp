@@ -8,8 +8,7 @@
 namespace spikeline {
 
 AtomicFile::AtomicFile(std::filesystem::path destination)
-    : destination_(std::move(destination)),
-      temporary_(destination_.string() + ".tmp" + std::to_string(::getpid())) {
+    : destination_(std::move(destination)), temporary_(destination_.string() + ".tmp" + std::to_string(::getpid())) {
     out_.open(temporary_, std::ios::binary | std::ios::trunc);
     require(out_.is_open(), "cannot create " + temporary_.string() + ": check that the folder exists and is writable");
 }

@@ -24,6 +24,8 @@ void ProgressLine::finish() {
     drawn_ = false;
 }
 
-bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+bool stderr_is_terminal() {
+    return ::isatty(STDERR_FILENO) == 1;
+}
 
 } // namespace spikeline

@@ -1,0 +1,91 @@
+// Micro-benchmarks of the L1 detection stages on 1024 channels of Gaussian noise (items = samples).
+#include "backend/backend.hpp"
+#include "probe/probe.hpp"
+#include "spikeline/hw/bandpass.hpp"
+#include "spikeline/hw/common_reference.hpp"
+#include "spikeline/hw/threshold_detector.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+namespace {
+
+using namespace spikeline;
+
+constexpr int kChannels = 1024;
+constexpr std::size_t kFrames = 4096;
+
+const std::vector<std::int16_t>& noise_frames() {
+    static const std::vector<std::int16_t> frames = [] {
+        std::mt19937 rng(7);
+        std::normal_distribution<double> normal(0.0, 60.0);
+        std::vector<std::int16_t> v(kFrames * kChannels);
+        for (auto& s : v)
+            s = static_cast<std::int16_t>(normal(rng));
+        return v;
+    }();
+    return frames;
+}
+
+const HwParams& params() {
+    static const std::unique_ptr<HwParams> p =
+        make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000);
+    return *p;
+}
+
+void BM_Bandpass(benchmark::State& state) {
+    auto filter = std::make_unique<hw::BandpassState<HwConfig>>();
+    std::vector<std::int16_t> out(kChannels);
+    const auto& frames = noise_frames();
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f)
+            hw::bandpass_frame(*filter, params(), &frames[f * kChannels], out.data(), 0, kChannels);
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_Bandpass);
+
+void BM_CommonReference(benchmark::State& state) {
+    std::vector<std::int16_t> out(kChannels);
+    const auto& frames = noise_frames();
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f) {
+            std::int32_t sums[HwConfig::max_groups] = {};
+            std::int32_t means[HwConfig::max_groups];
+            hw::accumulate_group_sums(params(), &frames[f * kChannels], sums, 0, kChannels);
+            hw::group_means(params(), sums, means);
+            hw::subtract_reference(params(), &frames[f * kChannels], means, out.data(), 0, kChannels);
+        }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_CommonReference);
+
+void BM_NoiseAndThreshold(benchmark::State& state) {
+    auto detector = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*detector, params());
+    const auto& frames = noise_frames();
+    std::uint64_t frame = 0, candidates = 0;
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f)
+            hw::detect_frame(*detector, params(), frame++, &frames[f * kChannels], 0, kChannels,
+                             [&candidates](const SpikeEvent&) { ++candidates; });
+    benchmark::DoNotOptimize(candidates);
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_NoiseAndThreshold);
+
+void BM_CpuBackend(benchmark::State& state) {
+    const auto& frames = noise_frames();
+    auto backend = make_cpu_backend(params(), static_cast<int>(state.range(0)));
+    std::vector<SpikeEvent> events;
+    for (auto _ : state) {
+        backend->process(frames.data(), kFrames, events);
+        events.clear();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_CpuBackend)->Arg(1)->Arg(2)->UseRealTime();
+
+} // namespace

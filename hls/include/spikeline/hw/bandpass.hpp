@@ -1,0 +1,55 @@
+#pragma once
+/// @file bandpass.hpp
+/// Band-pass filter: a cascade of direct-form-I biquads per channel. Samples enter as int16, are scaled to
+/// Q.state_frac_bits so that rounding noise stays far below 1 LSB even behind the high-pass section's poles near
+/// z = 1, and leave rounded to int16.
+#include "spikeline/hw/detect_config.hpp"
+#include "spikeline/hw/fixed_point.hpp"
+
+#include <cstdint>
+
+namespace spikeline::hw {
+
+/// Filter history of every channel (structure of arrays so that loops over channels vectorise).
+template <class CONFIG_T> struct BandpassState {
+    /// history[k][0..1]: the two previous inputs of section k (section k's input is section k-1's output);
+    /// history[n_sections][0..1]: the two previous outputs of the last section. All in Q.state_frac_bits.
+    std::int32_t history[CONFIG_T::n_sections + 1][2][CONFIG_T::max_channels] = {};
+};
+
+/// One biquad step in exact integer arithmetic; returns the saturated output in Q.state_frac_bits.
+template <class CONFIG_T>
+inline std::int32_t biquad_step(const BiquadQ& c, int middle, std::int32_t x0, std::int32_t x1, std::int32_t x2,
+                                std::int32_t y1, std::int32_t y2) {
+    const std::int64_t numerator = std::int64_t{x0} + std::int64_t{middle} * x1 + x2;
+    const std::int64_t acc = c.gain * numerator - std::int64_t{c.a1} * y1 - std::int64_t{c.a2} * y2;
+    return saturate_bits(round_shift(acc, CONFIG_T::coef_frac_bits), CONFIG_T::state_bits);
+}
+
+/// Filters one frame for channels [begin, end): in and out are indexed by channel.
+template <class CONFIG_T>
+void bandpass_frame(BandpassState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const std::int16_t* in,
+                    std::int16_t* out, int begin, int end) {
+    constexpr int S = CONFIG_T::n_sections;
+    constexpr int F = CONFIG_T::state_frac_bits;
+BANDPASS_CHANNELS:
+    for (int ch = begin; ch < end; ++ch) {
+        std::int32_t x = static_cast<std::int32_t>(in[ch]) * (1 << F);
+    BANDPASS_SECTIONS:
+        for (int k = 0; k < S; ++k) {
+            auto& hx = state.history[k];
+            auto& hy = state.history[k + 1];
+            const std::int32_t y = biquad_step<CONFIG_T>(params.sections[k], CONFIG_T::numerator_middle[k], x,
+                                                         hx[0][ch], hx[1][ch], hy[0][ch], hy[1][ch]);
+            hx[1][ch] = hx[0][ch];
+            hx[0][ch] = x;
+            x = y;
+        }
+        auto& last = state.history[S];
+        last[1][ch] = last[0][ch];
+        last[0][ch] = x;
+        out[ch] = saturate_int16(round_shift(x, F));
+    }
+}
+
+} // namespace spikeline::hw

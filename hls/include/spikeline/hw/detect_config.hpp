@@ -1,0 +1,65 @@
+#pragma once
+/// @file detect_config.hpp
+/// Compile-time sizes (the config struct, hls4ml style: variants derive from DetectConfig and override) and the
+/// run-time parameters of the detection front end (what the host uploads, the AXI-Lite register map of the RTL).
+#include <cstdint>
+
+namespace spikeline::hw {
+
+/// Default compile-time configuration of the detection front end.
+struct DetectConfig {
+    static constexpr int max_channels = 1024; ///< channels per frame
+    static constexpr int max_groups = 64;     ///< common-reference groups (shanks)
+    static constexpr int n_sections = 2;      ///< biquads: high-pass then low-pass
+    /// Middle numerator tap of each section: Butterworth high- and low-pass numerators are gain * (1, -2, 1) and
+    /// gain * (1, 2, 1), which takes one multiplier instead of three.
+    static constexpr int numerator_middle[n_sections] = {-2, 2};
+    static constexpr int coef_frac_bits = 16; ///< biquad coefficients: signed Q2.16 in 18 bits
+    static constexpr int coef_bits = 18;
+    static constexpr int state_frac_bits = 8; ///< filter states: signed Q17.8 in 26 bits
+    static constexpr int state_bits = 26;
+    static constexpr int noise_frac_bits = 8;     ///< noise tracker: median |x| in Q8
+    static constexpr int threshold_frac_bits = 4; ///< thresholds compared in Q4
+    static constexpr int gain_frac_bits = 8;      ///< threshold multiplier k / 0.6745 in Q8, < 16
+    static constexpr int max_neighbours = 16;     ///< de-duplication neighbours per channel
+    static constexpr int max_align_window = 64;   ///< samples searched for the extremum after a crossing
+    static constexpr int max_dedup_window = 64;   ///< +- samples compared by de-duplication
+    static constexpr int max_pending = 4096;      ///< candidates waiting for de-duplication
+};
+
+/// Which excursions are spikes.
+enum class Polarity : std::uint8_t { negative = 0, positive = 1, both = 2 };
+
+/// One biquad: y = (gain (x + middle x1 + x2) - a1 y1 - a2 y2) / 2^coef_frac_bits, coefficients in Q2.16.
+struct BiquadQ {
+    std::int32_t gain, a1, a2;
+};
+
+/// Run-time parameters. Channel c belongs to reference group group_of[c] (-1: not re-referenced).
+template <class CONFIG_T> struct DetectParams {
+    int n_channels = 0;
+    BiquadQ sections[CONFIG_T::n_sections] = {};
+    std::int16_t group_of[CONFIG_T::max_channels] = {};
+    std::int32_t group_inverse_size[CONFIG_T::max_groups] = {}; ///< round(2^16 / members)
+    std::int32_t noise_step_fast = 64;                          ///< Q8 LSB per sample during warm-up
+    std::int32_t noise_step_slow = 1;                           ///< Q8 LSB per sample afterwards
+    std::int32_t noise_initial = 0;                             ///< Q8 starting estimate of median |x|
+    std::uint32_t warmup_frames = 1024;                         ///< no detection (and the fast step) before this frame
+    std::int32_t threshold_gain = 0; ///< Q8 of k / 0.6745 (threshold = k sigma, sigma = median|x| / 0.6745)
+    Polarity polarity = Polarity::negative;
+    std::int32_t align_window = 9; ///< samples from the crossing searched for the extremum (>= 1)
+    std::int32_t dead_time = 18;   ///< samples after a peak before the channel may cross again
+    std::int32_t dedup_window = 9; ///< +- samples within which neighbouring candidates compete
+    std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {}; ///< -1 padded
+};
+
+/// A detected spike: frame index of the aligned extremum, its channel, and its value (filtered, referenced LSB).
+struct SpikeEvent {
+    std::uint64_t sample;
+    std::int32_t channel;
+    std::int16_t amplitude;
+
+    friend bool operator==(const SpikeEvent&, const SpikeEvent&) = default;
+};
+
+} // namespace spikeline::hw

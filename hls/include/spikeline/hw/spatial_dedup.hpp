@@ -1,0 +1,113 @@
+#pragma once
+/// @file spatial_dedup.hpp
+/// Spatio-temporal de-duplication: one event per spike. A candidate A survives unless a candidate B on a channel in
+/// A's neighbour list, with |t_A - t_B| <= dedup_window, ranks higher: larger |value|, then earlier sample, then
+/// lower channel. Candidates are compared with all candidates, not only with survivors, so the result does not
+/// depend on arrival order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when
+/// every candidate that could compete with it has been emitted; survivors come out sorted by (sample, channel).
+#include "spikeline/hw/detect_config.hpp"
+
+#include <cstdint>
+
+namespace spikeline::hw {
+
+template <class CONFIG_T> struct DedupState {
+    SpikeEvent pending[CONFIG_T::max_pending] = {};
+    std::uint8_t decided[CONFIG_T::max_pending] = {};
+    int n_pending = 0;
+    std::uint64_t dropped = 0; ///< candidates lost because pending was full
+};
+
+/// Queues a candidate (dropped and counted when the queue is full).
+template <class CONFIG_T> void dedup_add(DedupState<CONFIG_T>& state, const SpikeEvent& candidate) {
+    if (state.n_pending == CONFIG_T::max_pending) {
+        ++state.dropped;
+        return;
+    }
+    state.pending[state.n_pending] = candidate;
+    state.decided[state.n_pending] = 0;
+    ++state.n_pending;
+}
+
+inline bool outranks(const SpikeEvent& b, const SpikeEvent& a) {
+    const std::int32_t mag_a = a.amplitude < 0 ? -std::int32_t{a.amplitude} : a.amplitude;
+    const std::int32_t mag_b = b.amplitude < 0 ? -std::int32_t{b.amplitude} : b.amplitude;
+    if (mag_b != mag_a)
+        return mag_b > mag_a;
+    if (b.sample != a.sample)
+        return b.sample < a.sample;
+    return b.channel < a.channel;
+}
+
+template <class CONFIG_T> bool is_neighbour(const DetectParams<CONFIG_T>& params, int channel, int other) {
+NEIGHBOUR_SCAN:
+    for (int k = 0; k < CONFIG_T::max_neighbours; ++k) {
+        const int n = params.neighbours[channel][k];
+        if (n < 0)
+            return false;
+        if (n == other)
+            return true;
+    }
+    return false;
+}
+
+template <class CONFIG_T>
+bool survives(const DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const SpikeEvent& a) {
+    const std::uint64_t window = static_cast<std::uint64_t>(params.dedup_window);
+DEDUP_COMPARE:
+    for (int j = 0; j < state.n_pending; ++j) {
+        const SpikeEvent& b = state.pending[j];
+        const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
+        if (distance <= window && outranks(b, a) && is_neighbour(params, a.channel, b.channel))
+            return false;
+    }
+    return true;
+}
+
+/// Decides the candidates whose competitors are all known once frame `frame` has been processed (all of them when
+/// final is true, at the end of the stream), calls emit(SpikeEvent) for the survivors in (sample, channel) order,
+/// and forgets candidates no longer needed.
+template <class CONFIG_T, class EMIT>
+void dedup_advance(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame, bool final,
+                   EMIT&& emit) {
+    const std::uint64_t latency = static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1);
+    // Survivors of this call, kept sorted by insertion (few per frame).
+    SpikeEvent ready[CONFIG_T::max_pending];
+    int n_ready = 0;
+DEDUP_DECIDE:
+    for (int i = 0; i < state.n_pending; ++i) {
+        const SpikeEvent& a = state.pending[i];
+        if (state.decided[i] || !(final || a.sample + latency <= frame))
+            continue;
+        state.decided[i] = 1;
+        if (!survives(state, params, a))
+            continue;
+        int pos = n_ready;
+        while (pos > 0 && (ready[pos - 1].sample > a.sample ||
+                           (ready[pos - 1].sample == a.sample && ready[pos - 1].channel > a.channel))) {
+            ready[pos] = ready[pos - 1];
+            --pos;
+        }
+        ready[pos] = a;
+        ++n_ready;
+    }
+    // Forget decided candidates that no undecided candidate can still need.
+    int kept = 0;
+DEDUP_COMPACT:
+    for (int i = 0; i < state.n_pending; ++i) {
+        const bool needed =
+            !state.decided[i] ||
+            (!final && state.pending[i].sample + latency + static_cast<std::uint64_t>(params.dedup_window) > frame);
+        if (needed) {
+            state.pending[kept] = state.pending[i];
+            state.decided[kept] = state.decided[i];
+            ++kept;
+        }
+    }
+    state.n_pending = kept;
+EMIT_READY:
+    for (int i = 0; i < n_ready; ++i)
+        emit(ready[i]);
+}
+
+} // namespace spikeline::hw

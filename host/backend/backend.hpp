@@ -1,0 +1,52 @@
+#pragma once
+// The interface every execution backend implements (cpu today; verilator and xrt later). A backend consumes
+// interleaved int16 frames in blocks of any size and produces the same events for the same input whatever the
+// block sizes: the L1 contract.
+#include "backend/detect_settings.hpp"
+#include "spikeline/hw/detect_config.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spikeline {
+
+using SpikeEvent = hw::SpikeEvent;
+
+/// Wall time spent per stage, for benchmarks.
+struct StageSeconds {
+    double bandpass = 0; ///< band-pass filter and reference sums
+    double detect = 0;   ///< reference subtraction, noise tracker, threshold, alignment
+    double dedup = 0;    ///< de-duplication
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+    /// Processes n_frames frames (n_frames * n_channels int16, time-major); appends final events to events.
+    virtual void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) = 0;
+    /// End of stream: appends the remaining events. The backend may not be used afterwards.
+    virtual void finish(std::vector<SpikeEvent>& events) = 0;
+    virtual StageSeconds stage_seconds() const { return {}; }
+    /// Candidates lost because the de-duplication queue overflowed (0 on sane data).
+    virtual std::uint64_t dropped_candidates() const = 0;
+};
+
+struct BackendOptions {
+    std::string name = "cpu"; ///< "cpu" or "reference" (the plain single-threaded L1 loop)
+    int threads = 1;
+};
+
+/// Creates a backend; throws InputError for an unknown name or an invalid option.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwParams& params);
+
+/// The plain L1 detector, frame by frame on one thread: the golden model the other backends are tested against.
+std::unique_ptr<Backend> make_reference_backend(const HwParams& params);
+
+/// The vectorised, multithreaded CPU backend.
+std::unique_ptr<Backend> make_cpu_backend(const HwParams& params, int threads);
+
+} // namespace spikeline

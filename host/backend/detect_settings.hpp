@@ -1,0 +1,42 @@
+#pragma once
+// Detection settings in physical units, and their quantisation into the L1 parameter block.
+#include "probe/probe.hpp"
+#include "spikeline/hw/detect_config.hpp"
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline {
+
+using HwConfig = hw::DetectConfig;
+using HwParams = hw::DetectParams<HwConfig>;
+
+/// What a user tunes, in physical units. Defaults suit extracellular recordings in general (300-6000 Hz band,
+/// a 5 sigma threshold on negative peaks, 0.3 ms alignment, 0.6 ms dead time, +-0.3 ms / 50 um de-duplication).
+struct DetectSettings {
+    double band_low_hz = 300.0;
+    double band_high_hz = 6000.0;
+    double threshold_sigma = 5.0;
+    hw::Polarity polarity = hw::Polarity::negative;
+    double align_ms = 0.3;
+    double dead_time_ms = 0.6;
+    double dedup_ms = 0.3;
+    double dedup_radius_um = 50.0;
+    double warmup_ms = 50.0;
+    bool common_reference = true; ///< subtract the mean of each shank
+};
+
+/// Parses "negative", "positive" or "both".
+hw::Polarity parse_polarity(const std::string& text);
+std::string to_string(hw::Polarity polarity);
+
+/// Designs and quantises the L1 parameters for a probe and sample rate. Throws InputError on settings the
+/// hardware cannot represent (e.g. too many channels or groups, windows longer than the configured maximum).
+std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, const probe::Probe& probe,
+                                             double sample_rate);
+
+nlohmann::json to_json(const DetectSettings& settings);
+
+} // namespace spikeline
