@@ -1,1 +1,164 @@
-// placeholder
+#include "backend/backend.hpp"
+#include "cli/commands.hpp"
+#include "cli/detect_options.hpp"
+#include "probe/probe.hpp"
+#include "sim/simulator.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+#include "util/memory.hpp"
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace spikeline::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct Measurement {
+    double wall_seconds = 0;
+    StageSeconds stages;
+    std::vector<SpikeEvent> events;
+};
+
+Measurement run_once(const BackendOptions& options, const HwParams& params, const std::vector<std::int16_t>& data,
+                     std::size_t n_frames) {
+    auto backend = make_backend(options, params);
+    Measurement m;
+    m.events.reserve(1 << 16);
+    constexpr std::size_t kChunk = 3000; // 100 ms at 30 kHz, as the detect command reads
+    const std::size_t stride = static_cast<std::size_t>(params.n_channels);
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t f = 0; f < n_frames; f += kChunk)
+        backend->process(&data[f * stride], std::min(kChunk, n_frames - f), m.events);
+    backend->finish(m.events);
+    m.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    m.stages = backend->stage_seconds();
+    return m;
+}
+
+double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+}
+
+} // namespace
+
+int cmd_bench(int argc, char** argv) {
+    int channels = 1024, threads = default_threads(), repeats = 5;
+    double sample_rate = 30000, seconds = 5;
+    std::uint64_t seed = 1;
+    std::string json_path;
+    bool with_reference = false;
+    DetectOptionValues detect;
+    po::options_description visible("spikeline bench [options]\n\nSimulates a recording into memory, then measures "
+                                    "detection throughput per stage and per thread count\n\noptions");
+    visible.add_options()                                                                                       //
+        ("help,h", "show this help")                                                                            //
+        ("channels", po::value(&channels)->default_value(channels), "channel count")                            //
+        ("sample-rate", po::value(&sample_rate)->default_value(sample_rate), "Hz")                              //
+        ("seconds", po::value(&seconds)->default_value(seconds), "seconds of simulated data held in memory")    //
+        ("threads", po::value(&threads)->default_value(threads), "thread count of the multithreaded run")       //
+        ("repeats", po::value(&repeats)->default_value(repeats), "runs per configuration (the median is kept)") //
+        ("seed", po::value(&seed)->default_value(seed), "simulation seed")                                      //
+        ("reference", po::bool_switch(&with_reference), "also time the plain L1 reference loop (slow)")         //
+        ("json", po::value(&json_path), "write the figures to this JSON file");
+    add_detect_options(visible, detect);
+    po::variables_map vm;
+    po::store(po::parse_command_line(argc, argv, visible), vm);
+    if (vm.count("help")) {
+        std::cout << visible << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    require(seconds > 0 && seconds <= 600, "--seconds must be in (0, 600]");
+    require(repeats >= 1, "--repeats must be at least 1");
+
+    sim::SimulationConfig config;
+    config.n_channels = channels;
+    config.sample_rate = sample_rate;
+    config.duration_s = seconds;
+    config.seed = seed;
+    const probe::Probe probe = probe::default_probe(channels);
+    sim::Simulator simulator(config, probe);
+    const std::size_t n_frames = simulator.info().n_frames;
+    std::vector<std::int16_t> data(n_frames * static_cast<std::size_t>(channels));
+    std::fprintf(stderr, "bench: simulating %.1f s of %d channels into memory (%.0f MB)...\n", seconds, channels,
+                 static_cast<double>(data.size() * 2) / 1e6);
+    for (std::size_t done = 0; done < n_frames;) {
+        const std::size_t n = simulator.read(&data[done * static_cast<std::size_t>(channels)], n_frames - done);
+        require(n > 0, "simulator ended early");
+        done += n;
+        simulator.take_spikes();
+    }
+    const auto params = make_detect_params(finish_detect_settings(detect), probe, sample_rate);
+    const double data_seconds = static_cast<double>(n_frames) / sample_rate;
+
+    nlohmann::json report = {
+        {"channels", channels}, {"sample_rate", sample_rate},           {"seconds", data_seconds}, {"repeats", repeats},
+        {"seed", seed},         {"hardware_threads", default_threads()}};
+    auto measure = [&](const BackendOptions& options, int runs) {
+        std::vector<double> walls, bandpass, detect_stage, dedup;
+        Measurement last;
+        for (int r = 0; r < runs; ++r) {
+            last = run_once(options, *params, data, n_frames);
+            walls.push_back(last.wall_seconds);
+            bandpass.push_back(last.stages.bandpass);
+            detect_stage.push_back(last.stages.detect);
+            dedup.push_back(last.stages.dedup);
+        }
+        const double wall = median(walls);
+        nlohmann::json j = {{"backend", options.name},
+                            {"threads", options.threads},
+                            {"wall_seconds_median", wall},
+                            {"x_realtime", data_seconds / wall},
+                            {"spikes", last.events.size()}};
+        if (options.name == "cpu")
+            j["stages_x_realtime"] = {{"bandpass_and_reference_sums", data_seconds / median(bandpass)},
+                                      {"reference_noise_threshold_align", data_seconds / median(detect_stage)},
+                                      {"dedup", data_seconds / median(dedup)}};
+        std::printf("  %-9s %2d thread(s): %7.1fx real time (median of %d, %.3f s for %.1f s of data), %zu spikes\n",
+                    options.name.c_str(), options.threads, data_seconds / wall, runs, wall, data_seconds,
+                    last.events.size());
+        if (options.name == "cpu")
+            std::printf("            stages: band-pass %.1fx, reference+noise+threshold+align %.1fx, dedup %.1fx\n",
+                        data_seconds / median(bandpass), data_seconds / median(detect_stage),
+                        data_seconds / median(dedup));
+        return std::make_pair(j, last.events);
+    };
+
+    std::printf("spikeline bench: %d channels @ %.0f Hz, %.1f s simulated (seed %llu)\n", channels, sample_rate,
+                data_seconds, static_cast<unsigned long long>(seed));
+    auto [single, single_events] = measure({"cpu", 1}, repeats);
+    report["cpu_1_thread"] = single;
+    if (threads > 1) {
+        auto [multi, multi_events] = measure({"cpu", threads}, repeats);
+        const double speedup = multi["x_realtime"].get<double>() / single["x_realtime"].get<double>();
+        multi["speedup_vs_1_thread"] = speedup;
+        multi["events_identical_to_1_thread"] = multi_events == single_events;
+        report["cpu_n_threads"] = multi;
+        std::printf("            speed-up with %d threads: %.2fx; events identical to 1 thread: %s\n", threads, speedup,
+                    multi_events == single_events ? "yes" : "NO");
+    }
+    if (with_reference) {
+        auto [reference, reference_events] = measure({"reference", 1}, 1);
+        reference["events_identical_to_cpu"] = reference_events == single_events;
+        report["reference"] = reference;
+        std::printf("            reference events identical to cpu: %s\n",
+                    reference_events == single_events ? "yes" : "NO");
+    }
+    report["peak_rss_bytes"] = peak_rss_bytes();
+    std::printf("  peak memory %.0f MB (includes the %.0f MB of data held in memory)\n",
+                static_cast<double>(peak_rss_bytes()) / 1e6, static_cast<double>(data.size() * 2) / 1e6);
+    if (!json_path.empty())
+        write_text_file(json_path, report.dump(2) + "\n");
+    return 0;
+}
+
+} // namespace spikeline::cli

@@ -1,1 +1,126 @@
-// placeholder
+#include "pipeline/detect_run.hpp"
+
+#include "io/npy.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+#include "util/memory.hpp"
+#include "util/progress.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline {
+
+probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description) {
+    probe::Probe probe;
+    std::string origin;
+    if (!probe_file.empty()) {
+        probe = probe::read_probeinterface(probe_file);
+        origin = probe_file;
+    } else if (!info.data_path.empty() && std::filesystem::exists(info.data_path.parent_path() / "probe.json")) {
+        origin = (info.data_path.parent_path() / "probe.json").string();
+        probe = probe::read_probeinterface(origin);
+    } else {
+        probe = probe::default_probe(info.n_channels);
+        origin = "built-in default (" + std::to_string(probe.n_shanks()) +
+                 " shank(s), 20 um pitch); pass --probe "
+                 "for the real geometry";
+    }
+    require(probe.n_channels() == info.n_channels,
+            "the probe (" + origin + ") has " + std::to_string(probe.n_channels()) +
+                " channels but the recording has " + std::to_string(info.n_channels) +
+                ": pass --probe with the probe this recording was made with");
+    if (description)
+        *description = origin;
+    return probe;
+}
+
+DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
+                              const std::filesystem::path& out_dir) {
+    const io::RecordingInfo& info = source.info();
+    require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
+    require(options.chunk_ms > 0 && options.chunk_ms <= 10000, "--chunk-ms must be in (0, 10000]");
+    const auto params = make_detect_params(options.settings, probe, info.sample_rate);
+    auto backend = make_backend(options.backend, *params);
+    ensure_directory(out_dir);
+
+    io::NpyAppendWriter<std::uint64_t> times(out_dir / "spike_times.npy");
+    io::NpyAppendWriter<std::int32_t> channels(out_dir / "spike_channels.npy");
+    io::NpyAppendWriter<float> amplitudes(out_dir / "spike_amplitudes.npy");
+    const bool microvolts = info.microvolts_per_bit > 0;
+    const double scale = microvolts ? info.microvolts_per_bit : 1.0;
+
+    const auto chunk_frames =
+        static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * info.sample_rate / 1000.0)));
+    std::vector<std::int16_t> buffer(chunk_frames * static_cast<std::size_t>(info.n_channels));
+    std::vector<SpikeEvent> events;
+    auto write_events = [&] {
+        for (const SpikeEvent& e : events) {
+            times.append(e.sample);
+            channels.append(e.channel);
+            amplitudes.append(static_cast<float>(e.amplitude * scale));
+        }
+        events.clear();
+    };
+
+    ProgressLine progress(options.progress);
+    DetectRunResult result;
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        const std::size_t n = source.read(buffer.data(), chunk_frames);
+        if (n == 0)
+            break;
+        backend->process(buffer.data(), n, events);
+        result.events += events.size();
+        write_events();
+        result.frames += n;
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double done_s = static_cast<double>(result.frames) / info.sample_rate;
+        char line[200];
+        std::snprintf(
+            line, sizeof line, "detect: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s", done_s,
+            static_cast<double>(info.n_frames) / info.sample_rate,
+            info.n_frames ? 100.0 * static_cast<double>(result.frames) / static_cast<double>(info.n_frames) : 0.0,
+            elapsed > 0 ? done_s / elapsed : 0.0, done_s > 0 ? static_cast<double>(result.events) / done_s : 0);
+        progress.update(line);
+    }
+    backend->finish(events);
+    result.events += events.size();
+    write_events();
+    progress.finish();
+
+    result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
+    result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
+    result.dropped_candidates = backend->dropped_candidates();
+    result.stages = backend->stage_seconds();
+    result.peak_rss_bytes = peak_rss_bytes();
+
+    times.finish();
+    channels.finish();
+    amplitudes.finish();
+    const nlohmann::json meta = {
+        {"format", "spikeline detect output"},
+        {"n_channels", info.n_channels},
+        {"sample_rate", info.sample_rate},
+        {"n_frames", result.frames},
+        {"n_spikes", result.events},
+        {"amplitude_unit", microvolts ? "uV" : "LSB"},
+        {"microvolts_per_bit", info.microvolts_per_bit},
+        {"backend", backend->name()},
+        {"threads", options.backend.threads},
+        {"dropped_candidates", result.dropped_candidates},
+        {"settings", to_json(options.settings)},
+        {"recording", info.data_path.string()},
+        {"probe", probe.name},
+    };
+    write_text_file(out_dir / "detect_info.json", meta.dump(2) + "\n");
+    return result;
+}
+
+} // namespace spikeline

@@ -1,0 +1,41 @@
+#pragma once
+// Offline detection: a recording source streamed through a backend into .npy outputs, with bounded memory.
+#include "backend/backend.hpp"
+#include "io/recording.hpp"
+#include "probe/probe.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace spikeline {
+
+struct DetectRunOptions {
+    BackendOptions backend;
+    DetectSettings settings;
+    double chunk_ms = 100.0; ///< frames read and processed at a time
+    bool progress = false;   ///< draw a progress line on stderr
+};
+
+struct DetectRunResult {
+    std::uint64_t frames = 0;
+    std::uint64_t events = 0;
+    double recording_seconds = 0;
+    double wall_seconds = 0;
+    double realtime_factor = 0;
+    std::uint64_t dropped_candidates = 0;
+    std::size_t peak_rss_bytes = 0;
+    StageSeconds stages;
+};
+
+/// Detects spikes in source and writes into out_dir (created if needed): spike_times.npy (uint64 samples),
+/// spike_channels.npy (int32), spike_amplitudes.npy (float32, uV when the gain is known, else LSB) and
+/// detect_info.json. Outputs appear atomically when the whole recording has been processed.
+DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
+                              const std::filesystem::path& out_dir);
+
+/// Picks the probe for a recording: the file given, else probe.json beside the recording, else the built-in
+/// default probe for the channel count. Checks that the channel counts agree.
+probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description);
+
+} // namespace spikeline
