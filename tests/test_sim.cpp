@@ -1,1 +1,490 @@
-// placeholder
+#include "sim/simulator.hpp"
+
+#include "dsp/filter_design.hpp"
+#include "io/npy.hpp"
+#include "io/recording.hpp"
+#include "util/errors.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+using namespace spikeline;
+using sim::GroundTruthSpike;
+using sim::SimulationConfig;
+using sim::Simulator;
+
+/// Shanks of two columns 32 um apart with 20 um vertical pitch, shanks 250 um apart (built by hand so these tests
+/// do not depend on the probe library).
+probe::Probe make_probe(int n_channels, int n_shanks) {
+    probe::Probe probe;
+    probe.name = "test";
+    const int per_shank = n_channels / n_shanks;
+    for (int c = 0; c < n_channels; ++c) {
+        const int shank = c / per_shank;
+        const int index = c % per_shank;
+        probe::Contact contact;
+        contact.shank = shank;
+        contact.x_um = 250.0 * shank + 32.0 * (index % 2);
+        contact.y_um = 20.0 * (index / 2);
+        // (built with append: GCC 12 warns falsely about "literal" + std::string under -O3)
+        contact.id = std::to_string(shank);
+        contact.id.append(":").append(std::to_string(index));
+        probe.contacts.push_back(contact);
+    }
+    return probe;
+}
+
+SimulationConfig small_config(double duration_s = 3.0) {
+    SimulationConfig config;
+    config.n_channels = 64;
+    config.duration_s = duration_s;
+    config.seed = 11;
+    return config;
+}
+
+struct Simulated {
+    std::vector<std::int16_t> frames;
+    std::vector<GroundTruthSpike> spikes;
+    std::vector<sim::GroundTruthUnit> units;
+};
+
+Simulated run(const SimulationConfig& config, const probe::Probe& probe, std::size_t chunk_frames = 4096) {
+    Simulator simulator(config, probe);
+    Simulated result;
+    const std::size_t n_channels = static_cast<std::size_t>(config.n_channels);
+    result.frames.resize(simulator.info().n_frames * n_channels);
+    std::size_t position = 0;
+    while (true) {
+        const std::size_t got =
+            simulator.read(result.frames.data() + position * n_channels,
+                           std::min<std::size_t>(chunk_frames, simulator.info().n_frames - position));
+        if (got == 0)
+            break;
+        position += got;
+        for (const GroundTruthSpike& spike : simulator.take_spikes())
+            result.spikes.push_back(spike);
+    }
+    EXPECT_EQ(position, simulator.info().n_frames);
+    result.units = simulator.units();
+    return result;
+}
+
+std::vector<double> channel_trace(const std::vector<std::int16_t>& frames, int n_channels, int channel,
+                                  double microvolts_per_bit) {
+    std::vector<double> trace(frames.size() / static_cast<std::size_t>(n_channels));
+    for (std::size_t n = 0; n < trace.size(); ++n)
+        trace[n] =
+            frames[n * static_cast<std::size_t>(n_channels) + static_cast<std::size_t>(channel)] * microvolts_per_bit;
+    return trace;
+}
+
+std::vector<double> band_passed(const std::vector<double>& trace, double sample_rate) {
+    return dsp::filter(dsp::design_bandpass(sample_rate, 300.0, 6000.0), trace);
+}
+
+double rms(const std::vector<double>& values, std::size_t skip) {
+    double power = 0;
+    for (std::size_t i = skip; i < values.size(); ++i)
+        power += values[i] * values[i];
+    return std::sqrt(power / static_cast<double>(values.size() - skip));
+}
+
+TEST(Simulator, IdenticalForAnyReadChunkSize) {
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated a = run(small_config(), probe, 1000);
+    const Simulated b = run(small_config(), probe, 7777);
+    ASSERT_EQ(a.frames.size(), b.frames.size());
+    EXPECT_TRUE(a.frames == b.frames);
+    ASSERT_EQ(a.spikes.size(), b.spikes.size());
+    for (std::size_t i = 0; i < a.spikes.size(); ++i) {
+        EXPECT_EQ(a.spikes[i].sample, b.spikes[i].sample);
+        EXPECT_EQ(a.spikes[i].unit, b.spikes[i].unit);
+    }
+    EXPECT_GT(a.spikes.size(), 50u);
+}
+
+TEST(Simulator, DifferentSeedsDiffer) {
+    const probe::Probe probe = make_probe(64, 2);
+    SimulationConfig config = small_config(1.0);
+    const Simulated a = run(config, probe);
+    config.seed = 12;
+    const Simulated b = run(config, probe);
+    std::size_t equal = 0;
+    for (std::size_t i = 0; i < a.frames.size(); ++i)
+        equal += a.frames[i] == b.frames[i];
+    EXPECT_LT(static_cast<double>(equal), 0.2 * static_cast<double>(a.frames.size()));
+}
+
+TEST(Simulator, InfoDescribesTheRecording) {
+    SimulationConfig config = small_config(2.5);
+    config.sample_rate = 20000;
+    Simulator simulator(config, make_probe(64, 1));
+    EXPECT_EQ(simulator.info().n_channels, 64);
+    EXPECT_EQ(simulator.info().n_frames, 50000u);
+    EXPECT_DOUBLE_EQ(simulator.info().sample_rate, 20000.0);
+    EXPECT_DOUBLE_EQ(simulator.info().microvolts_per_bit, config.microvolts_per_bit);
+    EXPECT_EQ(simulator.units().size(), 19u); // 3 per 10 channels
+}
+
+TEST(Simulator, GroundTruthIsSortedAndInRange) {
+    const SimulationConfig config = small_config();
+    const Simulated result = run(config, make_probe(64, 2));
+    const auto n_frames = static_cast<std::uint64_t>(config.duration_s * config.sample_rate);
+    std::vector<std::uint64_t> counts(result.units.size(), 0);
+    for (std::size_t i = 0; i < result.spikes.size(); ++i) {
+        const GroundTruthSpike& spike = result.spikes[i];
+        EXPECT_LT(spike.sample, n_frames);
+        ASSERT_GE(spike.unit, 0);
+        ASSERT_LT(static_cast<std::size_t>(spike.unit), result.units.size());
+        ++counts[static_cast<std::size_t>(spike.unit)];
+        if (i > 0) {
+            const GroundTruthSpike& previous = result.spikes[i - 1];
+            EXPECT_TRUE(previous.sample < spike.sample ||
+                        (previous.sample == spike.sample && previous.unit < spike.unit))
+                << "at " << i;
+        }
+    }
+    for (std::size_t u = 0; u < result.units.size(); ++u) {
+        EXPECT_EQ(result.units[u].id, static_cast<int>(u));
+        EXPECT_EQ(result.units[u].n_spikes, counts[u]);
+        EXPECT_GE(result.units[u].peak_channel, 0);
+        EXPECT_LT(result.units[u].peak_channel, 64);
+    }
+}
+
+TEST(Simulator, RatesMatchTheConfiguredOnes) {
+    SimulationConfig config = small_config(20.0);
+    config.n_channels = 32;
+    const Simulated result = run(config, make_probe(32, 1));
+    double expected_total = 0, actual_total = 0;
+    for (const sim::GroundTruthUnit& unit : result.units) {
+        EXPECT_GE(unit.rate_hz, 0.1);
+        EXPECT_LE(unit.rate_hz, 50.0);
+        const double expected = unit.rate_hz * config.duration_s;
+        EXPECT_NEAR(static_cast<double>(unit.n_spikes), expected, 5.0 * std::sqrt(expected) + 3.0) << unit.id;
+        expected_total += expected;
+        actual_total += static_cast<double>(unit.n_spikes);
+    }
+    EXPECT_NEAR(actual_total / expected_total, 1.0, 0.1);
+}
+
+TEST(Simulator, RefractoryPeriodIsRespected) {
+    SimulationConfig config = small_config(5.0);
+    config.n_units = 10;
+    const Simulated result = run(config, make_probe(64, 2));
+    std::map<int, std::uint64_t> last;
+    std::uint64_t min_interval = ~std::uint64_t{0};
+    for (const GroundTruthSpike& spike : result.spikes) {
+        if (const auto it = last.find(spike.unit); it != last.end())
+            min_interval = std::min(min_interval, spike.sample - it->second);
+        last[spike.unit] = spike.sample;
+    }
+    // 1.5 ms at 30 kHz, less one sample of rounding.
+    EXPECT_GE(min_interval, 44u);
+}
+
+TEST(Simulator, BandPassedNoiseMatchesTheConfiguredLevel) {
+    SimulationConfig config = small_config(4.0);
+    config.noise_only = true;
+    config.noise_uv = 12.0;
+    const Simulated result = run(config, make_probe(64, 2));
+    EXPECT_TRUE(result.units.empty());
+    EXPECT_TRUE(result.spikes.empty());
+    const std::size_t skip = 6000; // filter start-up
+    double mean_level = 0;
+    std::vector<std::vector<double>> bands;
+    for (int c = 0; c < config.n_channels; ++c) {
+        const std::vector<double> raw = channel_trace(result.frames, config.n_channels, c, config.microvolts_per_bit);
+        bands.push_back(band_passed(raw, config.sample_rate));
+        const double level = rms(bands.back(), skip);
+        EXPECT_NEAR(level / config.noise_uv, 1.0, 0.15) << "channel " << c;
+        mean_level += level / config.n_channels;
+        // Slow LFP and line noise dominate the raw signal; the band-pass removes them.
+        EXPECT_GT(rms(raw, skip), 2.0 * level) << "channel " << c;
+    }
+    EXPECT_NEAR(mean_level / config.noise_uv, 1.0, 0.05);
+
+    // Neighbouring contacts share some noise; contacts on different shanks share only the weak common mode.
+    auto correlation = [&](int a, int b) {
+        double ab = 0, aa = 0, bb = 0;
+        for (std::size_t n = skip; n < bands[0].size(); ++n) {
+            const double x = bands[static_cast<std::size_t>(a)][n], y = bands[static_cast<std::size_t>(b)][n];
+            ab += x * y;
+            aa += x * x;
+            bb += y * y;
+        }
+        return ab / std::sqrt(aa * bb);
+    };
+    EXPECT_GT(correlation(10, 12), 0.08);
+    EXPECT_LT(correlation(10, 12), 0.5);
+    EXPECT_LT(correlation(10, 42), correlation(10, 12));
+}
+
+TEST(Simulator, NoiseDoesNotDependOnTheUnits) {
+    SimulationConfig config = small_config(1.0);
+    config.noise_only = true;
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated a = run(config, probe);
+    const Simulated b = run(config, probe);
+    EXPECT_TRUE(a.frames == b.frames);
+}
+
+/// Spike-only signal: the recording with units minus the same seed without (the noise is identical).
+std::vector<double> spikes_only(const Simulated& with_units, const Simulated& noise, int n_channels, int channel,
+                                double microvolts_per_bit) {
+    std::vector<double> a = channel_trace(with_units.frames, n_channels, channel, microvolts_per_bit);
+    const std::vector<double> b = channel_trace(noise.frames, n_channels, channel, microvolts_per_bit);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        a[i] -= b[i];
+    return a;
+}
+
+TEST(Simulator, UnitSnrsMatchTheirDefinition) {
+    SimulationConfig config = small_config(8.0);
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated recording = run(config, probe);
+    config.noise_only = true;
+    const Simulated noise = run(config, probe);
+
+    std::size_t checked = 0;
+    for (const sim::GroundTruthUnit& unit : recording.units) {
+        EXPECT_GE(unit.snr, 3.0);
+        EXPECT_LE(unit.snr, 20.0);
+        if (unit.n_spikes < 10)
+            continue;
+        const int channel = unit.peak_channel;
+        const std::vector<double> signal = band_passed(
+            spikes_only(recording, noise, config.n_channels, channel, config.microvolts_per_bit), config.sample_rate);
+        const double noise_rms =
+            rms(band_passed(channel_trace(noise.frames, config.n_channels, channel, config.microvolts_per_bit),
+                            config.sample_rate),
+                6000);
+        // Mean band-passed waveform around the ground-truth troughs.
+        std::vector<double> mean(40, 0.0);
+        for (const GroundTruthSpike& spike : recording.spikes) {
+            if (spike.unit != unit.id)
+                continue;
+            for (std::size_t k = 0; k < mean.size(); ++k)
+                mean[k] += signal[spike.sample - 10 + k] / static_cast<double>(unit.n_spikes);
+        }
+        const double measured = -*std::min_element(mean.begin(), mean.end()) / noise_rms;
+        EXPECT_NEAR(measured / unit.snr, 1.0, 0.15) << "unit " << unit.id << " snr " << unit.snr;
+        ++checked;
+    }
+    EXPECT_GE(checked, 8u);
+}
+
+TEST(Simulator, TroughsAreWhereTheGroundTruthSays) {
+    SimulationConfig config = small_config(8.0);
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated recording = run(config, probe);
+    config.noise_only = true;
+    const Simulated noise = run(config, probe);
+    for (const sim::GroundTruthUnit& unit : recording.units) {
+        if (unit.n_spikes < 5)
+            continue;
+        const std::vector<double> raw =
+            spikes_only(recording, noise, config.n_channels, unit.peak_channel, config.microvolts_per_bit);
+        std::vector<double> mean(21, 0.0);
+        for (const GroundTruthSpike& spike : recording.spikes)
+            if (spike.unit == unit.id)
+                for (std::size_t k = 0; k < mean.size(); ++k)
+                    mean[k] += raw[spike.sample - 10 + k];
+        // The mean of a few spikes is blurred by other units' spikes: the trough may be flat over two samples.
+        const double minimum = *std::min_element(mean.begin(), mean.end());
+        EXPECT_LE(mean[10], 0.97 * minimum) << "unit " << unit.id;
+        EXPECT_LT(mean[10], mean[7]) << "unit " << unit.id;
+        EXPECT_LT(mean[10], mean[13]) << "unit " << unit.id;
+    }
+}
+
+/// Spikes straddling the simulator's internal blocks and the reader's chunks look like all the others.
+TEST(Simulator, SpikesAcrossChunkBoundariesAreWhole) {
+    SimulationConfig config = small_config(10.0);
+    config.n_units = 4;
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated recording = run(config, probe, 999);
+    config.noise_only = true;
+    const Simulated noise = run(config, probe, 999);
+
+    for (const sim::GroundTruthUnit& unit : recording.units) {
+        const std::vector<double> raw =
+            spikes_only(recording, noise, config.n_channels, unit.peak_channel, config.microvolts_per_bit);
+        std::vector<std::uint64_t> own, all;
+        for (const GroundTruthSpike& spike : recording.spikes) {
+            all.push_back(spike.sample);
+            if (spike.unit == unit.id)
+                own.push_back(spike.sample);
+        }
+        std::vector<double> mean(120, 0.0);
+        for (std::uint64_t sample : own)
+            for (std::size_t k = 0; k < mean.size(); ++k)
+                mean[k] += raw[sample - 40 + k];
+        std::size_t checked = 0;
+        for (std::uint64_t sample : own) {
+            const bool overlapped = std::any_of(all.begin(), all.end(), [&](std::uint64_t t) {
+                return t != sample && t + 200 > sample && t < sample + 200;
+            });
+            if (overlapped)
+                continue;
+            double xy = 0, xx = 0, yy = 0;
+            for (std::size_t k = 0; k < mean.size(); ++k) {
+                const double x = raw[sample - 40 + k];
+                xy += x * mean[k];
+                xx += x * x;
+                yy += mean[k] * mean[k];
+            }
+            EXPECT_GT(xy / std::sqrt(xx * yy), 0.97) << "unit " << unit.id << " spike at " << sample;
+            ++checked;
+        }
+        EXPECT_GT(checked, 0u);
+    }
+}
+
+TEST(Simulator, DriftMovesWaveformsButNotSpikeTimes) {
+    SimulationConfig config = small_config(3.0);
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated still = run(config, probe);
+    config.drift_um_per_s = 20.0;
+    const Simulated drifting = run(config, probe);
+    const Simulated again = run(config, probe);
+    EXPECT_TRUE(drifting.frames == again.frames);
+    EXPECT_FALSE(still.frames == drifting.frames);
+    ASSERT_EQ(still.units.size(), drifting.units.size());
+    for (std::size_t u = 0; u < still.units.size(); ++u)
+        EXPECT_EQ(still.units[u].n_spikes, drifting.units[u].n_spikes);
+}
+
+TEST(Simulator, RejectsBadConfigurations) {
+    const probe::Probe probe = make_probe(64, 2);
+    auto expect_rejected = [&](auto change) {
+        SimulationConfig config = small_config(1.0);
+        change(config);
+        EXPECT_THROW(Simulator(config, probe), InputError);
+    };
+    expect_rejected([](SimulationConfig& c) { c.n_channels = 32; });
+    expect_rejected([](SimulationConfig& c) { c.duration_s = 0; });
+    expect_rejected([](SimulationConfig& c) { c.duration_s = -1; });
+    expect_rejected([](SimulationConfig& c) { c.sample_rate = 500; });
+    expect_rejected([](SimulationConfig& c) { c.sample_rate = std::nan(""); });
+    expect_rejected([](SimulationConfig& c) { c.noise_uv = 0; });
+    expect_rejected([](SimulationConfig& c) { c.microvolts_per_bit = 0; });
+    expect_rejected([](SimulationConfig& c) { c.n_units = -2; });
+    expect_rejected([](SimulationConfig& c) { c.drift_um_per_s = 1e9; });
+    try {
+        SimulationConfig config = small_config(1.0);
+        config.n_channels = 128;
+        Simulator simulator(config, probe);
+        FAIL() << "no exception";
+    } catch (const InputError& error) {
+        EXPECT_NE(std::string(error.what()).find("64"), std::string::npos) << error.what();
+    }
+}
+
+class SimulateToFolder : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ =
+            std::filesystem::temp_directory_path() / ("spikeline_test_sim_" + std::to_string(::getpid()) + "_" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::filesystem::path dir_;
+};
+
+TEST_F(SimulateToFolder, WritesRecordingProbeAndGroundTruth) {
+    SimulationConfig config = small_config(2.0);
+    config.n_channels = 32;
+    const probe::Probe probe = make_probe(32, 1);
+    std::vector<double> fractions;
+    sim::simulate_to_folder(config, probe, dir_ / "out", [&](double f) { fractions.push_back(f); });
+    const std::filesystem::path out = dir_ / "out";
+
+    ASSERT_FALSE(fractions.empty());
+    EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+    EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+
+    EXPECT_TRUE(std::filesystem::exists(out / "recording.bin"));
+    EXPECT_TRUE(std::filesystem::exists(out / "recording.meta"));
+    EXPECT_TRUE(std::filesystem::exists(out / "probe.json"));
+    EXPECT_EQ(std::filesystem::file_size(out / "recording.bin"), 60000u * 32u * 2u);
+
+    // The files hold exactly what the in-memory simulator produces.
+    const Simulated expected = run(config, probe);
+    auto source = io::open_recording(out / "recording.bin", {});
+    EXPECT_EQ(source->info().n_channels, 32);
+    EXPECT_EQ(source->info().n_frames, 60000u);
+    EXPECT_DOUBLE_EQ(source->info().sample_rate, 30000.0);
+    EXPECT_NEAR(source->info().microvolts_per_bit, config.microvolts_per_bit, 1e-6);
+    std::vector<std::int16_t> frames(60000u * 32u);
+    std::size_t position = 0;
+    while (const std::size_t got = source->read(frames.data() + position * 32, 60000 - position))
+        position += got;
+    EXPECT_EQ(position, 60000u);
+    EXPECT_TRUE(frames == expected.frames);
+
+    const io::NpyArray times = io::read_npy(out / "ground_truth" / "spike_times.npy");
+    const io::NpyArray units = io::read_npy(out / "ground_truth" / "spike_units.npy");
+    EXPECT_EQ(times.descr, "<u8");
+    EXPECT_EQ(units.descr, "<i4");
+    const std::vector<std::uint64_t> time_values = times.as<std::uint64_t>();
+    const std::vector<std::int32_t> unit_values = units.as<std::int32_t>();
+    ASSERT_EQ(time_values.size(), expected.spikes.size());
+    ASSERT_EQ(unit_values.size(), expected.spikes.size());
+    for (std::size_t i = 0; i < time_values.size(); ++i) {
+        EXPECT_EQ(time_values[i], expected.spikes[i].sample);
+        EXPECT_EQ(unit_values[i], expected.spikes[i].unit);
+    }
+
+    std::ifstream tsv(out / "ground_truth" / "units.tsv");
+    std::string line;
+    std::getline(tsv, line);
+    EXPECT_EQ(line, "unit_id\tpeak_channel\tsnr\trate_hz\tn_spikes");
+    std::size_t rows = 0;
+    while (std::getline(tsv, line)) {
+        std::istringstream fields(line);
+        int id = -1, peak = -1;
+        double snr = 0, rate = 0;
+        std::uint64_t count = 0;
+        fields >> id >> peak >> snr >> rate >> count;
+        ASSERT_TRUE(fields) << line;
+        EXPECT_EQ(id, static_cast<int>(rows));
+        EXPECT_EQ(count, expected.units[rows].n_spikes);
+        EXPECT_EQ(peak, expected.units[rows].peak_channel);
+        ++rows;
+    }
+    EXPECT_EQ(rows, expected.units.size());
+
+    std::ifstream info_file(out / "ground_truth" / "info.json");
+    const nlohmann::json info = nlohmann::json::parse(info_file);
+    EXPECT_DOUBLE_EQ(info.at("sample_rate").get<double>(), 30000.0);
+    EXPECT_EQ(info.at("n_channels").get<int>(), 32);
+    EXPECT_DOUBLE_EQ(info.at("duration_s").get<double>(), 2.0);
+    EXPECT_EQ(info.at("n_frames").get<std::uint64_t>(), 60000u);
+    EXPECT_EQ(info.at("seed").get<std::uint64_t>(), config.seed);
+    EXPECT_EQ(info.at("n_units").get<std::size_t>(), expected.units.size());
+    EXPECT_DOUBLE_EQ(info.at("noise_uv").get<double>(), config.noise_uv);
+    EXPECT_DOUBLE_EQ(info.at("microvolts_per_bit").get<double>(), config.microvolts_per_bit);
+    EXPECT_DOUBLE_EQ(info.at("drift_um_per_s").get<double>(), 0.0);
+}
+
+TEST_F(SimulateToFolder, BadConfigurationCreatesNothing) {
+    SimulationConfig config = small_config(1.0);
+    config.duration_s = 0;
+    EXPECT_THROW(sim::simulate_to_folder(config, make_probe(64, 2), dir_ / "out"), InputError);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "out"));
+}
+
+} // namespace

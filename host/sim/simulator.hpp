@@ -19,6 +19,7 @@ struct SimulationConfig {
     double microvolts_per_bit = 0.195; ///< Intan-like front end
     double noise_uv = 10.0;           ///< RMS of the 300-6000 Hz band of the noise, per channel
     double drift_um_per_s = 0.0;      ///< slow rigid drift along the shank (0: none)
+    bool noise_only = false;          ///< no units (noise checks); the noise is the same as with units
 };
 
 struct GroundTruthUnit {
