@@ -1,1 +1,556 @@
-// placeholder
+// End-to-end tests of the spikeline command-line tool: runs the built binary (SPIKELINE_CLI) as a child process
+// with stdout and stderr redirected to files, then checks exit status, messages and the files it wrote.
+#include "io/npy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#ifndef SPIKELINE_CLI
+#error "SPIKELINE_CLI must be defined as the path of the spikeline binary"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using spikeline::io::read_npy_vector;
+
+constexpr int kChannels = 64;
+constexpr double kSampleRate = 30000;
+constexpr double kDurationS = 3;
+
+struct RunResult {
+    int status = -1; ///< exit status, or 128 + signal number when the child was killed by a signal
+    std::string out;
+    std::string err;
+};
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<char> read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+}
+
+std::string describe(const std::vector<std::string>& args) {
+    std::string s = "spikeline";
+    for (const std::string& a : args)
+        s.append(" ").append(a);
+    return s;
+}
+
+/// Runs `spikeline args...` with stdout/stderr captured in files under capture_dir; never through a shell.
+RunResult run_cli(const std::vector<std::string>& args, const fs::path& capture_dir) {
+    static int counter = 0;
+    ++counter;
+    const fs::path out_file = capture_dir / (std::string("cli_stdout_") + std::to_string(counter) + ".txt");
+    const fs::path err_file = capture_dir / (std::string("cli_stderr_") + std::to_string(counter) + ".txt");
+
+    std::vector<std::string> storage;
+    storage.emplace_back(SPIKELINE_CLI);
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& s : storage)
+        argv.push_back(s.data());
+    argv.push_back(nullptr);
+
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int out_fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const int err_fd = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out_fd < 0 || err_fd < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0)
+            ::_exit(126);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    RunResult result;
+    if (pid < 0)
+        return result;
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0) {
+    }
+    if (WIFEXITED(wstatus))
+        result.status = WEXITSTATUS(wstatus);
+    else if (WIFSIGNALED(wstatus))
+        result.status = 128 + WTERMSIG(wstatus);
+    result.out = read_text(out_file);
+    result.err = read_text(err_file);
+    std::error_code ignored;
+    fs::remove(out_file, ignored);
+    fs::remove(err_file, ignored);
+    return result;
+}
+
+/// key=value pairs of a SpikeGLX .meta file.
+std::map<std::string, std::string> read_meta(const fs::path& path) {
+    std::map<std::string, std::string> meta;
+    std::istringstream in(read_text(path));
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto eq = line.find('=');
+        if (eq != std::string::npos)
+            meta[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return meta;
+}
+
+/// Writes the .meta at `from` to `to` without the line of `key`.
+void copy_meta_without(const fs::path& from, const fs::path& to, const std::string& key) {
+    std::istringstream in(read_text(from));
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    std::string line;
+    bool removed = false;
+    while (std::getline(in, line)) {
+        if (line.rfind(key + "=", 0) == 0) {
+            removed = true;
+            continue;
+        }
+        out << line << '\n';
+    }
+    ASSERT_TRUE(removed) << key << " not found in " << from;
+}
+
+/// Files whose name contains ".tmp" anywhere below dir (nothing when dir does not exist).
+std::vector<std::string> temporary_files(const fs::path& dir) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        return found;
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+        if (entry.path().filename().string().find(".tmp") != std::string::npos)
+            found.push_back(entry.path().string());
+    return found;
+}
+
+class CliTest : public ::testing::Test {
+protected:
+    /// One shared simulated recording (D) and its detection (O), made once for the whole suite.
+    static void SetUpTestSuite() {
+        root_ = fs::temp_directory_path() / (std::string("spikeline_test_cli_") + std::to_string(::getpid()));
+        fs::remove_all(root_);
+        fs::create_directories(root_);
+        sim_dir_ = root_ / "D";
+        detect_dir_ = root_ / "O";
+        simulate_result_ = run_cli({"simulate", "--out", sim_dir_.string(), "--channels", std::to_string(kChannels),
+                                    "--duration", "3", "--seed", "3", "-q"},
+                                   root_);
+        if (simulate_result_.status == 0)
+            detect_result_ = run_cli({"detect", (sim_dir_ / "recording.bin").string(), "--out", detect_dir_.string(),
+                                      "--threads", "2", "-q"},
+                                     root_);
+    }
+
+    static void TearDownTestSuite() {
+        std::error_code ignored;
+        fs::remove_all(root_, ignored);
+    }
+
+    void SetUp() override {
+        ASSERT_EQ(simulate_result_.status, 0) << "simulate failed: " << simulate_result_.err;
+        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = root_ / (std::string(info->name()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+
+    RunResult run(const std::vector<std::string>& args) const { return run_cli(args, dir_); }
+
+    /// Runs a detect that must fail: exit status 2, `expected` in the message, no outputs nor temporaries left.
+    void expect_detect_fails(const std::vector<std::string>& args, const fs::path& out_dir,
+                             const std::vector<std::string>& expected) const {
+        const RunResult r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(args) << "\nstderr: " << r.err;
+        EXPECT_EQ(r.err.rfind("spikeline detect", 0), 0u) << r.err;
+        for (const std::string& e : expected)
+            EXPECT_NE(r.err.find(e), std::string::npos)
+                << "expected '" << e << "' in stderr of " << describe(args) << "\nstderr: " << r.err;
+        EXPECT_FALSE(fs::exists(out_dir / "spike_times.npy")) << describe(args);
+        EXPECT_FALSE(fs::exists(out_dir / "spike_channels.npy")) << describe(args);
+        EXPECT_FALSE(fs::exists(out_dir / "detect_info.json")) << describe(args);
+        EXPECT_TRUE(temporary_files(dir_).empty()) << describe(args) << " left " << temporary_files(dir_).front();
+        EXPECT_TRUE(temporary_files(sim_dir_).empty()) << describe(args);
+    }
+
+    static inline fs::path root_;
+    static inline fs::path sim_dir_;
+    static inline fs::path detect_dir_;
+    static inline RunResult simulate_result_;
+    static inline RunResult detect_result_;
+    fs::path dir_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// simulate
+
+TEST_F(CliTest, SimulateWritesRecordingProbeAndGroundTruth) {
+    EXPECT_TRUE(simulate_result_.err.empty()) << simulate_result_.err;
+    EXPECT_TRUE(simulate_result_.out.empty()) << "-q should print nothing: " << simulate_result_.out;
+    for (const char* name : {"recording.bin", "recording.meta", "probe.json", "ground_truth/spike_times.npy",
+                             "ground_truth/spike_units.npy", "ground_truth/units.tsv", "ground_truth/info.json"})
+        EXPECT_TRUE(fs::is_regular_file(sim_dir_ / name)) << name;
+    EXPECT_TRUE(temporary_files(sim_dir_).empty());
+
+    const auto meta = read_meta(sim_dir_ / "recording.meta");
+    ASSERT_TRUE(meta.count("fileSizeBytes"));
+    ASSERT_TRUE(meta.count("nSavedChans"));
+    ASSERT_TRUE(meta.count("imSampRate"));
+    EXPECT_EQ(std::stoi(meta.at("nSavedChans")), kChannels);
+    EXPECT_DOUBLE_EQ(std::stod(meta.at("imSampRate")), kSampleRate);
+    const auto file_size = static_cast<std::uintmax_t>(std::stoull(meta.at("fileSizeBytes")));
+    EXPECT_EQ(fs::file_size(sim_dir_ / "recording.bin"), file_size);
+    const std::uintmax_t frame_bytes = 2u * kChannels;
+    EXPECT_EQ(file_size % frame_bytes, 0u);
+    const std::uintmax_t frames = file_size / frame_bytes;
+    EXPECT_EQ(frames, static_cast<std::uintmax_t>(kDurationS * kSampleRate));
+
+    const auto probe = nlohmann::json::parse(read_text(sim_dir_ / "probe.json"));
+    ASSERT_TRUE(probe.contains("probes"));
+    ASSERT_FALSE(probe["probes"].empty());
+    EXPECT_EQ(probe["probes"][0]["contact_positions"].size(), static_cast<std::size_t>(kChannels));
+
+    const auto truth_times = read_npy_vector<std::uint64_t>(sim_dir_ / "ground_truth" / "spike_times.npy");
+    EXPECT_FALSE(truth_times.empty());
+    EXPECT_TRUE(std::is_sorted(truth_times.begin(), truth_times.end()));
+    EXPECT_LT(truth_times.back(), frames);
+}
+
+TEST_F(CliTest, SimulateIsDeterministicForASeed) {
+    const fs::path again = dir_ / "D";
+    const RunResult r = run({"simulate", "--out", again.string(), "--channels", std::to_string(kChannels), "--duration",
+                             "3", "--seed", "3", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(read_bytes(again / "recording.bin") == read_bytes(sim_dir_ / "recording.bin"));
+    EXPECT_EQ(read_text(again / "recording.meta"), read_text(sim_dir_ / "recording.meta"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// detect + compare
+
+TEST_F(CliTest, DetectThenCompareScoresWell) {
+    ASSERT_EQ(detect_result_.status, 0) << detect_result_.err;
+    EXPECT_TRUE(detect_result_.err.empty()) << detect_result_.err;
+    EXPECT_TRUE(detect_result_.out.empty()) << "-q should print nothing: " << detect_result_.out;
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
+        EXPECT_TRUE(fs::is_regular_file(detect_dir_ / name)) << name;
+    EXPECT_TRUE(temporary_files(detect_dir_).empty());
+
+    const auto times = read_npy_vector<std::uint64_t>(detect_dir_ / "spike_times.npy");
+    const auto channels = read_npy_vector<std::int32_t>(detect_dir_ / "spike_channels.npy");
+    const auto amplitudes = read_npy_vector<float>(detect_dir_ / "spike_amplitudes.npy");
+    ASSERT_FALSE(times.empty());
+    EXPECT_EQ(channels.size(), times.size());
+    EXPECT_EQ(amplitudes.size(), times.size());
+    EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "spike_times.npy must be non-decreasing";
+    EXPECT_LT(times.back(), static_cast<std::uint64_t>(kDurationS * kSampleRate));
+    for (const std::int32_t c : channels)
+        ASSERT_TRUE(c >= 0 && c < kChannels) << c;
+
+    const auto info = nlohmann::json::parse(read_text(detect_dir_ / "detect_info.json"));
+    EXPECT_EQ(info["n_channels"].get<int>(), kChannels);
+    EXPECT_EQ(info["n_spikes"].get<std::size_t>(), times.size());
+    EXPECT_EQ(info["n_frames"].get<std::size_t>(), static_cast<std::size_t>(kDurationS * kSampleRate));
+
+    const fs::path score_file = dir_ / "score.json";
+    const RunResult r = run({"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted",
+                             detect_dir_.string(), "--json", score_file.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("precision"), std::string::npos) << r.out;
+    ASSERT_TRUE(fs::is_regular_file(score_file));
+    EXPECT_TRUE(temporary_files(dir_).empty());
+    const auto score = nlohmann::json::parse(read_text(score_file));
+    for (const char* key : {"precision", "recall", "recall_snr_at_least_5"}) {
+        ASSERT_TRUE(score.contains(key) && score[key].is_number()) << key;
+        EXPECT_GE(score[key].get<double>(), 0.0) << key;
+        EXPECT_LE(score[key].get<double>(), 1.0) << key;
+    }
+    EXPECT_EQ(score["n_detected"].get<std::size_t>(), times.size());
+    // Observed with seed 3, 64 channels, 3 s: recall(SNR >= 5) 0.964, precision 0.977, recall 0.894.
+    EXPECT_GT(score["recall_snr_at_least_5"].get<double>(), 0.85);
+    EXPECT_GT(score["precision"].get<double>(), 0.85);
+    EXPECT_GT(score["recall"].get<double>(), 0.7);
+}
+
+TEST_F(CliTest, ThreadsAndBackendsGiveIdenticalFiles) {
+    ASSERT_EQ(detect_result_.status, 0) << detect_result_.err;
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const std::vector<std::pair<std::string, std::vector<std::string>>> runs = {
+        {"t1", {"--threads", "1"}},
+        {"t2", {"--threads", "2"}},
+        {"ref", {"--backend", "reference"}},
+        {"t2_small_chunks", {"--threads", "2", "--chunk-ms", "7"}},
+    };
+    for (const auto& [name, options] : runs) {
+        std::vector<std::string> args = {"detect", input, "--out", (dir_ / name).string(), "-q"};
+        args.insert(args.end(), options.begin(), options.end());
+        const RunResult r = run(args);
+        ASSERT_EQ(r.status, 0) << describe(args) << "\n" << r.err;
+    }
+    for (const char* file : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"}) {
+        const std::vector<char> expected = read_bytes(dir_ / "t1" / file);
+        ASSERT_FALSE(expected.empty()) << file;
+        EXPECT_TRUE(expected == read_bytes(detect_dir_ / file)) << file << ": default run differs from --threads 1";
+        for (const auto& [name, options] : runs)
+            EXPECT_TRUE(expected == read_bytes(dir_ / name / file)) << file << ": " << name << " differs from t1";
+    }
+}
+
+TEST_F(CliTest, DetectAcceptsTheFolderAndRawInt16) {
+    // A folder holding one recording.
+    const RunResult folder = run({"detect", sim_dir_.string(), "--out", (dir_ / "folder").string(), "-q"});
+    ASSERT_EQ(folder.status, 0) << folder.err;
+    EXPECT_TRUE(read_bytes(dir_ / "folder" / "spike_times.npy") == read_bytes(detect_dir_ / "spike_times.npy"));
+
+    // The same samples as raw int16 with the probe and gain given explicitly give the same events.
+    fs::create_directories(dir_ / "raw");
+    fs::copy_file(sim_dir_ / "recording.bin", dir_ / "raw" / "data.dat");
+    const RunResult raw =
+        run({"detect", (dir_ / "raw" / "data.dat").string(), "--channels", std::to_string(kChannels), "--sample-rate",
+             "30000", "--probe", (sim_dir_ / "probe.json").string(), "--out", (dir_ / "raw_out").string(), "-q"});
+    ASSERT_EQ(raw.status, 0) << raw.err;
+    EXPECT_TRUE(read_bytes(dir_ / "raw_out" / "spike_times.npy") == read_bytes(detect_dir_ / "spike_times.npy"));
+    EXPECT_TRUE(read_bytes(dir_ / "raw_out" / "spike_channels.npy") == read_bytes(detect_dir_ / "spike_channels.npy"));
+}
+
+TEST_F(CliTest, DetectPrintsASummaryWithoutQuiet) {
+    const RunResult r = run({"detect", (sim_dir_ / "recording.bin").string(), "--out", (dir_ / "O").string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("spikeline detect"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("spikes"), std::string::npos) << r.out;
+    // stderr is a file here, so no progress line is drawn.
+    EXPECT_EQ(r.err.find("detect:"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// bad input: exit status 2, a message naming the problem, no outputs left behind
+
+TEST_F(CliTest, TruncatedBinIsRejected) {
+    const fs::path rec = dir_ / "rec";
+    fs::create_directories(rec);
+    fs::copy_file(sim_dir_ / "recording.meta", rec / "recording.meta");
+    fs::copy_file(sim_dir_ / "recording.bin", rec / "recording.bin");
+    fs::resize_file(rec / "recording.bin", fs::file_size(rec / "recording.bin") - 5);
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"detect", (rec / "recording.bin").string(), "--out", out.string(), "-q"}, out,
+                        {"truncated", "fileSizeBytes"});
+}
+
+TEST_F(CliTest, MetaMissingKeysIsRejected) {
+    for (const std::string key : {"nSavedChans", "imSampRate", "fileSizeBytes"}) {
+        SCOPED_TRACE(key);
+        const fs::path rec = dir_ / ("no_" + key);
+        fs::create_directories(rec);
+        fs::create_symlink(sim_dir_ / "recording.bin", rec / "recording.bin");
+        copy_meta_without(sim_dir_ / "recording.meta", rec / "recording.meta", key);
+        const fs::path out = dir_ / ("out_" + key);
+        expect_detect_fails({"detect", (rec / "recording.bin").string(), "--out", out.string(), "-q"}, out,
+                            {"missing key " + key});
+    }
+}
+
+TEST_F(CliTest, RawFileSizeNotWholeFramesIsRejected) {
+    const fs::path raw = dir_ / "raw.dat";
+    std::vector<char> bytes(1000, 0);
+    std::ofstream(raw, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const fs::path out = dir_ / "out";
+    expect_detect_fails(
+        {"detect", raw.string(), "--channels", "7", "--sample-rate", "30000", "--out", out.string(), "-q"}, out,
+        {"not a whole number of frames", "--channels"});
+}
+
+TEST_F(CliTest, RawFileWithoutChannelsIsRejected) {
+    const fs::path raw = dir_ / "raw.dat";
+    std::vector<char> bytes(1024, 0);
+    std::ofstream(raw, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"detect", raw.string(), "--sample-rate", "30000", "--out", out.string(), "-q"}, out,
+                        {"--channels"});
+}
+
+TEST_F(CliTest, ProbeThatIsNotJsonIsRejected) {
+    const fs::path bad = dir_ / "bad.json";
+    write_text(bad, "this is not json {\n");
+    const fs::path out = dir_ / "out";
+    expect_detect_fails(
+        {"detect", (sim_dir_ / "recording.bin").string(), "--probe", bad.string(), "--out", out.string(), "-q"}, out,
+        {"bad.json", "not valid JSON"});
+}
+
+TEST_F(CliTest, ProbeWithOtherChannelCountIsRejected) {
+    const fs::path d2 = dir_ / "D2";
+    const RunResult sim = run({"simulate", "--channels", "32", "--duration", "0.5", "--out", d2.string(), "-q"});
+    ASSERT_EQ(sim.status, 0) << sim.err;
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"detect", (sim_dir_ / "recording.bin").string(), "--probe", (d2 / "probe.json").string(),
+                         "--out", out.string(), "-q"},
+                        out, {"32 channels", "64"});
+}
+
+TEST_F(CliTest, NonexistentInputIsRejected) {
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"detect", (dir_ / "nowhere" / "recording.bin").string(), "--out", out.string(), "-q"}, out,
+                        {"does not exist"});
+}
+
+TEST_F(CliTest, UnknownBackendIsRejected) {
+    const fs::path out = dir_ / "out";
+    expect_detect_fails(
+        {"detect", (sim_dir_ / "recording.bin").string(), "--backend", "gpu9", "--out", out.string(), "-q"}, out,
+        {"unknown backend 'gpu9'"});
+}
+
+TEST_F(CliTest, BadDetectOptionValuesAreRejected) {
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--threads", "0"}, "--threads"},   {{"--polarity", "sideways"}, "polarity"},
+        {{"--chunk-ms", "0"}, "--chunk-ms"}, {{"--band-high", "20000"}, "band-pass"},
+        {{"--threads", "two"}, "--threads"},
+    };
+    for (const auto& [options, expected] : cases) {
+        const fs::path out = dir_ / "out";
+        std::vector<std::string> args = {"detect", input, "--out", out.string(), "-q"};
+        args.insert(args.end(), options.begin(), options.end());
+        SCOPED_TRACE(describe(args));
+        expect_detect_fails(args, out, {expected});
+    }
+}
+
+TEST_F(CliTest, UnknownSubcommandIsRejected) {
+    const RunResult r = run({"frobnicate"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, NoArgumentsPrintsUsageAndFails) {
+    const RunResult r = run({});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("usage: spikeline"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, MissingOutIsRejected) {
+    const RunResult detect = run({"detect", (sim_dir_ / "recording.bin").string(), "-q"});
+    EXPECT_EQ(detect.status, 2);
+    EXPECT_NE(detect.err.find("'--out' is required"), std::string::npos) << detect.err;
+    EXPECT_TRUE(temporary_files(sim_dir_).empty());
+
+    const RunResult simulate = run({"simulate", "--channels", "64", "--duration", "0.5", "-q"});
+    EXPECT_EQ(simulate.status, 2);
+    EXPECT_NE(simulate.err.find("'--out' is required"), std::string::npos) << simulate.err;
+}
+
+TEST_F(CliTest, UnknownOptionIsRejected) {
+    const RunResult r =
+        run({"detect", (sim_dir_ / "recording.bin").string(), "--out", (dir_ / "out").string(), "--no-such-option"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("no-such-option"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / "spike_times.npy"));
+}
+
+TEST_F(CliTest, CompareRejectsMissingFolders) {
+    const RunResult no_sorted = run(
+        {"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted", (dir_ / "nowhere").string()});
+    EXPECT_EQ(no_sorted.status, 2);
+    EXPECT_NE(no_sorted.err.find("spikeline compare: error:"), std::string::npos) << no_sorted.err;
+    EXPECT_NE(no_sorted.err.find("nowhere"), std::string::npos) << no_sorted.err;
+
+    const RunResult no_truth = run({"compare", "--sorted", (sim_dir_).string()});
+    EXPECT_EQ(no_truth.status, 2);
+    EXPECT_NE(no_truth.err.find("--ground-truth"), std::string::npos) << no_truth.err;
+}
+
+TEST_F(CliTest, SimulateRejectsBadValues) {
+    const RunResult channels = run({"simulate", "--channels", "0", "--out", (dir_ / "a").string(), "-q"});
+    EXPECT_EQ(channels.status, 2);
+    EXPECT_NE(channels.err.find("--channels"), std::string::npos) << channels.err;
+    const RunResult duration = run({"simulate", "--duration", "-1", "--out", (dir_ / "b").string(), "-q"});
+    EXPECT_EQ(duration.status, 2);
+    EXPECT_NE(duration.err.find("duration"), std::string::npos) << duration.err;
+    EXPECT_TRUE(temporary_files(dir_).empty());
+    EXPECT_FALSE(fs::exists(dir_ / "a" / "recording.bin"));
+    EXPECT_FALSE(fs::exists(dir_ / "b" / "recording.bin"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// help
+
+TEST_F(CliTest, HelpExitsZeroAndPrintsUsage) {
+    const RunResult top = run({"--help"});
+    EXPECT_EQ(top.status, 0) << top.err;
+    EXPECT_NE(top.out.find("usage: spikeline <command>"), std::string::npos) << top.out;
+    for (const char* command : {"simulate", "detect", "compare", "bench"})
+        EXPECT_NE(top.out.find(command), std::string::npos) << command;
+
+    const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+        {"detect", {"--out", "--probe", "--backend", "--threads", "--channels", "--sample-rate", "--threshold"}},
+        {"simulate", {"--out", "--channels", "--duration", "--seed"}},
+        {"compare", {"--ground-truth", "--sorted", "--json"}},
+        {"bench", {"--channels", "--seconds", "--threads", "--repeats", "--json"}},
+    };
+    for (const auto& [command, options] : commands) {
+        const RunResult r = run({command, "--help"});
+        EXPECT_EQ(r.status, 0) << command << ": " << r.err;
+        EXPECT_NE(r.out.find("spikeline " + command), std::string::npos) << r.out;
+        for (const std::string& option : options)
+            EXPECT_NE(r.out.find(option), std::string::npos) << command << " --help lacks " << option;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// bench
+
+TEST_F(CliTest, BenchWritesJson) {
+    const fs::path json_file = dir_ / "bench.json";
+    const RunResult r = run({"bench", "--channels", "64", "--seconds", "1", "--repeats", "1", "--threads", "2",
+                             "--json", json_file.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("real time"), std::string::npos) << r.out;
+    ASSERT_TRUE(fs::is_regular_file(json_file));
+    EXPECT_TRUE(temporary_files(dir_).empty());
+    const auto report = nlohmann::json::parse(read_text(json_file));
+    EXPECT_EQ(report["channels"].get<int>(), 64);
+    for (const char* run_name : {"cpu_1_thread", "cpu_n_threads"}) {
+        SCOPED_TRACE(run_name);
+        ASSERT_TRUE(report.contains(run_name));
+        const auto& j = report[run_name];
+        ASSERT_TRUE(j["x_realtime"].is_number());
+        EXPECT_GT(j["x_realtime"].get<double>(), 0.0);
+        for (const auto& [stage, value] : j["stages_x_realtime"].items()) {
+            ASSERT_TRUE(value.is_number()) << stage;
+            EXPECT_GT(value.get<double>(), 0.0) << stage;
+        }
+        EXPECT_GT(j["spikes"].get<std::size_t>(), 0u);
+    }
+    EXPECT_EQ(report["cpu_n_threads"]["threads"].get<int>(), 2);
+    ASSERT_TRUE(report["cpu_n_threads"]["events_identical_to_1_thread"].is_boolean());
+    EXPECT_TRUE(report["cpu_n_threads"]["events_identical_to_1_thread"].get<bool>());
+}
+
+TEST_F(CliTest, BenchRejectsBadSeconds) {
+    const RunResult r = run({"bench", "--channels", "64", "--seconds", "0"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("--seconds"), std::string::npos) << r.err;
+}
+
+} // namespace
