@@ -1,1 +1,260 @@
-// placeholder
+// Physical and numerical properties of the L1 detection kernels.
+#include "backend/detect_settings.hpp"
+#include "dsp/filter_design.hpp"
+#include "probe/probe.hpp"
+#include "spikeline/hw/detector.hpp"
+#include "util/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <memory>
+#include <numbers>
+#include <random>
+#include <vector>
+
+namespace spikeline {
+namespace {
+
+constexpr double kRate = 30000.0;
+
+std::unique_ptr<HwParams> default_params(int channels = 16) {
+    return make_detect_params(DetectSettings{}, probe::default_probe(channels), kRate);
+}
+
+// |H(f)| of the quantised sections as the hardware computes them.
+double quantised_response(const HwParams& params, double frequency) {
+    const std::complex<double> z1 = std::polar(1.0, -2.0 * std::numbers::pi * frequency / kRate);
+    const std::complex<double> z2 = z1 * z1;
+    const double scale = std::ldexp(1.0, -HwConfig::coef_frac_bits);
+    std::complex<double> h = 1.0;
+    for (int k = 0; k < HwConfig::n_sections; ++k) {
+        const hw::BiquadQ& c = params.sections[k];
+        h *= c.gain * scale * (1.0 + double(HwConfig::numerator_middle[k]) * z1 + z2) /
+             (1.0 + c.a1 * scale * z1 + c.a2 * scale * z2);
+    }
+    return std::abs(h);
+}
+
+constexpr double kSampleScale = 1 << HwConfig::sample_frac_bits;
+
+// Runs the L1 band-pass over one channel; returns the output in input LSB.
+std::vector<double> bandpass_one_channel(const HwParams& params, const std::vector<std::int16_t>& x) {
+    auto state = std::make_unique<hw::BandpassState<HwConfig>>();
+    std::vector<double> y(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        std::int32_t out = 0;
+        hw::bandpass_frame(*state, params, &x[i], &out, 0, 1);
+        y[i] = out / kSampleScale;
+    }
+    return y;
+}
+
+double sine(double frequency, std::size_t i) {
+    return std::sin(2 * std::numbers::pi * frequency * double(i) / kRate);
+}
+
+double sine_gain(const HwParams& params, double frequency, double amplitude) {
+    const std::size_t n = 60000;
+    std::vector<std::int16_t> x(n);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = static_cast<std::int16_t>(std::lround(amplitude * sine(frequency, i)));
+    const auto y = bandpass_one_channel(params, x);
+    double in = 0, out = 0; // RMS over the second half, after the transient
+    for (std::size_t i = n / 2; i < n; ++i) {
+        in += double(x[i]) * x[i];
+        out += y[i] * y[i];
+    }
+    return std::sqrt(out / in);
+}
+
+TEST(Bandpass, QuantisedResponseMatchesTheDesign) {
+    const auto params = default_params();
+    const auto design = dsp::design_bandpass(kRate, 300, 6000);
+    for (double f = 10; f < 14900; f *= 1.05) {
+        const double ideal = dsp::magnitude_response(design, kRate, f);
+        EXPECT_NEAR(quantised_response(*params, f), ideal, 0.002 * ideal + 1e-5) << f << " Hz";
+    }
+    // Corners at -3 dB, passband loss below 1 % around the centre, stopband as designed for two 2nd-order sections.
+    EXPECT_NEAR(quantised_response(*params, 300), std::sqrt(0.5), 0.01);
+    EXPECT_NEAR(quantised_response(*params, 6000), std::sqrt(0.5), 0.01);
+    for (double f = 1000; f <= 2000; f += 100)
+        EXPECT_GT(quantised_response(*params, f), 0.99) << f << " Hz";
+    EXPECT_LT(quantised_response(*params, 30), 0.0105);  // -40 dB a decade below the high-pass corner
+    EXPECT_LT(quantised_response(*params, 60), 0.042);   // mains hum
+    EXPECT_LT(quantised_response(*params, 14000), 0.05); // towards the bilinear zero at Nyquist
+}
+
+TEST(Bandpass, SinesThroughTheFixedPointFilter) {
+    const auto params = default_params();
+    EXPECT_NEAR(sine_gain(*params, 1500, 8000), quantised_response(*params, 1500), 0.005);
+    EXPECT_NEAR(sine_gain(*params, 3000, 8000), quantised_response(*params, 3000), 0.005);
+    EXPECT_LT(sine_gain(*params, 50, 8000), 0.03); // line noise: at least 30 dB down
+}
+
+TEST(Bandpass, FixedPointErrorAgainstDoubleReferenceIsBelowOneLsbRms) {
+    const auto params = default_params();
+    const auto design = dsp::design_bandpass(kRate, 300, 6000);
+    std::mt19937 rng(1);
+    std::normal_distribution<double> noise(0, 40);
+    const std::size_t n = 300000;
+    std::vector<std::int16_t> x(n);
+    std::vector<double> xd(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        // White noise, an LFP-like 8 Hz swing of +-2000 LSB and a 1 kHz tone: every part of the band.
+        const double v = noise(rng) + 2000 * sine(8, i) + 500 * sine(1000, i);
+        x[i] = static_cast<std::int16_t>(std::lround(v));
+        xd[i] = x[i];
+    }
+    const auto y = bandpass_one_channel(*params, x);
+    const auto reference = dsp::filter(design, xd);
+    double squared = 0;
+    for (std::size_t i = 1000; i < n; ++i)
+        squared += (y[i] - reference[i]) * (y[i] - reference[i]);
+    const double rms = std::sqrt(squared / double(n - 1000));
+    EXPECT_LT(rms, 1.0) << "fixed point vs ideal double filter, in LSB";
+    RecordProperty("rms_error_lsb", std::to_string(rms));
+}
+
+TEST(CommonReference, SubtractsTheRoundedGroupMean) {
+    auto params = std::make_unique<HwParams>();
+    params->n_channels = 6;
+    const std::int16_t groups[6] = {0, 0, 0, 1, 1, -1};
+    for (int ch = 0; ch < 6; ++ch)
+        params->group_of[ch] = groups[ch];
+    params->group_inverse_size[0] = static_cast<std::int32_t>(std::lround(65536.0 / 3));
+    params->group_inverse_size[1] = 65536 / 2;
+    const std::int32_t filtered[6] = {100, 200, 301, -50, 51, 999};
+    std::int32_t sums[HwConfig::max_groups] = {};
+    std::int32_t means[HwConfig::max_groups];
+    hw::accumulate_group_sums(*params, filtered, sums, 0, 3);
+    hw::accumulate_group_sums(*params, filtered, sums, 3, 6); // sums may be built in pieces
+    hw::group_means(*params, sums, means);
+    EXPECT_EQ(means[0], 200); // 601 / 3 = 200.33
+    EXPECT_EQ(means[1], 1);   // 1 / 2 = 0.5 rounds up
+    std::int32_t out[6];
+    hw::subtract_reference(*params, filtered, means, out, 0, 6);
+    const std::int32_t expected[6] = {-100, 0, 101, -51, 50, 999};
+    for (int ch = 0; ch < 6; ++ch)
+        EXPECT_EQ(out[ch], expected[ch]) << "channel " << ch;
+}
+
+TEST(CommonReference, RemovesSignalSharedByAShank) {
+    auto params = default_params(128);
+    std::int32_t in[128], out[128];
+    std::int32_t sums[HwConfig::max_groups] = {};
+    std::int32_t means[HwConfig::max_groups];
+    for (int ch = 0; ch < 128; ++ch)
+        in[ch] = 700 + (ch % 2 ? 3 : -3);
+    hw::accumulate_group_sums(*params, in, sums, 0, 128);
+    hw::group_means(*params, sums, means);
+    hw::subtract_reference(*params, in, means, out, 0, 128);
+    for (int ch = 0; ch < 128; ++ch)
+        EXPECT_EQ(out[ch], ch % 2 ? 3 : -3);
+}
+
+// Feeds Gaussian noise of a given sigma (input LSB, as the filter delivers it in Q4) straight to the noise tracker
+// and returns its mean sigma estimate.
+double tracked_sigma(double sigma, double seconds) {
+    auto params = default_params(64);
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::mt19937 rng(static_cast<unsigned>(sigma * 10));
+    std::normal_distribution<double> noise(0, sigma);
+    std::int32_t frame[64];
+    const auto frames = static_cast<std::uint64_t>(seconds * kRate);
+    for (std::uint64_t f = 0; f < frames; ++f) {
+        for (auto& v : frame)
+            v = static_cast<std::int32_t>(std::lround(noise(rng) * kSampleScale));
+        hw::track_noise_and_flag(*state, *params, f, frame, 0, 64);
+    }
+    double mean = 0;
+    for (int ch = 0; ch < 64; ++ch)
+        mean += state->noise[ch] / 256.0 / 0.6745;
+    return mean / 64;
+}
+
+TEST(NoiseTracker, ConvergesWithinFivePercentOfSigma) {
+    for (double sigma : {2.0, 4.0, 20.0, 60.0, 200.0})
+        EXPECT_NEAR(tracked_sigma(sigma, 3.0), sigma, 0.05 * sigma) << "sigma " << sigma;
+}
+
+TEST(ThresholdDetector, AlignsToTheTroughAndHoldsForTheDeadTime) {
+    auto params = default_params(16);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256; // median |x| = 10 LSB -> 5 sigma threshold = 74 LSB
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    std::int32_t frame[16] = {};
+    // Channel 3 (input LSB): a trough 4 samples after the crossing, then a second crossing inside the dead time.
+    const std::vector<std::int32_t> trace = {0, -80, -120, -150, -200, -160, -90, 0, 0, 0, 0, -300, 0};
+    for (std::size_t t = 0; t < 60; ++t) {
+        frame[3] = t < trace.size() ? trace[t] * 16 : 0;
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    ASSERT_EQ(events.size(), 1u) << "the second crossing falls inside the dead time";
+    EXPECT_EQ(events[0].sample, 4u);
+    EXPECT_EQ(events[0].channel, 3);
+    EXPECT_EQ(events[0].amplitude, -200 * 16);
+}
+
+TEST(SpatialDedup, KeepsTheLargestAmongNeighboursWithinTheWindow) {
+    auto params = default_params(16); // 2 columns 32 um apart, 20 um rows: neighbours within 50 um
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    const auto window = static_cast<std::uint64_t>(params->dedup_window);
+    hw::dedup_add(*state, {100, 4, -300});              // the spike's peak
+    hw::dedup_add(*state, {101, 5, -200});              // the same spike on a neighbour
+    hw::dedup_add(*state, {100 + window + 1, 6, -250}); // a neighbour, but outside the window
+    hw::dedup_add(*state, {100, 15, -100});             // far away: another spike
+    hw::dedup_add(*state, {200, 8, -150});              // equal amplitudes on neighbouring channels:
+    hw::dedup_add(*state, {200, 9, -150});              // the lower channel wins
+    hw::dedup_advance(*state, *params, 1000, true, emit);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0], (hw::SpikeEvent{100, 4, -300}));
+    EXPECT_EQ(out[1], (hw::SpikeEvent{100, 15, -100}));
+    EXPECT_EQ(out[2].channel, 6);
+    EXPECT_EQ(out[3], (hw::SpikeEvent{200, 8, -150}));
+}
+
+TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
+    auto params = default_params(16);
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    const auto latency = static_cast<std::uint64_t>(params->dedup_window + params->align_window - 1);
+    hw::dedup_add(*state, {50, 4, -300});
+    hw::dedup_advance(*state, *params, 50 + latency - 1, false, emit);
+    EXPECT_TRUE(out.empty());
+    hw::dedup_advance(*state, *params, 50 + latency, false, emit);
+    EXPECT_EQ(out.size(), 1u);
+    hw::dedup_advance(*state, *params, 50 + 3 * latency, false, emit);
+    EXPECT_EQ(state->n_pending, 0) << "decided candidates are forgotten once no one needs them";
+}
+
+TEST(SpatialDedup, CountsDropsWhenTheQueueIsFull) {
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    for (int i = 0; i < HwConfig::max_pending + 5; ++i)
+        hw::dedup_add(*state, {std::uint64_t(i), i % 16, -100});
+    EXPECT_EQ(state->dropped, 5u);
+}
+
+TEST(Settings, RejectWhatTheHardwareCannotRepresent) {
+    const auto probe = probe::default_probe(64);
+    DetectSettings bad_band;
+    bad_band.band_high_hz = 20000;
+    EXPECT_THROW(make_detect_params(bad_band, probe, kRate), InputError);
+    DetectSettings bad_threshold;
+    bad_threshold.threshold_sigma = 12;
+    EXPECT_THROW(make_detect_params(bad_threshold, probe, kRate), InputError);
+    DetectSettings long_align;
+    long_align.align_ms = 5;
+    EXPECT_THROW(make_detect_params(long_align, probe, kRate), InputError);
+    EXPECT_THROW(make_detect_params(DetectSettings{}, probe::default_probe(2048), kRate), InputError);
+}
+
+} // namespace
+} // namespace spikeline

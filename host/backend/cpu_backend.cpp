@@ -212,8 +212,8 @@ private:
     WorkerPool pool_;
     std::vector<int> bounds_;
     std::vector<std::vector<cpu::ChannelRun>> runs_;
-    std::vector<std::int16_t> filtered_;
-    std::vector<std::int16_t> referenced_;
+    std::vector<std::int32_t> filtered_;
+    std::vector<std::int32_t> referenced_;
     std::vector<std::int32_t> partial_sums_;
     std::vector<std::vector<TimedCandidate>> candidates_;
     std::uint64_t frame_ = 0;

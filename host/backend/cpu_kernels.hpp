@@ -52,8 +52,7 @@ public:
         static_assert(HwConfig::n_sections == 2, "the CPU band-pass is written for two sections");
         for (auto& h : history_)
             h.assign(static_cast<std::size_t>(n_channels), 0.0);
-        staging_in_.assign(static_cast<std::size_t>(n_channels), 0);
-        staging_out_.assign(static_cast<std::size_t>(n_channels), 0);
+        staging_.assign(static_cast<std::size_t>(n_channels), 0);
         const double scale = std::ldexp(1.0, -HwConfig::coef_frac_bits);
         for (int k = 0; k < 2; ++k) {
             const hw::BiquadQ& c = params.sections[k];
@@ -64,39 +63,35 @@ public:
         }
     }
 
-    /// Filters channels of run into out and returns the sum of the outputs. The int16 samples pass through
-    /// int32 staging arrays because GCC vectorises int32 <-> double conversions but not int16 <-> double.
-    std::int32_t filter_run(const ChannelRun& run, const std::int16_t* __restrict in, std::int16_t* __restrict out) {
+    /// Filters channels of run into out and returns the sum of the outputs. The int16 samples pass through an
+    /// int32 staging array because GCC vectorises int32 -> double conversions but not int16 -> double.
+    std::int32_t filter_run(const ChannelRun& run, const std::int16_t* __restrict in, std::int32_t* __restrict out) {
         const int begin = run.begin;
         const int end = run.end;
-        std::int32_t* __restrict wide_in = staging_in_.data();
-        std::int32_t* __restrict wide_out = staging_out_.data();
+        std::int32_t* __restrict wide_in = staging_.data();
         for (int ch = begin; ch < end; ++ch)
             wide_in[ch] = in[ch];
-        filter_doubles(coef_, wide_in, wide_out, history_[0].data(), history_[1].data(), history_[2].data(),
+        filter_doubles(coef_, wide_in, out, history_[0].data(), history_[1].data(), history_[2].data(),
                        history_[3].data(), history_[4].data(), history_[5].data(), begin, end);
         std::int32_t sum = 0;
-        for (int ch = begin; ch < end; ++ch) {
-            out[ch] = static_cast<std::int16_t>(wide_out[ch]);
-            sum += wide_out[ch];
-        }
+        for (int ch = begin; ch < end; ++ch)
+            sum += out[ch];
         return sum;
     }
 
 private:
     std::vector<double> history_[6]; // section 0 inputs, section 0 outputs (= section 1 inputs), section 1 outputs
     double coef_[2][4];
-    std::vector<std::int32_t> staging_in_;
-    std::vector<std::int32_t> staging_out_;
+    std::vector<std::int32_t> staging_;
 };
 
 /// hw::subtract_reference followed by hw::track_noise_and_flag for one run, in one pass (out of line for the same
 /// reason as filter_doubles).
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
-                        std::int32_t mean, std::uint64_t frame, const std::int16_t* filtered, std::int16_t* referenced);
+                        std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered, std::int32_t* referenced);
 
 /// The loop of reference_and_flag on plain arrays.
-bool reference_and_flag_loop(const std::int16_t* __restrict filtered, std::int16_t* __restrict referenced,
+bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                              const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention, int begin,
                              int end, std::int32_t reference, std::int32_t step, std::int32_t gain,

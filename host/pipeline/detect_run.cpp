@@ -53,7 +53,8 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     io::NpyAppendWriter<std::int32_t> channels(out_dir / "spike_channels.npy");
     io::NpyAppendWriter<float> amplitudes(out_dir / "spike_amplitudes.npy");
     const bool microvolts = info.microvolts_per_bit > 0;
-    const double scale = microvolts ? info.microvolts_per_bit : 1.0;
+    // Amplitudes leave L1 in Q.sample_frac_bits LSB.
+    const double scale = (microvolts ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
 
     const auto chunk_frames =
         static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * info.sample_rate / 1000.0)));

@@ -2,7 +2,8 @@
 /// @file bandpass.hpp
 /// Band-pass filter: a cascade of direct-form-I biquads per channel. Samples enter as int16, are scaled to
 /// Q.state_frac_bits so that rounding noise stays far below 1 LSB even behind the high-pass section's poles near
-/// z = 1, and leave rounded to int16.
+/// z = 1, and leave rounded to Q.sample_frac_bits: the fraction keeps the noise tracker's median unbiased on
+/// low-gain probes whose noise is only a few LSB.
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -29,7 +30,7 @@ inline std::int32_t biquad_step(const BiquadQ& c, int middle, std::int32_t x0, s
 /// Filters one frame for channels [begin, end): in and out are indexed by channel.
 template <class CONFIG_T>
 void bandpass_frame(BandpassState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const std::int16_t* in,
-                    std::int16_t* out, int begin, int end) {
+                    std::int32_t* out, int begin, int end) {
     constexpr int S = CONFIG_T::n_sections;
     constexpr int F = CONFIG_T::state_frac_bits;
 BANDPASS_CHANNELS:
@@ -48,7 +49,7 @@ BANDPASS_CHANNELS:
         auto& last = state.history[S];
         last[1][ch] = last[0][ch];
         last[0][ch] = x;
-        out[ch] = saturate_int16(round_shift(x, F));
+        out[ch] = saturate_bits(round_shift(x, F - CONFIG_T::sample_frac_bits), CONFIG_T::sample_bits);
     }
 }
 

@@ -11,7 +11,7 @@ namespace spikeline::hw {
 
 /// Adds the samples of channels [begin, end) to their groups' sums (sums has max_groups entries).
 template <class CONFIG_T>
-void accumulate_group_sums(const DetectParams<CONFIG_T>& params, const std::int16_t* filtered, std::int32_t* sums,
+void accumulate_group_sums(const DetectParams<CONFIG_T>& params, const std::int32_t* filtered, std::int32_t* sums,
                            int begin, int end) {
 GROUP_SUMS:
     for (int ch = begin; ch < end; ++ch) {
@@ -31,13 +31,13 @@ GROUP_MEANS:
 
 /// out[ch] = saturate(filtered[ch] - mean of its group) for channels [begin, end).
 template <class CONFIG_T>
-void subtract_reference(const DetectParams<CONFIG_T>& params, const std::int16_t* filtered, const std::int32_t* means,
-                        std::int16_t* out, int begin, int end) {
+void subtract_reference(const DetectParams<CONFIG_T>& params, const std::int32_t* filtered, const std::int32_t* means,
+                        std::int32_t* out, int begin, int end) {
 REFERENCE_CHANNELS:
     for (int ch = begin; ch < end; ++ch) {
         const int group = params.group_of[ch];
         const std::int32_t reference = group >= 0 ? means[group] : 0;
-        out[ch] = saturate_int16(std::int32_t{filtered[ch]} - reference);
+        out[ch] = saturate_bits(std::int64_t{filtered[ch]} - reference, CONFIG_T::sample_bits);
     }
 }
 

@@ -18,13 +18,15 @@ struct DetectConfig {
     static constexpr int coef_bits = 18;
     static constexpr int state_frac_bits = 8; ///< filter states: signed Q17.8 in 26 bits
     static constexpr int state_bits = 26;
-    static constexpr int noise_frac_bits = 8;     ///< noise tracker: median |x| in Q8
-    static constexpr int threshold_frac_bits = 4; ///< thresholds compared in Q4
-    static constexpr int gain_frac_bits = 8;      ///< threshold multiplier k / 0.6745 in Q8, < 16
-    static constexpr int max_neighbours = 16;     ///< de-duplication neighbours per channel
-    static constexpr int max_align_window = 64;   ///< samples searched for the extremum after a crossing
-    static constexpr int max_dedup_window = 64;   ///< +- samples compared by de-duplication
-    static constexpr int max_pending = 4096;      ///< candidates waiting for de-duplication
+    static constexpr int sample_frac_bits = 4; ///< filtered samples: signed Q16.4 in 21 bits (int32 words)
+    static constexpr int sample_bits = 21;
+    static constexpr int noise_frac_bits = 8; ///< noise tracker: median |x| in Q8, at most 2^23 - 1
+    static constexpr int noise_bits = 23;
+    static constexpr int gain_frac_bits = 8;    ///< threshold multiplier k / 0.6745 in Q8, < 16
+    static constexpr int max_neighbours = 16;   ///< de-duplication neighbours per channel
+    static constexpr int max_align_window = 64; ///< samples searched for the extremum after a crossing
+    static constexpr int max_dedup_window = 64; ///< +- samples compared by de-duplication
+    static constexpr int max_pending = 4096;    ///< candidates waiting for de-duplication
 };
 
 /// Which excursions are spikes.
@@ -53,11 +55,12 @@ template <class CONFIG_T> struct DetectParams {
     std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {}; ///< -1 padded
 };
 
-/// A detected spike: frame index of the aligned extremum, its channel, and its value (filtered, referenced LSB).
+/// A detected spike: frame index of the aligned extremum, its channel, and its filtered, referenced value in
+/// Q.sample_frac_bits input LSB.
 struct SpikeEvent {
     std::uint64_t sample;
     std::int32_t channel;
-    std::int16_t amplitude;
+    std::int32_t amplitude;
 
     friend bool operator==(const SpikeEvent&, const SpikeEvent&) = default;
 };

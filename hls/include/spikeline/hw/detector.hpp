@@ -19,7 +19,7 @@ public:
     /// Processes one frame (n_channels int16 samples); calls emit(SpikeEvent) for each final event.
     /// referenced_out, if not null, receives the filtered and re-referenced frame.
     template <class EMIT>
-    void process_frame(const std::int16_t* frame, EMIT&& emit, std::int16_t* referenced_out = nullptr) {
+    void process_frame(const std::int16_t* frame, EMIT&& emit, std::int32_t* referenced_out = nullptr) {
         const int n = params_.n_channels;
         bandpass_frame(bandpass_, params_, frame, filtered_, 0, n);
         std::int32_t sums[CONFIG_T::max_groups] = {};
@@ -51,8 +51,8 @@ private:
     BandpassState<CONFIG_T> bandpass_;
     DetectorState<CONFIG_T> detector_;
     DedupState<CONFIG_T> dedup_;
-    std::int16_t filtered_[CONFIG_T::max_channels] = {};
-    std::int16_t referenced_[CONFIG_T::max_channels] = {};
+    std::int32_t filtered_[CONFIG_T::max_channels] = {};
+    std::int32_t referenced_[CONFIG_T::max_channels] = {};
     std::uint64_t frame_ = 0;
 };
 

@@ -30,8 +30,8 @@ template <class CONFIG_T> void dedup_add(DedupState<CONFIG_T>& state, const Spik
 }
 
 inline bool outranks(const SpikeEvent& b, const SpikeEvent& a) {
-    const std::int32_t mag_a = a.amplitude < 0 ? -std::int32_t{a.amplitude} : a.amplitude;
-    const std::int32_t mag_b = b.amplitude < 0 ? -std::int32_t{b.amplitude} : b.amplitude;
+    const std::int32_t mag_a = a.amplitude < 0 ? -a.amplitude : a.amplitude;
+    const std::int32_t mag_b = b.amplitude < 0 ? -b.amplitude : b.amplitude;
     if (mag_b != mag_a)
         return mag_b > mag_a;
     if (b.sample != a.sample)

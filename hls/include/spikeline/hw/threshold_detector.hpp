@@ -2,12 +2,13 @@
 /// @file threshold_detector.hpp
 /// Per-channel robust noise tracking and threshold detection with alignment and dead time.
 ///
-/// Noise: a stochastic median tracker of |x|. Each sample moves the estimate m (Q.noise_frac_bits) one step towards
-/// |x| (step_fast before warmup_frames, step_slow after), so m converges to median(|x|) = 0.6745 sigma for
-/// Gaussian noise with bounded state and no multiplier. The threshold of a sample uses m from before that sample:
-///   threshold (Q4) = round((m >> 4) * threshold_gain / 2^8),  threshold_gain = round(2^8 k / 0.6745).
+/// Samples x are in Q4 input LSB. Noise: a stochastic median tracker of |x|. Each sample moves the estimate m (Q8
+/// input LSB, clamped to [0, 2^23 - 1]) one step towards min(|x| << 4, 2^23 - 1) (step_fast before warmup_frames,
+/// step_slow after), so m converges to median(|x|) = 0.6745 sigma for Gaussian noise with bounded state and no
+/// multiplier. The threshold of a sample uses m from before that sample:
+///   threshold (Q4) = round((m >> 4) * threshold_gain / 2^8),  threshold_gain = round(2^8 k / 0.6745) < 2^12.
 /// Detection: a channel that is neither searching nor holding, at frame f >= warmup_frames, whose value x is beyond
-/// the threshold (x * 16 < -threshold for negative polarity, > +threshold for positive, either for both) starts a
+/// the threshold (x < -threshold for negative polarity, x > +threshold for positive, either for both) starts a
 /// search of align_window samples (the crossing one included) for the extremum (the first of equal values wins;
 /// for both polarities the largest |x|). When the window closes a candidate (peak frame, channel, value) is
 /// emitted and the channel holds until peak + dead_time.
@@ -23,7 +24,7 @@ template <class CONFIG_T> struct DetectorState {
     std::uint8_t searching[CONFIG_T::max_channels] = {}; ///< 1 while looking for the extremum
     std::uint8_t count[CONFIG_T::max_channels] = {};     ///< samples searched so far
     std::uint8_t best_pos[CONFIG_T::max_channels] = {};  ///< position of the extremum in the search
-    std::int16_t best_value[CONFIG_T::max_channels] = {};
+    std::int32_t best_value[CONFIG_T::max_channels] = {};
     std::int32_t hold[CONFIG_T::max_channels] = {};      ///< frames left before the channel may cross again
     std::uint8_t attention[CONFIG_T::max_channels] = {}; ///< scratch: 1 = searching, 2 = starts a search
 };
@@ -34,46 +35,50 @@ template <class CONFIG_T> void reset_detector(DetectorState<CONFIG_T>& state, co
         state.noise[ch] = params.noise_initial;
 }
 
-/// Threshold in Q4 from the noise estimate.
-template <class CONFIG_T> inline std::int32_t threshold_q4(std::int32_t noise, std::int32_t gain) {
-    static_assert(CONFIG_T::noise_frac_bits - CONFIG_T::threshold_frac_bits == 4, "threshold scaling assumes Q8 -> Q4");
+/// Threshold in Q.sample_frac_bits from the noise estimate.
+template <class CONFIG_T> inline std::int32_t threshold_from_noise(std::int32_t noise, std::int32_t gain) {
+    static_assert(CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits == 4, "threshold scaling assumes Q8 -> Q4");
     return static_cast<std::int32_t>(round_shift(std::int64_t{noise >> 4} * gain, CONFIG_T::gain_frac_bits));
 }
 
-inline bool beyond_threshold(std::int32_t value_q4, std::int32_t threshold, Polarity polarity) {
-    const bool negative = value_q4 < -threshold;
-    const bool positive = value_q4 > threshold;
+inline bool beyond_threshold(std::int32_t value, std::int32_t threshold, Polarity polarity) {
+    const bool negative = value < -threshold;
+    const bool positive = value > threshold;
     return polarity == Polarity::negative ? negative
                                           : (polarity == Polarity::positive ? positive : negative || positive);
 }
 
-inline bool more_extreme(std::int16_t value, std::int16_t best, Polarity polarity) {
+inline bool more_extreme(std::int32_t value, std::int32_t best, Polarity polarity) {
     if (polarity == Polarity::negative)
         return value < best;
     if (polarity == Polarity::positive)
         return value > best;
-    return (value < 0 ? -std::int32_t{value} : value) > (best < 0 ? -std::int32_t{best} : best);
+    return (value < 0 ? -value : value) > (best < 0 ? -best : best);
 }
 
 /// Pass 1 of a frame, the same work for every channel of [begin, end): noise tracking, threshold, hold countdown,
 /// and which channels need pass 2 (attention: 1 = searching, 2 = starts a search). Returns whether any does.
 template <class CONFIG_T>
 bool track_noise_and_flag(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
-                          const std::int16_t* x, int begin, int end) {
+                          const std::int32_t* x, int begin, int end) {
     const bool warm = frame >= params.warmup_frames;
     const std::int32_t step = warm ? params.noise_step_slow : params.noise_step_fast;
     bool any_attention = false;
 NOISE_AND_THRESHOLD:
     for (int ch = begin; ch < end; ++ch) {
         const std::int32_t value = x[ch];
-        const std::int32_t magnitude = (value < 0 ? -value : value) << CONFIG_T::noise_frac_bits;
+        constexpr std::int32_t noise_max = (1 << CONFIG_T::noise_bits) - 1;
+        constexpr int shift = CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits;
+        const std::int32_t magnitude =
+            static_cast<std::int32_t>(saturate(std::int64_t{value < 0 ? -value : value} << shift, 0, noise_max));
         const std::int32_t noise = state.noise[ch];
-        const std::int32_t threshold = threshold_q4<CONFIG_T>(noise, params.threshold_gain);
-        const std::int32_t lowered = noise - step;
-        state.noise[ch] = magnitude > noise ? noise + step : (magnitude < noise ? (lowered < 0 ? 0 : lowered) : noise);
+        const std::int32_t threshold = threshold_from_noise<CONFIG_T>(noise, params.threshold_gain);
+        const std::int32_t raised = noise + step > noise_max ? noise_max : noise + step;
+        const std::int32_t lowered = noise - step < 0 ? 0 : noise - step;
+        state.noise[ch] = magnitude > noise ? raised : (magnitude < noise ? lowered : noise);
         const std::int32_t hold = state.hold[ch];
         state.hold[ch] = hold > 0 ? hold - 1 : 0;
-        const bool crossing = warm && hold == 0 && beyond_threshold(value * 16, threshold, params.polarity);
+        const bool crossing = warm && hold == 0 && beyond_threshold(value, threshold, params.polarity);
         const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : 0);
         state.attention[ch] = attention;
         any_attention |= attention != 0;
@@ -85,13 +90,13 @@ NOISE_AND_THRESHOLD:
 /// candidate whose search window closes in this frame, in channel order.
 template <class CONFIG_T, class EMIT>
 void align_flagged(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
-                   const std::int16_t* x, int begin, int end, EMIT&& emit) {
+                   const std::int32_t* x, int begin, int end, EMIT&& emit) {
 ALIGN_AND_EMIT:
     for (int ch = begin; ch < end; ++ch) {
         const std::uint8_t attention = state.attention[ch];
         if (attention == 0)
             continue;
-        const std::int16_t value = x[ch];
+        const std::int32_t value = x[ch];
         if (attention == 2) {
             state.searching[ch] = 1;
             state.count[ch] = 1;
@@ -118,7 +123,7 @@ ALIGN_AND_EMIT:
 /// Processes frame `frame` of referenced samples x for channels [begin, end): both passes.
 template <class CONFIG_T, class EMIT>
 void detect_frame(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
-                  const std::int16_t* x, int begin, int end, EMIT&& emit) {
+                  const std::int32_t* x, int begin, int end, EMIT&& emit) {
     if (track_noise_and_flag(state, params, frame, x, begin, end))
         align_flagged(state, params, frame, x, begin, end, emit);
 }
