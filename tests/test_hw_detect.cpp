@@ -220,6 +220,25 @@ TEST(SpatialDedup, KeepsTheLargestAmongNeighboursWithinTheWindow) {
     EXPECT_EQ(out[3], (hw::SpikeEvent{200, 8, -150}));
 }
 
+TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
+    auto params = default_params(16); // shadow: 60 samples, ratio 0.5
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    hw::dedup_add(*state, {1000, 4, -1000}); // a large spike
+    hw::dedup_add(*state, {1030, 4, -400});  // its rebound on the same channel: a lobe
+    hw::dedup_add(*state, {1045, 5, -499});  // on a neighbour, just under half: a lobe
+    hw::dedup_add(*state, {1050, 6, -500});  // exactly half: kept (another unit)
+    hw::dedup_add(*state, {1061, 4, -300});  // after the shadow window: kept
+    hw::dedup_add(*state, {990, 5, -100});   // before the large spike: not its lobe, and outside +-dedup window
+    hw::dedup_advance(*state, *params, 5000, true, emit);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0].sample, 990u);
+    EXPECT_EQ(out[1].sample, 1000u);
+    EXPECT_EQ(out[2].sample, 1050u);
+    EXPECT_EQ(out[3].sample, 1061u);
+}
+
 TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     auto params = default_params(16);
     auto state = std::make_unique<hw::DedupState<HwConfig>>();
@@ -231,7 +250,9 @@ TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     EXPECT_TRUE(out.empty());
     hw::dedup_advance(*state, *params, 50 + latency, false, emit);
     EXPECT_EQ(out.size(), 1u);
-    hw::dedup_advance(*state, *params, 50 + 3 * latency, false, emit);
+    hw::dedup_advance(*state, *params, 49 + latency + std::uint64_t(params->shadow_window), false, emit);
+    EXPECT_EQ(state->n_pending, 1) << "kept while later candidates may be its lobes";
+    hw::dedup_advance(*state, *params, 50 + latency + std::uint64_t(params->shadow_window), false, emit);
     EXPECT_EQ(state->n_pending, 0) << "decided candidates are forgotten once no one needs them";
 }
 

@@ -93,15 +93,24 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
         static_cast<std::int32_t>(std::lround(settings.threshold_sigma / 0.6745 * (1 << HwConfig::gain_frac_bits)));
     params->polarity = settings.polarity;
     params->align_window = std::max(1, samples(settings.align_ms, sample_rate));
-    params->dead_time = std::max(0, samples(settings.dead_time_ms, sample_rate));
-    params->dedup_window = std::max(0, samples(settings.dedup_ms, sample_rate));
-    params->warmup_frames = static_cast<std::uint32_t>(std::max(0, samples(settings.warmup_ms, sample_rate)));
+    params->dead_time = samples(settings.dead_time_ms, sample_rate);
+    require(settings.align_ms >= 0 && settings.dead_time_ms >= 0 && settings.dedup_ms >= 0 && settings.shadow_ms >= 0 &&
+                settings.warmup_ms >= 0 && settings.dedup_radius_um >= 0,
+            "time windows and radii must not be negative");
+    require(settings.shadow_ratio >= 0 && settings.shadow_ratio <= 1, "--shadow-ratio must be between 0 and 1");
+    params->dedup_window = samples(settings.dedup_ms, sample_rate);
+    params->shadow_window = samples(settings.shadow_ms, sample_rate);
+    params->shadow_ratio = static_cast<std::int32_t>(std::lround(settings.shadow_ratio * 256));
+    params->warmup_frames = static_cast<std::uint32_t>(samples(settings.warmup_ms, sample_rate));
     require(params->align_window <= HwConfig::max_align_window,
             "alignment window of " + std::to_string(params->align_window) + " samples exceeds the maximum of " +
                 std::to_string(HwConfig::max_align_window));
     require(params->dedup_window <= HwConfig::max_dedup_window,
             "de-duplication window of " + std::to_string(params->dedup_window) + " samples exceeds the maximum of " +
                 std::to_string(HwConfig::max_dedup_window));
+    require(params->shadow_window <= HwConfig::max_shadow_window,
+            "shadow window of " + std::to_string(params->shadow_window) + " samples exceeds the maximum of " +
+                std::to_string(HwConfig::max_shadow_window));
     require(params->dead_time < 65536, "dead time too long");
 
     const auto neighbours = probe::neighbours_within(probe, settings.dedup_radius_um);
@@ -123,6 +132,8 @@ nlohmann::json to_json(const DetectSettings& s) {
             {"dead_time_ms", s.dead_time_ms},
             {"dedup_ms", s.dedup_ms},
             {"dedup_radius_um", s.dedup_radius_um},
+            {"shadow_ms", s.shadow_ms},
+            {"shadow_ratio", s.shadow_ratio},
             {"warmup_ms", s.warmup_ms},
             {"common_reference", s.common_reference}};
 }

@@ -22,6 +22,10 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
          "+- time within which neighbouring detections are merged") //
         ("dedup-radius-um", po::value(&s.dedup_radius_um)->default_value(s.dedup_radius_um),
          "radius within which detections are merged") //
+        ("shadow-ms", po::value(&s.shadow_ms)->default_value(s.shadow_ms),
+         "after a spike, smaller detections nearby within this time are its lobes (0: off)") //
+        ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
+         "a detection below this fraction of a preceding nearby spike is a lobe") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),
          "no detection while the noise estimate settles") //
         ("no-common-reference", po::bool_switch(&values.no_common_reference), "do not subtract the per-shank mean");

@@ -22,11 +22,12 @@ struct DetectConfig {
     static constexpr int sample_bits = 21;
     static constexpr int noise_frac_bits = 8; ///< noise tracker: median |x| in Q8, at most 2^23 - 1
     static constexpr int noise_bits = 23;
-    static constexpr int gain_frac_bits = 8;    ///< threshold multiplier k / 0.6745 in Q8, < 16
-    static constexpr int max_neighbours = 16;   ///< de-duplication neighbours per channel
-    static constexpr int max_align_window = 64; ///< samples searched for the extremum after a crossing
-    static constexpr int max_dedup_window = 64; ///< +- samples compared by de-duplication
-    static constexpr int max_pending = 4096;    ///< candidates waiting for de-duplication
+    static constexpr int gain_frac_bits = 8;      ///< threshold multiplier k / 0.6745 in Q8, < 16
+    static constexpr int max_neighbours = 16;     ///< de-duplication neighbours per channel
+    static constexpr int max_align_window = 64;   ///< samples searched for the extremum after a crossing
+    static constexpr int max_dedup_window = 64;   ///< +- samples compared by de-duplication
+    static constexpr int max_shadow_window = 128; ///< samples after a large spike in which smaller ones are lobes
+    static constexpr int max_pending = 4096;      ///< candidates waiting for de-duplication
 };
 
 /// Which excursions are spikes.
@@ -49,9 +50,11 @@ template <class CONFIG_T> struct DetectParams {
     std::uint32_t warmup_frames = 1024;                         ///< no detection (and the fast step) before this frame
     std::int32_t threshold_gain = 0; ///< Q8 of k / 0.6745 (threshold = k sigma, sigma = median|x| / 0.6745)
     Polarity polarity = Polarity::negative;
-    std::int32_t align_window = 9; ///< samples from the crossing searched for the extremum (>= 1)
-    std::int32_t dead_time = 18;   ///< samples after a peak before the channel may cross again
-    std::int32_t dedup_window = 9; ///< +- samples within which neighbouring candidates compete
+    std::int32_t align_window = 9;   ///< samples from the crossing searched for the extremum (>= 1)
+    std::int32_t dead_time = 18;     ///< samples after a peak before the channel may cross again
+    std::int32_t dedup_window = 9;   ///< +- samples within which neighbouring candidates compete
+    std::int32_t shadow_window = 60; ///< samples after a candidate in which much smaller neighbours are its lobes
+    std::int32_t shadow_ratio = 128; ///< Q8: "much smaller" means |value| * 256 < |larger value| * shadow_ratio
     std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {}; ///< -1 padded
 };
 

@@ -1,10 +1,14 @@
 #pragma once
 /// @file spatial_dedup.hpp
-/// Spatio-temporal de-duplication: one event per spike. A candidate A survives unless a candidate B on a channel in
-/// A's neighbour list, with |t_A - t_B| <= dedup_window, ranks higher: larger |value|, then earlier sample, then
-/// lower channel. Candidates are compared with all candidates, not only with survivors, so the result does not
-/// depend on arrival order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when
-/// every candidate that could compete with it has been emitted; survivors come out sorted by (sample, channel).
+/// Spatio-temporal de-duplication: one event per spike. Channel c's neighbourhood is c itself and its neighbour list.
+/// A candidate A is dropped when a candidate B in A's neighbourhood
+///   - lies within +-dedup_window samples and ranks higher: larger |value|, then earlier sample, then lower channel
+///     (the same spike seen on several contacts), or
+///   - precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a secondary
+///     lobe of B: the band-pass rebound after a large spike, or a re-crossing after the dead time).
+/// Candidates are compared with all candidates, not only with survivors, so the result does not depend on arrival
+/// order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when every candidate
+/// that could compete with it has been emitted; survivors come out sorted by (sample, channel).
 #include "spikeline/hw/detect_config.hpp"
 
 #include <cstdint>
@@ -29,17 +33,22 @@ template <class CONFIG_T> void dedup_add(DedupState<CONFIG_T>& state, const Spik
     ++state.n_pending;
 }
 
+inline std::int32_t magnitude(const SpikeEvent& e) {
+    return e.amplitude < 0 ? -e.amplitude : e.amplitude;
+}
+
+/// Whether b beats a among duplicates of one spike.
 inline bool outranks(const SpikeEvent& b, const SpikeEvent& a) {
-    const std::int32_t mag_a = a.amplitude < 0 ? -a.amplitude : a.amplitude;
-    const std::int32_t mag_b = b.amplitude < 0 ? -b.amplitude : b.amplitude;
-    if (mag_b != mag_a)
-        return mag_b > mag_a;
+    if (magnitude(b) != magnitude(a))
+        return magnitude(b) > magnitude(a);
     if (b.sample != a.sample)
         return b.sample < a.sample;
     return b.channel < a.channel;
 }
 
 template <class CONFIG_T> bool is_neighbour(const DetectParams<CONFIG_T>& params, int channel, int other) {
+    if (channel == other)
+        return true;
 NEIGHBOUR_SCAN:
     for (int k = 0; k < CONFIG_T::max_neighbours; ++k) {
         const int n = params.neighbours[channel][k];
@@ -54,11 +63,16 @@ NEIGHBOUR_SCAN:
 template <class CONFIG_T>
 bool survives(const DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const SpikeEvent& a) {
     const std::uint64_t window = static_cast<std::uint64_t>(params.dedup_window);
+    const std::uint64_t shadow = static_cast<std::uint64_t>(params.shadow_window);
+    const std::int64_t scaled_a = std::int64_t{magnitude(a)} * 256;
 DEDUP_COMPARE:
     for (int j = 0; j < state.n_pending; ++j) {
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
-        if (distance <= window && outranks(b, a) && is_neighbour(params, a.channel, b.channel))
+        const bool duplicate = distance <= window && outranks(b, a);
+        const bool lobe =
+            b.sample < a.sample && distance <= shadow && scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
+        if ((duplicate || lobe) && is_neighbour(params, a.channel, b.channel))
             return false;
     }
     return true;
@@ -91,13 +105,14 @@ DEDUP_DECIDE:
         ready[pos] = a;
         ++n_ready;
     }
-    // Forget decided candidates that no undecided candidate can still need.
+    // Forget decided candidates that no undecided candidate can still need: a candidate is compared with later ones
+    // up to max(dedup_window, shadow_window) samples after it.
+    const std::uint64_t keep = static_cast<std::uint64_t>(
+        params.dedup_window > params.shadow_window ? params.dedup_window : params.shadow_window);
     int kept = 0;
 DEDUP_COMPACT:
     for (int i = 0; i < state.n_pending; ++i) {
-        const bool needed =
-            !state.decided[i] ||
-            (!final && state.pending[i].sample + latency + static_cast<std::uint64_t>(params.dedup_window) > frame);
+        const bool needed = !state.decided[i] || (!final && state.pending[i].sample + latency + keep > frame);
         if (needed) {
             state.pending[kept] = state.pending[i];
             state.decided[kept] = state.decided[i];
