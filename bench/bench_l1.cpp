@@ -1,5 +1,6 @@
 // Micro-benchmarks of the L1 detection stages on 1024 channels of Gaussian noise (items = samples).
 #include "backend/backend.hpp"
+#include "backend/cpu_kernels.hpp"
 #include "probe/probe.hpp"
 #include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/common_reference.hpp"
@@ -46,6 +47,18 @@ void BM_Bandpass(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
 }
 BENCHMARK(BM_Bandpass);
+
+void BM_CpuBandpassDoubles(benchmark::State& state) {
+    const int channels = static_cast<int>(state.range(0));
+    cpu::DoubleBandpass filter(params(), kChannels);
+    std::vector<std::int32_t> in(noise_frames().begin(), noise_frames().end());
+    std::vector<std::int32_t> out(kChannels);
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f)
+            benchmark::DoNotOptimize(filter.filter(&in[f * kChannels], out.data(), 0, channels));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames) * channels);
+}
+BENCHMARK(BM_CpuBandpassDoubles)->Arg(128)->Arg(256)->Arg(1024);
 
 const std::vector<std::int32_t>& filtered_frames() {
     static const std::vector<std::int32_t> frames(noise_frames().begin(), noise_frames().end());

@@ -89,6 +89,11 @@ private:
     bool stopping_ = false;
 };
 
+void widen(const std::int16_t* __restrict in, std::int32_t* __restrict out, int begin, int end) {
+    for (int ch = begin; ch < end; ++ch)
+        out[ch] = in[ch];
+}
+
 struct TimedCandidate {
     std::uint64_t emitted_at;
     SpikeEvent event;
@@ -97,13 +102,13 @@ struct TimedCandidate {
 class CpuBackend final : public Backend {
 public:
     static constexpr std::size_t kBlockFrames = 512;
-    static constexpr int kChunkChannels = 128;
 
     CpuBackend(const HwParams& params, int threads)
         : params_(std::make_unique<HwParams>(params)), bandpass_(params, params.n_channels),
           detector_(std::make_unique<hw::DetectorState<HwConfig>>()),
           dedup_(std::make_unique<hw::DedupState<HwConfig>>()), n_channels_(params.n_channels),
           n_workers_(std::clamp(threads, 1, std::max(1, params.n_channels / 32))), pool_(n_workers_),
+          widened_(static_cast<std::size_t>(n_workers_) * static_cast<std::size_t>(n_channels_)),
           filtered_(kBlockFrames * static_cast<std::size_t>(n_channels_)), referenced_(filtered_.size()),
           partial_sums_(static_cast<std::size_t>(n_workers_) * kBlockFrames * HwConfig::max_groups),
           candidates_(static_cast<std::size_t>(n_workers_)) {
@@ -145,17 +150,20 @@ private:
             const auto& runs = runs_[static_cast<std::size_t>(w)];
             std::int32_t* sums = &partial_sums_[static_cast<std::size_t>(w) * kBlockFrames * HwConfig::max_groups];
             std::fill(sums, sums + n_frames * HwConfig::max_groups, 0);
-            // Channel chunks outside, frames inside: a chunk's filter state stays in the L1 cache for the block.
-            for (const cpu::ChannelRun& run : runs)
-                for (int chunk = run.begin; chunk < run.end; chunk += kChunkChannels) {
-                    const cpu::ChannelRun part{chunk, std::min(run.end, chunk + kChunkChannels), run.group};
-                    for (std::size_t f = 0; f < n_frames; ++f) {
-                        const std::int32_t sum =
-                            bandpass_.filter_run(part, frames + f * stride, &filtered_[f * stride]);
-                        if (run.group >= 0)
-                            sums[f * HwConfig::max_groups + static_cast<std::size_t>(run.group)] += sum;
-                    }
+            const int begin = bounds_[static_cast<std::size_t>(w)];
+            const int end = bounds_[static_cast<std::size_t>(w) + 1];
+            // Frame by frame over the whole range: sequential access lets the prefetchers keep up (channel chunks
+            // over many frames were 3x slower: strided rows defeat them).
+            for (std::size_t f = 0; f < n_frames; ++f) {
+                std::int32_t* filtered = &filtered_[f * stride];
+                widen(frames + f * stride, &widened_[static_cast<std::size_t>(w) * stride], begin, end);
+                for (const cpu::ChannelRun& run : runs) {
+                    const std::int32_t sum =
+                        bandpass_.filter(&widened_[static_cast<std::size_t>(w) * stride], filtered, run.begin, run.end);
+                    if (run.group >= 0)
+                        sums[f * HwConfig::max_groups + static_cast<std::size_t>(run.group)] += sum;
                 }
+            }
         });
         const auto t1 = Clock::now();
         pool_.run([&](int w) {
@@ -212,6 +220,7 @@ private:
     WorkerPool pool_;
     std::vector<int> bounds_;
     std::vector<std::vector<cpu::ChannelRun>> runs_;
+    std::vector<std::int32_t> widened_; ///< one frame per worker, int16 samples widened for the filter
     std::vector<std::int32_t> filtered_;
     std::vector<std::int32_t> referenced_;
     std::vector<std::int32_t> partial_sums_;

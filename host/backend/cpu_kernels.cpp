@@ -2,9 +2,9 @@
 
 namespace spikeline::cpu {
 
-void filter_doubles(const double (&coef)[2][4], const std::int32_t* __restrict in, std::int32_t* __restrict out,
-                    double* __restrict x1, double* __restrict x2, double* __restrict m1, double* __restrict m2,
-                    double* __restrict y1, double* __restrict y2, int begin, int end) {
+std::int32_t filter_doubles(const double (&coef)[2][4], const std::int32_t* __restrict in, std::int32_t* __restrict out,
+                            double* __restrict x1, double* __restrict x2, double* __restrict m1, double* __restrict m2,
+                            double* __restrict y1, double* __restrict y2, int begin, int end) {
     constexpr double state_max = (1 << (HwConfig::state_bits - 1)) - 1;
     constexpr double state_min = -(1 << (HwConfig::state_bits - 1));
     constexpr double input_scale = 1 << HwConfig::state_frac_bits;
@@ -13,6 +13,7 @@ void filter_doubles(const double (&coef)[2][4], const std::int32_t* __restrict i
     constexpr double sample_min = -(1 << (HwConfig::sample_bits - 1));
     const double g0 = coef[0][0], mid0 = coef[0][1], a01 = coef[0][2], a02 = coef[0][3];
     const double g1 = coef[1][0], mid1 = coef[1][1], a11 = coef[1][2], a12 = coef[1][3];
+    std::int32_t sum = 0;
     for (int ch = begin; ch < end; ++ch) {
         const double x = in[ch] * input_scale;
         const double mid = clamp_value(
@@ -25,8 +26,12 @@ void filter_doubles(const double (&coef)[2][4], const std::int32_t* __restrict i
         m1[ch] = mid;
         y2[ch] = y1[ch];
         y1[ch] = y;
-        out[ch] = static_cast<std::int32_t>(clamp_value(std::floor(y * output_scale + 0.5), sample_min, sample_max));
+        const auto value =
+            static_cast<std::int32_t>(clamp_value(std::floor(y * output_scale + 0.5), sample_min, sample_max));
+        out[ch] = value;
+        sum += value;
     }
+    return sum;
 }
 
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
