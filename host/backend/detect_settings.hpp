@@ -14,11 +14,11 @@ using HwConfig = hw::DetectConfig;
 using HwParams = hw::DetectParams<HwConfig>;
 
 /// What a user tunes, in physical units. Defaults suit extracellular recordings in general (300-6000 Hz band,
-/// a 5 sigma threshold on negative peaks, 0.3 ms alignment, 0.6 ms dead time, +-0.3 ms / 50 um de-duplication).
+/// a 4.75 sigma threshold on negative peaks, 0.3 ms alignment, 0.6 ms dead time, +-0.3 ms / 50 um de-duplication).
 struct DetectSettings {
     double band_low_hz = 300.0;
     double band_high_hz = 6000.0;
-    double threshold_sigma = 5.0;
+    double threshold_sigma = 4.75;
     hw::Polarity polarity = hw::Polarity::negative;
     double align_ms = 0.3;
     double dead_time_ms = 0.6;

@@ -1,0 +1,177 @@
+// Detection quality on simulated recordings with ground truth, and agreement of the fixed-point L1 detector with
+// the same algorithm computed in double precision.
+#include "backend/backend.hpp"
+#include "dsp/filter_design.hpp"
+#include "eval/compare.hpp"
+#include "probe/probe.hpp"
+#include "sim/simulator.hpp"
+#include "spikeline/hw/spatial_dedup.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace spikeline {
+namespace {
+
+struct Recording {
+    probe::Probe probe;
+    std::vector<std::int16_t> data;
+    eval::GroundTruth truth;
+};
+
+Recording simulate(int channels, double seconds, std::uint64_t seed) {
+    sim::SimulationConfig config;
+    config.n_channels = channels;
+    config.duration_s = seconds;
+    config.seed = seed;
+    Recording r{probe::default_probe(channels), {}, {}};
+    sim::Simulator simulator(config, r.probe);
+    const std::size_t frames = simulator.info().n_frames;
+    r.data.resize(frames * static_cast<std::size_t>(channels));
+    for (std::size_t done = 0; done < frames;) {
+        done += simulator.read(&r.data[done * static_cast<std::size_t>(channels)], frames - done);
+        for (const auto& spike : simulator.take_spikes()) {
+            r.truth.spike_times.push_back(spike.sample);
+            r.truth.spike_units.push_back(spike.unit);
+        }
+    }
+    r.truth.sample_rate = config.sample_rate;
+    for (const auto& u : simulator.units())
+        r.truth.units.push_back({u.id, u.peak_channel, u.snr, u.rate_hz, u.n_spikes});
+    return r;
+}
+
+std::vector<SpikeEvent> detect(const HwParams& params, const std::vector<std::int16_t>& data) {
+    auto backend = make_cpu_backend(params, 2);
+    std::vector<SpikeEvent> events;
+    backend->process(data.data(), data.size() / static_cast<std::size_t>(params.n_channels), events);
+    backend->finish(events);
+    return events;
+}
+
+TEST(DetectionQuality, RecallAndPrecisionOnASimulatedRecording) {
+    const Recording r = simulate(256, 10.0, 21);
+    const auto params = make_detect_params(DetectSettings{}, r.probe, 30000);
+    const auto events = detect(*params, r.data);
+    eval::DetectedSpikes detected;
+    for (const SpikeEvent& e : events) {
+        detected.times.push_back(e.sample);
+        detected.channels.push_back(e.channel);
+    }
+    const eval::DetectionScore score = eval::compare_detection(r.truth, detected, r.probe);
+    RecordProperty("recall_snr_at_least_5", std::to_string(score.recall_snr_at_least_5));
+    RecordProperty("precision", std::to_string(score.precision));
+    EXPECT_GE(score.recall_snr_at_least_5, 0.95) << eval::format_report(score);
+    EXPECT_GE(score.precision, 0.95) << eval::format_report(score);
+    // Recall grows with SNR.
+    ASSERT_EQ(score.bins.size(), 4u);
+    EXPECT_LT(score.bins[0].recall, score.bins[1].recall);
+    EXPECT_GE(score.bins[3].recall, 0.97);
+}
+
+// The same detection algorithm in double precision: ideal filter coefficients, exact means, a real-valued median
+// tracker and threshold. Candidates go through the L1 de-duplication (its rules are comparisons, not arithmetic).
+std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSettings& settings,
+                                         const probe::Probe& probe, const std::vector<std::int16_t>& data) {
+    const int n = params.n_channels;
+    const auto sections = dsp::design_bandpass(30000, settings.band_low_hz, settings.band_high_hz);
+    std::vector<std::array<double, 6>> history(static_cast<std::size_t>(n), std::array<double, 6>{});
+    std::vector<double> noise(static_cast<std::size_t>(n), 0.0), filtered(static_cast<std::size_t>(n));
+    std::vector<int> hold(static_cast<std::size_t>(n), 0), count(static_cast<std::size_t>(n), 0),
+        best_pos(static_cast<std::size_t>(n), 0);
+    std::vector<double> best(static_cast<std::size_t>(n), 0.0);
+    std::vector<bool> searching(static_cast<std::size_t>(n), false);
+    const double k = settings.threshold_sigma / 0.6745;
+    auto dedup = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<SpikeEvent> events;
+    auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
+    const std::size_t frames = data.size() / static_cast<std::size_t>(n);
+    for (std::size_t f = 0; f < frames; ++f) {
+        std::map<int, std::pair<double, int>> groups; // shank -> (sum, members)
+        for (int ch = 0; ch < n; ++ch) {
+            auto& h = history[static_cast<std::size_t>(ch)];
+            double x = data[f * static_cast<std::size_t>(n) + static_cast<std::size_t>(ch)];
+            for (int s = 0; s < 2; ++s) {
+                const dsp::Biquad& c = sections[static_cast<std::size_t>(s)];
+                double& x1 = h[static_cast<std::size_t>(2 * s)];
+                double& x2 = h[static_cast<std::size_t>(2 * s + 1)];
+                double& y1 = h[static_cast<std::size_t>(2 * s + 2)];
+                double& y2 = h[static_cast<std::size_t>(2 * s + 3)];
+                const double y = c.b0 * x + c.b1 * x1 + c.b2 * x2 - c.a1 * y1 - c.a2 * y2;
+                x2 = x1;
+                x1 = x;
+                if (s == 1) { // the last section keeps its own output history
+                    y2 = y1;
+                    y1 = y;
+                }
+                x = y;
+            }
+            filtered[static_cast<std::size_t>(ch)] = x;
+            auto& g = groups[probe.contacts[static_cast<std::size_t>(ch)].shank];
+            g.first += x;
+            ++g.second;
+        }
+        const bool warm = f >= params.warmup_frames;
+        const double step = (warm ? params.noise_step_slow : params.noise_step_fast) / 256.0;
+        for (int ch = 0; ch < n; ++ch) {
+            const auto c = static_cast<std::size_t>(ch);
+            const auto& g = groups[probe.contacts[c].shank];
+            const double x = filtered[c] - g.first / g.second;
+            const double threshold = noise[c] * k;
+            noise[c] = std::abs(x) > noise[c] ? noise[c] + step : std::max(0.0, noise[c] - step);
+            const int held = hold[c];
+            hold[c] = std::max(0, held - 1);
+            if (searching[c]) {
+                if (x < best[c]) {
+                    best[c] = x;
+                    best_pos[c] = count[c];
+                }
+                ++count[c];
+            } else if (warm && held == 0 && x < -threshold) {
+                searching[c] = true;
+                count[c] = 1;
+                best_pos[c] = 0;
+                best[c] = x;
+            }
+            if (searching[c] && count[c] == params.align_window) {
+                searching[c] = false;
+                hw::dedup_add(*dedup, {f - static_cast<std::uint64_t>(params.align_window - 1 - best_pos[c]), ch,
+                                       static_cast<std::int32_t>(std::lround(best[c] * 16))});
+                hold[c] = std::max(0, params.dead_time - params.align_window + best_pos[c]);
+            }
+        }
+        hw::dedup_advance(*dedup, params, f, false, emit);
+    }
+    hw::dedup_advance(*dedup, params, frames, true, emit);
+    return events;
+}
+
+TEST(DetectionQuality, FixedPointAgreesWithDoublePrecisionOnMoreThan995Percent) {
+    const Recording r = simulate(256, 4.0, 8);
+    const DetectSettings settings;
+    const auto params = make_detect_params(settings, r.probe, 30000);
+    const auto fixed = detect(*params, r.data);
+    const auto reference = detect_in_double(*params, settings, r.probe, r.data);
+    ASSERT_GT(reference.size(), 400u);
+    // An event agrees when the other detector has one on the same channel within +-1 sample.
+    std::map<int, std::vector<std::uint64_t>> by_channel;
+    for (const SpikeEvent& e : reference)
+        by_channel[e.channel].push_back(e.sample);
+    std::size_t agreeing = 0;
+    for (const SpikeEvent& e : fixed) {
+        const auto& times = by_channel[e.channel];
+        const auto it = std::lower_bound(times.begin(), times.end(), e.sample > 0 ? e.sample - 1 : 0);
+        agreeing += it != times.end() && *it <= e.sample + 1;
+    }
+    const double agreement = double(agreeing) / double(std::max(fixed.size(), reference.size()));
+    RecordProperty("agreement", std::to_string(agreement));
+    EXPECT_GE(agreement, 0.995) << fixed.size() << " fixed-point events, " << reference.size() << " double events";
+}
+
+} // namespace
+} // namespace spikeline
