@@ -79,6 +79,8 @@ int cmd_bench(int argc, char** argv) {
     po::notify(vm);
     require(seconds > 0 && seconds <= 600, "--seconds must be in (0, 600]");
     require(repeats >= 1, "--repeats must be at least 1");
+    require(threads >= 1 && threads <= 256, "--threads must be between 1 and 256");
+    require(channels >= 1, "--channels must be positive");
 
     sim::SimulationConfig config;
     config.n_channels = channels;

@@ -47,6 +47,9 @@ int cmd_compare(int argc, char** argv) {
     require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline detect wrote)");
 
     const fs::path truth_path = ground_truth_dir;
+    require(fs::is_directory(truth_path), "ground-truth folder " + ground_truth_dir +
+                                              " does not exist (spikeline simulate writes it as OUT/ground_truth)");
+    require(fs::is_directory(sorted_dir), "detected-spikes folder " + sorted_dir + " does not exist");
     const fs::path probe_path = probe_file.empty() ? truth_path / ".." / "probe.json" : fs::path(probe_file);
     std::error_code ec;
     require(fs::is_regular_file(probe_path, ec),

@@ -48,6 +48,9 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
     auto backend = make_backend(options.backend, *params);
     ensure_directory(out_dir);
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
+        require(!std::filesystem::is_directory(out_dir / name),
+                (out_dir / name).string() + " is a folder: choose another --out or remove it");
 
     io::NpyAppendWriter<std::uint64_t> times(out_dir / "spike_times.npy");
     io::NpyAppendWriter<std::int32_t> channels(out_dir / "spike_channels.npy");
