@@ -113,6 +113,19 @@ TEST(BackendCorners, InterleavedShanksAndUnreferencedChannels) {
     expect_same(expected, run(*cpu, data, 64, 333));
 }
 
+TEST(BackendCorners, ChannelCountsThatDoNotSplitEvenly) {
+    for (int channels : {1, 33, 100}) {
+        SCOPED_TRACE(std::to_string(channels) + " channels");
+        const auto data = simulate(channels, 1.5, 9);
+        const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+        const auto expected = reference_events(*params, data);
+        for (int threads : {2, 3, 8}) {
+            auto cpu = make_cpu_backend(*params, threads);
+            expect_same(expected, run(*cpu, data, channels, 1000));
+        }
+    }
+}
+
 TEST(BackendCorners, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
     constexpr int channels = 64;
     constexpr std::size_t frames = 30000;

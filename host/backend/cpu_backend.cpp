@@ -99,28 +99,44 @@ struct TimedCandidate {
     SpikeEvent event;
 };
 
+/// Everything one thread touches, in its own allocations: threads sharing arrays (even on disjoint ranges) ran
+/// slower together than one thread alone.
+struct Worker {
+    Worker(const HwParams& params, int first, int last)
+        : begin(first), end(last), runs(cpu::reference_runs(params, first, last)), bandpass(params, params.n_channels),
+          detector(std::make_unique<hw::DetectorState<HwConfig>>()),
+          widened(static_cast<std::size_t>(params.n_channels)), referenced(widened.size()) {
+        hw::reset_detector(*detector, params);
+    }
+
+    int begin, end; ///< channel range
+    std::vector<cpu::ChannelRun> runs;
+    cpu::DoubleBandpass bandpass;
+    std::unique_ptr<hw::DetectorState<HwConfig>> detector;
+    std::vector<std::int32_t> widened;    ///< the current frame, widened for the filter
+    std::vector<std::int32_t> filtered;   ///< the block, frame-major, only this range's columns used
+    std::vector<std::int32_t> referenced; ///< the current frame after the common reference
+    std::vector<std::int32_t> sums;       ///< per frame of the block, this range's part of every group sum
+    std::vector<TimedCandidate> candidates;
+};
+
 class CpuBackend final : public Backend {
 public:
-    static constexpr std::size_t kBlockFrames = 512;
+    // Small blocks keep each worker's filtered block (64 frames x 4 KiB) in its L2 cache.
+    static constexpr std::size_t kBlockFrames = 64;
 
     CpuBackend(const HwParams& params, int threads)
-        : params_(std::make_unique<HwParams>(params)), bandpass_(params, params.n_channels),
-          detector_(std::make_unique<hw::DetectorState<HwConfig>>()),
-          dedup_(std::make_unique<hw::DedupState<HwConfig>>()), n_channels_(params.n_channels),
-          n_workers_(std::clamp(threads, 1, std::max(1, params.n_channels / 32))), pool_(n_workers_),
-          widened_(static_cast<std::size_t>(n_workers_) * static_cast<std::size_t>(n_channels_)),
-          filtered_(kBlockFrames * static_cast<std::size_t>(n_channels_)), referenced_(filtered_.size()),
-          partial_sums_(static_cast<std::size_t>(n_workers_) * kBlockFrames * HwConfig::max_groups),
-          candidates_(static_cast<std::size_t>(n_workers_)) {
-        hw::reset_detector(*detector_, *params_);
-        // Equal channel ranges, multiples of 32 so that threads never share a cache line of state.
-        const int per_worker = (n_channels_ + n_workers_ - 1) / n_workers_;
-        const int aligned = (per_worker + 31) / 32 * 32;
-        for (int w = 0; w <= n_workers_; ++w)
-            bounds_.push_back(std::min(n_channels_, w * aligned));
-        for (int w = 0; w < n_workers_; ++w)
-            runs_.push_back(cpu::reference_runs(params, bounds_[static_cast<std::size_t>(w)],
-                                                bounds_[static_cast<std::size_t>(w) + 1]));
+        : params_(std::make_unique<HwParams>(params)), dedup_(std::make_unique<hw::DedupState<HwConfig>>()),
+          n_channels_(params.n_channels) {
+        // Equal channel ranges, multiples of 32 channels.
+        const int n_workers = std::clamp(threads, 1, std::max(1, n_channels_ / 32));
+        const int per_worker = ((n_channels_ + n_workers - 1) / n_workers + 31) / 32 * 32;
+        for (int first = 0; first < n_channels_; first += per_worker) {
+            workers_.push_back(std::make_unique<Worker>(params, first, std::min(n_channels_, first + per_worker)));
+            workers_.back()->filtered.resize(kBlockFrames * static_cast<std::size_t>(n_channels_));
+            workers_.back()->sums.resize(kBlockFrames * HwConfig::max_groups);
+        }
+        pool_ = std::make_unique<WorkerPool>(static_cast<int>(workers_.size()));
     }
 
     std::string name() const override { return "cpu"; }
@@ -133,7 +149,8 @@ public:
 
     void finish(std::vector<SpikeEvent>& events) override {
         auto add = [this](const SpikeEvent& c) { hw::dedup_add(*dedup_, c); };
-        hw::flush_detector(*detector_, frame_, 0, n_channels_, add);
+        for (auto& worker : workers_) // ascending ranges: candidates in channel order
+            hw::flush_detector(*worker->detector, frame_, worker->begin, worker->end, add);
         hw::dedup_advance(*dedup_, *params_, frame_, true, [&events](const SpikeEvent& e) { events.push_back(e); });
     }
 
@@ -143,65 +160,63 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
 
-    void process_block(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) {
+    // (A) band-pass and partial group sums, frame by frame over the worker's range.
+    void filter_block(Worker& worker, const std::int16_t* frames, std::size_t n_frames) const {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
+        std::fill(worker.sums.begin(),
+                  worker.sums.begin() + static_cast<std::ptrdiff_t>(n_frames * HwConfig::max_groups), 0);
+        for (std::size_t f = 0; f < n_frames; ++f) {
+            widen(frames + f * stride, worker.widened.data(), worker.begin, worker.end);
+            for (const cpu::ChannelRun& run : worker.runs) {
+                const std::int32_t sum =
+                    worker.bandpass.filter(worker.widened.data(), &worker.filtered[f * stride], run.begin, run.end);
+                if (run.group >= 0)
+                    worker.sums[f * HwConfig::max_groups + static_cast<std::size_t>(run.group)] += sum;
+            }
+        }
+    }
+
+    // (B) group means from every worker's sums, reference, noise, threshold and alignment.
+    void detect_block(Worker& worker, std::size_t n_frames) {
+        const std::size_t stride = static_cast<std::size_t>(n_channels_);
+        worker.candidates.clear();
+        std::int32_t totals[HwConfig::max_groups];
+        std::int32_t means[HwConfig::max_groups];
+        for (std::size_t f = 0; f < n_frames; ++f) {
+            std::fill(std::begin(totals), std::end(totals), 0);
+            for (const auto& other : workers_)
+                for (int g = 0; g < HwConfig::max_groups; ++g)
+                    totals[g] += other->sums[f * HwConfig::max_groups + static_cast<std::size_t>(g)];
+            hw::group_means(*params_, totals, means);
+            const std::uint64_t frame = frame_ + f;
+            bool any = false;
+            for (const cpu::ChannelRun& run : worker.runs)
+                any |= cpu::reference_and_flag(*worker.detector, *params_, run, run.group >= 0 ? means[run.group] : 0,
+                                               frame, &worker.filtered[f * stride], worker.referenced.data());
+            if (any)
+                hw::align_flagged(*worker.detector, *params_, frame, worker.referenced.data(), worker.begin, worker.end,
+                                  [&worker, frame](const SpikeEvent& c) {
+                                      worker.candidates.push_back({frame, c});
+                                  });
+        }
+    }
+
+    void process_block(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) {
         const auto t0 = Clock::now();
-        pool_.run([&](int w) {
-            const auto& runs = runs_[static_cast<std::size_t>(w)];
-            std::int32_t* sums = &partial_sums_[static_cast<std::size_t>(w) * kBlockFrames * HwConfig::max_groups];
-            std::fill(sums, sums + n_frames * HwConfig::max_groups, 0);
-            const int begin = bounds_[static_cast<std::size_t>(w)];
-            const int end = bounds_[static_cast<std::size_t>(w) + 1];
-            // Frame by frame over the whole range: sequential access lets the prefetchers keep up (channel chunks
-            // over many frames were 3x slower: strided rows defeat them).
-            for (std::size_t f = 0; f < n_frames; ++f) {
-                std::int32_t* filtered = &filtered_[f * stride];
-                widen(frames + f * stride, &widened_[static_cast<std::size_t>(w) * stride], begin, end);
-                for (const cpu::ChannelRun& run : runs) {
-                    const std::int32_t sum =
-                        bandpass_.filter(&widened_[static_cast<std::size_t>(w) * stride], filtered, run.begin, run.end);
-                    if (run.group >= 0)
-                        sums[f * HwConfig::max_groups + static_cast<std::size_t>(run.group)] += sum;
-                }
-            }
-        });
+        pool_->run([&](int w) { filter_block(*workers_[static_cast<std::size_t>(w)], frames, n_frames); });
         const auto t1 = Clock::now();
-        pool_.run([&](int w) {
-            const int begin = bounds_[static_cast<std::size_t>(w)];
-            const int end = bounds_[static_cast<std::size_t>(w) + 1];
-            auto& mine = candidates_[static_cast<std::size_t>(w)];
-            mine.clear();
-            std::int32_t totals[HwConfig::max_groups];
-            std::int32_t means[HwConfig::max_groups];
-            for (std::size_t f = 0; f < n_frames; ++f) {
-                std::fill(std::begin(totals), std::end(totals), 0);
-                for (int other = 0; other < n_workers_; ++other) {
-                    const std::int32_t* sums =
-                        &partial_sums_[(static_cast<std::size_t>(other) * kBlockFrames + f) * HwConfig::max_groups];
-                    for (int g = 0; g < HwConfig::max_groups; ++g)
-                        totals[g] += sums[g];
-                }
-                hw::group_means(*params_, totals, means);
-                const std::uint64_t frame = frame_ + f;
-                bool any = false;
-                for (const cpu::ChannelRun& run : runs_[static_cast<std::size_t>(w)])
-                    any |= cpu::reference_and_flag(*detector_, *params_, run, run.group >= 0 ? means[run.group] : 0,
-                                                   frame, &filtered_[f * stride], &referenced_[f * stride]);
-                if (any)
-                    hw::align_flagged(*detector_, *params_, frame, &referenced_[f * stride], begin, end,
-                                      [&mine, frame](const SpikeEvent& c) {
-                                          mine.push_back({frame, c});
-                                      });
-            }
-        });
+        pool_->run([&](int w) { detect_block(*workers_[static_cast<std::size_t>(w)], n_frames); });
         const auto t2 = Clock::now();
-        std::vector<std::size_t> next(static_cast<std::size_t>(n_workers_), 0);
+        // (C) de-duplication, frame by frame, candidates in channel order (workers hold ascending ranges).
+        std::vector<std::size_t> next(workers_.size(), 0);
         auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
         for (std::size_t f = 0; f < n_frames; ++f) {
             const std::uint64_t frame = frame_ + f;
-            for (std::size_t w = 0; w < candidates_.size(); ++w)
-                for (; next[w] < candidates_[w].size() && candidates_[w][next[w]].emitted_at == frame; ++next[w])
-                    hw::dedup_add(*dedup_, candidates_[w][next[w]].event);
+            for (std::size_t w = 0; w < workers_.size(); ++w) {
+                const auto& candidates = workers_[w]->candidates;
+                for (; next[w] < candidates.size() && candidates[next[w]].emitted_at == frame; ++next[w])
+                    hw::dedup_add(*dedup_, candidates[next[w]].event);
+            }
             hw::dedup_advance(*dedup_, *params_, frame, false, emit);
         }
         frame_ += n_frames;
@@ -212,19 +227,10 @@ private:
     }
 
     std::unique_ptr<HwParams> params_;
-    cpu::DoubleBandpass bandpass_;
-    std::unique_ptr<hw::DetectorState<HwConfig>> detector_;
     std::unique_ptr<hw::DedupState<HwConfig>> dedup_;
     int n_channels_;
-    int n_workers_;
-    WorkerPool pool_;
-    std::vector<int> bounds_;
-    std::vector<std::vector<cpu::ChannelRun>> runs_;
-    std::vector<std::int32_t> widened_; ///< one frame per worker, int16 samples widened for the filter
-    std::vector<std::int32_t> filtered_;
-    std::vector<std::int32_t> referenced_;
-    std::vector<std::int32_t> partial_sums_;
-    std::vector<std::vector<TimedCandidate>> candidates_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<WorkerPool> pool_; ///< one thread per worker (the caller is worker 0)
     std::uint64_t frame_ = 0;
     StageSeconds seconds_;
 };
