@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,7 +62,15 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
 
     const auto chunk_frames =
         static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * info.sample_rate / 1000.0)));
-    std::vector<std::int16_t> buffer(chunk_frames * static_cast<std::size_t>(info.n_channels));
+    // Two buffers: the next chunk is read in the background while this one is processed.
+    std::vector<std::int16_t> buffers[2];
+    for (auto& b : buffers)
+        b.resize(chunk_frames * static_cast<std::size_t>(info.n_channels));
+    auto read_into = [&source, chunk_frames](std::vector<std::int16_t>* b) {
+        return source.read(b->data(), chunk_frames);
+    };
+    std::future<std::size_t> next = std::async(std::launch::async, read_into, &buffers[0]);
+    int current = 0;
     std::vector<SpikeEvent> events;
     auto write_events = [&] {
         for (const SpikeEvent& e : events) {
@@ -76,9 +85,12 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     DetectRunResult result;
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-        const std::size_t n = source.read(buffer.data(), chunk_frames);
+        const std::size_t n = next.get();
         if (n == 0)
             break;
+        const std::vector<std::int16_t>& buffer = buffers[current];
+        current ^= 1;
+        next = std::async(std::launch::async, read_into, &buffers[current]);
         backend->process(buffer.data(), n, events);
         result.events += events.size();
         write_events();
