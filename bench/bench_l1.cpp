@@ -48,18 +48,6 @@ void BM_Bandpass(benchmark::State& state) {
 }
 BENCHMARK(BM_Bandpass);
 
-void BM_CpuBandpassDoubles(benchmark::State& state) {
-    const int channels = static_cast<int>(state.range(0));
-    cpu::DoubleBandpass filter(params(), kChannels);
-    std::vector<std::int32_t> in(noise_frames().begin(), noise_frames().end());
-    std::vector<std::int32_t> out(kChannels);
-    for (auto _ : state)
-        for (std::size_t f = 0; f < kFrames; ++f)
-            benchmark::DoNotOptimize(filter.filter(&in[f * kChannels], out.data(), 0, channels));
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames) * channels);
-}
-BENCHMARK(BM_CpuBandpassDoubles)->Arg(128)->Arg(256)->Arg(1024);
-
 const std::vector<std::int32_t>& filtered_frames() {
     static const std::vector<std::int32_t> frames(noise_frames().begin(), noise_frames().end());
     return frames;
@@ -93,6 +81,23 @@ void BM_NoiseAndThreshold(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
 }
 BENCHMARK(BM_NoiseAndThreshold);
+
+// The CPU backend's fused, vectorised rewrite of common reference + noise tracker + threshold flags.
+void BM_CpuReferenceAndFlag(benchmark::State& state) {
+    auto detector = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*detector, params());
+    const auto runs = cpu::reference_runs(params(), 0, kChannels);
+    const auto& frames = filtered_frames();
+    std::vector<std::int32_t> referenced(kChannels);
+    std::uint64_t frame = 0;
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f, ++frame)
+            for (const auto& run : runs)
+                benchmark::DoNotOptimize(cpu::reference_and_flag(*detector, params(), run, 3, frame,
+                                                                 &frames[f * kChannels], referenced.data()));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_CpuReferenceAndFlag);
 
 void BM_CpuBackend(benchmark::State& state) {
     const auto& frames = noise_frames();

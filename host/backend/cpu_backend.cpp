@@ -7,6 +7,7 @@
 #include "backend/backend.hpp"
 
 #include "backend/cpu_kernels.hpp"
+#include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/common_reference.hpp"
 #include "spikeline/hw/spatial_dedup.hpp"
 #include "spikeline/hw/threshold_detector.hpp"
@@ -89,11 +90,6 @@ private:
     bool stopping_ = false;
 };
 
-void widen(const std::int16_t* __restrict in, std::int32_t* __restrict out, int begin, int end) {
-    for (int ch = begin; ch < end; ++ch)
-        out[ch] = in[ch];
-}
-
 struct TimedCandidate {
     std::uint64_t emitted_at;
     SpikeEvent event;
@@ -103,7 +99,8 @@ struct TimedCandidate {
 /// slower together than one thread alone.
 struct Worker {
     Worker(const HwParams& params, int first, int last)
-        : begin(first), end(last), runs(cpu::reference_runs(params, first, last)), bandpass(params, params.n_channels),
+        : begin(first), end(last), runs(cpu::reference_runs(params, first, last)),
+          bandpass(std::make_unique<hw::BandpassState<HwConfig>>()),
           detector(std::make_unique<hw::DetectorState<HwConfig>>()),
           widened(static_cast<std::size_t>(params.n_channels)), referenced(widened.size()) {
         hw::reset_detector(*detector, params);
@@ -111,7 +108,7 @@ struct Worker {
 
     int begin, end; ///< channel range
     std::vector<cpu::ChannelRun> runs;
-    cpu::DoubleBandpass bandpass;
+    std::unique_ptr<hw::BandpassState<HwConfig>> bandpass;
     std::unique_ptr<hw::DetectorState<HwConfig>> detector;
     std::vector<std::int32_t> widened;    ///< the current frame, widened for the filter
     std::vector<std::int32_t> filtered;   ///< the block, frame-major, only this range's columns used
@@ -166,10 +163,12 @@ private:
         std::fill(worker.sums.begin(),
                   worker.sums.begin() + static_cast<std::ptrdiff_t>(n_frames * HwConfig::max_groups), 0);
         for (std::size_t f = 0; f < n_frames; ++f) {
-            widen(frames + f * stride, worker.widened.data(), worker.begin, worker.end);
             for (const cpu::ChannelRun& run : worker.runs) {
-                const std::int32_t sum =
-                    worker.bandpass.filter(worker.widened.data(), &worker.filtered[f * stride], run.begin, run.end);
+                std::int32_t* filtered = &worker.filtered[f * stride];
+                hw::bandpass_frame(*worker.bandpass, *params_, frames + f * stride, filtered, run.begin, run.end);
+                std::int32_t sum = 0;
+                for (int ch = run.begin; ch < run.end; ++ch)
+                    sum += filtered[ch];
                 if (run.group >= 0)
                     worker.sums[f * HwConfig::max_groups + static_cast<std::size_t>(run.group)] += sum;
             }
@@ -194,10 +193,10 @@ private:
                 any |= cpu::reference_and_flag(*worker.detector, *params_, run, run.group >= 0 ? means[run.group] : 0,
                                                frame, &worker.filtered[f * stride], worker.referenced.data());
             if (any)
-                hw::align_flagged(*worker.detector, *params_, frame, worker.referenced.data(), worker.begin, worker.end,
-                                  [&worker, frame](const SpikeEvent& c) {
-                                      worker.candidates.push_back({frame, c});
-                                  });
+                cpu::align_flagged_sparse(*worker.detector, *params_, frame, worker.referenced.data(), worker.begin,
+                                          worker.end, [&worker, frame](const SpikeEvent& c) {
+                                              worker.candidates.push_back({frame, c});
+                                          });
         }
     }
 

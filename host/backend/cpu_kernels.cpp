@@ -2,38 +2,6 @@
 
 namespace spikeline::cpu {
 
-std::int32_t filter_doubles(const double (&coef)[2][4], const std::int32_t* __restrict in, std::int32_t* __restrict out,
-                            double* __restrict x1, double* __restrict x2, double* __restrict m1, double* __restrict m2,
-                            double* __restrict y1, double* __restrict y2, int begin, int end) {
-    constexpr double state_max = (1 << (HwConfig::state_bits - 1)) - 1;
-    constexpr double state_min = -(1 << (HwConfig::state_bits - 1));
-    constexpr double input_scale = 1 << HwConfig::state_frac_bits;
-    constexpr double output_scale = 1.0 / (1 << (HwConfig::state_frac_bits - HwConfig::sample_frac_bits));
-    constexpr double sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
-    constexpr double sample_min = -(1 << (HwConfig::sample_bits - 1));
-    const double g0 = coef[0][0], mid0 = coef[0][1], a01 = coef[0][2], a02 = coef[0][3];
-    const double g1 = coef[1][0], mid1 = coef[1][1], a11 = coef[1][2], a12 = coef[1][3];
-    std::int32_t sum = 0;
-    for (int ch = begin; ch < end; ++ch) {
-        const double x = in[ch] * input_scale;
-        const double mid = clamp_value(
-            std::floor(g0 * (x + mid0 * x1[ch] + x2[ch]) - a01 * m1[ch] - a02 * m2[ch] + 0.5), state_min, state_max);
-        const double y = clamp_value(
-            std::floor(g1 * (mid + mid1 * m1[ch] + m2[ch]) - a11 * y1[ch] - a12 * y2[ch] + 0.5), state_min, state_max);
-        x2[ch] = x1[ch];
-        x1[ch] = x;
-        m2[ch] = m1[ch];
-        m1[ch] = mid;
-        y2[ch] = y1[ch];
-        y1[ch] = y;
-        const auto value =
-            static_cast<std::int32_t>(clamp_value(std::floor(y * output_scale + 0.5), sample_min, sample_max));
-        out[ch] = value;
-        sum += value;
-    }
-    return sum;
-}
-
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered,
                         std::int32_t* referenced) {

@@ -86,38 +86,41 @@ NOISE_AND_THRESHOLD:
     return any_attention;
 }
 
-/// Pass 2 for the flagged channels of [begin, end): alignment and dead time; calls emit(SpikeEvent) for every
-/// candidate whose search window closes in this frame, in channel order.
+/// Pass 2 for one flagged channel (attention != 0): alignment and dead time; calls emit(SpikeEvent) when the
+/// channel's search window closes in this frame.
+template <class CONFIG_T, class EMIT>
+void align_channel(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame, int ch,
+                   std::int32_t value, EMIT&& emit) {
+    if (state.attention[ch] == 2) {
+        state.searching[ch] = 1;
+        state.count[ch] = 1;
+        state.best_pos[ch] = 0;
+        state.best_value[ch] = value;
+    } else {
+        if (more_extreme(value, state.best_value[ch], params.polarity)) {
+            state.best_value[ch] = value;
+            state.best_pos[ch] = state.count[ch];
+        }
+        state.count[ch] = static_cast<std::uint8_t>(state.count[ch] + 1);
+    }
+    if (state.count[ch] == params.align_window) {
+        const int best_pos = state.best_pos[ch];
+        emit(SpikeEvent{frame - static_cast<std::uint64_t>(params.align_window - 1 - best_pos), ch,
+                        state.best_value[ch]});
+        state.searching[ch] = 0;
+        const int hold = params.dead_time - params.align_window + best_pos;
+        state.hold[ch] = hold > 0 ? hold : 0;
+    }
+}
+
+/// Pass 2 for the flagged channels of [begin, end), in channel order.
 template <class CONFIG_T, class EMIT>
 void align_flagged(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
                    const std::int32_t* x, int begin, int end, EMIT&& emit) {
 ALIGN_AND_EMIT:
-    for (int ch = begin; ch < end; ++ch) {
-        const std::uint8_t attention = state.attention[ch];
-        if (attention == 0)
-            continue;
-        const std::int32_t value = x[ch];
-        if (attention == 2) {
-            state.searching[ch] = 1;
-            state.count[ch] = 1;
-            state.best_pos[ch] = 0;
-            state.best_value[ch] = value;
-        } else {
-            if (more_extreme(value, state.best_value[ch], params.polarity)) {
-                state.best_value[ch] = value;
-                state.best_pos[ch] = state.count[ch];
-            }
-            state.count[ch] = static_cast<std::uint8_t>(state.count[ch] + 1);
-        }
-        if (state.count[ch] == params.align_window) {
-            const int best_pos = state.best_pos[ch];
-            emit(SpikeEvent{frame - static_cast<std::uint64_t>(params.align_window - 1 - best_pos), ch,
-                            state.best_value[ch]});
-            state.searching[ch] = 0;
-            const int hold = params.dead_time - params.align_window + best_pos;
-            state.hold[ch] = hold > 0 ? hold : 0;
-        }
-    }
+    for (int ch = begin; ch < end; ++ch)
+        if (state.attention[ch] != 0)
+            align_channel(state, params, frame, ch, x[ch], emit);
 }
 
 /// Processes frame `frame` of referenced samples x for channels [begin, end): both passes.
