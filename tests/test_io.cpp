@@ -30,7 +30,7 @@ class IoTest : public ::testing::Test {
 protected:
     void SetUp() override {
         static std::atomic<int> counter{0};
-        const auto *test = ::testing::UnitTest::GetInstance()->current_test_info();
+        const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
         dir_ = fs::temp_directory_path() / ("spikeline_test_io_" + std::to_string(::getpid()) + "_" +
                                             std::to_string(counter++) + "_" + test->name());
         fs::remove_all(dir_);
@@ -42,36 +42,36 @@ protected:
 };
 
 /// Runs action, expecting an InputError whose message contains every fragment.
-template <class Action> void expect_input_error(Action &&action, std::initializer_list<std::string> fragments) {
+template <class Action> void expect_input_error(Action&& action, std::initializer_list<std::string> fragments) {
     try {
         action();
         ADD_FAILURE() << "expected an InputError";
-    } catch (const InputError &e) {
+    } catch (const InputError& e) {
         const std::string message = e.what();
-        for (const auto &fragment : fragments)
+        for (const auto& fragment : fragments)
             EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' not in: " << message;
     }
 }
 
-void write_bytes(const fs::path &path, const std::string &bytes) {
+void write_bytes(const fs::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string read_bytes(const fs::path &path) {
+std::string read_bytes(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
     return text.str();
 }
 
-void write_text(const fs::path &path, const std::string &text) {
+void write_text(const fs::path& path, const std::string& text) {
     std::ofstream out(path);
     out << text;
 }
 
 /// A hand-made .npy of any version, for headers our writer never produces.
-std::string make_npy(int major, const std::string &dict, const std::string &data) {
+std::string make_npy(int major, const std::string& dict, const std::string& data) {
     std::string header = dict;
     const std::size_t preamble = major == 1 ? 10 : 12;
     while ((preamble + header.size() + 1) % 64 != 0)
@@ -85,14 +85,14 @@ std::string make_npy(int major, const std::string &dict, const std::string &data
 }
 
 /// Bytes from 8 onwards hold the header length; the data must start on a 64-byte boundary.
-std::size_t npy_v1_data_offset(const fs::path &path) {
+std::size_t npy_v1_data_offset(const fs::path& path) {
     const std::string bytes = read_bytes(path);
     const auto low = static_cast<unsigned char>(bytes.at(8));
     const auto high = static_cast<unsigned char>(bytes.at(9));
     return 10 + (static_cast<std::size_t>(high) << 8 | low);
 }
 
-template <class T> void check_npy_round_trip(const fs::path &dir) {
+template <class T> void check_npy_round_trip(const fs::path& dir) {
     const std::vector<T> values = {std::numeric_limits<T>::lowest(), T(0), T(1), T(42), std::numeric_limits<T>::max()};
     const fs::path path = dir / (std::string("values_") + (npy_descr<T>() + 1) + ".npy"); // e.g. values_i2.npy
     write_npy(path, values);
@@ -147,7 +147,7 @@ TEST_F(IoTest, NpyEmptyArrayRoundTrips) {
 TEST_F(IoTest, NpyReadsVersions2And3AndBigEndian) {
     std::string data;
     for (const std::int32_t value : {7, -8, 1 << 20})
-        data.append(reinterpret_cast<const char *>(&value), sizeof(value));
+        data.append(reinterpret_cast<const char*>(&value), sizeof(value));
     const std::string dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }";
     for (const int major : {2, 3}) {
         const fs::path path = dir_ / std::string("v").append(std::to_string(major)).append(".npy"); // GCC 12 -Wrestrict
@@ -247,7 +247,7 @@ std::vector<std::int16_t> ramp_frames(std::size_t n_frames, int n_channels) {
     return samples;
 }
 
-std::vector<std::int16_t> read_all(RecordingSource &source, std::size_t chunk_frames) {
+std::vector<std::int16_t> read_all(RecordingSource& source, std::size_t chunk_frames) {
     const auto channels = static_cast<std::size_t>(source.info().n_channels);
     std::vector<std::int16_t> all;
     std::vector<std::int16_t> chunk(chunk_frames * channels);
@@ -259,7 +259,7 @@ std::vector<std::int16_t> read_all(RecordingSource &source, std::size_t chunk_fr
 }
 
 /// Writes NAME.bin/NAME.meta with our writer and returns the .bin path.
-fs::path write_spikeglx(const fs::path &dir, const std::string &name, const std::vector<std::int16_t> &samples,
+fs::path write_spikeglx(const fs::path& dir, const std::string& name, const std::vector<std::int16_t>& samples,
                         int n_channels, double sample_rate = 30000.0, double microvolts_per_bit = 2.34375) {
     const fs::path bin = dir / (name + ".bin");
     SpikeGlxWriter writer(bin, n_channels, sample_rate, microvolts_per_bit);
@@ -285,11 +285,11 @@ TEST_F(IoTest, SpikeGlxWriteReadRoundTrip) {
     EXPECT_EQ(keys.at("snsApLfSy"), "5,0,0");
     EXPECT_EQ(keys.at("snsSaveChanSubset"), "all");
     EXPECT_NEAR(std::stod(keys.at("fileTimeSecs")), 1003 / 30000.25, 1e-12);
-    for (const char *key : {"imSampRate", "imAiRangeMax", "imAiRangeMin", "imMaxInt", "typeThis"})
+    for (const char* key : {"imSampRate", "imAiRangeMax", "imAiRangeMin", "imMaxInt", "typeThis"})
         EXPECT_TRUE(keys.contains(key)) << key;
 
     auto source = open_spikeglx(bin);
-    const RecordingInfo &info = source->info();
+    const RecordingInfo& info = source->info();
     EXPECT_EQ(info.n_channels, n_channels);
     EXPECT_DOUBLE_EQ(info.sample_rate, 30000.25);
     EXPECT_EQ(info.n_frames, 1003u);
@@ -313,7 +313,7 @@ TEST_F(IoTest, SpikeGlxWriterWithoutFinishLeavesNothing) {
 TEST_F(IoTest, SpikeGlxGainFromImroTableNidqAndUnknown) {
     const std::string common = "nSavedChans=2\nfileSizeBytes=8\n";
     const std::string data(8, '\0');
-    const auto open_with = [&](const std::string &name, const std::string &meta) {
+    const auto open_with = [&](const std::string& name, const std::string& meta) {
         write_bytes(dir_ / (name + ".bin"), data);
         write_text(dir_ / (name + ".meta"), meta);
         return open_spikeglx(dir_ / (name + ".bin"));
@@ -327,6 +327,13 @@ TEST_F(IoTest, SpikeGlxGainFromImroTableNidqAndUnknown) {
     const std::string np2 = common + "imSampRate=30000\nimAiRangeMax=0.62\nimMaxInt=8192\nimChan0apGain=80\n"
                                      "~imroTbl=(24,384)(0 0 0 0 0)(1 0 0 0 1)\n";
     EXPECT_NEAR(open_with("np2", np2)->info().microvolts_per_bit, 0.62 / 8192 / 80 * 1e6, 1e-9);
+    // Neuropixels 2.0 identified by its probe type, without a stated gain: the fixed gain of 80.
+    const std::string np2_type = common + "imSampRate=30000\nimAiRangeMax=0.5\nimMaxInt=8192\nimDatPrb_type=21\n"
+                                          "~imroTbl=(21,384)(0 1 0 0)(1 1 0 1)\n";
+    EXPECT_NEAR(open_with("np2_type", np2_type)->info().microvolts_per_bit, 0.5 / 8192 / 80 * 1e6, 1e-9);
+    // A range without any way to know the gain: unknown (amplitudes in LSB), not silently gain 1.
+    const std::string no_gain = common + "imSampRate=30000\nimAiRangeMax=0.5\nimMaxInt=8192\n";
+    EXPECT_EQ(open_with("no_gain", no_gain)->info().microvolts_per_bit, 0.0);
     const std::string nidq = common + "niSampRate=25000\nniAiRangeMax=5\nniMaxInt=32768\nniMNGain=200\n";
     auto nidq_source = open_with("nidq", nidq);
     EXPECT_NEAR(nidq_source->info().microvolts_per_bit, 5.0 / 32768 / 200 * 1e6, 1e-9);
@@ -397,7 +404,7 @@ TEST_F(IoTest, SpikeGlxRejectsSizeNotDividingByChannels) {
 TEST_F(IoTest, OpenRecordingDispatchesSpikeGlxByBinMetaAndFolder) {
     const auto samples = ramp_frames(20, 3);
     const fs::path bin = write_spikeglx(dir_, "rec", samples, 3);
-    for (const fs::path &input : {bin, fs::path(dir_ / "rec.meta"), dir_}) {
+    for (const fs::path& input : {bin, fs::path(dir_ / "rec.meta"), dir_}) {
         auto source = open_recording(input, {});
         EXPECT_EQ(source->info().format, "spikeglx") << input;
         EXPECT_EQ(source->info().data_path, bin) << input;
@@ -426,7 +433,7 @@ TEST_F(IoTest, OpenRecordingFolderNeedsExactlyOnePair) {
 TEST_F(IoTest, OpenRecordingReadsRawWithChannelsAndRate) {
     const auto samples = ramp_frames(50, 8);
     const fs::path path = dir_ / "raw.dat";
-    write_bytes(path, std::string(reinterpret_cast<const char *>(samples.data()), samples.size() * 2));
+    write_bytes(path, std::string(reinterpret_cast<const char*>(samples.data()), samples.size() * 2));
 
     expect_input_error([&] { open_recording(path, {}); }, {"raw.dat", "pass --channels and --sample-rate"});
     OpenOptions only_channels;

@@ -99,7 +99,8 @@ int cmd_bench(int argc, char** argv) {
         done += n;
         simulator.take_spikes();
     }
-    const auto params = make_detect_params(finish_detect_settings(detect), probe, sample_rate);
+    const DetectSettings settings = finish_detect_settings(detect);
+    const auto params = make_detect_params(settings, probe, sample_rate);
     const double data_seconds = static_cast<double>(n_frames) / sample_rate;
 
     nlohmann::json report = {
@@ -156,6 +157,7 @@ int cmd_bench(int argc, char** argv) {
                     reference_events == single_events ? "yes" : "NO");
     }
     report["peak_rss_bytes"] = peak_rss_bytes();
+    report["settings"] = to_json(settings);
     std::printf("  peak memory %.0f MB (includes the %.0f MB of data held in memory)\n",
                 static_cast<double>(peak_rss_bytes()) / 1e6, static_cast<double>(data.size() * 2) / 1e6);
     if (!json_path.empty())

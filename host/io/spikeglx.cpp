@@ -18,7 +18,7 @@ namespace spikeline::io {
 
 namespace {
 
-std::string trim(const std::string &text) {
+std::string trim(const std::string& text) {
     const auto first = text.find_first_not_of(" \t\r\n");
     if (first == std::string::npos)
         return {};
@@ -26,10 +26,10 @@ std::string trim(const std::string &text) {
     return text.substr(first, last - first + 1);
 }
 
-template <class Number> std::optional<Number> parse_number(const std::string &text) {
+template <class Number> std::optional<Number> parse_number(const std::string& text) {
     Number value{};
-    const char *begin = text.data();
-    const char *end = text.data() + text.size();
+    const char* begin = text.data();
+    const char* end = text.data() + text.size();
     if (begin != end && *begin == '+')
         ++begin;
     const auto [stop, ec] = std::from_chars(begin, end, value);
@@ -38,7 +38,7 @@ template <class Number> std::optional<Number> parse_number(const std::string &te
     return value;
 }
 
-std::optional<std::string> find_key(const MetaMap &meta, const std::string &key) {
+std::optional<std::string> find_key(const MetaMap& meta, const std::string& key) {
     const auto it = meta.find(key);
     if (it == meta.end())
         return std::nullopt;
@@ -47,8 +47,8 @@ std::optional<std::string> find_key(const MetaMap &meta, const std::string &key)
 
 /// A required numeric key, with an error naming the .meta file, the key and what it should hold.
 template <class Number>
-Number required_number(const MetaMap &meta, const std::filesystem::path &meta_path, const std::string &key,
-                       const std::string &meaning) {
+Number required_number(const MetaMap& meta, const std::filesystem::path& meta_path, const std::string& key,
+                       const std::string& meaning) {
     const auto text = find_key(meta, key);
     require(text.has_value(), meta_path.string() + ": missing key " + key + " (" + meaning +
                                   "): the .meta file is incomplete or not a SpikeGLX .meta");
@@ -57,13 +57,13 @@ Number required_number(const MetaMap &meta, const std::filesystem::path &meta_pa
     return *value;
 }
 
-std::optional<double> optional_number(const MetaMap &meta, const std::string &key) {
+std::optional<double> optional_number(const MetaMap& meta, const std::string& key) {
     const auto text = find_key(meta, key);
     return text ? parse_number<double>(*text) : std::nullopt;
 }
 
 /// The numbers of the first channel entry of ~imroTbl, "(type,nchan)(chan bank refid apgain lfgain hpfilt)...".
-std::vector<double> first_imro_entry(const MetaMap &meta) {
+std::vector<double> first_imro_entry(const MetaMap& meta) {
     const auto table = find_key(meta, "~imroTbl");
     if (!table)
         return {};
@@ -85,9 +85,16 @@ std::vector<double> first_imro_entry(const MetaMap &meta) {
     return numbers;
 }
 
-/// Gain of the first channel for the stream in this file: Neuropixels 1.0 ~imroTbl entries carry the AP gain
-/// (4th number) and LF gain (5th); other probes state it as imChan0apGain / imChan0lfGain; otherwise 1.
-double imec_channel_gain(const MetaMap &meta, bool lfp_stream) {
+/// Gain of the first channel for the stream in this file: Neuropixels 2.0 probes (imDatPrb_type 21, 24, 2003,
+/// 2004, 2013, 2014) have a fixed gain of 80; Neuropixels 1.0 ~imroTbl entries carry the AP gain (4th number) and
+/// LF gain (5th); other probes state it as imChan0apGain / imChan0lfGain. Unknown otherwise.
+std::optional<double> imec_channel_gain(const MetaMap& meta, bool lfp_stream) {
+    const auto probe_type = optional_number(meta, "imDatPrb_type");
+    if (probe_type) {
+        for (const double np2_type : {21.0, 24.0, 2003.0, 2004.0, 2013.0, 2014.0})
+            if (*probe_type == np2_type)
+                return 80.0;
+    }
     constexpr std::size_t kNp1EntryNumbers = 6;
     const std::vector<double> entry = first_imro_entry(meta);
     if (entry.size() == kNp1EntryNumbers) {
@@ -98,15 +105,18 @@ double imec_channel_gain(const MetaMap &meta, bool lfp_stream) {
     const auto stated = optional_number(meta, lfp_stream ? "imChan0lfGain" : "imChan0apGain");
     if (stated && *stated > 0)
         return *stated;
-    return 1.0;
+    return std::nullopt;
 }
 
-/// Microvolts per ADC bit from the voltage range, the ADC full scale and the amplifier gain; 0 when unknown.
-double microvolts_per_bit_from(const MetaMap &meta, bool lfp_stream) {
+/// Microvolts per ADC bit from the voltage range, the ADC full scale and the amplifier gain; 0 when unknown
+/// (amplitudes are then reported in LSB rather than in wrongly scaled microvolts).
+double microvolts_per_bit_from(const MetaMap& meta, bool lfp_stream) {
     const auto im_range = optional_number(meta, "imAiRangeMax");
     const auto im_max_int = optional_number(meta, "imMaxInt");
-    if (im_range && im_max_int && *im_max_int > 0)
-        return *im_range / *im_max_int / imec_channel_gain(meta, lfp_stream) * 1e6;
+    if (im_range && im_max_int && *im_max_int > 0) {
+        const auto gain = imec_channel_gain(meta, lfp_stream);
+        return gain ? *im_range / *im_max_int / *gain * 1e6 : 0.0;
+    }
     const auto ni_range = optional_number(meta, "niAiRangeMax");
     const auto ni_max_int = optional_number(meta, "niMaxInt");
     if (ni_range && ni_max_int && *ni_max_int > 0) {
@@ -125,7 +135,7 @@ std::string format_double(double value) {
 
 } // namespace
 
-MetaMap read_spikeglx_meta(const std::filesystem::path &meta_path) {
+MetaMap read_spikeglx_meta(const std::filesystem::path& meta_path) {
     std::ifstream in(meta_path);
     require(in.is_open(), "cannot read " + meta_path.string() + ": check that it exists and is readable");
     MetaMap meta;
@@ -144,7 +154,7 @@ MetaMap read_spikeglx_meta(const std::filesystem::path &meta_path) {
     return meta;
 }
 
-RecordingInfo read_spikeglx_info(const std::filesystem::path &bin_path) {
+RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {
     std::filesystem::path meta_path = bin_path;
     meta_path.replace_extension(".meta");
     std::error_code ec;
@@ -187,7 +197,7 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path &bin_path) {
     return info;
 }
 
-std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path &bin_path) {
+std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_path) {
     return open_interleaved_int16(read_spikeglx_info(bin_path));
 }
 
@@ -228,16 +238,16 @@ SpikeGlxWriter::~SpikeGlxWriter() {
     }
 }
 
-void SpikeGlxWriter::write(const std::int16_t *frames, std::size_t n_frames) {
+void SpikeGlxWriter::write(const std::int16_t* frames, std::size_t n_frames) {
     require(!state_->finished, "SpikeGLX output " + state_->bin_path.string() + ": write after finish");
     const std::size_t bytes = n_frames * static_cast<std::size_t>(state_->n_channels) * sizeof(std::int16_t);
-    state_->out.write(reinterpret_cast<const char *>(frames), static_cast<std::streamsize>(bytes));
+    state_->out.write(reinterpret_cast<const char*>(frames), static_cast<std::streamsize>(bytes));
     require(state_->out.good(), "write to " + state_->temporary.string() + " failed (disk full?)");
     state_->frames_written += n_frames;
 }
 
 void SpikeGlxWriter::finish() {
-    State &state = *state_;
+    State& state = *state_;
     require(!state.finished, "SpikeGLX output " + state.bin_path.string() + ": finish called twice");
     state.out.flush();
     require(state.out.good(), "write to " + state.temporary.string() + " failed (disk full?)");

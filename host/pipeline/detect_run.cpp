@@ -46,6 +46,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     const io::RecordingInfo& info = source.info();
     require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
     require(options.chunk_ms > 0 && options.chunk_ms <= 10000, "--chunk-ms must be in (0, 10000]");
+    require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
     auto backend = make_backend(options.backend, *params);
     ensure_directory(out_dir);
@@ -129,7 +130,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         {"amplitude_unit", microvolts ? "uV" : "LSB"},
         {"microvolts_per_bit", info.microvolts_per_bit},
         {"backend", backend->name()},
-        {"threads", options.backend.threads},
+        {"threads", backend->name() == "reference" ? 1 : options.backend.threads},
         {"dropped_candidates", result.dropped_candidates},
         {"settings", to_json(options.settings)},
         {"recording", info.data_path.string()},
