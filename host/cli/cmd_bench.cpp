@@ -1,6 +1,6 @@
 #include "backend/backend.hpp"
 #include "cli/commands.hpp"
-#include "cli/detect_options.hpp"
+#include "cli/options.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "util/atomic_file.hpp"
@@ -71,12 +71,8 @@ int cmd_bench(int argc, char** argv) {
         ("json", po::value(&json_path), "write the figures to this JSON file");
     add_detect_options(visible, detect);
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, visible), vm);
-    if (vm.count("help")) {
-        std::cout << visible << "\n";
+    if (!parse_command_line(argc, argv, visible, vm))
         return 0;
-    }
-    po::notify(vm);
     require(seconds > 0 && seconds <= 600, "--seconds must be in (0, 600]");
     require(repeats >= 1, "--repeats must be at least 1");
     require(threads >= 1 && threads <= 256, "--threads must be between 1 and 256");

@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "cli/options.hpp"
 #include "eval/compare.hpp"
 #include "probe/probe.hpp"
 #include "util/atomic_file.hpp"
@@ -37,12 +38,8 @@ int cmd_compare(int argc, char** argv) {
          "largest distance between the event's channel and the unit's peak channel");
 
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(description).run(), vm);
-    if (vm.count("help")) {
-        std::cout << description << '\n';
+    if (!parse_command_line(argc, argv, description, vm))
         return 0;
-    }
-    po::notify(vm);
     require(!ground_truth_dir.empty(), "--ground-truth DIR is required (the simulator's ground_truth folder)");
     require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline detect wrote)");
 

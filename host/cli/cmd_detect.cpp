@@ -1,7 +1,8 @@
 #include "cli/commands.hpp"
-#include "cli/detect_options.hpp"
+#include "cli/options.hpp"
 #include "io/recording.hpp"
 #include "pipeline/detect_run.hpp"
+#include "util/errors.hpp"
 #include "util/progress.hpp"
 
 #include <boost/program_options.hpp>
@@ -38,17 +39,14 @@ int cmd_detect(int argc, char** argv) {
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     add_detect_options(visible, detect);
     po::options_description all;
-    all.add(visible).add_options()("input", po::value(&input)->required());
+    all.add(visible).add_options()("input", po::value(&input));
     po::positional_options_description positional;
     positional.add("input", 1);
 
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    if (vm.count("help")) {
-        std::cout << visible << "\n";
+    if (!parse_command_line(argc, argv, visible, all, positional, vm))
         return 0;
-    }
-    po::notify(vm);
+    require(!input.empty(), "no recording given: spikeline detect INPUT --out DIR (see --help)");
 
     io::OpenOptions open;
     if (vm.count("channels"))

@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "cli/options.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "util/errors.hpp"
@@ -36,12 +37,8 @@ int cmd_simulate(int argc, char** argv) {
          "slow drift speed along the shank (um/s, 0: none)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, visible), vm);
-    if (vm.count("help")) {
-        std::cout << visible << "\n";
+    if (!parse_command_line(argc, argv, visible, vm))
         return 0;
-    }
-    po::notify(vm);
 
     probe::Probe probe;
     if (!probe_file.empty()) {

@@ -1,10 +1,27 @@
-#include "cli/detect_options.hpp"
+#include "cli/options.hpp"
 
+#include <iostream>
 #include <thread>
 
 namespace spikeline::cli {
 
 namespace po = boost::program_options;
+
+bool parse_command_line(int argc, char** argv, const po::options_description& visible,
+                        const po::options_description& all, const po::positional_options_description& positional,
+                        po::variables_map& vm) {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    if (vm.count("help")) {
+        std::cout << visible << "\n";
+        return false;
+    }
+    po::notify(vm);
+    return true;
+}
+
+bool parse_command_line(int argc, char** argv, const po::options_description& visible, po::variables_map& vm) {
+    return parse_command_line(argc, argv, visible, visible, po::positional_options_description(), vm);
+}
 
 void add_detect_options(po::options_description& options, DetectOptionValues& values) {
     DetectSettings& s = values.settings;
