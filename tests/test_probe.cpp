@@ -25,7 +25,7 @@ class ProbeTest : public ::testing::Test {
 protected:
     void SetUp() override {
         static std::atomic<int> counter{0};
-        const auto *test = ::testing::UnitTest::GetInstance()->current_test_info();
+        const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
         dir_ = fs::temp_directory_path() / ("spikeline_test_probe_" + std::to_string(::getpid()) + "_" +
                                             std::to_string(counter++) + "_" + test->name());
         fs::remove_all(dir_);
@@ -33,7 +33,7 @@ protected:
     }
     void TearDown() override { fs::remove_all(dir_); }
 
-    fs::path write(const std::string &name, const std::string &text) const {
+    fs::path write(const std::string& name, const std::string& text) const {
         const fs::path path = dir_ / name;
         std::ofstream(path) << text;
         return path;
@@ -42,13 +42,13 @@ protected:
     fs::path dir_;
 };
 
-template <class Action> void expect_input_error(Action &&action, std::initializer_list<std::string> fragments) {
+template <class Action> void expect_input_error(Action&& action, std::initializer_list<std::string> fragments) {
     try {
         action();
         ADD_FAILURE() << "expected an InputError";
-    } catch (const InputError &e) {
+    } catch (const InputError& e) {
         const std::string message = e.what();
-        for (const auto &fragment : fragments)
+        for (const auto& fragment : fragments)
             EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' not in: " << message;
     }
 }
@@ -59,7 +59,7 @@ TEST(DefaultProbe, HasEightShanksOfTwoColumnsFor1024Channels) {
     EXPECT_EQ(probe.n_shanks(), 8);
     EXPECT_FALSE(probe.name.empty());
     for (int c = 0; c < probe.n_channels(); ++c) {
-        const Contact &contact = probe.contacts[static_cast<std::size_t>(c)];
+        const Contact& contact = probe.contacts[static_cast<std::size_t>(c)];
         const int shank = c / 128;
         const int within = c % 128;
         EXPECT_EQ(contact.shank, shank);
@@ -102,10 +102,10 @@ TEST_F(ProbeTest, WriteReadRoundTrip) {
     const nlohmann::json document = nlohmann::json::parse(in);
     EXPECT_EQ(document.at("specification"), "probeinterface");
     ASSERT_EQ(document.at("probes").size(), 1u);
-    const auto &probe_json = document.at("probes")[0];
+    const auto& probe_json = document.at("probes")[0];
     EXPECT_EQ(probe_json.at("ndim"), 2);
     EXPECT_EQ(probe_json.at("si_units"), "um");
-    for (const char *key : {"contact_positions", "contact_plane_axes", "contact_shapes", "contact_shape_params",
+    for (const char* key : {"contact_positions", "contact_plane_axes", "contact_shapes", "contact_shape_params",
                             "device_channel_indices", "contact_ids", "shank_ids"})
         EXPECT_EQ(probe_json.at(key).size(), 256u) << key;
     EXPECT_EQ(probe_json.at("device_channel_indices")[200], 200);
@@ -123,7 +123,7 @@ TEST_F(ProbeTest, WriteReadRoundTrip) {
 }
 
 // Two probes; the first has an unconnected contact (-1) and both list channels out of order.
-constexpr const char *kMultiProbeJson = R"({
+constexpr const char* kMultiProbeJson = R"({
   "specification": "probeinterface",
   "version": "0.2.21",
   "probes": [
@@ -254,7 +254,7 @@ TEST(Neighbours, NearestFirstOnTheSameShankOnly) {
             EXPECT_GE(distance, previous);
             previous = distance;
             // Symmetric: c is a neighbour of each of its neighbours.
-            const auto &back = neighbours[static_cast<std::size_t>(other)];
+            const auto& back = neighbours[static_cast<std::size_t>(other)];
             EXPECT_NE(std::find(back.begin(), back.end(), static_cast<int>(c)), back.end());
         }
     }

@@ -32,11 +32,11 @@ struct DtypeInfo {
     std::string normalized; ///< little-endian spelling, as npy_descr<T>() returns it
 };
 
-[[noreturn]] void fail(const std::filesystem::path &path, const std::string &message) {
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& message) {
     throw InputError(path.string() + ": " + message);
 }
 
-DtypeInfo parse_descr(const std::filesystem::path &path, const std::string &descr) {
+DtypeInfo parse_descr(const std::filesystem::path& path, const std::string& descr) {
     const auto unsupported = [&]() {
         fail(path, "unsupported dtype '" + descr +
                        "': spikeline reads plain integer, float and bool arrays; convert with "
@@ -68,9 +68,9 @@ DtypeInfo parse_descr(const std::filesystem::path &path, const std::string &desc
 /// A tiny reader for the Python-literal dict numpy writes as the header.
 class HeaderParser {
 public:
-    HeaderParser(const std::filesystem::path &path, std::string text) : path_(path), text_(std::move(text)) {}
+    HeaderParser(const std::filesystem::path& path, std::string text) : path_(path), text_(std::move(text)) {}
 
-    void parse(std::string &descr, bool &fortran_order, std::vector<std::size_t> &shape) {
+    void parse(std::string& descr, bool& fortran_order, std::vector<std::size_t>& shape) {
         bool have_descr = false, have_order = false, have_shape = false;
         expect('{');
         while (true) {
@@ -100,7 +100,7 @@ public:
     }
 
 private:
-    [[noreturn]] void bad(const std::string &what) const {
+    [[noreturn]] void bad(const std::string& what) const {
         fail(path_, "malformed .npy header (" + what + "): the file is damaged or not written by numpy");
     }
     void skip_space() {
@@ -170,12 +170,12 @@ private:
         }
     }
 
-    const std::filesystem::path &path_;
+    const std::filesystem::path& path_;
     std::string text_;
     std::size_t pos_ = 0;
 };
 
-std::string shape_text(const std::vector<std::size_t> &shape) {
+std::string shape_text(const std::vector<std::size_t>& shape) {
     std::string text = "(";
     for (std::size_t i = 0; i < shape.size(); ++i) {
         if (i > 0)
@@ -189,7 +189,7 @@ std::string shape_text(const std::vector<std::size_t> &shape) {
 
 /// The whole preamble (magic, version 1.0, length, dict, padding, newline) of exactly total_size bytes, or
 /// the smallest multiple of kDataAlignment when total_size is 0.
-std::string make_header(const char *descr, const std::vector<std::size_t> &shape, std::size_t total_size) {
+std::string make_header(const char* descr, const std::vector<std::size_t>& shape, std::size_t total_size) {
     const std::string dict =
         std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape_text(shape) + ", }";
     constexpr std::size_t preamble = kMagicSize + 2 + 2;
@@ -210,7 +210,7 @@ std::string make_header(const char *descr, const std::vector<std::size_t> &shape
     return header;
 }
 
-std::size_t element_count_of(const std::vector<std::size_t> &shape) {
+std::size_t element_count_of(const std::vector<std::size_t>& shape) {
     std::size_t count = 1;
     for (const std::size_t dim : shape) {
         if (dim != 0 && count > std::numeric_limits<std::size_t>::max() / dim)
@@ -220,13 +220,13 @@ std::size_t element_count_of(const std::vector<std::size_t> &shape) {
     return count;
 }
 
-void swap_bytes_in_place(std::vector<char> &data, std::size_t item_size) {
+void swap_bytes_in_place(std::vector<char>& data, std::size_t item_size) {
     for (std::size_t offset = 0; offset + item_size <= data.size(); offset += item_size)
         std::reverse(data.begin() + static_cast<std::ptrdiff_t>(offset),
                      data.begin() + static_cast<std::ptrdiff_t>(offset + item_size));
 }
 
-std::uint32_t little_endian_u32(const unsigned char *bytes, std::size_t n) {
+std::uint32_t little_endian_u32(const unsigned char* bytes, std::size_t n) {
     std::uint32_t value = 0;
     for (std::size_t i = n; i-- > 0;)
         value = (value << 8) | bytes[i];
@@ -235,25 +235,25 @@ std::uint32_t little_endian_u32(const unsigned char *bytes, std::size_t n) {
 
 } // namespace
 
-template <> const char *npy_descr<std::int16_t>() {
+template <> const char* npy_descr<std::int16_t>() {
     return "<i2";
 }
-template <> const char *npy_descr<std::int32_t>() {
+template <> const char* npy_descr<std::int32_t>() {
     return "<i4";
 }
-template <> const char *npy_descr<std::int64_t>() {
+template <> const char* npy_descr<std::int64_t>() {
     return "<i8";
 }
-template <> const char *npy_descr<std::uint64_t>() {
+template <> const char* npy_descr<std::uint64_t>() {
     return "<u8";
 }
-template <> const char *npy_descr<std::uint8_t>() {
+template <> const char* npy_descr<std::uint8_t>() {
     return "|u1";
 }
-template <> const char *npy_descr<float>() {
+template <> const char* npy_descr<float>() {
     return "<f4";
 }
-template <> const char *npy_descr<double>() {
+template <> const char* npy_descr<double>() {
     return "<f8";
 }
 
@@ -275,7 +275,7 @@ template <class T> std::vector<T> NpyArray::as() const {
     return values;
 }
 
-NpyArray read_npy(const std::filesystem::path &path) {
+NpyArray read_npy(const std::filesystem::path& path) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         fail(path, "no such file: check the path");
@@ -285,7 +285,7 @@ NpyArray read_npy(const std::filesystem::path &path) {
         fail(path, "cannot open for reading: check its permissions");
 
     std::array<unsigned char, kMagicSize + 2> start{};
-    in.read(reinterpret_cast<char *>(start.data()), static_cast<std::streamsize>(start.size()));
+    in.read(reinterpret_cast<char*>(start.data()), static_cast<std::streamsize>(start.size()));
     if (in.gcount() != static_cast<std::streamsize>(start.size()) || std::memcmp(start.data(), kMagic, kMagicSize) != 0)
         fail(path, "not a .npy file (bad magic): write it with numpy.save");
     const int major = start[kMagicSize];
@@ -294,7 +294,7 @@ NpyArray read_npy(const std::filesystem::path &path) {
                        ": versions 1.0, 2.0 and 3.0 are supported");
     const std::size_t length_size = major == 1 ? 2 : 4;
     std::array<unsigned char, 4> length_bytes{};
-    in.read(reinterpret_cast<char *>(length_bytes.data()), static_cast<std::streamsize>(length_size));
+    in.read(reinterpret_cast<char*>(length_bytes.data()), static_cast<std::streamsize>(length_size));
     if (in.gcount() != static_cast<std::streamsize>(length_size))
         fail(path, "truncated: the file ends inside the .npy preamble");
     const std::size_t header_length = little_endian_u32(length_bytes.data(), length_size);
@@ -318,7 +318,7 @@ NpyArray read_npy(const std::filesystem::path &path) {
     std::size_t count = 0;
     try {
         count = array.element_count();
-    } catch (const InputError &e) {
+    } catch (const InputError& e) {
         fail(path, e.what());
     }
     const std::size_t available = file_size - data_offset;
@@ -338,7 +338,7 @@ NpyArray read_npy(const std::filesystem::path &path) {
     return array;
 }
 
-template <class T> std::vector<T> read_npy_vector(const std::filesystem::path &path) {
+template <class T> std::vector<T> read_npy_vector(const std::filesystem::path& path) {
     const NpyArray array = read_npy(path);
     const bool one_dimensional = array.shape.size() == 1 || (array.shape.size() == 2 && array.shape[1] == 1);
     if (!one_dimensional)
@@ -350,12 +350,12 @@ template <class T> std::vector<T> read_npy_vector(const std::filesystem::path &p
 }
 
 template <class T>
-void write_npy(const std::filesystem::path &path, const T *data, const std::vector<std::size_t> &shape) {
+void write_npy(const std::filesystem::path& path, const T* data, const std::vector<std::size_t>& shape) {
     const std::size_t count = element_count_of(shape);
     AtomicFile file(path);
     file.stream() << make_header(npy_descr<T>(), shape, 0);
     if (count > 0)
-        file.stream().write(reinterpret_cast<const char *>(data), static_cast<std::streamsize>(count * sizeof(T)));
+        file.stream().write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count * sizeof(T)));
     file.commit();
 }
 
@@ -377,9 +377,9 @@ template <class T> NpyAppendWriter<T>::~NpyAppendWriter() {
     }
 }
 
-template <class T> void NpyAppendWriter<T>::append(const T *values, std::size_t count) {
+template <class T> void NpyAppendWriter<T>::append(const T* values, std::size_t count) {
     require(!finished_, "NpyAppendWriter for " + path_.string() + ": append after finish");
-    out_.write(reinterpret_cast<const char *>(values), static_cast<std::streamsize>(count * sizeof(T)));
+    out_.write(reinterpret_cast<const char*>(values), static_cast<std::streamsize>(count * sizeof(T)));
     require(out_.good(), "write to " + temporary_.string() + " failed (disk full?)");
     count_ += count;
 }
@@ -400,8 +400,8 @@ template <class T> void NpyAppendWriter<T>::finish() {
 
 #define SPIKELINE_NPY_INSTANTIATE(T)                                                                                   \
     template std::vector<T> NpyArray::as<T>() const;                                                                   \
-    template std::vector<T> read_npy_vector<T>(const std::filesystem::path &);                                         \
-    template void write_npy<T>(const std::filesystem::path &, const T *, const std::vector<std::size_t> &);            \
+    template std::vector<T> read_npy_vector<T>(const std::filesystem::path&);                                          \
+    template void write_npy<T>(const std::filesystem::path&, const T*, const std::vector<std::size_t>&);               \
     template class NpyAppendWriter<T>;
 
 SPIKELINE_NPY_INSTANTIATE(std::int16_t)

@@ -24,16 +24,16 @@ public:
         require(in_.is_open(), "cannot open " + info_.data_path.string() + " for reading: check its permissions");
     }
 
-    const RecordingInfo &info() const override { return info_; }
+    const RecordingInfo& info() const override { return info_; }
 
-    std::size_t read(std::int16_t *dst, std::size_t max_frames) override {
+    std::size_t read(std::int16_t* dst, std::size_t max_frames) override {
         const std::uint64_t remaining = info_.n_frames - frames_read_;
         const std::size_t frames = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, max_frames));
         if (frames == 0)
             return 0;
         const std::size_t frame_bytes = static_cast<std::size_t>(info_.n_channels) * sizeof(std::int16_t);
         const auto wanted = static_cast<std::streamsize>(frames * frame_bytes);
-        in_.read(reinterpret_cast<char *>(dst), wanted);
+        in_.read(reinterpret_cast<char*>(dst), wanted);
         if (in_.gcount() != wanted) {
             const std::uint64_t got_bytes = frames_read_ * frame_bytes + static_cast<std::uint64_t>(in_.gcount());
             throw InputError(info_.data_path.string() + ": file ended after " + std::to_string(got_bytes) +
@@ -56,7 +56,7 @@ std::unique_ptr<RecordingSource> open_interleaved_int16(RecordingInfo info) {
     return std::make_unique<InterleavedInt16Source>(std::move(info));
 }
 
-std::unique_ptr<RecordingSource> open_raw(const std::filesystem::path &path, int n_channels, double sample_rate,
+std::unique_ptr<RecordingSource> open_raw(const std::filesystem::path& path, int n_channels, double sample_rate,
                                           double microvolts_per_bit) {
     const std::string name = path.string();
     require(n_channels >= 1 && n_channels <= kMaxChannels, name + ": --channels must be between 1 and " +

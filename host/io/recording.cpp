@@ -12,7 +12,7 @@ namespace spikeline::io {
 
 namespace {
 
-bool has_meta_beside(const std::filesystem::path &bin_path) {
+bool has_meta_beside(const std::filesystem::path& bin_path) {
     std::filesystem::path meta_path = bin_path;
     meta_path.replace_extension(".meta");
     std::error_code ec;
@@ -20,11 +20,11 @@ bool has_meta_beside(const std::filesystem::path &bin_path) {
 }
 
 /// The single NAME.bin with a NAME.meta in folder.
-std::filesystem::path find_spikeglx_bin(const std::filesystem::path &folder) {
+std::filesystem::path find_spikeglx_bin(const std::filesystem::path& folder) {
     std::vector<std::filesystem::path> candidates;
     std::error_code ec;
-    for (const auto &entry : std::filesystem::directory_iterator(folder, ec)) {
-        const auto &path = entry.path();
+    for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+        const auto& path = entry.path();
         if (entry.is_regular_file(ec) && path.extension() == ".bin" && has_meta_beside(path))
             candidates.push_back(path);
     }
@@ -35,7 +35,7 @@ std::filesystem::path find_spikeglx_bin(const std::filesystem::path &folder) {
     if (candidates.size() > 1) {
         std::sort(candidates.begin(), candidates.end());
         std::string names;
-        for (const auto &path : candidates)
+        for (const auto& path : candidates)
             names += "\n  " + path.string();
         throw InputError("folder " + folder.string() + " holds " + std::to_string(candidates.size()) +
                          " SpikeGLX recordings; pass one of them:" + names);
@@ -43,8 +43,8 @@ std::filesystem::path find_spikeglx_bin(const std::filesystem::path &folder) {
     return candidates.front();
 }
 
-std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesystem::path &bin_path,
-                                                            const OpenOptions &options) {
+std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesystem::path& bin_path,
+                                                            const OpenOptions& options) {
     RecordingInfo info = read_spikeglx_info(bin_path);
     require(!options.n_channels || *options.n_channels == info.n_channels,
             bin_path.string() + ": --channels " + std::to_string(options.n_channels.value_or(0)) +
@@ -64,7 +64,7 @@ std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesyste
 
 } // namespace
 
-std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path &input, const OpenOptions &options) {
+std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& input, const OpenOptions& options) {
     std::error_code ec;
     require(std::filesystem::exists(input, ec), input.string() + " does not exist: check the path");
 

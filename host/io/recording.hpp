@@ -12,9 +12,9 @@ namespace spikeline::io {
 struct RecordingInfo {
     int n_channels = 0;
     double sample_rate = 0.0;
-    std::uint64_t n_frames = 0;   ///< frames (one int16 per channel) in the whole recording
-    double microvolts_per_bit = 0; ///< 0 when the gain is unknown
-    std::string format;           ///< "spikeglx", "raw", "simulated", ...
+    std::uint64_t n_frames = 0;      ///< frames (one int16 per channel) in the whole recording
+    double microvolts_per_bit = 0;   ///< 0 when the gain is unknown
+    std::string format;              ///< "spikeglx", "raw", "simulated", ...
     std::filesystem::path data_path; ///< the binary file, when there is one
 };
 

@@ -35,19 +35,19 @@ struct WiredContact {
     std::string origin; ///< "probe P contact K", for error messages
 };
 
-[[noreturn]] void fail(const std::filesystem::path &path, const std::string &message) {
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& message) {
     throw InputError(path.string() + ": " + message);
 }
 
-const json &required_field(const json &object, const char *key, const std::filesystem::path &path,
-                           const std::string &where) {
+const json& required_field(const json& object, const char* key, const std::filesystem::path& path,
+                           const std::string& where) {
     const auto it = object.find(key);
     if (it == object.end())
         fail(path, where + " has no \"" + key + "\": is this a probeinterface JSON file?");
     return *it;
 }
 
-double unit_scale_to_um(const json &probe_json, const std::filesystem::path &path, const std::string &where) {
+double unit_scale_to_um(const json& probe_json, const std::filesystem::path& path, const std::string& where) {
     const std::string units = probe_json.value("si_units", std::string("um"));
     if (units == "um")
         return 1.0;
@@ -56,11 +56,11 @@ double unit_scale_to_um(const json &probe_json, const std::filesystem::path &pat
     fail(path, where + " has si_units \"" + units + "\": only \"um\" and \"mm\" are supported");
 }
 
-std::string probe_name(const json &probe_json) {
+std::string probe_name(const json& probe_json) {
     const auto annotations = probe_json.find("annotations");
     if (annotations == probe_json.end() || !annotations->is_object())
         return {};
-    for (const char *key : {"name", "model_name"}) {
+    for (const char* key : {"name", "model_name"}) {
         const auto it = annotations->find(key);
         if (it != annotations->end() && it->is_string() && !it->get<std::string>().empty())
             return it->get<std::string>();
@@ -69,9 +69,9 @@ std::string probe_name(const json &probe_json) {
 }
 
 /// Appends the connected contacts of one probe; shank strings are numbered across the file in first-seen order.
-void read_probe_contacts(const json &probe_json, std::size_t probe_index, std::size_t first_contact_index,
-                         const std::filesystem::path &path, std::map<std::pair<std::size_t, std::string>, int> &shanks,
-                         std::vector<WiredContact> &wired) {
+void read_probe_contacts(const json& probe_json, std::size_t probe_index, std::size_t first_contact_index,
+                         const std::filesystem::path& path, std::map<std::pair<std::size_t, std::string>, int>& shanks,
+                         std::vector<WiredContact>& wired) {
     const std::string where = "probe " + std::to_string(probe_index);
     if (!probe_json.is_object())
         fail(path, where + " is not a JSON object");
@@ -81,12 +81,12 @@ void read_probe_contacts(const json &probe_json, std::size_t probe_index, std::s
                        ": only planar (2-D) probes are supported; export the probe with ndim 2");
     const double scale = unit_scale_to_um(probe_json, path, where);
 
-    const json &positions = required_field(probe_json, "contact_positions", path, where);
+    const json& positions = required_field(probe_json, "contact_positions", path, where);
     if (!positions.is_array())
         fail(path, where + ": contact_positions must be a list of [x, y] pairs");
     const std::size_t n_contacts = positions.size();
 
-    const auto optional_list = [&](const char *key) -> const json * {
+    const auto optional_list = [&](const char* key) -> const json* {
         const auto it = probe_json.find(key);
         if (it == probe_json.end() || it->is_null())
             return nullptr;
@@ -95,19 +95,19 @@ void read_probe_contacts(const json &probe_json, std::size_t probe_index, std::s
                            std::to_string(n_contacts) + ")");
         return &*it;
     };
-    const json *channels = optional_list("device_channel_indices");
-    const json *ids = optional_list("contact_ids");
-    const json *shank_ids = optional_list("shank_ids");
+    const json* channels = optional_list("device_channel_indices");
+    const json* ids = optional_list("contact_ids");
+    const json* shank_ids = optional_list("shank_ids");
 
     for (std::size_t k = 0; k < n_contacts; ++k) {
         const std::string origin = where + " contact " + std::to_string(k);
-        const json &position = positions[k];
+        const json& position = positions[k];
         if (!position.is_array() || position.size() != 2 || !position[0].is_number() || !position[1].is_number())
             fail(path, origin + ": contact position must be [x, y] numbers");
         WiredContact entry;
         entry.origin = origin;
         if (channels) {
-            const json &channel = (*channels)[k];
+            const json& channel = (*channels)[k];
             if (!channel.is_number_integer())
                 fail(path, origin + ": device_channel_indices entries must be integers");
             entry.channel = channel.get<long long>();
@@ -119,12 +119,12 @@ void read_probe_contacts(const json &probe_json, std::size_t probe_index, std::s
         entry.contact.x_um = position[0].get<double>() * scale;
         entry.contact.y_um = position[1].get<double>() * scale;
         if (ids) {
-            const json &id = (*ids)[k];
+            const json& id = (*ids)[k];
             entry.contact.id = id.is_string() ? id.get<std::string>() : id.dump();
         }
         std::string shank_text;
         if (shank_ids) {
-            const json &shank = (*shank_ids)[k];
+            const json& shank = (*shank_ids)[k];
             shank_text = shank.is_string() ? shank.get<std::string>() : shank.dump();
         }
         const auto key = std::make_pair(probe_index, shank_text);
@@ -141,14 +141,14 @@ void read_probe_contacts(const json &probe_json, std::size_t probe_index, std::s
 
 int Probe::n_shanks() const {
     int highest = -1;
-    for (const Contact &contact : contacts)
+    for (const Contact& contact : contacts)
         highest = std::max(highest, contact.shank);
     return highest + 1;
 }
 
 double Probe::distance_um(int a, int b) const {
-    const Contact &first = contacts.at(static_cast<std::size_t>(a));
-    const Contact &second = contacts.at(static_cast<std::size_t>(b));
+    const Contact& first = contacts.at(static_cast<std::size_t>(a));
+    const Contact& second = contacts.at(static_cast<std::size_t>(b));
     return std::hypot(first.x_um - second.x_um, first.y_um - second.y_um);
 }
 
@@ -174,14 +174,14 @@ Probe default_probe(int n_channels) {
     return probe;
 }
 
-Probe read_probeinterface(const std::filesystem::path &path) {
+Probe read_probeinterface(const std::filesystem::path& path) {
     std::ifstream in(path);
     if (!in.is_open())
         fail(path, "cannot read the probe file: check that it exists and is readable");
     json document;
     try {
         document = json::parse(in);
-    } catch (const json::parse_error &e) {
+    } catch (const json::parse_error& e) {
         fail(path, std::string("not valid JSON: ") + e.what());
     }
 
@@ -190,7 +190,7 @@ Probe read_probeinterface(const std::filesystem::path &path) {
     try {
         if (!document.is_object())
             fail(path, "the top level is not a JSON object: is this a probeinterface JSON file?");
-        const json &probes = required_field(document, "probes", path, "the file");
+        const json& probes = required_field(document, "probes", path, "the file");
         if (!probes.is_array() || probes.empty())
             fail(path, "\"probes\" must be a non-empty list");
         std::map<std::pair<std::size_t, std::string>, int> shanks;
@@ -201,7 +201,7 @@ Probe read_probeinterface(const std::filesystem::path &path) {
             if (const std::string name = probe_name(probes[p]); !name.empty())
                 names.push_back(name);
         }
-    } catch (const json::exception &e) {
+    } catch (const json::exception& e) {
         fail(path, std::string("unexpected probeinterface structure: ") + e.what());
     }
 
@@ -209,13 +209,13 @@ Probe read_probeinterface(const std::filesystem::path &path) {
     const std::size_t n_channels = wired.size();
     if (n_channels == 0)
         fail(path, "no contact is connected to a recording channel (all device_channel_indices are -1)");
-    std::vector<const WiredContact *> by_channel(n_channels, nullptr);
-    for (const WiredContact &entry : wired) {
+    std::vector<const WiredContact*> by_channel(n_channels, nullptr);
+    for (const WiredContact& entry : wired) {
         if (static_cast<unsigned long long>(entry.channel) >= n_channels)
             fail(path, entry.origin + " is wired to channel " + std::to_string(entry.channel) + " but only " +
                            std::to_string(n_channels) + " contacts are connected: channels 0.." +
                            std::to_string(n_channels - 1) + " must each be wired exactly once");
-        const WiredContact *&slot = by_channel[static_cast<std::size_t>(entry.channel)];
+        const WiredContact*& slot = by_channel[static_cast<std::size_t>(entry.channel)];
         if (slot != nullptr)
             fail(path, "channel " + std::to_string(entry.channel) + " is wired twice (" + slot->origin + " and " +
                            entry.origin + "): fix device_channel_indices");
@@ -231,12 +231,12 @@ Probe read_probeinterface(const std::filesystem::path &path) {
     for (std::size_t i = 0; i < names.size(); ++i)
         probe.name.append(i > 0 ? "+" : "").append(names[i]);
     probe.contacts.reserve(n_channels);
-    for (const WiredContact *entry : by_channel)
+    for (const WiredContact* entry : by_channel)
         probe.contacts.push_back(entry->contact);
     return probe;
 }
 
-void write_probeinterface(const Probe &probe, const std::filesystem::path &path) {
+void write_probeinterface(const Probe& probe, const std::filesystem::path& path) {
     json positions = json::array();
     json plane_axes = json::array();
     json shapes = json::array();
@@ -245,7 +245,7 @@ void write_probeinterface(const Probe &probe, const std::filesystem::path &path)
     json ids = json::array();
     json shank_ids = json::array();
     for (std::size_t c = 0; c < probe.contacts.size(); ++c) {
-        const Contact &contact = probe.contacts[c];
+        const Contact& contact = probe.contacts[c];
         positions.push_back({contact.x_um, contact.y_um});
         plane_axes.push_back(json::array({json::array({1, 0}), json::array({0, 1})}));
         shapes.push_back("circle");
@@ -277,7 +277,7 @@ void write_probeinterface(const Probe &probe, const std::filesystem::path &path)
     file.commit();
 }
 
-std::vector<std::vector<int>> neighbours_within(const Probe &probe, double radius_um) {
+std::vector<std::vector<int>> neighbours_within(const Probe& probe, double radius_um) {
     const int n = probe.n_channels();
     std::vector<std::vector<int>> neighbours(static_cast<std::size_t>(n));
     std::vector<std::pair<long long, int>> candidates; // (distance in pm, channel): equal distances tie by index
@@ -292,9 +292,9 @@ std::vector<std::vector<int>> neighbours_within(const Probe &probe, double radiu
                 candidates.emplace_back(std::llround(distance * 1e6), other);
         }
         std::sort(candidates.begin(), candidates.end());
-        auto &list = neighbours[static_cast<std::size_t>(c)];
+        auto& list = neighbours[static_cast<std::size_t>(c)];
         list.reserve(candidates.size());
-        for (const auto &candidate : candidates)
+        for (const auto& candidate : candidates)
             list.push_back(candidate.second);
     }
     return neighbours;

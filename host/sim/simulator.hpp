@@ -14,18 +14,18 @@ struct SimulationConfig {
     int n_channels = 1024;
     double sample_rate = 30000.0;
     double duration_s = 10.0;
-    int n_units = 0;                 ///< 0: 3 units per 10 channels
+    int n_units = 0; ///< 0: 3 units per 10 channels
     std::uint64_t seed = 1;
     double microvolts_per_bit = 0.195; ///< Intan-like front end
-    double noise_uv = 10.0;           ///< RMS of the 300-6000 Hz band of the noise, per channel
-    double drift_um_per_s = 0.0;      ///< slow rigid drift along the shank (0: none)
-    bool noise_only = false;          ///< no units (noise checks); the noise is the same as with units
+    double noise_uv = 10.0;            ///< RMS of the 300-6000 Hz band of the noise, per channel
+    double drift_um_per_s = 0.0;       ///< slow rigid drift along the shank (0: none)
+    bool noise_only = false;           ///< no units (noise checks); the noise is the same as with units
 };
 
 struct GroundTruthUnit {
     int id = 0;
     int peak_channel = 0;
-    double snr = 0;   ///< |trough on peak channel after the 300-6000 Hz band-pass| / band-passed noise RMS
+    double snr = 0; ///< |trough on peak channel after the 300-6000 Hz band-pass| / band-passed noise RMS
     double rate_hz = 0;
     std::uint64_t n_spikes = 0;
 };
@@ -57,7 +57,7 @@ private:
 
 /// Writes recording.bin/.meta, probe.json and ground_truth/{spike_times.npy, spike_units.npy, units.tsv}
 /// into out_dir. progress(fraction) is called now and then.
-void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe,
-                        const std::filesystem::path& out_dir, const std::function<void(double)>& progress = {});
+void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe, const std::filesystem::path& out_dir,
+                        const std::function<void(double)>& progress = {});
 
 } // namespace spikeline::sim
