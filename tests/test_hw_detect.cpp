@@ -31,7 +31,7 @@ double quantised_response(const HwParams& params, double frequency) {
     std::complex<double> h = 1.0;
     for (int k = 0; k < HwConfig::n_sections; ++k) {
         const hw::BiquadQ& c = params.sections[k];
-        h *= c.gain * scale * (1.0 + double(HwConfig::numerator_middle[k]) * z1 + z2) /
+        h *= c.gain * scale * (1.0 + double(HwConfig::numerator_middle(k)) * z1 + z2) /
              (1.0 + c.a1 * scale * z1 + c.a2 * scale * z2);
     }
     return std::abs(h);

@@ -9,25 +9,27 @@ namespace {
 class ReferenceBackend final : public Backend {
 public:
     explicit ReferenceBackend(const HwParams& params)
-        : detector_(std::make_unique<hw::Detector<HwConfig>>(params)), n_channels_(params.n_channels) {}
+        : params_(std::make_unique<HwParams>(params)), state_(std::make_unique<hw::DetectState<HwConfig>>()) {
+        hw::reset_detect(*state_, *params_);
+    }
 
     std::string name() const override { return "reference"; }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
         for (std::size_t f = 0; f < n_frames; ++f)
-            detector_->process_frame(frames + f * static_cast<std::size_t>(n_channels_), emit);
+            hw::detect_one_frame(*state_, *params_, frames + f * static_cast<std::size_t>(params_->n_channels), emit);
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
-        detector_->flush([&events](const SpikeEvent& e) { events.push_back(e); });
+        hw::detect_flush(*state_, *params_, [&events](const SpikeEvent& e) { events.push_back(e); });
     }
 
-    std::uint64_t dropped_candidates() const override { return detector_->candidates_dropped(); }
+    std::uint64_t dropped_candidates() const override { return state_->dedup.dropped; }
 
 private:
-    std::unique_ptr<hw::Detector<HwConfig>> detector_;
-    int n_channels_;
+    std::unique_ptr<HwParams> params_;
+    std::unique_ptr<hw::DetectState<HwConfig>> state_;
 };
 
 } // namespace

@@ -62,7 +62,7 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     for (int k = 0; k < HwConfig::n_sections; ++k) {
         const dsp::Biquad& s = sections[static_cast<std::size_t>(k)];
         // The hardware section is gain * (1, middle, 1): the Butterworth numerators have exactly that shape.
-        const double middle = HwConfig::numerator_middle[k];
+        const double middle = HwConfig::numerator_middle(k);
         if (std::abs(s.b1 - middle * s.b0) > 1e-12 || std::abs(s.b2 - s.b0) > 1e-12)
             throw std::logic_error("band-pass design does not have the numerator shape the hardware expects");
         params->sections[k] = {quantise_coefficient(s.b0), quantise_coefficient(s.a1), quantise_coefficient(s.a2)};

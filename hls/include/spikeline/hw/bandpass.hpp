@@ -9,7 +9,8 @@
 
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 /// Filter history of every channel (structure of arrays so that loops over channels vectorise).
 template <class CONFIG_T> struct BandpassState {
@@ -41,7 +42,7 @@ BANDPASS_CHANNELS:
         for (int k = 0; k < S; ++k) {
             auto& hx = state.history[k];
             auto& hy = state.history[k + 1];
-            const std::int32_t y = biquad_step<CONFIG_T>(params.sections[k], CONFIG_T::numerator_middle[k], x,
+            const std::int32_t y = biquad_step<CONFIG_T>(params.sections[k], CONFIG_T::numerator_middle(k), x,
                                                          hx[0][ch], hx[1][ch], hy[0][ch], hy[1][ch]);
             hx[1][ch] = hx[0][ch];
             hx[0][ch] = x;
@@ -54,4 +55,5 @@ BANDPASS_CHANNELS:
     }
 }
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

@@ -7,7 +7,8 @@
 
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 /// Adds the samples of channels [begin, end) to their groups' sums (sums has max_groups entries).
 template <class CONFIG_T>
@@ -41,4 +42,5 @@ REFERENCE_CHANNELS:
     }
 }
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

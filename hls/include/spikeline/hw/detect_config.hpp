@@ -4,7 +4,8 @@
 /// run-time parameters of the detection front end (what the host uploads, the AXI-Lite register map of the RTL).
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 /// Default compile-time configuration of the detection front end.
 struct DetectConfig {
@@ -13,7 +14,7 @@ struct DetectConfig {
     static constexpr int n_sections = 2;      ///< biquads: high-pass then low-pass
     /// Middle numerator tap of each section: Butterworth high- and low-pass numerators are gain * (1, -2, 1) and
     /// gain * (1, 2, 1), which takes one multiplier instead of three.
-    static constexpr int numerator_middle[n_sections] = {-2, 2};
+    static constexpr int numerator_middle(int section) { return section == 0 ? -2 : 2; }
     static constexpr int coef_frac_bits = 16; ///< biquad coefficients: signed Q2.16 in 18 bits
     static constexpr int coef_bits = 18;
     static constexpr int state_frac_bits = 8; ///< filter states: signed Q17.8 in 26 bits
@@ -65,7 +66,11 @@ struct SpikeEvent {
     std::int32_t channel;
     std::int32_t amplitude;
 
-    friend bool operator==(const SpikeEvent&, const SpikeEvent&) = default;
+    // Written out (not defaulted) so that L1 stays C++14, which Vitis HLS compiles.
+    friend bool operator==(const SpikeEvent& a, const SpikeEvent& b) {
+        return a.sample == b.sample && a.channel == b.channel && a.amplitude == b.amplitude;
+    }
 };
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

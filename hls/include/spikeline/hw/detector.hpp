@@ -1,7 +1,8 @@
 #pragma once
 /// @file detector.hpp
 /// The detection front end, one frame at a time: band-pass -> common reference -> noise tracker and threshold
-/// detector -> spatio-temporal de-duplication. This is the plain L1 reference every backend must equal.
+/// detector -> spatio-temporal de-duplication. This is the plain L1 reference every backend must equal, and
+/// detect_frames() is the body of the FPGA kernel (kernels/spikeline_detect.cpp).
 #include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/common_reference.hpp"
 #include "spikeline/hw/detect_config.hpp"
@@ -10,50 +11,72 @@
 
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
-template <class CONFIG_T> class Detector {
-public:
-    explicit Detector(const DetectParams<CONFIG_T>& params) : params_(params) { reset_detector(detector_, params_); }
-
-    /// Processes one frame (n_channels int16 samples); calls emit(SpikeEvent) for each final event.
-    /// referenced_out, if not null, receives the filtered and re-referenced frame.
-    template <class EMIT>
-    void process_frame(const std::int16_t* frame, EMIT&& emit, std::int32_t* referenced_out = nullptr) {
-        const int n = params_.n_channels;
-        bandpass_frame(bandpass_, params_, frame, filtered_, 0, n);
-        std::int32_t sums[CONFIG_T::max_groups] = {};
-        std::int32_t means[CONFIG_T::max_groups];
-        accumulate_group_sums(params_, filtered_, sums, 0, n);
-        group_means(params_, sums, means);
-        subtract_reference(params_, filtered_, means, referenced_, 0, n);
-        if (referenced_out)
-            for (int ch = 0; ch < n; ++ch)
-                referenced_out[ch] = referenced_[ch];
-        detect_frame(detector_, params_, frame_, referenced_, 0, n,
-                     [this](const SpikeEvent& candidate) { dedup_add(dedup_, candidate); });
-        dedup_advance(dedup_, params_, frame_, false, emit);
-        ++frame_;
-    }
-
-    /// End of stream: emits the remaining events.
-    template <class EMIT> void flush(EMIT&& emit) {
-        flush_detector(detector_, frame_, 0, params_.n_channels,
-                       [this](const SpikeEvent& candidate) { dedup_add(dedup_, candidate); });
-        dedup_advance(dedup_, params_, frame_, true, emit);
-    }
-
-    std::uint64_t frames_processed() const { return frame_; }
-    std::uint64_t candidates_dropped() const { return dedup_.dropped; }
-
-private:
-    DetectParams<CONFIG_T> params_;
-    BandpassState<CONFIG_T> bandpass_;
-    DetectorState<CONFIG_T> detector_;
-    DedupState<CONFIG_T> dedup_;
-    std::int32_t filtered_[CONFIG_T::max_channels] = {};
-    std::int32_t referenced_[CONFIG_T::max_channels] = {};
-    std::uint64_t frame_ = 0;
+/// Everything the front end remembers between frames.
+template <class CONFIG_T> struct DetectState {
+    BandpassState<CONFIG_T> bandpass;
+    DetectorState<CONFIG_T> detector;
+    DedupState<CONFIG_T> dedup;
+    std::int32_t filtered[CONFIG_T::max_channels] = {};
+    std::int32_t referenced[CONFIG_T::max_channels] = {}; ///< the last frame after the common reference
+    std::uint64_t frame = 0;                              ///< frames processed
 };
 
-} // namespace spikeline::hw
+/// Start of a stream: zero filters, noise estimates at their initial value, nothing pending.
+template <class CONFIG_T> void reset_detect(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
+    state.bandpass = BandpassState<CONFIG_T>{};
+    reset_detector(state.detector, params);
+    state.dedup.n_pending = 0;
+    state.dedup.dropped = 0;
+    state.frame = 0;
+}
+
+/// Processes one frame (n_channels int16 samples); calls emit(SpikeEvent) for each final event.
+template <class CONFIG_T, class EMIT>
+void detect_one_frame(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const std::int16_t* frame,
+                      EMIT&& emit) {
+    const int n = params.n_channels;
+    bandpass_frame(state.bandpass, params, frame, state.filtered, 0, n);
+    std::int32_t sums[CONFIG_T::max_groups] = {};
+    std::int32_t means[CONFIG_T::max_groups];
+    accumulate_group_sums(params, state.filtered, sums, 0, n);
+    group_means(params, sums, means);
+    subtract_reference(params, state.filtered, means, state.referenced, 0, n);
+    detect_frame(state.detector, params, state.frame, state.referenced, 0, n,
+                 [&state](const SpikeEvent& candidate) { dedup_add(state.dedup, candidate); });
+    dedup_advance(state.dedup, params, state.frame, false, emit);
+    ++state.frame;
+}
+
+/// End of stream: emits the remaining events.
+template <class CONFIG_T, class EMIT>
+void detect_flush(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, EMIT&& emit) {
+    flush_detector(state.detector, state.frame, 0, params.n_channels,
+                   [&state](const SpikeEvent& candidate) { dedup_add(state.dedup, candidate); });
+    dedup_advance(state.dedup, params, state.frame, true, emit);
+}
+
+/// Processes n_frames time-major frames, then (if flush) ends the stream. Writes the first max_events events to
+/// events and returns how many events there were; the caller sees lost events as a count above max_events.
+template <class CONFIG_T>
+std::uint32_t detect_frames(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params,
+                            const std::int16_t* frames, std::uint32_t n_frames, bool flush, SpikeEvent* events,
+                            std::uint32_t max_events) {
+    std::uint32_t count = 0;
+    auto store = [&](const SpikeEvent& e) {
+        if (count < max_events)
+            events[count] = e;
+        ++count;
+    };
+DETECT_FRAMES:
+    for (std::uint32_t f = 0; f < n_frames; ++f)
+        detect_one_frame(state, params, frames + static_cast<std::uint64_t>(f) * params.n_channels, store);
+    if (flush)
+        detect_flush(state, params, store);
+    return count;
+}
+
+} // namespace hw
+} // namespace spikeline

@@ -4,7 +4,8 @@
 /// any vectorised rewrite know exactly which bits to produce.
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 /// Arithmetic shift right by `shift` bits with rounding half up: floor(value / 2^shift + 1/2).
 inline constexpr std::int64_t round_shift(std::int64_t value, int shift) {
@@ -26,4 +27,5 @@ inline constexpr std::int16_t saturate_int16(std::int64_t value) {
     return static_cast<std::int16_t>(saturate(value, INT16_MIN, INT16_MAX));
 }
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

@@ -13,7 +13,8 @@
 
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 template <class CONFIG_T> struct DedupState {
     SpikeEvent pending[CONFIG_T::max_pending] = {};
@@ -125,4 +126,5 @@ EMIT_READY:
         emit(ready[i]);
 }
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

@@ -17,7 +17,8 @@
 
 #include <cstdint>
 
-namespace spikeline::hw {
+namespace spikeline {
+namespace hw {
 
 template <class CONFIG_T> struct DetectorState {
     std::int32_t noise[CONFIG_T::max_channels] = {};     ///< median |x| estimate, Q.noise_frac_bits
@@ -144,4 +145,5 @@ FLUSH_CHANNELS:
     }
 }
 
-} // namespace spikeline::hw
+} // namespace hw
+} // namespace spikeline

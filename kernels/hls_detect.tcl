@@ -1,0 +1,14 @@
+# Vitis HLS flow for the detection kernel: C simulation against the test bench, synthesis, RTL co-simulation.
+#   vitis_hls -f hls_detect.tcl        (from kernels/; PART defaults to the U250's device)
+set part [expr {[info exists ::env(PART)] ? $::env(PART) : "xcu250-figd2104-2L-e"}]
+open_project -reset spikeline_detect_hls
+set_top spikeline_detect
+add_files spikeline_detect.cpp -cflags "-I../hls/include -I. -std=c++14"
+add_files -tb hls_detect_tb.cpp -cflags "-I../hls/include -I. -std=c++14"
+open_solution -reset solution -flow_target vitis
+set_part $part
+create_clock -period 4 -name default
+csim_design
+csynth_design
+cosim_design
+exit
