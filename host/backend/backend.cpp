@@ -25,7 +25,7 @@ public:
         hw::detect_flush(*state_, *params_, [&events](const SpikeEvent& e) { events.push_back(e); });
     }
 
-    std::uint64_t dropped_candidates() const override { return state_->dedup.dropped; }
+    std::uint64_t lost_events() const override { return state_->dedup.dropped; }
 
 private:
     std::unique_ptr<HwParams> params_;

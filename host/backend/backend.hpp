@@ -31,8 +31,8 @@ public:
     /// End of stream: appends the remaining events. The backend may not be used afterwards.
     virtual void finish(std::vector<SpikeEvent>& events) = 0;
     virtual StageSeconds stage_seconds() const { return {}; }
-    /// Candidates lost because the de-duplication queue overflowed (0 on sane data).
-    virtual std::uint64_t dropped_candidates() const = 0;
+    /// Candidates or events lost to a full queue or output buffer (0 on sane data).
+    virtual std::uint64_t lost_events() const = 0;
 };
 
 struct BackendOptions {

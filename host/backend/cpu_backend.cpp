@@ -153,7 +153,7 @@ public:
     }
 
     StageSeconds stage_seconds() const override { return seconds_; }
-    std::uint64_t dropped_candidates() const override { return dedup_->dropped; }
+    std::uint64_t lost_events() const override { return dedup_->dropped; }
 
 private:
     using Clock = std::chrono::steady_clock;

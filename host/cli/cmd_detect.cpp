@@ -82,9 +82,9 @@ int cmd_detect(int argc, char** argv) {
                         : 0.0);
         std::printf("  speed      %.1fx real time (%.2f s wall)\n", result.realtime_factor, result.wall_seconds);
         std::printf("  memory     %.0f MB peak\n", static_cast<double>(result.peak_rss_bytes) / 1e6);
-        if (result.dropped_candidates > 0)
-            std::printf("  WARNING    %llu candidates dropped: the de-duplication queue overflowed\n",
-                        static_cast<unsigned long long>(result.dropped_candidates));
+        if (result.lost_events > 0)
+            std::printf("  WARNING    %llu spikes lost to a full de-duplication queue or kernel output buffer\n",
+                        static_cast<unsigned long long>(result.lost_events));
         std::printf("  output     %s/{spike_times,spike_channels,spike_amplitudes}.npy, detect_info.json\n",
                     out.c_str());
     }

@@ -114,7 +114,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
     result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
-    result.dropped_candidates = backend->dropped_candidates();
+    result.lost_events = backend->lost_events();
     result.stages = backend->stage_seconds();
     result.peak_rss_bytes = peak_rss_bytes();
 
@@ -131,7 +131,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         {"microvolts_per_bit", info.microvolts_per_bit},
         {"backend", backend->name()},
         {"threads", backend->name() == "reference" ? 1 : options.backend.threads},
-        {"dropped_candidates", result.dropped_candidates},
+        {"lost_events", result.lost_events},
         {"settings", to_json(options.settings)},
         {"recording", info.data_path.string()},
         {"probe", probe.name},

@@ -23,7 +23,7 @@ struct DetectRunResult {
     double recording_seconds = 0;
     double wall_seconds = 0;
     double realtime_factor = 0;
-    std::uint64_t dropped_candidates = 0;
+    std::uint64_t lost_events = 0; ///< to a full de-duplication queue or kernel output buffer
     std::size_t peak_rss_bytes = 0;
     StageSeconds stages;
 };
