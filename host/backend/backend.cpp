@@ -45,7 +45,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwPar
         return make_cpu_backend(params, options.threads);
     if (options.name == "reference")
         return make_reference_backend(params);
-    throw InputError("unknown backend '" + options.name + "': available backends are cpu and reference");
+    throw InputError("unknown backend '" + options.name + "': available backends are cpu, reference and xrt (FPGA)");
 }
 
 } // namespace spikeline

@@ -16,7 +16,10 @@ namespace po = boost::program_options;
 int cmd_detect(int argc, char** argv) {
     std::string input, out, probe_file, backend_name = "cpu";
     int threads = default_threads();
-    double chunk_ms = 100.0;
+    double chunk_ms = 0;
+    std::string xclbin;
+    unsigned device = 0;
+    int buffers = 2;
     int channels = 0;
     double sample_rate = 0, uv_per_bit = 0;
     bool quiet = false, progress = false;
@@ -29,13 +32,20 @@ int cmd_detect(int argc, char** argv) {
         ("help,h", "show this help")                                                                               //
         ("out,o", po::value(&out)->required(), "output folder")                                                    //
         ("probe", po::value(&probe_file), "probeinterface JSON (default: probe.json beside INPUT, else built-in)") //
-        ("backend", po::value(&backend_name)->default_value(backend_name), "cpu or reference")                     //
-        ("threads", po::value(&threads)->default_value(threads), "worker threads (cpu backend)")                   //
-        ("channels", po::value(&channels), "channel count (raw files)")                                            //
-        ("sample-rate", po::value(&sample_rate), "sample rate in Hz (raw files)")                                  //
-        ("uv-per-bit", po::value(&uv_per_bit), "gain in microvolts per bit (overrides the metadata)")              //
-        ("chunk-ms", po::value(&chunk_ms)->default_value(chunk_ms), "frames processed at a time")                  //
-        ("progress", po::bool_switch(&progress), "draw the progress line even when stderr is not a terminal")      //
+        ("backend", po::value(&backend_name)->default_value(backend_name),
+         "cpu, reference (plain L1 loop) or xrt (FPGA)")                                              //
+        ("threads", po::value(&threads)->default_value(threads), "worker threads (cpu backend)")      //
+        ("channels", po::value(&channels), "channel count (raw files)")                               //
+        ("sample-rate", po::value(&sample_rate), "sample rate in Hz (raw files)")                     //
+        ("uv-per-bit", po::value(&uv_per_bit), "gain in microvolts per bit (overrides the metadata)") //
+        ("chunk-ms", po::value(&chunk_ms),
+         "frames handed to the backend at a time; for xrt one kernel run, i.e. the latency (default: 100 for cpu "
+         "and reference, 1 for xrt)")                                                                 //
+        ("xclbin", po::value(&xclbin), "FPGA image built by 'make -C kernels xclbin' (xrt backend)")  //
+        ("device", po::value(&device)->default_value(device), "XRT device index (spikeline devices)") //
+        ("buffers", po::value(&buffers)->default_value(buffers),
+         "buffer sets rotated by the xrt backend: 2 double, 3 triple buffering")                              //
+        ("progress", po::bool_switch(&progress), "draw the progress line even when stderr is not a terminal") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     add_detect_options(visible, detect);
     po::options_description all;
@@ -63,7 +73,12 @@ int cmd_detect(int argc, char** argv) {
     DetectRunOptions options;
     options.backend = {backend_name, threads};
     options.settings = finish_detect_settings(detect);
-    options.chunk_ms = chunk_ms;
+    options.chunk_ms = vm.count("chunk-ms") ? chunk_ms : (backend_name == "xrt" ? 1.0 : 100.0);
+    options.xrt.xclbin = xclbin;
+    options.xrt.device_index = device;
+    options.xrt.buffer_sets = buffers;
+    require(backend_name != "xrt" || !xclbin.empty(),
+            "--backend xrt needs --xclbin FILE (built with 'make -C kernels xclbin PLATFORM=...')");
     options.progress = !quiet && (progress || stderr_is_terminal());
     const DetectRunResult result = run_detection(*source, probe, options, out);
 

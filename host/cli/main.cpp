@@ -18,6 +18,7 @@ commands:
   detect     detect spikes in a recording; writes spike_times/channels/amplitudes.npy
   compare    score detected spikes against ground truth (recall by SNR, precision)
   bench      measure throughput (x real time) per stage on simulated data held in memory
+  devices    list the FPGA cards XRT can use (--backend xrt)
 )";
 
 } // namespace
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_compare(argc - 1, argv + 1);
         if (command == "bench")
             return spikeline::cli::cmd_bench(argc - 1, argv + 1);
+        if (command == "devices")
+            return spikeline::cli::cmd_devices(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

@@ -48,7 +48,14 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     require(options.chunk_ms > 0 && options.chunk_ms <= 10000, "--chunk-ms must be in (0, 10000]");
     require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
-    auto backend = make_backend(options.backend, *params);
+    std::unique_ptr<Backend> backend;
+    if (options.backend.name == "xrt") {
+        XrtOptions xrt = options.xrt;
+        xrt.chunk_ms = options.chunk_ms;
+        backend = make_xrt_backend(*params, info.sample_rate, xrt);
+    } else {
+        backend = make_backend(options.backend, *params);
+    }
     ensure_directory(out_dir);
     for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
         require(!std::filesystem::is_directory(out_dir / name),

@@ -1,6 +1,7 @@
 #pragma once
 // Offline detection: a recording source streamed through a backend into .npy outputs, with bounded memory.
 #include "backend/backend.hpp"
+#include "fpga/xrt_backend.hpp"
 #include "io/recording.hpp"
 #include "probe/probe.hpp"
 
@@ -11,9 +12,10 @@
 namespace spikeline {
 
 struct DetectRunOptions {
-    BackendOptions backend;
+    BackendOptions backend; ///< cpu, reference or xrt
+    XrtOptions xrt;         ///< for the xrt backend
     DetectSettings settings;
-    double chunk_ms = 100.0; ///< frames read and processed at a time
+    double chunk_ms = 100.0; ///< frames read and handed to the backend at a time (for xrt: one kernel run)
     bool progress = false;   ///< draw a progress line on stderr
 };
 

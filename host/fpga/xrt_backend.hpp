@@ -1,0 +1,24 @@
+#pragma once
+// The FPGA backend: the spikeline_detect kernel on an Alveo card through XRT's native C++ API.
+#include "backend/backend.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace spikeline {
+
+struct XrtOptions {
+    std::filesystem::path xclbin; ///< built by kernels/Makefile (or the generated metadata-only file under noop)
+    unsigned device_index = 0;
+    double chunk_ms = 1.0;   ///< frames per kernel run: the latency of a chunk
+    int buffer_sets = 2;     ///< 2: double buffering, 3: triple
+    double timeout_s = 10.0; ///< a run that takes longer is an error
+    int max_events_per_chunk = 65536;
+};
+
+/// Opens the device, loads the xclbin and checks the kernel's arguments. Throws InputError with what to do when
+/// there is no device, the xclbin is missing or lacks spikeline_detect, or the kernel's interface differs.
+std::unique_ptr<Backend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options);
+
+} // namespace spikeline
