@@ -420,6 +420,28 @@ TEST_F(CliTest, UnknownBackendIsRejected) {
         {"unknown backend 'gpu9'"});
 }
 
+TEST_F(CliTest, XrtBackendNeedsAValidXclbin) {
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"detect", input, "--backend", "xrt", "--out", out.string(), "-q"}, out, {"--xclbin"});
+    expect_detect_fails(
+        {"detect", input, "--backend", "xrt", "--xclbin", (dir_ / "nope.xclbin").string(), "--out", out.string()}, out,
+        {"not found"});
+    std::ofstream(dir_ / "fake.xclbin") << "not an fpga image";
+    expect_detect_fails(
+        {"detect", input, "--backend", "xrt", "--xclbin", (dir_ / "fake.xclbin").string(), "--out", out.string()}, out,
+        {"not an xclbin"});
+}
+
+TEST_F(CliTest, DevicesExplainsWhenXrtIsNotSetUp) {
+    // CTest runs this without XILINX_XRT (unless the machine has XRT set up, when devices may be listed).
+    if (std::getenv("XILINX_XRT"))
+        GTEST_SKIP() << "XILINX_XRT is set on this machine";
+    const RunResult r = run({"devices"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("XILINX_XRT"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, BadDetectOptionValuesAreRejected) {
     const std::string input = (sim_dir_ / "recording.bin").string();
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
