@@ -99,6 +99,36 @@ void BM_CpuReferenceAndFlag(benchmark::State& state) {
 }
 BENCHMARK(BM_CpuReferenceAndFlag);
 
+// Not part of spikeline: the same band-pass + threshold in float32, to show what a float datapath would cost
+// (the point of comparison; float is not bit-exact with the RTL, so L1 does not use it).
+void BM_FloatBandpassThresholdForComparison(benchmark::State& state) {
+    const auto& frames = noise_frames();
+    std::vector<float> h(6 * kChannels, 0.0f), threshold(kChannels, 150.0f);
+    std::vector<std::uint8_t> flags(kChannels);
+    const float g0 = 0.9565f, a01 = -1.9112f, a02 = 0.9150f, g1 = 0.2066f, a11 = -0.3695f, a12 = 0.1958f;
+    for (auto _ : state)
+        for (std::size_t f = 0; f < kFrames; ++f) {
+            const std::int16_t* x = &frames[f * kChannels];
+            float *x1 = &h[0], *x2 = &h[kChannels], *m1 = &h[2 * kChannels], *m2 = &h[3 * kChannels],
+                  *y1 = &h[4 * kChannels], *y2 = &h[5 * kChannels];
+            for (int c = 0; c < kChannels; ++c) {
+                const float in = x[c];
+                const float m = g0 * (in - 2 * x1[c] + x2[c]) - a01 * m1[c] - a02 * m2[c];
+                const float y = g1 * (m + 2 * m1[c] + m2[c]) - a11 * y1[c] - a12 * y2[c];
+                x2[c] = x1[c];
+                x1[c] = in;
+                m2[c] = m1[c];
+                m1[c] = m;
+                y2[c] = y1[c];
+                y1[c] = y;
+                flags[static_cast<std::size_t>(c)] = y < -threshold[static_cast<std::size_t>(c)];
+            }
+            benchmark::DoNotOptimize(flags.data());
+        }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_FloatBandpassThresholdForComparison);
+
 void BM_CpuBackend(benchmark::State& state) {
     const auto& frames = noise_frames();
     auto backend = make_cpu_backend(params(), static_cast<int>(state.range(0)));
