@@ -4,6 +4,8 @@
 #include "io/spikeglx.hpp"
 #include "util/errors.hpp"
 
+#include "temp_dir_test.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -25,21 +27,7 @@ using namespace spikeline::io;
 
 namespace {
 
-/// A fresh folder per test, removed afterwards.
-class IoTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        static std::atomic<int> counter{0};
-        const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / ("spikeline_test_io_" + std::to_string(::getpid()) + "_" +
-                                            std::to_string(counter++) + "_" + test->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
-    fs::path dir_;
-};
+using IoTest = spikeline::testing::TempDirTest;
 
 /// Runs action, expecting an InputError whose message contains every fragment.
 template <class Action> void expect_input_error(Action&& action, std::initializer_list<std::string> fragments) {

@@ -1,6 +1,8 @@
 #include "probe/probe.hpp"
 #include "util/errors.hpp"
 
+#include "temp_dir_test.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -21,25 +23,13 @@ using namespace spikeline::probe;
 
 namespace {
 
-class ProbeTest : public ::testing::Test {
+class ProbeTest : public spikeline::testing::TempDirTest {
 protected:
-    void SetUp() override {
-        static std::atomic<int> counter{0};
-        const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / ("spikeline_test_probe_" + std::to_string(::getpid()) + "_" +
-                                            std::to_string(counter++) + "_" + test->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     fs::path write(const std::string& name, const std::string& text) const {
         const fs::path path = dir_ / name;
         std::ofstream(path) << text;
         return path;
     }
-
-    fs::path dir_;
 };
 
 template <class Action> void expect_input_error(Action&& action, std::initializer_list<std::string> fragments) {

@@ -23,9 +23,5 @@ inline constexpr std::int32_t saturate_bits(std::int64_t value, int bits) {
         saturate(value, -(std::int64_t{1} << (bits - 1)), (std::int64_t{1} << (bits - 1)) - 1));
 }
 
-inline constexpr std::int16_t saturate_int16(std::int64_t value) {
-    return static_cast<std::int16_t>(saturate(value, INT16_MIN, INT16_MAX));
-}
-
 } // namespace hw
 } // namespace spikeline
