@@ -1,0 +1,231 @@
+// The generated xclbin: its container parses back, and XRT's noop shim (XCL_EMULATION_MODE=noop, set by CTest)
+// loads it, finds the kernel and its memory groups, allocates buffers and runs the kernel (which computes nothing).
+#include "fpga/xclbin_writer.hpp"
+#include "fpga/xrt_backend.hpp"
+#include "spikeline_detect.hpp"
+#include "temp_dir_test.hpp"
+#include "util/errors.hpp"
+
+#include <xclbin.h>
+#include <xrt/xrt_bo.h>
+#include <xrt/xrt_device.h>
+#include <xrt/xrt_kernel.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+namespace spikeline {
+namespace {
+
+using kernels::DetectArg;
+
+class FpgaXclbinTest : public testing::TempDirTest {
+protected:
+    static std::vector<char> read_bytes(const std::filesystem::path& path) {
+        std::ifstream in(path, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+
+    std::filesystem::path write_default() {
+        const auto path = dir_ / "spikeline_detect.xclbin";
+        write_xclbin(path, spikeline_detect_description());
+        return path;
+    }
+};
+
+// The section of the given kind, or nullptr.
+const axlf_section_header* find_section(const std::vector<char>& bytes, axlf_section_kind kind) {
+    const auto* top = reinterpret_cast<const axlf*>(bytes.data());
+    for (std::uint32_t i = 0; i < top->m_header.m_numSections; ++i)
+        if (top->m_sections[i].m_sectionKind == static_cast<std::uint32_t>(kind))
+            return &top->m_sections[i];
+    return nullptr;
+}
+
+TEST_F(FpgaXclbinTest, ContainerParsesBack) {
+    const auto path = write_default();
+    const auto bytes = read_bytes(path);
+    ASSERT_GE(bytes.size(), sizeof(axlf));
+    const auto* top = reinterpret_cast<const axlf*>(bytes.data());
+    EXPECT_EQ(std::memcmp(top->m_magic, "xclbin2", 8), 0);
+    EXPECT_EQ(top->m_header.m_length, bytes.size());
+    EXPECT_STREQ(reinterpret_cast<const char*>(top->m_header.m_platformVBNV), "xilinx_u250_gen3x16_xdma_4_1_202210_1");
+    const auto uuid = xclbin_uuid(spikeline_detect_description());
+    EXPECT_EQ(std::memcmp(&top->m_header.uuid, uuid.data(), 16), 0);
+    ASSERT_EQ(top->m_header.m_numSections, 5u);
+    for (std::uint32_t i = 0; i < top->m_header.m_numSections; ++i) {
+        const auto& s = top->m_sections[i];
+        EXPECT_EQ(s.m_sectionOffset % 8, 0u) << i;
+        EXPECT_GE(s.m_sectionOffset, sizeof(axlf) + 4 * sizeof(axlf_section_header)) << i;
+        EXPECT_LE(s.m_sectionOffset + s.m_sectionSize, bytes.size()) << i;
+    }
+    for (const auto kind : {EMBEDDED_METADATA, MEM_TOPOLOGY, IP_LAYOUT, CONNECTIVITY, CLOCK_FREQ_TOPOLOGY})
+        EXPECT_NE(find_section(bytes, kind), nullptr) << kind;
+}
+
+TEST_F(FpgaXclbinTest, MetadataNamesTheKernelAndItsSevenArguments) {
+    const auto bytes = read_bytes(write_default());
+    const auto* xml_section = find_section(bytes, EMBEDDED_METADATA);
+    ASSERT_NE(xml_section, nullptr);
+    const std::string xml(bytes.data() + xml_section->m_sectionOffset, xml_section->m_sectionSize);
+    EXPECT_NE(xml.find("<kernel name=\"spikeline_detect\""), std::string::npos);
+    EXPECT_NE(xml.find("<instance name=\"spikeline_detect_1\">"), std::string::npos);
+    // Vitis HLS register offsets, one argument per index of kernels/spikeline_detect.hpp.
+    const std::pair<const char*, const char*> args[] = {
+        {"name=\"frames\" addressQualifier=\"1\" id=\"0\"", "offset=\"0x10\""},
+        {"name=\"n_frames\" addressQualifier=\"0\" id=\"1\"", "offset=\"0x1C\""},
+        {"name=\"params\" addressQualifier=\"1\" id=\"2\"", "offset=\"0x24\""},
+        {"name=\"events\" addressQualifier=\"1\" id=\"3\"", "offset=\"0x30\""},
+        {"name=\"max_events\" addressQualifier=\"0\" id=\"4\"", "offset=\"0x3C\""},
+        {"name=\"event_count\" addressQualifier=\"1\" id=\"5\"", "offset=\"0x44\""},
+        {"name=\"control\" addressQualifier=\"0\" id=\"6\"", "offset=\"0x50\""},
+    };
+    std::size_t count = 0;
+    for (std::size_t at = xml.find("<arg "); at != std::string::npos; at = xml.find("<arg ", at + 1))
+        ++count;
+    EXPECT_EQ(count, 7u);
+    for (const auto& [head, offset] : args) {
+        const auto at = xml.find(head);
+        ASSERT_NE(at, std::string::npos) << head;
+        const auto line = xml.substr(at, xml.find('\n', at) - at);
+        EXPECT_NE(line.find(offset), std::string::npos) << line;
+    }
+}
+
+TEST_F(FpgaXclbinTest, ConnectivityPutsInputsOnDdr0AndOutputsOnDdr1) {
+    const auto bytes = read_bytes(write_default());
+    const auto* section = find_section(bytes, CONNECTIVITY);
+    ASSERT_NE(section, nullptr);
+    const auto* conn = reinterpret_cast<const connectivity*>(bytes.data() + section->m_sectionOffset);
+    ASSERT_EQ(conn->m_count, 4);
+    const std::pair<int, int> expected[] = {
+        {kernels::kArgFrames, 0}, {kernels::kArgParams, 0}, {kernels::kArgEvents, 1}, {kernels::kArgEventCount, 1}};
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(conn->m_connection[i].arg_index, expected[i].first);
+        EXPECT_EQ(conn->m_connection[i].m_ip_layout_index, 0);
+        EXPECT_EQ(conn->m_connection[i].mem_data_index, expected[i].second);
+    }
+    const auto* mem_section = find_section(bytes, MEM_TOPOLOGY);
+    ASSERT_NE(mem_section, nullptr);
+    const auto* mem = reinterpret_cast<const mem_topology*>(bytes.data() + mem_section->m_sectionOffset);
+    ASSERT_EQ(mem->m_count, 4);
+    EXPECT_STREQ(reinterpret_cast<const char*>(mem->m_mem_data[1].m_tag), "DDR[1]");
+    EXPECT_EQ(mem->m_mem_data[1].m_used, 1);
+    EXPECT_EQ(mem->m_mem_data[2].m_used, 0);
+}
+
+TEST_F(FpgaXclbinTest, SameDescriptionSameBytes) {
+    write_xclbin(dir_ / "a.xclbin", spikeline_detect_description());
+    write_xclbin(dir_ / "b.xclbin", spikeline_detect_description());
+    write_xclbin(dir_ / "c.xclbin", spikeline_detect_description("xilinx_u55c_gen3x16_xdma_3_202210_1"));
+    EXPECT_EQ(read_bytes(dir_ / "a.xclbin"), read_bytes(dir_ / "b.xclbin"));
+    EXPECT_NE(xclbin_uuid(spikeline_detect_description()),
+              xclbin_uuid(spikeline_detect_description("xilinx_u55c_gen3x16_xdma_3_202210_1")));
+    // Only the final files remain: no temporaries.
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()), 3);
+}
+
+TEST_F(FpgaXclbinTest, RejectsInconsistentDescriptions) {
+    auto d = spikeline_detect_description();
+    d.args[kernels::kArgEvents].bank = 7;
+    EXPECT_THROW(write_xclbin(dir_ / "x.xclbin", d), InputError);
+    d = spikeline_detect_description(std::string(64, 'p'));
+    EXPECT_THROW(write_xclbin(dir_ / "x.xclbin", d), InputError);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "x.xclbin"));
+}
+
+// Under XRT's noop shim. CTest sets XCL_EMULATION_MODE=noop and XILINX_XRT; run by hand, the test is skipped.
+class FpgaNoopXrtTest : public FpgaXclbinTest {
+protected:
+    void SetUp() override {
+        const char* mode = std::getenv("XCL_EMULATION_MODE");
+        if (!mode || std::string(mode) != "noop" || !std::getenv("XILINX_XRT"))
+            GTEST_SKIP() << "needs XCL_EMULATION_MODE=noop and XILINX_XRT (CTest sets both)";
+        FpgaXclbinTest::SetUp();
+    }
+};
+
+TEST_F(FpgaNoopXrtTest, LoadsTheXclbinAndRunsTheKernel) {
+    const auto path = write_default();
+    xrt::device device(0);
+    const xrt::uuid uuid = device.load_xclbin(path.string());
+    const auto expected = xclbin_uuid(spikeline_detect_description());
+    EXPECT_EQ(std::memcmp(uuid.get(), expected.data(), 16), 0) << uuid.to_string();
+
+    xrt::kernel kernel(device, uuid, "spikeline_detect");
+    // Groups are the mem_topology indices of CONNECTIVITY: inputs DDR[0], outputs DDR[1].
+    EXPECT_EQ(kernel.group_id(kernels::kArgFrames), 0);
+    EXPECT_EQ(kernel.group_id(kernels::kArgParams), 0);
+    EXPECT_EQ(kernel.group_id(kernels::kArgEvents), 1);
+    EXPECT_EQ(kernel.group_id(kernels::kArgEventCount), 1);
+    EXPECT_EQ(kernel.offset(kernels::kArgFrames), 0x10u);
+    EXPECT_EQ(kernel.offset(kernels::kArgControl), 0x50u);
+
+    constexpr std::size_t kFrames = 64;
+    constexpr std::size_t kChannels = 384;
+    constexpr std::uint32_t kMaxEvents = 1024;
+    xrt::bo frames(device, kFrames * kChannels * sizeof(std::int16_t), kernel.group_id(kernels::kArgFrames));
+    xrt::bo params(device, sizeof(kernels::DetectParams), kernel.group_id(kernels::kArgParams));
+    xrt::bo events(device, kMaxEvents * sizeof(hw::SpikeEvent), kernel.group_id(kernels::kArgEvents));
+    xrt::bo count(device, sizeof(std::uint32_t), kernel.group_id(kernels::kArgEventCount));
+
+    auto* samples = frames.map<std::int16_t*>();
+    ASSERT_NE(samples, nullptr);
+    for (std::size_t i = 0; i < kFrames * kChannels; ++i)
+        samples[i] = static_cast<std::int16_t>(i % 100);
+    frames.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+    kernels::DetectParams p;
+    p.n_channels = static_cast<int>(kChannels);
+    std::memcpy(params.map<void*>(), &p, sizeof p);
+    params.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+    *count.map<std::uint32_t*>() = 0;
+    count.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+
+    xrt::run run(kernel);
+    run.set_arg(kernels::kArgFrames, frames);
+    run.set_arg(kernels::kArgNFrames, static_cast<std::uint32_t>(kFrames));
+    run.set_arg(kernels::kArgParams, params);
+    run.set_arg(kernels::kArgEvents, events);
+    run.set_arg(kernels::kArgMaxEvents, kMaxEvents);
+    run.set_arg(kernels::kArgEventCount, count);
+    run.set_arg(kernels::kArgControl, kernels::kControlReset | kernels::kControlFlush);
+    run.start();
+    EXPECT_EQ(run.wait(std::chrono::seconds(10)), ERT_CMD_STATE_COMPLETED);
+
+    // The shim computes nothing; the read-back path must still work.
+    count.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
+    events.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
+    EXPECT_EQ(*count.map<std::uint32_t*>(), 0u);
+}
+
+TEST_F(FpgaNoopXrtTest, UnknownKernelNameIsRejected) {
+    const auto path = write_default();
+    xrt::device device(0);
+    const auto uuid = device.load_xclbin(path.string());
+    EXPECT_ANY_THROW(xrt::kernel(device, uuid, "no_such_kernel"));
+}
+
+// The XRT backend's whole path (buffer sets, chunked runs, flush, read-back) against the shim: no events come back
+// because nothing is computed, but every run must complete.
+TEST_F(FpgaNoopXrtTest, XrtBackendRunsChunksThroughTheShim) {
+    XrtOptions options;
+    options.xclbin = write_default();
+    options.chunk_ms = 1.0;
+    options.buffer_sets = 3;
+    HwParams params;
+    params.n_channels = 64;
+    auto backend = make_xrt_backend(params, 30000.0, options);
+    const std::vector<std::int16_t> frames(100 * 64, 0); // 3.3 chunks of 30 frames
+    std::vector<SpikeEvent> events;
+    backend->process(frames.data(), 100, events);
+    backend->finish(events);
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(backend->lost_events(), 0u);
+}
+
+} // namespace
+} // namespace spikeline
