@@ -575,4 +575,127 @@ TEST_F(CliTest, BenchRejectsBadSeconds) {
     EXPECT_NE(r.err.find("--seconds"), std::string::npos) << r.err;
 }
 
+/// A short recording with the cursor task for the decode commands (few channels: fast).
+class DecodeCliTest : public CliTest {
+protected:
+    void SetUp() override {
+        CliTest::SetUp();
+        sim_ = dir_ / "behavior";
+        const RunResult r = run({"simulate", "--out", sim_.string(), "--channels", "16", "--units", "40", "--duration",
+                                 "30", "--seed", "5", "--behavior", "-q"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        truth_ = (sim_ / "ground_truth").string();
+        kinematics_ = (sim_ / "ground_truth" / "kinematics.npy").string();
+    }
+
+    /// A decode command that must fail: exit status 2 and `expected` in the message.
+    void expect_decode_fails(const std::vector<std::string>& args, const std::string& expected) const {
+        const RunResult r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(args) << "\nstderr: " << r.err;
+        EXPECT_EQ(r.err.rfind("spikeline decode: error: ", 0), 0u) << r.err;
+        EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in " << r.err;
+    }
+
+    fs::path sim_;
+    std::string truth_, kinematics_;
+};
+
+TEST_F(DecodeCliTest, TrainThenEvalKalmanAndWiener) {
+    for (const std::vector<std::string>& options :
+         {std::vector<std::string>{"--decoder", "kalman", "--steady-state"},
+          std::vector<std::string>{"--decoder", "wiener", "--lags", "3", "--smooth", "exponential", "--smooth-ms",
+                                   "40"}}) {
+        SCOPED_TRACE(options[1]);
+        const fs::path model = dir_ / (options[1] + ".json");
+        std::vector<std::string> train = {"decode", "train",        "--spikes", truth_, "--kinematics",     kinematics_,
+                                          "--out",  model.string(), "--bin-ms", "25",   "--train-fraction", "0.75"};
+        train.insert(train.end(), options.begin(), options.end());
+        RunResult r = run(train);
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("on 40 units, 25 ms bins, 900 training bins"), std::string::npos) << r.out;
+        const auto stored = nlohmann::json::parse(read_text(model));
+        EXPECT_EQ(stored["format"], "spikeline decoder");
+        EXPECT_EQ(stored["kind"], options[1]);
+        EXPECT_EQ(stored["unit_ids"].size(), 40u);
+        EXPECT_EQ(stored["bin_samples"], 750);
+
+        const fs::path scores = dir_ / (options[1] + "_scores.json");
+        const fs::path predictions = dir_ / (options[1] + "_predictions.npy");
+        r = run({"decode", "eval", "--model", model.string(), "--spikes", truth_, "--kinematics", kinematics_, "--json",
+                 scores.string(), "--predictions", predictions.string()});
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("held out 300 bins (7.5 s)"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("vx: R2 "), std::string::npos) << r.out;
+        const auto score = nlohmann::json::parse(read_text(scores));
+        EXPECT_EQ(score["test_bins"], 300);
+        EXPECT_EQ(score["test_first_bin"], 900);
+        for (const char* axis : {"vx", "vy"}) { // 24 tuned units: clearly above chance even on 22.5 s of training
+            EXPECT_GT(score["correlation"][axis].get<double>(), 0.2) << axis;
+            EXPECT_TRUE(score["r2"][axis].is_number()) << axis;
+        }
+        const spikeline::io::NpyArray rows = spikeline::io::read_npy(predictions);
+        EXPECT_EQ(rows.shape, (std::vector<std::size_t>{300, 5}));
+        EXPECT_TRUE(temporary_files(dir_).empty());
+    }
+}
+
+TEST_F(DecodeCliTest, BadModelFilesAreRejected) {
+    const fs::path model = dir_ / "model.json";
+    write_text(model, "{\"format\": \"spikeline decoder\", \"kind\": ");
+    const std::vector<std::string> eval = {"decode",   "eval", "--model",      model.string(),
+                                           "--spikes", truth_, "--kinematics", kinematics_};
+    expect_decode_fails(eval, "is not valid JSON");
+    ASSERT_EQ(
+        run({"decode", "train", "--spikes", truth_, "--kinematics", kinematics_, "--out", model.string(), "-q"}).status,
+        0);
+    auto stored = nlohmann::json::parse(read_text(model));
+    stored["kind"] = "lstm";
+    write_text(model, stored.dump());
+    expect_decode_fails(eval, "kind 'lstm' is unknown (kalman or wiener)");
+    stored["kind"] = "kalman";
+    stored["kalman"]["observation"]["rows"] = 39;
+    write_text(model, stored.dump());
+    expect_decode_fails(eval, "matrix 'observation' is 39 x 2 but 40 x 2 is expected for 40 inputs");
+}
+
+TEST_F(DecodeCliTest, SpikesThatDoNotMatchTheModelAreRejected) {
+    const fs::path model = dir_ / "model.json";
+    ASSERT_EQ(
+        run({"decode", "train", "--spikes", truth_, "--kinematics", kinematics_, "--out", model.string(), "-q"}).status,
+        0);
+    const fs::path detected = dir_ / "detected";
+    ASSERT_EQ(run({"detect", (sim_ / "recording.bin").string(), "--out", detected.string(), "-q"}).status, 0);
+    expect_decode_fails(
+        {"decode", "eval", "--model", model.string(), "--spikes", detected.string(), "--kinematics", kinematics_},
+        "the model decodes units but the spikes are labelled by channels");
+
+    // Threshold crossings train and evaluate like units (the no-sorting baseline), one input per channel.
+    const fs::path crossings = dir_ / "crossings.json";
+    const RunResult r = run(
+        {"decode", "train", "--spikes", detected.string(), "--kinematics", kinematics_, "--out", crossings.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("on 16 channels"), std::string::npos) << r.out;
+    // A ground-truth folder with one unit fewer than the model.
+    fs::copy(sim_ / "ground_truth", dir_ / "fewer");
+    const std::string tsv = read_text(dir_ / "fewer" / "units.tsv");
+    write_text(dir_ / "fewer" / "units.tsv", tsv.substr(0, tsv.rfind('\n', tsv.size() - 2) + 1));
+    auto units = read_npy_vector<std::int32_t>(dir_ / "fewer" / "spike_units.npy");
+    auto times = read_npy_vector<std::uint64_t>(dir_ / "fewer" / "spike_times.npy");
+    std::vector<std::int32_t> kept_units;
+    std::vector<std::uint64_t> kept_times;
+    for (std::size_t i = 0; i < units.size(); ++i)
+        if (units[i] != 39) {
+            kept_units.push_back(units[i]);
+            kept_times.push_back(times[i]);
+        }
+    spikeline::io::write_npy(dir_ / "fewer" / "spike_units.npy", kept_units);
+    spikeline::io::write_npy(dir_ / "fewer" / "spike_times.npy", kept_times);
+    expect_decode_fails({"decode", "eval", "--model", model.string(), "--spikes", (dir_ / "fewer").string(),
+                         "--kinematics", kinematics_},
+                        "the model was trained on 40 units but the spikes have 39");
+    expect_decode_fails({"decode", "train", "--spikes", truth_, "--kinematics", kinematics_, "--out", model.string(),
+                         "--units-from", "clusters"},
+                        "spike_clusters.npy is missing");
+}
+
 } // namespace

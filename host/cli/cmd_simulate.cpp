@@ -35,6 +35,11 @@ int cmd_simulate(int argc, char** argv) {
          "ADC gain") //
         ("drift", po::value(&config.drift_um_per_s)->default_value(config.drift_um_per_s),
          "slow drift speed along the shank (um/s, 0: none)") //
+        ("behavior", po::bool_switch(&config.behavior),
+         "add a 2-D cursor task: writes ground_truth/kinematics.npy and tuning.tsv; a share of units is "
+         "cosine-tuned to the cursor velocity") //
+        ("tuned-fraction", po::value(&config.tuned_fraction)->default_value(config.tuned_fraction),
+         "share of units tuned to velocity (with --behavior)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, vm))

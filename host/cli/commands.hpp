@@ -8,5 +8,6 @@ int cmd_detect(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_devices(int argc, char** argv);
+int cmd_decode(int argc, char** argv);
 
 } // namespace spikeline::cli

@@ -19,6 +19,7 @@ commands:
   compare    score detected spikes against ground truth (recall by SNR, precision)
   bench      measure throughput (x real time) per stage on simulated data held in memory
   devices    list the FPGA cards XRT can use (--backend xrt)
+  decode     train (decode train) and score (decode eval) Kalman/Wiener decoders of cursor velocity
 )";
 
 } // namespace
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_bench(argc - 1, argv + 1);
         if (command == "devices")
             return spikeline::cli::cmd_devices(argc - 1, argv + 1);
+        if (command == "decode")
+            return spikeline::cli::cmd_decode(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <numbers>
+#include <optional>
 #include <queue>
 #include <sstream>
 #include <string>
@@ -62,7 +63,14 @@ std::uint64_t splitmix64(std::uint64_t& state) {
     return z ^ (z >> 31);
 }
 
-enum class Stream : std::uint64_t { noise_parameters = 1, noise = 2, unit_parameters = 3, first_unit_spikes = 1000 };
+enum class Stream : std::uint64_t {
+    noise_parameters = 1,
+    noise = 2,
+    unit_parameters = 3,
+    reaches = 4,
+    tuning = 5,
+    first_unit_spikes = 1000
+};
 
 class Rng {
 public:
@@ -481,6 +489,69 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------------------------
+// Behaviour: a 2-D cursor making minimum-jerk reaches to random targets in a square workspace, with a pause at
+// every target. Positions in cm from the workspace centre, times in seconds.
+
+constexpr double kWorkspaceHalfWidthCm = 10.0;
+constexpr double kMinReachCm = 3.0;
+constexpr double kPauseMinS = 0.2;
+constexpr double kPauseMaxS = 0.6;
+constexpr double kReachBaseS = 0.4; ///< reach duration = base + per_cm * distance (longer reaches are faster)
+constexpr double kReachPerCmS = 0.04;
+/// Minimum-jerk peak speed is 1.875 distance / duration < 1.875 / kReachPerCmS for any distance.
+constexpr double kMaxCursorSpeedCmS = 1.875 / kReachPerCmS;
+constexpr double kTuningReferenceSpeedCmS = 20.0;
+constexpr double kMinModulationHz = 5.0; ///< low-rate units still modulate by a few Hz at the reference speed
+constexpr double kMaxTunedRateHz = 200.0;
+
+/// The cursor path, generated segment by segment (pause, then reach) so that memory does not grow with time.
+/// at() must be called with non-decreasing times: two instances with the same seed give the same path.
+class ReachTrajectory {
+public:
+    explicit ReachTrajectory(std::uint64_t seed) : rng_(seed, Stream::reaches) { plan_next(0.0); }
+
+    KinematicsSample at(double t) {
+        while (t >= reach_end_)
+            plan_next(reach_end_);
+        KinematicsSample sample;
+        sample.time_s = t;
+        if (t < reach_start_) {
+            sample.x_cm = from_x_;
+            sample.y_cm = from_y_;
+            return sample;
+        }
+        // Minimum jerk: s = 10 u^3 - 15 u^4 + 6 u^5 of the normalised time u.
+        const double duration = reach_end_ - reach_start_;
+        const double u = (t - reach_start_) / duration;
+        const double s = u * u * u * (10.0 + u * (-15.0 + 6.0 * u));
+        const double ds = 30.0 * u * u * (1.0 - u) * (1.0 - u) / duration;
+        sample.x_cm = from_x_ + (to_x_ - from_x_) * s;
+        sample.y_cm = from_y_ + (to_y_ - from_y_) * s;
+        sample.vx_cm_s = (to_x_ - from_x_) * ds;
+        sample.vy_cm_s = (to_y_ - from_y_) * ds;
+        return sample;
+    }
+
+private:
+    void plan_next(double start) {
+        from_x_ = to_x_;
+        from_y_ = to_y_;
+        double distance = 0.0;
+        do {
+            to_x_ = rng_.uniform(-kWorkspaceHalfWidthCm, kWorkspaceHalfWidthCm);
+            to_y_ = rng_.uniform(-kWorkspaceHalfWidthCm, kWorkspaceHalfWidthCm);
+            distance = std::hypot(to_x_ - from_x_, to_y_ - from_y_);
+        } while (distance < kMinReachCm);
+        reach_start_ = start + rng_.uniform(kPauseMinS, kPauseMaxS);
+        reach_end_ = reach_start_ + kReachBaseS + kReachPerCmS * distance;
+    }
+
+    Rng rng_;
+    double from_x_ = 0, from_y_ = 0, to_x_ = 0, to_y_ = 0;
+    double reach_start_ = 0, reach_end_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
 // Units
 
 double gaussian_bump(double t, double centre, double width) {
@@ -554,7 +625,8 @@ struct UnitModel {
     double d0_um = 0, radius_um = 0;
     double amplitude_uv = 0; ///< raw trough for gain 1
     double refractory_samples = 0;
-    double poisson_rate_per_sample = 0;
+    double poisson_rate_per_sample = 0; ///< for tuned units, the hazard at the highest possible rate (thinning)
+    UnitTuning tuning;
     int peak_channel = 0;
     std::vector<float> waveform;
     std::vector<int> candidates;           ///< channels that can ever be within the footprint
@@ -616,6 +688,11 @@ struct Simulator::Impl {
     NoiseModel noise;
     std::vector<UnitModel> units;
     std::vector<GroundTruthUnit> truth;
+    /// With behavior: the path the tuned units follow (queried at spike candidates, in time order) and a second
+    /// instance of the same path sampled for kinematics.npy, so neither needs to be stored.
+    std::optional<ReachTrajectory> neural_trajectory;
+    std::optional<ReachTrajectory> recorded_trajectory;
+    std::uint64_t next_kinematics_step = 0;
 
     double samples_to_table = 0; ///< canonical table steps per sample
     double table_zero = 0;
@@ -652,6 +729,10 @@ struct Simulator::Impl {
             static_cast<std::int64_t>(std::ceil((kMaxDelayMs + kWaveformPostMs * kMaxStretch) * fs / 1000.0)) + 2;
         drifting = config.drift_um_per_s != 0.0;
 
+        if (config.behavior) {
+            neural_trajectory.emplace(config.seed);
+            recorded_trajectory.emplace(config.seed);
+        }
         if (!config.noise_only)
             create_units();
 
@@ -694,8 +775,23 @@ struct Simulator::Impl {
         return entry;
     }
 
+    /// Poisson hazard per sample that, after the refractory period, gives a mean rate of rate_hz.
+    double hazard_per_sample(const UnitModel& unit, double rate_hz) const {
+        return rate_hz > 0 ? 1.0 / (config.sample_rate / rate_hz - unit.refractory_samples) : 0.0;
+    }
+
+    double tuned_rate_hz(const UnitModel& unit, double time_samples) {
+        const KinematicsSample cursor = neural_trajectory->at(time_samples / config.sample_rate);
+        const UnitTuning& tuning = unit.tuning;
+        // |v| cos(theta - preferred) is the velocity's projection on the preferred direction.
+        const double drive = cursor.vx_cm_s * std::cos(tuning.preferred_direction_rad) +
+                             cursor.vy_cm_s * std::sin(tuning.preferred_direction_rad);
+        return std::clamp(tuning.baseline_hz + tuning.depth_hz_per_cm_s * drive, 0.0, kMaxTunedRateHz);
+    }
+
     void create_units() {
         Rng rng(config.seed, Stream::unit_parameters);
+        Rng tuning_rng(config.seed, Stream::tuning);
         const int n_units = config.n_units > 0 ? config.n_units : config.n_channels * 3 / 10;
         const double fs = config.sample_rate;
         const Sections band = band_sections(fs);
@@ -796,6 +892,23 @@ struct Simulator::Impl {
             t.peak_channel = unit.peak_channel;
             t.snr = snr;
             t.rate_hz = rate_hz;
+            if (config.behavior) {
+                // Exactly floor(n * share) units are tuned, spread evenly over the (randomly placed) ids.
+                const double share = config.tuned_fraction;
+                const bool tuned = std::floor((id + 1) * share) > std::floor(id * share);
+                const double preferred = tuning_rng.uniform(0.0, 2.0 * std::numbers::pi);
+                const double modulation_hz = tuning_rng.uniform(0.5, 1.0) * std::max(rate_hz, kMinModulationHz);
+                unit.tuning.baseline_hz = rate_hz;
+                if (tuned) {
+                    unit.tuning.tuned = true;
+                    unit.tuning.depth_hz_per_cm_s = modulation_hz / kTuningReferenceSpeedCmS;
+                    unit.tuning.preferred_direction_rad = preferred;
+                    const double highest_rate =
+                        std::min(rate_hz + unit.tuning.depth_hz_per_cm_s * kMaxCursorSpeedCmS, kMaxTunedRateHz);
+                    unit.poisson_rate_per_sample = hazard_per_sample(unit, highest_rate);
+                }
+                t.tuning = unit.tuning;
+            }
             spike_queue.push({unit.rng.exponential(unit.poisson_rate_per_sample), id});
         }
     }
@@ -870,6 +983,15 @@ struct Simulator::Impl {
             const QueuedSpike spike = spike_queue.top();
             spike_queue.pop();
             UnitModel& unit = units[static_cast<std::size_t>(spike.unit)];
+            if (unit.tuning.tuned) {
+                // Thinning: candidates arrive at the highest possible hazard and survive with the ratio of the
+                // hazard at their time; a rejected candidate is not a spike, so no refractory period follows it.
+                const double hazard = hazard_per_sample(unit, tuned_rate_hz(unit, spike.time));
+                if (unit.rng.uniform() * unit.poisson_rate_per_sample >= hazard) {
+                    spike_queue.push({spike.time + unit.rng.exponential(unit.poisson_rate_per_sample), spike.unit});
+                    continue;
+                }
+            }
             const double jitter = std::exp(kAmplitudeJitterSigma * unit.rng.normal());
             spike_queue.push({spike.time + unit.refractory_samples + unit.rng.exponential(unit.poisson_rate_per_sample),
                               spike.unit});
@@ -947,6 +1069,19 @@ std::vector<GroundTruthSpike> Simulator::take_spikes() {
     return spikes;
 }
 
+std::vector<KinematicsSample> Simulator::take_kinematics() {
+    Impl& s = *impl_;
+    std::vector<KinematicsSample> samples;
+    if (!s.recorded_trajectory)
+        return samples;
+    const double frames_returned = static_cast<double>(s.frames_returned);
+    while (static_cast<double>(s.next_kinematics_step) * kKinematicsStepS * s.config.sample_rate < frames_returned) {
+        samples.push_back(s.recorded_trajectory->at(static_cast<double>(s.next_kinematics_step) * kKinematicsStepS));
+        ++s.next_kinematics_step;
+    }
+    return samples;
+}
+
 const std::vector<GroundTruthUnit>& Simulator::units() const {
     return impl_->truth;
 }
@@ -973,6 +1108,8 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
     std::uint64_t written = 0;
     std::vector<std::uint64_t> spike_times;
     std::vector<std::int32_t> spike_units;
+    // 40 bytes per 10 ms (14 MB per hour): kept until the end because the .npy header needs the row count.
+    std::vector<double> kinematics;
     while (true) {
         const std::size_t got = simulator.read(chunk.data(), chunk_frames);
         if (got == 0)
@@ -985,6 +1122,8 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
             spike_times.push_back(spike.sample);
             spike_units.push_back(spike.unit);
         }
+        for (const KinematicsSample& k : simulator.take_kinematics())
+            kinematics.insert(kinematics.end(), {k.time_s, k.x_cm, k.y_cm, k.vx_cm_s, k.vy_cm_s});
         times.append(spike_times.data(), spike_times.size());
         unit_ids.append(spike_units.data(), spike_units.size());
         if (progress)
@@ -1005,7 +1144,20 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
     }
     write_text_file(truth_dir / "units.tsv", table.str());
 
-    const nlohmann::json meta = {
+    if (config.behavior) {
+        io::write_npy(truth_dir / "kinematics.npy", kinematics.data(), {kinematics.size() / 5, 5});
+        std::ostringstream tuning;
+        tuning << "unit_id\ttuned\tbaseline_hz\tdepth_hz_per_cm_s\tpreferred_direction_rad\n";
+        for (const GroundTruthUnit& unit : simulator.units()) {
+            char line[160];
+            std::snprintf(line, sizeof line, "%d\t%d\t%.5f\t%.6f\t%.6f\n", unit.id, unit.tuning.tuned ? 1 : 0,
+                          unit.tuning.baseline_hz, unit.tuning.depth_hz_per_cm_s, unit.tuning.preferred_direction_rad);
+            tuning << line;
+        }
+        write_text_file(truth_dir / "tuning.tsv", tuning.str());
+    }
+
+    nlohmann::json meta = {
         {"sample_rate", config.sample_rate},
         {"n_channels", config.n_channels},
         {"duration_s", config.duration_s},
@@ -1016,6 +1168,17 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
         {"microvolts_per_bit", config.microvolts_per_bit},
         {"drift_um_per_s", config.drift_um_per_s},
     };
+    if (config.behavior) {
+        const auto& units = simulator.units();
+        meta["behavior"] = {
+            {"task", "random-target minimum-jerk reaches"},
+            {"kinematics_step_s", kKinematicsStepS},
+            {"workspace_half_width_cm", kWorkspaceHalfWidthCm},
+            {"max_speed_cm_s", kMaxCursorSpeedCmS},
+            {"tuned_fraction", config.tuned_fraction},
+            {"n_tuned_units", std::count_if(units.begin(), units.end(), [](const auto& u) { return u.tuning.tuned; })},
+        };
+    }
     write_text_file(truth_dir / "info.json", meta.dump(2) + "\n");
     if (progress)
         progress(1.0);

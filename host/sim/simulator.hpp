@@ -20,6 +20,28 @@ struct SimulationConfig {
     double noise_uv = 10.0;            ///< RMS of the 300-6000 Hz band of the noise, per channel
     double drift_um_per_s = 0.0;       ///< slow rigid drift along the shank (0: none)
     bool noise_only = false;           ///< no units (noise checks); the noise is the same as with units
+    /// 2-D cursor task (random minimum-jerk reaches) with a share of units cosine-tuned to the cursor velocity.
+    /// Off, the output is byte-identical to a simulation without this option.
+    bool behavior = false;
+    double tuned_fraction = 0.6; ///< share of units tuned to velocity when behavior is on
+};
+
+/// Cursor kinematics are sampled every kKinematicsStepS seconds (time 0 = sample 0 of the recording).
+inline constexpr double kKinematicsStepS = 0.01;
+
+/// One sample of the simulated cursor: position in cm from the workspace centre, velocity in cm/s.
+struct KinematicsSample {
+    double time_s = 0;
+    double x_cm = 0, y_cm = 0;
+    double vx_cm_s = 0, vy_cm_s = 0;
+};
+
+/// Velocity tuning of a unit: rate = max(0, baseline + depth * |v| * cos(theta - preferred)).
+struct UnitTuning {
+    bool tuned = false;
+    double baseline_hz = 0;
+    double depth_hz_per_cm_s = 0;
+    double preferred_direction_rad = 0;
 };
 
 struct GroundTruthUnit {
@@ -28,6 +50,7 @@ struct GroundTruthUnit {
     double snr = 0; ///< |trough on peak channel after the 300-6000 Hz band-pass| / band-passed noise RMS
     double rate_hz = 0;
     std::uint64_t n_spikes = 0;
+    UnitTuning tuning; ///< all zero unless the simulation has behavior
 };
 
 struct GroundTruthSpike {
@@ -47,6 +70,9 @@ public:
     /// Ground-truth spikes whose trough lies in frames already returned by read() and not yet taken,
     /// in time order (ties by unit id). Spikes are taken out; call after every read() to keep memory bounded.
     std::vector<GroundTruthSpike> take_spikes();
+    /// With behavior: the cursor kinematics every kKinematicsStepS up to the frames already returned by read(),
+    /// not yet taken (empty without behavior). Call after every read() to keep memory bounded.
+    std::vector<KinematicsSample> take_kinematics();
     /// The units; n_spikes counts the spikes generated so far.
     const std::vector<GroundTruthUnit>& units() const;
 
@@ -56,7 +82,8 @@ private:
 };
 
 /// Writes recording.bin/.meta, probe.json and ground_truth/{spike_times.npy, spike_units.npy, units.tsv}
-/// into out_dir. progress(fraction) is called now and then.
+/// into out_dir (with behavior also ground_truth/{kinematics.npy, tuning.tsv}). progress(fraction) is called now and
+/// then.
 void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe, const std::filesystem::path& out_dir,
                         const std::function<void(double)>& progress = {});
 
