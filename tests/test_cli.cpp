@@ -182,13 +182,14 @@ protected:
                              const std::vector<std::string>& expected) const {
         const RunResult r = run(args);
         EXPECT_EQ(r.status, 2) << describe(args) << "\nstderr: " << r.err;
-        EXPECT_EQ(r.err.rfind("spikeline detect", 0), 0u) << r.err;
+        EXPECT_EQ(r.err.rfind("spikeline " + args.front(), 0), 0u) << r.err;
         for (const std::string& e : expected)
             EXPECT_NE(r.err.find(e), std::string::npos)
                 << "expected '" << e << "' in stderr of " << describe(args) << "\nstderr: " << r.err;
         EXPECT_FALSE(fs::exists(out_dir / "spike_times.npy")) << describe(args);
         EXPECT_FALSE(fs::exists(out_dir / "spike_channels.npy")) << describe(args);
         EXPECT_FALSE(fs::exists(out_dir / "detect_info.json")) << describe(args);
+        EXPECT_FALSE(fs::exists(out_dir / "spike_clusters.npy")) << describe(args);
         EXPECT_TRUE(temporary_files(dir_).empty()) << describe(args) << " left " << temporary_files(dir_).front();
         EXPECT_TRUE(temporary_files(sim_dir_).empty()) << describe(args);
     }
@@ -405,6 +406,51 @@ TEST_F(CliTest, ProbeWithOtherChannelCountIsRejected) {
     expect_detect_fails({"detect", (sim_dir_ / "recording.bin").string(), "--probe", (d2 / "probe.json").string(),
                          "--out", out.string(), "-q"},
                         out, {"32 channels", "64"});
+}
+
+TEST_F(CliTest, SortWritesAPhyFolderThatCompareScoresAsSorting) {
+    const fs::path out = dir_ / "phy";
+    const RunResult r = run({"sort", (sim_dir_ / "recording.bin").string(), "--out", out.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("units"), std::string::npos) << r.out;
+    for (const char* name :
+         {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "amplitudes.npy", "templates.npy",
+          "channel_map.npy", "channel_positions.npy", "pc_features.npy", "pc_feature_ind.npy", "cluster_group.tsv",
+          "cluster_info.tsv", "params.py", "spikeline_sort.json"})
+        EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
+    EXPECT_TRUE(temporary_files(out).empty());
+    EXPECT_NE(read_text(out / "params.py").find("n_channels_dat = 64"), std::string::npos);
+
+    const fs::path score_file = dir_ / "sorting.json";
+    const RunResult c = run({"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted",
+                             out.string(), "--json", score_file.string()});
+    ASSERT_EQ(c.status, 0) << c.err;
+    EXPECT_NE(c.out.find("well detected"), std::string::npos) << c.out;
+    const auto score = nlohmann::json::parse(read_text(score_file));
+    EXPECT_EQ(score["kind"], "sorting");
+    EXPECT_GT(score["n_sorted_units"].get<int>(), 0);
+    const auto& all = score["bins"].back();
+    EXPECT_EQ(all["snr"], "all");
+    EXPECT_GT(all["mean_accuracy"].get<double>(), 0.3) << c.out;
+}
+
+TEST_F(CliTest, SortRejectsAProbeWithAnotherChannelCount) {
+    const fs::path d2 = dir_ / "D2";
+    const RunResult sim = run({"simulate", "--channels", "32", "--duration", "0.5", "--out", d2.string(), "-q"});
+    ASSERT_EQ(sim.status, 0) << sim.err;
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"sort", (sim_dir_ / "recording.bin").string(), "--probe", (d2 / "probe.json").string(),
+                         "--out", out.string(), "-q"},
+                        out, {"32 channels", "64"});
+}
+
+TEST_F(CliTest, SortOfARecordingWithoutSpikesSaysSoAndWritesNothing) {
+    const fs::path flat = dir_ / "flat.raw";
+    write_text(flat, std::string(64 * 2 * 30000, '\0')); // 1 s of zeros on 64 channels
+    const fs::path out = dir_ / "out";
+    expect_detect_fails(
+        {"sort", flat.string(), "--channels", "64", "--sample-rate", "30000", "--out", out.string(), "-q"}, out,
+        {"no spikes in the calibration window", "--calibration-s"});
 }
 
 TEST_F(CliTest, NonexistentInputIsRejected) {

@@ -1,35 +1,103 @@
 #include "backend/backend.hpp"
 
+#include "backend/sort_stage.hpp"
 #include "spikeline/hw/detector.hpp"
 #include "util/errors.hpp"
 
+#include <algorithm>
+
 namespace spikeline {
+
+void Backend::enable_sorting(std::shared_ptr<const HwSortParams>, bool) {
+    throw InputError("the " + name() + " backend has no sorting stage yet: use --backend cpu (or reference)");
+}
+
+void Backend::take_sorted(SortOutput&) {}
+
+void SortStageOutput::enable(std::shared_ptr<const HwSortParams> params, bool keep_snippets) {
+    require(params != nullptr, "sorting parameters missing");
+    params_ = std::move(params);
+    keep_snippets_ = keep_snippets;
+}
+
+void SortStageOutput::add(
+    const hw::SortedSpike& spike,
+    const std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples]) {
+    pending_.spikes.push_back(spike);
+    if (!keep_snippets_)
+        return;
+    const int width = params_->pre + 1 + params_->post;
+    for (int k = 0; k < HwSortConfig::snippet_channels; ++k)
+        pending_.snippets.insert(pending_.snippets.end(), snippet[k], snippet[k] + width);
+}
+
+void SortStageOutput::take(SortOutput& out) {
+    out.spikes.insert(out.spikes.end(), pending_.spikes.begin(), pending_.spikes.end());
+    out.snippets.insert(out.snippets.end(), pending_.snippets.begin(), pending_.snippets.end());
+    pending_.spikes.clear();
+    pending_.snippets.clear();
+}
+
 namespace {
 
 class ReferenceBackend final : public Backend {
 public:
     explicit ReferenceBackend(const HwParams& params)
-        : params_(std::make_unique<HwParams>(params)), state_(std::make_unique<hw::DetectState<HwConfig>>()) {
+        : params_(std::make_unique<HwParams>(params)), state_(std::make_unique<hw::DetectState<HwConfig>>()),
+          sort_state_(std::make_unique<hw::SortState<HwSortConfig>>()) {
         hw::reset_detect(*state_, *params_);
+        hw::reset_sort(*sort_state_);
     }
 
     std::string name() const override { return "reference"; }
 
+    auto add_sorted() {
+        return [this](const hw::SortedSpike& spike,
+                      const std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples]) {
+            sorting_.add(spike, snippet);
+        };
+    }
+
+    // One frame: detection, then (when sorting) the frame joins the ring, new events the queue, and the spikes whose
+    // post-peak samples have all arrived are sorted.
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
-        auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
-        for (std::size_t f = 0; f < n_frames; ++f)
+        auto emit = [&](const SpikeEvent& e) {
+            events.push_back(e);
+            if (sorting_.enabled())
+                hw::sort_add(*sort_state_, e);
+        };
+        for (std::size_t f = 0; f < n_frames; ++f) {
             hw::detect_one_frame(*state_, *params_, frames + f * static_cast<std::size_t>(params_->n_channels), emit);
+            if (sorting_.enabled()) {
+                const std::uint64_t frame = state_->frame - 1;
+                hw::sort_push_frame(*sort_state_, sorting_.params(), frame, state_->referenced);
+                hw::sort_advance(*sort_state_, sorting_.params(), frame, add_sorted());
+            }
+        }
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
-        hw::detect_flush(*state_, *params_, [&events](const SpikeEvent& e) { events.push_back(e); });
+        hw::detect_flush(*state_, *params_, [&](const SpikeEvent& e) {
+            events.push_back(e);
+            if (sorting_.enabled())
+                hw::sort_add(*sort_state_, e);
+        });
+        if (sorting_.enabled())
+            hw::sort_flush(*sort_state_, sorting_.params(), state_->frame, add_sorted());
     }
 
-    std::uint64_t lost_events() const override { return state_->dedup.dropped; }
+    std::uint64_t lost_events() const override { return state_->dedup.dropped + sort_state_->dropped; }
+
+    void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
+        sorting_.enable(std::move(params), keep_snippets);
+    }
+    void take_sorted(SortOutput& out) override { sorting_.take(out); }
 
 private:
     std::unique_ptr<HwParams> params_;
     std::unique_ptr<hw::DetectState<HwConfig>> state_;
+    std::unique_ptr<hw::SortState<HwSortConfig>> sort_state_;
+    SortStageOutput sorting_;
 };
 
 } // namespace

@@ -4,6 +4,7 @@
 // block sizes: the L1 contract.
 #include "backend/detect_settings.hpp"
 #include "spikeline/hw/detect_config.hpp"
+#include "spikeline/hw/sorter.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +15,15 @@
 namespace spikeline {
 
 using SpikeEvent = hw::SpikeEvent;
+using HwSortConfig = hw::SortConfig;
+using HwSortParams = hw::SortParams<HwSortConfig>;
+
+/// What the sorting stage produced since the last take_sorted(): spikes in sample order and, when asked for,
+/// their snippets (per spike snippet_channels x (pre + 1 + post) values, Q4 input LSB).
+struct SortOutput {
+    std::vector<hw::SortedSpike> spikes;
+    std::vector<std::int32_t> snippets;
+};
 
 /// Wall time spent per stage, for benchmarks.
 struct StageSeconds {
@@ -33,6 +43,13 @@ public:
     virtual StageSeconds stage_seconds() const { return {}; }
     /// Candidates or events lost to a full queue or output buffer (0 on sane data).
     virtual std::uint64_t lost_events() const = 0;
+
+    /// Runs the sorting stage with these parameters on every spike sorted from the next process() call on (the
+    /// first call before any data; later calls swap the calibration). keep_snippets: also return the snippets.
+    /// Throws InputError on backends without the stage.
+    virtual void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets);
+    /// Appends the spikes sorted so far (and their snippets) to out.
+    virtual void take_sorted(SortOutput& out);
 };
 
 struct BackendOptions {

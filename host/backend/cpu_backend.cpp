@@ -1,12 +1,14 @@
 // The CPU backend: L1 stages over blocks of frames, channels split across threads.
 // Per block: (A) each thread band-passes its channel range and sums its part of every reference group;
 // (B) each thread subtracts the group means and runs the detector on its range; (C) one thread feeds the
-// candidates, frame by frame and in channel order, to the de-duplication. (A) and the first half of (B) are the
+// candidates, frame by frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples
+// are in (the referenced frames of the block are kept in a ring for it). (A) and the first half of (B) are the
 // vectorised rewrites of cpu_kernels.hpp; the rest are the L1 functions themselves. tests/test_backend.cpp checks
 // that the events equal the reference backend's.
 #include "backend/backend.hpp"
 
 #include "backend/cpu_kernels.hpp"
+#include "backend/sort_stage.hpp"
 #include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/common_reference.hpp"
 #include "spikeline/hw/spatial_dedup.hpp"
@@ -15,6 +17,8 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -139,6 +143,12 @@ public:
 
     std::string name() const override { return "cpu"; }
 
+    void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
+        sorting_.enable(std::move(params), keep_snippets);
+        ring_.resize(kRingFrames * static_cast<std::size_t>(n_channels_));
+    }
+    void take_sorted(SortOutput& out) override { sorting_.take(out); }
+
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         for (std::size_t start = 0; start < n_frames; start += kBlockFrames)
             process_block(frames + start * static_cast<std::size_t>(n_channels_),
@@ -149,11 +159,18 @@ public:
         auto add = [this](const SpikeEvent& c) { hw::dedup_add(*dedup_, c); };
         for (auto& worker : workers_) // ascending ranges: candidates in channel order
             hw::flush_detector(*worker->detector, frame_, worker->begin, worker->end, add);
-        hw::dedup_advance(*dedup_, *params_, frame_, true, [&events](const SpikeEvent& e) { events.push_back(e); });
+        hw::dedup_advance(*dedup_, *params_, frame_, true, [&](const SpikeEvent& e) { add_event(e, events); });
+        if (sorting_.enabled()) {
+            // Samples past the end read as 0, as in hw::sort_flush.
+            const int post = sorting_.params().post;
+            for (int i = 0; i < post; ++i)
+                std::fill_n(ring_row(frame_ + static_cast<std::uint64_t>(i)), n_channels_, 0);
+            sort_ready(frame_ + static_cast<std::uint64_t>(post));
+        }
     }
 
     StageSeconds stage_seconds() const override { return seconds_; }
-    std::uint64_t lost_events() const override { return dedup_->dropped; }
+    std::uint64_t lost_events() const override { return dedup_->dropped + sort_dropped_; }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -193,6 +210,9 @@ private:
             for (const cpu::ChannelRun& run : worker.runs)
                 any |= cpu::reference_and_flag(*worker.detector, *params_, run, run.group >= 0 ? means[run.group] : 0,
                                                frame, &worker.filtered[f * stride], worker.referenced.data());
+            if (!ring_.empty())
+                std::memcpy(ring_row(frame) + worker.begin, worker.referenced.data() + worker.begin,
+                            static_cast<std::size_t>(worker.end - worker.begin) * sizeof(std::int32_t));
             if (any)
                 cpu::align_flagged_sparse(*worker.detector, *params_, frame, worker.referenced.data(), worker.begin,
                                           worker.end, [&worker, frame](const SpikeEvent& c) {
@@ -209,7 +229,7 @@ private:
         const auto t2 = Clock::now();
         // (C) de-duplication, frame by frame, candidates in channel order (workers hold ascending ranges).
         std::vector<std::size_t> next(workers_.size(), 0);
-        auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
+        auto emit = [&](const SpikeEvent& e) { add_event(e, events); };
         for (std::size_t f = 0; f < n_frames; ++f) {
             const std::uint64_t frame = frame_ + f;
             for (std::size_t w = 0; w < workers_.size(); ++w) {
@@ -218,6 +238,8 @@ private:
                     hw::dedup_add(*dedup_, candidates[next[w]].event);
             }
             hw::dedup_advance(*dedup_, *params_, frame, false, emit);
+            if (sorting_.enabled())
+                sort_ready(frame);
         }
         frame_ += n_frames;
         const auto t3 = Clock::now();
@@ -226,8 +248,44 @@ private:
         seconds_.dedup += std::chrono::duration<double>(t3 - t2).count();
     }
 
+    std::int32_t* ring_row(std::uint64_t frame) {
+        return &ring_[(frame % kRingFrames) * static_cast<std::size_t>(n_channels_)];
+    }
+
+    void add_event(const SpikeEvent& e, std::vector<SpikeEvent>& events) {
+        events.push_back(e);
+        if (!sorting_.enabled())
+            return;
+        if (waiting_.size() == static_cast<std::size_t>(HwSortConfig::max_waiting)) {
+            ++sort_dropped_; // as hw::sort_add
+            return;
+        }
+        waiting_.push_back(e);
+    }
+
+    // hw::sort_advance over this backend's ring.
+    void sort_ready(std::uint64_t frame) {
+        const HwSortParams& params = sorting_.params();
+        std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples];
+        while (!waiting_.empty() && waiting_.front().sample + static_cast<std::uint64_t>(params.post) <= frame) {
+            hw::SortedSpike spike;
+            hw::sort_event(params, ring_.data(), static_cast<int>(kRingFrames), n_channels_, waiting_.front(), spike,
+                           snippet);
+            sorting_.add(spike, snippet);
+            waiting_.pop_front();
+        }
+    }
+
+    // Holds a block and the frames before it that waiting spikes may still need (pre + max(post, dedup latency)
+    // < HwSortConfig::ring_frames).
+    static constexpr std::size_t kRingFrames = kBlockFrames + HwSortConfig::ring_frames;
+
     std::unique_ptr<HwParams> params_;
     std::unique_ptr<hw::DedupState<HwConfig>> dedup_;
+    SortStageOutput sorting_;
+    std::vector<std::int32_t> ring_;
+    std::deque<SpikeEvent> waiting_;
+    std::uint64_t sort_dropped_ = 0;
     int n_channels_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<WorkerPool> pool_; ///< one thread per worker (the caller is worker 0)

@@ -3,6 +3,7 @@
 #include "cli/options.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
+#include "sort/calibration.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/memory.hpp"
@@ -27,9 +28,13 @@ struct Measurement {
     std::vector<SpikeEvent> events;
 };
 
+/// One pass over the data; with sorting parameters the sorting stage runs too (its output lands in sorted).
 Measurement run_once(const BackendOptions& options, const HwParams& params, const std::vector<std::int16_t>& data,
-                     std::size_t n_frames) {
+                     std::size_t n_frames, std::shared_ptr<const HwSortParams> sorting = nullptr,
+                     bool keep_snippets = false, SortOutput* sorted = nullptr) {
     auto backend = make_backend(options, params);
+    if (sorting)
+        backend->enable_sorting(sorting, keep_snippets);
     Measurement m;
     m.events.reserve(1 << 16);
     constexpr std::size_t kChunk = 3000; // 100 ms at 30 kHz, as the detect command reads
@@ -38,6 +43,8 @@ Measurement run_once(const BackendOptions& options, const HwParams& params, cons
     for (std::size_t f = 0; f < n_frames; f += kChunk)
         backend->process(&data[f * stride], std::min(kChunk, n_frames - f), m.events);
     backend->finish(m.events);
+    if (sorted)
+        backend->take_sorted(*sorted);
     m.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     m.stages = backend->stage_seconds();
     return m;
@@ -55,7 +62,7 @@ int cmd_bench(int argc, char** argv) {
     double sample_rate = 30000, seconds = 5;
     std::uint64_t seed = 1;
     std::string json_path;
-    bool with_reference = false;
+    bool with_reference = false, with_sort = false;
     DetectOptionValues detect;
     po::options_description visible("spikeline bench [options]\n\nSimulates a recording into memory, then measures "
                                     "detection throughput per stage and per thread count\n\noptions");
@@ -68,6 +75,8 @@ int cmd_bench(int argc, char** argv) {
         ("repeats", po::value(&repeats)->default_value(repeats), "runs per configuration (the median is kept)") //
         ("seed", po::value(&seed)->default_value(seed), "simulation seed")                                      //
         ("reference", po::bool_switch(&with_reference), "also time the plain L1 reference loop (slow)")         //
+        ("sort", po::bool_switch(&with_sort),
+         "also time calibration (on all the data) and the full detect + sort pipeline") //
         ("json", po::value(&json_path), "write the figures to this JSON file");
     add_detect_options(visible, detect);
     po::variables_map vm;
@@ -151,6 +160,43 @@ int cmd_bench(int argc, char** argv) {
         report["reference"] = reference;
         std::printf("            reference events identical to cpu: %s\n",
                     reference_events == single_events ? "yes" : "NO");
+    }
+    if (with_sort) {
+        // Calibration: a pass that keeps snippets, then the host clustering; then detect + sort passes.
+        const auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, sample_rate, *params);
+        SortOutput window;
+        const auto start = std::chrono::steady_clock::now();
+        const Measurement pass = run_once({"cpu", 1}, *params, data, n_frames, geometry, true, &window);
+        const auto clustering_start = std::chrono::steady_clock::now();
+        const sort::Calibration calibration = sort::calibrate(*geometry, window, sort::SortSettings{});
+        const auto end = std::chrono::steady_clock::now();
+        const double clustering = std::chrono::duration<double>(end - clustering_start).count();
+        const double calibration_wall = std::chrono::duration<double>(end - start).count();
+        std::printf("  calibration on %.1f s: %.2f s (snippet pass %.2f s, clustering %.2f s of %zu snippets), %zu "
+                    "units\n",
+                    data_seconds, calibration_wall, pass.wall_seconds, clustering, window.spikes.size(),
+                    calibration.units.size());
+        report["calibration"] = {{"wall_seconds", calibration_wall},
+                                 {"clustering_seconds", clustering},
+                                 {"snippets", window.spikes.size()},
+                                 {"units", calibration.units.size()}};
+        for (int t : threads > 1 ? std::vector<int>{1, threads} : std::vector<int>{1}) {
+            std::vector<double> walls;
+            std::size_t labelled = 0, total = 0;
+            for (int r = 0; r < repeats; ++r) {
+                SortOutput sorted;
+                walls.push_back(
+                    run_once({"cpu", t}, *params, data, n_frames, calibration.params, false, &sorted).wall_seconds);
+                total = sorted.spikes.size();
+                labelled = static_cast<std::size_t>(std::count_if(sorted.spikes.begin(), sorted.spikes.end(),
+                                                                  [](const auto& x) { return x.unit >= 0; }));
+            }
+            const double wall = median(walls);
+            std::printf("  detect+sort %2d thread(s): %7.1fx real time (median of %d), %zu spikes, %zu labelled\n", t,
+                        data_seconds / wall, repeats, total, labelled);
+            report[t == 1 ? "sort_cpu_1_thread" : "sort_cpu_n_threads"] = {
+                {"threads", t}, {"x_realtime", data_seconds / wall}, {"spikes", total}, {"labelled", labelled}};
+        }
     }
     report["peak_rss_bytes"] = peak_rss_bytes();
     report["settings"] = to_json(settings);

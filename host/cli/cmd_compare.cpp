@@ -20,15 +20,21 @@ int cmd_compare(int argc, char** argv) {
     eval::DetectionCompareOptions options;
     po::options_description description(
         "usage: spikeline compare --ground-truth DIR/ground_truth --sorted OUTDIR [options]\n\n"
-        "Scores detected spikes against ground truth: one-to-one greedy matching in time order, an event matches\n"
-        "a spike within +-window on a channel within radius of the unit's peak channel. Prints recall per SNR\n"
-        "bin, overall recall and precision.\n\noptions");
+        "Scores spikes against ground truth (SpikeForest conventions).\n"
+        "Sorted output (a folder with spike_clusters.npy, e.g. from spikeline sort): every ground-truth unit is\n"
+        "scored against its most accurate sorted unit, accuracy = matches / (n_gt + n_sorted - matches) with\n"
+        "matches within +-window; prints mean accuracy, recall and precision per SNR bin, well-detected units\n"
+        "(accuracy >= 0.8) and false-positive, redundant and over-merged sorted units. Clusters labelled 'noise'\n"
+        "in cluster_group.tsv are not units.\n"
+        "Detections only (spike_times.npy + spike_channels.npy, from spikeline detect): one-to-one greedy matching\n"
+        "in time order, an event matches a spike within +-window on a channel within radius of the unit's peak\n"
+        "channel; prints recall per SNR bin, overall recall and precision.\n\noptions");
     description.add_options()         //
         ("help,h", "print this help") //
         ("ground-truth", po::value(&ground_truth_dir)->value_name("DIR"),
          "ground-truth folder: spike_times.npy, spike_units.npy, units.tsv, info.json") //
         ("sorted", po::value(&sorted_dir)->value_name("OUTDIR"),
-         "detection output folder: spike_times.npy, spike_channels.npy") //
+         "output folder of spikeline sort (Phy) or spikeline detect") //
         ("probe", po::value(&probe_file)->value_name("FILE"),
          "probeinterface JSON (default: the ground-truth folder's ../probe.json)")                  //
         ("json", po::value(&json_file)->value_name("FILE"), "also write the score as JSON to FILE") //
@@ -41,12 +47,22 @@ int cmd_compare(int argc, char** argv) {
     if (!parse_command_line(argc, argv, description, vm))
         return 0;
     require(!ground_truth_dir.empty(), "--ground-truth DIR is required (the simulator's ground_truth folder)");
-    require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline detect wrote)");
+    require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline sort or detect wrote)");
 
     const fs::path truth_path = ground_truth_dir;
     require(fs::is_directory(truth_path), "ground-truth folder " + ground_truth_dir +
                                               " does not exist (spikeline simulate writes it as OUT/ground_truth)");
-    require(fs::is_directory(sorted_dir), "detected-spikes folder " + sorted_dir + " does not exist");
+    require(fs::is_directory(sorted_dir), "sorted/detected spikes folder " + sorted_dir + " does not exist");
+    if (eval::is_sorted_output(sorted_dir)) {
+        const eval::GroundTruth truth = eval::read_ground_truth(truth_path);
+        eval::SortingCompareOptions sorting;
+        sorting.window_ms = options.window_ms;
+        const eval::SortingScore score = eval::compare_sorting(truth, eval::read_sorted(sorted_dir), sorting);
+        std::cout << eval::format_report(score) << std::flush;
+        if (!json_file.empty())
+            write_text_file(json_file, eval::to_json(score).dump(2) + "\n");
+        return 0;
+    }
     const fs::path probe_path = probe_file.empty() ? truth_path / ".." / "probe.json" : fs::path(probe_file);
     std::error_code ec;
     require(fs::is_regular_file(probe_path, ec),

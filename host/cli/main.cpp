@@ -16,7 +16,8 @@ usage: spikeline <command> [options]      (spikeline <command> --help for its op
 commands:
   simulate   write a simulated recording with ground truth (SpikeGLX .bin/.meta, probe.json, ground_truth/)
   detect     detect spikes in a recording; writes spike_times/channels/amplitudes.npy
-  compare    score detected spikes against ground truth (recall by SNR, precision)
+  sort       detect and sort spikes into units; writes a Phy folder
+  compare    score detected or sorted spikes against ground truth
   bench      measure throughput (x real time) per stage on simulated data held in memory
   devices    list the FPGA cards XRT can use (--backend xrt)
   decode     train (decode train) and score (decode eval) Kalman/Wiener decoders of cursor velocity
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_simulate(argc - 1, argv + 1);
         if (command == "detect")
             return spikeline::cli::cmd_detect(argc - 1, argv + 1);
+        if (command == "sort")
+            return spikeline::cli::cmd_sort(argc - 1, argv + 1);
         if (command == "compare")
             return spikeline::cli::cmd_compare(argc - 1, argv + 1);
         if (command == "bench")

@@ -1,5 +1,8 @@
 #include "cli/options.hpp"
 
+#include "util/errors.hpp"
+#include "util/progress.hpp"
+
 #include <iostream>
 #include <thread>
 
@@ -52,6 +55,57 @@ DetectSettings finish_detect_settings(DetectOptionValues& values) {
     values.settings.polarity = parse_polarity(values.polarity);
     values.settings.common_reference = !values.no_common_reference;
     return values.settings;
+}
+
+void add_input_options(po::options_description& options, InputOptionValues& v) {
+    options.add_options()                                                                                            //
+        ("probe", po::value(&v.probe_file), "probeinterface JSON (default: probe.json beside INPUT, else built-in)") //
+        ("channels", po::value(&v.channels), "channel count (raw files)")                                            //
+        ("sample-rate", po::value(&v.sample_rate), "sample rate in Hz (raw files)")                                  //
+        ("uv-per-bit", po::value(&v.uv_per_bit), "gain in microvolts per bit (overrides the metadata)");
+}
+
+std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, const po::variables_map& vm,
+                                                const std::string& usage) {
+    require(!v.input.empty(), "no recording given: " + usage + " (see --help)");
+    io::OpenOptions open;
+    if (vm.count("channels"))
+        open.n_channels = v.channels;
+    if (vm.count("sample-rate"))
+        open.sample_rate = v.sample_rate;
+    if (vm.count("uv-per-bit"))
+        open.microvolts_per_bit = v.uv_per_bit;
+    return io::open_recording(v.input, open);
+}
+
+void add_run_options(po::options_description& options, RunOptionValues& v) {
+    v.threads = default_threads();
+    options.add_options()                                                                                            //
+        ("backend", po::value(&v.backend)->default_value(v.backend), "cpu, reference (plain L1 loop) or xrt (FPGA)") //
+        ("threads", po::value(&v.threads)->default_value(v.threads), "worker threads (cpu backend)")                 //
+        ("chunk-ms", po::value(&v.chunk_ms),
+         "frames handed to the backend at a time; for xrt one kernel run, i.e. the latency (default: 100 for cpu "
+         "and reference, 1 for xrt)")                                                                     //
+        ("xclbin", po::value(&v.xclbin), "FPGA image built by 'make -C kernels xclbin' (xrt backend)")    //
+        ("device", po::value(&v.device)->default_value(v.device), "XRT device index (spikeline devices)") //
+        ("buffers", po::value(&v.buffers)->default_value(v.buffers),
+         "buffer sets rotated by the xrt backend: 2 double, 3 triple buffering")                                //
+        ("progress", po::bool_switch(&v.progress), "draw the progress line even when stderr is not a terminal") //
+        ("quiet,q", po::bool_switch(&v.quiet), "no progress line and no summary");
+}
+
+DetectRunOptions finish_run_options(const RunOptionValues& v, const po::variables_map& vm, DetectOptionValues& detect) {
+    DetectRunOptions options;
+    options.backend = {v.backend, v.threads};
+    options.settings = finish_detect_settings(detect);
+    options.chunk_ms = vm.count("chunk-ms") ? v.chunk_ms : (v.backend == "xrt" ? 1.0 : 100.0);
+    options.xrt.xclbin = v.xclbin;
+    options.xrt.device_index = v.device;
+    options.xrt.buffer_sets = v.buffers;
+    require(v.backend != "xrt" || !v.xclbin.empty(),
+            "--backend xrt needs --xclbin FILE (built with 'make -C kernels xclbin PLATFORM=...')");
+    options.progress = !v.quiet && (v.progress || stderr_is_terminal());
+    return options;
 }
 
 int default_threads() {

@@ -1,6 +1,8 @@
 #pragma once
 // Command-line parsing shared by the subcommands, and the options of the commands that detect (detect, bench).
 #include "backend/detect_settings.hpp"
+#include "io/recording.hpp"
+#include "pipeline/detect_run.hpp"
 
 #include <boost/program_options.hpp>
 #include <string>
@@ -28,6 +30,36 @@ void add_detect_options(boost::program_options::options_description& options, De
 
 /// Finishes the settings after parsing (polarity text, flags); throws InputError on bad values.
 DetectSettings finish_detect_settings(DetectOptionValues& values);
+
+/// INPUT and how to read it: the options of every command that reads a recording.
+struct InputOptionValues {
+    std::string input, probe_file;
+    int channels = 0;
+    double sample_rate = 0, uv_per_bit = 0;
+};
+
+void add_input_options(boost::program_options::options_description& options, InputOptionValues& values);
+
+/// Opens INPUT (after parsing); throws InputError when it is missing or unreadable.
+std::unique_ptr<io::RecordingSource>
+open_input(const InputOptionValues& values, const boost::program_options::variables_map& vm, const std::string& usage);
+
+/// Backend, threads, chunking, FPGA and progress options of the commands that run a backend over a recording.
+struct RunOptionValues {
+    std::string backend = "cpu";
+    int threads = 1;
+    double chunk_ms = 0;
+    std::string xclbin;
+    unsigned device = 0;
+    int buffers = 2;
+    bool quiet = false, progress = false;
+};
+
+void add_run_options(boost::program_options::options_description& options, RunOptionValues& values);
+
+/// The run options (chunk size defaulted per backend, progress only on a terminal unless asked).
+DetectRunOptions finish_run_options(const RunOptionValues& values, const boost::program_options::variables_map& vm,
+                                    DetectOptionValues& detect);
 
 /// Default worker thread count: the machine's cores.
 int default_threads();

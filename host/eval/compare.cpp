@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <sstream>
 #include <string_view>
@@ -479,6 +480,221 @@ std::string format_report(const DetectionScore& score) {
     std::snprintf(line, sizeof line, "precision %s (%llu of %llu detected events matched)\n",
                   format_ratio(score.precision).c_str(), static_cast<unsigned long long>(score.n_matched),
                   static_cast<unsigned long long>(score.n_detected));
+    out << line;
+    return out.str();
+}
+
+} // namespace spikeline::eval
+
+namespace spikeline::eval {
+
+bool is_sorted_output(const std::filesystem::path& dir) {
+    std::error_code ec;
+    return fs::is_regular_file(dir / "spike_clusters.npy", ec);
+}
+
+SortedSpikes read_sorted(const std::filesystem::path& dir) {
+    std::error_code ec;
+    require(fs::is_directory(dir, ec), "sorted output folder " + dir.string() + " does not exist");
+    const fs::path times_path = dir / "spike_times.npy";
+    const fs::path clusters_path = dir / "spike_clusters.npy";
+    require_file(times_path, "sorted spike samples");
+    require_file(clusters_path, "sorted spike clusters");
+    SortedSpikes sorted;
+    sorted.times = io::read_npy_vector<std::uint64_t>(times_path);
+    sorted.clusters = io::read_npy_vector<std::int32_t>(clusters_path);
+    require(sorted.times.size() == sorted.clusters.size(),
+            clusters_path.string() + " has " + std::to_string(sorted.clusters.size()) + " entries but " +
+                times_path.string() + " has " + std::to_string(sorted.times.size()));
+    const fs::path groups_path = dir / "cluster_group.tsv";
+    if (fs::is_regular_file(groups_path, ec)) {
+        std::ifstream in(groups_path);
+        std::string line;
+        std::getline(in, line); // header
+        int line_number = 1;
+        while (std::getline(in, line)) {
+            ++line_number;
+            if (trim(line).empty())
+                continue;
+            const auto fields = split_tabs(line);
+            int id = 0;
+            require(fields.size() >= 2 && parse_number(fields[0], id), groups_path.string() + " line " +
+                                                                           std::to_string(line_number) +
+                                                                           ": expected 'cluster_id<TAB>group'");
+            if (trim(fields[1]) == "noise")
+                sorted.excluded.push_back(id);
+        }
+    }
+    return sorted;
+}
+
+SortingScore compare_sorting(const GroundTruth& truth, const SortedSpikes& sorted,
+                             const SortingCompareOptions& options) {
+    require(std::isfinite(options.window_ms) && options.window_ms >= 0, "the match window must be >= 0 ms");
+    SortingScore score;
+    score.window_samples = static_cast<std::uint64_t>(std::llround(options.window_ms * truth.sample_rate / 1000.0));
+    const std::uint64_t window = score.window_samples;
+
+    // Sorted spikes of real clusters, in time order.
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < sorted.times.size(); ++i)
+        if (std::find(sorted.excluded.begin(), sorted.excluded.end(), sorted.clusters[i]) == sorted.excluded.end())
+            order.push_back(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return sorted.times[a] < sorted.times[b]; });
+    std::map<int, std::uint64_t> cluster_size;
+    for (std::size_t i : order)
+        ++cluster_size[sorted.clusters[i]];
+    score.n_sorted_units = static_cast<int>(cluster_size.size());
+
+    const UnitIndex index(truth.units);
+    std::vector<std::uint64_t> gt_size(truth.units.size(), 0);
+    std::map<std::pair<int, int>, std::uint64_t> matches; // (GT unit index, cluster) -> matched GT spikes
+    std::size_t first = 0;
+    std::vector<int> seen;
+    for (std::size_t g = 0; g < truth.spike_times.size(); ++g) {
+        const std::uint64_t t = truth.spike_times[g];
+        const int unit = index.find(truth.spike_units[g]);
+        ++gt_size[static_cast<std::size_t>(unit)];
+        while (first < order.size() && sorted.times[order[first]] + window < t)
+            ++first;
+        seen.clear();
+        for (std::size_t j = first; j < order.size() && sorted.times[order[j]] <= t + window; ++j) {
+            const int cluster = sorted.clusters[order[j]];
+            if (std::find(seen.begin(), seen.end(), cluster) == seen.end()) {
+                seen.push_back(cluster);
+                ++matches[{unit, cluster}];
+            }
+        }
+    }
+
+    auto accuracy = [&](std::size_t unit, int cluster, std::uint64_t matched) {
+        const double denominator =
+            static_cast<double>(gt_size[unit] + cluster_size[cluster]) - static_cast<double>(matched);
+        return denominator > 0 ? static_cast<double>(matched) / denominator : 0.0;
+    };
+    score.units.resize(truth.units.size());
+    for (std::size_t u = 0; u < truth.units.size(); ++u) {
+        GroundTruthUnitScore& s = score.units[u];
+        s.unit_id = truth.units[u].id;
+        s.peak_channel = truth.units[u].peak_channel;
+        s.snr = truth.units[u].snr;
+        s.n_spikes = gt_size[u];
+        s.recall = s.precision = 0;
+    }
+    std::map<int, std::vector<std::size_t>> agreeing; // cluster -> GT units it agrees with
+    for (const auto& [key, matched] : matches) {
+        const auto unit = static_cast<std::size_t>(key.first);
+        const double a = accuracy(unit, key.second, matched);
+        GroundTruthUnitScore& s = score.units[unit];
+        if (a > s.accuracy || (a == s.accuracy && s.best_cluster >= 0 && key.second < s.best_cluster)) {
+            s.accuracy = a;
+            s.best_cluster = key.second;
+            s.n_matched = matched;
+            s.n_cluster_spikes = cluster_size[key.second];
+            s.recall = ratio(matched, s.n_spikes);
+            s.precision = ratio(matched, s.n_cluster_spikes);
+        }
+        if (a >= options.agreement)
+            agreeing[key.second].push_back(unit);
+    }
+    for (const auto& [cluster, size] : cluster_size) {
+        const auto it = agreeing.find(cluster);
+        if (it == agreeing.end()) {
+            ++score.n_false_positive;
+            continue;
+        }
+        if (it->second.size() >= 2)
+            ++score.n_overmerged;
+        bool best_somewhere = false;
+        for (std::size_t u = 0; u < score.units.size(); ++u)
+            best_somewhere |= score.units[u].best_cluster == cluster && score.units[u].accuracy >= options.agreement;
+        if (!best_somewhere)
+            ++score.n_redundant;
+    }
+
+    struct Bin {
+        const char* label;
+        double low, high;
+    };
+    for (const Bin& b : {Bin{"3-5", 3, 5}, Bin{"5-8", 5, 8}, Bin{"8-12", 8, 12}, Bin{"12+", 12, kInf},
+                         Bin{"SNR>8", 8, kInf}, Bin{"all", -kInf, kInf}}) {
+        SortingBinScore bin;
+        bin.label = b.label;
+        bin.snr_low = b.low;
+        bin.snr_high = b.high;
+        for (const GroundTruthUnitScore& s : score.units) {
+            const bool inside = std::string(b.label) == "SNR>8" ? s.snr > 8 : (s.snr >= b.low && s.snr < b.high);
+            if (!inside || s.n_spikes == 0)
+                continue;
+            ++bin.n_units;
+            bin.n_well_detected += s.accuracy >= options.well_detected;
+            bin.mean_accuracy += s.accuracy;
+            bin.mean_recall += s.recall;
+            bin.mean_precision += s.precision;
+        }
+        if (bin.n_units > 0) {
+            bin.mean_accuracy /= bin.n_units;
+            bin.mean_recall /= bin.n_units;
+            bin.mean_precision /= bin.n_units;
+        } else {
+            bin.mean_accuracy = bin.mean_recall = bin.mean_precision = kNaN;
+        }
+        score.bins.push_back(bin);
+    }
+    return score;
+}
+
+nlohmann::json to_json(const SortingScore& score) {
+    nlohmann::json json = {{"kind", "sorting"},
+                           {"window_samples", score.window_samples},
+                           {"n_sorted_units", score.n_sorted_units},
+                           {"n_false_positive_units", score.n_false_positive},
+                           {"n_redundant_units", score.n_redundant},
+                           {"n_overmerged_units", score.n_overmerged},
+                           {"bins", nlohmann::json::array()},
+                           {"units", nlohmann::json::array()}};
+    for (const SortingBinScore& bin : score.bins)
+        json["bins"].push_back({{"snr", bin.label},
+                                {"n_units", bin.n_units},
+                                {"n_well_detected", bin.n_well_detected},
+                                {"mean_accuracy", number_or_null(bin.mean_accuracy)},
+                                {"mean_recall", number_or_null(bin.mean_recall)},
+                                {"mean_precision", number_or_null(bin.mean_precision)}});
+    for (const GroundTruthUnitScore& u : score.units)
+        json["units"].push_back({{"unit_id", u.unit_id},
+                                 {"peak_channel", u.peak_channel},
+                                 {"snr", u.snr},
+                                 {"n_spikes", u.n_spikes},
+                                 {"best_cluster", u.best_cluster},
+                                 {"n_cluster_spikes", u.n_cluster_spikes},
+                                 {"n_matched", u.n_matched},
+                                 {"accuracy", u.accuracy},
+                                 {"recall", number_or_null(u.recall)},
+                                 {"precision", number_or_null(u.precision)}});
+    return json;
+}
+
+std::string format_report(const SortingScore& score) {
+    std::ostringstream out;
+    char line[200];
+    std::snprintf(line, sizeof line, "match window +-%llu samples; %d sorted units\n",
+                  static_cast<unsigned long long>(score.window_samples), score.n_sorted_units);
+    out << line;
+    std::snprintf(line, sizeof line, "%-8s %6s %9s %9s %9s %14s\n", "SNR", "units", "accuracy", "recall", "precision",
+                  "well detected");
+    out << line;
+    for (const SortingBinScore& bin : score.bins) {
+        std::snprintf(line, sizeof line, "%-8s %6d %9s %9s %9s %8d (%s)\n", bin.label.c_str(), bin.n_units,
+                      format_ratio(bin.mean_accuracy).c_str(), format_ratio(bin.mean_recall).c_str(),
+                      format_ratio(bin.mean_precision).c_str(), bin.n_well_detected,
+                      format_ratio(ratio(static_cast<std::uint64_t>(bin.n_well_detected),
+                                         static_cast<std::uint64_t>(bin.n_units)))
+                          .c_str());
+        out << line;
+    }
+    std::snprintf(line, sizeof line, "sorted units: %d false positive, %d redundant, %d over-merged\n",
+                  score.n_false_positive, score.n_redundant, score.n_overmerged);
     out << line;
     return out.str();
 }

@@ -94,4 +94,65 @@ nlohmann::json to_json(const DetectionScore& score);
 /// A one-screen table of the score.
 std::string format_report(const DetectionScore& score);
 
+// ---------------------------------------------------------------------------------------------------------------
+// Sorted output (SpikeForest conventions)
+
+struct SortedSpikes {
+    std::vector<std::uint64_t> times;
+    std::vector<std::int32_t> clusters;
+    std::vector<std::int32_t> excluded; ///< clusters labelled "noise" in cluster_group.tsv: not units
+};
+
+/// Whether DIR holds sorted output (spike_clusters.npy) rather than detections only.
+bool is_sorted_output(const std::filesystem::path& dir);
+
+/// Reads a Phy folder: spike_times.npy, spike_clusters.npy and, when present, cluster_group.tsv.
+SortedSpikes read_sorted(const std::filesystem::path& dir);
+
+struct SortingCompareOptions {
+    double window_ms = 0.4;     ///< +- match window
+    double well_detected = 0.8; ///< accuracy of a well-detected unit
+    double agreement = 0.2;     ///< accuracy above which a sorted unit counts as (partly) matching a GT unit
+};
+
+struct GroundTruthUnitScore {
+    int unit_id = 0;
+    int peak_channel = 0;
+    double snr = 0;
+    std::uint64_t n_spikes = 0;
+    int best_cluster = -1; ///< sorted cluster of highest accuracy (-1: none shares a spike)
+    std::uint64_t n_cluster_spikes = 0;
+    std::uint64_t n_matched = 0;
+    double accuracy = 0;  ///< n_matched / (n_spikes + n_cluster_spikes - n_matched)
+    double recall = 0;    ///< n_matched / n_spikes
+    double precision = 0; ///< n_matched / n_cluster_spikes
+};
+
+struct SortingBinScore {
+    std::string label;
+    double snr_low = 0, snr_high = 0;
+    int n_units = 0;
+    int n_well_detected = 0;
+    double mean_accuracy = 0, mean_recall = 0, mean_precision = 0;
+};
+
+struct SortingScore {
+    std::uint64_t window_samples = 0;
+    std::vector<GroundTruthUnitScore> units; ///< GroundTruth::units order
+    std::vector<SortingBinScore> bins;       ///< 3-5, 5-8, 8-12, 12+, then "SNR>8" and "all"
+    int n_sorted_units = 0;
+    int n_false_positive = 0; ///< sorted units agreeing with no GT unit (accuracy < agreement for all)
+    int n_redundant = 0;      ///< sorted units agreeing with a GT unit whose best match is another unit
+    int n_overmerged = 0;     ///< sorted units agreeing with two or more GT units
+};
+
+/// Agreement between every GT unit and every sorted cluster: a GT spike and a sorted spike match when within
+/// +-window (each GT spike counts at most once per cluster); accuracy = n_match / (n_gt + n_sorted - n_match);
+/// each GT unit is scored against its most accurate cluster. Clusters in sorted.excluded are left out.
+SortingScore compare_sorting(const GroundTruth& truth, const SortedSpikes& sorted,
+                             const SortingCompareOptions& options = {});
+
+nlohmann::json to_json(const SortingScore& score);
+std::string format_report(const SortingScore& score);
+
 } // namespace spikeline::eval

@@ -21,7 +21,7 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicSize = 6;
 constexpr std::size_t kDataAlignment = 64;
-/// NpyAppendWriter's header size: room for any 1-D shape, so finish() can rewrite it in place.
+/// NpyAppendWriter's header size: room for any shape of up to four dimensions, so finish() can rewrite it in place.
 constexpr std::size_t kAppendHeaderSize = 128;
 
 /// What a dtype string means: kind ('i', 'u', 'f', 'b'), item size, and whether bytes must be swapped.
@@ -244,6 +244,9 @@ template <> const char* npy_descr<std::int32_t>() {
 template <> const char* npy_descr<std::int64_t>() {
     return "<i8";
 }
+template <> const char* npy_descr<std::uint32_t>() {
+    return "<u4";
+}
 template <> const char* npy_descr<std::uint64_t>() {
     return "<u8";
 }
@@ -360,8 +363,9 @@ void write_npy(const std::filesystem::path& path, const T* data, const std::vect
 }
 
 template <class T>
-NpyAppendWriter<T>::NpyAppendWriter(std::filesystem::path path)
-    : path_(std::move(path)), temporary_(path_.string() + ".tmp" + std::to_string(::getpid())) {
+NpyAppendWriter<T>::NpyAppendWriter(std::filesystem::path path, std::vector<std::size_t> row_shape)
+    : path_(std::move(path)), temporary_(path_.string() + ".tmp" + std::to_string(::getpid())),
+      row_shape_(std::move(row_shape)), row_size_(element_count_of(row_shape_)) {
     out_.open(temporary_, std::ios::binary | std::ios::trunc);
     require(out_.is_open(), "cannot create " + temporary_.string() + ": check that the folder exists and is writable");
     // A placeholder header of the final size; finish() overwrites it with the real shape.
@@ -386,7 +390,11 @@ template <class T> void NpyAppendWriter<T>::append(const T* values, std::size_t 
 
 template <class T> void NpyAppendWriter<T>::finish() {
     require(!finished_, "NpyAppendWriter for " + path_.string() + ": finish called twice");
-    const std::string header = make_header(npy_descr<T>(), {count_}, kAppendHeaderSize);
+    require(row_size_ > 0 && count_ % row_size_ == 0,
+            "NpyAppendWriter for " + path_.string() + ": the elements do not fill whole rows");
+    std::vector<std::size_t> shape{count_ / row_size_};
+    shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+    const std::string header = make_header(npy_descr<T>(), shape, kAppendHeaderSize);
     out_.seekp(0);
     out_.write(header.data(), static_cast<std::streamsize>(header.size()));
     out_.flush();
@@ -407,6 +415,7 @@ template <class T> void NpyAppendWriter<T>::finish() {
 SPIKELINE_NPY_INSTANTIATE(std::int16_t)
 SPIKELINE_NPY_INSTANTIATE(std::int32_t)
 SPIKELINE_NPY_INSTANTIATE(std::int64_t)
+SPIKELINE_NPY_INSTANTIATE(std::uint32_t)
 SPIKELINE_NPY_INSTANTIATE(std::uint64_t)
 SPIKELINE_NPY_INSTANTIATE(std::uint8_t)
 SPIKELINE_NPY_INSTANTIATE(float)

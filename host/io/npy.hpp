@@ -39,11 +39,12 @@ template <class T> void write_npy(const std::filesystem::path& path, const std::
     write_npy(path, values.data(), {values.size()});
 }
 
-/// Appends elements of a 1-D array to a temporary file as they come (bounded memory for outputs of any
-/// length); finish() writes the final shape into the fixed-size header and renames the file into place.
+/// Appends the rows of an array (elements of a 1-D array by default, or C-order rows of shape row_shape) to a
+/// temporary file as they come (bounded memory for outputs of any length); finish() writes the final shape
+/// (rows, row_shape...) into the fixed-size header and renames the file into place.
 template <class T> class NpyAppendWriter {
 public:
-    explicit NpyAppendWriter(std::filesystem::path path);
+    explicit NpyAppendWriter(std::filesystem::path path, std::vector<std::size_t> row_shape = {});
     ~NpyAppendWriter();
     NpyAppendWriter(const NpyAppendWriter&) = delete;
     NpyAppendWriter& operator=(const NpyAppendWriter&) = delete;
@@ -57,6 +58,8 @@ private:
     std::filesystem::path path_;
     std::filesystem::path temporary_;
     std::ofstream out_;
+    std::vector<std::size_t> row_shape_;
+    std::size_t row_size_ = 1;
     std::size_t count_ = 0;
     bool finished_ = false;
 };

@@ -1,6 +1,7 @@
 #include "pipeline/detect_run.hpp"
 
 #include "io/npy.hpp"
+#include "pipeline/chunk_reader.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/memory.hpp"
@@ -10,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <future>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,21 +41,27 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     return probe;
 }
 
+std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate) {
+    if (options.backend.name == "xrt") {
+        XrtOptions xrt = options.xrt;
+        xrt.chunk_ms = options.chunk_ms;
+        return make_xrt_backend(params, sample_rate, xrt);
+    }
+    return make_backend(options.backend, params);
+}
+
+std::size_t chunk_frames_for(double chunk_ms, double sample_rate) {
+    require(chunk_ms > 0 && chunk_ms <= 10000, "--chunk-ms must be in (0, 10000]");
+    return static_cast<std::size_t>(std::max(1.0, std::round(chunk_ms * sample_rate / 1000.0)));
+}
+
 DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
                               const std::filesystem::path& out_dir) {
     const io::RecordingInfo& info = source.info();
     require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
-    require(options.chunk_ms > 0 && options.chunk_ms <= 10000, "--chunk-ms must be in (0, 10000]");
     require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
-    std::unique_ptr<Backend> backend;
-    if (options.backend.name == "xrt") {
-        XrtOptions xrt = options.xrt;
-        xrt.chunk_ms = options.chunk_ms;
-        backend = make_xrt_backend(*params, info.sample_rate, xrt);
-    } else {
-        backend = make_backend(options.backend, *params);
-    }
+    std::unique_ptr<Backend> backend = make_run_backend(options, *params, info.sample_rate);
     ensure_directory(out_dir);
     for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
         require(!std::filesystem::is_directory(out_dir / name),
@@ -68,17 +74,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     // Amplitudes leave L1 in Q.sample_frac_bits LSB.
     const double scale = (microvolts ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
 
-    const auto chunk_frames =
-        static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * info.sample_rate / 1000.0)));
-    // Two buffers: the next chunk is read in the background while this one is processed.
-    std::vector<std::int16_t> buffers[2];
-    for (auto& b : buffers)
-        b.resize(chunk_frames * static_cast<std::size_t>(info.n_channels));
-    auto read_into = [&source, chunk_frames](std::vector<std::int16_t>* b) {
-        return source.read(b->data(), chunk_frames);
-    };
-    std::future<std::size_t> next = std::async(std::launch::async, read_into, &buffers[0]);
-    int current = 0;
+    ChunkReader reader(source, chunk_frames_for(options.chunk_ms, info.sample_rate));
     std::vector<SpikeEvent> events;
     auto write_events = [&] {
         for (const SpikeEvent& e : events) {
@@ -93,13 +89,11 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     DetectRunResult result;
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-        const std::size_t n = next.get();
+        std::size_t n = 0;
+        const std::int16_t* chunk = reader.next(n);
         if (n == 0)
             break;
-        const std::vector<std::int16_t>& buffer = buffers[current];
-        current ^= 1;
-        next = std::async(std::launch::async, read_into, &buffers[current]);
-        backend->process(buffer.data(), n, events);
+        backend->process(chunk, n, events);
         result.events += events.size();
         write_events();
         result.frames += n;

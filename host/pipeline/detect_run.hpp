@@ -36,6 +36,12 @@ struct DetectRunResult {
 DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
                               const std::filesystem::path& out_dir);
 
+/// The backend options name (cpu, reference or xrt), for these detection parameters.
+std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate);
+
+/// Frames per chunk of chunk_ms; throws InputError outside (0, 10000] ms.
+std::size_t chunk_frames_for(double chunk_ms, double sample_rate);
+
 /// Picks the probe for a recording: the file given, else probe.json beside the recording, else the built-in
 /// default probe for the channel count. Checks that the channel counts agree.
 probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description);

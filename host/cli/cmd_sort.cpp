@@ -1,0 +1,97 @@
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "pipeline/sort_run.hpp"
+#include "util/errors.hpp"
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+
+namespace spikeline::cli {
+
+namespace po = boost::program_options;
+
+int cmd_sort(int argc, char** argv) {
+    InputOptionValues in;
+    RunOptionValues run;
+    DetectOptionValues detect;
+    sort::SortSettings settings;
+    std::string out;
+
+    po::options_description visible(
+        "spikeline sort INPUT --out DIR [options]\n\n"
+        "Detects and sorts: learns the units from the first --calibration-s seconds, then labels every spike of the "
+        "recording with the backend's sorting stage. DIR becomes a Phy folder (phy template-gui DIR/params.py).\n\n"
+        "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 file (with --channels and "
+        "--sample-rate)\n\noptions");
+    visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
+    add_input_options(visible, in);
+    add_run_options(visible, run);
+    visible.add_options() //
+        ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
+         "seconds of data the units are learnt from") //
+        ("recalibrate-every", po::value(&settings.recalibrate_every_s)->default_value(0.0),
+         "learn again every S seconds to follow drift; matching units keep their ids (0: off)")                      //
+        ("snippet-pre-ms", po::value(&settings.pre_ms)->default_value(settings.pre_ms), "snippet before the peak")   //
+        ("snippet-post-ms", po::value(&settings.post_ms)->default_value(settings.post_ms), "snippet after the peak") //
+        ("min-cluster-spikes", po::value(&settings.min_cluster_spikes)->default_value(settings.min_cluster_spikes),
+         "smaller clusters of a calibration stay unsorted") //
+        ("split-dip", po::value(&settings.split_dip)->default_value(settings.split_dip),
+         "a cluster splits when the density between its two halves is below this share of theirs") //
+        ("gate-scale", po::value(&settings.gate_scale)->default_value(settings.gate_scale),
+         "a unit accepts spikes up to this multiple of its members' 95th-percentile feature distance") //
+        ("merge-distance", po::value(&settings.merge_distance)->default_value(settings.merge_distance),
+         "clusters on neighbouring channels whose mean snippets differ less than this (normalised) are one unit");
+    add_detect_options(visible, detect);
+    po::options_description all;
+    all.add(visible).add_options()("input", po::value(&in.input));
+    po::positional_options_description positional;
+    positional.add("input", 1);
+
+    po::variables_map vm;
+    if (!parse_command_line(argc, argv, visible, all, positional, vm))
+        return 0;
+    const std::string usage = "spikeline sort INPUT --out DIR";
+    auto first = open_input(in, vm, usage);
+    const io::RecordingInfo info = first->info();
+    std::string probe_origin;
+    const probe::Probe probe = resolve_probe(in.probe_file, info, &probe_origin);
+    SortRunOptions options;
+    options.detect = finish_run_options(run, vm, detect);
+    options.sort = settings;
+    auto open_source = [&]() {
+        if (first)
+            return std::move(first);
+        return open_input(in, vm, usage);
+    };
+    const SortRunResult result = run_sorting(open_source, probe, options, out);
+
+    if (!run.quiet) {
+        int good = 0;
+        for (const auto& q : result.quality)
+            good += q.group == "good";
+        std::printf("spikeline sort\n");
+        std::printf("  input        %s (%s)\n", in.input.c_str(), info.format.c_str());
+        std::printf("  recording    %d channels, %.0f Hz, %.2f s\n", info.n_channels, info.sample_rate,
+                    result.recording_seconds);
+        std::printf("  probe        %s\n", probe_origin.c_str());
+        std::printf("  backend      %s, %d thread(s)\n", run.backend.c_str(), run.threads);
+        std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
+                    result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
+                    result.n_calibrations);
+        std::printf("  units        %d (%d good)\n", result.n_units, good);
+        std::printf("  spikes       %llu, %llu unsorted (%.1f%%)\n", static_cast<unsigned long long>(result.spikes),
+                    static_cast<unsigned long long>(result.unsorted),
+                    result.spikes ? 100.0 * static_cast<double>(result.unsorted) / static_cast<double>(result.spikes)
+                                  : 0.0);
+        std::printf("  speed        %.1fx real time (%.2f s wall)\n", result.realtime_factor,
+                    result.sorting_wall_seconds);
+        std::printf("  memory       %.0f MB peak\n", static_cast<double>(result.peak_rss_bytes) / 1e6);
+        if (result.lost_events > 0)
+            std::printf("  WARNING      %llu spikes lost to a full queue\n",
+                        static_cast<unsigned long long>(result.lost_events));
+        std::printf("  output       %s (Phy: phy template-gui %s/params.py)\n", out.c_str(), out.c_str());
+    }
+    return 0;
+}
+
+} // namespace spikeline::cli

@@ -1,0 +1,188 @@
+#include "pipeline/sort_run.hpp"
+
+#include "pipeline/chunk_reader.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+#include "util/memory.hpp"
+#include "util/progress.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+namespace spikeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Collects the calibration snippets of one window, up to a maximum count.
+struct CalibrationWindow {
+    SortOutput data;
+    std::size_t max_spikes = 0;
+
+    void add(SortOutput& sorted, std::size_t values_per_spike) {
+        const std::size_t room = max_spikes - std::min(max_spikes, data.spikes.size());
+        const std::size_t n = std::min(room, sorted.spikes.size());
+        data.spikes.insert(data.spikes.end(), sorted.spikes.begin(),
+                           sorted.spikes.begin() + static_cast<std::ptrdiff_t>(n));
+        if (!sorted.snippets.empty())
+            data.snippets.insert(data.snippets.end(), sorted.snippets.begin(),
+                                 sorted.snippets.begin() + static_cast<std::ptrdiff_t>(n * values_per_spike));
+    }
+    void clear() {
+        data.spikes.clear();
+        data.snippets.clear();
+    }
+};
+
+} // namespace
+
+SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
+                          const probe::Probe& probe, const SortRunOptions& options,
+                          const std::filesystem::path& out_dir) {
+    SortRunResult result;
+    std::unique_ptr<io::RecordingSource> source = open_source();
+    const io::RecordingInfo info = source->info();
+    require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
+    require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
+    const auto detect_params = make_detect_params(options.detect.settings, probe, info.sample_rate);
+    const std::shared_ptr<const HwSortParams> geometry =
+        sort::make_sort_params(options.sort, probe, info.sample_rate, *detect_params);
+    const std::size_t chunk_frames = chunk_frames_for(options.detect.chunk_ms, info.sample_rate);
+    const std::size_t values_per_spike =
+        static_cast<std::size_t>(HwSortConfig::snippet_channels * (geometry->pre + 1 + geometry->post));
+    ensure_directory(out_dir);
+    ProgressLine progress(options.detect.progress);
+
+    // Calibration: detect and take snippets over the first calibration_s seconds.
+    const auto calibration_start = Clock::now();
+    const auto calibration_frames = std::min<std::uint64_t>(
+        info.n_frames, static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate)));
+    CalibrationWindow window{{}, options.sort.max_calibration_spikes};
+    {
+        std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate);
+        backend->enable_sorting(geometry, true);
+        ChunkReader reader(*source, chunk_frames);
+        std::vector<SpikeEvent> events;
+        SortOutput sorted;
+        std::uint64_t done = 0;
+        while (done < calibration_frames) {
+            std::size_t n = 0;
+            const std::int16_t* chunk = reader.next(n);
+            if (n == 0)
+                break;
+            n = static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - done));
+            backend->process(chunk, n, events);
+            events.clear();
+            backend->take_sorted(sorted);
+            window.add(sorted, values_per_spike);
+            sorted = {};
+            done += n;
+            char line[160];
+            std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes", static_cast<double>(done) / info.sample_rate,
+                          static_cast<double>(calibration_frames) / info.sample_rate, window.data.spikes.size());
+            progress.update(line);
+        }
+    }
+    source.reset();
+    const auto clustering_start = Clock::now();
+    sort::Calibration calibration = sort::calibrate(*geometry, window.data, options.sort);
+    result.clustering_wall_seconds = seconds_since(clustering_start);
+    result.calibration_spikes = window.data.spikes.size();
+    result.calibration_wall_seconds = seconds_since(calibration_start);
+    result.n_calibrations = 1;
+    window.clear();
+
+    // Labelling: the whole recording from its start through the calibrated sorting stage.
+    const double duration_s = static_cast<double>(info.n_frames) / info.sample_rate;
+    sort::PhyWriter writer(out_dir, probe, info, geometry, duration_s);
+    writer.add_calibration(calibration);
+    const bool recalibrate = options.sort.recalibrate_every_s > 0;
+    const auto recalibrate_frames =
+        static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
+    std::uint64_t next_recalibration = recalibrate_frames;
+    source = open_source();
+    std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate);
+    backend->enable_sorting(calibration.params, recalibrate);
+    ChunkReader reader(*source, chunk_frames);
+    std::vector<SpikeEvent> events;
+    SortOutput sorted;
+    const auto start = Clock::now();
+    for (;;) {
+        std::size_t n = 0;
+        const std::int16_t* chunk = reader.next(n);
+        if (n == 0)
+            break;
+        backend->process(chunk, n, events);
+        events.clear();
+        backend->take_sorted(sorted);
+        writer.append(sorted.spikes);
+        if (recalibrate)
+            window.add(sorted, values_per_spike);
+        sorted = {};
+        result.frames += n;
+        if (recalibrate && result.frames >= next_recalibration) {
+            // Follow drift: learn again from the last period's snippets; matching units keep their ids.
+            next_recalibration += recalibrate_frames;
+            if (!window.data.spikes.empty()) {
+                try {
+                    calibration =
+                        sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(), &calibration);
+                    writer.add_calibration(calibration);
+                    backend->enable_sorting(calibration.params, true);
+                    ++result.n_calibrations;
+                } catch (const InputError&) {
+                    // Too few spikes in this period to learn from: keep the current calibration.
+                }
+            }
+            window.clear();
+        }
+        const double elapsed = seconds_since(start);
+        const double done_s = static_cast<double>(result.frames) / info.sample_rate;
+        char line[200];
+        std::snprintf(line, sizeof line, "sort: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
+                      done_s, duration_s, 100.0 * done_s / duration_s, elapsed > 0 ? done_s / elapsed : 0.0,
+                      done_s > 0 ? static_cast<double>(writer.n_spikes()) / done_s : 0.0,
+                      static_cast<int>(calibration.units.size()));
+        progress.update(line);
+    }
+    backend->finish(events);
+    backend->take_sorted(sorted);
+    writer.append(sorted.spikes);
+    progress.finish();
+
+    result.sorting_wall_seconds = seconds_since(start);
+    result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
+    result.realtime_factor =
+        result.sorting_wall_seconds > 0 ? result.recording_seconds / result.sorting_wall_seconds : 0;
+    result.spikes = writer.n_spikes();
+    result.unsorted = writer.n_unsorted();
+    result.lost_events = backend->lost_events();
+    const nlohmann::json meta = {
+        {"format", "spikeline sort output (Phy template-gui folder)"},
+        {"recording", info.data_path.string()},
+        {"probe", probe.name},
+        {"n_channels", info.n_channels},
+        {"sample_rate", info.sample_rate},
+        {"n_frames", result.frames},
+        {"n_spikes", result.spikes},
+        {"n_unsorted", result.unsorted},
+        {"n_calibrations", result.n_calibrations},
+        {"calibration_spikes", result.calibration_spikes},
+        {"backend", backend->name()},
+        {"lost_events", result.lost_events},
+        {"detect_settings", to_json(options.detect.settings)},
+        {"sort_settings", sort::to_json(options.sort)},
+        {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
+    };
+    result.quality = writer.finish(meta);
+    result.n_units = static_cast<int>(result.quality.size()) - 1;
+    result.peak_rss_bytes = peak_rss_bytes();
+    return result;
+}
+
+} // namespace spikeline

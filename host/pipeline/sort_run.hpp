@@ -1,0 +1,41 @@
+#pragma once
+// Offline sorting: calibration on the first seconds of a recording, then the whole recording through the backend's
+// sorting stage into a Phy folder, streaming with bounded memory.
+#include "pipeline/detect_run.hpp"
+#include "sort/phy_writer.hpp"
+#include "sort/sort_settings.hpp"
+
+#include <functional>
+#include <memory>
+
+namespace spikeline {
+
+struct SortRunOptions {
+    DetectRunOptions detect; ///< backend, threads, detection settings, chunk size, progress
+    sort::SortSettings sort;
+};
+
+struct SortRunResult {
+    std::uint64_t frames = 0;
+    std::uint64_t spikes = 0;
+    std::uint64_t unsorted = 0;
+    int n_units = 0;
+    int n_calibrations = 0;
+    std::size_t calibration_spikes = 0;  ///< snippets the first calibration learnt from
+    double calibration_wall_seconds = 0; ///< reading + detecting the window + clustering
+    double clustering_wall_seconds = 0;  ///< of which host clustering
+    double sorting_wall_seconds = 0;     ///< the labelling pass over the whole recording
+    double recording_seconds = 0;
+    double realtime_factor = 0; ///< of the labelling pass
+    std::uint64_t lost_events = 0;
+    std::size_t peak_rss_bytes = 0;
+    std::vector<sort::ClusterQuality> quality;
+};
+
+/// open_source opens the recording from its start (it is read twice: calibration window, then labelling).
+/// Writes the Phy folder into out_dir (see PhyWriter). Throws InputError on bad input or settings.
+SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
+                          const probe::Probe& probe, const SortRunOptions& options,
+                          const std::filesystem::path& out_dir);
+
+} // namespace spikeline

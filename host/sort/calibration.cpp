@@ -1,0 +1,460 @@
+#include "sort/calibration.hpp"
+
+#include "util/errors.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+
+#include <Eigen/Dense>
+
+namespace spikeline::sort {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+constexpr int kValues = HwSortConfig::n_values;
+
+/// Top n_features eigenvectors of the uncentred second-moment matrix of all snippet rows: the first captures the
+/// mean spike shape (and so the amplitude), the next ones its variations. Signs: the largest element is positive.
+Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
+    Eigen::MatrixXd moment = Eigen::MatrixXd::Zero(width, width);
+    const std::size_t n_rows = data.snippets.size() / static_cast<std::size_t>(width);
+    for (std::size_t r = 0; r < n_rows; ++r) {
+        Eigen::Map<const Eigen::VectorXi> row(&data.snippets[r * static_cast<std::size_t>(width)], width);
+        const Eigen::VectorXd x = row.cast<double>();
+        moment.selfadjointView<Eigen::Lower>().rankUpdate(x);
+    }
+    moment = moment.selfadjointView<Eigen::Lower>();
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(moment);
+    Eigen::MatrixXd basis(HwSortConfig::n_features, width);
+    for (int p = 0; p < HwSortConfig::n_features; ++p) {
+        Eigen::VectorXd v = solver.eigenvectors().col(width - 1 - p); // eigenvalues ascend
+        Eigen::Index largest = 0;
+        v.cwiseAbs().maxCoeff(&largest);
+        if (v(largest) < 0)
+            v = -v;
+        basis.row(p) = v.transpose();
+    }
+    return basis;
+}
+
+/// Splits a set of feature vectors while the split is real: 2-means, then a density dip along the axis joining the
+/// two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
+class Splitter {
+public:
+    Splitter(const Eigen::MatrixXd& features, const SortSettings& settings) : x_(features), settings_(settings) {}
+
+    std::vector<std::vector<int>> clusters(std::vector<int> members) {
+        std::vector<std::vector<int>> out;
+        split(std::move(members), 0, out);
+        return out;
+    }
+
+private:
+    void split(std::vector<int> members, int depth, std::vector<std::vector<int>>& out) {
+        const std::size_t min_size = static_cast<std::size_t>(settings_.min_cluster_spikes);
+        std::vector<int> a, b;
+        if (members.size() >= 2 * min_size && depth < 6 && two_means(members, a, b) && a.size() >= min_size &&
+            b.size() >= min_size && has_dip(a, b)) {
+            split(std::move(a), depth + 1, out);
+            split(std::move(b), depth + 1, out);
+            return;
+        }
+        out.push_back(std::move(members));
+    }
+
+    // Deterministic 2-means: start from the point farthest from the mean and the point farthest from it.
+    bool two_means(const std::vector<int>& members, std::vector<int>& a, std::vector<int>& b) const {
+        Eigen::VectorXd mean = Eigen::VectorXd::Zero(x_.cols());
+        for (int i : members)
+            mean += x_.row(i).transpose();
+        mean /= static_cast<double>(members.size());
+        auto farthest = [&](const Eigen::VectorXd& from) {
+            int best = members.front();
+            double best_d = -1;
+            for (int i : members) {
+                const double d = (x_.row(i).transpose() - from).squaredNorm();
+                if (d > best_d) {
+                    best_d = d;
+                    best = i;
+                }
+            }
+            return best;
+        };
+        Eigen::VectorXd ca = x_.row(farthest(mean)).transpose();
+        Eigen::VectorXd cb = x_.row(farthest(ca)).transpose();
+        for (int iteration = 0; iteration < 30; ++iteration) {
+            a.clear();
+            b.clear();
+            for (int i : members)
+                ((x_.row(i).transpose() - ca).squaredNorm() <= (x_.row(i).transpose() - cb).squaredNorm() ? a : b)
+                    .push_back(i);
+            if (a.empty() || b.empty())
+                return false;
+            Eigen::VectorXd na = Eigen::VectorXd::Zero(x_.cols()), nb = na;
+            for (int i : a)
+                na += x_.row(i).transpose();
+            for (int i : b)
+                nb += x_.row(i).transpose();
+            na /= static_cast<double>(a.size());
+            nb /= static_cast<double>(b.size());
+            const bool converged = na == ca && nb == cb;
+            ca = na;
+            cb = nb;
+            if (converged)
+                break;
+        }
+        return true;
+    }
+
+    // Counts points in windows of a quarter of the distance between the two means, at each mean and at the boundary;
+    // a unimodal cloud has its densest window in the middle, two clusters a valley there.
+    bool has_dip(const std::vector<int>& a, const std::vector<int>& b) const {
+        Eigen::VectorXd ma = Eigen::VectorXd::Zero(x_.cols()), mb = ma;
+        for (int i : a)
+            ma += x_.row(i).transpose();
+        for (int i : b)
+            mb += x_.row(i).transpose();
+        ma /= static_cast<double>(a.size());
+        mb /= static_cast<double>(b.size());
+        const Eigen::VectorXd axis = mb - ma;
+        const double length = axis.norm();
+        if (length == 0)
+            return false;
+        const Eigen::VectorXd u = axis / length;
+        const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
+        double count_a = 0, count_b = 0, count_mid = 0;
+        for (const auto* set : {&a, &b})
+            for (int i : *set) {
+                const double v = x_.row(i).dot(u);
+                count_a += std::abs(v - pa) <= half_window;
+                count_b += std::abs(v - pb) <= half_window;
+                count_mid += std::abs(v - mid) <= half_window;
+            }
+        // Allow for counting noise in the valley: two standard deviations of a Poisson count.
+        return count_mid + 2 * std::sqrt(count_mid) < settings_.split_dip * std::min(count_a, count_b);
+    }
+
+    const Eigen::MatrixXd& x_;
+    const SortSettings& settings_;
+};
+
+double quantile(std::vector<double> values, double q) {
+    if (values.empty())
+        return 0;
+    const auto k = static_cast<std::size_t>(std::floor(q * static_cast<double>(values.size() - 1)));
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+    return values[k];
+}
+
+/// median(|x|) / 0.6745 over the first and last three samples of every snippet row of each channel: far enough from
+/// the peak to be mostly noise.
+std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& data, int width) {
+    std::vector<std::vector<double>> values(static_cast<std::size_t>(params.n_channels));
+    for (std::size_t i = 0; i < data.spikes.size(); ++i)
+        for (int k = 0; k < kRows; ++k) {
+            const int ch = params.snippet_channels[data.spikes[i].event.channel][k];
+            if (ch < 0)
+                continue;
+            const std::int32_t* row =
+                &data.snippets[(i * kRows + static_cast<std::size_t>(k)) * static_cast<std::size_t>(width)];
+            for (int s : {0, 1, 2, width - 3, width - 2, width - 1})
+                values[static_cast<std::size_t>(ch)].push_back(std::abs(static_cast<double>(row[s])));
+        }
+    std::vector<double> sigma(values.size(), 0.0);
+    for (std::size_t ch = 0; ch < values.size(); ++ch)
+        if (!values[ch].empty())
+            sigma[ch] = quantile(std::move(values[ch]), 0.5) / 0.6745;
+    return sigma;
+}
+
+struct UnionFind {
+    explicit UnionFind(std::size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+    int find(int i) {
+        return parent[static_cast<std::size_t>(i)] == i
+                   ? i
+                   : parent[static_cast<std::size_t>(i)] = find(parent[static_cast<std::size_t>(i)]);
+    }
+    void join(int a, int b) {
+        a = find(a);
+        b = find(b);
+        if (a != b)
+            parent[static_cast<std::size_t>(std::max(a, b))] = std::min(a, b);
+    }
+    std::vector<int> parent;
+};
+
+/// A unit's mean snippet as seen from another peak channel: the rows of `channel`'s snippet channels taken from the
+/// unit's entries (0 where none covers a channel), shifted so that the row of `channel` has its trough at pre.
+std::vector<double> template_seen_from(const HwSortParams& params, const std::vector<Entry>& entries, const Unit& unit,
+                                       int channel, int width) {
+    std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = params.snippet_channels[channel][k];
+        double best_amplitude = -1;
+        for (int e : unit.entries) {
+            const Entry& entry = entries[static_cast<std::size_t>(e)];
+            for (int j = 0; j < kRows; ++j)
+                if (params.snippet_channels[entry.channel][j] == ch && ch >= 0) {
+                    const double amplitude =
+                        std::abs(entry.mean_snippet[static_cast<std::size_t>(j * width + params.pre)]);
+                    if (amplitude > best_amplitude) {
+                        best_amplitude = amplitude;
+                        std::copy_n(&entry.mean_snippet[static_cast<std::size_t>(j * width)], width,
+                                    &rows[static_cast<std::size_t>(k * width)]);
+                    }
+                }
+        }
+    }
+    // Align on the extremum of the peak channel's row (within +-3 samples of pre).
+    int best = params.pre;
+    for (int s = std::max(0, params.pre - 3); s <= std::min(width - 1, params.pre + 3); ++s)
+        if (std::abs(rows[static_cast<std::size_t>(s)]) > std::abs(rows[static_cast<std::size_t>(best)]))
+            best = s;
+    const int shift = best - params.pre;
+    std::vector<double> shifted(rows.size(), 0.0);
+    for (int k = 0; k < kRows; ++k)
+        for (int s = 0; s < width; ++s) {
+            const int from = s + shift;
+            if (from >= 0 && from < width)
+                shifted[static_cast<std::size_t>(k * width + s)] = rows[static_cast<std::size_t>(k * width + from)];
+        }
+    return shifted;
+}
+
+} // namespace
+
+double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                         const std::vector<double>& b) {
+    const int width = params.pre + 1 + params.post;
+    double best = 2.0;
+    for (int shift = -2; shift <= 2; ++shift) {
+        double diff = 0, norm = 0;
+        bool shared = false;
+        for (int ka = 0; ka < kRows; ++ka) {
+            const int ch = params.snippet_channels[channel_a][ka];
+            if (ch < 0)
+                continue;
+            for (int kb = 0; kb < kRows; ++kb) {
+                if (params.snippet_channels[channel_b][kb] != ch)
+                    continue;
+                shared = true;
+                for (int s = 2; s < width - 2; ++s) {
+                    const double va = a[static_cast<std::size_t>(ka * width + s)];
+                    const double vb = b[static_cast<std::size_t>(kb * width + s + shift)];
+                    diff += (va - vb) * (va - vb);
+                    norm += (va * va + vb * vb) / 2;
+                }
+            }
+        }
+        if (shared && norm > 0)
+            best = std::min(best, diff / norm);
+    }
+    return best;
+}
+
+Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
+                      int first_template_id, const Calibration* previous) {
+    const int width = base.pre + 1 + base.post;
+    const std::size_t n = data.spikes.size();
+    require(n > 0, "no spikes in the calibration window: lengthen it (--calibration-s), check that the recording "
+                   "holds neural data, or lower the detection threshold (--threshold)");
+    require(data.snippets.size() == n * kRows * static_cast<std::size_t>(width),
+            "calibration data holds no snippets (the sorting stage ran without keep_snippets)");
+
+    Calibration result;
+    result.width = width;
+    result.n_spikes = n;
+    result.channel_noise = snippet_noise(base, data, width);
+    result.params = std::make_shared<HwSortParams>(base);
+    HwSortParams& params = *result.params;
+    std::fill(std::begin(params.n_entries), std::end(params.n_entries), std::uint8_t{0});
+
+    // Basis, quantised; then the features exactly as L1 computes them.
+    const Eigen::MatrixXd basis = temporal_basis(data, width);
+    for (int p = 0; p < HwSortConfig::n_features; ++p)
+        for (int s = 0; s < HwSortConfig::max_snippet_samples; ++s)
+            params.basis[p][s] =
+                s < width ? static_cast<std::int16_t>(std::clamp(
+                                std::lround(basis(p, s) * (1 << HwSortConfig::basis_frac_bits)), -32768L, 32767L))
+                          : std::int16_t{0};
+    Eigen::MatrixXd features(static_cast<Eigen::Index>(n), kValues);
+    std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
+    std::int32_t f[kValues];
+    for (std::size_t i = 0; i < n; ++i) {
+        for (int k = 0; k < kRows; ++k)
+            std::copy_n(&data.snippets[(i * kRows + static_cast<std::size_t>(k)) * static_cast<std::size_t>(width)],
+                        width, snippet[k]);
+        hw::compute_features(params, snippet, f);
+        for (int v = 0; v < kValues; ++v)
+            features(static_cast<Eigen::Index>(i), v) = f[v];
+    }
+
+    // Clusters per peak channel.
+    std::map<int, std::vector<int>> by_channel;
+    for (std::size_t i = 0; i < n; ++i)
+        by_channel[data.spikes[i].event.channel].push_back(static_cast<int>(i));
+    Splitter splitter(features, settings);
+    for (auto& [channel, members] : by_channel) {
+        if (members.size() < static_cast<std::size_t>(settings.min_cluster_spikes))
+            continue;
+        auto clusters = splitter.clusters(members);
+        std::sort(clusters.begin(), clusters.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
+        for (const auto& cluster : clusters) {
+            if (cluster.size() < static_cast<std::size_t>(settings.min_cluster_spikes) ||
+                static_cast<int>(params.n_entries[channel]) == HwSortConfig::max_entries)
+                continue;
+            Entry entry;
+            entry.channel = channel;
+            entry.n_members = cluster.size();
+            Eigen::VectorXd centroid = Eigen::VectorXd::Zero(kValues);
+            for (int i : cluster)
+                centroid += features.row(i).transpose();
+            centroid /= static_cast<double>(cluster.size());
+            std::vector<double> distances;
+            for (int i : cluster)
+                distances.push_back((features.row(i).transpose() - centroid).squaredNorm());
+            entry.gate = settings.gate_scale * quantile(distances, 0.95);
+            entry.centroid.assign(centroid.data(), centroid.data() + kValues);
+            entry.mean_snippet.assign(static_cast<std::size_t>(kRows * width), 0.0);
+            for (int i : cluster)
+                for (std::size_t v = 0; v < entry.mean_snippet.size(); ++v)
+                    entry.mean_snippet[v] += data.snippets[static_cast<std::size_t>(i) * entry.mean_snippet.size() + v];
+            for (double& v : entry.mean_snippet)
+                v /= static_cast<double>(cluster.size());
+            result.entries.push_back(std::move(entry));
+            ++params.n_entries[channel];
+        }
+    }
+    require(!result.entries.empty(),
+            "the calibration window's " + std::to_string(n) + " spikes formed no cluster of at least " +
+                std::to_string(settings.min_cluster_spikes) +
+                " spikes on one channel: lengthen the window (--calibration-s) or lower --min-cluster-spikes");
+
+    // The same neuron peaking on neighbouring channels: merge entries with near-equal mean snippets.
+    UnionFind groups(result.entries.size());
+    for (std::size_t a = 0; a < result.entries.size(); ++a)
+        for (std::size_t b = a + 1; b < result.entries.size(); ++b) {
+            const Entry& ea = result.entries[a];
+            const Entry& eb = result.entries[b];
+            bool near = false;
+            for (int k = 1; k < kRows; ++k)
+                near |= params.snippet_channels[ea.channel][k] == eb.channel;
+            if (near && template_distance(params, ea.channel, ea.mean_snippet, eb.channel, eb.mean_snippet) <
+                            settings.merge_distance)
+                groups.join(static_cast<int>(a), static_cast<int>(b));
+        }
+    std::map<int, int> unit_of_root;
+    for (std::size_t e = 0; e < result.entries.size(); ++e) {
+        const int root = groups.find(static_cast<int>(e));
+        auto [it, inserted] = unit_of_root.try_emplace(root, static_cast<int>(result.units.size()));
+        if (inserted)
+            result.units.push_back(Unit{});
+        Unit& unit = result.units[static_cast<std::size_t>(it->second)];
+        unit.entries.push_back(static_cast<int>(e));
+        const Entry& entry = result.entries[e];
+        const double amplitude = std::abs(entry.mean_snippet[static_cast<std::size_t>(base.pre)]);
+        if (amplitude > unit.amplitude) {
+            unit.amplitude = amplitude;
+            unit.peak_channel = entry.channel;
+        }
+    }
+
+    // Unit ids: those matching a previous unit keep its id (closest first, one to one), the others get new ids.
+    std::vector<int> ids(result.units.size(), -1);
+    int next_id = 0;
+    if (previous) {
+        struct Match {
+            double distance;
+            std::size_t unit, old;
+        };
+        std::vector<Match> matches;
+        for (std::size_t u = 0; u < result.units.size(); ++u)
+            for (std::size_t o = 0; o < previous->units.size(); ++o) {
+                const Unit& old = previous->units[o];
+                double best = 2;
+                for (int e : old.entries) {
+                    const Entry& b = previous->entries[static_cast<std::size_t>(e)];
+                    for (int mine : result.units[u].entries) {
+                        const Entry& m = result.entries[static_cast<std::size_t>(mine)];
+                        best = std::min(
+                            best, template_distance(params, m.channel, m.mean_snippet, b.channel, b.mean_snippet));
+                    }
+                }
+                if (best < settings.merge_distance)
+                    matches.push_back({best, u, o});
+            }
+        std::sort(matches.begin(), matches.end(), [](const Match& x, const Match& y) {
+            return x.distance != y.distance ? x.distance < y.distance
+                                            : (x.unit != y.unit ? x.unit < y.unit : x.old < y.old);
+        });
+        std::vector<bool> old_taken(previous->units.size(), false);
+        for (const Match& m : matches)
+            if (ids[m.unit] < 0 && !old_taken[m.old]) {
+                ids[m.unit] = previous->units[m.old].id;
+                old_taken[m.old] = true;
+            }
+        for (const Unit& old : previous->units)
+            next_id = std::max(next_id, old.id + 1);
+    }
+    for (std::size_t u = 0; u < result.units.size(); ++u) {
+        if (ids[u] < 0)
+            ids[u] = next_id++;
+        result.units[u].id = ids[u];
+        for (int e : result.units[u].entries)
+            result.entries[static_cast<std::size_t>(e)].unit = ids[u];
+    }
+
+    // A unit's spikes may peak on any contact near its largest one; register it where no cluster represented it,
+    // with the features of its mean snippet seen from that contact.
+    for (Unit& unit : result.units) {
+        const double gate = result.entries[static_cast<std::size_t>(unit.entries.front())].gate;
+        const std::vector<int> clustered = unit.entries;
+        for (int k = 1; k < kRows; ++k) {
+            const int channel = params.snippet_channels[unit.peak_channel][k];
+            if (channel < 0 || params.n_entries[channel] == HwSortConfig::max_entries)
+                continue;
+            bool represented = false;
+            for (int e : clustered)
+                represented |= result.entries[static_cast<std::size_t>(e)].channel == channel;
+            if (represented)
+                continue;
+            Entry entry;
+            entry.channel = channel;
+            entry.unit = unit.id;
+            entry.gate = gate;
+            Unit clustered_only = unit;
+            clustered_only.entries = clustered;
+            entry.mean_snippet = template_seen_from(params, result.entries, clustered_only, channel, width);
+            // Features are linear in the snippet: the mean of the features is the features of the mean.
+            std::int32_t rounded[kRows][HwSortConfig::max_snippet_samples] = {};
+            for (int r = 0; r < kRows; ++r)
+                for (int t = 0; t < width; ++t)
+                    rounded[r][t] = static_cast<std::int32_t>(
+                        std::lround(entry.mean_snippet[static_cast<std::size_t>(r * width + t)]));
+            hw::compute_features(params, rounded, f);
+            entry.centroid.assign(f, f + kValues);
+            unit.entries.push_back(static_cast<int>(result.entries.size()));
+            result.entries.push_back(std::move(entry));
+            ++params.n_entries[channel];
+        }
+    }
+
+    // The classifier, quantised.
+    std::vector<int> filled(static_cast<std::size_t>(params.n_channels), 0);
+    for (std::size_t e = 0; e < result.entries.size(); ++e) {
+        Entry& entry = result.entries[e];
+        entry.template_id = first_template_id + static_cast<int>(e);
+        hw::ClassifierEntry& q = params.entries[entry.channel][filled[static_cast<std::size_t>(entry.channel)]++];
+        q.unit = entry.unit;
+        q.template_id = entry.template_id;
+        for (int v = 0; v < kValues; ++v)
+            q.centroid[v] = static_cast<std::int32_t>(std::lround(entry.centroid[static_cast<std::size_t>(v)]));
+        q.gate = static_cast<std::int64_t>(std::min(entry.gate, 4.0e18));
+    }
+    return result;
+}
+
+} // namespace spikeline::sort

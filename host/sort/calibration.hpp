@@ -1,0 +1,53 @@
+#pragma once
+// Host calibration of the sorter: from the snippets of a calibration window, a temporal PCA basis, clusters per peak
+// channel (split while their feature distribution is bimodal, so the number of units need not be known), merging of
+// clusters that are the same neuron seen on neighbouring channels, and the quantised classifier the L1 stage runs.
+#include "backend/backend.hpp"
+#include "sort/sort_settings.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace spikeline::sort {
+
+/// One cluster of one peak channel: a classifier entry and a Phy template.
+struct Entry {
+    int template_id = 0;
+    int unit = 0;
+    int channel = 0;
+    std::size_t n_members = 0;
+    std::vector<double> centroid;     ///< features (n_values)
+    double gate = 0;                  ///< squared feature distance
+    std::vector<double> mean_snippet; ///< snippet_channels x width, Q4 input LSB
+};
+
+struct Unit {
+    int id = 0;
+    int peak_channel = 0;
+    double amplitude = 0;     ///< |mean snippet| at the peak of its largest entry, Q4 input LSB
+    std::vector<int> entries; ///< indices into Calibration::entries
+};
+
+struct Calibration {
+    std::shared_ptr<HwSortParams> params; ///< geometry, basis and classifier, ready for the backend
+    std::vector<Entry> entries;
+    std::vector<Unit> units;
+    std::vector<double> channel_noise; ///< noise sigma per channel, Q4 input LSB (0: no snippet there)
+    int width = 0;                     ///< pre + 1 + post
+    std::size_t n_spikes = 0;          ///< snippets it learnt from
+};
+
+/// Learns the classifier from the sorted output of a calibration window (spikes with snippets, e.g. from a backend
+/// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
+/// previous is given, units matching one of its units (template distance below merge_distance) keep their ids.
+/// Throws InputError when there are no spikes to learn from.
+Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
+                      int first_template_id = 0, const Calibration* previous = nullptr);
+
+/// Normalised distance between two snippets' means on the channels they share, minimised over +-2 samples of shift:
+/// |a - b|^2 / ((|a|^2 + |b|^2) / 2). 2 when they share no channel.
+double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                         const std::vector<double>& b);
+
+} // namespace spikeline::sort

@@ -1,0 +1,193 @@
+#include "sort/phy_writer.hpp"
+
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace spikeline::sort {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+constexpr int kPresenceBins = 100;
+constexpr double kRefractoryMs = 1.5;
+
+/// Python string literal for params.py.
+std::string python_string(const std::string& text) {
+    std::string out = "r'";
+    for (char c : text) {
+        require(c != '\'' && c != '\n', "the recording path contains a quote or newline, which params.py cannot hold");
+        out += c;
+    }
+    return out + "'";
+}
+
+std::string number_text(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);
+    return text;
+}
+
+} // namespace
+
+PhyWriter::PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, const io::RecordingInfo& info,
+                     std::shared_ptr<const HwSortParams> geometry, double duration_s)
+    : out_dir_(std::move(out_dir)), probe_(probe), info_(info), geometry_(std::move(geometry)),
+      width_(geometry_->pre + 1 + geometry_->post), duration_s_(duration_s),
+      scale_((info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits)),
+      times_(out_dir_ / "spike_times.npy"), clusters_file_(out_dir_ / "spike_clusters.npy"),
+      templates_file_(out_dir_ / "spike_templates.npy"), amplitudes_(out_dir_ / "amplitudes.npy"),
+      pc_features_(out_dir_ / "pc_features.npy",
+                   {static_cast<std::size_t>(HwSortConfig::n_features), static_cast<std::size_t>(kRows)}) {}
+
+void PhyWriter::add_calibration(const Calibration& calibration) {
+    for (const Entry& entry : calibration.entries) {
+        require(entry.template_id == static_cast<int>(templates_.size()),
+                "calibration template ids must continue the writer's (next_template_id())");
+        templates_.push_back({entry.channel, entry.mean_snippet});
+    }
+    for (const Unit& unit : calibration.units) {
+        units_[unit.id] = unit;
+        const double noise = calibration.channel_noise[static_cast<std::size_t>(unit.peak_channel)];
+        unit_snr_[unit.id] = noise > 0 ? unit.amplitude / noise : std::nan("");
+    }
+}
+
+int PhyWriter::unsorted_template(int channel) {
+    auto [it, inserted] = unsorted_templates_.try_emplace(channel, static_cast<int>(templates_.size()));
+    if (inserted)
+        templates_.push_back({channel, {}});
+    return it->second;
+}
+
+void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
+    const double sample_rate = info_.sample_rate;
+    const auto refractory = static_cast<std::uint64_t>(std::llround(kRefractoryMs * sample_rate / 1000.0));
+    for (const hw::SortedSpike& spike : spikes) {
+        const int cluster = spike.unit < 0 ? 0 : spike.unit + 1;
+        const int template_id = spike.template_id < 0 ? unsorted_template(spike.event.channel) : spike.template_id;
+        times_.append(spike.event.sample);
+        clusters_file_.append(cluster);
+        templates_file_.append(template_id);
+        amplitudes_.append(std::abs(spike.event.amplitude * scale_));
+        float features[HwSortConfig::n_values];
+        for (int v = 0; v < HwSortConfig::n_values; ++v)
+            features[v] = static_cast<float>(spike.features[v] * scale_);
+        pc_features_.append(features, HwSortConfig::n_values);
+
+        Accumulator& a = clusters_[cluster];
+        if (a.present.empty())
+            a.present.assign(kPresenceBins, false);
+        if (a.n > 0 && spike.event.sample - a.last < refractory)
+            ++a.violations;
+        a.last = spike.event.sample;
+        ++a.n;
+        const double t = static_cast<double>(spike.event.sample) / sample_rate;
+        const int bin = duration_s_ > 0 ? static_cast<int>(t / duration_s_ * kPresenceBins) : 0;
+        a.present[static_cast<std::size_t>(std::clamp(bin, 0, kPresenceBins - 1))] = true;
+        ++n_spikes_;
+        n_unsorted_ += spike.unit < 0;
+    }
+}
+
+std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info) {
+    times_.finish();
+    clusters_file_.finish();
+    templates_file_.finish();
+    amplitudes_.finish();
+    pc_features_.finish();
+
+    const int n_channels = probe_.n_channels();
+    // templates.npy: dense (n_templates, width, n_channels), written a template at a time.
+    {
+        io::NpyAppendWriter<float> templates(out_dir_ / "templates.npy",
+                                             {static_cast<std::size_t>(width_), static_cast<std::size_t>(n_channels)});
+        std::vector<float> dense(static_cast<std::size_t>(width_ * n_channels));
+        for (const Template& t : templates_) {
+            std::fill(dense.begin(), dense.end(), 0.0f);
+            if (!t.mean_snippet.empty())
+                for (int k = 0; k < kRows; ++k) {
+                    const int ch = geometry_->snippet_channels[t.channel][k];
+                    if (ch >= 0)
+                        for (int s = 0; s < width_; ++s)
+                            dense[static_cast<std::size_t>(s * n_channels + ch)] =
+                                static_cast<float>(t.mean_snippet[static_cast<std::size_t>(k * width_ + s)] * scale_);
+                }
+            templates.append(dense.data(), dense.size());
+        }
+        templates.finish();
+    }
+    std::vector<std::uint32_t> feature_channels;
+    for (const Template& t : templates_)
+        for (int k = 0; k < kRows; ++k) {
+            const int ch = geometry_->snippet_channels[t.channel][k];
+            feature_channels.push_back(static_cast<std::uint32_t>(ch >= 0 ? ch : t.channel));
+        }
+    io::write_npy(out_dir_ / "pc_feature_ind.npy", feature_channels.data(),
+                  {templates_.size(), static_cast<std::size_t>(kRows)});
+    std::vector<std::int32_t> channel_map(static_cast<std::size_t>(n_channels));
+    std::vector<double> positions;
+    for (int ch = 0; ch < n_channels; ++ch) {
+        channel_map[static_cast<std::size_t>(ch)] = ch;
+        positions.push_back(probe_.contacts[static_cast<std::size_t>(ch)].x_um);
+        positions.push_back(probe_.contacts[static_cast<std::size_t>(ch)].y_um);
+    }
+    io::write_npy(out_dir_ / "channel_map.npy", channel_map);
+    io::write_npy(out_dir_ / "channel_positions.npy", positions.data(), {static_cast<std::size_t>(n_channels), 2});
+
+    // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration.
+    std::vector<ClusterQuality> quality;
+    std::vector<int> ids{0};
+    for (const auto& [id, unit] : units_)
+        ids.push_back(id + 1);
+    for (int cluster : ids) {
+        ClusterQuality q;
+        q.cluster_id = cluster;
+        if (auto it = clusters_.find(cluster); it != clusters_.end()) {
+            const Accumulator& a = it->second;
+            q.n_spikes = a.n;
+            q.isi_violation_ratio = a.n > 1 ? static_cast<double>(a.violations) / static_cast<double>(a.n - 1) : 0;
+            q.presence_ratio =
+                static_cast<double>(std::count(a.present.begin(), a.present.end(), true)) / kPresenceBins;
+        }
+        q.firing_rate_hz = duration_s_ > 0 ? static_cast<double>(q.n_spikes) / duration_s_ : 0;
+        if (cluster == 0) {
+            q.group = "noise";
+        } else {
+            const Unit& unit = units_.at(cluster - 1);
+            q.peak_channel = unit.peak_channel;
+            q.amplitude_uv = unit.amplitude * scale_;
+            q.snr = unit_snr_.at(cluster - 1);
+            q.group = q.isi_violation_ratio < 0.01 && q.snr >= 5 ? "good" : "mua";
+        }
+        quality.push_back(q);
+    }
+    std::ostringstream group, table;
+    group << "cluster_id\tgroup\n";
+    table << "cluster_id\tgroup\tn_spikes\tfiring_rate_hz\tsnr\tisi_violation_ratio\tpresence_ratio\tch\tamplitude\n";
+    for (const ClusterQuality& q : quality) {
+        group << q.cluster_id << '\t' << q.group << '\n';
+        char line[256];
+        std::snprintf(line, sizeof line, "%d\t%s\t%llu\t%.4f\t%.3f\t%.5f\t%.3f\t%d\t%.2f\n", q.cluster_id,
+                      q.group.c_str(), static_cast<unsigned long long>(q.n_spikes), q.firing_rate_hz, q.snr,
+                      q.isi_violation_ratio, q.presence_ratio, q.peak_channel, q.amplitude_uv);
+        table << line;
+    }
+    write_text_file(out_dir_ / "cluster_group.tsv", group.str());
+    write_text_file(out_dir_ / "cluster_info.tsv", table.str());
+
+    std::ostringstream params;
+    params << "dat_path = " << python_string(std::filesystem::absolute(info_.data_path).string()) << "\n"
+           << "n_channels_dat = " << n_channels << "\n"
+           << "dtype = 'int16'\n"
+           << "offset = 0\n"
+           << "sample_rate = " << number_text(info_.sample_rate) << "\n"
+           << "hp_filtered = False\n";
+    write_text_file(out_dir_ / "params.py", params.str());
+    write_text_file(out_dir_ / "spikeline_sort.json", info.dump(2) + "\n");
+    return quality;
+}
+
+} // namespace spikeline::sort

@@ -1,0 +1,87 @@
+#pragma once
+// Writes a Phy / Kilosort "template-gui" folder incrementally: per-spike arrays are appended as spikes come, the
+// templates, channel maps, cluster tables and params.py are written by finish(). Every file appears atomically.
+//
+// Clusters: 0 is "unsorted" (spikes no unit accepted, group "noise"); unit u is cluster u + 1.
+// Templates: every classifier entry of every calibration is a template (its mean snippet on its peak channel's
+// snippet channels); unsorted spikes on channel c use a zero template over c's snippet channels.
+#include "backend/backend.hpp"
+#include "io/npy.hpp"
+#include "io/recording.hpp"
+#include "probe/probe.hpp"
+#include "sort/calibration.hpp"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline::sort {
+
+/// Per-cluster quality metrics, accumulated as spikes come.
+struct ClusterQuality {
+    int cluster_id = 0;
+    std::uint64_t n_spikes = 0;
+    double firing_rate_hz = 0;
+    double snr = 0;                 ///< template peak / noise sigma of the peak channel
+    double isi_violation_ratio = 0; ///< share of inter-spike intervals below 1.5 ms
+    double presence_ratio = 0;      ///< share of 100 equal bins of the recording holding a spike
+    int peak_channel = -1;
+    double amplitude_uv = 0; ///< template peak (uV, or LSB when the gain is unknown)
+    std::string group;       ///< good (ISI violations < 1 %, SNR >= 5), mua, or noise (cluster 0)
+};
+
+class PhyWriter {
+public:
+    /// dat_path: the recording params.py points at; duration_s: its expected length (for the presence ratio).
+    PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, const io::RecordingInfo& info,
+              std::shared_ptr<const HwSortParams> geometry, double duration_s);
+
+    /// The first template id the next calibration must use.
+    int next_template_id() const { return static_cast<int>(templates_.size()); }
+    /// Registers a calibration's templates and units (its template ids start at next_template_id()).
+    void add_calibration(const Calibration& calibration);
+    void append(const std::vector<hw::SortedSpike>& spikes);
+    /// Writes the remaining files; `info` goes to spikeline_sort.json.
+    std::vector<ClusterQuality> finish(const nlohmann::json& info);
+
+    std::uint64_t n_spikes() const { return n_spikes_; }
+    std::uint64_t n_unsorted() const { return n_unsorted_; }
+
+private:
+    struct Template {
+        int channel = 0;
+        std::vector<double> mean_snippet; ///< empty: zero template of an unsorted channel
+    };
+    struct Accumulator {
+        std::uint64_t n = 0;
+        std::uint64_t last = 0;
+        std::uint64_t violations = 0;
+        std::vector<bool> present;
+    };
+
+    int unsorted_template(int channel);
+
+    std::filesystem::path out_dir_;
+    const probe::Probe& probe_;
+    io::RecordingInfo info_;
+    std::shared_ptr<const HwSortParams> geometry_;
+    int width_;
+    double duration_s_;
+    double scale_; ///< Q4 input LSB -> uV (or LSB)
+    std::vector<Template> templates_;
+    std::map<int, int> unsorted_templates_; ///< channel -> template id
+    std::map<int, Unit> units_;             ///< latest calibration's view of each unit id
+    std::map<int, double> unit_snr_;
+    std::map<int, Accumulator> clusters_; ///< by cluster id
+    std::uint64_t n_spikes_ = 0, n_unsorted_ = 0;
+    io::NpyAppendWriter<std::uint64_t> times_;
+    io::NpyAppendWriter<std::int32_t> clusters_file_;
+    io::NpyAppendWriter<std::int32_t> templates_file_;
+    io::NpyAppendWriter<double> amplitudes_;
+    io::NpyAppendWriter<float> pc_features_;
+};
+
+} // namespace spikeline::sort

@@ -1,0 +1,32 @@
+#pragma once
+// Sorting settings in physical units, and the calibration-independent part of the L1 sorting parameters.
+#include "backend/backend.hpp"
+#include "probe/probe.hpp"
+
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline::sort {
+
+/// What a user tunes. Defaults suit extracellular recordings at 20-40 kHz in general.
+struct SortSettings {
+    double pre_ms = 0.5;            ///< snippet before the aligned peak
+    double post_ms = 1.0;           ///< snippet after it
+    double calibration_s = 30.0;    ///< data the host learns the units from
+    double recalibrate_every_s = 0; ///< 0: calibrate once
+    int min_cluster_spikes = 10;    ///< smaller clusters of a calibration window stay unsorted
+    double split_dip = 0.6;         ///< a cluster splits when its valley density is below this share of its peaks
+    double merge_distance = 0.08;    ///< clusters on neighbouring channels merge below this normalised template distance
+    double gate_scale = 3.0; ///< an entry accepts spikes up to gate_scale x its members' 95th-percentile distance
+    std::size_t max_calibration_spikes = 200000; ///< snippets kept for one calibration (memory bound)
+};
+
+/// Snippet geometry for a probe: every channel's snippet rows are itself and its nearest contacts on its shank.
+/// Checks that the snippet fits the L1 ring given the detection latency. Throws InputError on bad settings.
+std::shared_ptr<HwSortParams> make_sort_params(const SortSettings& settings, const probe::Probe& probe,
+                                               double sample_rate, const HwParams& detect);
+
+nlohmann::json to_json(const SortSettings& settings);
+
+} // namespace spikeline::sort

@@ -1,0 +1,366 @@
+// The sorting stage: L1 classifier rules, host calibration on known mixtures, bit-true backends, block-size
+// invariance, unit-id stability across recalibration, the Phy folder, and accuracy against ground truth.
+#include "backend/backend.hpp"
+#include "eval/compare.hpp"
+#include "io/npy.hpp"
+#include "io/recording.hpp"
+#include "pipeline/sort_run.hpp"
+#include "probe/probe.hpp"
+#include "sim/simulator.hpp"
+#include "sort/calibration.hpp"
+#include "temp_dir_test.hpp"
+#include "util/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace spikeline {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+
+TEST(SortL1, ClassifierTakesTheNearestEntryWithinItsGateAndBreaksTiesByEntryOrder) {
+    auto params = std::make_unique<HwSortParams>();
+    params->n_channels = 4;
+    params->n_entries[2] = 3;
+    for (int e = 0; e < 3; ++e) {
+        params->entries[2][e].unit = 10 + e;
+        params->entries[2][e].template_id = 100 + e;
+        params->entries[2][e].gate = 50;
+    }
+    params->entries[2][0].centroid[0] = 10; // distance 100 from the origin: beyond its gate
+    params->entries[2][1].centroid[1] = 5;  // distance 25
+    params->entries[2][2].centroid[2] = -5; // distance 25: a tie, the earlier entry wins
+    std::int32_t features[HwSortConfig::n_values] = {};
+    std::int32_t unit = 0, template_id = 0;
+    hw::classify(*params, 2, features, unit, template_id);
+    EXPECT_EQ(unit, 11);
+    EXPECT_EQ(template_id, 101);
+    features[1] = 20; // now entry 2 is nearest (25 + 400 vs 225)... and entry 1 is at 225 > gate
+    hw::classify(*params, 2, features, unit, template_id);
+    EXPECT_EQ(unit, -1) << "entry 2 is at 425, entry 1 at 225: both beyond the gate of 50";
+    hw::classify(*params, 3, features, unit, template_id);
+    EXPECT_EQ(unit, -1) << "no entry registered on channel 3";
+}
+
+TEST(SortL1, FeaturesAreTheRoundedProjectionOfEachSnippetRow) {
+    auto params = std::make_unique<HwSortParams>();
+    params->n_channels = 8;
+    params->pre = 2;
+    params->post = 3;
+    params->basis[0][2] = 1 << HwSortConfig::basis_frac_bits;       // picks the peak sample
+    params->basis[1][0] = 1 << (HwSortConfig::basis_frac_bits - 1); // half the first sample
+    std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
+    snippet[0][2] = -400;
+    snippet[3][0] = 7; // 3.5 rounds half up to 4
+    std::int32_t f[HwSortConfig::n_values];
+    hw::compute_features(*params, snippet, f);
+    EXPECT_EQ(f[0 * kRows + 0], -400);
+    EXPECT_EQ(f[1 * kRows + 3], 4);
+    EXPECT_EQ(f[2 * kRows + 0], 0);
+}
+
+/// Snippets of three known waveforms (two on channel 0, one on channel 1) with white noise.
+SortOutput known_mixture(const HwSortParams& params, int per_unit, std::uint64_t seed) {
+    const int width = params.pre + 1 + params.post;
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> noise(0.0, 20.0);
+    SortOutput out;
+    for (int i = 0; i < 3 * per_unit; ++i) {
+        const int unit = i % 3;
+        hw::SortedSpike spike{};
+        spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), unit == 2 ? 1 : 0, -1};
+        out.spikes.push_back(spike);
+        for (int k = 0; k < kRows; ++k)
+            for (int s = 0; s < width; ++s) {
+                const double t = s - params.pre;
+                double v = 0;
+                if (unit == 0 && k == 0)
+                    v = -1200 * std::exp(-t * t / 4.0); // narrow, large on its own channel only
+                if (unit == 1 && k <= 1)
+                    v = (k == 0 ? -700 : -600) * std::exp(-t * t / 16.0) + 300 * std::exp(-(t - 8) * (t - 8) / 9.0);
+                if (unit == 2 && k <= 2)
+                    v = -900 * std::exp(-t * t / 6.0) / (1 + k);
+                out.snippets.push_back(static_cast<std::int32_t>(std::lround(v + noise(rng))));
+            }
+    }
+    return out;
+}
+
+std::shared_ptr<HwSortParams> small_geometry(int channels) {
+    const auto detect = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    return sort::make_sort_params(sort::SortSettings{}, probe::default_probe(channels), 30000, *detect);
+}
+
+TEST(SortCalibration, FindsTheUnitsOfAKnownMixtureWithoutBeingToldHowMany) {
+    const auto geometry = small_geometry(64);
+    const SortOutput data = known_mixture(*geometry, 200, 5);
+    const sort::Calibration calibration = sort::calibrate(*geometry, data, sort::SortSettings{});
+    ASSERT_EQ(calibration.units.size(), 3u);
+    // Every training spike is labelled with one unit per true waveform.
+    std::vector<std::set<int>> labels(3);
+    std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
+    const int width = calibration.width;
+    for (std::size_t i = 0; i < data.spikes.size(); ++i) {
+        for (int k = 0; k < kRows; ++k)
+            std::copy_n(&data.snippets[(i * kRows + k) * width], width, snippet[k]);
+        std::int32_t f[HwSortConfig::n_values], unit = 0, template_id = 0;
+        hw::compute_features(*calibration.params, snippet, f);
+        hw::classify(*calibration.params, data.spikes[i].event.channel, f, unit, template_id);
+        labels[i % 3].insert(unit);
+    }
+    for (int u = 0; u < 3; ++u) {
+        ASSERT_EQ(labels[u].size(), 1u) << "true unit " << u;
+        EXPECT_GE(*labels[u].begin(), 0);
+    }
+    EXPECT_NE(*labels[0].begin(), *labels[1].begin()) << "two units on the same channel must stay apart";
+    // The basis is orthonormal before quantisation: its first component carries most of the energy.
+    double norm = 0;
+    for (int s = 0; s < width; ++s)
+        norm += std::pow(calibration.params->basis[0][s] / double(1 << HwSortConfig::basis_frac_bits), 2);
+    EXPECT_NEAR(norm, 1.0, 0.01);
+}
+
+TEST(SortCalibration, RecalibrationKeepsTheIdsOfUnitsItFindsAgain) {
+    const auto geometry = small_geometry(64);
+    const sort::Calibration first = sort::calibrate(*geometry, known_mixture(*geometry, 200, 5), sort::SortSettings{});
+    const sort::Calibration second =
+        sort::calibrate(*geometry, known_mixture(*geometry, 200, 6), sort::SortSettings{}, 1000, &first);
+    ASSERT_EQ(second.units.size(), first.units.size());
+    std::set<int> first_ids, second_ids;
+    for (const auto& u : first.units)
+        first_ids.insert(u.id);
+    for (const auto& u : second.units)
+        second_ids.insert(u.id);
+    EXPECT_EQ(first_ids, second_ids);
+    for (const auto& u : second.units)
+        for (const auto& v : first.units) {
+            if (u.id == v.id) {
+                EXPECT_EQ(u.peak_channel, v.peak_channel);
+            }
+        }
+    EXPECT_EQ(second.entries.front().template_id, 1000);
+}
+
+TEST(SortCalibration, NoSpikesIsAClearError) {
+    const auto geometry = small_geometry(64);
+    try {
+        sort::calibrate(*geometry, SortOutput{}, sort::SortSettings{});
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("no spikes in the calibration window"), std::string::npos);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backends
+
+std::vector<std::int16_t> simulate(int channels, double seconds, std::uint64_t seed) {
+    sim::SimulationConfig config;
+    config.n_channels = channels;
+    config.duration_s = seconds;
+    config.seed = seed;
+    sim::Simulator simulator(config, probe::default_probe(channels));
+    std::vector<std::int16_t> data(simulator.info().n_frames * static_cast<std::size_t>(channels));
+    for (std::size_t done = 0; done < simulator.info().n_frames;)
+        done += simulator.read(&data[done * static_cast<std::size_t>(channels)], simulator.info().n_frames - done);
+    return data;
+}
+
+SortOutput run_sorted(Backend& backend, std::shared_ptr<const HwSortParams> params, bool keep,
+                      const std::vector<std::int16_t>& data, int channels, std::size_t block) {
+    backend.enable_sorting(std::move(params), keep);
+    std::vector<SpikeEvent> events;
+    const std::size_t frames = data.size() / static_cast<std::size_t>(channels);
+    for (std::size_t f = 0; f < frames; f += block)
+        backend.process(&data[f * static_cast<std::size_t>(channels)], std::min(block, frames - f), events);
+    backend.finish(events);
+    SortOutput out;
+    backend.take_sorted(out);
+    EXPECT_EQ(out.spikes.size(), events.size()) << "every detected spike is sorted";
+    return out;
+}
+
+void expect_same(const SortOutput& expected, const SortOutput& actual) {
+    ASSERT_EQ(expected.spikes.size(), actual.spikes.size());
+    for (std::size_t i = 0; i < expected.spikes.size(); ++i) {
+        const hw::SortedSpike& a = expected.spikes[i];
+        const hw::SortedSpike& b = actual.spikes[i];
+        ASSERT_EQ(a.event, b.event) << "spike " << i;
+        ASSERT_EQ(a.unit, b.unit) << "spike " << i;
+        ASSERT_EQ(a.template_id, b.template_id) << "spike " << i;
+        for (int v = 0; v < HwSortConfig::n_values; ++v)
+            ASSERT_EQ(a.features[v], b.features[v]) << "spike " << i << " feature " << v;
+    }
+    EXPECT_EQ(expected.snippets, actual.snippets);
+}
+
+class SortBackends : public ::testing::Test {
+protected:
+    static constexpr int kChannels = 128;
+    static void SetUpTestSuite() {
+        data_ = new std::vector<std::int16_t>(simulate(kChannels, 6.0, 21));
+        detect_ = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000).release();
+        geometry_ = new std::shared_ptr<HwSortParams>(small_geometry(kChannels));
+        auto backend = make_reference_backend(*detect_);
+        const SortOutput window = run_sorted(*backend, *geometry_, true, *data_, kChannels, 3000);
+        calibration_ = new sort::Calibration(sort::calibrate(**geometry_, window, sort::SortSettings{}));
+    }
+    static void TearDownTestSuite() {
+        delete data_;
+        delete detect_;
+        delete geometry_;
+        delete calibration_;
+    }
+    static std::vector<std::int16_t>* data_;
+    static HwParams* detect_;
+    static std::shared_ptr<HwSortParams>* geometry_;
+    static sort::Calibration* calibration_;
+};
+std::vector<std::int16_t>* SortBackends::data_ = nullptr;
+HwParams* SortBackends::detect_ = nullptr;
+std::shared_ptr<HwSortParams>* SortBackends::geometry_ = nullptr;
+sort::Calibration* SortBackends::calibration_ = nullptr;
+
+TEST_F(SortBackends, CpuEqualsReferenceOnEveryLabelFeatureAndSnippetForThreadsAndBlockSizes) {
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected = run_sorted(*reference, calibration_->params, true, *data_, kChannels, 1 << 20);
+    std::size_t labelled = 0;
+    for (const auto& s : expected.spikes)
+        labelled += s.unit >= 0;
+    ASSERT_GT(labelled, expected.spikes.size() / 2) << "most spikes of a simulated recording belong to a unit";
+    for (int threads : {1, 2})
+        for (std::size_t block : {std::size_t{1}, std::size_t{7}, std::size_t{30}, std::size_t{4096}}) {
+            if (block == 1 && threads == 2)
+                continue; // same code path as block 1 with one thread, only slower
+            SCOPED_TRACE("threads " + std::to_string(threads) + ", block " + std::to_string(block));
+            auto cpu = make_cpu_backend(*detect_, threads);
+            expect_same(expected, run_sorted(*cpu, calibration_->params, true, *data_, kChannels, block));
+        }
+}
+
+TEST_F(SortBackends, ReferenceIsBlockSizeInvariantIncludingSnippetsAcrossBlockEdges) {
+    auto one = make_reference_backend(*detect_);
+    const SortOutput expected = run_sorted(*one, calibration_->params, true, *data_, kChannels, 1 << 20);
+    for (std::size_t block : {std::size_t{1}, std::size_t{7}, std::size_t{30}}) {
+        auto other = make_reference_backend(*detect_);
+        expect_same(expected, run_sorted(*other, calibration_->params, true, *data_, kChannels, block));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The whole pipeline: Phy folder and accuracy
+
+class SortPipeline : public testing::TempDirTest {
+protected:
+    std::filesystem::path simulate_folder(int channels, double seconds, std::uint64_t seed, bool noise_only = false) {
+        sim::SimulationConfig config;
+        config.n_channels = channels;
+        config.duration_s = seconds;
+        config.seed = seed;
+        config.noise_only = noise_only;
+        const auto dir = dir_ / ("sim" + std::to_string(seed));
+        sim::simulate_to_folder(config, probe::default_probe(channels), dir);
+        return dir;
+    }
+
+    SortRunResult sort_folder(const std::filesystem::path& sim, const std::filesystem::path& out,
+                              double calibration_s) {
+        SortRunOptions options;
+        options.sort.calibration_s = calibration_s;
+        options.detect.backend = {"cpu", 2};
+        auto open = [&] { return io::open_recording(sim / "recording.bin", {}); };
+        return run_sorting(open, probe::read_probeinterface(sim / "probe.json"), options, out);
+    }
+};
+
+TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately) {
+    const auto sim = simulate_folder(128, 24.0, 7);
+    const auto out = dir_ / "phy";
+    const SortRunResult result = sort_folder(sim, out, 20.0);
+    ASSERT_GT(result.spikes, 1000u);
+
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    const auto clusters = io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy");
+    const auto spike_templates = io::read_npy_vector<std::int32_t>(out / "spike_templates.npy");
+    const auto amplitudes = io::read_npy_vector<double>(out / "amplitudes.npy");
+    ASSERT_EQ(times.size(), result.spikes);
+    ASSERT_EQ(clusters.size(), times.size());
+    ASSERT_EQ(spike_templates.size(), times.size());
+    ASSERT_EQ(amplitudes.size(), times.size());
+    EXPECT_TRUE(std::is_sorted(times.begin(), times.end()));
+
+    const io::NpyArray templates = io::read_npy(out / "templates.npy");
+    ASSERT_EQ(templates.descr, "<f4");
+    ASSERT_EQ(templates.shape.size(), 3u);
+    const std::size_t n_templates = templates.shape[0];
+    EXPECT_EQ(templates.shape[1], 46u) << "0.5 ms + 1 + 1 ms at 30 kHz";
+    EXPECT_EQ(templates.shape[2], 128u);
+    for (std::int32_t t : spike_templates)
+        ASSERT_TRUE(t >= 0 && static_cast<std::size_t>(t) < n_templates);
+
+    const io::NpyArray features = io::read_npy(out / "pc_features.npy");
+    EXPECT_EQ(features.descr, "<f4");
+    EXPECT_EQ(features.shape, (std::vector<std::size_t>{times.size(), 3, 8}));
+    const io::NpyArray feature_ind = io::read_npy(out / "pc_feature_ind.npy");
+    EXPECT_EQ(feature_ind.descr, "<u4");
+    EXPECT_EQ(feature_ind.shape, (std::vector<std::size_t>{n_templates, 8}));
+    const auto channel_ind = feature_ind.as<std::uint32_t>();
+    EXPECT_TRUE(std::all_of(channel_ind.begin(), channel_ind.end(), [](std::uint32_t c) { return c < 128; }));
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "channel_map.npy").size(), 128u);
+    const io::NpyArray positions = io::read_npy(out / "channel_positions.npy");
+    EXPECT_EQ(positions.descr, "<f8");
+    EXPECT_EQ(positions.shape, (std::vector<std::size_t>{128, 2}));
+
+    // Every cluster of a spike is in the cluster tables, and the tables agree with the spikes.
+    std::ifstream group_file(out / "cluster_group.tsv");
+    std::string line;
+    std::getline(group_file, line);
+    EXPECT_EQ(line, "cluster_id\tgroup");
+    std::set<int> listed;
+    while (std::getline(group_file, line)) {
+        std::istringstream fields(line);
+        int id = 0;
+        std::string group;
+        fields >> id >> group;
+        listed.insert(id);
+        EXPECT_TRUE(group == "good" || group == "mua" || (group == "noise" && id == 0)) << line;
+    }
+    for (std::int32_t c : clusters)
+        ASSERT_TRUE(listed.count(c)) << "cluster " << c << " missing from cluster_group.tsv";
+    std::ifstream params_file(out / "params.py");
+    std::stringstream params;
+    params << params_file.rdbuf();
+    for (const char* key : {"dat_path = ", "n_channels_dat = 128", "dtype = 'int16'", "offset = 0",
+                            "sample_rate = 30000", "hp_filtered = False"})
+        EXPECT_NE(params.str().find(key), std::string::npos) << key;
+    EXPECT_TRUE(std::filesystem::exists(out / "cluster_info.tsv"));
+
+    // Accuracy against the ground truth (the CLI's compare on the same folder).
+    const eval::GroundTruth truth = eval::read_ground_truth(sim / "ground_truth");
+    const eval::SortingScore score = eval::compare_sorting(truth, eval::read_sorted(out));
+    const eval::SortingBinScore& snr8 = score.bins[4];
+    ASSERT_EQ(snr8.label, "SNR>8");
+    ASSERT_GT(snr8.n_units, 5);
+    EXPECT_GE(snr8.mean_accuracy, 0.8) << eval::format_report(score);
+}
+
+TEST_F(SortPipeline, ARecordingWithoutSpikesIsAClearErrorAndWritesNothing) {
+    const auto sim = simulate_folder(64, 3.0, 8, true);
+    const auto out = dir_ / "phy";
+    try {
+        sort_folder(sim, out, 2.0);
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("calibration window"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(out / "spike_times.npy"));
+}
+
+} // namespace
+} // namespace spikeline
