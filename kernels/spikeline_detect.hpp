@@ -20,6 +20,20 @@ enum DetectArg : int {
     kArgMaxEvents = 4,  ///< scalar: capacity of events
     kArgEventCount = 5, ///< m_axi: one uint32, events of this call (more than max_events: the rest were lost)
     kArgControl = 6,    ///< scalar: kControl* bits
+    kDetectArgCount = 7
+};
+
+/// One argument as v++ describes it in the xclbin's metadata: the C parameter name, and whether it is a pointer into
+/// card memory (m_axi) or a scalar register (s_axilite). The XRT host checks these before setting arguments by index.
+struct DetectArgInfo {
+    const char* name;
+    bool pointer;
+};
+
+/// The signature of spikeline_detect below, by DetectArg index.
+constexpr DetectArgInfo kDetectArgs[kDetectArgCount] = {
+    {"frames", true},      {"n_frames", false},   {"params", true},   {"events", true},
+    {"max_events", false}, {"event_count", true}, {"control", false},
 };
 
 /// Control bits.

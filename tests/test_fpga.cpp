@@ -1,5 +1,7 @@
 // The generated xclbin: its container parses back, and XRT's noop shim (XCL_EMULATION_MODE=noop, set by CTest)
 // loads it, finds the kernel and its memory groups, allocates buffers and runs the kernel (which computes nothing).
+// The XRT backend's errors: a wrong xclbin, no card, XRT not set up, a run that does not finish.
+#include "fpga/devices.hpp"
 #include "fpga/xclbin_writer.hpp"
 #include "fpga/xrt_backend.hpp"
 #include "spikeline_detect.hpp"
@@ -12,10 +14,13 @@
 #include <xrt/xrt_kernel.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace spikeline {
@@ -225,6 +230,163 @@ TEST_F(FpgaNoopXrtTest, XrtBackendRunsChunksThroughTheShim) {
     backend->finish(events);
     EXPECT_TRUE(events.empty());
     EXPECT_EQ(backend->lost_events(), 0u);
+}
+
+// Builds the XRT backend for 64 channels on the given xclbin; returns the InputError's message ("" when it opened).
+std::string backend_error(const std::filesystem::path& xclbin, double timeout_s = 10.0) {
+    XrtOptions options;
+    options.xclbin = xclbin;
+    options.timeout_s = timeout_s;
+    HwParams params;
+    params.n_channels = 64;
+    try {
+        make_xrt_backend(params, 30000.0, options);
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// The kernel's interface is checked from the xclbin alone, before any device is opened: these run with or without
+// XRT's noop shim.
+TEST_F(FpgaXclbinTest, XclbinWithoutTheKernelIsRejected) {
+    auto description = spikeline_detect_description();
+    description.kernel_name = "other_kernel";
+    description.instance_name = "other_kernel_1";
+    write_xclbin(dir_ / "other.xclbin", description);
+    const std::string error = backend_error(dir_ / "other.xclbin");
+    EXPECT_NE(error.find("holds no kernel named spikeline_detect (it holds: other_kernel)"), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("make -C kernels xclbin"), std::string::npos) << error;
+}
+
+TEST_F(FpgaXclbinTest, KernelWhoseArgumentsDifferIsRejected) {
+    struct Case {
+        const char* what;
+        void (*change)(XclbinDescription&);
+        const char* expected;
+    };
+    const Case cases[] = {
+        {"control missing", [](XclbinDescription& d) { d.args.pop_back(); }, "has no argument control (index 6)"},
+        {"events renamed", [](XclbinDescription& d) { d.args[kernels::kArgEvents].name = "spikes"; },
+         "has argument 'spikes' at index 3 where 'events' belongs"},
+        {"event_count a scalar",
+         [](XclbinDescription& d) {
+             auto& arg = d.args[kernels::kArgEventCount];
+             arg.global = false;
+             arg.port = "S_AXI_CONTROL";
+             arg.bank = -1;
+         },
+         "has argument event_count as a scalar, expected a pointer"},
+        {"one argument too many",
+         [](XclbinDescription& d) {
+             d.args.push_back({"debug_level", "unsigned int", false, "S_AXI_CONTROL", 4, 0x58, -1});
+         },
+         "has 8 arguments, expected 7"},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.what);
+        auto description = spikeline_detect_description();
+        c.change(description);
+        write_xclbin(dir_ / "changed.xclbin", description);
+        const std::string error = backend_error(dir_ / "changed.xclbin");
+        EXPECT_NE(error.find("the spikeline_detect kernel in " + (dir_ / "changed.xclbin").string()), std::string::npos)
+            << error;
+        EXPECT_NE(error.find(c.expected), std::string::npos) << error;
+        EXPECT_NE(error.find("rebuild it from this version of kernels/"), std::string::npos) << error;
+    }
+}
+
+// XRT reads wait(0 ms) as "wait for ever": a timeout that rounds to zero would hang instead of failing.
+TEST_F(FpgaXclbinTest, TimeoutBelowOneMillisecondIsRefused) {
+    const std::string error = backend_error(write_default(), 0.0);
+    EXPECT_NE(error.find("timeout must be at least 1 ms"), std::string::npos) << error;
+}
+
+// The timeout branch of the backend cannot be reached under the noop shim: XRT 2.13's noop shim completes a run when
+// it is started, and with Runtime.noop_completion_delay_us set its exec_wait spins until the run completes whatever
+// the timeout (tried: a 50 ms wait on a run delayed by 300 ms returned COMPLETED after 300 ms). So the states
+// xrt::run::wait can return instead of COMPLETED are checked here, through the message the backend throws.
+TEST(XrtRunStates, UnfinishedRunsAreExplained) {
+    for (const ert_cmd_state state : {ERT_CMD_STATE_TIMEOUT, ERT_CMD_STATE_RUNNING, ERT_CMD_STATE_QUEUED,
+                                      ERT_CMD_STATE_SUBMITTED, ERT_CMD_STATE_NEW}) {
+        const std::string message = unfinished_run_message("spikeline_detect", state, 0.25);
+        EXPECT_NE(message.find("the spikeline_detect kernel did not finish within 0.25 s"), std::string::npos)
+            << message;
+        EXPECT_NE(message.find("xbutil reset"), std::string::npos) << message;
+    }
+    EXPECT_NE(unfinished_run_message("spikeline_detect", ERT_CMD_STATE_TIMEOUT, 10).find("(XRT state TIMEOUT)"),
+              std::string::npos);
+    for (const ert_cmd_state state : {ERT_CMD_STATE_ERROR, ERT_CMD_STATE_ABORT, ERT_CMD_STATE_NORESPONSE}) {
+        const std::string message = unfinished_run_message("spikeline_detect", state, 10);
+        EXPECT_NE(message.find("a run of the spikeline_detect kernel failed on the card"), std::string::npos)
+            << message;
+        EXPECT_EQ(message.find("did not finish"), std::string::npos) << message;
+    }
+}
+
+// XRT picks its driver or emulation shim once per process, from XILINX_XRT and XCL_EMULATION_MODE. Each case below
+// therefore runs in a fresh process: a "threadsafe" death test re-executes this binary for its statement, which
+// changes the environment before anything touches XRT, reports the backend's and `spikeline devices`' errors on
+// stderr and exits.
+class FpgaXrtSetupTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const char* mode = std::getenv("XCL_EMULATION_MODE");
+        if (!mode || std::string(mode) != "noop" || !std::getenv("XILINX_XRT"))
+            GTEST_SKIP() << "needs XILINX_XRT naming a usable XRT folder (CTest sets it and XCL_EMULATION_MODE=noop)";
+        GTEST_FLAG_SET(death_test_style, "threadsafe");
+    }
+
+    [[noreturn]] static void report_errors() {
+        const auto xclbin =
+            std::filesystem::temp_directory_path() / ("spikeline_xrt_setup_" + std::to_string(::getpid()) + ".xclbin");
+        write_xclbin(xclbin, spikeline_detect_description());
+        const std::string backend = backend_error(xclbin);
+        std::filesystem::remove(xclbin);
+        std::string devices;
+        try {
+            devices = std::to_string(list_xrt_devices().size()) + " listed";
+        } catch (const InputError& e) {
+            devices = e.what();
+        }
+        std::fprintf(stderr, "backend: %s\ndevices: %s\n", backend.c_str(), devices.c_str());
+        std::exit(0);
+    }
+};
+
+TEST_F(FpgaXrtSetupTest, NoCardIsReportedAsSuch) {
+    if (std::filesystem::exists("/sys/bus/pci/drivers/xocl"))
+        GTEST_SKIP() << "the xocl driver is loaded: this machine may have a card";
+    EXPECT_EXIT(
+        {
+            ::unsetenv("XCL_EMULATION_MODE"); // the real driver library, which finds no card here
+            report_errors();
+        },
+        ::testing::ExitedWithCode(0),
+        "backend: no FPGA card at XRT device index 0 .*Could not open device.*xbutil examine.*--backend cpu"
+        ".*devices: 0 listed");
+}
+
+TEST_F(FpgaXrtSetupTest, XrtNotSetUpIsReportedAsSuch) {
+    EXPECT_EXIT(
+        {
+            ::unsetenv("XILINX_XRT");
+            report_errors();
+        },
+        ::testing::ExitedWithCode(0),
+        "backend: XRT is not set up .*XILINX_XRT not set.*setup.sh.*devices: XRT is not set up .*XILINX_XRT not set");
+}
+
+TEST_F(FpgaXrtSetupTest, MissingEmulationShimIsReportedAsSuch) {
+    EXPECT_EXIT(
+        {
+            ::setenv("XILINX_XRT", "/nonexistent/xrt", 1); // no lib/libxrt_noop.so.2 there
+            report_errors();
+        },
+        ::testing::ExitedWithCode(0),
+        "backend: XRT is not set up .*No such library.*libxrt_noop.*XILINX_XRT .'/nonexistent/xrt'. must be"
+        ".*devices: XRT is not set up .*No such library");
 }
 
 } // namespace

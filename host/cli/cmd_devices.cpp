@@ -19,10 +19,7 @@ int cmd_devices(int argc, char** argv) {
         return 0;
     const auto devices = list_xrt_devices();
     if (devices.empty()) {
-        std::fprintf(stderr,
-                     "spikeline devices: XRT sees no device. On a machine with an Alveo card, check that the xocl and "
-                     "xclmgmt drivers are loaded (lsmod | grep xocl) and that 'xbutil examine' lists the card; "
-                     "without a card use --backend cpu.\n");
+        std::fprintf(stderr, "spikeline devices: XRT sees no device: %s.\n", no_fpga_card_advice().c_str());
         return 1;
     }
     const char* emulation = std::getenv("XCL_EMULATION_MODE");

@@ -2,9 +2,11 @@
 // the host fills and syncs chunk k+1 and reads back the events of chunk k-1, so transfers overlap compute.
 #include "fpga/xrt_backend.hpp"
 
+#include "fpga/devices.hpp"
 #include "spikeline_detect.hpp"
 #include "util/errors.hpp"
 
+#include <experimental/xrt_xclbin.h>
 #include <xclbin.h>
 #include <xrt/xrt_bo.h>
 #include <xrt/xrt_device.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -22,6 +25,31 @@ namespace spikeline {
 namespace {
 
 constexpr const char* kKernelName = "spikeline_detect";
+
+const char* state_name(ert_cmd_state state) {
+    switch (state) {
+    case ERT_CMD_STATE_NEW:
+        return "NEW";
+    case ERT_CMD_STATE_QUEUED:
+        return "QUEUED";
+    case ERT_CMD_STATE_RUNNING:
+        return "RUNNING";
+    case ERT_CMD_STATE_COMPLETED:
+        return "COMPLETED";
+    case ERT_CMD_STATE_ERROR:
+        return "ERROR";
+    case ERT_CMD_STATE_ABORT:
+        return "ABORT";
+    case ERT_CMD_STATE_SUBMITTED:
+        return "SUBMITTED";
+    case ERT_CMD_STATE_TIMEOUT:
+        return "TIMEOUT";
+    case ERT_CMD_STATE_NORESPONSE:
+        return "NORESPONSE";
+    default:
+        return "unknown";
+    }
+}
 
 // XRT crashes on some malformed files, so the container is checked first: magic, total length, section bounds.
 void check_xclbin_container(const std::filesystem::path& path) {
@@ -47,6 +75,42 @@ void check_xclbin_container(const std::filesystem::path& path) {
     }
 }
 
+// v++ names the arguments after the C parameters of kernels/spikeline_detect.cpp. An xclbin built from another
+// version of the kernel would take the arguments set by index below in the wrong registers, so names and kinds are
+// compared first; this needs no device, so a wrong file is reported as such even where no card is present.
+void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file) {
+    const std::string rebuild = ": rebuild it from this version of kernels/ with 'make -C kernels xclbin PLATFORM=...'";
+    const xrt::xclbin::kernel kernel = xclbin.get_kernel(kKernelName);
+    if (!kernel) {
+        std::string found;
+        for (const auto& other : xclbin.get_kernels())
+            found += (found.empty() ? "" : ", ") + other.get_name();
+        throw InputError(file + " holds no kernel named " + kKernelName +
+                         " (it holds: " + (found.empty() ? "none" : found) + ")" + rebuild);
+    }
+    std::vector<xrt::xclbin::arg> by_index(kernels::kDetectArgCount);
+    for (const auto& arg : kernel.get_args())
+        if (arg.get_index() < by_index.size())
+            by_index[arg.get_index()] = arg;
+    const std::string where = "the " + std::string(kKernelName) + " kernel in " + file;
+    for (std::size_t i = 0; i < by_index.size(); ++i) {
+        const kernels::DetectArgInfo& expected = kernels::kDetectArgs[i];
+        require(static_cast<bool>(by_index[i]),
+                where + " has no argument " + expected.name + " (index " + std::to_string(i) + ")" + rebuild);
+        const std::string name = by_index[i].get_name();
+        require(name == expected.name, where + " has argument '" + name + "' at index " + std::to_string(i) +
+                                           " where '" + expected.name + "' belongs" + rebuild);
+        // m_axi arguments sit on an AXI master port (M_AXI_<bundle>), scalars in the s_axilite register map.
+        const bool pointer = by_index[i].get_port().rfind("M_AXI", 0) == 0;
+        require(pointer == expected.pointer, where + " has argument " + name + " as a " +
+                                                 (pointer ? "pointer" : "scalar") + ", expected a " +
+                                                 (expected.pointer ? "pointer" : "scalar") + rebuild);
+    }
+    require(kernel.get_num_args() == by_index.size(), where + " has " + std::to_string(kernel.get_num_args()) +
+                                                          " arguments, expected " + std::to_string(by_index.size()) +
+                                                          rebuild);
+}
+
 struct BufferSet {
     xrt::bo frames;
     xrt::bo events;
@@ -60,19 +124,26 @@ public:
         : n_channels_(params.n_channels), options_(options) {
         require(options.buffer_sets >= 1 && options.buffer_sets <= 8, "--buffers must be between 1 and 8");
         require(options.chunk_ms > 0, "--chunk-ms must be positive");
+        // XRT reads a zero timeout as "wait for ever", so anything below its 1 ms resolution is refused.
+        require(options.timeout_s >= 0.001, "the kernel run timeout must be at least 1 ms");
         require(std::filesystem::is_regular_file(options.xclbin),
                 "xclbin " + options.xclbin.string() +
                     " not found: build it with 'make -C kernels xclbin PLATFORM=...' and pass --xclbin FILE");
         check_xclbin_container(options.xclbin);
+        xrt::xclbin xclbin;
+        try {
+            xclbin = xrt::xclbin(options.xclbin.string());
+        } catch (const std::exception& e) {
+            throw InputError("cannot read " + options.xclbin.string() + " as an xclbin: " + e.what());
+        }
+        check_kernel_interface(xclbin, options.xclbin.string());
         try {
             device_ = xrt::device(options.device_index);
         } catch (const std::exception& e) {
-            throw InputError("no XRT device " + std::to_string(options.device_index) + " (" + e.what() +
-                             "): check that an Alveo card is installed and 'xbutil examine' lists it, or use "
-                             "--backend cpu");
+            throw xrt_device_error(e, options.device_index);
         }
         try {
-            const auto uuid = device_.load_xclbin(options.xclbin.string());
+            const auto uuid = device_.load_xclbin(xclbin);
             kernel_ = xrt::kernel(device_, uuid, kKernelName);
         } catch (const std::exception& e) {
             throw InputError("cannot use " + options.xclbin.string() + ": " + e.what() +
@@ -153,12 +224,10 @@ private:
     void collect(std::vector<SpikeEvent>& events) {
         BufferSet& set = sets_[in_flight_.front()];
         in_flight_.pop_front();
-        const auto timeout = std::chrono::milliseconds(static_cast<long>(options_.timeout_s * 1000));
+        const auto timeout = std::chrono::milliseconds(static_cast<long>(std::ceil(options_.timeout_s * 1000)));
         const ert_cmd_state state = set.run.wait(timeout);
         if (state != ERT_CMD_STATE_COMPLETED)
-            throw std::runtime_error("the spikeline_detect kernel did not complete within " +
-                                     std::to_string(options_.timeout_s) + " s (state " +
-                                     std::to_string(static_cast<int>(state)) + "): reset the card with 'xbutil reset'");
+            throw InputError(unfinished_run_message(kKernelName, state, options_.timeout_s));
         set.count.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
         const std::uint32_t count = *set.count.map<std::uint32_t*>();
         const auto capacity = static_cast<std::uint32_t>(options_.max_events_per_chunk);
@@ -187,6 +256,25 @@ private:
 };
 
 } // namespace
+
+std::string unfinished_run_message(const std::string& kernel_name, ert_cmd_state state, double timeout_s) {
+    char timeout[32];
+    std::snprintf(timeout, sizeof timeout, "%g", timeout_s);
+    const std::string said = std::string(" (XRT state ") + state_name(state) + ")";
+    switch (state) {
+    case ERT_CMD_STATE_NEW:
+    case ERT_CMD_STATE_QUEUED:
+    case ERT_CMD_STATE_SUBMITTED:
+    case ERT_CMD_STATE_RUNNING:
+    case ERT_CMD_STATE_TIMEOUT:
+        return "the " + kernel_name + " kernel did not finish within " + timeout + " s" + said +
+               ": the card may be hung; check it with 'xbutil examine', reset it with 'xbutil reset' and run again";
+    default:
+        return "a run of the " + kernel_name + " kernel failed on the card" + said +
+               ": check 'xbutil examine' and the kernel log (dmesg), reset the card with 'xbutil reset' and run "
+               "again";
+    }
+}
 
 std::unique_ptr<Backend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options) {
     return std::make_unique<XrtBackend>(params, sample_rate, options);

@@ -2,6 +2,8 @@
 // The FPGA backend: the spikeline_detect kernel on an Alveo card through XRT's native C++ API.
 #include "backend/backend.hpp"
 
+#include <ert.h> // ert_cmd_state
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -20,5 +22,9 @@ struct XrtOptions {
 /// Opens the device, loads the xclbin and checks the kernel's arguments. Throws InputError with what to do when
 /// there is no device, the xclbin is missing or lacks spikeline_detect, or the kernel's interface differs.
 std::unique_ptr<Backend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options);
+
+/// Why a kernel run did not complete, from the state xrt::run::wait(timeout) returned: still queued or running after
+/// timeout_s (a timeout), or failed on the card. The backend throws it as an InputError.
+std::string unfinished_run_message(const std::string& kernel_name, ert_cmd_state state, double timeout_s);
 
 } // namespace spikeline
