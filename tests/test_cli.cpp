@@ -681,6 +681,10 @@ TEST_F(DecodeCliTest, TrainThenEvalKalmanAndWiener) {
         }
         const spikeline::io::NpyArray rows = spikeline::io::read_npy(predictions);
         EXPECT_EQ(rows.shape, (std::vector<std::size_t>{300, 5}));
+        r = run({"decode", "eval", "--model", model.string(), "--spikes", truth_, "--kinematics", kinematics_,
+                 "--all-bins"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("scored all 1200 bins (30.0 s)"), std::string::npos) << r.out;
         EXPECT_TRUE(temporary_files(dir_).empty());
     }
 }

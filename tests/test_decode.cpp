@@ -791,6 +791,11 @@ TEST_F(Behavior, DecodersPredictHeldOutVelocityFromGroundTruthSpikes) {
         EXPECT_GT(evaluation.vy.correlation, 0.3) << to_string(kind);
         EXPECT_GT(evaluation.vx.r2, 0.0) << to_string(kind);
         EXPECT_GT(evaluation.vy.r2, 0.0) << to_string(kind);
+        // Scoring every bin covers the training bins too; the held-out bins are its tail.
+        const Evaluation everything = evaluate_decoder(model, spikes, k, true);
+        EXPECT_EQ(everything.test_bins.first, 0u);
+        EXPECT_EQ(everything.test_bins.end, 3000u);
+        EXPECT_EQ(everything.estimate.rightCols(600), evaluation.estimate);
     }
 }
 

@@ -83,7 +83,7 @@ int decode_train(int argc, char** argv) {
          "--smooth-ms)") //
         ("smooth-ms", po::value(&settings.bins.smooth_ms)->default_value(settings.bins.smooth_ms),
          "smoothing time constant or window (ms)") //
-        ("train-fraction", po::value(&settings.train_fraction)->default_value(settings.train_fraction),
+        ("train-fraction", po::value(&settings.train_fraction)->default_value(settings.train_fraction, "0.8"),
          "share of the bins (from the start) used for training") //
         ("steady-state", po::bool_switch(&settings.kalman.steady_state),
          "kalman: precompute the converged gain (faster steps, same estimates once converged)") //
@@ -122,7 +122,7 @@ int decode_train(int argc, char** argv) {
 int decode_eval(int argc, char** argv) {
     SpikeOptions spike_options;
     std::string model_path, json_path, predictions_path;
-    bool quiet = false;
+    bool quiet = false, all_bins = false;
     po::options_description visible(
         "spikeline decode eval --model MODEL --spikes DIR --kinematics FILE [options]\n\n"
         "Decodes every bin causally and scores the bins after the model's training bins (R^2 and Pearson "
@@ -132,6 +132,9 @@ int decode_eval(int argc, char** argv) {
     add_spike_options(visible, spike_options);
     visible.add_options()                                                     //
         ("json", po::value(&json_path), "write the scores to this JSON file") //
+        ("all-bins", po::bool_switch(&all_bins),
+         "score every bin with kinematics, not only those after the training bins (a recording the model was not "
+         "trained on)") //
         ("predictions", po::value(&predictions_path),
          "write the held-out bins to this .npy: float64 (n, 5) = bin centre s, vx, vy, estimated vx, vy") //
         ("quiet,q", po::bool_switch(&quiet), "no summary");
@@ -142,7 +145,7 @@ int decode_eval(int argc, char** argv) {
     const decode::DecoderModel model = decode::read_model(model_path);
     const decode::SpikeTrains spikes = read_spikes(spike_options);
     const decode::Kinematics kinematics = decode::read_kinematics(spike_options.kinematics);
-    const decode::Evaluation evaluation = decode::evaluate_decoder(model, spikes, kinematics);
+    const decode::Evaluation evaluation = decode::evaluate_decoder(model, spikes, kinematics, all_bins);
 
     const auto finite_or_null = [](double value) {
         return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json();
@@ -154,6 +157,7 @@ int decode_eval(int argc, char** argv) {
             {"unit_source", decode::to_string(model.unit_source)},
             {"n_inputs", model.n_inputs()},
             {"bin_ms", model.bins.bin_ms},
+            {"scored", all_bins ? "all bins" : "held-out bins"},
             {"test_first_bin", evaluation.test_bins.first},
             {"test_bins", evaluation.test_bins.size()},
             {"test_seconds", static_cast<double>(evaluation.test_bins.size()) * evaluation.bin_s},
@@ -177,9 +181,9 @@ int decode_eval(int argc, char** argv) {
         io::write_npy(predictions_path, rows.data(), {n, 5});
     }
     if (!quiet) {
-        std::printf("spikeline decode eval: %s on %zu %s, %g ms bins, held out %zu bins (%.1f s)\n",
+        std::printf("spikeline decode eval: %s on %zu %s, %g ms bins, %s %zu bins (%.1f s)\n",
                     decode::to_string(model.kind), model.n_inputs(), decode::to_string(model.unit_source),
-                    model.bins.bin_ms, evaluation.test_bins.size(),
+                    model.bins.bin_ms, all_bins ? "scored all" : "held out", evaluation.test_bins.size(),
                     static_cast<double>(evaluation.test_bins.size()) * evaluation.bin_s);
         std::printf("  vx: R2 %.4f  r %.4f\n  vy: R2 %.4f  r %.4f\n", evaluation.vx.r2, evaluation.vx.correlation,
                     evaluation.vy.r2, evaluation.vy.correlation);

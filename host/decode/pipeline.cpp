@@ -75,7 +75,8 @@ Eigen::MatrixXd decode_bins(const DecoderModel& model, const Eigen::MatrixXd& in
     return estimate;
 }
 
-Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes, const Kinematics& kinematics) {
+Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes, const Kinematics& kinematics,
+                            bool all_bins) {
     check_inputs_match(model, spikes);
     require(std::abs(spikes.sample_rate - model.sample_rate) <= 1e-6 * model.sample_rate,
             "the model was trained at " + std::to_string(model.sample_rate) + " Hz but the spikes are at " +
@@ -83,11 +84,11 @@ Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes
     Evaluation evaluation;
     evaluation.bin_s = bin_seconds(model.bin_samples, model.sample_rate);
     const BinRange covered = bins_with_kinematics(kinematics, evaluation.bin_s);
-    evaluation.test_bins = {std::max(covered.first, model.training_bins.end), covered.end};
-    require(evaluation.test_bins.size() >= 2, "no held-out bins: the model was trained on bins up to " +
-                                                  std::to_string(model.training_bins.end) +
-                                                  " and the kinematics end at bin " + std::to_string(covered.end) +
-                                                  "; train with --train-fraction below 1");
+    evaluation.test_bins = {all_bins ? covered.first : std::max(covered.first, model.training_bins.end), covered.end};
+    require(evaluation.test_bins.size() >= 2,
+            "no held-out bins: the model was trained on bins up to " + std::to_string(model.training_bins.end) +
+                " and the kinematics end at bin " + std::to_string(covered.end) +
+                "; train with --train-fraction below 1, or score another recording with --all-bins");
     const Eigen::MatrixXd estimate = decode_bins(model, model_inputs(model, spikes, covered.end));
     const Eigen::Index first = static_cast<Eigen::Index>(evaluation.test_bins.first);
     const Eigen::Index count = static_cast<Eigen::Index>(evaluation.test_bins.size());

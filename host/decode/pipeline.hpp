@@ -30,8 +30,10 @@ struct Evaluation {
     AxisScore vx, vy;
 };
 
-/// Decodes the whole recording (causally, from bin 0) and scores the bins after the model's training bins.
-/// Throws InputError when the spikes do not match the model (unit set, sample rate) or nothing is held out.
-Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes, const Kinematics& kinematics);
+/// Decodes the whole recording (causally, from bin 0) and scores the bins after the model's training bins, or
+/// every bin with kinematics when all_bins (for a recording the model was not trained on). Throws InputError
+/// when the spikes do not match the model (unit set, sample rate) or nothing is left to score.
+Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes, const Kinematics& kinematics,
+                            bool all_bins = false);
 
 } // namespace spikeline::decode
