@@ -1,13 +1,11 @@
 // Micro-benchmarks of the velocity decoders: time per bin of a filter step, and training time, for 1024 inputs
-// (threshold crossings of a 1024-channel probe) and up to 4000 inputs (sorted units). The inputs are Poisson
-// counts of units linearly tuned to a random smooth 2-D velocity (only the sizes matter for the timing).
-#include "decode/decoders.hpp"
+// (threshold crossings of a 1024-channel probe) and up to 4000 inputs (sorted units), on the synthetic sessions of
+// `spikeline bench --decoder` (only the sizes matter for the timing).
+#include "decode/benchmark.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <map>
-#include <random>
-#include <utility>
 
 namespace {
 
@@ -16,40 +14,16 @@ using namespace spikeline::decode;
 constexpr Eigen::Index kTrainingBins = 6000; ///< 120 s of 20 ms bins
 constexpr Eigen::Index kStepBins = 512;      ///< bins cycled through by the step benchmarks
 
-struct Data {
-    Eigen::MatrixXd counts;   ///< n x bins
-    Eigen::MatrixXd velocity; ///< 2 x bins
-};
-
-const Data& data(Eigen::Index n_inputs) {
-    static std::map<Eigen::Index, Data> cache;
+const SyntheticSession& data(Eigen::Index n_inputs) {
+    static std::map<Eigen::Index, SyntheticSession> cache;
     auto found = cache.find(n_inputs);
-    if (found != cache.end())
-        return found->second;
-    std::mt19937 rng(static_cast<unsigned>(n_inputs));
-    std::normal_distribution<double> normal(0.0, 1.0);
-    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-    Data d;
-    d.velocity.resize(2, kTrainingBins);
-    Eigen::Vector2d v = Eigen::Vector2d::Zero();
-    for (Eigen::Index k = 0; k < kTrainingBins; ++k) {
-        v = 0.95 * v + Eigen::Vector2d(normal(rng), normal(rng));
-        d.velocity.col(k) = v;
-    }
-    d.counts.resize(n_inputs, kTrainingBins);
-    for (Eigen::Index i = 0; i < n_inputs; ++i) {
-        const double baseline = 0.2 + 0.1 * (uniform(rng) + 1.0);
-        const double gx = 0.02 * uniform(rng), gy = 0.02 * uniform(rng);
-        for (Eigen::Index k = 0; k < kTrainingBins; ++k) {
-            const double rate = std::max(0.0, baseline + gx * d.velocity(0, k) + gy * d.velocity(1, k));
-            d.counts(i, k) = std::poisson_distribution<int>(rate)(rng);
-        }
-    }
-    return cache.emplace(n_inputs, std::move(d)).first->second;
+    if (found == cache.end())
+        found = cache.emplace(n_inputs, synthetic_session(n_inputs, kTrainingBins, 1)).first;
+    return found->second;
 }
 
 KalmanModel kalman_model(Eigen::Index n_inputs, bool steady_state) {
-    const Data& d = data(n_inputs);
+    const SyntheticSession& d = data(n_inputs);
     KalmanOptions options;
     options.observation_noise = ObservationNoise::diagonal; // the step cost does not depend on it
     options.steady_state = steady_state;
@@ -86,7 +60,7 @@ BENCHMARK(BM_KalmanSteadyStateStep)->Arg(1024)->Arg(4000)->Unit(benchmark::kMicr
 
 void BM_WienerStep(benchmark::State& state) {
     const Eigen::Index n = state.range(0);
-    const Data& d = data(n);
+    const SyntheticSession& d = data(n);
     WienerOptions options;
     options.lags = static_cast<int>(state.range(1));
     // Step time does not depend on the weights' values: fit on few bins (dual form) to keep set-up short.
@@ -103,7 +77,7 @@ BENCHMARK(BM_WienerStep)->Args({1024, 5})->Args({4000, 5})->Unit(benchmark::kMic
 
 void BM_KalmanTrain(benchmark::State& state) {
     const Eigen::Index n = state.range(0);
-    const Data& d = data(n);
+    const SyntheticSession& d = data(n);
     KalmanOptions options;
     options.observation_noise = state.range(1) ? ObservationNoise::full : ObservationNoise::diagonal;
     options.steady_state = true;
@@ -121,7 +95,7 @@ BENCHMARK(BM_KalmanTrain)
 
 void BM_WienerTrain(benchmark::State& state) {
     const Eigen::Index n = state.range(0);
-    const Data& d = data(n);
+    const SyntheticSession& d = data(n);
     WienerOptions options;
     options.lags = static_cast<int>(state.range(1));
     for (auto _ : state)

@@ -748,4 +748,22 @@ TEST_F(DecodeCliTest, SpikesThatDoNotMatchTheModelAreRejected) {
                         "spike_clusters.npy is missing");
 }
 
+TEST_F(CliTest, BenchDecoderTimesTrainingAndSteps) {
+    const fs::path json_file = dir_ / "decoder_bench.json";
+    const RunResult r = run({"bench", "--decoder", "--decoder-inputs", "64", "128", "--decoder-bins", "300",
+                             "--repeats", "2", "--json", json_file.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("kalman_steady_state"), std::string::npos) << r.out;
+    const auto report = nlohmann::json::parse(read_text(json_file))["decoder"];
+    EXPECT_EQ(report["bins"], 300);
+    ASSERT_EQ(report["runs"].size(), 6u); // 2 input counts x (kalman, kalman_steady_state, wiener)
+    for (const auto& run_entry : report["runs"]) {
+        EXPECT_GT(run_entry["train_seconds"].get<double>(), 0.0);
+        EXPECT_GT(run_entry["step_us_median"].get<double>(), 0.0);
+        EXPECT_LE(run_entry["step_us_median"].get<double>(), run_entry["step_us_p99"].get<double>());
+        EXPECT_LE(run_entry["step_us_p99"].get<double>(), run_entry["step_us_max"].get<double>());
+    }
+    EXPECT_EQ(run({"bench", "--decoder", "--decoder-bins", "3"}).status, 2);
+}
+
 } // namespace

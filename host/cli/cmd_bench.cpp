@@ -62,7 +62,9 @@ int cmd_bench(int argc, char** argv) {
     double sample_rate = 30000, seconds = 5;
     std::uint64_t seed = 1;
     std::string json_path;
-    bool with_reference = false, with_sort = false;
+    bool with_reference = false, with_sort = false, with_decoder = false;
+    std::vector<int> decoder_inputs = {1024, 4000};
+    int decoder_bins = 6000, decoder_lags = 5;
     DetectOptionValues detect;
     po::options_description visible("spikeline bench [options]\n\nSimulates a recording into memory, then measures "
                                     "detection throughput per stage and per thread count\n\noptions");
@@ -77,13 +79,22 @@ int cmd_bench(int argc, char** argv) {
         ("reference", po::bool_switch(&with_reference), "also time the plain L1 reference loop (slow)")         //
         ("sort", po::bool_switch(&with_sort),
          "also time calibration (on all the data) and the full detect + sort pipeline") //
-        ("json", po::value(&json_path), "write the figures to this JSON file");
+        ("json", po::value(&json_path), "write the figures to this JSON file")          //
+        ("decoder", po::bool_switch(&with_decoder),
+         "instead of detection: time the velocity decoders (training, step per bin) on synthetic sessions") //
+        ("decoder-inputs", po::value(&decoder_inputs)->multitoken()->default_value(decoder_inputs, "1024 4000"),
+         "--decoder: input counts (units or channels) to time") //
+        ("decoder-bins", po::value(&decoder_bins)->default_value(decoder_bins),
+         "--decoder: 20 ms bins per session (training set and timed steps)") //
+        ("decoder-lags", po::value(&decoder_lags)->default_value(decoder_lags), "--decoder: Wiener filter lags");
     add_detect_options(visible, detect);
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, vm))
         return 0;
     require(seconds > 0 && seconds <= 600, "--seconds must be in (0, 600]");
     require(repeats >= 1, "--repeats must be at least 1");
+    if (with_decoder)
+        return run_decoder_bench(decoder_inputs, decoder_bins, decoder_lags, repeats, seed, json_path);
     require(threads >= 1 && threads <= 256, "--threads must be between 1 and 256");
     require(channels >= 1, "--channels must be positive");
 

@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "decode/benchmark.hpp"
 #include "decode/pipeline.hpp"
 #include "io/npy.hpp"
 #include "util/atomic_file.hpp"
@@ -192,6 +193,44 @@ int decode_eval(int argc, char** argv) {
 }
 
 } // namespace
+
+int run_decoder_bench(const std::vector<int>& input_counts, int bins, int lags, int passes, std::uint64_t seed,
+                      const std::string& json_path) {
+    for (int n : input_counts)
+        require(n >= 1 && n <= 100000, "--decoder-inputs must be between 1 and 100000");
+    require(bins >= 10 && bins <= 1000000, "--decoder-bins must be between 10 and 1000000");
+    require(lags >= 1 && lags <= 1000, "--decoder-lags must be between 1 and 1000");
+    require(passes >= 1, "--repeats must be at least 1");
+    std::printf("spikeline bench --decoder: synthetic sessions of %d bins (%.0f s of 20 ms bins, seed %llu), one "
+                "thread; steps timed over %d pass(es)\n",
+                bins, 0.02 * bins, static_cast<unsigned long long>(seed), passes);
+    nlohmann::json runs = nlohmann::json::array();
+    for (int n : input_counts) {
+        const decode::SyntheticSession session = decode::synthetic_session(n, bins, seed);
+        for (const decode::DecoderTiming& t : decode::time_decoders(session, lags, passes)) {
+            std::printf("  %5d inputs  %-20s train %8.3f s   step median %7.2f us  p99 %7.2f us  max %8.2f us\n", n,
+                        t.name.c_str(), t.train_seconds, t.step_us_median, t.step_us_p99, t.step_us_max);
+            runs.push_back({{"inputs", n},
+                            {"decoder", t.name},
+                            {"train_seconds", t.train_seconds},
+                            {"step_us_median", t.step_us_median},
+                            {"step_us_p99", t.step_us_p99},
+                            {"step_us_max", t.step_us_max}});
+        }
+    }
+    if (!json_path.empty()) {
+        const nlohmann::json report = {{"decoder",
+                                        {{"bins", bins},
+                                         {"bin_ms", 20.0},
+                                         {"seed", seed},
+                                         {"passes", passes},
+                                         {"wiener_lags", lags},
+                                         {"kalman_observation_noise", "full"},
+                                         {"runs", runs}}}};
+        write_text_file(json_path, report.dump(2) + "\n");
+    }
+    return 0;
+}
 
 int cmd_decode(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
