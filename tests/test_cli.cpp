@@ -504,6 +504,23 @@ TEST_F(CliTest, BadDetectOptionValuesAreRejected) {
     }
 }
 
+TEST_F(CliTest, BadSortOptionValuesAreRejected) {
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--calibration-s", "0"}, "--calibration-s"},
+        {{"--snippet-post-ms", "5"}, "snippet"},
+        {{"--min-cluster-spikes", "1"}, "--min-cluster-spikes"},
+        {{"--recalibrate-every", "-3"}, "--recalibrate-every"},
+    };
+    for (const auto& [options, expected] : cases) {
+        const fs::path out = dir_ / "out";
+        std::vector<std::string> args = {"sort", input, "--out", out.string(), "-q"};
+        args.insert(args.end(), options.begin(), options.end());
+        SCOPED_TRACE(describe(args));
+        expect_detect_fails(args, out, {expected});
+    }
+}
+
 TEST_F(CliTest, UnknownSubcommandIsRejected) {
     const RunResult r = run({"frobnicate"});
     EXPECT_EQ(r.status, 2);

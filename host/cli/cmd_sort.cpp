@@ -40,7 +40,11 @@ int cmd_sort(int argc, char** argv) {
         ("gate-scale", po::value(&settings.gate_scale)->default_value(settings.gate_scale),
          "a unit accepts spikes up to this multiple of its members' 95th-percentile feature distance") //
         ("merge-distance", po::value(&settings.merge_distance)->default_value(settings.merge_distance),
-         "clusters on neighbouring channels whose mean snippets differ less than this (normalised) are one unit");
+         "clusters on neighbouring channels whose mean snippets differ less than this (normalised) are one unit") //
+        ("merge-candidate-distance",
+         po::value(&settings.merge_candidate_distance)->default_value(settings.merge_candidate_distance),
+         "also merge clusters whose mean snippets differ less than this when their spikes form one cloud: helps "
+         "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)");
     add_detect_options(visible, detect);
     po::options_description all;
     all.add(visible).add_options()("input", po::value(&in.input));

@@ -40,6 +40,65 @@ Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
     return basis;
 }
 
+/// Whether two groups of points (rows of x) are two clusters rather than one: counts points in windows of a quarter
+/// of the distance between the two means, at each mean and at the midpoint, along the axis joining the means; a
+/// unimodal cloud has its densest window in the middle, two clusters a valley there.
+bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
+    Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
+    for (int i : a)
+        ma += x.row(i).transpose();
+    for (int i : b)
+        mb += x.row(i).transpose();
+    ma /= static_cast<double>(a.size());
+    mb /= static_cast<double>(b.size());
+    const Eigen::VectorXd axis = mb - ma;
+    const double length = axis.norm();
+    if (length == 0)
+        return false;
+    const Eigen::VectorXd u = axis / length;
+    const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
+    double count_a = 0, count_b = 0, count_mid = 0;
+    for (const auto* set : {&a, &b})
+        for (int i : *set) {
+            const double v = x.row(i).dot(u);
+            count_a += std::abs(v - pa) <= half_window;
+            count_b += std::abs(v - pb) <= half_window;
+            count_mid += std::abs(v - mid) <= half_window;
+        }
+    // Allow for counting noise in the valley: two standard deviations of a Poisson count.
+    return count_mid + 2 * std::sqrt(count_mid) < split_dip * std::min(count_a, count_b);
+}
+
+/// Whether the spikes of two clusters peaking on different channels form one cloud in the features of the channels
+/// both their snippets cover.
+bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
+               const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip) {
+    std::vector<std::pair<int, int>> shared_rows; // (row in a's snippet, row in b's snippet)
+    for (int ka = 0; ka < kRows; ++ka)
+        for (int kb = 0; kb < kRows; ++kb)
+            if (params.snippet_channels[channel_a][ka] >= 0 &&
+                params.snippet_channels[channel_a][ka] == params.snippet_channels[channel_b][kb])
+                shared_rows.push_back({ka, kb});
+    if (shared_rows.empty())
+        return false;
+    const auto n_a = static_cast<Eigen::Index>(members_a.size());
+    Eigen::MatrixXd x(n_a + static_cast<Eigen::Index>(members_b.size()),
+                      static_cast<Eigen::Index>(HwSortConfig::n_features * shared_rows.size()));
+    std::vector<int> a, b;
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const bool from_a = i < n_a;
+        const int spike =
+            from_a ? members_a[static_cast<std::size_t>(i)] : members_b[static_cast<std::size_t>(i - n_a)];
+        (from_a ? a : b).push_back(static_cast<int>(i));
+        for (std::size_t r = 0; r < shared_rows.size(); ++r) {
+            const int row = from_a ? shared_rows[r].first : shared_rows[r].second;
+            for (int p = 0; p < HwSortConfig::n_features; ++p)
+                x(i, static_cast<Eigen::Index>(p * shared_rows.size() + r)) = features(spike, p * kRows + row);
+        }
+    }
+    return !has_dip(x, a, b, split_dip);
+}
+
 /// Splits a set of feature vectors while the split is real: 2-means, then a density dip along the axis joining the
 /// two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
 class Splitter {
@@ -57,7 +116,7 @@ private:
         const std::size_t min_size = static_cast<std::size_t>(settings_.min_cluster_spikes);
         std::vector<int> a, b;
         if (members.size() >= 2 * min_size && depth < 6 && two_means(members, a, b) && a.size() >= min_size &&
-            b.size() >= min_size && has_dip(a, b)) {
+            b.size() >= min_size && has_dip(x_, a, b, settings_.split_dip)) {
             split(std::move(a), depth + 1, out);
             split(std::move(b), depth + 1, out);
             return;
@@ -107,34 +166,6 @@ private:
                 break;
         }
         return true;
-    }
-
-    // Counts points in windows of a quarter of the distance between the two means, at each mean and at the boundary;
-    // a unimodal cloud has its densest window in the middle, two clusters a valley there.
-    bool has_dip(const std::vector<int>& a, const std::vector<int>& b) const {
-        Eigen::VectorXd ma = Eigen::VectorXd::Zero(x_.cols()), mb = ma;
-        for (int i : a)
-            ma += x_.row(i).transpose();
-        for (int i : b)
-            mb += x_.row(i).transpose();
-        ma /= static_cast<double>(a.size());
-        mb /= static_cast<double>(b.size());
-        const Eigen::VectorXd axis = mb - ma;
-        const double length = axis.norm();
-        if (length == 0)
-            return false;
-        const Eigen::VectorXd u = axis / length;
-        const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
-        double count_a = 0, count_b = 0, count_mid = 0;
-        for (const auto* set : {&a, &b})
-            for (int i : *set) {
-                const double v = x_.row(i).dot(u);
-                count_a += std::abs(v - pa) <= half_window;
-                count_b += std::abs(v - pb) <= half_window;
-                count_mid += std::abs(v - mid) <= half_window;
-            }
-        // Allow for counting noise in the valley: two standard deviations of a Poisson count.
-        return count_mid + 2 * std::sqrt(count_mid) < settings_.split_dip * std::min(count_a, count_b);
     }
 
     const Eigen::MatrixXd& x_;
@@ -297,6 +328,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     for (std::size_t i = 0; i < n; ++i)
         by_channel[data.spikes[i].event.channel].push_back(static_cast<int>(i));
     Splitter splitter(features, settings);
+    std::vector<std::vector<int>> members_of; // per clustered entry
     for (auto& [channel, members] : by_channel) {
         if (members.size() < static_cast<std::size_t>(settings.min_cluster_spikes))
             continue;
@@ -325,6 +357,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             for (double& v : entry.mean_snippet)
                 v /= static_cast<double>(cluster.size());
             result.entries.push_back(std::move(entry));
+            members_of.push_back(cluster);
             ++params.n_entries[channel];
         }
     }
@@ -333,7 +366,9 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 std::to_string(settings.min_cluster_spikes) +
                 " spikes on one channel: lengthen the window (--calibration-s) or lower --min-cluster-spikes");
 
-    // The same neuron peaking on neighbouring channels: merge entries with near-equal mean snippets.
+    // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels
+    // merge when their mean snippets are near-equal, or when they are alike and their spikes, seen on the channels
+    // both snippets cover, form one cloud (no density dip between them).
     UnionFind groups(result.entries.size());
     for (std::size_t a = 0; a < result.entries.size(); ++a)
         for (std::size_t b = a + 1; b < result.entries.size(); ++b) {
@@ -342,8 +377,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             bool near = false;
             for (int k = 1; k < kRows; ++k)
                 near |= params.snippet_channels[ea.channel][k] == eb.channel;
-            if (near && template_distance(params, ea.channel, ea.mean_snippet, eb.channel, eb.mean_snippet) <
-                            settings.merge_distance)
+            if (!near)
+                continue;
+            const double distance = template_distance(params, ea.channel, ea.mean_snippet, eb.channel, eb.mean_snippet);
+            if (distance < settings.merge_distance ||
+                (distance < settings.merge_candidate_distance &&
+                 one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b], settings.split_dip)))
                 groups.join(static_cast<int>(a), static_cast<int>(b));
         }
     std::map<int, int> unit_of_root;

@@ -50,6 +50,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"min_cluster_spikes", s.min_cluster_spikes},
             {"split_dip", s.split_dip},
             {"merge_distance", s.merge_distance},
+            {"merge_candidate_distance", s.merge_candidate_distance},
             {"gate_scale", s.gate_scale},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
