@@ -1,0 +1,41 @@
+// One direct-form-I biquad step of L1's biquad_step (bandpass.hpp), combinational:
+//   y = saturate26(round_half_up((gain * (x0 + MIDDLE * x1 + x2) - a1 * y1 - a2 * y2) / 2^16))
+// MIDDLE is -2 (high-pass) or +2 (low-pass): the Butterworth numerators are gain * (1, MIDDLE, 1).
+// The accumulator is 48 bits wide; L1 bounds it below 2^45, so no intermediate overflows.
+`default_nettype none
+
+module spikeline_biquad #(
+    parameter int MIDDLE = -2
+) (
+    input  wire logic signed [25:0] x0,
+    input  wire logic signed [25:0] x1,
+    input  wire logic signed [25:0] x2,
+    input  wire logic signed [25:0] y1,
+    input  wire logic signed [25:0] y2,
+    input  wire logic signed [17:0] gain,
+    input  wire logic signed [17:0] a1,
+    input  wire logic signed [17:0] a2,
+    output logic      signed [25:0] y0
+);
+    localparam logic signed [47:0] STATE_MAX = (48'sd1 <<< 25) - 48'sd1;
+    localparam logic signed [47:0] STATE_MIN = -(48'sd1 <<< 25);
+
+    logic signed [47:0] numerator, middle_term, accumulator, rounded;
+
+    always_comb begin
+        middle_term = 48'(x1) <<< 1;
+        if (MIDDLE < 0)
+            middle_term = -middle_term;
+        numerator = 48'(x0) + middle_term + 48'(x2);
+        accumulator = 48'(gain) * numerator - 48'(a1) * 48'(y1) - 48'(a2) * 48'(y2);
+        rounded = (accumulator + 48'sd32768) >>> 16;
+        if (rounded > STATE_MAX)
+            y0 = STATE_MAX[25:0];
+        else if (rounded < STATE_MIN)
+            y0 = STATE_MIN[25:0];
+        else
+            y0 = rounded[25:0];
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,724 @@
+// The detection front end of L1 (hls/include/spikeline/hw/detector.hpp) as a streaming core, bit-exact with it.
+//
+//   s_axis (int16 samples, channel-serial, tlast on a frame's last channel)
+//     -> stage 1: two biquads per sample (state in block RAM), Q4 rounding, group sums per frame
+//     -> frame buffer of FRAME_SLOTS frames (the reference needs the whole frame's sums before subtracting)
+//     -> stage 2: common reference, noise tracker, threshold, alignment, dead time (state in block RAM)
+//     -> candidate FIFO -> de-duplication FSM (spikeline_dedup) -> event FIFO -> m_axis (one event per transfer)
+//   s_axil: the parameters of hw::DetectParams, control and status (register table in hw_sim/README.md)
+//
+// Both stages issue one channel per clock and never stall once issued: back-pressure acts at issue (stage 1 waits
+// for a free frame slot, stage 2 for room in the candidate FIFO), so a full m_axis eventually lowers
+// s_axis_tready. Per-channel state is read when a channel issues and written back two clocks later; with fewer
+// than MIN_PIPELINED_CHANNELS channels a frame waits for the previous one to leave the pipeline instead.
+`default_nettype none
+
+module spikeline_detect_core #(
+    parameter int MAX_CHANNELS = 1024,
+    parameter int MAX_GROUPS = 64,
+    parameter int PENDING_DEPTH = 4096,
+    parameter int FRAME_SLOTS = 4,
+    parameter int CANDIDATE_FIFO_DEPTH = 64,
+    parameter int EVENT_FIFO_DEPTH = 32
+) (
+    input  wire logic         clk,
+    input  wire logic         rst,
+
+    input  wire logic [15:0]  s_axis_tdata,
+    input  wire logic         s_axis_tvalid,
+    output logic              s_axis_tready,
+    input  wire logic         s_axis_tlast,
+
+    output logic [127:0]      m_axis_tdata,   // {amplitude (sign-extended), channel, sample index}
+    output logic              m_axis_tvalid,
+    input  wire logic         m_axis_tready,
+    output logic              m_axis_tlast,
+
+    input  wire logic [19:0]  s_axil_awaddr,
+    input  wire logic         s_axil_awvalid,
+    output logic              s_axil_awready,
+    input  wire logic [31:0]  s_axil_wdata,
+    input  wire logic [3:0]   s_axil_wstrb,
+    input  wire logic         s_axil_wvalid,
+    output logic              s_axil_wready,
+    output logic [1:0]        s_axil_bresp,
+    output logic              s_axil_bvalid,
+    input  wire logic         s_axil_bready,
+    input  wire logic [19:0]  s_axil_araddr,
+    input  wire logic         s_axil_arvalid,
+    output logic              s_axil_arready,
+    output logic [31:0]       s_axil_rdata,
+    output logic [1:0]        s_axil_rresp,
+    output logic              s_axil_rvalid,
+    input  wire logic         s_axil_rready,
+
+    // Observation only (no back-pressure): every referenced sample, for co-simulation against L1.
+    output logic              monitor_valid,
+    output logic [15:0]       monitor_channel,
+    output logic [20:0]       monitor_sample
+);
+    localparam int CHANNEL_BITS = $clog2(MAX_CHANNELS);
+    localparam int GROUP_BITS = $clog2(MAX_GROUPS);
+    localparam int SLOT_BITS = $clog2(FRAME_SLOTS);
+    localparam int MAX_NEIGHBOURS = 16;
+    localparam int NEIGHBOUR_ADDRESS_BITS = $clog2(MAX_CHANNELS * MAX_NEIGHBOURS);
+    localparam int MIN_PIPELINED_CHANNELS = 8;
+    localparam int CANDIDATE_COUNT_BITS = $clog2(CANDIDATE_FIFO_DEPTH) + 1;
+    localparam logic [SLOT_BITS:0] SLOTS_FULL = (SLOT_BITS + 1)'(FRAME_SLOTS);
+    localparam int BANDPASS_STATE_BITS = 6 * 26;
+    localparam int DETECTOR_STATE_BITS = 75;
+    localparam logic signed [31:0] SAMPLE_MAX = 32'sd1048575;  // 2^20 - 1
+    localparam logic signed [31:0] SAMPLE_MIN = -32'sd1048576;
+    localparam logic [25:0] NOISE_MAX = 26'd8388607;           // 2^23 - 1
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Parameters (AXI-Lite)
+    // ------------------------------------------------------------------------------------------------------------
+    logic [15:0] n_channels_reg;
+    logic signed [17:0] hp_gain_reg, hp_a1_reg, hp_a2_reg, lp_gain_reg, lp_a1_reg, lp_a2_reg;
+    logic [22:0] noise_step_fast_reg, noise_step_slow_reg, noise_initial_reg;
+    logic [31:0] warmup_frames_reg;
+    logic [15:0] threshold_gain_reg;
+    logic [1:0] polarity_reg;
+    logic [6:0] align_window_reg, dedup_window_reg;
+    logic [15:0] dead_time_reg;
+    logic [7:0] shadow_window_reg;
+    logic [8:0] shadow_ratio_reg;
+    logic [16:0] group_inverse_reg [0:MAX_GROUPS-1];
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Control
+    // ------------------------------------------------------------------------------------------------------------
+    logic stream_active_reg;          // START done, samples accepted
+    logic clearing_reg;               // START: writing the initial state of every channel
+    logic [CHANNEL_BITS:0] clear_channel_reg;
+    logic flush_requested_reg;        // FLUSH written: end the stream once every frame is through
+    logic flush_sweep_reg;            // stage 2 is emitting the candidates of channels still searching
+    logic flush_issued_reg;
+    logic framing_error_reg;          // tlast disagreed with N_CHANNELS
+    logic [31:0] events_out_reg;
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Stage 1: band-pass
+    // ------------------------------------------------------------------------------------------------------------
+    logic [15:0] in_channel_reg;      // channel of the next input sample
+    logic [SLOT_BITS-1:0] in_slot_reg;
+    logic [SLOT_BITS:0] slots_used_reg;   // frames being filtered, waiting, or being referenced
+    logic [SLOT_BITS:0] frames_ready_reg; // filtered frames stage 2 has not started
+
+    logic p1_valid_reg, p1_last_reg;
+    logic [CHANNEL_BITS-1:0] p1_channel_reg;
+    logic [SLOT_BITS-1:0] p1_slot_reg;
+    logic signed [15:0] p1_sample_reg;
+
+    logic p2_valid_reg, p2_last_reg;
+    logic [CHANNEL_BITS-1:0] p2_channel_reg;
+    logic [SLOT_BITS-1:0] p2_slot_reg;
+    logic signed [7:0] p2_group_reg;
+    logic signed [25:0] p2_input_reg, p2_input1_reg, p2_middle_reg, p2_middle1_reg, p2_middle2_reg;
+    logic signed [25:0] p2_output1_reg, p2_output2_reg;
+
+    logic p3_valid_reg, p3_last_reg;
+    logic [CHANNEL_BITS-1:0] p3_channel_reg;
+    logic [SLOT_BITS-1:0] p3_slot_reg;
+    logic signed [7:0] p3_group_reg;
+    logic signed [20:0] p3_filtered_reg;
+
+    logic signed [31:0] group_sum_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
+
+    wire frame_start = in_channel_reg == 16'd0;
+    wire last_input_channel = in_channel_reg == n_channels_reg - 16'd1;
+    wire stage1_empty = !p1_valid_reg && !p2_valid_reg && !p3_valid_reg;
+    assign s_axis_tready = stream_active_reg && !flush_requested_reg &&
+                           (!frame_start || (slots_used_reg != SLOTS_FULL &&
+                                             (n_channels_reg >= 16'(MIN_PIPELINED_CHANNELS) || stage1_empty)));
+    wire accept = s_axis_tvalid && s_axis_tready;
+
+    // per-channel filter history: {input1, input2, middle1, middle2, output1, output2}, Q8, 26 bits each
+    logic bandpass_write_enable;
+    logic [CHANNEL_BITS-1:0] bandpass_write_address;
+    logic [BANDPASS_STATE_BITS-1:0] bandpass_write_data, bandpass_read_data;
+
+    spikeline_sdp_ram #(
+        .WIDTH(BANDPASS_STATE_BITS),
+        .DEPTH(MAX_CHANNELS)
+    ) bandpass_state_ram (
+        .clk(clk),
+        .write_enable(bandpass_write_enable),
+        .write_address(bandpass_write_address),
+        .write_data(bandpass_write_data),
+        .read_address(in_channel_reg[CHANNEL_BITS-1:0]),
+        .read_data(bandpass_read_data)
+    );
+
+    logic group_write_enable;
+    logic [CHANNEL_BITS-1:0] group_write_address;
+    logic [7:0] group_write_data, group_read_data;
+
+    spikeline_sdp_ram #(
+        .WIDTH(8),
+        .DEPTH(MAX_CHANNELS)
+    ) group_of_ram (
+        .clk(clk),
+        .write_enable(group_write_enable),
+        .write_address(group_write_address),
+        .write_data(group_write_data),
+        .read_address(in_channel_reg[CHANNEL_BITS-1:0]),
+        .read_data(group_read_data)
+    );
+
+    wire signed [25:0] history_input1 = bandpass_read_data[155:130];
+    wire signed [25:0] history_input2 = bandpass_read_data[129:104];
+    wire signed [25:0] history_middle1 = bandpass_read_data[103:78];
+    wire signed [25:0] history_middle2 = bandpass_read_data[77:52];
+    wire signed [25:0] history_output1 = bandpass_read_data[51:26];
+    wire signed [25:0] history_output2 = bandpass_read_data[25:0];
+    wire signed [25:0] p1_input = 26'(p1_sample_reg) <<< 8;
+    logic signed [25:0] high_passed, band_passed;
+
+    spikeline_biquad #(.MIDDLE(-2)) high_pass (
+        .x0(p1_input), .x1(history_input1), .x2(history_input2), .y1(history_middle1), .y2(history_middle2),
+        .gain(hp_gain_reg), .a1(hp_a1_reg), .a2(hp_a2_reg), .y0(high_passed)
+    );
+
+    spikeline_biquad #(.MIDDLE(2)) low_pass (
+        .x0(p2_middle_reg), .x1(p2_middle1_reg), .x2(p2_middle2_reg), .y1(p2_output1_reg), .y2(p2_output2_reg),
+        .gain(lp_gain_reg), .a1(lp_a1_reg), .a2(lp_a2_reg), .y0(band_passed)
+    );
+
+    // Q8 -> Q4, round half up, saturated to 21 bits
+    wire signed [26:0] band_passed_q4 = (27'(band_passed) + 27'sd8) >>> 4;
+    wire signed [20:0] filtered_q4 = band_passed_q4 > 27'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
+                                   : (band_passed_q4 < 27'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : band_passed_q4[20:0]);
+
+    always_comb begin
+        bandpass_write_enable = clearing_reg || p2_valid_reg;
+        bandpass_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : p2_channel_reg;
+        bandpass_write_data = clearing_reg ? '0 : {p2_input_reg, p2_input1_reg, p2_middle_reg, p2_middle1_reg,
+                                                   band_passed, p2_output1_reg};
+    end
+
+    // frame buffer: {group, filtered sample} per slot and channel
+    logic [SLOT_BITS-1:0] s2_slot_reg;
+    logic [15:0] s2_channel_reg;
+    logic [28:0] frame_read_data;
+
+    spikeline_sdp_ram #(
+        .WIDTH(29),
+        .DEPTH(FRAME_SLOTS * MAX_CHANNELS)
+    ) frame_buffer_ram (
+        .clk(clk),
+        .write_enable(p3_valid_reg),
+        .write_address({p3_slot_reg, p3_channel_reg}),
+        .write_data({p3_group_reg, p3_filtered_reg}),
+        .read_address({s2_slot_reg, s2_channel_reg[CHANNEL_BITS-1:0]}),
+        .read_data(frame_read_data)
+    );
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Stage 2: reference, noise tracker, threshold, alignment, dead time
+    // ------------------------------------------------------------------------------------------------------------
+    logic [63:0] s2_frame_reg;       // frame stage 2 issues (= frames processed once it is done)
+
+    logic q1_valid_reg, q1_last_reg, q1_flush_reg;
+    logic [CHANNEL_BITS-1:0] q1_channel_reg;
+    logic [SLOT_BITS-1:0] q1_slot_reg;
+    logic [63:0] q1_frame_reg;
+
+    logic q2_valid_reg, q2_last_reg, q2_flush_reg;
+    logic [CHANNEL_BITS-1:0] q2_channel_reg;
+    logic [63:0] q2_frame_reg;
+    logic signed [20:0] q2_referenced_reg;
+    logic [DETECTOR_STATE_BITS-1:0] q2_state_reg;
+
+    logic [CANDIDATE_COUNT_BITS-1:0] candidate_count;
+    wire candidate_room = 32'(candidate_count) + 32'(q1_valid_reg) + 32'(q2_valid_reg) < CANDIDATE_FIFO_DEPTH;
+    wire stage2_empty = !q1_valid_reg && !q2_valid_reg;
+    wire stage2_hazard_free = s2_channel_reg != 16'd0 || n_channels_reg >= 16'(MIN_PIPELINED_CHANNELS) ||
+                              stage2_empty;
+    wire last_stage2_channel = s2_channel_reg == n_channels_reg - 16'd1;
+    wire issue_frame = stream_active_reg && !flush_sweep_reg && (s2_channel_reg != 16'd0 || frames_ready_reg != 0) &&
+                       candidate_room && stage2_hazard_free;
+    wire issue_flush = flush_sweep_reg && !flush_issued_reg && candidate_room && stage2_hazard_free;
+    wire issue = issue_frame || issue_flush;
+    wire start_flush = flush_requested_reg && !flush_sweep_reg && frame_start && stage1_empty &&
+                       frames_ready_reg == 0 && slots_used_reg == 0 && s2_channel_reg == 16'd0 && stage2_empty;
+
+    // detector state: {hold[15:0], best_value[20:0], best_pos[6:0], count[6:0], searching, noise[22:0]}
+    logic detector_write_enable;
+    logic [CHANNEL_BITS-1:0] detector_write_address;
+    logic [DETECTOR_STATE_BITS-1:0] detector_write_data, detector_read_data;
+
+    spikeline_sdp_ram #(
+        .WIDTH(DETECTOR_STATE_BITS),
+        .DEPTH(MAX_CHANNELS)
+    ) detector_state_ram (
+        .clk(clk),
+        .write_enable(detector_write_enable),
+        .write_address(detector_write_address),
+        .write_data(detector_write_data),
+        .read_address(s2_channel_reg[CHANNEL_BITS-1:0]),
+        .read_data(detector_read_data)
+    );
+
+    // q1: subtract the mean of the channel's group: round(sum * round(2^16 / members) / 2^16)
+    wire signed [7:0] q1_group = frame_read_data[28:21];
+    wire signed [20:0] q1_filtered = frame_read_data[20:0];
+    wire [GROUP_BITS-1:0] q1_group_index = q1_group[GROUP_BITS-1:0];
+    wire signed [63:0] q1_scaled_sum = 64'(group_sum_reg[{q1_slot_reg, q1_group_index}]) *
+                                       64'($signed({1'b0, group_inverse_reg[q1_group_index]}));
+    wire signed [63:0] q1_mean_wide = (q1_scaled_sum + 64'sd32768) >>> 16;
+    wire signed [31:0] q1_mean = q1_mean_wide[31:0];
+    wire signed [32:0] q1_difference = 33'(q1_filtered) - 33'(q1_mean);
+    wire signed [20:0] q1_referenced = q1_group < 0 ? q1_filtered
+                                     : (q1_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
+                                     : (q1_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : q1_difference[20:0]));
+
+    // q2: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
+    wire [22:0] state_noise = q2_state_reg[22:0];
+    wire state_searching = q2_state_reg[23];
+    wire [6:0] state_count = q2_state_reg[30:24];
+    wire [6:0] state_best_pos = q2_state_reg[37:31];
+    wire signed [20:0] state_best_value = q2_state_reg[58:38];
+    wire [15:0] state_hold = q2_state_reg[74:59];
+
+    logic warm, crossing, negative_crossing, positive_crossing, more_extreme, emit;
+    logic [22:0] step, noise_next;
+    logic [25:0] magnitude;
+    logic [21:0] absolute_value, absolute_best;
+    logic [34:0] scaled_threshold;
+    logic signed [31:0] threshold;
+    logic [23:0] raised;
+    logic searching_next;
+    logic [6:0] count_next, best_pos_next;
+    logic signed [20:0] best_value_next;
+    logic [15:0] hold_next;
+    logic signed [17:0] hold_after_peak;
+    logic candidate_valid;
+    logic [63:0] candidate_sample;
+    logic signed [20:0] candidate_amplitude;
+
+    always_comb begin
+        warm = q2_frame_reg >= 64'(warmup_frames_reg);
+        step = warm ? noise_step_slow_reg : noise_step_fast_reg;
+        absolute_value = q2_referenced_reg < 0 ? 22'(-q2_referenced_reg) : 22'(q2_referenced_reg);
+        absolute_best = state_best_value < 0 ? 22'(-state_best_value) : 22'(state_best_value);
+        magnitude = {absolute_value[21:0], 4'd0} > NOISE_MAX ? NOISE_MAX : {absolute_value[21:0], 4'd0};
+        scaled_threshold = 35'(state_noise[22:4]) * 35'(threshold_gain_reg) + 35'd128;
+        threshold = 32'(scaled_threshold >> 8);
+        raised = 24'(state_noise) + 24'(step);
+        if (26'(state_noise) < magnitude)
+            noise_next = raised > 24'(NOISE_MAX) ? NOISE_MAX[22:0] : raised[22:0];
+        else if (26'(state_noise) > magnitude)
+            noise_next = state_noise < step ? 23'd0 : state_noise - step;
+        else
+            noise_next = state_noise;
+
+        negative_crossing = 32'(q2_referenced_reg) < -threshold;
+        positive_crossing = 32'(q2_referenced_reg) > threshold;
+        crossing = warm && state_hold == 16'd0 &&
+                   (polarity_reg == 2'd0 ? negative_crossing
+                                         : (polarity_reg == 2'd1 ? positive_crossing
+                                                                 : negative_crossing || positive_crossing));
+        more_extreme = polarity_reg == 2'd0 ? q2_referenced_reg < state_best_value
+                     : (polarity_reg == 2'd1 ? q2_referenced_reg > state_best_value : absolute_value > absolute_best);
+
+        searching_next = state_searching;
+        count_next = state_count;
+        best_pos_next = state_best_pos;
+        best_value_next = state_best_value;
+        hold_next = state_hold != 16'd0 ? state_hold - 16'd1 : 16'd0;
+        emit = 1'b0;
+        if (state_searching) begin
+            if (more_extreme) begin
+                best_value_next = q2_referenced_reg;
+                best_pos_next = state_count;
+            end
+            count_next = state_count + 7'd1;
+            emit = count_next == align_window_reg;
+        end else if (crossing) begin
+            searching_next = 1'b1;
+            count_next = 7'd1;
+            best_pos_next = 7'd0;
+            best_value_next = q2_referenced_reg;
+            emit = count_next == align_window_reg;
+        end
+        hold_after_peak = 18'(dead_time_reg) - 18'(align_window_reg) + 18'(best_pos_next);
+        if (emit) begin
+            searching_next = 1'b0;
+            hold_next = hold_after_peak > 0 ? hold_after_peak[15:0] : 16'd0;
+        end
+        candidate_valid = emit;
+        candidate_sample = q2_frame_reg - 64'(align_window_reg) + 64'd1 + 64'(best_pos_next);
+        candidate_amplitude = best_value_next;
+
+        if (q2_flush_reg) begin
+            // end of stream: a channel still searching emits its extremum (window cut short)
+            noise_next = state_noise;
+            searching_next = 1'b0;
+            count_next = state_count;
+            best_pos_next = state_best_pos;
+            best_value_next = state_best_value;
+            hold_next = state_hold;
+            candidate_valid = state_searching;
+            candidate_sample = q2_frame_reg - 64'(state_count) + 64'(state_best_pos);
+            candidate_amplitude = state_best_value;
+        end
+    end
+
+    always_comb begin
+        detector_write_enable = clearing_reg || q2_valid_reg;
+        detector_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : q2_channel_reg;
+        detector_write_data = clearing_reg ? {52'd0, noise_initial_reg}
+                                           : {hold_next, best_value_next, best_pos_next, count_next, searching_next,
+                                              noise_next};
+    end
+
+    assign monitor_valid = q2_valid_reg && !q2_flush_reg;
+    assign monitor_channel = 16'(q2_channel_reg);
+    assign monitor_sample = q2_referenced_reg;
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Candidates -> de-duplication -> events
+    // ------------------------------------------------------------------------------------------------------------
+    wire candidate_push = q2_valid_reg && (candidate_valid || q2_last_reg);
+    wire [103:0] candidate_entry = {q2_valid_reg && q2_last_reg && q2_flush_reg,
+                                    q2_valid_reg && q2_last_reg && !q2_flush_reg, candidate_valid,
+                                    candidate_amplitude, 16'(q2_channel_reg), candidate_sample};
+    logic [103:0] candidate_head;
+    logic candidate_empty, candidate_full, candidate_pop;
+
+    spikeline_fifo #(
+        .WIDTH(104),
+        .DEPTH(CANDIDATE_FIFO_DEPTH)
+    ) candidate_fifo (
+        .clk(clk),
+        .rst(rst),
+        .clear(clearing_reg),
+        .push(candidate_push),
+        .push_data(candidate_entry),
+        .pop(candidate_pop),
+        .head(candidate_head),
+        .empty(candidate_empty),
+        .full(candidate_full),
+        .count(candidate_count)
+    );
+
+    logic neighbour_write_enable;
+    logic [NEIGHBOUR_ADDRESS_BITS-1:0] neighbour_write_address;
+    logic event_push, event_full, event_empty, dedup_done;
+    logic [100:0] event_data, event_head;
+    logic [31:0] dropped_count;
+    logic [$clog2(EVENT_FIFO_DEPTH):0] event_count;
+
+    spikeline_dedup #(
+        .MAX_CHANNELS(MAX_CHANNELS),
+        .PENDING_DEPTH(PENDING_DEPTH),
+        .MAX_NEIGHBOURS(MAX_NEIGHBOURS)
+    ) dedup (
+        .clk(clk),
+        .rst(rst),
+        .clear(clearing_reg),
+        .align_window(align_window_reg),
+        .dedup_window(dedup_window_reg),
+        .shadow_window(shadow_window_reg),
+        .shadow_ratio(shadow_ratio_reg),
+        .neighbour_write_enable(neighbour_write_enable),
+        .neighbour_write_address(neighbour_write_address),
+        .neighbour_write_data(s_axil_wdata[15:0]),
+        .entry_valid(!candidate_empty),
+        .entry_data(candidate_head),
+        .entry_pop(candidate_pop),
+        .event_push(event_push),
+        .event_data(event_data),
+        .event_full(event_full),
+        .stream_done(dedup_done),
+        .dropped_count(dropped_count)
+    );
+
+    spikeline_fifo #(
+        .WIDTH(101),
+        .DEPTH(EVENT_FIFO_DEPTH)
+    ) event_fifo (
+        .clk(clk),
+        .rst(rst),
+        .clear(clearing_reg),
+        .push(event_push),
+        .push_data(event_data),
+        .pop(m_axis_tready),
+        .head(event_head),
+        .empty(event_empty),
+        .full(event_full),
+        .count(event_count)
+    );
+
+    assign m_axis_tvalid = !event_empty;
+    assign m_axis_tdata = {{11{event_head[100]}}, event_head[100:80], 16'd0, event_head[79:64], event_head[63:0]};
+    assign m_axis_tlast = 1'b1;
+
+    // ------------------------------------------------------------------------------------------------------------
+    // AXI4-Lite
+    // ------------------------------------------------------------------------------------------------------------
+    logic bvalid_reg, rvalid_reg;
+    logic [31:0] rdata_reg;
+    wire write_transfer = s_axil_awvalid && s_axil_wvalid && !bvalid_reg;
+    wire [19:0] write_address = s_axil_awaddr;
+    wire write_scalar = write_transfer && write_address[19:8] == 12'd0;
+    wire [5:0] write_register = write_address[7:2];
+    wire [17:0] write_word = write_address[19:2];
+    wire write_group_inverse = write_transfer && write_address[19:12] == 8'h01 &&
+                               32'(write_address[11:2]) < MAX_GROUPS;
+    wire write_group_of = write_transfer && write_address[19:16] == 4'h1 &&
+                          32'(write_address[15:2]) < MAX_CHANNELS;
+    wire [17:0] neighbour_index = write_word - 18'h10000;
+    wire write_neighbour = write_transfer && write_address[19:18] == 2'b01 &&
+                           32'(neighbour_index) < MAX_CHANNELS * MAX_NEIGHBOURS;
+    wire start_command = write_scalar && write_register == 6'd0 && s_axil_wdata[0];
+    wire flush_command = write_scalar && write_register == 6'd0 && s_axil_wdata[1];
+
+    assign s_axil_awready = write_transfer;
+    assign s_axil_wready = write_transfer;
+    assign s_axil_bvalid = bvalid_reg;
+    assign s_axil_bresp = 2'b00;
+    assign s_axil_arready = !rvalid_reg;
+    assign s_axil_rvalid = rvalid_reg;
+    assign s_axil_rdata = rdata_reg;
+    assign s_axil_rresp = 2'b00;
+
+    assign group_write_enable = write_group_of;
+    assign group_write_address = write_address[CHANNEL_BITS+1:2];
+    assign group_write_data = s_axil_wdata[7:0];
+    assign neighbour_write_enable = write_neighbour;
+    assign neighbour_write_address = neighbour_index[NEIGHBOUR_ADDRESS_BITS-1:0];
+
+    wire stream_done = dedup_done && event_empty;
+    logic [31:0] read_value;
+
+    always_comb begin
+        read_value = 32'd0;
+        if (s_axil_araddr[19:8] == 12'd0) begin
+            case (s_axil_araddr[7:2])
+                6'd1: read_value = {28'd0, stream_active_reg, framing_error_reg, stream_done, clearing_reg};
+                6'd2: read_value = MAX_CHANNELS;
+                6'd3: read_value = MAX_GROUPS;
+                6'd4: read_value = 32'(n_channels_reg);
+                6'd5: read_value = PENDING_DEPTH;
+                6'd8: read_value = 32'(hp_gain_reg);
+                6'd9: read_value = 32'(hp_a1_reg);
+                6'd10: read_value = 32'(hp_a2_reg);
+                6'd11: read_value = 32'(lp_gain_reg);
+                6'd12: read_value = 32'(lp_a1_reg);
+                6'd13: read_value = 32'(lp_a2_reg);
+                6'd16: read_value = 32'(noise_step_fast_reg);
+                6'd17: read_value = 32'(noise_step_slow_reg);
+                6'd18: read_value = 32'(noise_initial_reg);
+                6'd19: read_value = warmup_frames_reg;
+                6'd20: read_value = 32'(threshold_gain_reg);
+                6'd21: read_value = 32'(polarity_reg);
+                6'd22: read_value = 32'(align_window_reg);
+                6'd23: read_value = 32'(dead_time_reg);
+                6'd24: read_value = 32'(dedup_window_reg);
+                6'd25: read_value = 32'(shadow_window_reg);
+                6'd26: read_value = 32'(shadow_ratio_reg);
+                6'd32: read_value = s2_frame_reg[31:0];
+                6'd33: read_value = s2_frame_reg[63:32];
+                6'd34: read_value = dropped_count;
+                6'd35: read_value = events_out_reg;
+                default: read_value = 32'd0;
+            endcase
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            bvalid_reg <= 1'b0;
+            rvalid_reg <= 1'b0;
+            rdata_reg <= '0;
+        end else begin
+            if (write_transfer)
+                bvalid_reg <= 1'b1;
+            else if (s_axil_bready)
+                bvalid_reg <= 1'b0;
+            if (s_axil_arvalid && !rvalid_reg) begin
+                rvalid_reg <= 1'b1;
+                rdata_reg <= read_value;
+            end else if (s_axil_rready) begin
+                rvalid_reg <= 1'b0;
+            end
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            n_channels_reg <= '0;
+            hp_gain_reg <= '0;
+            hp_a1_reg <= '0;
+            hp_a2_reg <= '0;
+            lp_gain_reg <= '0;
+            lp_a1_reg <= '0;
+            lp_a2_reg <= '0;
+            noise_step_fast_reg <= 23'd64;
+            noise_step_slow_reg <= 23'd1;
+            noise_initial_reg <= '0;
+            warmup_frames_reg <= 32'd1024;
+            threshold_gain_reg <= '0;
+            polarity_reg <= '0;
+            align_window_reg <= 7'd9;
+            dead_time_reg <= 16'd18;
+            dedup_window_reg <= 7'd9;
+            shadow_window_reg <= 8'd60;
+            shadow_ratio_reg <= 9'd128;
+        end else if (write_scalar) begin
+            case (write_register)
+                6'd4: n_channels_reg <= s_axil_wdata[15:0];
+                6'd8: hp_gain_reg <= s_axil_wdata[17:0];
+                6'd9: hp_a1_reg <= s_axil_wdata[17:0];
+                6'd10: hp_a2_reg <= s_axil_wdata[17:0];
+                6'd11: lp_gain_reg <= s_axil_wdata[17:0];
+                6'd12: lp_a1_reg <= s_axil_wdata[17:0];
+                6'd13: lp_a2_reg <= s_axil_wdata[17:0];
+                6'd16: noise_step_fast_reg <= s_axil_wdata[22:0];
+                6'd17: noise_step_slow_reg <= s_axil_wdata[22:0];
+                6'd18: noise_initial_reg <= s_axil_wdata[22:0];
+                6'd19: warmup_frames_reg <= s_axil_wdata;
+                6'd20: threshold_gain_reg <= s_axil_wdata[15:0];
+                6'd21: polarity_reg <= s_axil_wdata[1:0];
+                6'd22: align_window_reg <= s_axil_wdata[6:0];
+                6'd23: dead_time_reg <= s_axil_wdata[15:0];
+                6'd24: dedup_window_reg <= s_axil_wdata[6:0];
+                6'd25: shadow_window_reg <= s_axil_wdata[7:0];
+                6'd26: shadow_ratio_reg <= s_axil_wdata[8:0];
+                default: ;
+            endcase
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (write_group_inverse)
+            group_inverse_reg[write_address[GROUP_BITS+1:2]] <= s_axil_wdata[16:0];
+    end
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Control, stage 1 and stage 2 registers
+    // ------------------------------------------------------------------------------------------------------------
+    wire slot_allocated = accept && frame_start;
+    wire slot_released = q1_valid_reg && q1_last_reg && !q1_flush_reg;
+    wire frame_filtered = p3_valid_reg && p3_last_reg;
+    wire frame_started = issue_frame && s2_channel_reg == 16'd0;
+
+    always_ff @(posedge clk) begin
+        if (rst || start_command) begin
+            stream_active_reg <= 1'b0;
+            clearing_reg <= start_command;
+            clear_channel_reg <= '0;
+            flush_requested_reg <= 1'b0;
+            flush_sweep_reg <= 1'b0;
+            flush_issued_reg <= 1'b0;
+            framing_error_reg <= 1'b0;
+            events_out_reg <= '0;
+            in_channel_reg <= '0;
+            in_slot_reg <= '0;
+            slots_used_reg <= '0;
+            frames_ready_reg <= '0;
+            p1_valid_reg <= 1'b0;
+            p2_valid_reg <= 1'b0;
+            p3_valid_reg <= 1'b0;
+            s2_slot_reg <= '0;
+            s2_channel_reg <= '0;
+            s2_frame_reg <= '0;
+            q1_valid_reg <= 1'b0;
+            q2_valid_reg <= 1'b0;
+        end else begin
+            if (clearing_reg) begin
+                clear_channel_reg <= clear_channel_reg + 1'b1;
+                if (clear_channel_reg == (CHANNEL_BITS + 1)'(MAX_CHANNELS - 1)) begin
+                    clearing_reg <= 1'b0;
+                    stream_active_reg <= 1'b1;
+                end
+            end
+            if (flush_command && stream_active_reg)
+                flush_requested_reg <= 1'b1;
+            if (m_axis_tvalid && m_axis_tready)
+                events_out_reg <= events_out_reg + 1'b1;
+
+            // stage 1, p0: accept a sample
+            p1_valid_reg <= accept;
+            p1_channel_reg <= in_channel_reg[CHANNEL_BITS-1:0];
+            p1_slot_reg <= in_slot_reg;
+            p1_sample_reg <= s_axis_tdata;
+            p1_last_reg <= last_input_channel;
+            if (accept) begin
+                if (s_axis_tlast != last_input_channel)
+                    framing_error_reg <= 1'b1;
+                in_channel_reg <= last_input_channel ? 16'd0 : in_channel_reg + 16'd1;
+                if (last_input_channel)
+                    in_slot_reg <= in_slot_reg + 1'b1;
+            end
+            // p1: high-pass section
+            p2_valid_reg <= p1_valid_reg;
+            p2_channel_reg <= p1_channel_reg;
+            p2_slot_reg <= p1_slot_reg;
+            p2_last_reg <= p1_last_reg;
+            p2_group_reg <= group_read_data;
+            p2_input_reg <= p1_input;
+            p2_input1_reg <= history_input1;
+            p2_middle_reg <= high_passed;
+            p2_middle1_reg <= history_middle1;
+            p2_middle2_reg <= history_middle2;
+            p2_output1_reg <= history_output1;
+            p2_output2_reg <= history_output2;
+            // p2: low-pass section, history written back
+            p3_valid_reg <= p2_valid_reg;
+            p3_channel_reg <= p2_channel_reg;
+            p3_slot_reg <= p2_slot_reg;
+            p3_last_reg <= p2_last_reg;
+            p3_group_reg <= p2_group_reg;
+            p3_filtered_reg <= filtered_q4;
+            // p3: frame buffer written (RAM above), group sums below
+
+            slots_used_reg <= slots_used_reg + (SLOT_BITS + 1)'(slot_allocated) - (SLOT_BITS + 1)'(slot_released);
+            frames_ready_reg <= frames_ready_reg + (SLOT_BITS + 1)'(frame_filtered) - (SLOT_BITS + 1)'(frame_started);
+
+            // stage 2, q0: issue a channel
+            q1_valid_reg <= issue;
+            q1_channel_reg <= s2_channel_reg[CHANNEL_BITS-1:0];
+            q1_slot_reg <= s2_slot_reg;
+            q1_last_reg <= last_stage2_channel;
+            q1_frame_reg <= s2_frame_reg;
+            q1_flush_reg <= flush_sweep_reg;
+            if (issue) begin
+                s2_channel_reg <= last_stage2_channel ? 16'd0 : s2_channel_reg + 16'd1;
+                if (last_stage2_channel && issue_frame) begin
+                    s2_slot_reg <= s2_slot_reg + 1'b1;
+                    s2_frame_reg <= s2_frame_reg + 64'd1;
+                end
+                if (last_stage2_channel && issue_flush)
+                    flush_issued_reg <= 1'b1;
+            end
+            if (start_flush)
+                flush_sweep_reg <= 1'b1;
+            // q1: reference
+            q2_valid_reg <= q1_valid_reg;
+            q2_channel_reg <= q1_channel_reg;
+            q2_last_reg <= q1_last_reg;
+            q2_frame_reg <= q1_frame_reg;
+            q2_flush_reg <= q1_flush_reg;
+            q2_referenced_reg <= q1_referenced;
+            q2_state_reg <= detector_read_data;
+            // q2: detector state written and candidates pushed (above)
+        end
+    end
+
+    // group sums: a slot's sums are cleared when stage 1 starts a frame in it
+    always_ff @(posedge clk) begin
+        if (slot_allocated) begin
+            for (int g = 0; g < MAX_GROUPS; g = g + 1)
+                group_sum_reg[{in_slot_reg, GROUP_BITS'(g)}] <= 32'sd0;
+        end
+        if (p3_valid_reg && !p3_group_reg[7])
+            group_sum_reg[{p3_slot_reg, p3_group_reg[GROUP_BITS-1:0]}] <=
+                group_sum_reg[{p3_slot_reg, p3_group_reg[GROUP_BITS-1:0]}] + 32'(p3_filtered_reg);
+    end
+endmodule
+
+`default_nettype wire

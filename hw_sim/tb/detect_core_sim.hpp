@@ -1,0 +1,106 @@
+#pragma once
+// C++ harness around the Verilated detection core (hw_sim/rtl/spikeline_detect_core.sv): an AXI4-Lite master that
+// uploads hw::DetectParams, an AXI4-Stream source of int16 frames and a sink of events, with optional random idle
+// and back-pressure insertion, cycle counting and FST tracing on request.
+#include "spikeline/hw/detect_config.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spikeline::rtl {
+
+using CoreParams = hw::DetectParams<hw::DetectConfig>;
+
+/// Register map of the core (byte addresses on s_axil); hw_sim/README.md documents every field.
+namespace reg {
+inline constexpr std::uint32_t control = 0x000; ///< W: bit 0 START (clear state, begin a stream), bit 1 FLUSH
+inline constexpr std::uint32_t status = 0x004;  ///< R: bit 0 clearing, 1 stream done, 2 framing error, 3 active
+inline constexpr std::uint32_t max_channels = 0x008;
+inline constexpr std::uint32_t max_groups = 0x00C;
+inline constexpr std::uint32_t n_channels = 0x010;
+inline constexpr std::uint32_t pending_depth = 0x014;
+inline constexpr std::uint32_t section_base = 0x020; ///< + 12 k: gain, a1, a2 of section k
+inline constexpr std::uint32_t noise_step_fast = 0x040;
+inline constexpr std::uint32_t noise_step_slow = 0x044;
+inline constexpr std::uint32_t noise_initial = 0x048;
+inline constexpr std::uint32_t warmup_frames = 0x04C;
+inline constexpr std::uint32_t threshold_gain = 0x050;
+inline constexpr std::uint32_t polarity = 0x054;
+inline constexpr std::uint32_t align_window = 0x058;
+inline constexpr std::uint32_t dead_time = 0x05C;
+inline constexpr std::uint32_t dedup_window = 0x060;
+inline constexpr std::uint32_t shadow_window = 0x064;
+inline constexpr std::uint32_t shadow_ratio = 0x068;
+inline constexpr std::uint32_t frames_low = 0x080;
+inline constexpr std::uint32_t frames_high = 0x084;
+inline constexpr std::uint32_t dropped = 0x088;
+inline constexpr std::uint32_t events_out = 0x08C;
+inline constexpr std::uint32_t group_inverse_base = 0x01000; ///< + 4 g
+inline constexpr std::uint32_t group_of_base = 0x10000;      ///< + 4 channel
+inline constexpr std::uint32_t neighbour_base = 0x40000;     ///< + 4 (16 channel + k)
+inline constexpr std::uint32_t control_start = 1u << 0;
+inline constexpr std::uint32_t control_flush = 1u << 1;
+inline constexpr std::uint32_t status_clearing = 1u << 0;
+inline constexpr std::uint32_t status_done = 1u << 1;
+inline constexpr std::uint32_t status_framing_error = 1u << 2;
+} // namespace reg
+
+struct SimOptions {
+    double idle_probability = 0;         ///< chance per clock that the source holds tvalid low
+    double backpressure_probability = 0; ///< chance per clock that the sink holds tready low
+    std::uint64_t seed = 1;
+    std::string trace_path;       ///< FST waveform file; empty: no tracing
+    bool capture_monitor = false; ///< keep every referenced sample (the monitor port) for comparison with L1
+};
+
+/// What the harness counted.
+struct CycleStats {
+    std::uint64_t cycles = 0;     ///< clocks since the stream started
+    std::uint64_t samples_in = 0; ///< s_axis transfers
+    std::uint64_t first_sample_cycle = 0;
+    std::uint64_t last_sample_cycle = 0;
+    std::uint64_t input_stalls = 0;                  ///< clocks with tvalid high and tready low
+    std::uint64_t events_out = 0;                    ///< m_axis transfers
+    std::vector<std::uint64_t> event_latency_cycles; ///< per event: its m_axis transfer minus its sample's entry
+};
+
+/// Thrown for parameters the core cannot hold (the message says which).
+class UnsupportedParams : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// One simulated core. Frames must be whole (n_channels samples each).
+class DetectCoreSim {
+public:
+    virtual ~DetectCoreSim() = default;
+    /// MAX_CHANNELS the model was verilated with.
+    virtual int max_channels() const = 0;
+    /// Uploads the parameters and starts a stream (START, then waits for the state clear).
+    virtual void configure(const CoreParams& params) = 0;
+    /// Streams n_frames frames; appends the events that left the core meanwhile.
+    virtual void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) = 0;
+    /// FLUSH: ends the stream and appends the remaining events.
+    virtual void finish(std::vector<hw::SpikeEvent>& events) = 0;
+    /// Referenced samples seen on the monitor port, frame-major (when capture_monitor).
+    virtual const std::vector<std::int32_t>& monitor() const = 0;
+    virtual const CycleStats& stats() const = 0;
+    virtual std::uint32_t read_register(std::uint32_t address) = 0;
+    virtual void write_register(std::uint32_t address, std::uint32_t value) = 0;
+};
+
+/// Channel counts of the verilated models, smallest first.
+std::vector<int> available_core_sizes();
+
+/// Why params do not fit a core of max_channels channels (empty when they fit): register widths, windows.
+std::string params_problem(const CoreParams& params, int max_channels);
+
+/// The smallest verilated core with at least params.n_channels channels; throws UnsupportedParams when none
+/// fits or the parameters exceed the register widths. min_channels forces a larger core (for measurements).
+std::unique_ptr<DetectCoreSim> make_detect_core_sim(const CoreParams& params, const SimOptions& options = {},
+                                                    int min_channels = 0);
+
+} // namespace spikeline::rtl

@@ -1,0 +1,253 @@
+#pragma once
+// The harness, generic over the Verilated model class (every size of the core has the same ports). Included once
+// per model by core_<size>.cpp, so each model's generated headers stay in one translation unit.
+#include "detect_core_sim.hpp"
+
+#include <verilated.h>
+#include <verilated_fst_c.h>
+
+#include <array>
+#include <random>
+#include <stdexcept>
+
+namespace spikeline::rtl {
+
+template <class MODEL> class VerilatedCore final : public DetectCoreSim {
+public:
+    VerilatedCore(int max_channels, const SimOptions& options)
+        : max_channels_(max_channels), options_(options), context_(std::make_unique<VerilatedContext>()),
+          random_(options.seed) {
+        context_->traceEverOn(!options.trace_path.empty());
+        model_ = std::make_unique<MODEL>(context_.get(), "core");
+        if (!options.trace_path.empty()) {
+            trace_ = std::make_unique<VerilatedFstC>();
+            model_->trace(trace_.get(), 99);
+            trace_->open(options.trace_path.c_str());
+        }
+        model_->rst = 1;
+        for (int i = 0; i < 4; ++i)
+            tick();
+        model_->rst = 0;
+        tick();
+    }
+
+    ~VerilatedCore() override {
+        if (trace_)
+            trace_->close();
+        model_->final();
+    }
+
+    int max_channels() const override { return max_channels_; }
+
+    void configure(const CoreParams& params) override {
+        const std::string problem = params_problem(params, max_channels_);
+        if (!problem.empty())
+            throw UnsupportedParams(problem);
+        n_channels_ = params.n_channels;
+        write_register(reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
+        for (int k = 0; k < hw::DetectConfig::n_sections; ++k) {
+            const std::uint32_t base = reg::section_base + 12u * static_cast<std::uint32_t>(k);
+            write_register(base, static_cast<std::uint32_t>(params.sections[k].gain));
+            write_register(base + 4, static_cast<std::uint32_t>(params.sections[k].a1));
+            write_register(base + 8, static_cast<std::uint32_t>(params.sections[k].a2));
+        }
+        write_register(reg::noise_step_fast, static_cast<std::uint32_t>(params.noise_step_fast));
+        write_register(reg::noise_step_slow, static_cast<std::uint32_t>(params.noise_step_slow));
+        write_register(reg::noise_initial, static_cast<std::uint32_t>(params.noise_initial));
+        write_register(reg::warmup_frames, params.warmup_frames);
+        write_register(reg::threshold_gain, static_cast<std::uint32_t>(params.threshold_gain));
+        write_register(reg::polarity, static_cast<std::uint32_t>(params.polarity));
+        write_register(reg::align_window, static_cast<std::uint32_t>(params.align_window));
+        write_register(reg::dead_time, static_cast<std::uint32_t>(params.dead_time));
+        write_register(reg::dedup_window, static_cast<std::uint32_t>(params.dedup_window));
+        write_register(reg::shadow_window, static_cast<std::uint32_t>(params.shadow_window));
+        write_register(reg::shadow_ratio, static_cast<std::uint32_t>(params.shadow_ratio));
+        for (int g = 0; g < hw::DetectConfig::max_groups; ++g)
+            write_register(reg::group_inverse_base + 4u * static_cast<std::uint32_t>(g),
+                           static_cast<std::uint32_t>(params.group_inverse_size[g]));
+        for (int ch = 0; ch < params.n_channels; ++ch) {
+            const auto channel = static_cast<std::uint32_t>(ch);
+            write_register(reg::group_of_base + 4u * channel, static_cast<std::uint32_t>(params.group_of[ch]) & 0xFFu);
+            for (int k = 0; k < hw::DetectConfig::max_neighbours; ++k)
+                write_register(reg::neighbour_base + 4u * (16u * channel + static_cast<std::uint32_t>(k)),
+                               static_cast<std::uint32_t>(params.neighbours[ch][k]) & 0xFFFFu);
+        }
+        write_register(reg::control, reg::control_start);
+        wait_for([this] { return (read_register(reg::status) & reg::status_clearing) == 0; }, "the state clear");
+        stats_ = {};
+        stream_start_cycle_ = cycle_;
+        frames_in_ = 0;
+        monitor_.clear();
+    }
+
+    void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) override {
+        source_ = frames;
+        source_remaining_ = n_frames * static_cast<std::size_t>(n_channels_);
+        std::uint64_t last_progress = cycle_;
+        while (source_remaining_ > 0) {
+            const std::size_t before = source_remaining_;
+            tick();
+            if (source_remaining_ != before)
+                last_progress = cycle_;
+            else if (cycle_ - last_progress > kStallLimit)
+                throw std::runtime_error("the RTL core accepted no sample for " + std::to_string(kStallLimit) +
+                                         " clocks");
+        }
+        source_ = nullptr;
+        hand_out(events);
+    }
+
+    void hand_out(std::vector<hw::SpikeEvent>& events) {
+        events.insert(events.end(), received_.begin(), received_.end());
+        received_.clear();
+    }
+
+    void finish(std::vector<hw::SpikeEvent>& events) override {
+        write_register(reg::control, reg::control_flush);
+        wait_for([this] { return (read_register(reg::status) & reg::status_done) != 0; }, "the end of the stream");
+        if (read_register(reg::status) & reg::status_framing_error)
+            throw std::runtime_error("the RTL core saw tlast on the wrong channel");
+        hand_out(events);
+    }
+
+    const std::vector<std::int32_t>& monitor() const override { return monitor_; }
+    const CycleStats& stats() const override { return stats_; }
+
+    std::uint32_t read_register(std::uint32_t address) override {
+        model_->s_axil_araddr = address;
+        model_->s_axil_arvalid = 1;
+        model_->s_axil_rready = 1;
+        while (!tick_observe([this] { return model_->s_axil_arready != 0; })) {
+        }
+        model_->s_axil_arvalid = 0;
+        std::uint32_t value = 0;
+        while (!tick_observe([this, &value] {
+            value = model_->s_axil_rdata;
+            return model_->s_axil_rvalid != 0;
+        })) {
+        }
+        model_->s_axil_rready = 0;
+        return value;
+    }
+
+    void write_register(std::uint32_t address, std::uint32_t value) override {
+        model_->s_axil_awaddr = address;
+        model_->s_axil_wdata = value;
+        model_->s_axil_wstrb = 0xF;
+        model_->s_axil_awvalid = 1;
+        model_->s_axil_wvalid = 1;
+        model_->s_axil_bready = 1;
+        while (!tick_observe([this] { return model_->s_axil_awready != 0 && model_->s_axil_wready != 0; })) {
+        }
+        model_->s_axil_awvalid = 0;
+        model_->s_axil_wvalid = 0;
+        while (!tick_observe([this] { return model_->s_axil_bvalid != 0; })) {
+        }
+        model_->s_axil_bready = 0;
+    }
+
+private:
+    static constexpr std::uint64_t kStallLimit = 50'000'000;
+    static constexpr std::size_t kEntryRing = 1 << 14; ///< frames whose entry cycle is remembered for latencies
+
+    template <class CONDITION> void wait_for(CONDITION&& done, const char* what) {
+        const std::uint64_t start = cycle_;
+        while (!done())
+            if (cycle_ - start > kStallLimit)
+                throw std::runtime_error(std::string("the RTL core did not reach ") + what);
+    }
+
+    void tick() {
+        tick_observe([] { return true; });
+    }
+
+    // One clock: drive the streams, settle, observe the handshakes (and the caller's condition) before the rising
+    // edge, then clock.
+    template <class OBSERVE> bool tick_observe(OBSERVE&& observe) {
+        const bool offer = source_remaining_ > 0 && !draw(options_.idle_probability);
+        if (offer) {
+            const std::size_t index = sample_index();
+            model_->s_axis_tdata = static_cast<std::uint16_t>(*source_);
+            model_->s_axis_tlast =
+                (index % static_cast<std::size_t>(n_channels_)) == static_cast<std::size_t>(n_channels_ - 1);
+        }
+        model_->s_axis_tvalid = offer;
+        model_->m_axis_tready = !draw(options_.backpressure_probability);
+        model_->clk = 0;
+        model_->eval();
+        if (trace_)
+            trace_->dump(2 * cycle_);
+        const bool observed = observe();
+        const bool input_transfer = offer && model_->s_axis_tready;
+        if (offer && !model_->s_axis_tready)
+            ++stats_.input_stalls;
+        if (model_->m_axis_tvalid && model_->m_axis_tready)
+            receive_event();
+        if (options_.capture_monitor && model_->monitor_valid)
+            monitor_.push_back(sign_extend(model_->monitor_sample, 21));
+        model_->clk = 1;
+        model_->eval();
+        if (trace_)
+            trace_->dump(2 * cycle_ + 1);
+        ++cycle_;
+        stats_.cycles = cycle_ - stream_start_cycle_;
+        if (input_transfer) {
+            const std::size_t index = sample_index();
+            if (index % static_cast<std::size_t>(n_channels_) == 0) {
+                entry_cycle_[frames_in_ % kEntryRing] = cycle_ - 1;
+                ++frames_in_;
+            }
+            if (stats_.samples_in == 0)
+                stats_.first_sample_cycle = cycle_ - 1 - stream_start_cycle_;
+            stats_.last_sample_cycle = cycle_ - 1 - stream_start_cycle_;
+            ++stats_.samples_in;
+            ++source_;
+            --source_remaining_;
+        }
+        return observed;
+    }
+
+    std::size_t sample_index() const { return static_cast<std::size_t>(stats_.samples_in); }
+
+    void receive_event() {
+        const auto& data = model_->m_axis_tdata;
+        hw::SpikeEvent event;
+        event.sample = (std::uint64_t{data[1]} << 32) | data[0];
+        event.channel = static_cast<std::int32_t>(data[2] & 0xFFFFu);
+        event.amplitude = static_cast<std::int32_t>(data[3]);
+        ++stats_.events_out;
+        // the sample's entry: its frame's first transfer plus its channel (exact while the input does not stall)
+        if (event.sample < frames_in_ && frames_in_ - event.sample <= kEntryRing)
+            stats_.event_latency_cycles.push_back(
+                cycle_ - (entry_cycle_[event.sample % kEntryRing] + static_cast<std::uint64_t>(event.channel)));
+        received_.push_back(event);
+    }
+
+    static std::int32_t sign_extend(std::uint32_t value, int bits) {
+        const std::uint32_t sign = 1u << (bits - 1);
+        return static_cast<std::int32_t>((value ^ sign) - sign);
+    }
+
+    bool draw(double probability) {
+        return probability > 0 && std::uniform_real_distribution<double>(0, 1)(random_) < probability;
+    }
+
+    int max_channels_;
+    SimOptions options_;
+    std::unique_ptr<VerilatedContext> context_;
+    std::unique_ptr<MODEL> model_;
+    std::unique_ptr<VerilatedFstC> trace_;
+    std::mt19937_64 random_;
+    int n_channels_ = 1;
+    std::uint64_t cycle_ = 0;
+    std::uint64_t stream_start_cycle_ = 0;
+    std::uint64_t frames_in_ = 0;
+    std::array<std::uint64_t, kEntryRing> entry_cycle_{};
+    const std::int16_t* source_ = nullptr;
+    std::size_t source_remaining_ = 0;
+    std::vector<hw::SpikeEvent> received_; ///< events that left the core, not yet handed out
+    std::vector<std::int32_t> monitor_;
+    CycleStats stats_;
+};
+
+} // namespace spikeline::rtl

@@ -1,0 +1,270 @@
+// Co-simulation of the SystemVerilog detection core (hw_sim/rtl) against L1, bit for bit: every referenced sample
+// (the core's monitor port) and every event, on random vectors, corner cases and simulated recordings, with and
+// without random idle cycles on the input and back-pressure on the output.
+#include "backend/detect_settings.hpp"
+#include "detect_core_sim.hpp"
+#include "probe/probe.hpp"
+#include "sim/simulator.hpp"
+#include "spikeline/hw/detector.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace spikeline {
+namespace {
+
+using hw::SpikeEvent;
+
+std::vector<std::int16_t> simulate(int channels, double seconds, std::uint64_t seed) {
+    sim::SimulationConfig config;
+    config.n_channels = channels;
+    config.duration_s = seconds;
+    config.seed = seed;
+    sim::Simulator simulator(config, probe::default_probe(channels));
+    std::vector<std::int16_t> data(simulator.info().n_frames * static_cast<std::size_t>(channels));
+    for (std::size_t done = 0; done < simulator.info().n_frames;)
+        done += simulator.read(&data[done * static_cast<std::size_t>(channels)], simulator.info().n_frames - done);
+    return data;
+}
+
+struct Outputs {
+    std::vector<SpikeEvent> events;
+    std::vector<std::int32_t> referenced; ///< frame-major
+    std::uint64_t lost = 0;
+    rtl::CycleStats stats;
+};
+
+Outputs run_l1(const HwParams& params, const std::vector<std::int16_t>& data) {
+    Outputs run;
+    auto state = std::make_unique<hw::DetectState<HwConfig>>();
+    hw::reset_detect(*state, params);
+    const auto channels = static_cast<std::size_t>(params.n_channels);
+    auto emit = [&run](const SpikeEvent& e) { run.events.push_back(e); };
+    for (std::size_t f = 0; f < data.size() / channels; ++f) {
+        hw::detect_one_frame(*state, params, &data[f * channels], emit);
+        run.referenced.insert(run.referenced.end(), state->referenced, state->referenced + channels);
+    }
+    hw::detect_flush(*state, params, emit);
+    run.lost = state->dedup.dropped;
+    return run;
+}
+
+Outputs run_rtl(const HwParams& params, const std::vector<std::int16_t>& data, rtl::SimOptions options,
+                std::size_t block_frames, int min_channels = 0) {
+    options.capture_monitor = true;
+    auto core = rtl::make_detect_core_sim(params, options, min_channels);
+    Outputs run;
+    const auto channels = static_cast<std::size_t>(params.n_channels);
+    const std::size_t frames = data.size() / channels;
+    for (std::size_t f = 0; f < frames; f += block_frames)
+        core->process(&data[f * channels], std::min(block_frames, frames - f), run.events);
+    core->finish(run.events);
+    run.referenced = core->monitor();
+    run.lost = core->read_register(rtl::reg::dropped);
+    run.stats = core->stats();
+    return run;
+}
+
+void expect_bit_exact(const Outputs& expected, const Outputs& actual, int channels) {
+    ASSERT_EQ(expected.referenced.size(), actual.referenced.size());
+    for (std::size_t i = 0; i < expected.referenced.size(); ++i)
+        ASSERT_EQ(expected.referenced[i], actual.referenced[i])
+            << "referenced sample differs at frame " << i / static_cast<std::size_t>(channels) << ", channel "
+            << i % static_cast<std::size_t>(channels);
+    ASSERT_EQ(expected.events.size(), actual.events.size());
+    for (std::size_t i = 0; i < expected.events.size(); ++i)
+        ASSERT_EQ(expected.events[i], actual.events[i])
+            << "event " << i << ": expected sample " << expected.events[i].sample << " channel "
+            << expected.events[i].channel << " amplitude " << expected.events[i].amplitude << ", got sample "
+            << actual.events[i].sample << " channel " << actual.events[i].channel << " amplitude "
+            << actual.events[i].amplitude;
+    EXPECT_EQ(expected.lost, actual.lost);
+}
+
+/// L1 against the core, without and with random idle/back-pressure, in blocks of block_frames.
+void check_core(const HwParams& params, const std::vector<std::int16_t>& data, std::size_t min_events,
+                std::size_t block_frames = 1000, int min_channels = 0) {
+    const Outputs expected = run_l1(params, data);
+    ASSERT_GE(expected.events.size(), min_events) << "the input should produce events";
+    {
+        SCOPED_TRACE("no idle, no back-pressure");
+        expect_bit_exact(expected, run_rtl(params, data, {}, block_frames, min_channels), params.n_channels);
+    }
+    {
+        SCOPED_TRACE("random idle and back-pressure");
+        rtl::SimOptions stressed;
+        stressed.idle_probability = 0.2;
+        stressed.backpressure_probability = 0.6;
+        stressed.seed = 7;
+        expect_bit_exact(expected, run_rtl(params, data, stressed, block_frames / 3 + 1, min_channels),
+                         params.n_channels);
+    }
+}
+
+std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_frames = 300) {
+    auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    params->warmup_frames = warmup_frames;
+    return params;
+}
+
+TEST(RtlCosim, SimulatedRecordingSegment) {
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 0.4, 3);
+    check_core(*default_params(channels), data, 20);
+}
+
+TEST(RtlCosim, RandomVectorsAndRandomParameters) {
+    std::mt19937 rng(21);
+    for (int trial = 0; trial < 3; ++trial) {
+        SCOPED_TRACE("trial " + std::to_string(trial));
+        const int channels = std::uniform_int_distribution<int>(9, 64)(rng);
+        auto params = default_params(channels, std::uniform_int_distribution<std::uint32_t>(0, 200)(rng));
+        params->polarity = static_cast<hw::Polarity>(trial % 3);
+        params->threshold_gain = std::uniform_int_distribution<std::int32_t>(400, 1200)(rng);
+        params->align_window = std::uniform_int_distribution<std::int32_t>(1, 20)(rng);
+        params->dead_time = std::uniform_int_distribution<std::int32_t>(0, 40)(rng);
+        params->dedup_window = std::uniform_int_distribution<std::int32_t>(0, 30)(rng);
+        params->shadow_window = std::uniform_int_distribution<std::int32_t>(0, 128)(rng);
+        params->shadow_ratio = std::uniform_int_distribution<std::int32_t>(0, 256)(rng);
+        params->noise_step_fast = std::uniform_int_distribution<std::int32_t>(1, 200)(rng);
+        params->noise_initial = std::uniform_int_distribution<std::int32_t>(0, 5000)(rng);
+        // random shanks and a few unreferenced channels
+        const int groups = std::uniform_int_distribution<int>(1, 4)(rng);
+        std::vector<int> members(static_cast<std::size_t>(groups));
+        for (int ch = 0; ch < channels; ++ch) {
+            const int group = std::uniform_int_distribution<int>(-1, groups - 1)(rng);
+            params->group_of[ch] = static_cast<std::int16_t>(group);
+            if (group >= 0)
+                ++members[static_cast<std::size_t>(group)];
+        }
+        for (int g = 0; g < groups; ++g)
+            params->group_inverse_size[g] =
+                members[static_cast<std::size_t>(g)] ? 65536 / members[static_cast<std::size_t>(g)] : 0;
+        std::normal_distribution<double> noise(0, 40);
+        std::uniform_int_distribution<int> spike(-3000, 3000);
+        std::vector<std::int16_t> data(2000 * static_cast<std::size_t>(channels));
+        for (auto& v : data)
+            v = static_cast<std::int16_t>(
+                std::clamp(noise(rng) + (rng() % 200 == 0 ? spike(rng) : 0), -32768.0, 32767.0));
+        check_core(*params, data, 10, 333);
+    }
+}
+
+TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
+    constexpr int channels = 64;
+    constexpr std::size_t frames = 3000;
+    std::mt19937 rng(3);
+    std::normal_distribution<double> noise(0, 30);
+    std::vector<std::int16_t> data(frames * channels);
+    for (std::size_t f = 0; f < frames; ++f)
+        for (int ch = 0; ch < channels; ++ch) {
+            double v = noise(rng);
+            if (f > 1200 && f < 1500) // full-scale square wave: saturates the filter states
+                v = ((f / 50) % 2) ? 32767 : -32768;
+            if (f % 400 == 399) // every channel spikes in the same frame, the last of a 1000-frame block
+                v = -2000 - ch * 10;
+            if (ch == 7 && f > 2000) // one channel stuck at the rail
+                v = -32768;
+            data[f * channels + static_cast<std::size_t>(ch)] =
+                static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
+        }
+    check_core(*default_params(channels), data, 30, 1000);
+}
+
+TEST(RtlCosim, OtherSettings) {
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 0.1, 5);
+    DetectSettings both;
+    both.polarity = hw::Polarity::both;
+    both.threshold_sigma = 4.0;
+    DetectSettings positive;
+    positive.polarity = hw::Polarity::positive;
+    positive.common_reference = false;
+    positive.threshold_sigma = 3.5;
+    DetectSettings narrow;
+    narrow.band_low_hz = 500;
+    narrow.band_high_hz = 3000;
+    narrow.align_ms = 0.0; // a one-sample window: the crossing itself is the peak
+    narrow.dead_time_ms = 0.0;
+    narrow.dedup_ms = 1.0;
+    for (const DetectSettings& settings : {both, positive, narrow}) {
+        auto params = make_detect_params(settings, probe::default_probe(channels), 30000);
+        params->warmup_frames = 300;
+        check_core(*params, data, 5, 500);
+    }
+}
+
+TEST(RtlCosim, FewerChannelsThanThePipelineIsDeep) {
+    // Below 8 channels a frame waits for the previous one to leave each stage's pipeline.
+    for (int channels : {1, 3, 5}) {
+        SCOPED_TRACE(std::to_string(channels) + " channels");
+        std::mt19937 rng(static_cast<unsigned>(channels));
+        std::normal_distribution<double> noise(0, 40);
+        std::vector<std::int16_t> data(3000 * static_cast<std::size_t>(channels));
+        for (std::size_t i = 0; i < data.size(); ++i)
+            data[i] = static_cast<std::int16_t>(noise(rng) + (i % 97 == 0 ? -1500 : 0));
+        auto params = default_params(channels);
+        params->group_of[0] = -1; // a lone channel minus its own mean is zero
+        check_core(*params, data, 5, 250);
+    }
+}
+
+TEST(RtlCosim, SimulatedSegmentOnThe1024ChannelCore) {
+    constexpr int channels = 1024;
+    const auto data = simulate(channels, 0.05, 13);
+    auto params = default_params(channels, 150);
+    const Outputs expected = run_l1(*params, data);
+    ASSERT_GE(expected.events.size(), 20u);
+    expect_bit_exact(expected, run_rtl(*params, data, {}, 500), channels);
+}
+
+TEST(RtlCosim, SmallRecordingOnTheLargeCore) {
+    // 64 channels on the 1024-channel core: N_CHANNELS below MAX_CHANNELS
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 0.05, 15);
+    auto params = default_params(channels, 150);
+    const Outputs expected = run_l1(*params, data);
+    expect_bit_exact(expected, run_rtl(*params, data, {}, 500, 1024), channels);
+}
+
+TEST(RtlCosim, RejectsWhatTheCoreCannotHold) {
+    auto params = default_params(64);
+    params->n_channels = 1025;
+    EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
+    params = default_params(64);
+    params->threshold_gain = 70000;
+    EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
+    params = default_params(64);
+    params->group_of[3] = 64;
+    EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
+}
+
+TEST(RtlCycles, OneSamplePerClockWithoutBackPressure) {
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 0.1, 3);
+    const Outputs run = run_rtl(*default_params(channels), data, {}, 3000);
+    const double clocks = static_cast<double>(run.stats.last_sample_cycle - run.stats.first_sample_cycle + 1);
+    const double rate = static_cast<double>(run.stats.samples_in) / clocks;
+    RecordProperty("samples_per_clock", std::to_string(rate));
+    EXPECT_GE(rate, 0.99);
+}
+
+// Longer runs (CTest label cosim_long): seconds of simulated data on both cores, with back-pressure.
+TEST(CosimLong, SecondsOfSimulatedRecording64) {
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 5.0, 31);
+    check_core(*default_params(channels, 1500), data, 500, 4096);
+}
+
+TEST(CosimLong, SecondOfSimulatedRecording1024) {
+    constexpr int channels = 1024;
+    const auto data = simulate(channels, 0.5, 33);
+    check_core(*default_params(channels, 1500), data, 500, 4096);
+}
+
+} // namespace
+} // namespace spikeline
