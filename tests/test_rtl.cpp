@@ -1,17 +1,25 @@
 // Co-simulation of the SystemVerilog detection core (hw_sim/rtl) against L1, bit for bit: every referenced sample
 // (the core's monitor port) and every event, on random vectors, corner cases and simulated recordings, with and
 // without random idle cycles on the input and back-pressure on the output.
+#include "backend/backend.hpp"
 #include "backend/detect_settings.hpp"
 #include "detect_core_sim.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "spikeline/hw/detector.hpp"
+#include "temp_dir_test.hpp"
+#include "util/errors.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace spikeline {
@@ -253,14 +261,54 @@ TEST(RtlCycles, OneSamplePerClockWithoutBackPressure) {
     EXPECT_GE(rate, 0.99);
 }
 
-// Longer runs (CTest label cosim_long): seconds of simulated data on both cores, with back-pressure.
-TEST(CosimLong, SecondsOfSimulatedRecording64) {
-    constexpr int channels = 64;
-    const auto data = simulate(channels, 5.0, 31);
-    check_core(*default_params(channels, 1500), data, 500, 4096);
+TEST(RtlBackend, VerilatorBackendSaysWhichSettingsTheCoreCannotHold) {
+    auto params = default_params(64);
+    params->threshold_gain = 1 << 20;
+    try {
+        make_backend({"verilator", 1}, *params);
+        FAIL() << "expected an InputError";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("threshold gain"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(make_backend({"verilator", 1}, *default_params(64))->name(), "verilator");
 }
 
-TEST(CosimLong, SecondOfSimulatedRecording1024) {
+class RtlCli : public testing::TempDirTest {
+protected:
+    int run_cli(const std::string& arguments) {
+        const std::string command = std::string(SPIKELINE_CLI) + " " + arguments + " 2> " + (dir_ / "err.txt").string();
+        return std::system(command.c_str());
+    }
+    std::string read_file(const std::filesystem::path& path) {
+        std::ifstream in(path, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+};
+
+TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
+    const std::string recording = (dir_ / "sim" / "recording.bin").string();
+    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 2 --seed 5 -q"), 0)
+        << read_file(dir_ / "err.txt");
+    ASSERT_EQ(run_cli("detect " + recording + " --out " + (dir_ / "cpu").string() + " --threads 2 -q"), 0)
+        << read_file(dir_ / "err.txt");
+    ASSERT_EQ(run_cli("detect " + recording + " --out " + (dir_ / "rtl").string() + " --backend verilator -q"), 0)
+        << read_file(dir_ / "err.txt");
+    for (const char* file : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"}) {
+        const std::string expected = read_file(dir_ / "cpu" / file);
+        ASSERT_GT(expected.size(), 600u) << file << " should hold dozens of events";
+        EXPECT_TRUE(expected == read_file(dir_ / "rtl" / file)) << file << " differs between cpu and verilator";
+    }
+    EXPECT_NE(read_file(dir_ / "rtl" / "detect_info.json").find("\"verilator\""), std::string::npos);
+}
+
+// Longer runs (CTest label cosim_long): seconds of simulated data on both cores, with back-pressure.
+TEST(CosimLong, TenSecondsOfSimulatedRecording64) {
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 10.0, 31);
+    check_core(*default_params(channels, 1500), data, 600, 4096);
+}
+
+TEST(CosimLong, HalfASecondOfSimulatedRecording1024) {
     constexpr int channels = 1024;
     const auto data = simulate(channels, 0.5, 33);
     check_core(*default_params(channels, 1500), data, 500, 4096);

@@ -113,7 +113,10 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwPar
         return make_cpu_backend(params, options.threads);
     if (options.name == "reference")
         return make_reference_backend(params);
-    throw InputError("unknown backend '" + options.name + "': available backends are cpu, reference and xrt (FPGA)");
+    if (options.name == "verilator")
+        return make_verilator_backend(params);
+    throw InputError("unknown backend '" + options.name +
+                     "': available backends are cpu, reference, verilator (RTL simulation) and xrt (FPGA)");
 }
 
 } // namespace spikeline

@@ -53,7 +53,7 @@ public:
 };
 
 struct BackendOptions {
-    std::string name = "cpu"; ///< "cpu" or "reference" (the plain single-threaded L1 loop)
+    std::string name = "cpu"; ///< "cpu", "reference" (the plain single-threaded L1 loop) or "verilator" (the RTL)
     int threads = 1;
 };
 
@@ -65,5 +65,9 @@ std::unique_ptr<Backend> make_reference_backend(const HwParams& params);
 
 /// The vectorised, multithreaded CPU backend.
 std::unique_ptr<Backend> make_cpu_backend(const HwParams& params, int threads);
+
+/// The SystemVerilog core simulated by Verilator (hw_sim); throws InputError when the recording has more channels
+/// than the largest verilated core or settings exceed its registers.
+std::unique_ptr<Backend> make_verilator_backend(const HwParams& params);
 
 } // namespace spikeline

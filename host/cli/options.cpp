@@ -80,9 +80,10 @@ std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, cons
 
 void add_run_options(po::options_description& options, RunOptionValues& v) {
     v.threads = default_threads();
-    options.add_options()                                                                                            //
-        ("backend", po::value(&v.backend)->default_value(v.backend), "cpu, reference (plain L1 loop) or xrt (FPGA)") //
-        ("threads", po::value(&v.threads)->default_value(v.threads), "worker threads (cpu backend)")                 //
+    options.add_options() //
+        ("backend", po::value(&v.backend)->default_value(v.backend),
+         "cpu, reference (plain L1 loop), verilator (the RTL, simulated) or xrt (FPGA)")             //
+        ("threads", po::value(&v.threads)->default_value(v.threads), "worker threads (cpu backend)") //
         ("chunk-ms", po::value(&v.chunk_ms),
          "frames handed to the backend at a time; for xrt one kernel run, i.e. the latency (default: 100 for cpu "
          "and reference, 1 for xrt)")                                                                     //
