@@ -1,5 +1,6 @@
 // Neural decoding: binning, Kalman and Wiener training and filtering (against straightforward references written
 // here), model files and their errors, spike folders, and the simulator's behaviour task.
+#include "decode/online.hpp"
 #include "decode/pipeline.hpp"
 #include "io/npy.hpp"
 #include "probe/probe.hpp"
@@ -408,6 +409,12 @@ TEST(Binning, CausalSmoothingOnlyLooksBack) {
     for (Eigen::Index k = 0; k < 10; ++k)
         EXPECT_NEAR(exponential(0, k), k < 3 ? 0.0 : (1.0 - keep) * std::pow(keep, static_cast<double>(k - 3)), 1e-15)
             << k;
+    // From the first bin on (the state before bin 0 is 0).
+    Eigen::MatrixXd first = Eigen::MatrixXd::Zero(1, 4);
+    first(0, 0) = 1.0;
+    smooth_causal(first, Smoothing::exponential, 2.0);
+    for (Eigen::Index k = 0; k < 4; ++k)
+        EXPECT_NEAR(first(0, k), (1.0 - keep) * std::pow(keep, static_cast<double>(k)), 1e-15) << k;
 
     Eigen::MatrixXd boxcar = impulse;
     smooth_causal(boxcar, Smoothing::boxcar, 3.0);
@@ -796,6 +803,53 @@ TEST_F(Behavior, DecodersPredictHeldOutVelocityFromGroundTruthSpikes) {
         EXPECT_EQ(everything.test_bins.first, 0u);
         EXPECT_EQ(everything.test_bins.end, 3000u);
         EXPECT_EQ(everything.estimate.rightCols(600), evaluation.estimate);
+    }
+}
+
+TEST_F(Behavior, OnlineDecodingEqualsOfflineDecoding) {
+    simulate(dir_ / "sim", true);
+    const fs::path truth = dir_ / "sim" / "ground_truth";
+    const SpikeTrains spikes = read_spike_folder(truth);
+    const Kinematics k = read_kinematics(truth / "kinematics.npy");
+    std::mt19937 rng(5);
+    for (const auto& [kind, smoothing] :
+         {std::pair{DecoderKind::kalman, Smoothing::exponential}, std::pair{DecoderKind::wiener, Smoothing::boxcar},
+          std::pair{DecoderKind::kalman, Smoothing::none}}) {
+        SCOPED_TRACE(std::string(to_string(kind)) + " " + to_string(smoothing));
+        TrainSettings settings;
+        settings.kind = kind;
+        settings.bins.smoothing = smoothing;
+        settings.bins.smooth_ms = 60.0;
+        const DecoderModel model = train_decoder(spikes, k, settings);
+        const std::size_t n_bins = 1400;
+        const Eigen::MatrixXd offline = decode_bins(model, model_inputs(model, spikes, n_bins));
+
+        // The stream delivers spikes in chunks of random length; each chunk ends with advance_to.
+        OnlineDecoder online(model);
+        std::vector<BinEstimate> estimates;
+        std::size_t next = 0;
+        std::uint64_t delivered = 0;
+        const std::uint64_t end = n_bins * model.bin_samples;
+        while (delivered < end) {
+            delivered = std::min(end, delivered + std::uniform_int_distribution<std::uint64_t>(1, 2000)(rng));
+            for (; next < spikes.times.size() && spikes.times[next] < delivered; ++next)
+                online.add_spike(spikes.times[next], spikes.labels[next]);
+            for (const BinEstimate& e : online.advance_to(delivered))
+                estimates.push_back(e);
+        }
+        ASSERT_EQ(estimates.size(), n_bins);
+        for (std::size_t b = 0; b < n_bins; ++b) {
+            ASSERT_EQ(estimates[b].bin, b);
+            EXPECT_EQ(estimates[b].end_sample, (b + 1) * model.bin_samples);
+            ASSERT_NEAR(estimates[b].vx, offline(0, static_cast<Eigen::Index>(b)), 1e-9) << b;
+            ASSERT_NEAR(estimates[b].vy, offline(1, static_cast<Eigen::Index>(b)), 1e-9) << b;
+        }
+        EXPECT_EQ(online.unknown_label_spikes(), 0u);
+        // Unknown labels and spikes of closed bins are counted, not binned.
+        online.add_spike(end + 5, 999);
+        online.add_spike(end - model.bin_samples, spikes.unit_ids.front());
+        EXPECT_EQ(online.unknown_label_spikes(), 1u);
+        EXPECT_EQ(online.late_spikes(), 1u);
     }
 }
 

@@ -67,10 +67,10 @@ void smooth_causal(Eigen::MatrixXd& binned, Smoothing smoothing, double width_bi
     const Eigen::Index n_bins = binned.cols();
     if (smoothing == Smoothing::exponential) {
         const double keep = std::exp(-1.0 / width_bins);
+        if (n_bins > 0)
+            binned.col(0) *= 1.0 - keep; // the state before bin 0 is 0
         for (Eigen::Index k = 1; k < n_bins; ++k)
             binned.col(k) = keep * binned.col(k - 1) + (1.0 - keep) * binned.col(k);
-        if (n_bins > 0)
-            binned.col(0) *= 1.0 - keep;
     } else if (smoothing == Smoothing::boxcar) {
         const Eigen::Index width = std::max<Eigen::Index>(1, std::llround(width_bins));
         // Running sum of the last `width` raw bins.
