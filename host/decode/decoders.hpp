@@ -46,7 +46,7 @@ KalmanModel train_kalman(const Eigen::MatrixXd& counts, const Eigen::MatrixXd& v
 /// the steady-state gain in the model.
 void compute_steady_state(KalmanModel& model);
 
-/// Runs a KalmanModel bin by bin.
+/// Runs a KalmanModel bin by bin (the model must outlive the filter: it is referenced, not copied).
 class KalmanFilter {
 public:
     explicit KalmanFilter(const KalmanModel& model);
@@ -89,7 +89,7 @@ WienerModel train_wiener(const Eigen::MatrixXd& counts, std::size_t history, con
 WienerModel train_wiener_dual(const Eigen::MatrixXd& counts, std::size_t history, const Eigen::MatrixXd& velocity,
                               const WienerOptions& options);
 
-/// Runs a WienerModel bin by bin, keeping the last `lags` count vectors.
+/// Runs a WienerModel bin by bin, keeping the last `lags` count vectors (the model must outlive the filter).
 class WienerFilter {
 public:
     explicit WienerFilter(const WienerModel& model);

@@ -18,6 +18,7 @@ struct BinEstimate {
 /// Runs a DecoderModel online. Spikes should arrive in time order; a spike of a bin already closed is late and
 /// counted, not binned; a spike of a later bin closes the bins before it. Labels the model does not know are
 /// counted and ignored (for example units added by a recalibration), so a live run never stops on them.
+/// The model must outlive the decoder.
 class OnlineDecoder {
 public:
     explicit OnlineDecoder(const DecoderModel& model);
