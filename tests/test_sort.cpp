@@ -8,6 +8,7 @@
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "sort/calibration.hpp"
+#include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
 
@@ -250,6 +251,29 @@ TEST_F(SortBackends, ReferenceIsBlockSizeInvariantIncludingSnippetsAcrossBlockEd
     for (std::size_t block : {std::size_t{1}, std::size_t{7}, std::size_t{30}}) {
         auto other = make_reference_backend(*detect_);
         expect_same(expected, run_sorted(*other, calibration_->params, true, *data_, kChannels, block));
+    }
+}
+
+TEST_F(SortBackends, KernelTopInChunksEqualsTheReferenceBackend) {
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected = run_sorted(*reference, calibration_->params, false, *data_, kChannels, 1 << 20);
+    const std::size_t frames = data_->size() / kChannels;
+    for (std::size_t chunk : {std::size_t{30}, std::size_t{3000}}) {
+        SCOPED_TRACE("chunk " + std::to_string(chunk));
+        SortOutput actual;
+        std::vector<hw::SortedSpike> buffer(4096);
+        for (std::size_t f = 0; f < frames; f += chunk) {
+            const std::size_t n = std::min(chunk, frames - f);
+            std::uint32_t control = f == 0 ? kernels::kControlReset : 0;
+            if (f + n == frames)
+                control |= kernels::kControlFlush;
+            std::uint32_t count = 0;
+            spikeline_sort(&(*data_)[f * kChannels], static_cast<std::uint32_t>(n), detect_, calibration_->params.get(),
+                           buffer.data(), static_cast<std::uint32_t>(buffer.size()), &count, control);
+            ASSERT_LE(count, buffer.size());
+            actual.spikes.insert(actual.spikes.end(), buffer.begin(), buffer.begin() + count);
+        }
+        expect_same(expected, actual);
     }
 }
 
