@@ -7,7 +7,7 @@ add_files spikeline_detect.cpp -cflags "-I../hls/include -I. -std=c++14"
 add_files -tb hls_detect_tb.cpp -cflags "-I../hls/include -I. -std=c++14"
 open_solution -reset solution -flow_target vitis
 set_part $part
-create_clock -period 4 -name default
+create_clock -period 3.33 -name default ;# 300 MHz: the Alveo platforms' default kernel clock
 csim_design
 csynth_design
 cosim_design

@@ -8,13 +8,15 @@ using spikeline::hw::DetectState;
 using spikeline::kernels::DetectConfig;
 using spikeline::kernels::DetectParams;
 
+// depth = the largest array hls_detect_tb.cpp passes per call (3000 frames x 64 channels, 512 events): Vitis HLS
+// sizes the co-simulation's memory models from it; synthesis ignores it.
 extern "C" void spikeline_detect(const std::int16_t* frames, std::uint32_t n_frames, const DetectParams* params,
                                  spikeline::hw::SpikeEvent* events, std::uint32_t max_events,
                                  std::uint32_t* event_count, std::uint32_t control) {
-#pragma HLS INTERFACE m_axi port = frames offset = slave bundle = gmem_in max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = params offset = slave bundle = gmem_in
-#pragma HLS INTERFACE m_axi port = events offset = slave bundle = gmem_out max_write_burst_length = 64
-#pragma HLS INTERFACE m_axi port = event_count offset = slave bundle = gmem_out
+#pragma HLS INTERFACE m_axi port = frames offset = slave bundle = gmem_in max_read_burst_length = 64 depth = 192000
+#pragma HLS INTERFACE m_axi port = params offset = slave bundle = gmem_in depth = 1
+#pragma HLS INTERFACE m_axi port = events offset = slave bundle = gmem_out max_write_burst_length = 64 depth = 512
+#pragma HLS INTERFACE m_axi port = event_count offset = slave bundle = gmem_out depth = 1
 #pragma HLS INTERFACE s_axilite port = frames bundle = control
 #pragma HLS INTERFACE s_axilite port = n_frames bundle = control
 #pragma HLS INTERFACE s_axilite port = params bundle = control
