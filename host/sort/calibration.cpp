@@ -422,7 +422,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                             best, template_distance(params, m.channel, m.mean_snippet, b.channel, b.mean_snippet));
                     }
                 }
-                if (best < settings.merge_distance)
+                if (best < settings.id_match_distance)
                     matches.push_back({best, u, o});
             }
         std::sort(matches.begin(), matches.end(), [](const Match& x, const Match& y) {

@@ -40,7 +40,7 @@ struct Calibration {
 
 /// Learns the classifier from the sorted output of a calibration window (spikes with snippets, e.g. from a backend
 /// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
-/// previous is given, units matching one of its units (template distance below merge_distance) keep their ids.
+/// previous is given, units matching one of its units (template distance below id_match_distance) keep their ids.
 /// Throws InputError when there are no spikes to learn from.
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id = 0, const Calibration* previous = nullptr);

@@ -52,6 +52,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"merge_distance", s.merge_distance},
             {"merge_candidate_distance", s.merge_candidate_distance},
             {"gate_scale", s.gate_scale},
+            {"id_match_distance", s.id_match_distance},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

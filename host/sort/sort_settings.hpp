@@ -19,8 +19,9 @@ struct SortSettings {
     double split_dip = 0.6;         ///< a cluster splits when its valley density is below this share of its peaks
     double merge_candidate_distance =
         0; ///< ... or below this one when their spikes form one cloud (0: off; 0.2 helps under drift)
-    double merge_distance = 0.08; ///< clusters on neighbouring channels merge below this normalised template distance
-    double gate_scale = 3.0;      ///< an entry accepts spikes up to gate_scale x its members' 95th-percentile distance
+    double merge_distance = 0.08;   ///< clusters on neighbouring channels merge below this normalised template distance
+    double id_match_distance = 0.3; ///< on recalibration a unit keeps the id of the closest previous unit below this
+    double gate_scale = 3.0; ///< an entry accepts spikes up to gate_scale x its members' 95th-percentile distance
     std::size_t max_calibration_spikes = 200000; ///< snippets kept for one calibration (memory bound)
 };
 
