@@ -301,6 +301,27 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
     EXPECT_NE(read_file(dir_ / "rtl" / "detect_info.json").find("\"verilator\""), std::string::npos);
 }
 
+class RtlTrace : public testing::TempDirTest {};
+
+TEST_F(RtlTrace, WritesAnFstWaveformOnlyWhenAsked) {
+    constexpr int channels = 16;
+    const auto params = default_params(channels);
+    std::vector<std::int16_t> data(50 * channels, 100);
+    rtl::SimOptions traced;
+    traced.trace_path = (dir_ / "core.fst").string();
+    std::vector<SpikeEvent> events;
+    {
+        auto core = rtl::make_detect_core_sim(*params, traced);
+        core->process(data.data(), 50, events);
+        core->finish(events);
+    }
+    ASSERT_TRUE(std::filesystem::is_regular_file(dir_ / "core.fst"));
+    EXPECT_GT(std::filesystem::file_size(dir_ / "core.fst"), 1000u);
+    auto untraced = rtl::make_detect_core_sim(*params);
+    untraced->process(data.data(), 50, events);
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()), 1);
+}
+
 // Longer runs (CTest label cosim_long): seconds of simulated data on both cores, with back-pressure.
 TEST(CosimLong, TenSecondsOfSimulatedRecording64) {
     constexpr int channels = 64;
