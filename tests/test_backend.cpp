@@ -2,6 +2,7 @@
 #include "backend/backend.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
+#include "simulated_recording.hpp"
 #include "util/errors.hpp"
 
 #include <gtest/gtest.h>
@@ -13,17 +14,7 @@
 namespace spikeline {
 namespace {
 
-std::vector<std::int16_t> simulate(int channels, double seconds, std::uint64_t seed) {
-    sim::SimulationConfig config;
-    config.n_channels = channels;
-    config.duration_s = seconds;
-    config.seed = seed;
-    sim::Simulator simulator(config, probe::default_probe(channels));
-    std::vector<std::int16_t> data(simulator.info().n_frames * static_cast<std::size_t>(channels));
-    for (std::size_t done = 0; done < simulator.info().n_frames;)
-        done += simulator.read(&data[done * static_cast<std::size_t>(channels)], simulator.info().n_frames - done);
-    return data;
-}
+using testing::simulate_in_memory;
 
 std::vector<SpikeEvent> run(Backend& backend, const std::vector<std::int16_t>& data, int channels, std::size_t block) {
     std::vector<SpikeEvent> events;
@@ -49,7 +40,7 @@ void expect_same(const std::vector<SpikeEvent>& expected, const std::vector<Spik
 
 class BackendEquality : public ::testing::Test {
 protected:
-    static void SetUpTestSuite() { data_ = new std::vector<std::int16_t>(simulate(kChannels, 3.0, 11)); }
+    static void SetUpTestSuite() { data_ = new std::vector<std::int16_t>(simulate_in_memory(kChannels, 3.0, 11)); }
     static void TearDownTestSuite() { delete data_; }
     static constexpr int kChannels = 256; // two shanks of the default probe
     static std::vector<std::int16_t>* data_;
@@ -104,7 +95,7 @@ TEST(BackendCorners, InterleavedShanksAndUnreferencedChannels) {
     probe::Probe probe = probe::default_probe(64);
     for (int ch = 0; ch < 64; ++ch)
         probe.contacts[static_cast<std::size_t>(ch)].shank = ch % 3;
-    const auto data = simulate(64, 2.0, 5);
+    const auto data = simulate_in_memory(64, 2.0, 5);
     const auto params = make_detect_params(DetectSettings{}, probe, 30000);
     params->group_of[5] = -1; // an excluded (e.g. broken) channel
     const auto expected = reference_events(*params, data);
@@ -116,7 +107,7 @@ TEST(BackendCorners, InterleavedShanksAndUnreferencedChannels) {
 TEST(BackendCorners, ChannelCountsThatDoNotSplitEvenly) {
     for (int channels : {1, 33, 100}) {
         SCOPED_TRACE(std::to_string(channels) + " channels");
-        const auto data = simulate(channels, 1.5, 9);
+        const auto data = simulate_in_memory(channels, 1.5, 9);
         const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
         const auto expected = reference_events(*params, data);
         for (int threads : {2, 3, 8}) {

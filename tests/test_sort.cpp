@@ -7,6 +7,7 @@
 #include "pipeline/sort_run.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
+#include "simulated_recording.hpp"
 #include "sort/calibration.hpp"
 #include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
@@ -161,17 +162,7 @@ TEST(SortCalibration, NoSpikesIsAClearError) {
 // ---------------------------------------------------------------------------------------------------------------
 // Backends
 
-std::vector<std::int16_t> simulate(int channels, double seconds, std::uint64_t seed) {
-    sim::SimulationConfig config;
-    config.n_channels = channels;
-    config.duration_s = seconds;
-    config.seed = seed;
-    sim::Simulator simulator(config, probe::default_probe(channels));
-    std::vector<std::int16_t> data(simulator.info().n_frames * static_cast<std::size_t>(channels));
-    for (std::size_t done = 0; done < simulator.info().n_frames;)
-        done += simulator.read(&data[done * static_cast<std::size_t>(channels)], simulator.info().n_frames - done);
-    return data;
-}
+using testing::simulate_in_memory;
 
 SortOutput run_sorted(Backend& backend, std::shared_ptr<const HwSortParams> params, bool keep,
                       const std::vector<std::int16_t>& data, int channels, std::size_t block) {
@@ -205,7 +196,7 @@ class SortBackends : public ::testing::Test {
 protected:
     static constexpr int kChannels = 128;
     static void SetUpTestSuite() {
-        data_ = new std::vector<std::int16_t>(simulate(kChannels, 6.0, 21));
+        data_ = new std::vector<std::int16_t>(simulate_in_memory(kChannels, 6.0, 21));
         detect_ = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000).release();
         geometry_ = new std::shared_ptr<HwSortParams>(small_geometry(kChannels));
         auto backend = make_reference_backend(*detect_);
