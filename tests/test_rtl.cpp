@@ -173,7 +173,7 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
             double v = noise(rng);
             if (f > 1200 && f < 1500) // full-scale square wave: saturates the filter states
                 v = ((f / 50) % 2) ? 32767 : -32768;
-            if (f % 400 == 399) // every channel spikes in the same frame, the last of a 1000-frame block
+            if (f % 400 == 399) // every channel spikes in the same frame (1999: the last frame of a block)
                 v = -2000 - ch * 10;
             if (ch == 7 && f > 2000) // one channel stuck at the rail
                 v = -32768;
@@ -181,6 +181,25 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
                 static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
         }
     check_core(*default_params(channels), data, 30, 1000);
+}
+
+TEST(RtlCosim, BackPressureReachesTheInput) {
+    // Many events and an m_axis that rarely takes one: the event FIFO, the candidate FIFO and the frame slots fill,
+    // and s_axis_tready must fall without losing or reordering anything.
+    constexpr int channels = 64;
+    std::mt19937 rng(8);
+    std::normal_distribution<double> noise(0, 40);
+    std::vector<std::int16_t> data(1500 * static_cast<std::size_t>(channels));
+    for (std::size_t i = 0; i < data.size(); ++i)
+        data[i] = static_cast<std::int16_t>(noise(rng) + (rng() % 25 == 0 ? -2500 : 0));
+    auto params = default_params(channels, 100);
+    const Outputs expected = run_l1(*params, data);
+    ASSERT_GT(expected.events.size(), 500u);
+    rtl::SimOptions slow_sink;
+    slow_sink.backpressure_probability = 0.99;
+    const Outputs actual = run_rtl(*params, data, slow_sink, 1500);
+    expect_bit_exact(expected, actual, channels);
+    EXPECT_GT(actual.stats.input_stalls, 10000u) << "m_axis back-pressure should have stalled s_axis";
 }
 
 TEST(RtlCosim, OtherSettings) {
