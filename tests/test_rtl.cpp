@@ -202,6 +202,27 @@ TEST(RtlCosim, BackPressureReachesTheInput) {
     EXPECT_GT(actual.stats.input_stalls, 10000u) << "m_axis back-pressure should have stalled s_axis";
 }
 
+TEST(RtlCosim, StartBeginsAFreshStreamOnTheSameCore) {
+    // START after a finished stream clears every channel's state, the frame count and the pending list.
+    constexpr int channels = 64;
+    const auto data = simulate(channels, 0.1, 21);
+    const auto params = default_params(channels, 150);
+    const Outputs expected = run_l1(*params, data);
+    ASSERT_FALSE(expected.events.empty());
+    auto core = rtl::make_detect_core_sim(*params);
+    for (int stream = 0; stream < 2; ++stream) {
+        SCOPED_TRACE("stream " + std::to_string(stream));
+        if (stream > 0)
+            core->configure(*params);
+        std::vector<SpikeEvent> events;
+        core->process(data.data(), data.size() / channels, events);
+        core->finish(events);
+        EXPECT_TRUE(events == expected.events);
+        EXPECT_EQ(core->read_register(rtl::reg::frames_low), data.size() / channels);
+        EXPECT_EQ(core->read_register(rtl::reg::events_out), expected.events.size());
+    }
+}
+
 TEST(RtlCosim, OtherSettings) {
     constexpr int channels = 64;
     const auto data = simulate(channels, 0.1, 5);
