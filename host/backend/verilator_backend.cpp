@@ -4,14 +4,20 @@
 #include "detect_core_sim.hpp"
 #include "util/errors.hpp"
 
+#include <cstdlib>
+
 namespace spikeline {
 namespace {
 
 class VerilatorBackend final : public Backend {
 public:
     explicit VerilatorBackend(const HwParams& params) {
+        rtl::SimOptions options;
+        // A waveform of the whole run for debugging the RTL on a real recording (large: keep recordings short).
+        if (const char* trace = std::getenv("SPIKELINE_RTL_TRACE"))
+            options.trace_path = trace;
         try {
-            core_ = rtl::make_detect_core_sim(params);
+            core_ = rtl::make_detect_core_sim(params, options);
         } catch (const rtl::UnsupportedParams& e) {
             throw InputError(std::string("the verilator backend cannot run these settings: ") + e.what());
         }

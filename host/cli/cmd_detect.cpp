@@ -45,7 +45,10 @@ int cmd_detect(int argc, char** argv) {
         std::printf("  recording  %d channels, %.0f Hz, %.2f s\n", info.n_channels, info.sample_rate,
                     result.recording_seconds);
         std::printf("  probe      %s\n", probe_origin.c_str());
-        std::printf("  backend    %s, %d thread(s)\n", run.backend.c_str(), run.threads);
+        if (run.backend == "cpu")
+            std::printf("  backend    cpu, %d thread(s)\n", run.threads);
+        else // --threads applies to the cpu backend only
+            std::printf("  backend    %s\n", run.backend.c_str());
         std::printf("  spikes     %llu (%.1f per second, %.2f per channel per second)\n",
                     static_cast<unsigned long long>(result.events),
                     result.recording_seconds > 0 ? static_cast<double>(result.events) / result.recording_seconds : 0.0,
