@@ -1,5 +1,7 @@
-// One direct-form-I biquad step of L1's biquad_step (bandpass.hpp), combinational:
+// One direct-form-I biquad step of L1's biquad_step (bandpass.hpp), over two clocks:
 //   y = saturate26(round_half_up((gain * (x0 + MIDDLE * x1 + x2) - a1 * y1 - a2 * y2) / 2^16))
+// The three products are registered (one DSP48E2 each, with its multiplier register), the sum, rounding and
+// saturation follow in the next clock: y0 is the result for the inputs of the previous clock.
 // MIDDLE is -2 (high-pass) or +2 (low-pass): the Butterworth numerators are gain * (1, MIDDLE, 1).
 // The accumulator is 48 bits wide; L1 bounds it below 2^45, so no intermediate overflows.
 `default_nettype none
@@ -7,6 +9,7 @@
 module spikeline_biquad #(
     parameter int MIDDLE = -2
 ) (
+    input  wire logic               clk,
     input  wire logic signed [25:0] x0,
     input  wire logic signed [25:0] x1,
     input  wire logic signed [25:0] x2,
@@ -20,14 +23,25 @@ module spikeline_biquad #(
     localparam logic signed [47:0] STATE_MAX = (48'sd1 <<< 25) - 48'sd1;
     localparam logic signed [47:0] STATE_MIN = -(48'sd1 <<< 25);
 
-    logic signed [47:0] numerator, middle_term, accumulator, rounded;
+    logic signed [47:0] numerator, middle_term;
+    logic signed [47:0] gain_product_reg, a1_product_reg, a2_product_reg;
+    logic signed [47:0] accumulator, rounded;
 
     always_comb begin
         middle_term = 48'(x1) <<< 1;
         if (MIDDLE < 0)
             middle_term = -middle_term;
         numerator = 48'(x0) + middle_term + 48'(x2);
-        accumulator = 48'(gain) * numerator - 48'(a1) * 48'(y1) - 48'(a2) * 48'(y2);
+    end
+
+    always_ff @(posedge clk) begin
+        gain_product_reg <= 48'(gain) * numerator;
+        a1_product_reg <= 48'(a1) * 48'(y1);
+        a2_product_reg <= 48'(a2) * 48'(y2);
+    end
+
+    always_comb begin
+        accumulator = gain_product_reg - a1_product_reg - a2_product_reg;
         rounded = (accumulator + 48'sd32768) >>> 16;
         if (rounded > STATE_MAX)
             y0 = STATE_MAX[25:0];

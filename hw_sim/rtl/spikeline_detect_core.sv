@@ -9,7 +9,9 @@
 //
 // Both stages issue one channel per clock and never stall once issued: back-pressure acts at issue (stage 1 waits
 // for a free frame slot, stage 2 for room in the candidate FIFO), so a full m_axis eventually lowers
-// s_axis_tready. Per-channel state is read when a channel issues and written back two clocks later; with fewer
+// s_axis_tready. Every multiplier has its product registered (stage 1: p1 high-pass products, p2 sum, p3 low-pass
+// products, p4 sum; stage 2: q1 reference product, q2 subtraction and threshold product, q3 detector). Per-channel
+// state is read when a channel issues and written back four (stage 1) or three (stage 2) clocks later; with fewer
 // than MIN_PIPELINED_CHANNELS channels a frame waits for the previous one to leave the pipeline instead.
 `default_nettype none
 
@@ -115,20 +117,32 @@ module spikeline_detect_core #(
     logic [CHANNEL_BITS-1:0] p2_channel_reg;
     logic [SLOT_BITS-1:0] p2_slot_reg;
     logic signed [7:0] p2_group_reg;
-    logic signed [25:0] p2_input_reg, p2_input1_reg, p2_middle_reg, p2_middle1_reg, p2_middle2_reg;
-    logic signed [25:0] p2_output1_reg, p2_output2_reg;
+    logic signed [25:0] p2_input_reg, p2_input1_reg, p2_middle1_reg, p2_middle2_reg, p2_output1_reg, p2_output2_reg;
 
     logic p3_valid_reg, p3_last_reg;
     logic [CHANNEL_BITS-1:0] p3_channel_reg;
     logic [SLOT_BITS-1:0] p3_slot_reg;
     logic signed [7:0] p3_group_reg;
-    logic signed [20:0] p3_filtered_reg;
+    logic signed [25:0] p3_input_reg, p3_input1_reg, p3_middle_reg, p3_middle1_reg, p3_middle2_reg;
+    logic signed [25:0] p3_output1_reg, p3_output2_reg;
+
+    logic p4_valid_reg, p4_last_reg;
+    logic [CHANNEL_BITS-1:0] p4_channel_reg;
+    logic [SLOT_BITS-1:0] p4_slot_reg;
+    logic signed [7:0] p4_group_reg;
+    logic signed [25:0] p4_input_reg, p4_input1_reg, p4_middle_reg, p4_middle1_reg, p4_output1_reg;
+
+    logic p5_valid_reg, p5_last_reg;
+    logic [CHANNEL_BITS-1:0] p5_channel_reg;
+    logic [SLOT_BITS-1:0] p5_slot_reg;
+    logic signed [7:0] p5_group_reg;
+    logic signed [20:0] p5_filtered_reg;
 
     logic signed [31:0] group_sum_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
 
     wire frame_start = in_channel_reg == 16'd0;
     wire last_input_channel = in_channel_reg == n_channels_reg - 16'd1;
-    wire stage1_empty = !p1_valid_reg && !p2_valid_reg && !p3_valid_reg;
+    wire stage1_empty = !p1_valid_reg && !p2_valid_reg && !p3_valid_reg && !p4_valid_reg && !p5_valid_reg;
     assign s_axis_tready = stream_active_reg && !flush_requested_reg &&
                            (!frame_start || (slots_used_reg != SLOTS_FULL &&
                                              (n_channels_reg >= 16'(MIN_PIPELINED_CHANNELS) || stage1_empty)));
@@ -177,12 +191,13 @@ module spikeline_detect_core #(
     logic signed [25:0] high_passed, band_passed;
 
     spikeline_biquad #(.MIDDLE(-2)) high_pass (
-        .x0(p1_input), .x1(history_input1), .x2(history_input2), .y1(history_middle1), .y2(history_middle2),
+        .clk(clk), .x0(p1_input), .x1(history_input1), .x2(history_input2), .y1(history_middle1), .y2(history_middle2),
         .gain(hp_gain_reg), .a1(hp_a1_reg), .a2(hp_a2_reg), .y0(high_passed)
     );
 
     spikeline_biquad #(.MIDDLE(2)) low_pass (
-        .x0(p2_middle_reg), .x1(p2_middle1_reg), .x2(p2_middle2_reg), .y1(p2_output1_reg), .y2(p2_output2_reg),
+        .clk(clk), .x0(p3_middle_reg), .x1(p3_middle1_reg), .x2(p3_middle2_reg), .y1(p3_output1_reg),
+        .y2(p3_output2_reg),
         .gain(lp_gain_reg), .a1(lp_a1_reg), .a2(lp_a2_reg), .y0(band_passed)
     );
 
@@ -192,10 +207,10 @@ module spikeline_detect_core #(
                                    : (band_passed_q4 < 27'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : band_passed_q4[20:0]);
 
     always_comb begin
-        bandpass_write_enable = clearing_reg || p2_valid_reg;
-        bandpass_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : p2_channel_reg;
-        bandpass_write_data = clearing_reg ? '0 : {p2_input_reg, p2_input1_reg, p2_middle_reg, p2_middle1_reg,
-                                                   band_passed, p2_output1_reg};
+        bandpass_write_enable = clearing_reg || p4_valid_reg;
+        bandpass_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : p4_channel_reg;
+        bandpass_write_data = clearing_reg ? '0 : {p4_input_reg, p4_input1_reg, p4_middle_reg, p4_middle1_reg,
+                                                   band_passed, p4_output1_reg};
     end
 
     // frame buffer: {group, filtered sample} per slot and channel
@@ -208,9 +223,9 @@ module spikeline_detect_core #(
         .DEPTH(FRAME_SLOTS * MAX_CHANNELS)
     ) frame_buffer_ram (
         .clk(clk),
-        .write_enable(p3_valid_reg),
-        .write_address({p3_slot_reg, p3_channel_reg}),
-        .write_data({p3_group_reg, p3_filtered_reg}),
+        .write_enable(p5_valid_reg),
+        .write_address({p5_slot_reg, p5_channel_reg}),
+        .write_data({p5_group_reg, p5_filtered_reg}),
         .read_address({s2_slot_reg, s2_channel_reg[CHANNEL_BITS-1:0]}),
         .read_data(frame_read_data)
     );
@@ -228,12 +243,22 @@ module spikeline_detect_core #(
     logic q2_valid_reg, q2_last_reg, q2_flush_reg;
     logic [CHANNEL_BITS-1:0] q2_channel_reg;
     logic [63:0] q2_frame_reg;
-    logic signed [20:0] q2_referenced_reg;
+    logic signed [63:0] q2_scaled_sum_reg;
+    logic signed [20:0] q2_filtered_reg;
+    logic q2_unreferenced_reg;
     logic [DETECTOR_STATE_BITS-1:0] q2_state_reg;
 
+    logic q3_valid_reg, q3_last_reg, q3_flush_reg;
+    logic [CHANNEL_BITS-1:0] q3_channel_reg;
+    logic [63:0] q3_frame_reg;
+    logic signed [20:0] q3_referenced_reg;
+    logic [DETECTOR_STATE_BITS-1:0] q3_state_reg;
+    logic signed [31:0] q3_threshold_reg;
+
     logic [CANDIDATE_COUNT_BITS-1:0] candidate_count;
-    wire candidate_room = 32'(candidate_count) + 32'(q1_valid_reg) + 32'(q2_valid_reg) < CANDIDATE_FIFO_DEPTH;
-    wire stage2_empty = !q1_valid_reg && !q2_valid_reg;
+    wire candidate_room = 32'(candidate_count) + 32'(q1_valid_reg) + 32'(q2_valid_reg) + 32'(q3_valid_reg) <
+                          CANDIDATE_FIFO_DEPTH;
+    wire stage2_empty = !q1_valid_reg && !q2_valid_reg && !q3_valid_reg;
     wire stage2_hazard_free = s2_channel_reg != 16'd0 || n_channels_reg >= 16'(MIN_PIPELINED_CHANNELS) ||
                               stage2_empty;
     wire last_stage2_channel = s2_channel_reg == n_channels_reg - 16'd1;
@@ -261,32 +286,34 @@ module spikeline_detect_core #(
         .read_data(detector_read_data)
     );
 
-    // q1: subtract the mean of the channel's group: round(sum * round(2^16 / members) / 2^16)
+    // q1: the group's sum times round(2^16 / members); q2 rounds it to the mean: round(product / 2^16)
     wire signed [7:0] q1_group = frame_read_data[28:21];
     wire signed [20:0] q1_filtered = frame_read_data[20:0];
     wire [GROUP_BITS-1:0] q1_group_index = q1_group[GROUP_BITS-1:0];
     wire signed [63:0] q1_scaled_sum = 64'(group_sum_reg[{q1_slot_reg, q1_group_index}]) *
                                        64'($signed({1'b0, group_inverse_reg[q1_group_index]}));
-    wire signed [63:0] q1_mean_wide = (q1_scaled_sum + 64'sd32768) >>> 16;
-    wire signed [31:0] q1_mean = q1_mean_wide[31:0];
-    wire signed [32:0] q1_difference = 33'(q1_filtered) - 33'(q1_mean);
-    wire signed [20:0] q1_referenced = q1_group < 0 ? q1_filtered
-                                     : (q1_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
-                                     : (q1_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : q1_difference[20:0]));
 
-    // q2: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
-    wire [22:0] state_noise = q2_state_reg[22:0];
-    wire state_searching = q2_state_reg[23];
-    wire [6:0] state_count = q2_state_reg[30:24];
-    wire [6:0] state_best_pos = q2_state_reg[37:31];
-    wire signed [20:0] state_best_value = q2_state_reg[58:38];
-    wire [15:0] state_hold = q2_state_reg[74:59];
+    // q2: round the product to the mean, subtract, saturate; the threshold product from the noise estimate
+    wire signed [63:0] q2_mean_wide = (q2_scaled_sum_reg + 64'sd32768) >>> 16;
+    wire signed [31:0] q2_mean = q2_mean_wide[31:0];
+    wire signed [32:0] q2_difference = 33'(q2_filtered_reg) - 33'(q2_mean);
+    wire signed [20:0] q2_referenced = q2_unreferenced_reg ? q2_filtered_reg
+                                     : (q2_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
+                                     : (q2_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : q2_difference[20:0]));
+    wire [34:0] q2_scaled_threshold = 35'(q2_state_reg[22:4]) * 35'(threshold_gain_reg) + 35'd128;
+
+    // q3: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
+    wire [22:0] state_noise = q3_state_reg[22:0];
+    wire state_searching = q3_state_reg[23];
+    wire [6:0] state_count = q3_state_reg[30:24];
+    wire [6:0] state_best_pos = q3_state_reg[37:31];
+    wire signed [20:0] state_best_value = q3_state_reg[58:38];
+    wire [15:0] state_hold = q3_state_reg[74:59];
 
     logic warm, crossing, negative_crossing, positive_crossing, more_extreme, emit;
     logic [22:0] step, noise_next;
     logic [25:0] magnitude;
     logic [21:0] absolute_value, absolute_best;
-    logic [34:0] scaled_threshold;
     logic signed [31:0] threshold;
     logic [23:0] raised;
     logic searching_next;
@@ -299,13 +326,12 @@ module spikeline_detect_core #(
     logic signed [20:0] candidate_amplitude;
 
     always_comb begin
-        warm = q2_frame_reg >= 64'(warmup_frames_reg);
+        warm = q3_frame_reg >= 64'(warmup_frames_reg);
         step = warm ? noise_step_slow_reg : noise_step_fast_reg;
-        absolute_value = q2_referenced_reg < 0 ? 22'(-q2_referenced_reg) : 22'(q2_referenced_reg);
+        absolute_value = q3_referenced_reg < 0 ? 22'(-q3_referenced_reg) : 22'(q3_referenced_reg);
         absolute_best = state_best_value < 0 ? 22'(-state_best_value) : 22'(state_best_value);
         magnitude = {absolute_value[21:0], 4'd0} > NOISE_MAX ? NOISE_MAX : {absolute_value[21:0], 4'd0};
-        scaled_threshold = 35'(state_noise[22:4]) * 35'(threshold_gain_reg) + 35'd128;
-        threshold = 32'(scaled_threshold >> 8);
+        threshold = q3_threshold_reg;
         raised = 24'(state_noise) + 24'(step);
         if (26'(state_noise) < magnitude)
             noise_next = raised > 24'(NOISE_MAX) ? NOISE_MAX[22:0] : raised[22:0];
@@ -314,14 +340,14 @@ module spikeline_detect_core #(
         else
             noise_next = state_noise;
 
-        negative_crossing = 32'(q2_referenced_reg) < -threshold;
-        positive_crossing = 32'(q2_referenced_reg) > threshold;
+        negative_crossing = 32'(q3_referenced_reg) < -threshold;
+        positive_crossing = 32'(q3_referenced_reg) > threshold;
         crossing = warm && state_hold == 16'd0 &&
                    (polarity_reg == 2'd0 ? negative_crossing
                                          : (polarity_reg == 2'd1 ? positive_crossing
                                                                  : negative_crossing || positive_crossing));
-        more_extreme = polarity_reg == 2'd0 ? q2_referenced_reg < state_best_value
-                     : (polarity_reg == 2'd1 ? q2_referenced_reg > state_best_value : absolute_value > absolute_best);
+        more_extreme = polarity_reg == 2'd0 ? q3_referenced_reg < state_best_value
+                     : (polarity_reg == 2'd1 ? q3_referenced_reg > state_best_value : absolute_value > absolute_best);
 
         searching_next = state_searching;
         count_next = state_count;
@@ -331,7 +357,7 @@ module spikeline_detect_core #(
         emit = 1'b0;
         if (state_searching) begin
             if (more_extreme) begin
-                best_value_next = q2_referenced_reg;
+                best_value_next = q3_referenced_reg;
                 best_pos_next = state_count;
             end
             count_next = state_count + 7'd1;
@@ -340,7 +366,7 @@ module spikeline_detect_core #(
             searching_next = 1'b1;
             count_next = 7'd1;
             best_pos_next = 7'd0;
-            best_value_next = q2_referenced_reg;
+            best_value_next = q3_referenced_reg;
             emit = count_next == align_window_reg;
         end
         hold_after_peak = 18'(dead_time_reg) - 18'(align_window_reg) + 18'(best_pos_next);
@@ -349,10 +375,10 @@ module spikeline_detect_core #(
             hold_next = hold_after_peak > 0 ? hold_after_peak[15:0] : 16'd0;
         end
         candidate_valid = emit;
-        candidate_sample = q2_frame_reg - 64'(align_window_reg) + 64'd1 + 64'(best_pos_next);
+        candidate_sample = q3_frame_reg - 64'(align_window_reg) + 64'd1 + 64'(best_pos_next);
         candidate_amplitude = best_value_next;
 
-        if (q2_flush_reg) begin
+        if (q3_flush_reg) begin
             // end of stream: a channel still searching emits its extremum (window cut short)
             noise_next = state_noise;
             searching_next = 1'b0;
@@ -361,30 +387,30 @@ module spikeline_detect_core #(
             best_value_next = state_best_value;
             hold_next = state_hold;
             candidate_valid = state_searching;
-            candidate_sample = q2_frame_reg - 64'(state_count) + 64'(state_best_pos);
+            candidate_sample = q3_frame_reg - 64'(state_count) + 64'(state_best_pos);
             candidate_amplitude = state_best_value;
         end
     end
 
     always_comb begin
-        detector_write_enable = clearing_reg || q2_valid_reg;
-        detector_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : q2_channel_reg;
+        detector_write_enable = clearing_reg || q3_valid_reg;
+        detector_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : q3_channel_reg;
         detector_write_data = clearing_reg ? {52'd0, noise_initial_reg}
                                            : {hold_next, best_value_next, best_pos_next, count_next, searching_next,
                                               noise_next};
     end
 
-    assign monitor_valid = q2_valid_reg && !q2_flush_reg;
-    assign monitor_channel = 16'(q2_channel_reg);
-    assign monitor_sample = q2_referenced_reg;
+    assign monitor_valid = q3_valid_reg && !q3_flush_reg;
+    assign monitor_channel = 16'(q3_channel_reg);
+    assign monitor_sample = q3_referenced_reg;
 
     // ------------------------------------------------------------------------------------------------------------
     // Candidates -> de-duplication -> events
     // ------------------------------------------------------------------------------------------------------------
-    wire candidate_push = q2_valid_reg && (candidate_valid || q2_last_reg);
-    wire [103:0] candidate_entry = {q2_valid_reg && q2_last_reg && q2_flush_reg,
-                                    q2_valid_reg && q2_last_reg && !q2_flush_reg, candidate_valid,
-                                    candidate_amplitude, 16'(q2_channel_reg), candidate_sample};
+    wire candidate_push = q3_valid_reg && (candidate_valid || q3_last_reg);
+    wire [103:0] candidate_entry = {q3_valid_reg && q3_last_reg && q3_flush_reg,
+                                    q3_valid_reg && q3_last_reg && !q3_flush_reg, candidate_valid,
+                                    candidate_amplitude, 16'(q3_channel_reg), candidate_sample};
     logic [103:0] candidate_head;
     logic candidate_empty, candidate_full, candidate_pop;
 
@@ -603,7 +629,7 @@ module spikeline_detect_core #(
     // ------------------------------------------------------------------------------------------------------------
     wire slot_allocated = accept && frame_start;
     wire slot_released = q1_valid_reg && q1_last_reg && !q1_flush_reg;
-    wire frame_filtered = p3_valid_reg && p3_last_reg;
+    wire frame_filtered = p5_valid_reg && p5_last_reg;
     wire frame_started = issue_frame && s2_channel_reg == 16'd0;
 
     always_ff @(posedge clk) begin
@@ -623,11 +649,14 @@ module spikeline_detect_core #(
             p1_valid_reg <= 1'b0;
             p2_valid_reg <= 1'b0;
             p3_valid_reg <= 1'b0;
+            p4_valid_reg <= 1'b0;
+            p5_valid_reg <= 1'b0;
             s2_slot_reg <= '0;
             s2_channel_reg <= '0;
             s2_frame_reg <= '0;
             q1_valid_reg <= 1'b0;
             q2_valid_reg <= 1'b0;
+            q3_valid_reg <= 1'b0;
         end else begin
             if (clearing_reg) begin
                 clear_channel_reg <= clear_channel_reg + 1'b1;
@@ -654,7 +683,7 @@ module spikeline_detect_core #(
                 if (last_input_channel)
                     in_slot_reg <= in_slot_reg + 1'b1;
             end
-            // p1: high-pass section
+            // p1: high-pass products (registered inside the biquad)
             p2_valid_reg <= p1_valid_reg;
             p2_channel_reg <= p1_channel_reg;
             p2_slot_reg <= p1_slot_reg;
@@ -662,19 +691,42 @@ module spikeline_detect_core #(
             p2_group_reg <= group_read_data;
             p2_input_reg <= p1_input;
             p2_input1_reg <= history_input1;
-            p2_middle_reg <= high_passed;
             p2_middle1_reg <= history_middle1;
             p2_middle2_reg <= history_middle2;
             p2_output1_reg <= history_output1;
             p2_output2_reg <= history_output2;
-            // p2: low-pass section, history written back
+            // p2: high-pass sum, rounding, saturation
             p3_valid_reg <= p2_valid_reg;
             p3_channel_reg <= p2_channel_reg;
             p3_slot_reg <= p2_slot_reg;
             p3_last_reg <= p2_last_reg;
             p3_group_reg <= p2_group_reg;
-            p3_filtered_reg <= filtered_q4;
-            // p3: frame buffer written (RAM above), group sums below
+            p3_input_reg <= p2_input_reg;
+            p3_input1_reg <= p2_input1_reg;
+            p3_middle_reg <= high_passed;
+            p3_middle1_reg <= p2_middle1_reg;
+            p3_middle2_reg <= p2_middle2_reg;
+            p3_output1_reg <= p2_output1_reg;
+            p3_output2_reg <= p2_output2_reg;
+            // p3: low-pass products
+            p4_valid_reg <= p3_valid_reg;
+            p4_channel_reg <= p3_channel_reg;
+            p4_slot_reg <= p3_slot_reg;
+            p4_last_reg <= p3_last_reg;
+            p4_group_reg <= p3_group_reg;
+            p4_input_reg <= p3_input_reg;
+            p4_input1_reg <= p3_input1_reg;
+            p4_middle_reg <= p3_middle_reg;
+            p4_middle1_reg <= p3_middle1_reg;
+            p4_output1_reg <= p3_output1_reg;
+            // p4: low-pass sum, history written back, Q4
+            p5_valid_reg <= p4_valid_reg;
+            p5_channel_reg <= p4_channel_reg;
+            p5_slot_reg <= p4_slot_reg;
+            p5_last_reg <= p4_last_reg;
+            p5_group_reg <= p4_group_reg;
+            p5_filtered_reg <= filtered_q4;
+            // p5: frame buffer written (RAM above), group sums below
 
             slots_used_reg <= slots_used_reg + (SLOT_BITS + 1)'(slot_allocated) - (SLOT_BITS + 1)'(slot_released);
             frames_ready_reg <= frames_ready_reg + (SLOT_BITS + 1)'(frame_filtered) - (SLOT_BITS + 1)'(frame_started);
@@ -697,15 +749,26 @@ module spikeline_detect_core #(
             end
             if (start_flush)
                 flush_sweep_reg <= 1'b1;
-            // q1: reference
+            // q1: the group's sum times its inverse size
             q2_valid_reg <= q1_valid_reg;
             q2_channel_reg <= q1_channel_reg;
             q2_last_reg <= q1_last_reg;
             q2_frame_reg <= q1_frame_reg;
             q2_flush_reg <= q1_flush_reg;
-            q2_referenced_reg <= q1_referenced;
+            q2_scaled_sum_reg <= q1_scaled_sum;
+            q2_filtered_reg <= q1_filtered;
+            q2_unreferenced_reg <= q1_group < 0;
             q2_state_reg <= detector_read_data;
-            // q2: detector state written and candidates pushed (above)
+            // q2: reference subtracted, threshold
+            q3_valid_reg <= q2_valid_reg;
+            q3_channel_reg <= q2_channel_reg;
+            q3_last_reg <= q2_last_reg;
+            q3_frame_reg <= q2_frame_reg;
+            q3_flush_reg <= q2_flush_reg;
+            q3_referenced_reg <= q2_referenced;
+            q3_state_reg <= q2_state_reg;
+            q3_threshold_reg <= 32'(q2_scaled_threshold >> 8);
+            // q3: detector state written and candidates pushed (above)
         end
     end
 
@@ -715,9 +778,9 @@ module spikeline_detect_core #(
             for (int g = 0; g < MAX_GROUPS; g = g + 1)
                 group_sum_reg[{in_slot_reg, GROUP_BITS'(g)}] <= 32'sd0;
         end
-        if (p3_valid_reg && !p3_group_reg[7])
-            group_sum_reg[{p3_slot_reg, p3_group_reg[GROUP_BITS-1:0]}] <=
-                group_sum_reg[{p3_slot_reg, p3_group_reg[GROUP_BITS-1:0]}] + 32'(p3_filtered_reg);
+        if (p5_valid_reg && !p5_group_reg[7])
+            group_sum_reg[{p5_slot_reg, p5_group_reg[GROUP_BITS-1:0]}] <=
+                group_sum_reg[{p5_slot_reg, p5_group_reg[GROUP_BITS-1:0]}] + 32'(p5_filtered_reg);
     end
 endmodule
 
