@@ -21,6 +21,8 @@ commands:
   bench      measure throughput (x real time) per stage on simulated data held in memory
   devices    list the FPGA cards XRT can use (--backend xrt)
   decode     train (decode train) and score (decode eval) Kalman/Wiener decoders of cursor velocity
+  stream     live acquisition: udp link, stdin or a file -> sorted spikes on ZeroMQ, Phy folder, SpikeGLX copy
+  replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
 )";
 
 } // namespace
@@ -46,6 +48,10 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_devices(argc - 1, argv + 1);
         if (command == "decode")
             return spikeline::cli::cmd_decode(argc - 1, argv + 1);
+        if (command == "stream")
+            return spikeline::cli::cmd_stream(argc - 1, argv + 1);
+        if (command == "replay")
+            return spikeline::cli::cmd_replay(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

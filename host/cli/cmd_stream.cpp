@@ -1,0 +1,140 @@
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "stream/stream_run.hpp"
+#include "util/errors.hpp"
+#include "util/progress.hpp"
+
+#include <atomic>
+#include <boost/program_options.hpp>
+#include <csignal>
+#include <cstdio>
+
+namespace spikeline::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void request_stop(int) {
+    g_stop_requested.store(true);
+}
+
+} // namespace
+
+int cmd_stream(int argc, char** argv) {
+    InputOptionValues in;
+    RunOptionValues run;
+    DetectOptionValues detect;
+    sort::SortSettings settings;
+    settings.calibration_s = 10;
+    stream::StreamOptions options;
+    std::string out, overrun = "auto";
+    bool realtime = false;
+
+    po::options_description visible(
+        "spikeline stream --source SOURCE --out DIR [options]\n\n"
+        "Live acquisition: detects and sorts spikes as samples arrive, publishes each spike on ZeroMQ, saves the "
+        "stream (DIR/recording.bin + .meta, SpikeGLX) and a Phy folder (DIR), and writes DIR/stream.json. Units are "
+        "learnt from the first --calibration-s seconds; spikes before that are published and saved as unsorted "
+        "(unit -1, cluster 0). Stops at the end of the source, after --duration, or on Ctrl-C / SIGTERM, always "
+        "finalising every file.\n\n"
+        "SOURCE: udp://HOST:PORT (implant link packets; HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
+        "or a recording: SpikeGLX .bin/.meta, raw int16, Open Ephys binary (structure.oebin or its folder)\n\n"
+        "options");
+    visible.add_options()                                                                                       //
+        ("help,h", "show this help")                                                                            //
+        ("source", po::value(&options.source.source)->required(), "where samples come from (above)")            //
+        ("out,o", po::value(&out)->required(), "output folder")                                                 //
+        ("publish", po::value(&options.publish), "ZeroMQ endpoint for spike events, e.g. tcp://127.0.0.1:5556") //
+        ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
+         "seconds of the stream the units are learnt from (0: no sorting, every spike unsorted)") //
+        ("duration", po::value(&options.duration_s)->default_value(0.0),
+         "stop after this many seconds of data (0: until the source ends or a signal)")                   //
+        ("realtime", po::bool_switch(&realtime), "file sources: deliver samples at the recording's pace") //
+        ("block-ms", po::value(&options.source.block_ms)->default_value(1.0),
+         "file and stdin sources: samples per block handed to the backend (the latency granularity)") //
+        ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
+         "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
+        ("oe-stream", po::value(&options.source.open_ephys_stream),
+         "Open Ephys: the continuous stream (folder_name or stream_name; default the first)") //
+        ("overrun", po::value(&overrun)->default_value(overrun),
+         "when the pipeline falls behind: drop (count, zero-fill, record in gaps.tsv), block (wait), auto (drop for "
+         "udp, block otherwise)") //
+        ("queue-blocks", po::value(&options.queue_blocks)->default_value(options.queue_blocks),
+         "capacity of the source queue, in blocks");
+    add_input_options(visible, in);
+    add_run_options(visible, run);
+    add_detect_options(visible, detect);
+
+    po::variables_map vm;
+    if (!parse_command_line(argc, argv, visible, vm))
+        return 0;
+    if (vm.count("channels"))
+        options.source.n_channels = in.channels;
+    if (vm.count("sample-rate"))
+        options.source.sample_rate = in.sample_rate;
+    if (vm.count("uv-per-bit"))
+        options.source.microvolts_per_bit = in.uv_per_bit;
+    options.source.realtime = realtime;
+    options.out_dir = out;
+    options.probe_file = in.probe_file;
+    options.sort = settings;
+    if (!vm.count("threads"))
+        run.threads = 1; // one worker keeps a core free for the reader and sink threads
+    options.detect = finish_run_options(run, vm, detect);
+    require(overrun == "auto" || overrun == "drop" || overrun == "block",
+            "--overrun must be drop, block or auto, not '" + overrun + "'");
+    if (overrun == "drop")
+        options.overrun = stream::OverrunPolicy::drop;
+    else if (overrun == "block")
+        options.overrun = stream::OverrunPolicy::block;
+    options.status = !run.quiet && (run.progress || stderr_is_terminal());
+
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    const nlohmann::json summary = stream::run_stream(options, g_stop_requested);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+
+    if (!run.quiet) {
+        const nlohmann::json& latency = summary["latency"];
+        std::printf("spikeline stream\n");
+        std::printf("  source       %s\n", summary["source"].get<std::string>().c_str());
+        std::printf("  data         %d channels, %.0f Hz, %.2f s in %.2f s wall%s\n", summary["n_channels"].get<int>(),
+                    summary["sample_rate"].get<double>(), summary["seconds"].get<double>(),
+                    summary["wall_seconds"].get<double>(),
+                    summary["interrupted"].get<bool>() ? " (stopped by signal)" : "");
+        std::printf("  spikes       %llu (%llu published)\n",
+                    static_cast<unsigned long long>(summary["spikes"].get<std::uint64_t>()),
+                    static_cast<unsigned long long>(summary["spikes_published"].get<std::uint64_t>()));
+        std::printf("  latency      p50 %.3f ms  p99 %.3f ms  max %.3f ms  (%llu spikes; arrival of sample peak+%llu "
+                    "-> publication)\n",
+                    latency["p50_us"].get<double>() / 1000, latency["p99_us"].get<double>() / 1000,
+                    latency["max_us"].get<double>() / 1000,
+                    static_cast<unsigned long long>(latency["count"].get<std::uint64_t>()),
+                    static_cast<unsigned long long>(summary["need_frames"].get<std::uint64_t>()));
+        std::printf("  gaps         %llu link-loss frames, %llu overrun frames (%llu blocks dropped, policy %s)\n",
+                    static_cast<unsigned long long>(summary["link_gap_frames"].get<std::uint64_t>()),
+                    static_cast<unsigned long long>(summary["overrun_frames"].get<std::uint64_t>()),
+                    static_cast<unsigned long long>(summary["overrun_blocks"].get<std::uint64_t>()),
+                    summary["overrun_policy"].get<std::string>().c_str());
+        const nlohmann::json& counters = summary["source_counters"];
+        if (counters.contains("datagrams"))
+            std::printf("  link         %llu datagrams, %llu malformed, %llu duplicates, %llu reordered, %llu late\n",
+                        static_cast<unsigned long long>(counters["datagrams"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(counters["malformed"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(counters["duplicates"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(counters["reordered"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(counters["late"].get<std::uint64_t>()));
+        std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
+        std::printf("  output       %s (recording.bin, Phy folder, gaps.tsv, stream.json)\n", out.c_str());
+    }
+    return 0;
+}
+
+} // namespace spikeline::cli

@@ -1,0 +1,295 @@
+#include "stream/source.hpp"
+
+#include "stream/open_ephys.hpp"
+#include "stream/udp.hpp"
+#include "util/errors.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <poll.h>
+#include <thread>
+#include <unistd.h>
+
+namespace spikeline::stream {
+namespace {
+
+std::size_t frames_for_ms(double ms, double sample_rate) {
+    require(std::isfinite(ms) && ms > 0 && ms <= 1000, "the block length must be in (0, 1000] ms");
+    return std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(ms * sample_rate / 1000.0)));
+}
+
+void require_stream_shape(const SourceOptions& options, const std::string& what) {
+    require(options.n_channels.has_value() && options.sample_rate.has_value(),
+            what + " carries no metadata: give --channels and --sample-rate");
+    require(*options.n_channels >= 1 && *options.n_channels <= 65535, "--channels must be in 1..65535");
+    require(std::isfinite(*options.sample_rate) && *options.sample_rate > 0, "--sample-rate must be positive");
+    require(!options.microvolts_per_bit ||
+                (std::isfinite(*options.microvolts_per_bit) && *options.microvolts_per_bit >= 0),
+            "--uv-per-bit must be positive (or 0 when unknown)");
+}
+
+/// The implant link over UDP.
+class UdpSource final : public LiveSource {
+public:
+    explicit UdpSource(const SourceOptions& options)
+        : address_(parse_udp_address(options.source)),
+          socket_(UdpSocket::bind_receiver(address_, options.receive_buffer_bytes)),
+          decoder_(make_decoder_options(options), [this](const DecodedFrames& frames) { on_frames(frames); }) {
+        info_.n_channels = *options.n_channels;
+        info_.sample_rate = *options.sample_rate;
+        info_.microvolts_per_bit = options.microvolts_per_bit.value_or(0);
+        info_.kind = "udp";
+        info_.description = options.source;
+        info_.live = true;
+        gap_block_frames_ = frames_for_ms(1.0, info_.sample_rate);
+    }
+
+    const SourceInfo& info() const override { return info_; }
+
+    void run(const std::atomic<bool>& stop, const Emit& emit) override {
+        emit_ = &emit;
+        std::vector<unsigned char> buffer(65536);
+        for (;;) {
+            const bool stopping = stop.load();
+            // After a stop request, take what the kernel already holds, then end.
+            if (!stopping && !socket_.wait_readable(20)) {
+                decoder_.expire(monotonic_ns());
+                publish_counters();
+                continue;
+            }
+            bool any = false;
+            for (long n; (n = socket_.receive(buffer.data(), buffer.size())) >= 0;) {
+                decoder_.push(buffer.data(), static_cast<std::size_t>(n), monotonic_ns());
+                any = true;
+            }
+            decoder_.expire(monotonic_ns());
+            publish_counters();
+            if (stopping && !any)
+                break;
+        }
+        decoder_.finish(monotonic_ns());
+        publish_counters();
+        emit_ = nullptr;
+    }
+
+    nlohmann::json counters() const override {
+        std::lock_guard lock(counters_mutex_);
+        nlohmann::json json = to_json(published_);
+        json["receive_buffer_bytes"] = socket_.receive_buffer_bytes();
+        return json;
+    }
+    std::uint64_t base_sample() const override { return base_.load(); }
+
+private:
+    static LinkDecoderOptions make_decoder_options(const SourceOptions& options) {
+        require_stream_shape(options, "a UDP link");
+        LinkDecoderOptions decoder;
+        decoder.n_channels = *options.n_channels;
+        require(std::isfinite(options.reorder_window_ms) && options.reorder_window_ms >= 0,
+                "--reorder-window-ms must be >= 0");
+        decoder.reorder_window_frames =
+            static_cast<std::uint64_t>(std::llround(options.reorder_window_ms * *options.sample_rate / 1000.0));
+        decoder.max_gap_frames = static_cast<std::uint64_t>(600.0 * *options.sample_rate);
+        // Waiting longer than the window itself lets a lost packet stall a stream whose data has paused.
+        decoder.max_hold_ns = static_cast<std::int64_t>(std::max(1.0, options.reorder_window_ms) * 2e6);
+        return decoder;
+    }
+
+    void on_frames(const DecodedFrames& frames) {
+        base_.store(decoder_.base_sample());
+        const std::size_t stride = static_cast<std::size_t>(info_.n_channels);
+        if (frames.data != nullptr) {
+            SourceBlock block;
+            block.first_frame = frames.first_frame;
+            block.n_frames = frames.n_frames;
+            block.frames.resize(frames.n_frames * stride);
+            std::memcpy(block.frames.data(), frames.data, block.frames.size() * sizeof(std::int16_t));
+            block.arrival_ns = frames.arrival_ns;
+            (*emit_)(std::move(block));
+            return;
+        }
+        // A gap: zeros in blocks of about a millisecond, so a long outage never needs one huge allocation.
+        for (std::size_t done = 0; done < frames.n_frames;) {
+            SourceBlock block;
+            block.first_frame = frames.first_frame + done;
+            block.n_frames = std::min(gap_block_frames_, frames.n_frames - done);
+            block.frames.assign(block.n_frames * stride, 0);
+            block.arrival_ns = frames.arrival_ns;
+            block.gap = true;
+            done += block.n_frames;
+            (*emit_)(std::move(block));
+        }
+    }
+
+    void publish_counters() {
+        std::lock_guard lock(counters_mutex_);
+        published_ = decoder_.counters();
+    }
+
+    SourceInfo info_;
+    UdpAddress address_;
+    UdpSocket socket_;
+    LinkDecoder decoder_;
+    const Emit* emit_ = nullptr;
+    std::size_t gap_block_frames_ = 30;
+    mutable std::mutex counters_mutex_;
+    LinkCounters published_;
+    std::atomic<std::uint64_t> base_{0};
+};
+
+/// Raw interleaved int16 frames on standard input, e.g. piped from an acquisition program.
+class StdinSource final : public LiveSource {
+public:
+    explicit StdinSource(const SourceOptions& options) {
+        require_stream_shape(options, "standard input");
+        info_.n_channels = *options.n_channels;
+        info_.sample_rate = *options.sample_rate;
+        info_.microvolts_per_bit = options.microvolts_per_bit.value_or(0);
+        info_.kind = "stdin";
+        info_.description = "standard input (raw int16)";
+        block_frames_ = frames_for_ms(options.block_ms, info_.sample_rate);
+    }
+    const SourceInfo& info() const override { return info_; }
+
+    void run(const std::atomic<bool>& stop, const Emit& emit) override {
+        const std::size_t frame_bytes = 2 * static_cast<std::size_t>(info_.n_channels);
+        std::vector<unsigned char> pending(block_frames_ * frame_bytes);
+        std::size_t filled = 0;
+        std::uint64_t next_frame = 0;
+        bool open = true;
+        while (open && !stop.load()) {
+            pollfd descriptor{STDIN_FILENO, POLLIN, 0};
+            if (::poll(&descriptor, 1, 20) <= 0)
+                continue;
+            const ssize_t n = ::read(STDIN_FILENO, pending.data() + filled, pending.size() - filled);
+            if (n <= 0) { // end of input (or an error: the pipe is gone either way)
+                open = false;
+            } else {
+                filled += static_cast<std::size_t>(n);
+                bytes_ += static_cast<std::uint64_t>(n);
+            }
+            // Hand on every whole frame at once (at most a block): waiting for a full block would add latency.
+            const std::size_t whole = filled / frame_bytes;
+            if (whole == 0)
+                continue;
+            SourceBlock block;
+            block.first_frame = next_frame;
+            block.n_frames = whole;
+            block.frames.resize(whole * static_cast<std::size_t>(info_.n_channels));
+            std::memcpy(block.frames.data(), pending.data(), whole * frame_bytes);
+            block.arrival_ns = monotonic_ns();
+            next_frame += whole;
+            std::memmove(pending.data(), pending.data() + whole * frame_bytes, filled - whole * frame_bytes);
+            filled -= whole * frame_bytes;
+            emit(std::move(block));
+        }
+        trailing_bytes_ = filled;
+    }
+
+    nlohmann::json counters() const override {
+        return {{"bytes", bytes_.load()}, {"trailing_partial_frame_bytes", trailing_bytes_.load()}};
+    }
+
+private:
+    SourceInfo info_;
+    std::size_t block_frames_ = 30;
+    std::atomic<std::uint64_t> bytes_{0};
+    std::atomic<std::size_t> trailing_bytes_{0};
+};
+
+/// A recording file, read a block at a time, optionally at the pace it was recorded.
+class FileSource final : public LiveSource {
+public:
+    FileSource(const SourceOptions& options, std::unique_ptr<io::RecordingSource> recording)
+        : recording_(std::move(recording)), realtime_(options.realtime) {
+        const io::RecordingInfo& r = recording_->info();
+        info_.n_channels = r.n_channels;
+        info_.sample_rate = r.sample_rate;
+        info_.microvolts_per_bit = r.microvolts_per_bit;
+        info_.kind = "file";
+        info_.description = r.data_path.string() + " (" + r.format + ")";
+        info_.data_path = r.data_path;
+        info_.live = false;
+        block_frames_ = frames_for_ms(options.block_ms, info_.sample_rate);
+    }
+    const SourceInfo& info() const override { return info_; }
+
+    void run(const std::atomic<bool>& stop, const Emit& emit) override {
+        const auto start = std::chrono::steady_clock::now();
+        std::uint64_t next_frame = 0;
+        while (!stop.load()) {
+            SourceBlock block;
+            block.frames.resize(block_frames_ * static_cast<std::size_t>(info_.n_channels));
+            block.n_frames = recording_->read(block.frames.data(), block_frames_);
+            if (block.n_frames == 0)
+                break;
+            block.frames.resize(block.n_frames * static_cast<std::size_t>(info_.n_channels));
+            block.first_frame = next_frame;
+            next_frame += block.n_frames;
+            if (realtime_) // a block exists once its last sample has been recorded
+                std::this_thread::sleep_until(start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                                          static_cast<double>(next_frame) / info_.sample_rate * 1e9)));
+            block.arrival_ns = monotonic_ns();
+            emit(std::move(block));
+        }
+    }
+
+private:
+    SourceInfo info_;
+    std::unique_ptr<io::RecordingSource> recording_;
+    bool realtime_ = false;
+    std::size_t block_frames_ = 30;
+};
+
+} // namespace
+
+std::int64_t monotonic_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+nlohmann::json to_json(const LinkCounters& c) {
+    return {{"datagrams", c.datagrams},
+            {"accepted", c.accepted},
+            {"reordered", c.reordered},
+            {"duplicates", c.duplicates},
+            {"late", c.late},
+            {"malformed", c.malformed()},
+            {"too_short", c.too_short},
+            {"bad_magic", c.bad_magic},
+            {"bad_version", c.bad_version},
+            {"bad_length", c.bad_length},
+            {"bad_crc", c.bad_crc},
+            {"wrong_stream", c.wrong_stream},
+            {"wrong_channels", c.wrong_channels},
+            {"out_of_range", c.out_of_range},
+            {"gaps", c.gaps},
+            {"gap_frames", c.gap_frames},
+            {"frames", c.frames}};
+}
+
+std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options) {
+    require(!options.source.empty(), "no source given: --source udp://HOST:PORT, - (stdin) or a recording");
+    if (is_udp_url(options.source))
+        return std::make_unique<UdpSource>(options);
+    if (options.source == "-")
+        return std::make_unique<StdinSource>(options);
+    std::unique_ptr<io::RecordingSource> recording;
+    if (is_open_ephys(options.source)) {
+        recording = open_open_ephys(options.source, options.open_ephys_stream);
+        require(!options.n_channels || *options.n_channels == recording->info().n_channels,
+                "--channels " + std::to_string(*options.n_channels) + " differs from structure.oebin's " +
+                    std::to_string(recording->info().n_channels));
+    } else {
+        io::OpenOptions open;
+        open.n_channels = options.n_channels;
+        open.sample_rate = options.sample_rate;
+        open.microvolts_per_bit = options.microvolts_per_bit;
+        recording = io::open_recording(options.source, open);
+    }
+    return std::make_unique<FileSource>(options, std::move(recording));
+}
+
+} // namespace spikeline::stream

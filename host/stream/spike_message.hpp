@@ -1,0 +1,75 @@
+#pragma once
+// The ZeroMQ messages of `spikeline stream --publish` (layout in docs/FORMATS.md, section 7). Each message is one
+// ZeroMQ frame, little-endian, starting with a 4-byte type tag that subscribers can filter on.
+//
+// "SPK1" spike (40 bytes)              "END1" end of stream (24 bytes)
+//    0  char[4] "SPK1"                    0  char[4] "END1"
+//    4  int32   channel                   4  uint32  0 (reserved)
+//    8  uint64  sample (stream frame)     8  uint64  spikes published
+//   16  int32   unit (-1: unsorted)      16  uint64  frames processed
+//   20  float32 amplitude (uV, or LSB)
+//   24  int64   host time (CLOCK_REALTIME ns) at publication
+//   32  int64   latency ns (-1: released at the end of the stream)
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace spikeline::stream {
+
+inline constexpr std::size_t kSpikeMessageBytes = 40;
+inline constexpr std::size_t kEndMessageBytes = 24;
+
+struct SpikeMessage {
+    std::uint64_t sample = 0;
+    std::int32_t channel = 0;
+    std::int32_t unit = -1;
+    float amplitude = 0;
+    std::int64_t host_time_ns = 0;
+    std::int64_t latency_ns = -1;
+};
+
+struct EndMessage {
+    std::uint64_t spikes = 0;
+    std::uint64_t frames = 0;
+};
+
+inline void encode_spike_message(const SpikeMessage& m, unsigned char* out) {
+    std::memcpy(out, "SPK1", 4);
+    std::memcpy(out + 4, &m.channel, 4);
+    std::memcpy(out + 8, &m.sample, 8);
+    std::memcpy(out + 16, &m.unit, 4);
+    std::memcpy(out + 20, &m.amplitude, 4);
+    std::memcpy(out + 24, &m.host_time_ns, 8);
+    std::memcpy(out + 32, &m.latency_ns, 8);
+}
+
+/// False when the bytes are not a spike message.
+inline bool decode_spike_message(const unsigned char* bytes, std::size_t size, SpikeMessage& m) {
+    if (size != kSpikeMessageBytes || std::memcmp(bytes, "SPK1", 4) != 0)
+        return false;
+    std::memcpy(&m.channel, bytes + 4, 4);
+    std::memcpy(&m.sample, bytes + 8, 8);
+    std::memcpy(&m.unit, bytes + 16, 4);
+    std::memcpy(&m.amplitude, bytes + 20, 4);
+    std::memcpy(&m.host_time_ns, bytes + 24, 8);
+    std::memcpy(&m.latency_ns, bytes + 32, 8);
+    return true;
+}
+
+inline void encode_end_message(const EndMessage& m, unsigned char* out) {
+    const std::uint32_t reserved = 0;
+    std::memcpy(out, "END1", 4);
+    std::memcpy(out + 4, &reserved, 4);
+    std::memcpy(out + 8, &m.spikes, 8);
+    std::memcpy(out + 16, &m.frames, 8);
+}
+
+inline bool decode_end_message(const unsigned char* bytes, std::size_t size, EndMessage& m) {
+    if (size != kEndMessageBytes || std::memcmp(bytes, "END1", 4) != 0)
+        return false;
+    std::memcpy(&m.spikes, bytes + 8, 8);
+    std::memcpy(&m.frames, bytes + 16, 8);
+    return true;
+}
+
+} // namespace spikeline::stream

@@ -1,0 +1,40 @@
+#pragma once
+// Live acquisition: a reader thread (the source) -> the pipeline on the calling thread (backend, calibration,
+// ZeroMQ publication, latency) -> a sink thread (SpikeGLX copy of the stream, Phy folder), joined by bounded queues.
+#include "pipeline/detect_run.hpp"
+#include "sort/sort_settings.hpp"
+#include "stream/source.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace spikeline::stream {
+
+/// What happens when the pipeline falls behind and the source's queue is full.
+enum class OverrunPolicy {
+    block, ///< the reader waits (files, stdin: nothing is lost; a UDP link would then lose packets in the kernel)
+    drop,  ///< the block is dropped, counted, and replaced by zeros recorded in gaps.tsv (reason "overrun")
+};
+
+struct StreamOptions {
+    SourceOptions source;
+    std::filesystem::path out_dir;
+    std::string publish;     ///< ZeroMQ endpoint to bind the PUB socket to (empty: no publication)
+    std::string probe_file;  ///< empty: probe.json beside a file source, else the built-in default
+    DetectRunOptions detect; ///< backend, threads, detection settings (chunk_ms is not used: blocks are the source's)
+    sort::SortSettings sort; ///< calibration_s: seconds of the stream the units are learnt from (0: no sorting)
+    double duration_s = 0;   ///< stop after this much data (0: at the end of the source or on a signal)
+    std::optional<OverrunPolicy> overrun; ///< default: drop for live sources, block otherwise
+    std::size_t queue_blocks = 2000;      ///< source queue capacity (blocks of about 1 ms)
+    bool status = false;                  ///< draw the status line on stderr
+};
+
+/// Runs until the source ends, duration_s is reached or stop becomes true (set it from a signal handler); then
+/// drains the queues, flushes the backend, finalises every file and writes OUT/stream.json, which it returns.
+/// Throws InputError on bad input or settings.
+nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>& stop);
+
+} // namespace spikeline::stream
