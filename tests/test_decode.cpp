@@ -290,10 +290,10 @@ TEST(Kalman, SteadyStateConvergesToTheFullFilter) {
     for (Eigen::Index k = 0; k < test.counts.cols(); ++k) {
         const double difference =
             (full_filter.step(test.counts.col(k)) - steady_filter.step(test.counts.col(k))).cwiseAbs().maxCoeff();
-        (k < 2 ? early_difference : late_difference) =
-            std::max(k < 2 ? early_difference : late_difference, k >= 100 ? difference : 0.0);
         if (k < 2)
             early_difference = std::max(early_difference, difference);
+        if (k >= 100)
+            late_difference = std::max(late_difference, difference);
     }
     // The filters start apart (the full one begins from the stationary covariance) and agree once converged.
     EXPECT_GT(early_difference, 1e-6);
