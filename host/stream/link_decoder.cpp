@@ -67,10 +67,11 @@ void LinkDecoder::push(const unsigned char* bytes, std::size_t size, std::int64_
         ++counters_.out_of_range;
         return;
     }
-    if (first <= next_ && held_.empty()) { // in order (or overlapping what was delivered: the new part)
+    if (first <= next_) { // in order (or overlapping what was delivered: the new part), maybe filling a hole
         const std::size_t skip = static_cast<std::size_t>(next_ - first);
         ++counters_.accepted;
         deliver(next_, n_frames - skip, payload + skip * 2 * static_cast<std::size_t>(options_.n_channels), arrival_ns);
+        drain_held();
         return;
     }
     if (held_.count(first) != 0) {

@@ -123,8 +123,11 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     std::string probe_origin;
     const probe::Probe probe = resolve_probe(options.probe_file, probe_lookup, &probe_origin);
     const auto detect_params = make_detect_params(options.detect.settings, probe, info.sample_rate);
+    sort::SortSettings geometry_settings = options.sort; // calibration_s 0 (no sorting) does not change geometry
+    if (geometry_settings.calibration_s == 0)
+        geometry_settings.calibration_s = 1;
     const std::shared_ptr<const HwSortParams> geometry =
-        sort::make_sort_params(options.sort, probe, info.sample_rate, *detect_params);
+        sort::make_sort_params(geometry_settings, probe, info.sample_rate, *detect_params);
     require(options.sort.calibration_s >= 0 && std::isfinite(options.sort.calibration_s),
             "--calibration-s must be >= 0");
     require(options.duration_s >= 0 && std::isfinite(options.duration_s), "--duration must be >= 0");

@@ -1,0 +1,569 @@
+// Live acquisition: CRC-32C, link packets, the link decoder (valid, corrupt, duplicate, reordered, dropped and
+// malformed packets, deterministic mutation fuzzing), and the real binaries end to end on loopback: replay with loss
+// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT, stdin and Open Ephys sources.
+#include "fuzz/link_decoder_fuzz.hpp"
+#include "io/npy.hpp"
+#include "io/spikeglx.hpp"
+#include "stream/crc32c.hpp"
+#include "stream/link_decoder.hpp"
+#include "stream/link_format.hpp"
+#include "stream/spike_message.hpp"
+#include "temp_dir_test.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#ifndef SPIKELINE_CLI
+#error "SPIKELINE_CLI must be defined as the path of the spikeline binary"
+#endif
+
+namespace spikeline::stream {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------------------------------------------
+// CRC-32C and packets
+
+TEST(Crc32c, StandardCheckValue) {
+    const char* text = "123456789";
+    EXPECT_EQ(crc32c(text, 9), 0xE3069283u);
+    EXPECT_EQ(crc32c_portable(text, 9), 0xE3069283u);
+    EXPECT_EQ(crc32c(text, 0), 0u);
+}
+
+TEST(Crc32c, AcceleratedEqualsPortableAndContinues) {
+    std::mt19937 random(7);
+    std::vector<unsigned char> bytes(5000);
+    for (auto& b : bytes)
+        b = static_cast<unsigned char>(random());
+    for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 1000u, 4999u, 5000u}) {
+        EXPECT_EQ(crc32c(bytes.data(), n), crc32c_portable(bytes.data(), n)) << n;
+        // A running CRC over two pieces equals the CRC of the whole.
+        EXPECT_EQ(crc32c(bytes.data() + n / 2, n - n / 2, crc32c(bytes.data(), n / 2)), crc32c(bytes.data(), n));
+    }
+}
+
+constexpr int kTestChannels = 3;
+
+std::vector<unsigned char> make_packet(std::uint64_t sequence, std::uint64_t first_sample, std::uint16_t samples,
+                                       std::uint32_t stream_id = 9, int channels = kTestChannels) {
+    std::vector<std::int16_t> frames(static_cast<std::size_t>(samples * channels));
+    for (std::size_t i = 0; i < frames.size(); ++i) // value = sample index * 10 + channel, to check placement
+        frames[i] = static_cast<std::int16_t>((first_sample + i / static_cast<std::size_t>(channels)) * 10 +
+                                              i % static_cast<std::size_t>(channels));
+    LinkHeader header;
+    header.stream_id = stream_id;
+    header.n_channels = static_cast<std::uint16_t>(channels);
+    header.samples_per_packet = samples;
+    header.sequence = sequence;
+    header.first_sample = first_sample;
+    std::vector<unsigned char> out;
+    encode_link_packet(header, frames.data(), out);
+    return out;
+}
+
+TEST(LinkFormat, RoundTripAndLayout) {
+    const auto packet = make_packet(5, 1000, 4);
+    ASSERT_EQ(packet.size(), link_packet_bytes(kTestChannels, 4));
+    EXPECT_EQ(std::string(packet.begin(), packet.begin() + 4), "SPKL");
+    LinkHeader header;
+    const unsigned char* payload = nullptr;
+    ASSERT_EQ(parse_link_packet(packet.data(), packet.size(), header, payload), LinkCheck::ok);
+    EXPECT_EQ(header.stream_id, 9u);
+    EXPECT_EQ(header.n_channels, kTestChannels);
+    EXPECT_EQ(header.samples_per_packet, 4);
+    EXPECT_EQ(header.sequence, 5u);
+    EXPECT_EQ(header.first_sample, 1000u);
+    std::int16_t second_frame_channel_2 = 0;
+    std::memcpy(&second_frame_channel_2, payload + 2 * (kTestChannels + 2), 2);
+    EXPECT_EQ(second_frame_channel_2, 1001 * 10 + 2);
+}
+
+TEST(LinkFormat, RejectsEveryKindOfDamage) {
+    const auto good = make_packet(0, 0, 4);
+    LinkHeader header;
+    const unsigned char* payload = nullptr;
+    EXPECT_EQ(parse_link_packet(good.data(), 10, header, payload), LinkCheck::too_short);
+    auto damaged = good;
+    damaged[0] ^= 1;
+    EXPECT_EQ(parse_link_packet(damaged.data(), damaged.size(), header, payload), LinkCheck::bad_magic);
+    damaged = good;
+    damaged[4] = 2;
+    EXPECT_EQ(parse_link_packet(damaged.data(), damaged.size(), header, payload), LinkCheck::bad_version);
+    EXPECT_EQ(parse_link_packet(good.data(), good.size() - 2, header, payload), LinkCheck::bad_length);
+    damaged = good;
+    damaged[14] = 5; // samples per packet no longer matches the length
+    EXPECT_EQ(parse_link_packet(damaged.data(), damaged.size(), header, payload), LinkCheck::bad_length);
+    for (std::size_t byte : {8u, 17u, 40u, 55u}) { // header fields and payload: only the CRC notices
+        damaged = good;
+        damaged[byte] ^= 0x10;
+        EXPECT_EQ(parse_link_packet(damaged.data(), damaged.size(), header, payload), LinkCheck::bad_crc) << byte;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decoder
+
+/// Collects the decoder's output as one frame array, with the zero-filled ranges.
+struct Collected {
+    std::vector<std::int16_t> frames;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps;
+    std::vector<std::int64_t> arrivals;
+
+    LinkDecoder::Sink sink() {
+        return [this](const DecodedFrames& out) {
+            EXPECT_EQ(out.first_frame * kTestChannels, frames.size()) << "frames must be contiguous";
+            const std::size_t values = out.n_frames * kTestChannels;
+            const std::size_t at = frames.size();
+            frames.resize(at + values, 0);
+            if (out.data)
+                std::memcpy(frames.data() + at, out.data, values * 2);
+            else
+                gaps.emplace_back(out.first_frame, out.n_frames);
+            arrivals.push_back(out.arrival_ns);
+        };
+    }
+    /// True when frame f holds the packet pattern (sample index base + f).
+    bool frame_is_original(std::uint64_t f, std::uint64_t base) const {
+        for (int c = 0; c < kTestChannels; ++c)
+            if (frames[f * kTestChannels + static_cast<std::size_t>(c)] !=
+                static_cast<std::int16_t>((base + f) * 10 + static_cast<std::uint64_t>(c)))
+                return false;
+        return true;
+    }
+};
+
+LinkDecoderOptions test_options() {
+    LinkDecoderOptions options;
+    options.n_channels = kTestChannels;
+    options.reorder_window_frames = 12; // three 4-frame packets
+    options.max_gap_frames = 1000;
+    options.max_hold_ns = 5'000'000;
+    return options;
+}
+
+void push(LinkDecoder& decoder, const std::vector<unsigned char>& packet, std::int64_t now = 0) {
+    decoder.push(packet.data(), packet.size(), now);
+}
+
+TEST(LinkDecoder, InOrderPacketsPassThroughWithTheirArrival) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    for (std::uint64_t k = 0; k < 5; ++k)
+        push(decoder, make_packet(k, 100 + 4 * k, 4), static_cast<std::int64_t>(k) * 1000);
+    decoder.finish(9999);
+    ASSERT_EQ(out.frames.size(), 20u * kTestChannels);
+    for (std::uint64_t f = 0; f < 20; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 100)) << f;
+    EXPECT_EQ(decoder.base_sample(), 100u);
+    EXPECT_EQ(out.arrivals, (std::vector<std::int64_t>{0, 1000, 2000, 3000, 4000}));
+    EXPECT_EQ(decoder.counters().accepted, 5u);
+    EXPECT_EQ(decoder.counters().gaps, 0u);
+}
+
+TEST(LinkDecoder, DuplicatesAreDroppedAndCounted) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 0, 4));
+    push(decoder, make_packet(0, 0, 4));
+    push(decoder, make_packet(1, 4, 4));
+    push(decoder, make_packet(1, 4, 4));
+    push(decoder, make_packet(3, 12, 4)); // held (packet 2 missing) ...
+    push(decoder, make_packet(3, 12, 4)); // ... and its duplicate while held
+    push(decoder, make_packet(2, 8, 4));
+    decoder.finish(0);
+    EXPECT_EQ(decoder.counters().duplicates, 3u);
+    EXPECT_EQ(decoder.counters().reordered, 1u);
+    ASSERT_EQ(out.frames.size(), 16u * kTestChannels);
+    for (std::uint64_t f = 0; f < 16; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0));
+}
+
+TEST(LinkDecoder, ReorderedPacketsWithinTheWindowAreRestored) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    for (std::uint64_t k : {0, 2, 1, 3, 5, 4}) // two swaps, each one packet late
+        push(decoder, make_packet(k, 4 * k, 4));
+    decoder.finish(0);
+    EXPECT_EQ(decoder.counters().gaps, 0u);
+    EXPECT_EQ(decoder.counters().reordered, 2u);
+    ASSERT_EQ(out.frames.size(), 24u * kTestChannels);
+    for (std::uint64_t f = 0; f < 24; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+}
+
+TEST(LinkDecoder, DroppedPacketBecomesAZeroGapWithExactTiming) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    for (std::uint64_t k = 0; k < 10; ++k)
+        if (k != 3)
+            push(decoder, make_packet(k, 4 * k, 4), static_cast<std::int64_t>(k));
+    // Packet 3 arrives after the window gave up on it: late, not a duplicate, and the stream is not disturbed.
+    push(decoder, make_packet(3, 12, 4));
+    decoder.finish(0);
+    ASSERT_EQ(out.gaps.size(), 1u);
+    EXPECT_EQ(out.gaps[0], (std::pair<std::uint64_t, std::uint64_t>{12, 4}));
+    EXPECT_EQ(decoder.counters().gap_frames, 4u);
+    EXPECT_EQ(decoder.counters().late, 1u);
+    ASSERT_EQ(out.frames.size(), 40u * kTestChannels);
+    for (std::uint64_t f = 0; f < 40; ++f) {
+        if (f >= 12 && f < 16)
+            for (int c = 0; c < kTestChannels; ++c)
+                EXPECT_EQ(out.frames[f * kTestChannels + static_cast<std::size_t>(c)], 0);
+        else
+            EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+    }
+}
+
+TEST(LinkDecoder, ExpireReleasesHeldPacketsAfterTheHoldTime) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 0, 4), 0);
+    push(decoder, make_packet(2, 8, 4), 1'000'000); // waits for packet 1
+    decoder.expire(3'000'000);
+    EXPECT_EQ(decoder.held_packets(), 1u);
+    decoder.expire(7'000'000);
+    EXPECT_EQ(decoder.held_packets(), 0u);
+    EXPECT_EQ(out.frames.size(), 12u * kTestChannels);
+    EXPECT_EQ(decoder.counters().gap_frames, 4u);
+}
+
+TEST(LinkDecoder, MalformedAndForeignPacketsAreCountedNotFatal) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 0, 4));
+    auto corrupt = make_packet(1, 4, 4);
+    corrupt[40] ^= 1;
+    push(decoder, corrupt);
+    push(decoder, std::vector<unsigned char>{1, 2, 3});
+    push(decoder, std::vector<unsigned char>(100, 0xFF));
+    push(decoder, make_packet(1, 4, 4, 9, kTestChannels + 1)); // wrong channel count
+    push(decoder, make_packet(1, 4, 4, 77));                   // another stream
+    push(decoder, make_packet(1, 1u << 20, 4));                // far beyond max_gap_frames
+    push(decoder, make_packet(1, 1ull << 63, 4));              // sample clock beyond 2^63
+    push(decoder, make_packet(1, 4, 4));
+    decoder.finish(0);
+    const LinkCounters& c = decoder.counters();
+    EXPECT_EQ(c.bad_crc, 1u);
+    EXPECT_EQ(c.too_short, 1u);
+    EXPECT_EQ(c.bad_magic, 1u);
+    EXPECT_EQ(c.malformed(), 3u);
+    EXPECT_EQ(c.wrong_channels, 1u);
+    EXPECT_EQ(c.wrong_stream, 1u);
+    EXPECT_EQ(c.out_of_range, 2u);
+    EXPECT_EQ(c.accepted, 2u);
+    EXPECT_EQ(c.datagrams, 9u);
+    ASSERT_EQ(out.frames.size(), 8u * kTestChannels);
+    for (std::uint64_t f = 0; f < 8; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0));
+}
+
+TEST(LinkDecoder, OverlappingPacketContributesOnlyItsNewFrames) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 0, 4));
+    push(decoder, make_packet(1, 2, 4)); // frames 2..5: 4 and 5 are new
+    decoder.finish(0);
+    ASSERT_EQ(out.frames.size(), 6u * kTestChannels);
+    for (std::uint64_t f = 0; f < 6; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0));
+}
+
+// Deterministic mutation fuzzing with the libFuzzer target's own harness (which aborts on a broken invariant): valid
+// packet streams with random byte flips, truncations, header field changes, repairs and clock jumps.
+TEST(LinkDecoder, SurvivesRandomMutations) {
+    std::mt19937_64 random(2024);
+    for (int round = 0; round < 3000; ++round) {
+        std::vector<unsigned char> input;
+        const int n_packets = 1 + static_cast<int>(random() % 12);
+        for (int k = 0; k < n_packets; ++k) {
+            auto packet = make_packet(static_cast<std::uint64_t>(k), 4u * static_cast<std::uint64_t>(random() % 16),
+                                      static_cast<std::uint16_t>(1 + random() % 6), 9, 4);
+            const int mutations = static_cast<int>(random() % 4);
+            for (int m = 0; m < mutations; ++m) {
+                switch (random() % 4) {
+                case 0:
+                    if (!packet.empty())
+                        packet[random() % packet.size()] ^= static_cast<unsigned char>(1u << (random() % 8));
+                    break;
+                case 1:
+                    packet.resize(random() % (packet.size() + 1));
+                    break;
+                case 2:
+                    if (packet.size() >= 32) // header fields: channels, samples, sequence, first sample
+                        packet[12 + random() % 20] = static_cast<unsigned char>(random());
+                    break;
+                default:
+                    packet.push_back(static_cast<unsigned char>(random()));
+                }
+            }
+            const auto flags = static_cast<unsigned char>(random());
+            input.push_back(flags);
+            input.push_back(static_cast<unsigned char>(packet.size() & 0xFF));
+            input.push_back(static_cast<unsigned char>(packet.size() >> 8));
+            input.insert(input.end(), packet.begin(), packet.end());
+        }
+        fuzz::link_decoder_one_input(input.data(), input.size());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The real binaries on loopback
+
+constexpr int kChannels = 64;
+
+/// Starts `spikeline args...` with output captured in files; returns its pid.
+pid_t spawn_cli(const std::vector<std::string>& args, const fs::path& log_stem, const fs::path* stdin_file = nullptr) {
+    std::vector<std::string> storage{SPIKELINE_CLI};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& s : storage)
+        argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const std::string out = log_stem.string() + ".out", err = log_stem.string() + ".err";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out_fd < 0 || err_fd < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0)
+            ::_exit(126);
+        if (stdin_file) {
+            const int in_fd = ::open(stdin_file->c_str(), O_RDONLY);
+            if (in_fd < 0 || ::dup2(in_fd, STDIN_FILENO) < 0)
+                ::_exit(126);
+        }
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+int wait_exit(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::int16_t> read_int16(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::vector<std::int16_t> values(bytes.size() / 2);
+    std::memcpy(values.data(), bytes.data(), values.size() * 2);
+    return values;
+}
+
+/// A distinct port per test process, so that parallel CTest runs do not collide.
+int test_port(int offset) {
+    return 20000 + static_cast<int>(::getpid() % 20000) * 2 % 40000 + offset;
+}
+
+class StreamCliTest : public spikeline::testing::TempDirTest {
+protected:
+    void SetUp() override {
+        TempDirTest::SetUp();
+        const pid_t pid = spawn_cli({"simulate", "--out", (dir_ / "sim").string(), "--channels",
+                                     std::to_string(kChannels), "--duration", "3", "--seed", "5", "-q"},
+                                    dir_ / "simulate");
+        ASSERT_EQ(wait_exit(pid), 0) << read_text(dir_ / "simulate.err");
+        input_ = read_int16(dir_ / "sim" / "recording.bin");
+    }
+
+    /// Checks the stream's saved SpikeGLX copy: frame f equals input frame base + f, except in the rows of gaps.tsv,
+    /// which hold zeros; returns the zero-filled frame count.
+    std::uint64_t check_saved_recording(const fs::path& out, std::uint64_t base) {
+        const io::RecordingInfo info = io::read_spikeglx_info(out / "recording.bin");
+        EXPECT_EQ(info.n_channels, kChannels);
+        const std::vector<std::int16_t> saved = read_int16(out / "recording.bin");
+        const std::size_t n_frames = saved.size() / kChannels;
+        EXPECT_EQ(n_frames, info.n_frames);
+        EXPECT_LE((base + n_frames) * kChannels, input_.size());
+        std::vector<bool> in_gap(n_frames, false);
+        std::istringstream gaps(read_text(out / "gaps.tsv"));
+        std::string line;
+        std::getline(gaps, line);
+        EXPECT_EQ(line, "first_frame\tn_frames\treason");
+        std::uint64_t gap_frames = 0;
+        while (std::getline(gaps, line)) {
+            std::istringstream row(line);
+            std::uint64_t first = 0, n = 0;
+            std::string reason;
+            row >> first >> n >> reason;
+            EXPECT_TRUE(reason == "link_loss" || reason == "overrun") << reason;
+            for (std::uint64_t f = first; f < first + n && f < n_frames; ++f)
+                in_gap[f] = true;
+            gap_frames += n;
+        }
+        std::size_t mismatches = 0;
+        for (std::size_t f = 0; f < n_frames; ++f)
+            for (std::size_t c = 0; c < kChannels; ++c) {
+                const std::int16_t expected = in_gap[f] ? 0 : input_[(base + f) * kChannels + c];
+                mismatches += saved[f * kChannels + c] != expected;
+            }
+        EXPECT_EQ(mismatches, 0u);
+        return gap_frames;
+    }
+
+    std::vector<std::int16_t> input_;
+};
+
+TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySampleAndSpike) {
+    const int port = test_port(0);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
+                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1", "-q"},
+                                   dir_ / "stream");
+    zmq::context_t context(1);
+    zmq::socket_t subscriber(context, zmq::socket_type::sub);
+    subscriber.set(zmq::sockopt::subscribe, "");
+    subscriber.set(zmq::sockopt::rcvtimeo, 200);
+    subscriber.connect(publish);
+    std::this_thread::sleep_for(700ms); // the stream binds; the subscription reaches the publisher
+
+    std::vector<SpikeMessage> received;
+    EndMessage end;
+    bool ended = false;
+    std::thread receiver([&]() {
+        const auto give_up = std::chrono::steady_clock::now() + 30s;
+        while (!ended && std::chrono::steady_clock::now() < give_up) {
+            zmq::message_t message;
+            if (!subscriber.recv(message))
+                continue;
+            SpikeMessage spike;
+            const auto* bytes = static_cast<const unsigned char*>(message.data());
+            if (decode_spike_message(bytes, message.size(), spike))
+                received.push_back(spike);
+            else if (decode_end_message(bytes, message.size(), end))
+                ended = true;
+        }
+    });
+    const pid_t replay = spawn_cli({"replay", (dir_ / "sim" / "recording.bin").string(), "--to", udp, "--loss", "0.01",
+                                    "--reorder", "0.03", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "3",
+                                    "--json", (dir_ / "replay.json").string(), "-q"},
+                                   dir_ / "replay");
+    ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    receiver.join();
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    const auto replayed = nlohmann::json::parse(read_text(dir_ / "replay.json"));
+    const auto& link = summary["source_counters"];
+    EXPECT_GT(replayed["lost"].get<int>(), 0);
+    EXPECT_GT(replayed["reordered"].get<int>(), 0);
+    // Every corrupted packet is rejected by its CRC; every lost or corrupted packet's frames become a gap.
+    EXPECT_EQ(link["bad_crc"].get<int>(), replayed["corrupted"].get<int>());
+    EXPECT_GE(link["duplicates"].get<int>(), replayed["duplicated"].get<int>());
+    const std::uint64_t base = summary["link_base_sample"].get<std::uint64_t>();
+    const std::uint64_t gap_frames = check_saved_recording(out, base);
+    EXPECT_EQ(gap_frames, summary["link_gap_frames"].get<std::uint64_t>());
+    EXPECT_GE(gap_frames, 30u * (replayed["lost"].get<std::uint64_t>() - 1)); // the first may precede the base
+    EXPECT_EQ(summary["overrun_blocks"].get<int>(), 0);
+
+    // The subscriber got exactly the spikes of the Phy folder, in order.
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    const auto clusters = io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy");
+    ASSERT_TRUE(ended);
+    EXPECT_EQ(end.spikes, times.size());
+    ASSERT_EQ(received.size(), times.size());
+    ASSERT_GT(times.size(), 50u);
+    for (std::size_t i = 0; i < times.size(); ++i) {
+        EXPECT_EQ(received[i].sample, times[i]) << i;
+        EXPECT_EQ(received[i].unit + 1, clusters[i]) << i;
+    }
+    EXPECT_TRUE(summary["calibration"]["done"].get<bool>());
+    EXPECT_EQ(summary["latency"]["count"].get<std::uint64_t>() + summary["spikes_released_at_end"].get<std::uint64_t>(),
+              times.size());
+    EXPECT_TRUE(fs::exists(out / "params.py"));
+    EXPECT_TRUE(fs::exists(out / "cluster_info.tsv"));
+}
+
+TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0.5", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(1500ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_TRUE(summary["interrupted"].get<bool>());
+    const auto frames = summary["frames"].get<std::uint64_t>();
+    EXPECT_GT(frames, 15000u);
+    EXPECT_LT(frames, 90000u);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    EXPECT_EQ(times.size(), summary["spikes"].get<std::uint64_t>());
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
+    for (const char* name : {"templates.npy", "params.py", "cluster_group.tsv", "spikeline_sort.json"})
+        EXPECT_TRUE(fs::exists(out / name)) << name;
+    for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
+        EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
+    const fs::path raw = dir_ / "sim" / "recording.bin";
+    const pid_t from_stdin =
+        spawn_cli({"stream", "--source", "-", "--channels", std::to_string(kChannels), "--sample-rate", "30000",
+                   "--out", (dir_ / "stdin").string(), "--calibration-s", "0", "-q"},
+                  dir_ / "stdin", &raw);
+    ASSERT_EQ(wait_exit(from_stdin), 0) << read_text(dir_ / "stdin.err");
+    EXPECT_EQ(check_saved_recording(dir_ / "stdin", 0), 0u);
+    EXPECT_EQ(io::read_spikeglx_info(dir_ / "stdin" / "recording.bin").n_frames, input_.size() / kChannels);
+
+    // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
+    const fs::path oe = dir_ / "oe";
+    fs::create_directories(oe / "continuous" / "Acquisition_Board-100.Rhythm Data");
+    fs::copy_file(raw, oe / "continuous" / "Acquisition_Board-100.Rhythm Data" / "continuous.dat");
+    nlohmann::json channels = nlohmann::json::array();
+    for (int c = 0; c < kChannels; ++c)
+        channels.push_back({{"channel_name", "CH" + std::to_string(c + 1)}, {"bit_volts", 0.195}, {"units", "uV"}});
+    const nlohmann::json oebin = {{"GUI version", "0.6.7"},
+                                  {"continuous",
+                                   {{{"folder_name", "Acquisition_Board-100.Rhythm Data/"},
+                                     {"sample_rate", 30000.0},
+                                     {"stream_name", "Rhythm Data"},
+                                     {"num_channels", kChannels},
+                                     {"channels", channels}}}},
+                                  {"events", nlohmann::json::array()},
+                                  {"spikes", nlohmann::json::array()}};
+    std::ofstream(oe / "structure.oebin") << oebin.dump(2);
+    const pid_t from_oe = spawn_cli(
+        {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
+        dir_ / "oe");
+    ASSERT_EQ(wait_exit(from_oe), 0) << read_text(dir_ / "oe.err");
+    EXPECT_EQ(check_saved_recording(dir_ / "oe_out", 0), 0u);
+    const auto summary = nlohmann::json::parse(read_text(dir_ / "oe_out" / "stream.json"));
+    EXPECT_DOUBLE_EQ(summary["microvolts_per_bit"].get<double>(), 0.195);
+
+    // A stream name that is not there is an input error naming the streams.
+    const pid_t bad =
+        spawn_cli({"stream", "--source", oe.string(), "--oe-stream", "nope", "--out", (dir_ / "bad").string(), "-q"},
+                  dir_ / "bad");
+    EXPECT_EQ(wait_exit(bad), 2);
+    EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
+}
+
+} // namespace
+} // namespace spikeline::stream
