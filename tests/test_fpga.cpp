@@ -4,6 +4,10 @@
 #include "fpga/devices.hpp"
 #include "fpga/xclbin_writer.hpp"
 #include "fpga/xrt_backend.hpp"
+#include "io/recording.hpp"
+#include "pipeline/sort_run.hpp"
+#include "probe/probe.hpp"
+#include "sim/simulator.hpp"
 #include "spikeline_detect.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
@@ -230,6 +234,80 @@ TEST_F(FpgaNoopXrtTest, XrtBackendRunsChunksThroughTheShim) {
     backend->finish(events);
     EXPECT_TRUE(events.empty());
     EXPECT_EQ(backend->lost_events(), 0u);
+}
+
+// The same with the spikeline_sort kernel: the classifier is uploaded before the first run and swapped mid-stream.
+TEST_F(FpgaNoopXrtTest, XrtSortBackendRunsChunksThroughTheShim) {
+    XrtOptions options;
+    options.xclbin = dir_ / "spikeline_sort.xclbin";
+    write_xclbin(options.xclbin, spikeline_sort_description());
+    options.sorting = true;
+    options.buffer_sets = 2;
+    HwParams params;
+    params.n_channels = 64;
+    auto classifier = std::make_shared<HwSortParams>();
+    classifier->n_channels = 64;
+    const std::vector<std::int16_t> frames(100 * 64, 0);
+    std::vector<SpikeEvent> events;
+    {
+        auto backend = make_xrt_backend(params, 30000.0, options);
+        EXPECT_THROW(backend->process(frames.data(), 100, events), InputError) << "no classifier uploaded yet";
+    }
+    auto backend = make_xrt_backend(params, 30000.0, options);
+    EXPECT_THROW(backend->enable_sorting(classifier, true), InputError) << "the card returns no snippets";
+    backend->enable_sorting(classifier, false);
+    backend->process(frames.data(), 100, events);
+    backend->enable_sorting(classifier, false); // recalibration: the next run reloads the classifier
+    backend->process(frames.data(), 100, events);
+    backend->finish(events);
+    SortOutput sorted;
+    backend->take_sorted(sorted);
+    EXPECT_TRUE(events.empty());
+    EXPECT_TRUE(sorted.spikes.empty());
+    EXPECT_EQ(backend->lost_events(), 0u);
+}
+
+// spikeline sort --backend xrt: calibration on the CPU, labelling through the spikeline_sort kernel. The shim
+// computes nothing, so the Phy folder holds no spike, but the whole pipeline runs and finalises it.
+TEST_F(FpgaNoopXrtTest, SortPipelineCalibratesOnTheCpuAndLabelsThroughTheKernel) {
+    sim::SimulationConfig config;
+    config.n_channels = 64;
+    config.duration_s = 3;
+    config.seed = 4;
+    sim::simulate_to_folder(config, probe::default_probe(64), dir_ / "sim");
+    SortRunOptions options;
+    options.detect.backend = {"xrt", 1};
+    options.detect.chunk_ms = 10;
+    options.detect.xrt.xclbin = dir_ / "spikeline_sort.xclbin";
+    write_xclbin(options.detect.xrt.xclbin, spikeline_sort_description());
+    auto open = [&] { return io::open_recording(dir_ / "sim" / "recording.bin", {}); };
+    const SortRunResult result =
+        run_sorting(open, probe::read_probeinterface(dir_ / "sim" / "probe.json"), options, dir_ / "phy");
+    EXPECT_GT(result.calibration_spikes, 50u) << "the CPU calibration pass detects the simulated spikes";
+    EXPECT_GT(result.n_units, 0);
+    EXPECT_EQ(result.spikes, 0u) << "the noop shim computes nothing";
+    EXPECT_EQ(result.frames, 90000u);
+    EXPECT_TRUE(std::filesystem::is_regular_file(dir_ / "phy" / "params.py"));
+
+    options.sort.recalibrate_every_s = 1;
+    EXPECT_THROW(run_sorting(open, probe::read_probeinterface(dir_ / "sim" / "probe.json"), options, dir_ / "phy2"),
+                 InputError);
+}
+
+TEST_F(FpgaNoopXrtTest, DetectionBackendRefusesSortingAndSortingNeedsTheSortKernel) {
+    XrtOptions options;
+    options.xclbin = write_default();
+    HwParams params;
+    params.n_channels = 64;
+    auto detect_only = make_xrt_backend(params, 30000.0, options);
+    EXPECT_THROW(detect_only->enable_sorting(std::make_shared<HwSortParams>(), false), InputError);
+    options.sorting = true;
+    try {
+        make_xrt_backend(params, 30000.0, options);
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("holds no kernel named spikeline_sort"), std::string::npos) << e.what();
+    }
 }
 
 // Builds the XRT backend for 64 channels on the given xclbin; returns the InputError's message ("" when it opened).

@@ -157,34 +157,61 @@ struct Section {
 
 } // namespace
 
-XclbinDescription spikeline_detect_description(const std::string& platform_vbnv) {
+namespace {
+
+/// An argument as the kernel's C signature has it; port nullptr: a scalar.
+struct KernelArg {
+    const char* name;
+    const char* type;
+    const char* port;
+    int bank;
+};
+
+/// A kernel with spikeline's two m_axi bundles on a U250-like platform (four DDR banks), arguments laid out in the
+/// Vitis HLS register map: each argument's data words, then one reserved word.
+XclbinDescription u250_description(const std::string& kernel, const std::string& platform_vbnv,
+                                   const std::vector<KernelArg>& args) {
     XclbinDescription d;
+    d.kernel_name = kernel;
+    d.instance_name = kernel + "_1";
     d.platform_vbnv = platform_vbnv;
     constexpr std::uint64_t kBank = 16ULL << 30; // the U250's four 16 GiB DDR4 banks
     for (std::uint64_t i = 0; i < 4; ++i)
         d.banks.push_back({"DDR[" + std::to_string(i) + "]", 0x4000000000ULL + i * kBank, kBank});
     d.master_ports = {{"M_AXI_GMEM_IN", 512}, {"M_AXI_GMEM_OUT", 512}};
-    // Vitis HLS register map: each argument's data words, then one reserved word.
-    struct Arg {
-        const char* name;
-        const char* type;
-        const char* port; // nullptr: a scalar
-        int bank;
-    };
-    const Arg args[] = {
-        {"frames", "short*", "M_AXI_GMEM_IN", 0},        {"n_frames", "unsigned int", nullptr, -1},
-        {"params", "DetectParams*", "M_AXI_GMEM_IN", 0}, {"events", "SpikeEvent*", "M_AXI_GMEM_OUT", 1},
-        {"max_events", "unsigned int", nullptr, -1},     {"event_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},
-        {"control", "unsigned int", nullptr, -1},
-    };
     std::uint32_t offset = 0x10;
-    for (const Arg& a : args) {
+    for (const KernelArg& a : args) {
         const bool global = a.port != nullptr;
         const std::uint32_t size = global ? 8 : 4;
         d.args.push_back({a.name, a.type, global, global ? a.port : "S_AXI_CONTROL", size, offset, a.bank});
         offset += size + 4;
     }
     return d;
+}
+
+} // namespace
+
+XclbinDescription spikeline_detect_description(const std::string& platform_vbnv) {
+    return u250_description("spikeline_detect", platform_vbnv,
+                            {{"frames", "short*", "M_AXI_GMEM_IN", 0},
+                             {"n_frames", "unsigned int", nullptr, -1},
+                             {"params", "DetectParams*", "M_AXI_GMEM_IN", 0},
+                             {"events", "SpikeEvent*", "M_AXI_GMEM_OUT", 1},
+                             {"max_events", "unsigned int", nullptr, -1},
+                             {"event_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},
+                             {"control", "unsigned int", nullptr, -1}});
+}
+
+XclbinDescription spikeline_sort_description(const std::string& platform_vbnv) {
+    return u250_description("spikeline_sort", platform_vbnv,
+                            {{"frames", "short*", "M_AXI_GMEM_IN", 0},
+                             {"n_frames", "unsigned int", nullptr, -1},
+                             {"detect_params", "DetectParams*", "M_AXI_GMEM_IN", 0},
+                             {"sort_params", "SortParams*", "M_AXI_GMEM_IN", 0},
+                             {"spikes", "SortedSpike*", "M_AXI_GMEM_OUT", 1},
+                             {"max_spikes", "unsigned int", nullptr, -1},
+                             {"spike_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},
+                             {"control", "unsigned int", nullptr, -1}});
 }
 
 std::string xclbin_metadata_xml(const XclbinDescription& d) {

@@ -56,6 +56,11 @@ struct XclbinDescription {
 XclbinDescription
 spikeline_detect_description(const std::string& platform_vbnv = "xilinx_u250_gen3x16_xdma_4_1_202210_1");
 
+/// The spikeline_sort kernel (kernels/spikeline_sort.cpp, detection + sorting) on the same platform: frames and both
+/// parameter blocks on DDR[0], spikes and spike_count on DDR[1].
+XclbinDescription
+spikeline_sort_description(const std::string& platform_vbnv = "xilinx_u250_gen3x16_xdma_4_1_202210_1");
+
 /// The xclbin's UUID: a hash of the description, so the same description always gives the same file.
 std::array<std::uint8_t, 16> xclbin_uuid(const XclbinDescription& d);
 

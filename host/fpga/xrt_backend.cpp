@@ -3,7 +3,7 @@
 #include "fpga/xrt_backend.hpp"
 
 #include "fpga/devices.hpp"
-#include "spikeline_detect.hpp"
+#include "spikeline_sort.hpp"
 #include "util/errors.hpp"
 
 #include <experimental/xrt_xclbin.h>
@@ -24,7 +24,15 @@
 namespace spikeline {
 namespace {
 
-constexpr const char* kKernelName = "spikeline_detect";
+/// The kernel a backend drives and its signature.
+struct KernelInterface {
+    const char* name;
+    const kernels::DetectArgInfo* args;
+    std::size_t n_args;
+};
+
+constexpr KernelInterface kDetectKernel{"spikeline_detect", kernels::kDetectArgs, kernels::kDetectArgCount};
+constexpr KernelInterface kSortKernel{"spikeline_sort", kernels::kSortArgs, kernels::kSortArgCount};
 
 const char* state_name(ert_cmd_state state) {
     switch (state) {
@@ -75,26 +83,28 @@ void check_xclbin_container(const std::filesystem::path& path) {
     }
 }
 
-// v++ names the arguments after the C parameters of kernels/spikeline_detect.cpp. An xclbin built from another
+// v++ names the arguments after the C parameters of the kernel tops in kernels/. An xclbin built from another
 // version of the kernel would take the arguments set by index below in the wrong registers, so names and kinds are
 // compared first; this needs no device, so a wrong file is reported as such even where no card is present.
-void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file) {
+void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file,
+                            const KernelInterface& expected_kernel) {
     const std::string rebuild = ": rebuild it from this version of kernels/ with 'make -C kernels xclbin PLATFORM=...'";
-    const xrt::xclbin::kernel kernel = xclbin.get_kernel(kKernelName);
+    const char* const kernel_name = expected_kernel.name;
+    const xrt::xclbin::kernel kernel = xclbin.get_kernel(kernel_name);
     if (!kernel) {
         std::string found;
         for (const auto& other : xclbin.get_kernels())
             found += (found.empty() ? "" : ", ") + other.get_name();
-        throw InputError(file + " holds no kernel named " + kKernelName +
+        throw InputError(file + " holds no kernel named " + kernel_name +
                          " (it holds: " + (found.empty() ? "none" : found) + ")" + rebuild);
     }
-    std::vector<xrt::xclbin::arg> by_index(kernels::kDetectArgCount);
+    std::vector<xrt::xclbin::arg> by_index(expected_kernel.n_args);
     for (const auto& arg : kernel.get_args())
         if (arg.get_index() < by_index.size())
             by_index[arg.get_index()] = arg;
-    const std::string where = "the " + std::string(kKernelName) + " kernel in " + file;
+    const std::string where = "the " + std::string(kernel_name) + " kernel in " + file;
     for (std::size_t i = 0; i < by_index.size(); ++i) {
-        const kernels::DetectArgInfo& expected = kernels::kDetectArgs[i];
+        const kernels::DetectArgInfo& expected = expected_kernel.args[i];
         require(static_cast<bool>(by_index[i]),
                 where + " has no argument " + expected.name + " (index " + std::to_string(i) + ")" + rebuild);
         const std::string name = by_index[i].get_name();
@@ -113,15 +123,16 @@ void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file) 
 
 struct BufferSet {
     xrt::bo frames;
-    xrt::bo events;
+    xrt::bo events; ///< SpikeEvent (spikeline_detect) or SortedSpike (spikeline_sort) records
     xrt::bo count;
     xrt::run run;
+    xrt::bo sort_params; ///< the classifier this set's run used (kept alive until the run is collected)
 };
 
 class XrtBackend final : public Backend {
 public:
     XrtBackend(const HwParams& params, double sample_rate, const XrtOptions& options)
-        : n_channels_(params.n_channels), options_(options) {
+        : n_channels_(params.n_channels), options_(options), interface_(options.sorting ? kSortKernel : kDetectKernel) {
         require(options.buffer_sets >= 1 && options.buffer_sets <= 8, "--buffers must be between 1 and 8");
         require(options.chunk_ms > 0, "--chunk-ms must be positive");
         // XRT reads a zero timeout as "wait for ever", so anything below its 1 ms resolution is refused.
@@ -136,7 +147,7 @@ public:
         } catch (const std::exception& e) {
             throw InputError("cannot read " + options.xclbin.string() + " as an xclbin: " + e.what());
         }
-        check_kernel_interface(xclbin, options.xclbin.string());
+        check_kernel_interface(xclbin, options.xclbin.string(), interface_);
         try {
             device_ = xrt::device(options.device_index);
         } catch (const std::exception& e) {
@@ -144,23 +155,30 @@ public:
         }
         try {
             const auto uuid = device_.load_xclbin(xclbin);
-            kernel_ = xrt::kernel(device_, uuid, kKernelName);
+            kernel_ = xrt::kernel(device_, uuid, interface_.name);
         } catch (const std::exception& e) {
             throw InputError("cannot use " + options.xclbin.string() + ": " + e.what() +
                              " (it must be built from kernels/ for this card's platform and contain the kernel " +
-                             kKernelName + ")");
+                             interface_.name + ")");
         }
         chunk_frames_ = static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * sample_rate / 1000.0)));
         const std::size_t frame_bytes = static_cast<std::size_t>(n_channels_) * sizeof(std::int16_t);
-        params_bo_ = xrt::bo(device_, sizeof(HwParams), kernel_.group_id(kernels::kArgParams));
+        const bool sorting = options.sorting;
+        params_bo_ = xrt::bo(device_, sizeof(HwParams),
+                             kernel_.group_id(sorting ? int{kernels::kSortArgDetect} : int{kernels::kArgParams}));
         std::memcpy(params_bo_.map<void*>(), &params, sizeof(HwParams));
         params_bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+        record_bytes_ = sorting ? sizeof(hw::SortedSpike) : sizeof(SpikeEvent);
         for (int s = 0; s < options.buffer_sets; ++s) {
-            BufferSet set{xrt::bo(device_, chunk_frames_ * frame_bytes, kernel_.group_id(kernels::kArgFrames)),
-                          xrt::bo(device_, static_cast<std::size_t>(options.max_events_per_chunk) * sizeof(SpikeEvent),
-                                  kernel_.group_id(kernels::kArgEvents)),
-                          xrt::bo(device_, sizeof(std::uint32_t), kernel_.group_id(kernels::kArgEventCount)),
-                          xrt::run(kernel_)};
+            BufferSet set{
+                xrt::bo(device_, chunk_frames_ * frame_bytes,
+                        kernel_.group_id(sorting ? int{kernels::kSortArgFrames} : int{kernels::kArgFrames})),
+                xrt::bo(device_, static_cast<std::size_t>(options.max_events_per_chunk) * record_bytes_,
+                        kernel_.group_id(sorting ? int{kernels::kSortArgSpikes} : int{kernels::kArgEvents})),
+                xrt::bo(device_, sizeof(std::uint32_t),
+                        kernel_.group_id(sorting ? int{kernels::kSortArgSpikeCount} : int{kernels::kArgEventCount})),
+                xrt::run(kernel_),
+                {}};
             sets_.push_back(std::move(set));
         }
         staging_.reserve(chunk_frames_ * static_cast<std::size_t>(n_channels_));
@@ -190,6 +208,21 @@ public:
 
     std::uint64_t lost_events() const override { return lost_events_; }
 
+    void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
+        require(options_.sorting, "this xrt backend runs the spikeline_detect kernel; sorting needs spikeline_sort "
+                                  "(spikeline sort selects it)");
+        require(!keep_snippets, "the xrt backend returns no snippets: calibrate on the CPU backend");
+        sort_params_bo_ = xrt::bo(device_, sizeof(HwSortParams), kernel_.group_id(kernels::kSortArgSort));
+        std::memcpy(sort_params_bo_.map<void*>(), params.get(), sizeof(HwSortParams));
+        sort_params_bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+        sort_params_changed_ = true;
+    }
+
+    void take_sorted(SortOutput& out) override {
+        out.spikes.insert(out.spikes.end(), sorted_.begin(), sorted_.end());
+        sorted_.clear();
+    }
+
 private:
     // Starts a run on the next free buffer set; when every set is busy, first collects the oldest.
     void submit(bool flush, std::vector<SpikeEvent>& events) {
@@ -206,13 +239,32 @@ private:
         std::uint32_t control = first_run_ ? kernels::kControlReset : 0;
         if (flush)
             control |= kernels::kControlFlush;
-        set.run.set_arg(kernels::kArgFrames, set.frames);
-        set.run.set_arg(kernels::kArgNFrames, static_cast<std::uint32_t>(staged_frames_));
-        set.run.set_arg(kernels::kArgParams, params_bo_);
-        set.run.set_arg(kernels::kArgEvents, set.events);
-        set.run.set_arg(kernels::kArgMaxEvents, static_cast<std::uint32_t>(options_.max_events_per_chunk));
-        set.run.set_arg(kernels::kArgEventCount, set.count);
-        set.run.set_arg(kernels::kArgControl, control);
+        const auto n_frames = static_cast<std::uint32_t>(staged_frames_);
+        const auto capacity = static_cast<std::uint32_t>(options_.max_events_per_chunk);
+        if (options_.sorting) {
+            require(static_cast<bool>(sort_params_bo_), "the spikeline_sort kernel needs its classifier before the "
+                                                        "first chunk (enable_sorting)");
+            if (sort_params_changed_)
+                control |= kernels::kControlLoadSort;
+            sort_params_changed_ = false;
+            set.sort_params = sort_params_bo_;
+            set.run.set_arg(kernels::kSortArgFrames, set.frames);
+            set.run.set_arg(kernels::kSortArgNFrames, n_frames);
+            set.run.set_arg(kernels::kSortArgDetect, params_bo_);
+            set.run.set_arg(kernels::kSortArgSort, set.sort_params);
+            set.run.set_arg(kernels::kSortArgSpikes, set.events);
+            set.run.set_arg(kernels::kSortArgMaxSpikes, capacity);
+            set.run.set_arg(kernels::kSortArgSpikeCount, set.count);
+            set.run.set_arg(kernels::kSortArgControl, control);
+        } else {
+            set.run.set_arg(kernels::kArgFrames, set.frames);
+            set.run.set_arg(kernels::kArgNFrames, n_frames);
+            set.run.set_arg(kernels::kArgParams, params_bo_);
+            set.run.set_arg(kernels::kArgEvents, set.events);
+            set.run.set_arg(kernels::kArgMaxEvents, capacity);
+            set.run.set_arg(kernels::kArgEventCount, set.count);
+            set.run.set_arg(kernels::kArgControl, control);
+        }
         set.run.start();
         in_flight_.push_back(index);
         first_run_ = false;
@@ -227,7 +279,7 @@ private:
         const auto timeout = std::chrono::milliseconds(static_cast<long>(std::ceil(options_.timeout_s * 1000)));
         const ert_cmd_state state = set.run.wait(timeout);
         if (state != ERT_CMD_STATE_COMPLETED)
-            throw InputError(unfinished_run_message(kKernelName, state, options_.timeout_s));
+            throw InputError(unfinished_run_message(interface_.name, state, options_.timeout_s));
         set.count.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
         const std::uint32_t count = *set.count.map<std::uint32_t*>();
         const auto capacity = static_cast<std::uint32_t>(options_.max_events_per_chunk);
@@ -235,13 +287,26 @@ private:
         lost_events_ += count - kept;
         if (kept == 0)
             return;
-        set.events.sync(XCL_BO_SYNC_BO_FROM_DEVICE, kept * sizeof(SpikeEvent), 0);
-        const auto* first = set.events.map<const SpikeEvent*>();
-        events.insert(events.end(), first, first + kept);
+        set.events.sync(XCL_BO_SYNC_BO_FROM_DEVICE, kept * record_bytes_, 0);
+        if (options_.sorting) {
+            // Every detected spike leaves the kernel sorted; its event is the detection output.
+            const auto* first = set.events.map<const hw::SortedSpike*>();
+            for (std::uint32_t i = 0; i < kept; ++i)
+                events.push_back(first[i].event);
+            sorted_.insert(sorted_.end(), first, first + kept);
+        } else {
+            const auto* first = set.events.map<const SpikeEvent*>();
+            events.insert(events.end(), first, first + kept);
+        }
     }
 
     int n_channels_;
     XrtOptions options_;
+    KernelInterface interface_;
+    std::size_t record_bytes_ = 0; ///< bytes per output record
+    xrt::bo sort_params_bo_;
+    bool sort_params_changed_ = false;
+    std::vector<hw::SortedSpike> sorted_;
     xrt::device device_;
     xrt::kernel kernel_;
     xrt::bo params_bo_;

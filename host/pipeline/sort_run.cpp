@@ -55,16 +55,24 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     const std::size_t chunk_frames = chunk_frames_for(options.detect.chunk_ms, info.sample_rate);
     const std::size_t values_per_spike =
         static_cast<std::size_t>(HwSortConfig::snippet_channels * (geometry->pre + 1 + geometry->post));
+    const bool on_fpga = options.detect.backend.name == "xrt";
+    require(!on_fpga || options.sort.recalibrate_every_s == 0,
+            "--recalibrate-every needs the snippets of the labelling pass, which the xrt backend does not return: "
+            "sort without it on the card, or use --backend cpu");
     ensure_directory(out_dir);
     ProgressLine progress(options.detect.progress);
 
-    // Calibration: detect and take snippets over the first calibration_s seconds.
+    // Calibration: detect and take snippets over the first calibration_s seconds, on the host (an FPGA run calibrates
+    // on the CPU backend, whose snippets are bit-identical).
     const auto calibration_start = Clock::now();
     const auto calibration_frames = std::min<std::uint64_t>(
         info.n_frames, static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate)));
     CalibrationWindow window{{}, options.sort.max_calibration_spikes};
     {
-        std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate);
+        DetectRunOptions calibration_run = options.detect;
+        if (on_fpga)
+            calibration_run.backend.name = "cpu";
+        std::unique_ptr<Backend> backend = make_run_backend(calibration_run, *detect_params, info.sample_rate);
         backend->enable_sorting(geometry, true);
         ChunkReader reader(*source, chunk_frames);
         std::vector<SpikeEvent> events;
@@ -83,7 +91,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             sorted = {};
             done += n;
             char line[160];
-            std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes", static_cast<double>(done) / info.sample_rate,
+            std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
+                          static_cast<double>(done) / info.sample_rate,
                           static_cast<double>(calibration_frames) / info.sample_rate, window.data.spikes.size());
             progress.update(line);
         }
@@ -106,7 +115,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
     source = open_source();
-    std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate);
+    DetectRunOptions labelling_run = options.detect;
+    labelling_run.xrt.sorting = true;
+    std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate);
     backend->enable_sorting(calibration.params, recalibrate);
     ChunkReader reader(*source, chunk_frames);
     std::vector<SpikeEvent> events;
