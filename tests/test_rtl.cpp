@@ -369,6 +369,28 @@ TEST(CosimLong, TenSecondsOfSimulatedRecording64) {
     check_core(*default_params(channels, 1500), data, 600, 4096);
 }
 
+TEST(CosimLong, PendingListOverflowDropsWhatL1Drops) {
+    // Every channel crosses in every frame (zero threshold, one-sample window, no dead time) and decided candidates
+    // stay 128 frames (the shadow window): 48 channels x 128 frames > 4096 pending entries, so both L1 and the
+    // core drop candidates, and must drop the same ones.
+    constexpr int channels = 48;
+    auto params = default_params(channels, 0);
+    params->threshold_gain = 0;
+    params->polarity = hw::Polarity::both;
+    params->align_window = 1;
+    params->dead_time = 0;
+    params->dedup_window = 0;
+    params->shadow_window = 128;
+    std::mt19937 rng(4);
+    std::normal_distribution<double> noise(0, 200);
+    std::vector<std::int16_t> data(150 * static_cast<std::size_t>(channels));
+    for (auto& v : data)
+        v = static_cast<std::int16_t>(noise(rng));
+    const Outputs expected = run_l1(*params, data);
+    ASSERT_GT(expected.lost, 100u) << "the pending list should overflow";
+    expect_bit_exact(expected, run_rtl(*params, data, {}, 150), channels);
+}
+
 TEST(CosimLong, HalfASecondOfSimulatedRecording1024) {
     constexpr int channels = 1024;
     const auto data = simulate(channels, 0.5, 33);
