@@ -62,6 +62,9 @@ int cmd_stream(int argc, char** argv) {
         ("overrun", po::value(&overrun)->default_value(overrun),
          "when the pipeline falls behind: drop (count, zero-fill, record in gaps.tsv), block (wait), auto (drop for "
          "udp, block otherwise)") //
+        ("rt-priority", po::value(&options.realtime_priority)->default_value(0),
+         "run the reader and pipeline threads as SCHED_FIFO with this priority (1..99; needs root or CAP_SYS_NICE): "
+         "keeps latency low on a busy machine") //
         ("queue-blocks", po::value(&options.queue_blocks)->default_value(options.queue_blocks),
          "capacity of the source queue, in blocks");
     add_input_options(visible, in);
@@ -131,6 +134,8 @@ int cmd_stream(int argc, char** argv) {
                         static_cast<unsigned long long>(counters["duplicates"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["reordered"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["late"].get<std::uint64_t>()));
+        if (!summary["realtime_priority_error"].get<std::string>().empty())
+            std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
         std::printf("  output       %s (recording.bin, Phy folder, gaps.tsv, stream.json)\n", out.c_str());
     }

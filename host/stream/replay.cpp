@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <optional>
+#include <pthread.h>
 #include <random>
 #include <thread>
 
@@ -52,6 +54,14 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
             "a packet of " + std::to_string(samples_per_packet) + " samples x " + std::to_string(info.n_channels) +
                 " channels does not fit one UDP datagram (65507 bytes): use a smaller --packet-ms");
     const UdpSocket socket = UdpSocket::connect_sender(parse_udp_address(options.to));
+    require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
+    std::string priority_error;
+    if (options.realtime_priority > 0) {
+        sched_param parameters{};
+        parameters.sched_priority = options.realtime_priority;
+        if (const int error = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &parameters); error != 0)
+            priority_error = std::string("SCHED_FIFO refused: ") + std::strerror(error);
+    }
     std::uint64_t max_frames = info.n_frames;
     if (options.duration_s > 0)
         max_frames = std::min<std::uint64_t>(
@@ -141,6 +151,7 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
             {"n_channels", info.n_channels},
             {"sample_rate", info.sample_rate},
             {"wall_seconds", wall},
+            {"realtime_priority_error", priority_error},
             {"lost_first_samples", lost_first_samples}};
 }
 

@@ -24,6 +24,7 @@ struct ReplayOptions {
     std::uint32_t stream_id = 1;
     std::uint64_t first_sample = 0; ///< link sample index of the recording's first frame
     double duration_s = 0;          ///< 0: the whole recording
+    int realtime_priority = 0; ///< SCHED_FIFO priority of the sending thread (0: normal), as a headstage never lags
 };
 
 /// Sends the packets; returns counts {packets, sent, lost, reordered, duplicated, corrupted, frames, wall_seconds,

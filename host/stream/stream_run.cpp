@@ -14,8 +14,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <exception>
+#include <pthread.h>
 #include <sched.h>
 #include <thread>
 #include <variant>
@@ -103,6 +105,17 @@ private:
     std::uint64_t open_first_ = 0, open_n_ = 0, rows_ = 0;
     std::string open_reason_;
 };
+
+/// Puts the calling thread in the SCHED_FIFO class, so that compilers and other batch work cannot delay it; returns
+/// an empty string or why the kernel refused (it needs root or CAP_SYS_NICE).
+std::string make_thread_realtime(int priority) {
+    if (priority <= 0)
+        return "";
+    sched_param parameters{};
+    parameters.sched_priority = priority;
+    const int error = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &parameters);
+    return error == 0 ? "" : std::string("SCHED_FIFO refused: ") + std::strerror(error);
+}
 
 std::int64_t realtime_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -239,7 +252,10 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     std::atomic<bool> stop_reading{false};
     std::atomic<std::uint64_t> overrun_blocks{0}, overrun_frames{0};
     std::exception_ptr reader_error;
+    require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
+    std::string priority_error;
     std::thread reader_thread([&]() {
+        make_thread_realtime(options.realtime_priority); // as the pipeline's, which is reported
         try {
             source->run(stop_reading, [&](SourceBlock&& block) {
                 if (overrun == OverrunPolicy::block) {
@@ -256,6 +272,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     });
 
     // The pipeline, on this thread.
+    priority_error = make_thread_realtime(options.realtime_priority);
     GapLog gaps(options.out_dir / "gaps.tsv");
     LatencyHistogram latency;
     ProgressLine status(options.status);
@@ -499,6 +516,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"interrupted", stop.load()},
         {"peak_rss_bytes", peak_rss_bytes()},
         {"publish", options.publish},
+        {"realtime_priority", options.realtime_priority},
+        {"realtime_priority_error", priority_error},
     };
     write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
     return summary;

@@ -30,6 +30,7 @@ struct StreamOptions {
     std::optional<OverrunPolicy> overrun; ///< default: drop for live sources, block otherwise
     std::size_t queue_blocks = 2000;      ///< source queue capacity (blocks of about 1 ms)
     bool status = false;                  ///< draw the status line on stderr
+    int realtime_priority = 0;            ///< SCHED_FIFO priority (1..99) of the reader and pipeline threads; 0: normal
 };
 
 /// Runs until the source ends, duration_s is reached or stop becomes true (set it from a signal handler); then
