@@ -31,7 +31,7 @@ int cmd_replay(int argc, char** argv) {
 
     po::options_description visible(
         "spikeline replay INPUT --to udp://HOST:PORT [options]\n\n"
-        "Plays a recording as implant link packets (docs/FORMATS.md section 6) at real-time pace, as a headstage "
+        "Plays a recording as implant link packets (docs/FORMATS.md section 9) at real-time pace, as a headstage "
         "would, optionally injecting faults.\n\n"
         "INPUT: a SpikeGLX .bin (with its .meta), a raw int16 file (with --channels and --sample-rate), or an Open "
         "Ephys binary recording (structure.oebin or its folder)\n\noptions");

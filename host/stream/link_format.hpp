@@ -1,6 +1,6 @@
 #pragma once
 // The implant link frame ("link packet"): what a headstage sends in one UDP datagram. Little-endian; layout in
-// docs/FORMATS.md (section 6).
+// docs/FORMATS.md (section 9).
 //
 //   offset  size  field
 //        0     4  magic "SPKL" (0x4C4B5053 read as a little-endian uint32)

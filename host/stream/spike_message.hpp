@@ -1,5 +1,5 @@
 #pragma once
-// The ZeroMQ messages of `spikeline stream --publish` (layout in docs/FORMATS.md, section 7). Each message is one
+// The ZeroMQ messages of `spikeline stream --publish` (layout in docs/FORMATS.md, section 10). Each message is one
 // ZeroMQ frame, little-endian, starting with a 4-byte type tag that subscribers can filter on.
 //
 // "SPK1" spike (40 bytes)              "END1" end of stream (24 bytes)
