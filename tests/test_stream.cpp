@@ -1,6 +1,9 @@
 // Live acquisition: CRC-32C, link packets, the link decoder (valid, corrupt, duplicate, reordered, dropped and
 // malformed packets, deterministic mutation fuzzing), and the real binaries end to end on loopback: replay with loss
-// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT, stdin and Open Ephys sources.
+// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT, stdin and Open Ephys sources, online
+// decoding (stream --decoder) against offline decoding of the same spikes.
+#include "decode/pipeline.hpp"
+#include "decode/spike_input.hpp"
 #include "fuzz/link_decoder_fuzz.hpp"
 #include "io/npy.hpp"
 #include "io/spikeglx.hpp"
@@ -563,6 +566,133 @@ TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
                   dir_ / "bad");
     EXPECT_EQ(wait_exit(bad), 2);
     EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
+}
+
+/// Collects the messages of a publisher until its END1 message (or a timeout).
+struct Subscriber {
+    explicit Subscriber(const std::string& endpoint) : socket(context, zmq::socket_type::sub) {
+        socket.set(zmq::sockopt::subscribe, "");
+        socket.set(zmq::sockopt::rcvtimeo, 200);
+        socket.connect(endpoint);
+        thread = std::thread([this]() {
+            const auto give_up = std::chrono::steady_clock::now() + 60s;
+            while (!ended && std::chrono::steady_clock::now() < give_up) {
+                zmq::message_t message;
+                if (!socket.recv(message))
+                    continue;
+                const auto* bytes = static_cast<const unsigned char*>(message.data());
+                SpikeMessage spike;
+                VelocityMessage velocity;
+                if (decode_spike_message(bytes, message.size(), spike))
+                    spikes.push_back(spike);
+                else if (decode_velocity_message(bytes, message.size(), velocity))
+                    velocities.push_back(velocity);
+                else if (decode_end_message(bytes, message.size(), end))
+                    ended = true;
+            }
+        });
+    }
+    void join() { thread.join(); }
+
+    zmq::context_t context{1};
+    zmq::socket_t socket;
+    std::thread thread;
+    std::vector<SpikeMessage> spikes;
+    std::vector<VelocityMessage> velocities;
+    EndMessage end;
+    std::atomic<bool> ended{false};
+};
+
+TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
+    // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
+    const fs::path sim = dir_ / "behavior";
+    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", std::to_string(kChannels),
+                                   "--duration", "4", "--seed", "6", "--behavior", "-q"},
+                                  dir_ / "simulate_behavior")),
+              0);
+    ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
+                                  dir_ / "detect")),
+              0)
+        << read_text(dir_ / "detect.err");
+    const fs::path model_file = dir_ / "model.json";
+    ASSERT_EQ(
+        wait_exit(spawn_cli({"decode", "train", "--spikes", (dir_ / "det").string(), "--kinematics",
+                             (sim / "ground_truth" / "kinematics.npy").string(), "--out", model_file.string(), "-q"},
+                            dir_ / "train")),
+        0)
+        << read_text(dir_ / "train.err");
+
+    const int port = test_port(4);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
+                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1",
+                                    "--decoder", model_file.string(), "-q"},
+                                   dir_ / "stream");
+    Subscriber subscriber(publish);
+    std::this_thread::sleep_for(700ms);
+    const pid_t replay = spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
+    ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    subscriber.join();
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    ASSERT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u);
+    ASSERT_EQ(summary["link_gap_frames"].get<std::uint64_t>(), 0u);
+    const auto& decoded = summary["decoder"];
+    EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+
+    // Every completed bin was decoded, published in order and saved.
+    const decode::DecoderModel model = decode::read_model(model_file);
+    const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
+    ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
+    EXPECT_EQ(decoded["bins_decoded"].get<std::uint64_t>(), n_bins);
+    ASSERT_TRUE(subscriber.ended);
+    ASSERT_EQ(subscriber.velocities.size(), n_bins);
+    const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
+    ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
+    const std::vector<double> saved = saved_array.as<double>();
+
+    // The same model run offline over the same crossings (detect's; the stream detects identically).
+    const decode::SpikeTrains crossings = decode::read_spike_folder(dir_ / "det");
+    const Eigen::MatrixXd offline = decode::decode_bins(model, decode::model_inputs(model, crossings, n_bins));
+    for (std::size_t k = 0; k < n_bins; ++k) {
+        const VelocityMessage& m = subscriber.velocities[k];
+        EXPECT_EQ(m.bin, k);
+        EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
+        const auto column = static_cast<Eigen::Index>(k);
+        EXPECT_NEAR(m.vx, offline(0, column), 1e-9 * (1 + std::abs(offline(0, column)))) << k;
+        EXPECT_NEAR(m.vy, offline(1, column), 1e-9 * (1 + std::abs(offline(1, column)))) << k;
+        if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
+            EXPECT_GE(m.latency_ns, 0) << k;
+        }
+        EXPECT_DOUBLE_EQ(saved[k * 3], static_cast<double>(m.end_sample) / 30000.0);
+        EXPECT_EQ(saved[k * 3 + 1], m.vx);
+        EXPECT_EQ(saved[k * 3 + 2], m.vy);
+    }
+
+    // Models the stream cannot feed are refused before anything runs.
+    ASSERT_EQ(wait_exit(spawn_cli({"decode", "train", "--spikes", (sim / "ground_truth").string(), "--kinematics",
+                                   (sim / "ground_truth" / "kinematics.npy").string(), "--out",
+                                   (dir_ / "gt_model.json").string(), "-q"},
+                                  dir_ / "train_gt")),
+              0);
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "refused").string(), "--decoder", (dir_ / "gt_model.json").string(), "-q"},
+                                  dir_ / "refused")),
+              2);
+    EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
+        << read_text(dir_ / "refused.err");
+    std::ofstream(dir_ / "broken.json") << "{\"format\": ";
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "broken").string(), "--decoder", (dir_ / "broken.json").string(), "-q"},
+                                  dir_ / "broken")),
+              2);
+    EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos) << read_text(dir_ / "broken.err");
 }
 
 } // namespace

@@ -49,8 +49,10 @@ int cmd_replay(int argc, char** argv) {
         ("seed", po::value(&options.seed)->default_value(1), "seed of the fault injection")         //
         ("stream-id", po::value(&options.stream_id)->default_value(1), "stream id in every packet") //
         ("first-sample", po::value(&options.first_sample)->default_value(0),
-         "link sample index of the recording's first frame")                                                    //
-        ("duration", po::value(&options.duration_s)->default_value(0.0), "seconds to play (0: all)")            //
+         "link sample index of the recording's first frame")                                         //
+        ("duration", po::value(&options.duration_s)->default_value(0.0), "seconds to play (0: all)") //
+        ("loop", po::value(&options.loops)->default_value(1),
+         "play the recording this many times back to back, sample indices continuing (0: until Ctrl-C)")        //
         ("oe-stream", po::value(&options.input.open_ephys_stream), "Open Ephys: the continuous stream to play") //
         ("rt-priority", po::value(&options.realtime_priority)->default_value(0),
          "send from a SCHED_FIFO thread with this priority (1..99; needs root or CAP_SYS_NICE), so that the pace holds "

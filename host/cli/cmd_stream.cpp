@@ -30,8 +30,8 @@ int cmd_stream(int argc, char** argv) {
     sort::SortSettings settings;
     settings.calibration_s = 10;
     stream::StreamOptions options;
-    std::string out, overrun = "auto";
-    bool realtime = false;
+    std::string out, overrun = "auto", decoder_model;
+    bool realtime = false, no_raw_copy = false;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
@@ -66,7 +66,13 @@ int cmd_stream(int argc, char** argv) {
          "run the reader and pipeline threads as SCHED_FIFO with this priority (1..99; needs root or CAP_SYS_NICE): "
          "keeps latency low on a busy machine") //
         ("queue-blocks", po::value(&options.queue_blocks)->default_value(options.queue_blocks),
-         "capacity of the source queue, in blocks");
+         "capacity of the source queue, in blocks") //
+        ("decoder", po::value(&decoder_model),
+         "decoder model (spikeline decode train) run on the live spikes: one velocity estimate per bin, published "
+         "as VEL1 messages and saved to DIR/decoded_velocity.npy") //
+        ("no-raw-copy", po::bool_switch(&no_raw_copy),
+         "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
+         "waveforms)");
     add_input_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
@@ -84,6 +90,8 @@ int cmd_stream(int argc, char** argv) {
     options.out_dir = out;
     options.probe_file = in.probe_file;
     options.sort = settings;
+    options.decoder_model = decoder_model;
+    options.save_raw = !no_raw_copy;
     if (!vm.count("threads"))
         run.threads = 1; // one worker keeps a core free for the reader and sink threads
     options.detect = finish_run_options(run, vm, detect);
@@ -137,6 +145,16 @@ int cmd_stream(int argc, char** argv) {
         if (!summary["realtime_priority_error"].get<std::string>().empty())
             std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
+        if (summary.contains("decoder")) {
+            const nlohmann::json& decoded = summary["decoder"];
+            std::printf("  decoder      %s on %zu %s: %llu bins, p99 %.3f ms (bin complete -> publication), %llu late "
+                        "spikes\n",
+                        decoded["kind"].get<std::string>().c_str(), decoded["n_inputs"].get<std::size_t>(),
+                        decoded["inputs"].get<std::string>().c_str(),
+                        static_cast<unsigned long long>(decoded["bins_decoded"].get<std::uint64_t>()),
+                        decoded["latency"]["p99_us"].get<double>() / 1000,
+                        static_cast<unsigned long long>(decoded["late_spikes"].get<std::uint64_t>()));
+        }
         std::printf("  output       %s (recording.bin, Phy folder, gaps.tsv, stream.json)\n", out.c_str());
     }
     return 0;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <pthread.h>
 #include <random>
@@ -36,17 +37,17 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
     require(std::isfinite(options.packet_ms) && options.packet_ms > 0, "--packet-ms must be positive");
     require(options.input.source != "-" && !is_udp_url(options.input.source),
             "replay plays a recording file (SpikeGLX, raw or Open Ephys), not " + options.input.source);
-    std::unique_ptr<io::RecordingSource> recording;
-    if (is_open_ephys(options.input.source)) {
-        recording = open_open_ephys(options.input.source, options.input.open_ephys_stream);
-    } else {
+    auto open_input = [&options]() -> std::unique_ptr<io::RecordingSource> {
+        if (is_open_ephys(options.input.source))
+            return open_open_ephys(options.input.source, options.input.open_ephys_stream);
         io::OpenOptions open;
         open.n_channels = options.input.n_channels;
         open.sample_rate = options.input.sample_rate;
         open.microvolts_per_bit = options.input.microvolts_per_bit;
-        recording = io::open_recording(options.input.source, open);
-    }
-    const io::RecordingInfo& info = recording->info();
+        return io::open_recording(options.input.source, open);
+    };
+    std::unique_ptr<io::RecordingSource> recording = open_input();
+    const io::RecordingInfo info = recording->info();
     const auto samples_per_packet =
         static_cast<std::size_t>(std::max(1LL, std::llround(options.packet_ms * info.sample_rate / 1000.0)));
     require(info.n_channels <= 65535 && samples_per_packet <= 65535 &&
@@ -62,7 +63,10 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
         if (const int error = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &parameters); error != 0)
             priority_error = std::string("SCHED_FIFO refused: ") + std::strerror(error);
     }
-    std::uint64_t max_frames = info.n_frames;
+    // Looping continues the link's sample count, as a long recording would (for soak runs with a short file).
+    std::uint64_t max_frames =
+        options.loops == 0 ? std::numeric_limits<std::uint64_t>::max() : info.n_frames * options.loops;
+    std::uint64_t passes = 1;
     if (options.duration_s > 0)
         max_frames = std::min<std::uint64_t>(
             max_frames, static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate)));
@@ -95,7 +99,12 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
     while (done < max_frames && !stop.load()) {
         const std::size_t want =
             static_cast<std::size_t>(std::min<std::uint64_t>(samples_per_packet, max_frames - done));
-        const std::size_t n = recording->read(frames.data(), want);
+        std::size_t n = recording->read(frames.data(), want);
+        if (n == 0 && (options.loops == 0 || passes < options.loops)) {
+            recording = open_input();
+            ++passes;
+            n = recording->read(frames.data(), want);
+        }
         if (n == 0)
             break;
         LinkHeader header;
@@ -147,6 +156,7 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
             {"corrupted", corrupted},
             {"late_packets", late},
             {"frames", done},
+            {"passes", passes},
             {"samples_per_packet", samples_per_packet},
             {"n_channels", info.n_channels},
             {"sample_rate", info.sample_rate},

@@ -23,7 +23,8 @@ struct ReplayOptions {
     std::uint64_t seed = 1;
     std::uint32_t stream_id = 1;
     std::uint64_t first_sample = 0; ///< link sample index of the recording's first frame
-    double duration_s = 0;          ///< 0: the whole recording
+    double duration_s = 0;          ///< 0: the whole recording (times loops)
+    std::uint64_t loops = 1;        ///< plays the recording this many times back to back (0: until stopped)
     int realtime_priority = 0; ///< SCHED_FIFO priority of the sending thread (0: normal), as a headstage never lags
 };
 

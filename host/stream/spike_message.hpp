@@ -10,6 +10,15 @@
 //   20  float32 amplitude (uV, or LSB)
 //   24  int64   host time (CLOCK_REALTIME ns) at publication
 //   32  int64   latency ns (-1: released at the end of the stream)
+//
+// "VEL1" decoded velocity, one per bin (56 bytes; `stream --decoder`)
+//    0  char[4] "VEL1"
+//    4  uint32  0 (reserved)
+//    8  uint64  bin index k (samples [k * bin, (k + 1) * bin) of the stream)
+//   16  uint64  end sample (k + 1) * bin
+//   24  float64 vx, 32 float64 vy (units of the kinematics the model was trained on)
+//   40  int64   host time (CLOCK_REALTIME ns) at publication
+//   48  int64   latency ns: arrival of the block that completed the bin -> publication
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +27,7 @@ namespace spikeline::stream {
 
 inline constexpr std::size_t kSpikeMessageBytes = 40;
 inline constexpr std::size_t kEndMessageBytes = 24;
+inline constexpr std::size_t kVelocityMessageBytes = 56;
 
 struct SpikeMessage {
     std::uint64_t sample = 0;
@@ -26,6 +36,14 @@ struct SpikeMessage {
     float amplitude = 0;
     std::int64_t host_time_ns = 0;
     std::int64_t latency_ns = -1;
+};
+
+struct VelocityMessage {
+    std::uint64_t bin = 0;
+    std::uint64_t end_sample = 0;
+    double vx = 0, vy = 0;
+    std::int64_t host_time_ns = 0;
+    std::int64_t latency_ns = 0;
 };
 
 struct EndMessage {
@@ -53,6 +71,31 @@ inline bool decode_spike_message(const unsigned char* bytes, std::size_t size, S
     std::memcpy(&m.amplitude, bytes + 20, 4);
     std::memcpy(&m.host_time_ns, bytes + 24, 8);
     std::memcpy(&m.latency_ns, bytes + 32, 8);
+    return true;
+}
+
+inline void encode_velocity_message(const VelocityMessage& m, unsigned char* out) {
+    const std::uint32_t reserved = 0;
+    std::memcpy(out, "VEL1", 4);
+    std::memcpy(out + 4, &reserved, 4);
+    std::memcpy(out + 8, &m.bin, 8);
+    std::memcpy(out + 16, &m.end_sample, 8);
+    std::memcpy(out + 24, &m.vx, 8);
+    std::memcpy(out + 32, &m.vy, 8);
+    std::memcpy(out + 40, &m.host_time_ns, 8);
+    std::memcpy(out + 48, &m.latency_ns, 8);
+}
+
+/// False when the bytes are not a velocity message.
+inline bool decode_velocity_message(const unsigned char* bytes, std::size_t size, VelocityMessage& m) {
+    if (size != kVelocityMessageBytes || std::memcmp(bytes, "VEL1", 4) != 0)
+        return false;
+    std::memcpy(&m.bin, bytes + 8, 8);
+    std::memcpy(&m.end_sample, bytes + 16, 8);
+    std::memcpy(&m.vx, bytes + 24, 8);
+    std::memcpy(&m.vy, bytes + 32, 8);
+    std::memcpy(&m.host_time_ns, bytes + 40, 8);
+    std::memcpy(&m.latency_ns, bytes + 48, 8);
     return true;
 }
 

@@ -1,5 +1,7 @@
 #include "stream/stream_run.hpp"
 
+#include "decode/online.hpp"
+#include "io/npy.hpp"
 #include "io/spikeglx.hpp"
 #include "sort/calibration.hpp"
 #include "sort/phy_writer.hpp"
@@ -39,7 +41,10 @@ struct SpikesItem {
 struct CalibrationItem {
     std::shared_ptr<const sort::Calibration> calibration;
 };
-using SinkItem = std::variant<RawItem, SpikesItem, CalibrationItem>;
+struct DecodedItem {
+    std::vector<decode::BinEstimate> bins;
+};
+using SinkItem = std::variant<RawItem, SpikesItem, CalibrationItem, DecodedItem>;
 
 /// A calibration learnt on its own thread at idle priority, so that it never delays the stream.
 struct BackgroundCalibration {
@@ -117,6 +122,32 @@ std::string make_thread_realtime(int priority) {
     return error == 0 ? "" : std::string("SCHED_FIFO refused: ") + std::strerror(error);
 }
 
+/// Reads a decoder model and checks that this stream can feed it: the model's sample rate, and labels the stream
+/// produces (threshold-crossing channels of this probe; sorted clusters need the sorter they came from).
+decode::DecoderModel read_stream_decoder(const std::filesystem::path& file, const SourceInfo& info) {
+    decode::DecoderModel model = decode::read_model(file);
+    const std::string where = "decoder model " + file.string() + ": ";
+    if (std::abs(model.sample_rate - info.sample_rate) > 1e-6 * info.sample_rate)
+        throw InputError(where + "trained at " + std::to_string(model.sample_rate) + " Hz but the stream runs at " +
+                         std::to_string(info.sample_rate) + " Hz: train it on a recording at the stream's rate");
+    switch (model.unit_source) {
+    case decode::UnitSource::channels:
+        if (!model.unit_ids.empty() && (model.unit_ids.front() < 0 || model.unit_ids.back() >= info.n_channels))
+            throw InputError(where + "its inputs are channels up to " + std::to_string(model.unit_ids.back()) +
+                             " but the stream has " + std::to_string(info.n_channels) +
+                             " channels: train it on threshold crossings of this probe");
+        break;
+    case decode::UnitSource::units:
+        throw InputError(where + "trained on ground-truth units (spike_units.npy), which a live stream does not have: "
+                                 "train it on threshold crossings (spikeline detect output) instead");
+    case decode::UnitSource::clusters:
+        throw InputError(where + "trained on sorted clusters, whose ids only mean something with the sorter that "
+                                 "produced them; this stream learns its own units: train it on threshold crossings "
+                                 "(spikeline detect output) instead");
+    }
+    return model;
+}
+
 std::int64_t realtime_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
@@ -157,6 +188,9 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     const double scale =
         (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     const OverrunPolicy overrun = options.overrun.value_or(info.live ? OverrunPolicy::drop : OverrunPolicy::block);
+    std::optional<decode::DecoderModel> model;
+    if (!options.decoder_model.empty())
+        model = read_stream_decoder(options.decoder_model, info);
 
     ensure_directory(options.out_dir);
     const std::filesystem::path bin_path = options.out_dir / "recording.bin";
@@ -188,8 +222,13 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     std::exception_ptr sink_error;
     std::thread sink_thread([&]() {
         try {
-            io::SpikeGlxWriter raw(bin_path, info.n_channels, info.sample_rate, info.microvolts_per_bit);
+            std::optional<io::SpikeGlxWriter> raw;
+            if (options.save_raw)
+                raw.emplace(bin_path, info.n_channels, info.sample_rate, info.microvolts_per_bit);
             sort::PhyWriter phy(options.out_dir, probe, saved, geometry, options.duration_s);
+            std::optional<io::NpyAppendWriter<double>> decoded;
+            if (model)
+                decoded.emplace(options.out_dir / "decoded_velocity.npy", std::vector<std::size_t>{3});
             std::uint64_t frames = 0, spikes = 0, unsorted = 0;
             int n_calibrations = 0;
             // Spikes before the first calibration are held back until its templates are registered: Phy template
@@ -204,7 +243,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                     continue;
                 }
                 if (auto* r = std::get_if<RawItem>(&*item)) {
-                    raw.write(r->frames.data(), r->n_frames);
+                    if (raw)
+                        raw->write(r->frames.data(), r->n_frames);
                     frames += r->n_frames;
                 } else if (auto* s = std::get_if<SpikesItem>(&*item)) {
                     if (holding)
@@ -217,12 +257,20 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                     phy.append(held);
                     held = {};
                     holding = false;
+                } else if (auto* d = std::get_if<DecodedItem>(&*item)) {
+                    for (const decode::BinEstimate& bin : d->bins) {
+                        const double row[3] = {static_cast<double>(bin.end_sample) / info.sample_rate, bin.vx, bin.vy};
+                        decoded->append(row, 3);
+                    }
                 }
             }
             phy.append(held);
+            if (decoded)
+                decoded->finish();
             spikes = phy.n_spikes();
             unsorted = phy.n_unsorted();
-            raw.finish();
+            if (raw)
+                raw->finish();
             phy.finish({{"format", "spikeline stream output (Phy template-gui folder)"},
                         {"recording", saved.data_path.string()},
                         {"source", info.description},
@@ -324,6 +372,42 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         spikes_total += spikes.size();
     };
 
+    // Online decoding: spikes go in as they are published; a bin is decoded once every spike it can hold has been
+    // released, i.e. once the stream has passed its end by need_frames.
+    std::unique_ptr<decode::OnlineDecoder> decoder;
+    if (model)
+        decoder = std::make_unique<decode::OnlineDecoder>(*model);
+    LatencyHistogram decode_latency;
+    std::uint64_t bins_decoded = 0;
+    auto run_decoder = [&](const std::vector<hw::SortedSpike>& spikes, std::uint64_t complete_before,
+                           std::int64_t arrival_ns) {
+        if (!decoder)
+            return;
+        for (const hw::SortedSpike& spike : spikes)
+            decoder->add_spike(spike.event.sample, spike.event.channel);
+        std::vector<decode::BinEstimate> bins = decoder->advance_to(complete_before);
+        if (bins.empty())
+            return;
+        for (const decode::BinEstimate& bin : bins) {
+            VelocityMessage message;
+            message.bin = bin.bin;
+            message.end_sample = bin.end_sample;
+            message.vx = bin.vx;
+            message.vy = bin.vy;
+            message.latency_ns = arrival_ns >= 0 ? monotonic_ns() - arrival_ns : -1;
+            if (message.latency_ns >= 0)
+                decode_latency.add(message.latency_ns);
+            if (publisher) {
+                message.host_time_ns = realtime_ns();
+                unsigned char bytes[kVelocityMessageBytes];
+                encode_velocity_message(message, bytes);
+                publisher->send(zmq::const_buffer(bytes, sizeof bytes), zmq::send_flags::dontwait);
+            }
+        }
+        bins_decoded += bins.size();
+        to_sink(DecodedItem{std::move(bins)});
+    };
+
     auto apply_calibration = [&]() {
         if (calibration.applied || !calibration.done.load())
             return;
@@ -350,6 +434,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         events.clear();
         backend->take_sorted(sorted);
         publish(sorted.spikes, false);
+        const std::uint64_t processed = expected + n_frames;
+        run_decoder(sorted.spikes, processed > need_frames ? processed - need_frames : 0, arrival_ns);
         if (collecting) {
             const std::size_t room = options.sort.max_calibration_spikes -
                                      std::min(options.sort.max_calibration_spikes, window.spikes.size());
@@ -446,6 +532,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     backend->finish(events);
     backend->take_sorted(sorted);
     publish(sorted.spikes, true);
+    run_decoder(sorted.spikes, expected, -1);
     if (!sorted.spikes.empty())
         to_sink(SpikesItem{std::move(sorted.spikes)});
     if (calibration.thread.joinable() && !calibration.applied) {
@@ -516,9 +603,23 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"interrupted", stop.load()},
         {"peak_rss_bytes", peak_rss_bytes()},
         {"publish", options.publish},
+        {"raw_saved", options.save_raw},
         {"realtime_priority", options.realtime_priority},
         {"realtime_priority_error", priority_error},
     };
+    if (decoder) {
+        summary["decoder"] = {{"model", options.decoder_model.string()},
+                              {"kind", decode::to_string(model->kind)},
+                              {"inputs", decode::to_string(model->unit_source)},
+                              {"n_inputs", model->n_inputs()},
+                              {"bin_samples", model->bin_samples},
+                              {"bins_decoded", bins_decoded},
+                              {"late_spikes", decoder->late_spikes()},
+                              {"unknown_label_spikes", decoder->unknown_label_spikes()},
+                              {"latency", decode_latency.to_json()},
+                              {"latency_definition", "arrival of the block that completed the bin (its end + " +
+                                                         std::to_string(need_frames) + " frames) -> publication"}};
+    }
     write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
     return summary;
 }

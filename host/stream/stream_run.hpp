@@ -31,6 +31,8 @@ struct StreamOptions {
     std::size_t queue_blocks = 2000;      ///< source queue capacity (blocks of about 1 ms)
     bool status = false;                  ///< draw the status line on stderr
     int realtime_priority = 0;            ///< SCHED_FIFO priority (1..99) of the reader and pipeline threads; 0: normal
+    std::filesystem::path decoder_model;  ///< decoder model JSON (`decode train`); empty: no online decoding
+    bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
 };
 
 /// Runs until the source ends, duration_s is reached or stop becomes true (set it from a signal handler); then
