@@ -632,6 +632,24 @@ TEST_F(CliTest, BenchWritesJson) {
     EXPECT_TRUE(report["cpu_n_threads"]["events_identical_to_1_thread"].get<bool>());
 }
 
+TEST_F(CliTest, BenchStreamReportsLatencyOfTheLivePath) {
+    const fs::path json_file = dir_ / "bench_stream.json";
+    const RunResult r = run({"bench", "--channels", "64", "--seconds", "3", "--repeats", "1", "--threads", "1",
+                             "--stream", "--json", json_file.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("latency p50"), std::string::npos) << r.out;
+    const auto stream = nlohmann::json::parse(read_text(json_file))["stream"];
+    EXPECT_TRUE(stream["calibration"]["done"].get<bool>());
+    const auto& latency = stream["latency"];
+    EXPECT_GT(latency["count"].get<std::uint64_t>(), 0u);
+    EXPECT_LE(latency["p50_us"].get<double>(), latency["p99_us"].get<double>());
+    EXPECT_LE(latency["p99_us"].get<double>(), latency["max_us"].get<double>());
+    EXPECT_EQ(stream["overrun_blocks"].get<std::uint64_t>(), 0u);
+    // The temporary recording and stream folder are gone.
+    for (const auto& entry : fs::directory_iterator(fs::temp_directory_path()))
+        EXPECT_EQ(entry.path().filename().string().find("spikeline-bench-stream-"), std::string::npos) << entry.path();
+}
+
 TEST_F(CliTest, BenchRejectsBadSeconds) {
     const RunResult r = run({"bench", "--channels", "64", "--seconds", "0"});
     EXPECT_EQ(r.status, 2);

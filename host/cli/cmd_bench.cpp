@@ -1,19 +1,23 @@
 #include "backend/backend.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "io/spikeglx.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "sort/calibration.hpp"
+#include "stream/stream_run.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/memory.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 #include <vector>
 
 namespace spikeline::cli {
@@ -50,6 +54,41 @@ Measurement run_once(const BackendOptions& options, const HwParams& params, cons
     return m;
 }
 
+/// The live path of `spikeline stream` on data held in memory: the data goes to a temporary SpikeGLX file that the
+/// stream's file source delivers at the recording's pace in 1 ms blocks (reader thread, queues, backend with sorting
+/// after a calibration on the first seconds, ZeroMQ publication, sink thread). Returns stream.json's figures.
+nlohmann::json run_stream_bench(const std::vector<std::int16_t>& data, std::size_t n_frames, int channels,
+                                double sample_rate, double microvolts_per_bit, const DetectSettings& settings,
+                                int realtime_priority) {
+    struct TemporaryDirectory {
+        std::filesystem::path path =
+            std::filesystem::temp_directory_path() / ("spikeline-bench-stream-" + std::to_string(::getpid()));
+        TemporaryDirectory() { std::filesystem::create_directories(path); }
+        ~TemporaryDirectory() {
+            std::error_code ignored;
+            std::filesystem::remove_all(path, ignored);
+        }
+    } temporary;
+    const std::filesystem::path recording = temporary.path / "recording.bin";
+    io::SpikeGlxWriter writer(recording, channels, sample_rate, microvolts_per_bit);
+    writer.write(data.data(), n_frames);
+    writer.finish();
+
+    stream::StreamOptions options;
+    options.source.source = recording.string();
+    options.source.realtime = true;
+    options.source.block_ms = 1.0;
+    options.out_dir = temporary.path / "out";
+    options.publish = "tcp://127.0.0.1:*"; // any free port: the send is part of the latency
+    options.detect.settings = settings;
+    options.detect.backend = {"cpu", 1};
+    options.sort.calibration_s = std::min(2.0, static_cast<double>(n_frames) / sample_rate / 2);
+    options.save_raw = false;
+    options.realtime_priority = realtime_priority;
+    const std::atomic<bool> stop{false};
+    return stream::run_stream(options, stop);
+}
+
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     return values[values.size() / 2];
@@ -62,7 +101,8 @@ int cmd_bench(int argc, char** argv) {
     double sample_rate = 30000, seconds = 5;
     std::uint64_t seed = 1;
     std::string json_path;
-    bool with_reference = false, with_sort = false, with_decoder = false;
+    bool with_reference = false, with_sort = false, with_decoder = false, with_stream = false;
+    int realtime_priority = 0;
     std::vector<int> decoder_inputs = {1024, 4000};
     int decoder_bins = 6000, decoder_lags = 5;
     DetectOptionValues detect;
@@ -79,7 +119,12 @@ int cmd_bench(int argc, char** argv) {
         ("reference", po::bool_switch(&with_reference), "also time the plain L1 reference loop (slow)")         //
         ("sort", po::bool_switch(&with_sort),
          "also time calibration (on all the data) and the full detect + sort pipeline") //
-        ("json", po::value(&json_path), "write the figures to this JSON file")          //
+        ("stream", po::bool_switch(&with_stream),
+         "also run spikeline stream's live path on the data at real-time pace (1 ms blocks, sorting after a 2 s "
+         "calibration) and report its latency percentiles") //
+        ("rt-priority", po::value(&realtime_priority)->default_value(0),
+         "--stream: SCHED_FIFO priority of the stream's reader and pipeline threads (needs root or CAP_SYS_NICE)") //
+        ("json", po::value(&json_path), "write the figures to this JSON file")                                     //
         ("decoder", po::bool_switch(&with_decoder),
          "instead of detection: time the velocity decoders (training, step per bin) on synthetic sessions") //
         ("decoder-inputs", po::value(&decoder_inputs)->multitoken()->default_value(decoder_inputs, "1024 4000"),
@@ -208,6 +253,26 @@ int cmd_bench(int argc, char** argv) {
             report[t == 1 ? "sort_cpu_1_thread" : "sort_cpu_n_threads"] = {
                 {"threads", t}, {"x_realtime", data_seconds / wall}, {"spikes", total}, {"labelled", labelled}};
         }
+    }
+    if (with_stream) {
+        std::fprintf(stderr, "bench: streaming %.1f s at real-time pace...\n", data_seconds);
+        const nlohmann::json summary = run_stream_bench(
+            data, n_frames, channels, sample_rate, simulator.info().microvolts_per_bit, settings, realtime_priority);
+        const nlohmann::json& latency = summary["latency"];
+        std::printf("  stream (1 ms blocks, real-time pace, cpu 1 thread, sorting after %.1f s): latency p50 %.3f ms, "
+                    "p99 %.3f ms, max %.3f ms over %llu spikes; %llu overrun blocks\n",
+                    summary["calibration"]["calibration_s"].get<double>(), latency["p50_us"].get<double>() / 1000,
+                    latency["p99_us"].get<double>() / 1000, latency["max_us"].get<double>() / 1000,
+                    static_cast<unsigned long long>(latency["count"].get<std::uint64_t>()),
+                    static_cast<unsigned long long>(summary["overrun_blocks"].get<std::uint64_t>()));
+        report["stream"] = {{"latency", latency},
+                            {"latency_definition", summary["latency_definition"]},
+                            {"spikes", summary["spikes"]},
+                            {"calibration", summary["calibration"]},
+                            {"overrun_blocks", summary["overrun_blocks"]},
+                            {"queue_high_water", summary["queue_high_water"]},
+                            {"realtime_priority", realtime_priority},
+                            {"realtime_priority_error", summary["realtime_priority_error"]}};
     }
     report["peak_rss_bytes"] = peak_rss_bytes();
     report["settings"] = to_json(settings);
