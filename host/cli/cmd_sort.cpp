@@ -16,17 +16,23 @@ int cmd_sort(int argc, char** argv) {
     DetectOptionValues detect;
     sort::SortSettings settings;
     std::string out;
+    std::string sorter_file;
 
     po::options_description visible(
         "spikeline sort INPUT --out DIR [options]\n\n"
         "Detects and sorts: learns the units from the first --calibration-s seconds, then labels every spike of the "
-        "recording with the backend's sorting stage. DIR becomes a Phy folder (phy template-gui DIR/params.py).\n\n"
+        "recording with the backend's sorting stage. DIR becomes a Phy folder (phy template-gui DIR/params.py) and "
+        "DIR/sorter.json holds the sorter, which --sorter reuses so that later runs keep its unit ids.\n\n"
         "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 file (with --channels and "
         "--sample-rate)\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
     add_input_options(visible, in);
     add_run_options(visible, run);
     visible.add_options() //
+        ("sorter", po::value(&sorter_file),
+         "label with this sorter (a sorter.json from an earlier sort) instead of calibrating: same units, unit ids "
+         "and template ids; the probe, sample rate, detection and snippet settings must be the ones it was "
+         "calibrated with") //
         ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
          "seconds of data the units are learnt from") //
         ("recalibrate-every", po::value(&settings.recalibrate_every_s)->default_value(0.0),
@@ -62,6 +68,7 @@ int cmd_sort(int argc, char** argv) {
     SortRunOptions options;
     options.detect = finish_run_options(run, vm, detect);
     options.sort = settings;
+    options.sorter_file = sorter_file;
     auto open_source = [&]() {
         if (first)
             return std::move(first);
@@ -79,9 +86,13 @@ int cmd_sort(int argc, char** argv) {
                     result.recording_seconds);
         std::printf("  probe        %s\n", probe_origin.c_str());
         std::printf("  backend      %s, %d thread(s)\n", run.backend.c_str(), run.threads);
-        std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
-                    result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
-                    result.n_calibrations);
+        if (result.sorter_loaded.empty())
+            std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
+                        result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
+                        result.n_calibrations);
+        else
+            std::printf("  sorter       loaded from %s (learnt from %zu spikes), no calibration\n",
+                        result.sorter_loaded.c_str(), result.calibration_spikes);
         std::printf("  units        %d (%d good)\n", result.n_units, good);
         std::printf("  spikes       %llu, %llu unsorted (%.1f%%)\n", static_cast<unsigned long long>(result.spikes),
                     static_cast<unsigned long long>(result.unsorted),
@@ -94,6 +105,7 @@ int cmd_sort(int argc, char** argv) {
             std::printf("  WARNING      %llu spikes lost to a full queue\n",
                         static_cast<unsigned long long>(result.lost_events));
         std::printf("  output       %s (Phy: phy template-gui %s/params.py)\n", out.c_str(), out.c_str());
+        std::printf("  sorter file  %s (reuse: --sorter)\n", result.sorter_written.c_str());
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "pipeline/sort_run.hpp"
 
 #include "pipeline/chunk_reader.hpp"
+#include "sort/sorter_file.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/memory.hpp"
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 namespace spikeline {
 namespace {
@@ -50,8 +53,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
     require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
     const auto detect_params = make_detect_params(options.detect.settings, probe, info.sample_rate);
-    const std::shared_ptr<const HwSortParams> geometry =
-        sort::make_sort_params(options.sort, probe, info.sample_rate, *detect_params);
+    const sort::SorterFileContext context =
+        sort::make_sorter_file_context(probe, info.sample_rate, options.detect.settings, options.sort);
+    const std::shared_ptr<const HwSortParams> geometry = context.geometry;
+    const std::filesystem::path sorter_path = out_dir / "sorter.json";
     const std::size_t chunk_frames = chunk_frames_for(options.detect.chunk_ms, info.sample_rate);
     const std::size_t values_per_spike =
         static_cast<std::size_t>(HwSortConfig::snippet_channels * (geometry->pre + 1 + geometry->post));
@@ -59,52 +64,72 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     require(!on_fpga || options.sort.recalibrate_every_s == 0,
             "--recalibrate-every needs the snippets of the labelling pass, which the xrt backend does not return: "
             "sort without it on the card, or use --backend cpu");
+    const bool loaded = !options.sorter_file.empty();
+    require(!loaded || options.sort.recalibrate_every_s == 0,
+            "--sorter labels with a fixed sorter while --recalibrate-every learns new ones: pass only one of them");
+    // Loaded before anything is written, so that a sorter that does not fit leaves no output behind.
+    sort::Calibration calibration;
+    std::string loaded_text;
+    if (loaded) {
+        calibration = sort::read_sorter_file(options.sorter_file, context);
+        std::ifstream in(options.sorter_file, std::ios::binary);
+        loaded_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        result.sorter_loaded = options.sorter_file;
+        result.calibration_spikes = calibration.n_spikes;
+    }
     ensure_directory(out_dir);
     ProgressLine progress(options.detect.progress);
-
-    // Calibration: detect and take snippets over the first calibration_s seconds, on the host (an FPGA run calibrates
-    // on the CPU backend, whose snippets are bit-identical).
-    const auto calibration_start = Clock::now();
-    const auto calibration_frames = std::min<std::uint64_t>(
-        info.n_frames, static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate)));
     CalibrationWindow window{{}, options.sort.max_calibration_spikes};
-    {
-        DetectRunOptions calibration_run = options.detect;
-        if (on_fpga)
-            calibration_run.backend.name = "cpu";
-        std::unique_ptr<Backend> backend = make_run_backend(calibration_run, *detect_params, info.sample_rate);
-        backend->enable_sorting(geometry, true);
-        ChunkReader reader(*source, chunk_frames);
-        std::vector<SpikeEvent> events;
-        SortOutput sorted;
-        std::uint64_t done = 0;
-        while (done < calibration_frames) {
-            std::size_t n = 0;
-            const std::int16_t* chunk = reader.next(n);
-            if (n == 0)
-                break;
-            n = static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - done));
-            backend->process(chunk, n, events);
-            events.clear();
-            backend->take_sorted(sorted);
-            window.add(sorted, values_per_spike);
-            sorted = {};
-            done += n;
-            char line[160];
-            std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
-                          static_cast<double>(done) / info.sample_rate,
-                          static_cast<double>(calibration_frames) / info.sample_rate, window.data.spikes.size());
-            progress.update(line);
+    if (loaded) {
+        // The folder carries the sorter its labels came from, byte for byte (its context names the calibration's
+        // settings, not this run's).
+        write_text_file(sorter_path, loaded_text);
+    } else {
+        // Calibration: detect and take snippets over the first calibration_s seconds, on the host (an FPGA run
+        // calibrates on the CPU backend, whose snippets are bit-identical).
+        const auto calibration_start = Clock::now();
+        const auto calibration_frames = std::min<std::uint64_t>(
+            info.n_frames, static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate)));
+        {
+            DetectRunOptions calibration_run = options.detect;
+            if (on_fpga)
+                calibration_run.backend.name = "cpu";
+            std::unique_ptr<Backend> backend = make_run_backend(calibration_run, *detect_params, info.sample_rate);
+            backend->enable_sorting(geometry, true);
+            ChunkReader reader(*source, chunk_frames);
+            std::vector<SpikeEvent> events;
+            SortOutput sorted;
+            std::uint64_t done = 0;
+            while (done < calibration_frames) {
+                std::size_t n = 0;
+                const std::int16_t* chunk = reader.next(n);
+                if (n == 0)
+                    break;
+                n = static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - done));
+                backend->process(chunk, n, events);
+                events.clear();
+                backend->take_sorted(sorted);
+                window.add(sorted, values_per_spike);
+                sorted = {};
+                done += n;
+                char line[160];
+                std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
+                              static_cast<double>(done) / info.sample_rate,
+                              static_cast<double>(calibration_frames) / info.sample_rate, window.data.spikes.size());
+                progress.update(line);
+            }
         }
+        source.reset();
+        const auto clustering_start = Clock::now();
+        calibration = sort::calibrate(*geometry, window.data, options.sort);
+        result.clustering_wall_seconds = seconds_since(clustering_start);
+        result.calibration_spikes = window.data.spikes.size();
+        result.calibration_wall_seconds = seconds_since(calibration_start);
+        result.n_calibrations = 1;
+        window.clear();
+        sort::write_sorter_file(calibration, context, sorter_path);
     }
-    source.reset();
-    const auto clustering_start = Clock::now();
-    sort::Calibration calibration = sort::calibrate(*geometry, window.data, options.sort);
-    result.clustering_wall_seconds = seconds_since(clustering_start);
-    result.calibration_spikes = window.data.spikes.size();
-    result.calibration_wall_seconds = seconds_since(calibration_start);
-    result.n_calibrations = 1;
-    window.clear();
+    result.sorter_written = sorter_path;
 
     // Labelling: the whole recording from its start through the calibrated sorting stage.
     const double duration_s = static_cast<double>(info.n_frames) / info.sample_rate;
@@ -114,7 +139,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     const auto recalibrate_frames =
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
-    source = open_source();
+    if (!source) // a loaded sorter labels on the first reading
+        source = open_source();
     DetectRunOptions labelling_run = options.detect;
     labelling_run.xrt.sorting = true;
     std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate);
@@ -165,6 +191,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     backend->take_sorted(sorted);
     writer.append(sorted.spikes);
     progress.finish();
+    if (result.n_calibrations > 1) // the first one is on disk already
+        sort::write_sorter_file(calibration, context, sorter_path);
 
     result.sorting_wall_seconds = seconds_since(start);
     result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
@@ -186,6 +214,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
         {"lost_events", result.lost_events},
+        {"sorter_file", sorter_path.filename().string()},
+        {"sorter_loaded_from", loaded ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
         {"detect_settings", to_json(options.detect.settings)},
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},

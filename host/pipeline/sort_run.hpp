@@ -13,6 +13,8 @@ namespace spikeline {
 struct SortRunOptions {
     DetectRunOptions detect; ///< backend, threads, detection settings, chunk size, progress
     sort::SortSettings sort;
+    /// A sorter file (sort::read_sorter_file) to label with instead of calibrating; empty: calibrate.
+    std::filesystem::path sorter_file;
 };
 
 struct SortRunResult {
@@ -20,11 +22,13 @@ struct SortRunResult {
     std::uint64_t spikes = 0;
     std::uint64_t unsorted = 0;
     int n_units = 0;
-    int n_calibrations = 0;
-    std::size_t calibration_spikes = 0;  ///< snippets the first calibration learnt from
-    double calibration_wall_seconds = 0; ///< reading + detecting the window + clustering
-    double clustering_wall_seconds = 0;  ///< of which host clustering
-    double sorting_wall_seconds = 0;     ///< the labelling pass over the whole recording
+    int n_calibrations = 0;               ///< calibrations learnt in this run (0 with a loaded sorter)
+    std::size_t calibration_spikes = 0;   ///< snippets the first calibration (or the loaded one) learnt from
+    std::filesystem::path sorter_loaded;  ///< the sorter file labelled with; empty: calibrated here
+    std::filesystem::path sorter_written; ///< out_dir/sorter.json: the last calibration, for later runs
+    double calibration_wall_seconds = 0;  ///< reading + detecting the window + clustering
+    double clustering_wall_seconds = 0;   ///< of which host clustering
+    double sorting_wall_seconds = 0;      ///< the labelling pass over the whole recording
     double recording_seconds = 0;
     double realtime_factor = 0; ///< of the labelling pass
     std::uint64_t lost_events = 0;
@@ -32,8 +36,9 @@ struct SortRunResult {
     std::vector<sort::ClusterQuality> quality;
 };
 
-/// open_source opens the recording from its start (it is read twice: calibration window, then labelling).
-/// Writes the Phy folder into out_dir (see PhyWriter). Throws InputError on bad input or settings.
+/// open_source opens the recording from its start (it is read twice: calibration window, then labelling; once with
+/// options.sorter_file). Writes the Phy folder into out_dir (see PhyWriter) and the latest calibration as
+/// out_dir/sorter.json. Throws InputError on bad input or settings, or a sorter file that does not fit the run.
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir);

@@ -43,6 +43,10 @@ PhyWriter::PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, c
                    {static_cast<std::size_t>(HwSortConfig::n_features), static_cast<std::size_t>(kRows)}) {}
 
 void PhyWriter::add_calibration(const Calibration& calibration) {
+    if (!calibrated_ && unsorted_templates_.empty() && !calibration.entries.empty())
+        while (static_cast<int>(templates_.size()) < calibration.entries.front().template_id)
+            templates_.push_back({0, {}});
+    calibrated_ = true;
     for (const Entry& entry : calibration.entries) {
         require(entry.template_id == static_cast<int>(templates_.size()),
                 "calibration template ids must continue the writer's (next_template_id())");

@@ -41,7 +41,9 @@ public:
 
     /// The first template id the next calibration must use.
     int next_template_id() const { return static_cast<int>(templates_.size()); }
-    /// Registers a calibration's templates and units (its template ids start at next_template_id()).
+    /// Registers a calibration's templates and units (its template ids start at next_template_id()). The first
+    /// calibration may start later (a loaded sorter's ids continue its own earlier calibrations): the ids below it
+    /// become zero templates, so that spike_templates holds the sorter's template ids.
     void add_calibration(const Calibration& calibration);
     void append(const std::vector<hw::SortedSpike>& spikes);
     /// Writes the remaining files; `info` goes to spikeline_sort.json.
@@ -77,6 +79,7 @@ private:
     std::map<int, double> unit_snr_;
     std::map<int, Accumulator> clusters_; ///< by cluster id
     std::uint64_t n_spikes_ = 0, n_unsorted_ = 0;
+    bool calibrated_ = false; ///< a calibration was added (only the first may skip template ids)
     io::NpyAppendWriter<std::uint64_t> times_;
     io::NpyAppendWriter<std::int32_t> clusters_file_;
     io::NpyAppendWriter<std::int32_t> templates_file_;
