@@ -434,6 +434,43 @@ TEST_F(CliTest, SortWritesAPhyFolderThatCompareScoresAsSorting) {
     EXPECT_GT(all["mean_accuracy"].get<double>(), 0.3) << c.out;
 }
 
+TEST_F(CliTest, SortWithTheSorterOfAnEarlierSortReproducesItsLabels) {
+    const fs::path first = dir_ / "first";
+    const RunResult a = run({"sort", (sim_dir_ / "recording.bin").string(), "--out", first.string(), "-q"});
+    ASSERT_EQ(a.status, 0) << a.err;
+    ASSERT_TRUE(fs::is_regular_file(first / "sorter.json"));
+    EXPECT_EQ(nlohmann::json::parse(read_text(first / "sorter.json"))["format"], "spikeline sorter");
+
+    const fs::path second = dir_ / "second";
+    const RunResult b = run({"sort", (sim_dir_ / "recording.bin").string(), "--out", second.string(), "--sorter",
+                             (first / "sorter.json").string()});
+    ASSERT_EQ(b.status, 0) << b.err;
+    EXPECT_NE(b.out.find("loaded from " + (first / "sorter.json").string()), std::string::npos) << b.out;
+    for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "sorter.json"})
+        EXPECT_EQ(read_bytes(first / name), read_bytes(second / name)) << name;
+    EXPECT_TRUE(temporary_files(second).empty());
+}
+
+TEST_F(CliTest, SortWithAMissingOrMismatchingSorterSaysWhyAndWritesNothing) {
+    const fs::path out = dir_ / "out";
+    expect_detect_fails({"sort", (sim_dir_ / "recording.bin").string(), "--out", out.string(), "--sorter",
+                         (dir_ / "missing.json").string(), "-q"},
+                        out, {"cannot open sorter file", "missing.json"});
+    EXPECT_FALSE(fs::exists(out));
+
+    const fs::path first = dir_ / "first";
+    const RunResult a = run({"sort", (sim_dir_ / "recording.bin").string(), "--out", first.string(), "-q"});
+    ASSERT_EQ(a.status, 0) << a.err;
+    const std::string sorter = (first / "sorter.json").string();
+    expect_detect_fails({"sort", (sim_dir_ / "recording.bin").string(), "--out", out.string(), "--sorter", sorter,
+                         "--threshold", "6", "-q"},
+                        out, {"detection settings differ", "threshold_sigma", "re-run `spikeline sort`"});
+    expect_detect_fails({"sort", (sim_dir_ / "recording.bin").string(), "--out", out.string(), "--sorter", sorter,
+                         "--recalibrate-every", "1", "-q"},
+                        out, {"--sorter", "--recalibrate-every"});
+    EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(CliTest, SortRejectsAProbeWithAnotherChannelCount) {
     const fs::path d2 = dir_ / "D2";
     const RunResult sim = run({"simulate", "--channels", "32", "--duration", "0.5", "--out", d2.string(), "-q"});
