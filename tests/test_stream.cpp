@@ -695,5 +695,68 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos) << read_text(dir_ / "broken.err");
 }
 
+TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
+    // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream the
+    // recording with that sorter and decoder: the closed-loop workflow of a lab.
+    const fs::path sim = dir_ / "behavior";
+    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", std::to_string(kChannels),
+                                   "--duration", "4", "--seed", "8", "--behavior", "-q"},
+                                  dir_ / "simulate_behavior")),
+              0);
+    const fs::path sorted = dir_ / "sorted";
+    ASSERT_EQ(wait_exit(spawn_cli(
+                  {"sort", (sim / "recording.bin").string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
+                  dir_ / "sort")),
+              0)
+        << read_text(dir_ / "sort.err");
+    const fs::path model_file = dir_ / "model.json";
+    ASSERT_EQ(
+        wait_exit(spawn_cli({"decode", "train", "--spikes", sorted.string(), "--kinematics",
+                             (sim / "ground_truth" / "kinematics.npy").string(), "--out", model_file.string(), "-q"},
+                            dir_ / "train")),
+        0)
+        << read_text(dir_ / "train.err");
+
+    // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "refused").string(), "--decoder", model_file.string(), "-q"},
+                                  dir_ / "refused")),
+              2);
+    EXPECT_NE(read_text(dir_ / "refused.err").find("--sorter"), std::string::npos) << read_text(dir_ / "refused.err");
+
+    const fs::path out = dir_ / "stream";
+    ASSERT_EQ(
+        wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out", out.string(), "--sorter",
+                             (sorted / "sorter.json").string(), "--decoder", model_file.string(), "-q"},
+                            dir_ / "stream")),
+        0)
+        << read_text(dir_ / "stream.err");
+
+    // The same spikes with the same labels and templates as the offline sort, from the first spike on.
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    ASSERT_GT(times.size(), 100u);
+    EXPECT_EQ(times, io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy"),
+              io::read_npy_vector<std::int32_t>(sorted / "spike_clusters.npy"));
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy"),
+              io::read_npy_vector<std::int32_t>(sorted / "spike_templates.npy"));
+    EXPECT_TRUE(fs::exists(out / "sorter.json"));
+
+    // Decoded online as offline on the sort's clusters.
+    const decode::DecoderModel model = decode::read_model(model_file);
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+    const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
+    const std::vector<double> saved = io::read_npy(out / "decoded_velocity.npy").as<double>();
+    ASSERT_EQ(saved.size(), n_bins * 3);
+    const Eigen::MatrixXd offline =
+        decode::decode_bins(model, decode::model_inputs(model, decode::read_spike_folder(sorted), n_bins));
+    for (std::size_t k = 0; k < n_bins; ++k) {
+        const auto column = static_cast<Eigen::Index>(k);
+        EXPECT_NEAR(saved[k * 3 + 1], offline(0, column), 1e-9 * (1 + std::abs(offline(0, column)))) << k;
+        EXPECT_NEAR(saved[k * 3 + 2], offline(1, column), 1e-9 * (1 + std::abs(offline(1, column)))) << k;
+    }
+}
+
 } // namespace
 } // namespace spikeline::stream

@@ -30,15 +30,16 @@ int cmd_stream(int argc, char** argv) {
     sort::SortSettings settings;
     settings.calibration_s = 10;
     stream::StreamOptions options;
-    std::string out, overrun = "auto", decoder_model;
+    std::string out, overrun = "auto", decoder_model, sorter_file;
     bool realtime = false, no_raw_copy = false;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
         "Live acquisition: detects and sorts spikes as samples arrive, publishes each spike on ZeroMQ, saves the "
         "stream (DIR/recording.bin + .meta, SpikeGLX) and a Phy folder (DIR), and writes DIR/stream.json. Units are "
-        "learnt from the first --calibration-s seconds; spikes before that are published and saved as unsorted "
-        "(unit -1, cluster 0). Stops at the end of the source, after --duration, or on Ctrl-C / SIGTERM, always "
+        "learnt from the first --calibration-s seconds (spikes before that are published and saved as unsorted: unit "
+        "-1, cluster 0), or loaded with --sorter; the sorter is saved as DIR/sorter.json. Stops at the end of the "
+        "source, after --duration, or on Ctrl-C / SIGTERM, always "
         "finalising every file.\n\n"
         "SOURCE: udp://HOST:PORT (implant link packets; HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
         "or a recording: SpikeGLX .bin/.meta, raw int16, Open Ephys binary (structure.oebin or its folder)\n\n"
@@ -70,6 +71,9 @@ int cmd_stream(int argc, char** argv) {
         ("decoder", po::value(&decoder_model),
          "decoder model (spikeline decode train) run on the live spikes: one velocity estimate per bin, published "
          "as VEL1 messages and saved to DIR/decoded_velocity.npy") //
+        ("sorter", po::value(&sorter_file),
+         "sorter.json of an earlier spikeline sort or stream: label every spike with its units from the start (no "
+         "calibration; needed by a --decoder trained on sorted clusters)") //
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");
@@ -91,6 +95,7 @@ int cmd_stream(int argc, char** argv) {
     options.probe_file = in.probe_file;
     options.sort = settings;
     options.decoder_model = decoder_model;
+    options.sorter_file = sorter_file;
     options.save_raw = !no_raw_copy;
     if (!vm.count("threads"))
         run.threads = 1; // one worker keeps a core free for the reader and sink threads
@@ -155,7 +160,8 @@ int cmd_stream(int argc, char** argv) {
                         decoded["latency"]["p99_us"].get<double>() / 1000,
                         static_cast<unsigned long long>(decoded["late_spikes"].get<std::uint64_t>()));
         }
-        std::printf("  output       %s (recording.bin, Phy folder, gaps.tsv, stream.json)\n", out.c_str());
+        std::printf("  output       %s (%sPhy folder, sorter.json, gaps.tsv, stream.json%s)\n", out.c_str(),
+                    no_raw_copy ? "" : "recording.bin, ", decoder_model.empty() ? "" : ", decoded_velocity.npy");
     }
     return 0;
 }

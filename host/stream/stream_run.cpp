@@ -5,6 +5,7 @@
 #include "io/spikeglx.hpp"
 #include "sort/calibration.hpp"
 #include "sort/phy_writer.hpp"
+#include "sort/sorter_file.hpp"
 #include "stream/bounded_queue.hpp"
 #include "stream/latency.hpp"
 #include "stream/spike_message.hpp"
@@ -123,8 +124,9 @@ std::string make_thread_realtime(int priority) {
 }
 
 /// Reads a decoder model and checks that this stream can feed it: the model's sample rate, and labels the stream
-/// produces (threshold-crossing channels of this probe; sorted clusters need the sorter they came from).
-decode::DecoderModel read_stream_decoder(const std::filesystem::path& file, const SourceInfo& info) {
+/// produces (threshold-crossing channels of this probe; sorted clusters only with the sorter they came from).
+decode::DecoderModel read_stream_decoder(const std::filesystem::path& file, const SourceInfo& info,
+                                         const sort::Calibration* sorter) {
     decode::DecoderModel model = decode::read_model(file);
     const std::string where = "decoder model " + file.string() + ": ";
     if (std::abs(model.sample_rate - info.sample_rate) > 1e-6 * info.sample_rate)
@@ -140,10 +142,21 @@ decode::DecoderModel read_stream_decoder(const std::filesystem::path& file, cons
     case decode::UnitSource::units:
         throw InputError(where + "trained on ground-truth units (spike_units.npy), which a live stream does not have: "
                                  "train it on threshold crossings (spikeline detect output) instead");
-    case decode::UnitSource::clusters:
-        throw InputError(where + "trained on sorted clusters, whose ids only mean something with the sorter that "
-                                 "produced them; this stream learns its own units: train it on threshold crossings "
-                                 "(spikeline detect output) instead");
+    case decode::UnitSource::clusters: {
+        if (!sorter)
+            throw InputError(where + "trained on sorted clusters, whose ids only mean something with the sorter that "
+                                     "produced them: pass that sort's sorter.json with --sorter (or train the model on "
+                                     "threshold crossings, spikeline detect output)");
+        std::vector<std::int32_t> clusters{0}; // Phy cluster 0: the unsorted spikes
+        for (const sort::Unit& unit : sorter->units)
+            clusters.push_back(unit.id + 1);
+        for (const std::int32_t id : model.unit_ids)
+            if (std::find(clusters.begin(), clusters.end(), id) == clusters.end())
+                throw InputError(where + "cluster " + std::to_string(id) +
+                                 " is not a unit of the sorter: train the model on the output of a sort that used "
+                                 "this sorter");
+        break;
+    }
     }
     return model;
 }
@@ -183,14 +196,22 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     const std::size_t values_per_spike =
         static_cast<std::size_t>(HwSortConfig::snippet_channels * (geometry->pre + 1 + geometry->post));
     const auto calibration_frames =
-        static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
+        options.sorter_file.empty()
+            ? static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate))
+            : 0;
     const auto duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
     const double scale =
         (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     const OverrunPolicy overrun = options.overrun.value_or(info.live ? OverrunPolicy::drop : OverrunPolicy::block);
+    const sort::SorterFileContext sorter_context =
+        sort::make_sorter_file_context(probe, info.sample_rate, options.detect.settings, options.sort);
+    std::shared_ptr<const sort::Calibration> loaded_sorter;
+    if (!options.sorter_file.empty())
+        loaded_sorter =
+            std::make_shared<const sort::Calibration>(sort::read_sorter_file(options.sorter_file, sorter_context));
     std::optional<decode::DecoderModel> model;
     if (!options.decoder_model.empty())
-        model = read_stream_decoder(options.decoder_model, info);
+        model = read_stream_decoder(options.decoder_model, info, loaded_sorter.get());
 
     ensure_directory(options.out_dir);
     const std::filesystem::path bin_path = options.out_dir / "recording.bin";
@@ -253,6 +274,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                         phy.append(s->spikes);
                 } else if (auto* c = std::get_if<CalibrationItem>(&*item)) {
                     phy.add_calibration(*c->calibration);
+                    sort::write_sorter_file(*c->calibration, sorter_context, options.out_dir / "sorter.json");
                     ++n_calibrations;
                     phy.append(held);
                     held = {};
@@ -327,7 +349,9 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     BackgroundCalibration calibration;
     bool collecting = calibration_frames > 0;
     SortOutput window;
-    backend->enable_sorting(geometry, collecting);
+    backend->enable_sorting(loaded_sorter ? loaded_sorter->params : geometry, collecting);
+    if (loaded_sorter) // registered before any spike, so that the Phy folder keeps the sorter's template ids
+        to_sink(CalibrationItem{loaded_sorter});
     std::deque<std::pair<std::uint64_t, std::int64_t>> arrivals; // {end frame, arrival} of processed blocks
     std::vector<SpikeEvent> events;
     SortOutput sorted;
@@ -383,8 +407,9 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                            std::int64_t arrival_ns) {
         if (!decoder)
             return;
+        const bool by_cluster = model->unit_source == decode::UnitSource::clusters;
         for (const hw::SortedSpike& spike : spikes)
-            decoder->add_spike(spike.event.sample, spike.event.channel);
+            decoder->add_spike(spike.event.sample, by_cluster ? spike.unit + 1 : spike.event.channel);
         std::vector<decode::BinEstimate> bins = decoder->advance_to(complete_before);
         if (bins.empty())
             return;
@@ -559,8 +584,12 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
 
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     const double data_s = static_cast<double>(expected) / info.sample_rate;
-    nlohmann::json calibration_json = {{"calibration_s", options.sort.calibration_s},
+    nlohmann::json calibration_json = {{"calibration_s", loaded_sorter ? 0.0 : options.sort.calibration_s},
                                        {"done", calibration.result != nullptr}};
+    if (loaded_sorter) {
+        calibration_json["sorter_loaded_from"] = options.sorter_file.string();
+        calibration_json["units"] = loaded_sorter->units.size();
+    }
     if (calibration.result) {
         calibration_json["spikes"] = calibration.result->n_spikes;
         calibration_json["units"] = calibration.result->units.size();

@@ -32,6 +32,7 @@ struct StreamOptions {
     bool status = false;                  ///< draw the status line on stderr
     int realtime_priority = 0;            ///< SCHED_FIFO priority (1..99) of the reader and pipeline threads; 0: normal
     std::filesystem::path decoder_model;  ///< decoder model JSON (`decode train`); empty: no online decoding
+    std::filesystem::path sorter_file;    ///< sorter.json of an earlier sort or stream: label with it, no calibration
     bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
 };
 
