@@ -204,7 +204,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     const OverrunPolicy overrun = options.overrun.value_or(info.live ? OverrunPolicy::drop : OverrunPolicy::block);
     const sort::SorterFileContext sorter_context =
-        sort::make_sorter_file_context(probe, info.sample_rate, options.detect.settings, options.sort);
+        sort::make_sorter_file_context(probe, info.sample_rate, options.detect.settings, geometry_settings);
     std::shared_ptr<const sort::Calibration> loaded_sorter;
     if (!options.sorter_file.empty())
         loaded_sorter =
