@@ -425,6 +425,42 @@ protected:
         return gap_frames;
     }
 
+    /// A 4 s recording with the cursor task (simulate --behavior) in dir_/behavior.
+    fs::path simulate_behavior(int seed) {
+        const fs::path sim = dir_ / "behavior";
+        EXPECT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", std::to_string(kChannels),
+                                       "--duration", "4", "--seed", std::to_string(seed), "--behavior", "-q"},
+                                      dir_ / "simulate_behavior")),
+                  0);
+        return sim;
+    }
+
+    /// The default decoder (Kalman) trained on a spike folder and the recording's kinematics: dir_/NAME.json.
+    fs::path train_decoder(const fs::path& spikes, const fs::path& sim, const std::string& name) {
+        const fs::path model = dir_ / (name + ".json");
+        EXPECT_EQ(
+            wait_exit(spawn_cli({"decode", "train", "--spikes", spikes.string(), "--kinematics",
+                                 (sim / "ground_truth" / "kinematics.npy").string(), "--out", model.string(), "-q"},
+                                dir_ / ("train_" + name))),
+            0)
+            << read_text(dir_ / ("train_" + name + ".err"));
+        return model;
+    }
+
+    /// Checks a stream's decoded_velocity.npy rows against the model run offline (decode_bins) on a folder's spikes.
+    static void expect_offline_estimates(const decode::DecoderModel& model, const fs::path& spikes,
+                                         const std::vector<double>& saved, std::size_t n_bins) {
+        ASSERT_EQ(saved.size(), n_bins * 3);
+        const Eigen::MatrixXd offline =
+            decode::decode_bins(model, decode::model_inputs(model, decode::read_spike_folder(spikes), n_bins));
+        for (std::size_t k = 0; k < n_bins; ++k) {
+            const auto column = static_cast<Eigen::Index>(k);
+            EXPECT_DOUBLE_EQ(saved[k * 3], static_cast<double>((k + 1) * model.bin_samples) / model.sample_rate);
+            EXPECT_NEAR(saved[k * 3 + 1], offline(0, column), 1e-9 * (1 + std::abs(offline(0, column)))) << k;
+            EXPECT_NEAR(saved[k * 3 + 2], offline(1, column), 1e-9 * (1 + std::abs(offline(1, column)))) << k;
+        }
+    }
+
     std::vector<std::int16_t> input_;
 };
 
@@ -605,22 +641,12 @@ struct Subscriber {
 
 TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
-    const fs::path sim = dir_ / "behavior";
-    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", std::to_string(kChannels),
-                                   "--duration", "4", "--seed", "6", "--behavior", "-q"},
-                                  dir_ / "simulate_behavior")),
-              0);
+    const fs::path sim = simulate_behavior(6);
     ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
                                   dir_ / "detect")),
               0)
         << read_text(dir_ / "detect.err");
-    const fs::path model_file = dir_ / "model.json";
-    ASSERT_EQ(
-        wait_exit(spawn_cli({"decode", "train", "--spikes", (dir_ / "det").string(), "--kinematics",
-                             (sim / "ground_truth" / "kinematics.npy").string(), "--out", model_file.string(), "-q"},
-                            dir_ / "train")),
-        0)
-        << read_text(dir_ / "train.err");
+    const fs::path model_file = train_decoder(dir_ / "det", sim, "model");
 
     const int port = test_port(4);
     const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
@@ -646,7 +672,8 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
     EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
 
-    // Every completed bin was decoded, published in order and saved.
+    // Every completed bin was decoded, published in order and saved, with the estimates of the same model run offline
+    // over detect's crossings (the stream detects identically).
     const decode::DecoderModel model = decode::read_model(model_file);
     const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
     ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
@@ -656,33 +683,22 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
     ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
     const std::vector<double> saved = saved_array.as<double>();
-
-    // The same model run offline over the same crossings (detect's; the stream detects identically).
-    const decode::SpikeTrains crossings = decode::read_spike_folder(dir_ / "det");
-    const Eigen::MatrixXd offline = decode::decode_bins(model, decode::model_inputs(model, crossings, n_bins));
+    expect_offline_estimates(model, dir_ / "det", saved, n_bins);
     for (std::size_t k = 0; k < n_bins; ++k) {
         const VelocityMessage& m = subscriber.velocities[k];
         EXPECT_EQ(m.bin, k);
         EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
-        const auto column = static_cast<Eigen::Index>(k);
-        EXPECT_NEAR(m.vx, offline(0, column), 1e-9 * (1 + std::abs(offline(0, column)))) << k;
-        EXPECT_NEAR(m.vy, offline(1, column), 1e-9 * (1 + std::abs(offline(1, column)))) << k;
+        EXPECT_EQ(m.vx, saved[k * 3 + 1]);
+        EXPECT_EQ(m.vy, saved[k * 3 + 2]);
         if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
             EXPECT_GE(m.latency_ns, 0) << k;
         }
-        EXPECT_DOUBLE_EQ(saved[k * 3], static_cast<double>(m.end_sample) / 30000.0);
-        EXPECT_EQ(saved[k * 3 + 1], m.vx);
-        EXPECT_EQ(saved[k * 3 + 2], m.vy);
     }
 
     // Models the stream cannot feed are refused before anything runs.
-    ASSERT_EQ(wait_exit(spawn_cli({"decode", "train", "--spikes", (sim / "ground_truth").string(), "--kinematics",
-                                   (sim / "ground_truth" / "kinematics.npy").string(), "--out",
-                                   (dir_ / "gt_model.json").string(), "-q"},
-                                  dir_ / "train_gt")),
-              0);
+    const fs::path ground_truth_model = train_decoder(sim / "ground_truth", sim, "ground_truth_model");
     EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                   (dir_ / "refused").string(), "--decoder", (dir_ / "gt_model.json").string(), "-q"},
+                                   (dir_ / "refused").string(), "--decoder", ground_truth_model.string(), "-q"},
                                   dir_ / "refused")),
               2);
     EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
@@ -698,24 +714,14 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
 TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
     // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream the
     // recording with that sorter and decoder: the closed-loop workflow of a lab.
-    const fs::path sim = dir_ / "behavior";
-    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", std::to_string(kChannels),
-                                   "--duration", "4", "--seed", "8", "--behavior", "-q"},
-                                  dir_ / "simulate_behavior")),
-              0);
+    const fs::path sim = simulate_behavior(8);
     const fs::path sorted = dir_ / "sorted";
     ASSERT_EQ(wait_exit(spawn_cli(
                   {"sort", (sim / "recording.bin").string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
                   dir_ / "sort")),
               0)
         << read_text(dir_ / "sort.err");
-    const fs::path model_file = dir_ / "model.json";
-    ASSERT_EQ(
-        wait_exit(spawn_cli({"decode", "train", "--spikes", sorted.string(), "--kinematics",
-                             (sim / "ground_truth" / "kinematics.npy").string(), "--out", model_file.string(), "-q"},
-                            dir_ / "train")),
-        0)
-        << read_text(dir_ / "train.err");
+    const fs::path model_file = train_decoder(sorted, sim, "model");
 
     // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
     EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
@@ -747,16 +753,7 @@ TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDeco
     const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
     EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
     const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
-    const std::vector<double> saved = io::read_npy(out / "decoded_velocity.npy").as<double>();
-    ASSERT_EQ(saved.size(), n_bins * 3);
-    const Eigen::MatrixXd offline =
-        decode::decode_bins(model, decode::model_inputs(model, decode::read_spike_folder(sorted), n_bins));
-    for (std::size_t k = 0; k < n_bins; ++k) {
-        const auto column = static_cast<Eigen::Index>(k);
-        EXPECT_NEAR(saved[k * 3 + 1], offline(0, column), 1e-9 * (1 + std::abs(offline(0, column)))) << k;
-        EXPECT_NEAR(saved[k * 3 + 2], offline(1, column), 1e-9 * (1 + std::abs(offline(1, column)))) << k;
-    }
+    expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
 }
-
 } // namespace
 } // namespace spikeline::stream
