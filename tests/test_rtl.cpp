@@ -341,6 +341,28 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
     EXPECT_NE(read_file(dir_ / "rtl" / "detect_info.json").find("\"verilator\""), std::string::npos);
 }
 
+TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
+    const std::string recording = (dir_ / "sim" / "recording.bin").string();
+    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 2 --seed 6 -q"), 0)
+        << read_file(dir_ / "err.txt");
+    for (const std::string backend : {"cpu", "verilator"})
+        ASSERT_EQ(run_cli("sort " + recording + " --out " + (dir_ / backend).string() + " --backend " + backend +
+                          " --calibration-s 1 -q"),
+                  0)
+            << read_file(dir_ / "err.txt");
+    int compared = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "cpu")) {
+        const auto name = entry.path().filename();
+        if (name == "spikeline_sort.json") // names the backend and holds timings
+            continue;
+        EXPECT_TRUE(read_file(entry.path()) == read_file(dir_ / "verilator" / name))
+            << name << " differs between cpu and verilator";
+        ++compared;
+    }
+    EXPECT_EQ(compared, 13) << "the Phy folder and sorter.json";
+    EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
+}
+
 class RtlTrace : public testing::TempDirTest {};
 
 TEST_F(RtlTrace, WritesAnFstWaveformOnlyWhenAsked) {

@@ -245,6 +245,19 @@ TEST_F(SortBackends, ReferenceIsBlockSizeInvariantIncludingSnippetsAcrossBlockEd
     }
 }
 
+TEST_F(SortBackends, VerilatorEqualsReferenceOnEveryLabelFeatureAndSnippet) {
+    // The RTL core's events and monitor-port samples through the L1 sorting stage, 2 s (the RTL runs ~2 M samples/s).
+    const std::vector<std::int16_t> segment(data_->begin(), data_->begin() + 60000 * kChannels);
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected = run_sorted(*reference, calibration_->params, true, segment, kChannels, 1 << 20);
+    ASSERT_GT(expected.spikes.size(), 100u);
+    for (std::size_t block : {std::size_t{7}, std::size_t{30000}}) {
+        SCOPED_TRACE("block " + std::to_string(block));
+        auto rtl = make_backend({"verilator", 1}, *detect_);
+        expect_same(expected, run_sorted(*rtl, calibration_->params, true, segment, kChannels, block));
+    }
+}
+
 TEST_F(SortBackends, KernelTopInChunksEqualsTheReferenceBackend) {
     auto reference = make_reference_backend(*detect_);
     const SortOutput expected = run_sorted(*reference, calibration_->params, false, *data_, kChannels, 1 << 20);

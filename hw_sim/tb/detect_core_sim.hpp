@@ -85,8 +85,13 @@ public:
     virtual void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) = 0;
     /// FLUSH: ends the stream and appends the remaining events.
     virtual void finish(std::vector<hw::SpikeEvent>& events) = 0;
-    /// Referenced samples seen on the monitor port, frame-major (when capture_monitor).
+    /// Referenced samples seen on the monitor port, frame-major (when capture_monitor), since configure() or the last
+    /// take_monitor().
     virtual const std::vector<std::int32_t>& monitor() const = 0;
+    /// Moves the captured referenced samples to the end of `referenced` and, for every event handed out since the
+    /// last call, the number of whole frames the monitor port had shown when the event left the core to the end of
+    /// `event_frames`: the order in which a stage downstream of the core would see frames and events.
+    virtual void take_monitor(std::vector<std::int32_t>& referenced, std::vector<std::uint64_t>& event_frames) = 0;
     virtual const CycleStats& stats() const = 0;
     virtual std::uint32_t read_register(std::uint32_t address) = 0;
     virtual void write_register(std::uint32_t address, std::uint32_t value) = 0;

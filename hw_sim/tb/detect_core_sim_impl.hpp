@@ -78,6 +78,8 @@ public:
         stream_start_cycle_ = cycle_;
         frames_in_ = 0;
         monitor_.clear();
+        monitor_samples_ = 0;
+        event_frames_.clear();
     }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) override {
@@ -111,6 +113,13 @@ public:
     }
 
     const std::vector<std::int32_t>& monitor() const override { return monitor_; }
+
+    void take_monitor(std::vector<std::int32_t>& referenced, std::vector<std::uint64_t>& event_frames) override {
+        referenced.insert(referenced.end(), monitor_.begin(), monitor_.end());
+        event_frames.insert(event_frames.end(), event_frames_.begin(), event_frames_.end());
+        monitor_.clear();
+        event_frames_.clear();
+    }
     const CycleStats& stats() const override { return stats_; }
 
     std::uint32_t read_register(std::uint32_t address) override {
@@ -183,8 +192,10 @@ private:
             ++stats_.input_stalls;
         if (model_->m_axis_tvalid && model_->m_axis_tready)
             receive_event();
-        if (options_.capture_monitor && model_->monitor_valid)
+        if (options_.capture_monitor && model_->monitor_valid) {
             monitor_.push_back(sign_extend(model_->monitor_sample, 21));
+            ++monitor_samples_;
+        }
         model_->clk = 1;
         model_->eval();
         if (trace_)
@@ -221,6 +232,8 @@ private:
             stats_.event_latency_cycles.push_back(
                 cycle_ - (entry_cycle_[event.sample % kEntryRing] + static_cast<std::uint64_t>(event.channel)));
         received_.push_back(event);
+        if (options_.capture_monitor)
+            event_frames_.push_back(monitor_samples_ / static_cast<std::uint64_t>(n_channels_));
     }
 
     static std::int32_t sign_extend(std::uint32_t value, int bits) {
@@ -247,6 +260,8 @@ private:
     std::size_t source_remaining_ = 0;
     std::vector<hw::SpikeEvent> received_; ///< events that left the core, not yet handed out
     std::vector<std::int32_t> monitor_;
+    std::uint64_t monitor_samples_ = 0;       ///< since configure()
+    std::vector<std::uint64_t> event_frames_; ///< per received event: monitor_samples_ / n_channels_ at its arrival
     CycleStats stats_;
 };
 
