@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 #include <sstream>
@@ -297,10 +298,11 @@ protected:
         return dir;
     }
 
-    SortRunResult sort_folder(const std::filesystem::path& sim, const std::filesystem::path& out,
-                              double calibration_s) {
+    SortRunResult sort_folder(const std::filesystem::path& sim, const std::filesystem::path& out, double calibration_s,
+                              double recalibrate_every_s = 0) {
         SortRunOptions options;
         options.sort.calibration_s = calibration_s;
+        options.sort.recalibrate_every_s = recalibrate_every_s;
         options.detect.backend = {"cpu", 2};
         auto open = [&] { return io::open_recording(sim / "recording.bin", {}); };
         return run_sorting(open, probe::read_probeinterface(sim / "probe.json"), options, out);
@@ -388,6 +390,21 @@ TEST_F(SortPipeline, ARecordingWithoutSpikesIsAClearErrorAndWritesNothing) {
         EXPECT_NE(std::string(e.what()).find("calibration window"), std::string::npos) << e.what();
     }
     EXPECT_FALSE(std::filesystem::exists(out / "spike_times.npy"));
+}
+
+TEST_F(SortPipeline, RecalibrationPeriodsTooPoorInSpikesAreSkippedCountedAndExplained) {
+    const auto sim = simulate_folder(64, 3.0, 9);
+    const auto out = dir_ / "phy";
+    // 0.1 s periods of 64 channels hold a few spikes: too few for a cluster of --min-cluster-spikes.
+    const SortRunResult result = sort_folder(sim, out, 2.0, 0.1);
+    EXPECT_GE(result.n_calibrations, 1);
+    EXPECT_GT(result.n_recalibrations_skipped, 0);
+    EXPECT_NE(result.last_skip_reason.find("min-cluster-spikes"), std::string::npos) << result.last_skip_reason;
+    std::ifstream record(out / "spikeline_sort.json");
+    const std::string text{std::istreambuf_iterator<char>(record), std::istreambuf_iterator<char>()};
+    EXPECT_NE(text.find("\"n_recalibrations_skipped\": " + std::to_string(result.n_recalibrations_skipped)),
+              std::string::npos)
+        << text;
 }
 
 } // namespace

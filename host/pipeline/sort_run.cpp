@@ -172,8 +172,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                     writer.add_calibration(calibration);
                     backend->enable_sorting(calibration.params, true);
                     ++result.n_calibrations;
-                } catch (const InputError&) {
-                    // Too few spikes in this period to learn from: keep the current calibration.
+                } catch (const InputError& e) {
+                    // Too few spikes in this period to learn from: keep the current calibration, and say so.
+                    ++result.n_recalibrations_skipped;
+                    result.last_skip_reason = e.what();
                 }
             }
             window.clear();
@@ -211,6 +213,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"n_spikes", result.spikes},
         {"n_unsorted", result.unsorted},
         {"n_calibrations", result.n_calibrations},
+        {"n_recalibrations_skipped", result.n_recalibrations_skipped},
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
         {"lost_events", result.lost_events},

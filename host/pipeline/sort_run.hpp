@@ -23,6 +23,8 @@ struct SortRunResult {
     std::uint64_t unsorted = 0;
     int n_units = 0;
     int n_calibrations = 0;               ///< calibrations learnt in this run (0 with a loaded sorter)
+    int n_recalibrations_skipped = 0;     ///< --recalibrate-every periods that could not be learnt from
+    std::string last_skip_reason;         ///< why the last of them was skipped
     std::size_t calibration_spikes = 0;   ///< snippets the first calibration (or the loaded one) learnt from
     std::filesystem::path sorter_loaded;  ///< the sorter file labelled with; empty: calibrated here
     std::filesystem::path sorter_written; ///< out_dir/sorter.json: the last calibration, for later runs
