@@ -413,6 +413,8 @@ TEST_F(CliTest, SortWritesAPhyFolderThatCompareScoresAsSorting) {
     const RunResult r = run({"sort", (sim_dir_ / "recording.bin").string(), "--out", out.string()});
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("units"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("calibration "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("loaded from"), std::string::npos) << r.out;
     for (const char* name :
          {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "amplitudes.npy", "templates.npy",
           "channel_map.npy", "channel_positions.npy", "pc_features.npy", "pc_feature_ind.npy", "cluster_group.tsv",
@@ -446,6 +448,7 @@ TEST_F(CliTest, SortWithTheSorterOfAnEarlierSortReproducesItsLabels) {
                              (first / "sorter.json").string()});
     ASSERT_EQ(b.status, 0) << b.err;
     EXPECT_NE(b.out.find("loaded from " + (first / "sorter.json").string()), std::string::npos) << b.out;
+    EXPECT_EQ(b.out.find("calibration "), std::string::npos) << b.out;
     for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "sorter.json"})
         EXPECT_EQ(read_bytes(first / name), read_bytes(second / name)) << name;
     EXPECT_TRUE(temporary_files(second).empty());

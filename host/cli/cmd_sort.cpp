@@ -90,12 +90,12 @@ int cmd_sort(int argc, char** argv) {
             std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
                         result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
                         result.n_calibrations);
-        if (result.n_recalibrations_skipped > 0)
-            std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",
-                        result.n_recalibrations_skipped, result.last_skip_reason.c_str());
         else
             std::printf("  sorter       loaded from %s (learnt from %zu spikes), no calibration\n",
                         result.sorter_loaded.c_str(), result.calibration_spikes);
+        if (result.n_recalibrations_skipped > 0)
+            std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",
+                        result.n_recalibrations_skipped, result.last_skip_reason.c_str());
         std::printf("  units        %d (%d good)\n", result.n_units, good);
         std::printf("  spikes       %llu, %llu unsorted (%.1f%%)\n", static_cast<unsigned long long>(result.spikes),
                     static_cast<unsigned long long>(result.unsorted),
