@@ -9,6 +9,7 @@
 
 #include "backend/cpu_kernels.hpp"
 #include "backend/sort_stage.hpp"
+#include "backend/worker_pool.hpp"
 #include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/common_reference.hpp"
 #include "spikeline/hw/spatial_dedup.hpp"
@@ -16,83 +17,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <functional>
-#include <mutex>
-#include <thread>
 
 namespace spikeline {
 namespace {
-
-/// Runs a function on `size` workers (the caller is worker 0) and waits for all of them.
-class WorkerPool {
-public:
-    explicit WorkerPool(int size) {
-        for (int w = 1; w < size; ++w)
-            threads_.emplace_back([this, w] { worker_loop(w); });
-    }
-
-    ~WorkerPool() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-            ++generation_;
-        }
-        wake_.notify_all();
-        for (auto& t : threads_)
-            t.join();
-    }
-
-    void run(const std::function<void(int)>& job) {
-        if (threads_.empty()) {
-            job(0);
-            return;
-        }
-        {
-            std::lock_guard lock(mutex_);
-            job_ = &job;
-            pending_ = static_cast<int>(threads_.size());
-            ++generation_;
-        }
-        wake_.notify_all();
-        job(0);
-        std::unique_lock lock(mutex_);
-        done_.wait(lock, [this] { return pending_ == 0; });
-    }
-
-private:
-    void worker_loop(int index) {
-        std::uint64_t seen = 0;
-        for (;;) {
-            const std::function<void(int)>* job = nullptr;
-            {
-                std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return generation_ != seen; });
-                seen = generation_;
-                if (stopping_)
-                    return;
-                job = job_;
-            }
-            (*job)(index);
-            {
-                std::lock_guard lock(mutex_);
-                --pending_;
-            }
-            done_.notify_one();
-        }
-    }
-
-    std::vector<std::thread> threads_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::condition_variable done_;
-    const std::function<void(int)>* job_ = nullptr;
-    std::uint64_t generation_ = 0;
-    int pending_ = 0;
-    bool stopping_ = false;
-};
 
 struct TimedCandidate {
     std::uint64_t emitted_at;

@@ -1,0 +1,59 @@
+// The CPU backend's barrier: every worker runs every job exactly once and run() returns only after all of them,
+// whether the threads meet while spinning or have to sleep and be woken.
+#include "backend/worker_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace spikeline {
+namespace {
+
+void expect_every_worker_runs_every_job(int size, int runs, std::chrono::microseconds job_time,
+                                        std::chrono::microseconds idle_between_runs) {
+    WorkerPool pool(size);
+    std::vector<std::atomic<int>> done(static_cast<std::size_t>(size));
+    std::atomic<bool> caller_ran_as_worker_0{false};
+    const auto caller = std::this_thread::get_id();
+    for (int r = 0; r < runs; ++r) {
+        pool.run([&](int w) {
+            if (w == 0 && std::this_thread::get_id() == caller)
+                caller_ran_as_worker_0 = true;
+            // Worker 1 is the slowest: run() must still wait for it.
+            if (w == 1)
+                std::this_thread::sleep_for(job_time);
+            done[static_cast<std::size_t>(w)].fetch_add(1);
+        });
+        for (int w = 0; w < size; ++w)
+            ASSERT_EQ(done[static_cast<std::size_t>(w)].load(), r + 1) << "worker " << w << ", run " << r;
+        if (idle_between_runs.count() > 0)
+            std::this_thread::sleep_for(idle_between_runs);
+    }
+    EXPECT_TRUE(caller_ran_as_worker_0);
+}
+
+TEST(WorkerPool, BackToBackShortJobsMeetWhileSpinning) {
+    expect_every_worker_runs_every_job(2, 20000, std::chrono::microseconds(0), std::chrono::microseconds(0));
+}
+
+TEST(WorkerPool, JobsLongerThanTheSpinWakeTheSleepingCaller) {
+    expect_every_worker_runs_every_job(2, 50, std::chrono::microseconds(2000), std::chrono::microseconds(0));
+}
+
+TEST(WorkerPool, IdleWorkersAreWokenForTheNextJob) {
+    expect_every_worker_runs_every_job(2, 50, std::chrono::microseconds(0), std::chrono::microseconds(2000));
+}
+
+TEST(WorkerPool, MoreWorkersThanCores) {
+    expect_every_worker_runs_every_job(5, 500, std::chrono::microseconds(50), std::chrono::microseconds(0));
+}
+
+TEST(WorkerPool, OneWorkerRunsTheJobOnTheCaller) {
+    expect_every_worker_runs_every_job(1, 10, std::chrono::microseconds(0), std::chrono::microseconds(0));
+}
+
+} // namespace
+} // namespace spikeline
