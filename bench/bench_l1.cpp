@@ -8,6 +8,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <random>
 #include <vector>
@@ -47,6 +48,28 @@ void BM_Bandpass(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
 }
 BENCHMARK(BM_Bandpass);
+
+// The CPU backend's band-pass: tiles of a reference group's channels through 256-frame blocks, with the group sums.
+void BM_CpuBandpassTiles(benchmark::State& state) {
+    constexpr std::size_t kBlock = 256;
+    auto filter = std::make_unique<hw::BandpassState<HwConfig>>();
+    std::vector<std::int32_t> out(kBlock * kChannels);
+    std::vector<std::int32_t> sums(kBlock * HwConfig::max_groups);
+    const auto runs = cpu::reference_runs(params(), 0, kChannels);
+    const auto& frames = noise_frames();
+    for (auto _ : state)
+        for (std::size_t start = 0; start < kFrames; start += kBlock) {
+            std::fill(sums.begin(), sums.end(), 0);
+            for (const auto& run : runs)
+                for (int first = run.begin; first < run.end; first += cpu::kBandpassTile)
+                    cpu::bandpass_tile(*filter, params(), &frames[start * kChannels], out.data(), kChannels, kBlock,
+                                       first, std::min(run.end, first + cpu::kBandpassTile),
+                                       &sums[static_cast<std::size_t>(run.group)]);
+        }
+    benchmark::DoNotOptimize(sums.data());
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
+}
+BENCHMARK(BM_CpuBandpassTiles);
 
 const std::vector<std::int32_t>& filtered_frames() {
     static const std::vector<std::int32_t> frames(noise_frames().begin(), noise_frames().end());

@@ -1,5 +1,7 @@
-// Every backend equals the plain L1 reference on every event: thread counts, block sizes, settings, corner cases.
+// Every backend equals the plain L1 reference on every event (thread counts, block sizes, settings, corner cases), and
+// the CPU backend's vectorised kernels equal the L1 functions they replace on every output.
 #include "backend/backend.hpp"
+#include "backend/cpu_kernels.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "simulated_recording.hpp"
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -141,6 +144,100 @@ TEST(BackendCorners, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
         auto cpu = make_cpu_backend(*params, threads);
         expect_same(expected, run(*cpu, data, channels, 512));
     }
+}
+
+TEST(BackendCorners, GroupsLongerThanABandpassTileAndOfOddSizes) {
+    // 300 channels (two full band-pass tiles and a partial one) and 37 (a partial vector), one of them unreferenced.
+    constexpr int channels = 337;
+    probe::Probe probe = probe::default_probe(channels);
+    for (int ch = 0; ch < channels; ++ch)
+        probe.contacts[static_cast<std::size_t>(ch)].shank = ch < 300 ? 0 : 1;
+    const auto data = simulate_in_memory(channels, 2.0, 13);
+    const auto params = make_detect_params(DetectSettings{}, probe, 30000);
+    params->group_of[310] = -1;
+    const auto expected = reference_events(*params, data);
+    ASSERT_FALSE(expected.empty());
+    for (int threads : {1, 2}) {
+        SCOPED_TRACE("threads " + std::to_string(threads));
+        auto cpu = make_cpu_backend(*params, threads);
+        expect_same(expected, run(*cpu, data, channels, 1000));
+    }
+}
+
+// Frame-major frames of `channels` channels: noise, full-range random samples, then a full-scale square wave.
+std::vector<std::int16_t> bandpass_test_frames(int channels, std::size_t frames) {
+    std::mt19937 rng(17);
+    std::normal_distribution<double> noise(0, 60);
+    std::uniform_int_distribution<int> full_range(-32768, 32767);
+    std::vector<std::int16_t> data(frames * static_cast<std::size_t>(channels));
+    for (std::size_t f = 0; f < frames; ++f)
+        for (int ch = 0; ch < channels; ++ch) {
+            const int phase = static_cast<int>(f) + 5 * ch;
+            const int value = f < frames / 3       ? static_cast<int>(noise(rng))
+                              : f < 2 * frames / 3 ? full_range(rng)
+                                                   : ((phase / 20) % 2 ? 32767 : -32768);
+            data[f * static_cast<std::size_t>(channels) + static_cast<std::size_t>(ch)] =
+                static_cast<std::int16_t>(value);
+        }
+    return data;
+}
+
+// Element by element, reporting the first difference as (row, column) of rows of `row_length` values.
+void expect_same_rows(const std::vector<std::int32_t>& expected, const std::vector<std::int32_t>& actual,
+                      std::size_t row_length, const char* what) {
+    ASSERT_EQ(expected.size(), actual.size());
+    const auto difference = std::mismatch(expected.begin(), expected.end(), actual.begin());
+    if (difference.first == expected.end())
+        return;
+    const auto at = static_cast<std::size_t>(difference.first - expected.begin());
+    ADD_FAILURE() << what << " differ first at row " << at / row_length << ", column " << at % row_length
+                  << ": expected " << *difference.first << ", got " << *difference.second;
+}
+
+TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
+    constexpr int channels = 256;
+    constexpr std::size_t frames = 768;
+    constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
+    const auto data = bandpass_test_frames(channels, frames);
+    const auto real = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    // Poles at z = 1 with the largest gain: the states run into saturation within a few frames.
+    auto unstable = std::make_unique<HwParams>(*real);
+    for (auto& section : unstable->sections)
+        section = {(1 << (HwConfig::coef_bits - 1)) - 1, -(1 << (HwConfig::coef_bits - 1)),
+                   1 << HwConfig::coef_frac_bits};
+    for (const HwParams* params : {real.get(), unstable.get()})
+        for (int width : {1, 7, 8, 100, 128})
+            for (std::size_t per_call : {std::size_t{1}, std::size_t{256}}) {
+                SCOPED_TRACE("width " + std::to_string(width) + ", " + std::to_string(per_call) + " frames per call" +
+                             (params == real.get() ? "" : ", unstable filter"));
+                const int begin = 3; // not at a vector boundary
+                const int end = begin + width;
+                const std::size_t group = 5;
+                auto expected_state = std::make_unique<hw::BandpassState<HwConfig>>();
+                auto state = std::make_unique<hw::BandpassState<HwConfig>>();
+                // Columns outside [begin, end) keep the marker: the tile writes no other channel.
+                std::vector<std::int32_t> expected(frames * channels, -7), actual(expected);
+                std::vector<std::int32_t> expected_sums(frames * HwConfig::max_groups, 0), sums(expected_sums);
+                for (std::size_t f = 0; f < frames; ++f) {
+                    std::int32_t* row = &expected[f * channels];
+                    hw::bandpass_frame(*expected_state, *params, &data[f * channels], row, begin, end);
+                    for (int ch = begin; ch < end; ++ch)
+                        expected_sums[f * HwConfig::max_groups + group] += row[ch];
+                }
+                for (std::size_t f = 0; f < frames; f += per_call)
+                    cpu::bandpass_tile(*state, *params, &data[f * channels], &actual[f * channels], channels, per_call,
+                                       begin, end, &sums[f * HwConfig::max_groups + group]);
+                expect_same_rows(expected, actual, channels, "outputs");
+                expect_same_rows(expected_sums, sums, HwConfig::max_groups, "group sums");
+                for (int k = 0; k <= HwConfig::n_sections; ++k)
+                    for (int j = 0; j < 2; ++j)
+                        for (int ch = 0; ch < channels; ++ch)
+                            ASSERT_EQ(expected_state->history[k][j][ch], state->history[k][j][ch])
+                                << "history[" << k << "][" << j << "][" << ch << "]";
+                if (params == unstable.get()) {
+                    EXPECT_NE(std::count(expected.begin(), expected.end(), sample_max), 0) << "no saturation reached";
+                }
+            }
 }
 
 TEST(BackendFactory, RejectsUnknownBackendAndBadThreadCounts) {

@@ -1,8 +1,10 @@
 #pragma once
-// Vectorisable rewrites of L1 stages for the CPU backend. They produce exactly the bits of the plain L1 functions
-// (hw::subtract_reference followed by hw::track_noise_and_flag), which tests/test_backend.cpp checks on every
-// output. Loops run over runs of channels of one reference group, which removes L1's per-channel group lookup.
+// Vectorised rewrites of L1 stages for the CPU backend. They produce exactly the bits of the plain L1 functions
+// (hw::bandpass_frame; hw::subtract_reference followed by hw::track_noise_and_flag), which tests/test_backend.cpp
+// checks on every output. Loops run over runs of channels of one reference group, which removes L1's per-channel
+// group lookup.
 #include "backend/detect_settings.hpp"
+#include "spikeline/hw/bandpass.hpp"
 #include "spikeline/hw/threshold_detector.hpp"
 
 #include <algorithm>
@@ -33,6 +35,17 @@ inline std::vector<ChannelRun> reference_runs(const HwParams& params, int begin,
     }
     return runs;
 }
+
+/// Widest channel range of bandpass_tile: 16 vectors of 8 int64 lanes are enough independent chains to hide the
+/// multiplies' latency, and the tile's history (6 x 1 KiB) stays in L1.
+inline constexpr int kBandpassTile = 128;
+
+/// hw::bandpass_frame for channels [begin, end) (at most kBandpassTile, of one reference group) over n_frames
+/// frame-major frames of `stride` channels, the history held in registers and L1 across the frames. Adds each
+/// frame's sum of the outputs to group_sums[f * HwConfig::max_groups] unless group_sums is null.
+void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
+                   std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
+                   std::int32_t* group_sums);
 
 /// hw::subtract_reference followed by hw::track_noise_and_flag for one run, in one pass.
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
