@@ -400,6 +400,7 @@ TEST_F(SortPipeline, RecalibrationPeriodsTooPoorInSpikesAreSkippedCountedAndExpl
     EXPECT_GE(result.n_calibrations, 1);
     EXPECT_GT(result.n_recalibrations_skipped, 0);
     EXPECT_NE(result.last_skip_reason.find("min-cluster-spikes"), std::string::npos) << result.last_skip_reason;
+    EXPECT_NE(result.last_skip_reason.find("--recalibrate-every"), std::string::npos) << result.last_skip_reason;
     std::ifstream record(out / "spikeline_sort.json");
     const std::string text{std::istreambuf_iterator<char>(record), std::istreambuf_iterator<char>()};
     EXPECT_NE(text.find("\"n_recalibrations_skipped\": " + std::to_string(result.n_recalibrations_skipped)),

@@ -175,7 +175,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 } catch (const InputError& e) {
                     // Too few spikes in this period to learn from: keep the current calibration, and say so.
                     ++result.n_recalibrations_skipped;
-                    result.last_skip_reason = e.what();
+                    result.last_skip_reason =
+                        std::string(e.what()) + " (for a recalibration the window is one --recalibrate-every period)";
                 }
             }
             window.clear();
