@@ -9,6 +9,7 @@
 #include "sim/simulator.hpp"
 #include "simulated_recording.hpp"
 #include "sort/calibration.hpp"
+#include "sort/phy_writer.hpp"
 #include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
@@ -308,6 +309,75 @@ protected:
         return run_sorting(open, probe::read_probeinterface(sim / "probe.json"), options, out);
     }
 };
+
+class PhyQuality : public testing::TempDirTest {
+protected:
+    /// Writes a Phy folder for 100 s at 30 kHz in which the first unit fires every 0.1 s during the first half only
+    /// and the second every 0.1 s throughout; returns the two units' quality rows.
+    std::vector<sort::ClusterQuality> write(double expected_duration_s, double recorded_s) {
+        const auto geometry = small_geometry(64);
+        const sort::Calibration calibration =
+            sort::calibrate(*geometry, known_mixture(*geometry, 200, 5), sort::SortSettings{});
+        const probe::Probe probe = probe::default_probe(64);
+        io::RecordingInfo info;
+        info.n_channels = 64;
+        info.sample_rate = 30000;
+        info.data_path = dir_ / "recording.bin";
+        std::filesystem::create_directories(dir_ / "phy");
+        sort::PhyWriter writer(dir_ / "phy", probe, info, calibration.params, expected_duration_s);
+        writer.add_calibration(calibration);
+        const int half_unit = calibration.units[0].id, whole_unit = calibration.units[1].id;
+        for (std::uint64_t sample = 1500; static_cast<double>(sample) < recorded_s * 30000; sample += 3000) {
+            std::vector<hw::SortedSpike> spikes;
+            for (int unit : {half_unit, whole_unit}) {
+                if (unit == half_unit && sample >= 50 * 30000)
+                    continue;
+                const sort::Entry& entry = calibration.entries[static_cast<std::size_t>(
+                    calibration.units[static_cast<std::size_t>(unit == half_unit ? 0 : 1)].entries.front())];
+                hw::SortedSpike spike{};
+                spike.event = {sample, entry.channel, -100};
+                spike.unit = unit;
+                spike.template_id = entry.template_id;
+                spikes.push_back(spike);
+            }
+            writer.append(spikes);
+        }
+        std::vector<sort::ClusterQuality> rows;
+        for (const sort::ClusterQuality& q : writer.finish({}, recorded_s))
+            if (q.cluster_id == half_unit + 1 || q.cluster_id == whole_unit + 1)
+                rows.push_back(q);
+        EXPECT_EQ(rows.size(), 2u);
+        if (rows.size() == 2 && rows[0].cluster_id != half_unit + 1)
+            std::swap(rows[0], rows[1]);
+        return rows;
+    }
+};
+
+TEST_F(PhyQuality, PresenceRatioAndFiringRateOfARecordingOfKnownLength) {
+    const auto rows = write(100, 100);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_DOUBLE_EQ(rows[0].presence_ratio, 0.5);
+    EXPECT_DOUBLE_EQ(rows[1].presence_ratio, 1.0);
+    EXPECT_DOUBLE_EQ(rows[0].firing_rate_hz, 5.0);
+    EXPECT_DOUBLE_EQ(rows[1].firing_rate_hz, 10.0);
+}
+
+TEST_F(PhyQuality, AStreamOfUnknownLengthGetsTheSameFiguresFromBinsThatGrowWithIt) {
+    const auto rows = write(0, 100);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_NEAR(rows[0].presence_ratio, 0.5, 0.01);
+    EXPECT_DOUBLE_EQ(rows[1].presence_ratio, 1.0);
+    EXPECT_DOUBLE_EQ(rows[0].firing_rate_hz, 5.0);
+    EXPECT_DOUBLE_EQ(rows[1].firing_rate_hz, 10.0);
+}
+
+TEST_F(PhyQuality, AStreamStoppedBeforeItsExpectedLengthIsJudgedOnWhatItRecorded) {
+    const auto rows = write(200, 100);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_DOUBLE_EQ(rows[0].presence_ratio, 0.5);
+    EXPECT_DOUBLE_EQ(rows[1].presence_ratio, 1.0);
+    EXPECT_DOUBLE_EQ(rows[1].firing_rate_hz, 10.0);
+}
 
 TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately) {
     const auto sim = simulate_folder(128, 24.0, 7);

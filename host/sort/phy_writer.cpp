@@ -12,6 +12,7 @@ namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kPresenceBins = 100;
+constexpr double kFirstPresenceBinS = 0.01; ///< when the length is not known in advance
 constexpr double kRefractoryMs = 1.5;
 
 /// Python string literal for params.py.
@@ -33,9 +34,10 @@ std::string number_text(double value) {
 } // namespace
 
 PhyWriter::PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, const io::RecordingInfo& info,
-                     std::shared_ptr<const HwSortParams> geometry, double duration_s)
+                     std::shared_ptr<const HwSortParams> geometry, double expected_duration_s)
     : out_dir_(std::move(out_dir)), probe_(probe), info_(info), geometry_(std::move(geometry)),
-      width_(geometry_->pre + 1 + geometry_->post), duration_s_(duration_s),
+      width_(geometry_->pre + 1 + geometry_->post), presence_bins_fixed_(expected_duration_s > 0),
+      presence_bin_s_(presence_bins_fixed_ ? expected_duration_s / kPresenceBins : kFirstPresenceBinS),
       scale_((info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits)),
       times_(out_dir_ / "spike_times.npy"), clusters_file_(out_dir_ / "spike_clusters.npy"),
       templates_file_(out_dir_ / "spike_templates.npy"), amplitudes_(out_dir_ / "amplitudes.npy"),
@@ -83,20 +85,32 @@ void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
 
         Accumulator& a = clusters_[cluster];
         if (a.present.empty())
-            a.present.assign(kPresenceBins, false);
+            a.present.assign(presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins, false);
         if (a.n > 0 && spike.event.sample - a.last < refractory)
             ++a.violations;
         a.last = spike.event.sample;
         ++a.n;
         const double t = static_cast<double>(spike.event.sample) / sample_rate;
-        const int bin = duration_s_ > 0 ? static_cast<int>(t / duration_s_ * kPresenceBins) : 0;
-        a.present[static_cast<std::size_t>(std::clamp(bin, 0, kPresenceBins - 1))] = true;
+        while (!presence_bins_fixed_ && t >= presence_bin_s_ * static_cast<double>(a.present.size()))
+            coarsen_presence_bins();
+        const auto bin = static_cast<std::ptrdiff_t>(t / presence_bin_s_);
+        a.present[static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(bin, 0, std::ssize(a.present) - 1))] = true;
         ++n_spikes_;
         n_unsorted_ += spike.unit < 0;
     }
 }
 
-std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info) {
+void PhyWriter::coarsen_presence_bins() {
+    for (auto& [id, a] : clusters_) {
+        const std::size_t half = a.present.size() / 2;
+        for (std::size_t i = 0; i < half; ++i)
+            a.present[i] = a.present[2 * i] || a.present[2 * i + 1];
+        std::fill(a.present.begin() + static_cast<std::ptrdiff_t>(half), a.present.end(), false);
+    }
+    presence_bin_s_ *= 2;
+}
+
+std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double recorded_s) {
     times_.finish();
     clusters_file_.finish();
     templates_file_.finish();
@@ -141,7 +155,11 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info) {
     io::write_npy(out_dir_ / "channel_map.npy", channel_map);
     io::write_npy(out_dir_ / "channel_positions.npy", positions.data(), {static_cast<std::size_t>(n_channels), 2});
 
-    // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration.
+    // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration. The presence ratio counts the bins
+    // the recorded length covers (fewer than the capacity when a stream stopped early, or before its bins filled).
+    const std::ptrdiff_t capacity = presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins;
+    const std::ptrdiff_t n_bins = std::clamp<std::ptrdiff_t>(
+        static_cast<std::ptrdiff_t>(std::ceil(recorded_s / presence_bin_s_ - 1e-9)), 1, capacity);
     std::vector<ClusterQuality> quality;
     std::vector<int> ids{0};
     for (const auto& [id, unit] : units_)
@@ -153,10 +171,10 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info) {
             const Accumulator& a = it->second;
             q.n_spikes = a.n;
             q.isi_violation_ratio = a.n > 1 ? static_cast<double>(a.violations) / static_cast<double>(a.n - 1) : 0;
-            q.presence_ratio =
-                static_cast<double>(std::count(a.present.begin(), a.present.end(), true)) / kPresenceBins;
+            q.presence_ratio = static_cast<double>(std::count(a.present.begin(), a.present.begin() + n_bins, true)) /
+                               static_cast<double>(n_bins);
         }
-        q.firing_rate_hz = duration_s_ > 0 ? static_cast<double>(q.n_spikes) / duration_s_ : 0;
+        q.firing_rate_hz = recorded_s > 0 ? static_cast<double>(q.n_spikes) / recorded_s : 0;
         if (cluster == 0) {
             q.group = "noise";
         } else {

@@ -27,7 +27,9 @@ struct ClusterQuality {
     double firing_rate_hz = 0;
     double snr = 0;                 ///< template peak / noise sigma of the peak channel
     double isi_violation_ratio = 0; ///< share of inter-spike intervals below 1.5 ms
-    double presence_ratio = 0;      ///< share of 100 equal bins of the recording holding a spike
+    /// share of equal bins of the recording holding a spike: 100 bins when the length was known in advance,
+    /// 100-200 otherwise (see PhyWriter)
+    double presence_ratio = 0;
     int peak_channel = -1;
     double amplitude_uv = 0; ///< template peak (uV, or LSB when the gain is unknown)
     std::string group;       ///< good (ISI violations < 1 %, SNR >= 5), mua, or noise (cluster 0)
@@ -35,9 +37,11 @@ struct ClusterQuality {
 
 class PhyWriter {
 public:
-    /// dat_path: the recording params.py points at; duration_s: its expected length (for the presence ratio).
+    /// dat_path: the recording params.py points at; expected_duration_s: its length if known in advance (a file),
+    /// else 0 (a live stream): the presence ratio's bins are then 10 ms wide at first and double whenever 200 of
+    /// them no longer cover the recording, so that 100-200 bins span it at the end, in bounded memory.
     PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, const io::RecordingInfo& info,
-              std::shared_ptr<const HwSortParams> geometry, double duration_s);
+              std::shared_ptr<const HwSortParams> geometry, double expected_duration_s);
 
     /// The first template id the next calibration must use.
     int next_template_id() const { return static_cast<int>(templates_.size()); }
@@ -46,8 +50,9 @@ public:
     /// become zero templates, so that spike_templates holds the sorter's template ids.
     void add_calibration(const Calibration& calibration);
     void append(const std::vector<hw::SortedSpike>& spikes);
-    /// Writes the remaining files; `info` goes to spikeline_sort.json.
-    std::vector<ClusterQuality> finish(const nlohmann::json& info);
+    /// Writes the remaining files; `info` goes to spikeline_sort.json. recorded_s: the length actually written (for
+    /// firing rates and the presence ratio; a stream may stop before its expected length).
+    std::vector<ClusterQuality> finish(const nlohmann::json& info, double recorded_s);
 
     std::uint64_t n_spikes() const { return n_spikes_; }
     std::uint64_t n_unsorted() const { return n_unsorted_; }
@@ -65,13 +70,16 @@ private:
     };
 
     int unsorted_template(int channel);
+    /// Halves the presence resolution: bin i becomes bins 2i and 2i + 1.
+    void coarsen_presence_bins();
 
     std::filesystem::path out_dir_;
     const probe::Probe& probe_;
     io::RecordingInfo info_;
     std::shared_ptr<const HwSortParams> geometry_;
     int width_;
-    double duration_s_;
+    bool presence_bins_fixed_; ///< the length was known in advance: 100 bins of a fixed width
+    double presence_bin_s_;
     double scale_; ///< Q4 input LSB -> uV (or LSB)
     std::vector<Template> templates_;
     std::map<int, int> unsorted_templates_; ///< channel -> template id

@@ -306,7 +306,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                         {"backend", backend->name()},
                         {"detect_settings", to_json(options.detect.settings)},
                         {"sort_settings", sort::to_json(options.sort)},
-                        {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"}});
+                        {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"}},
+                       static_cast<double>(frames) / info.sample_rate);
         } catch (...) {
             sink_error = std::current_exception();
             sink_queue.close();
