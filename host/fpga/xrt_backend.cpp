@@ -198,6 +198,10 @@ public:
             if (staged_frames_ == chunk_frames_)
                 submit(false, events);
         }
+        // Runs that have finished hand their events back now, not when their buffer set is needed again (up to
+        // buffer_sets chunks later). A failed run is left to collect()'s wait, which reports it.
+        while (!in_flight_.empty() && sets_[in_flight_.front()].run.state() == ERT_CMD_STATE_COMPLETED)
+            collect(events);
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
