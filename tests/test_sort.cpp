@@ -69,14 +69,16 @@ TEST(SortL1, FeaturesAreTheRoundedProjectionOfEachSnippetRow) {
     EXPECT_EQ(f[2 * kRows + 0], 0);
 }
 
-/// Snippets of three known waveforms (two on channel 0, one on channel 1) with white noise.
-SortOutput known_mixture(const HwSortParams& params, int per_unit, std::uint64_t seed) {
+/// Snippets of three known waveforms (two on channel 0, one on channel 1) with white noise; absent_unit's are left out.
+SortOutput known_mixture(const HwSortParams& params, int per_unit, std::uint64_t seed, int absent_unit = -1) {
     const int width = params.pre + 1 + params.post;
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> noise(0.0, 20.0);
     SortOutput out;
     for (int i = 0; i < 3 * per_unit; ++i) {
         const int unit = i % 3;
+        if (unit == absent_unit)
+            continue;
         hw::SortedSpike spike{};
         spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), unit == 2 ? 1 : 0, -1};
         out.spikes.push_back(spike);
@@ -149,6 +151,32 @@ TEST(SortCalibration, RecalibrationKeepsTheIdsOfUnitsItFindsAgain) {
             }
         }
     EXPECT_EQ(second.entries.front().template_id, 1000);
+}
+
+TEST(SortCalibration, AUnitMissingFromOneRecalibrationGetsItsIdBackWhenItReturns) {
+    const auto geometry = small_geometry(64);
+    auto id_on_channel_1 = [](const sort::Calibration& c) {
+        for (const auto& u : c.units)
+            if (u.peak_channel == 1)
+                return u.id;
+        return -1;
+    };
+    const sort::Calibration first = sort::calibrate(*geometry, known_mixture(*geometry, 200, 5), sort::SortSettings{});
+    sort::Calibration known;
+    sort::remember_units(known, first);
+    // The unit on channel 1 is silent in the second period.
+    const sort::Calibration second =
+        sort::calibrate(*geometry, known_mixture(*geometry, 200, 6, 2), sort::SortSettings{}, 100, &known);
+    ASSERT_EQ(second.units.size(), 2u);
+    ASSERT_EQ(id_on_channel_1(second), -1);
+    sort::remember_units(known, second);
+    EXPECT_EQ(known.units.size(), 3u);
+
+    const sort::Calibration third =
+        sort::calibrate(*geometry, known_mixture(*geometry, 200, 7), sort::SortSettings{}, 200, &known);
+    ASSERT_NE(id_on_channel_1(first), -1);
+    // A new unit would get an id above every known one (3), so equality means the old unit was recognised.
+    EXPECT_EQ(id_on_channel_1(third), id_on_channel_1(first));
 }
 
 TEST(SortCalibration, NoSpikesIsAClearError) {

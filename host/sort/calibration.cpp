@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include <Eigen/Dense>
 
@@ -494,6 +495,28 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         q.gate = static_cast<std::int64_t>(std::min(entry.gate, 4.0e18));
     }
     return result;
+}
+
+void remember_units(Calibration& known, const Calibration& latest) {
+    Calibration merged;
+    auto copy_unit = [&merged](const Calibration& from, const Unit& unit) {
+        Unit copy = unit;
+        copy.entries.clear();
+        for (int e : unit.entries) {
+            copy.entries.push_back(static_cast<int>(merged.entries.size()));
+            merged.entries.push_back(from.entries[static_cast<std::size_t>(e)]);
+        }
+        merged.units.push_back(std::move(copy));
+    };
+    std::set<int> latest_ids;
+    for (const Unit& unit : latest.units) {
+        latest_ids.insert(unit.id);
+        copy_unit(latest, unit);
+    }
+    for (const Unit& unit : known.units)
+        if (!latest_ids.count(unit.id))
+            copy_unit(known, unit);
+    known = std::move(merged);
 }
 
 } // namespace spikeline::sort

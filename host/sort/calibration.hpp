@@ -45,6 +45,12 @@ struct Calibration {
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id = 0, const Calibration* previous = nullptr);
 
+/// Adds latest's units to `known`, the units of every calibration so far (each id with the entries of the latest
+/// calibration that found it), for calibrate's `previous` at the next recalibration: a unit that one period missed
+/// (too few spikes in its window) keeps its id when a later period finds it again. Only ids, entries' channels and
+/// mean snippets are kept: `known` is for matching, not for a backend.
+void remember_units(Calibration& known, const Calibration& latest);
+
 /// Normalised distance between two snippets' means on the channels they share, minimised over +-2 samples of shift:
 /// |a - b|^2 / ((|a|^2 + |b|^2) / 2). 2 when they share no channel.
 double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
