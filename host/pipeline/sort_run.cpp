@@ -139,8 +139,6 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     const auto recalibrate_frames =
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
-    sort::Calibration known_units; ///< every unit found so far, for keeping ids across recalibrations
-    sort::remember_units(known_units, calibration);
     if (!source) // a loaded sorter labels on the first reading
         source = open_source();
     DetectRunOptions labelling_run = options.detect;
@@ -170,8 +168,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             if (!window.data.spikes.empty()) {
                 try {
                     calibration =
-                        sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(), &known_units);
-                    sort::remember_units(known_units, calibration);
+                        sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(), &calibration);
                     writer.add_calibration(calibration);
                     backend->enable_sorting(calibration.params, true);
                     ++result.n_calibrations;

@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <tuple>
 
 #include <Eigen/Dense>
 
@@ -256,6 +257,19 @@ std::vector<double> template_seen_from(const HwSortParams& params, const std::ve
     return shifted;
 }
 
+/// The classifier features of a mean snippet. Features are linear in the snippet: the mean of the features is the
+/// features of the mean.
+std::vector<double> centroid_of(const HwSortParams& params, const std::vector<double>& mean_snippet, int width) {
+    std::int32_t rounded[kRows][HwSortConfig::max_snippet_samples] = {};
+    for (int r = 0; r < kRows; ++r)
+        for (int t = 0; t < width; ++t)
+            rounded[r][t] =
+                static_cast<std::int32_t>(std::lround(mean_snippet[static_cast<std::size_t>(r * width + t)]));
+    std::int32_t f[HwSortConfig::n_values];
+    hw::compute_features(params, rounded, f);
+    return {f, f + HwSortConfig::n_values};
+}
+
 } // namespace
 
 double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
@@ -406,11 +420,33 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     std::vector<int> ids(result.units.size(), -1);
     int next_id = 0;
     if (previous) {
+        // First by the labels the previous classifier gave this window's spikes while labelling them (a unit
+        // whose spikes it mostly called X is X, however far drift has moved its template), then by template
+        // distance (units whose spikes it left unsorted).
         struct Match {
+            int by_template; ///< 0: by labels (distance = 1 - share of the unit's spikes), 1: by template distance
             double distance;
             std::size_t unit, old;
         };
         std::vector<Match> matches;
+        std::map<int, std::size_t> old_index;
+        for (std::size_t o = 0; o < previous->units.size(); ++o)
+            old_index[previous->units[o].id] = o;
+        for (std::size_t u = 0; u < result.units.size(); ++u) {
+            std::map<int, std::size_t> votes;
+            std::size_t total = 0;
+            for (int e : result.units[u].entries)
+                for (int i : members_of[static_cast<std::size_t>(e)]) {
+                    ++total;
+                    const int label = data.spikes[static_cast<std::size_t>(i)].unit;
+                    if (label >= 0)
+                        ++votes[label];
+                }
+            for (const auto& [label, count] : votes)
+                if (2 * count > total && old_index.count(label))
+                    matches.push_back(
+                        {0, 1.0 - static_cast<double>(count) / static_cast<double>(total), u, old_index[label]});
+        }
         for (std::size_t u = 0; u < result.units.size(); ++u)
             for (std::size_t o = 0; o < previous->units.size(); ++o) {
                 const Unit& old = previous->units[o];
@@ -424,11 +460,11 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     }
                 }
                 if (best < settings.id_match_distance)
-                    matches.push_back({best, u, o});
+                    matches.push_back({1, best, u, o});
             }
         std::sort(matches.begin(), matches.end(), [](const Match& x, const Match& y) {
-            return x.distance != y.distance ? x.distance < y.distance
-                                            : (x.unit != y.unit ? x.unit < y.unit : x.old < y.old);
+            return std::tie(x.by_template, x.distance, x.unit, x.old) <
+                   std::tie(y.by_template, y.distance, y.unit, y.old);
         });
         std::vector<bool> old_taken(previous->units.size(), false);
         for (const Match& m : matches)
@@ -445,6 +481,32 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         result.units[u].id = ids[u];
         for (int e : result.units[u].entries)
             result.entries[static_cast<std::size_t>(e)].unit = ids[u];
+    }
+
+    // Units of earlier calibrations this window did not find (too few spikes in it, or a cluster that matched no
+    // id) stay registered with their last templates, as features in the new basis, so that their spikes keep their
+    // labels. (Keeping only units with no successor among the new ones measured worse, docs/ACCURACY.md.)
+    if (previous) {
+        std::set<int> found;
+        for (const Unit& unit : result.units)
+            found.insert(unit.id);
+        for (const Unit& old : previous->units) {
+            if (found.count(old.id))
+                continue;
+            Unit carried = old;
+            carried.entries.clear();
+            for (int e : old.entries) {
+                Entry entry = previous->entries[static_cast<std::size_t>(e)];
+                if (params.n_entries[entry.channel] == HwSortConfig::max_entries)
+                    continue;
+                entry.centroid = centroid_of(params, entry.mean_snippet, width);
+                carried.entries.push_back(static_cast<int>(result.entries.size()));
+                result.entries.push_back(std::move(entry));
+                ++params.n_entries[result.entries.back().channel];
+            }
+            if (!carried.entries.empty())
+                result.units.push_back(std::move(carried));
+        }
     }
 
     // A unit's spikes may peak on any contact near its largest one; register it where no cluster represented it,
@@ -468,14 +530,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             Unit clustered_only = unit;
             clustered_only.entries = clustered;
             entry.mean_snippet = template_seen_from(params, result.entries, clustered_only, channel, width);
-            // Features are linear in the snippet: the mean of the features is the features of the mean.
-            std::int32_t rounded[kRows][HwSortConfig::max_snippet_samples] = {};
-            for (int r = 0; r < kRows; ++r)
-                for (int t = 0; t < width; ++t)
-                    rounded[r][t] = static_cast<std::int32_t>(
-                        std::lround(entry.mean_snippet[static_cast<std::size_t>(r * width + t)]));
-            hw::compute_features(params, rounded, f);
-            entry.centroid.assign(f, f + kValues);
+            entry.centroid = centroid_of(params, entry.mean_snippet, width);
             unit.entries.push_back(static_cast<int>(result.entries.size()));
             result.entries.push_back(std::move(entry));
             ++params.n_entries[channel];
@@ -495,28 +550,6 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         q.gate = static_cast<std::int64_t>(std::min(entry.gate, 4.0e18));
     }
     return result;
-}
-
-void remember_units(Calibration& known, const Calibration& latest) {
-    Calibration merged;
-    auto copy_unit = [&merged](const Calibration& from, const Unit& unit) {
-        Unit copy = unit;
-        copy.entries.clear();
-        for (int e : unit.entries) {
-            copy.entries.push_back(static_cast<int>(merged.entries.size()));
-            merged.entries.push_back(from.entries[static_cast<std::size_t>(e)]);
-        }
-        merged.units.push_back(std::move(copy));
-    };
-    std::set<int> latest_ids;
-    for (const Unit& unit : latest.units) {
-        latest_ids.insert(unit.id);
-        copy_unit(latest, unit);
-    }
-    for (const Unit& unit : known.units)
-        if (!latest_ids.count(unit.id))
-            copy_unit(known, unit);
-    known = std::move(merged);
 }
 
 } // namespace spikeline::sort

@@ -40,16 +40,12 @@ struct Calibration {
 
 /// Learns the classifier from the sorted output of a calibration window (spikes with snippets, e.g. from a backend
 /// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
-/// previous is given, units matching one of its units (template distance below id_match_distance) keep their ids.
+/// previous is given: units matching one of its units keep its id (matched first by the labels previous gave the
+/// window's spikes, then by template distance below id_match_distance), and previous's units the window did not
+/// find stay registered with their last templates, so a unit keeps its id and its labels through a quiet period.
 /// Throws InputError when there are no spikes to learn from.
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id = 0, const Calibration* previous = nullptr);
-
-/// Adds latest's units to `known`, the units of every calibration so far (each id with the entries of the latest
-/// calibration that found it), for calibrate's `previous` at the next recalibration: a unit that one period missed
-/// (too few spikes in its window) keeps its id when a later period finds it again. Only ids, entries' channels and
-/// mean snippets are kept: `known` is for matching, not for a backend.
-void remember_units(Calibration& known, const Calibration& latest);
 
 /// Normalised distance between two snippets' means on the channels they share, minimised over +-2 samples of shift:
 /// |a - b|^2 / ((|a|^2 + |b|^2) / 2). 2 when they share no channel.
