@@ -56,8 +56,13 @@ void PhyWriter::add_calibration(const Calibration& calibration) {
     }
     for (const Unit& unit : calibration.units) {
         units_[unit.id] = unit;
+        // A unit a recalibration kept without seeing it may have no snippet on its peak channel in that window: its
+        // earlier SNR stands.
         const double noise = calibration.channel_noise[static_cast<std::size_t>(unit.peak_channel)];
-        unit_snr_[unit.id] = noise > 0 ? unit.amplitude / noise : std::nan("");
+        if (noise > 0)
+            unit_snr_[unit.id] = unit.amplitude / noise;
+        else
+            unit_snr_.try_emplace(unit.id, std::nan(""));
     }
 }
 
