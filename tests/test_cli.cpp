@@ -343,6 +343,48 @@ TEST_F(CliTest, DetectPrintsASummaryWithoutQuiet) {
     EXPECT_EQ(r.err.find("detect:"), std::string::npos) << r.err;
 }
 
+TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndPhyReadsTheWholeFile) {
+    // The simulated recording with a Neuropixels-style sync channel appended to every frame: a square wave of
+    // 0 / 64 LSB toggling every 1000 frames, which would be detected as spikes if it were read as neural.
+    const fs::path rec = dir_ / "with_sync";
+    fs::create_directories(rec);
+    const std::vector<char> neural = read_bytes(sim_dir_ / "recording.bin");
+    constexpr auto channels = static_cast<std::size_t>(kChannels);
+    const std::size_t n_frames = neural.size() / (2 * channels);
+    std::vector<char> with_sync;
+    with_sync.reserve(n_frames * 2 * (channels + 1));
+    for (std::size_t f = 0; f < n_frames; ++f) {
+        with_sync.insert(with_sync.end(), neural.begin() + static_cast<std::ptrdiff_t>(f * 2 * channels),
+                         neural.begin() + static_cast<std::ptrdiff_t>((f + 1) * 2 * channels));
+        const std::int16_t sync = (f / 1000) % 2 == 0 ? 0 : 64;
+        with_sync.push_back(static_cast<char>(sync & 0xff));
+        with_sync.push_back(static_cast<char>(sync >> 8));
+    }
+    std::ofstream(rec / "recording.bin", std::ios::binary)
+        .write(with_sync.data(), static_cast<std::streamsize>(with_sync.size()));
+    copy_meta_without(sim_dir_ / "recording.meta", rec / "recording.meta", "nSavedChans");
+    copy_meta_without(rec / "recording.meta", rec / "meta.tmp", "fileSizeBytes");
+    copy_meta_without(rec / "meta.tmp", rec / "recording.meta", "snsApLfSy");
+    fs::remove(rec / "meta.tmp");
+    std::ofstream(rec / "recording.meta", std::ios::app)
+        << "nSavedChans=65\nfileSizeBytes=" << with_sync.size() << "\nsnsApLfSy=64,0,1\n";
+    fs::copy_file(sim_dir_ / "probe.json", rec / "probe.json");
+
+    const fs::path plain = dir_ / "plain", synced = dir_ / "synced";
+    ASSERT_EQ(run({"detect", (sim_dir_ / "recording.bin").string(), "--out", plain.string(), "-q"}).status, 0);
+    const RunResult r = run({"detect", (rec / "recording.bin").string(), "--out", synced.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("1 non-neural channel(s) of the file skipped"), std::string::npos) << r.out;
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+        EXPECT_EQ(read_bytes(plain / name), read_bytes(synced / name)) << name;
+
+    const fs::path phy = dir_ / "phy";
+    ASSERT_EQ(run({"sort", (rec / "recording.bin").string(), "--out", phy.string(), "-q"}).status, 0);
+    const std::string params = read_text(phy / "params.py");
+    EXPECT_NE(params.find("n_channels_dat = 65"), std::string::npos) << params;
+    EXPECT_NE(params.find("recording.bin"), std::string::npos) << params;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // bad input: exit status 2, a message naming the problem, no outputs left behind
 

@@ -386,6 +386,38 @@ TEST_F(IoTest, SpikeGlxRejectsSizeNotDividingByChannels) {
                        {"odd.bin", "10 bytes", "4 int16 channels", "2 bytes left over"});
 }
 
+TEST_F(IoTest, SpikeGlxSyncChannelsAreSkipped) {
+    // A Neuropixels-style AP file: 4 neural channels then 1 sync channel (snsApLfSy=4,0,1), 10 frames.
+    const std::vector<std::int16_t> samples = ramp_frames(10, 5);
+    write_bytes(dir_ / "run.imec0.ap.bin",
+                std::string(reinterpret_cast<const char*>(samples.data()), samples.size() * sizeof(std::int16_t)));
+    write_text(dir_ / "run.imec0.ap.meta",
+               "nSavedChans=5\nimSampRate=30000\nfileSizeBytes=100\nsnsApLfSy=4,0,1\nsnsSaveChanSubset=all\n");
+    auto source = open_spikeglx(dir_ / "run.imec0.ap.bin");
+    EXPECT_EQ(source->info().n_channels, 4);
+    EXPECT_EQ(source->info().file_channels(), 5);
+    EXPECT_EQ(source->info().n_frames, 10u);
+    const std::vector<std::int16_t> read = read_all(*source, 3);
+    ASSERT_EQ(read.size(), 40u);
+    for (std::size_t f = 0; f < 10; ++f)
+        for (std::size_t c = 0; c < 4; ++c)
+            EXPECT_EQ(read[f * 4 + c], samples[f * 5 + c]) << "frame " << f << " channel " << c;
+    // --channels may name either count.
+    OpenOptions neural;
+    neural.n_channels = 4;
+    EXPECT_EQ(open_recording(dir_ / "run.imec0.ap.bin", neural)->info().n_channels, 4);
+    OpenOptions saved;
+    saved.n_channels = 5;
+    EXPECT_EQ(open_recording(dir_ / "run.imec0.ap.bin", saved)->info().n_channels, 4);
+
+    for (const char* bad : {"4,0", "3,0,1", "4,0,x", "0,0,5", "4,-1,2"}) {
+        write_text(dir_ / "run.imec0.ap.meta",
+                   std::string("nSavedChans=5\nimSampRate=30000\nfileSizeBytes=100\n") + "snsApLfSy=" + bad + "\n");
+        expect_input_error([&] { open_spikeglx(dir_ / "run.imec0.ap.bin"); },
+                           {"snsApLfSy=" + std::string(bad), "nSavedChans=5"});
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // open_recording and raw files
 

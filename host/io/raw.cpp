@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <system_error>
+#include <vector>
 
 namespace spikeline::io {
 
@@ -31,15 +32,26 @@ public:
         const std::size_t frames = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, max_frames));
         if (frames == 0)
             return 0;
-        const std::size_t frame_bytes = static_cast<std::size_t>(info_.n_channels) * sizeof(std::int16_t);
+        const auto file_channels = static_cast<std::size_t>(info_.file_channels());
+        const auto channels = static_cast<std::size_t>(info_.n_channels);
+        const std::size_t frame_bytes = file_channels * sizeof(std::int16_t);
+        // Frames with channels to skip go through a buffer of at most the caller's chunk.
+        std::int16_t* target = dst;
+        if (file_channels != channels) {
+            staging_.resize(frames * file_channels);
+            target = staging_.data();
+        }
         const auto wanted = static_cast<std::streamsize>(frames * frame_bytes);
-        in_.read(reinterpret_cast<char*>(dst), wanted);
+        in_.read(reinterpret_cast<char*>(target), wanted);
         if (in_.gcount() != wanted) {
             const std::uint64_t got_bytes = frames_read_ * frame_bytes + static_cast<std::uint64_t>(in_.gcount());
             throw InputError(info_.data_path.string() + ": file ended after " + std::to_string(got_bytes) +
                              " bytes, but " + std::to_string(info_.n_frames * frame_bytes) +
                              " were expected: it is truncated or was modified while being read");
         }
+        if (target != dst)
+            for (std::size_t f = 0; f < frames; ++f)
+                std::copy_n(&staging_[f * file_channels], channels, dst + f * channels);
         frames_read_ += frames;
         return frames;
     }
@@ -48,6 +60,7 @@ private:
     RecordingInfo info_;
     std::ifstream in_;
     std::uint64_t frames_read_ = 0;
+    std::vector<std::int16_t> staging_;
 };
 
 } // namespace

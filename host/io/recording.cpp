@@ -46,9 +46,10 @@ std::filesystem::path find_spikeglx_bin(const std::filesystem::path& folder) {
 std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesystem::path& bin_path,
                                                             const OpenOptions& options) {
     RecordingInfo info = read_spikeglx_info(bin_path);
-    require(!options.n_channels || *options.n_channels == info.n_channels,
+    require(!options.n_channels || *options.n_channels == info.n_channels ||
+                *options.n_channels == info.file_channels(),
             bin_path.string() + ": --channels " + std::to_string(options.n_channels.value_or(0)) +
-                " disagrees with nSavedChans=" + std::to_string(info.n_channels) +
+                " disagrees with nSavedChans=" + std::to_string(info.file_channels()) +
                 " in its .meta: drop --channels for SpikeGLX recordings");
     // Explicit options win over the .meta, e.g. a calibrated sample rate or a gain the .meta lacks.
     if (options.sample_rate) {

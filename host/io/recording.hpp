@@ -10,12 +10,17 @@ namespace spikeline::io {
 
 /// What a reader knows about a recording before reading it.
 struct RecordingInfo {
-    int n_channels = 0;
+    int n_channels = 0; ///< neural channels: those a reader delivers
+    /// Channels per frame in the file when it holds more than the neural ones after them (a SpikeGLX sync channel),
+    /// which readers skip; 0: the same as n_channels.
+    int n_file_channels = 0;
     double sample_rate = 0.0;
     std::uint64_t n_frames = 0;      ///< frames (one int16 per channel) in the whole recording
     double microvolts_per_bit = 0;   ///< 0 when the gain is unknown
     std::string format;              ///< "spikeglx", "raw", "simulated", ...
     std::filesystem::path data_path; ///< the binary file, when there is one
+
+    int file_channels() const { return n_file_channels > 0 ? n_file_channels : n_channels; }
 };
 
 /// A stream of interleaved, time-major int16 frames. Readers never hold the whole recording in memory.

@@ -62,6 +62,19 @@ std::optional<double> optional_number(const MetaMap& meta, const std::string& ke
     return text ? parse_number<double>(*text) : std::nullopt;
 }
 
+/// The comma-separated non-negative integers of a value such as snsApLfSy=384,0,1; empty when malformed.
+std::vector<int> comma_separated_counts(const std::string& text) {
+    std::vector<int> counts;
+    std::istringstream in(text);
+    for (std::string token; std::getline(in, token, ',');) {
+        const auto value = parse_number<int>(trim(token));
+        if (!value || *value < 0)
+            return {};
+        counts.push_back(*value);
+    }
+    return counts;
+}
+
 /// The numbers of the first channel entry of ~imroTbl, "(type,nchan)(chan bank refid apgain lfgain hpfilt)...".
 std::vector<double> first_imro_entry(const MetaMap& meta) {
     const auto table = find_key(meta, "~imroTbl");
@@ -189,6 +202,21 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {
     const bool lfp_stream = bin_path.stem().extension() == ".lf";
     RecordingInfo info;
     info.n_channels = n_channels;
+    // snsApLfSy counts the saved channels of each type, in that order: the sync channel(s) come last and carry no
+    // neural signal, so they are skipped (the file keeps them: Phy's params.py names nSavedChans).
+    if (const auto counts = find_key(meta, "snsApLfSy")) {
+        const std::vector<int> ap_lf_sy = comma_separated_counts(*counts);
+        require(
+            ap_lf_sy.size() == 3 && ap_lf_sy[2] < n_channels && ap_lf_sy[0] + ap_lf_sy[1] + ap_lf_sy[2] == n_channels,
+            meta_path.string() + ": snsApLfSy=" + *counts +
+                " should be three channel counts (AP,LF,SY) adding up to nSavedChans=" + std::to_string(n_channels) +
+                ": is the .meta damaged?");
+        const int sync = ap_lf_sy[2];
+        if (sync > 0) {
+            info.n_channels = n_channels - sync;
+            info.n_file_channels = n_channels;
+        }
+    }
     info.sample_rate = sample_rate;
     info.n_frames = actual_size / frame_bytes;
     info.microvolts_per_bit = microvolts_per_bit_from(meta, lfp_stream);

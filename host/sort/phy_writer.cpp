@@ -207,7 +207,7 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
 
     std::ostringstream params;
     params << "dat_path = " << python_string(std::filesystem::absolute(info_.data_path).string()) << "\n"
-           << "n_channels_dat = " << n_channels << "\n"
+           << "n_channels_dat = " << info_.file_channels() << "\n"
            << "dtype = 'int16'\n"
            << "offset = 0\n"
            << "sample_rate = " << number_text(info_.sample_rate) << "\n"
