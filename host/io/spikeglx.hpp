@@ -1,7 +1,8 @@
 #pragma once
 // SpikeGLX recordings: NAME.bin (interleaved little-endian int16, time-major) beside NAME.meta (key=value
 // lines). Keys used: nSavedChans, imSampRate (or niSampRate), fileSizeBytes, and for the gain
-// imAiRangeMax / imMaxInt with the AP gain of ~imroTbl (Neuropixels) or niAiRangeMax / niMaxInt / niMNGain.
+// imAiRangeMax / imMaxInt with the AP gain of ~imroTbl (Neuropixels) or niAiRangeMax / niMaxInt / niMNGain, and
+// snsApLfSy, whose sync channels (the last SY of each frame) readers skip.
 #include "io/recording.hpp"
 
 #include <map>
