@@ -1,6 +1,7 @@
 // End-to-end tests of the spikeline command-line tool: runs the built binary (SPIKELINE_CLI) as a child process
 // with stdout and stderr redirected to files, then checks exit status, messages and the files it wrote.
 #include "io/npy.hpp"
+#include "probe/probe.hpp"
 
 #include <gtest/gtest.h>
 
@@ -343,7 +344,7 @@ TEST_F(CliTest, DetectPrintsASummaryWithoutQuiet) {
     EXPECT_EQ(r.err.find("detect:"), std::string::npos) << r.err;
 }
 
-TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndPhyReadsTheWholeFile) {
+TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndGeometryComesFromTheMeta) {
     // The simulated recording with a Neuropixels-style sync channel appended to every frame: a square wave of
     // 0 / 64 LSB toggling every 1000 frames, which would be detected as spikes if it were read as neural.
     const fs::path rec = dir_ / "with_sync";
@@ -383,6 +384,20 @@ TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndPhyReadsTheWholeFile) {
     const std::string params = read_text(phy / "params.py");
     EXPECT_NE(params.find("n_channels_dat = 65"), std::string::npos) << params;
     EXPECT_NE(params.find("recording.bin"), std::string::npos) << params;
+
+    // Without probe.json the geometry comes from the .meta's ~snsGeomMap (SpikeGLX 2023 and later).
+    const spikeline::probe::Probe probe = spikeline::probe::read_probeinterface(rec / "probe.json");
+    fs::remove(rec / "probe.json");
+    std::string geometry = "~snsGeomMap=(spikeline,1,250,70)";
+    for (const auto& contact : probe.contacts)
+        geometry += "(0:" + std::to_string(contact.x_um) + ":" + std::to_string(contact.y_um) + ":1)";
+    std::ofstream(rec / "recording.meta", std::ios::app) << geometry << "\n";
+    const fs::path from_meta = dir_ / "from_meta";
+    const RunResult m = run({"detect", (rec / "recording.bin").string(), "--out", from_meta.string()});
+    ASSERT_EQ(m.status, 0) << m.err;
+    EXPECT_NE(m.out.find("recording.meta (~snsGeomMap)"), std::string::npos) << m.out;
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+        EXPECT_EQ(read_bytes(plain / name), read_bytes(from_meta / name)) << name;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

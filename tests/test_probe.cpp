@@ -219,6 +219,35 @@ TEST_F(ProbeTest, RejectsMissingChannel) {
         {"none.json", "no contact is connected"});
 }
 
+TEST(SpikeGlxGeomMap, ContactsFromEveryEntryWithShanksSpacedByThePitch) {
+    const probe::Probe probe = probe::probe_from_spikeglx_geom_map(
+        "(NP2014,2,250,70)(0:27:0:1)(0:59:15:1)(1:27:0:0)(1:59:15:1)", 4, "run.meta");
+    ASSERT_EQ(probe.n_channels(), 4);
+    EXPECT_EQ(probe.n_shanks(), 2);
+    EXPECT_NE(probe.name.find("NP2014"), std::string::npos);
+    EXPECT_DOUBLE_EQ(probe.contacts[1].x_um, 59);
+    EXPECT_DOUBLE_EQ(probe.contacts[1].y_um, 15);
+    EXPECT_EQ(probe.contacts[2].shank, 1);
+    EXPECT_DOUBLE_EQ(probe.contacts[2].x_um, 277); // shank 1 starts 250 um to the right; unused sites stay
+    // A header without pitch and width (single shank).
+    EXPECT_EQ(probe::probe_from_spikeglx_geom_map("(probe,1)(0:0:0:1)(0:20:20:0)", 2, "m").n_channels(), 2);
+}
+
+TEST(SpikeGlxGeomMap, MalformedValuesAreClearErrors) {
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1)", 2, "run.meta"); },
+                       {"run.meta", "describes 1 channels", "2 neural channels", "--probe"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0)", 1, "run.meta"); },
+                       {"(0:27:0)", "(shank:x:z:used)"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:2x:0:1)", 1, "run.meta"); },
+                       {"'2x' is not a number"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(3:27:0:1)", 1, "run.meta"); },
+                       {"shank 3 of 1"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1", 1, "run.meta"); },
+                       {"unclosed"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("NP1000", 1, "run.meta"); }, {"no (...) groups"});
+    expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000)(0:27:0:1)", 1, "run.meta"); }, {"header"});
+}
+
 TEST(Neighbours, NearestFirstOnTheSameShankOnly) {
     const Probe probe = default_probe(256);
     const auto neighbours = neighbours_within(probe, 40.0);

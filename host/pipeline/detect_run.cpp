@@ -1,6 +1,7 @@
 #include "pipeline/detect_run.hpp"
 
 #include "io/npy.hpp"
+#include "io/spikeglx.hpp"
 #include "pipeline/chunk_reader.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -11,11 +12,33 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace spikeline {
+
+namespace {
+
+/// The .meta path and ~snsGeomMap value of a SpikeGLX recording that has one.
+std::optional<std::pair<std::filesystem::path, std::string>> spikeglx_geom_map(const io::RecordingInfo& info) {
+    if (info.data_path.empty())
+        return std::nullopt;
+    std::filesystem::path meta_path = info.data_path;
+    meta_path.replace_extension(".meta");
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(meta_path, ec))
+        return std::nullopt;
+    const io::MetaMap meta = io::read_spikeglx_meta(meta_path);
+    const auto it = meta.find("~snsGeomMap");
+    if (it == meta.end())
+        return std::nullopt;
+    return std::make_pair(meta_path, it->second);
+}
+
+} // namespace
 
 probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description) {
     probe::Probe probe;
@@ -26,6 +49,9 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     } else if (!info.data_path.empty() && std::filesystem::exists(info.data_path.parent_path() / "probe.json")) {
         origin = (info.data_path.parent_path() / "probe.json").string();
         probe = probe::read_probeinterface(origin);
+    } else if (const auto geometry = spikeglx_geom_map(info)) {
+        origin = geometry->first.string() + " (~snsGeomMap)";
+        probe = probe::probe_from_spikeglx_geom_map(geometry->second, info.n_channels, geometry->first.string());
     } else {
         probe = probe::default_probe(info.n_channels);
         origin = "built-in default (" + std::to_string(probe.n_shanks()) +

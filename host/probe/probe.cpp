@@ -174,6 +174,66 @@ Probe default_probe(int n_channels) {
     return probe;
 }
 
+Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where) {
+    const std::string advice = ": pass --probe with the probe's probeinterface JSON instead";
+    // The parenthesised groups, in order.
+    std::vector<std::string> groups;
+    for (std::size_t open = value.find('('); open != std::string::npos; open = value.find('(', open + 1)) {
+        const std::size_t close = value.find(')', open);
+        require(close != std::string::npos, where + ": ~snsGeomMap has an unclosed '('" + advice);
+        groups.push_back(value.substr(open + 1, close - open - 1));
+    }
+    require(!groups.empty(), where + ": ~snsGeomMap holds no (...) groups" + advice);
+    auto split = [](const std::string& text, char separator) {
+        std::vector<std::string> parts;
+        std::istringstream in(text);
+        for (std::string part; std::getline(in, part, separator);)
+            parts.push_back(part);
+        return parts;
+    };
+    auto number = [&](const std::string& text, const std::string& what) {
+        std::size_t used = 0;
+        double parsed = 0;
+        try {
+            parsed = std::stod(text, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        require(used > 0 && used == text.size() && std::isfinite(parsed),
+                where + ": ~snsGeomMap " + what + " '" + text + "' is not a number" + advice);
+        return parsed;
+    };
+
+    const std::vector<std::string> header = split(groups.front(), ',');
+    require(header.size() >= 2, where + ": ~snsGeomMap header (" + groups.front() +
+                                    ") should be (part,shanks[,shank_pitch,shank_width])" + advice);
+    const int n_shanks = static_cast<int>(number(header[1], "shank count"));
+    const double shank_pitch_um = header.size() >= 3 ? number(header[2], "shank pitch") : 0.0;
+    require(static_cast<int>(groups.size()) - 1 == n_channels,
+            where + ": ~snsGeomMap describes " + std::to_string(groups.size() - 1) +
+                " channels but the recording has " + std::to_string(n_channels) + " neural channels" + advice);
+
+    Probe probe;
+    probe.name = header[0] + " (SpikeGLX ~snsGeomMap)";
+    for (std::size_t g = 1; g < groups.size(); ++g) {
+        const std::vector<std::string> fields = split(groups[g], ':');
+        require(fields.size() == 4,
+                where + ": ~snsGeomMap entry (" + groups[g] + ") should be (shank:x:z:used)" + advice);
+        Contact contact;
+        const double shank = number(fields[0], "shank");
+        require(shank >= 0 && shank == std::floor(shank) && (n_shanks <= 0 || shank < n_shanks),
+                where + ": ~snsGeomMap entry (" + groups[g] + ") names shank " + fields[0] + " of " +
+                    std::to_string(n_shanks) + advice);
+        contact.shank = static_cast<int>(shank);
+        contact.x_um = contact.shank * shank_pitch_um + number(fields[1], "x");
+        contact.y_um = number(fields[2], "z");
+        number(fields[3], "used flag");
+        contact.id = std::string("c").append(std::to_string(g - 1));
+        probe.contacts.push_back(std::move(contact));
+    }
+    return probe;
+}
+
 Probe read_probeinterface(const std::filesystem::path& path) {
     std::ifstream in(path);
     if (!in.is_open())
