@@ -418,6 +418,20 @@ TEST_F(IoTest, SpikeGlxSyncChannelsAreSkipped) {
     }
 }
 
+TEST_F(IoTest, SpikeGlxSavedChannelSubset) {
+    const fs::path meta = dir_ / "m.meta";
+    EXPECT_TRUE(spikeglx_saved_channels({{"snsSaveChanSubset", "all"}}, meta).empty());
+    EXPECT_TRUE(spikeglx_saved_channels({}, meta).empty());
+    EXPECT_EQ(spikeglx_saved_channels({{"snsSaveChanSubset", "12:14,2,4, 8"}}, meta),
+              (std::vector<int>{2, 4, 8, 12, 13, 14}));
+    for (const char* bad : {"1:x", "5:2", "-1", "3,,4", "a"})
+        expect_input_error(
+            [&] {
+                spikeglx_saved_channels({{"snsSaveChanSubset", bad}}, meta);
+            },
+            {"m.meta", "snsSaveChanSubset=" + std::string(bad)});
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // open_recording and raw files
 

@@ -231,11 +231,17 @@ TEST(SpikeGlxGeomMap, ContactsFromEveryEntryWithShanksSpacedByThePitch) {
     EXPECT_DOUBLE_EQ(probe.contacts[2].x_um, 277); // shank 1 starts 250 um to the right; unused sites stay
     // A header without pitch and width (single shank).
     EXPECT_EQ(probe::probe_from_spikeglx_geom_map("(probe,1)(0:0:0:1)(0:20:20:0)", 2, "m").n_channels(), 2);
+    // Only channels 1 and 3 saved (and the sync channel, 4, which the map does not describe).
+    const probe::Probe subset = probe::probe_from_spikeglx_geom_map(
+        "(NP2014,2,250,70)(0:27:0:1)(0:59:15:1)(1:27:0:0)(1:59:15:1)", 2, "run.meta", {1, 3, 4});
+    ASSERT_EQ(subset.n_channels(), 2);
+    EXPECT_DOUBLE_EQ(subset.contacts[0].x_um, 59);
+    EXPECT_DOUBLE_EQ(subset.contacts[1].x_um, 309);
 }
 
 TEST(SpikeGlxGeomMap, MalformedValuesAreClearErrors) {
     expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1)", 2, "run.meta"); },
-                       {"run.meta", "describes 1 channels", "2 neural channels", "--probe"});
+                       {"run.meta", "describes 1 saved channels", "2 neural channels", "--probe"});
     expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0)", 1, "run.meta"); },
                        {"(0:27:0)", "(shank:x:z:used)"});
     expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:2x:0:1)", 1, "run.meta"); },

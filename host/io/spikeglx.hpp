@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace spikeline::io {
 
@@ -15,6 +16,10 @@ using MetaMap = std::map<std::string, std::string>;
 
 /// Parses a .meta file; throws InputError on unreadable files or malformed lines.
 MetaMap read_spikeglx_meta(const std::filesystem::path& meta_path);
+
+/// The channels snsSaveChanSubset lists ("all": empty; else e.g. "0:5,8,12:15", ranges inclusive), ascending.
+/// Throws InputError naming meta_path when the value is malformed.
+std::vector<int> spikeglx_saved_channels(const MetaMap& meta, const std::filesystem::path& meta_path);
 
 /// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes, without
 /// opening the data; open_spikeglx streams what this describes.

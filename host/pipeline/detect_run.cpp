@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,8 +21,8 @@ namespace spikeline {
 
 namespace {
 
-/// The .meta path and ~snsGeomMap value of a SpikeGLX recording that has one.
-std::optional<std::pair<std::filesystem::path, std::string>> spikeglx_geom_map(const io::RecordingInfo& info) {
+/// The geometry a SpikeGLX recording's .meta holds in ~snsGeomMap, if it has one.
+std::optional<probe::Probe> spikeglx_geom_map_probe(const io::RecordingInfo& info, std::string& origin) {
     if (info.data_path.empty())
         return std::nullopt;
     std::filesystem::path meta_path = info.data_path;
@@ -35,7 +34,9 @@ std::optional<std::pair<std::filesystem::path, std::string>> spikeglx_geom_map(c
     const auto it = meta.find("~snsGeomMap");
     if (it == meta.end())
         return std::nullopt;
-    return std::make_pair(meta_path, it->second);
+    origin = meta_path.string() + " (~snsGeomMap)";
+    return probe::probe_from_spikeglx_geom_map(it->second, info.n_channels, meta_path.string(),
+                                               io::spikeglx_saved_channels(meta, meta_path));
 }
 
 } // namespace
@@ -49,9 +50,8 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     } else if (!info.data_path.empty() && std::filesystem::exists(info.data_path.parent_path() / "probe.json")) {
         origin = (info.data_path.parent_path() / "probe.json").string();
         probe = probe::read_probeinterface(origin);
-    } else if (const auto geometry = spikeglx_geom_map(info)) {
-        origin = geometry->first.string() + " (~snsGeomMap)";
-        probe = probe::probe_from_spikeglx_geom_map(geometry->second, info.n_channels, geometry->first.string());
+    } else if (auto from_meta = spikeglx_geom_map_probe(info, origin)) {
+        probe = std::move(*from_meta);
     } else {
         probe = probe::default_probe(info.n_channels);
         origin = "built-in default (" + std::to_string(probe.n_shanks()) +

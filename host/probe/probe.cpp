@@ -174,7 +174,8 @@ Probe default_probe(int n_channels) {
     return probe;
 }
 
-Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where) {
+Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
+                                   const std::vector<int>& saved) {
     const std::string advice = ": pass --probe with the probe's probeinterface JSON instead";
     // The parenthesised groups, in order.
     std::vector<std::string> groups;
@@ -209,13 +210,18 @@ Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, con
                                     ") should be (part,shanks[,shank_pitch,shank_width])" + advice);
     const int n_shanks = static_cast<int>(number(header[1], "shank count"));
     const double shank_pitch_um = header.size() >= 3 ? number(header[2], "shank pitch") : 0.0;
-    require(static_cast<int>(groups.size()) - 1 == n_channels,
-            where + ": ~snsGeomMap describes " + std::to_string(groups.size() - 1) +
-                " channels but the recording has " + std::to_string(n_channels) + " neural channels" + advice);
+    // The entries of the saved channels (the sync channel has none: indices past the map are not neural).
+    std::vector<std::size_t> entries;
+    for (std::size_t g = 1; g < groups.size(); ++g)
+        if (saved.empty() || std::find(saved.begin(), saved.end(), static_cast<int>(g - 1)) != saved.end())
+            entries.push_back(g);
+    require(static_cast<int>(entries.size()) == n_channels,
+            where + ": ~snsGeomMap describes " + std::to_string(entries.size()) +
+                " saved channels but the recording has " + std::to_string(n_channels) + " neural channels" + advice);
 
     Probe probe;
     probe.name = header[0] + " (SpikeGLX ~snsGeomMap)";
-    for (std::size_t g = 1; g < groups.size(); ++g) {
+    for (std::size_t g : entries) {
         const std::vector<std::string> fields = split(groups[g], ':');
         require(fields.size() == 4,
                 where + ": ~snsGeomMap entry (" + groups[g] + ") should be (shank:x:z:used)" + advice);

@@ -36,9 +36,11 @@ Probe read_probeinterface(const std::filesystem::path& path);
 /// The probe a SpikeGLX .meta describes in its ~snsGeomMap value (SpikeGLX 2023 and later): a header
 /// "(part,shanks,shank_pitch_um,shank_width_um)" (the last two may be absent) and one "(shank:x:z:used)" per saved
 /// neural channel in file order, x from the shank's left edge, z up the shank, in um. Contacts flagged unused
-/// (reference sites) are kept: they are channels of the file. Throws InputError naming `where` when the value is
-/// malformed or does not hold n_channels entries.
-Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where);
+/// (reference sites) are kept: they are channels of the file. When only some channels were saved, the map
+/// describes every acquired channel and `saved` lists the saved ones (snsSaveChanSubset; empty: all). Throws
+/// InputError naming `where` when the value is malformed or does not describe n_channels saved neural channels.
+Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
+                                   const std::vector<int>& saved = {});
 
 /// Writes probeinterface JSON atomically; device_channel_indices are 0..n-1.
 void write_probeinterface(const Probe& probe, const std::filesystem::path& path);
