@@ -6,13 +6,17 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#define SPIKELINE_CPU_RELAX() _mm_pause()
-#else
-#define SPIKELINE_CPU_RELAX() ((void)0)
 #endif
 
 namespace spikeline {
 namespace {
+
+/// Tells the core this is a spin-wait loop (frees resources for the other hyperthread, saves power).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
 
 // Longer than a block's phase on one core (about 0.1 ms for 256 frames of 1024 channels), short enough that an
 // idle live stream (a block per millisecond) leaves the cores to its reader.
@@ -30,7 +34,7 @@ template <class DONE> bool spin_until(std::chrono::microseconds& budget, DONE&& 
                 budget = std::min(kMaxSpin, budget * 2);
                 return true;
             }
-            SPIKELINE_CPU_RELAX();
+            cpu_relax();
         }
         if (std::chrono::steady_clock::now() > deadline) {
             budget = std::max(kMinSpin, budget / 4);
