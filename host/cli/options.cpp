@@ -58,10 +58,10 @@ DetectSettings finish_detect_settings(DetectOptionValues& values) {
 }
 
 void add_input_options(po::options_description& options, InputOptionValues& v) {
-    options.add_options()                                                                                            //
-        ("probe", po::value(&v.probe_file), "probeinterface JSON (default: probe.json beside INPUT, ~snsGeomMap, built-in)") //
-        ("channels", po::value(&v.channels), "channel count (raw files)")                                            //
-        ("sample-rate", po::value(&v.sample_rate), "sample rate in Hz (raw files)")                                  //
+    options.add_options()                                                                                       //
+        ("probe", po::value(&v.probe_file), "probeinterface JSON (default: probe.json, ~snsGeomMap, built-in)") //
+        ("channels", po::value(&v.channels), "channel count (raw files)")                                       //
+        ("sample-rate", po::value(&v.sample_rate), "sample rate in Hz (raw files)")                             //
         ("uv-per-bit", po::value(&v.uv_per_bit), "gain in microvolts per bit (overrides the metadata)");
 }
 
