@@ -589,8 +589,8 @@ TEST_F(CliTest, BadDetectOptionValuesAreRejected) {
     const std::string input = (sim_dir_ / "recording.bin").string();
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
         {{"--threads", "0"}, "--threads"},   {{"--polarity", "sideways"}, "polarity"},
-        {{"--chunk-ms", "0"}, "--chunk-ms"}, {{"--band-high", "20000"}, "band-pass"},
-        {{"--threads", "two"}, "--threads"},
+        {{"--chunk-ms", "0"}, "--chunk-ms"}, {{"--band-high", "20000"}, "Nyquist frequency 15000 Hz"},
+        {{"--threads", "two"}, "--threads"}, {{"--band-low", "7000"}, "0 < --band-low < --band-high"},
     };
     for (const auto& [options, expected] : cases) {
         const fs::path out = dir_ / "out";

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <complex>
+#include <cstdio>
 #include <numbers>
 #include <string>
 
@@ -25,9 +26,17 @@ Biquad butterworth2(double sample_rate, double cutoff_hz, bool highpass) {
 
 std::array<Biquad, 2> design_bandpass(double sample_rate, double low_hz, double high_hz) {
     require(sample_rate > 0, "sample rate must be positive (got " + std::to_string(sample_rate) + ")");
-    require(low_hz > 0 && low_hz < high_hz && high_hz < sample_rate / 2,
-            "band-pass edges must satisfy 0 < low < high < sample_rate/2 (got " + std::to_string(low_hz) + ", " +
-                std::to_string(high_hz) + " Hz at " + std::to_string(sample_rate) + " Hz)");
+    auto hz = [](double value) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g Hz", value);
+        return std::string(text);
+    };
+    require(low_hz > 0 && low_hz < high_hz,
+            "the band-pass needs 0 < --band-low < --band-high (got " + hz(low_hz) + " and " + hz(high_hz) + ")");
+    require(high_hz < sample_rate / 2,
+            "the band-pass high edge " + hz(high_hz) + " is not below the Nyquist frequency " + hz(sample_rate / 2) +
+                " of this " + hz(sample_rate) + " recording: spikes need a sample rate of about 20 kHz or more (an " +
+                "LFP file such as a SpikeGLX .lf.bin holds none; use the .ap.bin), or set --band-high lower");
     return {butterworth2(sample_rate, low_hz, true), butterworth2(sample_rate, high_hz, false)};
 }
 
