@@ -400,6 +400,44 @@ TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndGeometryComesFromTheMeta) {
         EXPECT_EQ(read_bytes(plain / name), read_bytes(from_meta / name)) << name;
 }
 
+TEST_F(CliTest, DetectAndSortReadOpenEphysBinaryRecordings) {
+    // The simulated samples as an Open Ephys recording folder (gain 0.195 uV/bit, as the simulation's).
+    const fs::path oe = dir_ / "Record Node 101" / "experiment1" / "recording1";
+    const fs::path data = oe / "continuous" / "Acquisition_Board-100.Rhythm Data";
+    fs::create_directories(data);
+    fs::copy_file(sim_dir_ / "recording.bin", data / "continuous.dat");
+    nlohmann::json channels = nlohmann::json::array();
+    for (int c = 0; c < kChannels; ++c)
+        channels.push_back({{"channel_name", "CH" + std::to_string(c + 1)}, {"bit_volts", 0.195}, {"units", "uV"}});
+    const nlohmann::json oebin = {{"GUI version", "0.6.7"},
+                                  {"continuous",
+                                   {{{"folder_name", "Acquisition_Board-100.Rhythm Data/"},
+                                     {"sample_rate", kSampleRate},
+                                     {"stream_name", "Rhythm Data"},
+                                     {"num_channels", kChannels},
+                                     {"channels", channels}}}}};
+    std::ofstream(oe / "structure.oebin") << oebin.dump(2);
+
+    const fs::path from_spikeglx = dir_ / "spikeglx", from_oe = dir_ / "oe";
+    ASSERT_EQ(run({"detect", (sim_dir_ / "recording.bin").string(), "--out", from_spikeglx.string(), "-q"}).status, 0);
+    const RunResult r = run({"detect", oe.string(), "--out", from_oe.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+        EXPECT_EQ(read_bytes(from_spikeglx / name), read_bytes(from_oe / name)) << name;
+
+    const fs::path phy = dir_ / "phy";
+    ASSERT_EQ(
+        run({"sort", (oe / "structure.oebin").string(), "--oe-stream", "Rhythm Data", "--out", phy.string(), "-q"})
+            .status,
+        0);
+    const std::string params = read_text(phy / "params.py");
+    EXPECT_NE(params.find("continuous.dat"), std::string::npos) << params;
+    EXPECT_NE(params.find("n_channels_dat = 64"), std::string::npos) << params;
+
+    expect_detect_fails({"detect", oe.string(), "--oe-stream", "LFP", "--out", (dir_ / "none").string(), "-q"},
+                        dir_ / "none", {"LFP", "Rhythm Data"});
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // bad input: exit status 2, a message naming the problem, no outputs left behind
 

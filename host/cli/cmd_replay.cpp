@@ -52,8 +52,7 @@ int cmd_replay(int argc, char** argv) {
          "link sample index of the recording's first frame")                                         //
         ("duration", po::value(&options.duration_s)->default_value(0.0), "seconds to play (0: all)") //
         ("loop", po::value(&options.loops)->default_value(1),
-         "play the recording this many times back to back, sample indices continuing (0: until Ctrl-C)")        //
-        ("oe-stream", po::value(&options.input.open_ephys_stream), "Open Ephys: the continuous stream to play") //
+         "play the recording this many times back to back, sample indices continuing (0: until Ctrl-C)") //
         ("rt-priority", po::value(&options.realtime_priority)->default_value(0),
          "send from a SCHED_FIFO thread with this priority (1..99; needs root or CAP_SYS_NICE), so that the pace holds "
          "on a busy machine")                                                                                    //
@@ -74,6 +73,7 @@ int cmd_replay(int argc, char** argv) {
         options.input.sample_rate = in.sample_rate;
     if (vm.count("uv-per-bit"))
         options.input.microvolts_per_bit = in.uv_per_bit;
+    options.input.open_ephys_stream = in.open_ephys_stream;
 
     struct sigaction action {};
     action.sa_handler = request_replay_stop;

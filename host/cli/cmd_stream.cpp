@@ -58,8 +58,6 @@ int cmd_stream(int argc, char** argv) {
          "file and stdin sources: samples per block handed to the backend (the latency granularity)") //
         ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
          "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
-        ("oe-stream", po::value(&options.source.open_ephys_stream),
-         "Open Ephys: the continuous stream (folder_name or stream_name; default the first)") //
         ("overrun", po::value(&overrun)->default_value(overrun),
          "when the pipeline falls behind: drop (count, zero-fill, record in gaps.tsv), block (wait), auto (drop for "
          "udp, block otherwise)") //
@@ -93,6 +91,7 @@ int cmd_stream(int argc, char** argv) {
     options.source.realtime = realtime;
     options.out_dir = out;
     options.probe_file = in.probe_file;
+    options.source.open_ephys_stream = in.open_ephys_stream;
     options.sort = settings;
     options.decoder_model = decoder_model;
     options.sorter_file = sorter_file;

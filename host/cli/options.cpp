@@ -62,7 +62,9 @@ void add_input_options(po::options_description& options, InputOptionValues& v) {
         ("probe", po::value(&v.probe_file), "probeinterface JSON (default: probe.json, ~snsGeomMap, built-in)") //
         ("channels", po::value(&v.channels), "channel count (raw files)")                                       //
         ("sample-rate", po::value(&v.sample_rate), "sample rate in Hz (raw files)")                             //
-        ("uv-per-bit", po::value(&v.uv_per_bit), "gain in microvolts per bit (overrides the metadata)");
+        ("uv-per-bit", po::value(&v.uv_per_bit), "gain in microvolts per bit (overrides the metadata)")         //
+        ("oe-stream", po::value(&v.open_ephys_stream),
+         "Open Ephys: the stream's folder_name or stream_name (default: the first)");
 }
 
 std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, const po::variables_map& vm,
@@ -75,6 +77,7 @@ std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, cons
         open.sample_rate = v.sample_rate;
     if (vm.count("uv-per-bit"))
         open.microvolts_per_bit = v.uv_per_bit;
+    open.open_ephys_stream = v.open_ephys_stream;
     return io::open_recording(v.input, open);
 }
 

@@ -33,7 +33,7 @@ DetectSettings finish_detect_settings(DetectOptionValues& values);
 
 /// INPUT and how to read it: the options of every command that reads a recording.
 struct InputOptionValues {
-    std::string input, probe_file;
+    std::string input, probe_file, open_ephys_stream;
     int channels = 0;
     double sample_rate = 0, uv_per_bit = 0;
 };

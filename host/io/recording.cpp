@@ -1,5 +1,6 @@
 #include "io/recording.hpp"
 
+#include "io/open_ephys.hpp"
 #include "io/raw.hpp"
 #include "io/spikeglx.hpp"
 #include "util/errors.hpp"
@@ -69,6 +70,13 @@ std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& inp
     std::error_code ec;
     require(std::filesystem::exists(input, ec), input.string() + " does not exist: check the path");
 
+    if (is_open_ephys(input)) {
+        auto recording = open_open_ephys(input, options.open_ephys_stream);
+        require(!options.n_channels || *options.n_channels == recording->info().n_channels,
+                "--channels " + std::to_string(options.n_channels.value_or(0)) + " differs from structure.oebin's " +
+                    std::to_string(recording->info().n_channels) + ": drop --channels for Open Ephys recordings");
+        return recording;
+    }
     if (std::filesystem::is_directory(input, ec))
         return open_spikeglx_with_options(find_spikeglx_bin(input), options);
 

@@ -38,10 +38,12 @@ struct OpenOptions {
     std::optional<int> n_channels;
     std::optional<double> sample_rate;
     std::optional<double> microvolts_per_bit;
+    std::string open_ephys_stream; ///< which continuous stream of an Open Ephys recording (empty: the first)
 };
 
-/// Opens INPUT: a SpikeGLX .bin with its .meta (or the .meta itself, or a folder holding exactly one such
-/// pair), otherwise a raw interleaved int16 file that needs options.n_channels and options.sample_rate.
+/// Opens INPUT: an Open Ephys binary recording (structure.oebin or its folder), a SpikeGLX .bin with its .meta (or
+/// the .meta itself, or a folder holding exactly one such pair), otherwise a raw interleaved int16 file that needs
+/// options.n_channels and options.sample_rate.
 /// Throws InputError with what is wrong and what to do.
 std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& input, const OpenOptions& options);
 

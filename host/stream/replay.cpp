@@ -1,7 +1,6 @@
 #include "stream/replay.hpp"
 
 #include "stream/link_format.hpp"
-#include "stream/open_ephys.hpp"
 #include "stream/udp.hpp"
 #include "util/errors.hpp"
 
@@ -38,12 +37,11 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
     require(options.input.source != "-" && !is_udp_url(options.input.source),
             "replay plays a recording file (SpikeGLX, raw or Open Ephys), not " + options.input.source);
     auto open_input = [&options]() -> std::unique_ptr<io::RecordingSource> {
-        if (is_open_ephys(options.input.source))
-            return open_open_ephys(options.input.source, options.input.open_ephys_stream);
         io::OpenOptions open;
         open.n_channels = options.input.n_channels;
         open.sample_rate = options.input.sample_rate;
         open.microvolts_per_bit = options.input.microvolts_per_bit;
+        open.open_ephys_stream = options.input.open_ephys_stream;
         return io::open_recording(options.input.source, open);
     };
     std::unique_ptr<io::RecordingSource> recording = open_input();

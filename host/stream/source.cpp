@@ -1,6 +1,5 @@
 #include "stream/source.hpp"
 
-#include "stream/open_ephys.hpp"
 #include "stream/udp.hpp"
 #include "util/errors.hpp"
 
@@ -276,20 +275,12 @@ std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options) {
         return std::make_unique<UdpSource>(options);
     if (options.source == "-")
         return std::make_unique<StdinSource>(options);
-    std::unique_ptr<io::RecordingSource> recording;
-    if (is_open_ephys(options.source)) {
-        recording = open_open_ephys(options.source, options.open_ephys_stream);
-        require(!options.n_channels || *options.n_channels == recording->info().n_channels,
-                "--channels " + std::to_string(*options.n_channels) + " differs from structure.oebin's " +
-                    std::to_string(recording->info().n_channels));
-    } else {
-        io::OpenOptions open;
-        open.n_channels = options.n_channels;
-        open.sample_rate = options.sample_rate;
-        open.microvolts_per_bit = options.microvolts_per_bit;
-        recording = io::open_recording(options.source, open);
-    }
-    return std::make_unique<FileSource>(options, std::move(recording));
+    io::OpenOptions open;
+    open.n_channels = options.n_channels;
+    open.sample_rate = options.sample_rate;
+    open.microvolts_per_bit = options.microvolts_per_bit;
+    open.open_ephys_stream = options.open_ephys_stream;
+    return std::make_unique<FileSource>(options, io::open_recording(options.source, open));
 }
 
 } // namespace spikeline::stream

@@ -9,16 +9,16 @@
 #include <memory>
 #include <string>
 
-namespace spikeline::stream {
+namespace spikeline::io {
 
 /// True when path is a structure.oebin file or a folder holding one.
 bool is_open_ephys(const std::filesystem::path& path);
 
 /// Describes stream `stream` (its folder_name or stream_name; empty: the only or first stream) of an Open Ephys
 /// recording, checking continuous.dat's size. Throws InputError with what is wrong (listing the streams).
-io::RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream);
+RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream);
 
 /// Opens that stream for reading.
-std::unique_ptr<io::RecordingSource> open_open_ephys(const std::filesystem::path& path, const std::string& stream);
+std::unique_ptr<RecordingSource> open_open_ephys(const std::filesystem::path& path, const std::string& stream);
 
-} // namespace spikeline::stream
+} // namespace spikeline::io

@@ -1,4 +1,4 @@
-#include "stream/open_ephys.hpp"
+#include "io/open_ephys.hpp"
 
 #include "io/raw.hpp"
 #include "util/errors.hpp"
@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace spikeline::stream {
+namespace spikeline::io {
 namespace {
 
 std::filesystem::path oebin_path(const std::filesystem::path& path) {
@@ -29,7 +29,7 @@ bool is_open_ephys(const std::filesystem::path& path) {
     return path.filename() == "structure.oebin" || std::filesystem::exists(path / "structure.oebin", error);
 }
 
-io::RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream) {
+RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream) {
     const std::filesystem::path oebin = oebin_path(path);
     const std::string where = "Open Ephys recording " + oebin.string();
     std::ifstream in(oebin);
@@ -56,7 +56,7 @@ io::RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const 
     }
     require(chosen != nullptr, where + ": no stream '" + stream + "' (streams: " + names + ")");
     const nlohmann::json& entry = *chosen;
-    io::RecordingInfo info;
+    RecordingInfo info;
     try {
         info.n_channels = entry.at("num_channels").get<int>();
         info.sample_rate = entry.at("sample_rate").get<double>();
@@ -87,8 +87,8 @@ io::RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const 
     return info;
 }
 
-std::unique_ptr<io::RecordingSource> open_open_ephys(const std::filesystem::path& path, const std::string& stream) {
-    return io::open_interleaved_int16(read_open_ephys_info(path, stream));
+std::unique_ptr<RecordingSource> open_open_ephys(const std::filesystem::path& path, const std::string& stream) {
+    return open_interleaved_int16(read_open_ephys_info(path, stream));
 }
 
-} // namespace spikeline::stream
+} // namespace spikeline::io
