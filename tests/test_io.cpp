@@ -457,7 +457,7 @@ TEST_F(IoTest, OpenRecordingDispatchesSpikeGlxByBinMetaAndFolder) {
 }
 
 TEST_F(IoTest, OpenRecordingFolderNeedsExactlyOnePair) {
-    expect_input_error([&] { open_recording(dir_, {}); }, {"holds no SpikeGLX recording"});
+    expect_input_error([&] { open_recording(dir_, {}); }, {"holds no SpikeGLX recording", "structure.oebin"});
     write_spikeglx(dir_, "first", ramp_frames(4, 2), 2);
     write_spikeglx(dir_, "second", ramp_frames(4, 2), 2);
     write_bytes(dir_ / "stray.bin", std::string(8, '\0')); // no .meta: not a candidate

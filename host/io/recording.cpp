@@ -31,8 +31,9 @@ std::filesystem::path find_spikeglx_bin(const std::filesystem::path& folder) {
     }
     require(!ec, "cannot list folder " + folder.string() + ": " + ec.message());
     require(!candidates.empty(), "folder " + folder.string() +
-                                     " holds no SpikeGLX recording (a NAME.bin beside a NAME.meta): pass the "
-                                     "recording file itself");
+                                     " holds no SpikeGLX recording (a NAME.bin beside a NAME.meta) and no Open "
+                                     "Ephys structure.oebin: pass the recording file itself, or for Open Ephys the "
+                                     "recordingN folder (e.g. Record Node 101/experiment1/recording1)");
     if (candidates.size() > 1) {
         std::sort(candidates.begin(), candidates.end());
         std::string names;
