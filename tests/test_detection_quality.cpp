@@ -13,6 +13,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <random>
 #include <vector>
 
 namespace spikeline {
@@ -72,6 +73,22 @@ TEST(DetectionQuality, RecallAndPrecisionOnASimulatedRecording) {
     ASSERT_EQ(score.bins.size(), 4u);
     EXPECT_LT(score.bins[0].recall, score.bins[1].recall);
     EXPECT_GE(score.bins[3].recall, 0.97);
+}
+
+TEST(DetectionQuality, AChannelWithHugeNoiseSettlesDuringTheWarmUpInsteadOfFiring) {
+    // A broken contact: sigma ~ 1500 LSB (290 uV at 0.195 uV/bit) on top of channel 10's signal.
+    Recording r = simulate(64, 10.0, 5);
+    std::mt19937 rng(1);
+    std::normal_distribution<double> noise(0.0, 1500.0);
+    for (std::size_t f = 0; f < r.data.size() / 64; ++f) {
+        std::int16_t& sample = r.data[f * 64 + 10];
+        sample = static_cast<std::int16_t>(std::clamp(sample + std::lround(noise(rng)), -32768L, 32767L));
+    }
+    const auto params = make_detect_params(DetectSettings{}, r.probe, 30000);
+    const auto events = detect(*params, r.data);
+    const auto on_noisy =
+        std::count_if(events.begin(), events.end(), [](const SpikeEvent& e) { return e.channel == 10; });
+    EXPECT_LT(on_noisy, 10) << "of " << events.size() << " events";
 }
 
 // The same detection algorithm in double precision: ideal filter coefficients, exact means, a real-valued median

@@ -102,6 +102,12 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     params->shadow_window = samples(settings.shadow_ms, sample_rate);
     params->shadow_ratio = static_cast<std::int32_t>(std::lround(settings.shadow_ratio * 256));
     params->warmup_frames = static_cast<std::uint32_t>(samples(settings.warmup_ms, sample_rate));
+    // During the warm-up the noise estimates move 1/2 LSB per sample, so 100 ms reach a median |x| of 1500 LSB: a
+    // broken channel (sigma up to ~2200 LSB, 430 uV at 0.195 uV/bit) settles before detection starts. With L1's
+    // default of 1/4 LSB and 50 ms, a channel above ~550 LSB sigma kept a far too low threshold for seconds and fired
+    // continuously (precision 0.30 on a 64-channel recording with one such channel, 0.92 now). A larger step would
+    // reach further but leaves a coarser estimate for the slow step to refine (1 LSB: precision -0.6 %).
+    params->noise_step_fast = 128;
     require(params->align_window <= HwConfig::max_align_window,
             "alignment window of " + std::to_string(params->align_window) + " samples exceeds the maximum of " +
                 std::to_string(HwConfig::max_align_window));
