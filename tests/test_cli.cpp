@@ -1,6 +1,7 @@
 // End-to-end tests of the spikeline command-line tool: runs the built binary (SPIKELINE_CLI) as a child process
 // with stdout and stderr redirected to files, then checks exit status, messages and the files it wrote.
 #include "io/npy.hpp"
+#include "open_ephys_recording.hpp"
 #include "probe/probe.hpp"
 
 #include <gtest/gtest.h>
@@ -403,20 +404,7 @@ TEST_F(CliTest, SpikeGlxSyncChannelIsSkippedAndGeometryComesFromTheMeta) {
 TEST_F(CliTest, DetectAndSortReadOpenEphysBinaryRecordings) {
     // The simulated samples as an Open Ephys recording folder (gain 0.195 uV/bit, as the simulation's).
     const fs::path oe = dir_ / "Record Node 101" / "experiment1" / "recording1";
-    const fs::path data = oe / "continuous" / "Acquisition_Board-100.Rhythm Data";
-    fs::create_directories(data);
-    fs::copy_file(sim_dir_ / "recording.bin", data / "continuous.dat");
-    nlohmann::json channels = nlohmann::json::array();
-    for (int c = 0; c < kChannels; ++c)
-        channels.push_back({{"channel_name", "CH" + std::to_string(c + 1)}, {"bit_volts", 0.195}, {"units", "uV"}});
-    const nlohmann::json oebin = {{"GUI version", "0.6.7"},
-                                  {"continuous",
-                                   {{{"folder_name", "Acquisition_Board-100.Rhythm Data/"},
-                                     {"sample_rate", kSampleRate},
-                                     {"stream_name", "Rhythm Data"},
-                                     {"num_channels", kChannels},
-                                     {"channels", channels}}}}};
-    std::ofstream(oe / "structure.oebin") << oebin.dump(2);
+    spikeline::testing::write_open_ephys_recording(oe, sim_dir_ / "recording.bin", kChannels, kSampleRate);
 
     const fs::path from_spikeglx = dir_ / "spikeglx", from_oe = dir_ / "oe";
     ASSERT_EQ(run({"detect", (sim_dir_ / "recording.bin").string(), "--out", from_spikeglx.string(), "-q"}).status, 0);

@@ -7,6 +7,7 @@
 #include "fuzz/link_decoder_fuzz.hpp"
 #include "io/npy.hpp"
 #include "io/spikeglx.hpp"
+#include "open_ephys_recording.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
@@ -573,21 +574,7 @@ TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
 
     // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
     const fs::path oe = dir_ / "oe";
-    fs::create_directories(oe / "continuous" / "Acquisition_Board-100.Rhythm Data");
-    fs::copy_file(raw, oe / "continuous" / "Acquisition_Board-100.Rhythm Data" / "continuous.dat");
-    nlohmann::json channels = nlohmann::json::array();
-    for (int c = 0; c < kChannels; ++c)
-        channels.push_back({{"channel_name", "CH" + std::to_string(c + 1)}, {"bit_volts", 0.195}, {"units", "uV"}});
-    const nlohmann::json oebin = {{"GUI version", "0.6.7"},
-                                  {"continuous",
-                                   {{{"folder_name", "Acquisition_Board-100.Rhythm Data/"},
-                                     {"sample_rate", 30000.0},
-                                     {"stream_name", "Rhythm Data"},
-                                     {"num_channels", kChannels},
-                                     {"channels", channels}}}},
-                                  {"events", nlohmann::json::array()},
-                                  {"spikes", nlohmann::json::array()}};
-    std::ofstream(oe / "structure.oebin") << oebin.dump(2);
+    spikeline::testing::write_open_ephys_recording(oe, raw, kChannels, 30000.0);
     const pid_t from_oe = spawn_cli(
         {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
         dir_ / "oe");

@@ -24,9 +24,9 @@ struct DetectSettings {
     double dead_time_ms = 0.6;
     double dedup_ms = 0.3;
     double dedup_radius_um = 50.0;
-    double shadow_ms = 2.0;    ///< after a spike, much smaller neighbours within this time are its lobes
-    double shadow_ratio = 0.5; ///< "much smaller": below this fraction of the large spike's amplitude
-    double warmup_ms = 100.0; ///< no detection while the noise estimates settle (see make_detect_params)
+    double shadow_ms = 2.0;       ///< after a spike, much smaller neighbours within this time are its lobes
+    double shadow_ratio = 0.5;    ///< "much smaller": below this fraction of the large spike's amplitude
+    double warmup_ms = 100.0;     ///< no detection while the noise estimates settle (see make_detect_params)
     bool common_reference = true; ///< subtract the mean of each shank
 };
 
