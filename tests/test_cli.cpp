@@ -738,6 +738,7 @@ TEST_F(CliTest, BenchWritesJson) {
     EXPECT_TRUE(temporary_files(dir_).empty());
     const auto report = nlohmann::json::parse(read_text(json_file));
     EXPECT_EQ(report["channels"].get<int>(), 64);
+    EXPECT_FALSE(report["cpu"].get<std::string>().empty());
     for (const char* run_name : {"cpu_1_thread", "cpu_n_threads"}) {
         SCOPED_TRACE(run_name);
         ASSERT_TRUE(report.contains(run_name));

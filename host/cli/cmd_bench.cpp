@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -25,6 +26,18 @@ namespace spikeline::cli {
 namespace po = boost::program_options;
 
 namespace {
+
+/// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere): benchmark figures mean little without it.
+std::string cpu_model() {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.rfind("model name", 0) == 0) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos)
+                return line.substr(line.find_first_not_of(" \t", colon + 1));
+        }
+    return "unknown";
+}
 
 struct Measurement {
     double wall_seconds = 0;
@@ -164,9 +177,13 @@ int cmd_bench(int argc, char** argv) {
     const auto params = make_detect_params(settings, probe, sample_rate);
     const double data_seconds = static_cast<double>(n_frames) / sample_rate;
 
-    nlohmann::json report = {
-        {"channels", channels}, {"sample_rate", sample_rate},           {"seconds", data_seconds}, {"repeats", repeats},
-        {"seed", seed},         {"hardware_threads", default_threads()}};
+    nlohmann::json report = {{"channels", channels},
+                             {"sample_rate", sample_rate},
+                             {"seconds", data_seconds},
+                             {"repeats", repeats},
+                             {"seed", seed},
+                             {"hardware_threads", default_threads()},
+                             {"cpu", cpu_model()}};
     auto measure = [&](const BackendOptions& options, int runs) {
         std::vector<double> walls, bandpass, detect_stage, dedup;
         Measurement last;
@@ -197,8 +214,9 @@ int cmd_bench(int argc, char** argv) {
         return std::make_pair(j, last.events);
     };
 
-    std::printf("spikeline bench: %d channels @ %.0f Hz, %.1f s simulated (seed %llu)\n", channels, sample_rate,
-                data_seconds, static_cast<unsigned long long>(seed));
+    std::printf("spikeline bench: %d channels @ %.0f Hz, %.1f s simulated (seed %llu) on %s, %d hardware threads\n",
+                channels, sample_rate, data_seconds, static_cast<unsigned long long>(seed),
+                report["cpu"].get<std::string>().c_str(), default_threads());
     auto [single, single_events] = measure({"cpu", 1}, repeats);
     report["cpu_1_thread"] = single;
     if (threads > 1) {
