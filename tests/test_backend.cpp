@@ -194,6 +194,39 @@ void expect_same_rows(const std::vector<std::int32_t>& expected, const std::vect
                   << ": expected " << *difference.first << ", got " << *difference.second;
 }
 
+TEST(ExcludedChannels, LeftOutOfTheReferenceAndSeenAsZerosByTheBackend) {
+    constexpr int channels = 64;
+    probe::Probe probe = probe::default_probe(channels);
+    probe.contacts[3].excluded = true; // e.g. flagged unused in a SpikeGLX ~snsGeomMap
+    DetectSettings settings;
+    settings.excluded_channels = {10, 20};
+    EXPECT_EQ(excluded_channels(settings, probe), (std::vector<int>{3, 10, 20}));
+    const auto params = make_detect_params(settings, probe, 30000);
+    for (int ch : {3, 10, 20})
+        EXPECT_EQ(params->group_of[ch], -1) << ch;
+    EXPECT_EQ(params->group_of[4], 0);
+    EXPECT_EQ(params->group_inverse_size[0], std::lround(65536.0 / 61));
+
+    // The wrapped backend gives the events of the same backend on data with those channels zeroed, and leaves the
+    // caller's frames alone.
+    const auto data = simulate_in_memory(channels, 2.0, 5);
+    std::vector<std::int16_t> zeroed = data;
+    for (std::size_t f = 0; f < data.size() / channels; ++f)
+        for (int ch : {3, 10, 20})
+            zeroed[f * channels + static_cast<std::size_t>(ch)] = 0;
+    const auto expected = reference_events(*params, zeroed);
+    ASSERT_GT(expected.size(), 50u);
+    for (const SpikeEvent& e : expected)
+        EXPECT_TRUE(e.channel != 3 && e.channel != 10 && e.channel != 20) << "event on excluded channel " << e.channel;
+    const std::vector<std::int16_t> original = data;
+    auto wrapped = with_channels_zeroed(make_cpu_backend(*params, 2), channels, excluded_channels(settings, probe));
+    expect_same(expected, run(*wrapped, data, channels, 100));
+    EXPECT_EQ(data, original);
+
+    settings.excluded_channels = {64};
+    EXPECT_THROW(excluded_channels(settings, probe), InputError);
+}
+
 TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
     constexpr int channels = 256;
     constexpr std::size_t frames = 768;

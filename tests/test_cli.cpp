@@ -611,12 +611,30 @@ TEST_F(CliTest, DevicesExplainsWhenXrtIsNotSetUp) {
     EXPECT_NE(r.err.find("XILINX_XRT"), std::string::npos) << r.err;
 }
 
+TEST_F(CliTest, ExcludedChannelsYieldNoEventsAndAreRecorded) {
+    const fs::path out = dir_ / "out";
+    const RunResult r = run(
+        {"detect", (sim_dir_ / "recording.bin").string(), "--out", out.string(), "--exclude-channels", "4:6,30", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto channels = read_npy_vector<std::int32_t>(out / "spike_channels.npy");
+    ASSERT_FALSE(channels.empty());
+    for (std::int32_t c : channels)
+        EXPECT_TRUE(c < 4 || (c > 6 && c != 30)) << "event on excluded channel " << c;
+    const auto info = nlohmann::json::parse(read_text(out / "detect_info.json"));
+    EXPECT_EQ(info["settings"]["excluded_channels"], nlohmann::json({4, 5, 6, 30}));
+}
+
 TEST_F(CliTest, BadDetectOptionValuesAreRejected) {
     const std::string input = (sim_dir_ / "recording.bin").string();
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-        {{"--threads", "0"}, "--threads"},   {{"--polarity", "sideways"}, "polarity"},
-        {{"--chunk-ms", "0"}, "--chunk-ms"}, {{"--band-high", "20000"}, "Nyquist frequency 15000 Hz"},
-        {{"--threads", "two"}, "--threads"}, {{"--band-low", "7000"}, "0 < --band-low < --band-high"},
+        {{"--threads", "0"}, "--threads"},
+        {{"--polarity", "sideways"}, "polarity"},
+        {{"--chunk-ms", "0"}, "--chunk-ms"},
+        {{"--band-high", "20000"}, "Nyquist frequency 15000 Hz"},
+        {{"--threads", "two"}, "--threads"},
+        {{"--band-low", "7000"}, "0 < --band-low < --band-high"},
+        {{"--exclude-channels", "70"}, "names channel 70"},
+        {{"--exclude-channels", "3:1"}, "'3:1' is not"},
     };
     for (const auto& [options, expected] : cases) {
         const fs::path out = dir_ / "out";

@@ -228,7 +228,9 @@ TEST(SpikeGlxGeomMap, ContactsFromEveryEntryWithShanksSpacedByThePitch) {
     EXPECT_DOUBLE_EQ(probe.contacts[1].x_um, 59);
     EXPECT_DOUBLE_EQ(probe.contacts[1].y_um, 15);
     EXPECT_EQ(probe.contacts[2].shank, 1);
-    EXPECT_DOUBLE_EQ(probe.contacts[2].x_um, 277); // shank 1 starts 250 um to the right; unused sites stay
+    EXPECT_DOUBLE_EQ(probe.contacts[2].x_um, 277); // shank 1 starts 250 um to the right
+    EXPECT_TRUE(probe.contacts[2].excluded);       // unused sites stay channels, excluded from detection
+    EXPECT_FALSE(probe.contacts[1].excluded);
     // A header without pitch and width (single shank).
     EXPECT_EQ(probe::probe_from_spikeglx_geom_map("(probe,1)(0:0:0:1)(0:20:20:0)", 2, "m").n_channels(), 2);
     // Only channels 1 and 3 saved (and the sync channel, 4, which the map does not describe).

@@ -106,6 +106,45 @@ std::unique_ptr<Backend> make_reference_backend(const HwParams& params) {
     return std::make_unique<ReferenceBackend>(params);
 }
 
+namespace {
+
+class ChannelsZeroed final : public Backend {
+public:
+    ChannelsZeroed(std::unique_ptr<Backend> inner, int n_channels, std::vector<int> channels)
+        : inner_(std::move(inner)), n_channels_(static_cast<std::size_t>(n_channels)), channels_(std::move(channels)) {}
+
+    std::string name() const override { return inner_->name(); }
+    void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
+        copy_.assign(frames, frames + n_frames * n_channels_);
+        for (std::size_t f = 0; f < n_frames; ++f)
+            for (int ch : channels_)
+                copy_[f * n_channels_ + static_cast<std::size_t>(ch)] = 0;
+        inner_->process(copy_.data(), n_frames, events);
+    }
+    void finish(std::vector<SpikeEvent>& events) override { inner_->finish(events); }
+    StageSeconds stage_seconds() const override { return inner_->stage_seconds(); }
+    std::uint64_t lost_events() const override { return inner_->lost_events(); }
+    void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
+        inner_->enable_sorting(std::move(params), keep_snippets);
+    }
+    void take_sorted(SortOutput& out) override { inner_->take_sorted(out); }
+
+private:
+    std::unique_ptr<Backend> inner_;
+    std::size_t n_channels_;
+    std::vector<int> channels_;
+    std::vector<std::int16_t> copy_;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> with_channels_zeroed(std::unique_ptr<Backend> inner, int n_channels,
+                                              std::vector<int> channels) {
+    if (channels.empty())
+        return inner;
+    return std::make_unique<ChannelsZeroed>(std::move(inner), n_channels, std::move(channels));
+}
+
 std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwParams& params) {
     require(options.threads >= 1 && options.threads <= 256,
             "--threads must be between 1 and 256 (got " + std::to_string(options.threads) + ")");

@@ -66,6 +66,11 @@ std::unique_ptr<Backend> make_reference_backend(const HwParams& params);
 /// The vectorised, multithreaded CPU backend.
 std::unique_ptr<Backend> make_cpu_backend(const HwParams& params, int threads);
 
+/// Wraps a backend so that it sees zeros on `channels` (excluded channels: with no signal and a noise estimate of 0
+/// they never cross a threshold). The caller's frames are not modified.
+std::unique_ptr<Backend> with_channels_zeroed(std::unique_ptr<Backend> inner, int n_channels,
+                                              std::vector<int> channels);
+
 /// The SystemVerilog core simulated by Verilator (hw_sim); throws InputError when the recording has more channels
 /// than the largest verilated core or settings exceed its registers.
 std::unique_ptr<Backend> make_verilator_backend(const HwParams& params);

@@ -3,6 +3,7 @@
 #include "dsp/filter_design.hpp"
 #include "util/errors.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <stdexcept>
@@ -68,11 +69,12 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
         params->sections[k] = {quantise_coefficient(s.b0), quantise_coefficient(s.a1), quantise_coefficient(s.a2)};
     }
 
-    // Reference groups: one per shank, numbered in order of first appearance.
+    // Reference groups: one per shank, numbered in order of first appearance; excluded channels are in none.
+    const std::vector<int> excluded = excluded_channels(settings, probe);
     std::map<int, int> group_of_shank;
     std::vector<int> members;
     for (int ch = 0; ch < n_channels; ++ch) {
-        if (!settings.common_reference) {
+        if (!settings.common_reference || std::binary_search(excluded.begin(), excluded.end(), ch)) {
             params->group_of[ch] = -1;
             continue;
         }
@@ -129,19 +131,37 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     return params;
 }
 
+std::vector<int> excluded_channels(const DetectSettings& settings, const probe::Probe& probe) {
+    std::vector<int> channels = settings.excluded_channels;
+    for (int channel : channels)
+        require(channel >= 0 && channel < probe.n_channels(),
+                "--exclude-channels names channel " + std::to_string(channel) + " but the probe has channels 0.." +
+                    std::to_string(probe.n_channels() - 1));
+    for (int ch = 0; ch < probe.n_channels(); ++ch)
+        if (probe.contacts[static_cast<std::size_t>(ch)].excluded)
+            channels.push_back(ch);
+    std::sort(channels.begin(), channels.end());
+    channels.erase(std::unique(channels.begin(), channels.end()), channels.end());
+    return channels;
+}
+
 nlohmann::json to_json(const DetectSettings& s) {
-    return {{"band_low_hz", s.band_low_hz},
-            {"band_high_hz", s.band_high_hz},
-            {"threshold_sigma", s.threshold_sigma},
-            {"polarity", to_string(s.polarity)},
-            {"align_ms", s.align_ms},
-            {"dead_time_ms", s.dead_time_ms},
-            {"dedup_ms", s.dedup_ms},
-            {"dedup_radius_um", s.dedup_radius_um},
-            {"shadow_ms", s.shadow_ms},
-            {"shadow_ratio", s.shadow_ratio},
-            {"warmup_ms", s.warmup_ms},
-            {"common_reference", s.common_reference}};
+    nlohmann::json j = {{"band_low_hz", s.band_low_hz},
+                        {"band_high_hz", s.band_high_hz},
+                        {"threshold_sigma", s.threshold_sigma},
+                        {"polarity", to_string(s.polarity)},
+                        {"align_ms", s.align_ms},
+                        {"dead_time_ms", s.dead_time_ms},
+                        {"dedup_ms", s.dedup_ms},
+                        {"dedup_radius_um", s.dedup_radius_um},
+                        {"shadow_ms", s.shadow_ms},
+                        {"shadow_ratio", s.shadow_ratio},
+                        {"warmup_ms", s.warmup_ms},
+                        {"common_reference", s.common_reference}};
+    // Only when set, so that sorter files written without it still match.
+    if (!s.excluded_channels.empty())
+        j["excluded_channels"] = s.excluded_channels;
+    return j;
 }
 
 } // namespace spikeline

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +29,15 @@ struct DetectSettings {
     double shadow_ratio = 0.5;    ///< "much smaller": below this fraction of the large spike's amplitude
     double warmup_ms = 100.0;     ///< no detection while the noise estimates settle (see make_detect_params)
     bool common_reference = true; ///< subtract the mean of each shank
+    /// Channels neither detected nor in the common reference (--exclude-channels), besides the probe's excluded
+    /// contacts: make_detect_params leaves them out of the reference, the backend from excluded_channels() sees
+    /// zeros on them.
+    std::vector<int> excluded_channels;
 };
+
+/// The channels to exclude: settings.excluded_channels and the probe's excluded contacts, ascending. Throws
+/// InputError naming a channel the probe does not have.
+std::vector<int> excluded_channels(const DetectSettings& settings, const probe::Probe& probe);
 
 /// Parses "negative", "positive" or "both".
 hw::Polarity parse_polarity(const std::string& text);

@@ -1,5 +1,6 @@
 #include "cli/options.hpp"
 
+#include "util/channel_list.hpp"
 #include "util/errors.hpp"
 #include "util/progress.hpp"
 
@@ -47,13 +48,16 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
         ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
          "a detection below this fraction of a preceding nearby spike is a lobe") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),
-         "no detection while the noise estimate settles") //
-        ("no-common-reference", po::bool_switch(&values.no_common_reference), "do not subtract the per-shank mean");
+         "no detection while the noise estimate settles")                                                           //
+        ("no-common-reference", po::bool_switch(&values.no_common_reference), "do not subtract the per-shank mean") //
+        ("exclude-channels", po::value(&values.excluded_channels),
+         "channels neither detected nor referenced, e.g. 5,10,100:110 (bad or reference channels)");
 }
 
 DetectSettings finish_detect_settings(DetectOptionValues& values) {
     values.settings.polarity = parse_polarity(values.polarity);
     values.settings.common_reference = !values.no_common_reference;
+    values.settings.excluded_channels = parse_channel_list(values.excluded_channels, "--exclude-channels");
     return values.settings;
 }
 

@@ -23,6 +23,7 @@ bool parse_command_line(int argc, char** argv, const boost::program_options::opt
 struct DetectOptionValues {
     DetectSettings settings;
     std::string polarity = "negative";
+    std::string excluded_channels; ///< e.g. "5,10,100:110"
     bool no_common_reference = false;
 };
 

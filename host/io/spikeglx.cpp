@@ -2,6 +2,7 @@
 
 #include "io/raw.hpp"
 #include "util/atomic_file.hpp"
+#include "util/channel_list.hpp"
 #include "util/errors.hpp"
 
 #include <algorithm>
@@ -172,22 +173,7 @@ std::vector<int> spikeglx_saved_channels(const MetaMap& meta, const std::filesys
     const auto value = find_key(meta, "snsSaveChanSubset");
     if (!value || *value == "all")
         return {};
-    std::vector<int> channels;
-    std::istringstream in(*value);
-    for (std::string item; std::getline(in, item, ',');) {
-        const auto colon = item.find(':');
-        const auto first = parse_number<int>(trim(item.substr(0, colon)));
-        const auto last = colon == std::string::npos ? first : parse_number<int>(trim(item.substr(colon + 1)));
-        require(first && last && *first >= 0 && *first <= *last, meta_path.string() + ": snsSaveChanSubset=" + *value +
-                                                                     " should be 'all' or channels and ranges "
-                                                                     "such as 0:5,8,12:15 ('" +
-                                                                     item + "' is not): is the .meta damaged?");
-        for (int c = *first; c <= *last; ++c)
-            channels.push_back(c);
-    }
-    std::sort(channels.begin(), channels.end());
-    channels.erase(std::unique(channels.begin(), channels.end()), channels.end());
-    return channels;
+    return parse_channel_list(*value, meta_path.string() + ": snsSaveChanSubset");
 }
 
 RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {

@@ -67,13 +67,17 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     return probe;
 }
 
-std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate) {
+std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate,
+                                          const probe::Probe& probe) {
+    std::unique_ptr<Backend> backend;
     if (options.backend.name == "xrt") {
         XrtOptions xrt = options.xrt;
         xrt.chunk_ms = options.chunk_ms;
-        return make_xrt_backend(params, sample_rate, xrt);
+        backend = make_xrt_backend(params, sample_rate, xrt);
+    } else {
+        backend = make_backend(options.backend, params);
     }
-    return make_backend(options.backend, params);
+    return with_channels_zeroed(std::move(backend), params.n_channels, excluded_channels(options.settings, probe));
 }
 
 std::size_t chunk_frames_for(double chunk_ms, double sample_rate) {
@@ -87,7 +91,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     require(probe.n_channels() == info.n_channels, "probe and recording channel counts differ");
     require(info.n_frames > 0, "the recording " + info.data_path.string() + " holds no samples");
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
-    std::unique_ptr<Backend> backend = make_run_backend(options, *params, info.sample_rate);
+    std::unique_ptr<Backend> backend = make_run_backend(options, *params, info.sample_rate, probe);
     ensure_directory(out_dir);
     for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
         require(!std::filesystem::is_directory(out_dir / name),

@@ -36,8 +36,10 @@ struct DetectRunResult {
 DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
                               const std::filesystem::path& out_dir);
 
-/// The backend options name (cpu, reference or xrt), for these detection parameters.
-std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate);
+/// The backend options name (cpu, reference or xrt), for these detection parameters, seeing zeros on the channels
+/// excluded_channels(options.settings, probe) names.
+std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate,
+                                          const probe::Probe& probe);
 
 /// Frames per chunk of chunk_ms; throws InputError outside (0, 10000] ms.
 std::size_t chunk_frames_for(double chunk_ms, double sample_rate);

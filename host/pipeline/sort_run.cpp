@@ -94,7 +94,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             DetectRunOptions calibration_run = options.detect;
             if (on_fpga)
                 calibration_run.backend.name = "cpu";
-            std::unique_ptr<Backend> backend = make_run_backend(calibration_run, *detect_params, info.sample_rate);
+            std::unique_ptr<Backend> backend =
+                make_run_backend(calibration_run, *detect_params, info.sample_rate, probe);
             backend->enable_sorting(geometry, true);
             ChunkReader reader(*source, chunk_frames);
             std::vector<SpikeEvent> events;
@@ -143,7 +144,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         source = open_source();
     DetectRunOptions labelling_run = options.detect;
     labelling_run.xrt.sorting = true;
-    std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate);
+    std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate, probe);
     backend->enable_sorting(calibration.params, recalibrate);
     ChunkReader reader(*source, chunk_frames);
     std::vector<SpikeEvent> events;

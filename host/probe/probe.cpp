@@ -233,7 +233,7 @@ Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, con
         contact.shank = static_cast<int>(shank);
         contact.x_um = contact.shank * shank_pitch_um + number(fields[1], "x");
         contact.y_um = number(fields[2], "z");
-        number(fields[3], "used flag");
+        contact.excluded = number(fields[3], "used flag") == 0;
         contact.id = std::string("c").append(std::to_string(g - 1));
         probe.contacts.push_back(std::move(contact));
     }

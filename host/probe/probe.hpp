@@ -13,6 +13,7 @@ struct Contact {
     double y_um = 0;
     int shank = 0;
     std::string id;
+    bool excluded = false; ///< neither detected nor in the common reference (a reference site, or a bad channel)
 };
 
 /// contacts[c] is the contact wired to recording channel c (device_channel_indices resolved).
@@ -36,9 +37,10 @@ Probe read_probeinterface(const std::filesystem::path& path);
 /// The probe a SpikeGLX .meta describes in its ~snsGeomMap value (SpikeGLX 2023 and later): a header
 /// "(part,shanks,shank_pitch_um,shank_width_um)" (the last two may be absent) and one "(shank:x:z:used)" per saved
 /// neural channel in file order, x from the shank's left edge, z up the shank, in um. Contacts flagged unused
-/// (reference sites) are kept: they are channels of the file. When only some channels were saved, the map
-/// describes every acquired channel and `saved` lists the saved ones (snsSaveChanSubset; empty: all). Throws
-/// InputError naming `where` when the value is malformed or does not describe n_channels saved neural channels.
+/// (reference sites, channels turned off in SpikeGLX) stay channels of the file but are marked excluded. When only some
+/// channels were saved, the map describes every acquired channel and `saved` lists the saved ones (snsSaveChanSubset;
+/// empty: all). Throws InputError naming `where` when the value is malformed or does not describe n_channels saved
+/// neural channels.
 Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
                                    const std::vector<int>& saved = {});
 

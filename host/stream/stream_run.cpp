@@ -189,7 +189,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
             "--calibration-s must be >= 0");
     require(options.duration_s >= 0 && std::isfinite(options.duration_s), "--duration must be >= 0");
     require(options.queue_blocks >= 2, "--queue-blocks must be at least 2");
-    std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate);
+    std::unique_ptr<Backend> backend = make_run_backend(options.detect, *detect_params, info.sample_rate, probe);
     // A spike is final once its snippet's last sample (peak + post) and de-duplication's horizon have been seen.
     const std::uint64_t need_frames = static_cast<std::uint64_t>(
         std::max(geometry->post, detect_params->dedup_window + detect_params->align_window - 1));
