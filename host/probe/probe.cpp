@@ -210,10 +210,10 @@ Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, con
                                     ") should be (part,shanks[,shank_pitch,shank_width])" + advice);
     const int n_shanks = static_cast<int>(number(header[1], "shank count"));
     const double shank_pitch_um = header.size() >= 3 ? number(header[2], "shank pitch") : 0.0;
-    // The entries of the saved channels (the sync channel has none: indices past the map are not neural).
+    // The entries of the saved channels (ascending; the sync channel has none: indices past the map are not neural).
     std::vector<std::size_t> entries;
     for (std::size_t g = 1; g < groups.size(); ++g)
-        if (saved.empty() || std::find(saved.begin(), saved.end(), static_cast<int>(g - 1)) != saved.end())
+        if (saved.empty() || std::binary_search(saved.begin(), saved.end(), static_cast<int>(g - 1)))
             entries.push_back(g);
     require(static_cast<int>(entries.size()) == n_channels,
             where + ": ~snsGeomMap describes " + std::to_string(entries.size()) +

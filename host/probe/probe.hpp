@@ -38,9 +38,9 @@ Probe read_probeinterface(const std::filesystem::path& path);
 /// "(part,shanks,shank_pitch_um,shank_width_um)" (the last two may be absent) and one "(shank:x:z:used)" per saved
 /// neural channel in file order, x from the shank's left edge, z up the shank, in um. Contacts flagged unused
 /// (reference sites, channels turned off in SpikeGLX) stay channels of the file but are marked excluded. When only some
-/// channels were saved, the map describes every acquired channel and `saved` lists the saved ones (snsSaveChanSubset;
-/// empty: all). Throws InputError naming `where` when the value is malformed or does not describe n_channels saved
-/// neural channels.
+/// channels were saved, the map describes every acquired channel and `saved` lists the saved ones ascending
+/// (snsSaveChanSubset; empty: all). Throws InputError naming `where` when the value is malformed or does not describe
+/// n_channels saved neural channels.
 Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
                                    const std::vector<int>& saved = {});
 

@@ -90,7 +90,7 @@ void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
 
         Accumulator& a = clusters_[cluster];
         if (a.present.empty())
-            a.present.assign(presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins, false);
+            a.present.assign(static_cast<std::size_t>(presence_capacity()), false);
         if (a.n > 0 && spike.event.sample - a.last < refractory)
             ++a.violations;
         a.last = spike.event.sample;
@@ -103,6 +103,10 @@ void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
         ++n_spikes_;
         n_unsorted_ += spike.unit < 0;
     }
+}
+
+int PhyWriter::presence_capacity() const {
+    return presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins;
 }
 
 void PhyWriter::coarsen_presence_bins() {
@@ -162,9 +166,8 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
 
     // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration. The presence ratio counts the bins
     // the recorded length covers (fewer than the capacity when a stream stopped early, or before its bins filled).
-    const std::ptrdiff_t capacity = presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins;
     const std::ptrdiff_t n_bins = std::clamp<std::ptrdiff_t>(
-        static_cast<std::ptrdiff_t>(std::ceil(recorded_s / presence_bin_s_ - 1e-9)), 1, capacity);
+        static_cast<std::ptrdiff_t>(std::ceil(recorded_s / presence_bin_s_ - 1e-9)), 1, presence_capacity());
     std::vector<ClusterQuality> quality;
     std::vector<int> ids{0};
     for (const auto& [id, unit] : units_)

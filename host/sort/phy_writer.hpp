@@ -72,6 +72,8 @@ private:
     int unsorted_template(int channel);
     /// Halves the presence resolution: bin i becomes bins 2i and 2i + 1.
     void coarsen_presence_bins();
+    /// Presence bins per cluster: 100 of a fixed width, or room for 200 that grow with the recording.
+    int presence_capacity() const;
 
     std::filesystem::path out_dir_;
     const probe::Probe& probe_;
