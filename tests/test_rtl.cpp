@@ -4,6 +4,7 @@
 #include "backend/backend.hpp"
 #include "backend/detect_settings.hpp"
 #include "detect_core_sim.hpp"
+#include "io/npy.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "spikeline/hw/detector.hpp"
@@ -343,11 +344,13 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
 
 TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
     const std::string recording = (dir_ / "sim" / "recording.bin").string();
-    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 2 --seed 6 -q"), 0)
+    // Fast drift, so that the units move during the labelling pass and the backends apply table writes.
+    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 4 --seed 6 --drift 10 -q"),
+              0)
         << read_file(dir_ / "err.txt");
     for (const std::string backend : {"cpu", "verilator"})
         ASSERT_EQ(run_cli("sort " + recording + " --out " + (dir_ / backend).string() + " --backend " + backend +
-                          " --calibration-s 1 -q"),
+                          " --calibration-s 2 -q"),
                   0)
             << read_file(dir_ / "err.txt");
     int compared = 0;
@@ -359,8 +362,9 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
             << name << " differs between cpu and verilator";
         ++compared;
     }
-    EXPECT_EQ(compared, 13) << "the Phy folder and sorter.json";
+    EXPECT_EQ(compared, 17) << "the Phy folder, sorter.json, the motion estimate and the unit updates";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
+    EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 10u) << "the units followed the drift";
 }
 
 class RtlTrace : public testing::TempDirTest {};

@@ -14,10 +14,38 @@ void Backend::enable_sorting(std::shared_ptr<const HwSortParams>, bool) {
 
 void Backend::take_sorted(SortOutput&) {}
 
+void Backend::queue_table_writes(const std::vector<hw::TableWrite>&) {
+    throw InputError("the " + name() +
+                     " backend cannot apply unit updates (motion tracking): use --backend cpu, reference or "
+                     "verilator, or sort with --no-motion");
+}
+
 void SortStageOutput::enable(std::shared_ptr<const HwSortParams> params, bool keep_snippets) {
     require(params != nullptr, "sorting parameters missing");
-    params_ = std::move(params);
+    params_ = std::make_unique<HwSortParams>(*params);
     keep_snippets_ = keep_snippets;
+    writes_.clear();
+}
+
+void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, std::uint64_t processed_frames) {
+    require(enabled(), "table writes before the sorting stage was enabled");
+    std::uint64_t last = writes_.empty() ? processed_frames : writes_.back().sample;
+    for (const hw::TableWrite& w : writes) {
+        if (w.sample < processed_frames || w.sample < last)
+            throw std::logic_error("table writes must come in sample order and not before the frames processed");
+        if (w.channel < 0 || w.channel >= params_->n_channels || w.slot >= HwSortConfig::max_entries ||
+            w.n_entries < 0 || w.n_entries > HwSortConfig::max_entries)
+            throw std::logic_error("table write outside the classifier table");
+        last = w.sample;
+        writes_.push_back(w);
+    }
+}
+
+void SortStageOutput::apply_writes_until(std::uint64_t sample) {
+    while (!writes_.empty() && writes_.front().sample <= sample) {
+        hw::apply_table_write(*params_, writes_.front());
+        writes_.pop_front();
+    }
 }
 
 void SortStageOutput::add(
@@ -71,9 +99,11 @@ public:
             if (sorting_.enabled()) {
                 const std::uint64_t frame = state_->frame - 1;
                 hw::sort_push_frame(*sort_state_, sorting_.params(), frame, state_->referenced);
-                hw::sort_advance(*sort_state_, sorting_.params(), frame, add_sorted());
+                hw::sort_advance(*sort_state_, sorting_.params(), frame, add_sorted(), sorting_.before_spike());
             }
         }
+        if (sorting_.enabled() && state_->frame > HwSortConfig::ring_frames)
+            sorting_.apply_writes_until(state_->frame - HwSortConfig::ring_frames); // every spike before is sorted
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
@@ -83,7 +113,7 @@ public:
                 hw::sort_add(*sort_state_, e);
         });
         if (sorting_.enabled())
-            hw::sort_flush(*sort_state_, sorting_.params(), state_->frame, add_sorted());
+            hw::sort_flush(*sort_state_, sorting_.params(), state_->frame, add_sorted(), sorting_.before_spike());
     }
 
     std::uint64_t lost_events() const override { return state_->dedup.dropped + sort_state_->dropped; }
@@ -92,6 +122,9 @@ public:
         sorting_.enable(std::move(params), keep_snippets);
     }
     void take_sorted(SortOutput& out) override { sorting_.take(out); }
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        sorting_.queue_writes(writes, state_->frame);
+    }
 
 private:
     std::unique_ptr<HwParams> params_;
@@ -128,6 +161,9 @@ public:
         inner_->enable_sorting(std::move(params), keep_snippets);
     }
     void take_sorted(SortOutput& out) override { inner_->take_sorted(out); }
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        inner_->queue_table_writes(writes);
+    }
 
 private:
     std::unique_ptr<Backend> inner_;

@@ -50,6 +50,11 @@ public:
     virtual void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets);
     /// Appends the spikes sorted so far (and their snippets) to out.
     virtual void take_sorted(SortOutput& out);
+    /// Queues writes of the classifier table (unit updates) after enable_sorting. Each applies to every spike whose
+    /// sample is >= its sample, so labels depend only on the input and the writes, not on when spikes are sorted.
+    /// Samples must not decrease and must not precede the frames already processed. Throws InputError on backends
+    /// that cannot apply them.
+    virtual void queue_table_writes(const std::vector<hw::TableWrite>& writes);
 };
 
 struct BackendOptions {

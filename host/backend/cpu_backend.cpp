@@ -76,6 +76,9 @@ public:
         ring_.resize(kRingFrames * static_cast<std::size_t>(n_channels_));
     }
     void take_sorted(SortOutput& out) override { sorting_.take(out); }
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        sorting_.queue_writes(writes, frame_);
+    }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         for (std::size_t start = 0; start < n_frames; start += kBlockFrames)
@@ -166,6 +169,8 @@ private:
                 sort_ready(frame);
         }
         frame_ += n_frames;
+        if (sorting_.enabled() && frame_ > HwSortConfig::ring_frames)
+            sorting_.apply_writes_until(frame_ - HwSortConfig::ring_frames); // every spike before is sorted
         const auto t3 = Clock::now();
         seconds_.bandpass += std::chrono::duration<double>(t1 - t0).count();
         seconds_.detect += std::chrono::duration<double>(t2 - t1).count();
@@ -192,6 +197,7 @@ private:
         const HwSortParams& params = sorting_.params();
         std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples];
         while (!waiting_.empty() && waiting_.front().sample + static_cast<std::uint64_t>(params.post) <= frame) {
+            sorting_.apply_writes_until(waiting_.front().sample);
             hw::SortedSpike spike;
             hw::sort_event(params, ring_.data(), static_cast<int>(kRingFrames), n_channels_, waiting_.front(), spike,
                            snippet);

@@ -56,7 +56,7 @@ public:
         if (frames_sorted_ != frames_in_)
             throw std::runtime_error("the RTL core's monitor port showed " + std::to_string(frames_sorted_) +
                                      " referenced frames for " + std::to_string(frames_in_) + " frames in");
-        hw::sort_flush(*sort_state_, sorting_.params(), frames_sorted_, add_sorted());
+        hw::sort_flush(*sort_state_, sorting_.params(), frames_sorted_, add_sorted(), sorting_.before_spike());
     }
 
     std::uint64_t lost_events() const override { return lost_ + sort_state_->dropped; }
@@ -65,6 +65,9 @@ public:
         sorting_.enable(std::move(params), keep_snippets);
     }
     void take_sorted(SortOutput& out) override { sorting_.take(out); }
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        sorting_.queue_writes(writes, frames_in_);
+    }
 
 private:
     // Replays the core's timeline through the L1 sorting stage: an event joins the queue before the first frame
@@ -83,8 +86,10 @@ private:
                 continue;
             add_arrived(frames_sorted_);
             hw::sort_push_frame(*sort_state_, sorting_.params(), frames_sorted_, &referenced_[f * n_channels_]);
-            hw::sort_advance(*sort_state_, sorting_.params(), frames_sorted_, add_sorted());
+            hw::sort_advance(*sort_state_, sorting_.params(), frames_sorted_, add_sorted(), sorting_.before_spike());
         }
+        if (sorting_.enabled() && frames_sorted_ > HwSortConfig::ring_frames)
+            sorting_.apply_writes_until(frames_sorted_ - HwSortConfig::ring_frames); // every spike before is sorted
         if (sorting_.enabled())
             add_arrived(~std::uint64_t{0}); // the rest left the core after the last whole frame
         referenced_.erase(referenced_.begin(),

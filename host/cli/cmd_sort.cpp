@@ -17,6 +17,7 @@ int cmd_sort(int argc, char** argv) {
     sort::SortSettings settings;
     std::string out;
     std::string sorter_file;
+    bool no_motion = false;
 
     po::options_description visible(
         "spikeline sort INPUT --out DIR [options]\n\n"
@@ -50,7 +51,10 @@ int cmd_sort(int argc, char** argv) {
         ("merge-candidate-distance",
          po::value(&settings.merge_candidate_distance)->default_value(settings.merge_candidate_distance),
          "also merge clusters whose mean snippets differ less than this when their spikes form one cloud: helps "
-         "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)");
+         "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)") //
+        ("no-motion", po::bool_switch(&no_motion),
+         "do not track the probe's motion (units stay on the contacts they were learnt on): for rigidly fixed "
+         "preparations");
     add_detect_options(visible, detect);
     po::options_description all;
     all.add(visible).add_options()("input", po::value(&in.input));
@@ -68,6 +72,7 @@ int cmd_sort(int argc, char** argv) {
     SortRunOptions options;
     options.detect = finish_run_options(run, vm, detect);
     options.sort = settings;
+    options.sort.motion = !no_motion;
     options.sorter_file = sorter_file;
     auto open_source = [&]() {
         if (first)
@@ -99,6 +104,13 @@ int cmd_sort(int argc, char** argv) {
         if (result.n_recalibrations_skipped > 0)
             std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",
                         result.n_recalibrations_skipped, result.last_skip_reason.c_str());
+        if (result.motion_estimates > 0)
+            std::printf("  motion       %zu estimates, displacement %.1f to %.1f um (median %.1f), %d units moved at "
+                        "the end, %llu table writes (motion.npy, unit_updates.npy)\n",
+                        result.motion_estimates, result.motion_min_um, result.motion_max_um, result.motion_median_um,
+                        result.units_moved, static_cast<unsigned long long>(result.table_writes));
+        else if (!result.motion_note.empty())
+            std::printf("  motion       %s\n", result.motion_note.c_str());
         std::printf("  units        %d (%d good)\n", result.n_units, good);
         std::printf("  spikes       %llu, %llu unsorted (%.1f%%)\n", static_cast<unsigned long long>(result.spikes),
                     static_cast<unsigned long long>(result.unsorted),

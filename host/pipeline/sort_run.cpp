@@ -1,6 +1,7 @@
 #include "pipeline/sort_run.hpp"
 
 #include "pipeline/chunk_reader.hpp"
+#include "pipeline/motion_tracking.hpp"
 #include "sort/sorter_file.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -22,14 +24,19 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// Collects the calibration snippets of one window, up to a maximum count.
+/// Collects the calibration snippets of one window, up to a maximum count, and with motion tracking the displacement
+/// each spike was seen at.
 struct CalibrationWindow {
     SortOutput data;
     std::size_t max_spikes = 0;
+    sort::CalibrationMotion motion;
 
-    void add(SortOutput& sorted, std::size_t values_per_spike) {
+    void add(SortOutput& sorted, std::size_t values_per_spike, const MotionTracking* tracking) {
         const std::size_t room = max_spikes - std::min(max_spikes, data.spikes.size());
         const std::size_t n = std::min(room, sorted.spikes.size());
+        if (tracking)
+            for (std::size_t i = 0; i < n; ++i)
+                motion.displacement_um.push_back(tracking->displacement_at_channel(sorted.spikes[i].event.channel));
         data.spikes.insert(data.spikes.end(), sorted.spikes.begin(),
                            sorted.spikes.begin() + static_cast<std::ptrdiff_t>(n));
         if (!sorted.snippets.empty())
@@ -39,7 +46,9 @@ struct CalibrationWindow {
     void clear() {
         data.spikes.clear();
         data.snippets.clear();
+        motion.displacement_um.clear();
     }
+    const sort::CalibrationMotion* motion_or_null() const { return motion.probe ? &motion : nullptr; }
 };
 
 } // namespace
@@ -79,7 +88,14 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     }
     ensure_directory(out_dir);
     ProgressLine progress(options.detect.progress);
-    CalibrationWindow window{{}, options.sort.max_calibration_spikes};
+    CalibrationWindow window{{}, options.sort.max_calibration_spikes, {}};
+    // Motion tracking needs the snippets of every spike (to localise it) and a backend that applies table writes.
+    const bool track_motion = options.sort.motion && !on_fpga;
+    if (options.sort.motion && on_fpga)
+        result.motion_note = "off: the xrt backend does not apply unit updates yet (units stay where they were learnt)";
+    if (track_motion)
+        window.motion.probe = &probe;
+    const motion::MotionSettings motion_settings;
     if (loaded) {
         // The folder carries the sorter its labels came from, byte for byte (its context names the calibration's
         // settings, not this run's).
@@ -101,6 +117,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             std::vector<SpikeEvent> events;
             SortOutput sorted;
             std::uint64_t done = 0;
+            std::unique_ptr<MotionTracking> tracking;
+            if (track_motion)
+                tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings);
             while (done < calibration_frames) {
                 std::size_t n = 0;
                 const std::int16_t* chunk = reader.next(n);
@@ -110,9 +129,11 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 backend->process(chunk, n, events);
                 events.clear();
                 backend->take_sorted(sorted);
-                window.add(sorted, values_per_spike);
-                sorted = {};
                 done += n;
+                if (tracking)
+                    tracking->add(sorted, done);
+                window.add(sorted, values_per_spike, tracking.get());
+                sorted = {};
                 char line[160];
                 std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
                               static_cast<double>(done) / info.sample_rate,
@@ -122,7 +143,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         }
         source.reset();
         const auto clustering_start = Clock::now();
-        calibration = sort::calibrate(*geometry, window.data, options.sort);
+        calibration = sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
         result.clustering_wall_seconds = seconds_since(clustering_start);
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);
@@ -145,7 +166,14 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     DetectRunOptions labelling_run = options.detect;
     labelling_run.xrt.sorting = true;
     std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate, probe);
-    backend->enable_sorting(calibration.params, recalibrate);
+    backend->enable_sorting(calibration.params, recalibrate || track_motion);
+    std::unique_ptr<MotionTracking> tracking;
+    std::unique_ptr<TableWriteLog> write_log;
+    if (track_motion) {
+        tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings);
+        tracking->follow(calibration);
+        write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
+    }
     ChunkReader reader(*source, chunk_frames);
     std::vector<SpikeEvent> events;
     SortOutput sorted;
@@ -159,19 +187,23 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         events.clear();
         backend->take_sorted(sorted);
         writer.append(sorted.spikes);
-        if (recalibrate)
-            window.add(sorted, values_per_spike);
-        sorted = {};
         result.frames += n;
+        if (tracking)
+            tracking->add(sorted, result.frames);
+        if (recalibrate)
+            window.add(sorted, values_per_spike, tracking.get());
+        sorted = {};
         if (recalibrate && result.frames >= next_recalibration) {
             // Follow drift: learn again from the last period's snippets; matching units keep their ids.
             next_recalibration += recalibrate_frames;
             if (!window.data.spikes.empty()) {
                 try {
-                    calibration =
-                        sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(), &calibration);
+                    calibration = sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(),
+                                                  &calibration, window.motion_or_null());
                     writer.add_calibration(calibration);
                     backend->enable_sorting(calibration.params, true);
+                    if (tracking)
+                        tracking->follow(calibration);
                     ++result.n_calibrations;
                 } catch (const InputError& e) {
                     // Too few spikes in this period to learn from: keep the current calibration, and say so.
@@ -181,6 +213,12 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 }
             }
             window.clear();
+        }
+        if (tracking) {
+            // Units follow the latest estimate from the next frame on, in every backend alike.
+            const std::vector<hw::TableWrite> writes = tracking->table_writes(result.frames);
+            backend->queue_table_writes(writes);
+            write_log->append(writes);
         }
         const double elapsed = seconds_since(start);
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
@@ -205,6 +243,22 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.spikes = writer.n_spikes();
     result.unsorted = writer.n_unsorted();
     result.lost_events = backend->lost_events();
+    if (tracking) {
+        write_log->finish();
+        tracking->write_motion(out_dir);
+        result.motion_estimates = tracking->estimates().size();
+        std::vector<double> all;
+        for (const motion::MotionEstimate& e : tracking->estimates())
+            all.insert(all.end(), e.displacement.begin(), e.displacement.end());
+        if (!all.empty()) {
+            std::sort(all.begin(), all.end());
+            result.motion_min_um = all.front();
+            result.motion_max_um = all.back();
+            result.motion_median_um = all[all.size() / 2];
+        }
+        result.units_moved = tracking->units_moved();
+        result.table_writes = tracking->n_writes();
+    }
     const nlohmann::json meta = {
         {"format", "spikeline sort output (Phy template-gui folder)"},
         {"recording", info.data_path.string()},
@@ -219,6 +273,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
         {"lost_events", result.lost_events},
+        {"motion_tracking", track_motion},
+        {"motion_estimates", result.motion_estimates},
+        {"table_writes", result.table_writes},
         {"sorter_file", sorter_path.filename().string()},
         {"sorter_loaded_from", loaded ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
         {"detect_settings", to_json(options.detect.settings)},

@@ -1,5 +1,7 @@
 #include "sort/calibration.hpp"
 
+#include "sort/moving_units.hpp"
+
 #include "util/errors.hpp"
 
 #include <algorithm>
@@ -241,24 +243,11 @@ std::vector<double> template_seen_from(const HwSortParams& params, const std::ve
                 }
         }
     }
-    // Align on the extremum of the peak channel's row (within +-3 samples of pre).
-    int best = params.pre;
-    for (int s = std::max(0, params.pre - 3); s <= std::min(width - 1, params.pre + 3); ++s)
-        if (std::abs(rows[static_cast<std::size_t>(s)]) > std::abs(rows[static_cast<std::size_t>(best)]))
-            best = s;
-    const int shift = best - params.pre;
-    std::vector<double> shifted(rows.size(), 0.0);
-    for (int k = 0; k < kRows; ++k)
-        for (int s = 0; s < width; ++s) {
-            const int from = s + shift;
-            if (from >= 0 && from < width)
-                shifted[static_cast<std::size_t>(k * width + s)] = rows[static_cast<std::size_t>(k * width + from)];
-        }
-    return shifted;
+    return aligned_on_first_row(rows, width, params.pre);
 }
 
-/// The classifier features of a mean snippet. Features are linear in the snippet: the mean of the features is the
-/// features of the mean.
+} // namespace
+
 std::vector<double> centroid_of(const HwSortParams& params, const std::vector<double>& mean_snippet, int width) {
     std::int32_t rounded[kRows][HwSortConfig::max_snippet_samples] = {};
     for (int r = 0; r < kRows; ++r)
@@ -270,7 +259,31 @@ std::vector<double> centroid_of(const HwSortParams& params, const std::vector<do
     return {f, f + HwSortConfig::n_values};
 }
 
-} // namespace
+std::vector<double> aligned_on_first_row(const std::vector<double>& rows, int width, int pre) {
+    int best = pre;
+    for (int s = std::max(0, pre - 3); s <= std::min(width - 1, pre + 3); ++s)
+        if (std::abs(rows[static_cast<std::size_t>(s)]) > std::abs(rows[static_cast<std::size_t>(best)]))
+            best = s;
+    const int shift = best - pre;
+    std::vector<double> shifted(rows.size(), 0.0);
+    for (int k = 0; k < kRows; ++k)
+        for (int s = 0; s < width; ++s) {
+            const int from = s + shift;
+            if (from >= 0 && from < width)
+                shifted[static_cast<std::size_t>(k * width + s)] = rows[static_cast<std::size_t>(k * width + from)];
+        }
+    return shifted;
+}
+
+hw::ClassifierEntry quantise(const Entry& entry) {
+    hw::ClassifierEntry q{};
+    q.unit = entry.unit;
+    q.template_id = entry.template_id;
+    for (int v = 0; v < kValues; ++v)
+        q.centroid[v] = static_cast<std::int32_t>(std::lround(entry.centroid[static_cast<std::size_t>(v)]));
+    q.gate = static_cast<std::int64_t>(std::min(entry.gate, 4.0e18));
+    return q;
+}
 
 double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
                          const std::vector<double>& b) {
@@ -302,13 +315,15 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
 }
 
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
-                      int first_template_id, const Calibration* previous) {
+                      int first_template_id, const Calibration* previous, const CalibrationMotion* motion) {
     const int width = base.pre + 1 + base.post;
     const std::size_t n = data.spikes.size();
     require(n > 0, "no spikes in the calibration window: lengthen it (--calibration-s), check that the recording "
                    "holds neural data, or lower the detection threshold (--threshold)");
     require(data.snippets.size() == n * kRows * static_cast<std::size_t>(width),
             "calibration data holds no snippets (the sorting stage ran without keep_snippets)");
+    require(!motion || (motion->probe && motion->displacement_um.size() == n),
+            "calibration motion: one displacement per spike and the probe are needed");
 
     Calibration result;
     result.width = width;
@@ -371,6 +386,11 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     entry.mean_snippet[v] += data.snippets[static_cast<std::size_t>(i) * entry.mean_snippet.size() + v];
             for (double& v : entry.mean_snippet)
                 v /= static_cast<double>(cluster.size());
+            if (motion) {
+                for (int i : cluster)
+                    entry.motion_um += motion->displacement_um[static_cast<std::size_t>(i)];
+                entry.motion_um /= static_cast<double>(cluster.size());
+            }
             result.entries.push_back(std::move(entry));
             members_of.push_back(cluster);
             ++params.n_entries[channel];
@@ -394,7 +414,11 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 near |= params.snippet_channels[ea.channel][k] == eb.channel;
             if (!near)
                 continue;
-            const double distance = template_distance(params, ea.channel, ea.mean_snippet, eb.channel, eb.mean_snippet);
+            // Under drift the same neuron is learnt at several displacements: compare at a's.
+            const double distance = template_distance(
+                params, ea.channel, ea.mean_snippet, eb.channel,
+                motion ? move_snippet(params, *motion->probe, eb.channel, eb.mean_snippet, eb.motion_um, ea.motion_um)
+                       : eb.mean_snippet);
             if (distance < settings.merge_distance ||
                 (distance < settings.merge_candidate_distance &&
                  one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b], settings.split_dip)))
@@ -542,12 +566,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     for (std::size_t e = 0; e < result.entries.size(); ++e) {
         Entry& entry = result.entries[e];
         entry.template_id = first_template_id + static_cast<int>(e);
-        hw::ClassifierEntry& q = params.entries[entry.channel][filled[static_cast<std::size_t>(entry.channel)]++];
-        q.unit = entry.unit;
-        q.template_id = entry.template_id;
-        for (int v = 0; v < kValues; ++v)
-            q.centroid[v] = static_cast<std::int32_t>(std::lround(entry.centroid[static_cast<std::size_t>(v)]));
-        q.gate = static_cast<std::int64_t>(std::min(entry.gate, 4.0e18));
+        params.entries[entry.channel][filled[static_cast<std::size_t>(entry.channel)]++] = quantise(entry);
     }
     return result;
 }

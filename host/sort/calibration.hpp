@@ -3,6 +3,7 @@
 // channel (split while their feature distribution is bimodal, so the number of units need not be known), merging of
 // clusters that are the same neuron seen on neighbouring channels, and the quantised classifier the L1 stage runs.
 #include "backend/backend.hpp"
+#include "probe/probe.hpp"
 #include "sort/sort_settings.hpp"
 
 #include <cstdint>
@@ -20,6 +21,7 @@ struct Entry {
     std::vector<double> centroid;     ///< features (n_values)
     double gate = 0;                  ///< squared feature distance
     std::vector<double> mean_snippet; ///< snippet_channels x width, Q4 input LSB
+    double motion_um = 0;             ///< the motion estimate its spikes were seen at (0: none, or no motion)
 };
 
 struct Unit {
@@ -38,6 +40,13 @@ struct Calibration {
     std::size_t n_spikes = 0;          ///< snippets it learnt from
 };
 
+/// The probe's motion while the calibration window was recorded: entries are compared (for merging) after moving them
+/// to the same displacement, and each entry records the displacement its spikes were seen at.
+struct CalibrationMotion {
+    const probe::Probe* probe = nullptr;
+    std::vector<double> displacement_um; ///< per spike of the window: the motion estimate at its time and depth
+};
+
 /// Learns the classifier from the sorted output of a calibration window (spikes with snippets, e.g. from a backend
 /// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
 /// previous is given: units matching one of its units keep its id (matched first by the labels previous gave the
@@ -45,7 +54,18 @@ struct Calibration {
 /// find stay registered with their last templates, so a unit keeps its id and its labels through a quiet period.
 /// Throws InputError when there are no spikes to learn from.
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
-                      int first_template_id = 0, const Calibration* previous = nullptr);
+                      int first_template_id = 0, const Calibration* previous = nullptr,
+                      const CalibrationMotion* motion = nullptr);
+
+/// The classifier features of a mean snippet. Features are linear in the snippet: the mean of the features is the
+/// features of the mean.
+std::vector<double> centroid_of(const HwSortParams& params, const std::vector<double>& mean_snippet, int width);
+
+/// Snippet rows shifted in time so that the first row's extremum (within +-3 samples of pre) lies at pre.
+std::vector<double> aligned_on_first_row(const std::vector<double>& rows, int width, int pre);
+
+/// An entry as the L1 classifier holds it (centroid rounded, gate saturated).
+hw::ClassifierEntry quantise(const Entry& entry);
 
 /// Normalised distance between two snippets' means on the channels they share, minimised over +-2 samples of shift:
 /// |a - b|^2 / ((|a|^2 + |b|^2) / 2). 2 when they share no channel.

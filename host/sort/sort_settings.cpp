@@ -53,6 +53,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"merge_candidate_distance", s.merge_candidate_distance},
             {"gate_scale", s.gate_scale},
             {"id_match_distance", s.id_match_distance},
+            {"motion", s.motion},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

@@ -232,7 +232,8 @@ void write_sorter_file(const Calibration& calibration, const SorterFileContext& 
                            {"n_members", e.n_members},
                            {"gate", e.gate},
                            {"centroid", e.centroid},
-                           {"mean_snippet", e.mean_snippet}});
+                           {"mean_snippet", e.mean_snippet},
+                           {"motion_um", e.motion_um}});
     ordered_json units = ordered_json::array();
     for (const Unit& u : calibration.units)
         units.push_back(
@@ -378,6 +379,8 @@ Calibration read_sorter_file(const fs::path& path, const SorterFileContext& expe
         e.gate = r.number(entries[i], "gate", at);
         e.centroid = r.numbers(entries[i], "centroid", at, kValues);
         e.mean_snippet = r.numbers(entries[i], "mean_snippet", at, static_cast<std::size_t>(kRows * width));
+        if (entries[i].contains("motion_um")) // sorters written before motion tracking have none: 0
+            e.motion_um = r.number(entries[i], "motion_um", at);
         if (!entry_of_template.emplace(e.template_id, i).second)
             r.fail("template id " + std::to_string(e.template_id) + " appears twice in 'entries'");
         calibration.entries.push_back(std::move(e));

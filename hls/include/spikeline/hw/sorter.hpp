@@ -53,6 +53,24 @@ template <class CONFIG_T> struct SortParams {
     ClassifierEntry entries[CONFIG_T::max_channels][CONFIG_T::max_entries] = {};
 };
 
+/// One write of the classifier table (the host's unit updates, e.g. units following the probe's motion): entry
+/// `slot` of `channel` becomes `entry` (slot < 0: no entry written) and the channel then has `n_entries` entries.
+/// A write applies to every spike whose sample is >= `sample` and to none before it, so labels do not depend on
+/// when a backend sorts a spike, only on the input and the stream of writes.
+struct TableWrite {
+    std::uint64_t sample;
+    std::int32_t channel;
+    std::int32_t slot;
+    std::int32_t n_entries;
+    ClassifierEntry entry;
+};
+
+template <class CONFIG_T> void apply_table_write(SortParams<CONFIG_T>& params, const TableWrite& write) {
+    if (write.slot >= 0)
+        params.entries[write.channel][write.slot] = write.entry;
+    params.n_entries[write.channel] = static_cast<std::uint8_t>(write.n_entries);
+}
+
 /// A sorted spike: the detection event, its features and its label.
 struct SortedSpike {
     SpikeEvent event;
@@ -180,15 +198,18 @@ template <class CONFIG_T> void sort_add(SortState<CONFIG_T>& state, const SpikeE
 }
 
 /// Sorts the waiting spikes whose samples are all in the ring once frame `frame` has been pushed, in arrival order.
-/// Calls emit(const SortedSpike&, snippet).
-template <class CONFIG_T, class EMIT>
-void sort_advance(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t frame, EMIT&& emit) {
+/// Calls before_spike(sample) first (where the owner of params applies the table writes due at that sample), then
+/// emit(const SortedSpike&, snippet).
+template <class CONFIG_T, class EMIT, class BEFORE>
+void sort_advance(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t frame, EMIT&& emit,
+                  BEFORE&& before_spike) {
     std::int32_t snippet[CONFIG_T::snippet_channels][CONFIG_T::max_snippet_samples];
 SORT_READY:
     while (state.n_waiting > 0) {
         const SpikeEvent& e = state.waiting[state.head];
         if (e.sample + static_cast<std::uint64_t>(params.post) > frame)
             break;
+        before_spike(e.sample);
         SortedSpike out;
         sort_event(params, &state.ring[0][0], CONFIG_T::ring_frames, CONFIG_T::max_channels, e, out, snippet);
         emit(out, snippet);
@@ -197,14 +218,25 @@ SORT_READY:
     }
 }
 
-/// End of stream after `n_frames` frames: samples past the end read as 0; sorts every waiting spike.
 template <class CONFIG_T, class EMIT>
-void sort_flush(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t n_frames, EMIT&& emit) {
+void sort_advance(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t frame, EMIT&& emit) {
+    sort_advance(state, params, frame, emit, [](std::uint64_t) {});
+}
+
+/// End of stream after `n_frames` frames: samples past the end read as 0; sorts every waiting spike.
+template <class CONFIG_T, class EMIT, class BEFORE>
+void sort_flush(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t n_frames, EMIT&& emit,
+                BEFORE&& before_spike) {
     static const std::int32_t zeros[CONFIG_T::max_channels] = {};
 SORT_FLUSH:
     for (int i = 0; i < params.post; ++i)
         sort_push_frame(state, params, n_frames + static_cast<std::uint64_t>(i), zeros);
-    sort_advance(state, params, n_frames + static_cast<std::uint64_t>(params.post), emit);
+    sort_advance(state, params, n_frames + static_cast<std::uint64_t>(params.post), emit, before_spike);
+}
+
+template <class CONFIG_T, class EMIT>
+void sort_flush(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t n_frames, EMIT&& emit) {
+    sort_flush(state, params, n_frames, emit, [](std::uint64_t) {});
 }
 
 } // namespace hw

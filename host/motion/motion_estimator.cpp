@@ -1,0 +1,250 @@
+#include "motion/motion_estimator.hpp"
+
+#include "util/errors.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace spikeline::motion {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+constexpr int kAmplitudeBins = 10;
+constexpr double kAmplitudeFloor = 1000; ///< Q4 LSB: about 1.2 noise sigma at Intan-like gains; bins are relative
+
+/// Spikes of very different sizes at one depth are different units: histogram them apart (half-octave bins).
+int amplitude_bin(double amplitude) {
+    if (amplitude <= kAmplitudeFloor)
+        return 0;
+    return std::clamp(static_cast<int>(1.5 * std::log2(amplitude / kAmplitudeFloor)), 0, kAmplitudeBins - 1);
+}
+
+void smooth_rows(std::vector<double>& histogram, int n_bins, double sigma_bins) {
+    if (sigma_bins <= 0)
+        return;
+    const int radius = static_cast<int>(std::ceil(3 * sigma_bins));
+    std::vector<double> kernel(static_cast<std::size_t>(2 * radius + 1));
+    for (int i = -radius; i <= radius; ++i)
+        kernel[static_cast<std::size_t>(i + radius)] = std::exp(-0.5 * i * i / (sigma_bins * sigma_bins));
+    std::vector<double> row(static_cast<std::size_t>(n_bins));
+    for (int a = 0; a < kAmplitudeBins; ++a) {
+        double* h = &histogram[static_cast<std::size_t>(a * n_bins)];
+        for (int y = 0; y < n_bins; ++y) {
+            double sum = 0;
+            for (int i = std::max(-radius, -y); i <= radius && y + i < n_bins; ++i)
+                sum += kernel[static_cast<std::size_t>(i + radius)] * h[y + i];
+            row[static_cast<std::size_t>(y)] = sum;
+        }
+        std::copy(row.begin(), row.end(), h);
+    }
+}
+
+/// sum over amplitude bins and depths y of weight(y) * reference(y) * window(y + shift).
+double correlation(const std::vector<double>& reference, const std::vector<double>& window,
+                   const std::vector<double>& weight, int n_bins, int shift) {
+    double sum = 0;
+    const int begin = std::max(0, -shift), end = std::min(n_bins, n_bins - shift);
+    for (int a = 0; a < kAmplitudeBins; ++a) {
+        const double* r = &reference[static_cast<std::size_t>(a * n_bins)];
+        const double* w = &window[static_cast<std::size_t>(a * n_bins)];
+        for (int y = begin; y < end; ++y)
+            sum += weight[static_cast<std::size_t>(y)] * r[y] * w[y + shift];
+    }
+    return sum;
+}
+
+/// The shift in [lo, hi] (bins) with the largest correlation, refined to a fraction of a bin by a parabola through
+/// the peak and its neighbours. Returns false when nothing correlates.
+bool best_shift(const std::vector<double>& reference, const std::vector<double>& window,
+                const std::vector<double>& weight, int n_bins, int lo, int hi, double& shift) {
+    std::vector<double> scores;
+    for (int s = lo; s <= hi; ++s)
+        scores.push_back(correlation(reference, window, weight, n_bins, s));
+    const auto best = static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+    if (scores[static_cast<std::size_t>(best)] <= 0)
+        return false;
+    double offset = 0;
+    if (best > 0 && best + 1 < static_cast<int>(scores.size())) {
+        const double left = scores[static_cast<std::size_t>(best - 1)], mid = scores[static_cast<std::size_t>(best)],
+                     right = scores[static_cast<std::size_t>(best + 1)];
+        const double curvature = left - 2 * mid + right;
+        if (curvature < 0)
+            offset = std::clamp(0.5 * (left - right) / curvature, -0.5, 0.5);
+    }
+    shift = lo + best + offset;
+    return true;
+}
+
+} // namespace
+
+SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, const SpikeEvent& event,
+                       const std::int32_t* snippet) {
+    const int width = geometry.pre + 1 + geometry.post;
+    const probe::Contact& peak = probe.contacts[static_cast<std::size_t>(event.channel)];
+    SpikePosition position{peak.shank, peak.y_um, 0};
+    double weight_sum = 0, weighted_y = 0;
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = geometry.snippet_channels[event.channel][k];
+        if (ch < 0 || probe.contacts[static_cast<std::size_t>(ch)].shank != peak.shank)
+            continue;
+        double amplitude = 0;
+        for (int s = std::max(0, geometry.pre - 2); s <= std::min(width - 1, geometry.pre + 2); ++s)
+            amplitude = std::max(amplitude, std::abs(static_cast<double>(snippet[k * width + s])));
+        if (k == 0)
+            position.amplitude = amplitude;
+        // Squared amplitudes: the contacts nearest the source dominate, noise on far contacts barely pulls.
+        weight_sum += amplitude * amplitude;
+        weighted_y += amplitude * amplitude * probe.contacts[static_cast<std::size_t>(ch)].y_um;
+    }
+    if (weight_sum > 0)
+        position.y_um = weighted_y / weight_sum;
+    return position;
+}
+
+MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, const MotionSettings& settings)
+    : probe_(probe), sample_rate_(sample_rate), settings_(settings) {
+    require(settings.update_s > 0 && settings.window_s >= settings.update_s && settings.bin_um > 0 &&
+                settings.max_shift_um > 0 && settings.block_um >= 0,
+            "motion settings: need update > 0, window >= update, a depth bin > 0 and a maximum shift > 0");
+    update_frames_ = static_cast<std::uint64_t>(std::llround(settings.update_s * sample_rate));
+    window_slices_ = std::max(1, static_cast<int>(std::lround(settings.window_s / settings.update_s)));
+    next_update_ = update_frames_ * static_cast<std::uint64_t>(window_slices_);
+    int max_shank = 0;
+    for (const probe::Contact& c : probe.contacts)
+        max_shank = std::max(max_shank, c.shank);
+    shank_index_.assign(static_cast<std::size_t>(max_shank + 1), -1);
+    for (int id = 0; id <= max_shank; ++id) {
+        double lo = 1e300, hi = -1e300;
+        for (const probe::Contact& c : probe.contacts)
+            if (c.shank == id && !c.excluded) {
+                lo = std::min(lo, c.y_um);
+                hi = std::max(hi, c.y_um);
+            }
+        if (lo > hi)
+            continue;
+        shank_index_[static_cast<std::size_t>(id)] = static_cast<int>(shanks_.size());
+        Shank shank;
+        shank.y_min = lo - settings.max_shift_um;
+        shank.n_bins = static_cast<int>(std::ceil((hi - lo + 2 * settings.max_shift_um) / settings.bin_um)) + 1;
+        shank.slices.assign(static_cast<std::size_t>(window_slices_),
+                            std::vector<double>(static_cast<std::size_t>(kAmplitudeBins * shank.n_bins), 0.0));
+        const int n_blocks =
+            settings.block_um > 0 && hi > lo ? static_cast<int>(std::ceil((hi - lo) / settings.block_um)) + 1 : 1;
+        for (int b = 0; b < n_blocks; ++b) {
+            shank.blocks.push_back(static_cast<int>(blocks_.size()));
+            blocks_.push_back({id, n_blocks == 1 ? (lo + hi) / 2 : lo + (hi - lo) * b / (n_blocks - 1)});
+        }
+        shanks_.push_back(std::move(shank));
+    }
+    current_.displacement.assign(blocks_.size(), 0.0);
+}
+
+std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& events,
+                                                 const std::vector<SpikePosition>& positions, std::uint64_t up_to) {
+    std::vector<MotionEstimate> made;
+    std::size_t i = 0;
+    for (;;) {
+        const std::uint64_t boundary = std::min(up_to, next_update_);
+        for (; i < events.size() && events[i].sample < boundary; ++i) {
+            const SpikePosition& p = positions[i];
+            if (p.shank < 0 || p.shank >= static_cast<int>(shank_index_.size()) ||
+                shank_index_[static_cast<std::size_t>(p.shank)] < 0)
+                continue;
+            Shank& shank = shanks_[static_cast<std::size_t>(shank_index_[static_cast<std::size_t>(p.shank)])];
+            const int bin = static_cast<int>(std::floor((p.y_um - shank.y_min) / settings_.bin_um));
+            if (bin >= 0 && bin < shank.n_bins)
+                shank.slices[static_cast<std::size_t>(slice_)]
+                            [static_cast<std::size_t>(amplitude_bin(p.amplitude) * shank.n_bins + bin)] += 1;
+        }
+        if (up_to < next_update_)
+            break;
+        estimate(static_cast<double>(next_update_) / sample_rate_);
+        made.push_back(current_);
+        next_update_ += update_frames_;
+        slice_ = (slice_ + 1) % window_slices_;
+        for (Shank& shank : shanks_)
+            std::fill(shank.slices[static_cast<std::size_t>(slice_)].begin(),
+                      shank.slices[static_cast<std::size_t>(slice_)].end(), 0.0);
+    }
+    return made;
+}
+
+std::vector<double> MotionEstimator::window_histogram(const Shank& shank) const {
+    std::vector<double> sum(shank.slices.front().size(), 0.0);
+    for (const auto& slice : shank.slices)
+        for (std::size_t v = 0; v < sum.size(); ++v)
+            sum[v] += slice[v];
+    return sum;
+}
+
+void MotionEstimator::estimate(double time_s) {
+    current_.time_s = time_s;
+    for (Shank& shank : shanks_) {
+        std::vector<double> window = window_histogram(shank);
+        double count = 0;
+        for (double v : window)
+            count += v;
+        if (count < settings_.min_spikes)
+            continue; // too few spikes on this shank: its blocks hold their estimates
+        smooth_rows(window, shank.n_bins, settings_.smooth_um / settings_.bin_um);
+        if (shank.reference.empty()) {
+            shank.reference = window; // the first full window defines displacement 0
+            continue;
+        }
+        const int max_shift = static_cast<int>(settings_.max_shift_um / settings_.bin_um);
+        const std::vector<double> flat(static_cast<std::size_t>(shank.n_bins), 1.0);
+        double rigid = 0;
+        if (!best_shift(shank.reference, window, flat, shank.n_bins, -max_shift, max_shift, rigid))
+            continue;
+        const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
+        for (int b : shank.blocks) {
+            double shift = rigid;
+            if (shank.blocks.size() > 1) {
+                const double sigma = settings_.block_um / 2 / settings_.bin_um;
+                const double centre = (blocks_[static_cast<std::size_t>(b)].depth_um - shank.y_min) / settings_.bin_um;
+                std::vector<double> weight(static_cast<std::size_t>(shank.n_bins));
+                for (int y = 0; y < shank.n_bins; ++y)
+                    weight[static_cast<std::size_t>(y)] = std::exp(-0.5 * (y - centre) * (y - centre) / (sigma * sigma));
+                const int around = static_cast<int>(std::lround(rigid));
+                if (!best_shift(shank.reference, window, weight, shank.n_bins, std::max(-max_shift, around - range),
+                                std::min(max_shift, around + range), shift))
+                    shift = rigid;
+            }
+            current_.displacement[static_cast<std::size_t>(b)] = shift * settings_.bin_um;
+        }
+        // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the rigid
+        // estimate, into the reference.
+        const double rate = settings_.reference_rate;
+        for (int a = 0; a < kAmplitudeBins; ++a)
+            for (int y = 0; y < shank.n_bins; ++y) {
+                const double from = y + rigid;
+                const int y0 = static_cast<int>(std::floor(from));
+                const double frac = from - y0;
+                auto at = [&](int yy) {
+                    return yy >= 0 && yy < shank.n_bins ? window[static_cast<std::size_t>(a * shank.n_bins + yy)] : 0.0;
+                };
+                double& r = shank.reference[static_cast<std::size_t>(a * shank.n_bins + y)];
+                r = (1 - rate) * r + rate * ((1 - frac) * at(y0) + frac * at(y0 + 1));
+            }
+    }
+}
+
+double MotionEstimator::displacement_at(int shank_id, double y_um) const {
+    if (shank_id < 0 || shank_id >= static_cast<int>(shank_index_.size()) ||
+        shank_index_[static_cast<std::size_t>(shank_id)] < 0)
+        return 0;
+    const Shank& shank = shanks_[static_cast<std::size_t>(shank_index_[static_cast<std::size_t>(shank_id)])];
+    const auto& ids = shank.blocks;
+    auto value = [&](std::size_t i) { return current_.displacement[static_cast<std::size_t>(ids[i])]; };
+    auto depth = [&](std::size_t i) { return blocks_[static_cast<std::size_t>(ids[i])].depth_um; };
+    if (ids.size() == 1 || y_um <= depth(0))
+        return value(0);
+    for (std::size_t i = 1; i < ids.size(); ++i)
+        if (y_um <= depth(i)) {
+            const double t = (y_um - depth(i - 1)) / (depth(i) - depth(i - 1));
+            return (1 - t) * value(i - 1) + t * value(i);
+        }
+    return value(ids.size() - 1);
+}
+
+} // namespace spikeline::motion

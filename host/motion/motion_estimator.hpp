@@ -1,0 +1,94 @@
+#pragma once
+// Online estimation of the probe's motion against the tissue along depth, per shank, from detected spikes: each spike
+// is localised (centre of mass of its trough amplitudes on its snippet's contacts), spikes are binned into
+// depth x log-amplitude histograms over a sliding window, and each new window is registered to a reference histogram
+// by normalised cross-correlation, rigidly per shank and then in overlapping depth blocks (non-rigid motion).
+// Causal: an estimate uses only spikes up to its time.
+#include "backend/backend.hpp"
+#include "probe/probe.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace spikeline::motion {
+
+struct MotionSettings {
+    double update_s = 0.5;     ///< a new estimate every update_s
+    double window_s = 1.5;     ///< from the spikes of the last window_s
+    double bin_um = 2.0;       ///< depth histogram bin
+    double smooth_um = 4.0;    ///< Gaussian smoothing (sigma) of the histograms along depth
+    double max_shift_um = 100; ///< largest displacement searched (rigid), from the reference
+    double block_um = 400;     ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
+    double block_range_um = 15; ///< a block's estimate stays within this of its shank's rigid one
+    double reference_rate = 0.05; ///< share of each registered window mixed into the reference (slow changes)
+    int min_spikes = 50;          ///< fewer spikes on a shank in a window: the estimate holds
+};
+
+/// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:
+/// a unit at depth y when the estimate was 0 now appears at y + displacement.
+struct MotionEstimate {
+    double time_s = 0;                ///< end of the window it was estimated from
+    std::vector<double> displacement; ///< one per block (MotionEstimator::blocks())
+};
+
+struct MotionBlock {
+    int shank = 0;
+    double depth_um = 0; ///< centre of the block
+};
+
+/// A spike's position: shank and depth (um) on the probe, amplitude (Q4 LSB).
+struct SpikePosition {
+    int shank = 0;
+    double y_um = 0;
+    double amplitude = 0;
+};
+
+/// Localises a spike from its snippet (snippet_channels x (pre + 1 + post), Q4 LSB): trough amplitudes (largest |x|
+/// within 2 samples of the aligned peak) on each snippet contact of the peak's shank, centre of mass in depth.
+SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, const SpikeEvent& event,
+                       const std::int32_t* snippet);
+
+class MotionEstimator {
+public:
+    MotionEstimator(const probe::Probe& probe, double sample_rate, const MotionSettings& settings);
+
+    const std::vector<MotionBlock>& blocks() const { return blocks_; }
+
+    /// Adds spikes (in sample order) up to frame `up_to` (exclusive; every spike before it has been added) and
+    /// returns the estimates made on the way (one per update_s boundary passed).
+    std::vector<MotionEstimate> add(const std::vector<SpikeEvent>& events, const std::vector<SpikePosition>& positions,
+                                    std::uint64_t up_to);
+
+    /// The latest estimate (all zero before the first window is complete).
+    const MotionEstimate& current() const { return current_; }
+
+    /// Displacement at depth y on a shank, interpolated between the blocks' centres of the current estimate.
+    double displacement_at(int shank, double y_um) const;
+
+private:
+    struct Shank {
+        double y_min = 0;
+        int n_bins = 0;
+        std::vector<std::vector<double>> slices; ///< per update slice: n_amplitude_bins x n_bins counts
+        std::vector<double> reference;           ///< smoothed, n_amplitude_bins x n_bins; empty until the first
+        std::vector<int> blocks;                 ///< indices into blocks_
+    };
+
+    void estimate(double time_s);
+    std::vector<double> window_histogram(const Shank& shank) const;
+
+    probe::Probe probe_;
+    double sample_rate_;
+    MotionSettings settings_;
+    std::uint64_t update_frames_;
+    int window_slices_;
+    std::vector<Shank> shanks_;
+    std::vector<int> shank_index_; ///< probe shank id -> index into shanks_ (-1: none)
+    std::vector<MotionBlock> blocks_;
+    std::uint64_t next_update_;
+    int slice_ = 0; ///< index of the current slice in every shank's ring
+    int slices_filled_ = 0;
+    MotionEstimate current_;
+};
+
+} // namespace spikeline::motion

@@ -1,0 +1,66 @@
+#pragma once
+// Motion tracking around a backend's sorting stage: spikes (with snippets) in, motion estimates out, and for the
+// labelling pass the classifier-table writes that keep the units on the contacts where the motion has taken them.
+// Everything it computes depends only on the spikes and the frame count, never on how far a backend has got in
+// sorting them, so every backend receives the same writes at the same samples.
+#include "io/npy.hpp"
+#include "motion/motion_estimator.hpp"
+#include "sort/moving_units.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+namespace spikeline {
+
+class MotionTracking {
+public:
+    MotionTracking(const probe::Probe& probe, double sample_rate, std::shared_ptr<const HwSortParams> geometry,
+                   const motion::MotionSettings& settings);
+
+    /// Takes the spikes the backend sorted by the time it had processed `processed_frames` frames (with their
+    /// snippets, in sample order). Spikes within the last frames, which a slower backend may not have sorted yet,
+    /// wait for the next call. Returns whether a new motion estimate was made.
+    bool add(const SortOutput& sorted, std::uint64_t processed_frames);
+
+    /// The current displacement (um) of the tissue at a channel's contact.
+    double displacement_at_channel(int channel) const;
+
+    /// Units of `calibration` follow the motion from now on (the labelling pass); call again after a recalibration.
+    void follow(const sort::Calibration& calibration);
+    /// The writes that take the backend's table to the current motion's (empty without a new estimate).
+    std::vector<hw::TableWrite> table_writes(std::uint64_t sample);
+
+    const std::vector<motion::MotionEstimate>& estimates() const { return estimates_; }
+    const motion::MotionEstimator& estimator() const { return estimator_; }
+    int units_moved() const { return moving_ ? moving_->units_moved() : 0; }
+    std::uint64_t n_writes() const { return n_writes_; }
+
+    /// motion.npy, motion_times_s.npy, motion_blocks.npy (docs/FORMATS.md) into out_dir, atomically.
+    void write_motion(const std::filesystem::path& out_dir) const;
+
+private:
+    probe::Probe probe_;
+    std::shared_ptr<const HwSortParams> geometry_;
+    motion::MotionEstimator estimator_;
+    std::vector<SpikeEvent> held_events_;
+    std::vector<motion::SpikePosition> held_positions_;
+    std::vector<motion::MotionEstimate> estimates_;
+    std::unique_ptr<sort::MovingUnits> moving_;
+    bool new_estimate_ = false;
+    std::uint64_t n_writes_ = 0;
+};
+
+/// unit_updates.npy: one int64 row per table write (sample, channel, slot, n_entries, unit, template_id, gate,
+/// centroid x n_values), appended as they are made.
+class TableWriteLog {
+public:
+    explicit TableWriteLog(const std::filesystem::path& path);
+    void append(const std::vector<hw::TableWrite>& writes);
+    void finish() { file_.finish(); }
+
+private:
+    io::NpyAppendWriter<std::int64_t> file_;
+};
+
+} // namespace spikeline

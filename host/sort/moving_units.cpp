@@ -1,0 +1,275 @@
+#include "sort/moving_units.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <Eigen/Dense>
+
+namespace spikeline::sort {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+
+/// Waveforms known at points of the tissue's frame (x, depth - displacement), interpolated elsewhere with a Gaussian
+/// kernel (simple kriging with a zero prior: far from every known point the waveform fades to 0, as a unit's
+/// footprint does).
+class Kriging {
+public:
+    Kriging(double kernel_um, int width) : sigma_(kernel_um), width_(width) {}
+
+    void add(double x, double y, const double* values) {
+        for (std::size_t i = 0; i < xs_.size(); ++i)
+            if (std::abs(xs_[i] - x) < 0.5 && std::abs(ys_[i] - y) < 0.5) { // the same point seen twice: average
+                for (int s = 0; s < width_; ++s)
+                    sums_[i * static_cast<std::size_t>(width_) + static_cast<std::size_t>(s)] += values[s];
+                ++counts_[i];
+                return;
+            }
+        xs_.push_back(x);
+        ys_.push_back(y);
+        sums_.insert(sums_.end(), values, values + width_);
+        counts_.push_back(1);
+    }
+
+    bool empty() const { return xs_.empty(); }
+
+    /// Solves for the weights; call after the last add().
+    void fit() {
+        const auto n = static_cast<Eigen::Index>(xs_.size());
+        Eigen::MatrixXd k(n, n);
+        for (Eigen::Index i = 0; i < n; ++i)
+            for (Eigen::Index j = 0; j < n; ++j)
+                k(i, j) = kernel(xs_[static_cast<std::size_t>(i)] - xs_[static_cast<std::size_t>(j)],
+                                 ys_[static_cast<std::size_t>(i)] - ys_[static_cast<std::size_t>(j)]) +
+                          (i == j ? 1e-3 : 0.0);
+        Eigen::MatrixXd v(n, width_);
+        for (Eigen::Index i = 0; i < n; ++i)
+            for (int s = 0; s < width_; ++s)
+                v(i, s) = sums_[static_cast<std::size_t>(i) * static_cast<std::size_t>(width_) +
+                                static_cast<std::size_t>(s)] /
+                          counts_[static_cast<std::size_t>(i)];
+        weights_ = k.ldlt().solve(v);
+    }
+
+    /// The waveform at (x, y) into out (width values); returns the largest kernel value to a known point.
+    double at(double x, double y, double* out) const {
+        std::fill(out, out + width_, 0.0);
+        double nearest = 0;
+        for (std::size_t i = 0; i < xs_.size(); ++i) {
+            const double w = kernel(x - xs_[i], y - ys_[i]);
+            nearest = std::max(nearest, w);
+            if (w < 1e-6)
+                continue;
+            for (int s = 0; s < width_; ++s)
+                out[s] += w * weights_(static_cast<Eigen::Index>(i), s);
+        }
+        return nearest;
+    }
+
+private:
+    double kernel(double dx, double dy) const { return std::exp(-(dx * dx + dy * dy) / (2 * sigma_ * sigma_)); }
+
+    double sigma_;
+    int width_;
+    std::vector<double> xs_, ys_, sums_;
+    std::vector<int> counts_;
+    Eigen::MatrixXd weights_;
+};
+
+void add_rows(Kriging& kriging, const HwSortParams& params, const probe::Probe& probe, int channel,
+              const std::vector<double>& rows, double displacement, int width) {
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = params.snippet_channels[channel][k];
+        if (ch < 0)
+            continue;
+        const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
+        kriging.add(c.x_um, c.y_um - displacement, &rows[static_cast<std::size_t>(k * width)]);
+    }
+}
+
+} // namespace
+
+std::vector<double> move_snippet(const HwSortParams& params, const probe::Probe& probe, int channel,
+                                 const std::vector<double>& mean_snippet, double from_um, double to_um) {
+    if (std::abs(from_um - to_um) < 0.5)
+        return mean_snippet;
+    const int width = params.pre + 1 + params.post;
+    Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
+    add_rows(kriging, params, probe, channel, mean_snippet, from_um, width);
+    kriging.fit();
+    std::vector<double> moved(mean_snippet.size(), 0.0);
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = params.snippet_channels[channel][k];
+        if (ch >= 0) {
+            const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
+            kriging.at(c.x_um, c.y_um - to_um, &moved[static_cast<std::size_t>(k * width)]);
+        }
+    }
+    return moved;
+}
+
+std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortParams& to, std::uint64_t sample) {
+    auto same = [](const hw::ClassifierEntry& a, const hw::ClassifierEntry& b) {
+        if (a.unit != b.unit || a.template_id != b.template_id || a.gate != b.gate)
+            return false;
+        for (int v = 0; v < HwSortConfig::n_values; ++v)
+            if (a.centroid[v] != b.centroid[v])
+                return false;
+        return true;
+    };
+    std::vector<hw::TableWrite> writes;
+    for (int c = 0; c < to.n_channels; ++c) {
+        const int n = to.n_entries[c];
+        bool wrote = false;
+        for (int slot = 0; slot < n; ++slot)
+            if (slot >= from.n_entries[c] || !same(from.entries[c][slot], to.entries[c][slot])) {
+                writes.push_back({sample, c, slot, n, to.entries[c][slot]});
+                wrote = true;
+            }
+        if (!wrote && n != from.n_entries[c])
+            writes.push_back({sample, c, -1, n, {}});
+    }
+    return writes;
+}
+
+MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe,
+                         const MovingUnitsSettings& settings)
+    : calibration_(calibration), probe_(probe), settings_(settings),
+      table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()) {
+    for (const Unit& unit : calibration.units) {
+        double sum = 0, weight = 0;
+        for (int e : unit.entries) {
+            const Entry& entry = calibration.entries[static_cast<std::size_t>(e)];
+            sum += entry.motion_um * static_cast<double>(entry.n_members);
+            weight += static_cast<double>(entry.n_members);
+        }
+        learnt_at_.push_back(weight > 0 ? sum / weight : 0.0);
+    }
+}
+
+void MovingUnits::render_unit(std::size_t u, double displacement) {
+    const Unit& unit = calibration_.units[u];
+    const HwSortParams& params = *calibration_.params;
+    const int width = calibration_.width;
+    MovedUnit& out = moved_[u];
+    out.rendered_at = displacement;
+    out.entries.clear();
+    out.channels.clear();
+
+    // What the unit looked like where its clusters were learnt (clustered entries only: the others are derived).
+    Kriging kriging(settings_.kernel_um, width);
+    const Entry* main = nullptr;
+    for (int e : unit.entries) {
+        const Entry& entry = calibration_.entries[static_cast<std::size_t>(e)];
+        if (entry.n_members == 0)
+            continue;
+        if (!main)
+            main = &entry;
+        add_rows(kriging, params, probe_, entry.channel, entry.mean_snippet, entry.motion_um, width);
+    }
+    if (!main)
+        return;
+    kriging.fit();
+
+    // Where it is now: the waveform on every contact of its shank near a point it was seen at.
+    const int shank = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)].shank;
+    std::vector<std::vector<double>> waveform(probe_.contacts.size());
+    int peak = -1;
+    double peak_amplitude = 0;
+    std::vector<double> row(static_cast<std::size_t>(width));
+    for (std::size_t c = 0; c < probe_.contacts.size(); ++c) {
+        const probe::Contact& contact = probe_.contacts[c];
+        if (contact.shank != shank || contact.excluded)
+            continue;
+        if (kriging.at(contact.x_um, contact.y_um - displacement, row.data()) < 0.05) // beyond ~2.5 kernel widths
+            continue;
+        double amplitude = 0;
+        for (int s = std::max(0, params.pre - 3); s <= std::min(width - 1, params.pre + 3); ++s)
+            amplitude = std::max(amplitude, std::abs(row[static_cast<std::size_t>(s)]));
+        if (amplitude > peak_amplitude) {
+            peak_amplitude = amplitude;
+            peak = static_cast<int>(c);
+        }
+        waveform[c] = row;
+    }
+    if (peak < 0)
+        return;
+
+    // Entries on the contact it now peaks on and on its nearest contacts, as the calibration registers a unit.
+    for (int k = 0; k < kRows; ++k) {
+        const int channel = params.snippet_channels[peak][k];
+        if (channel < 0)
+            continue;
+        std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
+        for (int j = 0; j < kRows; ++j) {
+            const int ch = params.snippet_channels[channel][j];
+            if (ch >= 0 && !waveform[static_cast<std::size_t>(ch)].empty())
+                std::copy(waveform[static_cast<std::size_t>(ch)].begin(), waveform[static_cast<std::size_t>(ch)].end(),
+                          rows.begin() + static_cast<std::ptrdiff_t>(j * width));
+        }
+        Entry entry;
+        entry.unit = unit.id;
+        entry.template_id = main->template_id;
+        for (int e : unit.entries) // the template learnt on this contact, when there is one
+            if (calibration_.entries[static_cast<std::size_t>(e)].channel == channel)
+                entry.template_id = calibration_.entries[static_cast<std::size_t>(e)].template_id;
+        entry.gate = main->gate;
+        entry.centroid = centroid_of(params, aligned_on_first_row(rows, width, params.pre), width);
+        out.entries.push_back(quantise(entry));
+        out.channels.push_back(channel);
+    }
+}
+
+const HwSortParams& MovingUnits::render(const std::function<double(int, double)>& displacement) {
+    const HwSortParams& calibrated = *calibration_.params;
+    units_moved_ = 0;
+    for (std::size_t u = 0; u < calibration_.units.size(); ++u) {
+        const Unit& unit = calibration_.units[u];
+        const probe::Contact& peak = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)];
+        const double d = displacement(peak.shank, peak.y_um);
+        MovedUnit& m = moved_[u];
+        const bool moved = std::abs(d - learnt_at_[u]) >= settings_.tolerance_um;
+        if (moved && (!m.moved || std::abs(d - m.rendered_at) >= settings_.step_um))
+            render_unit(u, d);
+        m.moved = moved;
+        units_moved_ += moved;
+    }
+    // Calibrated entries of units that stayed, in the calibration's order (so that with no motion the table is the
+    // calibration's), then the rendered entries of units that moved.
+    HwSortParams& table = *table_;
+    std::fill(std::begin(table.n_entries), std::end(table.n_entries), std::uint8_t{0});
+    std::vector<bool> unit_moved(calibration_.units.size(), false);
+    std::vector<int> index_of_id;
+    for (std::size_t u = 0; u < calibration_.units.size(); ++u) {
+        const int id = calibration_.units[u].id;
+        if (id >= static_cast<int>(index_of_id.size()))
+            index_of_id.resize(static_cast<std::size_t>(id) + 1, -1);
+        index_of_id[static_cast<std::size_t>(id)] = static_cast<int>(u);
+        unit_moved[u] = moved_[u].moved;
+    }
+    for (int c = 0; c < calibrated.n_channels; ++c)
+        for (int i = 0; i < calibrated.n_entries[c]; ++i) {
+            const hw::ClassifierEntry& q = calibrated.entries[c][i];
+            const int u = q.unit >= 0 && q.unit < static_cast<int>(index_of_id.size())
+                              ? index_of_id[static_cast<std::size_t>(q.unit)]
+                              : -1;
+            if (u >= 0 && unit_moved[static_cast<std::size_t>(u)])
+                continue;
+            table.entries[c][table.n_entries[c]++] = q;
+        }
+    for (std::size_t u = 0; u < calibration_.units.size(); ++u) {
+        if (!moved_[u].moved)
+            continue;
+        for (std::size_t i = 0; i < moved_[u].entries.size(); ++i) {
+            const int c = moved_[u].channels[i];
+            if (table.n_entries[c] == HwSortConfig::max_entries) {
+                ++entries_dropped_;
+                continue;
+            }
+            table.entries[c][table.n_entries[c]++] = moved_[u].entries[i];
+        }
+    }
+    return table;
+}
+
+} // namespace spikeline::sort

@@ -1,0 +1,63 @@
+#pragma once
+// Units that follow the probe's motion. Each calibration entry was learnt at a known displacement (the motion
+// estimate over its spikes); moved to another displacement, a unit's mean snippets are re-sampled in depth by kriging
+// (Gaussian-kernel interpolation over the contacts and displacements they were seen at), and its classifier entries
+// are rebuilt on the contacts where it now peaks. The host turns each new motion estimate into the table writes
+// (hw::TableWrite) that take the kernel's classifier from its current state to the rendered one.
+#include "probe/probe.hpp"
+#include "sort/calibration.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace spikeline::sort {
+
+/// A mean snippet (rows: `channel`'s snippet channels) seen at displacement from_um, re-sampled at to_um on the same
+/// rows. Unchanged when the two are within 0.5 um.
+std::vector<double> move_snippet(const HwSortParams& params, const probe::Probe& probe, int channel,
+                                 const std::vector<double>& mean_snippet, double from_um, double to_um);
+
+/// Writes that take table `from` to table `to` (channels whose entries differ), applying from `sample` on.
+std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortParams& to, std::uint64_t sample);
+
+struct MovingUnitsSettings {
+    double tolerance_um = 3.0; ///< a unit within this of the displacement it was learnt at keeps its entries
+    double step_um = 1.0;      ///< a moved unit is rendered again when its displacement changed by this much
+    double kernel_um = 20.0;   ///< kriging kernel width (sigma)
+};
+
+class MovingUnits {
+public:
+    MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings = {});
+
+    /// The classifier for a displacement field (shank, depth um) -> um. Units that moved less than the tolerance
+    /// keep their calibrated entries, so with no motion this is the calibration's own table.
+    const HwSortParams& render(const std::function<double(int, double)>& displacement);
+
+    const HwSortParams& table() const { return *table_; }
+    int units_moved() const { return units_moved_; }
+    std::uint64_t entries_dropped() const { return entries_dropped_; } ///< rendered entries on a full channel
+
+private:
+    struct MovedUnit {
+        bool moved = false;
+        double rendered_at = 0;
+        std::vector<hw::ClassifierEntry> entries;
+        std::vector<int> channels;
+    };
+
+    void render_unit(std::size_t u, double displacement);
+
+    const Calibration& calibration_;
+    probe::Probe probe_;
+    MovingUnitsSettings settings_;
+    std::unique_ptr<HwSortParams> table_;
+    std::vector<MovedUnit> moved_;
+    std::vector<double> learnt_at_; ///< per unit: its clustered entries' mean displacement
+    int units_moved_ = 0;
+    std::uint64_t entries_dropped_ = 0;
+};
+
+} // namespace spikeline::sort
