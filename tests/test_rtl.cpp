@@ -345,8 +345,8 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
 TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
     const std::string recording = (dir_ / "sim" / "recording.bin").string();
     // Fast drift, so that the units move during the labelling pass and the backends apply table writes.
-    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 4 --seed 6 --drift 10 -q"),
-              0)
+    ASSERT_EQ(
+        run_cli("simulate --out " + (dir_ / "sim").string() + " --channels 64 --duration 4 --seed 6 --drift 10 -q"), 0)
         << read_file(dir_ / "err.txt");
     for (const std::string backend : {"cpu", "verilator"})
         ASSERT_EQ(run_cli("sort " + recording + " --out " + (dir_ / backend).string() + " --backend " + backend +

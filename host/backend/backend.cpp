@@ -37,8 +37,8 @@ void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, st
             w.n_entries < 0 || w.n_entries > HwSortConfig::max_entries)
             throw std::logic_error("table write outside the classifier table");
         last = w.sample;
-        writes_.push_back(w);
     }
+    writes_.insert(writes_.end(), writes.begin(), writes.end()); // all or nothing
 }
 
 void SortStageOutput::apply_writes_until(std::uint64_t sample) {
@@ -161,9 +161,7 @@ public:
         inner_->enable_sorting(std::move(params), keep_snippets);
     }
     void take_sorted(SortOutput& out) override { inner_->take_sorted(out); }
-    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
-        inner_->queue_table_writes(writes);
-    }
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override { inner_->queue_table_writes(writes); }
 
 private:
     std::unique_ptr<Backend> inner_;

@@ -39,15 +39,36 @@ void smooth_rows(std::vector<double>& histogram, int n_bins, double sigma_bins) 
     }
 }
 
-/// sum over amplitude bins and depths y of weight(y) * reference(y) * window(y + shift).
-double correlation(const std::vector<double>& reference, const std::vector<double>& window,
-                   const std::vector<double>& weight, int n_bins, int shift) {
+/// Where each amplitude row of a histogram holds something: [begin, end) per row.
+std::vector<std::pair<int, int>> row_spans(const std::vector<double>& histogram, int n_bins) {
+    std::vector<std::pair<int, int>> spans(kAmplitudeBins, {0, 0});
+    for (int a = 0; a < kAmplitudeBins; ++a) {
+        const double* h = &histogram[static_cast<std::size_t>(a * n_bins)];
+        int begin = 0, end = n_bins;
+        while (begin < end && h[begin] < 1e-9)
+            ++begin;
+        while (end > begin && h[end - 1] < 1e-9)
+            --end;
+        spans[static_cast<std::size_t>(a)] = {begin, end};
+    }
+    return spans;
+}
+
+/// sum over amplitude bins and depths y of weight(y) * reference(y) * window(y + shift), where the reference holds
+/// something and weight > 0.
+double correlation(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
+                   const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int shift) {
     double sum = 0;
-    const int begin = std::max(0, -shift), end = std::min(n_bins, n_bins - shift);
+    int begin = std::max(0, -shift), end = std::min(n_bins, n_bins - shift);
+    while (begin < end && weight[static_cast<std::size_t>(begin)] == 0)
+        ++begin;
+    while (end > begin && weight[static_cast<std::size_t>(end - 1)] == 0)
+        --end;
     for (int a = 0; a < kAmplitudeBins; ++a) {
         const double* r = &reference[static_cast<std::size_t>(a * n_bins)];
         const double* w = &window[static_cast<std::size_t>(a * n_bins)];
-        for (int y = begin; y < end; ++y)
+        const int row_end = std::min(end, spans[static_cast<std::size_t>(a)].second);
+        for (int y = std::max(begin, spans[static_cast<std::size_t>(a)].first); y < row_end; ++y)
             sum += weight[static_cast<std::size_t>(y)] * r[y] * w[y + shift];
     }
     return sum;
@@ -55,11 +76,12 @@ double correlation(const std::vector<double>& reference, const std::vector<doubl
 
 /// The shift in [lo, hi] (bins) with the largest correlation, refined to a fraction of a bin by a parabola through
 /// the peak and its neighbours. Returns false when nothing correlates.
-bool best_shift(const std::vector<double>& reference, const std::vector<double>& window,
-                const std::vector<double>& weight, int n_bins, int lo, int hi, double& shift) {
+bool best_shift(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
+                const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int lo, int hi,
+                double& shift) {
     std::vector<double> scores;
     for (int s = lo; s <= hi; ++s)
-        scores.push_back(correlation(reference, window, weight, n_bins, s));
+        scores.push_back(correlation(reference, spans, window, weight, n_bins, s));
     const auto best = static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
     if (scores[static_cast<std::size_t>(best)] <= 0)
         return false;
@@ -192,10 +214,19 @@ void MotionEstimator::estimate(double time_s) {
             continue;
         }
         const int max_shift = static_cast<int>(settings_.max_shift_um / settings_.bin_um);
+        const std::vector<std::pair<int, int>> spans = row_spans(shank.reference, shank.n_bins);
         const std::vector<double> flat(static_cast<std::size_t>(shank.n_bins), 1.0);
+        // Around the last estimate first (motion is mostly slow); the whole range when the best is at an edge.
+        const int last = static_cast<int>(std::lround(shank.rigid / settings_.bin_um));
+        const int near = static_cast<int>(std::ceil(settings_.search_um / settings_.bin_um));
+        const int lo = std::max(-max_shift, last - near), hi = std::min(max_shift, last + near);
         double rigid = 0;
-        if (!best_shift(shank.reference, window, flat, shank.n_bins, -max_shift, max_shift, rigid))
+        if (!best_shift(shank.reference, spans, window, flat, shank.n_bins, lo, hi, rigid))
             continue;
+        if ((rigid <= lo + 0.5 && lo > -max_shift) || (rigid >= hi - 0.5 && hi < max_shift))
+            if (!best_shift(shank.reference, spans, window, flat, shank.n_bins, -max_shift, max_shift, rigid))
+                continue;
+        shank.rigid = rigid * settings_.bin_um;
         const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
         for (int b : shank.blocks) {
             double shift = rigid;
@@ -203,11 +234,13 @@ void MotionEstimator::estimate(double time_s) {
                 const double sigma = settings_.block_um / 2 / settings_.bin_um;
                 const double centre = (blocks_[static_cast<std::size_t>(b)].depth_um - shank.y_min) / settings_.bin_um;
                 std::vector<double> weight(static_cast<std::size_t>(shank.n_bins));
-                for (int y = 0; y < shank.n_bins; ++y)
-                    weight[static_cast<std::size_t>(y)] = std::exp(-0.5 * (y - centre) * (y - centre) / (sigma * sigma));
+                for (int y = 0; y < shank.n_bins; ++y) {
+                    const double z = (y - centre) / sigma;
+                    weight[static_cast<std::size_t>(y)] = std::abs(z) < 3 ? std::exp(-0.5 * z * z) : 0.0;
+                }
                 const int around = static_cast<int>(std::lround(rigid));
-                if (!best_shift(shank.reference, window, weight, shank.n_bins, std::max(-max_shift, around - range),
-                                std::min(max_shift, around + range), shift))
+                if (!best_shift(shank.reference, spans, window, weight, shank.n_bins,
+                                std::max(-max_shift, around - range), std::min(max_shift, around + range), shift))
                     shift = rigid;
             }
             current_.displacement[static_cast<std::size_t>(b)] = shift * settings_.bin_um;

@@ -13,12 +13,13 @@
 namespace spikeline::motion {
 
 struct MotionSettings {
-    double update_s = 0.5;     ///< a new estimate every update_s
-    double window_s = 1.5;     ///< from the spikes of the last window_s
-    double bin_um = 2.0;       ///< depth histogram bin
-    double smooth_um = 4.0;    ///< Gaussian smoothing (sigma) of the histograms along depth
-    double max_shift_um = 100; ///< largest displacement searched (rigid), from the reference
-    double block_um = 400;     ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
+    double update_s = 0.5;      ///< a new estimate every update_s
+    double window_s = 1.5;      ///< from the spikes of the last window_s
+    double bin_um = 2.0;        ///< depth histogram bin
+    double smooth_um = 4.0;     ///< Gaussian smoothing (sigma) of the histograms along depth
+    double max_shift_um = 100;  ///< largest displacement searched (rigid), from the reference
+    double search_um = 24;      ///< searched first around the last estimate (all of max_shift_um when at an edge)
+    double block_um = 400;      ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
     double block_range_um = 15; ///< a block's estimate stays within this of its shank's rigid one
     double reference_rate = 0.05; ///< share of each registered window mixed into the reference (slow changes)
     int min_spikes = 50;          ///< fewer spikes on a shank in a window: the estimate holds
@@ -72,6 +73,7 @@ private:
         std::vector<std::vector<double>> slices; ///< per update slice: n_amplitude_bins x n_bins counts
         std::vector<double> reference;           ///< smoothed, n_amplitude_bins x n_bins; empty until the first
         std::vector<int> blocks;                 ///< indices into blocks_
+        double rigid = 0;                        ///< the last rigid estimate, um
     };
 
     void estimate(double time_s);

@@ -8,10 +8,10 @@
 #include "util/memory.hpp"
 #include "util/progress.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <fstream>
 #include <iterator>
 

@@ -132,8 +132,7 @@ std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortP
     return writes;
 }
 
-MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe,
-                         const MovingUnitsSettings& settings)
+MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings)
     : calibration_(calibration), probe_(probe), settings_(settings),
       table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()) {
     for (const Unit& unit : calibration.units) {

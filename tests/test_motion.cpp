@@ -1,0 +1,324 @@
+// Motion tracking: the table writes every backend applies at the same sample, the motion estimate against a
+// simulated drift, units moved by kriging, and sorting accuracy on a drifting recording.
+#include "backend/backend.hpp"
+#include "backend/detect_settings.hpp"
+#include "eval/compare.hpp"
+#include "motion/motion_estimator.hpp"
+#include "pipeline/motion_tracking.hpp"
+#include "pipeline/sort_run.hpp"
+#include "sim/simulator.hpp"
+#include "sort/calibration.hpp"
+#include "sort/moving_units.hpp"
+#include "sort/sort_settings.hpp"
+#include "temp_dir_test.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace spikeline {
+namespace {
+
+constexpr int kChannels = 128;
+constexpr double kRate = 30000;
+
+/// The simulator's triangular drift (host/sim: amplitude 25 um) at time t for a speed in um/s.
+double triangle_drift(double t, double speed) {
+    const double amplitude = 25, travelled = std::abs(speed) * t, m = std::fmod(travelled, 4 * amplitude);
+    const double offset = m < amplitude ? m : (m < 3 * amplitude ? 2 * amplitude - m : m - 4 * amplitude);
+    return speed > 0 ? offset : -offset;
+}
+
+std::vector<std::int16_t> simulate(double seconds, double drift, std::uint64_t seed) {
+    sim::SimulationConfig config;
+    config.n_channels = kChannels;
+    config.duration_s = seconds;
+    config.seed = seed;
+    config.drift_um_per_s = drift;
+    sim::Simulator simulator(config, probe::default_probe(kChannels));
+    std::vector<std::int16_t> data(simulator.info().n_frames * kChannels);
+    for (std::size_t done = 0; done < simulator.info().n_frames;)
+        done += simulator.read(&data[done * kChannels], simulator.info().n_frames - done);
+    return data;
+}
+
+/// Runs a backend over data in blocks; before each block, queues the writes whose sample is in [queue_from, block
+/// end) when late, or all of them before the first block when not.
+SortOutput run_with_writes(Backend& backend, std::shared_ptr<const HwSortParams> params,
+                           const std::vector<std::int16_t>& data, std::size_t block,
+                           const std::vector<hw::TableWrite>& writes, bool late) {
+    backend.enable_sorting(std::move(params), false);
+    if (!late)
+        backend.queue_table_writes(writes);
+    std::vector<SpikeEvent> events;
+    const std::size_t frames = data.size() / kChannels;
+    std::size_t next = 0;
+    for (std::size_t f = 0; f < frames; f += block) {
+        const std::size_t n = std::min(block, frames - f);
+        std::vector<hw::TableWrite> due;
+        for (; late && next < writes.size() && writes[next].sample < f + n; ++next)
+            due.push_back(writes[next]);
+        backend.queue_table_writes(due);
+        backend.process(&data[f * kChannels], n, events);
+    }
+    backend.finish(events);
+    SortOutput out;
+    backend.take_sorted(out);
+    return out;
+}
+
+void expect_same_labels(const SortOutput& expected, const SortOutput& actual) {
+    ASSERT_EQ(expected.spikes.size(), actual.spikes.size());
+    for (std::size_t i = 0; i < expected.spikes.size(); ++i) {
+        ASSERT_EQ(expected.spikes[i].event, actual.spikes[i].event) << "spike " << i;
+        ASSERT_EQ(expected.spikes[i].unit, actual.spikes[i].unit) << "spike " << i;
+        ASSERT_EQ(expected.spikes[i].template_id, actual.spikes[i].template_id) << "spike " << i;
+    }
+}
+
+class MotionBackends : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        data_ = new std::vector<std::int16_t>(simulate(4.0, 0.0, 31));
+        detect_ = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), kRate).release();
+        geometry_ = sort::make_sort_params(sort::SortSettings{}, probe::default_probe(kChannels), kRate, *detect_);
+        auto backend = make_reference_backend(*detect_);
+        backend->enable_sorting(geometry_, true);
+        std::vector<SpikeEvent> events;
+        backend->process(data_->data(), data_->size() / kChannels, events);
+        backend->finish(events);
+        SortOutput window;
+        backend->take_sorted(window);
+        calibration_ = new sort::Calibration(sort::calibrate(*geometry_, window, sort::SortSettings{}));
+    }
+    static void TearDownTestSuite() {
+        delete data_;
+        delete detect_;
+        delete calibration_;
+        geometry_.reset();
+    }
+
+    /// Writes that change labels a lot: at random samples, channels lose their entries, get another channel's, or
+    /// get theirs back.
+    static std::vector<hw::TableWrite> random_writes(std::uint64_t seed) {
+        std::mt19937_64 rng(seed);
+        const HwSortParams& original = *calibration_->params;
+        std::vector<hw::TableWrite> writes;
+        const std::uint64_t frames = data_->size() / kChannels;
+        std::vector<std::uint64_t> samples;
+        for (int i = 0; i < 40; ++i)
+            samples.push_back(rng() % frames);
+        std::sort(samples.begin(), samples.end());
+        for (std::uint64_t sample : samples)
+            for (int k = 0; k < 8; ++k) {
+                const int channel = static_cast<int>(rng() % kChannels);
+                const int from = static_cast<int>(rng() % kChannels);
+                switch (rng() % 3) {
+                case 0:
+                    writes.push_back({sample, channel, -1, 0, {}});
+                    break;
+                case 1:
+                    if (original.n_entries[from] > 0)
+                        writes.push_back({sample, channel, 0, 1, original.entries[from][0]});
+                    break;
+                default:
+                    for (int e = 0; e < original.n_entries[channel]; ++e)
+                        writes.push_back(
+                            {sample, channel, e, original.n_entries[channel], original.entries[channel][e]});
+                }
+            }
+        return writes;
+    }
+
+    static std::vector<std::int16_t>* data_;
+    static HwParams* detect_;
+    static std::shared_ptr<HwSortParams> geometry_;
+    static sort::Calibration* calibration_;
+};
+std::vector<std::int16_t>* MotionBackends::data_ = nullptr;
+HwParams* MotionBackends::detect_ = nullptr;
+std::shared_ptr<HwSortParams> MotionBackends::geometry_;
+sort::Calibration* MotionBackends::calibration_ = nullptr;
+
+TEST_F(MotionBackends, AWriteAppliesToSpikesFromItsSampleOnWhateverTheBackendAndWhenItWasQueued) {
+    const std::vector<hw::TableWrite> writes = random_writes(5);
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected =
+        run_with_writes(*reference, calibration_->params, *data_, std::size_t{1} << 20, writes, false);
+    auto unchanged = make_reference_backend(*detect_);
+    const SortOutput without =
+        run_with_writes(*unchanged, calibration_->params, *data_, std::size_t{1} << 20, {}, false);
+    ASSERT_GT(expected.spikes.size(), 200u);
+    std::size_t changed = 0;
+    for (std::size_t i = 0; i < expected.spikes.size(); ++i)
+        changed += expected.spikes[i].unit != without.spikes[i].unit;
+    ASSERT_GT(changed, expected.spikes.size() / 20) << "the writes change many labels";
+
+    for (bool late : {false, true})
+        for (std::size_t block : {std::size_t{7}, std::size_t{300}, std::size_t{4096}}) {
+            SCOPED_TRACE(std::string(late ? "queued just in time" : "queued at the start") + ", block " +
+                         std::to_string(block));
+            auto ref = make_reference_backend(*detect_);
+            expect_same_labels(expected, run_with_writes(*ref, calibration_->params, *data_, block, writes, late));
+            for (int threads : {1, 2}) {
+                auto cpu = make_cpu_backend(*detect_, threads);
+                expect_same_labels(expected, run_with_writes(*cpu, calibration_->params, *data_, block, writes, late));
+            }
+        }
+}
+
+TEST_F(MotionBackends, VerilatorAppliesTheSameWritesAtTheSameSamples) {
+    const std::vector<std::int16_t> segment(data_->begin(), data_->begin() + 45000 * kChannels);
+    std::vector<hw::TableWrite> writes;
+    for (const hw::TableWrite& w : random_writes(9))
+        if (w.sample < 45000)
+            writes.push_back(w);
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected = run_with_writes(*reference, calibration_->params, segment, 45000, writes, false);
+    for (std::size_t block : {std::size_t{30}, std::size_t{3000}}) {
+        SCOPED_TRACE("block " + std::to_string(block));
+        auto rtl = make_backend({"verilator", 1}, *detect_);
+        expect_same_labels(expected, run_with_writes(*rtl, calibration_->params, segment, block, writes, true));
+    }
+}
+
+TEST_F(MotionBackends, WritesOutOfOrderOrBeforeTheProcessedFramesAreRefused) {
+    auto cpu = make_cpu_backend(*detect_, 1);
+    cpu->enable_sorting(calibration_->params, false);
+    std::vector<SpikeEvent> events;
+    cpu->process(data_->data(), 1000, events);
+    EXPECT_THROW(cpu->queue_table_writes({{999, 0, -1, 0, {}}}), std::logic_error);
+    EXPECT_THROW(cpu->queue_table_writes({{2000, 0, -1, 0, {}}, {1500, 0, -1, 0, {}}}), std::logic_error);
+    EXPECT_THROW(cpu->queue_table_writes({{2000, kChannels, -1, 0, {}}}), std::logic_error);
+    EXPECT_NO_THROW(cpu->queue_table_writes({{1000, 0, -1, 0, {}}}));
+}
+
+TEST_F(MotionBackends, TableWritesTakeOneTableToAnother) {
+    const HwSortParams& from = *calibration_->params;
+    auto to = std::make_unique<HwSortParams>(from);
+    to->n_entries[3] = 0;
+    to->entries[5][0].centroid[2] += 1;
+    to->entries[7][to->n_entries[7]] = from.entries[5][0];
+    ++to->n_entries[7];
+    const auto writes = sort::table_writes(from, *to, 100);
+    auto applied = std::make_unique<HwSortParams>(from);
+    for (const auto& w : writes) {
+        EXPECT_EQ(w.sample, 100u);
+        hw::apply_table_write(*applied, w);
+    }
+    EXPECT_EQ(writes.size(), 3u);
+    for (int c = 0; c < kChannels; ++c) {
+        ASSERT_EQ(applied->n_entries[c], to->n_entries[c]) << c;
+        for (int e = 0; e < to->n_entries[c]; ++e)
+            for (int v = 0; v < HwSortConfig::n_values; ++v)
+                ASSERT_EQ(applied->entries[c][e].centroid[v], to->entries[c][e].centroid[v]);
+    }
+    EXPECT_TRUE(sort::table_writes(from, from, 0).empty());
+}
+
+TEST_F(MotionBackends, WithNoMotionTheRenderedTableIsTheCalibrations) {
+    sort::MovingUnits units(*calibration_, probe::default_probe(kChannels));
+    const HwSortParams& table = units.render([](int, double) { return 1.0; }); // below the tolerance
+    EXPECT_TRUE(sort::table_writes(*calibration_->params, table, 0).empty());
+    EXPECT_EQ(units.units_moved(), 0);
+    const HwSortParams& moved = units.render([](int, double) { return 20.0; });
+    EXPECT_EQ(units.units_moved(), static_cast<int>(calibration_->units.size()));
+    EXPECT_FALSE(sort::table_writes(*calibration_->params, moved, 0).empty());
+}
+
+TEST(MovingUnits, KrigingMovesAFootprintAlongTheShank) {
+    // A unit 25 um off the probe with a Lorentzian footprint, seen on channel 40's snippet rows; moved by 13 um it
+    // should look like the same footprint 13 um further up.
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    const int width = geometry->pre + 1 + geometry->post, channel = 40;
+    const double x0 = probe.contacts[channel].x_um, y0 = probe.contacts[channel].y_um + 5;
+    auto footprint = [&](double shift) {
+        std::vector<double> rows(static_cast<std::size_t>(HwSortConfig::snippet_channels * width), 0.0);
+        for (int k = 0; k < HwSortConfig::snippet_channels; ++k) {
+            const auto& c = probe.contacts[static_cast<std::size_t>(geometry->snippet_channels[channel][k])];
+            const double d2 = std::pow(c.x_um - x0, 2) + std::pow(c.y_um - y0 - shift, 2) + 25.0 * 25.0;
+            for (int s = 0; s < width; ++s)
+                rows[static_cast<std::size_t>(k * width + s)] =
+                    -1000.0 / (1 + d2 / (30.0 * 30.0)) * std::exp(-std::pow(s - geometry->pre, 2) / 8.0);
+        }
+        return rows;
+    };
+    const auto moved = sort::move_snippet(*geometry, probe, channel, footprint(0), 0, 13);
+    const auto expected = footprint(13);
+    double error = 0, norm = 0;
+    for (std::size_t i = 0; i < moved.size(); ++i) {
+        error += std::pow(moved[i] - expected[i], 2);
+        norm += expected[i] * expected[i];
+    }
+    EXPECT_LT(error / norm, 0.05) << "relative squared error";
+    EXPECT_EQ(sort::move_snippet(*geometry, probe, channel, expected, 3, 3.2), expected);
+}
+
+TEST(MotionEstimate, FollowsASimulatedDriftWithinThreeMicrometres) {
+    const double speed = 2; // um/s: the +-25 um triangle in 50 s, as fast as a +-20 um, 60 s sine at its steepest
+    const std::vector<std::int16_t> data = simulate(30, speed, 12);
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    std::shared_ptr<const HwSortParams> geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    auto backend = make_cpu_backend(*detect, 1);
+    backend->enable_sorting(geometry, true);
+    MotionTracking tracking(probe, kRate, geometry, motion::MotionSettings{});
+    std::vector<SpikeEvent> events;
+    const std::size_t chunk = 3000, frames = data.size() / kChannels;
+    for (std::size_t f = 0; f < frames; f += chunk) {
+        backend->process(&data[f * kChannels], std::min(chunk, frames - f), events);
+        SortOutput sorted;
+        backend->take_sorted(sorted);
+        tracking.add(sorted, f + std::min(chunk, frames - f));
+    }
+    const auto& estimates = tracking.estimates();
+    ASSERT_GE(estimates.size(), 50u) << "one estimate every 0.5 s";
+    // Displacement 0 is the first window's (0 to 1.5 s) mean position.
+    double reference = 0;
+    for (int i = 0; i < 150; ++i)
+        reference += triangle_drift(i * 0.01, speed) / 150;
+    double squared = 0;
+    int n = 0;
+    for (const auto& e : estimates) {
+        if (e.time_s < 10)
+            continue;
+        for (double d : e.displacement) {
+            squared += std::pow(d - (triangle_drift(e.time_s, speed) - reference), 2);
+            ++n;
+        }
+    }
+    EXPECT_LT(std::sqrt(squared / n), 3.0) << "RMS error (um) over " << n << " block estimates";
+}
+
+class DriftSorting : public testing::TempDirTest {};
+
+TEST_F(DriftSorting, UnitsFollowingTheMotionKeepTheirAccuracyUnderDrift) {
+    sim::SimulationConfig config;
+    config.n_channels = kChannels;
+    config.duration_s = 40;
+    config.seed = 3;
+    config.drift_um_per_s = 2.5;
+    const probe::Probe probe = probe::default_probe(kChannels);
+    sim::simulate_to_folder(config, probe, dir_ / "sim");
+    double accuracy[2] = {};
+    for (bool motion : {false, true}) {
+        SortRunOptions options;
+        options.detect.chunk_ms = 100;
+        options.sort.calibration_s = 20;
+        options.sort.motion = motion;
+        const auto out = dir_ / (motion ? "motion" : "fixed");
+        run_sorting([&] { return io::open_recording(dir_ / "sim" / "recording.bin", {}); }, probe, options, out);
+        const eval::SortingScore score =
+            eval::compare_sorting(eval::read_ground_truth(dir_ / "sim" / "ground_truth"), eval::read_sorted(out));
+        accuracy[motion] = score.bins[4].mean_accuracy;
+        ASSERT_EQ(score.bins[4].label, "SNR>8");
+    }
+    EXPECT_GE(accuracy[1], 0.85) << "with motion tracking";
+    EXPECT_GT(accuracy[1], accuracy[0] + 0.05) << "without: " << accuracy[0];
+}
+
+} // namespace
+} // namespace spikeline
