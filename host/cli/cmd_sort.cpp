@@ -18,6 +18,7 @@ int cmd_sort(int argc, char** argv) {
     std::string out;
     std::string sorter_file;
     bool no_motion = false;
+    bool no_learning = false;
 
     po::options_description visible(
         "spikeline sort INPUT --out DIR [options]\n\n"
@@ -54,7 +55,10 @@ int cmd_sort(int argc, char** argv) {
          "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)") //
         ("no-motion", po::bool_switch(&no_motion),
          "do not track the probe's motion (units stay on the contacts they were learnt on): for rigidly fixed "
-         "preparations");
+         "preparations") //
+        ("no-learning", po::bool_switch(&no_learning),
+         "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from a "
+         "sample of every spike so far, so that rare and late units are found)");
     add_detect_options(visible, detect);
     po::options_description all;
     all.add(visible).add_options()("input", po::value(&in.input));
@@ -73,6 +77,7 @@ int cmd_sort(int argc, char** argv) {
     options.detect = finish_run_options(run, vm, detect);
     options.sort = settings;
     options.sort.motion = !no_motion;
+    options.sort.keep_learning = !no_learning;
     options.sorter_file = sorter_file;
     auto open_source = [&]() {
         if (first)

@@ -11,10 +11,14 @@ constexpr std::size_t kWriteColumns = 7 + HwSortConfig::n_values;
 } // namespace
 
 MotionTracking::MotionTracking(const probe::Probe& probe, double sample_rate,
-                               std::shared_ptr<const HwSortParams> geometry, const motion::MotionSettings& settings)
-    : probe_(probe), geometry_(std::move(geometry)), estimator_(probe, sample_rate, settings) {}
+                               std::shared_ptr<const HwSortParams> geometry, const motion::MotionSettings& settings,
+                               bool estimate_motion)
+    : probe_(probe), geometry_(std::move(geometry)), estimator_(probe, sample_rate, settings),
+      estimate_motion_(estimate_motion) {}
 
 bool MotionTracking::add(const SortOutput& sorted, std::uint64_t processed_frames) {
+    if (!estimate_motion_)
+        return false;
     const int width = geometry_->pre + 1 + geometry_->post;
     const std::size_t values = static_cast<std::size_t>(HwSortConfig::snippet_channels * width);
     for (std::size_t i = 0; i < sorted.spikes.size(); ++i) {
@@ -42,8 +46,10 @@ double MotionTracking::displacement_at_channel(int channel) const {
     return estimator_.displacement_at(c.shank, c.y_um);
 }
 
-void MotionTracking::follow(const sort::Calibration& calibration) {
+void MotionTracking::follow(const sort::Calibration& calibration, bool loaded) {
     moving_ = std::make_unique<sort::MovingUnits>(calibration, probe_);
+    if (loaded || !backend_table_)
+        backend_table_ = std::make_unique<HwSortParams>(*calibration.params);
     new_estimate_ = true;
 }
 
@@ -51,10 +57,11 @@ std::vector<hw::TableWrite> MotionTracking::table_writes(std::uint64_t sample) {
     if (!moving_ || !new_estimate_)
         return {};
     new_estimate_ = false;
-    const auto before = std::make_unique<HwSortParams>(moving_->table());
-    const HwSortParams& after =
-        moving_->render([this](int shank, double y) { return estimator_.displacement_at(shank, y); });
-    std::vector<hw::TableWrite> writes = sort::table_writes(*before, after, sample);
+    const HwSortParams& after = moving_->render(
+        [this](int shank, double y) { return estimate_motion_ ? estimator_.displacement_at(shank, y) : 0.0; });
+    std::vector<hw::TableWrite> writes = sort::table_writes(*backend_table_, after, sample);
+    for (const hw::TableWrite& w : writes)
+        hw::apply_table_write(*backend_table_, w);
     n_writes_ += writes.size();
     return writes;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Motion tracking around a backend's sorting stage: spikes (with snippets) in, motion estimates out, and for the
-// labelling pass the classifier-table writes that keep the units on the contacts where the motion has taken them.
+// labelling pass the classifier-table writes that keep the units on the contacts where the motion has taken them and
+// that bring in what later calibrations learnt (new units, refined ones).
 // Everything it computes depends only on the spikes and the frame count, never on how far a backend has got in
 // sorting them, so every backend receives the same writes at the same samples.
 #include "io/npy.hpp"
@@ -15,8 +16,9 @@ namespace spikeline {
 
 class MotionTracking {
 public:
+    /// estimate_motion false: no estimate (displacement 0), only the table writes of follow().
     MotionTracking(const probe::Probe& probe, double sample_rate, std::shared_ptr<const HwSortParams> geometry,
-                   const motion::MotionSettings& settings);
+                   const motion::MotionSettings& settings, bool estimate_motion = true);
 
     /// Takes the spikes the backend sorted by the time it had processed `processed_frames` frames (with their
     /// snippets, in sample order). Spikes within the last frames, which a slower backend may not have sorted yet,
@@ -26,9 +28,11 @@ public:
     /// The current displacement (um) of the tissue at a channel's contact.
     double displacement_at_channel(int channel) const;
 
-    /// Units of `calibration` follow the motion from now on (the labelling pass); call again after a recalibration.
-    void follow(const sort::Calibration& calibration);
-    /// The writes that take the backend's table to the current motion's (empty without a new estimate).
+    /// Units of `calibration` follow the motion from now on (the labelling pass); call again after each calibration.
+    /// loaded: the backend was given calibration.params (enable_sorting); otherwise the next table_writes() take
+    /// the backend's table to the new calibration's.
+    void follow(const sort::Calibration& calibration, bool loaded);
+    /// The writes that take the backend's table to the current motion's (empty when nothing changed).
     std::vector<hw::TableWrite> table_writes(std::uint64_t sample);
 
     const std::vector<motion::MotionEstimate>& estimates() const { return estimates_; }
@@ -47,6 +51,8 @@ private:
     std::vector<motion::SpikePosition> held_positions_;
     std::vector<motion::MotionEstimate> estimates_;
     std::unique_ptr<sort::MovingUnits> moving_;
+    std::unique_ptr<HwSortParams> backend_table_; ///< the table the backend holds once the queued writes apply
+    bool estimate_motion_;
     bool new_estimate_ = false;
     std::uint64_t n_writes_ = 0;
 };

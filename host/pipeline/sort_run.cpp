@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <random>
 
 namespace spikeline {
 namespace {
@@ -43,6 +44,37 @@ struct CalibrationWindow {
             data.snippets.insert(data.snippets.end(), sorted.snippets.begin(),
                                  sorted.snippets.begin() + static_cast<std::ptrdiff_t>(n * values_per_spike));
     }
+    /// Keeps a uniform sample of every spike offered so far (reservoir sampling, deterministic): bounded memory
+    /// however long the recording.
+    void add_sampled(SortOutput& sorted, std::size_t values_per_spike, const MotionTracking* tracking) {
+        for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
+            std::size_t slot = data.spikes.size();
+            if (slot == max_spikes) {
+                slot = static_cast<std::size_t>(rng() % (offered + 1));
+                if (slot >= max_spikes)
+                    continue;
+            }
+            const double displacement =
+                tracking ? tracking->displacement_at_channel(sorted.spikes[i].event.channel) : 0;
+            const auto snippet = sorted.snippets.begin() + static_cast<std::ptrdiff_t>(i * values_per_spike);
+            if (slot == data.spikes.size()) {
+                data.spikes.push_back(sorted.spikes[i]);
+                data.snippets.insert(data.snippets.end(), snippet,
+                                     snippet + static_cast<std::ptrdiff_t>(values_per_spike));
+                if (motion.probe)
+                    motion.displacement_um.push_back(displacement);
+            } else {
+                data.spikes[slot] = sorted.spikes[i];
+                std::copy(snippet, snippet + static_cast<std::ptrdiff_t>(values_per_spike),
+                          data.snippets.begin() + static_cast<std::ptrdiff_t>(slot * values_per_spike));
+                if (motion.probe)
+                    motion.displacement_um[slot] = displacement;
+            }
+        }
+    }
+    std::uint64_t offered = 0;
+    std::mt19937_64 rng{1};
+
     void clear() {
         data.spikes.clear();
         data.snippets.clear();
@@ -161,17 +193,22 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     const auto recalibrate_frames =
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
+    // Keep learning: calibrate again on a sample of every spike so far at 2, 4, 8... times the calibration window,
+    // on the same basis, so that the units it finds (rare ones, late ones) reach the backend as table writes.
+    const bool learn = options.sort.keep_learning && !recalibrate && !loaded && !on_fpga;
+    std::uint64_t next_learning =
+        2 * static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
     if (!source) // a loaded sorter labels on the first reading
         source = open_source();
     DetectRunOptions labelling_run = options.detect;
     labelling_run.xrt.sorting = true;
     std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate, probe);
-    backend->enable_sorting(calibration.params, recalibrate || track_motion);
+    backend->enable_sorting(calibration.params, recalibrate || track_motion || learn);
     std::unique_ptr<MotionTracking> tracking;
     std::unique_ptr<TableWriteLog> write_log;
-    if (track_motion) {
-        tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings);
-        tracking->follow(calibration);
+    if (track_motion || learn) {
+        tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings, track_motion);
+        tracking->follow(calibration, true);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
     }
     ChunkReader reader(*source, chunk_frames);
@@ -192,7 +229,22 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             tracking->add(sorted, result.frames);
         if (recalibrate)
             window.add(sorted, values_per_spike, tracking.get());
+        if (learn)
+            window.add_sampled(sorted, values_per_spike, tracking.get());
         sorted = {};
+        if (learn && result.frames >= next_learning) {
+            next_learning *= 2;
+            try {
+                calibration = sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(),
+                                              &calibration, window.motion_or_null(), true);
+                writer.add_calibration(calibration);
+                tracking->follow(calibration, false);
+                ++result.n_calibrations;
+            } catch (const InputError& e) {
+                ++result.n_recalibrations_skipped;
+                result.last_skip_reason = e.what();
+            }
+        }
         if (recalibrate && result.frames >= next_recalibration) {
             // Follow drift: learn again from the last period's snippets; matching units keep their ids.
             next_recalibration += recalibrate_frames;
@@ -203,7 +255,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                     writer.add_calibration(calibration);
                     backend->enable_sorting(calibration.params, true);
                     if (tracking)
-                        tracking->follow(calibration);
+                        tracking->follow(calibration, true);
                     ++result.n_calibrations;
                 } catch (const InputError& e) {
                     // Too few spikes in this period to learn from: keep the current calibration, and say so.
@@ -245,7 +297,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.lost_events = backend->lost_events();
     if (tracking) {
         write_log->finish();
-        tracking->write_motion(out_dir);
+        if (track_motion)
+            tracking->write_motion(out_dir);
         result.motion_estimates = tracking->estimates().size();
         std::vector<double> all;
         for (const motion::MotionEstimate& e : tracking->estimates())

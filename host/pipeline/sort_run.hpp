@@ -36,8 +36,8 @@ struct SortRunResult {
     std::uint64_t lost_events = 0;
     std::size_t motion_estimates = 0; ///< 0: motion tracking off (motion_note says why when it was asked for)
     double motion_min_um = 0, motion_max_um = 0, motion_median_um = 0; ///< over every block and estimate
-    int units_moved = 0;              ///< units away from where they were learnt at the end
-    std::uint64_t table_writes = 0;   ///< classifier-table writes made to follow the motion
+    int units_moved = 0;            ///< units away from where they were learnt at the end
+    std::uint64_t table_writes = 0; ///< classifier-table writes made to follow the motion
     std::string motion_note;
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;

@@ -315,7 +315,8 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
 }
 
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
-                      int first_template_id, const Calibration* previous, const CalibrationMotion* motion) {
+                      int first_template_id, const Calibration* previous, const CalibrationMotion* motion,
+                      bool keep_basis) {
     const int width = base.pre + 1 + base.post;
     const std::size_t n = data.spikes.size();
     require(n > 0, "no spikes in the calibration window: lengthen it (--calibration-s), check that the recording "
@@ -334,13 +335,19 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     std::fill(std::begin(params.n_entries), std::end(params.n_entries), std::uint8_t{0});
 
     // Basis, quantised; then the features exactly as L1 computes them.
-    const Eigen::MatrixXd basis = temporal_basis(data, width);
-    for (int p = 0; p < HwSortConfig::n_features; ++p)
-        for (int s = 0; s < HwSortConfig::max_snippet_samples; ++s)
-            params.basis[p][s] =
-                s < width ? static_cast<std::int16_t>(std::clamp(
-                                std::lround(basis(p, s) * (1 << HwSortConfig::basis_frac_bits)), -32768L, 32767L))
-                          : std::int16_t{0};
+    require(!keep_basis || previous, "keeping the basis needs a previous calibration");
+    if (keep_basis) {
+        std::copy(&previous->params->basis[0][0],
+                  &previous->params->basis[0][0] + sizeof params.basis / sizeof(std::int16_t), &params.basis[0][0]);
+    } else {
+        const Eigen::MatrixXd basis = temporal_basis(data, width);
+        for (int p = 0; p < HwSortConfig::n_features; ++p)
+            for (int s = 0; s < HwSortConfig::max_snippet_samples; ++s)
+                params.basis[p][s] =
+                    s < width ? static_cast<std::int16_t>(std::clamp(
+                                    std::lround(basis(p, s) * (1 << HwSortConfig::basis_frac_bits)), -32768L, 32767L))
+                              : std::int16_t{0};
+    }
     Eigen::MatrixXd features(static_cast<Eigen::Index>(n), kValues);
     std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
     std::int32_t f[kValues];

@@ -52,10 +52,11 @@ struct CalibrationMotion {
 /// previous is given: units matching one of its units keep its id (matched first by the labels previous gave the
 /// window's spikes, then by template distance below id_match_distance), and previous's units the window did not
 /// find stay registered with their last templates, so a unit keeps its id and its labels through a quiet period.
-/// Throws InputError when there are no spikes to learn from.
+/// keep_basis: features on previous's basis (the backend's basis stays, only classifier entries change: the update can
+/// be applied as table writes). Throws InputError when there are no spikes to learn from.
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id = 0, const Calibration* previous = nullptr,
-                      const CalibrationMotion* motion = nullptr);
+                      const CalibrationMotion* motion = nullptr, bool keep_basis = false);
 
 /// The classifier features of a mean snippet. Features are linear in the snippet: the mean of the features is the
 /// features of the mean.

@@ -54,6 +54,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"gate_scale", s.gate_scale},
             {"id_match_distance", s.id_match_distance},
             {"motion", s.motion},
+            {"keep_learning", s.keep_learning},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

@@ -23,7 +23,8 @@ struct SortSettings {
     double id_match_distance = 0.3; ///< on recalibration a unit keeps the id of the closest previous unit below this
     double gate_scale = 3.0; ///< an entry accepts spikes up to gate_scale x its members' 95th-percentile distance
     std::size_t max_calibration_spikes = 200000; ///< snippets kept for one calibration (memory bound)
-    bool motion = true; ///< estimate the probe's motion and move the units with it (off: fixed preparations)
+    bool motion = true;        ///< estimate the probe's motion and move the units with it (off: fixed preparations)
+    bool keep_learning = true; ///< calibrate again at 2, 4, 8... x calibration_s on all spikes so far (same basis)
 };
 
 /// Snippet geometry for a probe: every channel's snippet rows are itself and its nearest contacts on its shank.
