@@ -136,13 +136,13 @@ MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& pro
     : calibration_(calibration), probe_(probe), settings_(settings),
       table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()) {
     for (const Unit& unit : calibration.units) {
-        double sum = 0, weight = 0;
+        std::vector<double> at;
         for (int e : unit.entries) {
             const Entry& entry = calibration.entries[static_cast<std::size_t>(e)];
-            sum += entry.motion_um * static_cast<double>(entry.n_members);
-            weight += static_cast<double>(entry.n_members);
+            if (entry.n_members > 0)
+                at.push_back(entry.motion_um);
         }
-        learnt_at_.push_back(weight > 0 ? sum / weight : 0.0);
+        learnt_at_.push_back(at.empty() ? std::vector<double>{0.0} : at);
     }
 }
 
@@ -227,7 +227,10 @@ const HwSortParams& MovingUnits::render(const std::function<double(int, double)>
         const probe::Contact& peak = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)];
         const double d = displacement(peak.shank, peak.y_um);
         MovedUnit& m = moved_[u];
-        const bool moved = std::abs(d - learnt_at_[u]) >= settings_.tolerance_um;
+        // Calibrated entries serve only while every cluster of the unit was learnt near where it is now.
+        bool moved = false;
+        for (double at : learnt_at_[u])
+            moved |= std::abs(d - at) >= settings_.tolerance_um;
         if (moved && (!m.moved || std::abs(d - m.rendered_at) >= settings_.step_um))
             render_unit(u, d);
         m.moved = moved;

@@ -25,7 +25,7 @@ std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortP
 struct MovingUnitsSettings {
     double tolerance_um = 3.0; ///< a unit within this of the displacement it was learnt at keeps its entries
     double step_um = 1.0;      ///< a moved unit is rendered again when its displacement changed by this much
-    double kernel_um = 20.0;   ///< kriging kernel width (sigma)
+    double kernel_um = 30.0;   ///< kriging kernel width (sigma)
 };
 
 class MovingUnits {
@@ -55,7 +55,7 @@ private:
     MovingUnitsSettings settings_;
     std::unique_ptr<HwSortParams> table_;
     std::vector<MovedUnit> moved_;
-    std::vector<double> learnt_at_; ///< per unit: its clustered entries' mean displacement
+    std::vector<std::vector<double>> learnt_at_; ///< per unit: the displacements its clusters were learnt at
     int units_moved_ = 0;
     std::uint64_t entries_dropped_ = 0;
 };
