@@ -356,7 +356,7 @@ TEST(Simulator, DriftMovesWaveformsButNotSpikeTimes) {
     SimulationConfig config = small_config(3.0);
     const probe::Probe probe = make_probe(64, 2);
     const Simulated still = run(config, probe);
-    config.drift_um_per_s = 20.0;
+    config.drift = sim::triangle_drift(20.0);
     const Simulated drifting = run(config, probe);
     const Simulated again = run(config, probe);
     EXPECT_TRUE(drifting.frames == again.frames);
@@ -381,7 +381,7 @@ TEST(Simulator, RejectsBadConfigurations) {
     expect_rejected([](SimulationConfig& c) { c.noise_uv = 0; });
     expect_rejected([](SimulationConfig& c) { c.microvolts_per_bit = 0; });
     expect_rejected([](SimulationConfig& c) { c.n_units = -2; });
-    expect_rejected([](SimulationConfig& c) { c.drift_um_per_s = 1e9; });
+    expect_rejected([](SimulationConfig& c) { c.drift = sim::triangle_drift(1e9); });
     try {
         SimulationConfig config = small_config(1.0);
         config.n_channels = 128;

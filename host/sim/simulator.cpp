@@ -54,9 +54,7 @@ void check_config(const SimulationConfig& config, const probe::Probe& probe) {
             "microvolts per bit must be positive (got " + std::to_string(config.microvolts_per_bit) + ")");
     require(std::isfinite(config.noise_uv) && config.noise_uv > 0 && config.noise_uv <= 1000,
             "the noise level must be between 0 and 1000 uV RMS (got " + std::to_string(config.noise_uv) + ")");
-    require(std::isfinite(config.drift_um_per_s) && std::abs(config.drift_um_per_s) <= 1000,
-            "the drift speed must be at most 1000 um/s in magnitude (got " + std::to_string(config.drift_um_per_s) +
-                ")");
+    check_drift_model(config.drift, config.duration_s);
     for (const probe::Contact& contact : probe.contacts)
         require(std::isfinite(contact.x_um) && std::isfinite(contact.y_um),
                 "probe contact " + contact.id + " has a non-finite position");
@@ -81,7 +79,7 @@ struct Simulator::Impl {
     double table_zero = 0;
     std::int64_t pre_extent = 0;  // frames a spike may reach before its soma trough
     std::int64_t post_extent = 0; // ... and after it
-    bool drifting = false;
+    DriftField drift;
 
     std::size_t n_channels = 0;
     std::vector<float> accumulator; // frames [block_start, block_start + kBlockFrames + extents)
@@ -110,14 +108,14 @@ struct Simulator::Impl {
         pre_extent = static_cast<std::int64_t>(std::ceil(kWaveformPreMs * kMaxStretch * fs / 1000.0)) + 1;
         post_extent =
             static_cast<std::int64_t>(std::ceil((kMaxDelayMs + kWaveformPostMs * kMaxStretch) * fs / 1000.0)) + 2;
-        drifting = config.drift_um_per_s != 0.0;
+        drift = DriftField(config.drift, probe, config.duration_s, fs);
 
         if (config.behavior) {
             neural_trajectory.emplace(config.seed);
             recorded_trajectory.emplace(config.seed);
         }
         if (!config.noise_only) {
-            create_units(config, probe, noise, drifting ? kTriangleDriftAmplitudeUm : 0.0, units, truth);
+            create_units(config, probe, noise, drift.max_abs_um(), units, truth);
             for (std::size_t id = 0; id < units.size(); ++id)
                 spike_queue.push(
                     {units[id].rng.exponential(units[id].poisson_rate_per_sample), static_cast<std::int32_t>(id)});
@@ -126,13 +124,6 @@ struct Simulator::Impl {
         const std::size_t accumulator_frames = kBlockFrames + static_cast<std::size_t>(pre_extent + post_extent) + 1;
         accumulator.assign(accumulator_frames * n_channels, 0.0f);
         block.assign(kBlockFrames * n_channels, 0);
-    }
-
-    // Vertical displacement of every unit relative to the probe at a time (triangle wave, rigid).
-    double drift_offset_um(double time_samples) const {
-        if (!drifting)
-            return 0.0;
-        return triangle_drift_um(config.drift_um_per_s, time_samples, config.sample_rate);
     }
 
     double tuned_rate_hz(const UnitModel& unit, double time_samples) {
@@ -144,14 +135,14 @@ struct Simulator::Impl {
         return std::clamp(tuning.baseline_hz + tuning.depth_hz_per_cm_s * drive, 0.0, kMaxTunedRateHz);
     }
 
-    // Adds one spike with its soma trough at time (samples) into the accumulator starting at frame acc_start.
-    void render_spike(const UnitModel& unit, double time, double amplitude, std::uint64_t acc_start) {
+    // Adds one spike with its soma trough at time (samples), the unit displaced by offset_um along the probe, into
+    // the accumulator starting at frame acc_start.
+    void render_spike(const UnitModel& unit, double time, double offset_um, double amplitude, std::uint64_t acc_start) {
         const std::vector<FootprintEntry>* footprint = &unit.footprint;
-        if (drifting) {
-            const double offset = drift_offset_um(time);
+        if (drift.active()) {
             scratch_footprint.clear();
             for (int c : unit.candidates) {
-                const FootprintEntry entry = footprint_at(unit, probe, c, offset, config.sample_rate);
+                const FootprintEntry entry = footprint_at(unit, probe, c, offset_um, config.sample_rate);
                 if (entry.gain > 0)
                     scratch_footprint.push_back(entry);
             }
@@ -220,9 +211,9 @@ struct Simulator::Impl {
                                 spike.time + static_cast<double>(post_extent) < static_cast<double>(n_frames);
             if (!inside)
                 continue;
-            render_spike(unit, spike.time, unit.amplitude_uv * jitter, block_start);
-            const double peak_delay =
-                footprint_at(unit, probe, unit.peak_channel, drift_offset_um(spike.time), config.sample_rate).delay;
+            const double offset_um = drift.at_sample(spike.time, unit.y_um);
+            render_spike(unit, spike.time, offset_um, unit.amplitude_uv * jitter, block_start);
+            const double peak_delay = footprint_at(unit, probe, unit.peak_channel, offset_um, config.sample_rate).delay;
             const double trough = std::round(spike.time + peak_delay);
             pending_truth.push({{static_cast<std::uint64_t>(trough), spike.unit}});
             ++truth[static_cast<std::size_t>(spike.unit)].n_spikes;

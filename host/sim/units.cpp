@@ -91,14 +91,17 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         unit.rng =
             Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_spikes) + static_cast<std::uint64_t>(id));
 
-        // Every channel the drifting footprint can reach; a sparse probe far away still gets its nearest one.
+        // Every channel the drifting footprint can reach: the distance with the vertical gap shortened by the
+        // largest displacement. A sparse probe far away still gets its nearest one.
+        auto closest_distance = [&](const probe::Contact& contact) {
+            const double dx = contact.x_um - unit.x_um;
+            const double dy = std::max(std::abs(contact.y_um - unit.y_um) - drift_reach_um, 0.0);
+            return std::sqrt(dx * dx + dy * dy + unit.z_um * unit.z_um);
+        };
         const double reach = unit.radius_um + drift_reach_um;
         double nearest_distance = 1e300;
         for (std::size_t c = 0; c < n_channels; ++c) {
-            const probe::Contact& contact = probe.contacts[c];
-            const double dx = contact.x_um - unit.x_um;
-            const double dy = std::max(std::abs(contact.y_um - unit.y_um) - drift_reach_um, 0.0);
-            const double distance = std::sqrt(dx * dx + dy * dy + unit.z_um * unit.z_um);
+            const double distance = closest_distance(probe.contacts[c]);
             nearest_distance = std::min(nearest_distance, distance);
             if (distance < reach)
                 unit.candidates.push_back(static_cast<int>(c));
@@ -107,7 +110,7 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
             unit.radius_um = 2.0 * nearest_distance;
             unit.d0_um = unit.radius_um / kFootprintRadiusInD0;
             for (std::size_t c = 0; c < n_channels; ++c)
-                if (footprint_at(unit, probe, static_cast<int>(c), 0.0, fs).gain > 0)
+                if (closest_distance(probe.contacts[c]) < unit.radius_um)
                     unit.candidates.push_back(static_cast<int>(c));
         }
         for (int c : unit.candidates) {

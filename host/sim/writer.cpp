@@ -8,11 +8,26 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <string>
 
 namespace spikeline::sim {
+
+std::vector<double> motion_depths_um(const probe::Probe& probe) {
+    double low = 0.0, high = 0.0;
+    for (std::size_t c = 0; c < probe.contacts.size(); ++c) {
+        low = c == 0 ? probe.contacts[c].y_um : std::min(low, probe.contacts[c].y_um);
+        high = c == 0 ? probe.contacts[c].y_um : std::max(high, probe.contacts[c].y_um);
+    }
+    const std::size_t steps = static_cast<std::size_t>(std::ceil((high - low) / kMotionDepthStepUm));
+    std::vector<double> depths;
+    for (std::size_t k = 0; k <= std::max<std::size_t>(steps, 1); ++k)
+        depths.push_back(low + static_cast<double>(k) * kMotionDepthStepUm);
+    return depths;
+}
 
 void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe, const std::filesystem::path& out_dir,
                         const std::function<void(double)>& progress) {
@@ -28,6 +43,19 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
                               config.microvolts_per_bit);
     io::NpyAppendWriter<std::uint64_t> times(truth_dir / "spike_times.npy");
     io::NpyAppendWriter<std::int32_t> unit_ids(truth_dir / "spike_units.npy");
+    // The motion rows are a function of time only, so they are written as the recording goes, one row per step.
+    const DriftField drift(config.drift, probe, config.duration_s, config.sample_rate);
+    std::vector<double> motion_depths;
+    std::vector<double> motion_row;
+    std::optional<io::NpyAppendWriter<double>> motion_times;
+    std::optional<io::NpyAppendWriter<double>> motion;
+    std::uint64_t next_motion_step = 0;
+    if (drift.active()) {
+        motion_depths = motion_depths_um(probe);
+        motion_row.resize(motion_depths.size());
+        motion_times.emplace(truth_dir / "motion_times_s.npy");
+        motion.emplace(truth_dir / "motion_um.npy", std::vector<std::size_t>{motion_depths.size()});
+    }
 
     // ~32 MB of frames per chunk whatever the channel count.
     const std::size_t chunk_frames = std::max<std::size_t>(
@@ -54,12 +82,26 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
             kinematics.insert(kinematics.end(), {k.time_s, k.x_cm, k.y_cm, k.vx_cm_s, k.vy_cm_s});
         times.append(spike_times.data(), spike_times.size());
         unit_ids.append(spike_units.data(), spike_units.size());
+        while (motion && static_cast<double>(next_motion_step) * kMotionStepS * config.sample_rate <
+                             static_cast<double>(written)) {
+            const double time_s = static_cast<double>(next_motion_step) * kMotionStepS;
+            for (std::size_t d = 0; d < motion_depths.size(); ++d)
+                motion_row[d] = drift.at_time(time_s, motion_depths[d]);
+            motion_times->append(time_s);
+            motion->append(motion_row.data(), motion_row.size());
+            ++next_motion_step;
+        }
         if (progress)
             progress(static_cast<double>(written) / static_cast<double>(info.n_frames));
     }
     writer.finish();
     times.finish();
     unit_ids.finish();
+    if (motion) {
+        motion_times->finish();
+        motion->finish();
+        io::write_npy(truth_dir / "motion_depths_um.npy", motion_depths);
+    }
     probe::write_probeinterface(probe, out_dir / "probe.json");
 
     std::ostringstream table;
@@ -94,8 +136,19 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
         {"n_units", simulator.units().size()},
         {"noise_uv", config.noise_uv},
         {"microvolts_per_bit", config.microvolts_per_bit},
-        {"drift_um_per_s", config.drift_um_per_s},
+        {"drift_model", to_string(drift.model().kind)},
+        {"drift_um_per_s", drift.model().kind == DriftKind::triangle ? drift.model().speed_um_per_s : 0.0},
     };
+    // The parameters of the model that it uses, with its defaults resolved.
+    const DriftModel& model = drift.model();
+    if (drift.active())
+        meta["drift_amplitude_um"] = model.amplitude_um;
+    if (model.kind == DriftKind::triangle)
+        meta["drift_period_s"] = 4.0 * model.amplitude_um / std::abs(model.speed_um_per_s);
+    if (model.kind == DriftKind::sine || model.kind == DriftKind::nonrigid || model.kind == DriftKind::ramp)
+        meta["drift_period_s"] = model.period_s;
+    if (model.kind == DriftKind::step)
+        meta["drift_step_s"] = *model.step_s;
     if (config.behavior) {
         const auto& units = simulator.units();
         meta["behavior"] = {
