@@ -15,6 +15,7 @@ constexpr double kWideningPer100Um = 0.3;
 constexpr double kDelayMsPerUm = 0.001;      // 0.1 ms per 100 um of propagation
 constexpr double kFootprintRadiusInD0 = 4.5; // footprint is tapered to zero at this multiple of d0
 constexpr double kColumnMarginUm = 15.0;
+constexpr double kWideFootprintShare = 0.2; // units whose footprint reaches 100-150 um (d0 40-60 um)
 
 } // namespace
 
@@ -24,13 +25,17 @@ FootprintEntry footprint_at(const UnitModel& unit, const probe::Probe& probe, in
     const double dx = contact.x_um - unit.x_um;
     const double dy = contact.y_um - (unit.y_um + y_offset);
     const double distance = std::sqrt(dx * dx + dy * dy + unit.z_um * unit.z_um);
+    const double scaled_x = dx / unit.lateral_scale;
+    const double scaled_y = dy / (dy > 0 ? unit.up_scale : unit.down_scale);
+    const double scaled = std::sqrt(scaled_x * scaled_x + scaled_y * scaled_y + unit.z_um * unit.z_um);
     FootprintEntry entry;
     entry.channel = channel;
-    if (distance >= unit.radius_um)
+    if (scaled >= unit.radius_um)
         return entry;
-    // Lorentzian-like decay, shifted so it reaches zero smoothly at the footprint radius.
+    // Lorentzian-like decay of the scaled distance, shifted so it reaches zero smoothly at the footprint radius.
+    // Delays and widening follow the physical distance.
     const double at_edge = 1.0 / (1.0 + std::pow(unit.radius_um / unit.d0_um, 2));
-    const double decay = 1.0 / (1.0 + std::pow(distance / unit.d0_um, 2));
+    const double decay = 1.0 / (1.0 + std::pow(scaled / unit.d0_um, 2));
     entry.gain = static_cast<float>((decay - at_edge) / (1.0 - at_edge));
     const double beyond_soma = distance - unit.z_um;
     entry.delay = static_cast<float>(std::min(beyond_soma * kDelayMsPerUm, kMaxDelayMs) * sample_rate / 1000);
@@ -81,7 +86,11 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         unit.x_um = rng.uniform(shank.x_min - kColumnMarginUm, shank.x_max + kColumnMarginUm);
         unit.y_um = rng.uniform(shank.y_min, shank.y_max);
         unit.z_um = rng.uniform(10.0, 40.0);
-        unit.d0_um = rng.uniform(20.0, 40.0);
+        const bool wide = rng.uniform() < kWideFootprintShare;
+        unit.d0_um = wide ? rng.uniform(40.0, 60.0) : rng.uniform(20.0, 40.0);
+        unit.up_scale = rng.log_uniform(0.6, 1.7);
+        unit.down_scale = rng.log_uniform(0.6, 1.7);
+        unit.lateral_scale = rng.log_uniform(0.7, 1.4);
         unit.radius_um = kFootprintRadiusInD0 * unit.d0_um;
         unit.waveform = random_waveform_table(rng);
         const double snr = rng.log_uniform(3.0, 20.0);
@@ -91,19 +100,20 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         unit.rng =
             Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_spikes) + static_cast<std::uint64_t>(id));
 
-        // Every channel the drifting footprint can reach: the distance with the vertical gap shortened by the
-        // largest displacement. A sparse probe far away still gets its nearest one.
+        // Every channel the drifting footprint can reach: the scaled distance with the vertical gap shortened by the
+        // largest displacement and divided by the larger vertical scale. A sparse probe far away still gets its
+        // nearest one.
         auto closest_distance = [&](const probe::Contact& contact) {
-            const double dx = contact.x_um - unit.x_um;
-            const double dy = std::max(std::abs(contact.y_um - unit.y_um) - drift_reach_um, 0.0);
+            const double dx = (contact.x_um - unit.x_um) / unit.lateral_scale;
+            const double dy = std::max(std::abs(contact.y_um - unit.y_um) - drift_reach_um, 0.0) /
+                              std::max(unit.up_scale, unit.down_scale);
             return std::sqrt(dx * dx + dy * dy + unit.z_um * unit.z_um);
         };
-        const double reach = unit.radius_um + drift_reach_um;
         double nearest_distance = 1e300;
         for (std::size_t c = 0; c < n_channels; ++c) {
             const double distance = closest_distance(probe.contacts[c]);
             nearest_distance = std::min(nearest_distance, distance);
-            if (distance < reach)
+            if (distance < unit.radius_um)
                 unit.candidates.push_back(static_cast<int>(c));
         }
         if (unit.candidates.empty()) {

@@ -24,7 +24,10 @@ struct FootprintEntry {
 
 struct UnitModel {
     double x_um = 0, y_um = 0, z_um = 0;
-    double d0_um = 0, radius_um = 0;
+    double d0_um = 0, radius_um = 0; // footprint decay constant and cut-off, in scaled distance (below)
+    // The footprint is anisotropic: distances to contacts above the unit (larger y) are divided by up_scale, below
+    // it by down_scale, and across columns (x) by lateral_scale before the decay applies.
+    double up_scale = 1, down_scale = 1, lateral_scale = 1;
     double amplitude_uv = 0; // raw trough for gain 1
     double refractory_samples = 0;
     double poisson_rate_per_sample = 0; // for tuned units, the hazard at the highest possible rate (thinning)
