@@ -718,6 +718,38 @@ TEST_F(CliTest, SimulateRejectsBadValues) {
     EXPECT_FALSE(fs::exists(dir_ / "b" / "recording.bin"));
 }
 
+TEST_F(CliTest, SimulateDriftOptions) {
+    auto simulate = [&](const std::string& name, std::vector<std::string> options) {
+        std::vector<std::string> args = {"simulate", "--channels", "32",    "--duration",
+                                         "0.3",      "-q",         "--out", (dir_ / name).string()};
+        args.insert(args.end(), options.begin(), options.end());
+        return run(args);
+    };
+    const RunResult sine = simulate("sine", {"--drift-model", "sine", "--drift-um", "12", "--drift-period-s", "2"});
+    ASSERT_EQ(sine.status, 0) << sine.err;
+    for (const char* name : {"motion_times_s.npy", "motion_depths_um.npy", "motion_um.npy"})
+        EXPECT_TRUE(fs::exists(dir_ / "sine" / "ground_truth" / name)) << name;
+    const RunResult legacy = simulate("legacy", {"--drift", "15"});
+    ASSERT_EQ(legacy.status, 0) << legacy.err;
+    EXPECT_TRUE(fs::exists(dir_ / "legacy" / "ground_truth" / "motion_um.npy"));
+
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+        {{"--drift-model", "wobble"}, "unknown drift model 'wobble'"},
+        {{"--drift", "10", "--drift-model", "sine"}, "--drift UM_PER_S"},
+        {{"--drift-um", "5"}, "need a --drift-model"},
+        {{"--drift-model", "sine", "--drift-step-s", "0.1"}, "--drift-step-s applies to --drift-model step"},
+        {{"--drift-model", "step", "--drift-period-s", "3"}, "--drift-period-s applies"},
+        {{"--drift-model", "step", "--drift-step-s", "5"}, "within the recording"},
+        {{"--drift-model", "ramp", "--drift-um", "0"}, "amplitude"},
+    };
+    for (std::size_t i = 0; i < bad.size(); ++i) {
+        const RunResult r = simulate("bad" + std::to_string(i), bad[i].first);
+        EXPECT_EQ(r.status, 2) << bad[i].second;
+        EXPECT_NE(r.err.find(bad[i].second), std::string::npos) << r.err;
+        EXPECT_FALSE(fs::exists(dir_ / ("bad" + std::to_string(i)) / "recording.bin"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // help
 

@@ -3,6 +3,8 @@
 #include "dsp/filter_design.hpp"
 #include "io/npy.hpp"
 #include "io/recording.hpp"
+#include "sim/random.hpp"
+#include "sim/waveform.hpp"
 #include "util/errors.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <numbers>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -356,7 +359,7 @@ TEST(Simulator, DriftMovesWaveformsButNotSpikeTimes) {
     SimulationConfig config = small_config(3.0);
     const probe::Probe probe = make_probe(64, 2);
     const Simulated still = run(config, probe);
-    config.drift_um_per_s = 20.0;
+    config.drift = sim::triangle_drift(20.0);
     const Simulated drifting = run(config, probe);
     const Simulated again = run(config, probe);
     EXPECT_TRUE(drifting.frames == again.frames);
@@ -364,6 +367,210 @@ TEST(Simulator, DriftMovesWaveformsButNotSpikeTimes) {
     ASSERT_EQ(still.units.size(), drifting.units.size());
     for (std::size_t u = 0; u < still.units.size(); ++u)
         EXPECT_EQ(still.units[u].n_spikes, drifting.units[u].n_spikes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Drift models: delta(t, y) is the displacement of the units relative to the probe along y.
+
+constexpr double kRate = 30000.0;
+
+sim::DriftField field(sim::DriftModel model, const probe::Probe& probe, double duration_s = 100.0) {
+    return sim::DriftField(model, probe, duration_s, kRate);
+}
+
+sim::DriftModel model_of(sim::DriftKind kind, double amplitude_um = 0.0, double period_s = 0.0) {
+    sim::DriftModel model = sim::default_drift_model(kind);
+    if (amplitude_um != 0.0)
+        model.amplitude_um = amplitude_um;
+    if (period_s != 0.0)
+        model.period_s = period_s;
+    return model;
+}
+
+TEST(DriftModels, NamesAndDefaults) {
+    for (sim::DriftKind kind : {sim::DriftKind::none, sim::DriftKind::triangle, sim::DriftKind::sine,
+                                sim::DriftKind::ramp, sim::DriftKind::step, sim::DriftKind::nonrigid})
+        EXPECT_EQ(sim::parse_drift_kind(sim::to_string(kind)), kind);
+    EXPECT_THROW(sim::parse_drift_kind("wobble"), InputError);
+    EXPECT_THROW(sim::parse_drift_kind("Sine"), InputError);
+
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::sine).amplitude_um, 20.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::sine).period_s, 60.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::ramp).amplitude_um, 40.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::ramp).period_s, 600.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::step).amplitude_um, 15.0);
+    EXPECT_FALSE(sim::default_drift_model(sim::DriftKind::step).step_s.has_value());
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::nonrigid).amplitude_um, 20.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::nonrigid).period_s, 60.0);
+    EXPECT_EQ(sim::triangle_drift(0.0).kind, sim::DriftKind::none);
+    EXPECT_EQ(sim::triangle_drift(-3.0).kind, sim::DriftKind::triangle);
+    EXPECT_DOUBLE_EQ(sim::triangle_drift(-3.0).amplitude_um, 25.0);
+    EXPECT_DOUBLE_EQ(sim::triangle_drift(-3.0).speed_um_per_s, -3.0);
+}
+
+TEST(DriftModels, TriangleIsTheHistoricalWave) {
+    // The formula --drift has always used (amplitude 25 um), written out independently: a 25 um triangle travelled
+    // at |v|, first towards the sign of v.
+    auto historical = [](double v, double samples) {
+        const double travelled = std::abs(v) * samples / kRate;
+        const double m = std::fmod(travelled, 100.0);
+        const double offset = m < 25.0 ? m : m < 75.0 ? 50.0 - m : m - 100.0;
+        return v > 0 ? offset : -offset;
+    };
+    const probe::Probe probe = make_probe(64, 2);
+    for (double v : {20.0, -35.0, 0.5}) {
+        const sim::DriftField drift = field(sim::triangle_drift(v), probe);
+        for (double samples = 0; samples < 200.0 * kRate; samples += 12345.678)
+            for (double y : {0.0, 150.0, 300.0})
+                ASSERT_EQ(drift.at_sample(samples, y), historical(v, samples)) << v << " " << samples;
+        EXPECT_DOUBLE_EQ(drift.max_abs_um(), 25.0);
+    }
+    const sim::DriftField drift = field(sim::triangle_drift(20.0), probe);
+    EXPECT_NEAR(drift.at_time(0.0, 0.0), 0.0, 1e-12);
+    EXPECT_NEAR(drift.at_time(1.0, 0.0), 20.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(1.25, 0.0), 25.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(2.0, 0.0), 10.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(3.75, 0.0), -25.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(4.5, 0.0), -10.0, 1e-9);
+    EXPECT_NEAR(field(sim::triangle_drift(-20.0), probe).at_time(1.0, 0.0), -20.0, 1e-9);
+}
+
+TEST(DriftModels, RigidModelsAtKnownTimes) {
+    const probe::Probe probe = make_probe(64, 2); // y from 0 to 300 um
+    const sim::DriftField none = field({}, probe);
+    EXPECT_FALSE(none.active());
+    EXPECT_EQ(none.at_time(12.0, 40.0), 0.0);
+    EXPECT_EQ(none.max_abs_um(), 0.0);
+
+    const sim::DriftField sine = field(model_of(sim::DriftKind::sine), probe);
+    EXPECT_TRUE(sine.active());
+    for (double y : {0.0, 300.0}) {
+        EXPECT_NEAR(sine.at_time(0.0, y), 0.0, 1e-12);
+        EXPECT_NEAR(sine.at_time(15.0, y), 20.0, 1e-9);
+        EXPECT_NEAR(sine.at_time(30.0, y), 0.0, 1e-9);
+        EXPECT_NEAR(sine.at_time(45.0, y), -20.0, 1e-9);
+        EXPECT_NEAR(sine.at_time(10.0, y), 20.0 * std::sin(std::numbers::pi / 3.0), 1e-9);
+        EXPECT_NEAR(sine.at_time(75.0, y), 20.0, 1e-9);
+    }
+    EXPECT_NEAR(field(model_of(sim::DriftKind::sine, -8.0, 2.0), probe).at_time(0.5, 0.0), -8.0, 1e-9);
+
+    const sim::DriftField ramp = field(model_of(sim::DriftKind::ramp), probe, 1000.0);
+    EXPECT_NEAR(ramp.at_time(0.0, 0.0), 0.0, 1e-12);
+    EXPECT_NEAR(ramp.at_time(150.0, 0.0), 10.0, 1e-9);
+    EXPECT_NEAR(ramp.at_time(300.0, 300.0), 20.0, 1e-9);
+    EXPECT_NEAR(ramp.at_time(600.0, 0.0), 40.0, 1e-9);
+    EXPECT_NEAR(ramp.at_time(900.0, 0.0), 40.0, 1e-9);
+    EXPECT_DOUBLE_EQ(ramp.max_abs_um(), 40.0);
+
+    // The step's default time is half the recording.
+    const sim::DriftField step = field(model_of(sim::DriftKind::step), probe, 100.0);
+    EXPECT_EQ(step.at_time(0.0, 0.0), 0.0);
+    EXPECT_EQ(step.at_time(49.99, 100.0), 0.0);
+    EXPECT_EQ(step.at_time(50.0, 100.0), 15.0);
+    EXPECT_EQ(step.at_time(99.0, 300.0), 15.0);
+    EXPECT_EQ(step.model().step_s.value(), 50.0);
+    sim::DriftModel early = model_of(sim::DriftKind::step, -7.0);
+    early.step_s = 10.0;
+    EXPECT_EQ(field(early, probe).at_time(9.9, 0.0), 0.0);
+    EXPECT_EQ(field(early, probe).at_time(10.0, 0.0), -7.0);
+}
+
+TEST(DriftModels, NonrigidGrowsAndLagsWithDepth) {
+    const probe::Probe probe = make_probe(64, 2); // y from 0 to 300 um on both shanks
+    const sim::DriftField drift = field(model_of(sim::DriftKind::nonrigid), probe);
+    // Lowest contact: 0.25 A, no lag.
+    EXPECT_NEAR(drift.at_time(0.0, 0.0), 0.0, 1e-12);
+    EXPECT_NEAR(drift.at_time(15.0, 0.0), 5.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(45.0, 0.0), -5.0, 1e-9);
+    // Highest contact: A, a quarter period (15 s) behind.
+    EXPECT_NEAR(drift.at_time(0.0, 300.0), -20.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(15.0, 300.0), 0.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(30.0, 300.0), 20.0, 1e-9);
+    // Half way: 0.625 A, an eighth of a period behind.
+    EXPECT_NEAR(drift.at_time(7.5, 150.0), 0.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(22.5, 150.0), 12.5, 1e-9);
+    // Outside the contacts' range the depth is clamped.
+    EXPECT_NEAR(drift.at_time(30.0, 400.0), 20.0, 1e-9);
+    EXPECT_NEAR(drift.at_time(15.0, -50.0), 5.0, 1e-9);
+    EXPECT_DOUBLE_EQ(drift.max_abs_um(), 20.0);
+    // The amplitude grows monotonically up the shank.
+    double previous = 0.0;
+    for (double y = 0.0; y <= 300.0; y += 10.0) {
+        double peak = 0.0;
+        for (double t = 0.0; t < 60.0; t += 0.05)
+            peak = std::max(peak, std::abs(drift.at_time(t, y)));
+        EXPECT_GE(peak, previous - 1e-6) << y;
+        previous = peak;
+    }
+    EXPECT_NEAR(previous, 20.0, 1e-3);
+}
+
+TEST(DriftModels, EveryModelIsDeterministicAndMovesOnlyTheWaveforms) {
+    SimulationConfig config = small_config(2.0);
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated still = run(config, probe);
+    for (sim::DriftKind kind : {sim::DriftKind::triangle, sim::DriftKind::sine, sim::DriftKind::ramp,
+                                sim::DriftKind::step, sim::DriftKind::nonrigid}) {
+        config.drift = model_of(kind, 0.0, kind == sim::DriftKind::ramp ? 1.0 : 2.0);
+        const Simulated drifting = run(config, probe);
+        const Simulated again = run(config, probe, 1000);
+        EXPECT_TRUE(drifting.frames == again.frames) << sim::to_string(kind);
+        EXPECT_FALSE(drifting.frames == still.frames) << sim::to_string(kind);
+        ASSERT_EQ(drifting.units.size(), still.units.size());
+        for (std::size_t u = 0; u < still.units.size(); ++u)
+            EXPECT_EQ(drifting.units[u].n_spikes, still.units[u].n_spikes) << sim::to_string(kind);
+    }
+    // A step late in the recording leaves everything before it untouched (the footprints are the same).
+    sim::DriftModel step = model_of(sim::DriftKind::step);
+    step.step_s = 1.5;
+    config.drift = step;
+    const Simulated stepped = run(config, probe);
+    const std::size_t before = static_cast<std::size_t>(1.4 * kRate) * 64;
+    EXPECT_TRUE(std::equal(stepped.frames.begin(), stepped.frames.begin() + static_cast<std::ptrdiff_t>(before),
+                           still.frames.begin()));
+    EXPECT_FALSE(std::equal(stepped.frames.begin() + static_cast<std::ptrdiff_t>(before), stepped.frames.end(),
+                            still.frames.begin() + static_cast<std::ptrdiff_t>(before)));
+}
+
+TEST(DriftModels, RejectsBadParameters) {
+    const probe::Probe probe = make_probe(64, 2);
+    auto expect_rejected = [&](sim::DriftModel model, const std::string& words) {
+        SimulationConfig config = small_config(10.0);
+        config.drift = model;
+        try {
+            Simulator simulator(config, probe);
+            ADD_FAILURE() << "accepted: " << words;
+        } catch (const InputError& error) {
+            EXPECT_NE(std::string(error.what()).find(words), std::string::npos) << error.what();
+        }
+    };
+    auto with = [](sim::DriftKind kind, auto change) {
+        sim::DriftModel model = sim::default_drift_model(kind);
+        change(model);
+        return model;
+    };
+    const double nan = std::nan("");
+    for (sim::DriftKind kind : {sim::DriftKind::triangle, sim::DriftKind::sine, sim::DriftKind::ramp,
+                                sim::DriftKind::step, sim::DriftKind::nonrigid}) {
+        expect_rejected(with(kind, [](sim::DriftModel& m) { m.amplitude_um = 0.0; }), "amplitude");
+        expect_rejected(with(kind, [&](sim::DriftModel& m) { m.amplitude_um = nan; }), "amplitude");
+        expect_rejected(with(kind, [](sim::DriftModel& m) { m.amplitude_um = 1e4; }), "amplitude");
+    }
+    expect_rejected(with(sim::DriftKind::triangle, [](sim::DriftModel& m) { m.amplitude_um = -5.0; }), "amplitude");
+    expect_rejected(with(sim::DriftKind::triangle, [](sim::DriftModel& m) { m.speed_um_per_s = 0.0; }), "speed");
+    expect_rejected(sim::triangle_drift(1e9), "speed");
+    expect_rejected(sim::triangle_drift(nan), "speed");
+    for (sim::DriftKind kind : {sim::DriftKind::sine, sim::DriftKind::nonrigid})
+        for (double period : {0.0, -60.0, nan, 1e9})
+            expect_rejected(with(kind, [&](sim::DriftModel& m) { m.period_s = period; }), "period");
+    expect_rejected(with(sim::DriftKind::ramp, [](sim::DriftModel& m) { m.period_s = 0.0; }), "rise time");
+    for (double at : {-1.0, 10.5, nan})
+        expect_rejected(with(sim::DriftKind::step, [&](sim::DriftModel& m) { m.step_s = at; }), "time");
+
+    // Negative amplitudes (a first move towards smaller y) are fine except for the triangle.
+    SimulationConfig config = small_config(1.0);
+    config.drift = with(sim::DriftKind::sine, [](sim::DriftModel& m) { m.amplitude_um = -30.0; });
+    EXPECT_NO_THROW(Simulator(config, probe));
 }
 
 TEST(Simulator, RejectsBadConfigurations) {
@@ -381,7 +588,7 @@ TEST(Simulator, RejectsBadConfigurations) {
     expect_rejected([](SimulationConfig& c) { c.noise_uv = 0; });
     expect_rejected([](SimulationConfig& c) { c.microvolts_per_bit = 0; });
     expect_rejected([](SimulationConfig& c) { c.n_units = -2; });
-    expect_rejected([](SimulationConfig& c) { c.drift_um_per_s = 1e9; });
+    expect_rejected([](SimulationConfig& c) { c.drift = sim::triangle_drift(1e9); });
     try {
         SimulationConfig config = small_config(1.0);
         config.n_channels = 128;
@@ -390,6 +597,59 @@ TEST(Simulator, RejectsBadConfigurations) {
     } catch (const InputError& error) {
         EXPECT_NE(std::string(error.what()).find("64"), std::string::npos) << error.what();
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Waveform families
+
+struct WaveformShape {
+    double second_trough_ms = 0;    // 0: none (a local minimum at least 25 % deep, 0.3 ms or more after the trough)
+    double second_trough_depth = 0; // relative to the first trough
+    double positive_before = 0;     // highest value before the trough
+};
+
+WaveformShape describe(const std::vector<float>& table) {
+    WaveformShape shape;
+    const std::size_t zero = static_cast<std::size_t>(sim::kWaveformPreMs * sim::kTableStepsPerMs);
+    EXPECT_FLOAT_EQ(table[zero], -1.0f);
+    EXPECT_EQ(*std::min_element(table.begin(), table.end()), -1.0f);
+    for (std::size_t i = 0; i < zero; ++i)
+        shape.positive_before = std::max(shape.positive_before, static_cast<double>(table[i]));
+    const std::size_t after = zero + static_cast<std::size_t>(0.3 * sim::kTableStepsPerMs);
+    for (std::size_t i = after; i + 1 < table.size(); ++i)
+        if (table[i] < table[i - 1] && table[i] <= table[i + 1] && -table[i] > 0.25 &&
+            -table[i] > shape.second_trough_depth) {
+            shape.second_trough_depth = -table[i];
+            shape.second_trough_ms = static_cast<double>(i - zero) / sim::kTableStepsPerMs;
+        }
+    return shape;
+}
+
+TEST(Waveforms, FamiliesHaveTheirSharesAndShapes) {
+    constexpr int kTables = 3000;
+    int double_trough = 0, positive_first = 0;
+    sim::Rng rng(5, 77);
+    for (int n = 0; n < kTables; ++n) {
+        const std::vector<float> table = sim::random_waveform_table(rng);
+        EXPECT_EQ(table.front(), 0.0f);
+        EXPECT_EQ(table.back(), 0.0f);
+        const WaveformShape shape = describe(table);
+        if (shape.second_trough_ms > 0) {
+            ++double_trough;
+            EXPECT_GE(shape.second_trough_ms, 0.39);
+            EXPECT_LE(shape.second_trough_ms, 1.31);
+            EXPECT_GE(shape.second_trough_depth, 0.29);
+            EXPECT_LE(shape.second_trough_depth, 0.81);
+        }
+        if (shape.positive_before > 0.5) {
+            ++positive_first;
+            EXPECT_LE(shape.positive_before, 1.5);
+            EXPECT_EQ(shape.second_trough_ms, 0.0);
+        }
+    }
+    // Binomial: 3000 draws at 20 % and 5 % have standard deviations of 0.7 and 0.4 points.
+    EXPECT_NEAR(double_trough / static_cast<double>(kTables), 0.20, 0.03);
+    EXPECT_NEAR(positive_first / static_cast<double>(kTables), 0.05, 0.015);
 }
 
 class SimulateToFolder : public ::testing::Test {
@@ -478,6 +738,96 @@ TEST_F(SimulateToFolder, WritesRecordingProbeAndGroundTruth) {
     EXPECT_DOUBLE_EQ(info.at("noise_uv").get<double>(), config.noise_uv);
     EXPECT_DOUBLE_EQ(info.at("microvolts_per_bit").get<double>(), config.microvolts_per_bit);
     EXPECT_DOUBLE_EQ(info.at("drift_um_per_s").get<double>(), 0.0);
+    EXPECT_EQ(info.at("drift_model").get<std::string>(), "none");
+    EXPECT_FALSE(info.contains("drift_amplitude_um"));
+    for (const char* name : {"motion_times_s.npy", "motion_depths_um.npy", "motion_um.npy"})
+        EXPECT_FALSE(std::filesystem::exists(out / "ground_truth" / name)) << name;
+}
+
+nlohmann::json read_info(const std::filesystem::path& out) {
+    std::ifstream file(out / "ground_truth" / "info.json");
+    return nlohmann::json::parse(file);
+}
+
+TEST_F(SimulateToFolder, WritesTheGroundTruthMotion) {
+    SimulationConfig config = small_config(1.234);
+    const probe::Probe probe = make_probe(64, 2); // two shanks, y from 0 to 300 um
+    config.drift = sim::default_drift_model(sim::DriftKind::nonrigid);
+    config.drift.period_s = 0.8;
+    sim::simulate_to_folder(config, probe, dir_ / "out");
+    const std::filesystem::path truth = dir_ / "out" / "ground_truth";
+
+    const io::NpyArray times = io::read_npy(truth / "motion_times_s.npy");
+    const io::NpyArray depths = io::read_npy(truth / "motion_depths_um.npy");
+    const io::NpyArray motion = io::read_npy(truth / "motion_um.npy");
+    EXPECT_EQ(times.descr, "<f8");
+    EXPECT_EQ(depths.descr, "<f8");
+    EXPECT_EQ(motion.descr, "<f8");
+    // Every 10 ms from 0 while inside the recording: 0 .. 1.23 s.
+    ASSERT_EQ(times.shape, (std::vector<std::size_t>{124}));
+    ASSERT_EQ(depths.shape, (std::vector<std::size_t>{7}));
+    ASSERT_EQ(motion.shape, (std::vector<std::size_t>{124, 7}));
+    const std::vector<double> t = times.as<double>();
+    const std::vector<double> y = depths.as<double>();
+    const std::vector<double> delta = motion.as<double>();
+    for (std::size_t i = 0; i < t.size(); ++i)
+        EXPECT_NEAR(t[i], 0.01 * static_cast<double>(i), 1e-12);
+    for (std::size_t j = 0; j < y.size(); ++j)
+        EXPECT_DOUBLE_EQ(y[j], 50.0 * static_cast<double>(j));
+    // The values are the model's: checked against the formula, not the library.
+    for (std::size_t i = 0; i < t.size(); ++i)
+        for (std::size_t j = 0; j < y.size(); ++j) {
+            const double u = y[j] / 300.0;
+            const double expected =
+                20.0 * (0.25 + 0.75 * u) * std::sin(2.0 * std::numbers::pi * t[i] / 0.8 - 0.5 * std::numbers::pi * u);
+            ASSERT_NEAR(delta[i * y.size() + j], expected, 1e-9) << i << " " << j;
+        }
+
+    const nlohmann::json info = read_info(dir_ / "out");
+    EXPECT_EQ(info.at("drift_model").get<std::string>(), "nonrigid");
+    EXPECT_DOUBLE_EQ(info.at("drift_amplitude_um").get<double>(), 20.0);
+    EXPECT_DOUBLE_EQ(info.at("drift_period_s").get<double>(), 0.8);
+    EXPECT_DOUBLE_EQ(info.at("drift_um_per_s").get<double>(), 0.0);
+    EXPECT_FALSE(info.contains("drift_step_s"));
+}
+
+TEST_F(SimulateToFolder, MotionOfTheTriangleAndTheStep) {
+    SimulationConfig config = small_config(2.0);
+    config.n_channels = 66;
+    const probe::Probe probe = make_probe(66, 1); // one shank, y from 0 to 640 um: depths up to 650
+    config.drift = sim::triangle_drift(-30.0);
+    sim::simulate_to_folder(config, probe, dir_ / "triangle");
+    const std::filesystem::path truth = dir_ / "triangle" / "ground_truth";
+    const std::vector<double> depths = io::read_npy(truth / "motion_depths_um.npy").as<double>();
+    ASSERT_EQ(depths.size(), 14u);
+    EXPECT_DOUBLE_EQ(depths.back(), 650.0);
+    const io::NpyArray motion = io::read_npy(truth / "motion_um.npy");
+    ASSERT_EQ(motion.shape, (std::vector<std::size_t>{200, 14}));
+    const std::vector<double> delta = motion.as<double>();
+    // Rigid: every depth moves alike; -30 um/s reaches -25 um at 5/6 s and is back to -10 um at 1.5 s.
+    for (std::size_t i = 0; i < 200; ++i)
+        for (std::size_t j = 1; j < 14; ++j)
+            ASSERT_EQ(delta[i * 14 + j], delta[i * 14]);
+    EXPECT_NEAR(delta[50 * 14], -15.0, 1e-9);
+    EXPECT_NEAR(delta[150 * 14], -5.0, 1e-9);
+    const nlohmann::json info = read_info(dir_ / "triangle");
+    EXPECT_EQ(info.at("drift_model").get<std::string>(), "triangle");
+    EXPECT_DOUBLE_EQ(info.at("drift_um_per_s").get<double>(), -30.0);
+    EXPECT_DOUBLE_EQ(info.at("drift_amplitude_um").get<double>(), 25.0);
+    EXPECT_NEAR(info.at("drift_period_s").get<double>(), 100.0 / 30.0, 1e-12);
+
+    config.drift = sim::default_drift_model(sim::DriftKind::step);
+    sim::simulate_to_folder(config, probe, dir_ / "step");
+    const std::vector<double> step = io::read_npy(dir_ / "step" / "ground_truth" / "motion_um.npy").as<double>();
+    ASSERT_EQ(step.size(), 200u * 14u);
+    EXPECT_EQ(step[99 * 14 + 3], 0.0);
+    EXPECT_EQ(step[100 * 14 + 3], 15.0);
+    EXPECT_EQ(step[199 * 14 + 13], 15.0);
+    EXPECT_DOUBLE_EQ(read_info(dir_ / "step").at("drift_step_s").get<double>(), 1.0);
+
+    // A probe with a single row still gets two depths.
+    probe::Probe row = make_probe(2, 1);
+    EXPECT_EQ(sim::motion_depths_um(row), (std::vector<double>{0.0, 50.0}));
 }
 
 TEST_F(SimulateToFolder, BadConfigurationCreatesNothing) {

@@ -14,9 +14,50 @@ namespace spikeline::cli {
 
 namespace po = boost::program_options;
 
+namespace {
+
+// The drift model the options describe; options that the model does not use are errors rather than silently
+// ignored. The values themselves are checked with the rest of the configuration.
+sim::DriftModel drift_options(const po::variables_map& vm, const std::string& name, double speed, double amplitude_um,
+                              double period_s, double step_s) {
+    const bool speed_given = !vm["drift"].defaulted();
+    sim::DriftKind kind = sim::DriftKind::none;
+    if (vm.count("drift-model"))
+        kind = sim::parse_drift_kind(name);
+    else if (speed_given && speed != 0.0)
+        kind = sim::DriftKind::triangle;
+    const std::string model = std::string("--drift-model ") + sim::to_string(kind);
+    require(!speed_given || kind == sim::DriftKind::triangle || (kind == sim::DriftKind::none && speed == 0.0),
+            "--drift UM_PER_S is the speed of the triangle drift and does not apply to " + model);
+    require(kind != sim::DriftKind::none ||
+                (!vm.count("drift-um") && !vm.count("drift-period-s") && !vm.count("drift-step-s")),
+            "--drift-um, --drift-period-s and --drift-step-s need a --drift-model (or --drift UM_PER_S)");
+    const bool periodic =
+        kind == sim::DriftKind::sine || kind == sim::DriftKind::nonrigid || kind == sim::DriftKind::ramp;
+    require(!vm.count("drift-period-s") || periodic,
+            "--drift-period-s applies to the sine, nonrigid and ramp drift models, not to " + model +
+                (kind == sim::DriftKind::triangle ? " (its period is 4 amplitude / speed: set --drift UM_PER_S)" : ""));
+    require(!vm.count("drift-step-s") || kind == sim::DriftKind::step,
+            "--drift-step-s applies to --drift-model step only, not to " + model);
+
+    sim::DriftModel drift = sim::default_drift_model(kind);
+    if (speed_given && kind == sim::DriftKind::triangle)
+        drift.speed_um_per_s = speed;
+    if (vm.count("drift-um"))
+        drift.amplitude_um = amplitude_um;
+    if (vm.count("drift-period-s"))
+        drift.period_s = period_s;
+    if (vm.count("drift-step-s"))
+        drift.step_s = step_s;
+    return drift;
+}
+
+} // namespace
+
 int cmd_simulate(int argc, char** argv) {
     sim::SimulationConfig config;
-    std::string out, probe_file;
+    std::string out, probe_file, drift_model;
+    double drift_speed = 0.0, drift_um = 0.0, drift_period_s = 0.0, drift_step_s = 0.0;
     bool quiet = false;
     po::options_description visible("spikeline simulate --out DIR [options]\n\n"
                                     "Writes DIR/recording.bin + recording.meta (SpikeGLX), DIR/probe.json and "
@@ -33,8 +74,16 @@ int cmd_simulate(int argc, char** argv) {
         ("noise-uv", po::value(&config.noise_uv)->default_value(config.noise_uv), "noise RMS in 300-6000 Hz") //
         ("uv-per-bit", po::value(&config.microvolts_per_bit)->default_value(config.microvolts_per_bit),
          "ADC gain") //
-        ("drift", po::value(&config.drift_um_per_s)->default_value(config.drift_um_per_s),
-         "slow drift speed along the shank (um/s, 0: none)") //
+        ("drift", po::value(&drift_speed)->default_value(0.0),
+         "triangle drift at this speed along the shank (um/s, 0: none); same as --drift-model triangle") //
+        ("drift-model", po::value(&drift_model),
+         "none|triangle|sine|ramp|step|nonrigid: motion of the units along the probe; writes "
+         "ground_truth/motion_*.npy") //
+        ("drift-um", po::value(&drift_um),
+         "drift amplitude A in um (triangle 25, sine 20, ramp 40, step 15, nonrigid 20 at the highest contact)") //
+        ("drift-period-s", po::value(&drift_period_s),
+         "sine and nonrigid: period (default 60 s); ramp: time to reach A (default 600 s)")               //
+        ("drift-step-s", po::value(&drift_step_s), "step: time of the step (default: half the duration)") //
         ("behavior", po::bool_switch(&config.behavior),
          "add a 2-D cursor task: writes ground_truth/kinematics.npy and tuning.tsv; a share of units is "
          "cosine-tuned to the cursor velocity") //
@@ -44,6 +93,8 @@ int cmd_simulate(int argc, char** argv) {
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, vm))
         return 0;
+
+    config.drift = drift_options(vm, drift_model, drift_speed, drift_um, drift_period_s, drift_step_s);
 
     probe::Probe probe;
     if (!probe_file.empty()) {

@@ -1,6 +1,7 @@
 #pragma once
 #include "io/recording.hpp"
 #include "probe/probe.hpp"
+#include "sim/drift.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -18,7 +19,7 @@ struct SimulationConfig {
     std::uint64_t seed = 1;
     double microvolts_per_bit = 0.195; ///< Intan-like front end
     double noise_uv = 10.0;            ///< RMS of the 300-6000 Hz band of the noise, per channel
-    double drift_um_per_s = 0.0;       ///< slow rigid drift along the shank (0: none)
+    DriftModel drift;                  ///< slow motion of the units along the probe (default: none)
     bool noise_only = false;           ///< no units (noise checks); the noise is the same as with units
     /// 2-D cursor task (random minimum-jerk reaches) with a share of units cosine-tuned to the cursor velocity.
     /// Off, the output is byte-identical to a simulation without this option.
@@ -28,6 +29,14 @@ struct SimulationConfig {
 
 /// Cursor kinematics are sampled every kKinematicsStepS seconds (time 0 = sample 0 of the recording).
 inline constexpr double kKinematicsStepS = 0.01;
+/// With a drift model, the ground-truth motion is given every kMotionStepS seconds (time 0 = sample 0) ...
+inline constexpr double kMotionStepS = 0.01;
+/// ... at depths every kMotionDepthStepUm from the lowest contact (see motion_depths_um()).
+inline constexpr double kMotionDepthStepUm = 50.0;
+
+/// The depths (probe y, um) of ground_truth/motion_um.npy: the lowest contact's y plus multiples of
+/// kMotionDepthStepUm up to the first at or above the highest contact's y; at least two.
+std::vector<double> motion_depths_um(const probe::Probe& probe);
 
 /// One sample of the simulated cursor: position in cm from the workspace centre, velocity in cm/s.
 struct KinematicsSample {
@@ -81,8 +90,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-/// Writes recording.bin/.meta, probe.json and ground_truth/{spike_times.npy, spike_units.npy, units.tsv}
-/// into out_dir (with behavior also ground_truth/{kinematics.npy, tuning.tsv}). progress(fraction) is called now and
+/// Writes recording.bin/.meta, probe.json and ground_truth/{spike_times.npy, spike_units.npy, units.tsv, info.json}
+/// into out_dir (with behavior also ground_truth/{kinematics.npy, tuning.tsv}; with a drift model also
+/// ground_truth/{motion_times_s.npy, motion_depths_um.npy, motion_um.npy}). progress(fraction) is called now and
 /// then.
 void simulate_to_folder(const SimulationConfig& config, const probe::Probe& probe, const std::filesystem::path& out_dir,
                         const std::function<void(double)>& progress = {});

@@ -1,0 +1,56 @@
+#pragma once
+// The simulated units: where they sit, what their spikes look like on each contact (footprint), how large they are
+// (SNR) and how often they fire.
+#include "probe/probe.hpp"
+#include "sim/noise.hpp"
+#include "sim/random.hpp"
+#include "sim/simulator.hpp"
+
+#include <vector>
+
+namespace spikeline::sim {
+
+// Times in ms, distances in um.
+constexpr double kMaxStretch = 1.5; // waveform widening far from the soma is capped here
+constexpr double kMaxDelayMs = 0.3; // propagation delay cap
+constexpr double kAmplitudeJitterSigma = 0.1;
+
+struct FootprintEntry {
+    int channel = 0;
+    float gain = 0;        // relative amplitude (0..1) at this contact
+    float delay = 0;       // samples after the soma's trough
+    float inv_stretch = 1; // 1 / widening factor
+};
+
+struct UnitModel {
+    double x_um = 0, y_um = 0, z_um = 0;
+    double d0_um = 0, radius_um = 0; // footprint decay constant and cut-off, in scaled distance (below)
+    // The footprint is anisotropic: distances to contacts above the unit (larger y) are divided by up_scale, below
+    // it by down_scale, and across columns (x) by lateral_scale before the decay applies.
+    double up_scale = 1, down_scale = 1, lateral_scale = 1;
+    double amplitude_uv = 0; // raw trough for gain 1
+    double refractory_samples = 0;
+    double poisson_rate_per_sample = 0; // for tuned units, the hazard at the highest possible rate (thinning)
+    UnitTuning tuning;
+    int peak_channel = 0;
+    std::vector<float> waveform;
+    std::vector<int> candidates;           // channels that can ever be within the footprint
+    std::vector<FootprintEntry> footprint; // at the undrifted position
+    Rng rng;                               // the unit's spike train
+};
+
+// The unit's footprint entry on a channel with the unit displaced by y_offset along the probe (gain 0 outside).
+FootprintEntry footprint_at(const UnitModel& unit, const probe::Probe& probe, int channel, double y_offset,
+                            double sample_rate);
+
+// Poisson hazard per sample that, after the refractory period, gives a mean rate of rate_hz.
+inline double hazard_per_sample(const UnitModel& unit, double rate_hz, double sample_rate) {
+    return rate_hz > 0 ? 1.0 / (sample_rate / rate_hz - unit.refractory_samples) : 0.0;
+}
+
+// Draws every unit (placement, waveform, footprint, SNR, rate, tuning) and its ground-truth row. drift_reach_um is
+// the largest displacement along the probe the drift can give a unit, so that its candidate channels cover it.
+void create_units(const SimulationConfig& config, const probe::Probe& probe, const NoiseModel& noise,
+                  double drift_reach_um, std::vector<UnitModel>& units, std::vector<GroundTruthUnit>& truth);
+
+} // namespace spikeline::sim
