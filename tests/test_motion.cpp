@@ -6,6 +6,7 @@
 #include "motion/motion_estimator.hpp"
 #include "pipeline/motion_tracking.hpp"
 #include "pipeline/sort_run.hpp"
+#include "sim/drift.hpp"
 #include "sim/simulator.hpp"
 #include "sort/calibration.hpp"
 #include "sort/moving_units.hpp"
@@ -23,19 +24,12 @@ namespace {
 constexpr int kChannels = 128;
 constexpr double kRate = 30000;
 
-/// The simulator's triangular drift (host/sim: amplitude 25 um) at time t for a speed in um/s.
-double triangle_drift(double t, double speed) {
-    const double amplitude = 25, travelled = std::abs(speed) * t, m = std::fmod(travelled, 4 * amplitude);
-    const double offset = m < amplitude ? m : (m < 3 * amplitude ? 2 * amplitude - m : m - 4 * amplitude);
-    return speed > 0 ? offset : -offset;
-}
-
 std::vector<std::int16_t> simulate(double seconds, double drift, std::uint64_t seed) {
     sim::SimulationConfig config;
     config.n_channels = kChannels;
     config.duration_s = seconds;
     config.seed = seed;
-    config.drift_um_per_s = drift;
+    config.drift = sim::triangle_drift(drift);
     sim::Simulator simulator(config, probe::default_probe(kChannels));
     std::vector<std::int16_t> data(simulator.info().n_frames * kChannels);
     for (std::size_t done = 0; done < simulator.info().n_frames;)
@@ -274,19 +268,20 @@ TEST(MotionEstimate, FollowsASimulatedDriftWithinThreeMicrometres) {
         backend->take_sorted(sorted);
         tracking.add(sorted, f + std::min(chunk, frames - f));
     }
+    const sim::DriftField truth(sim::triangle_drift(speed), probe, 30, kRate);
     const auto& estimates = tracking.estimates();
     ASSERT_GE(estimates.size(), 50u) << "one estimate every 0.5 s";
     // Displacement 0 is the first window's (0 to 1.5 s) mean position.
     double reference = 0;
     for (int i = 0; i < 150; ++i)
-        reference += triangle_drift(i * 0.01, speed) / 150;
+        reference += truth.at_time(i * 0.01, 0) / 150;
     double squared = 0;
     int n = 0;
     for (const auto& e : estimates) {
         if (e.time_s < 10)
             continue;
         for (double d : e.displacement) {
-            squared += std::pow(d - (triangle_drift(e.time_s, speed) - reference), 2);
+            squared += std::pow(d - (truth.at_time(e.time_s, 0) - reference), 2);
             ++n;
         }
     }
@@ -300,7 +295,7 @@ TEST_F(DriftSorting, UnitsFollowingTheMotionKeepTheirAccuracyUnderDrift) {
     config.n_channels = kChannels;
     config.duration_s = 40;
     config.seed = 3;
-    config.drift_um_per_s = 2.5;
+    config.drift = sim::triangle_drift(2.5);
     const probe::Probe probe = probe::default_probe(kChannels);
     sim::simulate_to_folder(config, probe, dir_ / "sim");
     double accuracy[2] = {};
