@@ -232,7 +232,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         if (learn)
             window.add_sampled(sorted, values_per_spike, tracking.get());
         sorted = {};
-        if (learn && result.frames >= next_learning) {
+        // (Not at the end: nothing would be labelled with it, and sorter.json is the sorter that labelled the spikes.)
+        if (learn && result.frames >= next_learning && result.frames < info.n_frames) {
             next_learning *= 2;
             try {
                 calibration = sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(),

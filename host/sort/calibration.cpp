@@ -416,7 +416,9 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         for (std::size_t b = a + 1; b < result.entries.size(); ++b) {
             const Entry& ea = result.entries[a];
             const Entry& eb = result.entries[b];
-            bool near = false;
+            // Same channel too: one neuron whose spikes align one sample apart (two near-equal troughs, or a peak
+            // between samples) splits into two clusters whose mean snippets match once shifted.
+            bool near = ea.channel == eb.channel;
             for (int k = 1; k < kRows; ++k)
                 near |= params.snippet_channels[ea.channel][k] == eb.channel;
             if (!near)
