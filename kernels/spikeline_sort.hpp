@@ -19,16 +19,18 @@ enum SortArg : int {
     kSortArgNFrames = 1,    ///< scalar
     kSortArgDetect = 2,     ///< m_axi: DetectParams, read when kControlReset is set
     kSortArgSort = 3,       ///< m_axi: SortParams (geometry, basis, classifier), read when kControlLoadSort is set
-    kSortArgSpikes = 4,     ///< m_axi: SortedSpike output array
-    kSortArgMaxSpikes = 5,  ///< scalar: capacity of spikes
-    kSortArgSpikeCount = 6, ///< m_axi: one uint32, spikes of this call (more than max_spikes: the rest were lost)
-    kSortArgControl = 7,    ///< scalar: kControl* bits
-    kSortArgCount = 8
+    kSortArgWrites = 4,     ///< m_axi: hw::TableWrite array (unit updates), queued before this call's frames
+    kSortArgNWrites = 5,    ///< scalar: writes in it
+    kSortArgSpikes = 6,     ///< m_axi: SortedSpike output array
+    kSortArgMaxSpikes = 7,  ///< scalar: capacity of spikes
+    kSortArgSpikeCount = 8, ///< m_axi: one uint32, spikes of this call (more than max_spikes: the rest were lost)
+    kSortArgControl = 9,    ///< scalar: kControl* bits
+    kSortArgCount = 10
 };
 
 constexpr DetectArgInfo kSortArgs[kSortArgCount] = {
-    {"frames", true}, {"n_frames", false},   {"detect_params", true}, {"sort_params", true},
-    {"spikes", true}, {"max_spikes", false}, {"spike_count", true},   {"control", false},
+    {"frames", true},    {"n_frames", false}, {"detect_params", true}, {"sort_params", true}, {"table_writes", true},
+    {"n_writes", false}, {"spikes", true},    {"max_spikes", false},   {"spike_count", true}, {"control", false},
 };
 
 /// Loads a new classifier (recalibration) without touching the stream's state; implied by kControlReset.
@@ -39,5 +41,7 @@ constexpr std::uint32_t kControlLoadSort = 4;
 
 extern "C" void spikeline_sort(const std::int16_t* frames, std::uint32_t n_frames,
                                const spikeline::kernels::DetectParams* detect_params,
-                               const spikeline::kernels::SortParams* sort_params, spikeline::hw::SortedSpike* spikes,
-                               std::uint32_t max_spikes, std::uint32_t* spike_count, std::uint32_t control);
+                               const spikeline::kernels::SortParams* sort_params,
+                               const spikeline::hw::TableWrite* table_writes, std::uint32_t n_writes,
+                               spikeline::hw::SortedSpike* spikes, std::uint32_t max_spikes, std::uint32_t* spike_count,
+                               std::uint32_t control);

@@ -259,6 +259,10 @@ TEST_F(FpgaNoopXrtTest, XrtSortBackendRunsChunksThroughTheShim) {
     backend->process(frames.data(), 100, events);
     backend->enable_sorting(classifier, false); // recalibration: the next run reloads the classifier
     backend->process(frames.data(), 100, events);
+    // Unit updates ride with the next run as a buffer of their own.
+    EXPECT_THROW(backend->queue_table_writes({{150, 1, -1, 0, {}}}), std::logic_error) << "before the frames processed";
+    backend->queue_table_writes({{200, 1, 0, 1, {}}, {250, 2, -1, 0, {}}});
+    backend->process(frames.data(), 100, events);
     backend->finish(events);
     SortOutput sorted;
     backend->take_sorted(sorted);

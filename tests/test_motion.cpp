@@ -11,6 +11,7 @@
 #include "sort/calibration.hpp"
 #include "sort/moving_units.hpp"
 #include "sort/sort_settings.hpp"
+#include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -175,6 +176,32 @@ TEST_F(MotionBackends, VerilatorAppliesTheSameWritesAtTheSameSamples) {
         auto rtl = make_backend({"verilator", 1}, *detect_);
         expect_same_labels(expected, run_with_writes(*rtl, calibration_->params, segment, block, writes, true));
     }
+}
+
+TEST_F(MotionBackends, TheKernelTopAppliesTheWritesItIsGivenLikeTheOtherBackends) {
+    const std::vector<hw::TableWrite> writes = random_writes(13);
+    auto reference = make_reference_backend(*detect_);
+    const SortOutput expected = run_with_writes(*reference, calibration_->params, *data_, 3000, writes, false);
+    const std::size_t frames = data_->size() / kChannels, chunk = 3000;
+    SortOutput actual;
+    std::vector<hw::SortedSpike> buffer(4096);
+    std::size_t next = 0;
+    for (std::size_t f = 0; f < frames; f += chunk) {
+        const std::size_t n = std::min(chunk, frames - f);
+        std::vector<hw::TableWrite> due; // each write rides with the run of the chunk its sample falls in
+        for (; next < writes.size() && writes[next].sample < f + n; ++next)
+            due.push_back(writes[next]);
+        std::uint32_t control = f == 0 ? kernels::kControlReset : 0;
+        if (f + n == frames)
+            control |= kernels::kControlFlush;
+        std::uint32_t count = 0;
+        spikeline_sort(&(*data_)[f * kChannels], static_cast<std::uint32_t>(n), detect_, calibration_->params.get(),
+                       due.data(), static_cast<std::uint32_t>(due.size()), buffer.data(),
+                       static_cast<std::uint32_t>(buffer.size()), &count, control);
+        ASSERT_LE(count, buffer.size());
+        actual.spikes.insert(actual.spikes.end(), buffer.begin(), buffer.begin() + count);
+    }
+    expect_same_labels(expected, actual);
 }
 
 TEST_F(MotionBackends, WritesOutOfOrderOrBeforeTheProcessedFramesAreRefused) {

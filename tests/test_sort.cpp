@@ -333,7 +333,7 @@ TEST_F(SortBackends, KernelTopInChunksEqualsTheReferenceBackend) {
                 control |= kernels::kControlFlush;
             std::uint32_t count = 0;
             spikeline_sort(&(*data_)[f * kChannels], static_cast<std::uint32_t>(n), detect_, calibration_->params.get(),
-                           buffer.data(), static_cast<std::uint32_t>(buffer.size()), &count, control);
+                           nullptr, 0, buffer.data(), static_cast<std::uint32_t>(buffer.size()), &count, control);
             ASSERT_LE(count, buffer.size());
             actual.spikes.insert(actual.spikes.end(), buffer.begin(), buffer.begin() + count);
         }

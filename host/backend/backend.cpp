@@ -24,12 +24,15 @@ void SortStageOutput::enable(std::shared_ptr<const HwSortParams> params, bool ke
     require(params != nullptr, "sorting parameters missing");
     params_ = std::make_unique<HwSortParams>(*params);
     keep_snippets_ = keep_snippets;
-    writes_.clear();
+    writes_->head = 0;
+    writes_->count = 0;
 }
 
 void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, std::uint64_t processed_frames) {
     require(enabled(), "table writes before the sorting stage was enabled");
-    std::uint64_t last = writes_.empty() ? processed_frames : writes_.back().sample;
+    const hw::TableWriteQueue<HwSortConfig>& q = *writes_;
+    std::uint64_t last =
+        q.count > 0 ? q.writes[(q.head + q.count - 1) % HwSortConfig::max_table_writes].sample : processed_frames;
     for (const hw::TableWrite& w : writes) {
         if (w.sample < processed_frames || w.sample < last)
             throw std::logic_error("table writes must come in sample order and not before the frames processed");
@@ -38,14 +41,12 @@ void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, st
             throw std::logic_error("table write outside the classifier table");
         last = w.sample;
     }
-    writes_.insert(writes_.end(), writes.begin(), writes.end()); // all or nothing
+    for (const hw::TableWrite& w : writes) // all or nothing
+        hw::queue_table_write(*writes_, w);
 }
 
 void SortStageOutput::apply_writes_until(std::uint64_t sample) {
-    while (!writes_.empty() && writes_.front().sample <= sample) {
-        hw::apply_table_write(*params_, writes_.front());
-        writes_.pop_front();
-    }
+    hw::apply_table_writes(*writes_, *params_, sample);
 }
 
 void SortStageOutput::add(
@@ -116,7 +117,9 @@ public:
             hw::sort_flush(*sort_state_, sorting_.params(), state_->frame, add_sorted(), sorting_.before_spike());
     }
 
-    std::uint64_t lost_events() const override { return state_->dedup.dropped + sort_state_->dropped; }
+    std::uint64_t lost_events() const override {
+        return state_->dedup.dropped + sort_state_->dropped + sorting_.dropped_writes();
+    }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         sorting_.enable(std::move(params), keep_snippets);

@@ -101,7 +101,7 @@ public:
     }
 
     StageSeconds stage_seconds() const override { return seconds_; }
-    std::uint64_t lost_events() const override { return dedup_->dropped + sort_dropped_; }
+    std::uint64_t lost_events() const override { return dedup_->dropped + sort_dropped_ + sorting_.dropped_writes(); }
 
 private:
     using Clock = std::chrono::steady_clock;

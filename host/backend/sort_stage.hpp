@@ -2,7 +2,6 @@
 // What the reference and CPU backends share around the L1 sorting stage: its parameters and the collected output.
 #include "backend/backend.hpp"
 
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -20,6 +19,8 @@ public:
     /// Applies the queued writes whose sample is <= sample: call before sorting a spike of that sample, and with a
     /// sample every spike still to be sorted is past, so that the queue stays short.
     void apply_writes_until(std::uint64_t sample);
+    /// Writes lost to a full queue (the host queued more than two whole tables ahead of the spikes).
+    std::uint64_t dropped_writes() const { return writes_->dropped; }
     /// For hw::sort_advance: applies the writes due before a spike of that sample.
     auto before_spike() {
         return [this](std::uint64_t sample) { apply_writes_until(sample); };
@@ -32,7 +33,7 @@ public:
 
 private:
     std::unique_ptr<HwSortParams> params_;
-    std::deque<hw::TableWrite> writes_;
+    std::unique_ptr<hw::TableWriteQueue<HwSortConfig>> writes_ = std::make_unique<hw::TableWriteQueue<HwSortConfig>>();
     bool keep_snippets_ = false;
     SortOutput pending_;
 };

@@ -59,7 +59,7 @@ public:
         hw::sort_flush(*sort_state_, sorting_.params(), frames_sorted_, add_sorted(), sorting_.before_spike());
     }
 
-    std::uint64_t lost_events() const override { return lost_ + sort_state_->dropped; }
+    std::uint64_t lost_events() const override { return lost_ + sort_state_->dropped + sorting_.dropped_writes(); }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         sorting_.enable(std::move(params), keep_snippets);

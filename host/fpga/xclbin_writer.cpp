@@ -208,6 +208,8 @@ XclbinDescription spikeline_sort_description(const std::string& platform_vbnv) {
                              {"n_frames", "unsigned int", nullptr, -1},
                              {"detect_params", "DetectParams*", "M_AXI_GMEM_IN", 0},
                              {"sort_params", "SortParams*", "M_AXI_GMEM_IN", 0},
+                             {"table_writes", "TableWrite*", "M_AXI_GMEM_IN", 0},
+                             {"n_writes", "unsigned int", nullptr, -1},
                              {"spikes", "SortedSpike*", "M_AXI_GMEM_OUT", 1},
                              {"max_spikes", "unsigned int", nullptr, -1},
                              {"spike_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},

@@ -127,6 +127,7 @@ struct BufferSet {
     xrt::bo count;
     xrt::run run;
     xrt::bo sort_params; ///< the classifier this set's run used (kept alive until the run is collected)
+    xrt::bo writes;      ///< table writes queued with this set's run
 };
 
 class XrtBackend final : public Backend {
@@ -178,6 +179,7 @@ public:
                 xrt::bo(device_, sizeof(std::uint32_t),
                         kernel_.group_id(sorting ? int{kernels::kSortArgSpikeCount} : int{kernels::kArgEventCount})),
                 xrt::run(kernel_),
+                {},
                 {}};
             sets_.push_back(std::move(set));
         }
@@ -188,6 +190,7 @@ public:
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
+        frames_in_ += n_frames;
         while (n_frames > 0) {
             const std::size_t room = chunk_frames_ - staged_frames_;
             const std::size_t take = std::min(room, n_frames);
@@ -220,6 +223,19 @@ public:
         std::memcpy(sort_params_bo_.map<void*>(), params.get(), sizeof(HwSortParams));
         sort_params_bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE);
         sort_params_changed_ = true;
+    }
+
+    // Writes ride with the next run; the kernel queues them (hw::TableWriteQueue) and applies each before the first
+    // spike of its sample, as every backend does.
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        require(options_.sorting, "table writes need the spikeline_sort kernel");
+        std::uint64_t last = pending_writes_.empty() ? frames_in_ : pending_writes_.back().sample;
+        for (const hw::TableWrite& w : writes) {
+            if (w.sample < frames_in_ || w.sample < last)
+                throw std::logic_error("table writes must come in sample order and not before the frames processed");
+            last = w.sample;
+        }
+        pending_writes_.insert(pending_writes_.end(), writes.begin(), writes.end());
     }
 
     void take_sorted(SortOutput& out) override {
@@ -256,6 +272,18 @@ private:
             set.run.set_arg(kernels::kSortArgNFrames, n_frames);
             set.run.set_arg(kernels::kSortArgDetect, params_bo_);
             set.run.set_arg(kernels::kSortArgSort, set.sort_params);
+            const auto n_writes = static_cast<std::uint32_t>(pending_writes_.size());
+            if (n_writes > 0) {
+                set.writes =
+                    xrt::bo(device_, n_writes * sizeof(hw::TableWrite), kernel_.group_id(kernels::kSortArgWrites));
+                std::memcpy(set.writes.map<void*>(), pending_writes_.data(), n_writes * sizeof(hw::TableWrite));
+                set.writes.sync(XCL_BO_SYNC_BO_TO_DEVICE);
+            } else if (!set.writes) {
+                set.writes = xrt::bo(device_, sizeof(hw::TableWrite), kernel_.group_id(kernels::kSortArgWrites));
+            }
+            pending_writes_.clear();
+            set.run.set_arg(kernels::kSortArgWrites, set.writes);
+            set.run.set_arg(kernels::kSortArgNWrites, n_writes);
             set.run.set_arg(kernels::kSortArgSpikes, set.events);
             set.run.set_arg(kernels::kSortArgMaxSpikes, capacity);
             set.run.set_arg(kernels::kSortArgSpikeCount, set.count);
@@ -311,6 +339,8 @@ private:
     xrt::bo sort_params_bo_;
     bool sort_params_changed_ = false;
     std::vector<hw::SortedSpike> sorted_;
+    std::vector<hw::TableWrite> pending_writes_; ///< for the next run
+    std::uint64_t frames_in_ = 0;                ///< frames handed to process()
     xrt::device device_;
     xrt::kernel kernel_;
     xrt::bo params_bo_;

@@ -124,7 +124,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     // Motion tracking needs the snippets of every spike (to localise it) and a backend that applies table writes.
     const bool track_motion = options.sort.motion && !on_fpga;
     if (options.sort.motion && on_fpga)
-        result.motion_note = "off: the xrt backend does not apply unit updates yet (units stay where they were learnt)";
+        result.motion_note = "off: motion tracking localises spikes from their snippets, which the xrt kernel does not "
+                             "return (units stay where they were learnt)";
     if (track_motion)
         window.motion.probe = &probe;
     const motion::MotionSettings motion_settings;

@@ -31,6 +31,7 @@ struct SortConfig {
     static constexpr int max_entries = 8;          ///< classifier entries per peak channel
     static constexpr int ring_frames = 256;        ///< referenced frames kept; a power of two
     static constexpr int max_waiting = 1024;       ///< detected spikes waiting for their post-peak samples
+    static constexpr int max_table_writes = 16384; ///< table writes waiting for their sample (two whole tables)
     static constexpr int n_values = n_features * snippet_channels;
 };
 
@@ -69,6 +70,35 @@ template <class CONFIG_T> void apply_table_write(SortParams<CONFIG_T>& params, c
     if (write.slot >= 0)
         params.entries[write.channel][write.slot] = write.entry;
     params.n_entries[write.channel] = static_cast<std::uint8_t>(write.n_entries);
+}
+
+/// Table writes waiting for their sample, in the order they were queued (non-decreasing samples).
+template <class CONFIG_T> struct TableWriteQueue {
+    TableWrite writes[CONFIG_T::max_table_writes];
+    int head = 0;
+    int count = 0;
+    std::uint64_t dropped = 0; ///< writes lost because the queue was full
+};
+
+template <class CONFIG_T> void queue_table_write(TableWriteQueue<CONFIG_T>& queue, const TableWrite& write) {
+    if (queue.count == CONFIG_T::max_table_writes) {
+        ++queue.dropped;
+        return;
+    }
+    queue.writes[(queue.head + queue.count) % CONFIG_T::max_table_writes] = write;
+    ++queue.count;
+}
+
+/// Applies the queued writes whose sample is <= sample: before sorting a spike of that sample, or once every spike
+/// before it has been sorted.
+template <class CONFIG_T>
+void apply_table_writes(TableWriteQueue<CONFIG_T>& queue, SortParams<CONFIG_T>& params, std::uint64_t sample) {
+APPLY_WRITES:
+    while (queue.count > 0 && queue.writes[queue.head].sample <= sample) {
+        apply_table_write(params, queue.writes[queue.head]);
+        queue.head = (queue.head + 1) % CONFIG_T::max_table_writes;
+        --queue.count;
+    }
 }
 
 /// A sorted spike: the detection event, its features and its label.
