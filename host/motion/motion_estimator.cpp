@@ -154,7 +154,8 @@ MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, 
             settings.block_um > 0 && hi > lo ? static_cast<int>(std::ceil((hi - lo) / settings.block_um)) + 1 : 1;
         for (int b = 0; b < n_blocks; ++b) {
             shank.blocks.push_back(static_cast<int>(blocks_.size()));
-            blocks_.push_back({id, n_blocks == 1 ? (lo + hi) / 2 : lo + (hi - lo) * b / (n_blocks - 1)});
+            shank.window_centres.push_back(n_blocks == 1 ? (lo + hi) / 2 : lo + (hi - lo) * b / (n_blocks - 1));
+            blocks_.push_back({id, shank.window_centres.back()});
         }
         shanks_.push_back(std::move(shank));
     }
@@ -211,6 +212,26 @@ void MotionEstimator::estimate(double time_s) {
         smooth_rows(window, shank.n_bins, settings_.smooth_um / settings_.bin_um);
         if (shank.reference.empty()) {
             shank.reference = window; // the first full window defines displacement 0
+            // A block measures where its window holds spikes: at the shank's ends that is inside the shank, not at
+            // the window's centre. Its depth becomes the spike-weighted mean under its window.
+            if (shank.blocks.size() > 1)
+                for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+                    MotionBlock& block = blocks_[static_cast<std::size_t>(shank.blocks[i])];
+                    const double sigma = settings_.block_um / 2;
+                    double sum = 0, weighted = 0;
+                    for (int y = 0; y < shank.n_bins; ++y) {
+                        const double depth = shank.y_min + (y + 0.5) * settings_.bin_um;
+                        double spikes = 0;
+                        for (int a = 0; a < kAmplitudeBins; ++a)
+                            spikes += window[static_cast<std::size_t>(a * shank.n_bins + y)];
+                        const double centre = shank.window_centres[i];
+                        const double w = spikes * std::exp(-0.5 * std::pow((depth - centre) / sigma, 2));
+                        sum += w;
+                        weighted += w * depth;
+                    }
+                    if (sum > 0)
+                        block.depth_um = weighted / sum;
+                }
             continue;
         }
         const int max_shift = static_cast<int>(settings_.max_shift_um / settings_.bin_um);
@@ -228,11 +249,12 @@ void MotionEstimator::estimate(double time_s) {
                 continue;
         shank.rigid = rigid * settings_.bin_um;
         const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
-        for (int b : shank.blocks) {
+        for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+            const int b = shank.blocks[i];
             double shift = rigid;
             if (shank.blocks.size() > 1) {
                 const double sigma = settings_.block_um / 2 / settings_.bin_um;
-                const double centre = (blocks_[static_cast<std::size_t>(b)].depth_um - shank.y_min) / settings_.bin_um;
+                const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
                 std::vector<double> weight(static_cast<std::size_t>(shank.n_bins));
                 for (int y = 0; y < shank.n_bins; ++y) {
                     const double z = (y - centre) / sigma;
@@ -245,12 +267,18 @@ void MotionEstimator::estimate(double time_s) {
             }
             current_.displacement[static_cast<std::size_t>(b)] = shift * settings_.bin_um;
         }
-        // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the rigid
-        // estimate, into the reference.
+        // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the
+        // estimate at each depth, into the reference.
         const double rate = settings_.reference_rate;
+        std::vector<double> back(static_cast<std::size_t>(shank.n_bins));
+        for (int y = 0; y < shank.n_bins; ++y)
+            back[static_cast<std::size_t>(y)] =
+                displacement_at(blocks_[static_cast<std::size_t>(shank.blocks[0])].shank,
+                                shank.y_min + (y + 0.5) * settings_.bin_um) /
+                settings_.bin_um;
         for (int a = 0; a < kAmplitudeBins; ++a)
             for (int y = 0; y < shank.n_bins; ++y) {
-                const double from = y + rigid;
+                const double from = y + back[static_cast<std::size_t>(y)];
                 const int y0 = static_cast<int>(std::floor(from));
                 const double frac = from - y0;
                 auto at = [&](int yy) {

@@ -19,9 +19,9 @@ struct MotionSettings {
     double smooth_um = 4.0;     ///< Gaussian smoothing (sigma) of the histograms along depth
     double max_shift_um = 100;  ///< largest displacement searched (rigid), from the reference
     double search_um = 24;      ///< searched first around the last estimate (all of max_shift_um when at an edge)
-    double block_um = 400;      ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
-    double block_range_um = 15; ///< a block's estimate stays within this of its shank's rigid one
-    double reference_rate = 0.05; ///< share of each registered window mixed into the reference (slow changes)
+    double block_um = 200;      ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
+    double block_range_um = 30; ///< a block's estimate stays within this of its shank's rigid one
+    double reference_rate = 0.01; ///< share of each registered window mixed into the reference (slow changes)
     int min_spikes = 50;          ///< fewer spikes on a shank in a window: the estimate holds
 };
 
@@ -34,7 +34,7 @@ struct MotionEstimate {
 
 struct MotionBlock {
     int shank = 0;
-    double depth_um = 0; ///< centre of the block
+    double depth_um = 0; ///< where the block measures: the spike-weighted mean depth under its window
 };
 
 /// A spike's position: shank and depth (um) on the probe, amplitude (Q4 LSB).
@@ -73,6 +73,7 @@ private:
         std::vector<std::vector<double>> slices; ///< per update slice: n_amplitude_bins x n_bins counts
         std::vector<double> reference;           ///< smoothed, n_amplitude_bins x n_bins; empty until the first
         std::vector<int> blocks;                 ///< indices into blocks_
+        std::vector<double> window_centres;      ///< of each block's Gaussian window, um
         double rigid = 0;                        ///< the last rigid estimate, um
     };
 
