@@ -12,25 +12,27 @@ BackgroundCalibration::~BackgroundCalibration() {
         thread_.join();
 }
 
-void BackgroundCalibration::start(std::shared_ptr<const HwSortParams> geometry, SortOutput data,
-                                  sort::SortSettings settings) {
-    thread_ = std::thread([this, geometry = std::move(geometry), data = std::move(data), settings]() {
+void BackgroundCalibration::start(CalibrationJob job) {
+    done_.store(false);
+    result_ = {};
+    thread_ = std::thread([this, job = std::move(job)]() {
         make_thread_idle();
         const auto start = std::chrono::steady_clock::now();
         try {
-            result_ = std::make_shared<sort::Calibration>(sort::calibrate(*geometry, data, settings));
+            result_.calibration = std::make_shared<sort::Calibration>(
+                sort::calibrate(*job.geometry, job.data, job.settings, job.first_template_id, job.previous.get(),
+                                job.motion.probe ? &job.motion : nullptr, job.keep_basis));
         } catch (const std::exception& e) {
-            error_ = e.what();
+            result_.error = e.what();
         }
-        wall_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        result_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         done_.store(true);
     });
 }
 
-std::shared_ptr<sort::Calibration> BackgroundCalibration::take() {
+CalibrationResult BackgroundCalibration::take() {
     thread_.join();
-    applied_ = true;
-    return result_;
+    return std::move(result_);
 }
 
 } // namespace spikeline::stream

@@ -1,6 +1,7 @@
 #pragma once
 // Calibration of the stream's sorter on its own thread at idle priority, so that clustering never delays the stream:
-// the pipeline starts it, keeps streaming (unsorted, or with the previous calibration), and polls done().
+// the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
+// or with the current calibration), and takes the result once ready().
 #include "sort/calibration.hpp"
 
 #include <atomic>
@@ -10,6 +11,23 @@
 
 namespace spikeline::stream {
 
+/// The arguments of one sort::calibrate call, owned by the job (the pipeline keeps collecting meanwhile).
+struct CalibrationJob {
+    std::shared_ptr<const HwSortParams> geometry;
+    SortOutput data;
+    sort::SortSettings settings;
+    int first_template_id = 0;
+    std::shared_ptr<const sort::Calibration> previous; ///< null: the first calibration
+    sort::CalibrationMotion motion;                    ///< motion.probe null: no motion tracking
+    bool keep_basis = false;
+};
+
+struct CalibrationResult {
+    std::shared_ptr<sort::Calibration> calibration; ///< null: calibration failed (error says why)
+    std::string error;
+    double wall_seconds = 0;
+};
+
 class BackgroundCalibration {
 public:
     BackgroundCalibration() = default;
@@ -17,26 +35,19 @@ public:
     BackgroundCalibration& operator=(const BackgroundCalibration&) = delete;
     ~BackgroundCalibration();
 
-    /// Starts sort::calibrate(*geometry, data, settings) on a SCHED_IDLE thread.
-    void start(std::shared_ptr<const HwSortParams> geometry, SortOutput data, sort::SortSettings settings);
-    /// The calibration finished (or failed) and has not been taken yet.
-    bool ready() const { return thread_.joinable() && !applied_ && done_.load(); }
-    /// Joins the thread and marks the result taken; the result is null when calibration failed (error() says why).
-    std::shared_ptr<sort::Calibration> take();
-    /// Started and not taken: waits for it (at the end of the stream).
-    bool pending() const { return thread_.joinable() && !applied_; }
-
-    const std::shared_ptr<sort::Calibration>& result() const { return result_; }
-    const std::string& error() const { return error_; }
-    double wall_seconds() const { return wall_seconds_; }
+    /// Starts sort::calibrate on a SCHED_IDLE thread; only when not busy().
+    void start(CalibrationJob job);
+    /// A job was started and its result not taken yet.
+    bool busy() const { return thread_.joinable(); }
+    /// The job finished (or failed): take() will not wait.
+    bool ready() const { return busy() && done_.load(); }
+    /// Waits for the job if needed and returns its result.
+    CalibrationResult take();
 
 private:
     std::thread thread_;
     std::atomic<bool> done_{false};
-    std::shared_ptr<sort::Calibration> result_;
-    std::string error_;
-    double wall_seconds_ = 0;
-    bool applied_ = false;
+    CalibrationResult result_;
 };
 
 } // namespace spikeline::stream

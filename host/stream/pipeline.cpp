@@ -7,14 +7,52 @@ namespace spikeline::stream {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+/// Gives a calibration's templates the ids first, first + 1, ...: a calibration learnt in the background started from
+/// the ids the Phy folder would give next at the time, and unsorted spikes may have taken some since.
+void renumber_templates(sort::Calibration& calibration, int first) {
+    if (calibration.entries.empty())
+        return;
+    const int shift = first - calibration.entries.front().template_id;
+    if (shift == 0)
+        return;
+    for (sort::Entry& entry : calibration.entries)
+        entry.template_id += shift;
+    HwSortParams& params = *calibration.params;
+    for (int c = 0; c < params.n_channels; ++c)
+        for (int e = 0; e < params.n_entries[c]; ++e)
+            params.entries[c][e].template_id += shift;
+}
+
+} // namespace
+
 StreamPipeline::StreamPipeline(PipelineSetup setup)
     : s_(std::move(setup)), stride_(static_cast<std::size_t>(s_.info.n_channels)),
       values_per_spike_(
           static_cast<std::size_t>(HwSortConfig::snippet_channels * (s_.geometry->pre + 1 + s_.geometry->post))),
       status_(s_.status), collecting_(s_.calibration_frames > 0) {
-    s_.backend->enable_sorting(s_.loaded_sorter ? s_.loaded_sorter->params : s_.geometry, collecting_);
-    if (s_.loaded_sorter) // registered before any spike, so that the Phy folder keeps the sorter's template ids
+    window_.max_spikes = s_.sort.max_calibration_spikes;
+    reservoir_.max_spikes = s_.sort.max_calibration_spikes;
+    if (s_.track_motion || s_.learn) {
+        // From the first block on, also while the first calibration collects, so that its snippets carry the
+        // displacement they were seen at.
+        tracking_ = std::make_unique<MotionTracking>(*s_.probe, s_.info.sample_rate, s_.geometry,
+                                                     motion::MotionSettings{}, s_.track_motion);
+        if (s_.track_motion) {
+            window_.motion.probe = s_.probe;
+            reservoir_.motion.probe = s_.probe;
+        }
+    }
+    next_learning_ = 2 * s_.calibration_frames;
+    s_.backend->enable_sorting(s_.loaded_sorter ? s_.loaded_sorter->params : s_.geometry,
+                               collecting_ || keep_snippets());
+    if (s_.loaded_sorter) { // registered before any spike, so that the Phy folder keeps the sorter's template ids
         s_.sink->push(CalibrationItem{s_.loaded_sorter});
+        current_ = s_.loaded_sorter;
+        if (tracking_)
+            tracking_->follow(*s_.loaded_sorter, true);
+    }
     wall_start_ = std::chrono::steady_clock::now();
     last_status_time_ = wall_start_;
 }
@@ -50,13 +88,84 @@ void StreamPipeline::publish(const std::vector<hw::SortedSpike>& spikes, bool at
     spikes_total_ += spikes.size();
 }
 
-void StreamPipeline::apply_calibration() {
-    if (!calibration_.ready())
+void StreamPipeline::publish_motion(std::size_t first_estimate) {
+    if (!s_.publisher)
         return;
-    if (const std::shared_ptr<sort::Calibration> result = calibration_.take()) {
-        s_.backend->enable_sorting(result->params, false);
-        s_.sink->push(CalibrationItem{result});
+    const std::vector<motion::MotionBlock>& blocks = tracking_->estimator().blocks();
+    MotionMessage message;
+    for (const motion::MotionBlock& block : blocks) {
+        message.shank.push_back(block.shank);
+        message.depth_um.push_back(static_cast<float>(block.depth_um));
     }
+    const std::vector<motion::MotionEstimate>& estimates = tracking_->estimates();
+    for (std::size_t i = first_estimate; i < estimates.size(); ++i) {
+        message.time_s = estimates[i].time_s;
+        message.displacement_um = estimates[i].displacement;
+        message.host_time_ns = realtime_ns();
+        s_.publisher->send(message);
+    }
+}
+
+void StreamPipeline::apply_calibration() {
+    if (calibration_.ready())
+        take_calibration(calibration_.take(), false);
+}
+
+void StreamPipeline::take_calibration(CalibrationResult result, bool at_end) {
+    const std::shared_ptr<sort::Calibration> calibration = result.calibration;
+    if (first_in_flight_) {
+        first_in_flight_ = false;
+        first_ = std::move(result);
+        if (!calibration)
+            return;
+        if (!at_end) {
+            s_.backend->enable_sorting(calibration->params, keep_snippets());
+            if (tracking_)
+                tracking_->follow(*calibration, true);
+        }
+        s_.sink->push(CalibrationItem{calibration});
+        current_ = calibration;
+        return;
+    }
+    if (!calibration) { // too few spikes, say: the current units stay
+        ++n_learning_skipped_;
+        last_skip_reason_ = result.error;
+        return;
+    }
+    renumber_templates(*calibration, s_.sink->next_template_id());
+    s_.sink->push(CalibrationItem{calibration});
+    if (!at_end && tracking_)
+        tracking_->follow(*calibration, false); // the next table writes take the backend to its units
+    current_ = calibration;
+    ++n_learnt_;
+}
+
+void StreamPipeline::start_learning() {
+    if (!s_.learn || !current_ || calibration_.busy() || expected_ < next_learning_)
+        return;
+    while (next_learning_ <= expected_) // points missed while an earlier calibration ran are not made up
+        next_learning_ *= 2;
+    CalibrationJob job;
+    job.geometry = s_.geometry;
+    // A copy, since the reservoir keeps sampling while the job runs.
+    job.data = reservoir_.data;
+    job.settings = s_.sort;
+    job.first_template_id = s_.sink->next_template_id();
+    job.previous = current_;
+    job.motion = reservoir_.motion;
+    job.keep_basis = true; // the backend keeps its basis: the new units can be table writes
+    calibration_.start(std::move(job));
+}
+
+void StreamPipeline::queue_unit_updates() {
+    if (!tracking_)
+        return;
+    // Units follow the latest estimate from the next frame on, in every backend alike.
+    std::vector<hw::TableWrite> writes = tracking_->table_writes(expected_);
+    if (writes.empty())
+        return;
+    s_.backend->queue_table_writes(writes);
+    s_.sink->push(UnitUpdatesItem{std::move(writes)});
 }
 
 void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_frames, std::int64_t arrival_ns) {
@@ -81,15 +190,15 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         if (!bins.empty())
             s_.sink->push(DecodedItem{std::move(bins)});
     }
-    if (collecting_) {
-        const std::size_t room =
-            s_.sort.max_calibration_spikes - std::min(s_.sort.max_calibration_spikes, window_.spikes.size());
-        const std::size_t n = std::min(room, sorted_.spikes.size());
-        window_.spikes.insert(window_.spikes.end(), sorted_.spikes.begin(),
-                              sorted_.spikes.begin() + static_cast<std::ptrdiff_t>(n));
-        window_.snippets.insert(window_.snippets.end(), sorted_.snippets.begin(),
-                                sorted_.snippets.begin() + static_cast<std::ptrdiff_t>(n * values_per_spike_));
+    if (tracking_) {
+        const std::size_t before = tracking_->estimates().size();
+        if (tracking_->add(sorted_, processed))
+            publish_motion(before);
     }
+    if (collecting_)
+        window_.add(sorted_, values_per_spike_, tracking_.get());
+    if (s_.learn)
+        reservoir_.add_sampled(sorted_, values_per_spike_, tracking_.get());
     if (!sorted_.spikes.empty())
         s_.sink->push(SpikesItem{std::move(sorted_.spikes)});
     sorted_ = {};
@@ -98,11 +207,20 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
     expected_ += n_frames;
     if (collecting_ && expected_ >= s_.calibration_frames) {
         collecting_ = false;
-        s_.backend->enable_sorting(s_.geometry, false); // spikes stay unsorted until the calibration is ready
-        calibration_.start(s_.geometry, std::move(window_), s_.sort);
+        // Spikes stay unsorted until the calibration is ready.
+        s_.backend->enable_sorting(s_.geometry, keep_snippets());
+        CalibrationJob job;
+        job.geometry = s_.geometry;
+        job.data = std::move(window_.data);
+        job.settings = s_.sort;
+        job.motion = std::move(window_.motion);
+        first_in_flight_ = true;
+        calibration_.start(std::move(job));
         window_ = {};
     }
     apply_calibration();
+    start_learning();
+    queue_unit_updates();
     if (s_.duration_frames > 0 && expected_ >= s_.duration_frames)
         stop_reading_->store(true);
 }
@@ -189,11 +307,8 @@ void StreamPipeline::finish() {
     }
     if (!sorted_.spikes.empty())
         s_.sink->push(SpikesItem{std::move(sorted_.spikes)});
-    if (calibration_.pending()) {
-        // Finished after the data ended: its units label no spike, but are recorded.
-        if (const std::shared_ptr<sort::Calibration> result = calibration_.take())
-            s_.sink->push(CalibrationItem{result});
-    }
+    if (calibration_.busy()) // finished after the data ended: its units label no spike, but are recorded
+        take_calibration(calibration_.take(), true);
     if (s_.publisher) {
         EndMessage end;
         end.spikes = published_;
@@ -204,16 +319,26 @@ void StreamPipeline::finish() {
 
 nlohmann::json StreamPipeline::calibration_json() const {
     nlohmann::json json = {{"calibration_s", s_.loaded_sorter ? 0.0 : s_.sort.calibration_s},
-                           {"done", calibration_.result() != nullptr}};
+                           {"done", first_.calibration != nullptr}};
     if (s_.loaded_sorter)
         json["units"] = s_.loaded_sorter->units.size();
-    if (const auto& result = calibration_.result()) {
-        json["spikes"] = result->n_spikes;
-        json["units"] = result->units.size();
-        json["wall_seconds"] = calibration_.wall_seconds();
+    if (first_.calibration) {
+        json["spikes"] = first_.calibration->n_spikes;
+        json["units"] = first_.calibration->units.size();
+        json["wall_seconds"] = first_.wall_seconds;
     }
-    if (!calibration_.error().empty())
-        json["error"] = calibration_.error();
+    if (!first_.error.empty())
+        json["error"] = first_.error;
+    return json;
+}
+
+nlohmann::json StreamPipeline::learning_json() const {
+    nlohmann::json json = {{"enabled", s_.learn},
+                           {"calibrations", n_learnt_},
+                           {"skipped", n_learning_skipped_},
+                           {"units", current_ ? current_->units.size() : 0}};
+    if (!last_skip_reason_.empty())
+        json["last_skip_reason"] = last_skip_reason_;
     return json;
 }
 

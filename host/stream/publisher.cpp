@@ -3,6 +3,7 @@
 #include "util/errors.hpp"
 
 #include <chrono>
+#include <vector>
 
 namespace spikeline::stream {
 
@@ -33,6 +34,12 @@ void Publisher::send(const VelocityMessage& message) {
     unsigned char bytes[kVelocityMessageBytes];
     encode_velocity_message(message, bytes);
     send_bytes(bytes, sizeof bytes);
+}
+
+void Publisher::send(const MotionMessage& message) {
+    std::vector<unsigned char> bytes(motion_message_bytes(message.displacement_um.size()));
+    encode_motion_message(message, bytes.data());
+    send_bytes(bytes.data(), bytes.size());
 }
 
 void Publisher::send(const EndMessage& message) {

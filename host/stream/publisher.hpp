@@ -1,7 +1,7 @@
 #pragma once
-// The ZeroMQ PUB socket of `spikeline stream --publish`: one message per spike (SPK1), decoded bin (VEL1) and the end
-// of the stream (END1), framed as spike_message.hpp says. Sends never block: a stalled subscriber loses messages, the
-// stream does not wait for it.
+// The ZeroMQ PUB socket of `spikeline stream --publish`: one message per spike (SPK1), decoded bin (VEL1), motion
+// estimate (MOT1) and the end of the stream (END1), framed as spike_message.hpp says. Sends never block: a stalled
+// subscriber loses messages, the stream does not wait for it.
 #include "stream/spike_message.hpp"
 
 #include <cstdint>
@@ -22,6 +22,7 @@ public:
 
     void send(const SpikeMessage& message);
     void send(const VelocityMessage& message);
+    void send(const MotionMessage& message);
     void send(const EndMessage& message);
 
 private:

@@ -4,6 +4,7 @@
 #include "io/spikeglx.hpp"
 #include "sort/phy_writer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -24,7 +25,32 @@ StreamSink::~StreamSink() {
     }
 }
 
+void StreamSink::count_templates(const SinkItem& item) {
+    if (const auto* c = std::get_if<CalibrationItem>(&item)) {
+        const sort::Calibration& calibration = *c->calibration;
+        // The first calibration may start later (a loaded sorter's ids); spikes before it are held back, so it
+        // comes before any unsorted template.
+        if (!calibrated_ && !calibration.entries.empty())
+            next_template_id_ = std::max(next_template_id_, calibration.entries.front().template_id);
+        calibrated_ = true;
+        next_template_id_ += static_cast<int>(calibration.entries.size());
+    } else if (const auto* spikes = std::get_if<SpikesItem>(&item)) {
+        for (const hw::SortedSpike& spike : spikes->spikes) {
+            if (spike.template_id >= 0)
+                continue;
+            const auto channel = static_cast<std::size_t>(spike.event.channel);
+            if (channel >= unsorted_channels_.size())
+                unsorted_channels_.resize(channel + 1, false);
+            if (!unsorted_channels_[channel]) {
+                unsorted_channels_[channel] = true;
+                ++next_template_id_;
+            }
+        }
+    }
+}
+
 void StreamSink::push(SinkItem item) {
+    count_templates(item);
     if (!queue_.push(std::move(item)) && !failed_.load()) {
         error_ = std::make_exception_ptr(std::runtime_error("the sink queue closed early"));
         failed_.store(true);
@@ -52,6 +78,9 @@ void StreamSink::run() {
         std::optional<io::NpyAppendWriter<double>> decoded;
         if (s.decoded)
             decoded.emplace(s.out_dir / "decoded_velocity.npy", std::vector<std::size_t>{3});
+        std::optional<TableWriteLog> unit_updates;
+        if (s.unit_updates)
+            unit_updates.emplace(s.out_dir / "unit_updates.npy");
         std::uint64_t frames = 0;
         int n_calibrations = 0;
         bool holding = s.hold_until_calibration;
@@ -84,11 +113,15 @@ void StreamSink::run() {
                     const double row[3] = {static_cast<double>(bin.end_sample) / info.sample_rate, bin.vx, bin.vy};
                     decoded->append(row, 3);
                 }
+            } else if (auto* u = std::get_if<UnitUpdatesItem>(&*item)) {
+                unit_updates->append(u->writes);
             }
         }
         phy.append(held);
         if (decoded)
             decoded->finish();
+        if (unit_updates)
+            unit_updates->finish();
         if (raw)
             raw->finish();
         nlohmann::json phy_info = {{"format", "spikeline stream output (Phy template-gui folder)"},

@@ -13,6 +13,7 @@
 #include "util/errors.hpp"
 #include "util/memory.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -59,6 +60,14 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     if (!options.decoder_model.empty())
         model = read_stream_decoder(options.decoder_model, info, loaded_sorter.get());
 
+    // Motion tracking and learning need the snippets of every spike and a backend that applies table writes.
+    const bool on_fpga = options.detect.backend.name == "xrt";
+    const bool track_motion = options.sort.motion && !on_fpga;
+    const bool learn = options.sort.keep_learning && calibration_frames > 0 && !on_fpga;
+    std::string motion_note;
+    if (options.sort.motion && on_fpga)
+        motion_note = "off: the xrt backend does not apply unit updates yet (units stay where they were learnt)";
+
     ensure_directory(options.out_dir);
     std::unique_ptr<Publisher> publisher;
     if (!options.publish.empty())
@@ -77,6 +86,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     sink_settings.expected_duration_s = options.duration_s;
     sink_settings.decoded = model.has_value();
     sink_settings.hold_until_calibration = calibration_frames > 0;
+    sink_settings.unit_updates = track_motion || learn;
     sink_settings.sorter_context = sorter_context;
     sink_settings.phy_info = {{"backend", backend->name()},
                               {"detect_settings", to_json(options.detect.settings)},
@@ -115,6 +125,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         decoding = std::make_unique<StreamDecoding>(*model, publisher.get());
     PipelineSetup setup;
     setup.info = info;
+    setup.probe = &probe;
     setup.backend = backend.get();
     setup.geometry = geometry;
     setup.sort = options.sort;
@@ -123,6 +134,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
     setup.scale = (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     setup.loaded_sorter = loaded_sorter;
+    setup.track_motion = track_motion;
+    setup.learn = learn;
     setup.status = options.status;
     setup.publisher = publisher.get();
     setup.decoding = decoding.get();
@@ -139,6 +152,25 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         std::rethrow_exception(reader_error);
     sink.rethrow_error();
     gaps.commit();
+    nlohmann::json motion_json = {{"tracking", track_motion}};
+    if (!motion_note.empty())
+        motion_json["note"] = motion_note;
+    if (const MotionTracking* tracking = pipeline.tracking()) {
+        if (track_motion)
+            tracking->write_motion(options.out_dir);
+        std::vector<double> all;
+        for (const motion::MotionEstimate& e : tracking->estimates())
+            all.insert(all.end(), e.displacement.begin(), e.displacement.end());
+        motion_json["estimates"] = tracking->estimates().size();
+        if (!all.empty()) {
+            std::sort(all.begin(), all.end());
+            motion_json["min_um"] = all.front();
+            motion_json["max_um"] = all.back();
+            motion_json["median_um"] = all[all.size() / 2];
+        }
+        motion_json["units_moved"] = tracking->units_moved();
+        motion_json["table_writes"] = tracking->n_writes();
+    }
 
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - pipeline.wall_start()).count();
     const double data_s = static_cast<double>(pipeline.frames()) / info.sample_rate;
@@ -177,6 +209,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"sink_queue_high_water", sink.high_water()},
         {"source_counters", source->counters()},
         {"calibration", calibration_json},
+        {"learning", pipeline.learning_json()},
+        {"motion", motion_json},
         {"interrupted", stop.load()},
         {"peak_rss_bytes", peak_rss_bytes()},
         {"publish", options.publish},
