@@ -8,10 +8,12 @@
 #include "io/npy.hpp"
 #include "io/spikeglx.hpp"
 #include "open_ephys_recording.hpp"
+#include "pipeline/calibration_window.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
+#include "stream/spike_reservoir.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -745,6 +747,47 @@ TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDeco
     EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
     const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
     expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
+}
+
+TEST(SpikeReservoir, SamplesAsCalibrationWindowAndSnapshotsStayAsTaken) {
+    // The stream's reservoir draws the same sample as sort's (CalibrationWindow::add_sampled); a snapshot keeps what
+    // the reservoir held when it was taken while sampling goes on (copy-on-write chunks, 1024 spikes each).
+    constexpr std::size_t kValues = 3, kMax = 2500;
+    SpikeReservoir reservoir(kMax, kValues, false);
+    CalibrationWindow window;
+    window.max_spikes = kMax;
+    std::mt19937 rng(4);
+    std::uint64_t sample = 0;
+    std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
+    for (int batch = 0; batch < 400; ++batch) {
+        SortOutput sorted;
+        const int n = static_cast<int>(rng() % 40);
+        for (int i = 0; i < n; ++i) {
+            hw::SortedSpike spike{};
+            spike.event.sample = ++sample;
+            spike.event.channel = static_cast<std::int32_t>(sample % 64);
+            sorted.spikes.push_back(spike);
+            for (std::size_t v = 0; v < kValues; ++v)
+                sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
+        }
+        reservoir.add(sorted, nullptr);
+        window.add_sampled(sorted, kValues, nullptr);
+        if (batch % 97 == 50)
+            taken.emplace_back(reservoir.snapshot(), window.data);
+    }
+    ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
+    ASSERT_EQ(taken.size(), 4u);
+    taken.emplace_back(reservoir.snapshot(), window.data);
+    for (const auto& [snapshot, expected] : taken) {
+        SortOutput data;
+        std::vector<double> displacement;
+        snapshot.copy_to(data, displacement);
+        ASSERT_EQ(data.spikes.size(), expected.spikes.size());
+        for (std::size_t i = 0; i < data.spikes.size(); ++i)
+            EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
+        EXPECT_EQ(data.snippets, expected.snippets);
+        EXPECT_TRUE(displacement.empty());
+    }
 }
 
 TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {

@@ -15,13 +15,16 @@ BackgroundCalibration::~BackgroundCalibration() {
 void BackgroundCalibration::start(CalibrationJob job) {
     done_.store(false);
     result_ = {};
-    thread_ = std::thread([this, job = std::move(job)]() {
+    job_ = std::move(job);
+    thread_ = std::thread([this]() {
         make_thread_idle();
         const auto start = std::chrono::steady_clock::now();
         try {
+            if (job_.sample)
+                job_.sample->copy_to(job_.data, job_.motion.displacement_um);
             result_.calibration = std::make_shared<sort::Calibration>(
-                sort::calibrate(*job.geometry, job.data, job.settings, job.first_template_id, job.previous.get(),
-                                job.motion.probe ? &job.motion : nullptr, job.keep_basis));
+                sort::calibrate(*job_.geometry, job_.data, job_.settings, job_.first_template_id, job_.previous.get(),
+                                job_.motion.probe ? &job_.motion : nullptr, job_.keep_basis));
         } catch (const std::exception& e) {
             result_.error = e.what();
         }
@@ -32,6 +35,7 @@ void BackgroundCalibration::start(CalibrationJob job) {
 
 CalibrationResult BackgroundCalibration::take() {
     thread_.join();
+    job_ = {};
     return std::move(result_);
 }
 

@@ -3,9 +3,11 @@
 // the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
 // or with the current calibration), and takes the result once ready().
 #include "sort/calibration.hpp"
+#include "stream/spike_reservoir.hpp"
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -15,6 +17,8 @@ namespace spikeline::stream {
 struct CalibrationJob {
     std::shared_ptr<const HwSortParams> geometry;
     SortOutput data;
+    /// Appended to data (and motion's displacements) on the calibration thread, so that the pipeline need not copy it.
+    std::optional<SpikeReservoir::Snapshot> sample;
     sort::SortSettings settings;
     int first_template_id = 0;
     std::shared_ptr<const sort::Calibration> previous; ///< null: the first calibration
@@ -41,10 +45,13 @@ public:
     bool busy() const { return thread_.joinable(); }
     /// The job finished (or failed): take() will not wait.
     bool ready() const { return busy() && done_.load(); }
-    /// Waits for the job if needed and returns its result.
+    /// Waits for the job if needed, releases its data and returns its result.
     CalibrationResult take();
 
 private:
+    /// Kept until take(): its snapshot's chunks are shared with the pipeline's reservoir, which must see them in use
+    /// until the thread has been joined.
+    CalibrationJob job_;
     std::thread thread_;
     std::atomic<bool> done_{false};
     CalibrationResult result_;

@@ -31,18 +31,16 @@ StreamPipeline::StreamPipeline(PipelineSetup setup)
     : s_(std::move(setup)), stride_(static_cast<std::size_t>(s_.info.n_channels)),
       values_per_spike_(
           static_cast<std::size_t>(HwSortConfig::snippet_channels * (s_.geometry->pre + 1 + s_.geometry->post))),
-      status_(s_.status), collecting_(s_.calibration_frames > 0) {
+      status_(s_.status), collecting_(s_.calibration_frames > 0),
+      reservoir_(s_.sort.max_calibration_spikes, values_per_spike_, s_.track_motion) {
     window_.max_spikes = s_.sort.max_calibration_spikes;
-    reservoir_.max_spikes = s_.sort.max_calibration_spikes;
     if (s_.track_motion || s_.learn) {
         // From the first block on, also while the first calibration collects, so that its snippets carry the
         // displacement they were seen at.
         tracking_ = std::make_unique<MotionTracking>(*s_.probe, s_.info.sample_rate, s_.geometry,
                                                      motion::MotionSettings{}, s_.track_motion);
-        if (s_.track_motion) {
+        if (s_.track_motion)
             window_.motion.probe = s_.probe;
-            reservoir_.motion.probe = s_.probe;
-        }
     }
     next_learning_ = 2 * s_.calibration_frames;
     s_.backend->enable_sorting(s_.loaded_sorter ? s_.loaded_sorter->params : s_.geometry,
@@ -147,12 +145,12 @@ void StreamPipeline::start_learning() {
         next_learning_ *= 2;
     CalibrationJob job;
     job.geometry = s_.geometry;
-    // A copy, since the reservoir keeps sampling while the job runs.
-    job.data = reservoir_.data;
+    job.sample = reservoir_.snapshot(); // the reservoir keeps sampling while the job runs
     job.settings = s_.sort;
     job.first_template_id = s_.sink->next_template_id();
     job.previous = current_;
-    job.motion = reservoir_.motion;
+    if (s_.track_motion)
+        job.motion.probe = s_.probe;
     job.keep_basis = true; // the backend keeps its basis: the new units can be table writes
     calibration_.start(std::move(job));
 }
@@ -198,7 +196,7 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
     if (collecting_)
         window_.add(sorted_, values_per_spike_, tracking_.get());
     if (s_.learn)
-        reservoir_.add_sampled(sorted_, values_per_spike_, tracking_.get());
+        reservoir_.add(sorted_, tracking_.get());
     if (!sorted_.spikes.empty())
         s_.sink->push(SpikesItem{std::move(sorted_.spikes)});
     sorted_ = {};

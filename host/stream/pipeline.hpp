@@ -15,6 +15,7 @@
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
 #include "stream/source.hpp"
+#include "stream/spike_reservoir.hpp"
 #include "stream/stream_decoding.hpp"
 #include "util/progress.hpp"
 
@@ -98,8 +99,8 @@ private:
     ProgressLine status_;
     BackgroundCalibration calibration_;
     bool collecting_;
-    CalibrationWindow window_;    ///< the first calibration's: its first spikes
-    CalibrationWindow reservoir_; ///< learning: a uniform sample of every spike so far
+    CalibrationWindow window_; ///< the first calibration's: its first spikes
+    SpikeReservoir reservoir_; ///< learning: a uniform sample of every spike so far
     std::unique_ptr<MotionTracking> tracking_;
     std::shared_ptr<const sort::Calibration> current_; ///< the calibration the backend labels with (null: none yet)
     bool first_in_flight_ = false;                     ///< the background job is the first calibration
