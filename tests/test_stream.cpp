@@ -8,10 +8,12 @@
 #include "io/npy.hpp"
 #include "io/spikeglx.hpp"
 #include "open_ephys_recording.hpp"
+#include "pipeline/calibration_window.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
+#include "stream/spike_reservoir.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -606,10 +608,13 @@ struct Subscriber {
                 const auto* bytes = static_cast<const unsigned char*>(message.data());
                 SpikeMessage spike;
                 VelocityMessage velocity;
+                MotionMessage motion;
                 if (decode_spike_message(bytes, message.size(), spike))
                     spikes.push_back(spike);
                 else if (decode_velocity_message(bytes, message.size(), velocity))
                     velocities.push_back(velocity);
+                else if (decode_motion_message(bytes, message.size(), motion))
+                    motions.push_back(motion);
                 else if (decode_end_message(bytes, message.size(), end))
                     ended = true;
             }
@@ -622,6 +627,7 @@ struct Subscriber {
     std::thread thread;
     std::vector<SpikeMessage> spikes;
     std::vector<VelocityMessage> velocities;
+    std::vector<MotionMessage> motions;
     EndMessage end;
     std::atomic<bool> ended{false};
 };
@@ -742,5 +748,184 @@ TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDeco
     const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
     expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
 }
+
+TEST(SpikeReservoir, SamplesAsCalibrationWindowAndSnapshotsStayAsTaken) {
+    // The stream's reservoir draws the same sample as sort's (CalibrationWindow::add_sampled); a snapshot keeps what
+    // the reservoir held when it was taken while sampling goes on (copy-on-write chunks, 1024 spikes each).
+    constexpr std::size_t kValues = 3, kMax = 2500;
+    SpikeReservoir reservoir(kMax, kValues, false);
+    CalibrationWindow window;
+    window.max_spikes = kMax;
+    std::mt19937 rng(4);
+    std::uint64_t sample = 0;
+    std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
+    for (int batch = 0; batch < 400; ++batch) {
+        SortOutput sorted;
+        const int n = static_cast<int>(rng() % 40);
+        for (int i = 0; i < n; ++i) {
+            hw::SortedSpike spike{};
+            spike.event.sample = ++sample;
+            spike.event.channel = static_cast<std::int32_t>(sample % 64);
+            sorted.spikes.push_back(spike);
+            for (std::size_t v = 0; v < kValues; ++v)
+                sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
+        }
+        reservoir.add(sorted, nullptr);
+        window.add_sampled(sorted, kValues, nullptr);
+        if (batch % 97 == 50)
+            taken.emplace_back(reservoir.snapshot(), window.data);
+    }
+    ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
+    ASSERT_EQ(taken.size(), 4u);
+    taken.emplace_back(reservoir.snapshot(), window.data);
+    for (const auto& [snapshot, expected] : taken) {
+        SortOutput data;
+        std::vector<double> displacement;
+        snapshot.copy_to(data, displacement);
+        ASSERT_EQ(data.spikes.size(), expected.spikes.size());
+        for (std::size_t i = 0; i < data.spikes.size(); ++i)
+            EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
+        EXPECT_EQ(data.snippets, expected.snippets);
+        EXPECT_TRUE(displacement.empty());
+    }
+}
+
+TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {
+    MotionMessage m;
+    m.time_s = 2.5;
+    m.host_time_ns = 123456789;
+    m.shank = {0, 0, 1};
+    m.depth_um = {200.f, 600.f, 200.f};
+    m.displacement_um = {-3.25, 4.5, 0.125};
+    std::vector<unsigned char> bytes(motion_message_bytes(3));
+    ASSERT_EQ(bytes.size(), 72u);
+    encode_motion_message(m, bytes.data());
+    EXPECT_EQ(std::memcmp(bytes.data(), "MOT1", 4), 0);
+    MotionMessage back;
+    ASSERT_TRUE(decode_motion_message(bytes.data(), bytes.size(), back));
+    EXPECT_EQ(back.time_s, m.time_s);
+    EXPECT_EQ(back.host_time_ns, m.host_time_ns);
+    EXPECT_EQ(back.shank, m.shank);
+    EXPECT_EQ(back.depth_um, m.depth_um);
+    EXPECT_EQ(back.displacement_um, m.displacement_um);
+    EXPECT_FALSE(decode_motion_message(bytes.data(), bytes.size() - 16, back)); // fewer blocks than it says
+    SpikeMessage spike;
+    EXPECT_FALSE(decode_spike_message(bytes.data(), bytes.size(), spike));
+}
+
+TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt) {
+    // 12 s of a 128-channel recording drifting 4 um/s, units learnt from the first 4 s (and again at 8 s).
+    const fs::path sim = dir_ / "drift";
+    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", "128", "--duration", "12",
+                                   "--drift", "4", "--seed", "3", "-q"},
+                                  dir_ / "simulate_drift")),
+              0);
+    const fs::path recording = sim / "recording.bin";
+
+    // At the recording's pace, so that the subscriber is connected before the first estimate.
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(test_port(8));
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", recording.string(), "--realtime", "--out", out.string(),
+                                    "--publish", publish, "--calibration-s", "4", "-q"},
+                                   dir_ / "stream");
+    Subscriber subscriber(publish);
+    ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    subscriber.join();
+    ASSERT_TRUE(subscriber.ended);
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_TRUE(summary["motion"]["tracking"].get<bool>());
+    EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
+
+    // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
+    // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
+    // where it started and are still off 0 at the end.
+    const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
+    ASSERT_EQ(motion_array.shape.size(), 2u);
+    const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
+    EXPECT_EQ(summary["motion"]["estimates"].get<std::size_t>(), n_estimates);
+    ASSERT_GE(n_estimates, 15u);
+    ASSERT_GE(n_blocks, 1u);
+    const std::vector<double> motion = motion_array.as<double>();
+    const std::vector<double> times = io::read_npy_vector<double>(out / "motion_times_s.npy");
+    const std::vector<double> blocks = io::read_npy(out / "motion_blocks.npy").as<double>();
+    ASSERT_EQ(times.size(), n_estimates);
+    ASSERT_EQ(blocks.size(), n_blocks * 2);
+    auto least_in_row = [&](std::size_t row) {
+        double least = 1e9;
+        for (std::size_t b = 0; b < n_blocks; ++b)
+            least = std::min(least, std::abs(motion[row * n_blocks + b]));
+        return least;
+    };
+    double farthest = 0;
+    for (std::size_t row = 0; row < n_estimates; ++row)
+        farthest = std::max(farthest, least_in_row(row));
+    EXPECT_GT(farthest, 10.0);
+    EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
+
+    // Every estimate was published as MOT1, as written, and the displacements move.
+    ASSERT_EQ(subscriber.motions.size(), n_estimates);
+    double lowest = 1e9, highest = -1e9;
+    for (std::size_t row = 0; row < n_estimates; ++row) {
+        const MotionMessage& m = subscriber.motions[row];
+        EXPECT_EQ(m.time_s, times[row]);
+        ASSERT_EQ(m.displacement_um.size(), n_blocks);
+        for (std::size_t b = 0; b < n_blocks; ++b) {
+            EXPECT_TRUE(std::isfinite(m.displacement_um[b]));
+            EXPECT_EQ(m.displacement_um[b], motion[row * n_blocks + b]);
+            EXPECT_EQ(m.shank[b], static_cast<std::int32_t>(blocks[b * 2]));
+            EXPECT_EQ(m.depth_um[b], static_cast<float>(blocks[b * 2 + 1]));
+            lowest = std::min(lowest, m.displacement_um[b]);
+            highest = std::max(highest, m.displacement_um[b]);
+        }
+    }
+    EXPECT_GT(highest - lowest, 5.0);
+
+    // unit_updates.npy: the units moved, by table writes in sample order that start once the first calibration is
+    // in use (spikes before it are unaffected).
+    const io::NpyArray updates = io::read_npy(out / "unit_updates.npy");
+    ASSERT_EQ(updates.shape.size(), 2u);
+    ASSERT_GT(updates.shape[0], 0u);
+    const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
+    const std::size_t columns = updates.shape[1];
+    for (std::size_t r = 0; r < updates.shape[0]; ++r) {
+        EXPECT_GE(rows[r * columns], 4 * 30000) << r;
+        if (r > 0) {
+            EXPECT_GE(rows[r * columns], rows[(r - 1) * columns]) << r;
+        }
+    }
+
+    // The same spikes give the same estimates: sort, with the same calibration settings, tracks the same motion
+    // (estimates depend on the spikes and the frame count only, not on block sizes).
+    const fs::path sorted = dir_ / "sorted";
+    ASSERT_EQ(wait_exit(spawn_cli({"sort", recording.string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
+                                  dir_ / "sort")),
+              0)
+        << read_text(dir_ / "sort.err");
+    EXPECT_EQ(io::read_npy_vector<std::uint64_t>(out / "spike_times.npy"),
+              io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+    EXPECT_EQ(io::read_npy(sorted / "motion.npy").shape, motion_array.shape);
+    EXPECT_EQ(io::read_npy(sorted / "motion.npy").as<double>(), motion);
+    EXPECT_EQ(io::read_npy_vector<double>(sorted / "motion_times_s.npy"), times);
+
+    // --no-motion: no MOT1 (while spikes are published), no motion files.
+    const std::string publish_fixed = "tcp://127.0.0.1:" + std::to_string(test_port(10));
+    const fs::path fixed = dir_ / "fixed";
+    const pid_t fixed_stream =
+        spawn_cli({"stream", "--source", recording.string(), "--realtime", "--duration", "4", "--out", fixed.string(),
+                   "--publish", publish_fixed, "--calibration-s", "2", "--no-motion", "-q"},
+                  dir_ / "fixed");
+    Subscriber fixed_subscriber(publish_fixed);
+    ASSERT_EQ(wait_exit(fixed_stream), 0) << read_text(dir_ / "fixed.err");
+    fixed_subscriber.join();
+    ASSERT_TRUE(fixed_subscriber.ended);
+    EXPECT_GT(fixed_subscriber.spikes.size(), 100u);
+    EXPECT_TRUE(fixed_subscriber.motions.empty());
+    for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
+        EXPECT_FALSE(fs::exists(fixed / name)) << name;
+    const auto fixed_summary = nlohmann::json::parse(read_text(fixed / "stream.json"));
+    EXPECT_FALSE(fixed_summary["motion"]["tracking"].get<bool>());
+    EXPECT_EQ(fixed_summary["motion"]["estimates"].get<std::size_t>(), 0u);
+}
+
 } // namespace
 } // namespace spikeline::stream

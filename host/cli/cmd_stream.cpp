@@ -31,14 +31,16 @@ int cmd_stream(int argc, char** argv) {
     settings.calibration_s = 10;
     stream::StreamOptions options;
     std::string out, overrun = "auto", decoder_model, sorter_file;
-    bool realtime = false, no_raw_copy = false;
+    bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
         "Live acquisition: detects and sorts spikes as samples arrive, publishes each spike on ZeroMQ, saves the "
         "stream (DIR/recording.bin + .meta, SpikeGLX) and a Phy folder (DIR), and writes DIR/stream.json. Units are "
         "learnt from the first --calibration-s seconds (spikes before that are published and saved as unsorted: unit "
-        "-1, cluster 0), or loaded with --sorter; the sorter is saved as DIR/sorter.json. Stops at the end of the "
+        "-1, cluster 0), or loaded with --sorter; the sorter is saved as DIR/sorter.json. By default the units are "
+        "learnt again in the background as the stream goes on, and follow the probe's motion, whose estimates are "
+        "published (MOT1) and saved (DIR/motion.npy). Stops at the end of the "
         "source, after --duration, or on Ctrl-C / SIGTERM, always "
         "finalising every file.\n\n"
         "SOURCE: udp://HOST:PORT (implant link packets; HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
@@ -72,6 +74,12 @@ int cmd_stream(int argc, char** argv) {
         ("sorter", po::value(&sorter_file),
          "sorter.json of an earlier spikeline sort or stream: label every spike with its units from the start (no "
          "calibration; needed by a --decoder trained on sorted clusters)") //
+        ("no-motion", po::bool_switch(&no_motion),
+         "do not track the probe's motion (units stay on the contacts they were learnt on; no MOT1 messages, no "
+         "motion.npy): for rigidly fixed preparations") //
+        ("no-learning", po::bool_switch(&no_learning),
+         "learn the units once, from the calibration window (default: learn again in the background at 2, 4, 8... "
+         "times it, from a sample of every spike so far, so that rare and late units are found)") //
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");
@@ -93,6 +101,8 @@ int cmd_stream(int argc, char** argv) {
     options.probe_file = in.probe_file;
     options.source.open_ephys_stream = in.open_ephys_stream;
     options.sort = settings;
+    options.sort.motion = !no_motion;
+    options.sort.keep_learning = !no_learning;
     options.decoder_model = decoder_model;
     options.sorter_file = sorter_file;
     options.save_raw = !no_raw_copy;
@@ -149,6 +159,21 @@ int cmd_stream(int argc, char** argv) {
         if (!summary["realtime_priority_error"].get<std::string>().empty())
             std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
+        const nlohmann::json& learning = summary["learning"];
+        if (learning["enabled"].get<bool>())
+            std::printf("  learning     %d later calibration(s), %d skipped, %zu units at the end\n",
+                        learning["calibrations"].get<int>(), learning["skipped"].get<int>(),
+                        learning["units"].get<std::size_t>());
+        const nlohmann::json& motion = summary["motion"];
+        if (motion.contains("min_um"))
+            std::printf("  motion       %zu estimates, displacement %.1f to %.1f um (median %.1f), %d units moved at "
+                        "the end, %llu table writes (motion.npy, unit_updates.npy)\n",
+                        motion["estimates"].get<std::size_t>(), motion["min_um"].get<double>(),
+                        motion["max_um"].get<double>(), motion["median_um"].get<double>(),
+                        motion["units_moved"].get<int>(),
+                        static_cast<unsigned long long>(motion["table_writes"].get<std::uint64_t>()));
+        else if (motion.contains("note"))
+            std::printf("  motion       %s\n", motion["note"].get<std::string>().c_str());
         if (summary.contains("decoder")) {
             const nlohmann::json& decoded = summary["decoder"];
             std::printf("  decoder      %s on %zu %s: %llu bins, p99 %.3f ms (bin complete -> publication), %llu late "
@@ -159,8 +184,9 @@ int cmd_stream(int argc, char** argv) {
                         decoded["latency"]["p99_us"].get<double>() / 1000,
                         static_cast<unsigned long long>(decoded["late_spikes"].get<std::uint64_t>()));
         }
-        std::printf("  output       %s (%sPhy folder, sorter.json, gaps.tsv, stream.json%s)\n", out.c_str(),
-                    no_raw_copy ? "" : "recording.bin, ", decoder_model.empty() ? "" : ", decoded_velocity.npy");
+        std::printf("  output       %s (%sPhy folder, sorter.json, gaps.tsv, stream.json%s%s)\n", out.c_str(),
+                    no_raw_copy ? "" : "recording.bin, ", motion["tracking"].get<bool>() ? ", motion.npy" : "",
+                    decoder_model.empty() ? "" : ", decoded_velocity.npy");
     }
     return 0;
 }

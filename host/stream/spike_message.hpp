@@ -19,9 +19,17 @@
 //   24  float64 vx, 32 float64 vy (units of the kinematics the model was trained on)
 //   40  int64   host time (CLOCK_REALTIME ns) at publication
 //   48  int64   latency ns: arrival of the block that completed the bin -> publication
+//
+// "MOT1" motion estimate, one per estimate (24 + 16 x n_blocks bytes; motion tracking on, the default)
+//    0  char[4] "MOT1"
+//    4  uint32  n_blocks
+//    8  float64 time (s of stream): end of the window the estimate is from
+//   16  int64   host time (CLOCK_REALTIME ns) at publication
+//   24  per block, 16 bytes: int32 shank, float32 block centre depth (um), float64 displacement (um)
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace spikeline::stream {
 
@@ -44,6 +52,14 @@ struct VelocityMessage {
     double vx = 0, vy = 0;
     std::int64_t host_time_ns = 0;
     std::int64_t latency_ns = 0;
+};
+
+struct MotionMessage {
+    double time_s = 0;
+    std::int64_t host_time_ns = 0;
+    std::vector<std::int32_t> shank;     ///< per block
+    std::vector<float> depth_um;         ///< per block: its centre on the probe
+    std::vector<double> displacement_um; ///< per block
 };
 
 struct EndMessage {
@@ -112,6 +128,47 @@ inline bool decode_end_message(const unsigned char* bytes, std::size_t size, End
         return false;
     std::memcpy(&m.spikes, bytes + 8, 8);
     std::memcpy(&m.frames, bytes + 16, 8);
+    return true;
+}
+
+inline std::size_t motion_message_bytes(std::size_t n_blocks) {
+    return 24 + 16 * n_blocks;
+}
+
+/// out must hold motion_message_bytes(m.displacement_um.size()) bytes; shank and depth_um have as many entries.
+inline void encode_motion_message(const MotionMessage& m, unsigned char* out) {
+    const auto n = static_cast<std::uint32_t>(m.displacement_um.size());
+    std::memcpy(out, "MOT1", 4);
+    std::memcpy(out + 4, &n, 4);
+    std::memcpy(out + 8, &m.time_s, 8);
+    std::memcpy(out + 16, &m.host_time_ns, 8);
+    for (std::size_t b = 0; b < n; ++b) {
+        unsigned char* block = out + 24 + 16 * b;
+        std::memcpy(block, &m.shank[b], 4);
+        std::memcpy(block + 4, &m.depth_um[b], 4);
+        std::memcpy(block + 8, &m.displacement_um[b], 8);
+    }
+}
+
+/// False when the bytes are not a motion message (or its size does not match its block count).
+inline bool decode_motion_message(const unsigned char* bytes, std::size_t size, MotionMessage& m) {
+    if (size < 24 || std::memcmp(bytes, "MOT1", 4) != 0)
+        return false;
+    std::uint32_t n = 0;
+    std::memcpy(&n, bytes + 4, 4);
+    if (size != motion_message_bytes(n))
+        return false;
+    std::memcpy(&m.time_s, bytes + 8, 8);
+    std::memcpy(&m.host_time_ns, bytes + 16, 8);
+    m.shank.resize(n);
+    m.depth_um.resize(n);
+    m.displacement_um.resize(n);
+    for (std::size_t b = 0; b < n; ++b) {
+        const unsigned char* block = bytes + 24 + 16 * b;
+        std::memcpy(&m.shank[b], block, 4);
+        std::memcpy(&m.depth_um[b], block + 4, 4);
+        std::memcpy(&m.displacement_um[b], block + 8, 8);
+    }
     return true;
 }
 

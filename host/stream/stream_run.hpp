@@ -1,6 +1,7 @@
 #pragma once
-// Live acquisition: a reader thread (the source) -> the pipeline on the calling thread (backend, calibration,
-// ZeroMQ publication, latency) -> a sink thread (SpikeGLX copy of the stream, Phy folder), joined by bounded queues.
+// Live acquisition: a reader thread (the source) -> the pipeline on the calling thread (backend, motion tracking,
+// calibration and learning in the background, ZeroMQ publication, latency) -> a sink thread (SpikeGLX copy of the
+// stream, Phy folder, unit updates), joined by bounded queues.
 #include "pipeline/detect_run.hpp"
 #include "sort/sort_settings.hpp"
 #include "stream/source.hpp"
@@ -25,8 +26,10 @@ struct StreamOptions {
     std::string publish;     ///< ZeroMQ endpoint to bind the PUB socket to (empty: no publication)
     std::string probe_file;  ///< empty: probe.json beside a file source, else the built-in default
     DetectRunOptions detect; ///< backend, threads, detection settings (chunk_ms is not used: blocks are the source's)
-    sort::SortSettings sort; ///< calibration_s: seconds of the stream the units are learnt from (0: no sorting)
-    double duration_s = 0;   ///< stop after this much data (0: at the end of the source or on a signal)
+    /// calibration_s: seconds of the stream the units are learnt from (0: no sorting); motion: track the probe's
+    /// motion and move the units with it; keep_learning: learn again at 2, 4, 8... x calibration_s
+    sort::SortSettings sort;
+    double duration_s = 0;                ///< stop after this much data (0: at the end of the source or on a signal)
     std::optional<OverrunPolicy> overrun; ///< default: drop for live sources, block otherwise
     std::size_t queue_blocks = 2000;      ///< source queue capacity (blocks of about 1 ms)
     bool status = false;                  ///< draw the status line on stderr

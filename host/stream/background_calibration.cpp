@@ -1,0 +1,42 @@
+#include "stream/background_calibration.hpp"
+
+#include "stream/thread_priority.hpp"
+
+#include <chrono>
+#include <exception>
+
+namespace spikeline::stream {
+
+BackgroundCalibration::~BackgroundCalibration() {
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void BackgroundCalibration::start(CalibrationJob job) {
+    done_.store(false);
+    result_ = {};
+    job_ = std::move(job);
+    thread_ = std::thread([this]() {
+        make_thread_idle();
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            if (job_.sample)
+                job_.sample->copy_to(job_.data, job_.motion.displacement_um);
+            result_.calibration = std::make_shared<sort::Calibration>(
+                sort::calibrate(*job_.geometry, job_.data, job_.settings, job_.first_template_id, job_.previous.get(),
+                                job_.motion.probe ? &job_.motion : nullptr, job_.keep_basis));
+        } catch (const std::exception& e) {
+            result_.error = e.what();
+        }
+        result_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        done_.store(true);
+    });
+}
+
+CalibrationResult BackgroundCalibration::take() {
+    thread_.join();
+    job_ = {};
+    return std::move(result_);
+}
+
+} // namespace spikeline::stream

@@ -1,0 +1,60 @@
+#pragma once
+// Calibration of the stream's sorter on its own thread at idle priority, so that clustering never delays the stream:
+// the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
+// or with the current calibration), and takes the result once ready().
+#include "sort/calibration.hpp"
+#include "stream/spike_reservoir.hpp"
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace spikeline::stream {
+
+/// The arguments of one sort::calibrate call, owned by the job (the pipeline keeps collecting meanwhile).
+struct CalibrationJob {
+    std::shared_ptr<const HwSortParams> geometry;
+    SortOutput data;
+    /// Appended to data (and motion's displacements) on the calibration thread, so that the pipeline need not copy it.
+    std::optional<SpikeReservoir::Snapshot> sample;
+    sort::SortSettings settings;
+    int first_template_id = 0;
+    std::shared_ptr<const sort::Calibration> previous; ///< null: the first calibration
+    sort::CalibrationMotion motion;                    ///< motion.probe null: no motion tracking
+    bool keep_basis = false;
+};
+
+struct CalibrationResult {
+    std::shared_ptr<sort::Calibration> calibration; ///< null: calibration failed (error says why)
+    std::string error;
+    double wall_seconds = 0;
+};
+
+class BackgroundCalibration {
+public:
+    BackgroundCalibration() = default;
+    BackgroundCalibration(const BackgroundCalibration&) = delete;
+    BackgroundCalibration& operator=(const BackgroundCalibration&) = delete;
+    ~BackgroundCalibration();
+
+    /// Starts sort::calibrate on a SCHED_IDLE thread; only when not busy().
+    void start(CalibrationJob job);
+    /// A job was started and its result not taken yet.
+    bool busy() const { return thread_.joinable(); }
+    /// The job finished (or failed): take() will not wait.
+    bool ready() const { return busy() && done_.load(); }
+    /// Waits for the job if needed, releases its data and returns its result.
+    CalibrationResult take();
+
+private:
+    /// Kept until take(): its snapshot's chunks are shared with the pipeline's reservoir, which must see them in use
+    /// until the thread has been joined.
+    CalibrationJob job_;
+    std::thread thread_;
+    std::atomic<bool> done_{false};
+    CalibrationResult result_;
+};
+
+} // namespace spikeline::stream

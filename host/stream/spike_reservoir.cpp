@@ -1,0 +1,63 @@
+#include "stream/spike_reservoir.hpp"
+
+#include <algorithm>
+
+namespace spikeline::stream {
+
+SpikeReservoir::SpikeReservoir(std::size_t max_spikes, std::size_t values_per_spike, bool with_motion)
+    : max_spikes_(max_spikes), values_per_spike_(values_per_spike), with_motion_(with_motion) {}
+
+SpikeReservoir::Chunk& SpikeReservoir::writable(std::size_t slot) {
+    const std::size_t index = slot / kChunkSpikes;
+    if (index == chunks_.size()) {
+        chunks_.push_back(std::make_shared<Chunk>());
+        chunks_.back()->spikes.reserve(kChunkSpikes);
+        chunks_.back()->snippets.reserve(kChunkSpikes * values_per_spike_);
+    } else if (chunks_[index].use_count() > 1) {
+        chunks_[index] = std::make_shared<Chunk>(*chunks_[index]);
+    }
+    return *chunks_[index];
+}
+
+void SpikeReservoir::add(const SortOutput& sorted, const MotionTracking* tracking) {
+    for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered_) {
+        std::size_t slot = size_;
+        if (slot == max_spikes_) {
+            slot = static_cast<std::size_t>(rng_() % (offered_ + 1));
+            if (slot >= max_spikes_)
+                continue;
+        }
+        const double displacement = tracking ? tracking->displacement_at_channel(sorted.spikes[i].event.channel) : 0;
+        const auto snippet = sorted.snippets.begin() + static_cast<std::ptrdiff_t>(i * values_per_spike_);
+        Chunk& chunk = writable(slot);
+        const std::size_t at = slot % kChunkSpikes;
+        if (slot == size_) {
+            chunk.spikes.push_back(sorted.spikes[i]);
+            chunk.snippets.insert(chunk.snippets.end(), snippet,
+                                  snippet + static_cast<std::ptrdiff_t>(values_per_spike_));
+            if (with_motion_)
+                chunk.displacement_um.push_back(displacement);
+            ++size_;
+        } else {
+            chunk.spikes[at] = sorted.spikes[i];
+            std::copy(snippet, snippet + static_cast<std::ptrdiff_t>(values_per_spike_),
+                      chunk.snippets.begin() + static_cast<std::ptrdiff_t>(at * values_per_spike_));
+            if (with_motion_)
+                chunk.displacement_um[at] = displacement;
+        }
+    }
+}
+
+SpikeReservoir::Snapshot SpikeReservoir::snapshot() const {
+    return {std::vector<std::shared_ptr<const Chunk>>(chunks_.begin(), chunks_.end())};
+}
+
+void SpikeReservoir::Snapshot::copy_to(SortOutput& data, std::vector<double>& displacement_um) const {
+    for (const std::shared_ptr<const Chunk>& chunk : chunks) {
+        data.spikes.insert(data.spikes.end(), chunk->spikes.begin(), chunk->spikes.end());
+        data.snippets.insert(data.snippets.end(), chunk->snippets.begin(), chunk->snippets.end());
+        displacement_um.insert(displacement_um.end(), chunk->displacement_um.begin(), chunk->displacement_um.end());
+    }
+}
+
+} // namespace spikeline::stream
