@@ -10,6 +10,8 @@ namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
 
+} // namespace
+
 /// Waveforms known at points of the tissue's frame (x, depth - displacement), interpolated elsewhere with a Gaussian
 /// kernel (simple kriging with a zero prior: far from every known point the waveform fades to 0, as a unit's
 /// footprint does).
@@ -32,6 +34,11 @@ public:
     }
 
     bool empty() const { return xs_.empty(); }
+    /// Whether depth y is within reach (2.5 kernel widths) of the known points' depths.
+    bool within_reach(double y) const {
+        return !ys_.empty() && y > *std::min_element(ys_.begin(), ys_.end()) - 2.5 * sigma_ &&
+               y < *std::max_element(ys_.begin(), ys_.end()) + 2.5 * sigma_;
+    }
 
     /// Solves for the weights; call after the last add().
     void fit() {
@@ -75,6 +82,8 @@ private:
     std::vector<int> counts_;
     Eigen::MatrixXd weights_;
 };
+
+namespace {
 
 void add_rows(Kriging& kriging, const HwSortParams& params, const probe::Probe& probe, int channel,
               const std::vector<double>& rows, double displacement, int width) {
@@ -134,7 +143,8 @@ std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortP
 
 MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings)
     : calibration_(calibration), probe_(probe), settings_(settings),
-      table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()) {
+      table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()),
+      fits_(calibration.units.size()) {
     for (const Unit& unit : calibration.units) {
         std::vector<double> at;
         for (int e : unit.entries) {
@@ -146,6 +156,8 @@ MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& pro
     }
 }
 
+MovingUnits::~MovingUnits() = default;
+
 void MovingUnits::render_unit(std::size_t u, double displacement) {
     const Unit& unit = calibration_.units[u];
     const HwSortParams& params = *calibration_.params;
@@ -155,30 +167,34 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
     out.entries.clear();
     out.channels.clear();
 
-    // What the unit looked like where its clusters were learnt (clustered entries only: the others are derived).
-    Kriging kriging(settings_.kernel_um, width);
+    // What the unit looked like where its clusters were learnt (clustered entries only: the others are derived),
+    // fitted once per calibration.
     const Entry* main = nullptr;
-    for (int e : unit.entries) {
-        const Entry& entry = calibration_.entries[static_cast<std::size_t>(e)];
-        if (entry.n_members == 0)
-            continue;
-        if (!main)
-            main = &entry;
-        add_rows(kriging, params, probe_, entry.channel, entry.mean_snippet, entry.motion_um, width);
-    }
+    for (int e : unit.entries)
+        if (!main && calibration_.entries[static_cast<std::size_t>(e)].n_members > 0)
+            main = &calibration_.entries[static_cast<std::size_t>(e)];
     if (!main)
         return;
-    kriging.fit();
+    if (!fits_[u]) {
+        fits_[u] = std::make_unique<Kriging>(settings_.kernel_um, width);
+        for (int e : unit.entries) {
+            const Entry& entry = calibration_.entries[static_cast<std::size_t>(e)];
+            if (entry.n_members > 0)
+                add_rows(*fits_[u], params, probe_, entry.channel, entry.mean_snippet, entry.motion_um, width);
+        }
+        fits_[u]->fit();
+    }
+    const Kriging& kriging = *fits_[u];
 
     // Where it is now: the waveform on every contact of its shank near a point it was seen at.
     const int shank = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)].shank;
-    std::vector<std::vector<double>> waveform(probe_.contacts.size());
+    std::vector<std::pair<int, std::vector<double>>> waveform; // (channel, rows), a few dozen contacts
     int peak = -1;
     double peak_amplitude = 0;
     std::vector<double> row(static_cast<std::size_t>(width));
     for (std::size_t c = 0; c < probe_.contacts.size(); ++c) {
         const probe::Contact& contact = probe_.contacts[c];
-        if (contact.shank != shank || contact.excluded)
+        if (contact.shank != shank || contact.excluded || !kriging.within_reach(contact.y_um - displacement))
             continue;
         if (kriging.at(contact.x_um, contact.y_um - displacement, row.data()) < 0.05) // beyond ~2.5 kernel widths
             continue;
@@ -189,7 +205,7 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
             peak_amplitude = amplitude;
             peak = static_cast<int>(c);
         }
-        waveform[c] = row;
+        waveform.emplace_back(static_cast<int>(c), row);
     }
     if (peak < 0)
         return;
@@ -200,12 +216,10 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
         if (channel < 0)
             continue;
         std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
-        for (int j = 0; j < kRows; ++j) {
-            const int ch = params.snippet_channels[channel][j];
-            if (ch >= 0 && !waveform[static_cast<std::size_t>(ch)].empty())
-                std::copy(waveform[static_cast<std::size_t>(ch)].begin(), waveform[static_cast<std::size_t>(ch)].end(),
-                          rows.begin() + static_cast<std::ptrdiff_t>(j * width));
-        }
+        for (int j = 0; j < kRows; ++j)
+            for (const auto& [ch, values] : waveform)
+                if (ch == params.snippet_channels[channel][j])
+                    std::copy(values.begin(), values.end(), rows.begin() + static_cast<std::ptrdiff_t>(j * width));
         Entry entry;
         entry.unit = unit.id;
         entry.template_id = main->template_id;

@@ -28,9 +28,12 @@ struct MovingUnitsSettings {
     double kernel_um = 30.0;   ///< kriging kernel width (sigma)
 };
 
+class Kriging;
+
 class MovingUnits {
 public:
     MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings = {});
+    ~MovingUnits();
 
     /// The classifier for a displacement field (shank, depth um) -> um. Units that moved less than the tolerance
     /// keep their calibrated entries, so with no motion this is the calibration's own table.
@@ -55,6 +58,7 @@ private:
     MovingUnitsSettings settings_;
     std::unique_ptr<HwSortParams> table_;
     std::vector<MovedUnit> moved_;
+    std::vector<std::unique_ptr<Kriging>> fits_; ///< per unit, made when it first moves
     std::vector<std::vector<double>> learnt_at_; ///< per unit: the displacements its clusters were learnt at
     int units_moved_ = 0;
     std::uint64_t entries_dropped_ = 0;
