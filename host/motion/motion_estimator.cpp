@@ -74,14 +74,9 @@ double correlation(const std::vector<double>& reference, const std::vector<std::
     return sum;
 }
 
-/// The shift in [lo, hi] (bins) with the largest correlation, refined to a fraction of a bin by a parabola through
-/// the peak and its neighbours. Returns false when nothing correlates.
-bool best_shift(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
-                const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int lo, int hi,
-                double& shift) {
-    std::vector<double> scores;
-    for (int s = lo; s <= hi; ++s)
-        scores.push_back(correlation(reference, spans, window, weight, n_bins, s));
+/// The shift lo + i of the largest scores[i], refined to a fraction of a bin by a parabola through the peak and its
+/// neighbours. Returns false when nothing correlates.
+bool peak_shift(const std::vector<double>& scores, int lo, double& shift) {
     const auto best = static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
     if (scores[static_cast<std::size_t>(best)] <= 0)
         return false;
@@ -95,6 +90,16 @@ bool best_shift(const std::vector<double>& reference, const std::vector<std::pai
     }
     shift = lo + best + offset;
     return true;
+}
+
+/// The shift in [lo, hi] (bins) with the largest correlation (see correlation()).
+bool best_shift(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
+                const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int lo, int hi,
+                double& shift) {
+    std::vector<double> scores;
+    for (int s = lo; s <= hi; ++s)
+        scores.push_back(correlation(reference, spans, window, weight, n_bins, s));
+    return peak_shift(scores, lo, shift);
 }
 
 } // namespace
@@ -248,24 +253,44 @@ void MotionEstimator::estimate(double time_s) {
             if (!best_shift(shank.reference, spans, window, flat, shank.n_bins, -max_shift, max_shift, rigid))
                 continue;
         shank.rigid = rigid * settings_.bin_um;
-        const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
-        for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
-            const int b = shank.blocks[i];
-            double shift = rigid;
-            if (shank.blocks.size() > 1) {
-                const double sigma = settings_.block_um / 2 / settings_.bin_um;
-                const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
-                std::vector<double> weight(static_cast<std::size_t>(shank.n_bins));
-                for (int y = 0; y < shank.n_bins; ++y) {
-                    const double z = (y - centre) / sigma;
-                    weight[static_cast<std::size_t>(y)] = std::abs(z) < 3 ? std::exp(-0.5 * z * z) : 0.0;
+        if (shank.blocks.size() == 1) {
+            current_.displacement[static_cast<std::size_t>(shank.blocks[0])] = shank.rigid;
+        } else {
+            // Blocks search around the rigid estimate. The depth-wise products of reference and window for each
+            // shift are shared by all blocks, which only weight them differently.
+            const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
+            const int around = static_cast<int>(std::lround(rigid));
+            const int first = std::max(-max_shift, around - range), last_shift = std::min(max_shift, around + range);
+            std::vector<std::vector<double>> products;
+            for (int shift = first; shift <= last_shift; ++shift) {
+                std::vector<double> product(static_cast<std::size_t>(shank.n_bins), 0.0);
+                for (int a = 0; a < kAmplitudeBins; ++a) {
+                    const double* r = &shank.reference[static_cast<std::size_t>(a * shank.n_bins)];
+                    const double* w = &window[static_cast<std::size_t>(a * shank.n_bins)];
+                    const int begin = std::max({0, -shift, spans[static_cast<std::size_t>(a)].first});
+                    const int end =
+                        std::min({shank.n_bins, shank.n_bins - shift, spans[static_cast<std::size_t>(a)].second});
+                    for (int y = begin; y < end; ++y)
+                        product[static_cast<std::size_t>(y)] += r[y] * w[y + shift];
                 }
-                const int around = static_cast<int>(std::lround(rigid));
-                if (!best_shift(shank.reference, spans, window, weight, shank.n_bins,
-                                std::max(-max_shift, around - range), std::min(max_shift, around + range), shift))
-                    shift = rigid;
+                products.push_back(std::move(product));
             }
-            current_.displacement[static_cast<std::size_t>(b)] = shift * settings_.bin_um;
+            const double sigma = settings_.block_um / 2 / settings_.bin_um;
+            for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+                const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
+                const int begin = std::max(0, static_cast<int>(std::floor(centre - 3 * sigma)));
+                const int end = std::min(shank.n_bins, static_cast<int>(std::ceil(centre + 3 * sigma)));
+                std::vector<double> scores(products.size(), 0.0);
+                for (int y = begin; y < end; ++y) {
+                    const double z = (y - centre) / sigma, weight = std::exp(-0.5 * z * z);
+                    for (std::size_t k = 0; k < products.size(); ++k)
+                        scores[k] += weight * products[k][static_cast<std::size_t>(y)];
+                }
+                double shift = rigid;
+                if (!peak_shift(scores, first, shift))
+                    shift = rigid;
+                current_.displacement[static_cast<std::size_t>(shank.blocks[i])] = shift * settings_.bin_um;
+            }
         }
         // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the
         // estimate at each depth, into the reference.
