@@ -359,7 +359,7 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
             << name << " differs between cpu and verilator";
         ++compared;
     }
-    EXPECT_EQ(compared, 13) << "the Phy folder and sorter.json";
+    EXPECT_EQ(compared, 15) << "the Phy folder and sorter.json";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
 }
 
