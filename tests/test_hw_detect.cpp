@@ -239,6 +239,36 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
     EXPECT_EQ(out[3].sample, 1061u);
 }
 
+TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
+    // A tri-phasic waveform after the band-pass: trough, positive peak, then a second trough 1.2 ms after the first
+    // and 70 % of it, too large for the lobe rule (0.5). The default dead time covers it; a new spike after it counts.
+    auto params = default_params(16);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256; // threshold 74 LSB
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    std::int32_t frame[16] = {};
+    std::vector<std::int32_t> trace(120, 0);
+    auto trough = [&](std::size_t at, std::int32_t depth) {
+        for (int d = -3; d <= 3; ++d)
+            trace[at + static_cast<std::size_t>(d + 3)] = depth * (4 - std::abs(d)) / 4;
+    };
+    trough(10, -400);                     // peak at 13
+    for (std::size_t t = 20; t < 40; ++t) // the positive phase
+        trace[t] = 120;
+    trough(10 + 36, -280);                                              // peak at 49: 1.2 ms later
+    trough(13 + static_cast<std::size_t>(params->dead_time) + 2, -150); // peak 5 after the dead time: a spike
+    for (std::size_t t = 0; t < trace.size(); ++t) {
+        frame[3] = trace[t] * 16;
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    EXPECT_GE(params->dead_time, 45) << "1.5 ms at 30 kHz";
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].sample, 13u);
+    EXPECT_EQ(events[1].sample, 13u + static_cast<std::uint64_t>(params->dead_time) + 5);
+}
+
 TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     auto params = default_params(16);
     auto state = std::make_unique<hw::DedupState<HwConfig>>();
