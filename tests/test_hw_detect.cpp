@@ -269,6 +269,33 @@ TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
     EXPECT_EQ(events[1].sample, 13u + static_cast<std::uint64_t>(params->dead_time) + 5);
 }
 
+TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate) {
+    auto params = default_params(16); // 2 columns 32 um apart, 20 um rows: near within 50 um, far to 100 um
+    EXPECT_EQ(params->neighbours[0][0], 2) << "20 um: near";
+    EXPECT_EQ(params->neighbours[0][6], 7 | hw::kFarNeighbour) << "68 um: far";
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    // One spike: its peak on channel 0 (row 0, column 0) and a copy 68 um away (row 3, column 1) 0.1 ms later,
+    // with no contact between them crossing.
+    hw::dedup_add(*state, {100, 0, -300});
+    hw::dedup_add(*state, {103, 7, -200});
+    // Another neuron 86 um away (row 4, column 1), smaller but earlier than the large candidate: kept.
+    hw::dedup_add(*state, {500, 0, -300});
+    hw::dedup_add(*state, {498, 9, -250});
+    // The lobe rule is near only: a much smaller candidate after a large one is dropped 20 um away, kept 86 um away.
+    hw::dedup_add(*state, {1000, 0, -1000});
+    hw::dedup_add(*state, {1030, 9, -300});
+    hw::dedup_add(*state, {1040, 2, -300});
+    hw::dedup_advance(*state, *params, 5000, true, emit);
+    ASSERT_EQ(out.size(), 5u);
+    EXPECT_EQ(out[0], (hw::SpikeEvent{100, 0, -300}));
+    EXPECT_EQ(out[1], (hw::SpikeEvent{498, 9, -250}));
+    EXPECT_EQ(out[2], (hw::SpikeEvent{500, 0, -300}));
+    EXPECT_EQ(out[3], (hw::SpikeEvent{1000, 0, -1000}));
+    EXPECT_EQ(out[4], (hw::SpikeEvent{1030, 9, -300}));
+}
+
 TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     auto params = default_params(16);
     auto state = std::make_unique<hw::DedupState<HwConfig>>();

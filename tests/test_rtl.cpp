@@ -113,8 +113,9 @@ void check_core(const HwParams& params, const std::vector<std::int16_t>& data, s
     }
 }
 
-std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_frames = 300) {
-    auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_frames = 300,
+                                         const DetectSettings& settings = {}) {
+    auto params = make_detect_params(settings, probe::default_probe(channels), 30000);
     params->warmup_frames = warmup_frames;
     return params;
 }
@@ -140,6 +141,11 @@ TEST(RtlCosim, RandomVectorsAndRandomParameters) {
         params->shadow_ratio = std::uniform_int_distribution<std::int32_t>(0, 256)(rng);
         params->noise_step_fast = std::uniform_int_distribution<std::int32_t>(1, 200)(rng);
         params->noise_initial = std::uniform_int_distribution<std::int32_t>(0, 5000)(rng);
+        // random near and far marks on the neighbour lists
+        for (int ch = 0; ch < channels; ++ch)
+            for (int k = 0; k < HwConfig::max_neighbours && params->neighbours[ch][k] >= 0; ++k)
+                params->neighbours[ch][k] = static_cast<std::int16_t>(
+                    (params->neighbours[ch][k] & (hw::kFarNeighbour - 1)) | (rng() % 2 ? hw::kFarNeighbour : 0));
         // random shanks and a few unreferenced channels
         const int groups = std::uniform_int_distribution<int>(1, 4)(rng);
         std::vector<int> members(static_cast<std::size_t>(groups));
@@ -180,7 +186,7 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
             data[f * channels + static_cast<std::size_t>(ch)] =
                 static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
         }
-    check_core(*default_params(channels), data, 30, 1000);
+    check_core(*default_params(channels), data, 20, 1000);
 }
 
 TEST(RtlCosim, BackPressureReachesTheInput) {
@@ -192,7 +198,9 @@ TEST(RtlCosim, BackPressureReachesTheInput) {
     std::vector<std::int16_t> data(1500 * static_cast<std::size_t>(channels));
     for (std::size_t i = 0; i < data.size(); ++i)
         data[i] = static_cast<std::int16_t>(noise(rng) + (rng() % 25 == 0 ? -2500 : 0));
-    auto params = default_params(channels, 100);
+    DetectSettings many_events; // one neighbourhood of 50 um: fewer candidates merge
+    many_events.dedup_radius_um = 50;
+    auto params = default_params(channels, 100, many_events);
     const Outputs expected = run_l1(*params, data);
     ASSERT_GT(expected.events.size(), 500u);
     rtl::SimOptions slow_sink;
