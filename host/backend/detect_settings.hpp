@@ -30,7 +30,7 @@ struct DetectSettings {
     double dedup_ms = 0.3;
     /// One spike spans ~100 um of a dense probe: its copies 60-150 um from the peak were 2.7 % of an outside tester's
     /// events at 50 um. Neighbour lists hold at most HwConfig::max_neighbours (16) contacts, nearest first, which
-    /// reach 80-95 um on Neuropixels-like layouts. Between dedup_near_um and this radius a candidate is a copy of a
+    /// reach 70-95 um on Neuropixels-like layouts. Between dedup_near_um and this radius a candidate is a copy of a
     /// larger one only when that one is not later (see spatial_dedup.hpp): merging every coincident spike out to
     /// 75-100 um cost 0.3-0.5 % recall for the same precision.
     double dedup_radius_um = 100.0;
