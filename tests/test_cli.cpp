@@ -500,8 +500,8 @@ TEST_F(CliTest, SortWritesAPhyFolderThatCompareScoresAsSorting) {
     EXPECT_EQ(r.out.find("loaded from"), std::string::npos) << r.out;
     for (const char* name :
          {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "amplitudes.npy", "templates.npy",
-          "channel_map.npy", "channel_positions.npy", "pc_features.npy", "pc_feature_ind.npy", "cluster_group.tsv",
-          "cluster_info.tsv", "params.py", "spikeline_sort.json"})
+          "template_ind.npy", "templates_ind.npy", "channel_map.npy", "channel_positions.npy", "pc_features.npy",
+          "pc_feature_ind.npy", "cluster_group.tsv", "cluster_info.tsv", "params.py", "spikeline_sort.json"})
         EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
     EXPECT_TRUE(temporary_files(out).empty());
     EXPECT_NE(read_text(out / "params.py").find("n_channels_dat = 64"), std::string::npos);

@@ -239,6 +239,63 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
     EXPECT_EQ(out[3].sample, 1061u);
 }
 
+TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
+    // A tri-phasic waveform after the band-pass: trough, positive peak, then a second trough 1.2 ms after the first
+    // and 70 % of it, too large for the lobe rule (0.5). The default dead time covers it; a new spike after it counts.
+    auto params = default_params(16);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256; // threshold 74 LSB
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    std::int32_t frame[16] = {};
+    std::vector<std::int32_t> trace(120, 0);
+    auto trough = [&](std::size_t at, std::int32_t depth) {
+        for (int d = -3; d <= 3; ++d)
+            trace[at + static_cast<std::size_t>(d + 3)] = depth * (4 - std::abs(d)) / 4;
+    };
+    trough(10, -400);                     // peak at 13
+    for (std::size_t t = 20; t < 40; ++t) // the positive phase
+        trace[t] = 120;
+    trough(10 + 36, -280);                                              // peak at 49: 1.2 ms later
+    trough(13 + static_cast<std::size_t>(params->dead_time) + 2, -150); // peak 5 after the dead time: a spike
+    for (std::size_t t = 0; t < trace.size(); ++t) {
+        frame[3] = trace[t] * 16;
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    EXPECT_GE(params->dead_time, 45) << "1.5 ms at 30 kHz";
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].sample, 13u);
+    EXPECT_EQ(events[1].sample, 13u + static_cast<std::uint64_t>(params->dead_time) + 5);
+}
+
+TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate) {
+    auto params = default_params(16); // 2 columns 32 um apart, 20 um rows: near within 50 um, far to 100 um
+    EXPECT_EQ(params->neighbours[0][0], 2) << "20 um: near";
+    EXPECT_EQ(params->neighbours[0][6], 7 | hw::kFarNeighbour) << "68 um: far";
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    // One spike: its peak on channel 0 (row 0, column 0) and a copy 68 um away (row 3, column 1) 0.1 ms later,
+    // with no contact between them crossing.
+    hw::dedup_add(*state, {100, 0, -300});
+    hw::dedup_add(*state, {103, 7, -200});
+    // Another neuron 86 um away (row 4, column 1), smaller but earlier than the large candidate: kept.
+    hw::dedup_add(*state, {500, 0, -300});
+    hw::dedup_add(*state, {498, 9, -250});
+    // The lobe rule is near only: a much smaller candidate after a large one is dropped 20 um away, kept 86 um away.
+    hw::dedup_add(*state, {1000, 0, -1000});
+    hw::dedup_add(*state, {1030, 9, -300});
+    hw::dedup_add(*state, {1040, 2, -300});
+    hw::dedup_advance(*state, *params, 5000, true, emit);
+    ASSERT_EQ(out.size(), 5u);
+    EXPECT_EQ(out[0], (hw::SpikeEvent{100, 0, -300}));
+    EXPECT_EQ(out[1], (hw::SpikeEvent{498, 9, -250}));
+    EXPECT_EQ(out[2], (hw::SpikeEvent{500, 0, -300}));
+    EXPECT_EQ(out[3], (hw::SpikeEvent{1000, 0, -1000}));
+    EXPECT_EQ(out[4], (hw::SpikeEvent{1030, 9, -300}));
+}
+
 TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     auto params = default_params(16);
     auto state = std::make_unique<hw::DedupState<HwConfig>>();

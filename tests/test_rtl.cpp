@@ -114,8 +114,9 @@ void check_core(const HwParams& params, const std::vector<std::int16_t>& data, s
     }
 }
 
-std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_frames = 300) {
-    auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_frames = 300,
+                                         const DetectSettings& settings = {}) {
+    auto params = make_detect_params(settings, probe::default_probe(channels), 30000);
     params->warmup_frames = warmup_frames;
     return params;
 }
@@ -141,6 +142,11 @@ TEST(RtlCosim, RandomVectorsAndRandomParameters) {
         params->shadow_ratio = std::uniform_int_distribution<std::int32_t>(0, 256)(rng);
         params->noise_step_fast = std::uniform_int_distribution<std::int32_t>(1, 200)(rng);
         params->noise_initial = std::uniform_int_distribution<std::int32_t>(0, 5000)(rng);
+        // random near and far marks on the neighbour lists
+        for (int ch = 0; ch < channels; ++ch)
+            for (int k = 0; k < HwConfig::max_neighbours && params->neighbours[ch][k] >= 0; ++k)
+                params->neighbours[ch][k] = static_cast<std::int16_t>(
+                    (params->neighbours[ch][k] & (hw::kFarNeighbour - 1)) | (rng() % 2 ? hw::kFarNeighbour : 0));
         // random shanks and a few unreferenced channels
         const int groups = std::uniform_int_distribution<int>(1, 4)(rng);
         std::vector<int> members(static_cast<std::size_t>(groups));
@@ -181,7 +187,7 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
             data[f * channels + static_cast<std::size_t>(ch)] =
                 static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
         }
-    check_core(*default_params(channels), data, 30, 1000);
+    check_core(*default_params(channels), data, 20, 1000);
 }
 
 TEST(RtlCosim, BackPressureReachesTheInput) {
@@ -193,7 +199,9 @@ TEST(RtlCosim, BackPressureReachesTheInput) {
     std::vector<std::int16_t> data(1500 * static_cast<std::size_t>(channels));
     for (std::size_t i = 0; i < data.size(); ++i)
         data[i] = static_cast<std::int16_t>(noise(rng) + (rng() % 25 == 0 ? -2500 : 0));
-    auto params = default_params(channels, 100);
+    DetectSettings many_events; // one neighbourhood of 50 um: fewer candidates merge
+    many_events.dedup_radius_um = 50;
+    auto params = default_params(channels, 100, many_events);
     const Outputs expected = run_l1(*params, data);
     ASSERT_GT(expected.events.size(), 500u);
     rtl::SimOptions slow_sink;
@@ -362,7 +370,7 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
             << name << " differs between cpu and verilator";
         ++compared;
     }
-    EXPECT_EQ(compared, 17) << "the Phy folder, sorter.json, the motion estimate and the unit updates";
+    EXPECT_EQ(compared, 19) << "the Phy folder (sparse templates), sorter.json, the motion estimate and the unit updates";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
     EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 10u) << "the units followed the drift";
 }

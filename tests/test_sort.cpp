@@ -452,7 +452,7 @@ TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately)
     ASSERT_EQ(templates.shape.size(), 3u);
     const std::size_t n_templates = templates.shape[0];
     EXPECT_EQ(templates.shape[1], 46u) << "0.5 ms + 1 + 1 ms at 30 kHz";
-    EXPECT_EQ(templates.shape[2], 128u);
+    EXPECT_EQ(templates.shape[2], 8u) << "sparse: a template's snippet channels only";
     for (std::int32_t t : spike_templates)
         ASSERT_TRUE(t >= 0 && static_cast<std::size_t>(t) < n_templates);
 
@@ -464,6 +464,40 @@ TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately)
     EXPECT_EQ(feature_ind.shape, (std::vector<std::size_t>{n_templates, 8}));
     const auto channel_ind = feature_ind.as<std::uint32_t>();
     EXPECT_TRUE(std::all_of(channel_ind.begin(), channel_ind.end(), [](std::uint32_t c) { return c < 128; }));
+
+    // Sparse templates: template_ind.npy (phylib's name; Kilosort's templates_ind.npy is the same bytes) lists the
+    // columns' channels, the features' channels. The zero templates of unsorted spikes carry one negligible value at
+    // the peak sample of their peak channel, so phylib finds a channel for them.
+    const io::NpyArray template_ind = io::read_npy(out / "template_ind.npy");
+    EXPECT_EQ(template_ind.descr, "<i4");
+    EXPECT_EQ(template_ind.shape, (std::vector<std::size_t>{n_templates, 8}));
+    const io::NpyArray kilosort_ind = io::read_npy(out / "templates_ind.npy");
+    EXPECT_EQ(kilosort_ind.shape, template_ind.shape);
+    EXPECT_EQ(kilosort_ind.data, template_ind.data);
+    const auto template_channels = template_ind.as<std::int32_t>();
+    for (std::size_t i = 0; i < template_channels.size(); ++i)
+        ASSERT_EQ(template_channels[i], static_cast<std::int32_t>(channel_ind[i])) << "no padding on 128 channels";
+    const auto values = templates.as<float>();
+    std::set<std::int32_t> unsorted_templates;
+    for (std::size_t i = 0; i < clusters.size(); ++i)
+        if (clusters[i] == 0)
+            unsorted_templates.insert(spike_templates[i]);
+    ASSERT_FALSE(unsorted_templates.empty());
+    const std::size_t per_template = 46 * 8, peak_sample = 15;
+    for (std::int32_t t : unsorted_templates)
+        for (std::size_t v = 0; v < per_template; ++v) {
+            const float value = values[static_cast<std::size_t>(t) * per_template + v];
+            if (v == peak_sample * 8) {
+                ASSERT_LT(value, 0.0f) << "template " << t;
+                ASSERT_GT(value, -1e-3f) << "template " << t;
+            } else {
+                ASSERT_EQ(value, 0.0f) << "template " << t << " value " << v;
+            }
+        }
+    const std::int32_t sorted_template = spike_templates[static_cast<std::size_t>(
+        std::find_if(clusters.begin(), clusters.end(), [](std::int32_t c) { return c > 0; }) - clusters.begin())];
+    const float* sorted_values = values.data() + static_cast<std::size_t>(sorted_template) * per_template;
+    EXPECT_LT(*std::min_element(sorted_values, sorted_values + per_template), -20.0f) << "a unit's mean spike";
     EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "channel_map.npy").size(), 128u);
     const io::NpyArray positions = io::read_npy(out / "channel_positions.npy");
     EXPECT_EQ(positions.descr, "<f8");

@@ -332,7 +332,7 @@ TEST_F(SortWithSorter, ReproducesTheFirstSortsLabelsForTheWholeRecording) {
     EXPECT_EQ(a.spikes, b.spikes);
     EXPECT_EQ(a.unsorted, b.unsorted);
     for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "templates.npy",
-                             "pc_features.npy", "sorter.json"})
+                             "template_ind.npy", "pc_features.npy", "sorter.json"})
         EXPECT_EQ(read_text(dir_ / "a" / name), read_text(dir_ / "b" / name)) << name;
     const json meta = json::parse(read_text(dir_ / "b" / "spikeline_sort.json"));
     EXPECT_EQ(meta["sorter_loaded_from"], second.sorter_file.string());

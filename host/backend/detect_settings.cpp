@@ -97,7 +97,7 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     params->align_window = std::max(1, samples(settings.align_ms, sample_rate));
     params->dead_time = samples(settings.dead_time_ms, sample_rate);
     require(settings.align_ms >= 0 && settings.dead_time_ms >= 0 && settings.dedup_ms >= 0 && settings.shadow_ms >= 0 &&
-                settings.warmup_ms >= 0 && settings.dedup_radius_um >= 0,
+                settings.warmup_ms >= 0 && settings.dedup_radius_um >= 0 && settings.dedup_near_um >= 0,
             "time windows and radii must not be negative");
     require(settings.shadow_ratio >= 0 && settings.shadow_ratio <= 1, "--shadow-ratio must be between 0 and 1");
     params->dedup_window = samples(settings.dedup_ms, sample_rate);
@@ -122,11 +122,19 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     require(params->dead_time < 65536, "dead time too long");
 
     const auto neighbours = probe::neighbours_within(probe, settings.dedup_radius_um);
+    const auto near = probe::neighbours_within(probe, settings.dedup_near_um);
     for (int ch = 0; ch < n_channels; ++ch) {
         const auto& list = neighbours[static_cast<std::size_t>(ch)];
-        for (int k = 0; k < HwConfig::max_neighbours; ++k)
-            params->neighbours[ch][k] =
-                k < static_cast<int>(list.size()) ? static_cast<std::int16_t>(list[static_cast<std::size_t>(k)]) : -1;
+        const auto& near_list = near[static_cast<std::size_t>(ch)];
+        for (int k = 0; k < HwConfig::max_neighbours; ++k) {
+            std::int16_t entry = -1;
+            if (k < static_cast<int>(list.size())) {
+                const int other = list[static_cast<std::size_t>(k)];
+                const bool is_near = std::find(near_list.begin(), near_list.end(), other) != near_list.end();
+                entry = static_cast<std::int16_t>(is_near ? other : other | hw::kFarNeighbour);
+            }
+            params->neighbours[ch][k] = entry;
+        }
     }
     return params;
 }
@@ -154,6 +162,7 @@ nlohmann::json to_json(const DetectSettings& s) {
                         {"dead_time_ms", s.dead_time_ms},
                         {"dedup_ms", s.dedup_ms},
                         {"dedup_radius_um", s.dedup_radius_um},
+                        {"dedup_near_um", s.dedup_near_um},
                         {"shadow_ms", s.shadow_ms},
                         {"shadow_ratio", s.shadow_ratio},
                         {"warmup_ms", s.warmup_ms},

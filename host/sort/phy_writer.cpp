@@ -14,6 +14,8 @@ constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kPresenceBins = 100;
 constexpr double kFirstPresenceBinS = 0.01; ///< when the length is not known in advance
 constexpr double kRefractoryMs = 1.5;
+/// The one value of a "zero" template (unsorted spikes, skipped ids), in uV or LSB: far below any signal.
+constexpr float kZeroTemplateMark = -1e-6f;
 
 /// Python string literal for params.py.
 std::string python_string(const std::string& text) {
@@ -127,24 +129,37 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     pc_features_.finish();
 
     const int n_channels = probe_.n_channels();
-    // templates.npy: dense (n_templates, width, n_channels), written a template at a time.
+    // templates.npy is sparse, as Kilosort writes it: each template on its kRows snippet channels only, listed in
+    // template_ind.npy. Dense over 1024 channels it took 0.6-1.1 GB for a one-minute sort. phylib treats
+    // templates.npy as sparse only when `template_ind.npy` exists (it ignores Kilosort's `templates_ind.npy`,
+    // which other readers look for): both are written, identical. Rows past a tiny shank's contacts are -1, which
+    // phylib drops.
     {
         io::NpyAppendWriter<float> templates(out_dir_ / "templates.npy",
-                                             {static_cast<std::size_t>(width_), static_cast<std::size_t>(n_channels)});
-        std::vector<float> dense(static_cast<std::size_t>(width_ * n_channels));
+                                             {static_cast<std::size_t>(width_), static_cast<std::size_t>(kRows)});
+        std::vector<float> sparse(static_cast<std::size_t>(width_ * kRows));
+        std::vector<std::int32_t> template_channels;
         for (const Template& t : templates_) {
-            std::fill(dense.begin(), dense.end(), 0.0f);
-            if (!t.mean_snippet.empty())
-                for (int k = 0; k < kRows; ++k) {
-                    const int ch = geometry_->snippet_channels[t.channel][k];
-                    if (ch >= 0)
-                        for (int s = 0; s < width_; ++s)
-                            dense[static_cast<std::size_t>(s * n_channels + ch)] =
-                                static_cast<float>(t.mean_snippet[static_cast<std::size_t>(k * width_ + s)] * scale_);
-                }
-            templates.append(dense.data(), dense.size());
+            std::fill(sparse.begin(), sparse.end(), 0.0f);
+            for (int k = 0; k < kRows; ++k) {
+                const int ch = geometry_->snippet_channels[t.channel][k];
+                template_channels.push_back(ch >= 0 ? ch : -1);
+                if (ch >= 0 && !t.mean_snippet.empty())
+                    for (int s = 0; s < width_; ++s)
+                        sparse[static_cast<std::size_t>(s * kRows + k)] =
+                            static_cast<float>(t.mean_snippet[static_cast<std::size_t>(k * width_ + s)] * scale_);
+            }
+            // phylib keeps only the channels of a sparse template above 1e-6 of its largest, so an all-zero template
+            // would leave it no channel and phy fails on the unsorted cluster; a negligible value at the peak sample
+            // of the peak channel names that channel instead.
+            if (t.mean_snippet.empty())
+                sparse[static_cast<std::size_t>(geometry_->pre * kRows)] = kZeroTemplateMark;
+            templates.append(sparse.data(), sparse.size());
         }
         templates.finish();
+        for (const char* name : {"template_ind.npy", "templates_ind.npy"})
+            io::write_npy(out_dir_ / name, template_channels.data(),
+                          {templates_.size(), static_cast<std::size_t>(kRows)});
     }
     std::vector<std::uint32_t> feature_channels;
     for (const Template& t : templates_)

@@ -4,7 +4,8 @@
 //
 // Clusters: 0 is "unsorted" (spikes no unit accepted, group "noise"); unit u is cluster u + 1.
 // Templates: every classifier entry of every calibration is a template (its mean snippet on its peak channel's
-// snippet channels); unsorted spikes on channel c use a zero template over c's snippet channels.
+// snippet channels); unsorted spikes on channel c use a zero template over c's snippet channels. templates.npy is
+// sparse (Kilosort's layout): kRows columns per template, whose channels template_ind.npy lists.
 #include "backend/backend.hpp"
 #include "io/npy.hpp"
 #include "io/recording.hpp"

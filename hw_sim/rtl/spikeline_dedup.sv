@@ -7,8 +7,8 @@
 // which L1 emits its survivors:
 //   SELECT  one scan of the list finds the smallest eligible (sample, channel);
 //   LOAD    its channel's 16 neighbours are read;
-//   SURVIVE one scan compares it with every pending candidate (L1's survives(): duplicate or lobe of a
-//           neighbour), then marks it decided and, if it survived, emits it.
+//   SURVIVE one scan compares it with every pending candidate (L1's survives(): duplicate or lobe of a near
+//           neighbour, duplicate of a far one that is not later), then marks it decided and, if it survived, emits it.
 // After the last decision of a frame, COMPACT keeps (in order) the candidates L1 keeps: undecided, or decided and
 // still within max(dedup_window, shadow_window) of a future decision. The same list, the same drop rule and the
 // same compaction times make the result equal to L1's even when the list overflows.
@@ -128,7 +128,7 @@ module spikeline_dedup #(
     logic eligible, precedes_found;
     // SURVIVE: the entry (B) beats the chosen candidate (A) and is in A's neighbourhood
     logic [63:0] distance;
-    logic outranks, duplicate, lobe, is_neighbour, neighbour_alive, kills;
+    logic outranks, duplicate, lobe, is_neighbour, is_far, neighbour_alive, kills;
     // COMPACT: L1 still needs the entry
     logic needed;
 
@@ -145,19 +145,24 @@ module spikeline_dedup #(
             outranks = entry_sample < chosen_sample_reg;
         else
             outranks = entry_channel < chosen_channel_reg;
-        duplicate = distance <= 64'(dedup_window) && outranks;
-        lobe = entry_sample < chosen_sample_reg && distance <= 64'(shadow_window) &&
-               {chosen_magnitude, 8'd0} < 30'(entry_magnitude) * 30'(shadow_ratio);
-        // L1's is_neighbour: the channel itself, or a list entry before the first negative one
+        // L1's neighbourhood: the channel itself (near), or a list entry before the first negative one; bit 14 of
+        // an entry flags a far neighbour, bits 13:0 are its channel
         is_neighbour = entry_channel == chosen_channel_reg;
+        is_far = 1'b0;
         neighbour_alive = 1'b1;
         for (int k = 0; k < MAX_NEIGHBOURS; k = k + 1) begin
             if (neighbour_reg[k] < 0)
                 neighbour_alive = 1'b0;
-            if (neighbour_alive && neighbour_reg[k] == $signed({1'b0, entry_channel[14:0]}) &&
-                !entry_channel[15])
+            if (neighbour_alive && neighbour_reg[k][13:0] == entry_channel[13:0] &&
+                entry_channel[15:14] == 2'b00) begin
                 is_neighbour = 1'b1;
+                is_far = neighbour_reg[k][14];
+            end
         end
+        // a far neighbour's larger candidate absorbs A only when it is not later; lobes are near only
+        duplicate = distance <= 64'(dedup_window) && outranks && (!is_far || entry_sample <= chosen_sample_reg);
+        lobe = !is_far && entry_sample < chosen_sample_reg && distance <= 64'(shadow_window) &&
+               {chosen_magnitude, 8'd0} < 30'(entry_magnitude) * 30'(shadow_ratio);
         kills = (duplicate || lobe) && is_neighbour;
 
         needed = !entry_decided || entry_sample + latency + keep > frame_reg;

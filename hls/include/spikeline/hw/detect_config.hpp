@@ -56,8 +56,12 @@ template <class CONFIG_T> struct DetectParams {
     std::int32_t dedup_window = 9;   ///< +- samples within which neighbouring candidates compete
     std::int32_t shadow_window = 60; ///< samples after a candidate in which much smaller neighbours are its lobes
     std::int32_t shadow_ratio = 128; ///< Q8: "much smaller" means |value| * 256 < |larger value| * shadow_ratio
-    std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {}; ///< -1 padded
+    /// Nearest first, -1 padded; an entry is a channel, plus kFarNeighbour for a far one (see spatial_dedup.hpp).
+    std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {};
 };
+
+/// Flag of a far neighbour in DetectParams::neighbours; the channel is in the bits below it.
+constexpr std::int16_t kFarNeighbour = 0x4000;
 
 /// A detected spike: frame index of the aligned extremum, its channel, and its filtered, referenced value in
 /// Q.sample_frac_bits input LSB.

@@ -1,11 +1,14 @@
 #pragma once
 /// @file spatial_dedup.hpp
-/// Spatio-temporal de-duplication: one event per spike. Channel c's neighbourhood is c itself and its neighbour list.
-/// A candidate A is dropped when a candidate B in A's neighbourhood
+/// Spatio-temporal de-duplication: one event per spike. Channel c's neighbourhood is c itself and its neighbour list,
+/// whose entries are near or far (flagged kFarNeighbour). A candidate A is dropped when a candidate B in A's
+/// neighbourhood
 ///   - lies within +-dedup_window samples and ranks higher: larger |value|, then earlier sample, then lower channel
-///     (the same spike seen on several contacts), or
-///   - precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a secondary
-///     lobe of B: the band-pass rebound after a large spike, or a re-crossing after the dead time).
+///     (the same spike seen on several contacts); from a far neighbour only when B is not later than A: a spike's
+///     copies on far contacts come at the same time or later (it spreads from its peak and widens on the way),
+///     while a coincident spike of another neuron is as often earlier, and is kept then; or
+///   - is near, precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a
+///     secondary lobe of B: the band-pass rebound after a large spike, or a re-crossing after the dead time).
 /// Candidates are compared with all candidates, not only with survivors, so the result does not depend on arrival
 /// order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when every candidate
 /// that could compete with it has been emitted; survivors come out sorted by (sample, channel).
@@ -47,18 +50,22 @@ inline bool outranks(const SpikeEvent& b, const SpikeEvent& a) {
     return b.channel < a.channel;
 }
 
-template <class CONFIG_T> bool is_neighbour(const DetectParams<CONFIG_T>& params, int channel, int other) {
+enum class Neighbourhood : std::uint8_t { outside, near, far };
+
+/// Where `other` lies from `channel`: the channel itself is near, then a list entry before the first negative one.
+template <class CONFIG_T> Neighbourhood neighbourhood(const DetectParams<CONFIG_T>& params, int channel, int other) {
+    static_assert(CONFIG_T::max_channels <= kFarNeighbour, "channel ids must fit below the far flag");
     if (channel == other)
-        return true;
+        return Neighbourhood::near;
 NEIGHBOUR_SCAN:
     for (int k = 0; k < CONFIG_T::max_neighbours; ++k) {
         const int n = params.neighbours[channel][k];
         if (n < 0)
-            return false;
-        if (n == other)
-            return true;
+            return Neighbourhood::outside;
+        if ((n & (kFarNeighbour - 1)) == other)
+            return (n & kFarNeighbour) ? Neighbourhood::far : Neighbourhood::near;
     }
-    return false;
+    return Neighbourhood::outside;
 }
 
 template <class CONFIG_T>
@@ -70,10 +77,12 @@ DEDUP_COMPARE:
     for (int j = 0; j < state.n_pending; ++j) {
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
-        const bool duplicate = distance <= window && outranks(b, a);
-        const bool lobe =
-            b.sample < a.sample && distance <= shadow && scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
-        if ((duplicate || lobe) && is_neighbour(params, a.channel, b.channel))
+        const Neighbourhood where = neighbourhood(params, a.channel, b.channel);
+        const bool near = where == Neighbourhood::near;
+        const bool duplicate = distance <= window && outranks(b, a) && (near || b.sample <= a.sample);
+        const bool lobe = near && b.sample < a.sample && distance <= shadow &&
+                          scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
+        if ((duplicate || lobe) && where != Neighbourhood::outside)
             return false;
     }
     return true;
