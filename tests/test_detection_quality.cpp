@@ -107,7 +107,11 @@ TEST(DetectionQuality, AChannelWithHugeNoiseSettlesDuringTheWarmUpInsteadOfFirin
     std::vector<SpikeEvent> without_noisy;
     backend->process(r.data.data(), r.data.size() / 64, without_noisy);
     backend->finish(without_noisy);
-    EXPECT_GT(recall(without_noisy), recall(events) + 0.01);
+    // Excluding it gives the recall of the same recording without the broken contact; keeping it costs recall.
+    const Recording clean = simulate(64, 10.0, 5);
+    const double clean_recall = recall(detect(*params, clean.data));
+    EXPECT_NEAR(recall(without_noisy), clean_recall, 0.003);
+    EXPECT_LT(recall(events), clean_recall - 0.005);
     EXPECT_GE(recall(without_noisy), 0.93);
 }
 
@@ -189,7 +193,7 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
 }
 
 TEST(DetectionQuality, FixedPointAgreesWithDoublePrecisionOnMoreThan995Percent) {
-    const Recording r = simulate(256, 4.0, 8);
+    const Recording r = simulate(256, 8.0, 8); // 8 s: ~2 x 10^3 events, so that one event is not 0.05 %
     const DetectSettings settings;
     const auto params = make_detect_params(settings, r.probe, 30000);
     const auto fixed = detect(*params, r.data);
