@@ -9,11 +9,11 @@
 #include "io/spikeglx.hpp"
 #include "open_ephys_recording.hpp"
 #include "pipeline/calibration_window.hpp"
+#include "pipeline/spike_reservoir.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
-#include "stream/spike_reservoir.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -749,13 +749,14 @@ TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDeco
     expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
 }
 
-TEST(SpikeReservoir, SamplesAsCalibrationWindowAndSnapshotsStayAsTaken) {
-    // The stream's reservoir draws the same sample as sort's (CalibrationWindow::add_sampled); a snapshot keeps what
-    // the reservoir held when it was taken while sampling goes on (copy-on-write chunks, 1024 spikes each).
+TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
+    // The chunked, copy-on-write reservoir against plain reservoir sampling with the same draws; a snapshot keeps
+    // what the reservoir held when it was taken while sampling goes on (chunks of 1024 spikes).
     constexpr std::size_t kValues = 3, kMax = 2500;
     SpikeReservoir reservoir(kMax, kValues, false);
-    CalibrationWindow window;
-    window.max_spikes = kMax;
+    SortOutput plain;
+    std::mt19937_64 plain_rng(1);
+    std::uint64_t offered = 0;
     std::mt19937 rng(4);
     std::uint64_t sample = 0;
     std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
@@ -771,13 +772,25 @@ TEST(SpikeReservoir, SamplesAsCalibrationWindowAndSnapshotsStayAsTaken) {
                 sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
         }
         reservoir.add(sorted, nullptr);
-        window.add_sampled(sorted, kValues, nullptr);
+        for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
+            std::size_t slot = plain.spikes.size();
+            if (slot == kMax && (slot = static_cast<std::size_t>(plain_rng() % (offered + 1))) >= kMax)
+                continue;
+            if (slot == plain.spikes.size()) {
+                plain.spikes.push_back(sorted.spikes[i]);
+                plain.snippets.insert(plain.snippets.end(), &sorted.snippets[i * kValues],
+                                      &sorted.snippets[i * kValues] + kValues);
+            } else {
+                plain.spikes[slot] = sorted.spikes[i];
+                std::copy_n(&sorted.snippets[i * kValues], kValues, &plain.snippets[slot * kValues]);
+            }
+        }
         if (batch % 97 == 50)
-            taken.emplace_back(reservoir.snapshot(), window.data);
+            taken.emplace_back(reservoir.snapshot(), plain);
     }
     ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
     ASSERT_EQ(taken.size(), 4u);
-    taken.emplace_back(reservoir.snapshot(), window.data);
+    taken.emplace_back(reservoir.snapshot(), plain);
     for (const auto& [snapshot, expected] : taken) {
         SortOutput data;
         std::vector<double> displacement;

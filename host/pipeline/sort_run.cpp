@@ -3,6 +3,7 @@
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/chunk_reader.hpp"
 #include "pipeline/motion_tracking.hpp"
+#include "pipeline/spike_reservoir.hpp"
 #include "sort/sorter_file.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -149,6 +150,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     backend->enable_sorting(calibration.params, recalibrate || track_motion || learn);
     std::unique_ptr<MotionTracking> tracking;
     std::unique_ptr<TableWriteLog> write_log;
+    SpikeReservoir reservoir(options.sort.max_calibration_spikes, values_per_spike, track_motion);
     if (track_motion || learn) {
         tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings, track_motion);
         tracking->follow(calibration, true);
@@ -173,14 +175,17 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         if (recalibrate)
             window.add(sorted, values_per_spike, tracking.get());
         if (learn)
-            window.add_sampled(sorted, values_per_spike, tracking.get());
+            reservoir.add(sorted, tracking.get());
         sorted = {};
         // (Not at the end: nothing would be labelled with it, and sorter.json is the sorter that labelled the spikes.)
         if (learn && result.frames >= next_learning && result.frames < info.n_frames) {
             next_learning *= 2;
             try {
-                calibration = sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(),
-                                              &calibration, window.motion_or_null(), true);
+                SortOutput sample;
+                sort::CalibrationMotion motion{&probe, {}};
+                reservoir.snapshot().copy_to(sample, motion.displacement_um);
+                calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
+                                              track_motion ? &motion : nullptr, true);
                 writer.add_calibration(calibration);
                 tracking->follow(calibration, false);
                 ++result.n_calibrations;

@@ -3,7 +3,7 @@
 // the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
 // or with the current calibration), and takes the result once ready().
 #include "sort/calibration.hpp"
-#include "stream/spike_reservoir.hpp"
+#include "pipeline/spike_reservoir.hpp"
 
 #include <atomic>
 #include <memory>

@@ -15,7 +15,7 @@
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
 #include "stream/source.hpp"
-#include "stream/spike_reservoir.hpp"
+#include "pipeline/spike_reservoir.hpp"
 #include "stream/stream_decoding.hpp"
 #include "util/progress.hpp"
 

@@ -1,6 +1,6 @@
 #pragma once
-// The sample a learning calibration learns from: a uniform sample of every spike of the stream so far (reservoir
-// sampling, with the same draws as CalibrationWindow::add_sampled), kept in chunks that snapshots share copy-on-write.
+// The sample a learning calibration learns from: a uniform sample of every spike so far (reservoir sampling,
+// deterministic), kept in chunks that snapshots share copy-on-write. sort and stream learn from it alike.
 // A calibration takes a snapshot without the pipeline copying the sample (up to max_calibration_spikes snippets,
 // hundreds of MB): the calibration thread concatenates it, and the pipeline copies a chunk only when it replaces a
 // spike in one a snapshot still holds.
@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-namespace spikeline::stream {
+namespace spikeline {
 
 class SpikeReservoir {
 public:
@@ -49,4 +49,4 @@ private:
     std::mt19937_64 rng_{1};
 };
 
-} // namespace spikeline::stream
+} // namespace spikeline

@@ -1,8 +1,8 @@
-#include "stream/spike_reservoir.hpp"
+#include "pipeline/spike_reservoir.hpp"
 
 #include <algorithm>
 
-namespace spikeline::stream {
+namespace spikeline {
 
 SpikeReservoir::SpikeReservoir(std::size_t max_spikes, std::size_t values_per_spike, bool with_motion)
     : max_spikes_(max_spikes), values_per_spike_(values_per_spike), with_motion_(with_motion) {}
@@ -60,4 +60,4 @@ void SpikeReservoir::Snapshot::copy_to(SortOutput& data, std::vector<double>& di
     }
 }
 
-} // namespace spikeline::stream
+} // namespace spikeline
