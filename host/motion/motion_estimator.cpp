@@ -276,6 +276,7 @@ void MotionEstimator::estimate(double time_s) {
                 products.push_back(std::move(product));
             }
             const double sigma = settings_.block_um / 2 / settings_.bin_um;
+            std::vector<double> deviation(shank.blocks.size(), 0.0); // from the rigid estimate, bins
             for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
                 const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
                 const int begin = std::max(0, static_cast<int>(std::floor(centre - 3 * sigma)));
@@ -289,7 +290,18 @@ void MotionEstimator::estimate(double time_s) {
                 double shift = rigid;
                 if (!peak_shift(scores, first, shift))
                     shift = rigid;
-                current_.displacement[static_cast<std::size_t>(shank.blocks[i])] = shift * settings_.bin_um;
+                deviation[i] = shift - rigid;
+            }
+            // Tissue deforms smoothly along the shank: a block that disagrees with both neighbours locked onto a
+            // wrong peak (a 3-block median).
+            for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+                double d = deviation[i];
+                if (i > 0 && i + 1 < shank.blocks.size()) {
+                    double three[3] = {deviation[i - 1], deviation[i], deviation[i + 1]};
+                    std::sort(three, three + 3);
+                    d = three[1];
+                }
+                current_.displacement[static_cast<std::size_t>(shank.blocks[i])] = (rigid + d) * settings_.bin_um;
             }
         }
         // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the

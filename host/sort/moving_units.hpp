@@ -24,7 +24,7 @@ std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortP
 
 struct MovingUnitsSettings {
     double tolerance_um = 3.0; ///< a unit within this of the displacement it was learnt at keeps its entries
-    double step_um = 1.0;      ///< a moved unit is rendered again when its displacement changed by this much
+    double step_um = 2.0;      ///< a moved unit is rendered again when its displacement changed by this much
     double kernel_um = 30.0;   ///< kriging kernel width (sigma)
 };
 
