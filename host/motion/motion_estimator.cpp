@@ -292,12 +292,14 @@ void MotionEstimator::estimate(double time_s) {
                     shift = rigid;
                 deviation[i] = shift - rigid;
             }
-            // Tissue deforms smoothly along the shank: a block that disagrees with both neighbours locked onto a
-            // wrong peak (a 3-block median).
-            for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+            // Tissue deforms smoothly along the shank: a block that disagrees with its neighbours locked onto a
+            // wrong peak (a 3-block median; at the ends, with the next two, since units leave and enter there).
+            const std::size_t n = shank.blocks.size();
+            for (std::size_t i = 0; i < n; ++i) {
                 double d = deviation[i];
-                if (i > 0 && i + 1 < shank.blocks.size()) {
-                    double three[3] = {deviation[i - 1], deviation[i], deviation[i + 1]};
+                if (n >= 3) {
+                    const std::size_t low = i == 0 ? 0 : (i == n - 1 ? n - 3 : i - 1); // three blocks around i
+                    double three[3] = {deviation[low], deviation[low + 1], deviation[low + 2]};
                     std::sort(three, three + 3);
                     d = three[1];
                 }

@@ -241,10 +241,12 @@ const HwSortParams& MovingUnits::render(const std::function<double(int, double)>
         const probe::Contact& peak = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)];
         const double d = displacement(peak.shank, peak.y_um);
         MovedUnit& m = moved_[u];
-        // Calibrated entries serve only while every cluster of the unit was learnt near where it is now.
+        // Calibrated entries serve only while every cluster of the unit was learnt near where it is now; a moved unit
+        // returns to them within half the tolerance, so that estimate noise does not toggle it back and forth.
+        const double tolerance = m.moved ? settings_.tolerance_um / 2 : settings_.tolerance_um;
         bool moved = false;
         for (double at : learnt_at_[u])
-            moved |= std::abs(d - at) >= settings_.tolerance_um;
+            moved |= std::abs(d - at) >= tolerance;
         if (moved && (!m.moved || std::abs(d - m.rendered_at) >= settings_.step_um))
             render_unit(u, d);
         m.moved = moved;
