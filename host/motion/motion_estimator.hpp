@@ -13,16 +13,16 @@
 namespace spikeline::motion {
 
 struct MotionSettings {
-    double update_s = 0.5;      ///< a new estimate every update_s
-    double window_s = 1.5;      ///< from the spikes of the last window_s
-    double bin_um = 2.0;        ///< depth histogram bin
-    double smooth_um = 4.0;     ///< Gaussian smoothing (sigma) of the histograms along depth
-    double max_shift_um = 100;  ///< largest displacement searched (rigid), from the reference
-    double search_um = 24;      ///< searched first around the last estimate (all of max_shift_um when at an edge)
-    double block_um = 200;      ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
-    double block_range_um = 30; ///< a block's estimate stays within this of its shank's rigid one
+    double update_s = 0.5;       ///< a new estimate every update_s
+    double window_s = 1.5;       ///< from the spikes of the last window_s
+    double bin_um = 2.0;         ///< depth histogram bin
+    double smooth_um = 4.0;      ///< Gaussian smoothing (sigma) of the histograms along depth
+    double max_shift_um = 100;   ///< largest displacement searched (rigid), from the reference
+    double search_um = 24;       ///< searched first around the last estimate (all of max_shift_um when at an edge)
+    double block_um = 200;       ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
+    double block_range_um = 30;  ///< a block's estimate stays within this of its shank's rigid one
     double reference_rate = 0.0; ///< share of each registered window mixed into the reference (slow changes)
-    int min_spikes = 50;          ///< fewer spikes on a shank in a window: the estimate holds
+    int min_spikes = 50;         ///< fewer spikes on a shank in a window: the estimate holds
 };
 
 /// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:

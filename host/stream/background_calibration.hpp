@@ -2,8 +2,8 @@
 // Calibration of the stream's sorter on its own thread at idle priority, so that clustering never delays the stream:
 // the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
 // or with the current calibration), and takes the result once ready().
-#include "sort/calibration.hpp"
 #include "pipeline/spike_reservoir.hpp"
+#include "sort/calibration.hpp"
 
 #include <atomic>
 #include <memory>

@@ -6,6 +6,7 @@
 #include "backend/backend.hpp"
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/motion_tracking.hpp"
+#include "pipeline/spike_reservoir.hpp"
 #include "sort/calibration.hpp"
 #include "sort/sort_settings.hpp"
 #include "stream/background_calibration.hpp"
@@ -15,7 +16,6 @@
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
 #include "stream/source.hpp"
-#include "pipeline/spike_reservoir.hpp"
 #include "stream/stream_decoding.hpp"
 #include "util/progress.hpp"
 
