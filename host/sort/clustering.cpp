@@ -1,0 +1,153 @@
+#include "sort/clustering.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace spikeline::sort {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+
+/// Splits a set of feature vectors while the split is real: 2-means, then a density dip along the axis joining the
+/// two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
+class Splitter {
+public:
+    Splitter(const Eigen::MatrixXd& features, const SortSettings& settings) : x_(features), settings_(settings) {}
+
+    std::vector<std::vector<int>> clusters(std::vector<int> members) {
+        std::vector<std::vector<int>> out;
+        split(std::move(members), 0, out);
+        return out;
+    }
+
+private:
+    void split(std::vector<int> members, int depth, std::vector<std::vector<int>>& out) {
+        const std::size_t min_size = static_cast<std::size_t>(settings_.min_cluster_spikes);
+        std::vector<int> a, b;
+        if (members.size() >= 2 * min_size && depth < 6 && two_means(members, a, b) && a.size() >= min_size &&
+            b.size() >= min_size && has_dip(x_, a, b, settings_.split_dip)) {
+            split(std::move(a), depth + 1, out);
+            split(std::move(b), depth + 1, out);
+            return;
+        }
+        out.push_back(std::move(members));
+    }
+
+    // Deterministic 2-means: start from the point farthest from the mean and the point farthest from it.
+    bool two_means(const std::vector<int>& members, std::vector<int>& a, std::vector<int>& b) const {
+        Eigen::VectorXd mean = Eigen::VectorXd::Zero(x_.cols());
+        for (int i : members)
+            mean += x_.row(i).transpose();
+        mean /= static_cast<double>(members.size());
+        auto farthest = [&](const Eigen::VectorXd& from) {
+            int best = members.front();
+            double best_d = -1;
+            for (int i : members) {
+                const double d = (x_.row(i).transpose() - from).squaredNorm();
+                if (d > best_d) {
+                    best_d = d;
+                    best = i;
+                }
+            }
+            return best;
+        };
+        Eigen::VectorXd ca = x_.row(farthest(mean)).transpose();
+        Eigen::VectorXd cb = x_.row(farthest(ca)).transpose();
+        for (int iteration = 0; iteration < 30; ++iteration) {
+            a.clear();
+            b.clear();
+            for (int i : members)
+                ((x_.row(i).transpose() - ca).squaredNorm() <= (x_.row(i).transpose() - cb).squaredNorm() ? a : b)
+                    .push_back(i);
+            if (a.empty() || b.empty())
+                return false;
+            Eigen::VectorXd na = Eigen::VectorXd::Zero(x_.cols()), nb = na;
+            for (int i : a)
+                na += x_.row(i).transpose();
+            for (int i : b)
+                nb += x_.row(i).transpose();
+            na /= static_cast<double>(a.size());
+            nb /= static_cast<double>(b.size());
+            const bool converged = na == ca && nb == cb;
+            ca = na;
+            cb = nb;
+            if (converged)
+                break;
+        }
+        return true;
+    }
+
+    const Eigen::MatrixXd& x_;
+    const SortSettings& settings_;
+};
+
+} // namespace
+
+bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
+    Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
+    for (int i : a)
+        ma += x.row(i).transpose();
+    for (int i : b)
+        mb += x.row(i).transpose();
+    ma /= static_cast<double>(a.size());
+    mb /= static_cast<double>(b.size());
+    const Eigen::VectorXd axis = mb - ma;
+    const double length = axis.norm();
+    if (length == 0)
+        return false;
+    const Eigen::VectorXd u = axis / length;
+    const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
+    double count_a = 0, count_b = 0, count_mid = 0;
+    for (const auto* set : {&a, &b})
+        for (int i : *set) {
+            const double v = x.row(i).dot(u);
+            count_a += std::abs(v - pa) <= half_window;
+            count_b += std::abs(v - pb) <= half_window;
+            count_mid += std::abs(v - mid) <= half_window;
+        }
+    // Allow for counting noise in the valley: two standard deviations of a Poisson count.
+    return count_mid + 2 * std::sqrt(count_mid) < split_dip * std::min(count_a, count_b);
+}
+
+bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
+               const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip) {
+    std::vector<std::pair<int, int>> shared_rows; // (row in a's snippet, row in b's snippet)
+    for (int ka = 0; ka < kRows; ++ka)
+        for (int kb = 0; kb < kRows; ++kb)
+            if (params.snippet_channels[channel_a][ka] >= 0 &&
+                params.snippet_channels[channel_a][ka] == params.snippet_channels[channel_b][kb])
+                shared_rows.push_back({ka, kb});
+    if (shared_rows.empty())
+        return false;
+    const auto n_a = static_cast<Eigen::Index>(members_a.size());
+    Eigen::MatrixXd x(n_a + static_cast<Eigen::Index>(members_b.size()),
+                      static_cast<Eigen::Index>(HwSortConfig::n_features * shared_rows.size()));
+    std::vector<int> a, b;
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const bool from_a = i < n_a;
+        const int spike =
+            from_a ? members_a[static_cast<std::size_t>(i)] : members_b[static_cast<std::size_t>(i - n_a)];
+        (from_a ? a : b).push_back(static_cast<int>(i));
+        for (std::size_t r = 0; r < shared_rows.size(); ++r) {
+            const int row = from_a ? shared_rows[r].first : shared_rows[r].second;
+            for (int p = 0; p < HwSortConfig::n_features; ++p)
+                x(i, static_cast<Eigen::Index>(p * shared_rows.size() + r)) = features(spike, p * kRows + row);
+        }
+    }
+    return !has_dip(x, a, b, split_dip);
+}
+
+std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
+                                             const SortSettings& settings) {
+    return Splitter(features, settings).clusters(std::move(members));
+}
+
+double quantile(std::vector<double> values, double q) {
+    if (values.empty())
+        return 0;
+    const auto k = static_cast<std::size_t>(std::floor(q * static_cast<double>(values.size() - 1)));
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+    return values[k];
+}
+
+} // namespace spikeline::sort

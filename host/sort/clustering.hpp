@@ -1,0 +1,48 @@
+#pragma once
+// The clustering primitives of calibration: a split test by density dip, the split of one channel's spikes into
+// clusters, the one-cloud test of two clusters seen on shared channels, and small helpers.
+#include "backend/backend.hpp"
+#include "sort/sort_settings.hpp"
+
+#include <numeric>
+#include <vector>
+
+#include <Eigen/Dense>
+
+namespace spikeline::sort {
+
+/// Whether two groups of points (rows of x) are two clusters rather than one: counts points in windows of a quarter
+/// of the distance between the two means, at each mean and at the midpoint, along the axis joining the means; a
+/// unimodal cloud has its densest window in the middle, two clusters a valley there.
+bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip);
+
+/// Whether the spikes of two clusters peaking on different channels form one cloud in the features of the channels
+/// both their snippets cover.
+bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
+               const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip);
+
+/// Splits a set of feature vectors (rows of features) while the split is real: 2-means, then a density dip along the
+/// axis joining the two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
+std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
+                                             const SortSettings& settings);
+
+/// The q-quantile (0..1) of values, lower element.
+double quantile(std::vector<double> values, double q);
+
+struct UnionFind {
+    explicit UnionFind(std::size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+    int find(int i) {
+        return parent[static_cast<std::size_t>(i)] == i
+                   ? i
+                   : parent[static_cast<std::size_t>(i)] = find(parent[static_cast<std::size_t>(i)]);
+    }
+    void join(int a, int b) {
+        a = find(a);
+        b = find(b);
+        if (a != b)
+            parent[static_cast<std::size_t>(std::max(a, b))] = std::min(a, b);
+    }
+    std::vector<int> parent;
+};
+
+} // namespace spikeline::sort
