@@ -340,6 +340,17 @@ TEST_F(DriftSorting, UnitsFollowingTheMotionKeepTheirAccuracyUnderDrift) {
     }
     EXPECT_GE(accuracy[1], 0.85) << "with motion tracking";
     EXPECT_GT(accuracy[1], accuracy[0] + 0.05) << "without: " << accuracy[0];
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "motion" / "motion.npy"));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "fixed" / "motion.npy"));
+
+    // Sorting again into the folder without motion tracking or learning leaves none of the first run's motion files.
+    SortRunOptions again;
+    again.sort.calibration_s = 20;
+    again.sort.motion = false;
+    again.sort.keep_learning = false;
+    run_sorting([&] { return io::open_recording(dir_ / "sim" / "recording.bin", {}); }, probe, again, dir_ / "motion");
+    for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy", "unit_updates.npy"})
+        EXPECT_FALSE(std::filesystem::exists(dir_ / "motion" / name)) << name;
 }
 
 } // namespace

@@ -244,6 +244,12 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.spikes = writer.n_spikes();
     result.unsorted = writer.n_unsorted();
     result.lost_events = backend->lost_events();
+    // An earlier run's motion files in this folder would describe another sort: only this run's stay.
+    if (!track_motion)
+        for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
+            std::filesystem::remove(out_dir / name);
+    if (!tracking)
+        std::filesystem::remove(out_dir / "unit_updates.npy");
     if (tracking) {
         write_log->finish();
         if (track_motion)
