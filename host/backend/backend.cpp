@@ -28,19 +28,24 @@ void SortStageOutput::enable(std::shared_ptr<const HwSortParams> params, bool ke
     writes_->count = 0;
 }
 
-void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, std::uint64_t processed_frames) {
-    require(enabled(), "table writes before the sorting stage was enabled");
-    const hw::TableWriteQueue<HwSortConfig>& q = *writes_;
-    std::uint64_t last =
-        q.count > 0 ? q.writes[(q.head + q.count - 1) % HwSortConfig::max_table_writes].sample : processed_frames;
+void check_table_writes(const std::vector<hw::TableWrite>& writes, int n_channels, std::uint64_t processed_frames,
+                        std::uint64_t last_queued) {
+    std::uint64_t last = std::max(processed_frames, last_queued);
     for (const hw::TableWrite& w : writes) {
-        if (w.sample < processed_frames || w.sample < last)
+        if (w.sample < last)
             throw std::logic_error("table writes must come in sample order and not before the frames processed");
-        if (w.channel < 0 || w.channel >= params_->n_channels || w.slot >= HwSortConfig::max_entries ||
-            w.n_entries < 0 || w.n_entries > HwSortConfig::max_entries)
+        if (w.channel < 0 || w.channel >= n_channels || w.slot >= HwSortConfig::max_entries || w.n_entries < 0 ||
+            w.n_entries > HwSortConfig::max_entries)
             throw std::logic_error("table write outside the classifier table");
         last = w.sample;
     }
+}
+
+void SortStageOutput::queue_writes(const std::vector<hw::TableWrite>& writes, std::uint64_t processed_frames) {
+    require(enabled(), "table writes before the sorting stage was enabled");
+    const hw::TableWriteQueue<HwSortConfig>& q = *writes_;
+    check_table_writes(writes, params_->n_channels, processed_frames,
+                       q.count > 0 ? q.writes[(q.head + q.count - 1) % HwSortConfig::max_table_writes].sample : 0);
     for (const hw::TableWrite& w : writes) // all or nothing
         hw::queue_table_write(*writes_, w);
 }

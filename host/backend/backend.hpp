@@ -57,6 +57,11 @@ public:
     virtual void queue_table_writes(const std::vector<hw::TableWrite>& writes);
 };
 
+/// Throws std::logic_error unless the writes fit a table of n_channels and come in sample order, none before
+/// processed_frames nor before the last write already queued (0: none): what queue_table_writes requires.
+void check_table_writes(const std::vector<hw::TableWrite>& writes, int n_channels, std::uint64_t processed_frames,
+                        std::uint64_t last_queued);
+
 struct BackendOptions {
     std::string name = "cpu"; ///< "cpu", "reference" (the plain single-threaded L1 loop) or "verilator" (the RTL)
     int threads = 1;

@@ -229,12 +229,8 @@ public:
     // spike of its sample, as every backend does.
     void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
         require(options_.sorting, "table writes need the spikeline_sort kernel");
-        std::uint64_t last = pending_writes_.empty() ? frames_in_ : pending_writes_.back().sample;
-        for (const hw::TableWrite& w : writes) {
-            if (w.sample < frames_in_ || w.sample < last)
-                throw std::logic_error("table writes must come in sample order and not before the frames processed");
-            last = w.sample;
-        }
+        check_table_writes(writes, n_channels_, frames_in_,
+                           pending_writes_.empty() ? 0 : pending_writes_.back().sample);
         pending_writes_.insert(pending_writes_.end(), writes.begin(), writes.end());
     }
 

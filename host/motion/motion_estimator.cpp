@@ -54,22 +54,17 @@ std::vector<std::pair<int, int>> row_spans(const std::vector<double>& histogram,
     return spans;
 }
 
-/// sum over amplitude bins and depths y of weight(y) * reference(y) * window(y + shift), where the reference holds
-/// something and weight > 0.
+/// sum over amplitude bins and depths y of reference(y) * window(y + shift), where the reference holds something.
 double correlation(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
-                   const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int shift) {
+                   const std::vector<double>& window, int n_bins, int shift) {
     double sum = 0;
-    int begin = std::max(0, -shift), end = std::min(n_bins, n_bins - shift);
-    while (begin < end && weight[static_cast<std::size_t>(begin)] == 0)
-        ++begin;
-    while (end > begin && weight[static_cast<std::size_t>(end - 1)] == 0)
-        --end;
     for (int a = 0; a < kAmplitudeBins; ++a) {
         const double* r = &reference[static_cast<std::size_t>(a * n_bins)];
         const double* w = &window[static_cast<std::size_t>(a * n_bins)];
-        const int row_end = std::min(end, spans[static_cast<std::size_t>(a)].second);
-        for (int y = std::max(begin, spans[static_cast<std::size_t>(a)].first); y < row_end; ++y)
-            sum += weight[static_cast<std::size_t>(y)] * r[y] * w[y + shift];
+        const int begin = std::max({0, -shift, spans[static_cast<std::size_t>(a)].first});
+        const int end = std::min({n_bins, n_bins - shift, spans[static_cast<std::size_t>(a)].second});
+        for (int y = begin; y < end; ++y)
+            sum += r[y] * w[y + shift];
     }
     return sum;
 }
@@ -94,11 +89,10 @@ bool peak_shift(const std::vector<double>& scores, int lo, double& shift) {
 
 /// The shift in [lo, hi] (bins) with the largest correlation (see correlation()).
 bool best_shift(const std::vector<double>& reference, const std::vector<std::pair<int, int>>& spans,
-                const std::vector<double>& window, const std::vector<double>& weight, int n_bins, int lo, int hi,
-                double& shift) {
+                const std::vector<double>& window, int n_bins, int lo, int hi, double& shift) {
     std::vector<double> scores;
     for (int s = lo; s <= hi; ++s)
-        scores.push_back(correlation(reference, spans, window, weight, n_bins, s));
+        scores.push_back(correlation(reference, spans, window, n_bins, s));
     return peak_shift(scores, lo, shift);
 }
 
@@ -241,16 +235,15 @@ void MotionEstimator::estimate(double time_s) {
         }
         const int max_shift = static_cast<int>(settings_.max_shift_um / settings_.bin_um);
         const std::vector<std::pair<int, int>> spans = row_spans(shank.reference, shank.n_bins);
-        const std::vector<double> flat(static_cast<std::size_t>(shank.n_bins), 1.0);
         // Around the last estimate first (motion is mostly slow); the whole range when the best is at an edge.
         const int last = static_cast<int>(std::lround(shank.rigid / settings_.bin_um));
         const int near = static_cast<int>(std::ceil(settings_.search_um / settings_.bin_um));
         const int lo = std::max(-max_shift, last - near), hi = std::min(max_shift, last + near);
         double rigid = 0;
-        if (!best_shift(shank.reference, spans, window, flat, shank.n_bins, lo, hi, rigid))
+        if (!best_shift(shank.reference, spans, window, shank.n_bins, lo, hi, rigid))
             continue;
         if ((rigid <= lo + 0.5 && lo > -max_shift) || (rigid >= hi - 0.5 && hi < max_shift))
-            if (!best_shift(shank.reference, spans, window, flat, shank.n_bins, -max_shift, max_shift, rigid))
+            if (!best_shift(shank.reference, spans, window, shank.n_bins, -max_shift, max_shift, rigid))
                 continue;
         shank.rigid = rigid * settings_.bin_um;
         if (shank.blocks.size() == 1) {

@@ -36,8 +36,7 @@ public:
     bool empty() const { return xs_.empty(); }
     /// Whether depth y is within reach (2.5 kernel widths) of the known points' depths.
     bool within_reach(double y) const {
-        return !ys_.empty() && y > *std::min_element(ys_.begin(), ys_.end()) - 2.5 * sigma_ &&
-               y < *std::max_element(ys_.begin(), ys_.end()) + 2.5 * sigma_;
+        return !ys_.empty() && y > y_low_ - 2.5 * sigma_ && y < y_high_ + 2.5 * sigma_;
     }
 
     /// Solves for the weights; call after the last add().
@@ -56,6 +55,8 @@ public:
                                 static_cast<std::size_t>(s)] /
                           counts_[static_cast<std::size_t>(i)];
         weights_ = k.ldlt().solve(v);
+        y_low_ = *std::min_element(ys_.begin(), ys_.end());
+        y_high_ = *std::max_element(ys_.begin(), ys_.end());
     }
 
     /// The waveform at (x, y) into out (width values); returns the largest kernel value to a known point.
@@ -81,6 +82,7 @@ private:
     std::vector<double> xs_, ys_, sums_;
     std::vector<int> counts_;
     Eigen::MatrixXd weights_;
+    double y_low_ = 0, y_high_ = 0; ///< depth range of the known points
 };
 
 namespace {
