@@ -58,6 +58,9 @@ int cmd_stream(int argc, char** argv) {
         ("realtime", po::bool_switch(&realtime), "file sources: deliver samples at the recording's pace") //
         ("block-ms", po::value(&options.source.block_ms)->default_value(1.0),
          "file and stdin sources: samples per block handed to the backend (the latency granularity)") //
+        ("inject-loss", po::value(&options.source.inject_loss)->default_value(0.0),
+         "file sources, for tests: lose each block with this probability (delivered as a link-loss gap)")  //
+        ("inject-seed", po::value(&options.source.inject_seed)->default_value(1), "seed of --inject-loss") //
         ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
          "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
         ("overrun", po::value(&overrun)->default_value(overrun),
@@ -148,6 +151,10 @@ int cmd_stream(int argc, char** argv) {
                     static_cast<unsigned long long>(summary["overrun_frames"].get<std::uint64_t>()),
                     static_cast<unsigned long long>(summary["overrun_blocks"].get<std::uint64_t>()),
                     summary["overrun_policy"].get<std::string>().c_str());
+        if (summary["blanked_spikes"].get<std::uint64_t>() > 0)
+            std::printf("  blanked      %llu spikes in gaps or within %llu frames after one (gaps.tsv)\n",
+                        static_cast<unsigned long long>(summary["blanked_spikes"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(summary["gap_blank_frames"].get<std::uint64_t>()));
         const nlohmann::json& counters = summary["source_counters"];
         if (counters.contains("datagrams"))
             std::printf("  link         %llu datagrams, %llu malformed, %llu duplicates, %llu reordered, %llu late\n",

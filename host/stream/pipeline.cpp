@@ -32,7 +32,10 @@ StreamPipeline::StreamPipeline(PipelineSetup setup)
       values_per_spike_(
           static_cast<std::size_t>(HwSortConfig::snippet_channels * (s_.geometry->pre + 1 + s_.geometry->post))),
       status_(s_.status), collecting_(s_.calibration_frames > 0),
-      reservoir_(s_.sort.max_calibration_spikes, values_per_spike_, s_.track_motion) {
+      reservoir_(s_.sort.max_calibration_spikes, values_per_spike_, s_.track_motion),
+      // 2 ms of history: enough to mirror noise without repeating it every packet.
+      filler_(stride_, std::max<std::size_t>(2, static_cast<std::size_t>(s_.info.sample_rate * 0.002))),
+      blanking_(s_.gap_blank_frames) {
     window_.max_spikes = s_.sort.max_calibration_spikes;
     if (s_.track_motion || s_.learn) {
         // From the first block on, also while the first calibration collects, so that its snippets carry the
@@ -166,7 +169,37 @@ void StreamPipeline::queue_unit_updates() {
     s_.sink->push(UnitUpdatesItem{std::move(writes)});
 }
 
-void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_frames, std::int64_t arrival_ns) {
+void StreamPipeline::drop_blanked(SortOutput& sorted) {
+    std::size_t kept = 0;
+    const bool snippets = !sorted.snippets.empty();
+    for (std::size_t i = 0; i < sorted.spikes.size(); ++i) {
+        if (blanking_.blanked(sorted.spikes[i].event.sample)) {
+            ++blanked_spikes_;
+            continue;
+        }
+        if (kept != i) {
+            sorted.spikes[kept] = sorted.spikes[i];
+            if (snippets)
+                std::copy_n(sorted.snippets.begin() + static_cast<std::ptrdiff_t>(i * values_per_spike_),
+                            values_per_spike_,
+                            sorted.snippets.begin() + static_cast<std::ptrdiff_t>(kept * values_per_spike_));
+        }
+        ++kept;
+    }
+    sorted.spikes.resize(kept);
+    if (snippets)
+        sorted.snippets.resize(kept * values_per_spike_);
+}
+
+void StreamPipeline::log_blanked_span(std::uint64_t until) {
+    const std::uint64_t end = std::min(until, blank_end_);
+    if (end > blank_first_)
+        s_.gaps->add(blank_first_, end - blank_first_, "blanked");
+    blank_first_ = blank_end_ = 0;
+}
+
+void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_frames, std::int64_t arrival_ns,
+                             bool filled) {
     if (s_.duration_frames > 0 && expected_ + n_frames > s_.duration_frames)
         n_frames = static_cast<std::size_t>(s_.duration_frames - std::min(s_.duration_frames, expected_));
     if (n_frames == 0)
@@ -180,6 +213,7 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
     s_.backend->process(frames.data(), n_frames, events_);
     events_.clear();
     s_.backend->take_sorted(sorted_);
+    drop_blanked(sorted_);
     publish(sorted_.spikes, false);
     const std::uint64_t processed = expected_ + n_frames;
     if (s_.decoding) {
@@ -201,8 +235,16 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         s_.sink->push(SpikesItem{std::move(sorted_.spikes)});
     sorted_ = {};
     frames.resize(n_frames * stride_);
+    if (filled)
+        std::fill(frames.begin(), frames.end(), std::int16_t{0});
+    else
+        filler_.remember(frames.data(), n_frames);
     s_.sink->push(RawItem{std::move(frames), n_frames});
     expected_ += n_frames;
+    if (blank_end_ > 0 && expected_ >= blank_end_)
+        log_blanked_span(blank_end_);
+    // Spikes still to come peak at most need_frames (plus the block's length) before the newest frame.
+    blanking_.forget_before(expected_ > 4096 + s_.need_frames ? expected_ - 4096 - s_.need_frames : 0);
     if (collecting_ && expected_ >= s_.calibration_frames) {
         collecting_ = false;
         // Spikes stay unsorted until the calibration is ready.
@@ -223,12 +265,28 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         stop_reading_->store(true);
 }
 
-void StreamPipeline::fill_zeros(std::uint64_t n, const char* reason, std::int64_t arrival_ns) {
-    s_.gaps->add(expected_, n, reason);
+void StreamPipeline::note_gap(std::uint64_t first, std::uint64_t n, const char* reason) {
+    if (blank_end_ > 0)
+        log_blanked_span(first);
+    s_.gaps->add(first, n, reason);
+    pending_gap_ += n;
+}
+
+void StreamPipeline::fill_gap(const std::int16_t* next_frame, std::int64_t arrival_ns) {
+    if (pending_gap_ == 0)
+        return;
+    blanking_.add_gap(expected_, pending_gap_);
+    blank_first_ = expected_ + pending_gap_;
+    blank_end_ = blank_first_ + blanking_.blank_after();
+    filler_.begin(pending_gap_, next_frame);
     const std::size_t piece = std::max<std::size_t>(1, static_cast<std::size_t>(s_.info.sample_rate / 1000.0));
+    std::uint64_t n = pending_gap_;
+    pending_gap_ = 0;
     while (n > 0 && !(s_.duration_frames > 0 && expected_ >= s_.duration_frames)) {
         const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(n, piece));
-        process(std::vector<std::int16_t>(m * stride_, 0), m, arrival_ns);
+        std::vector<std::int16_t> frames(m * stride_);
+        filler_.produce(m, frames.data());
+        process(std::move(frames), m, arrival_ns, true);
         n -= m;
     }
 }
@@ -276,27 +334,35 @@ void StreamPipeline::run(BoundedQueue<SourceBlock>& queue, std::atomic<bool>& st
             continue;
         }
         if (s_.sink->failed() || (s_.duration_frames > 0 && expected_ >= s_.duration_frames))
-            continue;                         // drain: the reader is stopping
-        if (block->first_frame > expected_) { // the reader dropped blocks on a full queue
-            const std::uint64_t n = block->first_frame - expected_;
+            continue; // drain: the reader is stopping
+        // Gaps wait for the first frame after them, which their fill leads into.
+        const std::uint64_t position = expected_ + pending_gap_;
+        if (block->first_frame > position) { // the reader dropped blocks on a full queue
+            const std::uint64_t n = block->first_frame - position;
             overrun_gap_frames_ += n;
-            fill_zeros(n, "overrun", block->arrival_ns);
+            note_gap(position, n, "overrun");
         }
-        if (block->first_frame < expected_) // cannot happen with the sources above; keep timing exact regardless
+        if (block->first_frame < position) // cannot happen with the sources above; keep timing exact regardless
             continue;
         if (block->gap) {
-            s_.gaps->add(expected_, block->n_frames, "link_loss");
             link_gap_frames_ += block->n_frames;
+            note_gap(position, block->n_frames, "link_loss");
+            continue;
         }
+        fill_gap(block->frames.data(), block->arrival_ns);
         process(std::move(block->frames), block->n_frames, block->arrival_ns);
         update_status(queue, source, overrun_blocks);
     }
+    fill_gap(nullptr, monotonic_ns()); // a gap at the very end: nothing follows it
     status_.finish();
 }
 
 void StreamPipeline::finish() {
     s_.backend->finish(events_);
     s_.backend->take_sorted(sorted_);
+    drop_blanked(sorted_);
+    if (blank_end_ > 0)
+        log_blanked_span(expected_);
     publish(sorted_.spikes, true);
     if (s_.decoding) {
         std::vector<decode::BinEstimate> bins = s_.decoding->add(sorted_.spikes, expected_, -1);

@@ -11,6 +11,7 @@
 #include "sort/sort_settings.hpp"
 #include "stream/background_calibration.hpp"
 #include "stream/bounded_queue.hpp"
+#include "stream/gap_fill.hpp"
 #include "stream/gap_log.hpp"
 #include "stream/latency.hpp"
 #include "stream/publisher.hpp"
@@ -35,10 +36,11 @@ struct PipelineSetup {
     Backend* backend = nullptr;
     std::shared_ptr<const HwSortParams> geometry;
     sort::SortSettings sort;
-    std::uint64_t need_frames = 0;                          ///< frames after a spike's peak it needs before it is final
-    std::uint64_t calibration_frames = 0;                   ///< the first calibration's window (0: none)
-    std::uint64_t duration_frames = 0;                      ///< stop after this many frames (0: never)
-    double scale = 1;                                       ///< Q4 amplitude -> published uV (or LSB)
+    std::uint64_t need_frames = 0;        ///< frames after a spike's peak it needs before it is final
+    std::uint64_t calibration_frames = 0; ///< the first calibration's window (0: none)
+    std::uint64_t duration_frames = 0;    ///< stop after this many frames (0: never)
+    std::uint64_t gap_blank_frames = 0;   ///< after a gap, spikes are dropped for this many frames (GapBlanking)
+    double scale = 1;                     ///< Q4 amplitude -> published uV (or LSB)
     std::shared_ptr<const sort::Calibration> loaded_sorter; ///< --sorter: labels from the first block on
     bool track_motion = false;      ///< estimate the motion (published, motion.npy) and move the units with it
     bool learn = false;             ///< calibrate again at 2, 4, 8... x calibration_frames on a sample of every spike
@@ -67,6 +69,8 @@ public:
     std::uint64_t released_at_end() const { return flushed_spikes_; }
     std::uint64_t link_gap_frames() const { return link_gap_frames_; }
     std::uint64_t overrun_gap_frames() const { return overrun_gap_frames_; }
+    /// Spikes dropped because they peaked in a gap or in the blanked frames after it.
+    std::uint64_t blanked_spikes() const { return blanked_spikes_; }
     const LatencyHistogram& latency() const { return latency_; }
     std::chrono::steady_clock::time_point wall_start() const { return wall_start_; }
     /// The calibration part of stream.json.
@@ -87,8 +91,16 @@ private:
     void start_learning();
     void queue_unit_updates();
     bool keep_snippets() const { return tracking_ != nullptr || s_.learn; }
-    void process(std::vector<std::int16_t> frames, std::size_t n_frames, std::int64_t arrival_ns);
-    void fill_zeros(std::uint64_t n, const char* reason, std::int64_t arrival_ns);
+    /// filled: the frames stand for a gap (the raw copy gets zeros there: it keeps what was received).
+    void process(std::vector<std::int16_t> frames, std::size_t n_frames, std::int64_t arrival_ns, bool filled = false);
+    /// A gap of n frames from first (written to gaps.tsv); it is processed once the frame after it arrives.
+    void note_gap(std::uint64_t first, std::uint64_t n, const char* reason);
+    /// Processes the pending gap's fill, which ends just before next_frame (null: nothing follows).
+    void fill_gap(const std::int16_t* next_frame, std::int64_t arrival_ns);
+    /// Drops the sorted spikes (and their snippets) that peak in a blanked span.
+    void drop_blanked(SortOutput& sorted);
+    /// Writes the blanked span after the last gap to gaps.tsv once it is over (or cut short at the next gap).
+    void log_blanked_span(std::uint64_t until);
     void update_status(const BoundedQueue<SourceBlock>& queue, const LiveSource& source,
                        const std::atomic<std::uint64_t>& overrun_blocks);
 
@@ -110,6 +122,11 @@ private:
     std::string last_skip_reason_;
     std::deque<std::pair<std::uint64_t, std::int64_t>> arrivals_; ///< {end frame, arrival} of processed blocks
     std::vector<SpikeEvent> events_;
+    GapFiller filler_;
+    GapBlanking blanking_;
+    std::uint64_t pending_gap_ = 0; ///< gap frames waiting for the frame after them (the fill's end)
+    std::uint64_t blanked_spikes_ = 0;
+    std::uint64_t blank_first_ = 0, blank_end_ = 0; ///< the blanked span after the last gap not yet in gaps.tsv
     SortOutput sorted_;
     std::uint64_t expected_ = 0, published_ = 0, spikes_total_ = 0, flushed_spikes_ = 0, link_gap_frames_ = 0;
     std::uint64_t overrun_gap_frames_ = 0;

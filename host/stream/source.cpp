@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <poll.h>
+#include <random>
 #include <thread>
 #include <unistd.h>
 
@@ -202,7 +203,10 @@ private:
 class FileSource final : public LiveSource {
 public:
     FileSource(const SourceOptions& options, std::unique_ptr<io::RecordingSource> recording)
-        : recording_(std::move(recording)), realtime_(options.realtime) {
+        : recording_(std::move(recording)), realtime_(options.realtime), inject_loss_(options.inject_loss),
+          loss_random_(options.inject_seed) {
+        require(std::isfinite(inject_loss_) && inject_loss_ >= 0 && inject_loss_ < 1,
+                "--inject-loss must be in [0, 1)");
         const io::RecordingInfo& r = recording_->info();
         info_.n_channels = r.n_channels;
         info_.sample_rate = r.sample_rate;
@@ -231,14 +235,28 @@ public:
                 std::this_thread::sleep_until(start + std::chrono::nanoseconds(static_cast<std::int64_t>(
                                                           static_cast<double>(next_frame) / info_.sample_rate * 1e9)));
             block.arrival_ns = monotonic_ns();
+            // The top 53 bits as a uniform double in [0, 1): the same losses for a seed on every machine.
+            if (inject_loss_ > 0 && static_cast<double>(loss_random_() >> 11) * 0x1.0p-53 < inject_loss_) {
+                block.frames.clear();
+                block.gap = true;
+                ++injected_losses_;
+            }
             emit(std::move(block));
         }
+    }
+
+    nlohmann::json counters() const override {
+        return inject_loss_ > 0 ? nlohmann::json{{"injected_lost_blocks", injected_losses_.load()}}
+                                : nlohmann::json::object();
     }
 
 private:
     SourceInfo info_;
     std::unique_ptr<io::RecordingSource> recording_;
     bool realtime_ = false;
+    double inject_loss_ = 0;
+    std::mt19937_64 loss_random_;
+    std::atomic<std::uint64_t> injected_losses_{0};
     std::size_t block_frames_ = 30;
 };
 

@@ -36,9 +36,12 @@ struct SourceOptions {
     std::optional<int> n_channels; ///< required for udp and stdin; checked against files
     std::optional<double> sample_rate;
     std::optional<double> microvolts_per_bit;
-    std::string open_ephys_stream;  ///< which continuous stream of an Open Ephys recording
-    bool realtime = false;          ///< files: deliver at the recording's pace
-    double block_ms = 1.0;          ///< stdin and files: frames per block
+    std::string open_ephys_stream; ///< which continuous stream of an Open Ephys recording
+    bool realtime = false;         ///< files: deliver at the recording's pace
+    double block_ms = 1.0;         ///< stdin and files: frames per block
+    /// files: each block is lost (delivered as a gap) with this probability, to test gap handling reproducibly
+    double inject_loss = 0;
+    std::uint64_t inject_seed = 1;
     double reorder_window_ms = 3.0; ///< udp: see LinkDecoderOptions
     int receive_buffer_bytes = 4 << 20;
 };

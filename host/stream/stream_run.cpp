@@ -132,6 +132,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.need_frames = need_frames;
     setup.calibration_frames = calibration_frames;
     setup.duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
+    // A spike found later than this after a gap started its alignment search on real data.
+    setup.gap_blank_frames = static_cast<std::uint64_t>(detect_params->align_window);
     setup.scale = (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     setup.loaded_sorter = loaded_sorter;
     setup.track_motion = track_motion;
@@ -141,6 +143,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.decoding = decoding.get();
     setup.sink = &sink;
     setup.gaps = &gaps;
+    const std::uint64_t setup_blank_frames = setup.gap_blank_frames;
     StreamPipeline pipeline(std::move(setup));
     pipeline.run(queue, stop_reading, stop, *source, overrun_blocks);
     reader_thread.join();
@@ -203,6 +206,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"overrun_blocks", overrun_blocks.load()},
         {"overrun_frames", pipeline.overrun_gap_frames()},
         {"link_gap_frames", pipeline.link_gap_frames()},
+        {"gap_blank_frames", setup_blank_frames},
+        {"blanked_spikes", pipeline.blanked_spikes()},
         {"gap_rows", gaps.rows()},
         {"queue_capacity", queue.capacity()},
         {"queue_high_water", queue.high_water()},
