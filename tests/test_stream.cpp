@@ -11,6 +11,7 @@
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/spike_reservoir.hpp"
 #include "stream/crc32c.hpp"
+#include "stream/gap_fill.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
@@ -541,6 +542,39 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
               times.size());
     EXPECT_TRUE(fs::exists(out / "params.py"));
     EXPECT_TRUE(fs::exists(out / "cluster_info.tsv"));
+}
+
+TEST(GapFiller, MirrorsTheLastFramesAndBendsThemToMeetTheNextFrame) {
+    GapFiller filler(1, 4);
+    std::vector<std::int16_t> fill(6);
+    const std::int16_t next = 100;
+    filler.begin(3, &next); // nothing received yet: a ramp from 0 to the next frame
+    filler.produce(3, fill.data());
+    EXPECT_EQ(std::vector<std::int16_t>(fill.begin(), fill.begin() + 3), (std::vector<std::int16_t>{25, 50, 75}));
+
+    const std::vector<std::int16_t> received = {5, 10, 20, 30, 40}; // only the last 4 are kept
+    filler.remember(received.data(), received.size());
+    // Read backwards from 40, turning at the oldest kept frame: 40 30 20 10 20 30; bent by 70 * (i + 1) / 7.
+    filler.begin(6, &next);
+    filler.produce(2, fill.data()); // in pieces, as the pipeline asks for it
+    filler.produce(4, fill.data() + 2);
+    EXPECT_EQ(fill, (std::vector<std::int16_t>{50, 50, 50, 50, 70, 90}));
+    filler.begin(6, nullptr); // nothing follows: not bent
+    filler.produce(6, fill.data());
+    EXPECT_EQ(fill, (std::vector<std::int16_t>{40, 30, 20, 10, 20, 30}));
+}
+
+TEST(GapBlanking, DropsTheGapAndTheFramesAfterItMergingOverlaps) {
+    GapBlanking blanking(9);
+    blanking.add_gap(100, 30);
+    blanking.add_gap(135, 10); // starts inside the first one's blanked frames
+    EXPECT_FALSE(blanking.blanked(99));
+    EXPECT_TRUE(blanking.blanked(100));
+    EXPECT_TRUE(blanking.blanked(138));
+    EXPECT_TRUE(blanking.blanked(153));
+    EXPECT_FALSE(blanking.blanked(154));
+    blanking.forget_before(200);
+    EXPECT_FALSE(blanking.blanked(120));
 }
 
 /// gaps.tsv rows of one reason, as [first, end) frame spans.
