@@ -528,6 +528,14 @@ TEST_F(CliTest, OutputIntoTheInputsFolderIsRefusedAndTheInputKept) {
         EXPECT_NE(r.err.find("is the folder of the input"), std::string::npos) << describe(args) << ": " << r.err;
         EXPECT_NE(r.err.find("choose another --out"), std::string::npos) << r.err;
     }
+    // An output file that is an input file is refused as well.
+    const RunResult replay = run({"replay", input, "--to", "udp://127.0.0.1:9", "--json", input, "-q"});
+    EXPECT_EQ(replay.status, 2) << replay.err;
+    EXPECT_NE(replay.err.find("is the input"), std::string::npos) << replay.err;
+    const RunResult compare = run({"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted",
+                                   detect_dir_.string(), "--json", (detect_dir_ / "spike_times.npy").string()});
+    EXPECT_EQ(compare.status, 2) << compare.err;
+    EXPECT_NE(compare.err.find("is the input"), std::string::npos) << compare.err;
     // A folder holding the input further down is refused too.
     const RunResult above = run({"detect", input, "--out", root_.string(), "-q"});
     EXPECT_EQ(above.status, 2) << above.err;
@@ -564,6 +572,10 @@ TEST_F(CliTest, OutputIntoAnotherCommandsResultsNeedsOverwrite) {
                   .status,
               0);
     const std::string stream_json = read_text(streamed / "stream.json");
+    // What a killed stream leaves: the samples received so far under the writer's temporary name.
+    const fs::path killed = dir_ / "killed";
+    fs::create_directories(killed);
+    write_text(killed / "recording.bin.tmp4242", std::string(64 * 2 * 10, '\1'));
 
     struct Case {
         std::vector<std::string> args;
@@ -580,6 +592,8 @@ TEST_F(CliTest, OutputIntoAnotherCommandsResultsNeedsOverwrite) {
         {{"stream", "--source", input, "--out", sorted.string(), "--duration", "0.5", "-q"}, "spikeline_sort.json"},
         // An earlier live stream cannot be repeated: even the same command needs --overwrite.
         {{"stream", "--source", input, "--out", streamed.string(), "--duration", "0.5", "-q"}, "stream.json"},
+        {{"stream", "--source", input, "--out", killed.string(), "--duration", "0.5", "-q"}, "recording.bin.tmp4242"},
+        {{"detect", input, "--out", killed.string(), "-q"}, "interrupted run"},
     };
     for (const Case& c : cases) {
         const RunResult r = run(c.args);
@@ -592,6 +606,7 @@ TEST_F(CliTest, OutputIntoAnotherCommandsResultsNeedsOverwrite) {
     EXPECT_FALSE(fs::exists(sorted / "detect_info.json"));
     EXPECT_EQ(read_text(streamed / "stream.json"), stream_json);
     EXPECT_FALSE(fs::exists(sim_dir_ / "ground_truth" / "detect_info.json"));
+    EXPECT_EQ(fs::file_size(killed / "recording.bin.tmp4242"), 64u * 2 * 10);
 
     // Re-running a command into its own output is allowed; --overwrite lets another command write.
     EXPECT_EQ(run({"detect", input, "--out", detected.string(), "-q"}).status, 0);

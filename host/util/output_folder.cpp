@@ -35,6 +35,21 @@ bool is_same_or_ancestor(const fs::path& folder, const fs::path& path) {
     return folder_end == folder.end();
 }
 
+/// A temporary recording a run killed before its end left behind (NAME.bin.tmpPID, see SpikeGlxWriter): the data
+/// received so far, which a new run in the folder could remove. Empty when there is none.
+std::string unfinished_recording_in(const fs::path& dir) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        const auto tmp = name.rfind(".bin.tmp");
+        if (tmp != std::string::npos && tmp + 8 < name.size() &&
+            std::all_of(name.begin() + static_cast<std::ptrdiff_t>(tmp + 8), name.end(),
+                        [](char c) { return c >= '0' && c <= '9'; }))
+            return name;
+    }
+    return {};
+}
+
 /// A SpikeGLX pair (NAME.bin beside NAME.meta) in dir, as "NAME.bin"; empty when there is none.
 std::string spikeglx_pair_in(const fs::path& dir) {
     std::error_code ec;
@@ -54,6 +69,9 @@ std::string describe(const FolderResults& results) {
         return "the ground truth of a simulated recording (spikeline simulate; " + results.marker + ")";
     if (results.command == "recording")
         return "a SpikeGLX recording (" + results.marker + ")";
+    if (results.command == "unfinished")
+        return "the unfinished recording of an interrupted run (" + results.marker +
+               "; recover or move it first if it is needed)";
     return "the results of spikeline " + results.command + " (" + results.marker + ")";
 }
 
@@ -86,6 +104,8 @@ std::vector<FolderResults> results_in_folder(const fs::path& dir) {
         found.push_back({"simulate", "ground_truth/info.json"});
     if (is_file(dir / "info.json") && is_file(dir / "spike_units.npy"))
         found.push_back({"ground_truth", "info.json, spike_units.npy"});
+    if (const std::string unfinished = unfinished_recording_in(dir); !unfinished.empty())
+        found.push_back({"unfinished", unfinished});
     if (!stream && !simulate) {
         const std::string pair = spikeglx_pair_in(dir);
         if (!pair.empty())

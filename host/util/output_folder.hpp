@@ -9,8 +9,10 @@ namespace spikeline {
 
 /// Results of a spikeline command found in a folder, recognised by the file that command always writes.
 struct FolderResults {
-    std::string command; ///< simulate, ground_truth, detect, sort, stream, or recording (a SpikeGLX pair)
-    std::string marker;  ///< the file that gave it away, relative to the folder
+    /// simulate, ground_truth, detect, sort, stream, recording (a SpikeGLX pair) or unfinished (NAME.bin.tmpPID left
+    /// by a run that was killed)
+    std::string command;
+    std::string marker; ///< the file that gave it away, relative to the folder
 };
 
 /// The results in dir, at most one entry per command; empty when dir does not exist or holds none.
