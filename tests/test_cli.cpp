@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fcntl.h>
@@ -440,6 +442,184 @@ TEST_F(CliTest, TruncatedBinIsRejected) {
                         {"truncated", "fileSizeBytes"});
 }
 
+TEST_F(CliTest, TruncatedBinIsProcessedWithAllowTruncated) {
+    const fs::path rec = dir_ / "rec";
+    fs::create_directories(rec);
+    fs::copy_file(sim_dir_ / "recording.meta", rec / "recording.meta");
+    fs::copy_file(sim_dir_ / "recording.bin", rec / "recording.bin");
+    // Cut in the middle of a frame, as a crash would: the partial frame is dropped.
+    const std::uintmax_t frame_bytes = 2u * kChannels;
+    const std::uintmax_t whole_frames = fs::file_size(rec / "recording.bin") / frame_bytes / 2;
+    fs::resize_file(rec / "recording.bin", whole_frames * frame_bytes + 7);
+    const fs::path refused = dir_ / "refused";
+    expect_detect_fails({"detect", (rec / "recording.bin").string(), "--out", refused.string(), "-q"}, refused,
+                        {"truncated", "--allow-truncated"});
+
+    for (const std::string command : {"detect", "sort"}) {
+        SCOPED_TRACE(command);
+        const fs::path out = dir_ / command;
+        const RunResult r =
+            run({command, (rec / "recording.bin").string(), "--out", out.string(), "--allow-truncated", "-q"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        const std::string declared = std::to_string(static_cast<std::uintmax_t>(kDurationS * kSampleRate));
+        for (const std::string& expected :
+             {std::string("warning"), std::to_string(whole_frames) + " whole frames", declared + " frames"})
+            EXPECT_NE(r.err.find(expected), std::string::npos) << expected << " in " << r.err;
+        const auto info =
+            nlohmann::json::parse(read_text(out / (command == "detect" ? "detect_info.json" : "spikeline_sort.json")));
+        EXPECT_EQ(info["n_frames"].get<std::uintmax_t>(), whole_frames);
+    }
+}
+
+TEST_F(CliTest, NonFiniteOrNonPositiveGainInTheMetaIsRejected) {
+    const fs::path rec = dir_ / "rec";
+    fs::create_directories(rec);
+    fs::copy_file(sim_dir_ / "recording.bin", rec / "recording.bin");
+    const auto meta = read_meta(sim_dir_ / "recording.meta");
+    ASSERT_TRUE(meta.count("imAiRangeMax"));
+    // (imAiRangeMax=0 is how spikeline's own writer says the gain is unknown: amplitudes are then in LSB.)
+    for (const std::string value : {"inf", "nan", "-inf", "-0.6"}) {
+        SCOPED_TRACE(value);
+        copy_meta_without(sim_dir_ / "recording.meta", rec / "recording.meta", "imAiRangeMax");
+        std::ofstream(rec / "recording.meta", std::ios::app) << "imAiRangeMax=" << value << "\n";
+        const fs::path out = dir_ / "out";
+        expect_detect_fails({"detect", (rec / "recording.bin").string(), "--out", out.string(), "-q"}, out,
+                            {"imAiRangeMax=" + value, "not a finite positive number", "--uv-per-bit"});
+    }
+    // The gain given on the command line replaces the .meta's.
+    const fs::path out = dir_ / "given";
+    const RunResult r =
+        run({"detect", (rec / "recording.bin").string(), "--out", out.string(), "--uv-per-bit", "0.5", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto info = nlohmann::json::parse(read_text(out / "detect_info.json"));
+    EXPECT_EQ(info["microvolts_per_bit"].get<double>(), 0.5);
+    for (const float amplitude : read_npy_vector<float>(out / "spike_amplitudes.npy"))
+        ASSERT_TRUE(std::isfinite(amplitude));
+}
+
+TEST_F(CliTest, ProbeWithContactsAtOnePlaceIsRejected) {
+    auto probe = nlohmann::json::parse(read_text(sim_dir_ / "probe.json"));
+    auto& positions = probe["probes"][0]["contact_positions"];
+    positions[9] = positions[3];
+    const fs::path file = dir_ / "shared.json";
+    write_text(file, probe.dump());
+    const fs::path out = dir_ / "out";
+    expect_detect_fails(
+        {"detect", (sim_dir_ / "recording.bin").string(), "--probe", file.string(), "--out", out.string(), "-q"}, out,
+        {"shared.json", "channels 3, 9"});
+}
+
+TEST_F(CliTest, OutputIntoTheInputsFolderIsRefusedAndTheInputKept) {
+    const std::vector<char> recording = read_bytes(sim_dir_ / "recording.bin");
+    const std::string meta = read_text(sim_dir_ / "recording.meta");
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const std::vector<std::vector<std::string>> runs = {
+        {"stream", "--source", input, "--out", sim_dir_.string(), "--duration", "1", "--calibration-s", "0", "-q"},
+        {"stream", "--source", input, "--out", (sim_dir_ / ".").string(), "--calibration-s", "0", "--overwrite", "-q"},
+        {"detect", input, "--out", sim_dir_.string(), "-q"},
+        {"detect", sim_dir_.string(), "--out", sim_dir_.string(), "--overwrite", "-q"},
+        {"sort", input, "--out", sim_dir_.string(), "-q"},
+        {"simulate", "--out", sim_dir_.string(), "--probe", (sim_dir_ / "probe.json").string(), "--channels", "64",
+         "--duration", "0.2", "-q"},
+    };
+    for (const auto& args : runs) {
+        const RunResult r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(args) << "\nstderr: " << r.err;
+        EXPECT_NE(r.err.find("is the folder of the input"), std::string::npos) << describe(args) << ": " << r.err;
+        EXPECT_NE(r.err.find("choose another --out"), std::string::npos) << r.err;
+    }
+    // An output file that is an input file is refused as well.
+    const RunResult replay = run({"replay", input, "--to", "udp://127.0.0.1:9", "--json", input, "-q"});
+    EXPECT_EQ(replay.status, 2) << replay.err;
+    EXPECT_NE(replay.err.find("is the input"), std::string::npos) << replay.err;
+    const RunResult compare = run({"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted",
+                                   detect_dir_.string(), "--json", (detect_dir_ / "spike_times.npy").string()});
+    EXPECT_EQ(compare.status, 2) << compare.err;
+    EXPECT_NE(compare.err.find("is the input"), std::string::npos) << compare.err;
+    // A folder holding the input further down is refused too.
+    const RunResult above = run({"detect", input, "--out", root_.string(), "-q"});
+    EXPECT_EQ(above.status, 2) << above.err;
+    EXPECT_NE(above.err.find("holds the input"), std::string::npos) << above.err;
+    EXPECT_FALSE(fs::exists(root_ / "detect_info.json"));
+
+    EXPECT_TRUE(read_bytes(sim_dir_ / "recording.bin") == recording) << "the recording was changed";
+    EXPECT_EQ(read_text(sim_dir_ / "recording.meta"), meta);
+    EXPECT_FALSE(fs::exists(sim_dir_ / "stream.json"));
+    EXPECT_FALSE(fs::exists(sim_dir_ / "spike_times.npy"));
+    EXPECT_TRUE(temporary_files(sim_dir_).empty());
+    // A new folder inside the recording's folder is fine (the usual layout, e.g. D/detected).
+    const fs::path inside = dir_ / "rec";
+    fs::create_directories(inside);
+    fs::copy_file(sim_dir_ / "recording.bin", inside / "recording.bin");
+    fs::copy_file(sim_dir_ / "recording.meta", inside / "recording.meta");
+    const RunResult r =
+        run({"detect", (inside / "recording.bin").string(), "--out", (inside / "detected").string(), "-q"});
+    EXPECT_EQ(r.status, 0) << r.err;
+}
+
+TEST_F(CliTest, OutputIntoAnotherCommandsResultsNeedsOverwrite) {
+    ASSERT_EQ(detect_result_.status, 0) << detect_result_.err;
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const fs::path detected = dir_ / "detected";
+    fs::copy(detect_dir_, detected);
+    const std::vector<char> detected_times = read_bytes(detected / "spike_times.npy");
+    const fs::path sorted = dir_ / "sorted";
+    ASSERT_EQ(run({"sort", input, "--out", sorted.string(), "-q"}).status, 0);
+    const std::vector<char> sorted_times = read_bytes(sorted / "spike_times.npy");
+    const fs::path streamed = dir_ / "streamed";
+    ASSERT_EQ(run({"stream", "--source", input, "--out", streamed.string(), "--duration", "0.5", "--calibration-s", "0",
+                   "-q"})
+                  .status,
+              0);
+    const std::string stream_json = read_text(streamed / "stream.json");
+    // What a killed stream leaves: the samples received so far under the writer's temporary name.
+    const fs::path killed = dir_ / "killed";
+    fs::create_directories(killed);
+    write_text(killed / "recording.bin.tmp4242", std::string(64 * 2 * 10, '\1'));
+
+    struct Case {
+        std::vector<std::string> args;
+        std::string marker;
+    };
+    const std::vector<Case> cases = {
+        {{"sort", input, "--out", detected.string(), "-q"}, "detect_info.json"},
+        {{"detect", input, "--out", sorted.string(), "-q"}, "spikeline_sort.json"},
+        {{"simulate", "--out", detected.string(), "--channels", "8", "--duration", "0.2", "-q"}, "detect_info.json"},
+        {{"detect", input, "--out", (sim_dir_ / "ground_truth").string(), "-q"}, "spike_units.npy"},
+        {{"detect", input, "--out", streamed.string(), "-q"}, "stream.json"},
+        {{"sort", input, "--out", streamed.string(), "-q"}, "stream.json"},
+        {{"simulate", "--out", streamed.string(), "--channels", "8", "--duration", "0.2", "-q"}, "stream.json"},
+        {{"stream", "--source", input, "--out", sorted.string(), "--duration", "0.5", "-q"}, "spikeline_sort.json"},
+        // An earlier live stream cannot be repeated: even the same command needs --overwrite.
+        {{"stream", "--source", input, "--out", streamed.string(), "--duration", "0.5", "-q"}, "stream.json"},
+        {{"stream", "--source", input, "--out", killed.string(), "--duration", "0.5", "-q"}, "recording.bin.tmp4242"},
+        {{"detect", input, "--out", killed.string(), "-q"}, "interrupted run"},
+    };
+    for (const Case& c : cases) {
+        const RunResult r = run(c.args);
+        EXPECT_EQ(r.status, 2) << describe(c.args) << "\nstderr: " << r.err;
+        for (const std::string& expected : {c.marker, std::string("--overwrite"), std::string("choose another --out")})
+            EXPECT_NE(r.err.find(expected), std::string::npos) << describe(c.args) << ": " << r.err;
+    }
+    EXPECT_TRUE(read_bytes(detected / "spike_times.npy") == detected_times);
+    EXPECT_TRUE(read_bytes(sorted / "spike_times.npy") == sorted_times);
+    EXPECT_FALSE(fs::exists(sorted / "detect_info.json"));
+    EXPECT_EQ(read_text(streamed / "stream.json"), stream_json);
+    EXPECT_FALSE(fs::exists(sim_dir_ / "ground_truth" / "detect_info.json"));
+    EXPECT_EQ(fs::file_size(killed / "recording.bin.tmp4242"), 64u * 2 * 10);
+
+    // Re-running a command into its own output is allowed; --overwrite lets another command write.
+    EXPECT_EQ(run({"detect", input, "--out", detected.string(), "-q"}).status, 0);
+    EXPECT_TRUE(read_bytes(detected / "spike_times.npy") == detected_times);
+    EXPECT_EQ(run({"sort", input, "--out", sorted.string(), "-q"}).status, 0);
+    const RunResult forced = run({"sort", input, "--out", detected.string(), "--overwrite", "-q"});
+    EXPECT_EQ(forced.status, 0) << forced.err;
+    EXPECT_TRUE(read_bytes(detected / "spike_times.npy") == sorted_times);
+    const RunResult restream = run({"stream", "--source", input, "--out", streamed.string(), "--duration", "0.5",
+                                    "--calibration-s", "0", "--overwrite", "-q"});
+    EXPECT_EQ(restream.status, 0) << restream.err;
+}
+
 TEST_F(CliTest, MetaMissingKeysIsRejected) {
     for (const std::string key : {"nSavedChans", "imSampRate", "fileSizeBytes"}) {
         SCOPED_TRACE(key);
@@ -517,6 +697,18 @@ TEST_F(CliTest, SortWritesAPhyFolderThatCompareScoresAsSorting) {
     const auto& all = score["bins"].back();
     EXPECT_EQ(all["snr"], "all");
     EXPECT_GT(all["mean_accuracy"].get<double>(), 0.3) << c.out;
+}
+
+TEST_F(CliTest, CompareRefusesSpikesOfARecordingWithAnotherChannelCount) {
+    const fs::path other = dir_ / "other";
+    ASSERT_EQ(run({"simulate", "--out", other.string(), "--channels", "32", "--duration", "0.5", "-q"}).status, 0);
+    const fs::path detected = dir_ / "detected";
+    ASSERT_EQ(run({"detect", (other / "recording.bin").string(), "--out", detected.string(), "-q"}).status, 0);
+    const RunResult r = run({"compare", "--ground-truth", (sim_dir_ / "ground_truth").string(), "--sorted",
+                             detected.string(), "--probe", (sim_dir_ / "probe.json").string()});
+    EXPECT_EQ(r.status, 2) << r.out << r.err;
+    for (const std::string expected : {"32 channels", "64 channels", "detect_info.json"})
+        EXPECT_NE(r.err.find(expected), std::string::npos) << expected << " in " << r.err;
 }
 
 TEST_F(CliTest, SortWithTheSorterOfAnEarlierSortReproducesItsLabels) {
@@ -667,6 +859,24 @@ TEST_F(CliTest, UnknownSubcommandIsRejected) {
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, VersionPrintsTheVersionCommitAndCompiler) {
+    for (const std::string flag : {"--version", "version"}) {
+        const RunResult r = run({flag});
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_TRUE(r.err.empty()) << r.err;
+        std::istringstream lines(r.out);
+        std::string name, version, commit_key, commit, compiler_key, compiler;
+        lines >> name >> version >> commit_key >> commit >> compiler_key >> compiler;
+        EXPECT_EQ(name, "spikeline") << r.out;
+        EXPECT_EQ(std::count(version.begin(), version.end(), '.'), 2) << "a semantic version: " << r.out;
+        EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(version.front()))) << r.out;
+        EXPECT_EQ(commit_key, "commit") << r.out;
+        EXPECT_FALSE(commit.empty()) << r.out;
+        EXPECT_EQ(compiler_key, "compiler") << r.out;
+        EXPECT_FALSE(compiler.empty()) << r.out;
+    }
 }
 
 TEST_F(CliTest, NoArgumentsPrintsUsageAndFails) {
@@ -915,6 +1125,30 @@ TEST_F(DecodeCliTest, BadModelFilesAreRejected) {
     stored["kalman"]["observation"]["rows"] = 39;
     write_text(model, stored.dump());
     expect_decode_fails(eval, "matrix 'observation' is 39 x 2 but 40 x 2 is expected for 40 inputs");
+}
+
+TEST_F(DecodeCliTest, KinematicsOfAnotherLengthAreRejected) {
+    const fs::path model = dir_ / "model.json";
+    ASSERT_EQ(
+        run({"decode", "train", "--spikes", truth_, "--kinematics", kinematics_, "--out", model.string(), "-q"}).status,
+        0);
+    // The first two thirds of the session's kinematics: another, shorter session.
+    const std::vector<double> rows = spikeline::io::read_npy(kinematics_).as<double>();
+    ASSERT_EQ(rows.size() % 5, 0u);
+    const std::size_t kept = rows.size() / 5 * 2 / 3;
+    const fs::path shorter = dir_ / "shorter.npy";
+    spikeline::io::write_npy(shorter, rows.data(), {kept, 5});
+    expect_decode_fails(
+        {"decode", "eval", "--model", model.string(), "--spikes", truth_, "--kinematics", shorter.string()},
+        "recordings of different lengths");
+    expect_decode_fails({"decode", "train", "--spikes", truth_, "--kinematics", shorter.string(), "--out",
+                         (dir_ / "short_model.json").string()},
+                        "the kinematics end at");
+    EXPECT_FALSE(fs::exists(dir_ / "short_model.json"));
+    // Writing the model over an input is refused as well.
+    expect_decode_fails({"decode", "train", "--spikes", truth_, "--kinematics", kinematics_, "--out", kinematics_},
+                        "is the input");
+    EXPECT_EQ(spikeline::io::read_npy(kinematics_).as<double>(), rows);
 }
 
 TEST_F(DecodeCliTest, SpikesThatDoNotMatchTheModelAreRejected) {

@@ -499,6 +499,32 @@ TEST_F(CompareFiles, DetectedRoundTripAndScore) {
     EXPECT_DOUBLE_EQ(score.unit_recall[1], 0.5);
 }
 
+TEST_F(CompareFiles, SpikesOfARecordingWithAnotherChannelCountOrRateAreRejected) {
+    write_truth(); // 8 channels at 25 kHz
+    spikeline::io::write_npy(dir_ / "out" / "spike_times.npy", std::vector<std::uint64_t>{900, 6, 41});
+    spikeline::io::write_npy(dir_ / "out" / "spike_channels.npy", std::vector<std::int32_t>{7, 1, 2});
+    spikeline::io::write_npy(dir_ / "out" / "spike_clusters.npy", std::vector<std::int32_t>{1, 2, 2});
+    const GroundTruth truth = spikeline::eval::read_ground_truth(dir_ / "gt");
+
+    write_text(dir_ / "out" / "detect_info.json", R"({"n_channels": 1024, "sample_rate": 25000.0})");
+    expect_error([&] { compare_detection(truth, spikeline::eval::read_detected(dir_ / "out"), column_probe(8)); },
+                 "the detected spikes come from a recording of 1024 channels");
+    write_text(dir_ / "out" / "detect_info.json", R"({"n_channels": 8, "sample_rate": 30000.0})");
+    expect_error([&] { compare_detection(truth, spikeline::eval::read_detected(dir_ / "out"), column_probe(8)); },
+                 "30000 Hz");
+    write_text(dir_ / "out" / "detect_info.json", R"({"n_channels": 8, "sample_rate": 25000.0})");
+    EXPECT_EQ(compare_detection(truth, spikeline::eval::read_detected(dir_ / "out"), column_probe(8)).n_matched, 3u);
+
+    write_text(dir_ / "out" / "spikeline_sort.json", R"({"n_channels": 1024, "sample_rate": 25000.0})");
+    expect_error([&] { spikeline::eval::compare_sorting(truth, spikeline::eval::read_sorted(dir_ / "out"), {}); },
+                 "of 1024 channels (" + (dir_ / "out" / "spikeline_sort.json").string() +
+                     ") but the ground truth is of 8");
+    // A Phy folder of another sorter states nothing: scored as before.
+    fs::remove(dir_ / "out" / "spikeline_sort.json");
+    EXPECT_EQ(spikeline::eval::compare_sorting(truth, spikeline::eval::read_sorted(dir_ / "out"), {}).n_sorted_units,
+              2);
+}
+
 TEST_F(CompareFiles, MissingFiles) {
     write_truth();
     expect_error([&] { spikeline::eval::read_ground_truth(dir_ / "nowhere"); }, "nowhere");

@@ -633,6 +633,44 @@ TEST_F(SpikeFolder, MissingOrInconsistentFilesAreClearErrors) {
               std::string::npos);
 }
 
+TEST_F(SpikeFolder, KinematicsOfARecordingOfAnotherLengthAreRejected) {
+    // A detect folder of a 10 s recording at 1 kHz, spikes until 9.5 s.
+    fs::create_directories(dir_ / "det");
+    io::write_npy(dir_ / "det" / "spike_times.npy", std::vector<std::uint64_t>{100, 5000, 9500});
+    io::write_npy(dir_ / "det" / "spike_channels.npy", std::vector<std::int32_t>{0, 1, 0});
+    std::ofstream(dir_ / "det" / "detect_info.json")
+        << R"({"sample_rate": 1000.0, "n_channels": 2, "n_frames": 10000})";
+    const SpikeTrains spikes = read_spike_folder(dir_ / "det");
+    ASSERT_TRUE(spikes.recording_s.has_value());
+    EXPECT_DOUBLE_EQ(*spikes.recording_s, 10.0);
+    const auto kinematics_until = [](double end_s) {
+        Kinematics k;
+        for (double t = 0; t <= end_s + 1e-9; t += 0.01) {
+            k.time_s.push_back(t);
+            k.x.push_back(0);
+            k.y.push_back(0);
+            k.vx.push_back(std::sin(t));
+            k.vy.push_back(std::cos(t));
+        }
+        return k;
+    };
+    EXPECT_NO_THROW(check_kinematics_match(spikes, kinematics_until(9.99)));
+    EXPECT_NE(input_error_of([&] {
+                  check_kinematics_match(spikes, kinematics_until(30));
+              }).find("the kinematics end at 30.000 s but the spikes' recording lasts 10.000 s"),
+              std::string::npos);
+    EXPECT_NE(input_error_of([&] { check_kinematics_match(spikes, kinematics_until(6)); }).find("different lengths"),
+              std::string::npos);
+    // Without the length in the folder, spikes past the kinematics' end still give the mismatch away.
+    SpikeTrains unknown_length = spikes;
+    unknown_length.recording_s.reset();
+    EXPECT_NO_THROW(check_kinematics_match(unknown_length, kinematics_until(30)));
+    EXPECT_NE(input_error_of([&] {
+                  check_kinematics_match(unknown_length, kinematics_until(6));
+              }).find("the spikes go on until 9.500 s but the kinematics end at 6.000 s"),
+              std::string::npos);
+}
+
 TEST_F(SpikeFolder, KinematicsMustBeFloat64WithFiveColumns) {
     const std::vector<double> rows = {0.0, 1, 2, 3, 4, 0.01, 1, 2, 3, 4};
     io::write_npy(dir_ / "k.npy", rows.data(), {2, 5});

@@ -329,6 +329,34 @@ TEST_F(IoTest, SpikeGlxGainFromImroTableNidqAndUnknown) {
     EXPECT_EQ(open_with("plain", common + "imSampRate=30000\n")->info().microvolts_per_bit, 0.0);
 }
 
+TEST_F(IoTest, SpikeGlxGainInputsMustBeFinitePositiveNumbers) {
+    const std::string common = "nSavedChans=2\nfileSizeBytes=8\nimSampRate=30000\n";
+    write_bytes(dir_ / "gain.bin", std::string(8, '\0'));
+    const std::string np1_table = "~imroTbl=(0,384)(0 0 0 500 250 1)\n";
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {"imAiRangeMax=inf\nimMaxInt=512\n" + np1_table, "imAiRangeMax=inf"},
+        {"imAiRangeMax=nan\nimMaxInt=512\n" + np1_table, "imAiRangeMax=nan"},
+        {"imAiRangeMax=-0.6\nimMaxInt=512\n" + np1_table, "imAiRangeMax=-0.6"},
+        {"imAiRangeMax=0.6\nimMaxInt=0\n" + np1_table, "imMaxInt=0"},
+        {"imAiRangeMax=0.6\nimMaxInt=512\n~imroTbl=(0,384)(0 0 0 inf 250 1)\n", "AP gain in ~imroTbl"},
+        {"imAiRangeMax=0.6\nimMaxInt=8192\nimChan0apGain=nan\n", "imChan0apGain=nan"},
+        {"niAiRangeMax=5\nniMaxInt=32768\nniMNGain=-inf\n", "niMNGain=-inf"},
+    };
+    for (const auto& [keys, named] : bad) {
+        SCOPED_TRACE(keys);
+        write_text(dir_ / "gain.meta", common + keys);
+        expect_input_error([&] { open_spikeglx(dir_ / "gain.bin"); },
+                           {"gain.meta", named, "not a finite", "--uv-per-bit"});
+        // A gain given by the caller replaces the .meta's, so the recording stays usable.
+        OpenOptions given;
+        given.microvolts_per_bit = 0.25;
+        EXPECT_DOUBLE_EQ(open_recording(dir_ / "gain.bin", given)->info().microvolts_per_bit, 0.25);
+    }
+    // imAiRangeMax=0 is SpikeGlxWriter's unknown gain: amplitudes in LSB, as before.
+    write_text(dir_ / "gain.meta", common + "imAiRangeMax=0\nimMaxInt=32768\nimChan0apGain=1\n");
+    EXPECT_EQ(open_spikeglx(dir_ / "gain.bin")->info().microvolts_per_bit, 0.0);
+}
+
 TEST_F(IoTest, SpikeGlxMetaParsing) {
     const fs::path meta = dir_ / "parse.meta";
     write_text(meta, "nSavedChans=3\r\n\n~imroTbl=(0,3)(0 0 0 500 250 1)\nacqApLfSy=384,384,1\nempty=\n");
@@ -349,6 +377,29 @@ TEST_F(IoTest, SpikeGlxRejectsTruncatedBin) {
     const fs::path bin = write_spikeglx(dir_, "cut", samples, 4);
     fs::resize_file(bin, 50 * 4 * 2);
     expect_input_error([&] { open_spikeglx(bin); }, {"cut.bin", "400 bytes", "fileSizeBytes=800", "truncated"});
+}
+
+TEST_F(IoTest, SpikeGlxTruncatedBinIsReadToItsLastWholeFrameWhenAllowed) {
+    const auto samples = ramp_frames(100, 4);
+    const fs::path bin = write_spikeglx(dir_, "crash", samples, 4);
+    fs::resize_file(bin, 37 * 4 * 2 + 5); // a crash in the middle of frame 37
+    expect_input_error([&] { open_recording(bin, {}); }, {"crash.bin", "--allow-truncated"});
+    OpenOptions allow;
+    allow.allow_truncated = true;
+    auto source = open_recording(bin, allow);
+    EXPECT_EQ(source->info().n_frames, 37u);
+    for (const std::string expected : {"crash.bin", "truncated", "37 whole frames", "296 bytes", "100 frames"})
+        EXPECT_NE(source->info().warning.find(expected), std::string::npos)
+            << expected << " in " << source->info().warning;
+    std::vector<std::int16_t> read(100 * 4);
+    ASSERT_EQ(source->read(read.data(), 100), 37u);
+    EXPECT_TRUE(std::equal(read.begin(), read.begin() + 37 * 4, samples.begin()));
+    EXPECT_EQ(source->read(read.data(), 100), 0u);
+    // An intact file carries no warning; a longer file than the .meta says is not a truncation.
+    const fs::path whole = write_spikeglx(dir_, "whole", samples, 4);
+    EXPECT_TRUE(open_recording(whole, allow)->info().warning.empty());
+    fs::resize_file(whole, 101 * 4 * 2);
+    expect_input_error([&] { open_recording(whole, allow); }, {"whole.bin", "belongs to another file"});
 }
 
 TEST_F(IoTest, SpikeGlxReadFailsWhenFileShrinksMidFrame) {

@@ -204,6 +204,31 @@ TEST_F(ProbeTest, RejectsChannelWiredTwice) {
         {"twice.json", "channel 1 is wired twice", "contact 0", "contact 2"});
 }
 
+TEST_F(ProbeTest, RejectsContactsSharingAPositionOnOneShank) {
+    // Channels are named in recording order: contact 3 is wired to channel 1, contact 0 to channel 2.
+    expect_input_error(
+        [&] {
+            read_probeinterface(write("shared.json", R"({"probes": [{"contact_positions": [[0, 0], [0, 20], [16, 40],
+            [0, 0], [0, 60]], "device_channel_indices": [2, 0, 3, 1, 4]}]})"));
+        },
+        {"shared.json", "1 position(s)", "channels 1, 2 at x=0 y=0 um on shank 0", "fix the contact positions"});
+    // The same coordinates on two shanks (each with its own frame, e.g. two probes in one file) are two places.
+    const Probe two =
+        read_probeinterface(write("two.json", R"({"probes": [{"contact_positions": [[0, 0], [0, 20], [0, 0],
+        [0, 20]], "shank_ids": ["0", "0", "1", "1"]}]})"));
+    EXPECT_EQ(two.n_channels(), 4);
+}
+
+TEST(SpikeGlxGeomMap, RejectsEntriesAtOnePlace) {
+    expect_input_error(
+        [] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1)(0:59:0:1)(0:27:0:1)", 3, "run.meta"); },
+        {"run.meta", "~snsGeomMap", "channels 0, 2 at x=27 y=0 um"});
+    // An unused entry (a reference site) may sit anywhere.
+    EXPECT_EQ(probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1)(0:59:0:1)(0:27:0:0)", 3, "run.meta")
+                  .n_channels(),
+              3);
+}
+
 TEST_F(ProbeTest, RejectsMissingChannel) {
     expect_input_error(
         [&] {

@@ -4,11 +4,13 @@
 #include "probe/probe.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 namespace spikeline::cli {
 
@@ -48,6 +50,14 @@ int cmd_compare(int argc, char** argv) {
         return 0;
     require(!ground_truth_dir.empty(), "--ground-truth DIR is required (the simulator's ground_truth folder)");
     require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline sort or detect wrote)");
+
+    std::vector<fs::path> inputs = {probe_file};
+    for (const char* name : {"spike_times.npy", "spike_units.npy", "units.tsv", "info.json"})
+        inputs.push_back(fs::path(ground_truth_dir) / name);
+    for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_channels.npy", "cluster_group.tsv",
+                             "detect_info.json", "spikeline_sort.json"})
+        inputs.push_back(fs::path(sorted_dir) / name);
+    check_output_file(json_file, "--json", inputs);
 
     const fs::path truth_path = ground_truth_dir;
     require(fs::is_directory(truth_path), "ground-truth folder " + ground_truth_dir +

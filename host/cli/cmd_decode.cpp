@@ -5,6 +5,7 @@
 #include "io/npy.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -13,8 +14,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace spikeline::cli {
 
@@ -58,6 +61,15 @@ decode::SpikeTrains read_spikes(const SpikeOptions& values) {
         rate = values.sample_rate;
     }
     return decode::read_spike_folder(values.spikes, source, rate);
+}
+
+/// The files a decode command reads: the kinematics, the model and what read_spike_folder may open.
+std::vector<std::filesystem::path> decode_inputs(const SpikeOptions& values, const std::string& model_path = {}) {
+    std::vector<std::filesystem::path> files = {values.kinematics, model_path};
+    for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_units.npy", "spike_channels.npy",
+                             "params.py", "info.json", "units.tsv", "detect_info.json", "spikeline_sort.json"})
+        files.push_back(std::filesystem::path(values.spikes) / name);
+    return files;
 }
 
 /// Exponential smoothing of the counts for the Kalman filter by default: 60 ms raised its held-out R² by 0.03-0.06 on
@@ -113,6 +125,7 @@ int decode_train(int argc, char** argv) {
     settings.kalman.observation_noise =
         observation_noise == "full" ? decode::ObservationNoise::full : decode::ObservationNoise::diagonal;
 
+    check_output_file(out, "--out", decode_inputs(spike_options));
     const decode::SpikeTrains spikes = read_spikes(spike_options);
     const decode::Kinematics kinematics = decode::read_kinematics(spike_options.kinematics);
     const auto start = std::chrono::steady_clock::now();
@@ -152,6 +165,8 @@ int decode_eval(int argc, char** argv) {
     if (!parse_command_line(argc, argv, visible, vm))
         return 0;
 
+    check_output_file(json_path, "--json", decode_inputs(spike_options, model_path));
+    check_output_file(predictions_path, "--predictions", decode_inputs(spike_options, model_path));
     const decode::DecoderModel model = decode::read_model(model_path);
     const decode::SpikeTrains spikes = read_spikes(spike_options);
     const decode::Kinematics kinematics = decode::read_kinematics(spike_options.kinematics);

@@ -3,6 +3,7 @@
 #include "io/recording.hpp"
 #include "pipeline/detect_run.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -16,11 +17,13 @@ int cmd_detect(int argc, char** argv) {
     RunOptionValues run;
     DetectOptionValues detect;
     std::string out;
+    bool overwrite = false;
 
     po::options_description visible("spikeline detect INPUT --out DIR [options]\n\n"
                                     "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 "
                                     "file (with --channels and --sample-rate)\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder");
+    add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
@@ -34,6 +37,7 @@ int cmd_detect(int argc, char** argv) {
         return 0;
     auto source = open_input(in, vm, "spikeline detect INPUT --out DIR");
     const io::RecordingInfo& info = source->info();
+    check_output_folder({"detect", out, input_files(in, info), overwrite});
     std::string probe_origin;
     const probe::Probe probe = resolve_probe(in.probe_file, info, &probe_origin);
     const DetectRunOptions options = finish_run_options(run, vm, detect);

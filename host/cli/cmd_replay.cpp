@@ -1,8 +1,10 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "stream/replay.hpp"
+#include "stream/udp.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 
 #include <atomic>
 #include <boost/program_options.hpp>
@@ -74,6 +76,13 @@ int cmd_replay(int argc, char** argv) {
     if (vm.count("uv-per-bit"))
         options.input.microvolts_per_bit = in.uv_per_bit;
     options.input.open_ephys_stream = in.open_ephys_stream;
+    options.input.allow_truncated = in.allow_truncated;
+    if (options.input.source != "-" && !stream::is_udp_url(options.input.source)) {
+        // Opened here first to show a truncation warning and to keep --json off the recording's files.
+        in.input = options.input.source;
+        const io::RecordingInfo info = open_input(in, vm, "spikeline replay INPUT --to udp://HOST:PORT")->info();
+        check_output_file(json_path, "--json", input_files(in, info));
+    }
 
     struct sigaction action {};
     action.sa_handler = request_replay_stop;

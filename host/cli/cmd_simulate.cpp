@@ -3,6 +3,7 @@
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 #include "util/progress.hpp"
 
 #include <boost/program_options.hpp>
@@ -58,7 +59,7 @@ int cmd_simulate(int argc, char** argv) {
     sim::SimulationConfig config;
     std::string out, probe_file, drift_model;
     double drift_speed = 0.0, drift_um = 0.0, drift_period_s = 0.0, drift_step_s = 0.0;
-    bool quiet = false;
+    bool quiet = false, overwrite = false;
     po::options_description visible("spikeline simulate --out DIR [options]\n\n"
                                     "Writes DIR/recording.bin + recording.meta (SpikeGLX), DIR/probe.json and "
                                     "DIR/ground_truth/\n\noptions");
@@ -90,12 +91,14 @@ int cmd_simulate(int argc, char** argv) {
         ("tuned-fraction", po::value(&config.tuned_fraction)->default_value(config.tuned_fraction),
          "share of units tuned to velocity (with --behavior)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
+    add_overwrite_option(visible, overwrite);
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, vm))
         return 0;
 
     config.drift = drift_options(vm, drift_model, drift_speed, drift_um, drift_period_s, drift_step_s);
 
+    check_output_folder({"simulate", out, {probe_file}, overwrite});
     probe::Probe probe;
     if (!probe_file.empty()) {
         probe = probe::read_probeinterface(probe_file);

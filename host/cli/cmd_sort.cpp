@@ -2,6 +2,7 @@
 #include "cli/options.hpp"
 #include "pipeline/sort_run.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -19,6 +20,7 @@ int cmd_sort(int argc, char** argv) {
     std::string sorter_file;
     bool no_motion = false;
     bool no_learning = false;
+    bool overwrite = false;
 
     po::options_description visible(
         "spikeline sort INPUT --out DIR [options]\n\n"
@@ -28,6 +30,7 @@ int cmd_sort(int argc, char** argv) {
         "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 file (with --channels and "
         "--sample-rate)\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
+    add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
     add_run_options(visible, run);
     visible.add_options() //
@@ -71,6 +74,9 @@ int cmd_sort(int argc, char** argv) {
     const std::string usage = "spikeline sort INPUT --out DIR";
     auto first = open_input(in, vm, usage);
     const io::RecordingInfo info = first->info();
+    std::vector<std::filesystem::path> inputs = input_files(in, info);
+    inputs.emplace_back(sorter_file);
+    check_output_folder({"sort", out, inputs, overwrite});
     std::string probe_origin;
     const probe::Probe probe = resolve_probe(in.probe_file, info, &probe_origin);
     SortRunOptions options;

@@ -1,7 +1,9 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "stream/stream_run.hpp"
+#include "stream/udp.hpp"
 #include "util/errors.hpp"
+#include "util/output_folder.hpp"
 #include "util/progress.hpp"
 
 #include <atomic>
@@ -31,7 +33,7 @@ int cmd_stream(int argc, char** argv) {
     settings.calibration_s = 10;
     stream::StreamOptions options;
     std::string out, overrun = "auto", decoder_model, sorter_file;
-    bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false;
+    bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false, overwrite = false;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
@@ -86,6 +88,7 @@ int cmd_stream(int argc, char** argv) {
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");
+    add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
@@ -103,6 +106,17 @@ int cmd_stream(int argc, char** argv) {
     options.out_dir = out;
     options.probe_file = in.probe_file;
     options.source.open_ephys_stream = in.open_ephys_stream;
+    options.source.allow_truncated = in.allow_truncated;
+    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model};
+    if (options.source.source != "-" && !stream::is_udp_url(options.source.source)) {
+        // A file source is opened here first, to learn the files it is read from before anything is written (and to
+        // show a truncation warning once); the stream opens it again.
+        in.input = options.source.source;
+        const io::RecordingInfo info = open_input(in, vm, "spikeline stream --source RECORDING --out DIR")->info();
+        const std::vector<std::filesystem::path> files = input_files(in, info);
+        inputs.insert(inputs.end(), files.begin(), files.end());
+    }
+    check_output_folder({"stream", out, inputs, overwrite});
     options.sort = settings;
     options.sort.motion = !no_motion;
     options.sort.keep_learning = !no_learning;

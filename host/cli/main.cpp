@@ -23,7 +23,25 @@ commands:
   decode     train (decode train) and score (decode eval) Kalman/Wiener decoders of cursor velocity
   stream     live acquisition: udp link, stdin or a file -> sorted spikes on ZeroMQ, Phy folder, SpikeGLX copy
   replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
+  version    print the version, the git commit it was built from and the compiler (also: --version)
 )";
+
+#ifndef SPIKELINE_VERSION
+#error "SPIKELINE_VERSION must be defined by the build (project(... VERSION ...))"
+#endif
+
+void print_version() {
+    const char* const commit = SPIKELINE_GIT_COMMIT;
+    std::printf("spikeline %s\ncommit %s\ncompiler %s\n", SPIKELINE_VERSION, commit[0] ? commit : "unknown",
+#if defined(__clang__)
+                "clang " __clang_version__
+#elif defined(__GNUC__)
+                "gcc " __VERSION__
+#else
+                "unknown"
+#endif
+    );
+}
 
 } // namespace
 
@@ -33,6 +51,10 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::string command = argv[1];
+    if (command == "--version" || command == "version") {
+        print_version();
+        return 0;
+    }
     try {
         if (command == "simulate")
             return spikeline::cli::cmd_simulate(argc - 1, argv + 1);

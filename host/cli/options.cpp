@@ -71,7 +71,10 @@ void add_input_options(po::options_description& options, InputOptionValues& v) {
         ("sample-rate", po::value(&v.sample_rate), "sample rate in Hz (raw files)")                             //
         ("uv-per-bit", po::value(&v.uv_per_bit), "gain in microvolts per bit (overrides the metadata)")         //
         ("oe-stream", po::value(&v.open_ephys_stream),
-         "Open Ephys: the stream's folder_name or stream_name (default: the first)");
+         "Open Ephys: the stream's folder_name or stream_name (default: the first)") //
+        ("allow-truncated", po::bool_switch(&v.allow_truncated),
+         "SpikeGLX: read the whole frames of a .bin cut short (e.g. by a crash) instead of refusing it; warns how "
+         "much is missing");
 }
 
 std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, const po::variables_map& vm,
@@ -85,7 +88,25 @@ std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, cons
     if (vm.count("uv-per-bit"))
         open.microvolts_per_bit = v.uv_per_bit;
     open.open_ephys_stream = v.open_ephys_stream;
-    return io::open_recording(v.input, open);
+    open.allow_truncated = v.allow_truncated;
+    auto source = io::open_recording(v.input, open);
+    if (!source->info().warning.empty())
+        std::cerr << "spikeline: warning: " << source->info().warning << "\n";
+    return source;
+}
+
+std::vector<std::filesystem::path> input_files(const InputOptionValues& v, const io::RecordingInfo& info) {
+    std::vector<std::filesystem::path> files = {v.input, v.probe_file, info.data_path};
+    if (!info.data_path.empty()) {
+        std::filesystem::path meta = info.data_path;
+        files.push_back(meta.replace_extension(".meta"));
+    }
+    return files;
+}
+
+void add_overwrite_option(po::options_description& options, bool& overwrite) {
+    options.add_options()("overwrite", po::bool_switch(&overwrite),
+                          "write into a folder that holds results of another command (or of an earlier stream)");
 }
 
 void add_run_options(po::options_description& options, RunOptionValues& v) {

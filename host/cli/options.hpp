@@ -5,7 +5,9 @@
 #include "pipeline/detect_run.hpp"
 
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 namespace spikeline::cli {
 
@@ -37,13 +39,22 @@ struct InputOptionValues {
     std::string input, probe_file, open_ephys_stream;
     int channels = 0;
     double sample_rate = 0, uv_per_bit = 0;
+    bool allow_truncated = false;
 };
 
 void add_input_options(boost::program_options::options_description& options, InputOptionValues& values);
 
-/// Opens INPUT (after parsing); throws InputError when it is missing or unreadable.
+/// Opens INPUT (after parsing); throws InputError when it is missing or unreadable. Prints the reader's warning (a
+/// truncated file read with --allow-truncated) to stderr.
 std::unique_ptr<io::RecordingSource>
 open_input(const InputOptionValues& values, const boost::program_options::variables_map& vm, const std::string& usage);
+
+/// The files a recording is read from (the path given, its data file and .meta) and the probe file: what an output
+/// folder must not replace.
+std::vector<std::filesystem::path> input_files(const InputOptionValues& values, const io::RecordingInfo& info);
+
+/// --overwrite, for the commands that write a folder.
+void add_overwrite_option(boost::program_options::options_description& options, bool& overwrite);
 
 /// Backend, threads, chunking, FPGA and progress options of the commands that run a backend over a recording.
 struct RunOptionValues {

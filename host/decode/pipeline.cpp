@@ -2,7 +2,10 @@
 
 #include "util/errors.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 namespace spikeline::decode {
 
@@ -18,8 +21,35 @@ double smoothing_width_bins(const BinSettings& bins, std::uint64_t bin_length, d
 
 } // namespace
 
+void check_kinematics_match(const SpikeTrains& spikes, const Kinematics& kinematics) {
+    const std::vector<double>& t = kinematics.time_s;
+    if (t.size() < 2)
+        return; // too short to train or score: reported where the bins are counted
+    // The kinematics' own sampling step, and a few bins, bound how far the two ends may honestly differ.
+    const double step = (t.back() - t.front()) / static_cast<double>(t.size() - 1);
+    const double tolerance = std::max(2.0 * step, 0.05);
+    const auto seconds = [](double s) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.3f s", s);
+        return std::string(text);
+    };
+    if (spikes.recording_s)
+        require(std::abs(t.back() - *spikes.recording_s) <= tolerance,
+                "the kinematics end at " + seconds(t.back()) + " but the spikes' recording lasts " +
+                    seconds(*spikes.recording_s) + " (n_frames in " + spikes.recording_s_origin +
+                    "): they come from recordings of different lengths; pass the kinematics of the same recording");
+    const auto last = std::max_element(spikes.times.begin(), spikes.times.end());
+    if (last != spikes.times.end()) {
+        const double last_spike_s = static_cast<double>(*last) / spikes.sample_rate;
+        require(last_spike_s <= t.back() + tolerance,
+                "the spikes go on until " + seconds(last_spike_s) + " but the kinematics end at " + seconds(t.back()) +
+                    ": they come from recordings of different lengths; pass the kinematics of the same recording");
+    }
+}
+
 DecoderModel train_decoder(const SpikeTrains& spikes, const Kinematics& kinematics, const TrainSettings& settings) {
     check_bin_settings(settings.bins, spikes.sample_rate);
+    check_kinematics_match(spikes, kinematics);
     require(std::isfinite(settings.train_fraction) && settings.train_fraction > 0 && settings.train_fraction <= 1,
             "--train-fraction must be in (0, 1]");
     require(!spikes.unit_ids.empty(), "the spike folder has no spikes: nothing to decode from");
@@ -78,6 +108,7 @@ Eigen::MatrixXd decode_bins(const DecoderModel& model, const Eigen::MatrixXd& in
 Evaluation evaluate_decoder(const DecoderModel& model, const SpikeTrains& spikes, const Kinematics& kinematics,
                             bool all_bins) {
     check_inputs_match(model, spikes);
+    check_kinematics_match(spikes, kinematics);
     require(std::abs(spikes.sample_rate - model.sample_rate) <= 1e-6 * model.sample_rate,
             "the model was trained at " + std::to_string(model.sample_rate) + " Hz but the spikes are at " +
                 std::to_string(spikes.sample_rate) + " Hz: pass --sample-rate or use the matching recording");

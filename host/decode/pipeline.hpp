@@ -14,6 +14,10 @@ struct TrainSettings {
 
 /// Bins the spikes (all of spikes.unit_ids are inputs), aligns them with the kinematics and fits the decoder on
 /// the first train_fraction of the bins whose centre has kinematics.
+/// Throws InputError when the kinematics and the spikes cover recordings of different lengths: the kinematics' end
+/// differs from the recording's length (when the spike folder states it) or the spikes go on past the kinematics.
+void check_kinematics_match(const SpikeTrains& spikes, const Kinematics& kinematics);
+
 DecoderModel train_decoder(const SpikeTrains& spikes, const Kinematics& kinematics, const TrainSettings& settings);
 
 /// Binned (and smoothed) counts of bins [0, n_bins) as the model expects them: n_inputs x n_bins.

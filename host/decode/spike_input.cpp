@@ -167,15 +167,28 @@ SpikeTrains read_spike_folder(const fs::path& dir, std::optional<UnitSource> sou
     // Sample rate and the full list of inputs from the folder's metadata, when present.
     std::optional<double> folder_rate;
     std::vector<std::int32_t> known_ids;
+    // The recording's length, for checking that the kinematics come from the same session.
+    const auto read_length = [&trains](const std::optional<nlohmann::json>& info, const fs::path& path) {
+        const auto frames = positive_number(info, "n_frames", path);
+        const auto rate = positive_number(info, "sample_rate", path);
+        if (frames && rate) {
+            trains.recording_s = *frames / *rate;
+            trains.recording_s_origin = path.string();
+        }
+    };
     if (*source == UnitSource::clusters) {
         folder_rate = sample_rate_from_params_py(dir / "params.py");
+        read_length(read_json_if_present(dir / "spikeline_sort.json"), dir / "spikeline_sort.json");
     } else if (*source == UnitSource::units) {
-        folder_rate = positive_number(read_json_if_present(dir / "info.json"), "sample_rate", dir / "info.json");
+        const auto info = read_json_if_present(dir / "info.json");
+        folder_rate = positive_number(info, "sample_rate", dir / "info.json");
+        read_length(info, dir / "info.json");
         known_ids = unit_ids_from_tsv(dir / "units.tsv");
     } else {
         const fs::path info_path = dir / "detect_info.json";
         const auto info = read_json_if_present(info_path);
         folder_rate = positive_number(info, "sample_rate", info_path);
+        read_length(info, info_path);
         if (const auto n_channels = positive_number(info, "n_channels", info_path))
             for (std::int32_t c = 0; c < static_cast<std::int32_t>(*n_channels); ++c)
                 known_ids.push_back(c);

@@ -23,6 +23,10 @@ struct SpikeTrains {
     std::vector<std::uint64_t> times;   ///< samples from the start of the recording
     std::vector<std::int32_t> labels;   ///< unit, cluster or channel of each spike
     std::vector<std::int32_t> unit_ids; ///< ascending; every label is one of them (silent units included if known)
+    /// Length of the recording the spikes come from, from the folder's metadata (n_frames over its sample rate in
+    /// info.json, detect_info.json or spikeline_sort.json); unknown for folders without it.
+    std::optional<double> recording_s;
+    std::string recording_s_origin; ///< the file recording_s was read from, for messages
 };
 
 /// Reads a spike folder, recognised by its files (first match unless `source` says which):

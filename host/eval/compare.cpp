@@ -133,6 +133,46 @@ double read_sample_rate(const fs::path& path) {
     return rate;
 }
 
+/// The channel count and sample rate a folder's metadata file states (zeros for what it does not state, or when the
+/// file is absent, e.g. a Phy folder written by another sorter).
+RecordingShape read_recording_shape(const fs::path& path) {
+    RecordingShape shape;
+    std::ifstream in(path, std::ios::binary);
+    if (!in.is_open())
+        return shape;
+    const nlohmann::json info = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    require(!info.is_discarded(), path.string() + " is not valid JSON");
+    if (!info.is_object())
+        return shape;
+    shape.origin = path.string();
+    if (info.contains("n_channels") && info["n_channels"].is_number_integer())
+        shape.n_channels = info["n_channels"].get<int>();
+    if (info.contains("sample_rate") && info["sample_rate"].is_number())
+        shape.sample_rate = info["sample_rate"].get<double>();
+    return shape;
+}
+
+std::string rate_text(double hz) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", hz);
+    return text;
+}
+
+/// Throws InputError when `spikes` (what the sorted or detected folder states) and the ground truth describe
+/// recordings of another channel count or sample rate: the scores would be meaningless.
+void check_same_recording(const RecordingShape& truth, const RecordingShape& spikes, const std::string& kind) {
+    if (truth.n_channels > 0 && spikes.n_channels > 0)
+        require(truth.n_channels == spikes.n_channels,
+                "the " + kind + " spikes come from a recording of " + std::to_string(spikes.n_channels) +
+                    " channels (" + spikes.origin + ") but the ground truth is of " + std::to_string(truth.n_channels) +
+                    " channels (" + truth.origin + "): compare the output of a run on the simulated recording itself");
+    if (truth.sample_rate > 0 && spikes.sample_rate > 0)
+        require(std::abs(truth.sample_rate - spikes.sample_rate) <= 1e-6 * truth.sample_rate,
+                "the " + kind + " spikes come from a recording at " + rate_text(spikes.sample_rate) + " Hz (" +
+                    spikes.origin + ") but the ground truth is at " + rate_text(truth.sample_rate) + " Hz (" +
+                    truth.origin + "): compare the output of a run on the simulated recording itself");
+}
+
 /// Maps unit ids to indices in GroundTruth::units: a table when the ids are compact, a hash map otherwise.
 class UnitIndex {
 public:
@@ -209,6 +249,7 @@ GroundTruth read_ground_truth(const std::filesystem::path& dir) {
     truth.spike_times = io::read_npy_vector<std::uint64_t>(times_path);
     truth.spike_units = io::read_npy_vector<std::int32_t>(units_path);
     truth.units = read_units_tsv(tsv_path);
+    truth.recording = read_recording_shape(info_path);
 
     require(truth.spike_times.size() == truth.spike_units.size(),
             units_path.string() + " has " + std::to_string(truth.spike_units.size()) + " entries but " +
@@ -235,6 +276,7 @@ DetectedSpikes read_detected(const std::filesystem::path& dir) {
     DetectedSpikes detected;
     detected.times = io::read_npy_vector<std::uint64_t>(times_path);
     detected.channels = io::read_npy_vector<std::int32_t>(channels_path);
+    detected.recording = read_recording_shape(dir / "detect_info.json");
     require(detected.times.size() == detected.channels.size(),
             channels_path.string() + " has " + std::to_string(detected.channels.size()) + " entries but " +
                 times_path.string() + " has " + std::to_string(detected.times.size()));
@@ -246,6 +288,7 @@ DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes&
     require(std::isfinite(options.window_ms) && options.window_ms >= 0, "the match window must be >= 0 ms");
     require(std::isfinite(options.radius_um) && options.radius_um >= 0, "the match radius must be >= 0 um");
     require(std::isfinite(truth.sample_rate) && truth.sample_rate > 0, "the ground truth has no valid sample rate");
+    check_same_recording(truth.recording, detected.recording, "detected");
     require(truth.spike_times.size() == truth.spike_units.size(),
             "ground truth: " + std::to_string(truth.spike_times.size()) + " spike times but " +
                 std::to_string(truth.spike_units.size()) + " spike units");
@@ -503,6 +546,7 @@ SortedSpikes read_sorted(const std::filesystem::path& dir) {
     SortedSpikes sorted;
     sorted.times = io::read_npy_vector<std::uint64_t>(times_path);
     sorted.clusters = io::read_npy_vector<std::int32_t>(clusters_path);
+    sorted.recording = read_recording_shape(dir / "spikeline_sort.json");
     require(sorted.times.size() == sorted.clusters.size(),
             clusters_path.string() + " has " + std::to_string(sorted.clusters.size()) + " entries but " +
                 times_path.string() + " has " + std::to_string(sorted.times.size()));
@@ -531,6 +575,7 @@ SortedSpikes read_sorted(const std::filesystem::path& dir) {
 SortingScore compare_sorting(const GroundTruth& truth, const SortedSpikes& sorted,
                              const SortingCompareOptions& options) {
     require(std::isfinite(options.window_ms) && options.window_ms >= 0, "the match window must be >= 0 ms");
+    check_same_recording(truth.recording, sorted.recording, "sorted");
     SortingScore score;
     score.window_samples = static_cast<std::uint64_t>(std::llround(options.window_ms * truth.sample_rate / 1000.0));
     const std::uint64_t window = score.window_samples;

@@ -11,6 +11,14 @@
 
 namespace spikeline::eval {
 
+/// What a folder's metadata says about the recording its spikes come from (info.json, detect_info.json or
+/// spikeline_sort.json); 0 when not stated.
+struct RecordingShape {
+    int n_channels = 0;
+    double sample_rate = 0;
+    std::string origin; ///< the metadata file, for messages
+};
+
 struct GroundTruth {
     double sample_rate = 0;
     std::vector<std::uint64_t> spike_times; ///< sorted
@@ -23,6 +31,7 @@ struct GroundTruth {
         std::uint64_t n_spikes = 0;
     };
     std::vector<Unit> units;
+    RecordingShape recording;
 };
 
 /// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate); clear InputError otherwise.
@@ -31,6 +40,7 @@ GroundTruth read_ground_truth(const std::filesystem::path& dir);
 struct DetectedSpikes {
     std::vector<std::uint64_t> times;
     std::vector<std::int32_t> channels;
+    RecordingShape recording; ///< from detect_info.json
 };
 
 /// Reads DIR/spike_times.npy and spike_channels.npy (same length).
@@ -101,6 +111,7 @@ struct SortedSpikes {
     std::vector<std::uint64_t> times;
     std::vector<std::int32_t> clusters;
     std::vector<std::int32_t> excluded; ///< clusters labelled "noise" in cluster_group.tsv: not units
+    RecordingShape recording;           ///< from spikeline_sort.json
 };
 
 /// Whether DIR holds sorted output (spike_clusters.npy) rather than detections only.

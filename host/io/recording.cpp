@@ -47,7 +47,10 @@ std::filesystem::path find_spikeglx_bin(const std::filesystem::path& folder) {
 
 std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesystem::path& bin_path,
                                                             const OpenOptions& options) {
-    RecordingInfo info = read_spikeglx_info(bin_path);
+    SpikeGlxReadOptions read;
+    read.allow_truncated = options.allow_truncated;
+    read.gain_given = options.microvolts_per_bit.has_value();
+    RecordingInfo info = read_spikeglx_info(bin_path, read);
     require(!options.n_channels || *options.n_channels == info.n_channels ||
                 *options.n_channels == info.file_channels(),
             bin_path.string() + ": --channels " + std::to_string(options.n_channels.value_or(0)) +

@@ -19,6 +19,9 @@ struct RecordingInfo {
     double microvolts_per_bit = 0;   ///< 0 when the gain is unknown
     std::string format;              ///< "spikeglx", "raw", "simulated", ...
     std::filesystem::path data_path; ///< the binary file, when there is one
+    /// Set when the reader accepted a questionable file (a truncated SpikeGLX .bin with allow_truncated): what it
+    /// uses and what is missing, for the caller to show.
+    std::string warning;
 
     int file_channels() const { return n_file_channels > 0 ? n_file_channels : n_channels; }
 };
@@ -39,6 +42,9 @@ struct OpenOptions {
     std::optional<double> sample_rate;
     std::optional<double> microvolts_per_bit;
     std::string open_ephys_stream; ///< which continuous stream of an Open Ephys recording (empty: the first)
+    /// SpikeGLX: read the whole frames of a .bin shorter than its .meta's fileSizeBytes (or not a whole number of
+    /// frames) instead of refusing it; info().warning then says how much is used and missing.
+    bool allow_truncated = false;
 };
 
 /// Opens INPUT: an Open Ephys binary recording (structure.oebin or its folder), a SpikeGLX .bin with its .meta (or

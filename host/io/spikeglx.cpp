@@ -100,10 +100,24 @@ std::vector<double> first_imro_entry(const MetaMap& meta) {
     return numbers;
 }
 
+/// An input of the gain: nothing when absent, else a finite positive number (an inf, nan or zero range would give
+/// infinite or meaningless microvolts).
+std::optional<double> gain_input(const MetaMap& meta, const std::filesystem::path& meta_path, const std::string& key) {
+    const auto text = find_key(meta, key);
+    if (!text)
+        return std::nullopt;
+    const auto value = parse_number<double>(*text);
+    require(value && std::isfinite(*value) && *value > 0,
+            meta_path.string() + ": " + key + "=" + *text +
+                " is not a finite positive number, so the microvolts per bit cannot be computed: correct the .meta, "
+                "or give the gain with --uv-per-bit");
+    return value;
+}
+
 /// Gain of the first channel for the stream in this file: Neuropixels 2.0 probes (imDatPrb_type 21, 24, 2003,
 /// 2004, 2013, 2014) have a fixed gain of 80; Neuropixels 1.0 ~imroTbl entries carry the AP gain (4th number) and
 /// LF gain (5th); other probes state it as imChan0apGain / imChan0lfGain. Unknown otherwise.
-std::optional<double> imec_channel_gain(const MetaMap& meta, bool lfp_stream) {
+std::optional<double> imec_channel_gain(const MetaMap& meta, const std::filesystem::path& meta_path, bool lfp_stream) {
     const auto probe_type = optional_number(meta, "imDatPrb_type");
     if (probe_type) {
         for (const double np2_type : {21.0, 24.0, 2003.0, 2004.0, 2013.0, 2014.0})
@@ -114,29 +128,33 @@ std::optional<double> imec_channel_gain(const MetaMap& meta, bool lfp_stream) {
     const std::vector<double> entry = first_imro_entry(meta);
     if (entry.size() == kNp1EntryNumbers) {
         const double gain = entry[lfp_stream ? 4 : 3];
+        require(std::isfinite(gain),
+                meta_path.string() + ": the " + (lfp_stream ? "LF" : "AP") +
+                    " gain in ~imroTbl is not a finite number: correct the .meta, or give the gain with "
+                    "--uv-per-bit");
         if (gain > 0)
             return gain;
     }
-    const auto stated = optional_number(meta, lfp_stream ? "imChan0lfGain" : "imChan0apGain");
-    if (stated && *stated > 0)
-        return *stated;
-    return std::nullopt;
+    return gain_input(meta, meta_path, lfp_stream ? "imChan0lfGain" : "imChan0apGain");
 }
 
 /// Microvolts per ADC bit from the voltage range, the ADC full scale and the amplifier gain; 0 when unknown
 /// (amplitudes are then reported in LSB rather than in wrongly scaled microvolts).
-double microvolts_per_bit_from(const MetaMap& meta, bool lfp_stream) {
-    const auto im_range = optional_number(meta, "imAiRangeMax");
-    const auto im_max_int = optional_number(meta, "imMaxInt");
-    if (im_range && im_max_int && *im_max_int > 0) {
-        const auto gain = imec_channel_gain(meta, lfp_stream);
+double microvolts_per_bit_from(const MetaMap& meta, const std::filesystem::path& meta_path, bool lfp_stream) {
+    // SpikeGlxWriter states an unknown gain as imAiRangeMax=0 (e.g. a stream from a link that carries none).
+    if (const auto stated = find_key(meta, "imAiRangeMax"); stated && parse_number<double>(*stated) == 0.0)
+        return 0.0;
+    const auto im_range = gain_input(meta, meta_path, "imAiRangeMax");
+    const auto im_max_int = gain_input(meta, meta_path, "imMaxInt");
+    if (im_range && im_max_int) {
+        const auto gain = imec_channel_gain(meta, meta_path, lfp_stream);
         return gain ? *im_range / *im_max_int / *gain * 1e6 : 0.0;
     }
-    const auto ni_range = optional_number(meta, "niAiRangeMax");
-    const auto ni_max_int = optional_number(meta, "niMaxInt");
-    if (ni_range && ni_max_int && *ni_max_int > 0) {
-        const auto gain = optional_number(meta, "niMNGain");
-        return *ni_range / *ni_max_int / (gain && *gain > 0 ? *gain : 1.0) * 1e6;
+    const auto ni_range = gain_input(meta, meta_path, "niAiRangeMax");
+    const auto ni_max_int = gain_input(meta, meta_path, "niMaxInt");
+    if (ni_range && ni_max_int) {
+        const auto gain = gain_input(meta, meta_path, "niMNGain");
+        return *ni_range / *ni_max_int / gain.value_or(1.0) * 1e6;
     }
     return 0.0;
 }
@@ -176,7 +194,8 @@ std::vector<int> spikeglx_saved_channels(const MetaMap& meta, const std::filesys
     return parse_channel_list(*value, meta_path.string() + ": snsSaveChanSubset");
 }
 
-RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {
+RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const SpikeGlxReadOptions& options) {
+    const bool allow_truncated = options.allow_truncated;
     std::filesystem::path meta_path = bin_path;
     meta_path.replace_extension(".meta");
     std::error_code ec;
@@ -197,15 +216,30 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {
     require(std::filesystem::is_regular_file(bin_path, ec), bin_path.string() + ": no such file: check the path");
     const std::uintmax_t actual_size = std::filesystem::file_size(bin_path, ec);
     require(!ec, bin_path.string() + ": cannot read its size: " + ec.message());
-    require(actual_size == declared_size, bin_path.string() + " is " + std::to_string(actual_size) + " bytes but " +
-                                              meta_path.filename().string() +
-                                              " says fileSizeBytes=" + std::to_string(declared_size) +
-                                              ": the recording is truncated or the .meta belongs to another file");
+    // A longer file than the .meta says is not a cut recording: the .meta belongs to another file.
+    require(actual_size == declared_size || (allow_truncated && actual_size < declared_size),
+            bin_path.string() + " is " + std::to_string(actual_size) + " bytes but " + meta_path.filename().string() +
+                " says fileSizeBytes=" + std::to_string(declared_size) +
+                (actual_size < declared_size
+                     ? ": the recording is truncated (e.g. by a crash; pass --allow-truncated to process its whole "
+                       "frames) or the .meta belongs to another file"
+                     : ": the .meta belongs to another file"));
     const std::uint64_t frame_bytes = static_cast<std::uint64_t>(n_channels) * sizeof(std::int16_t);
-    require(actual_size % frame_bytes == 0,
+    require(allow_truncated || actual_size % frame_bytes == 0,
             bin_path.string() + " is " + std::to_string(actual_size) + " bytes, not a whole number of frames of " +
                 std::to_string(n_channels) + " int16 channels (" + std::to_string(actual_size % frame_bytes) +
-                " bytes left over): nSavedChans in the .meta is wrong or the file is damaged");
+                " bytes left over): nSavedChans in the .meta is wrong or the file is damaged (a file cut by a crash: "
+                "pass --allow-truncated to process its whole frames)");
+    const std::uint64_t whole_frames = actual_size / frame_bytes;
+    require(whole_frames > 0 || !allow_truncated, bin_path.string() + " is " + std::to_string(actual_size) +
+                                                      " bytes: not one whole frame of " + std::to_string(n_channels) +
+                                                      " int16 channels, nothing to process");
+    std::string warning;
+    if (actual_size != declared_size || actual_size % frame_bytes != 0)
+        warning = bin_path.string() + " is truncated: using its " + std::to_string(whole_frames) + " whole frames (" +
+                  std::to_string(whole_frames * frame_bytes) + " bytes) of the " +
+                  std::to_string(declared_size / frame_bytes) + " frames (" + std::to_string(declared_size) +
+                  " bytes) its .meta declares";
 
     // SpikeGLX names the LFP band of an imec probe NAME.imecN.lf.bin; its gain is the LF gain.
     const bool lfp_stream = bin_path.stem().extension() == ".lf";
@@ -227,10 +261,11 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path) {
         }
     }
     info.sample_rate = sample_rate;
-    info.n_frames = actual_size / frame_bytes;
-    info.microvolts_per_bit = microvolts_per_bit_from(meta, lfp_stream);
+    info.n_frames = whole_frames;
+    info.microvolts_per_bit = options.gain_given ? 0.0 : microvolts_per_bit_from(meta, meta_path, lfp_stream);
     info.format = "spikeglx";
     info.data_path = bin_path;
+    info.warning = warning;
     return info;
 }
 

@@ -21,9 +21,18 @@ MetaMap read_spikeglx_meta(const std::filesystem::path& meta_path);
 /// Throws InputError naming meta_path when the value is malformed.
 std::vector<int> spikeglx_saved_channels(const MetaMap& meta, const std::filesystem::path& meta_path);
 
-/// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes, without
-/// opening the data; open_spikeglx streams what this describes.
-RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path);
+/// How read_spikeglx_info treats questionable files.
+struct SpikeGlxReadOptions {
+    /// Describe a .bin shorter than fileSizeBytes, or with a partial last frame, by its whole frames and say so in
+    /// RecordingInfo::warning (a .bin longer than fileSizeBytes stays an error: the .meta belongs to another file).
+    bool allow_truncated = false;
+    /// The caller sets the gain itself (--uv-per-bit): gain keys of the .meta are not read.
+    bool gain_given = false;
+};
+
+/// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes and the gain keys
+/// (finite, positive), without opening the data; open_spikeglx streams what this describes.
+RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const SpikeGlxReadOptions& options = {});
 
 /// Opens a SpikeGLX pair, checking the .bin size against nSavedChans and fileSizeBytes.
 std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_path);

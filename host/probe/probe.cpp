@@ -12,6 +12,7 @@
 #include <numeric>
 #include <optional>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 namespace spikeline::probe {
@@ -174,6 +175,45 @@ Probe default_probe(int n_channels) {
     return probe;
 }
 
+void check_distinct_positions(const Probe& probe, const std::string& where) {
+    // Positions closer than this are one place: contact pitches are several micrometres.
+    constexpr double kSamePlaceUm = 0.01;
+    std::vector<int> order;
+    for (int c = 0; c < probe.n_channels(); ++c)
+        if (!probe.contacts[static_cast<std::size_t>(c)].excluded)
+            order.push_back(c);
+    const auto key = [&](int c) {
+        const Contact& contact = probe.contacts[static_cast<std::size_t>(c)];
+        return std::make_tuple(contact.shank, std::llround(contact.x_um / kSamePlaceUm),
+                               std::llround(contact.y_um / kSamePlaceUm));
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) < key(b); });
+    std::string shared;
+    int n_shared = 0;
+    for (std::size_t i = 0; i < order.size();) {
+        std::size_t end = i + 1;
+        while (end < order.size() && key(order[end]) == key(order[i]))
+            ++end;
+        if (end - i > 1) {
+            ++n_shared;
+            if (n_shared <= 5) {
+                const Contact& first = probe.contacts[static_cast<std::size_t>(order[i])];
+                std::ostringstream text;
+                text << "\n  channels";
+                for (std::size_t k = i; k < end; ++k)
+                    text << (k > i ? ", " : " ") << order[k];
+                text << " at x=" << first.x_um << " y=" << first.y_um << " um on shank " << first.shank;
+                shared += text.str();
+            }
+        }
+        i = end;
+    }
+    require(n_shared == 0, where + ": " + std::to_string(n_shared) +
+                               " position(s) are shared by several contacts of one shank, so detection would see "
+                               "one signal on several channels:" +
+                               shared + (n_shared > 5 ? "\n  ..." : "") + "\nfix the contact positions");
+}
+
 Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
                                    const std::vector<int>& saved) {
     const std::string advice = ": pass --probe with the probe's probeinterface JSON instead";
@@ -237,6 +277,7 @@ Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, con
         contact.id = std::string("c").append(std::to_string(g - 1));
         probe.contacts.push_back(std::move(contact));
     }
+    check_distinct_positions(probe, where + ": ~snsGeomMap");
     return probe;
 }
 
@@ -299,6 +340,7 @@ Probe read_probeinterface(const std::filesystem::path& path) {
     probe.contacts.reserve(n_channels);
     for (const WiredContact* entry : by_channel)
         probe.contacts.push_back(entry->contact);
+    check_distinct_positions(probe, path.string());
     return probe;
 }
 

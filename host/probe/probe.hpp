@@ -44,6 +44,10 @@ Probe read_probeinterface(const std::filesystem::path& path);
 Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
                                    const std::vector<int>& saved = {});
 
+/// Throws InputError naming `where` and the channels when contacts of one shank share a position (excluded contacts
+/// aside): detection would see one signal twice. Both probe readers call it.
+void check_distinct_positions(const Probe& probe, const std::string& where);
+
 /// Writes probeinterface JSON atomically; device_channel_indices are 0..n-1.
 void write_probeinterface(const Probe& probe, const std::filesystem::path& path);
 

@@ -42,6 +42,7 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
         open.sample_rate = options.input.sample_rate;
         open.microvolts_per_bit = options.input.microvolts_per_bit;
         open.open_ephys_stream = options.input.open_ephys_stream;
+        open.allow_truncated = options.input.allow_truncated;
         return io::open_recording(options.input.source, open);
     };
     std::unique_ptr<io::RecordingSource> recording = open_input();

@@ -298,6 +298,7 @@ std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options) {
     open.sample_rate = options.sample_rate;
     open.microvolts_per_bit = options.microvolts_per_bit;
     open.open_ephys_stream = options.open_ephys_stream;
+    open.allow_truncated = options.allow_truncated;
     return std::make_unique<FileSource>(options, io::open_recording(options.source, open));
 }
 

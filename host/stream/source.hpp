@@ -37,6 +37,7 @@ struct SourceOptions {
     std::optional<double> sample_rate;
     std::optional<double> microvolts_per_bit;
     std::string open_ephys_stream; ///< which continuous stream of an Open Ephys recording
+    bool allow_truncated = false;  ///< files: read the whole frames of a cut SpikeGLX .bin (io::OpenOptions)
     bool realtime = false;         ///< files: deliver at the recording's pace
     double block_ms = 1.0;         ///< stdin and files: frames per block
     /// files: each block is lost (delivered as a gap) with this probability, to test gap handling reproducibly
