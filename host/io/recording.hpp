@@ -5,6 +5,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "probe/probe.hpp"
 
 namespace spikeline::io {
 
@@ -22,6 +26,14 @@ struct RecordingInfo {
     /// Set when the reader accepted a questionable file (a truncated SpikeGLX .bin with allow_truncated): what it
     /// uses and what is missing, for the caller to show.
     std::string warning;
+    /// Geometry stated by the recording's own metadata (SpikeGLX ~snsGeomMap, or imroTbl with the probe type's
+    /// documented layout; Open Ephys settings.xml), one contact per delivered channel; empty when it states none.
+    std::optional<probe::Probe> probe;
+    std::string geometry_source; ///< how probe was obtained (empty: no probe), for summaries and `spikeline info`
+    std::string gain_source;     ///< which metadata gave microvolts_per_bit, or which default was used
+    bool gain_fallback = false;  ///< microvolts_per_bit is a default, not stated by the metadata
+    /// File channels (0-based, in file order) that readers skip, each with why (e.g. "SpikeGLX sync").
+    std::vector<std::pair<int, std::string>> skipped_channels;
 
     int file_channels() const { return n_file_channels > 0 ? n_file_channels : n_channels; }
 };

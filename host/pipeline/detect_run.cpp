@@ -50,6 +50,9 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     } else if (!info.data_path.empty() && std::filesystem::exists(info.data_path.parent_path() / "probe.json")) {
         origin = (info.data_path.parent_path() / "probe.json").string();
         probe = probe::read_probeinterface(origin);
+    } else if (info.probe) {
+        probe = *info.probe;
+        origin = info.geometry_source;
     } else if (auto from_meta = spikeglx_geom_map_probe(info, origin)) {
         probe = std::move(*from_meta);
     } else {
