@@ -14,7 +14,9 @@
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
+#include "stream/udp.hpp"
 #include "temp_dir_test.hpp"
+#include "util/errors.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,6 +24,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -156,7 +159,7 @@ LinkDecoderOptions test_options() {
     LinkDecoderOptions options;
     options.n_channels = kTestChannels;
     options.reorder_window_frames = 12; // three 4-frame packets
-    options.max_gap_frames = 1000;
+    options.suspect_jump_frames = 100;
     options.max_hold_ns = 5'000'000;
     return options;
 }
@@ -237,13 +240,14 @@ TEST(LinkDecoder, DroppedPacketBecomesAZeroGapWithExactTiming) {
 TEST(LinkDecoder, ExpireReleasesHeldPacketsAfterTheHoldTime) {
     Collected out;
     LinkDecoder decoder(test_options(), out.sink());
-    push(decoder, make_packet(0, 0, 4), 0);
-    push(decoder, make_packet(2, 8, 4), 1'000'000); // waits for packet 1
+    for (std::uint64_t k = 0; k < 4; ++k) // enough to lock
+        push(decoder, make_packet(k, 4 * k, 4), 0);
+    push(decoder, make_packet(5, 20, 4), 1'000'000); // waits for packet 4
     decoder.expire(3'000'000);
     EXPECT_EQ(decoder.held_packets(), 1u);
     decoder.expire(7'000'000);
     EXPECT_EQ(decoder.held_packets(), 0u);
-    EXPECT_EQ(out.frames.size(), 12u * kTestChannels);
+    EXPECT_EQ(out.frames.size(), 24u * kTestChannels);
     EXPECT_EQ(decoder.counters().gap_frames, 4u);
 }
 
@@ -258,7 +262,7 @@ TEST(LinkDecoder, MalformedAndForeignPacketsAreCountedNotFatal) {
     push(decoder, std::vector<unsigned char>(100, 0xFF));
     push(decoder, make_packet(1, 4, 4, 9, kTestChannels + 1)); // wrong channel count
     push(decoder, make_packet(1, 4, 4, 77));                   // another stream
-    push(decoder, make_packet(1, 1u << 20, 4));                // far beyond max_gap_frames
+    push(decoder, make_packet(1, 1u << 20, 4));                // a clock jump with no follow-up
     push(decoder, make_packet(1, 1ull << 63, 4));              // sample clock beyond 2^63
     push(decoder, make_packet(1, 4, 4));
     decoder.finish(0);
@@ -269,7 +273,8 @@ TEST(LinkDecoder, MalformedAndForeignPacketsAreCountedNotFatal) {
     EXPECT_EQ(c.malformed(), 3u);
     EXPECT_EQ(c.wrong_channels, 1u);
     EXPECT_EQ(c.wrong_stream, 1u);
-    EXPECT_EQ(c.out_of_range, 2u);
+    EXPECT_EQ(c.out_of_range, 1u);
+    EXPECT_EQ(c.clock_outliers, 1u);
     EXPECT_EQ(c.accepted, 2u);
     EXPECT_EQ(c.datagrams, 9u);
     ASSERT_EQ(out.frames.size(), 8u * kTestChannels);
@@ -286,6 +291,200 @@ TEST(LinkDecoder, OverlappingPacketContributesOnlyItsNewFrames) {
     ASSERT_EQ(out.frames.size(), 6u * kTestChannels);
     for (std::uint64_t f = 0; f < 6; ++f)
         EXPECT_TRUE(out.frame_is_original(f, 0));
+}
+
+// Clock jumps, at the scale of a real link: 30-frame packets (1 ms at 30 kHz), a 90-frame reorder window and a 1 s
+// suspect bound.
+LinkDecoderOptions link_scale_options() {
+    LinkDecoderOptions options;
+    options.n_channels = kTestChannels;
+    options.reorder_window_frames = 90;
+    options.suspect_jump_frames = 30000;
+    return options;
+}
+
+constexpr std::uint64_t kSixtySeconds = 60 * 30000;
+
+/// Runs a decoder over packets (sequence, first sample), with one swap to exercise the reorder window too.
+Collected decode_packets(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& packets, LinkCounters& counters,
+                         const LinkDecoderOptions& options = link_scale_options()) {
+    Collected out;
+    LinkDecoder decoder(options, out.sink());
+    std::int64_t now = 0;
+    for (const auto& [sequence, first] : packets)
+        push(decoder, make_packet(sequence, first, 30), now += 1'000'000);
+    decoder.finish(now);
+    counters = decoder.counters();
+    return out;
+}
+
+TEST(LinkDecoder, OneRoguePacketAheadOrBehindChangesNothingElse) {
+    const std::uint64_t base = 5'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> clean;
+    for (std::uint64_t k = 0; k < 300; ++k)
+        clean.emplace_back(k, base + 30 * k);
+    std::swap(clean[40], clean[41]);
+    auto rogue = clean;
+    rogue.insert(rogue.begin() + 100, {100, base + 30 * 100 + kSixtySeconds}); // a valid packet 60 s ahead
+    rogue.insert(rogue.begin() + 200, {200, base + 30 * 200 - kSixtySeconds}); // and one 60 s behind
+    LinkCounters clean_counters, rogue_counters;
+    const Collected expected = decode_packets(clean, clean_counters);
+    const Collected got = decode_packets(rogue, rogue_counters);
+
+    ASSERT_EQ(expected.frames.size(), 9000u * kTestChannels);
+    EXPECT_EQ(got.frames, expected.frames); // byte-identical: every real frame, nothing zero-filled
+    EXPECT_TRUE(got.gaps.empty());
+    EXPECT_EQ(rogue_counters.gap_frames, 0u);
+    EXPECT_EQ(rogue_counters.accepted, clean_counters.accepted);
+    EXPECT_EQ(rogue_counters.reordered, clean_counters.reordered);
+    EXPECT_EQ(rogue_counters.late + rogue_counters.duplicates, 0u);
+    EXPECT_EQ(rogue_counters.clock_outliers, 2u);
+    EXPECT_EQ(rogue_counters.resyncs, 0u);
+}
+
+TEST(LinkDecoder, RoguePacketsBeforeLockDoNotSetTheClock) {
+    const std::uint64_t base = 5'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> clean, rogue;
+    for (std::uint64_t k = 0; k < 20; ++k)
+        clean.emplace_back(k, base + 30 * k);
+    rogue = clean;
+    rogue.insert(rogue.begin(), {0, base + kSixtySeconds}); // the very first packet lies
+    rogue.insert(rogue.begin() + 2, {1, base - kSixtySeconds});
+    LinkCounters clean_counters, rogue_counters;
+    const Collected expected = decode_packets(clean, clean_counters);
+    const Collected got = decode_packets(rogue, rogue_counters);
+    EXPECT_EQ(got.frames, expected.frames);
+    EXPECT_EQ(rogue_counters.clock_outliers, 2u);
+    EXPECT_EQ(rogue_counters.gap_frames, 0u);
+}
+
+/// Checks frames against the packet pattern: frame f holds link sample clock(f).
+template <class Clock> void expect_frames_follow(const Collected& out, std::uint64_t n_frames, Clock clock) {
+    ASSERT_EQ(out.frames.size(), n_frames * kTestChannels);
+    std::size_t mismatches = 0;
+    for (std::uint64_t f = 0; f < n_frames; ++f)
+        for (int c = 0; c < kTestChannels; ++c)
+            mismatches += out.frames[f * kTestChannels + static_cast<std::size_t>(c)] !=
+                          static_cast<std::int16_t>(clock(f) * 10 + static_cast<std::uint64_t>(c));
+    EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(LinkDecoder, SenderRestartingAtZeroIsAResyncWithoutZeroFill) {
+    const std::uint64_t base = 1'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k = 0; k < 99; ++k)
+        packets.emplace_back(k, base + 30 * k);
+    packets.emplace_back(0, 0);               // the sender restarts at sample 0 ...
+    packets.emplace_back(99, base + 30 * 99); // ... while the old clock's last packet is still in flight
+    for (std::uint64_t k = 1; k < 100; ++k)
+        packets.emplace_back(k, 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+
+    EXPECT_EQ(counters.resyncs, 1u);
+    ASSERT_EQ(counters.discontinuities.size(), 1u);
+    EXPECT_EQ(counters.discontinuities[0].frame, 3000u);
+    EXPECT_EQ(counters.discontinuities[0].old_sample, base + 3000);
+    EXPECT_EQ(counters.discontinuities[0].new_sample, 0u);
+    EXPECT_EQ(counters.gap_frames, 0u);
+    EXPECT_EQ(counters.clock_outliers, 0u);
+    EXPECT_EQ(counters.accepted, 200u);
+    expect_frames_follow(out, 6000, [&](std::uint64_t f) { return f < 3000 ? base + f : f - 3000; });
+}
+
+TEST(LinkDecoder, SustainedJumpTenMinutesAheadResyncsAfterTheOldClocksLastPackets) {
+    const std::uint64_t jump = 10 * kSixtySeconds;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k = 0; k < 50; ++k)
+        if (k != 48) // lost: the old clock's held packet 49 is delivered after a gap, before the new clock
+            packets.emplace_back(k, 30 * k);
+    for (std::uint64_t k = 50; k < 150; ++k)
+        packets.emplace_back(k, jump + 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+
+    EXPECT_EQ(counters.resyncs, 1u);
+    ASSERT_EQ(counters.discontinuities.size(), 1u);
+    EXPECT_EQ(counters.discontinuities[0].frame, 1500u);
+    EXPECT_EQ(counters.discontinuities[0].new_sample, jump + 1500);
+    EXPECT_EQ(counters.gap_frames, 30u); // the lost packet only, not ten minutes
+    ASSERT_EQ(out.gaps.size(), 1u);
+    EXPECT_EQ(out.gaps[0], (std::pair<std::uint64_t, std::uint64_t>{1440, 30}));
+    ASSERT_EQ(out.frames.size(), 4500u * kTestChannels);
+    for (std::uint64_t f = 0; f < 4500; ++f) {
+        const bool lost = f >= 1440 && f < 1470;
+        EXPECT_TRUE(lost || out.frame_is_original(f, f < 1500 ? 0 : jump)) << f;
+    }
+}
+
+TEST(LinkDecoder, AStrayStreamIdBeforeTheRealStreamDoesNotLockItOut) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 500, 4, 7)); // a stray sender speaks first
+    for (std::uint32_t stray = 100; stray < 120; ++stray)
+        push(decoder, make_packet(0, 0, 4, stray)); // and twenty more, more than the candidate table holds
+    for (std::uint64_t k = 0; k < 10; ++k) {
+        push(decoder, make_packet(k, 4 * k, 4, 1));
+        if (k == 5)
+            push(decoder, make_packet(1, 504, 4, 7));
+    }
+    decoder.finish(0);
+    const LinkCounters& c = decoder.counters();
+    EXPECT_EQ(decoder.stream_id(), 1u);
+    EXPECT_EQ(decoder.base_sample(), 0u);
+    ASSERT_EQ(out.frames.size(), 40u * kTestChannels);
+    for (std::uint64_t f = 0; f < 40; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+    EXPECT_EQ(c.wrong_stream + c.dropped_before_lock, 22u);
+    EXPECT_GT(c.dropped_before_lock, 0u); // the candidate table stayed bounded
+    EXPECT_LE(c.other_stream_ids.size(), LinkCounters::kMaxStreamIds);
+    std::uint64_t id7 = 0;
+    for (const StreamIdCount& entry : c.other_stream_ids)
+        id7 += entry.stream_id == 7 ? entry.packets : 0;
+    EXPECT_EQ(id7, 1u); // the later one; the first was pushed out of the table by the twenty newer strays
+}
+
+TEST(LinkDecoder, WithAStreamIdOtherSendersNeverLock) {
+    LinkDecoderOptions options = test_options();
+    options.stream_id = 1;
+    Collected out;
+    LinkDecoder decoder(options, out.sink());
+    for (std::uint64_t k = 0; k < 6; ++k) // consistent enough to lock, were the id not fixed
+        push(decoder, make_packet(k, 1000 + 4 * k, 4, 7));
+    for (std::uint64_t k = 0; k < 5; ++k)
+        push(decoder, make_packet(k, 4 * k, 4, 1));
+    decoder.finish(0);
+    const LinkCounters& c = decoder.counters();
+    EXPECT_EQ(decoder.stream_id(), 1u);
+    EXPECT_EQ(c.wrong_stream, 6u);
+    ASSERT_EQ(c.other_stream_ids.size(), 1u);
+    EXPECT_EQ(c.other_stream_ids[0].stream_id, 7u);
+    EXPECT_EQ(c.other_stream_ids[0].packets, 6u);
+    ASSERT_EQ(out.frames.size(), 20u * kTestChannels);
+    for (std::uint64_t f = 0; f < 20; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+}
+
+TEST(UdpSocket, ASecondListenerOnThePortFailsSayingAnotherProcessListens) {
+    std::optional<UdpSocket> first;
+    UdpAddress address;
+    for (int offset = 0; !first && offset < 50; ++offset) { // a free port near this process's own range
+        address = parse_udp_address("udp://127.0.0.1:" + std::to_string(20000 + ::getpid() % 20000 + 7 + offset));
+        try {
+            first.emplace(UdpSocket::bind_receiver(address, 1 << 16));
+        } catch (const InputError&) {
+        }
+    }
+    ASSERT_TRUE(first.has_value());
+    try {
+        UdpSocket::bind_receiver(address, 1 << 16);
+        FAIL() << "a second listener bound the same port";
+    } catch (const InputError& error) {
+        EXPECT_NE(
+            std::string(error.what()).find("another process is listening on UDP port " + std::to_string(address.port)),
+            std::string::npos)
+            << error.what();
+    }
 }
 
 // Deterministic mutation fuzzing with the libFuzzer target's own harness (which aborts on a broken invariant): valid

@@ -36,10 +36,12 @@ struct SourceOptions {
     std::optional<int> n_channels; ///< required for udp and stdin; checked against files
     std::optional<double> sample_rate;
     std::optional<double> microvolts_per_bit;
-    std::string open_ephys_stream;  ///< which continuous stream of an Open Ephys recording
-    bool realtime = false;          ///< files: deliver at the recording's pace
-    double block_ms = 1.0;          ///< stdin and files: frames per block
-    double reorder_window_ms = 3.0; ///< udp: see LinkDecoderOptions
+    std::string open_ephys_stream;          ///< which continuous stream of an Open Ephys recording
+    bool realtime = false;                  ///< files: deliver at the recording's pace
+    double block_ms = 1.0;                  ///< stdin and files: frames per block
+    double reorder_window_ms = 3.0;         ///< udp: see LinkDecoderOptions
+    double clock_jump_ms = 1000.0;          ///< udp: LinkDecoderOptions::suspect_jump_frames, in ms
+    std::optional<std::uint32_t> stream_id; ///< udp: accept only this sender (else lock on the first consistent one)
     int receive_buffer_bytes = 4 << 20;
 };
 
