@@ -740,6 +740,71 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     EXPECT_TRUE(fs::exists(out / "cluster_info.tsv"));
 }
 
+TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCostsAFrame) {
+    const int port = test_port(14);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const fs::path out = dir_ / "stream";
+    const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
+                                         "--sample-rate", "30000", "--calibration-s", "0"};
+    std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
+    args.insert(args.end(), shape.begin(), shape.end());
+    const pid_t stream = spawn_cli(args, dir_ / "stream");
+    std::this_thread::sleep_for(700ms); // the stream binds its port
+
+    std::vector<std::string> second_args{"stream", "--out", (dir_ / "second").string()};
+    second_args.insert(second_args.end(), shape.begin(), shape.end());
+    EXPECT_EQ(wait_exit(spawn_cli(second_args, dir_ / "second")), 2);
+    EXPECT_NE(read_text(dir_ / "second.err").find("another process is listening on UDP port " + std::to_string(port)),
+              std::string::npos)
+        << read_text(dir_ / "second.err");
+
+    // One second of the recording as 1 ms packets of stream id 1 from link sample 1000, with a stray sender (id 7)
+    // before and amid it, and one id-1 packet whose clock is 60 s ahead.
+    const UdpSocket sender = UdpSocket::connect_sender(parse_udp_address(udp));
+    const std::uint64_t base = 1000, n_packets = 1000;
+    const auto send = [&](std::uint32_t stream_id, std::uint64_t sequence, std::uint64_t first_sample,
+                          std::uint64_t from_frame) {
+        LinkHeader header;
+        header.stream_id = stream_id;
+        header.n_channels = kChannels;
+        header.samples_per_packet = 30;
+        header.sequence = sequence;
+        header.first_sample = first_sample;
+        std::vector<unsigned char> packet;
+        encode_link_packet(header, input_.data() + from_frame * kChannels, packet);
+        EXPECT_TRUE(sender.send(packet.data(), packet.size()));
+    };
+    send(7, 0, 0, 0);
+    for (std::uint64_t k = 0; k < n_packets; ++k) {
+        send(1, k, base + 30 * k, 30 * k);
+        if (k == 500) {
+            send(1, k, base + 30 * k + 60 * 30000, 30 * k);
+            send(7, 1, 30, 30);
+        }
+        std::this_thread::sleep_for(300us); // about three times real time: no loss in the kernel's buffer
+    }
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    const auto& link = summary["source_counters"];
+    EXPECT_EQ(link["stream_id"].get<std::uint32_t>(), 1u);
+    EXPECT_EQ(link["wrong_stream"].get<std::uint64_t>(), 2u);
+    EXPECT_EQ(link["other_stream_ids"], nlohmann::json({{"7", 2}}));
+    EXPECT_EQ(link["clock_outliers"].get<std::uint64_t>(), 1u);
+    EXPECT_EQ(link["resyncs"].get<std::uint64_t>(), 0u);
+    EXPECT_TRUE(link["discontinuities"].empty());
+    EXPECT_EQ(summary["link_base_sample"].get<std::uint64_t>(), base);
+    EXPECT_EQ(summary["frames"].get<std::uint64_t>(), 30 * n_packets);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u); // every frame as sent, no zeros
+    const std::string printed = read_text(dir_ / "stream.out");
+    EXPECT_NE(printed.find("WARNING      2 packet(s) of other stream ids ignored (id 7: 2); locked on stream id 1"),
+              std::string::npos)
+        << printed;
+    EXPECT_NE(printed.find("1 outlier packet(s) dropped"), std::string::npos) << printed;
+}
+
 TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
     const fs::path out = dir_ / "stream";
     const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
