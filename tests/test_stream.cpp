@@ -327,6 +327,7 @@ TEST(LinkDecoder, OneRoguePacketAheadOrBehindChangesNothingElse) {
     auto rogue = clean;
     rogue.insert(rogue.begin() + 100, {100, base + 30 * 100 + kSixtySeconds}); // a valid packet 60 s ahead
     rogue.insert(rogue.begin() + 200, {200, base + 30 * 200 - kSixtySeconds}); // and one 60 s behind
+    rogue.insert(rogue.begin() + 250, {250, base + 30 * 250 + 15000});         // and one 0.5 s ahead, within the bound
     LinkCounters clean_counters, rogue_counters;
     const Collected expected = decode_packets(clean, clean_counters);
     const Collected got = decode_packets(rogue, rogue_counters);
@@ -338,7 +339,7 @@ TEST(LinkDecoder, OneRoguePacketAheadOrBehindChangesNothingElse) {
     EXPECT_EQ(rogue_counters.accepted, clean_counters.accepted);
     EXPECT_EQ(rogue_counters.reordered, clean_counters.reordered);
     EXPECT_EQ(rogue_counters.late + rogue_counters.duplicates, 0u);
-    EXPECT_EQ(rogue_counters.clock_outliers, 2u);
+    EXPECT_EQ(rogue_counters.clock_outliers, 3u);
     EXPECT_EQ(rogue_counters.resyncs, 0u);
 }
 
@@ -367,6 +368,46 @@ template <class Clock> void expect_frames_follow(const Collected& out, std::uint
             mismatches += out.frames[f * kTestChannels + static_cast<std::size_t>(c)] !=
                           static_cast<std::int16_t>(clock(f) * 10 + static_cast<std::uint64_t>(c));
     EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(LinkDecoder, APacketEarlyByMoreThanTheWindowWaitsForTheOnesBeforeIt) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k : {0, 1, 2, 3, 4, 9, 5, 6, 7, 8, 10, 11}) // packet 9 overtakes four: 120 frames > the window
+        packets.emplace_back(k, 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+    EXPECT_TRUE(out.gaps.empty());
+    EXPECT_EQ(counters.late, 0u);
+    EXPECT_EQ(counters.clock_outliers, 0u);
+    EXPECT_EQ(counters.accepted, 12u);
+    expect_frames_follow(out, 360, [](std::uint64_t f) { return f; });
+}
+
+TEST(LinkDecoder, AnOutageLongerThanTheWindowIsZeroFilledOnceTheNextPacketConfirmsIt) {
+    Collected out;
+    LinkDecoder decoder(link_scale_options(), out.sink());
+    for (std::uint64_t k = 0; k < 20; ++k)
+        push(decoder, make_packet(k, 30 * k, 30), static_cast<std::int64_t>(k));
+    push(decoder, make_packet(30, 900, 30), 100); // ten packets lost: 300 frames, beyond the 90-frame window
+    EXPECT_EQ(out.frames.size(), 600u * kTestChannels) << "one packet alone does not fill a hole";
+    push(decoder, make_packet(31, 930, 30), 200);
+    ASSERT_EQ(out.gaps.size(), 1u);
+    EXPECT_EQ(out.gaps[0], (std::pair<std::uint64_t, std::uint64_t>{600, 300}));
+    EXPECT_EQ(out.arrivals.back(), 200);
+    // A packet after a second outage, with nothing after it: the hold time confirms it.
+    push(decoder, make_packet(40, 1200, 30), 300);
+    decoder.expire(300 + link_scale_options().max_hold_ns);
+    EXPECT_EQ(out.gaps.size(), 1u);
+    decoder.expire(301 + link_scale_options().max_hold_ns);
+    ASSERT_EQ(out.gaps.size(), 2u);
+    EXPECT_EQ(out.gaps[1], (std::pair<std::uint64_t, std::uint64_t>{960, 240}));
+    decoder.finish(1'000'000'000);
+    EXPECT_EQ(decoder.counters().clock_outliers, 0u);
+    ASSERT_EQ(out.frames.size(), 1230u * kTestChannels);
+    for (std::uint64_t f = 0; f < 1230; ++f) {
+        const bool lost = (f >= 600 && f < 900) || (f >= 960 && f < 1200);
+        EXPECT_TRUE(lost || out.frame_is_original(f, 0)) << f;
+    }
 }
 
 TEST(LinkDecoder, SenderRestartingAtZeroIsAResyncWithoutZeroFill) {

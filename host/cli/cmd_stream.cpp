@@ -63,9 +63,9 @@ int cmd_stream(int argc, char** argv) {
         ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
          "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
         ("clock-jump-ms", po::value(&options.source.clock_jump_ms)->default_value(options.source.clock_jump_ms),
-         "udp: a packet whose sample clock lies further than this beyond the reorder window (ahead or behind) is held "
-         "as suspect; a few consistent ones while the old clock is silent are a resync (recorded in stream.json, the "
-         "jump not zero-filled), a lone one is dropped (clock_outliers)") //
+         "udp: a packet whose sample clock lies further than this beyond the reorder window (ahead or behind) is a "
+         "clock jump: 4 agreeing ones while the old clock is silent are a resync (recorded in stream.json, the jump "
+         "not zero-filled), a lone one is dropped (clock_outliers); shorter silences are zero-filled gaps") //
         ("stream-id", po::value(&stream_id),
          "udp: accept only packets of this stream id (default: lock onto the first id whose packets agree 4 times in "
          "a row); packets of other ids are counted and reported") //

@@ -91,6 +91,10 @@ void LinkDecoder::push(const unsigned char* bytes, std::size_t size, std::int64_
 }
 
 void LinkDecoder::expire(std::int64_t now_ns) {
+    // A jump within the bound that nothing contradicted for the hold time: the silence before it was a real loss.
+    if (!suspects_.packets.empty() && suspects_within_bound() &&
+        now_ns - suspects_.packets.front().held.arrival_ns > options_.max_hold_ns)
+        confirm_jump();
     while (!held_.empty()) {
         std::int64_t oldest = held_.begin()->second.arrival_ns;
         for (const auto& entry : held_)
@@ -116,7 +120,10 @@ void LinkDecoder::finish(std::int64_t now_ns) {
         }
         lock(best);
     }
-    drop_suspects();
+    if (suspects_within_bound())
+        confirm_jump();
+    else
+        drop_suspects();
     flush_held(now_ns);
 }
 
@@ -185,7 +192,7 @@ void LinkDecoder::lock(std::size_t run_index) {
 }
 
 void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigned char* payload,
-                        std::int64_t arrival_ns) {
+                        std::int64_t arrival_ns, bool jump_confirmed) {
     const std::uint64_t end = first + n_frames;
     // Unsigned arithmetic: compare through differences only, each taken in the direction that cannot wrap.
     if (end <= next_) {
@@ -197,7 +204,10 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
             ++counters_.duplicates;
         return;
     }
-    if (first > next_ && first - next_ > options_.reorder_window_frames + options_.suspect_jump_frames) {
+    // Beyond the reorder window the hole before it would be zero-filled at once: first wait for a second packet on
+    // that clock (within the bound: a loss) or several (beyond it: a resync), so that one rogue packet fills nothing.
+    if (first > next_ && first - next_ > options_.reorder_window_frames &&
+        (!jump_confirmed || first - next_ > options_.reorder_window_frames + options_.suspect_jump_frames)) {
         add_suspect(store(stream_id_, first, n_frames, payload, arrival_ns));
         return;
     }
@@ -205,14 +215,12 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
         ++counters_.duplicates;
         return;
     }
-    // The current clock goes on: suspects it outlasts were outliers.
-    if (!suspects_.packets.empty() && ++current_since_suspect_ >= options_.resync_packets)
-        drop_suspects();
     if (first <= next_) { // in order (or overlapping what was delivered: the new part), maybe filling a hole
         const std::size_t skip = static_cast<std::size_t>(next_ - first);
         ++counters_.accepted;
         deliver(next_, n_frames - skip, payload + skip * 2 * static_cast<std::size_t>(options_.n_channels), arrival_ns);
         drain_held();
+        current_clock_went_on();
         return;
     }
     Held held;
@@ -231,6 +239,34 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
         fill_gap_to(held_.begin()->first, arrival_ns);
         drain_held();
     }
+    current_clock_went_on();
+}
+
+void LinkDecoder::current_clock_went_on() {
+    if (suspects_.packets.empty())
+        return;
+    if (suspects_.lo >= next_ && suspects_.hi - next_ <= options_.reorder_window_frames) {
+        // The current clock caught up (they fit the window now): packets early by more than the window, not a jump.
+        Run early = std::move(suspects_);
+        suspects_ = Run{};
+        for (const Stored& packet : early.packets)
+            place(packet.first, packet.held.n_frames, packet.held.payload.data(), packet.held.arrival_ns);
+        return;
+    }
+    if (++current_since_suspect_ >= options_.resync_packets)
+        drop_suspects(); // the current clock outlasted them: outliers
+}
+
+bool LinkDecoder::suspects_within_bound() const {
+    return !suspects_.packets.empty() && suspects_.lo > next_ &&
+           suspects_.lo - next_ <= options_.reorder_window_frames + options_.suspect_jump_frames;
+}
+
+void LinkDecoder::confirm_jump() {
+    Run run = std::move(suspects_);
+    suspects_ = Run{};
+    for (const Stored& packet : run.packets)
+        place(packet.first, packet.held.n_frames, packet.held.payload.data(), packet.held.arrival_ns, true);
 }
 
 void LinkDecoder::add_suspect(Stored&& packet) {
@@ -245,8 +281,12 @@ void LinkDecoder::add_suspect(Stored&& packet) {
     if (suspects_.packets.empty())
         current_since_suspect_ = 0;
     suspects_.add(std::move(packet));
-    if (suspects_.packets.size() >= options_.resync_packets)
+    if (suspects_within_bound()) {
+        if (suspects_.packets.size() >= std::min<std::size_t>(2, options_.resync_packets))
+            confirm_jump();
+    } else if (suspects_.packets.size() >= options_.resync_packets) {
         resync();
+    }
 }
 
 void LinkDecoder::drop_suspects() {

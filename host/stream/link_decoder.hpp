@@ -2,10 +2,11 @@
 // Turns link packets (stream/link_format.hpp), as they arrive from an unreliable transport, into a gap-free
 // sequence of frames: validates each datagram, locks onto one sender (stream id and clock) only once several
 // consistent packets agree, puts packets back in sample order within a bounded reorder window, drops duplicates,
-// and fills what never arrived with zeros so that sample timing stays exact. A packet whose clock jumps far from the
-// expected sample is held aside as suspect: a lone outlier is dropped, a sender that keeps the new clock (while the
-// old one has gone silent) is followed after a recorded discontinuity, without zero-filling the jump. Every gap,
-// outlier and discontinuity is reported; nothing a datagram holds can make it crash or allocate without bound.
+// and fills what never arrived with zeros so that sample timing stays exact. A packet starting beyond the reorder
+// window is held aside as suspect until another packet confirms its clock: then a jump within a bound is a loss
+// (zero-filled), a larger one a recorded discontinuity that is followed without zero-filling the jump (once several
+// packets agree while the old clock is silent); a lone outlier is dropped. Every gap, outlier and discontinuity is
+// reported; nothing a datagram holds can make it crash or allocate without bound.
 #include "stream/link_format.hpp"
 
 #include <cstddef>
@@ -62,7 +63,8 @@ struct LinkDecoderOptions {
     int n_channels = 0;                       ///< packets with another channel count are rejected
     std::uint64_t reorder_window_frames = 90; ///< how far data may run ahead of a missing packet before it is a gap
     /// A packet starting more than this beyond the reorder window (ahead), or ending more than this before the next
-    /// expected sample (behind), is a suspect clock jump: held aside, never zero-filled up to.
+    /// expected sample (behind), is a clock jump: it needs resync_packets agreeing packets, and is never zero-filled
+    /// up to. A packet beyond the window but within this bound needs one more packet (or max_hold_ns) to be a loss.
     std::uint64_t suspect_jump_frames = 30000;
     /// Suspect packets continuing one another (each within the reorder window of the others) that make a resync,
     /// provided fewer packets of the current clock arrived meanwhile (else they are outliers).
@@ -89,7 +91,8 @@ public:
 
     /// One datagram, received at arrival_ns (any monotonic clock, used for latency and expiry).
     void push(const unsigned char* bytes, std::size_t size, std::int64_t arrival_ns);
-    /// Gives up waiting for missing packets when the oldest held packet arrived more than max_hold_ns before now.
+    /// Gives up waiting for missing packets when the oldest held packet arrived more than max_hold_ns before now;
+    /// likewise confirms a suspect within the jump bound that nothing contradicted for max_hold_ns.
     void expire(std::int64_t now_ns);
     /// End of stream: locks onto the best candidate if none has locked yet, drops suspect packets (outliers) and
     /// delivers every held packet, filling the holes between them.
@@ -132,7 +135,11 @@ private:
 
     void add_candidate(Stored&& packet);
     void lock(std::size_t run_index);
-    void place(std::uint64_t first, std::size_t n_frames, const unsigned char* payload, std::int64_t arrival_ns);
+    void place(std::uint64_t first, std::size_t n_frames, const unsigned char* payload, std::int64_t arrival_ns,
+               bool jump_confirmed = false);
+    void current_clock_went_on();
+    bool suspects_within_bound() const;
+    void confirm_jump();
     void add_suspect(Stored&& packet);
     void drop_suspects();
     void resync();
