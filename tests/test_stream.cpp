@@ -410,6 +410,27 @@ TEST(LinkDecoder, AnOutageLongerThanTheWindowIsZeroFilledOnceTheNextPacketConfir
     }
 }
 
+TEST(LinkDecoder, GivingUpOnAHoleLetsAnEarlyPacketTakeItsPlace) {
+    Collected out;
+    LinkDecoder decoder(link_scale_options(), out.sink());
+    const std::int64_t hold = link_scale_options().max_hold_ns;
+    for (std::uint64_t k : {0, 1, 2, 3, 4, 6, 7})
+        push(decoder, make_packet(k, 30 * k, 30), 0);
+    push(decoder, make_packet(9, 270, 30), hold); // 5 lost; 9 starts 120 frames beyond the hole: a suspect
+    EXPECT_EQ(decoder.held_packets(), 2u);
+    EXPECT_EQ(decoder.suspect_packets(), 1u);
+    decoder.expire(hold + 1); // packet 5 is given up: 9 now fits the window and waits for 8
+    EXPECT_EQ(decoder.suspect_packets(), 0u);
+    EXPECT_EQ(decoder.held_packets(), 1u);
+    push(decoder, make_packet(8, 240, 30), 0);
+    decoder.finish(0);
+    EXPECT_EQ(decoder.counters().clock_outliers, 0u);
+    EXPECT_EQ(decoder.counters().gap_frames, 30u);
+    ASSERT_EQ(out.frames.size(), 300u * kTestChannels);
+    for (std::uint64_t f = 0; f < 300; ++f)
+        EXPECT_TRUE((f >= 150 && f < 180) || out.frame_is_original(f, 0)) << f;
+}
+
 TEST(LinkDecoder, SenderRestartingAtZeroIsAResyncWithoutZeroFill) {
     const std::uint64_t base = 1'000'000;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;

@@ -91,19 +91,19 @@ void LinkDecoder::push(const unsigned char* bytes, std::size_t size, std::int64_
 }
 
 void LinkDecoder::expire(std::int64_t now_ns) {
-    // A jump within the bound that nothing contradicted for the hold time: the silence before it was a real loss.
-    if (!suspects_.packets.empty() && suspects_within_bound() &&
-        now_ns - suspects_.packets.front().held.arrival_ns > options_.max_hold_ns)
-        confirm_jump();
     while (!held_.empty()) {
         std::int64_t oldest = held_.begin()->second.arrival_ns;
         for (const auto& entry : held_)
             oldest = std::min(oldest, entry.second.arrival_ns);
         if (now_ns - oldest <= options_.max_hold_ns)
-            return;
+            break;
         fill_gap_to(held_.begin()->first, now_ns);
         drain_held();
     }
+    place_early_suspects(); // a hole given up may have let the clock catch up with early packets
+    // A jump within the bound that nothing contradicted for the hold time: the silence before it was a real loss.
+    if (suspects_within_bound() && now_ns - suspects_.packets.front().held.arrival_ns > options_.max_hold_ns)
+        confirm_jump();
 }
 
 void LinkDecoder::finish(std::int64_t now_ns) {
@@ -243,18 +243,19 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
 }
 
 void LinkDecoder::current_clock_went_on() {
-    if (suspects_.packets.empty())
-        return;
-    if (suspects_.lo >= next_ && suspects_.hi - next_ <= options_.reorder_window_frames) {
-        // The current clock caught up (they fit the window now): packets early by more than the window, not a jump.
-        Run early = std::move(suspects_);
-        suspects_ = Run{};
-        for (const Stored& packet : early.packets)
-            place(packet.first, packet.held.n_frames, packet.held.payload.data(), packet.held.arrival_ns);
-        return;
-    }
-    if (++current_since_suspect_ >= options_.resync_packets)
+    if (!suspects_.packets.empty() && !place_early_suspects() && ++current_since_suspect_ >= options_.resync_packets)
         drop_suspects(); // the current clock outlasted them: outliers
+}
+
+bool LinkDecoder::place_early_suspects() {
+    if (suspects_.packets.empty() || suspects_.lo < next_ || suspects_.hi - next_ > options_.reorder_window_frames)
+        return false;
+    // The current clock caught up (they fit the window now): packets early by more than the window, not a jump.
+    Run early = std::move(suspects_);
+    suspects_ = Run{};
+    for (const Stored& packet : early.packets)
+        place(packet.first, packet.held.n_frames, packet.held.payload.data(), packet.held.arrival_ns);
+    return true;
 }
 
 bool LinkDecoder::suspects_within_bound() const {

@@ -138,6 +138,7 @@ private:
     void place(std::uint64_t first, std::size_t n_frames, const unsigned char* payload, std::int64_t arrival_ns,
                bool jump_confirmed = false);
     void current_clock_went_on();
+    bool place_early_suspects();
     bool suspects_within_bound() const;
     void confirm_jump();
     void add_suspect(Stored&& packet);
