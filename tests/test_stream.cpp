@@ -15,7 +15,9 @@
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
+#include "stream/udp.hpp"
 #include "temp_dir_test.hpp"
+#include "util/errors.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,6 +25,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -157,7 +160,7 @@ LinkDecoderOptions test_options() {
     LinkDecoderOptions options;
     options.n_channels = kTestChannels;
     options.reorder_window_frames = 12; // three 4-frame packets
-    options.max_gap_frames = 1000;
+    options.suspect_jump_frames = 100;
     options.max_hold_ns = 5'000'000;
     return options;
 }
@@ -238,13 +241,14 @@ TEST(LinkDecoder, DroppedPacketBecomesAZeroGapWithExactTiming) {
 TEST(LinkDecoder, ExpireReleasesHeldPacketsAfterTheHoldTime) {
     Collected out;
     LinkDecoder decoder(test_options(), out.sink());
-    push(decoder, make_packet(0, 0, 4), 0);
-    push(decoder, make_packet(2, 8, 4), 1'000'000); // waits for packet 1
+    for (std::uint64_t k = 0; k < 4; ++k) // enough to lock
+        push(decoder, make_packet(k, 4 * k, 4), 0);
+    push(decoder, make_packet(5, 20, 4), 1'000'000); // waits for packet 4
     decoder.expire(3'000'000);
     EXPECT_EQ(decoder.held_packets(), 1u);
     decoder.expire(7'000'000);
     EXPECT_EQ(decoder.held_packets(), 0u);
-    EXPECT_EQ(out.frames.size(), 12u * kTestChannels);
+    EXPECT_EQ(out.frames.size(), 24u * kTestChannels);
     EXPECT_EQ(decoder.counters().gap_frames, 4u);
 }
 
@@ -259,7 +263,7 @@ TEST(LinkDecoder, MalformedAndForeignPacketsAreCountedNotFatal) {
     push(decoder, std::vector<unsigned char>(100, 0xFF));
     push(decoder, make_packet(1, 4, 4, 9, kTestChannels + 1)); // wrong channel count
     push(decoder, make_packet(1, 4, 4, 77));                   // another stream
-    push(decoder, make_packet(1, 1u << 20, 4));                // far beyond max_gap_frames
+    push(decoder, make_packet(1, 1u << 20, 4));                // a clock jump with no follow-up
     push(decoder, make_packet(1, 1ull << 63, 4));              // sample clock beyond 2^63
     push(decoder, make_packet(1, 4, 4));
     decoder.finish(0);
@@ -270,7 +274,8 @@ TEST(LinkDecoder, MalformedAndForeignPacketsAreCountedNotFatal) {
     EXPECT_EQ(c.malformed(), 3u);
     EXPECT_EQ(c.wrong_channels, 1u);
     EXPECT_EQ(c.wrong_stream, 1u);
-    EXPECT_EQ(c.out_of_range, 2u);
+    EXPECT_EQ(c.out_of_range, 1u);
+    EXPECT_EQ(c.clock_outliers, 1u);
     EXPECT_EQ(c.accepted, 2u);
     EXPECT_EQ(c.datagrams, 9u);
     ASSERT_EQ(out.frames.size(), 8u * kTestChannels);
@@ -287,6 +292,262 @@ TEST(LinkDecoder, OverlappingPacketContributesOnlyItsNewFrames) {
     ASSERT_EQ(out.frames.size(), 6u * kTestChannels);
     for (std::uint64_t f = 0; f < 6; ++f)
         EXPECT_TRUE(out.frame_is_original(f, 0));
+}
+
+// Clock jumps, at the scale of a real link: 30-frame packets (1 ms at 30 kHz), a 90-frame reorder window and a 1 s
+// suspect bound.
+LinkDecoderOptions link_scale_options() {
+    LinkDecoderOptions options;
+    options.n_channels = kTestChannels;
+    options.reorder_window_frames = 90;
+    options.suspect_jump_frames = 30000;
+    return options;
+}
+
+constexpr std::uint64_t kSixtySeconds = 60 * 30000;
+
+/// Runs a decoder over packets (sequence, first sample), with one swap to exercise the reorder window too.
+Collected decode_packets(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& packets, LinkCounters& counters,
+                         const LinkDecoderOptions& options = link_scale_options()) {
+    Collected out;
+    LinkDecoder decoder(options, out.sink());
+    std::int64_t now = 0;
+    for (const auto& [sequence, first] : packets)
+        push(decoder, make_packet(sequence, first, 30), now += 1'000'000);
+    decoder.finish(now);
+    counters = decoder.counters();
+    return out;
+}
+
+TEST(LinkDecoder, OneRoguePacketAheadOrBehindChangesNothingElse) {
+    const std::uint64_t base = 5'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> clean;
+    for (std::uint64_t k = 0; k < 300; ++k)
+        clean.emplace_back(k, base + 30 * k);
+    std::swap(clean[40], clean[41]);
+    auto rogue = clean;
+    rogue.insert(rogue.begin() + 100, {100, base + 30 * 100 + kSixtySeconds}); // a valid packet 60 s ahead
+    rogue.insert(rogue.begin() + 200, {200, base + 30 * 200 - kSixtySeconds}); // and one 60 s behind
+    rogue.insert(rogue.begin() + 250, {250, base + 30 * 250 + 15000});         // and one 0.5 s ahead, within the bound
+    LinkCounters clean_counters, rogue_counters;
+    const Collected expected = decode_packets(clean, clean_counters);
+    const Collected got = decode_packets(rogue, rogue_counters);
+
+    ASSERT_EQ(expected.frames.size(), 9000u * kTestChannels);
+    EXPECT_EQ(got.frames, expected.frames); // byte-identical: every real frame, nothing zero-filled
+    EXPECT_TRUE(got.gaps.empty());
+    EXPECT_EQ(rogue_counters.gap_frames, 0u);
+    EXPECT_EQ(rogue_counters.accepted, clean_counters.accepted);
+    EXPECT_EQ(rogue_counters.reordered, clean_counters.reordered);
+    EXPECT_EQ(rogue_counters.late + rogue_counters.duplicates, 0u);
+    EXPECT_EQ(rogue_counters.clock_outliers, 3u);
+    EXPECT_EQ(rogue_counters.resyncs, 0u);
+}
+
+TEST(LinkDecoder, RoguePacketsBeforeLockDoNotSetTheClock) {
+    const std::uint64_t base = 5'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> clean, rogue;
+    for (std::uint64_t k = 0; k < 20; ++k)
+        clean.emplace_back(k, base + 30 * k);
+    rogue = clean;
+    rogue.insert(rogue.begin(), {0, base + kSixtySeconds}); // the very first packet lies
+    rogue.insert(rogue.begin() + 2, {1, base - kSixtySeconds});
+    LinkCounters clean_counters, rogue_counters;
+    const Collected expected = decode_packets(clean, clean_counters);
+    const Collected got = decode_packets(rogue, rogue_counters);
+    EXPECT_EQ(got.frames, expected.frames);
+    EXPECT_EQ(rogue_counters.clock_outliers, 2u);
+    EXPECT_EQ(rogue_counters.gap_frames, 0u);
+}
+
+/// Checks frames against the packet pattern: frame f holds link sample clock(f).
+template <class Clock> void expect_frames_follow(const Collected& out, std::uint64_t n_frames, Clock clock) {
+    ASSERT_EQ(out.frames.size(), n_frames * kTestChannels);
+    std::size_t mismatches = 0;
+    for (std::uint64_t f = 0; f < n_frames; ++f)
+        for (int c = 0; c < kTestChannels; ++c)
+            mismatches += out.frames[f * kTestChannels + static_cast<std::size_t>(c)] !=
+                          static_cast<std::int16_t>(clock(f) * 10 + static_cast<std::uint64_t>(c));
+    EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(LinkDecoder, APacketEarlyByMoreThanTheWindowWaitsForTheOnesBeforeIt) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k : {0, 1, 2, 3, 4, 9, 5, 6, 7, 8, 10, 11}) // packet 9 overtakes four: 120 frames > the window
+        packets.emplace_back(k, 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+    EXPECT_TRUE(out.gaps.empty());
+    EXPECT_EQ(counters.late, 0u);
+    EXPECT_EQ(counters.clock_outliers, 0u);
+    EXPECT_EQ(counters.accepted, 12u);
+    expect_frames_follow(out, 360, [](std::uint64_t f) { return f; });
+}
+
+TEST(LinkDecoder, AnOutageLongerThanTheWindowIsZeroFilledOnceTheNextPacketConfirmsIt) {
+    Collected out;
+    LinkDecoder decoder(link_scale_options(), out.sink());
+    for (std::uint64_t k = 0; k < 20; ++k)
+        push(decoder, make_packet(k, 30 * k, 30), static_cast<std::int64_t>(k));
+    push(decoder, make_packet(30, 900, 30), 100); // ten packets lost: 300 frames, beyond the 90-frame window
+    EXPECT_EQ(out.frames.size(), 600u * kTestChannels) << "one packet alone does not fill a hole";
+    push(decoder, make_packet(31, 930, 30), 200);
+    ASSERT_EQ(out.gaps.size(), 1u);
+    EXPECT_EQ(out.gaps[0], (std::pair<std::uint64_t, std::uint64_t>{600, 300}));
+    EXPECT_EQ(out.arrivals.back(), 200);
+    // A packet after a second outage, with nothing after it: the hold time confirms it.
+    push(decoder, make_packet(40, 1200, 30), 300);
+    decoder.expire(300 + link_scale_options().max_hold_ns);
+    EXPECT_EQ(out.gaps.size(), 1u);
+    decoder.expire(301 + link_scale_options().max_hold_ns);
+    ASSERT_EQ(out.gaps.size(), 2u);
+    EXPECT_EQ(out.gaps[1], (std::pair<std::uint64_t, std::uint64_t>{960, 240}));
+    decoder.finish(1'000'000'000);
+    EXPECT_EQ(decoder.counters().clock_outliers, 0u);
+    ASSERT_EQ(out.frames.size(), 1230u * kTestChannels);
+    for (std::uint64_t f = 0; f < 1230; ++f) {
+        const bool lost = (f >= 600 && f < 900) || (f >= 960 && f < 1200);
+        EXPECT_TRUE(lost || out.frame_is_original(f, 0)) << f;
+    }
+}
+
+TEST(LinkDecoder, GivingUpOnAHoleLetsAnEarlyPacketTakeItsPlace) {
+    Collected out;
+    LinkDecoder decoder(link_scale_options(), out.sink());
+    const std::int64_t hold = link_scale_options().max_hold_ns;
+    for (std::uint64_t k : {0, 1, 2, 3, 4, 6, 7})
+        push(decoder, make_packet(k, 30 * k, 30), 0);
+    push(decoder, make_packet(9, 270, 30), hold); // 5 lost; 9 starts 120 frames beyond the hole: a suspect
+    EXPECT_EQ(decoder.held_packets(), 2u);
+    EXPECT_EQ(decoder.suspect_packets(), 1u);
+    decoder.expire(hold + 1); // packet 5 is given up: 9 now fits the window and waits for 8
+    EXPECT_EQ(decoder.suspect_packets(), 0u);
+    EXPECT_EQ(decoder.held_packets(), 1u);
+    push(decoder, make_packet(8, 240, 30), 0);
+    decoder.finish(0);
+    EXPECT_EQ(decoder.counters().clock_outliers, 0u);
+    EXPECT_EQ(decoder.counters().gap_frames, 30u);
+    ASSERT_EQ(out.frames.size(), 300u * kTestChannels);
+    for (std::uint64_t f = 0; f < 300; ++f)
+        EXPECT_TRUE((f >= 150 && f < 180) || out.frame_is_original(f, 0)) << f;
+}
+
+TEST(LinkDecoder, SenderRestartingAtZeroIsAResyncWithoutZeroFill) {
+    const std::uint64_t base = 1'000'000;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k = 0; k < 99; ++k)
+        packets.emplace_back(k, base + 30 * k);
+    packets.emplace_back(0, 0);               // the sender restarts at sample 0 ...
+    packets.emplace_back(99, base + 30 * 99); // ... while the old clock's last packet is still in flight
+    for (std::uint64_t k = 1; k < 100; ++k)
+        packets.emplace_back(k, 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+
+    EXPECT_EQ(counters.resyncs, 1u);
+    ASSERT_EQ(counters.discontinuities.size(), 1u);
+    EXPECT_EQ(counters.discontinuities[0].frame, 3000u);
+    EXPECT_EQ(counters.discontinuities[0].old_sample, base + 3000);
+    EXPECT_EQ(counters.discontinuities[0].new_sample, 0u);
+    EXPECT_EQ(counters.gap_frames, 0u);
+    EXPECT_EQ(counters.clock_outliers, 0u);
+    EXPECT_EQ(counters.accepted, 200u);
+    expect_frames_follow(out, 6000, [&](std::uint64_t f) { return f < 3000 ? base + f : f - 3000; });
+}
+
+TEST(LinkDecoder, SustainedJumpTenMinutesAheadResyncsAfterTheOldClocksLastPackets) {
+    const std::uint64_t jump = 10 * kSixtySeconds;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> packets;
+    for (std::uint64_t k = 0; k < 50; ++k)
+        if (k != 48) // lost: the old clock's held packet 49 is delivered after a gap, before the new clock
+            packets.emplace_back(k, 30 * k);
+    for (std::uint64_t k = 50; k < 150; ++k)
+        packets.emplace_back(k, jump + 30 * k);
+    LinkCounters counters;
+    const Collected out = decode_packets(packets, counters);
+
+    EXPECT_EQ(counters.resyncs, 1u);
+    ASSERT_EQ(counters.discontinuities.size(), 1u);
+    EXPECT_EQ(counters.discontinuities[0].frame, 1500u);
+    EXPECT_EQ(counters.discontinuities[0].new_sample, jump + 1500);
+    EXPECT_EQ(counters.gap_frames, 30u); // the lost packet only, not ten minutes
+    ASSERT_EQ(out.gaps.size(), 1u);
+    EXPECT_EQ(out.gaps[0], (std::pair<std::uint64_t, std::uint64_t>{1440, 30}));
+    ASSERT_EQ(out.frames.size(), 4500u * kTestChannels);
+    for (std::uint64_t f = 0; f < 4500; ++f) {
+        const bool lost = f >= 1440 && f < 1470;
+        EXPECT_TRUE(lost || out.frame_is_original(f, f < 1500 ? 0 : jump)) << f;
+    }
+}
+
+TEST(LinkDecoder, AStrayStreamIdBeforeTheRealStreamDoesNotLockItOut) {
+    Collected out;
+    LinkDecoder decoder(test_options(), out.sink());
+    push(decoder, make_packet(0, 500, 4, 7)); // a stray sender speaks first
+    for (std::uint32_t stray = 100; stray < 120; ++stray)
+        push(decoder, make_packet(0, 0, 4, stray)); // and twenty more, more than the candidate table holds
+    for (std::uint64_t k = 0; k < 10; ++k) {
+        push(decoder, make_packet(k, 4 * k, 4, 1));
+        if (k == 5)
+            push(decoder, make_packet(1, 504, 4, 7));
+    }
+    decoder.finish(0);
+    const LinkCounters& c = decoder.counters();
+    EXPECT_EQ(decoder.stream_id(), 1u);
+    EXPECT_EQ(decoder.base_sample(), 0u);
+    ASSERT_EQ(out.frames.size(), 40u * kTestChannels);
+    for (std::uint64_t f = 0; f < 40; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+    EXPECT_EQ(c.wrong_stream + c.dropped_before_lock, 22u);
+    EXPECT_GT(c.dropped_before_lock, 0u); // the candidate table stayed bounded
+    EXPECT_LE(c.other_stream_ids.size(), LinkCounters::kMaxStreamIds);
+    std::uint64_t id7 = 0;
+    for (const StreamIdCount& entry : c.other_stream_ids)
+        id7 += entry.stream_id == 7 ? entry.packets : 0;
+    EXPECT_EQ(id7, 1u); // the later one; the first was pushed out of the table by the twenty newer strays
+}
+
+TEST(LinkDecoder, WithAStreamIdOtherSendersNeverLock) {
+    LinkDecoderOptions options = test_options();
+    options.stream_id = 1;
+    Collected out;
+    LinkDecoder decoder(options, out.sink());
+    for (std::uint64_t k = 0; k < 6; ++k) // consistent enough to lock, were the id not fixed
+        push(decoder, make_packet(k, 1000 + 4 * k, 4, 7));
+    for (std::uint64_t k = 0; k < 5; ++k)
+        push(decoder, make_packet(k, 4 * k, 4, 1));
+    decoder.finish(0);
+    const LinkCounters& c = decoder.counters();
+    EXPECT_EQ(decoder.stream_id(), 1u);
+    EXPECT_EQ(c.wrong_stream, 6u);
+    ASSERT_EQ(c.other_stream_ids.size(), 1u);
+    EXPECT_EQ(c.other_stream_ids[0].stream_id, 7u);
+    EXPECT_EQ(c.other_stream_ids[0].packets, 6u);
+    ASSERT_EQ(out.frames.size(), 20u * kTestChannels);
+    for (std::uint64_t f = 0; f < 20; ++f)
+        EXPECT_TRUE(out.frame_is_original(f, 0)) << f;
+}
+
+TEST(UdpSocket, ASecondListenerOnThePortFailsSayingAnotherProcessListens) {
+    std::optional<UdpSocket> first;
+    UdpAddress address;
+    for (int offset = 0; !first && offset < 50; ++offset) { // a free port near this process's own range
+        address = parse_udp_address("udp://127.0.0.1:" + std::to_string(20000 + ::getpid() % 20000 + 7 + offset));
+        try {
+            first.emplace(UdpSocket::bind_receiver(address, 1 << 16));
+        } catch (const InputError&) {
+        }
+    }
+    ASSERT_TRUE(first.has_value());
+    try {
+        UdpSocket::bind_receiver(address, 1 << 16);
+        FAIL() << "a second listener bound the same port";
+    } catch (const InputError& error) {
+        EXPECT_NE(
+            std::string(error.what()).find("another process is listening on UDP port " + std::to_string(address.port)),
+            std::string::npos)
+            << error.what();
+    }
 }
 
 // Deterministic mutation fuzzing with the libFuzzer target's own harness (which aborts on a broken invariant): valid
@@ -655,406 +916,475 @@ TEST_F(StreamCliTest, LostPacketsNeitherInventNorHideSpikesAndEveryBackendBlanks
         << lossy.size() << " spikes with loss, " << whole_received << " without on the same samples";
     EXPECT_LE(lossy_after, whole_after + 5)
         << lossy_after << " spikes within 1.5 ms after a gap, " << whole_after << " without loss";
-}
+    TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCostsAFrame) {
+        const int port = test_port(14);
+        const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+        const fs::path out = dir_ / "stream";
+        const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
+                                             "--sample-rate", "30000", "--calibration-s", "0"};
+        std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
+        args.insert(args.end(), shape.begin(), shape.end());
+        const pid_t stream = spawn_cli(args, dir_ / "stream");
+        std::this_thread::sleep_for(700ms); // the stream binds its port
 
-TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
-    const fs::path out = dir_ / "stream";
-    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
-                                    "--out", out.string(), "--calibration-s", "0.5", "-q"},
-                                   dir_ / "stream");
-    std::this_thread::sleep_for(1500ms);
-    ::kill(stream, SIGINT);
-    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-    EXPECT_TRUE(summary["interrupted"].get<bool>());
-    const auto frames = summary["frames"].get<std::uint64_t>();
-    EXPECT_GT(frames, 15000u);
-    EXPECT_LT(frames, 90000u);
-    EXPECT_EQ(check_saved_recording(out, 0), 0u);
-    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
-    EXPECT_EQ(times.size(), summary["spikes"].get<std::uint64_t>());
-    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
-    for (const char* name : {"templates.npy", "params.py", "cluster_group.tsv", "spikeline_sort.json"})
-        EXPECT_TRUE(fs::exists(out / name)) << name;
-    for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
-        EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
-}
+        std::vector<std::string> second_args{"stream", "--out", (dir_ / "second").string()};
+        second_args.insert(second_args.end(), shape.begin(), shape.end());
+        EXPECT_EQ(wait_exit(spawn_cli(second_args, dir_ / "second")), 2);
+        EXPECT_NE(
+            read_text(dir_ / "second.err").find("another process is listening on UDP port " + std::to_string(port)),
+            std::string::npos)
+            << read_text(dir_ / "second.err");
 
-TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
-    const fs::path raw = dir_ / "sim" / "recording.bin";
-    const pid_t from_stdin =
-        spawn_cli({"stream", "--source", "-", "--channels", std::to_string(kChannels), "--sample-rate", "30000",
-                   "--out", (dir_ / "stdin").string(), "--calibration-s", "0", "-q"},
-                  dir_ / "stdin", &raw);
-    ASSERT_EQ(wait_exit(from_stdin), 0) << read_text(dir_ / "stdin.err");
-    EXPECT_EQ(check_saved_recording(dir_ / "stdin", 0), 0u);
-    EXPECT_EQ(io::read_spikeglx_info(dir_ / "stdin" / "recording.bin").n_frames, input_.size() / kChannels);
-
-    // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
-    const fs::path oe = dir_ / "oe";
-    spikeline::testing::write_open_ephys_recording(oe, raw, kChannels, 30000.0);
-    const pid_t from_oe = spawn_cli(
-        {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
-        dir_ / "oe");
-    ASSERT_EQ(wait_exit(from_oe), 0) << read_text(dir_ / "oe.err");
-    EXPECT_EQ(check_saved_recording(dir_ / "oe_out", 0), 0u);
-    const auto summary = nlohmann::json::parse(read_text(dir_ / "oe_out" / "stream.json"));
-    EXPECT_DOUBLE_EQ(summary["microvolts_per_bit"].get<double>(), 0.195);
-
-    // A stream name that is not there is an input error naming the streams.
-    const pid_t bad =
-        spawn_cli({"stream", "--source", oe.string(), "--oe-stream", "nope", "--out", (dir_ / "bad").string(), "-q"},
-                  dir_ / "bad");
-    EXPECT_EQ(wait_exit(bad), 2);
-    EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
-}
-
-/// Collects the messages of a publisher until its END1 message (or a timeout).
-struct Subscriber {
-    explicit Subscriber(const std::string& endpoint) : socket(context, zmq::socket_type::sub) {
-        socket.set(zmq::sockopt::subscribe, "");
-        socket.set(zmq::sockopt::rcvtimeo, 200);
-        socket.connect(endpoint);
-        thread = std::thread([this]() {
-            const auto give_up = std::chrono::steady_clock::now() + 60s;
-            while (!ended && std::chrono::steady_clock::now() < give_up) {
-                zmq::message_t message;
-                if (!socket.recv(message))
-                    continue;
-                const auto* bytes = static_cast<const unsigned char*>(message.data());
-                SpikeMessage spike;
-                VelocityMessage velocity;
-                MotionMessage motion;
-                if (decode_spike_message(bytes, message.size(), spike))
-                    spikes.push_back(spike);
-                else if (decode_velocity_message(bytes, message.size(), velocity))
-                    velocities.push_back(velocity);
-                else if (decode_motion_message(bytes, message.size(), motion))
-                    motions.push_back(motion);
-                else if (decode_end_message(bytes, message.size(), end))
-                    ended = true;
+        // One second of the recording as 1 ms packets of stream id 1 from link sample 1000, with a stray sender (id 7)
+        // before and amid it, and one id-1 packet whose clock is 60 s ahead.
+        const UdpSocket sender = UdpSocket::connect_sender(parse_udp_address(udp));
+        const std::uint64_t base = 1000, n_packets = 1000;
+        const auto send = [&](std::uint32_t stream_id, std::uint64_t sequence, std::uint64_t first_sample,
+                              std::uint64_t from_frame) {
+            LinkHeader header;
+            header.stream_id = stream_id;
+            header.n_channels = kChannels;
+            header.samples_per_packet = 30;
+            header.sequence = sequence;
+            header.first_sample = first_sample;
+            std::vector<unsigned char> packet;
+            encode_link_packet(header, input_.data() + from_frame * kChannels, packet);
+            EXPECT_TRUE(sender.send(packet.data(), packet.size()));
+        };
+        send(7, 0, 0, 0);
+        for (std::uint64_t k = 0; k < n_packets; ++k) {
+            send(1, k, base + 30 * k, 30 * k);
+            if (k == 500) {
+                send(1, k, base + 30 * k + 60 * 30000, 30 * k);
+                send(7, 1, 30, 30);
             }
-        });
-    }
-    void join() { thread.join(); }
-
-    zmq::context_t context{1};
-    zmq::socket_t socket;
-    std::thread thread;
-    std::vector<SpikeMessage> spikes;
-    std::vector<VelocityMessage> velocities;
-    std::vector<MotionMessage> motions;
-    EndMessage end;
-    std::atomic<bool> ended{false};
-};
-
-TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
-    // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
-    const fs::path sim = simulate_behavior(6);
-    ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
-                                  dir_ / "detect")),
-              0)
-        << read_text(dir_ / "detect.err");
-    const fs::path model_file = train_decoder(dir_ / "det", sim, "model");
-
-    const int port = test_port(4);
-    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
-    const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
-    const fs::path out = dir_ / "stream";
-    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
-                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1",
-                                    "--decoder", model_file.string(), "-q"},
-                                   dir_ / "stream");
-    Subscriber subscriber(publish);
-    std::this_thread::sleep_for(700ms);
-    const pid_t replay = spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
-    ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
-    std::this_thread::sleep_for(300ms);
-    ::kill(stream, SIGINT);
-    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-    subscriber.join();
-
-    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-    ASSERT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u);
-    ASSERT_EQ(summary["link_gap_frames"].get<std::uint64_t>(), 0u);
-    const auto& decoded = summary["decoder"];
-    EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
-    EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
-
-    // Every completed bin was decoded, published in order and saved, with the estimates of the same model run offline
-    // over detect's crossings (the stream detects identically).
-    const decode::DecoderModel model = decode::read_model(model_file);
-    const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
-    ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
-    EXPECT_EQ(decoded["bins_decoded"].get<std::uint64_t>(), n_bins);
-    ASSERT_TRUE(subscriber.ended);
-    ASSERT_EQ(subscriber.velocities.size(), n_bins);
-    const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
-    ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
-    const std::vector<double> saved = saved_array.as<double>();
-    expect_offline_estimates(model, dir_ / "det", saved, n_bins);
-    for (std::size_t k = 0; k < n_bins; ++k) {
-        const VelocityMessage& m = subscriber.velocities[k];
-        EXPECT_EQ(m.bin, k);
-        EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
-        EXPECT_EQ(m.vx, saved[k * 3 + 1]);
-        EXPECT_EQ(m.vy, saved[k * 3 + 2]);
-        if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
-            EXPECT_GE(m.latency_ns, 0) << k;
+            std::this_thread::sleep_for(300us); // about three times real time: no loss in the kernel's buffer
         }
+        std::this_thread::sleep_for(300ms);
+        ::kill(stream, SIGINT);
+        ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+
+        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+        const auto& link = summary["source_counters"];
+        EXPECT_EQ(link["stream_id"].get<std::uint32_t>(), 1u);
+        EXPECT_EQ(link["wrong_stream"].get<std::uint64_t>(), 2u);
+        EXPECT_EQ(link["other_stream_ids"], nlohmann::json({{"7", 2}}));
+        EXPECT_EQ(link["clock_outliers"].get<std::uint64_t>(), 1u);
+        EXPECT_EQ(link["resyncs"].get<std::uint64_t>(), 0u);
+        EXPECT_TRUE(link["discontinuities"].empty());
+        EXPECT_EQ(summary["link_base_sample"].get<std::uint64_t>(), base);
+        EXPECT_EQ(summary["frames"].get<std::uint64_t>(), 30 * n_packets);
+        EXPECT_EQ(check_saved_recording(out, 0), 0u); // every frame as sent, no zeros
+        const std::string printed = read_text(dir_ / "stream.out");
+        EXPECT_NE(printed.find("WARNING      2 packet(s) of other stream ids ignored (id 7: 2); locked on stream id 1"),
+                  std::string::npos)
+            << printed;
+        EXPECT_NE(printed.find("1 outlier packet(s) dropped"), std::string::npos) << printed;
     }
 
-    // Models the stream cannot feed are refused before anything runs.
-    const fs::path ground_truth_model = train_decoder(sim / "ground_truth", sim, "ground_truth_model");
-    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                   (dir_ / "refused").string(), "--decoder", ground_truth_model.string(), "-q"},
-                                  dir_ / "refused")),
-              2);
-    EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
-        << read_text(dir_ / "refused.err");
-    std::ofstream(dir_ / "broken.json") << "{\"format\": ";
-    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                   (dir_ / "broken").string(), "--decoder", (dir_ / "broken.json").string(), "-q"},
-                                  dir_ / "broken")),
-              2);
-    EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos) << read_text(dir_ / "broken.err");
-}
+    TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
+        const fs::path out = dir_ / "stream";
+        const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                        "--out", out.string(), "--calibration-s", "0.5", "-q"},
+                                       dir_ / "stream");
+        std::this_thread::sleep_for(1500ms);
+        ::kill(stream, SIGINT);
+        EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+        EXPECT_TRUE(summary["interrupted"].get<bool>());
+        const auto frames = summary["frames"].get<std::uint64_t>();
+        EXPECT_GT(frames, 15000u);
+        EXPECT_LT(frames, 90000u);
+        EXPECT_EQ(check_saved_recording(out, 0), 0u);
+        const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+        EXPECT_EQ(times.size(), summary["spikes"].get<std::uint64_t>());
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
+        for (const char* name : {"templates.npy", "params.py", "cluster_group.tsv", "spikeline_sort.json"})
+            EXPECT_TRUE(fs::exists(out / name)) << name;
+        for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
+            EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+    }
 
-TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
-    // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream the
-    // recording with that sorter and decoder: the closed-loop workflow of a lab.
-    const fs::path sim = simulate_behavior(8);
-    const fs::path sorted = dir_ / "sorted";
-    ASSERT_EQ(wait_exit(spawn_cli(
-                  {"sort", (sim / "recording.bin").string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
-                  dir_ / "sort")),
-              0)
-        << read_text(dir_ / "sort.err");
-    const fs::path model_file = train_decoder(sorted, sim, "model");
+    TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
+        const fs::path raw = dir_ / "sim" / "recording.bin";
+        const pid_t from_stdin =
+            spawn_cli({"stream", "--source", "-", "--channels", std::to_string(kChannels), "--sample-rate", "30000",
+                       "--out", (dir_ / "stdin").string(), "--calibration-s", "0", "-q"},
+                      dir_ / "stdin", &raw);
+        ASSERT_EQ(wait_exit(from_stdin), 0) << read_text(dir_ / "stdin.err");
+        EXPECT_EQ(check_saved_recording(dir_ / "stdin", 0), 0u);
+        EXPECT_EQ(io::read_spikeglx_info(dir_ / "stdin" / "recording.bin").n_frames, input_.size() / kChannels);
 
-    // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
-    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                   (dir_ / "refused").string(), "--decoder", model_file.string(), "-q"},
-                                  dir_ / "refused")),
-              2);
-    EXPECT_NE(read_text(dir_ / "refused.err").find("--sorter"), std::string::npos) << read_text(dir_ / "refused.err");
+        // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
+        const fs::path oe = dir_ / "oe";
+        spikeline::testing::write_open_ephys_recording(oe, raw, kChannels, 30000.0);
+        const pid_t from_oe = spawn_cli(
+            {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
+            dir_ / "oe");
+        ASSERT_EQ(wait_exit(from_oe), 0) << read_text(dir_ / "oe.err");
+        EXPECT_EQ(check_saved_recording(dir_ / "oe_out", 0), 0u);
+        const auto summary = nlohmann::json::parse(read_text(dir_ / "oe_out" / "stream.json"));
+        EXPECT_DOUBLE_EQ(summary["microvolts_per_bit"].get<double>(), 0.195);
 
-    const fs::path out = dir_ / "stream";
-    ASSERT_EQ(
-        wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out", out.string(), "--sorter",
-                             (sorted / "sorter.json").string(), "--decoder", model_file.string(), "-q"},
-                            dir_ / "stream")),
-        0)
-        << read_text(dir_ / "stream.err");
+        // A stream name that is not there is an input error naming the streams.
+        const pid_t bad = spawn_cli(
+            {"stream", "--source", oe.string(), "--oe-stream", "nope", "--out", (dir_ / "bad").string(), "-q"},
+            dir_ / "bad");
+        EXPECT_EQ(wait_exit(bad), 2);
+        EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
+    }
 
-    // The same spikes with the same labels and templates as the offline sort, from the first spike on.
-    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
-    ASSERT_GT(times.size(), 100u);
-    EXPECT_EQ(times, io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
-    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy"),
-              io::read_npy_vector<std::int32_t>(sorted / "spike_clusters.npy"));
-    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy"),
-              io::read_npy_vector<std::int32_t>(sorted / "spike_templates.npy"));
-    EXPECT_TRUE(fs::exists(out / "sorter.json"));
-
-    // Decoded online as offline on the sort's clusters.
-    const decode::DecoderModel model = decode::read_model(model_file);
-    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-    EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
-    const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
-    expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
-}
-
-TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
-    // The chunked, copy-on-write reservoir against plain reservoir sampling with the same draws; a snapshot keeps
-    // what the reservoir held when it was taken while sampling goes on (chunks of 1024 spikes).
-    constexpr std::size_t kValues = 3, kMax = 2500;
-    SpikeReservoir reservoir(kMax, kValues, false);
-    SortOutput plain;
-    std::mt19937_64 plain_rng(1);
-    std::uint64_t offered = 0;
-    std::mt19937 rng(4);
-    std::uint64_t sample = 0;
-    std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
-    for (int batch = 0; batch < 400; ++batch) {
-        SortOutput sorted;
-        const int n = static_cast<int>(rng() % 40);
-        for (int i = 0; i < n; ++i) {
-            hw::SortedSpike spike{};
-            spike.event.sample = ++sample;
-            spike.event.channel = static_cast<std::int32_t>(sample % 64);
-            sorted.spikes.push_back(spike);
-            for (std::size_t v = 0; v < kValues; ++v)
-                sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
+    /// Collects the messages of a publisher until its END1 message (or a timeout).
+    struct Subscriber {
+        explicit Subscriber(const std::string& endpoint) : socket(context, zmq::socket_type::sub) {
+            socket.set(zmq::sockopt::subscribe, "");
+            socket.set(zmq::sockopt::rcvtimeo, 200);
+            socket.connect(endpoint);
+            thread = std::thread([this]() {
+                const auto give_up = std::chrono::steady_clock::now() + 60s;
+                while (!ended && std::chrono::steady_clock::now() < give_up) {
+                    zmq::message_t message;
+                    if (!socket.recv(message))
+                        continue;
+                    const auto* bytes = static_cast<const unsigned char*>(message.data());
+                    SpikeMessage spike;
+                    VelocityMessage velocity;
+                    MotionMessage motion;
+                    if (decode_spike_message(bytes, message.size(), spike))
+                        spikes.push_back(spike);
+                    else if (decode_velocity_message(bytes, message.size(), velocity))
+                        velocities.push_back(velocity);
+                    else if (decode_motion_message(bytes, message.size(), motion))
+                        motions.push_back(motion);
+                    else if (decode_end_message(bytes, message.size(), end))
+                        ended = true;
+                }
+            });
         }
-        reservoir.add(sorted, nullptr);
-        for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
-            std::size_t slot = plain.spikes.size();
-            if (slot == kMax && (slot = static_cast<std::size_t>(plain_rng() % (offered + 1))) >= kMax)
-                continue;
-            if (slot == plain.spikes.size()) {
-                plain.spikes.push_back(sorted.spikes[i]);
-                plain.snippets.insert(plain.snippets.end(), &sorted.snippets[i * kValues],
-                                      &sorted.snippets[i * kValues] + kValues);
-            } else {
-                plain.spikes[slot] = sorted.spikes[i];
-                std::copy_n(&sorted.snippets[i * kValues], kValues, &plain.snippets[slot * kValues]);
-            }
-        }
-        if (batch % 97 == 50)
-            taken.emplace_back(reservoir.snapshot(), plain);
-    }
-    ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
-    ASSERT_EQ(taken.size(), 4u);
-    taken.emplace_back(reservoir.snapshot(), plain);
-    for (const auto& [snapshot, expected] : taken) {
-        SortOutput data;
-        std::vector<double> displacement;
-        snapshot.copy_to(data, displacement);
-        ASSERT_EQ(data.spikes.size(), expected.spikes.size());
-        for (std::size_t i = 0; i < data.spikes.size(); ++i)
-            EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
-        EXPECT_EQ(data.snippets, expected.snippets);
-        EXPECT_TRUE(displacement.empty());
-    }
-}
+        void join() { thread.join(); }
 
-TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {
-    MotionMessage m;
-    m.time_s = 2.5;
-    m.host_time_ns = 123456789;
-    m.shank = {0, 0, 1};
-    m.depth_um = {200.f, 600.f, 200.f};
-    m.displacement_um = {-3.25, 4.5, 0.125};
-    std::vector<unsigned char> bytes(motion_message_bytes(3));
-    ASSERT_EQ(bytes.size(), 72u);
-    encode_motion_message(m, bytes.data());
-    EXPECT_EQ(std::memcmp(bytes.data(), "MOT1", 4), 0);
-    MotionMessage back;
-    ASSERT_TRUE(decode_motion_message(bytes.data(), bytes.size(), back));
-    EXPECT_EQ(back.time_s, m.time_s);
-    EXPECT_EQ(back.host_time_ns, m.host_time_ns);
-    EXPECT_EQ(back.shank, m.shank);
-    EXPECT_EQ(back.depth_um, m.depth_um);
-    EXPECT_EQ(back.displacement_um, m.displacement_um);
-    EXPECT_FALSE(decode_motion_message(bytes.data(), bytes.size() - 16, back)); // fewer blocks than it says
-    SpikeMessage spike;
-    EXPECT_FALSE(decode_spike_message(bytes.data(), bytes.size(), spike));
-}
-
-TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt) {
-    // 12 s of a 128-channel recording drifting 4 um/s, units learnt from the first 4 s (and again at 8 s).
-    const fs::path sim = dir_ / "drift";
-    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", "128", "--duration", "12",
-                                   "--drift", "4", "--seed", "3", "-q"},
-                                  dir_ / "simulate_drift")),
-              0);
-    const fs::path recording = sim / "recording.bin";
-
-    // At the recording's pace, so that the subscriber is connected before the first estimate.
-    const std::string publish = "tcp://127.0.0.1:" + std::to_string(test_port(8));
-    const fs::path out = dir_ / "stream";
-    const pid_t stream = spawn_cli({"stream", "--source", recording.string(), "--realtime", "--out", out.string(),
-                                    "--publish", publish, "--calibration-s", "4", "-q"},
-                                   dir_ / "stream");
-    Subscriber subscriber(publish);
-    ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-    subscriber.join();
-    ASSERT_TRUE(subscriber.ended);
-    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-    EXPECT_TRUE(summary["motion"]["tracking"].get<bool>());
-    EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
-
-    // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
-    // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
-    // where it started and are still off 0 at the end.
-    const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
-    ASSERT_EQ(motion_array.shape.size(), 2u);
-    const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
-    EXPECT_EQ(summary["motion"]["estimates"].get<std::size_t>(), n_estimates);
-    ASSERT_GE(n_estimates, 15u);
-    ASSERT_GE(n_blocks, 1u);
-    const std::vector<double> motion = motion_array.as<double>();
-    const std::vector<double> times = io::read_npy_vector<double>(out / "motion_times_s.npy");
-    const std::vector<double> blocks = io::read_npy(out / "motion_blocks.npy").as<double>();
-    ASSERT_EQ(times.size(), n_estimates);
-    ASSERT_EQ(blocks.size(), n_blocks * 2);
-    auto least_in_row = [&](std::size_t row) {
-        double least = 1e9;
-        for (std::size_t b = 0; b < n_blocks; ++b)
-            least = std::min(least, std::abs(motion[row * n_blocks + b]));
-        return least;
+        zmq::context_t context{1};
+        zmq::socket_t socket;
+        std::thread thread;
+        std::vector<SpikeMessage> spikes;
+        std::vector<VelocityMessage> velocities;
+        std::vector<MotionMessage> motions;
+        EndMessage end;
+        std::atomic<bool> ended{false};
     };
-    double farthest = 0;
-    for (std::size_t row = 0; row < n_estimates; ++row)
-        farthest = std::max(farthest, least_in_row(row));
-    EXPECT_GT(farthest, 10.0);
-    EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
 
-    // Every estimate was published as MOT1, as written, and the displacements move.
-    ASSERT_EQ(subscriber.motions.size(), n_estimates);
-    double lowest = 1e9, highest = -1e9;
-    for (std::size_t row = 0; row < n_estimates; ++row) {
-        const MotionMessage& m = subscriber.motions[row];
-        EXPECT_EQ(m.time_s, times[row]);
-        ASSERT_EQ(m.displacement_um.size(), n_blocks);
-        for (std::size_t b = 0; b < n_blocks; ++b) {
-            EXPECT_TRUE(std::isfinite(m.displacement_um[b]));
-            EXPECT_EQ(m.displacement_um[b], motion[row * n_blocks + b]);
-            EXPECT_EQ(m.shank[b], static_cast<std::int32_t>(blocks[b * 2]));
-            EXPECT_EQ(m.depth_um[b], static_cast<float>(blocks[b * 2 + 1]));
-            lowest = std::min(lowest, m.displacement_um[b]);
-            highest = std::max(highest, m.displacement_um[b]);
+    TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
+        // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
+        const fs::path sim = simulate_behavior(6);
+        ASSERT_EQ(
+            wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
+                                dir_ / "detect")),
+            0)
+            << read_text(dir_ / "detect.err");
+        const fs::path model_file = train_decoder(dir_ / "det", sim, "model");
+
+        const int port = test_port(4);
+        const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+        const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
+        const fs::path out = dir_ / "stream";
+        const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels),
+                                        "--sample-rate", "30000", "--out", out.string(), "--publish", publish,
+                                        "--calibration-s", "1", "--decoder", model_file.string(), "-q"},
+                                       dir_ / "stream");
+        Subscriber subscriber(publish);
+        std::this_thread::sleep_for(700ms);
+        const pid_t replay =
+            spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
+        ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
+        std::this_thread::sleep_for(300ms);
+        ::kill(stream, SIGINT);
+        EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+        subscriber.join();
+
+        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+        ASSERT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u);
+        ASSERT_EQ(summary["link_gap_frames"].get<std::uint64_t>(), 0u);
+        const auto& decoded = summary["decoder"];
+        EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
+        EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+
+        // Every completed bin was decoded, published in order and saved, with the estimates of the same model run
+        // offline over detect's crossings (the stream detects identically).
+        const decode::DecoderModel model = decode::read_model(model_file);
+        const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
+        ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
+        EXPECT_EQ(decoded["bins_decoded"].get<std::uint64_t>(), n_bins);
+        ASSERT_TRUE(subscriber.ended);
+        ASSERT_EQ(subscriber.velocities.size(), n_bins);
+        const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
+        ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
+        const std::vector<double> saved = saved_array.as<double>();
+        expect_offline_estimates(model, dir_ / "det", saved, n_bins);
+        for (std::size_t k = 0; k < n_bins; ++k) {
+            const VelocityMessage& m = subscriber.velocities[k];
+            EXPECT_EQ(m.bin, k);
+            EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
+            EXPECT_EQ(m.vx, saved[k * 3 + 1]);
+            EXPECT_EQ(m.vy, saved[k * 3 + 2]);
+            if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
+                EXPECT_GE(m.latency_ns, 0) << k;
+            }
+        }
+
+        // Models the stream cannot feed are refused before anything runs.
+        const fs::path ground_truth_model = train_decoder(sim / "ground_truth", sim, "ground_truth_model");
+        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                       (dir_ / "refused").string(), "--decoder", ground_truth_model.string(), "-q"},
+                                      dir_ / "refused")),
+                  2);
+        EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
+            << read_text(dir_ / "refused.err");
+        std::ofstream(dir_ / "broken.json") << "{\"format\": ";
+        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                       (dir_ / "broken").string(), "--decoder", (dir_ / "broken.json").string(), "-q"},
+                                      dir_ / "broken")),
+                  2);
+        EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos)
+            << read_text(dir_ / "broken.err");
+    }
+
+    TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
+        // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream
+        // the recording with that sorter and decoder: the closed-loop workflow of a lab.
+        const fs::path sim = simulate_behavior(8);
+        const fs::path sorted = dir_ / "sorted";
+        ASSERT_EQ(wait_exit(spawn_cli({"sort", (sim / "recording.bin").string(), "--out", sorted.string(),
+                                       "--calibration-s", "4", "-q"},
+                                      dir_ / "sort")),
+                  0)
+            << read_text(dir_ / "sort.err");
+        const fs::path model_file = train_decoder(sorted, sim, "model");
+
+        // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
+        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                       (dir_ / "refused").string(), "--decoder", model_file.string(), "-q"},
+                                      dir_ / "refused")),
+                  2);
+        EXPECT_NE(read_text(dir_ / "refused.err").find("--sorter"), std::string::npos)
+            << read_text(dir_ / "refused.err");
+
+        const fs::path out = dir_ / "stream";
+        ASSERT_EQ(
+            wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out", out.string(),
+                                 "--sorter", (sorted / "sorter.json").string(), "--decoder", model_file.string(), "-q"},
+                                dir_ / "stream")),
+            0)
+            << read_text(dir_ / "stream.err");
+
+        // The same spikes with the same labels and templates as the offline sort, from the first spike on.
+        const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+        ASSERT_GT(times.size(), 100u);
+        EXPECT_EQ(times, io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy"),
+                  io::read_npy_vector<std::int32_t>(sorted / "spike_clusters.npy"));
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy"),
+                  io::read_npy_vector<std::int32_t>(sorted / "spike_templates.npy"));
+        EXPECT_TRUE(fs::exists(out / "sorter.json"));
+
+        // Decoded online as offline on the sort's clusters.
+        const decode::DecoderModel model = decode::read_model(model_file);
+        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+        EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+        const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
+        expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
+    }
+
+    TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
+        // The chunked, copy-on-write reservoir against plain reservoir sampling with the same draws; a snapshot keeps
+        // what the reservoir held when it was taken while sampling goes on (chunks of 1024 spikes).
+        constexpr std::size_t kValues = 3, kMax = 2500;
+        SpikeReservoir reservoir(kMax, kValues, false);
+        SortOutput plain;
+        std::mt19937_64 plain_rng(1);
+        std::uint64_t offered = 0;
+        std::mt19937 rng(4);
+        std::uint64_t sample = 0;
+        std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
+        for (int batch = 0; batch < 400; ++batch) {
+            SortOutput sorted;
+            const int n = static_cast<int>(rng() % 40);
+            for (int i = 0; i < n; ++i) {
+                hw::SortedSpike spike{};
+                spike.event.sample = ++sample;
+                spike.event.channel = static_cast<std::int32_t>(sample % 64);
+                sorted.spikes.push_back(spike);
+                for (std::size_t v = 0; v < kValues; ++v)
+                    sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
+            }
+            reservoir.add(sorted, nullptr);
+            for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
+                std::size_t slot = plain.spikes.size();
+                if (slot == kMax && (slot = static_cast<std::size_t>(plain_rng() % (offered + 1))) >= kMax)
+                    continue;
+                if (slot == plain.spikes.size()) {
+                    plain.spikes.push_back(sorted.spikes[i]);
+                    plain.snippets.insert(plain.snippets.end(), &sorted.snippets[i * kValues],
+                                          &sorted.snippets[i * kValues] + kValues);
+                } else {
+                    plain.spikes[slot] = sorted.spikes[i];
+                    std::copy_n(&sorted.snippets[i * kValues], kValues, &plain.snippets[slot * kValues]);
+                }
+            }
+            if (batch % 97 == 50)
+                taken.emplace_back(reservoir.snapshot(), plain);
+        }
+        ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
+        ASSERT_EQ(taken.size(), 4u);
+        taken.emplace_back(reservoir.snapshot(), plain);
+        for (const auto& [snapshot, expected] : taken) {
+            SortOutput data;
+            std::vector<double> displacement;
+            snapshot.copy_to(data, displacement);
+            ASSERT_EQ(data.spikes.size(), expected.spikes.size());
+            for (std::size_t i = 0; i < data.spikes.size(); ++i)
+                EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
+            EXPECT_EQ(data.snippets, expected.snippets);
+            EXPECT_TRUE(displacement.empty());
         }
     }
-    EXPECT_GT(highest - lowest, 5.0);
 
-    // unit_updates.npy: the units moved, by table writes in sample order that start once the first calibration is
-    // in use (spikes before it are unaffected).
-    const io::NpyArray updates = io::read_npy(out / "unit_updates.npy");
-    ASSERT_EQ(updates.shape.size(), 2u);
-    ASSERT_GT(updates.shape[0], 0u);
-    const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
-    const std::size_t columns = updates.shape[1];
-    for (std::size_t r = 0; r < updates.shape[0]; ++r) {
-        EXPECT_GE(rows[r * columns], 4 * 30000) << r;
-        if (r > 0) {
-            EXPECT_GE(rows[r * columns], rows[(r - 1) * columns]) << r;
-        }
+    TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {
+        MotionMessage m;
+        m.time_s = 2.5;
+        m.host_time_ns = 123456789;
+        m.shank = {0, 0, 1};
+        m.depth_um = {200.f, 600.f, 200.f};
+        m.displacement_um = {-3.25, 4.5, 0.125};
+        std::vector<unsigned char> bytes(motion_message_bytes(3));
+        ASSERT_EQ(bytes.size(), 72u);
+        encode_motion_message(m, bytes.data());
+        EXPECT_EQ(std::memcmp(bytes.data(), "MOT1", 4), 0);
+        MotionMessage back;
+        ASSERT_TRUE(decode_motion_message(bytes.data(), bytes.size(), back));
+        EXPECT_EQ(back.time_s, m.time_s);
+        EXPECT_EQ(back.host_time_ns, m.host_time_ns);
+        EXPECT_EQ(back.shank, m.shank);
+        EXPECT_EQ(back.depth_um, m.depth_um);
+        EXPECT_EQ(back.displacement_um, m.displacement_um);
+        EXPECT_FALSE(decode_motion_message(bytes.data(), bytes.size() - 16, back)); // fewer blocks than it says
+        SpikeMessage spike;
+        EXPECT_FALSE(decode_spike_message(bytes.data(), bytes.size(), spike));
     }
 
-    // The same spikes give the same estimates: sort, with the same calibration settings, tracks the same motion
-    // (estimates depend on the spikes and the frame count only, not on block sizes).
-    const fs::path sorted = dir_ / "sorted";
-    ASSERT_EQ(wait_exit(spawn_cli({"sort", recording.string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
-                                  dir_ / "sort")),
-              0)
-        << read_text(dir_ / "sort.err");
-    EXPECT_EQ(io::read_npy_vector<std::uint64_t>(out / "spike_times.npy"),
-              io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
-    EXPECT_EQ(io::read_npy(sorted / "motion.npy").shape, motion_array.shape);
-    EXPECT_EQ(io::read_npy(sorted / "motion.npy").as<double>(), motion);
-    EXPECT_EQ(io::read_npy_vector<double>(sorted / "motion_times_s.npy"), times);
+    TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt) {
+        // 12 s of a 128-channel recording drifting 4 um/s, units learnt from the first 4 s (and again at 8 s).
+        const fs::path sim = dir_ / "drift";
+        ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", "128", "--duration", "12",
+                                       "--drift", "4", "--seed", "3", "-q"},
+                                      dir_ / "simulate_drift")),
+                  0);
+        const fs::path recording = sim / "recording.bin";
 
-    // --no-motion: no MOT1 (while spikes are published), no motion files.
-    const std::string publish_fixed = "tcp://127.0.0.1:" + std::to_string(test_port(10));
-    const fs::path fixed = dir_ / "fixed";
-    const pid_t fixed_stream =
-        spawn_cli({"stream", "--source", recording.string(), "--realtime", "--duration", "4", "--out", fixed.string(),
-                   "--publish", publish_fixed, "--calibration-s", "2", "--no-motion", "-q"},
-                  dir_ / "fixed");
-    Subscriber fixed_subscriber(publish_fixed);
-    ASSERT_EQ(wait_exit(fixed_stream), 0) << read_text(dir_ / "fixed.err");
-    fixed_subscriber.join();
-    ASSERT_TRUE(fixed_subscriber.ended);
-    EXPECT_GT(fixed_subscriber.spikes.size(), 100u);
-    EXPECT_TRUE(fixed_subscriber.motions.empty());
-    for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
-        EXPECT_FALSE(fs::exists(fixed / name)) << name;
-    const auto fixed_summary = nlohmann::json::parse(read_text(fixed / "stream.json"));
-    EXPECT_FALSE(fixed_summary["motion"]["tracking"].get<bool>());
-    EXPECT_EQ(fixed_summary["motion"]["estimates"].get<std::size_t>(), 0u);
-}
+        // At the recording's pace, so that the subscriber is connected before the first estimate.
+        const std::string publish = "tcp://127.0.0.1:" + std::to_string(test_port(8));
+        const fs::path out = dir_ / "stream";
+        const pid_t stream = spawn_cli({"stream", "--source", recording.string(), "--realtime", "--out", out.string(),
+                                        "--publish", publish, "--calibration-s", "4", "-q"},
+                                       dir_ / "stream");
+        Subscriber subscriber(publish);
+        ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+        subscriber.join();
+        ASSERT_TRUE(subscriber.ended);
+        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+        EXPECT_TRUE(summary["motion"]["tracking"].get<bool>());
+        EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
+
+        // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
+        // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
+        // where it started and are still off 0 at the end.
+        const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
+        ASSERT_EQ(motion_array.shape.size(), 2u);
+        const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
+        EXPECT_EQ(summary["motion"]["estimates"].get<std::size_t>(), n_estimates);
+        ASSERT_GE(n_estimates, 15u);
+        ASSERT_GE(n_blocks, 1u);
+        const std::vector<double> motion = motion_array.as<double>();
+        const std::vector<double> times = io::read_npy_vector<double>(out / "motion_times_s.npy");
+        const std::vector<double> blocks = io::read_npy(out / "motion_blocks.npy").as<double>();
+        ASSERT_EQ(times.size(), n_estimates);
+        ASSERT_EQ(blocks.size(), n_blocks * 2);
+        auto least_in_row = [&](std::size_t row) {
+            double least = 1e9;
+            for (std::size_t b = 0; b < n_blocks; ++b)
+                least = std::min(least, std::abs(motion[row * n_blocks + b]));
+            return least;
+        };
+        double farthest = 0;
+        for (std::size_t row = 0; row < n_estimates; ++row)
+            farthest = std::max(farthest, least_in_row(row));
+        EXPECT_GT(farthest, 10.0);
+        EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
+
+        // Every estimate was published as MOT1, as written, and the displacements move.
+        ASSERT_EQ(subscriber.motions.size(), n_estimates);
+        double lowest = 1e9, highest = -1e9;
+        for (std::size_t row = 0; row < n_estimates; ++row) {
+            const MotionMessage& m = subscriber.motions[row];
+            EXPECT_EQ(m.time_s, times[row]);
+            ASSERT_EQ(m.displacement_um.size(), n_blocks);
+            for (std::size_t b = 0; b < n_blocks; ++b) {
+                EXPECT_TRUE(std::isfinite(m.displacement_um[b]));
+                EXPECT_EQ(m.displacement_um[b], motion[row * n_blocks + b]);
+                EXPECT_EQ(m.shank[b], static_cast<std::int32_t>(blocks[b * 2]));
+                EXPECT_EQ(m.depth_um[b], static_cast<float>(blocks[b * 2 + 1]));
+                lowest = std::min(lowest, m.displacement_um[b]);
+                highest = std::max(highest, m.displacement_um[b]);
+            }
+        }
+        EXPECT_GT(highest - lowest, 5.0);
+
+        // unit_updates.npy: the units moved, by table writes in sample order that start once the first calibration is
+        // in use (spikes before it are unaffected).
+        const io::NpyArray updates = io::read_npy(out / "unit_updates.npy");
+        ASSERT_EQ(updates.shape.size(), 2u);
+        ASSERT_GT(updates.shape[0], 0u);
+        const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
+        const std::size_t columns = updates.shape[1];
+        for (std::size_t r = 0; r < updates.shape[0]; ++r) {
+            EXPECT_GE(rows[r * columns], 4 * 30000) << r;
+            if (r > 0) {
+                EXPECT_GE(rows[r * columns], rows[(r - 1) * columns]) << r;
+            }
+        }
+
+        // The same spikes give the same estimates: sort, with the same calibration settings, tracks the same motion
+        // (estimates depend on the spikes and the frame count only, not on block sizes).
+        const fs::path sorted = dir_ / "sorted";
+        ASSERT_EQ(
+            wait_exit(spawn_cli({"sort", recording.string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
+                                dir_ / "sort")),
+            0)
+            << read_text(dir_ / "sort.err");
+        EXPECT_EQ(io::read_npy_vector<std::uint64_t>(out / "spike_times.npy"),
+                  io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+        EXPECT_EQ(io::read_npy(sorted / "motion.npy").shape, motion_array.shape);
+        EXPECT_EQ(io::read_npy(sorted / "motion.npy").as<double>(), motion);
+        EXPECT_EQ(io::read_npy_vector<double>(sorted / "motion_times_s.npy"), times);
+
+        // --no-motion: no MOT1 (while spikes are published), no motion files.
+        const std::string publish_fixed = "tcp://127.0.0.1:" + std::to_string(test_port(10));
+        const fs::path fixed = dir_ / "fixed";
+        const pid_t fixed_stream =
+            spawn_cli({"stream", "--source", recording.string(), "--realtime", "--duration", "4", "--out",
+                       fixed.string(), "--publish", publish_fixed, "--calibration-s", "2", "--no-motion", "-q"},
+                      dir_ / "fixed");
+        Subscriber fixed_subscriber(publish_fixed);
+        ASSERT_EQ(wait_exit(fixed_stream), 0) << read_text(dir_ / "fixed.err");
+        fixed_subscriber.join();
+        ASSERT_TRUE(fixed_subscriber.ended);
+        EXPECT_GT(fixed_subscriber.spikes.size(), 100u);
+        EXPECT_TRUE(fixed_subscriber.motions.empty());
+        for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
+            EXPECT_FALSE(fs::exists(fixed / name)) << name;
+        const auto fixed_summary = nlohmann::json::parse(read_text(fixed / "stream.json"));
+        EXPECT_FALSE(fixed_summary["motion"]["tracking"].get<bool>());
+        EXPECT_EQ(fixed_summary["motion"]["estimates"].get<std::size_t>(), 0u);
+    }
 
 } // namespace
 } // namespace spikeline::stream

@@ -10,6 +10,7 @@
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 namespace spikeline::cli {
 
@@ -34,6 +35,7 @@ int cmd_stream(int argc, char** argv) {
     stream::StreamOptions options;
     std::string out, overrun = "auto", decoder_model, sorter_file;
     bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false, overwrite = false;
+    std::int64_t stream_id = -1;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
@@ -65,6 +67,13 @@ int cmd_stream(int argc, char** argv) {
         ("inject-seed", po::value(&options.source.inject_seed)->default_value(1), "seed of --inject-loss") //
         ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
          "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
+        ("clock-jump-ms", po::value(&options.source.clock_jump_ms)->default_value(options.source.clock_jump_ms),
+         "udp: a packet whose sample clock lies further than this beyond the reorder window (ahead or behind) is a "
+         "clock jump: 4 agreeing ones while the old clock is silent are a resync (recorded in stream.json, the jump "
+         "not zero-filled), a lone one is dropped (clock_outliers); shorter silences are zero-filled gaps") //
+        ("stream-id", po::value(&stream_id),
+         "udp: accept only packets of this stream id (default: lock onto the first id whose packets agree 4 times in "
+         "a row); packets of other ids are counted and reported") //
         ("overrun", po::value(&overrun)->default_value(overrun),
          "when the pipeline falls behind: drop (count, zero-fill, record in gaps.tsv), block (wait), auto (drop for "
          "udp, block otherwise)") //
@@ -102,6 +111,10 @@ int cmd_stream(int argc, char** argv) {
         options.source.sample_rate = in.sample_rate;
     if (vm.count("uv-per-bit"))
         options.source.microvolts_per_bit = in.uv_per_bit;
+    if (vm.count("stream-id")) {
+        require(stream_id >= 0 && stream_id <= 0xFFFFFFFFll, "--stream-id must be in 0..4294967295");
+        options.source.stream_id = static_cast<std::uint32_t>(stream_id);
+    }
     options.source.realtime = realtime;
     options.out_dir = out;
     options.probe_file = in.probe_file;
@@ -177,6 +190,25 @@ int cmd_stream(int argc, char** argv) {
                         static_cast<unsigned long long>(counters["duplicates"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["reordered"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["late"].get<std::uint64_t>()));
+        if (counters.contains("resyncs") &&
+            (counters["resyncs"].get<std::uint64_t>() > 0 || counters["clock_outliers"].get<std::uint64_t>() > 0))
+            std::printf("  clock        %llu resync(s) (source_counters.discontinuities in stream.json), %llu outlier "
+                        "packet(s) dropped\n",
+                        static_cast<unsigned long long>(counters["resyncs"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(counters["clock_outliers"].get<std::uint64_t>()));
+        if (counters.contains("wrong_stream") && counters["wrong_stream"].get<std::uint64_t>() > 0) {
+            std::string ids;
+            for (const auto& [id, packets] : counters["other_stream_ids"].items())
+                ids += (ids.empty() ? "" : ", ") + std::string("id ") + id + ": " +
+                       std::to_string(packets.get<std::uint64_t>());
+            const nlohmann::json& locked = counters["stream_id"];
+            std::printf("  WARNING      %llu packet(s) of other stream ids ignored (%s); %s\n",
+                        static_cast<unsigned long long>(counters["wrong_stream"].get<std::uint64_t>()), ids.c_str(),
+                        locked.is_null() ? "no stream locked"
+                                         : ("locked on stream id " + std::to_string(locked.get<std::uint32_t>()) +
+                                            " (choose one with --stream-id)")
+                                               .c_str());
+        }
         if (!summary["realtime_priority_error"].get<std::string>().empty())
             std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());

@@ -77,6 +77,7 @@ public:
     nlohmann::json counters() const override {
         std::lock_guard lock(counters_mutex_);
         nlohmann::json json = to_json(published_);
+        json["stream_id"] = locked_ ? nlohmann::json(locked_stream_id_) : nlohmann::json(nullptr);
         json["receive_buffer_bytes"] = socket_.receive_buffer_bytes();
         return json;
     }
@@ -87,11 +88,20 @@ private:
         require_stream_shape(options, "a UDP link");
         LinkDecoderOptions decoder;
         decoder.n_channels = *options.n_channels;
-        require(std::isfinite(options.reorder_window_ms) && options.reorder_window_ms >= 0,
-                "--reorder-window-ms must be >= 0");
-        decoder.reorder_window_frames =
-            static_cast<std::uint64_t>(std::llround(options.reorder_window_ms * *options.sample_rate / 1000.0));
-        decoder.max_gap_frames = static_cast<std::uint64_t>(600.0 * *options.sample_rate);
+        // The upper limits keep sample arithmetic far from wrapping, whatever the sample rate.
+        require(std::isfinite(options.reorder_window_ms) && options.reorder_window_ms >= 0 &&
+                    options.reorder_window_ms <= 60'000,
+                "--reorder-window-ms must be in 0..60000");
+        require(std::isfinite(options.clock_jump_ms) && options.clock_jump_ms >= 0 &&
+                    options.clock_jump_ms <= 3'600'000,
+                "--clock-jump-ms must be in 0..3600000");
+        require(*options.sample_rate <= 1e7, "--sample-rate must be at most 10 MHz for a UDP link");
+        const auto frames = [&](double ms) {
+            return static_cast<std::uint64_t>(std::llround(ms * *options.sample_rate / 1000.0));
+        };
+        decoder.reorder_window_frames = frames(options.reorder_window_ms);
+        decoder.suspect_jump_frames = frames(options.clock_jump_ms);
+        decoder.stream_id = options.stream_id;
         // Waiting longer than the window itself lets a lost packet stall a stream whose data has paused.
         decoder.max_hold_ns = static_cast<std::int64_t>(std::max(1.0, options.reorder_window_ms) * 2e6);
         return decoder;
@@ -126,6 +136,8 @@ private:
     void publish_counters() {
         std::lock_guard lock(counters_mutex_);
         published_ = decoder_.counters();
+        locked_ = decoder_.started();
+        locked_stream_id_ = decoder_.stream_id();
     }
 
     SourceInfo info_;
@@ -136,6 +148,8 @@ private:
     std::size_t gap_block_frames_ = 30;
     mutable std::mutex counters_mutex_;
     LinkCounters published_;
+    bool locked_ = false;
+    std::uint32_t locked_stream_id_ = 0;
     std::atomic<std::uint64_t> base_{0};
 };
 
@@ -268,23 +282,35 @@ std::int64_t monotonic_ns() {
 }
 
 nlohmann::json to_json(const LinkCounters& c) {
-    return {{"datagrams", c.datagrams},
-            {"accepted", c.accepted},
-            {"reordered", c.reordered},
-            {"duplicates", c.duplicates},
-            {"late", c.late},
-            {"malformed", c.malformed()},
-            {"too_short", c.too_short},
-            {"bad_magic", c.bad_magic},
-            {"bad_version", c.bad_version},
-            {"bad_length", c.bad_length},
-            {"bad_crc", c.bad_crc},
-            {"wrong_stream", c.wrong_stream},
-            {"wrong_channels", c.wrong_channels},
-            {"out_of_range", c.out_of_range},
-            {"gaps", c.gaps},
-            {"gap_frames", c.gap_frames},
-            {"frames", c.frames}};
+    nlohmann::json json = {{"datagrams", c.datagrams},
+                           {"accepted", c.accepted},
+                           {"reordered", c.reordered},
+                           {"duplicates", c.duplicates},
+                           {"late", c.late},
+                           {"malformed", c.malformed()},
+                           {"too_short", c.too_short},
+                           {"bad_magic", c.bad_magic},
+                           {"bad_version", c.bad_version},
+                           {"bad_length", c.bad_length},
+                           {"bad_crc", c.bad_crc},
+                           {"wrong_stream", c.wrong_stream},
+                           {"wrong_channels", c.wrong_channels},
+                           {"out_of_range", c.out_of_range},
+                           {"clock_outliers", c.clock_outliers},
+                           {"dropped_before_lock", c.dropped_before_lock},
+                           {"resyncs", c.resyncs},
+                           {"gaps", c.gaps},
+                           {"gap_frames", c.gap_frames},
+                           {"frames", c.frames}};
+    nlohmann::json other_ids = nlohmann::json::object();
+    for (const StreamIdCount& entry : c.other_stream_ids)
+        other_ids[std::to_string(entry.stream_id)] = entry.packets;
+    json["other_stream_ids"] = other_ids;
+    nlohmann::json discontinuities = nlohmann::json::array();
+    for (const ClockDiscontinuity& d : c.discontinuities)
+        discontinuities.push_back({{"frame", d.frame}, {"old_sample", d.old_sample}, {"new_sample", d.new_sample}});
+    json["discontinuities"] = discontinuities;
+    return json;
 }
 
 std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options) {

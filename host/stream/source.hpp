@@ -43,7 +43,9 @@ struct SourceOptions {
     /// files: each block is lost (delivered as a gap) with this probability, to test gap handling reproducibly
     double inject_loss = 0;
     std::uint64_t inject_seed = 1;
-    double reorder_window_ms = 3.0; ///< udp: see LinkDecoderOptions
+    double reorder_window_ms = 3.0;         ///< udp: see LinkDecoderOptions
+    double clock_jump_ms = 1000.0;          ///< udp: LinkDecoderOptions::suspect_jump_frames, in ms
+    std::optional<std::uint32_t> stream_id; ///< udp: accept only this sender (else lock on the first consistent one)
     int receive_buffer_bytes = 4 << 20;
 };
 

@@ -51,11 +51,16 @@ UdpSocket UdpSocket::bind_receiver(const UdpAddress& address, int receive_buffer
     require(socket.fd_ >= 0, std::string("cannot create a UDP socket: ") + std::strerror(errno));
     // A burst of a few milliseconds must fit while the reader thread is descheduled.
     ::setsockopt(socket.fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
-    const int reuse = 1;
-    ::setsockopt(socket.fd_, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
-    require(::bind(socket.fd_, reinterpret_cast<const sockaddr*>(&address.resolved), sizeof address.resolved) == 0,
-            "cannot listen on udp://" + address.host + ":" + std::to_string(address.port) + ": " +
-                std::strerror(errno) + " (is another program using the port?)");
+    // No SO_REUSEADDR / SO_REUSEPORT: a second listener on the port must fail, not silently share or steal the
+    // datagrams (UDP has no TIME_WAIT, so a restarted stream can bind again at once).
+    const std::string where = "udp://" + address.host + ":" + std::to_string(address.port);
+    if (::bind(socket.fd_, reinterpret_cast<const sockaddr*>(&address.resolved), sizeof address.resolved) != 0) {
+        const int error = errno;
+        require(error != EADDRINUSE, "cannot listen on " + where + ": another process is listening on UDP port " +
+                                         std::to_string(address.port) +
+                                         " (stop it, or have the sender use another port)");
+        throw InputError("cannot listen on " + where + ": " + std::strerror(error));
+    }
     return socket;
 }
 

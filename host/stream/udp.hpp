@@ -23,7 +23,8 @@ bool is_udp_url(const std::string& text);
 
 class UdpSocket {
 public:
-    /// Receiver bound to address, with a receive buffer of up to receive_buffer_bytes (what the kernel allows).
+    /// Receiver bound to address, with a receive buffer of up to receive_buffer_bytes (what the kernel allows). The
+    /// port is bound exclusively: when another process listens on it, throws InputError saying so.
     static UdpSocket bind_receiver(const UdpAddress& address, int receive_buffer_bytes);
     /// Sender connected to address.
     static UdpSocket connect_sender(const UdpAddress& address);

@@ -18,12 +18,15 @@ inline void link_decoder_one_input(const unsigned char* data, std::size_t size) 
     LinkDecoderOptions options;
     options.n_channels = 4;
     options.reorder_window_frames = 64;
-    options.max_gap_frames = 4096;
+    options.suspect_jump_frames = 4096;
+    options.resync_packets = 3;
+    options.lock_packets = 2;
     std::uint64_t next_frame = 0;
     std::uint64_t frames = 0;
     LinkDecoder decoder(options, [&](const DecodedFrames& out) {
         // Frames must come in order, without holes or overlaps, and never absurdly many at once.
-        if (out.first_frame != next_frame || out.n_frames == 0 || out.n_frames > 70000 + options.max_gap_frames)
+        if (out.first_frame != next_frame || out.n_frames == 0 ||
+            out.n_frames > 70000 + options.reorder_window_frames + options.suspect_jump_frames)
             std::abort();
         if (out.data != nullptr) {
             volatile unsigned char sink = 0;
@@ -58,6 +61,8 @@ inline void link_decoder_one_input(const unsigned char* data, std::size_t size) 
             decoder.expire(now);
         if (decoder.held_packets() * 1 > options.reorder_window_frames + 1)
             std::abort(); // held data is bounded by the window
+        if (decoder.suspect_packets() >= options.resync_packets || decoder.candidate_packets() > 8)
+            std::abort(); // so are suspects (a resync or a drop comes first) and candidates before lock
     }
     decoder.finish(now);
     if (decoder.held_packets() != 0 || decoder.counters().frames != frames)
