@@ -916,475 +916,471 @@ TEST_F(StreamCliTest, LostPacketsNeitherInventNorHideSpikesAndEveryBackendBlanks
         << lossy.size() << " spikes with loss, " << whole_received << " without on the same samples";
     EXPECT_LE(lossy_after, whole_after + 5)
         << lossy_after << " spikes within 1.5 ms after a gap, " << whole_after << " without loss";
-    TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCostsAFrame) {
-        const int port = test_port(14);
-        const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
-        const fs::path out = dir_ / "stream";
-        const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
-                                             "--sample-rate", "30000", "--calibration-s", "0"};
-        std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
-        args.insert(args.end(), shape.begin(), shape.end());
-        const pid_t stream = spawn_cli(args, dir_ / "stream");
-        std::this_thread::sleep_for(700ms); // the stream binds its port
+}
 
-        std::vector<std::string> second_args{"stream", "--out", (dir_ / "second").string()};
-        second_args.insert(second_args.end(), shape.begin(), shape.end());
-        EXPECT_EQ(wait_exit(spawn_cli(second_args, dir_ / "second")), 2);
-        EXPECT_NE(
-            read_text(dir_ / "second.err").find("another process is listening on UDP port " + std::to_string(port)),
-            std::string::npos)
-            << read_text(dir_ / "second.err");
+TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCostsAFrame) {
+    const int port = test_port(14);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const fs::path out = dir_ / "stream";
+    const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
+                                         "--sample-rate", "30000", "--calibration-s", "0"};
+    std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
+    args.insert(args.end(), shape.begin(), shape.end());
+    const pid_t stream = spawn_cli(args, dir_ / "stream");
+    std::this_thread::sleep_for(700ms); // the stream binds its port
 
-        // One second of the recording as 1 ms packets of stream id 1 from link sample 1000, with a stray sender (id 7)
-        // before and amid it, and one id-1 packet whose clock is 60 s ahead.
-        const UdpSocket sender = UdpSocket::connect_sender(parse_udp_address(udp));
-        const std::uint64_t base = 1000, n_packets = 1000;
-        const auto send = [&](std::uint32_t stream_id, std::uint64_t sequence, std::uint64_t first_sample,
-                              std::uint64_t from_frame) {
-            LinkHeader header;
-            header.stream_id = stream_id;
-            header.n_channels = kChannels;
-            header.samples_per_packet = 30;
-            header.sequence = sequence;
-            header.first_sample = first_sample;
-            std::vector<unsigned char> packet;
-            encode_link_packet(header, input_.data() + from_frame * kChannels, packet);
-            EXPECT_TRUE(sender.send(packet.data(), packet.size()));
-        };
-        send(7, 0, 0, 0);
-        for (std::uint64_t k = 0; k < n_packets; ++k) {
-            send(1, k, base + 30 * k, 30 * k);
-            if (k == 500) {
-                send(1, k, base + 30 * k + 60 * 30000, 30 * k);
-                send(7, 1, 30, 30);
-            }
-            std::this_thread::sleep_for(300us); // about three times real time: no loss in the kernel's buffer
-        }
-        std::this_thread::sleep_for(300ms);
-        ::kill(stream, SIGINT);
-        ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    std::vector<std::string> second_args{"stream", "--out", (dir_ / "second").string()};
+    second_args.insert(second_args.end(), shape.begin(), shape.end());
+    EXPECT_EQ(wait_exit(spawn_cli(second_args, dir_ / "second")), 2);
+    EXPECT_NE(read_text(dir_ / "second.err").find("another process is listening on UDP port " + std::to_string(port)),
+              std::string::npos)
+        << read_text(dir_ / "second.err");
 
-        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-        const auto& link = summary["source_counters"];
-        EXPECT_EQ(link["stream_id"].get<std::uint32_t>(), 1u);
-        EXPECT_EQ(link["wrong_stream"].get<std::uint64_t>(), 2u);
-        EXPECT_EQ(link["other_stream_ids"], nlohmann::json({{"7", 2}}));
-        EXPECT_EQ(link["clock_outliers"].get<std::uint64_t>(), 1u);
-        EXPECT_EQ(link["resyncs"].get<std::uint64_t>(), 0u);
-        EXPECT_TRUE(link["discontinuities"].empty());
-        EXPECT_EQ(summary["link_base_sample"].get<std::uint64_t>(), base);
-        EXPECT_EQ(summary["frames"].get<std::uint64_t>(), 30 * n_packets);
-        EXPECT_EQ(check_saved_recording(out, 0), 0u); // every frame as sent, no zeros
-        const std::string printed = read_text(dir_ / "stream.out");
-        EXPECT_NE(printed.find("WARNING      2 packet(s) of other stream ids ignored (id 7: 2); locked on stream id 1"),
-                  std::string::npos)
-            << printed;
-        EXPECT_NE(printed.find("1 outlier packet(s) dropped"), std::string::npos) << printed;
-    }
-
-    TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
-        const fs::path out = dir_ / "stream";
-        const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
-                                        "--out", out.string(), "--calibration-s", "0.5", "-q"},
-                                       dir_ / "stream");
-        std::this_thread::sleep_for(1500ms);
-        ::kill(stream, SIGINT);
-        EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-        EXPECT_TRUE(summary["interrupted"].get<bool>());
-        const auto frames = summary["frames"].get<std::uint64_t>();
-        EXPECT_GT(frames, 15000u);
-        EXPECT_LT(frames, 90000u);
-        EXPECT_EQ(check_saved_recording(out, 0), 0u);
-        const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
-        EXPECT_EQ(times.size(), summary["spikes"].get<std::uint64_t>());
-        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
-        for (const char* name : {"templates.npy", "params.py", "cluster_group.tsv", "spikeline_sort.json"})
-            EXPECT_TRUE(fs::exists(out / name)) << name;
-        for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
-            EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
-    }
-
-    TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
-        const fs::path raw = dir_ / "sim" / "recording.bin";
-        const pid_t from_stdin =
-            spawn_cli({"stream", "--source", "-", "--channels", std::to_string(kChannels), "--sample-rate", "30000",
-                       "--out", (dir_ / "stdin").string(), "--calibration-s", "0", "-q"},
-                      dir_ / "stdin", &raw);
-        ASSERT_EQ(wait_exit(from_stdin), 0) << read_text(dir_ / "stdin.err");
-        EXPECT_EQ(check_saved_recording(dir_ / "stdin", 0), 0u);
-        EXPECT_EQ(io::read_spikeglx_info(dir_ / "stdin" / "recording.bin").n_frames, input_.size() / kChannels);
-
-        // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
-        const fs::path oe = dir_ / "oe";
-        spikeline::testing::write_open_ephys_recording(oe, raw, kChannels, 30000.0);
-        const pid_t from_oe = spawn_cli(
-            {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
-            dir_ / "oe");
-        ASSERT_EQ(wait_exit(from_oe), 0) << read_text(dir_ / "oe.err");
-        EXPECT_EQ(check_saved_recording(dir_ / "oe_out", 0), 0u);
-        const auto summary = nlohmann::json::parse(read_text(dir_ / "oe_out" / "stream.json"));
-        EXPECT_DOUBLE_EQ(summary["microvolts_per_bit"].get<double>(), 0.195);
-
-        // A stream name that is not there is an input error naming the streams.
-        const pid_t bad = spawn_cli(
-            {"stream", "--source", oe.string(), "--oe-stream", "nope", "--out", (dir_ / "bad").string(), "-q"},
-            dir_ / "bad");
-        EXPECT_EQ(wait_exit(bad), 2);
-        EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
-    }
-
-    /// Collects the messages of a publisher until its END1 message (or a timeout).
-    struct Subscriber {
-        explicit Subscriber(const std::string& endpoint) : socket(context, zmq::socket_type::sub) {
-            socket.set(zmq::sockopt::subscribe, "");
-            socket.set(zmq::sockopt::rcvtimeo, 200);
-            socket.connect(endpoint);
-            thread = std::thread([this]() {
-                const auto give_up = std::chrono::steady_clock::now() + 60s;
-                while (!ended && std::chrono::steady_clock::now() < give_up) {
-                    zmq::message_t message;
-                    if (!socket.recv(message))
-                        continue;
-                    const auto* bytes = static_cast<const unsigned char*>(message.data());
-                    SpikeMessage spike;
-                    VelocityMessage velocity;
-                    MotionMessage motion;
-                    if (decode_spike_message(bytes, message.size(), spike))
-                        spikes.push_back(spike);
-                    else if (decode_velocity_message(bytes, message.size(), velocity))
-                        velocities.push_back(velocity);
-                    else if (decode_motion_message(bytes, message.size(), motion))
-                        motions.push_back(motion);
-                    else if (decode_end_message(bytes, message.size(), end))
-                        ended = true;
-                }
-            });
-        }
-        void join() { thread.join(); }
-
-        zmq::context_t context{1};
-        zmq::socket_t socket;
-        std::thread thread;
-        std::vector<SpikeMessage> spikes;
-        std::vector<VelocityMessage> velocities;
-        std::vector<MotionMessage> motions;
-        EndMessage end;
-        std::atomic<bool> ended{false};
+    // One second of the recording as 1 ms packets of stream id 1 from link sample 1000, with a stray sender (id 7)
+    // before and amid it, and one id-1 packet whose clock is 60 s ahead.
+    const UdpSocket sender = UdpSocket::connect_sender(parse_udp_address(udp));
+    const std::uint64_t base = 1000, n_packets = 1000;
+    const auto send = [&](std::uint32_t stream_id, std::uint64_t sequence, std::uint64_t first_sample,
+                          std::uint64_t from_frame) {
+        LinkHeader header;
+        header.stream_id = stream_id;
+        header.n_channels = kChannels;
+        header.samples_per_packet = 30;
+        header.sequence = sequence;
+        header.first_sample = first_sample;
+        std::vector<unsigned char> packet;
+        encode_link_packet(header, input_.data() + from_frame * kChannels, packet);
+        EXPECT_TRUE(sender.send(packet.data(), packet.size()));
     };
-
-    TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
-        // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
-        const fs::path sim = simulate_behavior(6);
-        ASSERT_EQ(
-            wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
-                                dir_ / "detect")),
-            0)
-            << read_text(dir_ / "detect.err");
-        const fs::path model_file = train_decoder(dir_ / "det", sim, "model");
-
-        const int port = test_port(4);
-        const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
-        const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
-        const fs::path out = dir_ / "stream";
-        const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels),
-                                        "--sample-rate", "30000", "--out", out.string(), "--publish", publish,
-                                        "--calibration-s", "1", "--decoder", model_file.string(), "-q"},
-                                       dir_ / "stream");
-        Subscriber subscriber(publish);
-        std::this_thread::sleep_for(700ms);
-        const pid_t replay =
-            spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
-        ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
-        std::this_thread::sleep_for(300ms);
-        ::kill(stream, SIGINT);
-        EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-        subscriber.join();
-
-        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-        ASSERT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u);
-        ASSERT_EQ(summary["link_gap_frames"].get<std::uint64_t>(), 0u);
-        const auto& decoded = summary["decoder"];
-        EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
-        EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
-
-        // Every completed bin was decoded, published in order and saved, with the estimates of the same model run
-        // offline over detect's crossings (the stream detects identically).
-        const decode::DecoderModel model = decode::read_model(model_file);
-        const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
-        ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
-        EXPECT_EQ(decoded["bins_decoded"].get<std::uint64_t>(), n_bins);
-        ASSERT_TRUE(subscriber.ended);
-        ASSERT_EQ(subscriber.velocities.size(), n_bins);
-        const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
-        ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
-        const std::vector<double> saved = saved_array.as<double>();
-        expect_offline_estimates(model, dir_ / "det", saved, n_bins);
-        for (std::size_t k = 0; k < n_bins; ++k) {
-            const VelocityMessage& m = subscriber.velocities[k];
-            EXPECT_EQ(m.bin, k);
-            EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
-            EXPECT_EQ(m.vx, saved[k * 3 + 1]);
-            EXPECT_EQ(m.vy, saved[k * 3 + 2]);
-            if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
-                EXPECT_GE(m.latency_ns, 0) << k;
-            }
+    send(7, 0, 0, 0);
+    for (std::uint64_t k = 0; k < n_packets; ++k) {
+        send(1, k, base + 30 * k, 30 * k);
+        if (k == 500) {
+            send(1, k, base + 30 * k + 60 * 30000, 30 * k);
+            send(7, 1, 30, 30);
         }
-
-        // Models the stream cannot feed are refused before anything runs.
-        const fs::path ground_truth_model = train_decoder(sim / "ground_truth", sim, "ground_truth_model");
-        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                       (dir_ / "refused").string(), "--decoder", ground_truth_model.string(), "-q"},
-                                      dir_ / "refused")),
-                  2);
-        EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
-            << read_text(dir_ / "refused.err");
-        std::ofstream(dir_ / "broken.json") << "{\"format\": ";
-        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                       (dir_ / "broken").string(), "--decoder", (dir_ / "broken.json").string(), "-q"},
-                                      dir_ / "broken")),
-                  2);
-        EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos)
-            << read_text(dir_ / "broken.err");
+        std::this_thread::sleep_for(300us); // about three times real time: no loss in the kernel's buffer
     }
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
 
-    TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
-        // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream
-        // the recording with that sorter and decoder: the closed-loop workflow of a lab.
-        const fs::path sim = simulate_behavior(8);
-        const fs::path sorted = dir_ / "sorted";
-        ASSERT_EQ(wait_exit(spawn_cli({"sort", (sim / "recording.bin").string(), "--out", sorted.string(),
-                                       "--calibration-s", "4", "-q"},
-                                      dir_ / "sort")),
-                  0)
-            << read_text(dir_ / "sort.err");
-        const fs::path model_file = train_decoder(sorted, sim, "model");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    const auto& link = summary["source_counters"];
+    EXPECT_EQ(link["stream_id"].get<std::uint32_t>(), 1u);
+    EXPECT_EQ(link["wrong_stream"].get<std::uint64_t>(), 2u);
+    EXPECT_EQ(link["other_stream_ids"], nlohmann::json({{"7", 2}}));
+    EXPECT_EQ(link["clock_outliers"].get<std::uint64_t>(), 1u);
+    EXPECT_EQ(link["resyncs"].get<std::uint64_t>(), 0u);
+    EXPECT_TRUE(link["discontinuities"].empty());
+    EXPECT_EQ(summary["link_base_sample"].get<std::uint64_t>(), base);
+    EXPECT_EQ(summary["frames"].get<std::uint64_t>(), 30 * n_packets);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u); // every frame as sent, no zeros
+    const std::string printed = read_text(dir_ / "stream.out");
+    EXPECT_NE(printed.find("WARNING      2 packet(s) of other stream ids ignored (id 7: 2); locked on stream id 1"),
+              std::string::npos)
+        << printed;
+    EXPECT_NE(printed.find("1 outlier packet(s) dropped"), std::string::npos) << printed;
+}
 
-        // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
-        EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
-                                       (dir_ / "refused").string(), "--decoder", model_file.string(), "-q"},
-                                      dir_ / "refused")),
-                  2);
-        EXPECT_NE(read_text(dir_ / "refused.err").find("--sorter"), std::string::npos)
-            << read_text(dir_ / "refused.err");
+TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0.5", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(1500ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_TRUE(summary["interrupted"].get<bool>());
+    const auto frames = summary["frames"].get<std::uint64_t>();
+    EXPECT_GT(frames, 15000u);
+    EXPECT_LT(frames, 90000u);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    EXPECT_EQ(times.size(), summary["spikes"].get<std::uint64_t>());
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
+    for (const char* name : {"templates.npy", "params.py", "cluster_group.tsv", "spikeline_sort.json"})
+        EXPECT_TRUE(fs::exists(out / name)) << name;
+    for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
+        EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
 
-        const fs::path out = dir_ / "stream";
-        ASSERT_EQ(
-            wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out", out.string(),
-                                 "--sorter", (sorted / "sorter.json").string(), "--decoder", model_file.string(), "-q"},
-                                dir_ / "stream")),
-            0)
-            << read_text(dir_ / "stream.err");
+TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
+    const fs::path raw = dir_ / "sim" / "recording.bin";
+    const pid_t from_stdin =
+        spawn_cli({"stream", "--source", "-", "--channels", std::to_string(kChannels), "--sample-rate", "30000",
+                   "--out", (dir_ / "stdin").string(), "--calibration-s", "0", "-q"},
+                  dir_ / "stdin", &raw);
+    ASSERT_EQ(wait_exit(from_stdin), 0) << read_text(dir_ / "stdin.err");
+    EXPECT_EQ(check_saved_recording(dir_ / "stdin", 0), 0u);
+    EXPECT_EQ(io::read_spikeglx_info(dir_ / "stdin" / "recording.bin").n_frames, input_.size() / kChannels);
 
-        // The same spikes with the same labels and templates as the offline sort, from the first spike on.
-        const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
-        ASSERT_GT(times.size(), 100u);
-        EXPECT_EQ(times, io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
-        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy"),
-                  io::read_npy_vector<std::int32_t>(sorted / "spike_clusters.npy"));
-        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy"),
-                  io::read_npy_vector<std::int32_t>(sorted / "spike_templates.npy"));
-        EXPECT_TRUE(fs::exists(out / "sorter.json"));
+    // An Open Ephys binary recording folder holding the same samples, gain 0.195 uV/bit.
+    const fs::path oe = dir_ / "oe";
+    spikeline::testing::write_open_ephys_recording(oe, raw, kChannels, 30000.0);
+    const pid_t from_oe = spawn_cli(
+        {"stream", "--source", oe.string(), "--out", (dir_ / "oe_out").string(), "--calibration-s", "0", "-q"},
+        dir_ / "oe");
+    ASSERT_EQ(wait_exit(from_oe), 0) << read_text(dir_ / "oe.err");
+    EXPECT_EQ(check_saved_recording(dir_ / "oe_out", 0), 0u);
+    const auto summary = nlohmann::json::parse(read_text(dir_ / "oe_out" / "stream.json"));
+    EXPECT_DOUBLE_EQ(summary["microvolts_per_bit"].get<double>(), 0.195);
 
-        // Decoded online as offline on the sort's clusters.
-        const decode::DecoderModel model = decode::read_model(model_file);
-        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-        EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
-        const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
-        expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
-    }
+    // A stream name that is not there is an input error naming the streams.
+    const pid_t bad =
+        spawn_cli({"stream", "--source", oe.string(), "--oe-stream", "nope", "--out", (dir_ / "bad").string(), "-q"},
+                  dir_ / "bad");
+    EXPECT_EQ(wait_exit(bad), 2);
+    EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
+}
 
-    TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
-        // The chunked, copy-on-write reservoir against plain reservoir sampling with the same draws; a snapshot keeps
-        // what the reservoir held when it was taken while sampling goes on (chunks of 1024 spikes).
-        constexpr std::size_t kValues = 3, kMax = 2500;
-        SpikeReservoir reservoir(kMax, kValues, false);
-        SortOutput plain;
-        std::mt19937_64 plain_rng(1);
-        std::uint64_t offered = 0;
-        std::mt19937 rng(4);
-        std::uint64_t sample = 0;
-        std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
-        for (int batch = 0; batch < 400; ++batch) {
-            SortOutput sorted;
-            const int n = static_cast<int>(rng() % 40);
-            for (int i = 0; i < n; ++i) {
-                hw::SortedSpike spike{};
-                spike.event.sample = ++sample;
-                spike.event.channel = static_cast<std::int32_t>(sample % 64);
-                sorted.spikes.push_back(spike);
-                for (std::size_t v = 0; v < kValues; ++v)
-                    sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
-            }
-            reservoir.add(sorted, nullptr);
-            for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
-                std::size_t slot = plain.spikes.size();
-                if (slot == kMax && (slot = static_cast<std::size_t>(plain_rng() % (offered + 1))) >= kMax)
+/// Collects the messages of a publisher until its END1 message (or a timeout).
+struct Subscriber {
+    explicit Subscriber(const std::string& endpoint) : socket(context, zmq::socket_type::sub) {
+        socket.set(zmq::sockopt::subscribe, "");
+        socket.set(zmq::sockopt::rcvtimeo, 200);
+        socket.connect(endpoint);
+        thread = std::thread([this]() {
+            const auto give_up = std::chrono::steady_clock::now() + 60s;
+            while (!ended && std::chrono::steady_clock::now() < give_up) {
+                zmq::message_t message;
+                if (!socket.recv(message))
                     continue;
-                if (slot == plain.spikes.size()) {
-                    plain.spikes.push_back(sorted.spikes[i]);
-                    plain.snippets.insert(plain.snippets.end(), &sorted.snippets[i * kValues],
-                                          &sorted.snippets[i * kValues] + kValues);
-                } else {
-                    plain.spikes[slot] = sorted.spikes[i];
-                    std::copy_n(&sorted.snippets[i * kValues], kValues, &plain.snippets[slot * kValues]);
-                }
+                const auto* bytes = static_cast<const unsigned char*>(message.data());
+                SpikeMessage spike;
+                VelocityMessage velocity;
+                MotionMessage motion;
+                if (decode_spike_message(bytes, message.size(), spike))
+                    spikes.push_back(spike);
+                else if (decode_velocity_message(bytes, message.size(), velocity))
+                    velocities.push_back(velocity);
+                else if (decode_motion_message(bytes, message.size(), motion))
+                    motions.push_back(motion);
+                else if (decode_end_message(bytes, message.size(), end))
+                    ended = true;
             }
-            if (batch % 97 == 50)
-                taken.emplace_back(reservoir.snapshot(), plain);
-        }
-        ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
-        ASSERT_EQ(taken.size(), 4u);
-        taken.emplace_back(reservoir.snapshot(), plain);
-        for (const auto& [snapshot, expected] : taken) {
-            SortOutput data;
-            std::vector<double> displacement;
-            snapshot.copy_to(data, displacement);
-            ASSERT_EQ(data.spikes.size(), expected.spikes.size());
-            for (std::size_t i = 0; i < data.spikes.size(); ++i)
-                EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
-            EXPECT_EQ(data.snippets, expected.snippets);
-            EXPECT_TRUE(displacement.empty());
+        });
+    }
+    void join() { thread.join(); }
+
+    zmq::context_t context{1};
+    zmq::socket_t socket;
+    std::thread thread;
+    std::vector<SpikeMessage> spikes;
+    std::vector<VelocityMessage> velocities;
+    std::vector<MotionMessage> motions;
+    EndMessage end;
+    std::atomic<bool> ended{false};
+};
+
+TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
+    // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
+    const fs::path sim = simulate_behavior(6);
+    ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
+                                  dir_ / "detect")),
+              0)
+        << read_text(dir_ / "detect.err");
+    const fs::path model_file = train_decoder(dir_ / "det", sim, "model");
+
+    const int port = test_port(4);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
+                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1",
+                                    "--decoder", model_file.string(), "-q"},
+                                   dir_ / "stream");
+    Subscriber subscriber(publish);
+    std::this_thread::sleep_for(700ms);
+    const pid_t replay = spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
+    ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    subscriber.join();
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    ASSERT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u);
+    ASSERT_EQ(summary["link_gap_frames"].get<std::uint64_t>(), 0u);
+    const auto& decoded = summary["decoder"];
+    EXPECT_EQ(decoded["late_spikes"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(decoded["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+
+    // Every completed bin was decoded, published in order and saved, with the estimates of the same model run
+    // offline over detect's crossings (the stream detects identically).
+    const decode::DecoderModel model = decode::read_model(model_file);
+    const std::uint64_t n_bins = summary["frames"].get<std::uint64_t>() / model.bin_samples;
+    ASSERT_EQ(n_bins, 200u); // 4 s of 20 ms bins
+    EXPECT_EQ(decoded["bins_decoded"].get<std::uint64_t>(), n_bins);
+    ASSERT_TRUE(subscriber.ended);
+    ASSERT_EQ(subscriber.velocities.size(), n_bins);
+    const io::NpyArray saved_array = io::read_npy(out / "decoded_velocity.npy");
+    ASSERT_EQ(saved_array.shape, (std::vector<std::size_t>{n_bins, 3}));
+    const std::vector<double> saved = saved_array.as<double>();
+    expect_offline_estimates(model, dir_ / "det", saved, n_bins);
+    for (std::size_t k = 0; k < n_bins; ++k) {
+        const VelocityMessage& m = subscriber.velocities[k];
+        EXPECT_EQ(m.bin, k);
+        EXPECT_EQ(m.end_sample, (k + 1) * model.bin_samples);
+        EXPECT_EQ(m.vx, saved[k * 3 + 1]);
+        EXPECT_EQ(m.vy, saved[k * 3 + 2]);
+        if (k + 1 < n_bins) { // the last bin completes only when the stream ends (latency -1)
+            EXPECT_GE(m.latency_ns, 0) << k;
         }
     }
 
-    TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {
-        MotionMessage m;
-        m.time_s = 2.5;
-        m.host_time_ns = 123456789;
-        m.shank = {0, 0, 1};
-        m.depth_um = {200.f, 600.f, 200.f};
-        m.displacement_um = {-3.25, 4.5, 0.125};
-        std::vector<unsigned char> bytes(motion_message_bytes(3));
-        ASSERT_EQ(bytes.size(), 72u);
-        encode_motion_message(m, bytes.data());
-        EXPECT_EQ(std::memcmp(bytes.data(), "MOT1", 4), 0);
-        MotionMessage back;
-        ASSERT_TRUE(decode_motion_message(bytes.data(), bytes.size(), back));
-        EXPECT_EQ(back.time_s, m.time_s);
-        EXPECT_EQ(back.host_time_ns, m.host_time_ns);
-        EXPECT_EQ(back.shank, m.shank);
-        EXPECT_EQ(back.depth_um, m.depth_um);
-        EXPECT_EQ(back.displacement_um, m.displacement_um);
-        EXPECT_FALSE(decode_motion_message(bytes.data(), bytes.size() - 16, back)); // fewer blocks than it says
-        SpikeMessage spike;
-        EXPECT_FALSE(decode_spike_message(bytes.data(), bytes.size(), spike));
-    }
+    // Models the stream cannot feed are refused before anything runs.
+    const fs::path ground_truth_model = train_decoder(sim / "ground_truth", sim, "ground_truth_model");
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "refused").string(), "--decoder", ground_truth_model.string(), "-q"},
+                                  dir_ / "refused")),
+              2);
+    EXPECT_NE(read_text(dir_ / "refused.err").find("ground-truth units"), std::string::npos)
+        << read_text(dir_ / "refused.err");
+    std::ofstream(dir_ / "broken.json") << "{\"format\": ";
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "broken").string(), "--decoder", (dir_ / "broken.json").string(), "-q"},
+                                  dir_ / "broken")),
+              2);
+    EXPECT_NE(read_text(dir_ / "broken.err").find("broken.json"), std::string::npos) << read_text(dir_ / "broken.err");
+}
 
-    TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt) {
-        // 12 s of a 128-channel recording drifting 4 um/s, units learnt from the first 4 s (and again at 8 s).
-        const fs::path sim = dir_ / "drift";
-        ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", "128", "--duration", "12",
-                                       "--drift", "4", "--seed", "3", "-q"},
-                                      dir_ / "simulate_drift")),
-                  0);
-        const fs::path recording = sim / "recording.bin";
+TEST_F(StreamCliTest, StreamWithASavedSorterLabelsAsSortDoesAndFeedsAClusterDecoder) {
+    // Calibrate offline (spikeline sort writes sorter.json), train a decoder on the sorted clusters, then stream
+    // the recording with that sorter and decoder: the closed-loop workflow of a lab.
+    const fs::path sim = simulate_behavior(8);
+    const fs::path sorted = dir_ / "sorted";
+    ASSERT_EQ(wait_exit(spawn_cli(
+                  {"sort", (sim / "recording.bin").string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
+                  dir_ / "sort")),
+              0)
+        << read_text(dir_ / "sort.err");
+    const fs::path model_file = train_decoder(sorted, sim, "model");
 
-        // At the recording's pace, so that the subscriber is connected before the first estimate.
-        const std::string publish = "tcp://127.0.0.1:" + std::to_string(test_port(8));
-        const fs::path out = dir_ / "stream";
-        const pid_t stream = spawn_cli({"stream", "--source", recording.string(), "--realtime", "--out", out.string(),
-                                        "--publish", publish, "--calibration-s", "4", "-q"},
-                                       dir_ / "stream");
-        Subscriber subscriber(publish);
-        ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
-        subscriber.join();
-        ASSERT_TRUE(subscriber.ended);
-        const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
-        EXPECT_TRUE(summary["motion"]["tracking"].get<bool>());
-        EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
+    // Without the sorter, the cluster ids of the model mean nothing to the stream: refused.
+    EXPECT_EQ(wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out",
+                                   (dir_ / "refused").string(), "--decoder", model_file.string(), "-q"},
+                                  dir_ / "refused")),
+              2);
+    EXPECT_NE(read_text(dir_ / "refused.err").find("--sorter"), std::string::npos) << read_text(dir_ / "refused.err");
 
-        // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
-        // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
-        // where it started and are still off 0 at the end.
-        const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
-        ASSERT_EQ(motion_array.shape.size(), 2u);
-        const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
-        EXPECT_EQ(summary["motion"]["estimates"].get<std::size_t>(), n_estimates);
-        ASSERT_GE(n_estimates, 15u);
-        ASSERT_GE(n_blocks, 1u);
-        const std::vector<double> motion = motion_array.as<double>();
-        const std::vector<double> times = io::read_npy_vector<double>(out / "motion_times_s.npy");
-        const std::vector<double> blocks = io::read_npy(out / "motion_blocks.npy").as<double>();
-        ASSERT_EQ(times.size(), n_estimates);
-        ASSERT_EQ(blocks.size(), n_blocks * 2);
-        auto least_in_row = [&](std::size_t row) {
-            double least = 1e9;
-            for (std::size_t b = 0; b < n_blocks; ++b)
-                least = std::min(least, std::abs(motion[row * n_blocks + b]));
-            return least;
-        };
-        double farthest = 0;
-        for (std::size_t row = 0; row < n_estimates; ++row)
-            farthest = std::max(farthest, least_in_row(row));
-        EXPECT_GT(farthest, 10.0);
-        EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
+    const fs::path out = dir_ / "stream";
+    ASSERT_EQ(
+        wait_exit(spawn_cli({"stream", "--source", (sim / "recording.bin").string(), "--out", out.string(), "--sorter",
+                             (sorted / "sorter.json").string(), "--decoder", model_file.string(), "-q"},
+                            dir_ / "stream")),
+        0)
+        << read_text(dir_ / "stream.err");
 
-        // Every estimate was published as MOT1, as written, and the displacements move.
-        ASSERT_EQ(subscriber.motions.size(), n_estimates);
-        double lowest = 1e9, highest = -1e9;
-        for (std::size_t row = 0; row < n_estimates; ++row) {
-            const MotionMessage& m = subscriber.motions[row];
-            EXPECT_EQ(m.time_s, times[row]);
-            ASSERT_EQ(m.displacement_um.size(), n_blocks);
-            for (std::size_t b = 0; b < n_blocks; ++b) {
-                EXPECT_TRUE(std::isfinite(m.displacement_um[b]));
-                EXPECT_EQ(m.displacement_um[b], motion[row * n_blocks + b]);
-                EXPECT_EQ(m.shank[b], static_cast<std::int32_t>(blocks[b * 2]));
-                EXPECT_EQ(m.depth_um[b], static_cast<float>(blocks[b * 2 + 1]));
-                lowest = std::min(lowest, m.displacement_um[b]);
-                highest = std::max(highest, m.displacement_um[b]);
+    // The same spikes with the same labels and templates as the offline sort, from the first spike on.
+    const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+    ASSERT_GT(times.size(), 100u);
+    EXPECT_EQ(times, io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy"),
+              io::read_npy_vector<std::int32_t>(sorted / "spike_clusters.npy"));
+    EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy"),
+              io::read_npy_vector<std::int32_t>(sorted / "spike_templates.npy"));
+    EXPECT_TRUE(fs::exists(out / "sorter.json"));
+
+    // Decoded online as offline on the sort's clusters.
+    const decode::DecoderModel model = decode::read_model(model_file);
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["decoder"]["unknown_label_spikes"].get<std::uint64_t>(), 0u);
+    const std::size_t n_bins = summary["frames"].get<std::size_t>() / model.bin_samples;
+    expect_offline_estimates(model, sorted, io::read_npy(out / "decoded_velocity.npy").as<double>(), n_bins);
+}
+
+TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
+    // The chunked, copy-on-write reservoir against plain reservoir sampling with the same draws; a snapshot keeps
+    // what the reservoir held when it was taken while sampling goes on (chunks of 1024 spikes).
+    constexpr std::size_t kValues = 3, kMax = 2500;
+    SpikeReservoir reservoir(kMax, kValues, false);
+    SortOutput plain;
+    std::mt19937_64 plain_rng(1);
+    std::uint64_t offered = 0;
+    std::mt19937 rng(4);
+    std::uint64_t sample = 0;
+    std::vector<std::pair<SpikeReservoir::Snapshot, SortOutput>> taken;
+    for (int batch = 0; batch < 400; ++batch) {
+        SortOutput sorted;
+        const int n = static_cast<int>(rng() % 40);
+        for (int i = 0; i < n; ++i) {
+            hw::SortedSpike spike{};
+            spike.event.sample = ++sample;
+            spike.event.channel = static_cast<std::int32_t>(sample % 64);
+            sorted.spikes.push_back(spike);
+            for (std::size_t v = 0; v < kValues; ++v)
+                sorted.snippets.push_back(static_cast<std::int32_t>(sample * 10 + v));
+        }
+        reservoir.add(sorted, nullptr);
+        for (std::size_t i = 0; i < sorted.spikes.size(); ++i, ++offered) {
+            std::size_t slot = plain.spikes.size();
+            if (slot == kMax && (slot = static_cast<std::size_t>(plain_rng() % (offered + 1))) >= kMax)
+                continue;
+            if (slot == plain.spikes.size()) {
+                plain.spikes.push_back(sorted.spikes[i]);
+                plain.snippets.insert(plain.snippets.end(), &sorted.snippets[i * kValues],
+                                      &sorted.snippets[i * kValues] + kValues);
+            } else {
+                plain.spikes[slot] = sorted.spikes[i];
+                std::copy_n(&sorted.snippets[i * kValues], kValues, &plain.snippets[slot * kValues]);
             }
         }
-        EXPECT_GT(highest - lowest, 5.0);
-
-        // unit_updates.npy: the units moved, by table writes in sample order that start once the first calibration is
-        // in use (spikes before it are unaffected).
-        const io::NpyArray updates = io::read_npy(out / "unit_updates.npy");
-        ASSERT_EQ(updates.shape.size(), 2u);
-        ASSERT_GT(updates.shape[0], 0u);
-        const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
-        const std::size_t columns = updates.shape[1];
-        for (std::size_t r = 0; r < updates.shape[0]; ++r) {
-            EXPECT_GE(rows[r * columns], 4 * 30000) << r;
-            if (r > 0) {
-                EXPECT_GE(rows[r * columns], rows[(r - 1) * columns]) << r;
-            }
-        }
-
-        // The same spikes give the same estimates: sort, with the same calibration settings, tracks the same motion
-        // (estimates depend on the spikes and the frame count only, not on block sizes).
-        const fs::path sorted = dir_ / "sorted";
-        ASSERT_EQ(
-            wait_exit(spawn_cli({"sort", recording.string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
-                                dir_ / "sort")),
-            0)
-            << read_text(dir_ / "sort.err");
-        EXPECT_EQ(io::read_npy_vector<std::uint64_t>(out / "spike_times.npy"),
-                  io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
-        EXPECT_EQ(io::read_npy(sorted / "motion.npy").shape, motion_array.shape);
-        EXPECT_EQ(io::read_npy(sorted / "motion.npy").as<double>(), motion);
-        EXPECT_EQ(io::read_npy_vector<double>(sorted / "motion_times_s.npy"), times);
-
-        // --no-motion: no MOT1 (while spikes are published), no motion files.
-        const std::string publish_fixed = "tcp://127.0.0.1:" + std::to_string(test_port(10));
-        const fs::path fixed = dir_ / "fixed";
-        const pid_t fixed_stream =
-            spawn_cli({"stream", "--source", recording.string(), "--realtime", "--duration", "4", "--out",
-                       fixed.string(), "--publish", publish_fixed, "--calibration-s", "2", "--no-motion", "-q"},
-                      dir_ / "fixed");
-        Subscriber fixed_subscriber(publish_fixed);
-        ASSERT_EQ(wait_exit(fixed_stream), 0) << read_text(dir_ / "fixed.err");
-        fixed_subscriber.join();
-        ASSERT_TRUE(fixed_subscriber.ended);
-        EXPECT_GT(fixed_subscriber.spikes.size(), 100u);
-        EXPECT_TRUE(fixed_subscriber.motions.empty());
-        for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
-            EXPECT_FALSE(fs::exists(fixed / name)) << name;
-        const auto fixed_summary = nlohmann::json::parse(read_text(fixed / "stream.json"));
-        EXPECT_FALSE(fixed_summary["motion"]["tracking"].get<bool>());
-        EXPECT_EQ(fixed_summary["motion"]["estimates"].get<std::size_t>(), 0u);
+        if (batch % 97 == 50)
+            taken.emplace_back(reservoir.snapshot(), plain);
     }
+    ASSERT_GT(sample, 2 * kMax); // the reservoir was full and replaced spikes
+    ASSERT_EQ(taken.size(), 4u);
+    taken.emplace_back(reservoir.snapshot(), plain);
+    for (const auto& [snapshot, expected] : taken) {
+        SortOutput data;
+        std::vector<double> displacement;
+        snapshot.copy_to(data, displacement);
+        ASSERT_EQ(data.spikes.size(), expected.spikes.size());
+        for (std::size_t i = 0; i < data.spikes.size(); ++i)
+            EXPECT_EQ(data.spikes[i].event.sample, expected.spikes[i].event.sample) << i;
+        EXPECT_EQ(data.snippets, expected.snippets);
+        EXPECT_TRUE(displacement.empty());
+    }
+}
+
+TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {
+    MotionMessage m;
+    m.time_s = 2.5;
+    m.host_time_ns = 123456789;
+    m.shank = {0, 0, 1};
+    m.depth_um = {200.f, 600.f, 200.f};
+    m.displacement_um = {-3.25, 4.5, 0.125};
+    std::vector<unsigned char> bytes(motion_message_bytes(3));
+    ASSERT_EQ(bytes.size(), 72u);
+    encode_motion_message(m, bytes.data());
+    EXPECT_EQ(std::memcmp(bytes.data(), "MOT1", 4), 0);
+    MotionMessage back;
+    ASSERT_TRUE(decode_motion_message(bytes.data(), bytes.size(), back));
+    EXPECT_EQ(back.time_s, m.time_s);
+    EXPECT_EQ(back.host_time_ns, m.host_time_ns);
+    EXPECT_EQ(back.shank, m.shank);
+    EXPECT_EQ(back.depth_um, m.depth_um);
+    EXPECT_EQ(back.displacement_um, m.displacement_um);
+    EXPECT_FALSE(decode_motion_message(bytes.data(), bytes.size() - 16, back)); // fewer blocks than it says
+    SpikeMessage spike;
+    EXPECT_FALSE(decode_spike_message(bytes.data(), bytes.size(), spike));
+}
+
+TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt) {
+    // 12 s of a 128-channel recording drifting 4 um/s, units learnt from the first 4 s (and again at 8 s).
+    const fs::path sim = dir_ / "drift";
+    ASSERT_EQ(wait_exit(spawn_cli({"simulate", "--out", sim.string(), "--channels", "128", "--duration", "12",
+                                   "--drift", "4", "--seed", "3", "-q"},
+                                  dir_ / "simulate_drift")),
+              0);
+    const fs::path recording = sim / "recording.bin";
+
+    // At the recording's pace, so that the subscriber is connected before the first estimate.
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(test_port(8));
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", recording.string(), "--realtime", "--out", out.string(),
+                                    "--publish", publish, "--calibration-s", "4", "-q"},
+                                   dir_ / "stream");
+    Subscriber subscriber(publish);
+    ASSERT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    subscriber.join();
+    ASSERT_TRUE(subscriber.ended);
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_TRUE(summary["motion"]["tracking"].get<bool>());
+    EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
+
+    // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
+    // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
+    // where it started and are still off 0 at the end.
+    const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
+    ASSERT_EQ(motion_array.shape.size(), 2u);
+    const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
+    EXPECT_EQ(summary["motion"]["estimates"].get<std::size_t>(), n_estimates);
+    ASSERT_GE(n_estimates, 15u);
+    ASSERT_GE(n_blocks, 1u);
+    const std::vector<double> motion = motion_array.as<double>();
+    const std::vector<double> times = io::read_npy_vector<double>(out / "motion_times_s.npy");
+    const std::vector<double> blocks = io::read_npy(out / "motion_blocks.npy").as<double>();
+    ASSERT_EQ(times.size(), n_estimates);
+    ASSERT_EQ(blocks.size(), n_blocks * 2);
+    auto least_in_row = [&](std::size_t row) {
+        double least = 1e9;
+        for (std::size_t b = 0; b < n_blocks; ++b)
+            least = std::min(least, std::abs(motion[row * n_blocks + b]));
+        return least;
+    };
+    double farthest = 0;
+    for (std::size_t row = 0; row < n_estimates; ++row)
+        farthest = std::max(farthest, least_in_row(row));
+    EXPECT_GT(farthest, 10.0);
+    EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
+
+    // Every estimate was published as MOT1, as written, and the displacements move.
+    ASSERT_EQ(subscriber.motions.size(), n_estimates);
+    double lowest = 1e9, highest = -1e9;
+    for (std::size_t row = 0; row < n_estimates; ++row) {
+        const MotionMessage& m = subscriber.motions[row];
+        EXPECT_EQ(m.time_s, times[row]);
+        ASSERT_EQ(m.displacement_um.size(), n_blocks);
+        for (std::size_t b = 0; b < n_blocks; ++b) {
+            EXPECT_TRUE(std::isfinite(m.displacement_um[b]));
+            EXPECT_EQ(m.displacement_um[b], motion[row * n_blocks + b]);
+            EXPECT_EQ(m.shank[b], static_cast<std::int32_t>(blocks[b * 2]));
+            EXPECT_EQ(m.depth_um[b], static_cast<float>(blocks[b * 2 + 1]));
+            lowest = std::min(lowest, m.displacement_um[b]);
+            highest = std::max(highest, m.displacement_um[b]);
+        }
+    }
+    EXPECT_GT(highest - lowest, 5.0);
+
+    // unit_updates.npy: the units moved, by table writes in sample order that start once the first calibration is
+    // in use (spikes before it are unaffected).
+    const io::NpyArray updates = io::read_npy(out / "unit_updates.npy");
+    ASSERT_EQ(updates.shape.size(), 2u);
+    ASSERT_GT(updates.shape[0], 0u);
+    const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
+    const std::size_t columns = updates.shape[1];
+    for (std::size_t r = 0; r < updates.shape[0]; ++r) {
+        EXPECT_GE(rows[r * columns], 4 * 30000) << r;
+        if (r > 0) {
+            EXPECT_GE(rows[r * columns], rows[(r - 1) * columns]) << r;
+        }
+    }
+
+    // The same spikes give the same estimates: sort, with the same calibration settings, tracks the same motion
+    // (estimates depend on the spikes and the frame count only, not on block sizes).
+    const fs::path sorted = dir_ / "sorted";
+    ASSERT_EQ(wait_exit(spawn_cli({"sort", recording.string(), "--out", sorted.string(), "--calibration-s", "4", "-q"},
+                                  dir_ / "sort")),
+              0)
+        << read_text(dir_ / "sort.err");
+    EXPECT_EQ(io::read_npy_vector<std::uint64_t>(out / "spike_times.npy"),
+              io::read_npy_vector<std::uint64_t>(sorted / "spike_times.npy"));
+    EXPECT_EQ(io::read_npy(sorted / "motion.npy").shape, motion_array.shape);
+    EXPECT_EQ(io::read_npy(sorted / "motion.npy").as<double>(), motion);
+    EXPECT_EQ(io::read_npy_vector<double>(sorted / "motion_times_s.npy"), times);
+
+    // --no-motion: no MOT1 (while spikes are published), no motion files.
+    const std::string publish_fixed = "tcp://127.0.0.1:" + std::to_string(test_port(10));
+    const fs::path fixed = dir_ / "fixed";
+    const pid_t fixed_stream =
+        spawn_cli({"stream", "--source", recording.string(), "--realtime", "--duration", "4", "--out", fixed.string(),
+                   "--publish", publish_fixed, "--calibration-s", "2", "--no-motion", "-q"},
+                  dir_ / "fixed");
+    Subscriber fixed_subscriber(publish_fixed);
+    ASSERT_EQ(wait_exit(fixed_stream), 0) << read_text(dir_ / "fixed.err");
+    fixed_subscriber.join();
+    ASSERT_TRUE(fixed_subscriber.ended);
+    EXPECT_GT(fixed_subscriber.spikes.size(), 100u);
+    EXPECT_TRUE(fixed_subscriber.motions.empty());
+    for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
+        EXPECT_FALSE(fs::exists(fixed / name)) << name;
+    const auto fixed_summary = nlohmann::json::parse(read_text(fixed / "stream.json"));
+    EXPECT_FALSE(fixed_summary["motion"]["tracking"].get<bool>());
+    EXPECT_EQ(fixed_summary["motion"]["estimates"].get<std::size_t>(), 0u);
+}
 
 } // namespace
 } // namespace spikeline::stream
