@@ -159,7 +159,8 @@ struct Collected {
 LinkDecoderOptions test_options() {
     LinkDecoderOptions options;
     options.n_channels = kTestChannels;
-    options.reorder_window_frames = 12; // three 4-frame packets
+    options.reorder_window_frames = 12;      // three 4-frame packets
+    options.adaptive_reorder_window = false; // the window's own rules; adaptation has its test
     options.suspect_jump_frames = 100;
     options.max_hold_ns = 5'000'000;
     return options;
@@ -182,6 +183,34 @@ TEST(LinkDecoder, InOrderPacketsPassThroughWithTheirArrival) {
     EXPECT_EQ(out.arrivals, (std::vector<std::int64_t>{0, 1000, 2000, 3000, 4000}));
     EXPECT_EQ(decoder.counters().accepted, 5u);
     EXPECT_EQ(decoder.counters().gaps, 0u);
+}
+
+TEST(LinkDecoder, AdaptiveWindowFillsALossAtOnceUntilTheLinkReordersThenWaitsAsLongAsItReorders) {
+    LinkDecoderOptions options = test_options();
+    options.adaptive_reorder_window = true;
+    options.reorder_decay_frames = 40;
+    Collected out;
+    LinkDecoder decoder(options, out.sink());
+    for (std::uint64_t k : {0, 1, 2, 3})
+        push(decoder, make_packet(k, 4 * k, 4));
+    EXPECT_EQ(decoder.reorder_window(4), 4u); // one packet: nothing reorders yet
+    push(decoder, make_packet(5, 20, 4));     // packet 4 is missing: a gap at once, packet 5 delivered
+    EXPECT_EQ(decoder.counters().gaps, 1u);
+    EXPECT_EQ(out.frames.size(), 24u * kTestChannels);
+    push(decoder, make_packet(4, 16, 4)); // it was only late: the link reorders one packet deep
+    EXPECT_EQ(decoder.counters().late, 1u);
+    EXPECT_EQ(decoder.reorder_window(4), 8u);
+    for (std::uint64_t k : {7, 6}) // the next swap of the same depth is restored
+        push(decoder, make_packet(k, 4 * k, 4));
+    EXPECT_EQ(decoder.counters().gaps, 1u);
+    EXPECT_EQ(decoder.counters().reordered, 2u); // packet 5 (held while 4 became a gap) and packet 6
+    EXPECT_EQ(decoder.counters().largest_reorder_window, 8u);
+    for (std::uint64_t k = 8; k < 20; ++k) // 48 frames without reordering: the window halves
+        push(decoder, make_packet(k, 4 * k, 4));
+    EXPECT_EQ(decoder.reorder_window(4), 4u);
+    decoder.finish(0);
+    for (std::uint64_t f = 0; f < 80; ++f)
+        EXPECT_EQ(out.frame_is_original(f, 0), f < 16 || f >= 20) << f;
 }
 
 TEST(LinkDecoder, DuplicatesAreDroppedAndCounted) {
@@ -300,6 +329,7 @@ LinkDecoderOptions link_scale_options() {
     LinkDecoderOptions options;
     options.n_channels = kTestChannels;
     options.reorder_window_frames = 90;
+    options.adaptive_reorder_window = false; // these swaps must be restored from the first one on
     options.suspect_jump_frames = 30000;
     return options;
 }

@@ -66,7 +66,10 @@ int cmd_stream(int argc, char** argv) {
          "file sources, for tests: lose each block with this probability (delivered as a link-loss gap)")  //
         ("inject-seed", po::value(&options.source.inject_seed)->default_value(1), "seed of --inject-loss") //
         ("reorder-window-ms", po::value(&options.source.reorder_window_ms)->default_value(3.0),
-         "udp: how far data may run ahead of a missing packet before its samples become a gap of zeros") //
+         "udp: the longest wait for a missing packet (data running this far ahead makes it a gap); the wait in use "
+         "starts at one packet and adapts to the reordering the link shows") //
+        ("fixed-reorder-window", po::bool_switch(&options.source.fixed_reorder_window),
+         "udp: always wait --reorder-window-ms for a missing packet (no adaptation)") //
         ("clock-jump-ms", po::value(&options.source.clock_jump_ms)->default_value(options.source.clock_jump_ms),
          "udp: a packet whose sample clock lies further than this beyond the reorder window (ahead or behind) is a "
          "clock jump: 4 agreeing ones while the old clock is silent are a resync (recorded in stream.json, the jump "

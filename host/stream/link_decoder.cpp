@@ -199,15 +199,16 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
         if (next_ - end > options_.suspect_jump_frames)
             add_suspect(store(stream_id_, first, n_frames, payload, arrival_ns));
         else if (first >= clock_start_ && inside_recent_gap(first, end))
-            ++counters_.late;
+            note_late(next_ - first);
         else
             ++counters_.duplicates;
         return;
     }
     // Beyond the reorder window the hole before it would be zero-filled at once: first wait for a second packet on
     // that clock (within the bound: a loss) or several (beyond it: a resync), so that one rogue packet fills nothing.
-    if (first > next_ && first - next_ > options_.reorder_window_frames &&
-        (!jump_confirmed || first - next_ > options_.reorder_window_frames + options_.suspect_jump_frames)) {
+    const std::uint64_t window = reorder_window(n_frames);
+    if (first > next_ && first - next_ > window &&
+        (!jump_confirmed || first - next_ > window + options_.suspect_jump_frames)) {
         add_suspect(store(stream_id_, first, n_frames, payload, arrival_ns));
         return;
     }
@@ -234,7 +235,7 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
     while (!held_.empty()) {
         const auto& [last_first, last] = *held_.rbegin();
         const std::uint64_t ahead = last_first + last.n_frames - next_;
-        if (ahead <= options_.reorder_window_frames && held_frames_ <= options_.reorder_window_frames)
+        if (ahead <= window && held_frames_ <= window)
             break;
         fill_gap_to(held_.begin()->first, arrival_ns);
         drain_held();
@@ -242,7 +243,25 @@ void LinkDecoder::place(std::uint64_t first, std::size_t n_frames, const unsigne
     current_clock_went_on();
 }
 
+std::uint64_t LinkDecoder::reorder_window(std::size_t n_frames) const {
+    if (!options_.adaptive_reorder_window)
+        return options_.reorder_window_frames;
+    return std::min<std::uint64_t>(options_.reorder_window_frames, std::max<std::uint64_t>(learnt_window_, n_frames));
+}
+
+void LinkDecoder::note_late(std::uint64_t depth) {
+    ++counters_.late;
+    // The link reorders this deep: wait that long for a missing packet from now on (up to the largest window).
+    learnt_window_ = std::min(options_.reorder_window_frames, std::max(learnt_window_, depth));
+    counters_.largest_reorder_window = std::max(counters_.largest_reorder_window, learnt_window_);
+    window_since_ = counters_.frames;
+}
+
 void LinkDecoder::current_clock_went_on() {
+    if (learnt_window_ > 0 && counters_.frames - window_since_ > options_.reorder_decay_frames) {
+        learnt_window_ /= 2; // no reordering for a while: lower latency again
+        window_since_ = counters_.frames;
+    }
     if (!suspects_.packets.empty() && !place_early_suspects() && ++current_since_suspect_ >= options_.resync_packets)
         drop_suspects(); // the current clock outlasted them: outliers
 }

@@ -48,11 +48,12 @@ struct LinkCounters {
     std::uint64_t wrong_channels = 0; ///< valid, but another channel count than expected
     std::uint64_t out_of_range = 0;   ///< first sample >= 2^63
     std::uint64_t clock_outliers = 0; ///< suspect packets dropped: no consistent follow-up, or the old clock went on
-    std::uint64_t dropped_before_lock = 0; ///< candidates pushed out of the bounded table before any sender locked
-    std::uint64_t resyncs = 0;             ///< clock discontinuities followed
-    std::uint64_t gaps = 0;                ///< zero-filled runs
-    std::uint64_t gap_frames = 0;          ///< frames filled with zeros
-    std::uint64_t frames = 0;              ///< frames delivered, gaps included
+    std::uint64_t dropped_before_lock = 0;    ///< candidates pushed out of the bounded table before any sender locked
+    std::uint64_t resyncs = 0;                ///< clock discontinuities followed
+    std::uint64_t gaps = 0;                   ///< zero-filled runs
+    std::uint64_t gap_frames = 0;             ///< frames filled with zeros
+    std::uint64_t frames = 0;                 ///< frames delivered, gaps included
+    std::uint64_t largest_reorder_window = 0; ///< the widest adaptive reorder window used, in frames
     std::vector<StreamIdCount> other_stream_ids;     ///< wrong_stream by id, for the first kMaxStreamIds ids
     std::vector<ClockDiscontinuity> discontinuities; ///< the first kMaxDiscontinuities resyncs
 
@@ -60,8 +61,14 @@ struct LinkCounters {
 };
 
 struct LinkDecoderOptions {
-    int n_channels = 0;                       ///< packets with another channel count are rejected
-    std::uint64_t reorder_window_frames = 90; ///< how far data may run ahead of a missing packet before it is a gap
+    int n_channels = 0; ///< packets with another channel count are rejected
+    /// How far data may run ahead of a missing packet before it is a gap. With adaptive_reorder_window this is the
+    /// largest window: the window in use starts at one packet (a loss is a gap as soon as the next packet is there)
+    /// and grows to the deepest reordering seen (a late packet: the frames delivered past its first sample), halving
+    /// after reorder_decay_frames without one. A reordering link thus loses its first reordered packet, not latency.
+    std::uint64_t reorder_window_frames = 90;
+    bool adaptive_reorder_window = true;
+    std::uint64_t reorder_decay_frames = 300000;
     /// A packet starting more than this beyond the reorder window (ahead), or ending more than this before the next
     /// expected sample (behind), is a clock jump: it needs resync_packets agreeing packets, and is never zero-filled
     /// up to. A packet beyond the window but within this bound needs one more packet (or max_hold_ns) to be a loss.
@@ -99,6 +106,8 @@ public:
     void finish(std::int64_t now_ns);
 
     const LinkCounters& counters() const { return counters_; }
+    /// The reorder window in use for packets of n_frames frames (see LinkDecoderOptions::reorder_window_frames).
+    std::uint64_t reorder_window(std::size_t n_frames) const;
     bool started() const { return started_; }
     /// Link sample index of frame 0: the lowest first sample of the packets that locked. After a resync, frames
     /// from ClockDiscontinuity::frame on follow the new clock (counters().discontinuities).
@@ -139,6 +148,8 @@ private:
                bool jump_confirmed = false);
     void current_clock_went_on();
     bool place_early_suspects();
+    /// A packet arrived after its frames were given up as a gap, depth frames behind the delivery point.
+    void note_late(std::uint64_t depth);
     bool suspects_within_bound() const;
     void confirm_jump();
     void add_suspect(Stored&& packet);
@@ -163,6 +174,8 @@ private:
     std::uint64_t base_ = 0;
     std::uint64_t clock_start_ = 0;      ///< link sample of the current clock's first frame (base_ until a resync)
     std::uint64_t next_ = 0;             ///< link sample index of the next frame to deliver
+    std::uint64_t learnt_window_ = 0;    ///< adaptive: twice the deepest recent reordering
+    std::uint64_t window_since_ = 0;     ///< adaptive: counters_.frames when learnt_window_ last grew or halved
     std::map<std::uint64_t, Held> held_; ///< by first sample, all beyond next_
     std::uint64_t held_frames_ = 0;
     std::deque<std::pair<std::uint64_t, std::uint64_t>> recent_gaps_; ///< [first, end) link samples, newest last

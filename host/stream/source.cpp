@@ -100,6 +100,8 @@ private:
             return static_cast<std::uint64_t>(std::llround(ms * *options.sample_rate / 1000.0));
         };
         decoder.reorder_window_frames = frames(options.reorder_window_ms);
+        decoder.adaptive_reorder_window = !options.fixed_reorder_window;
+        decoder.reorder_decay_frames = frames(10'000);
         decoder.suspect_jump_frames = frames(options.clock_jump_ms);
         decoder.stream_id = options.stream_id;
         // Waiting longer than the window itself lets a lost packet stall a stream whose data has paused.
@@ -301,7 +303,8 @@ nlohmann::json to_json(const LinkCounters& c) {
                            {"resyncs", c.resyncs},
                            {"gaps", c.gaps},
                            {"gap_frames", c.gap_frames},
-                           {"frames", c.frames}};
+                           {"frames", c.frames},
+                           {"largest_reorder_window_frames", c.largest_reorder_window}};
     nlohmann::json other_ids = nlohmann::json::object();
     for (const StreamIdCount& entry : c.other_stream_ids)
         other_ids[std::to_string(entry.stream_id)] = entry.packets;

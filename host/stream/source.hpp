@@ -44,6 +44,7 @@ struct SourceOptions {
     double inject_loss = 0;
     std::uint64_t inject_seed = 1;
     double reorder_window_ms = 3.0;         ///< udp: see LinkDecoderOptions
+    bool fixed_reorder_window = false;      ///< udp: always wait reorder_window_ms (not adaptive)
     double clock_jump_ms = 1000.0;          ///< udp: LinkDecoderOptions::suspect_jump_frames, in ms
     std::optional<std::uint32_t> stream_id; ///< udp: accept only this sender (else lock on the first consistent one)
     int receive_buffer_bytes = 4 << 20;
