@@ -1,7 +1,8 @@
 // Live acquisition: CRC-32C, link packets, the link decoder (valid, corrupt, duplicate, reordered, dropped and
 // malformed packets, deterministic mutation fuzzing), and the real binaries end to end on loopback: replay with loss
-// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT, stdin and Open Ephys sources, online
-// decoding (stream --decoder) against offline decoding of the same spikes.
+// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT and SIGTERM, what a full disk (a file size
+// limit) and SIGKILL + `spikeline recover` keep, stdin and Open Ephys sources, online decoding (stream --decoder)
+// against offline decoding of the same spikes.
 #include "decode/pipeline.hpp"
 #include "decode/spike_input.hpp"
 #include "fuzz/link_decoder_fuzz.hpp"
