@@ -644,6 +644,35 @@ TEST_F(StreamCliTest, FullDiskEndsTheStreamKeepingWhatWasWritten) {
     EXPECT_TRUE(fs::exists(out / "params.py"));
 }
 
+TEST_F(StreamCliTest, SourceErrorEndsTheStreamKeepingWhatArrived) {
+    // The source file is cut short while the stream reads it (at 1.56 s of its 3 s), as a failing disk would.
+    const fs::path copy = dir_ / "copy";
+    fs::create_directories(copy);
+    fs::copy_file(dir_ / "sim" / "recording.bin", copy / "recording.bin");
+    fs::copy_file(dir_ / "sim" / "recording.meta", copy / "recording.meta");
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (copy / "recording.bin").string(), "--realtime", "--out",
+                                    out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(500ms);
+    constexpr std::uint64_t kKeptBytes = 6000000;
+    fs::resize_file(copy / "recording.bin", kKeptBytes);
+    EXPECT_EQ(wait_exit(stream), 3);
+    EXPECT_NE(read_text(dir_ / "stream.err").find("ended early (source_error)"), std::string::npos)
+        << read_text(dir_ / "stream.err");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["ended_by"], "source_error");
+    EXPECT_NE(summary["error"].get<std::string>().find("truncated"), std::string::npos) << summary["error"];
+    // Everything that arrived is kept: the frames before the cut, the spikes in them.
+    const auto frames = summary["frames"].get<std::uint64_t>();
+    EXPECT_LE(frames, kKeptBytes / (kChannels * sizeof(std::int16_t)));
+    EXPECT_GT(frames, 30000u);
+    EXPECT_EQ(summary["frames_saved"].get<std::uint64_t>(), frames);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    EXPECT_EQ(summary["spikes_lost"].get<std::uint64_t>(), 0u);
+    expect_spike_arrays(out, summary["spikes"].get<std::uint64_t>());
+}
+
 TEST_F(StreamCliTest, SigkillThenRecoverGivesAFolderThatOpens) {
     const fs::path out = dir_ / "stream";
     const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
