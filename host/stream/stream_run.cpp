@@ -139,8 +139,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.sort = options.sort;
     setup.need_frames = need_frames;
     setup.calibration_frames = calibration_frames;
-    const auto setup_duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
-    setup.duration_frames = setup_duration_frames;
+    const auto duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
+    setup.duration_frames = duration_frames;
     setup.scale = (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     setup.loaded_sorter = loaded_sorter;
     setup.track_motion = track_motion;
@@ -193,11 +193,13 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     } else if (stop.load()) {
         const int signal_number = options.stop_signal ? options.stop_signal->load() : 0;
         ended_by = signal_number == SIGINT ? "sigint" : signal_number == SIGTERM ? "sigterm" : "stop_request";
-    } else if (options.duration_s > 0 && pipeline.frames() >= setup_duration_frames) {
+    } else if (options.duration_s > 0 && pipeline.frames() >= duration_frames) {
         ended_by = "duration";
     } else {
         ended_by = "end_of_source";
     }
+    if (error_text.empty() && !not_finished.empty()) // it ended as asked, but a file is not complete
+        error_text = not_finished.front();
 
     nlohmann::json motion_json = {{"tracking", track_motion}};
     if (!motion_note.empty())
