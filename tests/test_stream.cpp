@@ -716,6 +716,25 @@ TEST_F(StreamCliTest, SigkillThenRecoverGivesAFolderThatOpens) {
     EXPECT_NE(read_text(dir_ / "again.out").find("nothing to recover"), std::string::npos);
 }
 
+TEST_F(StreamCliTest, RecoverRefusesWhatIsNotAFolderAndAFolderALiveStreamWrites) {
+    ASSERT_EQ(wait_exit(spawn_cli({"recover", (dir_ / "nowhere").string()}, dir_ / "nowhere")), 2);
+    EXPECT_NE(read_text(dir_ / "nowhere.err").find("is not a folder"), std::string::npos)
+        << read_text(dir_ / "nowhere.err");
+
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(700ms);
+    EXPECT_EQ(wait_exit(spawn_cli({"recover", out.string()}, dir_ / "recover")), 2);
+    EXPECT_NE(read_text(dir_ / "recover.err").find("is still writing"), std::string::npos)
+        << read_text(dir_ / "recover.err");
+    EXPECT_TRUE(fs::exists(out / ("recording.bin.tmp" + std::to_string(stream)))); // untouched
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+}
+
 TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
     const fs::path raw = dir_ / "sim" / "recording.bin";
     const pid_t from_stdin =

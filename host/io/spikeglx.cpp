@@ -13,7 +13,6 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace spikeline::io {
