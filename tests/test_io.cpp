@@ -2,6 +2,7 @@
 #include "io/raw.hpp"
 #include "io/recording.hpp"
 #include "io/spikeglx.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
 #include "temp_dir_test.hpp"
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -225,6 +227,77 @@ TEST_F(IoTest, NpyAppendWriterWithoutFinishLeavesNothing) {
     EXPECT_TRUE(read_npy_vector<std::uint8_t>(empty_path).empty());
 }
 
+/// A PID that no process has: a child that has exited and been reaped.
+long dead_pid() {
+    const pid_t child = ::fork();
+    if (child == 0)
+        ::_exit(0);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return child;
+}
+
+/// Copies a file as a crash would leave it under another writer's temporary name, with `extra` bytes of a row or
+/// frame cut short after it.
+fs::path copy_as_crashed(const fs::path& from, const fs::path& to, std::size_t extra) {
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+    std::ofstream(to, std::ios::binary | std::ios::app) << std::string(extra, '\x7f');
+    return to;
+}
+
+TEST_F(IoTest, NpyAppendFileOfADeadWriterIsFinishedToItsWholeRows) {
+    const fs::path path = dir_ / "features.npy";
+    NpyAppendWriter<float> writer(path, {3});
+    std::vector<float> values(30);
+    std::iota(values.begin(), values.end(), 0.5f);
+    writer.append(values.data(), values.size());
+    writer.flush();
+    EXPECT_EQ(writer.rows_on_disk(), 10u);
+    // What the process would leave if killed now, plus 5 bytes of an 11th row.
+    const long pid = dead_pid();
+    const fs::path crashed = copy_as_crashed(temporary_path(path), dir_ / ("crashed.npy.tmp" + std::to_string(pid)), 5);
+    const NpyAppendFile found = inspect_npy_append_file(crashed);
+    EXPECT_EQ(found.descr, "<f4");
+    EXPECT_EQ(found.row_shape, std::vector<std::size_t>{3});
+    EXPECT_EQ(found.rows, 10u);
+
+    const fs::path partial = copy_as_crashed(crashed, dir_ / "partial.npy.tmp1", 0);
+    EXPECT_EQ(finish_npy_append_file(crashed, dir_ / "crashed.npy", static_cast<std::size_t>(-1)), 10u);
+    const NpyArray whole = read_npy(dir_ / "crashed.npy");
+    EXPECT_EQ(whole.shape, (std::vector<std::size_t>{10, 3}));
+    EXPECT_EQ(whole.as<float>(), values);
+    EXPECT_FALSE(fs::exists(crashed));
+
+    EXPECT_EQ(finish_npy_append_file(partial, dir_ / "partial.npy", 4), 4u); // a common length with other arrays
+    const NpyArray cut = read_npy(dir_ / "partial.npy");
+    EXPECT_EQ(cut.shape, (std::vector<std::size_t>{4, 3}));
+    EXPECT_EQ(cut.as<float>(), std::vector<float>(values.begin(), values.begin() + 12));
+
+    EXPECT_EQ(writer.finish(7), 7u);
+    EXPECT_EQ(read_npy(path).shape, (std::vector<std::size_t>{7, 3}));
+}
+
+TEST_F(IoTest, StaleTemporariesOfDeadProcessesAreRemovedNotThoseOfLiveOnes) {
+    const std::string dead = std::to_string(dead_pid());
+    const std::string live = std::to_string(::getppid());
+    for (const std::string& name :
+         {"spike_times.npy.tmp" + dead, "stream.json.tmp" + dead, "params.py.tmp" + live,
+          "gaps.tsv.tmp" + std::to_string(::getpid()), std::string("notes.tmpfile"), std::string("x.tmp")})
+        std::ofstream(dir_ / name) << "x";
+    ensure_directory(dir_);
+    EXPECT_FALSE(fs::exists(dir_ / ("spike_times.npy.tmp" + dead)));
+    EXPECT_FALSE(fs::exists(dir_ / ("stream.json.tmp" + dead)));
+    for (const std::string& kept : {"params.py.tmp" + live, "gaps.tsv.tmp" + std::to_string(::getpid()),
+                                    std::string("notes.tmpfile"), std::string("x.tmp")})
+        EXPECT_TRUE(fs::exists(dir_ / kept)) << kept;
+
+    // A recording cut short by a crash is never removed: the run is refused until it is recovered.
+    std::ofstream(dir_ / ("recording.bin.tmp" + dead)) << "data";
+    std::ofstream(dir_ / ("recording.meta.tmp" + dead)) << "nSavedChans=2\n";
+    expect_input_error([&]() { ensure_directory(dir_); }, {"cut short by a crash", "spikeline recover"});
+    EXPECT_TRUE(fs::exists(dir_ / ("recording.bin.tmp" + dead)));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // SpikeGLX
 
@@ -296,6 +369,31 @@ TEST_F(IoTest, SpikeGlxWriterWithoutFinishLeavesNothing) {
         writer.write(frame.data(), 1);
     }
     EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(IoTest, SpikeGlxWriterLeavesWhatRecoverNeedsAfterACrash) {
+    const int n_channels = 3;
+    const auto samples = ramp_frames(100, n_channels);
+    const fs::path bin = dir_ / "rec.bin";
+    SpikeGlxWriter writer(bin, n_channels, 25000.0, 0.5);
+    writer.write(samples.data(), 100);
+    writer.flush();
+    // The process dies now: its data and the .meta written at the start stay, with half a frame more.
+    const std::string suffix = ".tmp" + std::to_string(dead_pid());
+    const fs::path data = copy_as_crashed(temporary_path(bin), dir_ / ("crashed.bin" + suffix), 3);
+    const fs::path meta = copy_as_crashed(temporary_path(dir_ / "rec.meta"), dir_ / ("crashed.meta" + suffix), 0);
+
+    const SpikeGlxRecovery recovery = recover_spikeglx(data, meta, dir_ / "crashed.bin");
+    EXPECT_EQ(recovery.frames, 100u);
+    EXPECT_EQ(recovery.bytes_dropped, 3u);
+    EXPECT_FALSE(fs::exists(data));
+    EXPECT_FALSE(fs::exists(meta));
+    auto source = open_spikeglx(dir_ / "crashed.bin");
+    EXPECT_EQ(source->info().n_frames, 100u);
+    EXPECT_DOUBLE_EQ(source->info().sample_rate, 25000.0);
+    EXPECT_NEAR(source->info().microvolts_per_bit, 0.5, 1e-12);
+    EXPECT_EQ(read_all(*source, 64), samples);
+    EXPECT_EQ(writer.finish(), 100u);
 }
 
 TEST_F(IoTest, SpikeGlxGainFromImroTableNidqAndUnknown) {

@@ -1,7 +1,8 @@
 // Live acquisition: CRC-32C, link packets, the link decoder (valid, corrupt, duplicate, reordered, dropped and
 // malformed packets, deterministic mutation fuzzing), and the real binaries end to end on loopback: replay with loss
-// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT, stdin and Open Ephys sources, online
-// decoding (stream --decoder) against offline decoding of the same spikes.
+// and reordering -> stream -> ZeroMQ subscriber, clean shutdown by SIGINT and SIGTERM, what a full disk (a file size
+// limit) and SIGKILL + `spikeline recover` keep, stdin and Open Ephys sources, online decoding (stream --decoder)
+// against offline decoding of the same spikes.
 #include "decode/pipeline.hpp"
 #include "decode/spike_input.hpp"
 #include "fuzz/link_decoder_fuzz.hpp"
@@ -27,6 +28,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -623,8 +625,10 @@ TEST(LinkDecoder, SurvivesRandomMutations) {
 
 constexpr int kChannels = 64;
 
-/// Starts `spikeline args...` with output captured in files; returns its pid.
-pid_t spawn_cli(const std::vector<std::string>& args, const fs::path& log_stem, const fs::path* stdin_file = nullptr) {
+/// Starts `spikeline args...` with output captured in files; returns its pid. max_file_bytes > 0: no file it writes
+/// may grow beyond that (RLIMIT_FSIZE; SIGXFSZ ignored, so a write beyond fails with EFBIG as on a full disk).
+pid_t spawn_cli(const std::vector<std::string>& args, const fs::path& log_stem, const fs::path* stdin_file = nullptr,
+                std::uint64_t max_file_bytes = 0) {
     std::vector<std::string> storage{SPIKELINE_CLI};
     storage.insert(storage.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -641,6 +645,11 @@ pid_t spawn_cli(const std::vector<std::string>& args, const fs::path& log_stem, 
         if (stdin_file) {
             const int in_fd = ::open(stdin_file->c_str(), O_RDONLY);
             if (in_fd < 0 || ::dup2(in_fd, STDIN_FILENO) < 0)
+                ::_exit(126);
+        }
+        if (max_file_bytes > 0) {
+            const rlimit limit{max_file_bytes, max_file_bytes};
+            if (::setrlimit(RLIMIT_FSIZE, &limit) != 0 || ::signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
                 ::_exit(126);
         }
         ::execv(argv[0], argv.data());
@@ -720,6 +729,21 @@ protected:
             }
         EXPECT_EQ(mismatches, 0u);
         return gap_frames;
+    }
+
+    /// What every stream folder must hold however the stream ended: the Phy per-spike arrays of one length,
+    /// `spikes` long, and no temporary file.
+    static void expect_spike_arrays(const fs::path& out, std::uint64_t spikes) {
+        const auto times = io::read_npy_vector<std::uint64_t>(out / "spike_times.npy");
+        EXPECT_EQ(times.size(), spikes);
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_clusters.npy").size(), times.size());
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "spike_templates.npy").size(), times.size());
+        EXPECT_EQ(io::read_npy_vector<double>(out / "amplitudes.npy").size(), times.size());
+        const io::NpyArray features = io::read_npy(out / "pc_features.npy");
+        ASSERT_FALSE(features.shape.empty());
+        EXPECT_EQ(features.shape[0], times.size());
+        for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
+            EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
     }
 
     /// A 4 s recording with the cursor task (simulate --behavior) in dir_/behavior.
@@ -1023,6 +1047,8 @@ TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
     EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
     const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
     EXPECT_TRUE(summary["interrupted"].get<bool>());
+    EXPECT_EQ(summary["ended_by"], "sigint");
+    EXPECT_FALSE(summary["ended_early"].get<bool>());
     const auto frames = summary["frames"].get<std::uint64_t>();
     EXPECT_GT(frames, 15000u);
     EXPECT_LT(frames, 90000u);
@@ -1034,6 +1060,151 @@ TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
         EXPECT_TRUE(fs::exists(out / name)) << name;
     for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
         EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+TEST_F(StreamCliTest, SigtermMidStreamKeepsEverythingAndSaysWhy) {
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(1000ms);
+    ::kill(stream, SIGTERM);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["ended_by"], "sigterm");
+    EXPECT_EQ(summary["error"], "");
+    const auto frames = summary["frames"].get<std::uint64_t>();
+    EXPECT_GT(frames, 3000u);
+    EXPECT_LT(frames, input_.size() / kChannels);
+    EXPECT_EQ(summary["frames_saved"].get<std::uint64_t>(), frames);
+    EXPECT_EQ(summary["frames_lost"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u); // the .meta says the length the .bin has
+    EXPECT_EQ(io::read_spikeglx_info(out / "recording.bin").n_frames, frames);
+    expect_spike_arrays(out, summary["spikes"].get<std::uint64_t>());
+}
+
+TEST_F(StreamCliTest, FullDiskEndsTheStreamKeepingWhatWasWritten) {
+    // No file may exceed 2 MiB: recording.bin (3840 bytes per ms of 64 channels) reaches it after 0.55 s of data, and
+    // its next write fails with EFBIG as on a full disk; the small files still fit.
+    constexpr std::uint64_t kMaxFileBytes = 2u << 20;
+    constexpr std::uint64_t kFrameBytes = kChannels * sizeof(std::int16_t);
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--out",
+                                    out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream", nullptr, kMaxFileBytes);
+    EXPECT_EQ(wait_exit(stream), 3);
+    const std::string err = read_text(dir_ / "stream.err");
+    EXPECT_NE(err.find("ended early (disk_full)"), std::string::npos) << err;
+    EXPECT_NE(err.find("kept in"), std::string::npos) << err;
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["ended_by"], "disk_full");
+    EXPECT_TRUE(summary["ended_early"].get<bool>());
+    EXPECT_NE(summary["error"].get<std::string>().find("recording.bin"), std::string::npos) << summary["error"];
+    // The raw copy keeps every whole frame that fitted, with a .meta saying so; the frames after it are counted lost.
+    const auto saved = summary["frames_saved"].get<std::uint64_t>();
+    EXPECT_LE(saved, kMaxFileBytes / kFrameBytes);
+    EXPECT_GE(saved, kMaxFileBytes / kFrameBytes - 30); // a block (1 ms) written in part is cut to whole frames
+    EXPECT_EQ(saved + summary["frames_lost"].get<std::uint64_t>(), summary["frames"].get<std::uint64_t>());
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    EXPECT_EQ(io::read_spikeglx_info(out / "recording.bin").n_frames, saved);
+    // The spikes found so far are kept, in arrays of one length.
+    const auto spikes_saved = summary["spikes_saved"].get<std::uint64_t>();
+    EXPECT_GT(spikes_saved, 0u);
+    EXPECT_EQ(spikes_saved + summary["spikes_lost"].get<std::uint64_t>(), summary["spikes"].get<std::uint64_t>());
+    expect_spike_arrays(out, spikes_saved);
+    EXPECT_TRUE(fs::exists(out / "params.py"));
+}
+
+TEST_F(StreamCliTest, SourceErrorEndsTheStreamKeepingWhatArrived) {
+    // The source file is cut short while the stream reads it (at 1.56 s of its 3 s), as a failing disk would.
+    const fs::path copy = dir_ / "copy";
+    fs::create_directories(copy);
+    fs::copy_file(dir_ / "sim" / "recording.bin", copy / "recording.bin");
+    fs::copy_file(dir_ / "sim" / "recording.meta", copy / "recording.meta");
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (copy / "recording.bin").string(), "--realtime", "--out",
+                                    out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(500ms);
+    constexpr std::uint64_t kKeptBytes = 6000000;
+    fs::resize_file(copy / "recording.bin", kKeptBytes);
+    EXPECT_EQ(wait_exit(stream), 3);
+    EXPECT_NE(read_text(dir_ / "stream.err").find("ended early (source_error)"), std::string::npos)
+        << read_text(dir_ / "stream.err");
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    EXPECT_EQ(summary["ended_by"], "source_error");
+    EXPECT_NE(summary["error"].get<std::string>().find("truncated"), std::string::npos) << summary["error"];
+    // Everything that arrived is kept: the frames before the cut, the spikes in them.
+    const auto frames = summary["frames"].get<std::uint64_t>();
+    EXPECT_LE(frames, kKeptBytes / (kChannels * sizeof(std::int16_t)));
+    EXPECT_GT(frames, 30000u);
+    EXPECT_EQ(summary["frames_saved"].get<std::uint64_t>(), frames);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    EXPECT_EQ(summary["spikes_lost"].get<std::uint64_t>(), 0u);
+    expect_spike_arrays(out, summary["spikes"].get<std::uint64_t>());
+}
+
+TEST_F(StreamCliTest, SigkillThenRecoverGivesAFolderThatOpens) {
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(1500ms);
+    ::kill(stream, SIGKILL);
+    EXPECT_EQ(wait_exit(stream), 128 + SIGKILL);
+    const std::string suffix = ".tmp" + std::to_string(stream);
+    ASSERT_TRUE(fs::exists(out / ("recording.bin" + suffix)));
+    ASSERT_TRUE(fs::exists(out / ("recording.meta" + suffix)));
+    EXPECT_FALSE(fs::exists(out / "recording.meta"));
+
+    // A later run into the folder does not delete what the crash left: it says how to keep it.
+    const pid_t later =
+        spawn_cli({"detect", (dir_ / "sim" / "recording.bin").string(), "--out", out.string(), "-q"}, dir_ / "later");
+    EXPECT_EQ(wait_exit(later), 2);
+    EXPECT_NE(read_text(dir_ / "later.err").find("spikeline recover"), std::string::npos)
+        << read_text(dir_ / "later.err");
+    EXPECT_TRUE(fs::exists(out / ("recording.bin" + suffix)));
+
+    ASSERT_EQ(wait_exit(spawn_cli({"recover", out.string()}, dir_ / "recover")), 0) << read_text(dir_ / "recover.err");
+    EXPECT_NE(read_text(dir_ / "recover.out").find("whole frames kept"), std::string::npos)
+        << read_text(dir_ / "recover.out");
+    const io::RecordingInfo info = io::read_spikeglx_info(out / "recording.bin");
+    EXPECT_GT(info.n_frames, 3000u);
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
+    const auto report = nlohmann::json::parse(read_text(out / "recover.json"));
+    EXPECT_EQ(report["frames_kept"].get<std::uint64_t>(), info.n_frames);
+    const auto spikes = report["spikes_kept"].get<std::uint64_t>();
+    EXPECT_GT(spikes, 0u);
+    expect_spike_arrays(out, spikes);
+
+    // The recovered recording opens like any other, and there is nothing more to recover.
+    EXPECT_EQ(
+        wait_exit(spawn_cli({"detect", (out / "recording.bin").string(), "--out", (dir_ / "detect").string(), "-q"},
+                            dir_ / "detect")),
+        0)
+        << read_text(dir_ / "detect.err");
+    ASSERT_EQ(wait_exit(spawn_cli({"recover", out.string()}, dir_ / "again")), 0);
+    EXPECT_NE(read_text(dir_ / "again.out").find("nothing to recover"), std::string::npos);
+}
+
+TEST_F(StreamCliTest, RecoverRefusesWhatIsNotAFolderAndAFolderALiveStreamWrites) {
+    ASSERT_EQ(wait_exit(spawn_cli({"recover", (dir_ / "nowhere").string()}, dir_ / "nowhere")), 2);
+    EXPECT_NE(read_text(dir_ / "nowhere.err").find("is not a folder"), std::string::npos)
+        << read_text(dir_ / "nowhere.err");
+
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0", "-q"},
+                                   dir_ / "stream");
+    std::this_thread::sleep_for(700ms);
+    EXPECT_EQ(wait_exit(spawn_cli({"recover", out.string()}, dir_ / "recover")), 2);
+    EXPECT_NE(read_text(dir_ / "recover.err").find("is still writing"), std::string::npos)
+        << read_text(dir_ / "recover.err");
+    EXPECT_TRUE(fs::exists(out / ("recording.bin.tmp" + std::to_string(stream)))); // untouched
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);
 }
 
 TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {

@@ -19,10 +19,15 @@ namespace po = boost::program_options;
 namespace {
 
 std::atomic<bool> g_stop_requested{false};
+std::atomic<int> g_stop_signal{0};
 
-extern "C" void request_stop(int) {
+extern "C" void request_stop(int signal_number) {
+    g_stop_signal.store(signal_number);
     g_stop_requested.store(true);
 }
+
+/// Exit status of a stream that ended on an error after it started, with every output kept (2 stays bad input).
+constexpr int kEndedEarly = 3;
 
 } // namespace
 
@@ -46,7 +51,10 @@ int cmd_stream(int argc, char** argv) {
         "learnt again in the background as the stream goes on, and follow the probe's motion, whose estimates are "
         "published (MOT1) and saved (DIR/motion.npy). Stops at the end of the "
         "source, after --duration, or on Ctrl-C / SIGTERM, always "
-        "finalising every file.\n\n"
+        "finalising every file. Whatever ends it (also a full disk or a source error), what was received is kept and "
+        "DIR/stream.json says why it ended (ended_by). Exit status: 0 at the end of the data, after --duration or on "
+        "a signal; 3 when an error ended it early (outputs kept); 2 on bad input. After a crash (SIGKILL, power "
+        "loss), spikeline recover DIR finishes the folder.\n\n"
         "SOURCE: udp://HOST:PORT (implant link packets; HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
         "or a recording: SpikeGLX .bin/.meta, raw int16, Open Ephys binary (structure.oebin or its folder)\n\n"
         "options");
@@ -155,6 +163,7 @@ int cmd_stream(int argc, char** argv) {
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
+    options.stop_signal = &g_stop_signal;
     const nlohmann::json summary = stream::run_stream(options, g_stop_requested);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -244,7 +253,24 @@ int cmd_stream(int argc, char** argv) {
                     no_raw_copy ? "" : "recording.bin, ", motion["tracking"].get<bool>() ? ", motion.npy" : "",
                     decoder_model.empty() ? "" : ", decoded_velocity.npy");
     }
-    return 0;
+    if (!summary["ended_early"].get<bool>())
+        return 0;
+    // Said even with -q: the stream did not end as asked, and the user must know what was kept.
+    std::string not_finished;
+    for (const nlohmann::json& item : summary["not_finished"])
+        not_finished += "\n  not finished: " + item.get<std::string>();
+    std::fprintf(stderr,
+                 "spikeline stream: error: ended early (%s): %s\n  kept in %s: %llu frames (%.2f s) of the %llu "
+                 "received%s, %llu spikes; lost: %llu frames, %llu spikes%s\n",
+                 summary["ended_by"].get<std::string>().c_str(), summary["error"].get<std::string>().c_str(),
+                 out.c_str(), static_cast<unsigned long long>(summary["frames_saved"].get<std::uint64_t>()),
+                 summary["frames_saved"].get<double>() / summary["sample_rate"].get<double>(),
+                 static_cast<unsigned long long>(summary["frames"].get<std::uint64_t>()),
+                 no_raw_copy ? " (no raw copy asked for)" : " in recording.bin",
+                 static_cast<unsigned long long>(summary["spikes_saved"].get<std::uint64_t>()),
+                 static_cast<unsigned long long>(summary["frames_lost"].get<std::uint64_t>()),
+                 static_cast<unsigned long long>(summary["spikes_lost"].get<std::uint64_t>()), not_finished.c_str());
+    return kEndedEarly;
 }
 
 } // namespace spikeline::cli

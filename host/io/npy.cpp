@@ -10,7 +10,6 @@
 #include <cstring>
 #include <limits>
 #include <system_error>
-#include <unistd.h>
 
 namespace spikeline::io {
 
@@ -278,12 +277,24 @@ template <class T> std::vector<T> NpyArray::as() const {
     return values;
 }
 
-NpyArray read_npy(const std::filesystem::path& path) {
+namespace {
+
+/// What a .npy preamble and header say.
+struct NpyHeader {
+    DtypeInfo dtype;
+    bool fortran_order = false;
+    std::vector<std::size_t> shape;
+    std::size_t data_offset = 0;
+    std::uintmax_t file_size = 0;
+};
+
+NpyHeader read_npy_header(const std::filesystem::path& path, std::ifstream& in) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         fail(path, "no such file: check the path");
-    const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
-    std::ifstream in(path, std::ios::binary);
+    NpyHeader header;
+    header.file_size = std::filesystem::file_size(path, ec);
+    in.open(path, std::ios::binary);
     if (!in || ec)
         fail(path, "cannot open for reading: check its permissions");
 
@@ -301,18 +312,31 @@ NpyArray read_npy(const std::filesystem::path& path) {
     if (in.gcount() != static_cast<std::streamsize>(length_size))
         fail(path, "truncated: the file ends inside the .npy preamble");
     const std::size_t header_length = little_endian_u32(length_bytes.data(), length_size);
-    const std::size_t data_offset = start.size() + length_size + header_length;
-    if (data_offset > file_size)
+    header.data_offset = start.size() + length_size + header_length;
+    if (header.data_offset > header.file_size)
         fail(path, "truncated: the header is " + std::to_string(header_length) + " bytes but the file is only " +
-                       std::to_string(file_size) + " bytes");
+                       std::to_string(header.file_size) + " bytes");
     std::string header_text(header_length, '\0');
     in.read(header_text.data(), static_cast<std::streamsize>(header_length));
 
+    std::string descr;
+    HeaderParser(path, header_text).parse(descr, header.fortran_order, header.shape);
+    header.dtype = parse_descr(path, descr);
+    return header;
+}
+
+} // namespace
+
+NpyArray read_npy(const std::filesystem::path& path) {
+    std::ifstream in;
+    const NpyHeader header = read_npy_header(path, in);
+    const std::uintmax_t file_size = header.file_size;
+    const std::size_t data_offset = header.data_offset;
+    const DtypeInfo& dtype = header.dtype;
+    const bool fortran_order = header.fortran_order;
     NpyArray array;
-    bool fortran_order = false;
-    HeaderParser(path, header_text).parse(array.descr, fortran_order, array.shape);
-    const DtypeInfo dtype = parse_descr(path, array.descr);
     array.descr = dtype.normalized;
+    array.shape = header.shape;
     const std::size_t ndim_above_one =
         static_cast<std::size_t>(std::count_if(array.shape.begin(), array.shape.end(), [](auto d) { return d > 1; }));
     if (fortran_order && ndim_above_one > 1)
@@ -362,15 +386,67 @@ void write_npy(const std::filesystem::path& path, const T* data, const std::vect
     file.commit();
 }
 
+NpyAppendFile inspect_npy_append_file(const std::filesystem::path& path) {
+    std::ifstream in;
+    const NpyHeader header = read_npy_header(path, in);
+    if (header.shape.empty())
+        fail(path, "a 0-d array has no rows");
+    NpyAppendFile file;
+    file.descr = header.dtype.normalized;
+    file.row_shape.assign(header.shape.begin() + 1, header.shape.end());
+    file.data_offset = header.data_offset;
+    file.row_bytes = element_count_of(file.row_shape) * header.dtype.item_size;
+    if (file.row_bytes > 0)
+        file.rows = static_cast<std::size_t>((header.file_size - header.data_offset) / file.row_bytes);
+    return file;
+}
+
+std::size_t finish_npy_append_file(const std::filesystem::path& file, const std::filesystem::path& destination,
+                                   std::size_t max_rows) {
+    const NpyAppendFile found = inspect_npy_append_file(file);
+    const std::size_t rows = std::min(max_rows, found.rows);
+    std::vector<std::size_t> shape{rows};
+    shape.insert(shape.end(), found.row_shape.begin(), found.row_shape.end());
+    // The new header has the old one's size, so the data stays where it is: only the shape changes, and bytes after
+    // the last kept row (a row cut short by a full disk or a crash) are dropped.
+    const std::string header = make_header(found.descr.c_str(), shape, found.data_offset);
+    std::error_code ec;
+    std::filesystem::resize_file(file, found.data_offset + rows * found.row_bytes, ec);
+    require(!ec, "cannot truncate " + file.string() + ": " + ec.message());
+    {
+        std::fstream out(file, std::ios::binary | std::ios::in | std::ios::out);
+        require(out.is_open(), "cannot open " + file.string() + " to finish it: check its permissions");
+        out.write(header.data(), static_cast<std::streamsize>(header.size()));
+        out.flush();
+        if (!out.good())
+            throw_write_error(file.string());
+    }
+    if (file != destination) {
+        std::filesystem::rename(file, destination, ec);
+        require(!ec, "cannot rename " + file.string() + " to " + destination.string() + ": " + ec.message());
+    }
+    return rows;
+}
+
 template <class T>
 NpyAppendWriter<T>::NpyAppendWriter(std::filesystem::path path, std::vector<std::size_t> row_shape)
-    : path_(std::move(path)), temporary_(path_.string() + ".tmp" + std::to_string(::getpid())),
-      row_shape_(std::move(row_shape)), row_size_(element_count_of(row_shape_)) {
+    : path_(std::move(path)), temporary_(temporary_path(path_)), row_shape_(std::move(row_shape)),
+      row_size_(element_count_of(row_shape_)) {
     out_.open(temporary_, std::ios::binary | std::ios::trunc);
     require(out_.is_open(), "cannot create " + temporary_.string() + ": check that the folder exists and is writable");
-    // A placeholder header of the final size; finish() overwrites it with the real shape.
-    const std::string header = make_header(npy_descr<T>(), {0}, kAppendHeaderSize);
+    // A placeholder header of the final size; finish() overwrites it with the real shape. It holds the row shape, so
+    // that `spikeline recover` can finish the file after a crash.
+    std::vector<std::size_t> placeholder{0};
+    placeholder.insert(placeholder.end(), row_shape_.begin(), row_shape_.end());
+    const std::string header = make_header(npy_descr<T>(), placeholder, kAppendHeaderSize);
     out_.write(header.data(), static_cast<std::streamsize>(header.size()));
+    flush();
+}
+
+template <class T> void NpyAppendWriter<T>::flush() {
+    out_.flush();
+    if (!out_.good())
+        throw_write_error(temporary_.string());
 }
 
 template <class T> NpyAppendWriter<T>::~NpyAppendWriter() {
@@ -384,26 +460,33 @@ template <class T> NpyAppendWriter<T>::~NpyAppendWriter() {
 template <class T> void NpyAppendWriter<T>::append(const T* values, std::size_t count) {
     require(!finished_, "NpyAppendWriter for " + path_.string() + ": append after finish");
     out_.write(reinterpret_cast<const char*>(values), static_cast<std::streamsize>(count * sizeof(T)));
-    require(out_.good(), "write to " + temporary_.string() + " failed (disk full?)");
+    if (!out_.good())
+        throw_write_error(temporary_.string());
     count_ += count;
 }
 
-template <class T> void NpyAppendWriter<T>::finish() {
-    require(!finished_, "NpyAppendWriter for " + path_.string() + ": finish called twice");
-    require(row_size_ > 0 && count_ % row_size_ == 0,
-            "NpyAppendWriter for " + path_.string() + ": the elements do not fill whole rows");
-    std::vector<std::size_t> shape{count_ / row_size_};
-    shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
-    const std::string header = make_header(npy_descr<T>(), shape, kAppendHeaderSize);
-    out_.seekp(0);
-    out_.write(header.data(), static_cast<std::streamsize>(header.size()));
+template <class T> std::size_t NpyAppendWriter<T>::rows_on_disk() {
+    require(!finished_, "NpyAppendWriter for " + path_.string() + ": rows_on_disk after finish");
     out_.flush();
-    require(out_.good(), "write to " + temporary_.string() + " failed (disk full?)");
-    out_.close();
     std::error_code ec;
-    std::filesystem::rename(temporary_, path_, ec);
-    require(!ec, "cannot rename " + temporary_.string() + " to " + path_.string() + ": " + ec.message());
+    const std::uintmax_t size = std::filesystem::file_size(temporary_, ec);
+    const std::size_t row_bytes = row_size_ * sizeof(T);
+    if (ec || size < kAppendHeaderSize || row_bytes == 0)
+        return 0;
+    return std::min(rows(), static_cast<std::size_t>((size - kAppendHeaderSize) / row_bytes));
+}
+
+template <class T> std::size_t NpyAppendWriter<T>::finish(std::size_t max_rows) {
+    require(!finished_, "NpyAppendWriter for " + path_.string() + ": finish called twice");
+    out_.flush();
+    const bool written = out_.good();
+    out_.close();
+    if (written && max_rows >= rows())
+        require(count_ % row_size_ == 0,
+                "NpyAppendWriter for " + path_.string() + ": the elements do not fill whole rows");
+    const std::size_t kept = finish_npy_append_file(temporary_, path_, std::min(max_rows, rows()));
     finished_ = true;
+    return kept;
 }
 
 #define SPIKELINE_NPY_INSTANTIATE(T)                                                                                   \

@@ -13,7 +13,6 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace spikeline::io {
@@ -273,9 +272,60 @@ std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_
     return open_interleaved_int16(read_spikeglx_info(bin_path));
 }
 
+namespace {
+
+/// The .meta of a SpikeGlxWriter's recording of `frames` frames. The gain is encoded with imMaxInt=32768 and
+/// imChan0apGain=1, so imAiRangeMax alone carries the scale: imAiRangeMax / imMaxInt / gain * 1e6 ==
+/// microvolts_per_bit, which is what read_spikeglx_info computes.
+std::string writer_meta_text(int n_channels, double sample_rate, double microvolts_per_bit, std::uint64_t frames) {
+    constexpr double kMaxInt = 32768.0;
+    const double range_volts = microvolts_per_bit * kMaxInt / 1e6;
+    const std::uint64_t file_size = frames * static_cast<std::uint64_t>(n_channels) * sizeof(std::int16_t);
+    std::ostringstream meta;
+    meta << "typeThis=imec\n"
+         << "nSavedChans=" << n_channels << "\n"
+         << "snsApLfSy=" << n_channels << ",0,0\n"
+         << "snsSaveChanSubset=all\n"
+         << "imSampRate=" << format_double(sample_rate) << "\n"
+         << "fileSizeBytes=" << file_size << "\n"
+         << "fileTimeSecs=" << format_double(static_cast<double>(frames) / sample_rate) << "\n"
+         << "imAiRangeMax=" << format_double(range_volts) << "\n"
+         << "imAiRangeMin=" << format_double(-range_volts) << "\n"
+         << "imMaxInt=" << static_cast<int>(kMaxInt) << "\n"
+         << "imChan0apGain=1\n";
+    return meta.str();
+}
+
+/// Rewrites `file` with text in place (no truncation first: on a full disk, the blocks it already has are reused),
+/// then renames it to destination.
+void rewrite_and_rename(const std::filesystem::path& file, const std::string& text,
+                        const std::filesystem::path& destination) {
+    {
+        std::fstream out(file, std::ios::binary | std::ios::in | std::ios::out);
+        require(out.is_open(), "cannot open " + file.string() + ": check the folder's permissions");
+        out.write(text.data(), static_cast<std::streamsize>(text.size()));
+        out.flush();
+        if (!out.good())
+            throw_write_error(file.string());
+    }
+    std::error_code ec;
+    std::filesystem::resize_file(file, text.size(), ec);
+    require(!ec, "cannot truncate " + file.string() + ": " + ec.message());
+    std::filesystem::rename(file, destination, ec);
+    require(!ec, "cannot rename " + file.string() + " to " + destination.string() + ": " + ec.message());
+}
+
+std::filesystem::path meta_path_of(std::filesystem::path bin_path) {
+    bin_path.replace_extension(".meta");
+    return bin_path;
+}
+
+} // namespace
+
 struct SpikeGlxWriter::State {
     std::filesystem::path bin_path;
     std::filesystem::path temporary;
+    std::filesystem::path meta_temporary;
     std::ofstream out;
     int n_channels = 0;
     double sample_rate = 0;
@@ -292,14 +342,26 @@ SpikeGlxWriter::SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, d
             "SpikeGLX output " + bin_path.string() + ": the sample rate must be positive");
     require(std::isfinite(microvolts_per_bit) && microvolts_per_bit >= 0,
             "SpikeGLX output " + bin_path.string() + ": microvolts per bit must be positive (or 0 when unknown)");
-    state_->temporary = bin_path.string() + ".tmp" + std::to_string(::getpid());
-    state_->bin_path = std::move(bin_path);
-    state_->n_channels = n_channels;
-    state_->sample_rate = sample_rate;
-    state_->microvolts_per_bit = microvolts_per_bit;
-    state_->out.open(state_->temporary, std::ios::binary | std::ios::trunc);
-    require(state_->out.is_open(),
-            "cannot create " + state_->temporary.string() + ": check that the folder exists and is writable");
+    State& state = *state_;
+    state.temporary = temporary_path(bin_path);
+    state.meta_temporary = temporary_path(meta_path_of(bin_path));
+    state.bin_path = std::move(bin_path);
+    state.n_channels = n_channels;
+    state.sample_rate = sample_rate;
+    state.microvolts_per_bit = microvolts_per_bit;
+    // The .meta is written first, for zero frames: after a crash it tells `spikeline recover` what the data is.
+    {
+        std::ofstream meta(state.meta_temporary, std::ios::binary | std::ios::trunc);
+        require(meta.is_open(),
+                "cannot create " + state.meta_temporary.string() + ": check that the folder exists and is writable");
+        meta << writer_meta_text(n_channels, sample_rate, microvolts_per_bit, 0);
+        meta.flush();
+        if (!meta.good())
+            throw_write_error(state.meta_temporary.string());
+    }
+    state.out.open(state.temporary, std::ios::binary | std::ios::trunc);
+    require(state.out.is_open(),
+            "cannot create " + state.temporary.string() + ": check that the folder exists and is writable");
 }
 
 SpikeGlxWriter::~SpikeGlxWriter() {
@@ -307,6 +369,7 @@ SpikeGlxWriter::~SpikeGlxWriter() {
         state_->out.close();
         std::error_code ignored;
         std::filesystem::remove(state_->temporary, ignored);
+        std::filesystem::remove(state_->meta_temporary, ignored);
     }
 }
 
@@ -314,44 +377,90 @@ void SpikeGlxWriter::write(const std::int16_t* frames, std::size_t n_frames) {
     require(!state_->finished, "SpikeGLX output " + state_->bin_path.string() + ": write after finish");
     const std::size_t bytes = n_frames * static_cast<std::size_t>(state_->n_channels) * sizeof(std::int16_t);
     state_->out.write(reinterpret_cast<const char*>(frames), static_cast<std::streamsize>(bytes));
-    require(state_->out.good(), "write to " + state_->temporary.string() + " failed (disk full?)");
+    if (!state_->out.good())
+        throw_write_error(state_->temporary.string());
     state_->frames_written += n_frames;
 }
 
-void SpikeGlxWriter::finish() {
+void SpikeGlxWriter::flush() {
+    state_->out.flush();
+    if (!state_->out.good())
+        throw_write_error(state_->temporary.string());
+}
+
+std::uint64_t SpikeGlxWriter::frames_written() const {
+    return state_->frames_written;
+}
+
+std::uint64_t SpikeGlxWriter::finish() {
     State& state = *state_;
     require(!state.finished, "SpikeGLX output " + state.bin_path.string() + ": finish called twice");
+    // From here on the temporaries are never removed: whatever fails, what reached the disk stays for recover.
+    state.finished = true;
     state.out.flush();
-    require(state.out.good(), "write to " + state.temporary.string() + " failed (disk full?)");
     state.out.close();
 
-    const std::uint64_t file_size =
-        state.frames_written * static_cast<std::uint64_t>(state.n_channels) * sizeof(std::int16_t);
-    // The gain is encoded with imMaxInt=32768 and imChan0apGain=1, so imAiRangeMax alone carries the scale:
-    // imAiRangeMax / imMaxInt / gain * 1e6 == microvolts_per_bit, which is what read_spikeglx_info computes.
-    constexpr double kMaxInt = 32768.0;
-    const double range_volts = state.microvolts_per_bit * kMaxInt / 1e6;
-    std::ostringstream meta;
-    meta << "typeThis=imec\n"
-         << "nSavedChans=" << state.n_channels << "\n"
-         << "snsApLfSy=" << state.n_channels << ",0,0\n"
-         << "snsSaveChanSubset=all\n"
-         << "imSampRate=" << format_double(state.sample_rate) << "\n"
-         << "fileSizeBytes=" << file_size << "\n"
-         << "fileTimeSecs=" << format_double(static_cast<double>(state.frames_written) / state.sample_rate) << "\n"
-         << "imAiRangeMax=" << format_double(range_volts) << "\n"
-         << "imAiRangeMin=" << format_double(-range_volts) << "\n"
-         << "imMaxInt=" << static_cast<int>(kMaxInt) << "\n"
-         << "imChan0apGain=1\n";
+    // After a failed write (disk full) the file may end inside a frame, or before the frames counted: keep the whole
+    // frames that reached it.
+    const std::uint64_t frame_bytes = static_cast<std::uint64_t>(state.n_channels) * sizeof(std::int16_t);
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(state.temporary, ec);
+    require(!ec, "cannot read the size of " + state.temporary.string() + ": " + ec.message());
+    const std::uint64_t frames = std::min<std::uint64_t>(state.frames_written, size / frame_bytes);
+    if (frames * frame_bytes != size) {
+        std::filesystem::resize_file(state.temporary, frames * frame_bytes, ec);
+        require(!ec, "cannot truncate " + state.temporary.string() + ": " + ec.message());
+    }
 
     // The .bin goes into place first: the .meta appearing last marks the pair as complete.
-    std::error_code ec;
     std::filesystem::rename(state.temporary, state.bin_path, ec);
     require(!ec, "cannot rename " + state.temporary.string() + " to " + state.bin_path.string() + ": " + ec.message());
-    state.finished = true;
-    std::filesystem::path meta_path = state.bin_path;
-    meta_path.replace_extension(".meta");
-    write_text_file(meta_path, meta.str());
+    rewrite_and_rename(state.meta_temporary,
+                       writer_meta_text(state.n_channels, state.sample_rate, state.microvolts_per_bit, frames),
+                       meta_path_of(state.bin_path));
+    return frames;
+}
+
+SpikeGlxRecovery recover_spikeglx(const std::filesystem::path& data, const std::filesystem::path& meta_source,
+                                  const std::filesystem::path& bin_path) {
+    const MetaMap meta = read_spikeglx_meta(meta_source);
+    const auto channels = required_number<int>(meta, meta_source, "nSavedChans", "the number of channels per frame");
+    require(channels > 0, meta_source.string() + ": nSavedChans must be positive");
+    const std::string rate_key = meta.count("imSampRate") ? "imSampRate" : "niSampRate";
+    const auto sample_rate = required_number<double>(meta, meta_source, rate_key, "the sample rate");
+    require(std::isfinite(sample_rate) && sample_rate > 0, meta_source.string() + ": the sample rate must be positive");
+
+    SpikeGlxRecovery recovery;
+    recovery.bin_path = bin_path;
+    const std::uint64_t frame_bytes = static_cast<std::uint64_t>(channels) * sizeof(std::int16_t);
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(data, ec);
+    require(!ec, "cannot read the size of " + data.string() + ": " + ec.message());
+    recovery.frames = size / frame_bytes;
+    recovery.bytes_dropped = size - recovery.frames * frame_bytes;
+    if (recovery.bytes_dropped > 0) {
+        std::filesystem::resize_file(data, recovery.frames * frame_bytes, ec);
+        require(!ec, "cannot truncate " + data.string() + ": " + ec.message());
+    }
+    if (data != bin_path) {
+        std::filesystem::rename(data, bin_path, ec);
+        require(!ec, "cannot rename " + data.string() + " to " + bin_path.string() + ": " + ec.message());
+    }
+
+    // Every line as it was, but the two that describe the data's length.
+    std::ifstream in(meta_source, std::ios::binary);
+    std::ostringstream text;
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("fileSizeBytes=", 0) != 0 && line.rfind("fileTimeSecs=", 0) != 0)
+            text << line << "\n";
+    text << "fileSizeBytes=" << recovery.frames * frame_bytes << "\n"
+         << "fileTimeSecs=" << format_double(static_cast<double>(recovery.frames) / sample_rate) << "\n";
+    const std::filesystem::path meta_path = meta_path_of(bin_path);
+    write_text_file(meta_path, text.str());
+    if (meta_source != meta_path)
+        std::filesystem::remove(meta_source, ec);
+    return recovery;
 }
 
 } // namespace spikeline::io

@@ -37,8 +37,9 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
 /// Opens a SpikeGLX pair, checking the .bin size against nSavedChans and fileSizeBytes.
 std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_path);
 
-/// Writes NAME.bin incrementally under a temporary name; finish() writes NAME.meta (with fileSizeBytes
-/// and fileTimeSecs) and renames both into place.
+/// Writes NAME.bin incrementally under a temporary name (NAME.bin.tmpPID) beside NAME.meta.tmpPID, which it writes
+/// first (for zero frames) so that `spikeline recover` can finish the pair after a crash; finish() writes NAME.meta
+/// (with fileSizeBytes and fileTimeSecs) and renames both into place.
 class SpikeGlxWriter {
 public:
     SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate, double microvolts_per_bit);
@@ -46,12 +47,32 @@ public:
     SpikeGlxWriter(const SpikeGlxWriter&) = delete;
     SpikeGlxWriter& operator=(const SpikeGlxWriter&) = delete;
 
+    /// Throws WriteError when the data cannot be written (disk full); finish() then still keeps what was written.
     void write(const std::int16_t* frames, std::size_t n_frames);
-    void finish();
+    /// Hands the frames written so far to the system (they survive a crash of the process); throws WriteError.
+    void flush();
+    std::uint64_t frames_written() const;
+    /// Puts NAME.bin and NAME.meta into place with the whole frames that reached the disk (all written, unless a
+    /// write failed) and returns their count. On failure the temporaries stay for `spikeline recover`.
+    std::uint64_t finish();
 
 private:
     struct State;
     std::unique_ptr<State> state_;
 };
+
+/// What recover_spikeglx kept.
+struct SpikeGlxRecovery {
+    std::filesystem::path bin_path;
+    std::uint64_t frames = 0;        ///< whole frames kept
+    std::uint64_t bytes_dropped = 0; ///< the part of a frame cut short, removed
+};
+
+/// Finishes a SpikeGLX pair whose writer died: `data` (NAME.bin.tmpPID, or NAME.bin when it was already renamed) is
+/// cut to whole frames and becomes bin_path, and NAME.meta is written from meta_source (the writer's NAME.meta.tmpPID,
+/// or a stale NAME.meta) with the fileSizeBytes and fileTimeSecs of what is kept. Throws InputError when meta_source
+/// lacks nSavedChans or the sample rate.
+SpikeGlxRecovery recover_spikeglx(const std::filesystem::path& data, const std::filesystem::path& meta_source,
+                                  const std::filesystem::path& bin_path);
 
 } // namespace spikeline::io

@@ -63,6 +63,7 @@ class TableWriteLog {
 public:
     explicit TableWriteLog(const std::filesystem::path& path);
     void append(const std::vector<hw::TableWrite>& writes);
+    void flush() { file_.flush(); }
     void finish() { file_.finish(); }
 
 private:

@@ -3,6 +3,7 @@
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -107,6 +108,14 @@ void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
     }
 }
 
+void PhyWriter::flush() {
+    times_.flush();
+    clusters_file_.flush();
+    templates_file_.flush();
+    amplitudes_.flush();
+    pc_features_.flush();
+}
+
 int PhyWriter::presence_capacity() const {
     return presence_bins_fixed_ ? kPresenceBins : 2 * kPresenceBins;
 }
@@ -122,11 +131,16 @@ void PhyWriter::coarsen_presence_bins() {
 }
 
 std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double recorded_s) {
-    times_.finish();
-    clusters_file_.finish();
-    templates_file_.finish();
-    amplitudes_.finish();
-    pc_features_.finish();
+    // The per-spike arrays keep one length: after a failed write (disk full), the spikes every one of them holds.
+    const std::size_t kept =
+        std::min({times_.rows_on_disk(), clusters_file_.rows_on_disk(), templates_file_.rows_on_disk(),
+                  amplitudes_.rows_on_disk(), pc_features_.rows_on_disk()});
+    times_.finish(kept);
+    clusters_file_.finish(kept);
+    templates_file_.finish(kept);
+    amplitudes_.finish(kept);
+    pc_features_.finish(kept);
+    n_spikes_kept_ = kept;
 
     const int n_channels = probe_.n_channels();
     // templates.npy is sparse, as Kilosort writes it: each template on its kRows snippet channels only, listed in

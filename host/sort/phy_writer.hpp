@@ -51,11 +51,15 @@ public:
     /// become zero templates, so that spike_templates holds the sorter's template ids.
     void add_calibration(const Calibration& calibration);
     void append(const std::vector<hw::SortedSpike>& spikes);
+    /// Hands the per-spike rows appended so far to the system (they survive a crash); throws WriteError.
+    void flush();
     /// Writes the remaining files; `info` goes to spikeline_sort.json. recorded_s: the length actually written (for
     /// firing rates and the presence ratio; a stream may stop before its expected length).
     std::vector<ClusterQuality> finish(const nlohmann::json& info, double recorded_s);
 
     std::uint64_t n_spikes() const { return n_spikes_; }
+    /// After finish(): the spikes the per-spike arrays hold (fewer than n_spikes() when a write failed).
+    std::uint64_t n_spikes_kept() const { return n_spikes_kept_; }
     std::uint64_t n_unsorted() const { return n_unsorted_; }
 
 private:
@@ -89,7 +93,7 @@ private:
     std::map<int, Unit> units_;             ///< latest calibration's view of each unit id
     std::map<int, double> unit_snr_;
     std::map<int, Accumulator> clusters_; ///< by cluster id
-    std::uint64_t n_spikes_ = 0, n_unsorted_ = 0;
+    std::uint64_t n_spikes_ = 0, n_unsorted_ = 0, n_spikes_kept_ = 0;
     bool calibrated_ = false; ///< a calibration was added (only the first may skip template ids)
     io::NpyAppendWriter<std::uint64_t> times_;
     io::NpyAppendWriter<std::int32_t> clusters_file_;

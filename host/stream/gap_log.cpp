@@ -4,6 +4,7 @@ namespace spikeline::stream {
 
 GapLog::GapLog(const std::filesystem::path& path) : file_(path) {
     file_.stream() << "first_frame\tn_frames\treason\n";
+    file_.stream().flush(); // at setup: after a crash, `spikeline recover` finds at least the header
 }
 
 void GapLog::add(std::uint64_t first, std::uint64_t n, const char* reason) {

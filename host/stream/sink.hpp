@@ -16,6 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -67,11 +68,21 @@ public:
 
     /// Queues an item (blocks while the queue is full); after a sink error, records that the queue closed early.
     void push(SinkItem item);
-    /// Closes the queue and waits until every file is finalised.
+    /// Closes the queue and waits until every file is finalised (after an error too: what was written is kept).
     void finish();
-    /// The sink failed (its error is rethrown by rethrow_error()).
+    /// The sink failed (its error is rethrown by rethrow_error()); the pipeline then ends the stream.
     bool failed() const { return failed_.load(); }
     void rethrow_error() const;
+    /// After finish(): the first error's message (empty: none), and whether it was a full disk (or file size limit).
+    std::string error_text() const;
+    bool disk_full() const { return disk_full_; }
+    /// After finish(): frames handed to the sink, frames recording.bin keeps, spikes handed to the Phy folder and
+    /// kept in it, and the files that could not be finalised (with the reason).
+    std::uint64_t frames_received() const { return frames_received_; }
+    std::uint64_t raw_frames_kept() const { return raw_frames_kept_; }
+    std::uint64_t spikes_received() const { return spikes_received_; }
+    std::uint64_t spikes_kept() const { return spikes_kept_; }
+    const std::vector<std::string>& not_finished() const { return not_finished_; }
     std::size_t high_water() const { return queue_.high_water(); }
     /// The template id the Phy folder gives next once it has written everything pushed so far: the first id of a
     /// calibration pushed now (its templates are registered before any spike pushed after it).
@@ -79,6 +90,8 @@ public:
 
 private:
     void run();
+    /// Records the first error and closes the queue.
+    void fail(std::exception_ptr error);
     /// Follows the Phy writer's template ids (calibration entries, then a zero template per channel at its first
     /// unsorted spike) on the pushing thread, without waiting for the sink.
     void count_templates(const SinkItem& item);
@@ -89,6 +102,9 @@ private:
     BoundedQueue<SinkItem> queue_{1000};
     std::atomic<bool> failed_{false};
     std::exception_ptr error_;
+    bool disk_full_ = false;
+    std::uint64_t frames_received_ = 0, raw_frames_kept_ = 0, spikes_received_ = 0, spikes_kept_ = 0;
+    std::vector<std::string> not_finished_;
     int next_template_id_ = 0;
     bool calibrated_ = false;
     std::vector<bool> unsorted_channels_;

@@ -16,10 +16,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <exception>
 #include <thread>
 
 namespace spikeline::stream {
+
+using namespace std::chrono_literals;
 
 nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>& stop) {
     std::unique_ptr<LiveSource> source = open_live_source(options.source);
@@ -100,6 +103,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     std::atomic<std::uint64_t> overrun_blocks{0}, overrun_frames{0};
     std::exception_ptr reader_error;
     require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
+    std::string reader_error_text;
     std::thread reader_thread([&]() {
         make_thread_realtime(options.realtime_priority); // as the pipeline's, which is reported
         try {
@@ -111,8 +115,12 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
                     overrun_frames.fetch_add(block.n_frames);
                 }
             });
+        } catch (const std::exception& e) {
+            reader_error = std::current_exception();
+            reader_error_text = e.what();
         } catch (...) {
             reader_error = std::current_exception();
+            reader_error_text = "unknown error";
         }
         queue.close();
     });
@@ -131,7 +139,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.sort = options.sort;
     setup.need_frames = need_frames;
     setup.calibration_frames = calibration_frames;
-    setup.duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
+    const auto duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
+    setup.duration_frames = duration_frames;
     // A spike found later than this after a gap started its alignment search on real data.
     setup.gap_blank_frames = static_cast<std::uint64_t>(detect_params->align_window);
     setup.scale = (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
@@ -145,22 +154,67 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.gaps = &gaps;
     const std::uint64_t setup_blank_frames = setup.gap_blank_frames;
     StreamPipeline pipeline(std::move(setup));
-    pipeline.run(queue, stop_reading, stop, *source, overrun_blocks);
+    // Whatever ends the stream, every file is finalised with what it received: errors are recorded, not thrown.
+    std::string pipeline_error;
+    try {
+        pipeline.run(queue, stop_reading, stop, *source, overrun_blocks);
+    } catch (const std::exception& e) {
+        pipeline_error = e.what();
+        stop_reading.store(true);
+        while (!queue.closed_and_empty()) // the reader may be waiting for room
+            queue.pop(20ms);
+    }
     reader_thread.join();
 
     // End of stream: the spikes still waiting for samples after the last one, then the sinks' final files.
-    pipeline.finish();
+    if (pipeline_error.empty()) {
+        try {
+            pipeline.finish();
+        } catch (const std::exception& e) {
+            pipeline_error = e.what();
+        }
+    }
     sink.finish();
-    if (reader_error)
-        std::rethrow_exception(reader_error);
-    sink.rethrow_error();
-    gaps.commit();
+    std::vector<std::string> not_finished = sink.not_finished();
+    try {
+        gaps.commit();
+    } catch (const std::exception& e) {
+        not_finished.push_back(std::string("gaps.tsv: ") + e.what());
+    }
+
+    // Why it ended: an error (the first in the data's path), else a stop request, else the data's end.
+    std::string ended_by, error_text;
+    if (reader_error) {
+        ended_by = "source_error";
+        error_text = reader_error_text;
+    } else if (sink.failed()) {
+        ended_by = sink.disk_full() ? "disk_full" : "sink_error";
+        error_text = sink.error_text();
+    } else if (!pipeline_error.empty()) {
+        ended_by = "pipeline_error";
+        error_text = pipeline_error;
+    } else if (stop.load()) {
+        const int signal_number = options.stop_signal ? options.stop_signal->load() : 0;
+        ended_by = signal_number == SIGINT ? "sigint" : signal_number == SIGTERM ? "sigterm" : "stop_request";
+    } else if (options.duration_s > 0 && pipeline.frames() >= duration_frames) {
+        ended_by = "duration";
+    } else {
+        ended_by = "end_of_source";
+    }
+    if (error_text.empty() && !not_finished.empty()) // it ended as asked, but a file is not complete
+        error_text = not_finished.front();
+
     nlohmann::json motion_json = {{"tracking", track_motion}};
     if (!motion_note.empty())
         motion_json["note"] = motion_note;
     if (const MotionTracking* tracking = pipeline.tracking()) {
-        if (track_motion)
-            tracking->write_motion(options.out_dir);
+        if (track_motion) {
+            try {
+                tracking->write_motion(options.out_dir);
+            } catch (const std::exception& e) {
+                not_finished.push_back(std::string("motion.npy: ") + e.what());
+            }
+        }
         std::vector<double> all;
         for (const motion::MotionEstimate& e : tracking->estimates())
             all.insert(all.end(), e.displacement.begin(), e.displacement.end());
@@ -217,6 +271,14 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"learning", pipeline.learning_json()},
         {"motion", motion_json},
         {"interrupted", stop.load()},
+        {"ended_by", ended_by},
+        {"error", error_text},
+        {"ended_early", !error_text.empty()},
+        {"frames_saved", sink.raw_frames_kept()},
+        {"frames_lost", options.save_raw ? pipeline.frames() - std::min(pipeline.frames(), sink.raw_frames_kept()) : 0},
+        {"spikes_saved", sink.spikes_kept()},
+        {"spikes_lost", pipeline.spikes() - std::min(pipeline.spikes(), sink.spikes_kept())},
+        {"not_finished", not_finished},
         {"peak_rss_bytes", peak_rss_bytes()},
         {"publish", options.publish},
         {"raw_saved", options.save_raw},
@@ -225,7 +287,15 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     };
     if (decoding)
         summary["decoder"] = decoding->to_json(options.decoder_model, need_frames);
-    write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
+    try {
+        write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
+    } catch (const std::exception& e) { // the caller reports the summary it gets and that stream.json is missing
+        summary["not_finished"].push_back(std::string("stream.json: ") + e.what());
+        if (summary["error"].get<std::string>().empty()) {
+            summary["error"] = e.what();
+            summary["ended_early"] = true;
+        }
+    }
     return summary;
 }
 

@@ -37,11 +37,15 @@ struct StreamOptions {
     std::filesystem::path decoder_model;  ///< decoder model JSON (`decode train`); empty: no online decoding
     std::filesystem::path sorter_file;    ///< sorter.json of an earlier sort or stream: label with it, no calibration
     bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
+    /// The signal that set `stop` (SIGINT, SIGTERM), for stream.json's ended_by; null or 0: a stop without a signal.
+    const std::atomic<int>* stop_signal = nullptr;
 };
 
 /// Runs until the source ends, duration_s is reached or stop becomes true (set it from a signal handler); then
 /// drains the queues, flushes the backend, finalises every file and writes OUT/stream.json, which it returns.
-/// Throws InputError on bad input or settings.
+/// Throws InputError on bad input or settings, before the stream starts. An error once it runs (the source, a full
+/// disk, a file that cannot be written) ends it instead: every file keeps what was written (whole frames and rows),
+/// and the summary says why it ended ("ended_by", "error", "ended_early") and what was kept and lost.
 nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>& stop);
 
 } // namespace spikeline::stream
