@@ -95,17 +95,13 @@ std::vector<std::filesystem::path> dead_temporaries(const std::filesystem::path&
 } // namespace
 
 std::vector<std::filesystem::path> unrecovered_recordings(const std::filesystem::path& dir) {
+    // NAME.bin.tmpPID holds the samples; NAME.meta.tmpPID (written first) says what they are. Either one left by a
+    // dead process is a recording cut short (a run of an older version may have left the .bin alone).
     std::vector<std::filesystem::path> found;
     for (const std::filesystem::path& temporary : dead_temporaries(dir)) {
         const std::string name = temporary.filename().string();
-        const std::string final_name = name.substr(0, name.rfind(".tmp")); // NAME.meta
-        if (final_name.size() <= 5 || final_name.compare(final_name.size() - 5, 5, ".meta") != 0)
-            continue;
-        const std::string stem = final_name.substr(0, final_name.size() - 5);
-        const std::string suffix = name.substr(name.rfind(".tmp"));
-        std::error_code ec;
-        if (std::filesystem::exists(dir / (stem + ".bin" + suffix), ec) ||
-            std::filesystem::exists(dir / (stem + ".bin"), ec))
+        const std::string final_name = name.substr(0, name.rfind(".tmp"));
+        if (final_name.ends_with(".bin") || final_name.ends_with(".meta"))
             found.push_back(temporary);
     }
     return found;

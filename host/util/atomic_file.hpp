@@ -45,8 +45,8 @@ std::optional<long> temporary_owner(const std::filesystem::path& path);
 /// Whether process pid exists (a process of another user counts as existing).
 bool process_alive(long pid);
 
-/// The .meta temporaries in dir of dead processes whose recording (NAME.bin or NAME.bin.tmpPID) is beside them: a
-/// SpikeGLX copy cut short by a crash (`spikeline recover` keeps its whole frames).
+/// The NAME.bin / NAME.meta temporaries in dir of dead processes: a SpikeGLX copy cut short by a crash
+/// (`spikeline recover` keeps its whole frames).
 std::vector<std::filesystem::path> unrecovered_recordings(const std::filesystem::path& dir);
 
 /// Removes the temporaries (NAME.tmpPID) in dir whose process no longer exists and returns their paths; never those of

@@ -1,5 +1,7 @@
 #include "util/output_folder.hpp"
 
+#include "util/atomic_file.hpp"
+
 #include "util/errors.hpp"
 
 #include <algorithm>
@@ -35,16 +37,13 @@ bool is_same_or_ancestor(const fs::path& folder, const fs::path& path) {
     return folder_end == folder.end();
 }
 
-/// A temporary recording a run killed before its end left behind (NAME.bin.tmpPID, see SpikeGlxWriter): the data
-/// received so far, which a new run in the folder could remove. Empty when there is none.
+/// A temporary recording (NAME.bin.tmpPID, see SpikeGlxWriter) of a run still writing or killed before its end: the
+/// data received so far, which a new run in the folder could remove. Empty when there is none.
 std::string unfinished_recording_in(const fs::path& dir) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const std::string name = entry.path().filename().string();
-        const auto tmp = name.rfind(".bin.tmp");
-        if (tmp != std::string::npos && tmp + 8 < name.size() &&
-            std::all_of(name.begin() + static_cast<std::ptrdiff_t>(tmp + 8), name.end(),
-                        [](char c) { return c >= '0' && c <= '9'; }))
+        if (temporary_owner(entry.path()) && name.find(".bin.tmp") != std::string::npos)
             return name;
     }
     return {};
@@ -70,8 +69,8 @@ std::string describe(const FolderResults& results) {
     if (results.command == "recording")
         return "a SpikeGLX recording (" + results.marker + ")";
     if (results.command == "unfinished")
-        return "the unfinished recording of an interrupted run (" + results.marker +
-               "; recover or move it first if it is needed)";
+        return "the unfinished recording of a running or interrupted run (" + results.marker +
+               "; once that run has ended, `spikeline recover` keeps its whole frames)";
     return "the results of spikeline " + results.command + " (" + results.marker + ")";
 }
 
