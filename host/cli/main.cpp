@@ -23,6 +23,7 @@ commands:
   decode     train (decode train) and score (decode eval) Kalman/Wiener decoders of cursor velocity
   stream     live acquisition: udp link, stdin or a file -> sorted spikes on ZeroMQ, Phy folder, SpikeGLX copy
   replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
+  info       what spikeline makes of a recording: channels, gain, probe geometry and their sources (--json, --svg)
   version    print the version, the git commit it was built from and the compiler (also: --version)
 )";
 
@@ -74,6 +75,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_stream(argc - 1, argv + 1);
         if (command == "replay")
             return spikeline::cli::cmd_replay(argc - 1, argv + 1);
+        if (command == "info")
+            return spikeline::cli::cmd_info(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {
