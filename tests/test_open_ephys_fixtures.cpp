@@ -46,13 +46,15 @@ struct Position {
 
 /// Documented site layouts by electrode index (SpikeGLX / IMEC probe tables): NP2.0 four-shank (NP2010/2013/2014:
 /// 1280 electrodes per shank, 2 columns 32 um apart, rows 15 um apart, shanks 250 um apart, even electrodes in the
-/// left column); NHP linear long (NP1032: 2 columns 103 um apart, rows 20 um apart); NP1.0 (staggered: 4 electrodes
-/// per two rows at x 16, 48, 0, 32 um, rows 20 um apart).
+/// left column); NP2.0 single shank (NP2000/2003/2004: the same on one shank); NHP linear long (NP1032: 2 columns 103
+/// um apart, rows 20 um apart); NP1.0 (staggered: 4 electrodes per two rows at x 16, 48, 0, 32 um, rows 20 um apart).
 Position documented_position(const std::string& part, int electrode) {
     if (part == "NP2010" || part == "NP2013" || part == "NP2014") {
         const int shank = electrode / 1280, within = electrode % 1280;
         return {shank * 250.0 + (within % 2) * 32.0, (within / 2) * 15.0, shank};
     }
+    if (part == "NP2000" || part == "NP2003" || part == "NP2004")
+        return {(electrode % 2) * 32.0, (electrode / 2) * 15.0, 0};
     if (part == "NP1032")
         return {(electrode % 2) * 103.0, (electrode / 2) * 20.0, 0};
     if (part.rfind("PRB_1_", 0) == 0) {
@@ -236,7 +238,8 @@ TEST(OpenEphysSettings, EveryProbeOfEveryFileHasTheFilesPositionsAndTheDocumente
         ++files;
         SCOPED_TRACE(entry.path().string());
         const std::vector<RawProbe> expected = raw_probes(read_text(entry.path()));
-        const std::vector<OpenEphysProbe> probes = spikeline::io::read_open_ephys_probes(entry.path());
+        std::vector<OpenEphysProbe> probes = spikeline::io::read_open_ephys_probes(entry.path());
+        std::erase_if(probes, [](const OpenEphysProbe& probe) { return probe.processor == "ONIX Source"; });
         ASSERT_EQ(probes.size(), expected.size());
         for (std::size_t p = 0; p < probes.size(); ++p) {
             EXPECT_EQ(probes[p].part_number, expected[p].part);
@@ -326,6 +329,50 @@ TEST(OpenEphysSettings, StreamsFindTheirProbeInMultiProbeFiles) {
         spikeline::io::read_open_ephys_probes(kFixtures / "OE_5_Neuropix-PXI-multi-probe" / "settings.xml");
     ASSERT_EQ(old.size(), 2u);
     EXPECT_EQ(find_open_ephys_probe(old, "ProbeA", "Neuropix-PXI", ""), nullptr);
+}
+
+TEST(OpenEphysSettings, OnixProbesAreAtTheirSelectedElectrodesOnTheDocumentedLayout) {
+    static const std::regex kProbe(R"re(<(NEUROPIXELSV1E|PROBE[01]) [^>]*probePartNumber="([^"]+)")re");
+    int probes_checked = 0;
+    for (const auto& entry : fs::directory_iterator(kFixtures / "OE_ONIX-NP")) {
+        SCOPED_TRACE(entry.path().string());
+        const std::string xml = read_text(entry.path());
+        const auto probes = spikeline::io::read_open_ephys_probes(entry.path());
+        std::size_t index = 0;
+        for (auto it = std::sregex_iterator(xml.begin(), xml.end(), kProbe); it != std::sregex_iterator(); ++it) {
+            ASSERT_LT(index, probes.size());
+            const OpenEphysProbe& probe = probes[index++];
+            const std::string part = (*it)[2];
+            EXPECT_EQ(probe.part_number, part);
+            const std::size_t start = xml.find("<SELECTED_ELECTRODES ", static_cast<std::size_t>(it->position()));
+            const auto electrodes = attributes_of(xml.substr(start, xml.find("/>", start) - start));
+            ASSERT_EQ(probe.sites.size(), electrodes.size());
+            for (const auto& [key, electrode] : electrodes) {
+                const Position documented = documented_position(part, std::stoi(electrode));
+                const auto& site = probe.sites.at(std::stoi(key.substr(2)));
+                EXPECT_NEAR(site.x_um, documented.x_um, 0.5) << key;
+                EXPECT_NEAR(site.y_um, documented.y_um, 0.5) << key;
+                EXPECT_EQ(site.shank, documented.shank) << key;
+            }
+            ++probes_checked;
+        }
+        EXPECT_EQ(index, probes.size());
+    }
+    EXPECT_GE(probes_checked, 14);
+
+    using spikeline::io::find_open_ephys_probe;
+    const auto two = spikeline::io::read_open_ephys_probes(kFixtures / "OE_ONIX-NP" / "settings_NP2.xml");
+    const auto* second =
+        find_open_ephys_probe(two, "PortA-Neuropixels2.0eHeadstage-Neuropixels2.0-Probe1", "ONIX Source", "100");
+    ASSERT_NE(second, nullptr);
+    EXPECT_EQ(second->serial_number, "12345601013");
+    EXPECT_EQ(find_open_ephys_probe(two, "BreakoutBoard-AnalogIO-AnalogInput", "ONIX Source", "100"), nullptr);
+    const auto one = spikeline::io::read_open_ephys_probes(kFixtures / "OE_ONIX-NP" / "settings_bankB.xml");
+    const auto* np1 = find_open_ephys_probe(one, "PortB-Neuropixels1.0eHeadstage-Probe-LFP", "ONIX Source", "100");
+    ASSERT_NE(np1, nullptr);
+    EXPECT_EQ(np1->part_number, "PRB_1_4_0480_1_C");
+    // Bank B: electrodes 384..767, so channel 0 sits 20 um x 192 rows up.
+    EXPECT_NEAR(np1->sites.at(0).y_um, 3840.0, 0.5);
 }
 
 TEST(OpenEphysSettings, MalformedFilesAreRefusedWithWhereAndWhat) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <sstream>
 #include <type_traits>
@@ -25,6 +26,8 @@ struct ProcessorEntry {
     std::vector<std::string> streams;
     std::vector<OpenEphysProbe> probes;
     std::vector<std::string> custom_names; ///< custom_probe_name per probe
+    /// ONIX: per probe, the name its streams end with ("Probe" of a 1.0e headstage, "Probe0" / "Probe1" of a 2.0e)
+    std::vector<std::string> onix_names;
 };
 
 struct ParseState {
@@ -34,6 +37,8 @@ struct ParseState {
     bool in_processor = false;
     bool in_probe = false;
     bool probe_enabled = true;
+    std::string onix_element; ///< the ONIX probe element being read (NEUROPIXELSV1E, PROBE0, ...), else empty
+    bool onix_headstage_enabled = true;
     Attributes channels, x_positions, y_positions;
     std::string error; ///< the first error; parsing stops at it
 };
@@ -112,6 +117,55 @@ std::string fill_sites(OpenEphysProbe& probe, const Attributes& channels, const 
     return {};
 }
 
+/// An electrode's position on the documented site layout of its probe type (SpikeGLX / IMEC probe tables; x from the
+/// left column of shank 0, y from the lowest row): NP1.0 staggered (two rows of 4 sites at x 16, 48, 0, 32 um, rows
+/// 20 um apart), NP2.0 single shank (2 columns 32 um apart, rows 15 um apart) and four-shank (the same per shank of
+/// 1280 electrodes, shanks 250 um apart). False for other types.
+bool documented_site(const std::string& part, int electrode, OpenEphysSite& site) {
+    const auto one_of = [&](std::initializer_list<const char*> parts) {
+        return std::any_of(parts.begin(), parts.end(), [&](const char* p) { return part == p; });
+    };
+    if (one_of({"PRB_1_4_0480_1", "PRB_1_4_0480_1_C", "PRB_1_2_0480_2", "NP1000", "NP1001", "NP1010", "NP1011",
+                "NP1012", "NP1013"})) {
+        static const double kColumnX[] = {16, 48, 0, 32};
+        if (electrode >= 960)
+            return false;
+        site = {kColumnX[electrode % 4], 20.0 * (electrode / 2), 0, electrode / 384};
+        return true;
+    }
+    if (one_of({"NP2000", "NP2003", "NP2004", "PRB2_1_2_0640_0", "PRB2_1_4_0480_1"})) {
+        if (electrode >= 1280)
+            return false;
+        site = {32.0 * (electrode % 2), 15.0 * (electrode / 2), 0, electrode / 384};
+        return true;
+    }
+    if (one_of({"NP2010", "NP2013", "NP2014", "PRB2_4_2_0640_0", "PRB2_4_4_0480_1"})) {
+        if (electrode >= 4 * 1280)
+            return false;
+        const int shank = electrode / 1280, within = electrode % 1280;
+        site = {250.0 * shank + 32.0 * (within % 2), 15.0 * (within / 2), shank, within / 384};
+        return true;
+    }
+    return false;
+}
+
+/// ONIX probes list the electrode of each channel (SELECTED_ELECTRODES CHn="electrode"), not its position.
+std::string fill_sites_from_electrodes(OpenEphysProbe& probe, const Attributes& electrodes) {
+    for (const auto& [key, electrode_text] : electrodes) {
+        int channel = 0, key_shank = -1, electrode = 0;
+        if (!parse_channel_key(key, channel, key_shank) || key_shank >= 0)
+            return "SELECTED_ELECTRODES has an attribute " + key + " that is not CH<channel>";
+        if (!parse_int(electrode_text, electrode))
+            return "SELECTED_ELECTRODES " + key + "=\"" + electrode_text + "\" is not an electrode index";
+        OpenEphysSite site;
+        if (!documented_site(probe.part_number, electrode, site))
+            return {}; // a probe type without a layout here: no sites, so its streams fall back (with a warning)
+        if (!probe.sites.emplace(channel, site).second)
+            return "channel " + std::to_string(channel) + " appears twice";
+    }
+    return {};
+}
+
 void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_list) {
     auto& state = *static_cast<ParseState*>(user);
     const std::string name = name_text;
@@ -147,6 +201,28 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
         state.channels.clear();
         state.x_positions.clear();
         state.y_positions.clear();
+    } else if (state.in_processor && state.onix_element.empty() &&
+               (name == "NEUROPIXELSV1E" || ((name == "PROBE0" || name == "PROBE1") && parent == "NEUROPIXELSV2E"))) {
+        // ONIX Source: a 1.0e headstage is itself the probe (streams "...-<name>-AP/-LFP"); a 2.0e headstage holds
+        // PROBE0 and PROBE1 (streams "...-Probe0", "...-Probe1").
+        OpenEphysProbe probe;
+        probe.processor = state.processors.back().name;
+        probe.node_id = state.processors.back().node_id;
+        probe.part_number = value_or_empty(attributes, "probePartNumber");
+        probe.model = name == "NEUROPIXELSV1E" ? "Neuropixels 1.0 (ONIX 1.0e headstage)" : "Neuropixels 2.0 (ONIX)";
+        probe.serial_number = value_or_empty(attributes, "probeSerialNumber");
+        state.processors.back().probes.push_back(std::move(probe));
+        state.processors.back().custom_names.emplace_back();
+        state.processors.back().onix_names.push_back(name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "name")
+                                                                              : "Probe" + name.substr(5));
+        state.onix_element = name;
+        state.probe_enabled =
+            name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "isEnabled") != "0" : state.onix_headstage_enabled;
+        state.channels.clear();
+    } else if (name == "NEUROPIXELSV2E") {
+        state.onix_headstage_enabled = value_or_empty(attributes, "isEnabled") != "0";
+    } else if (!state.onix_element.empty() && name == "SELECTED_ELECTRODES" && parent == state.onix_element) {
+        state.channels = attributes;
     } else if (state.in_probe && parent == "NP_PROBE") {
         if (name == "CHANNELS")
             state.channels = attributes;
@@ -167,6 +243,18 @@ void on_end(void* user, const XML_Char* name_text) {
     const std::string parent = state.open_elements.empty() ? "" : state.open_elements.back();
     if (name == "PROCESSOR" && parent == "SIGNALCHAIN") {
         state.in_processor = false;
+    } else if (!state.onix_element.empty() && name == state.onix_element) {
+        state.onix_element.clear();
+        ProcessorEntry& processor = state.processors.back();
+        if (!state.probe_enabled) {
+            processor.probes.pop_back();
+            processor.custom_names.pop_back();
+            processor.onix_names.pop_back();
+            return;
+        }
+        const std::string problem = fill_sites_from_electrodes(processor.probes.back(), state.channels);
+        if (!problem.empty())
+            state.error = "probe " + processor.probes.back().serial_number + ": " + problem;
     } else if (name == "NP_PROBE" && state.in_probe) {
         state.in_probe = false;
         ProcessorEntry& processor = state.processors.back();
@@ -201,6 +289,20 @@ void assign_streams(ProcessorEntry& processor) {
     const auto is_base = [&](const std::string& name) {
         return !name.empty() && std::find(bases.begin(), bases.end(), name) != bases.end();
     };
+    if (!processor.onix_names.empty()) {
+        // ONIX: the probe whose name ends exactly one stream name.
+        for (std::size_t i = 0; i < processor.probes.size(); ++i) {
+            const std::string suffix = "-" + processor.onix_names[i];
+            std::vector<std::string> matches;
+            for (const std::string& base : bases)
+                if (base.size() > suffix.size() &&
+                    base.compare(base.size() - suffix.size(), suffix.size(), suffix) == 0)
+                    matches.push_back(base);
+            if (matches.size() == 1)
+                processor.probes[i].stream_base = matches.front();
+        }
+        return;
+    }
     std::vector<std::string> names = processor.custom_names;
     std::sort(names.begin(), names.end());
     const bool distinct = std::adjacent_find(names.begin(), names.end()) == names.end();

@@ -1,8 +1,10 @@
 #pragma once
-// Open Ephys settings.xml: the probes the Neuropixels source processors (Neuropix-PXI, OneBox) describe, with each
-// probe channel's electrode position. The plugins write, per probe, an NP_PROBE element holding CHANNELS (per channel
-// "bank" or "bank:shank"), ELECTRODE_XPOS and ELECTRODE_YPOS (per channel, in um), keyed CH<channel>, or
-// CH<channel>_<shank> for the four per-shank streams of a quad-base probe.
+// Open Ephys settings.xml: the probes the Neuropixels source processors (Neuropix-PXI, OneBox, ONIX Source) describe,
+// with each probe channel's electrode position. The Neuropix-PXI and OneBox plugins write, per probe, an NP_PROBE
+// element holding CHANNELS (per channel "bank" or "bank:shank"), ELECTRODE_XPOS and ELECTRODE_YPOS (per channel, in
+// um), keyed CH<channel>, or CH<channel>_<shank> for the four per-shank streams of a quad-base probe. ONIX writes the
+// electrode of each channel (SELECTED_ELECTRODES) in NEUROPIXELSV1E, or PROBE0 / PROBE1 of NEUROPIXELSV2E; positions
+// then come from the probe type's documented layout (NP1.0, NP2.0 single and four-shank).
 #include <filesystem>
 #include <map>
 #include <string>
@@ -26,9 +28,12 @@ struct OpenEphysProbe {
     std::string model;         ///< probe_name, e.g. "Neuropixels 2.0 - Multishank"
     std::string serial_number; ///< probe_serial_number
     /// The stream name its data streams are named after ("ProbeA" for "ProbeA-AP" / "ProbeA-LFP", "ProbeC-1" for a
-    /// quad-base shank); empty when settings.xml lists no streams (GUI before 0.6).
+    /// quad-base shank, "PortA-Neuropixels2.0eHeadstage-Neuropixels2.0-Probe0" for ONIX); empty when settings.xml
+    /// lists no streams (GUI before 0.6).
     std::string stream_base;
-    std::map<int, OpenEphysSite> sites; ///< by probe channel (0-based); channels settings.xml omits are absent
+    /// By probe channel (0-based); channels settings.xml omits are absent, and all are for an ONIX probe type without
+    /// a documented layout here.
+    std::map<int, OpenEphysSite> sites;
 };
 
 /// Reads the enabled Neuropixels probes of a settings.xml, in the order the file lists them. Throws InputError when
