@@ -480,6 +480,10 @@ TEST_F(CliTest, OpenEphysSyncSquareWaveGivesNoEventsAndInfoShowsItSkipped) {
     const auto channels = read_npy_vector<std::int32_t>(with_sync / "spike_channels.npy");
     EXPECT_FALSE(channels.empty());
     EXPECT_EQ(std::count(channels.begin(), channels.end(), kChannels), 0);
+    // The probe of the electrodes alone fits the recording (the sync line is no channel of it).
+    const RunResult with_probe = run({"detect", oe.string(), "--probe", (sim_dir_ / "probe.json").string(), "--out",
+                                      (dir_ / "with_probe").string(), "-q"});
+    EXPECT_EQ(with_probe.status, 0) << with_probe.err;
 
     const fs::path json = dir_ / "info.json", svg = dir_ / "probe.svg";
     const RunResult info = run({"info", oe.string(), "--json", json.string(), "--svg", svg.string()});
