@@ -230,6 +230,82 @@ std::vector<RawProbe> raw_probes(const std::string& xml) {
     return probes;
 }
 
+/// A recording folder for a settings.xml without an oebin: one stream `stream` of `processor` (node `node_id`) with
+/// 384 electrode channels CH0..CH383 and a sync line, as the Neuropix-PXI plugin names them.
+fs::path synthetic_recording(const fs::path& root, const fs::path& settings, const std::string& processor,
+                             const std::string& node_id, const std::string& stream) {
+    const fs::path node = root / "Record Node 102";
+    const fs::path recording = node / "experiment1" / "recording1";
+    const std::string folder = processor + "-" + node_id + "." + stream;
+    fs::create_directories(recording / "continuous" / folder);
+    fs::copy_file(settings, node / "settings.xml");
+    nlohmann::json channels = nlohmann::json::array();
+    for (int c = 0; c < 384; ++c)
+        channels.push_back({{"channel_name", "CH" + std::to_string(c)},
+                            {"description", "Neuropixels electrode"},
+                            {"bit_volts", 0.195},
+                            {"units", "uV"}});
+    channels.push_back(
+        {{"channel_name", "CH_SYNC"}, {"description", "Neuropixels sync line"}, {"bit_volts", 1.0}, {"units", ""}});
+    const nlohmann::json oebin = {{"continuous",
+                                   {{{"folder_name", folder + "/"},
+                                     {"stream_name", stream},
+                                     {"source_processor_name", processor},
+                                     {"source_processor_id", std::stoi(node_id)},
+                                     {"sample_rate", 30000.0},
+                                     {"num_channels", 385},
+                                     {"channels", channels}}}}};
+    std::ofstream(recording / "structure.oebin") << oebin.dump();
+    std::ofstream(recording / "continuous" / folder / "continuous.dat").close();
+    fs::resize_file(recording / "continuous" / folder / "continuous.dat", 385u * 2u * 3u);
+    return recording;
+}
+
+using OpenEphysStreamGeometry = spikeline::testing::TempDirTest;
+
+TEST_F(OpenEphysStreamGeometry, QuadBaseShankStreamsAndNpUltraStreamsGetTheirProbesPositions) {
+    struct Case {
+        std::string file, stream, key_suffix, part;
+        int probe_in_file; ///< which NP_PROBE of the file (0-based) the stream's positions are
+    };
+    const std::vector<Case> cases = {
+        {"OE_Neuropix-PXI-QuadBase/settings.xml", "ProbeC-1", "_0", "NP2020", 2},
+        {"OE_Neuropix-PXI-QuadBase/settings.xml", "ProbeC-4", "_3", "NP2020", 5},
+        {"OE_Neuropix-PXI-QuadBase/settings.xml", "ProbeB-AP", "", "NP1016", 1},
+        {"OE_Neuropix-PXI-NP-Ultra/settings.xml", "ProbeD-AP", "", "NP1121", 3},
+        {"OE_Neuropix-PXI-NP-Ultra/settings.xml", "ProbeA-LFP", "", "NP1100", 1},
+    };
+    for (const Case& test : cases) {
+        SCOPED_TRACE(test.file + " " + test.stream);
+        const fs::path root = dir_ / (test.stream + std::to_string(test.probe_in_file));
+        const fs::path recording = synthetic_recording(root, kFixtures / test.file, "Neuropix-PXI", "100", test.stream);
+        const auto info = spikeline::io::read_open_ephys_info(recording, "");
+        ASSERT_TRUE(info.probe.has_value()) << info.warning;
+        EXPECT_EQ(info.probe->name.rfind(test.part, 0), 0u) << info.probe->name;
+        EXPECT_EQ(info.n_channels, 384);
+        const RawProbe expected = raw_probes(read_text(kFixtures / test.file)).at(test.probe_in_file);
+        for (int c = 0; c < 384; ++c) {
+            const std::string key = "CH" + std::to_string(c) + test.key_suffix;
+            const auto& contact = info.probe->contacts[static_cast<std::size_t>(c)];
+            EXPECT_DOUBLE_EQ(contact.x_um, std::stod(expected.x.at(key))) << key;
+            EXPECT_DOUBLE_EQ(contact.y_um, std::stod(expected.y.at(key))) << key;
+            if (!test.key_suffix.empty()) {
+                EXPECT_EQ(contact.shank, std::stoi(test.key_suffix.substr(1))) << key;
+            }
+        }
+    }
+}
+
+TEST_F(OpenEphysStreamGeometry, ASettingsFileWithoutTheStreamsProbeWarnsAndFallsBack) {
+    // settings.xml of another rig: its Neuropix-PXI node lists ProbeA only.
+    const fs::path recording =
+        synthetic_recording(dir_, kFixtures / "OE_Neuropix-PXI" / "settings.xml", "Neuropix-PXI", "100", "ProbeQ-AP");
+    const auto info = spikeline::io::read_open_ephys_info(recording, "");
+    EXPECT_FALSE(info.probe.has_value());
+    EXPECT_NE(info.warning.find("no probe for stream 'ProbeQ-AP'"), std::string::npos) << info.warning;
+    EXPECT_EQ(info.n_channels, 384);
+}
+
 TEST(OpenEphysSettings, EveryProbeOfEveryFileHasTheFilesPositionsAndTheDocumentedLayout) {
     int files = 0, probes_checked = 0, layouts_checked = 0;
     for (const auto& entry : fs::recursive_directory_iterator(kFixtures)) {
