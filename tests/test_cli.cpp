@@ -511,8 +511,9 @@ TEST_F(CliTest, OpenEphysSyncSquareWaveGivesNoEventsAndInfoShowsItSkipped) {
 TEST_F(CliTest, InfoDescribesSpikeGlxAndRawRecordingsWithTheirGeometrySource) {
     // SpikeGLX with probe.json beside it: positions are the probe file's.
     const fs::path json = dir_ / "info.json";
-    const RunResult sglx =
-        run({"info", (sim_dir_ / "recording.bin").string(), "--json", json.string(), "--exclude-channels", "3,5"});
+    const fs::path svg = dir_ / "probe.svg";
+    const RunResult sglx = run({"info", (sim_dir_ / "recording.bin").string(), "--json", json.string(),
+                                "--exclude-channels", "3,5", "--svg", svg.string()});
     ASSERT_EQ(sglx.status, 0) << sglx.err;
     EXPECT_NE(sglx.out.find("spikeglx"), std::string::npos) << sglx.out;
     EXPECT_NE(sglx.out.find("probe.json"), std::string::npos) << sglx.out;
@@ -527,6 +528,15 @@ TEST_F(CliTest, InfoDescribesSpikeGlxAndRawRecordingsWithTheirGeometrySource) {
     }
     EXPECT_FALSE(described.at("geometry_fallback").get<bool>());
     EXPECT_GT(described.at("microvolts_per_bit").get<double>(), 0.0);
+    // The picture: one square per contact, the two excluded ones hollow and crossed in red.
+    const std::string picture = read_text(svg);
+    std::size_t squares = 0, hollow = 0;
+    for (std::size_t at = picture.find("<rect x="); at != std::string::npos; at = picture.find("<rect x=", at + 1)) {
+        ++squares;
+        hollow += picture.compare(picture.find("fill=", at), 11, "fill=\"none\"") == 0 ? 1 : 0;
+    }
+    EXPECT_EQ(squares, static_cast<std::size_t>(probe.n_channels()));
+    EXPECT_EQ(hollow, 2u);
 
     // Raw int16 with --channels and --sample-rate: no gain, the built-in layout; both flagged.
     fs::copy_file(sim_dir_ / "recording.bin", dir_ / "raw.dat");
