@@ -9,7 +9,7 @@ PACKAGES=(
     libgtest-dev libgmock-dev libbenchmark-dev
     libeigen3-dev libboost-program-options-dev nlohmann-json3-dev
     libzmq3-dev cppzmq-dev
-    verilator yosys zlib1g-dev
+    verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
 )
 

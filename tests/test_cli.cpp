@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -426,6 +427,132 @@ TEST_F(CliTest, DetectAndSortReadOpenEphysBinaryRecordings) {
 
     expect_detect_fails({"detect", oe.string(), "--oe-stream", "LFP", "--out", (dir_ / "none").string(), "-q"},
                         dir_ / "none", {"LFP", "Rhythm Data"});
+}
+
+/// The simulated recording as an Open Ephys Neuropixels-style stream: its channels, then a CH_SYNC line carrying a
+/// 1 Hz square wave (0 / 64), as the Neuropix-PXI and OneBox plugins record it.
+fs::path write_open_ephys_with_sync(const fs::path& folder, const fs::path& samples_path, int channels) {
+    const std::vector<char> bytes = read_bytes(samples_path);
+    const std::size_t frames = bytes.size() / (2 * static_cast<std::size_t>(channels));
+    std::vector<std::int16_t> samples(frames * static_cast<std::size_t>(channels + 1));
+    for (std::size_t f = 0; f < frames; ++f) {
+        std::memcpy(&samples[f * static_cast<std::size_t>(channels + 1)],
+                    &bytes[f * 2 * static_cast<std::size_t>(channels)], 2 * static_cast<std::size_t>(channels));
+        samples[f * static_cast<std::size_t>(channels + 1) + static_cast<std::size_t>(channels)] =
+            static_cast<std::int16_t>((f / static_cast<std::size_t>(kSampleRate / 2)) % 2 == 1 ? 64 : 0);
+    }
+    const fs::path data = folder / "continuous" / "Neuropix-PXI-100.ProbeA";
+    fs::create_directories(data);
+    std::ofstream(data / "continuous.dat", std::ios::binary)
+        .write(reinterpret_cast<const char*>(samples.data()), static_cast<std::streamsize>(samples.size() * 2));
+    nlohmann::json list = nlohmann::json::array();
+    for (int c = 0; c < channels; ++c)
+        list.push_back({{"channel_name", "CH" + std::to_string(c)},
+                        {"description", "Neuropixels electrode"},
+                        {"bit_volts", 0.195},
+                        {"units", ""}});
+    list.push_back({{"channel_name", "CH_SYNC"},
+                    {"description", "Neuropixels sync line (continuously sampled)"},
+                    {"bit_volts", 1.0},
+                    {"units", ""}});
+    const nlohmann::json oebin = {{"continuous",
+                                   {{{"folder_name", "Neuropix-PXI-100.ProbeA/"},
+                                     {"stream_name", "ProbeA"},
+                                     {"source_processor_name", "Neuropix-PXI"},
+                                     {"sample_rate", kSampleRate},
+                                     {"num_channels", channels + 1},
+                                     {"channels", list}}}}};
+    std::ofstream(folder / "structure.oebin") << oebin.dump(1);
+    return folder;
+}
+
+TEST_F(CliTest, OpenEphysSyncSquareWaveGivesNoEventsAndInfoShowsItSkipped) {
+    const fs::path oe = write_open_ephys_with_sync(dir_ / "Record Node 101" / "experiment1" / "recording1",
+                                                   sim_dir_ / "recording.bin", kChannels);
+    // The same events as the recording without the sync line: none on it, none changed by it.
+    const fs::path plain = dir_ / "plain", with_sync = dir_ / "with_sync";
+    ASSERT_EQ(run({"detect", (sim_dir_ / "recording.bin").string(), "--out", plain.string(), "-q"}).status, 0);
+    const RunResult detect = run({"detect", oe.string(), "--out", with_sync.string()});
+    ASSERT_EQ(detect.status, 0) << detect.err;
+    EXPECT_NE(detect.out.find("sync line CH_SYNC"), std::string::npos) << detect.out;
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+        EXPECT_EQ(read_bytes(plain / name), read_bytes(with_sync / name)) << name;
+    const auto channels = read_npy_vector<std::int32_t>(with_sync / "spike_channels.npy");
+    EXPECT_FALSE(channels.empty());
+    EXPECT_EQ(std::count(channels.begin(), channels.end(), kChannels), 0);
+    // The probe of the electrodes alone fits the recording (the sync line is no channel of it).
+    const RunResult with_probe = run({"detect", oe.string(), "--probe", (sim_dir_ / "probe.json").string(), "--out",
+                                      (dir_ / "with_probe").string(), "-q"});
+    EXPECT_EQ(with_probe.status, 0) << with_probe.err;
+
+    const fs::path json = dir_ / "info.json", svg = dir_ / "probe.svg";
+    const RunResult info = run({"info", oe.string(), "--json", json.string(), "--svg", svg.string()});
+    ASSERT_EQ(info.status, 0) << info.err;
+    EXPECT_NE(info.out.find("file channel 64: sync line CH_SYNC"), std::string::npos) << info.out;
+    EXPECT_NE(info.out.find("64 neural of 65 in the file"), std::string::npos) << info.out;
+    // No settings.xml: the run would use the built-in layout, which info flags, also on stderr.
+    EXPECT_NE(info.out.find("FALLBACK"), std::string::npos) << info.out;
+    EXPECT_NE(info.err.find("warning"), std::string::npos) << info.err;
+    const auto described = nlohmann::json::parse(read_text(json));
+    EXPECT_EQ(described.at("format"), "open-ephys");
+    EXPECT_EQ(described.at("neural_channels"), kChannels);
+    EXPECT_EQ(described.at("file_channels"), kChannels + 1);
+    ASSERT_EQ(described.at("skipped_channels").size(), 1u);
+    EXPECT_EQ(described.at("skipped_channels")[0].at("file_channel"), kChannels);
+    EXPECT_DOUBLE_EQ(described.at("microvolts_per_bit").get<double>(), 0.195);
+    EXPECT_DOUBLE_EQ(described.at("duration_s").get<double>(), kDurationS);
+    EXPECT_TRUE(described.at("geometry_fallback").get<bool>());
+    ASSERT_EQ(described.at("channels").size(), static_cast<std::size_t>(kChannels));
+    const std::string picture = read_text(svg);
+    EXPECT_EQ(picture.rfind("<svg", 0), 0u);
+    EXPECT_NE(picture.find("64 (sync line CH_SYNC)"), std::string::npos);
+}
+
+TEST_F(CliTest, InfoDescribesSpikeGlxAndRawRecordingsWithTheirGeometrySource) {
+    // SpikeGLX with probe.json beside it: positions are the probe file's.
+    const fs::path json = dir_ / "info.json";
+    const fs::path svg = dir_ / "probe.svg";
+    const RunResult sglx = run({"info", (sim_dir_ / "recording.bin").string(), "--json", json.string(),
+                                "--exclude-channels", "3,5", "--svg", svg.string()});
+    ASSERT_EQ(sglx.status, 0) << sglx.err;
+    EXPECT_NE(sglx.out.find("spikeglx"), std::string::npos) << sglx.out;
+    EXPECT_NE(sglx.out.find("probe.json"), std::string::npos) << sglx.out;
+    const auto described = nlohmann::json::parse(read_text(json));
+    const spikeline::probe::Probe probe = spikeline::probe::read_probeinterface(sim_dir_ / "probe.json");
+    ASSERT_EQ(described.at("channels").size(), static_cast<std::size_t>(probe.n_channels()));
+    for (int c = 0; c < probe.n_channels(); ++c) {
+        const auto& channel = described.at("channels")[static_cast<std::size_t>(c)];
+        EXPECT_DOUBLE_EQ(channel.at("x_um").get<double>(), probe.contacts[static_cast<std::size_t>(c)].x_um);
+        EXPECT_DOUBLE_EQ(channel.at("y_um").get<double>(), probe.contacts[static_cast<std::size_t>(c)].y_um);
+        EXPECT_EQ(channel.at("excluded").get<bool>(), c == 3 || c == 5);
+    }
+    EXPECT_FALSE(described.at("geometry_fallback").get<bool>());
+    EXPECT_GT(described.at("microvolts_per_bit").get<double>(), 0.0);
+    // The picture: one square per contact, the two excluded ones hollow and crossed in red.
+    const std::string picture = read_text(svg);
+    std::size_t squares = 0, hollow = 0;
+    for (std::size_t at = picture.find("<rect x="); at != std::string::npos; at = picture.find("<rect x=", at + 1)) {
+        ++squares;
+        hollow += picture.compare(picture.find("fill=", at), 11, "fill=\"none\"") == 0 ? 1 : 0;
+    }
+    EXPECT_EQ(squares, static_cast<std::size_t>(probe.n_channels()));
+    EXPECT_EQ(hollow, 2u);
+
+    // Raw int16 with --channels and --sample-rate: no gain, the built-in layout; both flagged.
+    fs::copy_file(sim_dir_ / "recording.bin", dir_ / "raw.dat");
+    const RunResult raw = run(
+        {"info", (dir_ / "raw.dat").string(), "--channels", "64", "--sample-rate", "30000", "--json", json.string()});
+    ASSERT_EQ(raw.status, 0) << raw.err;
+    EXPECT_NE(raw.out.find("built-in default"), std::string::npos) << raw.out;
+    const auto raw_described = nlohmann::json::parse(read_text(json));
+    EXPECT_EQ(raw_described.at("format"), "raw");
+    EXPECT_TRUE(raw_described.at("gain_fallback").get<bool>());
+    EXPECT_TRUE(raw_described.at("geometry_fallback").get<bool>());
+
+    // A channel past the recording's is refused.
+    const RunResult bad = run({"info", (sim_dir_ / "recording.bin").string(), "--exclude-channels", "64"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("--exclude-channels"), std::string::npos) << bad.err;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -660,6 +662,99 @@ TEST_F(IoTest, RawRejectsBadSizesAndOptions) {
     auto one_channel = open_raw(path, 1, 30000.0, 0.25);
     EXPECT_EQ(one_channel->info().n_frames, 500u);
     EXPECT_DOUBLE_EQ(one_channel->info().microvolts_per_bit, 0.25);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Open Ephys binary: which channels are electrodes, and the gain
+
+struct OeChannel {
+    std::string name, description, units;
+    double bit_volts;
+};
+
+/// A one-stream recording folder: structure.oebin listing `channels` and continuous.dat holding `samples`.
+fs::path write_oe_stream(const fs::path& folder, const std::vector<OeChannel>& channels,
+                         const std::vector<std::int16_t>& samples, const std::string& processor = "Acquisition Board") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const OeChannel& c : channels) {
+        nlohmann::json channel = {{"channel_name", c.name}, {"description", c.description}, {"units", c.units}};
+        if (c.bit_volts > 0)
+            channel["bit_volts"] = c.bit_volts;
+        list.push_back(channel);
+    }
+    const nlohmann::json oebin = {{"continuous",
+                                   {{{"folder_name", "Acquisition_Board-100.Rhythm Data/"},
+                                     {"stream_name", "Rhythm Data"},
+                                     {"source_processor_name", processor},
+                                     {"sample_rate", 30000.0},
+                                     {"num_channels", channels.size()},
+                                     {"channels", list}}}}};
+    fs::create_directories(folder / "continuous" / "Acquisition_Board-100.Rhythm Data");
+    std::ofstream(folder / "structure.oebin") << oebin.dump();
+    std::ofstream data(folder / "continuous" / "Acquisition_Board-100.Rhythm Data" / "continuous.dat",
+                       std::ios::binary);
+    data.write(reinterpret_cast<const char*>(samples.data()), static_cast<std::streamsize>(samples.size() * 2));
+    return folder;
+}
+
+const OeChannel kElectrode1{"CH1", "Headstage data channel", "uV", 0.195};
+const OeChannel kElectrode2{"CH2", "Headstage data channel", "uV", 0.195};
+const OeChannel kAux{"AUX1", "Auxiliary input channel", "mV", 0.0000374};
+const OeChannel kAdc{"ADC1", "ADC data channel", "V", 0.00015};
+
+TEST_F(IoTest, OpenEphysAuxAndAdcChannelsAreSkippedAndOnlyElectrodesDelivered) {
+    // Two frames of CH1, CH2, AUX1, ADC1.
+    write_oe_stream(dir_, {kElectrode1, kElectrode2, kAux, kAdc}, {1, 2, 300, 400, 5, 6, 700, 800});
+    OpenOptions options;
+    auto source = open_recording(dir_, options);
+    const RecordingInfo& info = source->info();
+    EXPECT_EQ(info.n_channels, 2);
+    EXPECT_EQ(info.file_channels(), 4);
+    ASSERT_EQ(info.skipped_channels.size(), 2u);
+    EXPECT_EQ(info.skipped_channels[0].first, 2);
+    EXPECT_NE(info.skipped_channels[0].second.find("AUX1"), std::string::npos);
+    EXPECT_EQ(info.skipped_channels[1].first, 3);
+    EXPECT_NE(info.skipped_channels[1].second.find("ADC1"), std::string::npos);
+    EXPECT_DOUBLE_EQ(info.microvolts_per_bit, 0.195);
+    EXPECT_FALSE(info.gain_fallback);
+    std::vector<std::int16_t> frames(4);
+    ASSERT_EQ(source->read(frames.data(), 2), 2u);
+    EXPECT_EQ(frames, (std::vector<std::int16_t>{1, 2, 5, 6}));
+}
+
+TEST_F(IoTest, OpenEphysStreamWithoutElectrodesIsRefusedUnlessForcedThenReadInMicrovolts) {
+    write_oe_stream(dir_, {kAdc, kAdc}, {1, 2});
+    expect_input_error([&] { open_recording(dir_, OpenOptions{}); }, {"no electrode channels", "--force-non-neural"});
+    OpenOptions forced;
+    forced.allow_non_neural = true;
+    const auto source = open_recording(dir_, forced);
+    EXPECT_EQ(source->info().n_channels, 2);
+    EXPECT_TRUE(source->info().skipped_channels.empty());
+    EXPECT_NEAR(source->info().microvolts_per_bit, 150.0, 1e-9); // 0.00015 V per bit
+}
+
+TEST_F(IoTest, OpenEphysNiDaqStreamsAreNonNeural) {
+    // NI-DAQmx analog inputs name no units; the source processor says what they are.
+    write_oe_stream(dir_, {{"AI0", "Analog Input channel from a NIDAQ device", "", 0.000305}}, {1}, "NI-DAQmx");
+    expect_input_error([&] { open_recording(dir_, OpenOptions{}); }, {"NI-DAQmx", "--oe-stream"});
+}
+
+TEST_F(IoTest, OpenEphysElectrodeAfterASkippedChannelIsRefused) {
+    write_oe_stream(dir_, {kElectrode1, kAdc, kElectrode2}, {1, 2, 3});
+    expect_input_error([&] { open_recording(dir_, OpenOptions{}); }, {"electrode channel 2", "comes after"});
+}
+
+TEST_F(IoTest, OpenEphysGainFallbackIsFlaggedAndUvPerBitOverrides) {
+    write_oe_stream(dir_, {{"CH1", "", "uV", 0}, {"CH2", "", "uV", 0}}, {1, 2});
+    const auto unknown = open_recording(dir_, OpenOptions{});
+    EXPECT_EQ(unknown->info().microvolts_per_bit, 0.0);
+    EXPECT_TRUE(unknown->info().gain_fallback);
+    OpenOptions given;
+    given.microvolts_per_bit = 0.5;
+    const auto source = open_recording(dir_, given);
+    EXPECT_DOUBLE_EQ(source->info().microvolts_per_bit, 0.5);
+    EXPECT_FALSE(source->info().gain_fallback);
+    EXPECT_EQ(source->info().gain_source, "--uv-per-bit");
 }
 
 } // namespace

@@ -49,8 +49,9 @@ int cmd_detect(int argc, char** argv) {
         std::printf("  recording  %d channels, %.0f Hz, %.2f s\n", info.n_channels, info.sample_rate,
                     result.recording_seconds);
         if (info.file_channels() > info.n_channels)
-            std::printf("             %d non-neural channel(s) of the file skipped (SpikeGLX sync)\n",
-                        info.file_channels() - info.n_channels);
+            std::printf("             %d non-neural channel(s) of the file skipped (%s)\n",
+                        info.file_channels() - info.n_channels,
+                        info.skipped_channels.empty() ? "SpikeGLX sync" : info.skipped_channels.front().second.c_str());
         std::printf("  probe      %s\n", probe_origin.c_str());
         if (run.backend == "cpu")
             std::printf("  backend    cpu, %d thread(s)\n", run.threads);

@@ -74,7 +74,10 @@ void add_input_options(po::options_description& options, InputOptionValues& v) {
          "Open Ephys: the stream's folder_name or stream_name (default: the first)") //
         ("allow-truncated", po::bool_switch(&v.allow_truncated),
          "SpikeGLX: read the whole frames of a .bin cut short (e.g. by a crash) instead of refusing it; warns how "
-         "much is missing");
+         "much is missing") //
+        ("force-non-neural", po::bool_switch(&v.force_non_neural),
+         "Open Ephys: read a stream without electrode channels (NI-DAQ, ADC) instead of refusing it; volts per bit "
+         "become microvolts per bit");
 }
 
 std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, const po::variables_map& vm,
@@ -89,6 +92,7 @@ std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, cons
         open.microvolts_per_bit = v.uv_per_bit;
     open.open_ephys_stream = v.open_ephys_stream;
     open.allow_truncated = v.allow_truncated;
+    open.allow_non_neural = v.force_non_neural;
     auto source = io::open_recording(v.input, open);
     if (!source->info().warning.empty())
         std::cerr << "spikeline: warning: " << source->info().warning << "\n";

@@ -40,6 +40,7 @@ struct InputOptionValues {
     int channels = 0;
     double sample_rate = 0, uv_per_bit = 0;
     bool allow_truncated = false;
+    bool force_non_neural = false;
 };
 
 void add_input_options(boost::program_options::options_description& options, InputOptionValues& values);

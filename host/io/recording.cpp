@@ -75,11 +75,18 @@ std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& inp
     require(std::filesystem::exists(input, ec), input.string() + " does not exist: check the path");
 
     if (is_open_ephys(input)) {
-        auto recording = open_open_ephys(input, options.open_ephys_stream);
-        require(!options.n_channels || *options.n_channels == recording->info().n_channels,
+        RecordingInfo info = read_open_ephys_info(input, options.open_ephys_stream, options.allow_non_neural);
+        require(!options.n_channels || *options.n_channels == info.n_channels ||
+                    *options.n_channels == info.file_channels(),
                 "--channels " + std::to_string(options.n_channels.value_or(0)) + " differs from structure.oebin's " +
-                    std::to_string(recording->info().n_channels) + ": drop --channels for Open Ephys recordings");
-        return recording;
+                    std::to_string(info.n_channels) + ": drop --channels for Open Ephys recordings");
+        if (options.microvolts_per_bit) {
+            require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
+            info.microvolts_per_bit = *options.microvolts_per_bit;
+            info.gain_source = "--uv-per-bit";
+            info.gain_fallback = false;
+        }
+        return open_interleaved_int16(std::move(info));
     }
     if (std::filesystem::is_directory(input, ec))
         return open_spikeglx_with_options(find_spikeglx_bin(input), options);

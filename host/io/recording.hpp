@@ -57,6 +57,8 @@ struct OpenOptions {
     /// SpikeGLX: read the whole frames of a .bin shorter than its .meta's fileSizeBytes (or not a whole number of
     /// frames) instead of refusing it; info().warning then says how much is used and missing.
     bool allow_truncated = false;
+    /// Open Ephys: read a stream without neural channels (NI-DAQ, ADC) instead of refusing it.
+    bool allow_non_neural = false;
 };
 
 /// Opens INPUT: an Open Ephys binary recording (structure.oebin or its folder), a SpikeGLX .bin with its .meta (or
