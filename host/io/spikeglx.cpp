@@ -196,8 +196,7 @@ probe::Probe probe_from_shank_map(const std::string& value, const probe::Neuropi
     std::vector<std::size_t> entries;
     const int n_entries = static_cast<int>(groups->size()) - 1;
     for (int e = 0; e < n_entries; ++e)
-        if (n_entries == n_neural || imec.saved.empty() ||
-            std::binary_search(imec.saved.begin(), imec.saved.end(), e))
+        if (n_entries == n_neural || imec.saved.empty() || std::binary_search(imec.saved.begin(), imec.saved.end(), e))
             entries.push_back(static_cast<std::size_t>(e) + 1);
     require(static_cast<int>(entries.size()) == n_neural,
             where + ": ~snsShankMap describes " + std::to_string(entries.size()) +
@@ -215,8 +214,10 @@ probe::Probe probe_from_shank_map(const std::string& value, const probe::Neuropi
         contact.x_um = model.x_um(shank, column, row);
         contact.y_um = model.y_um(row);
         contact.excluded = (*fields)[3] == 0;
-        contact.id = std::string("s").append(std::to_string(shank)).append("e").append(
-            std::to_string(row * model.columns + column));
+        contact.id = std::string("s")
+                         .append(std::to_string(shank))
+                         .append("e")
+                         .append(std::to_string(row * model.columns + column));
         probe.contacts.push_back(std::move(contact));
     }
     return probe;
@@ -241,13 +242,13 @@ probe::Probe probe_from_imro(const probe::NeuropixelsModel& model, const ImecPro
             electrode = static_cast<int>(entry[1]) * kChannelsPerBank + static_cast<int>(entry[0]);
             break;
         case probe::ImroFormat::np2_single:
-            require(entry.size() == 4, where + ": ~imroTbl entries of " + model.family +
-                                           " should be (chan bank refid electrode)");
+            require(entry.size() == 4,
+                    where + ": ~imroTbl entries of " + model.family + " should be (chan bank refid electrode)");
             electrode = static_cast<int>(entry[3]);
             break;
         case probe::ImroFormat::np2_multi:
-            require(entry.size() == 5, where + ": ~imroTbl entries of " + model.family +
-                                           " should be (chan shank bank refid electrode)");
+            require(entry.size() == 5,
+                    where + ": ~imroTbl entries of " + model.family + " should be (chan shank bank refid electrode)");
             shank = static_cast<int>(entry[1]);
             electrode = static_cast<int>(entry[4]);
             break;
@@ -348,8 +349,8 @@ std::vector<double> imec_channel_gains(const MetaMap& meta, const std::filesyste
 
 /// Sets info.microvolts_per_bit (of the first delivered channel), info.gain_source and info.gain_fallback:
 /// range / maxInt / gain * 1e6, with imAiRangeMax and imMaxInt defaulting to the probe type's documented values.
-void read_imec_gain(const MetaMap& meta, const std::filesystem::path& meta_path, const ImecProbe& imec,
-                    bool lfp_stream, RecordingInfo& info) {
+void read_imec_gain(const MetaMap& meta, const std::filesystem::path& meta_path, const ImecProbe& imec, bool lfp_stream,
+                    RecordingInfo& info) {
     // SpikeGlxWriter states an unknown gain as imAiRangeMax=0 (e.g. a stream from a link that carries none).
     if (const auto stated = find_key(meta, "imAiRangeMax"); stated && parse_number<double>(*stated) == 0.0) {
         info.gain_source = "unknown (imAiRangeMax=0): amplitudes in LSB";
@@ -390,10 +391,10 @@ void read_imec_gain(const MetaMap& meta, const std::filesystem::path& meta_path,
         info.gain_source.append(info.gain_source.empty() ? "" : ", ").append(part);
     const auto differing = std::find_if(gains.begin(), gains.end(), [&](double g) { return g != gains.front(); });
     if (differing != gains.end()) {
-        const std::string note =
-            "channels differ in gain (channel 0: " + format_double(gains.front()) + ", channel " +
-            std::to_string(differing - gains.begin()) + ": " + format_double(*differing) +
-            "): amplitudes use channel 0's " + format_double(info.microvolts_per_bit) + " uV/bit for every channel";
+        const std::string note = "channels differ in gain (channel 0: " + format_double(gains.front()) + ", channel " +
+                                 std::to_string(differing - gains.begin()) + ": " + format_double(*differing) +
+                                 "): amplitudes use channel 0's " + format_double(info.microvolts_per_bit) +
+                                 " uV/bit for every channel";
         info.warning.append(info.warning.empty() ? "" : "; ").append(note);
         info.gain_source += " (differs between channels: channel 0's)";
     }

@@ -32,7 +32,8 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
         probe = *info.probe;
         origin = info.geometry_source;
     } else {
-        require(info.geometry_error.empty(), info.geometry_error + ": pass --probe with the probe's probeinterface JSON");
+        require(info.geometry_error.empty(),
+                info.geometry_error + ": pass --probe with the probe's probeinterface JSON");
         probe = probe::default_probe(info.n_channels);
         origin = "built-in default (" + std::to_string(probe.n_shanks()) +
                  " shank(s), 20 um pitch); pass --probe "

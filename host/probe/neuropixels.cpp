@@ -59,10 +59,10 @@ const std::array<Family, 19>& families() {
         {{1300, 1400}, 1300, make("Opto linear", 2, 11, 11, 48, 20, 1, 0, 512, 0.6, 0, F::np1)},
         {{2000}, 21, make("NP2.0 single shank (type 21)", 2, 27, 27, 32, 15, 1, 0, 8192, 0.5, 80, F::np2_single)},
         {{2010}, 24, make("NP2.0 4-shank (type 24)", 2, 27, 27, 32, 15, 4, 250, 8192, 0.5, 80, F::np2_multi)},
-        {{2003, 2004, 2005},
+        {{2003, 2004, 2005}, 2003, make("NP2.0 single shank", 2, 27, 27, 32, 15, 1, 0, 2048, 0.62, 100, F::np2_single)},
+        {{2006},
          2003,
-         make("NP2.0 single shank", 2, 27, 27, 32, 15, 1, 0, 2048, 0.62, 100, F::np2_single)},
-        {{2006}, 2003, make("NP2.0 NHP single shank staggered", 2, 27, 11, 32, 15, 1, 0, 2048, 0.62, 100, F::np2_single)},
+         make("NP2.0 NHP single shank staggered", 2, 27, 11, 32, 15, 1, 0, 2048, 0.62, 100, F::np2_single)},
         {{2013, 2014}, 2013, make("NP2.0 4-shank", 2, 27, 27, 32, 15, 4, 250, 2048, 0.62, 100, F::np2_multi)},
         {{2020, 2021}, 2020, make("NP2.0 quad-base 4-shank", 2, 27, 27, 32, 15, 4, 250, 2048, 0.62, 100, F::np2_multi)},
     }};

@@ -19,17 +19,17 @@ enum class ImroFormat {
 
 /// One probe family: site layout, ADC full scale and the gain rule for metadata that does not state them.
 struct NeuropixelsModel {
-    std::string family;        ///< e.g. "NP1.0 staggered", for summaries and errors
-    int columns = 2;           ///< hardware columns per row
-    double x_even_um = 27;     ///< x of column 0 on even rows, from the shank's left edge
-    double x_odd_um = 11;      ///< x of column 0 on odd rows
+    std::string family;    ///< e.g. "NP1.0 staggered", for summaries and errors
+    int columns = 2;       ///< hardware columns per row
+    double x_even_um = 27; ///< x of column 0 on even rows, from the shank's left edge
+    double x_odd_um = 11;  ///< x of column 0 on odd rows
     double column_pitch_um = 32;
     double row_pitch_um = 20;
     double shank_pitch_um = 0; ///< 0: single shank
     int shanks = 1;
-    int max_int = 512;         ///< ADC full scale in counts, when imMaxInt is absent
-    double range_volts = 0.6;  ///< imAiRangeMax, when absent
-    double fixed_gain = 0;     ///< the gain when neither ~imroTbl nor imChan0apGain states one; 0: none
+    int max_int = 512;        ///< ADC full scale in counts, when imMaxInt is absent
+    double range_volts = 0.6; ///< imAiRangeMax, when absent
+    double fixed_gain = 0;    ///< the gain when neither ~imroTbl nor imChan0apGain states one; 0: none
     ImroFormat imro = ImroFormat::np1;
 
     double x_um(int shank, int column, int row) const {

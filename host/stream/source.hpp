@@ -58,7 +58,7 @@ struct SourceInfo {
     std::filesystem::path data_path; ///< files: the recording (for probe.json beside it)
     /// files: what the reader found (metadata geometry, gain source), for resolve_probe and the outputs' metadata
     std::optional<io::RecordingInfo> recording;
-    bool live = false;               ///< data cannot wait: a full queue drops rather than blocks by default
+    bool live = false; ///< data cannot wait: a full queue drops rather than blocks by default
 };
 
 class LiveSource {
