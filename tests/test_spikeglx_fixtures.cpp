@@ -157,12 +157,22 @@ Expected expected_for(const fs::path& meta_path) {
 
 class SpikeGlxFixtures : public spikeline::testing::TempDirTest {
 protected:
-    /// A copy of the fixture's .meta beside a sparse .bin of the size it states.
-    fs::path make_recording(const fs::path& meta, const std::string& stem) {
+    /// A copy of the fixture's .meta, with keys replaced (or dropped: empty value), beside a sparse .bin of the size
+    /// it states.
+    fs::path make_recording(const fs::path& meta, const std::string& stem,
+                            const std::map<std::string, std::string>& changes = {}) {
+        std::map<std::string, std::string> keys = parse_meta(meta);
+        for (const auto& [key, value] : changes)
+            if (value.empty())
+                keys.erase(key);
+            else
+                keys[key] = value;
+        std::ofstream out(dir_ / (stem + ".meta"));
+        for (const auto& [key, value] : keys)
+            out << key << "=" << value << "\n";
         const fs::path bin = dir_ / (stem + ".bin");
-        fs::copy_file(meta, dir_ / (stem + ".meta"));
         std::ofstream(bin).close();
-        fs::resize_file(bin, std::stoull(parse_meta(meta).at("fileSizeBytes")));
+        fs::resize_file(bin, std::stoull(keys.at("fileSizeBytes")));
         return bin;
     }
 };
@@ -192,6 +202,7 @@ TEST_F(SpikeGlxFixtures, EveryHeaderOpensWithTheDocumentedChannelsGainAndGeometr
         EXPECT_FALSE(info.gain_source.empty());
 
         ASSERT_TRUE(info.probe.has_value()) << info.geometry_error;
+        EXPECT_FALSE(info.probe->builtin_default);
         EXPECT_FALSE(info.geometry_source.empty());
         ASSERT_EQ(info.probe->n_channels(), expected.n_neural);
         ASSERT_EQ(expected.x.size(), static_cast<std::size_t>(expected.n_neural));
@@ -208,6 +219,78 @@ TEST_F(SpikeGlxFixtures, EveryHeaderOpensWithTheDocumentedChannelsGainAndGeometr
         ++checked;
     }
     EXPECT_EQ(checked, 19);
+}
+
+TEST_F(SpikeGlxFixtures, WithoutMapsTheGeometryComesFromImroTblAndTheDocumentedLayout) {
+    // Metadata with neither ~snsGeomMap nor ~snsShankMap (other tools, hand-edited files): the electrode each
+    // ~imroTbl entry selects, placed by the part number's layout, gives the same positions.
+    int checked = 0;
+    for (const char* name :
+         {"allan-longcol_g0_t0.imec0.ap.meta", "doppio-checkerboard_t0.imec0.ap.meta", "NP-Ultra.meta",
+          "non_human_primate_long_staggered.imec0.ap.meta", "non_human_primate_short_linear_probe_type_0.meta",
+          "p2_g0_t0.imec0.ap.meta", "NP2_4_shanks_save_different_electrodes.imec0.ap.meta",
+          "NP2_2013_subset_channels.imec0.ap.meta", "NP2020_sample_g0_t0.imec0.ap.meta", "phase3a.imec.ap.meta",
+          "NP1_saved_only_subset_of_channels.meta"}) {
+        SCOPED_TRACE(name);
+        const fs::path fixture = kFixtures / name;
+        const fs::path bin = make_recording(fixture, fs::path(name).stem().string() + ".nomap",
+                                            {{"~snsGeomMap", ""}, {"~snsShankMap", ""}});
+        const io::RecordingInfo info = io::read_spikeglx_info(bin);
+        const Expected expected = expected_for(fixture);
+        ASSERT_TRUE(info.probe.has_value()) << info.geometry_error;
+        EXPECT_NE(info.geometry_source.find("~imroTbl"), std::string::npos) << info.geometry_source;
+        ASSERT_EQ(info.probe->n_channels(), expected.n_neural);
+        for (std::size_t c = 0; c < expected.x.size(); ++c) {
+            EXPECT_EQ(info.probe->contacts[c].shank, expected.shank[c]) << "channel " << c;
+            EXPECT_NEAR(info.probe->contacts[c].x_um, expected.x[c], 0.5) << "channel " << c;
+            EXPECT_NEAR(info.probe->contacts[c].y_um, expected.y[c], 0.5) << "channel " << c;
+        }
+        ++checked;
+    }
+    EXPECT_EQ(checked, 11);
+}
+
+TEST_F(SpikeGlxFixtures, LfBandUsesTheLfGainAndItsImroEntries) {
+    // catgt.meta's ~imroTbl sets AP gain 500 and LF gain 50: the LF file (NAME.lf.bin, saved channels 384..767 and
+    // the sync channel 768) is 0.6 V / 512 / 50 = 23.4375 uV/bit.
+    const fs::path bin = make_recording(kFixtures / "catgt.meta", "catgt.imec0.lf",
+                                        {{"snsApLfSy", "0,384,1"}, {"snsSaveChanSubset", "384:768"}});
+    const io::RecordingInfo info = io::read_spikeglx_info(bin);
+    EXPECT_EQ(info.n_channels, 384);
+    EXPECT_NEAR(info.microvolts_per_bit, 0.6 / 512 / 50 * 1e6, 1e-9);
+    ASSERT_TRUE(info.probe.has_value());
+    EXPECT_NEAR(info.probe->contacts[3].x_um, 43, 1e-9); // electrode 3: odd row, second column
+    EXPECT_NEAR(info.probe->contacts[3].y_um, 20, 1e-9);
+}
+
+TEST_F(SpikeGlxFixtures, ChannelsOfDifferentGainsAreReported) {
+    auto keys = parse_meta(kFixtures / "catgt.meta");
+    std::string table = keys.at("~imroTbl");
+    const std::string second = "(1 0 1 500 50 1)";
+    ASSERT_NE(table.find(second), std::string::npos);
+    table.replace(table.find(second), second.size(), "(1 0 1 1000 50 1)");
+    const io::RecordingInfo info =
+        io::read_spikeglx_info(make_recording(kFixtures / "catgt.meta", "mixed", {{"~imroTbl", table}}));
+    // Channel 0's gain (500) scales every channel, and the difference is said.
+    EXPECT_NEAR(info.microvolts_per_bit, 0.6 / 512 / 500 * 1e6, 1e-9);
+    EXPECT_NE(info.warning.find("channels differ in gain"), std::string::npos) << info.warning;
+    EXPECT_NE(info.warning.find("channel 1: 1000"), std::string::npos) << info.warning;
+}
+
+TEST_F(SpikeGlxFixtures, UnknownProbeHasNoGeometryAndAFlaggedGain) {
+    // A part number no documentation here describes, without imChan0apGain and with ~imroTbl entries that carry no
+    // gain (NP2.0-style): neither layout nor gain is guessed.
+    const io::RecordingInfo info = io::read_spikeglx_info(make_recording(
+        kFixtures / "p2_g0_t0.imec0.ap.meta", "unknown", {{"imDatPrb_pn", "NP9999"}, {"imDatPrb_type", "9999"}}));
+    EXPECT_FALSE(info.probe.has_value());
+    EXPECT_TRUE(info.gain_fallback);
+    EXPECT_EQ(info.microvolts_per_bit, 0.0);
+    EXPECT_NE(info.gain_source.find("NP9999"), std::string::npos) << info.gain_source;
+    // A malformed map is kept as an error for resolve_probe, not a crash nor a silent default.
+    const io::RecordingInfo broken = io::read_spikeglx_info(
+        make_recording(kFixtures / "catgt.meta", "broken", {{"~snsShankMap", "(1,2,480)(0:0:0)"}}));
+    EXPECT_FALSE(broken.probe.has_value());
+    EXPECT_NE(broken.geometry_error.find("~snsShankMap"), std::string::npos) << broken.geometry_error;
 }
 
 } // namespace

@@ -149,7 +149,9 @@ ImecProbe describe_imec_probe(const MetaMap& meta, const std::filesystem::path& 
     const auto type_number = optional_number(meta, "imDatPrb_type");
     const std::optional<int> type =
         type_number ? std::optional<int>(static_cast<int>(*type_number)) : std::optional<int>();
-    result.model = probe::neuropixels_model(part, type);
+    // Without part number and type only an ~imroTbl marks a phase 3A/3B probe (SpikeGlxWriter's files have none).
+    if (!part.empty() || type || meta.contains("~imroTbl"))
+        result.model = probe::neuropixels_model(part, type);
     result.part = !part.empty() ? part : type ? "type " + std::to_string(*type) : "phase 3A/3B";
 
     if (const auto table = find_key(meta, "~imroTbl"))
