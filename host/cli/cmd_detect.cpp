@@ -52,6 +52,8 @@ int cmd_detect(int argc, char** argv) {
             std::printf("             %d non-neural channel(s) of the file skipped (SpikeGLX sync)\n",
                         info.file_channels() - info.n_channels);
         std::printf("  probe      %s\n", probe_origin.c_str());
+        if (!info.gain_source.empty())
+            std::printf("  gain       %.4g uV/bit (%s)\n", info.microvolts_per_bit, info.gain_source.c_str());
         if (run.backend == "cpu")
             std::printf("  backend    cpu, %d thread(s)\n", run.threads);
         else // --threads applies to the cpu backend only
