@@ -188,6 +188,9 @@ ImecProbe describe_imec_probe(const MetaMap& meta, const std::filesystem::path& 
     return result;
 }
 
+/// Larger than any probe's rows or electrodes; bounds map values before they become ints.
+constexpr double kMaxRows = 1e6;
+
 /// A probe from ~snsShankMap "(shanks,columns,rows)(shank:column:row:used)..." (SpikeGLX before 2023: one entry per
 /// saved neural channel) placed by the model's documented layout.
 probe::Probe probe_from_shank_map(const std::string& value, const probe::NeuropixelsModel& model, const ImecProbe& imec,
@@ -208,6 +211,10 @@ probe::Probe probe_from_shank_map(const std::string& value, const probe::Neuropi
         const auto fields = numbers_in((*groups)[g], ":");
         require(fields && fields->size() == 4 && (*fields)[0] >= 0 && (*fields)[1] >= 0 && (*fields)[2] >= 0,
                 where + ": ~snsShankMap entry (" + (*groups)[g] + ") should be (shank:column:row:used)");
+        require((*fields)[0] < model.shanks && (*fields)[1] < model.columns && (*fields)[2] < kMaxRows,
+                where + ": ~snsShankMap entry (" + (*groups)[g] + ") names a site " + model.family +
+                    " does not have (" + std::to_string(model.shanks) + " shank(s) of " +
+                    std::to_string(model.columns) + " columns)");
         const int shank = static_cast<int>((*fields)[0]);
         const int column = static_cast<int>((*fields)[1]);
         const int row = static_cast<int>((*fields)[2]);
@@ -233,7 +240,8 @@ probe::Probe probe_from_imro(const probe::NeuropixelsModel& model, const ImecPro
         require(index >= 0 && index < static_cast<int>(imec.imro_entries.size()),
                 where + ": ~imroTbl has no entry for channel " + std::to_string(index));
         const std::vector<double>& entry = imec.imro_entries[static_cast<std::size_t>(index)];
-        require(std::all_of(entry.begin(), entry.end(), [](double v) { return std::isfinite(v) && v >= 0; }),
+        require(std::all_of(entry.begin(), entry.end(),
+                            [](double v) { return std::isfinite(v) && v >= 0 && v < kMaxRows; }),
                 where + ": ~imroTbl entry " + std::to_string(index) + " holds a value that is not a channel number");
         int shank = 0;
         int electrode = 0;
