@@ -748,7 +748,7 @@ TEST_F(CliTest, OutputIntoAnotherCommandsResultsNeedsOverwrite) {
 }
 
 TEST_F(CliTest, MetaMissingKeysIsRejected) {
-    for (const std::string key : {"nSavedChans", "imSampRate", "fileSizeBytes"}) {
+    for (const std::string key : {"nSavedChans", "imSampRate"}) {
         SCOPED_TRACE(key);
         const fs::path rec = dir_ / ("no_" + key);
         fs::create_directories(rec);
@@ -757,6 +757,49 @@ TEST_F(CliTest, MetaMissingKeysIsRejected) {
         const fs::path out = dir_ / ("out_" + key);
         expect_detect_fails({"detect", (rec / "recording.bin").string(), "--out", out.string(), "-q"}, out,
                             {"missing key " + key});
+    }
+}
+
+TEST_F(CliTest, MetaWithoutFileSizeIsReadByTheBinsSizeWithAWarning) {
+    fs::create_directories(dir_ / "rec");
+    fs::create_symlink(sim_dir_ / "recording.bin", dir_ / "rec" / "recording.bin");
+    fs::copy_file(sim_dir_ / "probe.json", dir_ / "rec" / "probe.json");
+    copy_meta_without(sim_dir_ / "recording.meta", dir_ / "rec" / "recording.meta", "fileSizeBytes");
+    const RunResult r =
+        run({"detect", (dir_ / "rec" / "recording.bin").string(), "--out", (dir_ / "O").string(), "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("no fileSizeBytes"), std::string::npos) << r.err;
+    EXPECT_EQ(read_bytes(dir_ / "O" / "spike_times.npy"), read_bytes(detect_dir_ / "spike_times.npy"));
+}
+
+TEST_F(CliTest, GeometryAndGainFallbacksAreLoudEvenWithQuietAndFlaggedInOutputs) {
+    // The suite's recording has its probe.json and a stated gain: nothing fell back.
+    const auto stated = nlohmann::json::parse(read_text(detect_dir_ / "detect_info.json"));
+    EXPECT_EQ(stated.at("geometry_fallback"), false);
+    EXPECT_EQ(stated.at("gain_fallback"), false);
+    EXPECT_NE(stated.at("gain_source").get<std::string>().find("imChan0apGain"), std::string::npos) << stated;
+
+    // No probe.json, no geometry in the .meta, and the gain unknown (imAiRangeMax=0).
+    const fs::path rec = dir_ / "rec";
+    fs::create_directories(rec);
+    fs::create_symlink(sim_dir_ / "recording.bin", rec / "recording.bin");
+    copy_meta_without(sim_dir_ / "recording.meta", rec / "recording.meta", "imAiRangeMax");
+    std::ofstream(rec / "recording.meta", std::ios::app) << "imAiRangeMax=0\n";
+    for (const std::string command : {"detect", "sort"}) {
+        SCOPED_TRACE(command);
+        const fs::path out = dir_ / command;
+        const RunResult r = run({command, (rec / "recording.bin").string(), "--out", out.string(), "-q"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_TRUE(r.out.empty()) << r.out;
+        EXPECT_NE(r.err.find("warning: " + (rec / "recording.bin").string() + " states no probe geometry"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_NE(r.err.find("warning: microvolts per bit: unknown"), std::string::npos) << r.err;
+        const auto meta =
+            nlohmann::json::parse(read_text(out / (command == "detect" ? "detect_info.json" : "spikeline_sort.json")));
+        EXPECT_EQ(meta.at("geometry_fallback"), true);
+        EXPECT_EQ(meta.at("gain_fallback"), true);
+        EXPECT_NE(meta.at("gain_source").get<std::string>().find("unknown"), std::string::npos) << meta;
     }
 }
 
@@ -890,9 +933,10 @@ TEST_F(CliTest, SortOfARecordingWithoutSpikesSaysSoAndWritesNothing) {
     const fs::path flat = dir_ / "flat.raw";
     write_text(flat, std::string(64 * 2 * 30000, '\0')); // 1 s of zeros on 64 channels
     const fs::path out = dir_ / "out";
-    expect_detect_fails(
-        {"sort", flat.string(), "--channels", "64", "--sample-rate", "30000", "--out", out.string(), "-q"}, out,
-        {"no spikes in the calibration window", "--calibration-s"});
+    // With its probe: a raw file has no geometry, and the built-in default's warning would precede the error.
+    expect_detect_fails({"sort", flat.string(), "--channels", "64", "--sample-rate", "30000", "--probe",
+                         (sim_dir_ / "probe.json").string(), "--out", out.string(), "-q"},
+                        out, {"no spikes in the calibration window", "--calibration-s"});
 }
 
 TEST_F(CliTest, NonexistentInputIsRejected) {

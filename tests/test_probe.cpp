@@ -266,6 +266,16 @@ TEST(SpikeGlxGeomMap, ContactsFromEveryEntryWithShanksSpacedByThePitch) {
     EXPECT_DOUBLE_EQ(subset.contacts[1].x_um, 309);
 }
 
+TEST(SpikeGlxGeomMap, ASubsetSavesMapListsTheSavedChannelsOnly) {
+    // SpikeGLX writes one entry per saved channel: channels 1 and 3 saved (and sync 4), so two entries, used as they
+    // are rather than indexed again by snsSaveChanSubset.
+    const probe::Probe probe =
+        probe::probe_from_spikeglx_geom_map("(NP2014,2,250,70)(0:59:15:1)(1:59:15:1)", 2, "run.meta", {1, 3, 4});
+    ASSERT_EQ(probe.n_channels(), 2);
+    EXPECT_DOUBLE_EQ(probe.contacts[0].x_um, 59);
+    EXPECT_DOUBLE_EQ(probe.contacts[1].x_um, 309);
+}
+
 TEST(SpikeGlxGeomMap, MalformedValuesAreClearErrors) {
     expect_input_error([] { probe::probe_from_spikeglx_geom_map("(NP1000,1,0,70)(0:27:0:1)", 2, "run.meta"); },
                        {"run.meta", "describes 1 saved channels", "2 neural channels", "--probe"});

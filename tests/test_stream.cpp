@@ -11,6 +11,7 @@
 #include "open_ephys_recording.hpp"
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/spike_reservoir.hpp"
+#include "probe/probe.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/gap_fill.hpp"
 #include "stream/link_decoder.hpp"
@@ -1234,6 +1235,36 @@ TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
                   dir_ / "bad");
     EXPECT_EQ(wait_exit(bad), 2);
     EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
+}
+
+TEST_F(StreamCliTest, FileSourceTakesTheMetasGeometryAndFlagsTheBuiltInDefault) {
+    const fs::path rec = dir_ / "rec";
+    fs::create_directories(rec);
+    fs::copy_file(dir_ / "sim" / "recording.bin", rec / "recording.bin");
+    fs::copy_file(dir_ / "sim" / "recording.meta", rec / "recording.meta");
+    const auto stream_summary = [&](const std::string& name) {
+        const pid_t pid = spawn_cli({"stream", "--source", (rec / "recording.bin").string(), "--out",
+                                     (dir_ / name).string(), "--calibration-s", "0", "-q"},
+                                    dir_ / name);
+        EXPECT_EQ(wait_exit(pid), 0) << read_text(dir_ / (name + ".err"));
+        return nlohmann::json::parse(read_text(dir_ / name / "stream.json"));
+    };
+    // No probe.json and no geometry in the .meta: the built-in default, said on stderr despite -q and in stream.json.
+    const auto fallback = stream_summary("default");
+    EXPECT_EQ(fallback.at("geometry_fallback"), true);
+    EXPECT_EQ(fallback.at("gain_fallback"), false);
+    EXPECT_NE(read_text(dir_ / "default.err").find("states no probe geometry"), std::string::npos);
+
+    // The .meta's ~snsGeomMap reaches the stream through the file reader.
+    const probe::Probe probe = probe::read_probeinterface(dir_ / "sim" / "probe.json");
+    std::string geometry = "~snsGeomMap=(sim,1,0,70)";
+    for (const auto& contact : probe.contacts)
+        geometry += "(0:" + std::to_string(contact.x_um) + ":" + std::to_string(contact.y_um) + ":1)";
+    std::ofstream(rec / "recording.meta", std::ios::app) << geometry << "\n";
+    const auto stated = stream_summary("stated");
+    EXPECT_EQ(stated.at("geometry_fallback"), false);
+    EXPECT_NE(stated.at("probe").get<std::string>().find("~snsGeomMap"), std::string::npos) << stated;
+    EXPECT_EQ(read_text(dir_ / "stated.err").find("warning"), std::string::npos) << read_text(dir_ / "stated.err");
 }
 
 /// Collects the messages of a publisher until its END1 message (or a timeout).

@@ -53,6 +53,8 @@ int cmd_detect(int argc, char** argv) {
                         info.file_channels() - info.n_channels,
                         info.skipped_channels.empty() ? "SpikeGLX sync" : info.skipped_channels.front().second.c_str());
         std::printf("  probe      %s\n", probe_origin.c_str());
+        if (!info.gain_source.empty())
+            std::printf("  gain       %.4g uV/bit (%s)\n", info.microvolts_per_bit, info.gain_source.c_str());
         if (run.backend == "cpu")
             std::printf("  backend    cpu, %d thread(s)\n", run.threads);
         else // --threads applies to the cpu backend only

@@ -104,6 +104,8 @@ int cmd_sort(int argc, char** argv) {
             std::printf("               %d non-neural channel(s) of the file skipped (SpikeGLX sync)\n",
                         info.file_channels() - info.n_channels);
         std::printf("  probe        %s\n", probe_origin.c_str());
+        if (!info.gain_source.empty())
+            std::printf("  gain         %.4g uV/bit (%s)\n", info.microvolts_per_bit, info.gain_source.c_str());
         std::printf("  backend      %s, %d thread(s)\n", run.backend.c_str(), run.threads);
         if (result.sorter_loaded.empty())
             std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",

@@ -64,6 +64,8 @@ std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesyste
     if (options.microvolts_per_bit) {
         require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
         info.microvolts_per_bit = *options.microvolts_per_bit;
+        info.gain_source = "--uv-per-bit";
+        info.gain_fallback = false;
     }
     return open_interleaved_int16(std::move(info));
 }

@@ -32,6 +32,9 @@ struct RecordingInfo {
     std::string geometry_source; ///< how probe was obtained (empty: no probe), for summaries and `spikeline info`
     std::string gain_source;     ///< which metadata gave microvolts_per_bit, or which default was used
     bool gain_fallback = false;  ///< microvolts_per_bit is a default, not stated by the metadata
+    /// Why the metadata's geometry could not be used (a malformed map): resolve_probe reports it unless --probe or a
+    /// probe.json gives the geometry.
+    std::string geometry_error;
     /// File channels (0-based, in file order) that readers skip, each with why (e.g. "SpikeGLX sync").
     std::vector<std::pair<int, std::string>> skipped_channels;
 

@@ -1,6 +1,7 @@
 #include "io/spikeglx.hpp"
 
 #include "io/raw.hpp"
+#include "probe/neuropixels.hpp"
 #include "util/atomic_file.hpp"
 #include "util/channel_list.hpp"
 #include "util/errors.hpp"
@@ -37,6 +38,13 @@ template <class Number> std::optional<Number> parse_number(const std::string& te
     if (ec != std::errc() || stop != end)
         return std::nullopt;
     return value;
+}
+
+/// The shortest text that reads back as exactly value.
+std::string format_double(double value) {
+    std::array<char, 32> buffer{};
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+    return std::string(buffer.data(), result.ptr);
 }
 
 std::optional<std::string> find_key(const MetaMap& meta, const std::string& key) {
@@ -76,29 +84,6 @@ std::vector<int> comma_separated_counts(const std::string& text) {
     return counts;
 }
 
-/// The numbers of the first channel entry of ~imroTbl, "(type,nchan)(chan bank refid apgain lfgain hpfilt)...".
-std::vector<double> first_imro_entry(const MetaMap& meta) {
-    const auto table = find_key(meta, "~imroTbl");
-    if (!table)
-        return {};
-    const auto header_end = table->find(')');
-    if (header_end == std::string::npos)
-        return {};
-    const auto open = table->find('(', header_end);
-    const auto close = open == std::string::npos ? std::string::npos : table->find(')', open);
-    if (close == std::string::npos)
-        return {};
-    std::istringstream entry(table->substr(open + 1, close - open - 1));
-    std::vector<double> numbers;
-    for (std::string token; entry >> token;) {
-        const auto value = parse_number<double>(token);
-        if (!value)
-            return {};
-        numbers.push_back(*value);
-    }
-    return numbers;
-}
-
 /// An input of the gain: nothing when absent, else a finite positive number (an inf, nan or zero range would give
 /// infinite or meaningless microvolts).
 std::optional<double> gain_input(const MetaMap& meta, const std::filesystem::path& meta_path, const std::string& key) {
@@ -113,56 +98,329 @@ std::optional<double> gain_input(const MetaMap& meta, const std::filesystem::pat
     return value;
 }
 
-/// Gain of the first channel for the stream in this file: Neuropixels 2.0 probes (imDatPrb_type 21, 24, 2003,
-/// 2004, 2013, 2014) have a fixed gain of 80; Neuropixels 1.0 ~imroTbl entries carry the AP gain (4th number) and
-/// LF gain (5th); other probes state it as imChan0apGain / imChan0lfGain. Unknown otherwise.
-std::optional<double> imec_channel_gain(const MetaMap& meta, const std::filesystem::path& meta_path, bool lfp_stream) {
-    const auto probe_type = optional_number(meta, "imDatPrb_type");
-    if (probe_type) {
-        for (const double np2_type : {21.0, 24.0, 2003.0, 2004.0, 2013.0, 2014.0})
-            if (*probe_type == np2_type)
-                return 80.0;
+/// The parenthesised groups of a map value ("(a,b)(c d)" gives "a,b" and "c d"); nothing when a '(' is unclosed.
+std::optional<std::vector<std::string>> paren_groups(const std::string& value) {
+    std::vector<std::string> groups;
+    for (std::size_t open = value.find('('); open != std::string::npos; open = value.find('(', open + 1)) {
+        const std::size_t close = value.find(')', open);
+        if (close == std::string::npos)
+            return std::nullopt;
+        groups.push_back(value.substr(open + 1, close - open - 1));
     }
-    constexpr std::size_t kNp1EntryNumbers = 6;
-    const std::vector<double> entry = first_imro_entry(meta);
-    if (entry.size() == kNp1EntryNumbers) {
-        const double gain = entry[lfp_stream ? 4 : 3];
-        require(std::isfinite(gain),
-                meta_path.string() + ": the " + (lfp_stream ? "LF" : "AP") +
-                    " gain in ~imroTbl is not a finite number: correct the .meta, or give the gain with "
-                    "--uv-per-bit");
-        if (gain > 0)
-            return gain;
-    }
-    return gain_input(meta, meta_path, lfp_stream ? "imChan0lfGain" : "imChan0apGain");
+    return groups;
 }
 
-/// Microvolts per ADC bit from the voltage range, the ADC full scale and the amplifier gain; 0 when unknown
-/// (amplitudes are then reported in LSB rather than in wrongly scaled microvolts).
-double microvolts_per_bit_from(const MetaMap& meta, const std::filesystem::path& meta_path, bool lfp_stream) {
-    // SpikeGlxWriter states an unknown gain as imAiRangeMax=0 (e.g. a stream from a link that carries none).
-    if (const auto stated = find_key(meta, "imAiRangeMax"); stated && parse_number<double>(*stated) == 0.0)
-        return 0.0;
-    const auto im_range = gain_input(meta, meta_path, "imAiRangeMax");
-    const auto im_max_int = gain_input(meta, meta_path, "imMaxInt");
-    if (im_range && im_max_int) {
-        const auto gain = imec_channel_gain(meta, meta_path, lfp_stream);
-        return gain ? *im_range / *im_max_int / *gain * 1e6 : 0.0;
+/// The numbers of text split at any of separators; nothing when one is not a number (or, unless allowed, not finite).
+std::optional<std::vector<double>> numbers_in(const std::string& text, const std::string& separators,
+                                              bool allow_non_finite = false) {
+    std::vector<double> numbers;
+    std::size_t begin = 0;
+    while (begin <= text.size()) {
+        std::size_t end = text.find_first_of(separators, begin);
+        if (end == std::string::npos)
+            end = text.size();
+        const std::string token = trim(text.substr(begin, end - begin));
+        if (!token.empty()) {
+            const auto value = parse_number<double>(token);
+            if (!value || (!allow_non_finite && !std::isfinite(*value)))
+                return std::nullopt;
+            numbers.push_back(*value);
+        }
+        begin = end + 1;
     }
+    return numbers;
+}
+
+/// What an imec stream's metadata says about its probe and about each delivered (saved neural) channel.
+struct ImecProbe {
+    std::optional<probe::NeuropixelsModel> model;
+    std::string part; ///< imDatPrb_pn, else "type N", else "phase 3A/3B"
+    /// ~imroTbl: header fields and channel entries (all acquired channels); empty when absent or malformed.
+    std::vector<std::string> imro_header;
+    std::vector<std::vector<double>> imro_entries;
+    std::vector<int> imro_index; ///< the ~imroTbl entry of each delivered channel (AP or LF channel number)
+    std::vector<int> saved;      ///< snsSaveChanSubset (acquired channel numbers, ascending); empty: all
+};
+
+ImecProbe describe_imec_probe(const MetaMap& meta, const std::filesystem::path& meta_path, int n_neural) {
+    ImecProbe result;
+    const std::string part = find_key(meta, "imDatPrb_pn").value_or("");
+    const auto type_number = optional_number(meta, "imDatPrb_type");
+    const std::optional<int> type =
+        type_number ? std::optional<int>(static_cast<int>(*type_number)) : std::optional<int>();
+    // Without part number and type only an ~imroTbl marks a phase 3A/3B probe (SpikeGlxWriter's files have none).
+    if (!part.empty() || type || meta.contains("~imroTbl"))
+        result.model = probe::neuropixels_model(part, type);
+    result.part = !part.empty() ? part : type ? "type " + std::to_string(*type) : "phase 3A/3B";
+
+    if (const auto table = find_key(meta, "~imroTbl"))
+        if (const auto groups = paren_groups(*table); groups && groups->size() > 1) {
+            std::istringstream header(groups->front());
+            for (std::string field; std::getline(header, field, ',');)
+                result.imro_header.push_back(trim(field));
+            for (std::size_t g = 1; g < groups->size(); ++g) {
+                // Non-finite values are kept for the gain check to name them.
+                const auto numbers = numbers_in((*groups)[g], " \t", true);
+                if (!numbers) {
+                    result.imro_entries.clear();
+                    break;
+                }
+                result.imro_entries.push_back(*numbers);
+            }
+        }
+
+    result.saved = spikeglx_saved_channels(meta, meta_path);
+    require(result.saved.empty() || static_cast<int>(result.saved.size()) >= n_neural,
+            meta_path.string() + ": snsSaveChanSubset lists " + std::to_string(result.saved.size()) +
+                " channels but the file holds " + std::to_string(n_neural) + " neural channels: is the .meta damaged?");
+    // Acquired channels are numbered AP first, then LF, then sync: an LF file's channel k is ~imroTbl entry k - nAP.
+    int acquired_ap = result.imro_entries.empty() ? n_neural : static_cast<int>(result.imro_entries.size());
+    if (const auto counts = find_key(meta, "acqApLfSy")) {
+        const std::vector<int> acquired = comma_separated_counts(*counts);
+        if (acquired.size() == 3 && acquired[0] > 0)
+            acquired_ap = acquired[0];
+    }
+    for (int k = 0; k < n_neural; ++k) {
+        const int channel = result.saved.empty() ? k : result.saved[static_cast<std::size_t>(k)];
+        result.imro_index.push_back(channel >= acquired_ap ? channel - acquired_ap : channel);
+    }
+    return result;
+}
+
+/// Larger than any probe's rows or electrodes; bounds map values before they become ints.
+constexpr double kMaxRows = 1e6;
+
+/// A probe from ~snsShankMap "(shanks,columns,rows)(shank:column:row:used)..." (SpikeGLX before 2023: one entry per
+/// saved neural channel) placed by the model's documented layout.
+probe::Probe probe_from_shank_map(const std::string& value, const probe::NeuropixelsModel& model, const ImecProbe& imec,
+                                  int n_neural, const std::string& where) {
+    const auto groups = paren_groups(value);
+    require(groups && groups->size() > 1, where + ": ~snsShankMap is malformed (expected (shanks,columns,rows) and "
+                                                  "(shank:column:row:used) entries)");
+    std::vector<std::size_t> entries;
+    const int n_entries = static_cast<int>(groups->size()) - 1;
+    for (int e = 0; e < n_entries; ++e)
+        if (n_entries == n_neural || imec.saved.empty() || std::binary_search(imec.saved.begin(), imec.saved.end(), e))
+            entries.push_back(static_cast<std::size_t>(e) + 1);
+    require(static_cast<int>(entries.size()) == n_neural,
+            where + ": ~snsShankMap describes " + std::to_string(entries.size()) +
+                " saved channels but the recording has " + std::to_string(n_neural) + " neural channels");
+    probe::Probe probe;
+    for (const std::size_t g : entries) {
+        const auto fields = numbers_in((*groups)[g], ":");
+        require(fields && fields->size() == 4 && (*fields)[0] >= 0 && (*fields)[1] >= 0 && (*fields)[2] >= 0,
+                where + ": ~snsShankMap entry (" + (*groups)[g] + ") should be (shank:column:row:used)");
+        require((*fields)[0] < model.shanks && (*fields)[1] < model.columns && (*fields)[2] < kMaxRows,
+                where + ": ~snsShankMap entry (" + (*groups)[g] + ") names a site " + model.family +
+                    " does not have (" + std::to_string(model.shanks) + " shank(s) of " +
+                    std::to_string(model.columns) + " columns)");
+        const int shank = static_cast<int>((*fields)[0]);
+        const int column = static_cast<int>((*fields)[1]);
+        const int row = static_cast<int>((*fields)[2]);
+        probe::Contact contact;
+        contact.shank = shank;
+        contact.x_um = model.x_um(shank, column, row);
+        contact.y_um = model.y_um(row);
+        contact.excluded = (*fields)[3] == 0;
+        contact.id = std::string("s")
+                         .append(std::to_string(shank))
+                         .append("e")
+                         .append(std::to_string(row * model.columns + column));
+        probe.contacts.push_back(std::move(contact));
+    }
+    return probe;
+}
+
+/// A probe from the electrode each ~imroTbl entry selects (metadata without ~snsGeomMap or ~snsShankMap).
+probe::Probe probe_from_imro(const probe::NeuropixelsModel& model, const ImecProbe& imec, const std::string& where) {
+    constexpr int kChannelsPerBank = 384;
+    probe::Probe probe;
+    for (const int index : imec.imro_index) {
+        require(index >= 0 && index < static_cast<int>(imec.imro_entries.size()),
+                where + ": ~imroTbl has no entry for channel " + std::to_string(index));
+        const std::vector<double>& entry = imec.imro_entries[static_cast<std::size_t>(index)];
+        require(std::all_of(entry.begin(), entry.end(),
+                            [](double v) { return std::isfinite(v) && v >= 0 && v < kMaxRows; }),
+                where + ": ~imroTbl entry " + std::to_string(index) + " holds a value that is not a channel number");
+        int shank = 0;
+        int electrode = 0;
+        switch (model.imro) {
+        case probe::ImroFormat::np1:
+            require(entry.size() == 5 || entry.size() == 6,
+                    where + ": ~imroTbl entries of " + model.family + " should be (chan bank refid apgain lfgain ...)");
+            electrode = static_cast<int>(entry[1]) * kChannelsPerBank + static_cast<int>(entry[0]);
+            break;
+        case probe::ImroFormat::np2_single:
+            require(entry.size() == 4,
+                    where + ": ~imroTbl entries of " + model.family + " should be (chan bank refid electrode)");
+            electrode = static_cast<int>(entry[3]);
+            break;
+        case probe::ImroFormat::np2_multi:
+            require(entry.size() == 5,
+                    where + ": ~imroTbl entries of " + model.family + " should be (chan shank bank refid electrode)");
+            shank = static_cast<int>(entry[1]);
+            electrode = static_cast<int>(entry[4]);
+            break;
+        case probe::ImroFormat::not_readable:
+            throw InputError(where + ": the electrodes of " + model.family + " cannot be read from ~imroTbl alone");
+        }
+        require(shank >= 0 && shank < model.shanks && electrode >= 0,
+                where + ": ~imroTbl selects shank " + std::to_string(shank) + " electrode " +
+                    std::to_string(electrode) + ", which " + model.family + " does not have");
+        const int row = electrode / model.columns;
+        const int column = electrode % model.columns;
+        probe::Contact contact;
+        contact.shank = shank;
+        contact.x_um = model.x_um(shank, column, row);
+        contact.y_um = model.y_um(row);
+        contact.id = std::string("s").append(std::to_string(shank)).append("e").append(std::to_string(electrode));
+        probe.contacts.push_back(std::move(contact));
+    }
+    return probe;
+}
+
+/// Fills info.probe and info.geometry_source from ~snsGeomMap (SpikeGLX 2023 and later), else ~snsShankMap, else
+/// ~imroTbl with the documented layout of the probe; a malformed map leaves info.geometry_error instead.
+void read_imec_geometry(const MetaMap& meta, const std::filesystem::path& meta_path, const ImecProbe& imec,
+                        RecordingInfo& info) {
+    const std::string where = meta_path.string();
+    try {
+        if (const auto geom_map = find_key(meta, "~snsGeomMap")) {
+            info.probe = probe::probe_from_spikeglx_geom_map(*geom_map, info.n_channels, where, imec.saved);
+            info.geometry_source = where + " (~snsGeomMap)";
+            return;
+        }
+        if (!imec.model)
+            return;
+        if (const auto shank_map = find_key(meta, "~snsShankMap")) {
+            info.probe = probe_from_shank_map(*shank_map, *imec.model, imec, info.n_channels, where);
+            info.geometry_source = where + " (~snsShankMap, " + imec.model->family + " layout)";
+        } else if (!imec.imro_entries.empty() && imec.model->imro != probe::ImroFormat::not_readable) {
+            info.probe = probe_from_imro(*imec.model, imec, where);
+            info.geometry_source = where + " (~imroTbl, " + imec.model->family + " layout)";
+        } else {
+            return;
+        }
+        info.probe->name = imec.part + " (" + imec.model->family + ")";
+        probe::check_distinct_positions(*info.probe, where);
+    } catch (const InputError& error) {
+        info.probe.reset();
+        info.geometry_source.clear();
+        info.geometry_error = error.what();
+    }
+}
+
+/// The amplifier gain of each delivered channel: ~imroTbl entries of NP1.0-based probes (per channel), the ~imroTbl
+/// header of UHD 1110, imChan0apGain / imChan0lfGain, else the fixed gain of the probe type. Empty when unknown.
+std::vector<double> imec_channel_gains(const MetaMap& meta, const std::filesystem::path& meta_path,
+                                       const ImecProbe& imec, bool lfp_stream, std::string& source) {
+    const char* band = lfp_stream ? "LF" : "AP";
+    const bool np1_entries = imec.model ? imec.model->imro == probe::ImroFormat::np1
+                                        : !imec.imro_entries.empty() && imec.imro_entries.front().size() == 6;
+    if (np1_entries && !imec.imro_entries.empty()) {
+        std::vector<double> gains;
+        for (const int index : imec.imro_index) {
+            if (index < 0 || index >= static_cast<int>(imec.imro_entries.size()))
+                break;
+            const std::vector<double>& entry = imec.imro_entries[static_cast<std::size_t>(index)];
+            if (entry.size() < 5)
+                break;
+            require(std::isfinite(entry[lfp_stream ? 4 : 3]),
+                    meta_path.string() + ": the " + band +
+                        " gain in ~imroTbl is not a finite number: correct the .meta, or give the gain with "
+                        "--uv-per-bit");
+            if (entry[lfp_stream ? 4 : 3] <= 0)
+                break;
+            gains.push_back(entry[lfp_stream ? 4 : 3]);
+        }
+        if (gains.size() == imec.imro_index.size() && !gains.empty()) {
+            source = std::string("~imroTbl ") + band + " gain per channel";
+            return gains;
+        }
+    }
+    // UHD 1110: "(type,colmode,refid,apgain,lfgain,hpfilt)" sets one gain for all channels.
+    if (imec.model && imec.model->imro == probe::ImroFormat::not_readable && imec.imro_header.size() >= 5)
+        if (const auto gain = parse_number<double>(imec.imro_header[lfp_stream ? 4 : 3]); gain && *gain > 0) {
+            source = std::string("~imroTbl header ") + band + " gain";
+            return std::vector<double>(imec.imro_index.size(), *gain);
+        }
+    const char* key = lfp_stream ? "imChan0lfGain" : "imChan0apGain";
+    if (const auto gain = gain_input(meta, meta_path, key)) {
+        source = key;
+        return std::vector<double>(imec.imro_index.size(), *gain);
+    }
+    if (imec.model && imec.model->fixed_gain > 0) {
+        source = "fixed gain " + format_double(imec.model->fixed_gain) + " of " + imec.model->family;
+        return std::vector<double>(imec.imro_index.size(), imec.model->fixed_gain);
+    }
+    return {};
+}
+
+/// Sets info.microvolts_per_bit (of the first delivered channel), info.gain_source and info.gain_fallback:
+/// range / maxInt / gain * 1e6, with imAiRangeMax and imMaxInt defaulting to the probe type's documented values.
+void read_imec_gain(const MetaMap& meta, const std::filesystem::path& meta_path, const ImecProbe& imec, bool lfp_stream,
+                    RecordingInfo& info) {
+    // SpikeGlxWriter states an unknown gain as imAiRangeMax=0 (e.g. a stream from a link that carries none).
+    if (const auto stated = find_key(meta, "imAiRangeMax"); stated && parse_number<double>(*stated) == 0.0) {
+        info.gain_source = "unknown (imAiRangeMax=0): amplitudes in LSB";
+        info.gain_fallback = true;
+        return;
+    }
+    std::vector<std::string> parts;
+    double range = 0;
+    if (const auto range_max = gain_input(meta, meta_path, "imAiRangeMax")) {
+        range = *range_max;
+        // The documented conversion uses imAiRangeMax; a stated asymmetric range is used by its half-span.
+        if (const auto range_min = optional_number(meta, "imAiRangeMin"); range_min && *range_min < 0)
+            range = (*range_max - *range_min) / 2;
+        parts.push_back("imAiRangeMax=" + format_double(range));
+    } else if (imec.model) {
+        range = imec.model->range_volts;
+        parts.push_back("range " + format_double(range) + " V of " + imec.model->family + " (imAiRangeMax absent)");
+    }
+    double max_int = 0;
+    if (const auto stated = gain_input(meta, meta_path, "imMaxInt")) {
+        max_int = *stated;
+        parts.push_back("imMaxInt=" + format_double(max_int));
+    } else if (imec.model) {
+        max_int = imec.model->max_int;
+        parts.push_back("maxInt " + format_double(max_int) + " of " + imec.model->family + " (imMaxInt absent)");
+    }
+    std::string gain_source;
+    const std::vector<double> gains = imec_channel_gains(meta, meta_path, imec, lfp_stream, gain_source);
+    if (range <= 0 || max_int <= 0 || gains.empty()) {
+        info.gain_source = "unknown (" + imec.part + ": no documented range, maxInt or gain): amplitudes in LSB";
+        info.gain_fallback = true;
+        return;
+    }
+    parts.push_back(gain_source);
+    info.microvolts_per_bit = range / max_int / gains.front() * 1e6;
+    info.gain_source.clear();
+    for (const std::string& part : parts)
+        info.gain_source.append(info.gain_source.empty() ? "" : ", ").append(part);
+    const auto differing = std::find_if(gains.begin(), gains.end(), [&](double g) { return g != gains.front(); });
+    if (differing != gains.end()) {
+        const std::string note = "channels differ in gain (channel 0: " + format_double(gains.front()) + ", channel " +
+                                 std::to_string(differing - gains.begin()) + ": " + format_double(*differing) +
+                                 "): amplitudes use channel 0's " + format_double(info.microvolts_per_bit) +
+                                 " uV/bit for every channel";
+        info.warning.append(info.warning.empty() ? "" : "; ").append(note);
+        info.gain_source += " (differs between channels: channel 0's)";
+    }
+}
+
+/// NI-DAQ streams: niAiRangeMax / niMaxInt / niMNGain.
+void read_nidq_gain(const MetaMap& meta, const std::filesystem::path& meta_path, RecordingInfo& info) {
     const auto ni_range = gain_input(meta, meta_path, "niAiRangeMax");
     const auto ni_max_int = gain_input(meta, meta_path, "niMaxInt");
     if (ni_range && ni_max_int) {
         const auto gain = gain_input(meta, meta_path, "niMNGain");
-        return *ni_range / *ni_max_int / gain.value_or(1.0) * 1e6;
+        info.microvolts_per_bit = *ni_range / *ni_max_int / gain.value_or(1.0) * 1e6;
+        info.gain_source = "niAiRangeMax, niMaxInt" + std::string(gain ? ", niMNGain" : " (no niMNGain: gain 1)");
+        return;
     }
-    return 0.0;
-}
-
-/// The shortest text that reads back as exactly value.
-std::string format_double(double value) {
-    std::array<char, 32> buffer{};
-    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-    return std::string(buffer.data(), result.ptr);
+    info.gain_source = "unknown (no niAiRangeMax / niMaxInt): amplitudes in LSB";
+    info.gain_fallback = true;
 }
 
 } // namespace
@@ -209,12 +467,19 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
     const double sample_rate =
         required_number<double>(meta, meta_path, nidq ? "niSampRate" : "imSampRate", "the sampling rate in Hz");
     require(std::isfinite(sample_rate) && sample_rate > 0, meta_path.string() + ": the sampling rate must be positive");
-    const auto declared_size =
-        required_number<std::uint64_t>(meta, meta_path, "fileSizeBytes", "the size of the .bin file");
 
     require(std::filesystem::is_regular_file(bin_path, ec), bin_path.string() + ": no such file: check the path");
     const std::uintmax_t actual_size = std::filesystem::file_size(bin_path, ec);
     require(!ec, bin_path.string() + ": cannot read its size: " + ec.message());
+    // SpikeGLX writes fileSizeBytes when a file is closed; a .meta without it (a crash, some tools) is read by the
+    // .bin's own size, with a warning that the size could not be checked.
+    std::string warning;
+    std::uint64_t declared_size = actual_size;
+    if (meta.contains("fileSizeBytes"))
+        declared_size = required_number<std::uint64_t>(meta, meta_path, "fileSizeBytes", "the size of the .bin file");
+    else
+        warning = meta_path.string() + " has no fileSizeBytes: using the size of " + bin_path.filename().string() +
+                  " (" + std::to_string(actual_size) + " bytes), which could not be checked against the .meta";
     // A longer file than the .meta says is not a cut recording: the .meta belongs to another file.
     require(actual_size == declared_size || (allow_truncated && actual_size < declared_size),
             bin_path.string() + " is " + std::to_string(actual_size) + " bytes but " + meta_path.filename().string() +
@@ -233,7 +498,6 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
     require(whole_frames > 0 || !allow_truncated, bin_path.string() + " is " + std::to_string(actual_size) +
                                                       " bytes: not one whole frame of " + std::to_string(n_channels) +
                                                       " int16 channels, nothing to process");
-    std::string warning;
     if (actual_size != declared_size || actual_size % frame_bytes != 0)
         warning = bin_path.string() + " is truncated: using its " + std::to_string(whole_frames) + " whole frames (" +
                   std::to_string(whole_frames * frame_bytes) + " bytes) of the " +
@@ -259,12 +523,22 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
             info.n_file_channels = n_channels;
         }
     }
+    for (int channel = info.n_channels; channel < info.file_channels(); ++channel)
+        info.skipped_channels.emplace_back(channel, "SpikeGLX sync (SY) channel");
     info.sample_rate = sample_rate;
     info.n_frames = whole_frames;
-    info.microvolts_per_bit = options.gain_given ? 0.0 : microvolts_per_bit_from(meta, meta_path, lfp_stream);
     info.format = "spikeglx";
     info.data_path = bin_path;
     info.warning = warning;
+    if (nidq || (!meta.contains("imAiRangeMax") && meta.contains("niAiRangeMax"))) {
+        if (!options.gain_given)
+            read_nidq_gain(meta, meta_path, info);
+    } else {
+        const ImecProbe imec = describe_imec_probe(meta, meta_path, info.n_channels);
+        read_imec_geometry(meta, meta_path, imec, info);
+        if (!options.gain_given)
+            read_imec_gain(meta, meta_path, imec, lfp_stream, info);
+    }
     return info;
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // SpikeGLX recordings: NAME.bin (interleaved little-endian int16, time-major) beside NAME.meta (key=value
-// lines). Keys used: nSavedChans, imSampRate (or niSampRate), fileSizeBytes, and for the gain
-// imAiRangeMax / imMaxInt with the AP gain of ~imroTbl (Neuropixels) or niAiRangeMax / niMaxInt / niMNGain, and
-// snsApLfSy, whose sync channels (the last SY of each frame) readers skip.
+// lines). Keys used: nSavedChans, imSampRate (or niSampRate), fileSizeBytes (optional), snsApLfSy, whose sync
+// channels (the last SY of each frame) readers skip, snsSaveChanSubset; for the gain imAiRangeMax / imMaxInt with the
+// gains of ~imroTbl, imChan0apGain or the probe type's fixed gain (or niAiRangeMax / niMaxInt / niMNGain); for the
+// geometry ~snsGeomMap, ~snsShankMap or ~imroTbl with the documented layout of imDatPrb_pn / imDatPrb_type
+// (probe/neuropixels.hpp; docs/FORMATS.md §1.2).
 #include "io/recording.hpp"
 
 #include <map>
@@ -31,7 +33,9 @@ struct SpikeGlxReadOptions {
 };
 
 /// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes and the gain keys
-/// (finite, positive), without opening the data; open_spikeglx streams what this describes.
+/// (finite, positive), without opening the data; open_spikeglx streams what this describes. Fills the probe geometry
+/// the metadata states (or geometry_error for a malformed map), the gain and its source, and the skipped sync
+/// channels.
 RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const SpikeGlxReadOptions& options = {});
 
 /// Opens a SpikeGLX pair, checking the .bin size against nSavedChans and fileSizeBytes.

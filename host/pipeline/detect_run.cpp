@@ -19,28 +19,6 @@
 
 namespace spikeline {
 
-namespace {
-
-/// The geometry a SpikeGLX recording's .meta holds in ~snsGeomMap, if it has one.
-std::optional<probe::Probe> spikeglx_geom_map_probe(const io::RecordingInfo& info, std::string& origin) {
-    if (info.data_path.empty())
-        return std::nullopt;
-    std::filesystem::path meta_path = info.data_path;
-    meta_path.replace_extension(".meta");
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(meta_path, ec))
-        return std::nullopt;
-    const io::MetaMap meta = io::read_spikeglx_meta(meta_path);
-    const auto it = meta.find("~snsGeomMap");
-    if (it == meta.end())
-        return std::nullopt;
-    origin = meta_path.string() + " (~snsGeomMap)";
-    return probe::probe_from_spikeglx_geom_map(it->second, info.n_channels, meta_path.string(),
-                                               io::spikeglx_saved_channels(meta, meta_path));
-}
-
-} // namespace
-
 probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description) {
     probe::Probe probe;
     std::string origin;
@@ -53,14 +31,23 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     } else if (info.probe) {
         probe = *info.probe;
         origin = info.geometry_source;
-    } else if (auto from_meta = spikeglx_geom_map_probe(info, origin)) {
-        probe = std::move(*from_meta);
     } else {
+        require(info.geometry_error.empty(),
+                info.geometry_error + ": pass --probe with the probe's probeinterface JSON");
         probe = probe::default_probe(info.n_channels);
         origin = "built-in default (" + std::to_string(probe.n_shanks()) +
                  " shank(s), 20 um pitch); pass --probe "
                  "for the real geometry";
+        // Shown even with -q: a made-up layout misplaces every spike, so it must never pass unnoticed.
+        std::fprintf(stderr,
+                     "spikeline: warning: %s states no probe geometry: using the built-in default layout (%d "
+                     "shank(s), 20 um pitch), which is not this probe's; pass --probe with its probeinterface JSON "
+                     "(or put a probe.json beside the data)\n",
+                     info.data_path.empty() ? "the recording" : info.data_path.string().c_str(), probe.n_shanks());
     }
+    if (info.gain_fallback)
+        std::fprintf(stderr, "spikeline: warning: microvolts per bit: %s; pass --uv-per-bit with the real value\n",
+                     info.gain_source.c_str());
     require(probe.n_channels() == info.n_channels,
             "the probe (" + origin + ") has " + std::to_string(probe.n_channels()) +
                 " channels but the recording has " + std::to_string(info.n_channels) +
@@ -68,6 +55,13 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
     if (description)
         *description = origin;
     return probe;
+}
+
+nlohmann::json with_input_provenance(nlohmann::json meta, const io::RecordingInfo& info, const probe::Probe& probe) {
+    meta["geometry_fallback"] = probe.builtin_default;
+    meta["gain_source"] = info.gain_source;
+    meta["gain_fallback"] = info.gain_fallback || info.microvolts_per_bit <= 0;
+    return meta;
 }
 
 std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate,
@@ -170,7 +164,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         {"recording", info.data_path.string()},
         {"probe", probe.name},
     };
-    write_text_file(out_dir / "detect_info.json", meta.dump(2) + "\n");
+    write_text_file(out_dir / "detect_info.json", with_input_provenance(meta, info, probe).dump(2) + "\n");
     return result;
 }
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace spikeline {
 
 struct DetectRunOptions {
@@ -44,8 +46,13 @@ std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const
 /// Frames per chunk of chunk_ms; throws InputError outside (0, 10000] ms.
 std::size_t chunk_frames_for(double chunk_ms, double sample_rate);
 
-/// Picks the probe for a recording: the file given, else probe.json beside the recording, else the built-in
-/// default probe for the channel count. Checks that the channel counts agree.
+/// Picks the probe for a recording: the file given, else probe.json beside the recording, else the geometry of the
+/// recording's metadata (RecordingInfo::probe), else the built-in default probe for the channel count, with a warning
+/// on stderr (shown even with -q), as for a gain the reader had to guess. Checks that the channel counts agree.
 probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInfo& info, std::string* description);
+
+/// meta with "geometry_fallback" (the built-in default probe), "gain_source" and "gain_fallback" (microvolts per bit
+/// unknown or a default) added: every output's metadata says when its geometry or gain is not the recording's.
+nlohmann::json with_input_provenance(nlohmann::json meta, const io::RecordingInfo& info, const probe::Probe& probe);
 
 } // namespace spikeline

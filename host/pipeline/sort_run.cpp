@@ -290,7 +290,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
-    result.quality = writer.finish(meta, static_cast<double>(result.frames) / info.sample_rate);
+    result.quality =
+        writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
     result.n_units = static_cast<int>(result.quality.size()) - 1;
     result.peak_rss_bytes = peak_rss_bytes();
     return result;

@@ -158,6 +158,7 @@ Probe default_probe(int n_channels) {
     const int per_shank = n_channels % kContactsPerShank == 0 ? kContactsPerShank : n_channels;
     Probe probe;
     probe.name = "spikeline-default-" + std::to_string(n_channels);
+    probe.builtin_default = true;
     probe.contacts.reserve(static_cast<std::size_t>(n_channels));
     for (int channel = 0; channel < n_channels; ++channel) {
         const int shank = channel / per_shank;
@@ -250,10 +251,13 @@ Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, con
                                     ") should be (part,shanks[,shank_pitch,shank_width])" + advice);
     const int n_shanks = static_cast<int>(number(header[1], "shank count"));
     const double shank_pitch_um = header.size() >= 3 ? number(header[2], "shank pitch") : 0.0;
-    // The entries of the saved channels (ascending; the sync channel has none: indices past the map are not neural).
+    // SpikeGLX lists the saved channels only, in file order. A map with an entry per acquired channel (as some tools
+    // write) is narrowed to the saved ones (ascending; the sync channel has no entry).
     std::vector<std::size_t> entries;
+    const bool one_per_saved_channel = static_cast<int>(groups.size()) - 1 == n_channels;
     for (std::size_t g = 1; g < groups.size(); ++g)
-        if (saved.empty() || std::binary_search(saved.begin(), saved.end(), static_cast<int>(g - 1)))
+        if (one_per_saved_channel || saved.empty() ||
+            std::binary_search(saved.begin(), saved.end(), static_cast<int>(g - 1)))
             entries.push_back(g);
     require(static_cast<int>(entries.size()) == n_channels,
             where + ": ~snsGeomMap describes " + std::to_string(entries.size()) +

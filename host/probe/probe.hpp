@@ -20,6 +20,7 @@ struct Contact {
 struct Probe {
     std::string name;
     std::vector<Contact> contacts;
+    bool builtin_default = false; ///< default_probe's made-up layout, not the recording's geometry
 
     int n_channels() const { return static_cast<int>(contacts.size()); }
     int n_shanks() const;
@@ -37,10 +38,10 @@ Probe read_probeinterface(const std::filesystem::path& path);
 /// The probe a SpikeGLX .meta describes in its ~snsGeomMap value (SpikeGLX 2023 and later): a header
 /// "(part,shanks,shank_pitch_um,shank_width_um)" (the last two may be absent) and one "(shank:x:z:used)" per saved
 /// neural channel in file order, x from the shank's left edge, z up the shank, in um. Contacts flagged unused
-/// (reference sites, channels turned off in SpikeGLX) stay channels of the file but are marked excluded. When only some
-/// channels were saved, the map describes every acquired channel and `saved` lists the saved ones ascending
-/// (snsSaveChanSubset; empty: all). Throws InputError naming `where` when the value is malformed or does not describe
-/// n_channels saved neural channels.
+/// (reference sites, channels turned off in SpikeGLX) stay channels of the file but are marked excluded. SpikeGLX lists
+/// the saved channels only; a map with more entries than n_channels is taken as one entry per acquired channel and
+/// narrowed to `saved` (snsSaveChanSubset, ascending; empty: all). Throws InputError naming `where` when the value is
+/// malformed or does not describe n_channels saved neural channels.
 Probe probe_from_spikeglx_geom_map(const std::string& value, int n_channels, const std::string& where,
                                    const std::vector<int>& saved = {});
 

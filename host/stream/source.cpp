@@ -227,6 +227,7 @@ public:
         info_.n_channels = r.n_channels;
         info_.sample_rate = r.sample_rate;
         info_.microvolts_per_bit = r.microvolts_per_bit;
+        info_.recording = r;
         info_.kind = "file";
         info_.description = r.data_path.string() + " (" + r.format + ")";
         info_.data_path = r.data_path;

@@ -57,7 +57,9 @@ struct SourceInfo {
     std::string kind;                ///< udp, stdin or file
     std::string description;         ///< for summaries
     std::filesystem::path data_path; ///< files: the recording (for probe.json beside it)
-    bool live = false;               ///< data cannot wait: a full queue drops rather than blocks by default
+    /// files: what the reader found (metadata geometry, gain source), for resolve_probe and the outputs' metadata
+    std::optional<io::RecordingInfo> recording;
+    bool live = false; ///< data cannot wait: a full queue drops rather than blocks by default
 };
 
 class LiveSource {

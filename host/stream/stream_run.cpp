@@ -28,7 +28,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     std::unique_ptr<LiveSource> source = open_live_source(options.source);
     const SourceInfo info = source->info();
 
-    io::RecordingInfo probe_lookup;
+    io::RecordingInfo probe_lookup = info.recording.value_or(io::RecordingInfo{});
     probe_lookup.n_channels = info.n_channels;
     probe_lookup.sample_rate = info.sample_rate;
     probe_lookup.data_path = info.data_path;
@@ -242,6 +242,9 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"sample_rate", info.sample_rate},
         {"microvolts_per_bit", info.microvolts_per_bit},
         {"probe", probe_origin},
+        {"geometry_fallback", probe.builtin_default},
+        {"gain_source", probe_lookup.gain_source},
+        {"gain_fallback", probe_lookup.gain_fallback || info.microvolts_per_bit <= 0},
         {"backend", backend->name()},
         {"threads", options.detect.backend.threads},
         {"frames", pipeline.frames()},
