@@ -26,6 +26,7 @@ int cmd_detect(int argc, char** argv) {
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
+    add_channel_selection_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
     po::options_description all;

@@ -33,6 +33,7 @@ int cmd_sort(int argc, char** argv) {
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
+    add_channel_selection_options(visible, in);
     add_run_options(visible, run);
     visible.add_options() //
         ("sorter", po::value(&sorter_file),

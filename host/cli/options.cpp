@@ -76,12 +76,16 @@ void add_input_options(po::options_description& options, InputOptionValues& v) {
          "Open Ephys: the stream's folder_name or stream_name (default: the first)") //
         ("allow-truncated", po::bool_switch(&v.allow_truncated),
          "SpikeGLX: read the whole frames of a .bin cut short (e.g. by a crash) instead of refusing it; warns how "
-         "much is missing") //
+         "much is missing");
+}
+
+void add_channel_selection_options(po::options_description& options, InputOptionValues& v) {
+    options.add_options() //
         ("shanks", po::value(&v.shanks),
          "process only these shanks of the probe, e.g. 0,1 (channel ids in the outputs stay the recording's)") //
         ("channels-subset", po::value(&v.channels_subset),
-         "process only these channels, e.g. 0:383,400 (ids in the outputs stay the recording's); the detector "
-         "takes at most 1024 channels at a time");
+         "process only these channels, e.g. 0:383,400 (ids in the outputs and of --exclude-channels are the "
+         "recording's); the detector takes at most 1024 channels at a time");
 }
 
 SelectedInput open_selected_input(const InputOptionValues& v, const po::variables_map& vm, const std::string& usage) {

@@ -45,6 +45,9 @@ struct InputOptionValues {
 
 void add_input_options(boost::program_options::options_description& options, InputOptionValues& values);
 
+/// --shanks and --channels-subset, for the commands that call open_selected_input (detect, sort).
+void add_channel_selection_options(boost::program_options::options_description& options, InputOptionValues& values);
+
 /// INPUT opened with the probe it was made with, reduced to the channels --shanks or --channels-subset select.
 struct SelectedInput {
     std::unique_ptr<io::RecordingSource> source; ///< delivers the selected channels; info().channel_ids their ids
