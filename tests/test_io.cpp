@@ -695,6 +695,13 @@ TEST_F(IoTest, MtscompRejectsMissingDamagedAndUnsupportedHeaders) {
     expect_input_error([&] { open_recording(cbin, {})->read(all.data(), 601); },
                        {"chunk 0 of 2 is corrupt", "decompresses to 1800 bytes, not the 1806"});
 
+    // ... and one whose stream holds more.
+    nlohmann::json shorter = good;
+    shorter["chunk_bounds"][1] = 299;
+    write_text(dir_ / "rec.ch", shorter.dump());
+    expect_input_error([&] { open_recording(cbin, {})->read(all.data(), 600); },
+                       {"chunk 0 of 2 is corrupt", "decompresses to more than the 1794 bytes"});
+
     write_text(dir_ / "rec.ch", good.dump());
     fs::resize_file(cbin, fs::file_size(cbin) - 1);
     expect_input_error([&] { open_recording(cbin, {}); }, {"rec.cbin", "the .cbin is truncated"});

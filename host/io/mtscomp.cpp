@@ -3,11 +3,15 @@
 #include "util/errors.hpp"
 
 #include <algorithm>
+#include <array>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <zlib.h>
 
 namespace spikeline::io {
@@ -42,29 +46,127 @@ bool required_flag(const nlohmann::json& header, const std::string& key, const s
     return header[key].get<bool>();
 }
 
-/// Undoes the differences along channels (within each frame) and then along time (per channel), modulo 2^16 as
-/// the int16 differences were taken; frames is time-major.
-void undo_differences(std::vector<std::uint16_t>& frames, std::size_t n_frames, std::size_t n_channels,
-                      bool spatial_diff, bool time_diff) {
-    if (spatial_diff)
-        for (std::size_t f = 0; f < n_frames; ++f)
-            for (std::size_t c = 1; c < n_channels; ++c)
-                frames[f * n_channels + c] =
-                    static_cast<std::uint16_t>(frames[f * n_channels + c] + frames[f * n_channels + c - 1]);
-    if (time_diff)
-        for (std::size_t f = 1; f < n_frames; ++f)
-            for (std::size_t c = 0; c < n_channels; ++c)
-                frames[f * n_channels + c] =
-                    static_cast<std::uint16_t>(frames[f * n_channels + c] + frames[(f - 1) * n_channels + c]);
-}
+/// Reads and decompresses chunks of one .cbin; each decoder has its own file handle, so several run in parallel.
+class ChunkDecoder {
+public:
+    ChunkDecoder(std::filesystem::path path, const MtscompHeader& header) : path_(std::move(path)), header_(header) {
+        in_.open(path_, std::ios::binary);
+        require(in_.is_open(), "cannot open " + path_.string() + " for reading: check its permissions");
+    }
+
+    /// Chunk `index`, time-major, with the differences undone.
+    std::vector<std::uint16_t> decode(std::size_t index) {
+        const std::string where = path_.string() + ": chunk " + std::to_string(index) + " of " +
+                                  std::to_string(header_.chunk_bounds.size() - 1);
+        const auto n_frames = static_cast<std::size_t>(header_.chunk_bounds[index + 1] - header_.chunk_bounds[index]);
+        const auto n_channels = static_cast<std::size_t>(header_.n_channels);
+        const std::size_t values = n_frames * n_channels;
+        stored_.resize(values);
+        inflate_chunk(index, where, n_frames, n_channels);
+        std::vector<std::uint16_t> chunk(values);
+        if (header_.channel_major) {
+            // "F" order stores the chunk channel by channel: transpose into frames, blocks of channels at a time so
+            // that both sides stay sequential, and undo the time differences on the way.
+            constexpr std::size_t kBlock = 32;
+            for (std::size_t first = 0; first < n_channels; first += kBlock) {
+                const std::size_t width = std::min(kBlock, n_channels - first);
+                std::array<std::uint16_t, kBlock> running{};
+                for (std::size_t f = 0; f < n_frames; ++f) {
+                    std::uint16_t* out = &chunk[f * n_channels + first];
+                    for (std::size_t k = 0; k < width; ++k) {
+                        const std::uint16_t value = stored_[(first + k) * n_frames + f];
+                        running[k] = header_.time_diff ? static_cast<std::uint16_t>(running[k] + value) : value;
+                        out[k] = running[k];
+                    }
+                }
+            }
+        } else {
+            chunk.swap(stored_);
+            if (header_.time_diff)
+                for (std::size_t i = n_channels; i < values; ++i)
+                    chunk[i] = static_cast<std::uint16_t>(chunk[i] + chunk[i - n_channels]);
+        }
+        // Sums along channels and along time commute (both modulo 2^16), so the channel differences are undone last.
+        if (header_.spatial_diff)
+            for (std::size_t f = 0; f < n_frames; ++f)
+                for (std::size_t c = 1; c < n_channels; ++c)
+                    chunk[f * n_channels + c] =
+                        static_cast<std::uint16_t>(chunk[f * n_channels + c] + chunk[f * n_channels + c - 1]);
+        return chunk;
+    }
+
+private:
+    /// Inflates chunk `index` into stored_ (its exact size), reading the compressed bytes in pieces of bounded size.
+    void inflate_chunk(std::size_t index, const std::string& where, std::size_t n_frames, std::size_t n_channels) {
+        constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
+        std::uint64_t remaining = header_.chunk_offsets[index + 1] - header_.chunk_offsets[index];
+        in_.clear();
+        in_.seekg(static_cast<std::streamoff>(header_.chunk_offsets[index]));
+        compressed_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kPieceBytes)));
+        z_stream stream{};
+        require(inflateInit(&stream) == Z_OK, where + ": zlib could not start (out of memory?)");
+        const std::size_t expected_bytes = stored_.size() * sizeof(std::uint16_t);
+        stream.next_out = reinterpret_cast<Bytef*>(stored_.data());
+        stream.avail_out = static_cast<uInt>(expected_bytes);
+        int status = Z_OK;
+        while (status == Z_OK) {
+            if (stream.avail_in == 0) {
+                if (remaining == 0)
+                    break;
+                const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kPieceBytes));
+                in_.read(reinterpret_cast<char*>(compressed_.data()), static_cast<std::streamsize>(piece));
+                if (in_.gcount() != static_cast<std::streamsize>(piece)) {
+                    inflateEnd(&stream);
+                    throw InputError(where +
+                                     ": the file ended early: it is truncated or was modified while being read");
+                }
+                remaining -= piece;
+                stream.next_in = compressed_.data();
+                stream.avail_in = static_cast<uInt>(piece);
+            }
+            // With the output full, inflate still reads the stream's trailer; more data makes it return Z_BUF_ERROR.
+            status = inflate(&stream, Z_NO_FLUSH);
+        }
+        const std::string message = stream.msg ? stream.msg : "";
+        const bool exact = status == Z_STREAM_END && stream.avail_out == 0 && stream.avail_in == 0 && remaining == 0;
+        const uLong produced = stream.total_out;
+        inflateEnd(&stream);
+        if (exact)
+            return;
+        const std::string frames =
+            std::to_string(n_frames) + " frames of " + std::to_string(n_channels) + " int16 channels";
+        std::string why;
+        if (status == Z_DATA_ERROR)
+            why = "it is not a valid zlib stream (" + message + ")";
+        else if (status == Z_STREAM_END && stream.avail_out > 0)
+            why = "it decompresses to " + std::to_string(produced) + " bytes, not the " +
+                  std::to_string(expected_bytes) + " of its " + frames;
+        else if (status == Z_STREAM_END)
+            why = "bytes follow the end of its zlib stream";
+        else if (status == Z_BUF_ERROR)
+            why = "it decompresses to more than the " + std::to_string(expected_bytes) + " bytes of its " + frames;
+        else
+            why = "its zlib stream is cut short";
+        throw InputError(where + " is corrupt: " + why +
+                         ": the .cbin or its .ch is damaged; copy them again (mtscomp's mtsdecomp can check them)");
+    }
+
+private:
+    std::filesystem::path path_;
+    const MtscompHeader& header_;
+    std::ifstream in_;
+    std::vector<unsigned char> compressed_;
+    std::vector<std::uint16_t> stored_;
+};
 
 class MtscompSource final : public RecordingSource {
 public:
     MtscompSource(RecordingInfo info, MtscompHeader header) : info_(std::move(info)), header_(std::move(header)) {
         require(info_.file_channels() == header_.n_channels && info_.n_frames == header_.n_frames(),
                 info_.data_path.string() + ": the recording's description disagrees with its .ch");
-        in_.open(info_.data_path, std::ios::binary);
-        require(in_.is_open(), "cannot open " + info_.data_path.string() + " for reading: check its permissions");
+        ChunkDecoder check_readable(info_.data_path, header_); // a clear error now rather than from the first read
+        const unsigned cores = std::thread::hardware_concurrency();
+        lookahead_ = std::clamp<std::size_t>(cores / 2, 1, 4);
     }
 
     const RecordingInfo& info() const override { return info_; }
@@ -75,9 +177,8 @@ public:
         std::size_t done = 0;
         while (done < max_frames) {
             if (position_ == chunk_frames_) {
-                if (next_chunk_ + 1 >= header_.chunk_bounds.size())
+                if (!next_chunk())
                     break;
-                load_chunk(next_chunk_++);
             }
             const std::size_t frames = std::min(max_frames - done, chunk_frames_ - position_);
             for (std::size_t f = 0; f < frames; ++f) {
@@ -93,70 +194,38 @@ public:
     }
 
 private:
-    void load_chunk(std::size_t index) {
-        const std::string where = info_.data_path.string() + ": chunk " + std::to_string(index) + " of " +
-                                  std::to_string(header_.chunk_bounds.size() - 1);
-        const std::uint64_t n_frames = header_.chunk_bounds[index + 1] - header_.chunk_bounds[index];
-        const auto n_channels = static_cast<std::size_t>(header_.n_channels);
-        const std::uint64_t stored_bytes = header_.chunk_offsets[index + 1] - header_.chunk_offsets[index];
-        compressed_.resize(static_cast<std::size_t>(stored_bytes));
-        in_.seekg(static_cast<std::streamoff>(header_.chunk_offsets[index]));
-        in_.read(reinterpret_cast<char*>(compressed_.data()), static_cast<std::streamsize>(stored_bytes));
-        require(in_.gcount() == static_cast<std::streamsize>(stored_bytes),
-                where + ": the file ended early: it is truncated or was modified while being read");
-
-        const std::size_t values = static_cast<std::size_t>(n_frames) * n_channels;
-        stored_.resize(values);
-        z_stream stream{};
-        require(inflateInit(&stream) == Z_OK, where + ": zlib could not start (out of memory?)");
-        stream.next_in = compressed_.data();
-        stream.avail_in = static_cast<uInt>(stored_bytes);
-        stream.next_out = reinterpret_cast<Bytef*>(stored_.data());
-        stream.avail_out = static_cast<uInt>(values * sizeof(std::uint16_t));
-        const int status = inflate(&stream, Z_FINISH);
-        const std::string message = stream.msg ? stream.msg : "";
-        const bool exact = status == Z_STREAM_END && stream.avail_out == 0 && stream.avail_in == 0;
-        const uLong produced = stream.total_out;
-        inflateEnd(&stream);
-        if (!exact) {
-            std::string why;
-            if (status == Z_DATA_ERROR)
-                why = "it is not a valid zlib stream (" + message + ")";
-            else if (status == Z_STREAM_END)
-                why = "it decompresses to " + std::to_string(produced) + " bytes, not the " +
-                      std::to_string(values * sizeof(std::uint16_t)) + " of its " + std::to_string(n_frames) +
-                      " frames of " + std::to_string(n_channels) + " int16 channels";
-            else
-                why = "its zlib stream is cut short or longer than its frames (" + std::to_string(n_frames) +
-                      " frames of " + std::to_string(n_channels) + " int16 channels)";
-            throw InputError(where + " is corrupt: " + why +
-                             ": the .cbin or its .ch is damaged; copy them again (mtscomp's mtsdecomp can check them)");
-        }
-        chunk_.resize(values);
-        // "F" order stores the chunk channel by channel; the reader delivers frames.
-        if (header_.channel_major) {
-            const auto frames = static_cast<std::size_t>(n_frames);
-            for (std::size_t c = 0; c < n_channels; ++c)
-                for (std::size_t f = 0; f < frames; ++f)
-                    chunk_[f * n_channels + c] = stored_[c * frames + f];
-        } else {
-            chunk_.swap(stored_);
-        }
-        undo_differences(chunk_, static_cast<std::size_t>(n_frames), n_channels, header_.spatial_diff,
-                         header_.time_diff);
-        chunk_frames_ = static_cast<std::size_t>(n_frames);
+    /// Takes the next decoded chunk, keeping up to lookahead_ chunks decompressing in the background (zlib is the
+    /// slowest step; the chunks are independent). Memory: at most lookahead_ + 1 chunks.
+    bool next_chunk() {
+        const std::size_t n_chunks = header_.chunk_bounds.size() - 1;
+        auto schedule = [&] {
+            while (pending_.size() < lookahead_ && scheduled_ < n_chunks)
+                pending_.push_back(std::async(std::launch::async, [this, index = scheduled_++] {
+                    return ChunkDecoder(info_.data_path, header_).decode(index);
+                }));
+        };
+        schedule();
+        if (pending_.empty())
+            return false;
+        std::future<std::vector<std::uint16_t>> ready = std::move(pending_.front());
+        pending_.pop_front();
+        chunk_.clear();
+        chunk_.shrink_to_fit();
+        chunk_ = ready.get();
+        schedule();
+        chunk_frames_ = chunk_.size() / static_cast<std::size_t>(header_.n_channels);
         position_ = 0;
+        return true;
     }
 
     RecordingInfo info_;
     MtscompHeader header_;
-    std::ifstream in_;
-    std::size_t next_chunk_ = 0;
+    std::size_t lookahead_ = 1;
+    std::size_t scheduled_ = 0;
     std::size_t chunk_frames_ = 0;
     std::size_t position_ = 0;
-    std::vector<unsigned char> compressed_;
-    std::vector<std::uint16_t> stored_;
     std::vector<std::uint16_t> chunk_; ///< the current chunk, time-major, after undoing the differences
+    std::deque<std::future<std::vector<std::uint16_t>>> pending_; ///< last: finished before the members they use go
 };
 
 } // namespace
