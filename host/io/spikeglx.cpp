@@ -214,8 +214,7 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
         required_number<std::uint64_t>(meta, meta_path, "fileSizeBytes", "the size of the .bin file");
 
     require(std::filesystem::is_regular_file(bin_path, ec), bin_path.string() + ": no such file: check the path");
-    const std::uintmax_t actual_size =
-        options.data_bytes ? *options.data_bytes : std::filesystem::file_size(bin_path, ec);
+    const std::uintmax_t actual_size = options.data_bytes.value_or(std::filesystem::file_size(bin_path, ec));
     require(!ec, bin_path.string() + ": cannot read its size: " + ec.message());
     // A longer file than the .meta says is not a cut recording: the .meta belongs to another file.
     require(actual_size == declared_size || (allow_truncated && actual_size < declared_size),
