@@ -462,6 +462,19 @@ TEST_F(CliTest, DetectOnCbinEqualsDetectOnBin) {
             EXPECT_EQ(read_bytes(detect_dir_ / name), read_bytes(out / name)) << name << " from " << input;
     }
 
+    // A damaged chunk stops the run with exit status 2, naming the chunk, and leaves no outputs.
+    const auto header = nlohmann::json::parse(read_text(rec / "recording.ch"));
+    const auto offset = header["chunk_offsets"][2].get<std::streamoff>() + 100;
+    {
+        std::fstream cbin(rec / "recording.cbin", std::ios::in | std::ios::out | std::ios::binary);
+        cbin.seekg(offset);
+        const char byte = static_cast<char>(cbin.get() ^ 0x55);
+        cbin.seekp(offset);
+        cbin.put(byte);
+    }
+    expect_detect_fails({"detect", (rec / "recording.cbin").string(), "--out", (dir_ / "none").string(), "-q"},
+                        dir_ / "none", {"recording.cbin: chunk 2 of 3 is corrupt"});
+
     fs::remove(rec / "recording.ch");
     expect_detect_fails({"detect", (rec / "recording.cbin").string(), "--out", (dir_ / "none").string(), "-q"},
                         dir_ / "none", {"recording.cbin", "no recording.ch beside it"});
