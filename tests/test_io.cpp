@@ -711,6 +711,45 @@ TEST_F(IoTest, MtscompRejectsMissingDamagedAndUnsupportedHeaders) {
     expect_input_error([&] { open_recording(cbin, {}); }, {"no rec.ch beside it"});
 }
 
+TEST_F(IoTest, MtscompTruncatedAndChoppedFilesAreReadByTheirWholeChunks) {
+    // 1000 frames of 3 channels in chunks of 300: the .meta (fileSizeBytes=6000) describes the whole recording.
+    const auto samples = extreme_frames(1000, 3);
+    write_spikeglx(dir_, "rec", samples, 3);
+    fs::remove(dir_ / "rec.bin");
+    const fs::path cbin = write_cbin(dir_, "rec", samples, 3, 30000.0);
+    const nlohmann::json header = nlohmann::json::parse(read_bytes(dir_ / "rec.ch"));
+    const std::vector<std::int16_t> first_600(samples.begin(), samples.begin() + 600 * 3);
+
+    // An interrupted copy: the .cbin ends inside chunk 2.
+    fs::resize_file(cbin, header["chunk_offsets"][2].get<std::uintmax_t>() + 10);
+    expect_input_error([&] { open_recording(cbin, {}); },
+                       {"the .cbin is truncated", "pass --allow-truncated to process its 2 whole chunk(s)"});
+    OpenOptions allow;
+    allow.allow_truncated = true;
+    auto cut = open_recording(cbin, allow);
+    EXPECT_EQ(cut->info().n_frames, 600u);
+    EXPECT_NE(cut->info().warning.find("using its 2 whole chunk(s), 600 of the 1000 frames"), std::string::npos)
+        << cut->info().warning;
+    EXPECT_EQ(read_all(*cut, 128), first_600);
+
+    // mtscomp's Reader.chop: the first chunks, "chopped": true, the .meta of the whole recording kept.
+    nlohmann::json chopped = header;
+    chopped["chunk_bounds"] = nlohmann::json::array({0, 300, 600});
+    chopped["chunk_offsets"] = nlohmann::json::array({0, header["chunk_offsets"][1], header["chunk_offsets"][2]});
+    chopped["chopped"] = true;
+    write_text(dir_ / "rec.ch", chopped.dump());
+    fs::resize_file(cbin, header["chunk_offsets"][2].get<std::uintmax_t>());
+    auto part = open_recording(cbin, {});
+    EXPECT_EQ(part->info().format, "spikeglx (mtscomp .cbin)");
+    EXPECT_EQ(part->info().n_frames, 600u);
+    EXPECT_NE(part->info().warning.find("chopped mtscomp file"), std::string::npos) << part->info().warning;
+    EXPECT_EQ(read_all(*part, 77), first_600);
+    // Not chopped, the same .ch contradicts the .meta.
+    chopped.erase("chopped");
+    write_text(dir_ / "rec.ch", chopped.dump());
+    expect_input_error([&] { open_recording(cbin, {}); }, {"fileSizeBytes=6000", "describes 3600 bytes"});
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Channel selection
 

@@ -235,7 +235,7 @@ std::filesystem::path mtscomp_header_path(const std::filesystem::path& cbin_path
     return ch_path.replace_extension(".ch");
 }
 
-MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path) {
+MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path, bool allow_truncated) {
     const std::filesystem::path ch_path = mtscomp_header_path(cbin_path);
     const std::string where = ch_path.string();
     std::error_code ec;
@@ -301,11 +301,26 @@ MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path) {
     require(std::filesystem::is_regular_file(cbin_path, ec), cbin_path.string() + ": no such file: check the path");
     const std::uintmax_t size = std::filesystem::file_size(cbin_path, ec);
     require(!ec, cbin_path.string() + ": cannot read its size: " + ec.message());
-    require(
-        size == result.chunk_offsets.back(),
-        cbin_path.string() + " is " + std::to_string(size) + " bytes but " + ch_path.filename().string() +
-            " says its chunks end at byte " + std::to_string(result.chunk_offsets.back()) +
-            (size < result.chunk_offsets.back() ? ": the .cbin is truncated" : ": the .ch belongs to another file"));
+    const std::uint64_t end = result.chunk_offsets.back();
+    require(size <= end, cbin_path.string() + " is " + std::to_string(size) + " bytes but " +
+                             ch_path.filename().string() + " says its chunks end at byte " + std::to_string(end) +
+                             ": the .ch belongs to another file");
+    if (size < end) {
+        // A cut .cbin (an interrupted download or copy): its whole chunks are usable on request.
+        std::size_t whole = 0;
+        while (whole + 1 < result.chunk_offsets.size() && result.chunk_offsets[whole + 1] <= size)
+            ++whole;
+        const std::string cut = cbin_path.string() + " is " + std::to_string(size) + " bytes but " +
+                                ch_path.filename().string() + " says its chunks end at byte " + std::to_string(end) +
+                                ": the .cbin is truncated";
+        require(allow_truncated, cut + " (an interrupted copy?; pass --allow-truncated to process its " +
+                                     std::to_string(whole) + " whole chunk(s))");
+        require(whole > 0, cut + " and holds no whole chunk: nothing to process");
+        result.truncated_from_frames = result.n_frames();
+        result.chunk_bounds.resize(whole + 1);
+        result.chunk_offsets.resize(whole + 1);
+    }
+    result.chopped = header.value("chopped", false);
     return result;
 }
 

@@ -22,6 +22,10 @@ struct MtscompHeader {
     bool channel_major = true;                ///< chunk_order "F"
     bool time_diff = true;
     bool spatial_diff = false;
+    /// "chopped": true: mtscomp's Reader.chop kept the first chunks of a longer recording (whose .meta it keeps).
+    bool chopped = false;
+    /// When allow_truncated cut a truncated .cbin to its whole chunks: the frames the .ch stated; else 0.
+    std::uint64_t truncated_from_frames = 0;
 
     std::uint64_t n_frames() const { return chunk_bounds.empty() ? 0 : chunk_bounds.back(); }
     /// The size of the decompressed data: what a SpikeGLX .meta's fileSizeBytes states for the .bin.
@@ -31,8 +35,9 @@ struct MtscompHeader {
 /// NAME.ch beside NAME.cbin.
 std::filesystem::path mtscomp_header_path(const std::filesystem::path& cbin_path);
 
-/// Reads and checks NAME.ch beside cbin_path; throws InputError saying what is missing, malformed or unsupported.
-MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path);
+/// Reads and checks NAME.ch beside cbin_path; throws InputError saying what is missing, malformed or unsupported. A
+/// .cbin shorter than the .ch says is refused, or with allow_truncated described by its whole chunks.
+MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path, bool allow_truncated = false);
 
 /// Streams info.data_path (a .cbin described by header) one chunk at a time, delivering the first info.n_channels of
 /// each frame's header.n_channels (info.file_channels() must equal header.n_channels). Throws InputError naming the

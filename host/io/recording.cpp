@@ -7,6 +7,8 @@
 #include "util/errors.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -75,8 +77,17 @@ std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesyste
 /// count and sample rate with the gain of --uv-per-bit.
 std::unique_ptr<RecordingSource> open_mtscomp_with_options(const std::filesystem::path& cbin_path,
                                                            const OpenOptions& options) {
-    MtscompHeader header = read_mtscomp_header(cbin_path);
+    MtscompHeader header = read_mtscomp_header(cbin_path, options.allow_truncated);
     const std::string name = cbin_path.string();
+    // What the data covers when it is a part of the recording: a chopped file, or a cut one read by its whole chunks.
+    std::string part;
+    if (header.truncated_from_frames > 0)
+        part = name + " is truncated: using its " + std::to_string(header.chunk_bounds.size() - 1) +
+               " whole chunk(s), " + std::to_string(header.n_frames()) + " of the " +
+               std::to_string(header.truncated_from_frames) + " frames its .ch describes";
+    else if (header.chopped)
+        part = name + " is a chopped mtscomp file (the first " + std::to_string(header.chunk_bounds.size() - 1) +
+               " chunk(s), " + std::to_string(header.n_frames()) + " frames, of a longer recording)";
     RecordingInfo info;
     if (has_meta_beside(cbin_path)) {
         // The .meta describes the decompressed .bin: check it against the .ch before reading it as one.
@@ -86,13 +97,25 @@ std::unique_ptr<RecordingSource> open_mtscomp_with_options(const std::filesystem
         require(saved.empty() || saved == std::to_string(header.n_channels),
                 name + ": its .meta says nSavedChans=" + saved + " but its .ch says " +
                     std::to_string(header.n_channels) + " channels: one of them belongs to another recording");
-        require(size.empty() || size == std::to_string(header.data_bytes()),
-                name + ": its .meta says fileSizeBytes=" + size + " but its .ch describes " +
-                    std::to_string(header.data_bytes()) + " bytes of data (" + std::to_string(header.n_frames()) +
-                    " frames): one of them belongs to another recording");
+        // A part of the recording may be shorter than the .meta's fileSizeBytes, which describes the whole.
+        const std::uint64_t whole_bytes =
+            header.truncated_from_frames * static_cast<std::uint64_t>(header.n_channels) * sizeof(std::int16_t);
+        // fileSizeBytes when it is a number; read_spikeglx_info reports it when it is not.
+        std::optional<std::uint64_t> stated;
+        if (std::uint64_t value = 0;
+            std::from_chars(size.data(), size.data() + size.size(), value).ptr == size.data() + size.size() &&
+            !size.empty())
+            stated = value;
+        const bool matches = !stated || *stated == header.data_bytes() ||
+                             (header.truncated_from_frames > 0 && *stated == whole_bytes) ||
+                             (header.chopped && *stated > header.data_bytes());
+        require(matches, name + ": its .meta says fileSizeBytes=" + size + " but its .ch describes " +
+                             std::to_string(header.data_bytes()) + " bytes of data (" +
+                             std::to_string(header.n_frames()) + " frames): one of them belongs to another recording");
         SpikeGlxReadOptions read;
         read.gain_given = options.microvolts_per_bit.has_value();
         read.data_bytes = header.data_bytes();
+        read.allow_truncated = !part.empty(); // the .meta describes more than this part
         info = read_spikeglx_info(cbin_path, read);
         info.format = "spikeglx (mtscomp .cbin)";
     } else {
@@ -118,6 +141,8 @@ std::unique_ptr<RecordingSource> open_mtscomp_with_options(const std::filesystem
         info.gain_source = "--uv-per-bit";
         info.gain_fallback = false;
     }
+    if (!part.empty())
+        info.warning = part;
     return open_mtscomp(std::move(info), std::move(header));
 }
 
