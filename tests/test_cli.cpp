@@ -1,6 +1,8 @@
 // End-to-end tests of the spikeline command-line tool: runs the built binary (SPIKELINE_CLI) as a child process
 // with stdout and stderr redirected to files, then checks exit status, messages and the files it wrote.
+#include "io/channel_selection.hpp"
 #include "io/npy.hpp"
+#include "mtscomp_writer.hpp"
 #include "open_ephys_recording.hpp"
 #include "probe/probe.hpp"
 
@@ -19,6 +21,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -553,6 +556,128 @@ TEST_F(CliTest, InfoDescribesSpikeGlxAndRawRecordingsWithTheirGeometrySource) {
     const RunResult bad = run({"info", (sim_dir_ / "recording.bin").string(), "--exclude-channels", "64"});
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--exclude-channels"), std::string::npos) << bad.err;
+/// The int16 samples of a file.
+std::vector<std::int16_t> read_samples(const fs::path& path) {
+    const std::vector<char> bytes = read_bytes(path);
+    std::vector<std::int16_t> samples(bytes.size() / 2);
+    std::memcpy(samples.data(), bytes.data(), samples.size() * 2);
+    return samples;
+}
+
+TEST_F(CliTest, DetectOnCbinEqualsDetectOnBin) {
+    // The simulated recording compressed as mtscomp does by default (1 s chunks, "F" order, time differences), with its
+    // .meta and probe.json beside it and no .bin.
+    const fs::path rec = dir_ / "compressed";
+    fs::create_directories(rec);
+    fs::copy_file(sim_dir_ / "recording.meta", rec / "recording.meta");
+    fs::copy_file(sim_dir_ / "probe.json", rec / "probe.json");
+    spikeline::testing::CbinLayout layout;
+    layout.chunk_frames = static_cast<std::size_t>(kSampleRate);
+    spikeline::testing::write_cbin(rec, "recording", read_samples(sim_dir_ / "recording.bin"), kChannels, kSampleRate,
+                                   layout);
+    ASSERT_LT(fs::file_size(rec / "recording.cbin"), fs::file_size(sim_dir_ / "recording.bin"));
+
+    for (const fs::path& input : {rec / "recording.cbin", rec}) {
+        const fs::path out = dir_ / ("out_" + std::to_string(fs::is_directory(input)));
+        const RunResult r = run({"detect", input.string(), "--out", out.string(), "--threads", "2"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("spikeglx (mtscomp .cbin)"), std::string::npos) << r.out;
+        for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+            EXPECT_EQ(read_bytes(detect_dir_ / name), read_bytes(out / name)) << name << " from " << input;
+    }
+
+    // A damaged chunk stops the run with exit status 2, naming the chunk, and leaves no outputs.
+    const auto header = nlohmann::json::parse(read_text(rec / "recording.ch"));
+    const auto offset = header["chunk_offsets"][2].get<std::streamoff>() + 100;
+    {
+        std::fstream cbin(rec / "recording.cbin", std::ios::in | std::ios::out | std::ios::binary);
+        cbin.seekg(offset);
+        const char byte = static_cast<char>(cbin.get() ^ 0x55);
+        cbin.seekp(offset);
+        cbin.put(byte);
+    }
+    expect_detect_fails({"detect", (rec / "recording.cbin").string(), "--out", (dir_ / "none").string(), "-q"},
+                        dir_ / "none", {"recording.cbin: chunk 2 of 3 is corrupt"});
+
+    fs::remove(rec / "recording.ch");
+    expect_detect_fails({"detect", (rec / "recording.cbin").string(), "--out", (dir_ / "none").string(), "-q"},
+                        dir_ / "none", {"recording.cbin", "no recording.ch beside it"});
+}
+
+TEST_F(CliTest, RecordingOfMoreThan1024ChannelsIsDetectedBySelection) {
+    // 1536 channels (as a quad-base Neuropixels 2.0 recording): 12 shanks of 128 with the built-in probe.
+    const fs::path big = dir_ / "big";
+    ASSERT_EQ(
+        run({"simulate", "--out", big.string(), "--channels", "1536", "--duration", "0.4", "--seed", "5", "-q"}).status,
+        0);
+    expect_detect_fails({"detect", big.string(), "--out", (dir_ / "all").string(), "-q"}, dir_ / "all",
+                        {"1536 channels", "at most 1024",
+                         "--shanks 0,1,2,3,4,5,6,7 (1024 channels), then --shanks 8,9,10,11 (512 channels)"});
+    expect_detect_fails({"detect", big.string(), "--channels-subset", "0:1099", "--out", (dir_ / "all").string()},
+                        dir_ / "all", {"the selection has 1100 channels"});
+    expect_detect_fails({"detect", big.string(), "--shanks", "12", "--out", (dir_ / "all").string()}, dir_ / "all",
+                        {"--shanks names shank 12"});
+
+    const fs::path by_shanks = dir_ / "shanks", by_channels = dir_ / "channels";
+    ASSERT_EQ(run({"detect", big.string(), "--shanks", "8,9,10,11", "--uv-per-bit", "0.195", "--out",
+                   by_shanks.string(), "-q"})
+                  .status,
+              0);
+    ASSERT_EQ(run({"detect", big.string(), "--channels-subset", "1024:1535", "--uv-per-bit", "0.195", "--out",
+                   by_channels.string(), "-q"})
+                  .status,
+              0);
+    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy"})
+        EXPECT_EQ(read_bytes(by_shanks / name), read_bytes(by_channels / name)) << name;
+    const auto info = nlohmann::json::parse(read_text(by_shanks / "detect_info.json"));
+    ASSERT_EQ(info.at("channel_ids").size(), 512u);
+    EXPECT_EQ(info.at("channel_ids").front(), 1024);
+    EXPECT_EQ(info.at("channel_ids").back(), 1535);
+
+    // The same channels cut out into a file of their own, with their contacts as its probe: the same events, whose
+    // channels are the selection's global ids less 1024.
+    const std::vector<std::int16_t> all = read_samples(big / "recording.bin");
+    std::vector<std::int16_t> part;
+    for (std::size_t f = 0; f < all.size() / 1536; ++f)
+        part.insert(part.end(), all.begin() + static_cast<std::ptrdiff_t>(f * 1536 + 1024),
+                    all.begin() + static_cast<std::ptrdiff_t>((f + 1) * 1536));
+    std::ofstream(dir_ / "part.dat", std::ios::binary)
+        .write(reinterpret_cast<const char*>(part.data()), static_cast<std::streamsize>(part.size() * 2));
+    std::vector<int> upper(512);
+    std::iota(upper.begin(), upper.end(), 1024);
+    spikeline::probe::write_probeinterface(
+        spikeline::io::probe_subset(spikeline::probe::read_probeinterface(big / "probe.json"), upper),
+        dir_ / "part_probe.json");
+    const fs::path cut = dir_ / "cut";
+    ASSERT_EQ(run({"detect", (dir_ / "part.dat").string(), "--channels", "512", "--sample-rate", "30000", "--probe",
+                   (dir_ / "part_probe.json").string(), "--uv-per-bit", "0.195", "--out", cut.string(), "-q"})
+                  .status,
+              0);
+    EXPECT_EQ(read_bytes(by_shanks / "spike_times.npy"), read_bytes(cut / "spike_times.npy"));
+    EXPECT_EQ(read_bytes(by_shanks / "spike_amplitudes.npy"), read_bytes(cut / "spike_amplitudes.npy"));
+    const auto global = read_npy_vector<std::int32_t>(by_shanks / "spike_channels.npy");
+    const auto local = read_npy_vector<std::int32_t>(cut / "spike_channels.npy");
+    ASSERT_FALSE(global.empty());
+    ASSERT_EQ(global.size(), local.size());
+    for (std::size_t i = 0; i < global.size(); ++i)
+        EXPECT_EQ(global[i], local[i] + 1024) << "spike " << i;
+}
+
+TEST_F(CliTest, SortOnAChannelSubsetWritesGlobalChannelIds) {
+    // --exclude-channels names global ids: channel 40 is the 9th of the selection 32:63.
+    const fs::path phy = dir_ / "phy";
+    const RunResult r = run({"sort", (sim_dir_ / "recording.bin").string(), "--channels-subset", "32:63",
+                             "--exclude-channels", "40", "--out", phy.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("32 channels"), std::string::npos) << r.out;
+    const auto channel_map = read_npy_vector<std::int32_t>(phy / "channel_map.npy");
+    std::vector<std::int32_t> expected(32);
+    std::iota(expected.begin(), expected.end(), 32);
+    EXPECT_EQ(channel_map, expected);
+    EXPECT_NE(read_text(phy / "params.py").find("n_channels_dat = 64"), std::string::npos);
+    const auto info = nlohmann::json::parse(read_text(phy / "spikeline_sort.json"));
+    EXPECT_EQ(info.at("detect_settings").at("excluded_channels"), nlohmann::json::array({8})) << info.dump();
+    EXPECT_EQ(info.at("channel_ids").front(), 32);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+#include "io/channel_selection.hpp"
+#include "io/mtscomp.hpp"
 #include "io/npy.hpp"
 #include "io/raw.hpp"
 #include "io/recording.hpp"
@@ -5,9 +7,11 @@
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
+#include "mtscomp_writer.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -756,6 +760,242 @@ TEST_F(IoTest, OpenEphysGainFallbackIsFlaggedAndUvPerBitOverrides) {
     EXPECT_DOUBLE_EQ(source->info().microvolts_per_bit, 0.5);
     EXPECT_FALSE(source->info().gain_fallback);
     EXPECT_EQ(source->info().gain_source, "--uv-per-bit");
+// mtscomp .cbin + .ch
+
+using spikeline::testing::CbinLayout;
+using spikeline::testing::write_cbin;
+
+/// Samples that exercise wrap-around in the differences: full-scale steps between neighbouring frames and channels.
+std::vector<std::int16_t> extreme_frames(std::size_t n_frames, int n_channels) {
+    std::vector<std::int16_t> samples = ramp_frames(n_frames, n_channels);
+    for (std::size_t i = 0; i < samples.size(); i += 7)
+        samples[i] = (i / 7) % 2 ? std::numeric_limits<std::int16_t>::min() : std::numeric_limits<std::int16_t>::max();
+    return samples;
+}
+
+TEST_F(IoTest, MtscompRoundTripsEveryLayoutBitForBit) {
+    const int n_channels = 6;
+    const auto samples = extreme_frames(1003, n_channels); // chunks of 300 frames: the last holds 103
+    int variant = 0;
+    for (const bool channel_major : {true, false})
+        for (const bool time_diff : {true, false})
+            for (const bool spatial_diff : {false, true}) {
+                CbinLayout layout;
+                layout.channel_major = channel_major;
+                layout.time_diff = time_diff;
+                layout.spatial_diff = spatial_diff;
+                std::string name = "rec";
+                name += std::to_string(variant++);
+                const fs::path cbin = write_cbin(dir_, name, samples, n_channels, 25000.0, layout);
+                for (const std::size_t read_frames : {std::size_t{1}, std::size_t{64}, std::size_t{5000}}) {
+                    auto source = open_recording(cbin, {});
+                    const RecordingInfo& info = source->info();
+                    EXPECT_EQ(info.format, "mtscomp .cbin");
+                    EXPECT_EQ(info.n_channels, n_channels);
+                    EXPECT_EQ(info.n_frames, 1003u);
+                    EXPECT_DOUBLE_EQ(info.sample_rate, 25000.0);
+                    EXPECT_EQ(info.data_path, cbin);
+                    EXPECT_TRUE(info.gain_fallback);
+                    EXPECT_EQ(read_all(*source, read_frames), samples) << name << " read by " << read_frames;
+                }
+            }
+    // Without a .meta the gain comes from --uv-per-bit.
+    OpenOptions gain;
+    gain.microvolts_per_bit = 0.5;
+    EXPECT_DOUBLE_EQ(open_recording(dir_ / "rec0.cbin", gain)->info().microvolts_per_bit, 0.5);
+}
+
+TEST_F(IoTest, MtscompWithSpikeGlxMetaReadsLikeTheBin) {
+    // A Neuropixels-style file, 4 neural channels and a sync channel: the .meta gives gain and sync, the .ch the data.
+    const auto samples = extreme_frames(700, 5);
+    const fs::path bin = write_spikeglx(dir_, "run_g0_t0.imec0.ap", samples, 5, 30000.0, 2.34375);
+    std::string meta = read_bytes(dir_ / "run_g0_t0.imec0.ap.meta");
+    meta.replace(meta.find("snsApLfSy=5,0,0"), 15, "snsApLfSy=4,0,1");
+    write_text(dir_ / "run_g0_t0.imec0.ap.meta", meta);
+    const RecordingInfo bin_info = open_recording(bin, {})->info();
+    const std::vector<std::int16_t> expected = read_all(*open_recording(bin, {}), 100);
+
+    const fs::path cbin = write_cbin(dir_, "run_g0_t0.imec0.ap", samples, 5, 30000.0);
+    fs::remove(bin);
+    for (const fs::path& input : {cbin, fs::path(dir_ / "run_g0_t0.imec0.ap.meta"), dir_}) {
+        auto source = open_recording(input, {});
+        const RecordingInfo& info = source->info();
+        EXPECT_EQ(info.format, "spikeglx (mtscomp .cbin)") << input;
+        EXPECT_EQ(info.data_path, cbin) << input;
+        EXPECT_EQ(info.n_channels, 4);
+        EXPECT_EQ(info.file_channels(), 5);
+        EXPECT_EQ(info.n_frames, bin_info.n_frames);
+        EXPECT_DOUBLE_EQ(info.microvolts_per_bit, bin_info.microvolts_per_bit);
+        EXPECT_EQ(read_all(*source, 33), expected) << input;
+    }
+
+    // The .meta and the .ch must describe the same data.
+    write_text(dir_ / "run_g0_t0.imec0.ap.meta", "nSavedChans=6\nimSampRate=30000\nfileSizeBytes=8400\n");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"nSavedChans=6", "its .ch says 5 channels"});
+    write_text(dir_ / "run_g0_t0.imec0.ap.meta", "nSavedChans=5\nimSampRate=30000\nfileSizeBytes=6000\n");
+    expect_input_error([&] { open_recording(cbin, {}); },
+                       {"fileSizeBytes=6000", "describes 7000 bytes of data (700 frames)"});
+}
+
+TEST_F(IoTest, MtscompCorruptChunkIsAClearError) {
+    const auto samples = extreme_frames(900, 4);
+    const fs::path cbin = write_cbin(dir_, "rec", samples, 4, 30000.0);
+    const nlohmann::json header = nlohmann::json::parse(read_bytes(dir_ / "rec.ch"));
+    const auto chunk1 = header["chunk_offsets"][1].get<std::size_t>();
+    std::string bytes = read_bytes(cbin);
+    bytes[chunk1 + 20] = static_cast<char>(bytes[chunk1 + 20] ^ 0x5a);
+    write_bytes(cbin, bytes);
+    auto source = open_recording(cbin, {});
+    std::vector<std::int16_t> chunk(300 * 4);
+    EXPECT_EQ(source->read(chunk.data(), 300), 300u); // chunk 0 is intact
+    expect_input_error([&] { source->read(chunk.data(), 300); }, {"rec.cbin", "chunk 1 of 3", "is corrupt"});
+}
+
+TEST_F(IoTest, MtscompRejectsMissingDamagedAndUnsupportedHeaders) {
+    const auto samples = extreme_frames(600, 3);
+    const fs::path cbin = write_cbin(dir_, "rec", samples, 3, 30000.0);
+    const nlohmann::json good = nlohmann::json::parse(read_bytes(dir_ / "rec.ch"));
+    auto with = [&](const std::string& key, const nlohmann::json& value) {
+        nlohmann::json header = good;
+        if (value.is_null())
+            header.erase(key);
+        else
+            header[key] = value;
+        write_text(dir_ / "rec.ch", header.dump());
+    };
+    with("algorithm", "bzip2");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"rec.ch", "'bzip2' is not supported"});
+    with("dtype", "float32");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"dtype 'float32' is not supported"});
+    with("chunk_order", "A");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"chunk_order 'A'"});
+    with("version", "2.0");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"version \"2.0\" is not supported"});
+    with("do_time_diff", nullptr);
+    expect_input_error([&] { open_recording(cbin, {}); }, {"do_time_diff"});
+    with("chunk_bounds", nlohmann::json::array({0, 300, 250}));
+    expect_input_error([&] { open_recording(cbin, {}); }, {"chunk_bounds must start at 0 and increase"});
+    with("chunk_offsets", nlohmann::json::array({0, 10}));
+    expect_input_error([&] { open_recording(cbin, {}); }, {"chunk_bounds lists 2 chunks but chunk_offsets 1"});
+    // A chunk whose stream holds fewer frames than its bounds state.
+    nlohmann::json longer = good;
+    longer["chunk_bounds"][1] = 301;
+    longer["chunk_bounds"][2] = 601;
+    write_text(dir_ / "rec.ch", longer.dump());
+    std::vector<std::int16_t> all(601 * 3);
+    expect_input_error([&] { open_recording(cbin, {})->read(all.data(), 601); },
+                       {"chunk 0 of 2 is corrupt", "decompresses to 1800 bytes, not the 1806"});
+
+    // ... and one whose stream holds more.
+    nlohmann::json shorter = good;
+    shorter["chunk_bounds"][1] = 299;
+    write_text(dir_ / "rec.ch", shorter.dump());
+    expect_input_error([&] { open_recording(cbin, {})->read(all.data(), 600); },
+                       {"chunk 0 of 2 is corrupt", "decompresses to more than the 1794 bytes"});
+
+    write_text(dir_ / "rec.ch", good.dump());
+    fs::resize_file(cbin, fs::file_size(cbin) - 1);
+    expect_input_error([&] { open_recording(cbin, {}); }, {"rec.cbin", "the .cbin is truncated"});
+    write_text(dir_ / "rec.ch", "{ not json");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"rec.ch is not valid JSON"});
+    fs::remove(dir_ / "rec.ch");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"no rec.ch beside it"});
+}
+
+TEST_F(IoTest, MtscompTruncatedAndChoppedFilesAreReadByTheirWholeChunks) {
+    // 1000 frames of 3 channels in chunks of 300: the .meta (fileSizeBytes=6000) describes the whole recording.
+    const auto samples = extreme_frames(1000, 3);
+    write_spikeglx(dir_, "rec", samples, 3);
+    fs::remove(dir_ / "rec.bin");
+    const fs::path cbin = write_cbin(dir_, "rec", samples, 3, 30000.0);
+    const nlohmann::json header = nlohmann::json::parse(read_bytes(dir_ / "rec.ch"));
+    const std::vector<std::int16_t> first_600(samples.begin(), samples.begin() + 600 * 3);
+
+    // An interrupted copy: the .cbin ends inside chunk 2.
+    fs::resize_file(cbin, header["chunk_offsets"][2].get<std::uintmax_t>() + 10);
+    expect_input_error([&] { open_recording(cbin, {}); },
+                       {"the .cbin is truncated", "pass --allow-truncated to process its 2 whole chunk(s)"});
+    OpenOptions allow;
+    allow.allow_truncated = true;
+    auto cut = open_recording(cbin, allow);
+    EXPECT_EQ(cut->info().n_frames, 600u);
+    EXPECT_NE(cut->info().warning.find("using its 2 whole chunk(s), 600 of the 1000 frames"), std::string::npos)
+        << cut->info().warning;
+    EXPECT_EQ(read_all(*cut, 128), first_600);
+
+    // mtscomp's Reader.chop: the first chunks, "chopped": true, the .meta of the whole recording kept.
+    nlohmann::json chopped = header;
+    chopped["chunk_bounds"] = nlohmann::json::array({0, 300, 600});
+    chopped["chunk_offsets"] = nlohmann::json::array({0, header["chunk_offsets"][1], header["chunk_offsets"][2]});
+    chopped["chopped"] = true;
+    write_text(dir_ / "rec.ch", chopped.dump());
+    fs::resize_file(cbin, header["chunk_offsets"][2].get<std::uintmax_t>());
+    auto part = open_recording(cbin, {});
+    EXPECT_EQ(part->info().format, "spikeglx (mtscomp .cbin)");
+    EXPECT_EQ(part->info().n_frames, 600u);
+    EXPECT_NE(part->info().warning.find("chopped mtscomp file"), std::string::npos) << part->info().warning;
+    EXPECT_EQ(read_all(*part, 77), first_600);
+    // Not chopped, the same .ch contradicts the .meta.
+    chopped.erase("chopped");
+    write_text(dir_ / "rec.ch", chopped.dump());
+    expect_input_error([&] { open_recording(cbin, {}); }, {"fileSizeBytes=6000", "describes 3600 bytes"});
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Channel selection
+
+TEST_F(IoTest, ChannelSelectionDeliversChosenChannelsWithGlobalIds) {
+    const auto samples = ramp_frames(40, 6);
+    const fs::path path = dir_ / "raw.dat";
+    write_bytes(path, std::string(reinterpret_cast<const char*>(samples.data()), samples.size() * 2));
+    OpenOptions options;
+    options.n_channels = 6;
+    options.sample_rate = 30000.0;
+    auto selected = select_channels(open_recording(path, options), {1, 4, 5});
+    EXPECT_EQ(selected->info().n_channels, 3);
+    EXPECT_EQ(selected->info().file_channels(), 6);
+    EXPECT_EQ(selected->info().channel_ids, (std::vector<int>{1, 4, 5}));
+    const std::vector<std::size_t> chosen = {1, 4, 5};
+    const auto read = read_all(*selected, 7);
+    ASSERT_EQ(read.size(), 40u * 3);
+    for (std::size_t f = 0; f < 40; ++f)
+        for (std::size_t k = 0; k < 3; ++k)
+            EXPECT_EQ(read[f * 3 + k], samples[f * 6 + chosen[k]]);
+
+    // A selection of a selection keeps the recording's ids.
+    auto nested = select_channels(select_channels(open_recording(path, options), {1, 4, 5}), {0, 2});
+    EXPECT_EQ(nested->info().channel_ids, (std::vector<int>{1, 5}));
+
+    expect_input_error([&] { select_channels(open_recording(path, options), {}); }, {"empty"});
+    expect_input_error([&] { select_channels(open_recording(path, options), {2, 6}); }, {"channel 6", "0..5"});
+    expect_input_error([&] { select_channels(open_recording(path, options), {3, 1}); }, {"ascending"});
+}
+
+TEST_F(IoTest, ShankSelectionAndTheSuggestionForLargeProbes) {
+    // A quad-base-like probe: 4 shanks of 384 contacts, 1536 channels.
+    probe::Probe quad;
+    quad.name = "quad";
+    for (int c = 0; c < 1536; ++c) {
+        std::string id = "e";
+        id += std::to_string(c);
+        quad.contacts.push_back(
+            {static_cast<double>(c % 2) * 32.0 + (c / 384) * 250.0, (c % 384) / 2 * 15.0, c / 384, id, false});
+    }
+    const std::vector<int> shank2 = channels_on_shanks(quad, {2});
+    ASSERT_EQ(shank2.size(), 384u);
+    EXPECT_EQ(shank2.front(), 768);
+    EXPECT_EQ(shank2.back(), 1151);
+    expect_input_error([&] { channels_on_shanks(quad, {4}); }, {"shank 4", "0,1,2,3"});
+    EXPECT_EQ(suggest_selection(quad, 1024), "--shanks 0,1 (768 channels), then --shanks 2,3 (768 channels)");
+    const probe::Probe subset = probe_subset(quad, shank2);
+    EXPECT_EQ(subset.n_channels(), 384);
+    EXPECT_EQ(subset.contacts.front().id, "e768");
+
+    probe::Probe one_shank = quad;
+    for (auto& contact : one_shank.contacts)
+        contact.shank = 0;
+    EXPECT_EQ(suggest_selection(one_shank, 1024),
+              "--channels-subset 0:1023 (1024 channels), then --channels-subset 1024:1535 (512 channels)");
 }
 
 } // namespace

@@ -53,7 +53,9 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     const int n_channels = probe.n_channels();
     require(n_channels > 0 && n_channels <= HwConfig::max_channels, "the probe has " + std::to_string(n_channels) +
                                                                         " channels; the detector supports 1 to " +
-                                                                        std::to_string(HwConfig::max_channels));
+                                                                        std::to_string(HwConfig::max_channels) +
+                                                                        " (detect and sort take a part of a larger "
+                                                                        "probe with --shanks or --channels-subset)");
     require(settings.threshold_sigma > 0 && settings.threshold_sigma / 0.6745 < 15.99,
             "threshold must be between 0 and 10.7 sigma (got " + std::to_string(settings.threshold_sigma) + ")");
     auto params = std::make_unique<HwParams>();

@@ -19,12 +19,14 @@ int cmd_detect(int argc, char** argv) {
     std::string out;
     bool overwrite = false;
 
-    po::options_description visible("spikeline detect INPUT --out DIR [options]\n\n"
-                                    "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 "
-                                    "file (with --channels and --sample-rate)\n\noptions");
+    po::options_description visible(
+        "spikeline detect INPUT --out DIR [options]\n\n"
+        "INPUT: a SpikeGLX .bin or mtscomp .cbin (with its .meta), a folder holding one, or a raw int16 "
+        "file (with --channels and --sample-rate)\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
+    add_channel_selection_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
     po::options_description all;
@@ -35,20 +37,24 @@ int cmd_detect(int argc, char** argv) {
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, all, positional, vm))
         return 0;
-    auto source = open_input(in, vm, "spikeline detect INPUT --out DIR");
-    const io::RecordingInfo& info = source->info();
+    SelectedInput selected = open_selected_input(in, vm, "spikeline detect INPUT --out DIR");
+    const io::RecordingInfo& info = selected.source->info();
     check_output_folder({"detect", out, input_files(in, info), overwrite});
-    std::string probe_origin;
-    const probe::Probe probe = resolve_probe(in.probe_file, info, &probe_origin);
-    const DetectRunOptions options = finish_run_options(run, vm, detect);
-    const DetectRunResult result = run_detection(*source, probe, options, out);
+    const probe::Probe& probe = selected.probe;
+    const std::string& probe_origin = selected.probe_origin;
+    DetectRunOptions options = finish_run_options(run, vm, detect);
+    exclude_within_selection(options.settings, selected.channels);
+    const DetectRunResult result = run_detection(*selected.source, probe, options, out);
 
     if (!run.quiet) {
         std::printf("spikeline detect\n");
         std::printf("  input      %s (%s)\n", in.input.c_str(), info.format.c_str());
         std::printf("  recording  %d channels, %.0f Hz, %.2f s\n", info.n_channels, info.sample_rate,
                     result.recording_seconds);
-        if (info.file_channels() > info.n_channels)
+        if (!selected.channels.empty())
+            std::printf("             selected with --%s (ids in the outputs are the recording's)\n",
+                        in.shanks.empty() ? "channels-subset" : "shanks");
+        else if (info.file_channels() > info.n_channels)
             std::printf("             %d non-neural channel(s) of the file skipped (%s)\n",
                         info.file_channels() - info.n_channels,
                         info.skipped_channels.empty() ? "SpikeGLX sync" : info.skipped_channels.front().second.c_str());

@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "io/channel_selection.hpp"
 #include "pipeline/sort_run.hpp"
 #include "util/errors.hpp"
 #include "util/output_folder.hpp"
@@ -32,6 +33,7 @@ int cmd_sort(int argc, char** argv) {
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
+    add_channel_selection_options(visible, in);
     add_run_options(visible, run);
     visible.add_options() //
         ("sorter", po::value(&sorter_file),
@@ -72,15 +74,17 @@ int cmd_sort(int argc, char** argv) {
     if (!parse_command_line(argc, argv, visible, all, positional, vm))
         return 0;
     const std::string usage = "spikeline sort INPUT --out DIR";
-    auto first = open_input(in, vm, usage);
+    SelectedInput selected = open_selected_input(in, vm, usage);
+    auto first = std::move(selected.source);
     const io::RecordingInfo info = first->info();
     std::vector<std::filesystem::path> inputs = input_files(in, info);
     inputs.emplace_back(sorter_file);
     check_output_folder({"sort", out, inputs, overwrite});
-    std::string probe_origin;
-    const probe::Probe probe = resolve_probe(in.probe_file, info, &probe_origin);
+    const probe::Probe& probe = selected.probe;
+    const std::string& probe_origin = selected.probe_origin;
     SortRunOptions options;
     options.detect = finish_run_options(run, vm, detect);
+    exclude_within_selection(options.detect.settings, selected.channels);
     options.sort = settings;
     options.sort.motion = !no_motion;
     options.sort.keep_learning = !no_learning;
@@ -88,7 +92,9 @@ int cmd_sort(int argc, char** argv) {
     auto open_source = [&]() {
         if (first)
             return std::move(first);
-        return open_input(in, vm, usage);
+        auto source = open_input(in, vm, usage);
+        return selected.channels.empty() ? std::move(source)
+                                         : io::select_channels(std::move(source), selected.channels);
     };
     const SortRunResult result = run_sorting(open_source, probe, options, out);
 
@@ -100,7 +106,10 @@ int cmd_sort(int argc, char** argv) {
         std::printf("  input        %s (%s)\n", in.input.c_str(), info.format.c_str());
         std::printf("  recording    %d channels, %.0f Hz, %.2f s\n", info.n_channels, info.sample_rate,
                     result.recording_seconds);
-        if (info.file_channels() > info.n_channels)
+        if (!selected.channels.empty())
+            std::printf("               selected with --%s (channel_map.npy holds the recording's ids)\n",
+                        in.shanks.empty() ? "channels-subset" : "shanks");
+        else if (info.file_channels() > info.n_channels)
             std::printf("               %d non-neural channel(s) of the file skipped (SpikeGLX sync)\n",
                         info.file_channels() - info.n_channels);
         std::printf("  probe        %s\n", probe_origin.c_str());

@@ -1,9 +1,11 @@
 #include "cli/options.hpp"
 
+#include "io/channel_selection.hpp"
 #include "util/channel_list.hpp"
 #include "util/errors.hpp"
 #include "util/progress.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <thread>
 
@@ -80,6 +82,53 @@ void add_input_options(po::options_description& options, InputOptionValues& v) {
          "become microvolts per bit");
 }
 
+void add_channel_selection_options(po::options_description& options, InputOptionValues& v) {
+    options.add_options() //
+        ("shanks", po::value(&v.shanks),
+         "process only these shanks of the probe, e.g. 0,1 (channel ids in the outputs stay the recording's)") //
+        ("channels-subset", po::value(&v.channels_subset),
+         "process only these channels, e.g. 0:383,400 (ids in the outputs and of --exclude-channels are the "
+         "recording's); the detector takes at most 1024 channels at a time");
+}
+
+SelectedInput open_selected_input(const InputOptionValues& v, const po::variables_map& vm, const std::string& usage) {
+    SelectedInput selected;
+    selected.source = open_input(v, vm, usage);
+    selected.probe = resolve_probe(v.probe_file, selected.source->info(), &selected.probe_origin);
+    require(v.shanks.empty() || v.channels_subset.empty(),
+            "--shanks and --channels-subset both select channels: pass one of them");
+    if (!v.shanks.empty())
+        selected.channels = io::channels_on_shanks(selected.probe, parse_channel_list(v.shanks, "--shanks"));
+    else if (!v.channels_subset.empty())
+        selected.channels = parse_channel_list(v.channels_subset, "--channels-subset");
+
+    const std::string limit =
+        " but the detector processes at most " + std::to_string(HwConfig::max_channels) + " at a time";
+    require(!selected.channels.empty() || selected.probe.n_channels() <= HwConfig::max_channels,
+            v.input + ": the recording has " + std::to_string(selected.probe.n_channels()) + " channels" + limit +
+                ": process it in parts, e.g. " + io::suggest_selection(selected.probe, HwConfig::max_channels) +
+                " (channel ids in the outputs stay the recording's)");
+    require(selected.channels.size() <= static_cast<std::size_t>(HwConfig::max_channels),
+            v.input + ": the selection has " + std::to_string(selected.channels.size()) + " channels" + limit +
+                ": select fewer shanks or channels");
+    if (!selected.channels.empty()) {
+        selected.source = io::select_channels(std::move(selected.source), selected.channels);
+        selected.probe = io::probe_subset(selected.probe, selected.channels);
+    }
+    return selected;
+}
+
+void exclude_within_selection(DetectSettings& settings, const std::vector<int>& selection) {
+    if (selection.empty())
+        return;
+    std::vector<int> local;
+    for (const int channel : settings.excluded_channels)
+        if (const auto it = std::lower_bound(selection.begin(), selection.end(), channel);
+            it != selection.end() && *it == channel)
+            local.push_back(static_cast<int>(it - selection.begin()));
+    settings.excluded_channels = std::move(local);
+}
+
 std::unique_ptr<io::RecordingSource> open_input(const InputOptionValues& v, const po::variables_map& vm,
                                                 const std::string& usage) {
     require(!v.input.empty(), "no recording given: " + usage + " (see --help)");
@@ -104,6 +153,8 @@ std::vector<std::filesystem::path> input_files(const InputOptionValues& v, const
     if (!info.data_path.empty()) {
         std::filesystem::path meta = info.data_path;
         files.push_back(meta.replace_extension(".meta"));
+        if (info.data_path.extension() == ".cbin")
+            files.push_back(meta.replace_extension(".ch"));
     }
     return files;
 }

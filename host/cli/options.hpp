@@ -41,9 +41,30 @@ struct InputOptionValues {
     double sample_rate = 0, uv_per_bit = 0;
     bool allow_truncated = false;
     bool force_non_neural = false;
+    std::string shanks, channels_subset; ///< --shanks / --channels-subset lists, e.g. "0,1" / "0:383"
 };
 
 void add_input_options(boost::program_options::options_description& options, InputOptionValues& values);
+
+/// --shanks and --channels-subset, for the commands that call open_selected_input (detect, sort).
+void add_channel_selection_options(boost::program_options::options_description& options, InputOptionValues& values);
+
+/// INPUT opened with the probe it was made with, reduced to the channels --shanks or --channels-subset select.
+struct SelectedInput {
+    std::unique_ptr<io::RecordingSource> source; ///< delivers the selected channels; info().channel_ids their ids
+    probe::Probe probe;                          ///< contacts of the selected channels
+    std::string probe_origin;
+    std::vector<int> channels; ///< the selected (global) channels, ascending; empty: all
+};
+
+/// Opens INPUT (open_input), resolves its probe and applies --shanks / --channels-subset. Throws InputError when
+/// both are given, a channel or shank does not exist, or the channels processed exceed what the detector takes
+/// (HwConfig::max_channels), saying which selections to pass.
+SelectedInput open_selected_input(const InputOptionValues& values, const boost::program_options::variables_map& vm,
+                                  const std::string& usage);
+
+/// Renumbers --exclude-channels (global ids) into the selection's channels, dropping those outside it.
+void exclude_within_selection(DetectSettings& settings, const std::vector<int>& selection);
 
 /// Opens INPUT (after parsing); throws InputError when it is missing or unreadable. Prints the reader's warning (a
 /// truncated file read with --allow-truncated) to stderr.

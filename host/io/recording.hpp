@@ -37,8 +37,14 @@ struct RecordingInfo {
     std::string geometry_error;
     /// File channels (0-based, in file order) that readers skip, each with why (e.g. "SpikeGLX sync").
     std::vector<std::pair<int, std::string>> skipped_channels;
+    /// When a selection (--shanks, --channels-subset) delivers a subset: the global id of each delivered channel, i.e.
+    /// its index among the channels the reader delivers without a selection. Empty: channel c is channel c.
+    std::vector<int> channel_ids;
 
     int file_channels() const { return n_file_channels > 0 ? n_file_channels : n_channels; }
+    int channel_id(int channel) const {
+        return channel_ids.empty() ? channel : channel_ids[static_cast<std::size_t>(channel)];
+    }
 };
 
 /// A stream of interleaved, time-major int16 frames. Readers never hold the whole recording in memory.
@@ -65,7 +71,8 @@ struct OpenOptions {
 };
 
 /// Opens INPUT: an Open Ephys binary recording (structure.oebin or its folder), a SpikeGLX .bin with its .meta (or
-/// the .meta itself, or a folder holding exactly one such pair), otherwise a raw interleaved int16 file that needs
+/// the .meta itself, or a folder holding exactly one such pair; an mtscomp .cbin with its .ch stands for the .bin),
+/// an mtscomp .cbin + .ch without .meta, otherwise a raw interleaved int16 file that needs
 /// options.n_channels and options.sample_rate.
 /// Throws InputError with what is wrong and what to do.
 std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& input, const OpenOptions& options);

@@ -469,7 +469,7 @@ RecordingInfo read_spikeglx_info(const std::filesystem::path& bin_path, const Sp
     require(std::isfinite(sample_rate) && sample_rate > 0, meta_path.string() + ": the sampling rate must be positive");
 
     require(std::filesystem::is_regular_file(bin_path, ec), bin_path.string() + ": no such file: check the path");
-    const std::uintmax_t actual_size = std::filesystem::file_size(bin_path, ec);
+    const std::uintmax_t actual_size = options.data_bytes.value_or(std::filesystem::file_size(bin_path, ec));
     require(!ec, bin_path.string() + ": cannot read its size: " + ec.message());
     // SpikeGLX writes fileSizeBytes when a file is closed; a .meta without it (a crash, some tools) is read by the
     // .bin's own size, with a warning that the size could not be checked.

@@ -30,6 +30,7 @@ struct SpikeGlxReadOptions {
     bool allow_truncated = false;
     /// The caller sets the gain itself (--uv-per-bit): gain keys of the .meta are not read.
     bool gain_given = false;
+    std::optional<std::uint64_t> data_bytes; ///< the data's size when bin_path is compressed (.cbin: decompressed)
 };
 
 /// Reads NAME.meta beside bin_path and checks the .bin size against nSavedChans and fileSizeBytes and the gain keys

@@ -106,7 +106,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     auto write_events = [&] {
         for (const SpikeEvent& e : events) {
             times.append(e.sample);
-            channels.append(e.channel);
+            channels.append(info.channel_id(e.channel)); // global ids when a selection delivers a subset
             amplitudes.append(static_cast<float>(e.amplitude * scale));
         }
         events.clear();
@@ -149,7 +149,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     times.finish();
     channels.finish();
     amplitudes.finish();
-    const nlohmann::json meta = {
+    nlohmann::json meta = {
         {"format", "spikeline detect output"},
         {"n_channels", info.n_channels},
         {"sample_rate", info.sample_rate},
@@ -164,6 +164,8 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         {"recording", info.data_path.string()},
         {"probe", probe.name},
     };
+    if (!info.channel_ids.empty())
+        meta["channel_ids"] = info.channel_ids;
     write_text_file(out_dir / "detect_info.json", with_input_provenance(meta, info, probe).dump(2) + "\n");
     return result;
 }

@@ -267,7 +267,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         result.units_moved = tracking->units_moved();
         result.table_writes = tracking->n_writes();
     }
-    const nlohmann::json meta = {
+    nlohmann::json meta = {
         {"format", "spikeline sort output (Phy template-gui folder)"},
         {"recording", info.data_path.string()},
         {"probe", probe.name},
@@ -290,6 +290,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
+    if (!info.channel_ids.empty()) // a selection: channel c of the settings and outputs is channel_ids[c]
+        meta["channel_ids"] = info.channel_ids;
     result.quality =
         writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
     result.n_units = static_cast<int>(result.quality.size()) - 1;

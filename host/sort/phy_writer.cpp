@@ -186,7 +186,8 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     std::vector<std::int32_t> channel_map(static_cast<std::size_t>(n_channels));
     std::vector<double> positions;
     for (int ch = 0; ch < n_channels; ++ch) {
-        channel_map[static_cast<std::size_t>(ch)] = ch;
+        channel_map[static_cast<std::size_t>(ch)] =
+            info_.channel_id(ch); // the data file's channel (a selection's global id)
         positions.push_back(probe_.contacts[static_cast<std::size_t>(ch)].x_um);
         positions.push_back(probe_.contacts[static_cast<std::size_t>(ch)].y_um);
     }
