@@ -556,6 +556,8 @@ TEST_F(CliTest, InfoDescribesSpikeGlxAndRawRecordingsWithTheirGeometrySource) {
     const RunResult bad = run({"info", (sim_dir_ / "recording.bin").string(), "--exclude-channels", "64"});
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--exclude-channels"), std::string::npos) << bad.err;
+}
+
 /// The int16 samples of a file.
 std::vector<std::int16_t> read_samples(const fs::path& path) {
     const std::vector<char> bytes = read_bytes(path);

@@ -760,6 +760,8 @@ TEST_F(IoTest, OpenEphysGainFallbackIsFlaggedAndUvPerBitOverrides) {
     EXPECT_DOUBLE_EQ(source->info().microvolts_per_bit, 0.5);
     EXPECT_FALSE(source->info().gain_fallback);
     EXPECT_EQ(source->info().gain_source, "--uv-per-bit");
+}
+
 // mtscomp .cbin + .ch
 
 using spikeline::testing::CbinLayout;
