@@ -20,14 +20,21 @@ void BackgroundCalibration::start(CalibrationJob job) {
         make_thread_idle();
         const auto start = std::chrono::steady_clock::now();
         try {
-            if (job_.sample)
+            if (job_.sample) {
                 job_.sample->copy_to(job_.data, job_.motion.displacement_um);
+                // Chunks the reservoir has replaced since are freed here. Once released, the reservoir may write its
+                // chunks in place again (it copies those still shared): this thread no longer reads them.
+                job_.sample.reset();
+            }
             result_.calibration = std::make_shared<sort::Calibration>(
                 sort::calibrate(*job_.geometry, job_.data, job_.settings, job_.first_template_id, job_.previous.get(),
                                 job_.motion.probe ? &job_.motion : nullptr, job_.keep_basis));
         } catch (const std::exception& e) {
             result_.error = e.what();
         }
+        // Freeing the joined copy (up to hundreds of MB) takes milliseconds: here, not in take() on the pipeline.
+        job_.data = SortOutput{};
+        job_.motion.displacement_um = {};
         result_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         done_.store(true);
     });

@@ -49,8 +49,8 @@ public:
     CalibrationResult take();
 
 private:
-    /// Kept until take(): its snapshot's chunks are shared with the pipeline's reservoir, which must see them in use
-    /// until the thread has been joined.
+    /// The calibration thread releases its sample and data as soon as it is done with them (freeing hundreds of MB
+    /// takes milliseconds, which the pipeline thread must not spend).
     CalibrationJob job_;
     std::thread thread_;
     std::atomic<bool> done_{false};

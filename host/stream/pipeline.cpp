@@ -36,14 +36,11 @@ StreamPipeline::StreamPipeline(PipelineSetup setup)
       // 2 ms of history: enough to mirror noise without repeating it every packet.
       filler_(stride_, std::max<std::size_t>(2, static_cast<std::size_t>(s_.info.sample_rate * 0.002))),
       blanking_(s_.gap_blank_frames) {
-    window_.max_spikes = s_.sort.max_calibration_spikes;
     if (s_.track_motion || s_.learn) {
         // From the first block on, also while the first calibration collects, so that its snippets carry the
         // displacement they were seen at.
         tracking_ = std::make_unique<MotionTracking>(*s_.probe, s_.info.sample_rate, s_.geometry,
                                                      motion::MotionSettings{}, s_.track_motion);
-        if (s_.track_motion)
-            window_.motion.probe = s_.probe;
     }
     next_learning_ = 2 * s_.calibration_frames;
     s_.backend->enable_sorting(s_.loaded_sorter ? s_.loaded_sorter->params : s_.geometry,
@@ -169,6 +166,23 @@ void StreamPipeline::queue_unit_updates() {
     s_.sink->push(UnitUpdatesItem{std::move(writes)});
 }
 
+void StreamPipeline::collect_for_calibration() {
+    const std::size_t room = s_.sort.max_calibration_spikes - std::min(s_.sort.max_calibration_spikes, window_spikes_);
+    const std::size_t n = std::min(room, sorted_.spikes.size());
+    if (n == 0)
+        return;
+    auto chunk = std::make_shared<SpikeReservoir::Chunk>();
+    chunk->spikes.assign(sorted_.spikes.begin(), sorted_.spikes.begin() + static_cast<std::ptrdiff_t>(n));
+    if (!sorted_.snippets.empty())
+        chunk->snippets.assign(sorted_.snippets.begin(),
+                               sorted_.snippets.begin() + static_cast<std::ptrdiff_t>(n * values_per_spike_));
+    if (s_.track_motion)
+        for (std::size_t i = 0; i < n; ++i)
+            chunk->displacement_um.push_back(tracking_->displacement_at_channel(sorted_.spikes[i].event.channel));
+    window_spikes_ += n;
+    window_.push_back(std::move(chunk));
+}
+
 void StreamPipeline::drop_blanked(SortOutput& sorted) {
     std::size_t kept = 0;
     const bool snippets = !sorted.snippets.empty();
@@ -228,7 +242,7 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
             publish_motion(before);
     }
     if (collecting_)
-        window_.add(sorted_, values_per_spike_, tracking_.get());
+        collect_for_calibration();
     if (s_.learn)
         reservoir_.add(sorted_, tracking_.get());
     if (!sorted_.spikes.empty())
@@ -251,9 +265,10 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         s_.backend->enable_sorting(s_.geometry, keep_snippets());
         CalibrationJob job;
         job.geometry = s_.geometry;
-        job.data = std::move(window_.data);
+        job.sample = SpikeReservoir::Snapshot{std::move(window_)}; // joined on the calibration thread
         job.settings = s_.sort;
-        job.motion = std::move(window_.motion);
+        if (s_.track_motion)
+            job.motion.probe = s_.probe;
         first_in_flight_ = true;
         calibration_.start(std::move(job));
         window_ = {};

@@ -4,7 +4,6 @@
 // table writes), the first calibration and the later ones that keep learning computed in the background, and
 // everything handed to the sink thread.
 #include "backend/backend.hpp"
-#include "pipeline/calibration_window.hpp"
 #include "pipeline/motion_tracking.hpp"
 #include "pipeline/spike_reservoir.hpp"
 #include "sort/calibration.hpp"
@@ -99,6 +98,8 @@ private:
     void fill_gap(const std::int16_t* next_frame, std::int64_t arrival_ns);
     /// Drops the sorted spikes (and their snippets) that peak in a blanked span.
     void drop_blanked(SortOutput& sorted);
+    /// Keeps this block's spikes (snippets, displacements) for the first calibration while there is room.
+    void collect_for_calibration();
     /// Writes the blanked span after the last gap to gaps.tsv once it is over (or cut short at the next gap).
     void log_blanked_span(std::uint64_t until);
     void update_status(const BoundedQueue<SourceBlock>& queue, const LiveSource& source,
@@ -111,7 +112,10 @@ private:
     ProgressLine status_;
     BackgroundCalibration calibration_;
     bool collecting_;
-    CalibrationWindow window_; ///< the first calibration's: its first spikes
+    /// The first calibration's spikes (its first max_calibration_spikes), a chunk per block: a growing vector would
+    /// copy all of them on the pipeline thread each time it reallocates; the calibration thread joins the chunks.
+    std::vector<std::shared_ptr<const SpikeReservoir::Chunk>> window_;
+    std::size_t window_spikes_ = 0;
     SpikeReservoir reservoir_; ///< learning: a uniform sample of every spike so far
     std::unique_ptr<MotionTracking> tracking_;
     std::shared_ptr<const sort::Calibration> current_; ///< the calibration the backend labels with (null: none yet)
