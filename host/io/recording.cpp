@@ -16,6 +16,20 @@ namespace spikeline::io {
 
 namespace {
 
+/// Explicit options win over the file's metadata, e.g. a calibrated sample rate or a gain the metadata lacks.
+void apply_explicit_options(const OpenOptions& options, RecordingInfo& info) {
+    if (options.sample_rate) {
+        require(*options.sample_rate > 0, "--sample-rate must be positive");
+        info.sample_rate = *options.sample_rate;
+    }
+    if (options.microvolts_per_bit) {
+        require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
+        info.microvolts_per_bit = *options.microvolts_per_bit;
+        info.gain_source = "--uv-per-bit";
+        info.gain_fallback = false;
+    }
+}
+
 bool has_meta_beside(const std::filesystem::path& bin_path) {
     std::filesystem::path meta_path = bin_path;
     meta_path.replace_extension(".meta");
@@ -61,17 +75,7 @@ std::unique_ptr<RecordingSource> open_spikeglx_with_options(const std::filesyste
             bin_path.string() + ": --channels " + std::to_string(options.n_channels.value_or(0)) +
                 " disagrees with nSavedChans=" + std::to_string(info.file_channels()) +
                 " in its .meta: drop --channels for SpikeGLX recordings");
-    // Explicit options win over the .meta, e.g. a calibrated sample rate or a gain the .meta lacks.
-    if (options.sample_rate) {
-        require(*options.sample_rate > 0, "--sample-rate must be positive");
-        info.sample_rate = *options.sample_rate;
-    }
-    if (options.microvolts_per_bit) {
-        require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
-        info.microvolts_per_bit = *options.microvolts_per_bit;
-        info.gain_source = "--uv-per-bit";
-        info.gain_fallback = false;
-    }
+    apply_explicit_options(options, info);
     return open_interleaved_int16(std::move(info));
 }
 
@@ -133,16 +137,7 @@ std::unique_ptr<RecordingSource> open_mtscomp_with_options(const std::filesystem
                 *options.n_channels == info.file_channels(),
             name + ": --channels " + std::to_string(options.n_channels.value_or(0)) + " disagrees with the " +
                 std::to_string(header.n_channels) + " channels of its .ch: drop --channels for .cbin recordings");
-    if (options.sample_rate) {
-        require(*options.sample_rate > 0, "--sample-rate must be positive");
-        info.sample_rate = *options.sample_rate;
-    }
-    if (options.microvolts_per_bit) {
-        require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
-        info.microvolts_per_bit = *options.microvolts_per_bit;
-        info.gain_source = "--uv-per-bit";
-        info.gain_fallback = false;
-    }
+    apply_explicit_options(options, info);
     if (!part.empty())
         info.warning = part;
     return open_mtscomp(std::move(info), std::move(header));
@@ -160,12 +155,7 @@ std::unique_ptr<RecordingSource> open_recording(const std::filesystem::path& inp
                     *options.n_channels == info.file_channels(),
                 "--channels " + std::to_string(options.n_channels.value_or(0)) + " differs from structure.oebin's " +
                     std::to_string(info.n_channels) + ": drop --channels for Open Ephys recordings");
-        if (options.microvolts_per_bit) {
-            require(*options.microvolts_per_bit >= 0, "microvolts per bit must be positive (or 0 when unknown)");
-            info.microvolts_per_bit = *options.microvolts_per_bit;
-            info.gain_source = "--uv-per-bit";
-            info.gain_fallback = false;
-        }
+        apply_explicit_options(options, info);
         return open_interleaved_int16(std::move(info));
     }
     if (std::filesystem::is_directory(input, ec)) {

@@ -361,7 +361,7 @@ void StreamPipeline::run(BoundedQueue<SourceBlock>& queue, std::atomic<bool>& st
             continue;
         if (block->gap) {
             link_gap_frames_ += block->n_frames;
-            note_gap(position, block->n_frames, "link_loss");
+            note_gap(block->first_frame, block->n_frames, "link_loss");
             continue;
         }
         fill_gap(block->frames.data(), block->arrival_ns);
