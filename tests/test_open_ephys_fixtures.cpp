@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <vector>
 
-#ifndef SPIKELINE_FIXTURES
-#error "SPIKELINE_FIXTURES must name the folder of real headers (../shared/fixtures)"
+#ifndef SPIKELINE_FIXTURES_DIR
+#error "SPIKELINE_FIXTURES_DIR must name the folder of real headers (../shared/fixtures)"
 #endif
 
 namespace {
@@ -32,7 +32,19 @@ namespace fs = std::filesystem;
 using spikeline::InputError;
 using spikeline::io::OpenEphysProbe;
 
-const fs::path kFixtures = fs::path(SPIKELINE_FIXTURES) / "openephys";
+const fs::path kFixtures = fs::path(SPIKELINE_FIXTURES_DIR) / "openephys";
+
+/// Every test here reads the real headers: without them (a checkout away from ../shared) they are skipped, loudly.
+class FixturesPresent : public ::testing::Environment {
+public:
+    void SetUp() override {
+        if (!fs::is_directory(kFixtures))
+            GTEST_SKIP() << kFixtures.string()
+                         << " is missing (see ../shared/fixtures/README.md): real-header tests skipped";
+    }
+};
+[[maybe_unused]] const ::testing::Environment* const kFixturesCheck =
+    ::testing::AddGlobalTestEnvironment(new FixturesPresent);
 
 std::string read_text(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

@@ -23,6 +23,18 @@ namespace {
 
 const fs::path kFixtures = fs::path(SPIKELINE_FIXTURES_DIR) / "spikeglx";
 
+/// Every test here reads the real headers: without them (a checkout away from ../shared) they are skipped, loudly.
+class FixturesPresent : public ::testing::Environment {
+public:
+    void SetUp() override {
+        if (!fs::is_directory(kFixtures))
+            GTEST_SKIP() << kFixtures.string()
+                         << " is missing (see ../shared/fixtures/README.md): real-header tests skipped";
+    }
+};
+[[maybe_unused]] const ::testing::Environment* const kFixturesCheck =
+    ::testing::AddGlobalTestEnvironment(new FixturesPresent);
+
 /// Documented layout of a probe family: x = shank * shank_pitch + (row odd ? x_odd : x_even) + column * x_pitch,
 /// y = row * y_pitch; and its ADC: microvolts per bit = range / max_int / gain * 1e6.
 struct Documented {
