@@ -81,12 +81,13 @@ int cmd_stream(int argc, char** argv) {
         ("clock-jump-ms", po::value(&options.source.clock_jump_ms)->default_value(options.source.clock_jump_ms),
          "udp: a packet whose sample clock lies further than this beyond the reorder window (ahead or behind) is a "
          "clock jump: 4 agreeing ones while the old clock is silent are a resync (recorded in stream.json, the jump "
-         "not zero-filled), a lone one is dropped (clock_outliers); shorter silences are zero-filled gaps") //
+         "not zero-filled), a lone one is dropped (clock_outliers); shorter silences are gaps") //
         ("stream-id", po::value(&stream_id),
          "udp: accept only packets of this stream id (default: lock onto the first id whose packets agree 4 times in "
          "a row); packets of other ids are counted and reported") //
         ("overrun", po::value(&overrun)->default_value(overrun),
-         "when the pipeline falls behind: drop (count, zero-fill, record in gaps.tsv), block (wait), auto (drop for "
+         "when the pipeline falls behind: drop (count, handle as a gap, record in gaps.tsv), block (wait), auto (drop "
+         "for "
          "udp, block otherwise)") //
         ("rt-priority", po::value(&options.realtime_priority)->default_value(0),
          "run the reader and pipeline threads as SCHED_FIFO with this priority (1..99; needs root or CAP_SYS_NICE): "

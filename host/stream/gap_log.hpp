@@ -1,5 +1,6 @@
 #pragma once
-// gaps.tsv of a stream: the runs of zero-filled frames (link loss, overrun), so that analyses can mask them.
+// gaps.tsv of a stream: the runs of frames never received (link loss, overrun: zeros in the raw copy) and the
+// blanked frames after them, so that analyses can mask them.
 #include "util/atomic_file.hpp"
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 
 namespace spikeline::stream {
 
-/// Rows of gaps.tsv: runs of zero-filled frames, adjacent runs of the same reason merged.
+/// Rows of gaps.tsv: runs of frames of one reason, adjacent runs of the same reason merged.
 class GapLog {
 public:
     explicit GapLog(const std::filesystem::path& path);

@@ -1,7 +1,7 @@
 #pragma once
-// The stream's pipeline thread: blocks from the source queue (holes zero-filled) through the backend, each sorted
-// spike published on ZeroMQ with its latency, online decoding, motion tracking (estimates published, units moved by
-// table writes), the first calibration and the later ones that keep learning computed in the background, and
+// The stream's pipeline thread: blocks from the source queue (holes filled, see gap_fill.hpp) through the backend, each
+// sorted spike published on ZeroMQ with its latency, online decoding, motion tracking (estimates published, units moved
+// by table writes), the first calibration and the later ones that keep learning computed in the background, and
 // everything handed to the sink thread.
 #include "backend/backend.hpp"
 #include "pipeline/motion_tracking.hpp"
