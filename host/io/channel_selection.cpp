@@ -60,9 +60,10 @@ std::unique_ptr<RecordingSource> select_channels(std::unique_ptr<RecordingSource
         require(channels[i] >= 0 && channels[i] < n_channels,
                 "the channel selection names channel " + std::to_string(channels[i]) + " but the recording has " +
                     "channels 0.." + std::to_string(n_channels - 1));
-        require(i == 0 || channels[i] > channels[i - 1],
-                "the channel selection must list distinct channels in ascending order (channel " +
-                    std::to_string(channels[i]) + " follows " + std::to_string(channels[i - 1]) + ")");
+        if (i > 0) // (the message is built before the check: channels[i - 1] must exist)
+            require(channels[i] > channels[i - 1],
+                    "the channel selection must list distinct channels in ascending order (channel " +
+                        std::to_string(channels[i]) + " follows " + std::to_string(channels[i - 1]) + ")");
     }
     return std::make_unique<ChannelSelectionSource>(std::move(source), std::move(channels));
 }
