@@ -6,6 +6,7 @@
 #include "io/open_ephys_settings.hpp"
 #include "util/errors.hpp"
 
+#include "real_headers.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -22,29 +23,14 @@
 #include <unistd.h>
 #include <vector>
 
-#ifndef SPIKELINE_FIXTURES_DIR
-#error "SPIKELINE_FIXTURES_DIR must name the folder of real headers (../shared/fixtures)"
-#endif
-
 namespace {
 
 namespace fs = std::filesystem;
 using spikeline::InputError;
 using spikeline::io::OpenEphysProbe;
 
-const fs::path kFixtures = fs::path(SPIKELINE_FIXTURES_DIR) / "openephys";
-
-/// Every test here reads the real headers: without them (a checkout away from ../shared) they are skipped, loudly.
-class FixturesPresent : public ::testing::Environment {
-public:
-    void SetUp() override {
-        if (!fs::is_directory(kFixtures))
-            GTEST_SKIP() << kFixtures.string()
-                         << " is missing (see ../shared/fixtures/README.md): real-header tests skipped";
-    }
-};
-[[maybe_unused]] const ::testing::Environment* const kFixturesCheck =
-    ::testing::AddGlobalTestEnvironment(new FixturesPresent);
+const fs::path kFixtures = spikeline::testing::real_headers("openephys");
+[[maybe_unused]] const auto* const kSkipWithoutHeaders = spikeline::testing::skip_without_real_headers(kFixtures);
 
 std::string read_text(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

@@ -4,6 +4,7 @@
 // reader: per part number the site pitches and offsets, the ADC range, maxInt and gain rule.
 #include "io/recording.hpp"
 #include "io/spikeglx.hpp"
+#include "real_headers.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
 
@@ -21,19 +22,8 @@ using namespace spikeline;
 
 namespace {
 
-const fs::path kFixtures = fs::path(SPIKELINE_FIXTURES_DIR) / "spikeglx";
-
-/// Every test here reads the real headers: without them (a checkout away from ../shared) they are skipped, loudly.
-class FixturesPresent : public ::testing::Environment {
-public:
-    void SetUp() override {
-        if (!fs::is_directory(kFixtures))
-            GTEST_SKIP() << kFixtures.string()
-                         << " is missing (see ../shared/fixtures/README.md): real-header tests skipped";
-    }
-};
-[[maybe_unused]] const ::testing::Environment* const kFixturesCheck =
-    ::testing::AddGlobalTestEnvironment(new FixturesPresent);
+const fs::path kFixtures = spikeline::testing::real_headers("spikeglx");
+[[maybe_unused]] const auto* const kSkipWithoutHeaders = spikeline::testing::skip_without_real_headers(kFixtures);
 
 /// Documented layout of a probe family: x = shank * shank_pitch + (row odd ? x_odd : x_even) + column * x_pitch,
 /// y = row * y_pitch; and its ADC: microvolts per bit = range / max_int / gain * 1e6.
