@@ -413,14 +413,7 @@ std::size_t finish_npy_append_file(const std::filesystem::path& file, const std:
     std::error_code ec;
     std::filesystem::resize_file(file, found.data_offset + rows * found.row_bytes, ec);
     require(!ec, "cannot truncate " + file.string() + ": " + ec.message());
-    {
-        std::fstream out(file, std::ios::binary | std::ios::in | std::ios::out);
-        require(out.is_open(), "cannot open " + file.string() + " to finish it: check its permissions");
-        out.write(header.data(), static_cast<std::streamsize>(header.size()));
-        out.flush();
-        if (!out.good())
-            throw_write_error(file.string());
-    }
+    overwrite_start(file, header);
     if (file != destination) {
         std::filesystem::rename(file, destination, ec);
         require(!ec, "cannot rename " + file.string() + " to " + destination.string() + ": " + ec.message());

@@ -574,14 +574,7 @@ std::string writer_meta_text(int n_channels, double sample_rate, double microvol
 /// then renames it to destination.
 void rewrite_and_rename(const std::filesystem::path& file, const std::string& text,
                         const std::filesystem::path& destination) {
-    {
-        std::fstream out(file, std::ios::binary | std::ios::in | std::ios::out);
-        require(out.is_open(), "cannot open " + file.string() + ": check the folder's permissions");
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
-        out.flush();
-        if (!out.good())
-            throw_write_error(file.string());
-    }
+    overwrite_start(file, text);
     std::error_code ec;
     std::filesystem::resize_file(file, text.size(), ec);
     require(!ec, "cannot truncate " + file.string() + ": " + ec.message());

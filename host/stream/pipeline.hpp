@@ -70,6 +70,7 @@ public:
     std::uint64_t overrun_gap_frames() const { return overrun_gap_frames_; }
     /// Spikes dropped because they peaked in a gap or in the blanked frames after it.
     std::uint64_t blanked_spikes() const { return blanked_spikes_; }
+    std::uint64_t gap_blank_frames() const { return blanking_.blank_after(); }
     const LatencyHistogram& latency() const { return latency_; }
     std::chrono::steady_clock::time_point wall_start() const { return wall_start_; }
     /// The calibration part of stream.json.

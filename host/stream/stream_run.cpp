@@ -152,7 +152,6 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.decoding = decoding.get();
     setup.sink = &sink;
     setup.gaps = &gaps;
-    const std::uint64_t setup_blank_frames = setup.gap_blank_frames;
     StreamPipeline pipeline(std::move(setup));
     // Whatever ends the stream, every file is finalised with what it received: errors are recorded, not thrown.
     std::string pipeline_error;
@@ -263,7 +262,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"overrun_blocks", overrun_blocks.load()},
         {"overrun_frames", pipeline.overrun_gap_frames()},
         {"link_gap_frames", pipeline.link_gap_frames()},
-        {"gap_blank_frames", setup_blank_frames},
+        {"gap_blank_frames", pipeline.gap_blank_frames()},
         {"blanked_spikes", pipeline.blanked_spikes()},
         {"gap_rows", gaps.rows()},
         {"queue_capacity", queue.capacity()},

@@ -42,6 +42,15 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
     file.commit();
 }
 
+void overwrite_start(const std::filesystem::path& path, const std::string& bytes) {
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    require(out.is_open(), "cannot open " + path.string() + " to rewrite it: check its permissions");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out.good())
+        throw_write_error(path.string());
+}
+
 void ensure_directory(const std::filesystem::path& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);

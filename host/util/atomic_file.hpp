@@ -30,6 +30,10 @@ private:
 /// Writes text to path atomically.
 void write_text_file(const std::filesystem::path& path, const std::string& text);
 
+/// Overwrites the first bytes of an existing file in place (no truncation: on a full disk the blocks it already has
+/// are reused); throws WriteError when that fails.
+void overwrite_start(const std::filesystem::path& path, const std::string& bytes);
+
 /// Creates dir (and parents); throws InputError with a clear message when that is impossible. In an existing folder it
 /// then removes the temporaries of processes that no longer exist (remove_stale_temporaries), but refuses (InputError)
 /// while a recording cut short by a crash waits there for `spikeline recover`.
