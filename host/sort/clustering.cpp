@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace spikeline::sort {
 namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
+constexpr int kPrincipalStarts = 3;
 
 /// Splits a set of feature vectors while the split is real: 2-means, then a density dip along the axis joining the
 /// two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
@@ -23,22 +25,42 @@ public:
 private:
     void split(std::vector<int> members, int depth, std::vector<std::vector<int>>& out) {
         const std::size_t min_size = static_cast<std::size_t>(settings_.min_cluster_spikes);
-        std::vector<int> a, b;
-        if (members.size() >= 2 * min_size && depth < 6 && two_means(members, a, b) && a.size() >= min_size &&
-            b.size() >= min_size && has_dip(x_, a, b, settings_.split_dip)) {
-            split(std::move(a), depth + 1, out);
-            split(std::move(b), depth + 1, out);
+        std::vector<int> best_a, best_b;
+        if (members.size() >= 2 * min_size && depth < 8) {
+            // A cloud of three or more units may show no valley along the split 2-means finds first (e.g. one
+            // along the spread of amplitudes): try starts along each principal axis too, keep the deepest valley.
+            double best_ratio = settings_.split_dip;
+            for (const auto& [start_a, start_b] : starts(members)) {
+                std::vector<int> a, b;
+                if (!two_means(members, start_a, start_b, a, b) || a.size() < min_size || b.size() < min_size)
+                    continue;
+                const double ratio = dip_ratio(x_, a, b);
+                if (ratio < best_ratio) {
+                    best_ratio = ratio;
+                    best_a = std::move(a);
+                    best_b = std::move(b);
+                }
+            }
+        }
+        if (!best_a.empty()) {
+            split(std::move(best_a), depth + 1, out);
+            split(std::move(best_b), depth + 1, out);
             return;
         }
         out.push_back(std::move(members));
     }
 
-    // Deterministic 2-means: start from the point farthest from the mean and the point farthest from it.
-    bool two_means(const std::vector<int>& members, std::vector<int>& a, std::vector<int>& b) const {
+    Eigen::VectorXd mean_of(const std::vector<int>& members) const {
         Eigen::VectorXd mean = Eigen::VectorXd::Zero(x_.cols());
         for (int i : members)
             mean += x_.row(i).transpose();
-        mean /= static_cast<double>(members.size());
+        return mean / static_cast<double>(members.size());
+    }
+
+    // Start pairs for 2-means: the point farthest from the mean and the point farthest from it; then, for each of
+    // the first principal axes, the means of the members on either side of the mean along it.
+    std::vector<std::pair<Eigen::VectorXd, Eigen::VectorXd>> starts(const std::vector<int>& members) const {
+        const Eigen::VectorXd mean = mean_of(members);
         auto farthest = [&](const Eigen::VectorXd& from) {
             int best = members.front();
             double best_d = -1;
@@ -51,8 +73,29 @@ private:
             }
             return best;
         };
-        Eigen::VectorXd ca = x_.row(farthest(mean)).transpose();
-        Eigen::VectorXd cb = x_.row(farthest(ca)).transpose();
+        std::vector<std::pair<Eigen::VectorXd, Eigen::VectorXd>> out;
+        const Eigen::VectorXd first = x_.row(farthest(mean)).transpose();
+        out.emplace_back(first, x_.row(farthest(first)).transpose());
+        Eigen::MatrixXd covariance = Eigen::MatrixXd::Zero(x_.cols(), x_.cols());
+        for (int i : members) {
+            const Eigen::VectorXd d = x_.row(i).transpose() - mean;
+            covariance.selfadjointView<Eigen::Lower>().rankUpdate(d);
+        }
+        covariance = covariance.selfadjointView<Eigen::Lower>();
+        const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(covariance);
+        for (int axis = 0; axis < std::min<int>(kPrincipalStarts, static_cast<int>(x_.cols())); ++axis) {
+            const Eigen::VectorXd u = solver.eigenvectors().col(x_.cols() - 1 - axis); // eigenvalues ascend
+            std::vector<int> low, high;
+            for (int i : members)
+                ((x_.row(i).transpose() - mean).dot(u) < 0 ? low : high).push_back(i);
+            if (!low.empty() && !high.empty())
+                out.emplace_back(mean_of(low), mean_of(high));
+        }
+        return out;
+    }
+
+    bool two_means(const std::vector<int>& members, Eigen::VectorXd ca, Eigen::VectorXd cb, std::vector<int>& a,
+                   std::vector<int>& b) const {
         for (int iteration = 0; iteration < 30; ++iteration) {
             a.clear();
             b.clear();
@@ -61,13 +104,7 @@ private:
                     .push_back(i);
             if (a.empty() || b.empty())
                 return false;
-            Eigen::VectorXd na = Eigen::VectorXd::Zero(x_.cols()), nb = na;
-            for (int i : a)
-                na += x_.row(i).transpose();
-            for (int i : b)
-                nb += x_.row(i).transpose();
-            na /= static_cast<double>(a.size());
-            nb /= static_cast<double>(b.size());
+            const Eigen::VectorXd na = mean_of(a), nb = mean_of(b);
             const bool converged = na == ca && nb == cb;
             ca = na;
             cb = nb;
@@ -83,7 +120,7 @@ private:
 
 } // namespace
 
-bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
+double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b) {
     Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
     for (int i : a)
         ma += x.row(i).transpose();
@@ -94,7 +131,7 @@ bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vec
     const Eigen::VectorXd axis = mb - ma;
     const double length = axis.norm();
     if (length == 0)
-        return false;
+        return std::numeric_limits<double>::infinity();
     const Eigen::VectorXd u = axis / length;
     const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
     double count_a = 0, count_b = 0, count_mid = 0;
@@ -106,7 +143,12 @@ bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vec
             count_mid += std::abs(v - mid) <= half_window;
         }
     // Allow for counting noise in the valley: two standard deviations of a Poisson count.
-    return count_mid + 2 * std::sqrt(count_mid) < split_dip * std::min(count_a, count_b);
+    const double peaks = std::min(count_a, count_b);
+    return peaks > 0 ? (count_mid + 2 * std::sqrt(count_mid)) / peaks : std::numeric_limits<double>::infinity();
+}
+
+bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
+    return dip_ratio(x, a, b) < split_dip;
 }
 
 bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,

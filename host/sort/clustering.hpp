@@ -11,9 +11,12 @@
 
 namespace spikeline::sort {
 
-/// Whether two groups of points (rows of x) are two clusters rather than one: counts points in windows of a quarter
-/// of the distance between the two means, at each mean and at the midpoint, along the axis joining the means; a
-/// unimodal cloud has its densest window in the middle, two clusters a valley there.
+/// How deep the valley between two groups of points (rows of x) is: counts points in windows of a quarter of the
+/// distance between the two means, at each mean and at the midpoint, along the axis joining the means, and returns
+/// the midpoint's count (plus two Poisson standard deviations) over the smaller mean's count. A unimodal cloud has
+/// its densest window in the middle (ratio above 1), two clusters a valley there.
+double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b);
+/// dip_ratio below split_dip: the valley is deep enough to be two clusters.
 bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip);
 
 /// Whether the spikes of two clusters peaking on different channels form one cloud in the features of the channels

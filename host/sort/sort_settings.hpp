@@ -16,7 +16,7 @@ struct SortSettings {
     double calibration_s = 30.0;    ///< data the host learns the units from
     double recalibrate_every_s = 0; ///< 0: calibrate once
     int min_cluster_spikes = 10;    ///< smaller clusters of a calibration window stay unsorted
-    double split_dip = 0.6;         ///< a cluster splits when its valley density is below this share of its peaks
+    double split_dip = 0.8;         ///< a cluster splits when its valley density is below this share of its peaks
     double merge_candidate_distance =
         0; ///< ... or below this one when their spikes form one cloud (0: off; 0.2 helps under drift)
     double merge_distance = 0.08;   ///< clusters on neighbouring channels merge below this normalised template distance
