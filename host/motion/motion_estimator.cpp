@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace spikeline::motion {
 namespace {
@@ -96,6 +97,21 @@ bool best_shift(const std::vector<double>& reference, const std::vector<std::pai
     return peak_shift(scores, lo, shift);
 }
 
+/// Displacement at depth y from the blocks `ids` of one shank: linear between their depths, constant beyond.
+double interpolate(const std::vector<MotionBlock>& blocks, const std::vector<int>& ids,
+                   const std::vector<double>& displacement, double y_um) {
+    auto value = [&](std::size_t i) { return displacement[static_cast<std::size_t>(ids[i])]; };
+    auto depth = [&](std::size_t i) { return blocks[static_cast<std::size_t>(ids[i])].depth_um; };
+    if (ids.size() == 1 || y_um <= depth(0))
+        return value(0);
+    for (std::size_t i = 1; i < ids.size(); ++i)
+        if (y_um <= depth(i)) {
+            const double t = (y_um - depth(i - 1)) / (depth(i) - depth(i - 1));
+            return (1 - t) * value(i - 1) + t * value(i);
+        }
+    return value(ids.size() - 1);
+}
+
 } // namespace
 
 SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, const SpikeEvent& event,
@@ -122,12 +138,42 @@ SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, 
     return position;
 }
 
+/// Registers windows to the reference histograms, one shank after the other. Holds the state an estimate needs from
+/// the previous ones; only the worker thread touches it.
+class MotionEstimator::Registration {
+public:
+    struct ShankState {
+        double y_min = 0;
+        int n_bins = 0;
+        std::vector<double> reference; ///< smoothed, n_amplitude_bins x n_bins; empty until the first window
+        std::vector<int> blocks;
+        std::vector<double> window_centres;
+        double rigid = 0; ///< the last rigid estimate, um
+    };
+
+    Registration(const MotionSettings& settings, std::vector<ShankState> shanks, std::vector<MotionBlock> blocks)
+        : settings_(settings), shanks_(std::move(shanks)), blocks_(std::move(blocks)) {
+        current_.displacement.assign(blocks_.size(), 0.0);
+    }
+
+    /// windows: each shank's histogram of the window ending at time_s.
+    std::pair<MotionEstimate, std::vector<MotionBlock>> estimate(double time_s,
+                                                                 std::vector<std::vector<double>> windows);
+
+private:
+    MotionSettings settings_;
+    std::vector<ShankState> shanks_;
+    std::vector<MotionBlock> blocks_;
+    MotionEstimate current_;
+};
+
 MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, const MotionSettings& settings)
     : probe_(probe), sample_rate_(sample_rate), settings_(settings) {
-    require(settings.update_s > 0 && settings.window_s >= settings.update_s && settings.bin_um > 0 &&
-                settings.max_shift_um > 0 && settings.block_um >= 0,
+    require(settings.update_s > 0 && settings.apply_delay_s >= 0 && settings.window_s >= settings.update_s &&
+                settings.bin_um > 0 && settings.max_shift_um > 0 && settings.block_um >= 0,
             "motion settings: need update > 0, window >= update, a depth bin > 0 and a maximum shift > 0");
     update_frames_ = static_cast<std::uint64_t>(std::llround(settings.update_s * sample_rate));
+    apply_delay_frames_ = static_cast<std::uint64_t>(std::llround(settings.apply_delay_s * sample_rate));
     window_slices_ = std::max(1, static_cast<int>(std::lround(settings.window_s / settings.update_s)));
     next_update_ = update_frames_ * static_cast<std::uint64_t>(window_slices_);
     int max_shank = 0;
@@ -159,6 +205,35 @@ MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, 
         shanks_.push_back(std::move(shank));
     }
     current_.displacement.assign(blocks_.size(), 0.0);
+    std::vector<Registration::ShankState> states;
+    for (const Shank& shank : shanks_)
+        states.push_back({shank.y_min, shank.n_bins, {}, shank.blocks, shank.window_centres, 0.0});
+    registration_ = std::make_unique<Registration>(settings_, std::move(states), blocks_);
+    worker_ = std::thread([this] { run_worker(); });
+}
+
+MotionEstimator::~MotionEstimator() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_one();
+    worker_.join();
+}
+
+void MotionEstimator::run_worker() {
+    for (;;) {
+        std::packaged_task<std::pair<MotionEstimate, std::vector<MotionBlock>>()> job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty())
+                return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        job();
+    }
 }
 
 std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& events,
@@ -180,13 +255,29 @@ std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& 
         }
         if (up_to < next_update_)
             break;
-        estimate(static_cast<double>(next_update_) / sample_rate_);
-        made.push_back(current_);
+        std::vector<std::vector<double>> windows;
+        for (const Shank& shank : shanks_)
+            windows.push_back(window_histogram(shank));
+        std::packaged_task<std::pair<MotionEstimate, std::vector<MotionBlock>>()> job(
+            [this, time_s = static_cast<double>(next_update_) / sample_rate_, windows = std::move(windows)]() mutable {
+                return registration_->estimate(time_s, std::move(windows));
+            });
+        pending_.push_back({next_update_ + apply_delay_frames_, job.get_future()});
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            jobs_.push_back(std::move(job));
+        }
+        wake_.notify_one();
         next_update_ += update_frames_;
         slice_ = (slice_ + 1) % window_slices_;
         for (Shank& shank : shanks_)
             std::fill(shank.slices[static_cast<std::size_t>(slice_)].begin(),
                       shank.slices[static_cast<std::size_t>(slice_)].end(), 0.0);
+    }
+    while (!pending_.empty() && pending_.front().due <= up_to) {
+        std::tie(current_, blocks_) = pending_.front().result.get();
+        pending_.pop_front();
+        made.push_back(current_);
     }
     return made;
 }
@@ -199,10 +290,12 @@ std::vector<double> MotionEstimator::window_histogram(const Shank& shank) const 
     return sum;
 }
 
-void MotionEstimator::estimate(double time_s) {
+std::pair<MotionEstimate, std::vector<MotionBlock>>
+MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<double>> windows) {
     current_.time_s = time_s;
-    for (Shank& shank : shanks_) {
-        std::vector<double> window = window_histogram(shank);
+    for (std::size_t index = 0; index < shanks_.size(); ++index) {
+        ShankState& shank = shanks_[index];
+        std::vector<double>& window = windows[index];
         double count = 0;
         for (double v : window)
             count += v;
@@ -305,8 +398,7 @@ void MotionEstimator::estimate(double time_s) {
         std::vector<double> back(static_cast<std::size_t>(shank.n_bins));
         for (int y = 0; y < shank.n_bins; ++y)
             back[static_cast<std::size_t>(y)] =
-                displacement_at(blocks_[static_cast<std::size_t>(shank.blocks[0])].shank,
-                                shank.y_min + (y + 0.5) * settings_.bin_um) /
+                interpolate(blocks_, shank.blocks, current_.displacement, shank.y_min + (y + 0.5) * settings_.bin_um) /
                 settings_.bin_um;
         for (int a = 0; a < kAmplitudeBins; ++a)
             for (int y = 0; y < shank.n_bins; ++y) {
@@ -320,6 +412,7 @@ void MotionEstimator::estimate(double time_s) {
                 r = (1 - rate) * r + rate * ((1 - frac) * at(y0) + frac * at(y0 + 1));
             }
     }
+    return {current_, blocks_};
 }
 
 double MotionEstimator::displacement_at(int shank_id, double y_um) const {
@@ -327,17 +420,7 @@ double MotionEstimator::displacement_at(int shank_id, double y_um) const {
         shank_index_[static_cast<std::size_t>(shank_id)] < 0)
         return 0;
     const Shank& shank = shanks_[static_cast<std::size_t>(shank_index_[static_cast<std::size_t>(shank_id)])];
-    const auto& ids = shank.blocks;
-    auto value = [&](std::size_t i) { return current_.displacement[static_cast<std::size_t>(ids[i])]; };
-    auto depth = [&](std::size_t i) { return blocks_[static_cast<std::size_t>(ids[i])].depth_um; };
-    if (ids.size() == 1 || y_um <= depth(0))
-        return value(0);
-    for (std::size_t i = 1; i < ids.size(); ++i)
-        if (y_um <= depth(i)) {
-            const double t = (y_um - depth(i - 1)) / (depth(i) - depth(i - 1));
-            return (1 - t) * value(i - 1) + t * value(i);
-        }
-    return value(ids.size() - 1);
+    return interpolate(blocks_, shank.blocks, current_.displacement, y_um);
 }
 
 } // namespace spikeline::motion

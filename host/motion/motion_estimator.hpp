@@ -7,7 +7,13 @@
 #include "backend/backend.hpp"
 #include "probe/probe.hpp"
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace spikeline::motion {
@@ -23,6 +29,7 @@ struct MotionSettings {
     double block_range_um = 30;  ///< a block's estimate stays within this of its shank's rigid one
     double reference_rate = 0.0; ///< share of each registered window mixed into the reference (slow changes)
     int min_spikes = 50;         ///< fewer spikes on a shank in a window: the estimate holds
+    double apply_delay_s = 0.1;  ///< an estimate takes effect this long after its window ends (computed meanwhile)
 };
 
 /// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:
@@ -52,15 +59,24 @@ SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, 
 class MotionEstimator {
 public:
     MotionEstimator(const probe::Probe& probe, double sample_rate, const MotionSettings& settings);
+    ~MotionEstimator();
+    MotionEstimator(const MotionEstimator&) = delete;
+    MotionEstimator& operator=(const MotionEstimator&) = delete;
 
     const std::vector<MotionBlock>& blocks() const { return blocks_; }
 
     /// Adds spikes (in sample order) up to frame `up_to` (exclusive; every spike before it has been added) and
-    /// returns the estimates made on the way (one per update_s boundary passed).
+    /// returns the estimates that took effect on the way. The window ending at each update_s boundary is registered
+    /// on a worker thread while frames go on, and its estimate takes effect once `up_to` passes the boundary plus
+    /// apply_delay_frames() (waiting for the worker only if it is that late): the estimates, and when they take
+    /// effect, depend on the spikes and frame counts only, never on the threads' timing.
     std::vector<MotionEstimate> add(const std::vector<SpikeEvent>& events, const std::vector<SpikePosition>& positions,
                                     std::uint64_t up_to);
 
-    /// The latest estimate (all zero before the first window is complete).
+    /// Frames between the end of an estimate's window and the frame it takes effect at.
+    std::uint64_t apply_delay_frames() const { return apply_delay_frames_; }
+
+    /// The latest estimate in effect (all zero before the first window is complete).
     const MotionEstimate& current() const { return current_; }
 
     /// Displacement at depth y on a shank, interpolated between the blocks' centres of the current estimate.
@@ -71,27 +87,38 @@ private:
         double y_min = 0;
         int n_bins = 0;
         std::vector<std::vector<double>> slices; ///< per update slice: n_amplitude_bins x n_bins counts
-        std::vector<double> reference;           ///< smoothed, n_amplitude_bins x n_bins; empty until the first
         std::vector<int> blocks;                 ///< indices into blocks_
         std::vector<double> window_centres;      ///< of each block's Gaussian window, um
-        double rigid = 0;                        ///< the last rigid estimate, um
+    };
+    class Registration; ///< the worker's state: reference histograms, last estimates
+    struct Pending {
+        std::uint64_t due = 0; ///< frame the estimate takes effect at
+        std::future<std::pair<MotionEstimate, std::vector<MotionBlock>>> result;
     };
 
-    void estimate(double time_s);
     std::vector<double> window_histogram(const Shank& shank) const;
+    void run_worker();
 
     probe::Probe probe_;
     double sample_rate_;
     MotionSettings settings_;
     std::uint64_t update_frames_;
+    std::uint64_t apply_delay_frames_;
     int window_slices_;
     std::vector<Shank> shanks_;
     std::vector<int> shank_index_; ///< probe shank id -> index into shanks_ (-1: none)
     std::vector<MotionBlock> blocks_;
     std::uint64_t next_update_;
     int slice_ = 0; ///< index of the current slice in every shank's ring
-    int slices_filled_ = 0;
     MotionEstimate current_;
+
+    std::unique_ptr<Registration> registration_; ///< used by the worker only
+    std::deque<Pending> pending_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::packaged_task<std::pair<MotionEstimate, std::vector<MotionBlock>>()>> jobs_;
+    bool stopping_ = false;
+    std::thread worker_;
 };
 
 } // namespace spikeline::motion
