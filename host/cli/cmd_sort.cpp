@@ -62,8 +62,11 @@ int cmd_sort(int argc, char** argv) {
          "do not track the probe's motion (units stay on the contacts they were learnt on): for rigidly fixed "
          "preparations") //
         ("no-learning", po::bool_switch(&no_learning),
-         "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from a "
-         "sample of every spike so far, so that rare and late units are found)");
+         "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
+         "spikes the units left unsorted since the last time, so that rare and late units are found)") //
+        ("relearn-all", po::bool_switch(&settings.relearn_all),
+         "learning re-clusters every spike of the sample, refining the units it had (ids kept where the labels "
+         "agree); default: it clusters only the spikes the units left unsorted and adds what it finds");
     add_detect_options(visible, detect);
     po::options_description all;
     all.add(visible).add_options()("input", po::value(&in.input));

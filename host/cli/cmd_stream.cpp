@@ -105,7 +105,11 @@ int cmd_stream(int argc, char** argv) {
          "motion.npy): for rigidly fixed preparations") //
         ("no-learning", po::bool_switch(&no_learning),
          "learn the units once, from the calibration window (default: learn again in the background at 2, 4, 8... "
-         "times it, from a sample of every spike so far, so that rare and late units are found)") //
+         "times it, from the spikes the units left unsorted since the last time, so that rare and late units are "
+         "found)") //
+        ("relearn-all", po::bool_switch(&settings.relearn_all),
+         "learning re-clusters a sample of every spike so far, refining the units it had (ids kept where the labels "
+         "agree) instead of only adding units") //
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");

@@ -184,6 +184,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 SortOutput sample;
                 sort::CalibrationMotion motion{&probe, {}};
                 reservoir.snapshot().copy_to(sample, motion.displacement_um);
+                if (!options.sort.relearn_all) // the next learning looks only at what these units leave unsorted
+                    reservoir.restart();
                 calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
                                               track_motion ? &motion : nullptr, true);
                 writer.add_calibration(calibration);

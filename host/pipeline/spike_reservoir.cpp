@@ -7,6 +7,12 @@ namespace spikeline {
 SpikeReservoir::SpikeReservoir(std::size_t max_spikes, std::size_t values_per_spike, bool with_motion)
     : max_spikes_(max_spikes), values_per_spike_(values_per_spike), with_motion_(with_motion) {}
 
+void SpikeReservoir::restart() {
+    chunks_.clear();
+    size_ = 0;
+    offered_ = 0;
+}
+
 SpikeReservoir::Chunk& SpikeReservoir::writable(std::size_t slot) {
     const std::size_t index = slot / kChunkSpikes;
     if (index == chunks_.size()) {

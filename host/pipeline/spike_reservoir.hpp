@@ -1,6 +1,6 @@
 #pragma once
-// The sample a learning calibration learns from: a uniform sample of every spike so far (reservoir sampling,
-// deterministic), kept in chunks that snapshots share copy-on-write. sort and stream learn from it alike.
+// The sample a learning calibration learns from: a uniform sample of every spike so far, or since restart() (reservoir
+// sampling, deterministic), kept in chunks that snapshots share copy-on-write. sort and stream learn from it alike.
 // A calibration takes a snapshot without the pipeline copying the sample (up to max_calibration_spikes snippets,
 // hundreds of MB): the calibration thread concatenates it, and the pipeline copies a chunk only when it replaces a
 // spike in one a snapshot still holds.
@@ -34,6 +34,8 @@ public:
     /// Offers every spike of sorted (with snippets); tracking gives the displacement they were seen at.
     void add(const SortOutput& sorted, const MotionTracking* tracking);
     Snapshot snapshot() const;
+    /// Starts a new sample (snapshots taken keep theirs): what learning sees after it adds units.
+    void restart();
     std::size_t size() const { return size_; }
 
 private:

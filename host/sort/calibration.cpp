@@ -203,9 +203,17 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     }
 
     // Clusters per peak channel.
+    // Learning new units only: the previous units stay as they are (ids and entries), clusters come from the spikes
+    // they left unsorted, in the room left on each channel.
+    const bool add_units = keep_basis && previous && !settings.relearn_all;
+    std::vector<int> room(static_cast<std::size_t>(params.n_channels), HwSortConfig::max_entries);
+    if (add_units)
+        for (int c = 0; c < params.n_channels; ++c)
+            room[static_cast<std::size_t>(c)] -= previous->params->n_entries[c];
     std::map<int, std::vector<int>> by_channel;
     for (std::size_t i = 0; i < n; ++i)
-        by_channel[data.spikes[i].event.channel].push_back(static_cast<int>(i));
+        if (!add_units || data.spikes[i].unit < 0)
+            by_channel[data.spikes[i].event.channel].push_back(static_cast<int>(i));
     std::vector<std::vector<int>> members_of; // per clustered entry
     for (auto& [channel, members] : by_channel) {
         if (members.size() < static_cast<std::size_t>(settings.min_cluster_spikes))
@@ -214,7 +222,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         std::sort(clusters.begin(), clusters.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
         for (const auto& cluster : clusters) {
             if (cluster.size() < static_cast<std::size_t>(settings.min_cluster_spikes) ||
-                static_cast<int>(params.n_entries[channel]) == HwSortConfig::max_entries)
+                static_cast<int>(params.n_entries[channel]) == room[static_cast<std::size_t>(channel)])
                 continue;
             Entry entry;
             entry.channel = channel;
@@ -244,7 +252,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             ++params.n_entries[channel];
         }
     }
-    require(!result.entries.empty(),
+    require(!result.entries.empty() || add_units,
             "the calibration window's " + std::to_string(n) + " spikes formed no cluster of at least " +
                 std::to_string(settings.min_cluster_spikes) +
                 " spikes on one channel: lengthen the window (--calibration-s) or lower --min-cluster-spikes");
@@ -321,7 +329,9 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     matches.push_back(
                         {0, 1.0 - static_cast<double>(count) / static_cast<double>(total), u, old_index[label]});
         }
-        for (std::size_t u = 0; u < result.units.size(); ++u)
+        // (Not when only adding units: their spikes were left unsorted, so a template resembling a unit's is a
+        // neighbour of it more often than the unit itself, and joining the two would spoil both.)
+        for (std::size_t u = 0; u < (add_units ? 0 : result.units.size()); ++u)
             for (std::size_t o = 0; o < previous->units.size(); ++o) {
                 const Unit& old = previous->units[o];
                 double best = 2;
@@ -330,7 +340,10 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     for (int mine : result.units[u].entries) {
                         const Entry& m = result.entries[static_cast<std::size_t>(mine)];
                         best = std::min(
-                            best, template_distance(params, m.channel, m.mean_snippet, b.channel, b.mean_snippet));
+                            best, template_distance(params, m.channel, m.mean_snippet, b.channel,
+                                                    motion ? move_snippet(params, *motion->probe, b.channel,
+                                                                          b.mean_snippet, b.motion_um, m.motion_um)
+                                                           : b.mean_snippet));
                     }
                 }
                 if (best < settings.id_match_distance)
@@ -360,12 +373,15 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     // Units of earlier calibrations this window did not find (too few spikes in it, or a cluster that matched no
     // id) stay registered with their last templates, as features in the new basis, so that their spikes keep their
     // labels. (Keeping only units with no successor among the new ones measured worse, docs/ACCURACY.md.)
+    // When only adding units, every previous unit stays, and a new cluster matching one (its spikes fell outside the
+    // unit's gates) adds entries to it.
     if (previous) {
-        std::set<int> found;
-        for (const Unit& unit : result.units)
-            found.insert(unit.id);
+        std::map<int, std::size_t> found; // id -> index into result.units
+        for (std::size_t u = 0; u < result.units.size(); ++u)
+            found[result.units[u].id] = u;
         for (const Unit& old : previous->units) {
-            if (found.count(old.id))
+            const auto match = found.find(old.id);
+            if (match != found.end() && !add_units)
                 continue;
             Unit carried = old;
             carried.entries.clear();
@@ -378,8 +394,18 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 result.entries.push_back(std::move(entry));
                 ++params.n_entries[result.entries.back().channel];
             }
-            if (!carried.entries.empty())
+            if (carried.entries.empty())
+                continue;
+            if (match == found.end()) {
                 result.units.push_back(std::move(carried));
+                continue;
+            }
+            Unit& unit = result.units[match->second];
+            unit.entries.insert(unit.entries.end(), carried.entries.begin(), carried.entries.end());
+            if (old.amplitude > unit.amplitude) {
+                unit.amplitude = old.amplitude;
+                unit.peak_channel = old.peak_channel;
+            }
         }
     }
 

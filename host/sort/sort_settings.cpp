@@ -55,6 +55,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"id_match_distance", s.id_match_distance},
             {"motion", s.motion},
             {"keep_learning", s.keep_learning},
+            {"relearn_all", s.relearn_all},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

@@ -25,6 +25,7 @@ struct SortSettings {
     std::size_t max_calibration_spikes = 200000; ///< snippets kept for one calibration (memory bound)
     bool motion = true;        ///< estimate the probe's motion and move the units with it (off: fixed preparations)
     bool keep_learning = true; ///< calibrate again at 2, 4, 8... x calibration_s on all spikes so far (same basis)
+    bool relearn_all = false;  ///< learning re-clusters every spike; off: only the unsorted ones, adding units
 };
 
 /// Snippet geometry for a probe: every channel's snippet rows are itself and its nearest contacts on its shank.

@@ -146,6 +146,8 @@ void StreamPipeline::start_learning() {
     CalibrationJob job;
     job.geometry = s_.geometry;
     job.sample = reservoir_.snapshot(); // the reservoir keeps sampling while the job runs
+    if (!s_.sort.relearn_all)           // the next learning looks only at what these units leave unsorted
+        reservoir_.restart();
     job.settings = s_.sort;
     job.first_template_id = s_.sink->next_template_id();
     job.previous = current_;
