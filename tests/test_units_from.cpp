@@ -9,6 +9,7 @@
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "sort/units_from_folder.hpp"
+#include "stream/stream_run.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
 
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -112,7 +114,8 @@ protected:
         for (std::size_t i = 0; i < n_units; ++i)
             for (int k = 0; k < kTemplateSamples * kChannels; ++k)
                 templates[i * kTemplateSamples * kChannels + k] *=
-                    static_cast<float>(recording.microvolts_per_bit) / (static_cast<float>(std::max(counted[i], 1)) * kScale);
+                    static_cast<float>(recording.microvolts_per_bit) /
+                    (static_cast<float>(std::max(counted[i], 1)) * kScale);
         io::write_npy(out / "templates.npy", templates.data(), {n_units, kTemplateSamples, kChannels});
         io::write_npy(out / "spike_times.npy", times);
         io::write_npy(out / "spike_templates.npy", spike_templates);
@@ -224,6 +227,34 @@ TEST_F(UnitsFrom, AKilosortFolderOfAnotherSessionKeepsItsClusterIdsThroughItsTem
     EXPECT_EQ(result.units_from.units_from_spikes, 0);
     EXPECT_GT(result.units_from.units_from_templates, 0);
     EXPECT_GE(expect_kilosort_ids_kept(out, 1.0), 0.85);
+}
+
+TEST_F(UnitsFrom, AStreamBuildsItsSorterFromTheFolderAtTheEndOfItsCalibrationWindow) {
+    const fs::path kilosort = write_kilosort_folder("kilosort", 0);
+    stream::StreamOptions options;
+    options.source.source = (sim_ / "recording.bin").string();
+    options.out_dir = dir_ / "stream";
+    options.sort.calibration_s = 8;
+    options.units_from = kilosort;
+    options.save_raw = false;
+    const std::atomic<bool> stop{false};
+    const nlohmann::json summary = stream::run_stream(options, stop);
+    const nlohmann::json& from = summary["calibration"]["units_from"];
+    EXPECT_EQ(summary["calibration"]["done"], true) << summary.dump(2);
+    EXPECT_EQ(from["spike_times_used"], true) << summary.dump(2);
+    EXPECT_EQ(from["layout"], "kilosort");
+    EXPECT_EQ(from["labels_file"], "cluster_KSLabel.tsv");
+    EXPECT_EQ(summary["learning"]["enabled"], false); // a fixed sorter
+    // The sorter the stream saved holds exactly the good units, under their Kilosort ids.
+    std::set<int> good, saved;
+    for (std::size_t i = 0; i < truth_.units.size(); ++i)
+        if (kilosort_good(i))
+            good.insert(kilosort_id(i));
+    std::ifstream sorter_file(options.out_dir / "sorter.json");
+    const nlohmann::json sorter = nlohmann::json::parse(sorter_file);
+    for (const nlohmann::json& unit : sorter["units"])
+        saved.insert(unit["id"].get<int>());
+    EXPECT_EQ(saved, good);
 }
 
 TEST_F(UnitsFrom, FoldersOfAnotherChannelCountOrProbeAreRefusedNamingBoth) {

@@ -123,10 +123,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         }
         source.reset();
         const auto clustering_start = Clock::now();
-        calibration = from_units ? sort::calibrate_from_units(*geometry, window.data, *options.units_from,
-                                                              options.sort, window.motion_or_null(), &result.units_from)
-                                 : sort::calibrate(*geometry, window.data, options.sort, 0, nullptr,
-                                                   window.motion_or_null());
+        calibration = from_units
+                          ? sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
+                                                       window.motion_or_null(), &result.units_from)
+                          : sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
         result.clustering_wall_seconds = seconds_since(clustering_start);
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);

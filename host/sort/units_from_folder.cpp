@@ -87,8 +87,9 @@ Array read_array(const fs::path& path) {
 
 fs::path required_file(const fs::path& folder, const char* name, const char* what) {
     const fs::path path = folder / name;
-    require(fs::exists(path), "--units-from " + folder.string() + ": " + name + " is missing (" + what +
-                                  "); point --units-from at a Kilosort output or Phy folder, or a spikeline sort folder");
+    require(fs::exists(path),
+            "--units-from " + folder.string() + ": " + name + " is missing (" + what +
+                "); point --units-from at a Kilosort output or Phy folder, or a spikeline sort folder");
     return path;
 }
 
@@ -223,8 +224,8 @@ void check_positions(const fs::path& path, const std::vector<int>& run_channel_o
 /// A unit's snippet seen from `channel`: rows snippet_channels[channel][k] of `rows_of` (a channel -> samples map, each
 /// row aligned at `trough`), placed so that `trough` falls on pre, then shifted so that the first row's extremum lies
 /// at pre (as the detector aligns spikes).
-std::vector<double> seen_from(const HwSortParams& params, const std::map<int, std::vector<double>>& rows_of,
-                              int trough, int channel, int width) {
+std::vector<double> seen_from(const HwSortParams& params, const std::map<int, std::vector<double>>& rows_of, int trough,
+                              int channel, int width) {
     std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
     for (int k = 0; k < kRows; ++k) {
         const int ch = params.snippet_channels[channel][k];
@@ -401,9 +402,9 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
     const std::vector<std::int64_t> spike_cluster =
         have_clusters ? per_spike_ids(folder / "spike_clusters.npy", n_spikes) : spike_template;
     for (std::int64_t t : spike_template)
-        require(t < static_cast<std::int64_t>(n_templates),
-                describe(folder / "spike_templates.npy") + ": template " + std::to_string(t) + " beyond the " +
-                    std::to_string(n_templates) + " of templates.npy");
+        require(t < static_cast<std::int64_t>(n_templates), describe(folder / "spike_templates.npy") + ": template " +
+                                                                std::to_string(t) + " beyond the " +
+                                                                std::to_string(n_templates) + " of templates.npy");
     std::vector<double> amplitudes;
     if (fs::exists(folder / "amplitudes.npy") && !spikeline_folder) {
         amplitudes = read_array(folder / "amplitudes.npy").values;
@@ -425,7 +426,8 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
     for (std::size_t i = 0; i < n_spikes; ++i)
         spikes_of[spike_cluster[i]].push_back(i);
     result.n_clusters = spikes_of.size();
-    const double to_lsb = (1 << HwConfig::sample_frac_bits) / (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0);
+    const double to_lsb =
+        (1 << HwConfig::sample_frac_bits) / (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0);
     std::vector<std::string> skipped_outside;
     for (const auto& [cluster, members] : spikes_of) {
         if (spikeline_folder && cluster == 0)
@@ -595,8 +597,8 @@ Calibration calibrate_from_units(const HwSortParams& base, const SortOutput& win
         const std::uint64_t low = t >= kMaxOffset ? t - kMaxOffset : 0;
         for (std::size_t u : on->second) {
             const std::vector<std::uint64_t>& times = units.units[u].spike_times;
-            for (auto it = std::lower_bound(times.begin(), times.end(), low); it != times.end() && *it <= t + kMaxOffset;
-                 ++it)
+            for (auto it = std::lower_bound(times.begin(), times.end(), low);
+                 it != times.end() && *it <= t + kMaxOffset; ++it)
                 visit(u, static_cast<int>(static_cast<std::int64_t>(t) - static_cast<std::int64_t>(*it)));
         }
     };
