@@ -69,8 +69,8 @@ protected:
 
     /// A Kilosort-layout folder of the ground-truth units: dense float32 templates (the mean raw snippet around each
     /// unit's first 200 spikes, minus its mean, 61 samples with the trough at 20) divided by 20, amplitudes 20 (so
-    /// template x amplitude is the spike in uV), no whitening, spike times `time_shift` later and one sample early (as
-    /// Kilosort's alignment may put them), cluster_KSLabel.tsv.
+    /// template x amplitude is the spike in the recording's sample units, as Kilosort's), no whitening, spike times
+    /// `time_shift` later and one sample early (as Kilosort's alignment may put them), cluster_KSLabel.tsv.
     fs::path write_kilosort_folder(const std::string& name, std::int64_t time_shift) {
         const fs::path out = dir_ / name;
         fs::create_directories(out);
@@ -113,9 +113,7 @@ protected:
         }
         for (std::size_t i = 0; i < n_units; ++i)
             for (int k = 0; k < kTemplateSamples * kChannels; ++k)
-                templates[i * kTemplateSamples * kChannels + k] *=
-                    static_cast<float>(recording.microvolts_per_bit) /
-                    (static_cast<float>(std::max(counted[i], 1)) * kScale);
+                templates[i * kTemplateSamples * kChannels + k] /= static_cast<float>(std::max(counted[i], 1)) * kScale;
         io::write_npy(out / "templates.npy", templates.data(), {n_units, kTemplateSamples, kChannels});
         io::write_npy(out / "spike_times.npy", times);
         io::write_npy(out / "spike_templates.npy", spike_templates);
@@ -227,6 +225,34 @@ TEST_F(UnitsFrom, AKilosortFolderOfAnotherSessionKeepsItsClusterIdsThroughItsTem
     EXPECT_EQ(result.units_from.units_from_spikes, 0);
     EXPECT_GT(result.units_from.units_from_templates, 0);
     EXPECT_GE(expect_kilosort_ids_kept(out, 1.0), 0.85);
+}
+
+TEST_F(UnitsFrom, WhitenedTemplatesAreUnwhitenedWithTheInverseWhiteningMatrix) {
+    // Templates read through their templates (spike times 3 s off), so that their scale matters: a folder whose
+    // templates are whitened by a per-channel gain, with whitening_mat_inv.npy undoing it, labels as the plain one.
+    const fs::path plain = write_kilosort_folder("plain", 90000);
+    const fs::path whitened = write_kilosort_folder("whitened", 90000);
+    std::vector<double> inverse(kChannels * kChannels, 0.0);
+    std::vector<float> templates = io::read_npy(whitened / "templates.npy").as<float>();
+    for (int c = 0; c < kChannels; ++c) {
+        const double gain = 0.5 + 1.5 * c / (kChannels - 1);
+        inverse[static_cast<std::size_t>(c * kChannels + c)] = gain;
+        for (std::size_t v = static_cast<std::size_t>(c); v < templates.size(); v += kChannels)
+            templates[v] = static_cast<float>(templates[v] / gain);
+    }
+    io::write_npy(whitened / "templates.npy", templates.data(),
+                  {truth_.units.size(), static_cast<std::size_t>(kTemplateSamples), kChannels});
+    io::write_npy(whitened / "whitening_mat_inv.npy", inverse.data(), {kChannels, kChannels});
+    sort(dir_ / "from_plain", plain);
+    sort(dir_ / "from_whitened", whitened);
+    const auto expected = io::read_npy_vector<std::int32_t>(dir_ / "from_plain" / "spike_clusters.npy");
+    const auto actual = io::read_npy_vector<std::int32_t>(dir_ / "from_whitened" / "spike_clusters.npy");
+    ASSERT_EQ(actual.size(), expected.size());
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < actual.size(); ++i)
+        same += actual[i] == expected[i];
+    // Float32 rounding of the whitened templates may move a spike at a gate's edge, no more.
+    EXPECT_GE(static_cast<double>(same), 0.995 * static_cast<double>(actual.size()));
 }
 
 TEST_F(UnitsFrom, AStreamBuildsItsSorterFromTheFolderAtTheEndOfItsCalibrationWindow) {

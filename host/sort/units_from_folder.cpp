@@ -426,8 +426,10 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
     for (std::size_t i = 0; i < n_spikes; ++i)
         spikes_of[spike_cluster[i]].push_back(i);
     result.n_clusters = spikes_of.size();
-    const double to_lsb =
-        (1 << HwConfig::sample_frac_bits) / (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0);
+    // Kilosort's unwhitened template x amplitude is in the binary's sample units (cortex-lab/spikes and phylib scale
+    // it to uV with the gain); spikeline writes its templates in uV (in sample units when the gain is unknown).
+    const double to_lsb = (1 << HwConfig::sample_frac_bits) /
+                          (spikeline_folder && info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0);
     std::vector<std::string> skipped_outside;
     for (const auto& [cluster, members] : spikes_of) {
         if (spikeline_folder && cluster == 0)
@@ -464,33 +466,44 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
         std::map<int, double> row_peak;
         for (std::int64_t t : own_templates) {
             const double* values = &templates.values[static_cast<std::size_t>(t) * n_samples * n_columns];
+            const std::int64_t* channels_of_t = &column_channel[static_cast<std::size_t>(t) * n_columns];
+            // Rows per template column, in the template's units: (template x W^-1) over its own columns (phylib's
+            // unwhitening; W^-1 is local, so only its non-zero entries are visited).
+            std::vector<double> unwhitened;
+            if (!unwhiten.empty()) {
+                const std::size_t n_folder = channel_map.values.size();
+                unwhitened.assign(n_samples * n_columns, 0.0);
+                for (std::size_t m = 0; m < n_columns; ++m) {
+                    bool any = false;
+                    for (std::size_t s = 0; s < n_samples && !any; ++s)
+                        any = values[s * n_columns + m] != 0;
+                    if (channels_of_t[m] < 0 || !any)
+                        continue;
+                    for (std::size_t j = 0; j < n_columns; ++j) {
+                        if (channels_of_t[j] < 0)
+                            continue;
+                        const double w = unwhiten[static_cast<std::size_t>(channels_of_t[m]) * n_folder +
+                                                  static_cast<std::size_t>(channels_of_t[j])];
+                        if (w != 0)
+                            for (std::size_t s = 0; s < n_samples; ++s)
+                                unwhitened[s * n_columns + j] += values[s * n_columns + m] * w;
+                    }
+                }
+                values = unwhitened.data();
+            }
             for (std::size_t j = 0; j < n_columns; ++j) {
-                const std::int64_t folder_channel = column_channel[static_cast<std::size_t>(t) * n_columns + j];
+                const std::int64_t folder_channel = channels_of_t[j];
                 if (folder_channel < 0 || run_channel_of[static_cast<std::size_t>(folder_channel)] < 0)
                     continue;
                 std::vector<double> row(n_samples);
+                double row_max = 0;
                 for (std::size_t s = 0; s < n_samples; ++s) {
-                    double v = 0;
-                    if (unwhiten.empty()) {
-                        v = values[s * n_columns + j];
-                    } else {
-                        // (template x W^-1)[s][folder_channel], over the template's own columns.
-                        for (std::size_t m = 0; m < n_columns; ++m) {
-                            const std::int64_t from = column_channel[static_cast<std::size_t>(t) * n_columns + m];
-                            if (from >= 0)
-                                v += values[s * n_columns + m] *
-                                     unwhiten[static_cast<std::size_t>(from) * channel_map.values.size() +
-                                              static_cast<std::size_t>(folder_channel)];
-                        }
-                    }
-                    row[s] = v * scale * to_lsb;
+                    row[s] = values[s * n_columns + j] * scale * to_lsb;
+                    row_max = std::max(row_max, std::abs(row[s]));
                 }
-                double peak = 0;
-                for (double v : row)
-                    peak = std::max(peak, std::abs(v));
                 const int channel = run_channel_of[static_cast<std::size_t>(folder_channel)];
-                if (peak > row_peak[channel]) {
-                    row_peak[channel] = peak;
+                if (row_max > row_peak[channel]) {
+                    row_peak[channel] = row_max;
                     rows[channel] = std::move(row);
                 }
             }
