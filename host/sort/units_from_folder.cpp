@@ -37,12 +37,14 @@ std::string describe(const fs::path& path) {
 
 /// The elements of an integer, float or bool array as doubles (exact for integers below 2^53: spike times of
 /// ~95 years at 30 kHz).
-std::vector<double> numbers_of(const io::NpyArray& array, const fs::path& path) {
-    const std::size_t n = array.element_count();
+/// Elements first .. first + count - 1 (all by default).
+std::vector<double> numbers_of(const io::NpyArray& array, const fs::path& path, std::size_t first = 0,
+                               std::size_t count = static_cast<std::size_t>(-1)) {
+    const std::size_t n = std::min(count, array.element_count() - first);
     std::vector<double> out(n);
-    const char* data = array.data.data();
     auto convert = [&](auto tag) {
         using T = decltype(tag);
+        const char* data = array.data.data() + first * sizeof(T);
         for (std::size_t i = 0; i < n; ++i) {
             T value;
             std::memcpy(&value, data + i * sizeof(T), sizeof(T));
@@ -348,7 +350,10 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
         check_positions(folder / "channel_positions.npy", run_channel_of, probe);
 
     // Templates: (templates, samples, columns); a column is the folder channel templates_ind names, or its index.
-    const Array templates = read_array(required_file(folder, "templates.npy", "the units' waveforms"));
+    // Kept as read (a dense 1024-channel Kilosort file is hundreds of MB); a template at a time becomes doubles.
+    const fs::path templates_path = required_file(folder, "templates.npy", "the units' waveforms");
+    const io::NpyArray templates = io::read_npy(templates_path);
+    numbers_of(templates, templates_path, 0, 1); // a dtype check
     require(templates.shape.size() == 3 && templates.shape[0] > 0 && templates.shape[1] > 0,
             describe(folder / "templates.npy") + " must be a 3-D array (templates, samples, channels)");
     const std::size_t n_templates = templates.shape[0], n_samples = templates.shape[1], n_columns = templates.shape[2];
@@ -465,7 +470,9 @@ OfflineUnits read_offline_units(const fs::path& folder, const io::RecordingInfo&
         std::map<int, std::vector<double>> rows;
         std::map<int, double> row_peak;
         for (std::int64_t t : own_templates) {
-            const double* values = &templates.values[static_cast<std::size_t>(t) * n_samples * n_columns];
+            const std::vector<double> template_values = numbers_of(
+                templates, templates_path, static_cast<std::size_t>(t) * n_samples * n_columns, n_samples * n_columns);
+            const double* values = template_values.data();
             const std::int64_t* channels_of_t = &column_channel[static_cast<std::size_t>(t) * n_columns];
             // Rows per template column, in the template's units: (template x W^-1) over its own columns (phylib's
             // unwhitening; W^-1 is local, so only its non-zero entries are visited).
