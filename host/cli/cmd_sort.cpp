@@ -131,10 +131,12 @@ int cmd_sort(int argc, char** argv) {
         std::printf("  backend      %s, %d thread(s)\n", run.backend.c_str(), run.threads);
         if (options.units_from) {
             const sort::UnitsFromReport& r = result.units_from;
-            std::printf("  units from   %s (%s layout, %zu units%s%s)\n", units_from.c_str(),
-                        options.units_from->layout.c_str(), options.units_from->units.size(),
+            std::printf("  units from   %s (%s layout, %zu units%s%s), %zu window spikes, %.2f s wall (building the "
+                        "sorter %.2f s)\n",
+                        units_from.c_str(), options.units_from->layout.c_str(), options.units_from->units.size(),
                         options.units_from->labels_file.empty() ? "" : " chosen by ",
-                        options.units_from->labels_file.c_str());
+                        options.units_from->labels_file.c_str(), result.calibration_spikes,
+                        result.calibration_wall_seconds, result.clustering_wall_seconds);
             if (r.spike_times_used)
                 std::printf("               its spike times match this recording (offset %+.0f samples): %zu window "
                             "spikes labelled; %d units measured from their spikes, %d from their templates\n",
