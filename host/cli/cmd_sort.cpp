@@ -19,6 +19,8 @@ int cmd_sort(int argc, char** argv) {
     sort::SortSettings settings;
     std::string out;
     std::string sorter_file;
+    std::string units_from;
+    bool units_from_all = false;
     bool no_motion = false;
     bool no_learning = false;
     bool overwrite = false;
@@ -40,6 +42,12 @@ int cmd_sort(int argc, char** argv) {
          "label with this sorter (a sorter.json from an earlier sort) instead of calibrating: same units, unit ids "
          "and template ids; the probe, sample rate, detection and snippet settings must be the ones it was "
          "calibrated with") //
+        ("units-from", po::value(&units_from),
+         "build the sorter from the units of a Kilosort 2.5/3/4 or Phy folder (or a spikeline sort folder), measured "
+         "on the first --calibration-s seconds, so that labels keep the folder's cluster ids (docs/FORMATS.md): "
+         "its good units (cluster_group.tsv, else cluster_KSLabel.tsv)") //
+        ("units-from-all", po::bool_switch(&units_from_all),
+         "with --units-from: every cluster not labelled noise, not only the good ones") //
         ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
          "seconds of data the units are learnt from") //
         ("recalibrate-every", po::value(&settings.recalibrate_every_s)->default_value(0.0),
@@ -82,6 +90,8 @@ int cmd_sort(int argc, char** argv) {
     const io::RecordingInfo info = first->info();
     std::vector<std::filesystem::path> inputs = input_files(in, info);
     inputs.emplace_back(sorter_file);
+    inputs.emplace_back(units_from);
+    require(!units_from_all || !units_from.empty(), "--units-from-all needs --units-from DIR");
     check_output_folder({"sort", out, inputs, overwrite});
     const probe::Probe& probe = selected.probe;
     const std::string& probe_origin = selected.probe_origin;
@@ -92,6 +102,9 @@ int cmd_sort(int argc, char** argv) {
     options.sort.motion = !no_motion;
     options.sort.keep_learning = !no_learning;
     options.sorter_file = sorter_file;
+    if (!units_from.empty())
+        options.units_from = std::make_shared<const sort::OfflineUnits>(
+            sort::read_offline_units(units_from, info, probe, {units_from_all}));
     auto open_source = [&]() {
         if (first)
             return std::move(first);
@@ -119,7 +132,26 @@ int cmd_sort(int argc, char** argv) {
         if (!info.gain_source.empty())
             std::printf("  gain         %.4g uV/bit (%s)\n", info.microvolts_per_bit, info.gain_source.c_str());
         std::printf("  backend      %s, %d thread(s)\n", run.backend.c_str(), run.threads);
-        if (result.sorter_loaded.empty())
+        if (options.units_from) {
+            const sort::UnitsFromReport& r = result.units_from;
+            std::printf("  units from   %s (%s layout, %zu units%s%s), %zu window spikes, %.2f s wall (building the "
+                        "sorter %.2f s)\n",
+                        units_from.c_str(), options.units_from->layout.c_str(), options.units_from->units.size(),
+                        options.units_from->labels_file.empty() ? "" : " chosen by ",
+                        options.units_from->labels_file.c_str(), result.calibration_spikes,
+                        result.calibration_wall_seconds, result.clustering_wall_seconds);
+            if (r.spike_times_used)
+                std::printf("               its spike times match this recording (offset %+.0f samples): %zu window "
+                            "spikes labelled; %d units measured from their spikes, %d from their templates\n",
+                            r.spike_time_offset, r.matched_spikes, r.units_from_spikes, r.units_from_templates);
+            else
+                std::printf("               its spike times do not match this recording: %d units from their "
+                            "templates\n",
+                            r.units_from_templates);
+            if (r.units_dropped > 0)
+                std::printf("  WARNING      %d unit(s) left out: their channels' classifier tables were full\n",
+                            r.units_dropped);
+        } else if (result.sorter_loaded.empty())
             std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
                         result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
                         result.n_calibrations);

@@ -38,7 +38,8 @@ int cmd_stream(int argc, char** argv) {
     sort::SortSettings settings;
     settings.calibration_s = 10;
     stream::StreamOptions options;
-    std::string out, overrun = "auto", decoder_model, sorter_file;
+    std::string out, overrun = "auto", decoder_model, sorter_file, units_from;
+    bool units_from_all = false;
     bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false, overwrite = false;
     std::int64_t stream_id = -1;
 
@@ -100,6 +101,12 @@ int cmd_stream(int argc, char** argv) {
         ("sorter", po::value(&sorter_file),
          "sorter.json of an earlier spikeline sort or stream: label every spike with its units from the start (no "
          "calibration; needed by a --decoder trained on sorted clusters)") //
+        ("units-from", po::value(&units_from),
+         "build the sorter from the units of a Kilosort 2.5/3/4 or Phy folder (or a spikeline sort folder), measured "
+         "on the first --calibration-s seconds, so that labels keep the folder's cluster ids (docs/FORMATS.md): its "
+         "good units (cluster_group.tsv, else cluster_KSLabel.tsv); no learning") //
+        ("units-from-all", po::bool_switch(&units_from_all),
+         "with --units-from: every cluster not labelled noise, not only the good ones") //
         ("no-motion", po::bool_switch(&no_motion),
          "do not track the probe's motion (units stay on the contacts they were learnt on; no MOT1 messages, no "
          "motion.npy): for rigidly fixed preparations") //
@@ -136,7 +143,8 @@ int cmd_stream(int argc, char** argv) {
     options.probe_file = in.probe_file;
     options.source.open_ephys_stream = in.open_ephys_stream;
     options.source.allow_truncated = in.allow_truncated;
-    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model};
+    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model, units_from};
+    require(!units_from_all || !units_from.empty(), "--units-from-all needs --units-from DIR");
     if (options.source.source != "-" && !stream::is_udp_url(options.source.source)) {
         // A file source is opened here first, to learn the files it is read from before anything is written (and to
         // show a truncation warning once); the stream opens it again.
@@ -151,6 +159,8 @@ int cmd_stream(int argc, char** argv) {
     options.sort.keep_learning = !no_learning;
     options.decoder_model = decoder_model;
     options.sorter_file = sorter_file;
+    options.units_from = units_from;
+    options.units_from_all = units_from_all;
     options.save_raw = !no_raw_copy;
     if (!vm.count("threads"))
         run.threads = 1; // one worker keeps a core free for the reader and sink threads

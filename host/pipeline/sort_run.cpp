@@ -49,6 +49,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             "--recalibrate-every needs the snippets of the labelling pass, which the xrt backend does not return: "
             "sort without it on the card, or use --backend cpu");
     const bool loaded = !options.sorter_file.empty();
+    const bool from_units = options.units_from != nullptr;
+    require(!from_units || (!loaded && options.sort.recalibrate_every_s == 0),
+            "--units-from builds a fixed sorter from the folder's units: pass neither --sorter nor "
+            "--recalibrate-every with it");
     require(!loaded || options.sort.recalibrate_every_s == 0,
             "--sorter labels with a fixed sorter while --recalibrate-every learns new ones: pass only one of them");
     // Loaded before anything is written, so that a sorter that does not fit leaves no output behind.
@@ -119,7 +123,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         }
         source.reset();
         const auto clustering_start = Clock::now();
-        calibration = sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
+        calibration = from_units
+                          ? sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
+                                                       window.motion_or_null(), &result.units_from)
+                          : sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
         result.clustering_wall_seconds = seconds_since(clustering_start);
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);
@@ -139,7 +146,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     std::uint64_t next_recalibration = recalibrate_frames;
     // Keep learning: calibrate again on a sample of every spike so far at 2, 4, 8... times the calibration window,
     // on the same basis, so that the units it finds (rare ones, late ones) reach the backend as table writes.
-    const bool learn = options.sort.keep_learning && !recalibrate && !loaded && !on_fpga;
+    const bool learn = options.sort.keep_learning && !recalibrate && !loaded && !from_units && !on_fpga;
     std::uint64_t next_learning =
         2 * static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
     if (!source) // a loaded sorter labels on the first reading
@@ -292,6 +299,13 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
+    if (from_units) {
+        meta["units_from"] = result.units_from.to_json();
+        meta["units_from"]["folder"] = options.units_from->folder.string();
+        meta["units_from"]["layout"] = options.units_from->layout;
+        meta["units_from"]["labels_file"] = options.units_from->labels_file;
+        meta["units_from"]["units"] = options.units_from->units.size();
+    }
     if (!info.channel_ids.empty()) // a selection: channel c of the settings and outputs is channel_ids[c]
         meta["channel_ids"] = info.channel_ids;
     result.quality =

@@ -4,6 +4,7 @@
 #include "pipeline/detect_run.hpp"
 #include "sort/phy_writer.hpp"
 #include "sort/sort_settings.hpp"
+#include "sort/units_from_folder.hpp"
 
 #include <functional>
 #include <memory>
@@ -15,6 +16,9 @@ struct SortRunOptions {
     sort::SortSettings sort;
     /// A sorter file (sort::read_sorter_file) to label with instead of calibrating; empty: calibrate.
     std::filesystem::path sorter_file;
+    /// Offline units (sort::read_offline_units) the sorter is built from on the calibration window instead of
+    /// clustering it (sort::calibrate_from_units); a fixed sorter: no learning. Null: calibrate.
+    std::shared_ptr<const sort::OfflineUnits> units_from;
 };
 
 struct SortRunResult {
@@ -28,6 +32,7 @@ struct SortRunResult {
     std::size_t calibration_spikes = 0;   ///< snippets the first calibration (or the loaded one) learnt from
     std::filesystem::path sorter_loaded;  ///< the sorter file labelled with; empty: calibrated here
     std::filesystem::path sorter_written; ///< out_dir/sorter.json: the last calibration, for later runs
+    sort::UnitsFromReport units_from;     ///< with options.units_from: how the sorter was built
     double calibration_wall_seconds = 0;  ///< reading + detecting the window + clustering
     double clustering_wall_seconds = 0;   ///< of which host clustering
     double sorting_wall_seconds = 0;      ///< the labelling pass over the whole recording

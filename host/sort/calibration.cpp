@@ -42,6 +42,8 @@ Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
     return basis;
 }
 
+} // namespace
+
 /// median(|x|) / 0.6745 over the first and last three samples of every snippet row of each channel: far enough from
 /// the peak to be mostly noise.
 std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& data, int width) {
@@ -62,6 +64,8 @@ std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& 
             sigma[ch] = quantile(std::move(values[ch]), 0.5) / 0.6745;
     return sigma;
 }
+
+namespace {
 
 /// A unit's mean snippet as seen from another peak channel: the rows of `channel`'s snippet channels taken from the
 /// unit's entries (0 where none covers a channel), shifted so that the row of `channel` has its trough at pre.
@@ -89,6 +93,16 @@ std::vector<double> template_seen_from(const HwSortParams& params, const std::ve
 }
 
 } // namespace
+
+void learn_basis(const SortOutput& data, int width, HwSortParams& params) {
+    const Eigen::MatrixXd basis = temporal_basis(data, width);
+    for (int p = 0; p < HwSortConfig::n_features; ++p)
+        for (int s = 0; s < HwSortConfig::max_snippet_samples; ++s)
+            params.basis[p][s] =
+                s < width ? static_cast<std::int16_t>(std::clamp(
+                                std::lround(basis(p, s) * (1 << HwSortConfig::basis_frac_bits)), -32768L, 32767L))
+                          : std::int16_t{0};
+}
 
 std::vector<double> centroid_of(const HwSortParams& params, const std::vector<double>& mean_snippet, int width) {
     std::int32_t rounded[kRows][HwSortConfig::max_snippet_samples] = {};
@@ -182,13 +196,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         std::copy(&previous->params->basis[0][0],
                   &previous->params->basis[0][0] + sizeof params.basis / sizeof(std::int16_t), &params.basis[0][0]);
     } else {
-        const Eigen::MatrixXd basis = temporal_basis(data, width);
-        for (int p = 0; p < HwSortConfig::n_features; ++p)
-            for (int s = 0; s < HwSortConfig::max_snippet_samples; ++s)
-                params.basis[p][s] =
-                    s < width ? static_cast<std::int16_t>(std::clamp(
-                                    std::lround(basis(p, s) * (1 << HwSortConfig::basis_frac_bits)), -32768L, 32767L))
-                              : std::int16_t{0};
+        learn_basis(data, width, params);
     }
     Eigen::MatrixXd features(static_cast<Eigen::Index>(n), kValues);
     std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};

@@ -58,6 +58,14 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                       int first_template_id = 0, const Calibration* previous = nullptr,
                       const CalibrationMotion* motion = nullptr, bool keep_basis = false);
 
+/// The temporal basis calibrate learns (top eigenvectors of the snippet rows' second moments), quantised into
+/// params.basis.
+void learn_basis(const SortOutput& data, int width, HwSortParams& params);
+
+/// Noise sigma per channel (Q4 input LSB; 0 where no snippet row lies): median(|x|) / 0.6745 over the first and last
+/// three samples of every snippet row.
+std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& data, int width);
+
 /// The classifier features of a mean snippet. Features are linear in the snippet: the mean of the features is the
 /// features of the mean.
 std::vector<double> centroid_of(const HwSortParams& params, const std::vector<double>& mean_snippet, int width);

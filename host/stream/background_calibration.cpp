@@ -26,9 +26,12 @@ void BackgroundCalibration::start(CalibrationJob job) {
                 // chunks in place again (it copies those still shared): this thread no longer reads them.
                 job_.sample.reset();
             }
+            const sort::CalibrationMotion* motion = job_.motion.probe ? &job_.motion : nullptr;
             result_.calibration = std::make_shared<sort::Calibration>(
-                sort::calibrate(*job_.geometry, job_.data, job_.settings, job_.first_template_id, job_.previous.get(),
-                                job_.motion.probe ? &job_.motion : nullptr, job_.keep_basis));
+                job_.units_from ? sort::calibrate_from_units(*job_.geometry, job_.data, *job_.units_from, job_.settings,
+                                                             motion, &result_.units_from)
+                                : sort::calibrate(*job_.geometry, job_.data, job_.settings, job_.first_template_id,
+                                                  job_.previous.get(), motion, job_.keep_basis));
         } catch (const std::exception& e) {
             result_.error = e.what();
         }

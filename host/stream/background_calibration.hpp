@@ -4,6 +4,7 @@
 // or with the current calibration), and takes the result once ready().
 #include "pipeline/spike_reservoir.hpp"
 #include "sort/calibration.hpp"
+#include "sort/units_from_folder.hpp"
 
 #include <atomic>
 #include <memory>
@@ -24,12 +25,15 @@ struct CalibrationJob {
     std::shared_ptr<const sort::Calibration> previous; ///< null: the first calibration
     sort::CalibrationMotion motion;                    ///< motion.probe null: no motion tracking
     bool keep_basis = false;
+    /// Set: the sorter is built from these offline units on the data (sort::calibrate_from_units), not clustered.
+    std::shared_ptr<const sort::OfflineUnits> units_from;
 };
 
 struct CalibrationResult {
     std::shared_ptr<sort::Calibration> calibration; ///< null: calibration failed (error says why)
     std::string error;
     double wall_seconds = 0;
+    sort::UnitsFromReport units_from; ///< how a job with units_from built the sorter
 };
 
 class BackgroundCalibration {

@@ -271,6 +271,7 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         job.settings = s_.sort;
         if (s_.track_motion)
             job.motion.probe = s_.probe;
+        job.units_from = s_.units_from;
         first_in_flight_ = true;
         calibration_.start(std::move(job));
         window_ = {};
@@ -410,6 +411,12 @@ nlohmann::json StreamPipeline::calibration_json() const {
     }
     if (!first_.error.empty())
         json["error"] = first_.error;
+    if (s_.units_from) {
+        json["units_from"] = first_.units_from.to_json();
+        json["units_from"]["folder"] = s_.units_from->folder.string();
+        json["units_from"]["layout"] = s_.units_from->layout;
+        json["units_from"]["labels_file"] = s_.units_from->labels_file;
+    }
     return json;
 }
 

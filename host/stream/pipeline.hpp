@@ -41,6 +41,8 @@ struct PipelineSetup {
     std::uint64_t gap_blank_frames = 0;   ///< after a gap, spikes are dropped for this many frames (GapBlanking)
     double scale = 1;                     ///< Q4 amplitude -> published uV (or LSB)
     std::shared_ptr<const sort::Calibration> loaded_sorter; ///< --sorter: labels from the first block on
+    /// --units-from: the first calibration builds the sorter from these units instead of clustering
+    std::shared_ptr<const sort::OfflineUnits> units_from;
     bool track_motion = false;      ///< estimate the motion (published, motion.npy) and move the units with it
     bool learn = false;             ///< calibrate again at 2, 4, 8... x calibration_frames on a sample of every spike
     bool status = false;            ///< draw the status line

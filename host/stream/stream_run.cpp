@@ -59,6 +59,18 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     if (!options.sorter_file.empty())
         loaded_sorter =
             std::make_shared<const sort::Calibration>(sort::read_sorter_file(options.sorter_file, sorter_context));
+    std::shared_ptr<const sort::OfflineUnits> units_from;
+    if (!options.units_from.empty()) {
+        require(options.sorter_file.empty(),
+                "--units-from builds the sorter from a folder's units, --sorter loads one: "
+                "pass only one of them");
+        require(calibration_frames > 0, "--units-from measures the folder's units on the first --calibration-s "
+                                        "seconds of the stream: give --calibration-s > 0");
+        io::RecordingInfo recording = probe_lookup;
+        recording.microvolts_per_bit = info.microvolts_per_bit;
+        units_from = std::make_shared<const sort::OfflineUnits>(
+            sort::read_offline_units(options.units_from, recording, probe, {options.units_from_all}));
+    }
     std::optional<decode::DecoderModel> model;
     if (!options.decoder_model.empty())
         model = read_stream_decoder(options.decoder_model, info, loaded_sorter.get());
@@ -66,7 +78,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     // Motion tracking and learning need the snippets of every spike and a backend that applies table writes.
     const bool on_fpga = options.detect.backend.name == "xrt";
     const bool track_motion = options.sort.motion && !on_fpga;
-    const bool learn = options.sort.keep_learning && calibration_frames > 0 && !on_fpga;
+    const bool learn = options.sort.keep_learning && calibration_frames > 0 && !units_from && !on_fpga;
     std::string motion_note;
     if (options.sort.motion && on_fpga)
         motion_note = "off: the xrt backend does not apply unit updates yet (units stay where they were learnt)";
@@ -145,6 +157,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.gap_blank_frames = static_cast<std::uint64_t>(detect_params->align_window);
     setup.scale = (info.microvolts_per_bit > 0 ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
     setup.loaded_sorter = loaded_sorter;
+    setup.units_from = units_from;
     setup.track_motion = track_motion;
     setup.learn = learn;
     setup.status = options.status;

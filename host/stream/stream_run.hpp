@@ -36,6 +36,10 @@ struct StreamOptions {
     int realtime_priority = 0;            ///< SCHED_FIFO priority (1..99) of the reader and pipeline threads; 0: normal
     std::filesystem::path decoder_model;  ///< decoder model JSON (`decode train`); empty: no online decoding
     std::filesystem::path sorter_file;    ///< sorter.json of an earlier sort or stream: label with it, no calibration
+    /// A Kilosort / Phy or spikeline sort folder: the first calibration builds the sorter from its units (good ones,
+    /// or all not labelled noise with units_from_all) instead of clustering; no learning.
+    std::filesystem::path units_from;
+    bool units_from_all = false;
     bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
     /// The signal that set `stop` (SIGINT, SIGTERM), for stream.json's ended_by; null or 0: a stop without a signal.
     const std::atomic<int>* stop_signal = nullptr;
