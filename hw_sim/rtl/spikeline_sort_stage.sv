@@ -373,8 +373,11 @@ module spikeline_sort_stage #(
                        !apply_staged;
 
     // SNIPPET issue: the first frame of this read, and per bank the frame it holds among the LANES read
+    // frame of lane i: sample - pre + 8 group + i, before frame 0 when sample + 8 group + i < pre (64-bit arithmetic
+    // throughout: frame numbers modulo 2^64, the comparison decides the sign)
     wire [63:0] spike_sample = spike_event_reg[63:0];
-    wire signed [65:0] first_frame = $signed({2'b00, spike_sample}) - 66'(pre_reg) + 66'({group_reg, 3'b000});
+    wire [63:0] read_position = spike_sample + 64'({group_reg, 3'b000});
+    wire [63:0] first_frame = read_position - 64'(pre_reg);
     wire [2:0] rotation = first_frame[2:0];
     wire signed [15:0] issue_channel = row_channel_reg[row_reg];
     wire snippet_room = !snippets_reg || 32'(snippet_count) + 32'd3 <= SNIPPET_FIFO_DEPTH;
@@ -388,9 +391,9 @@ module spikeline_sort_stage #(
             ring_read_address[b] = {bank_frame[b][3+BANK_ROW_BITS-1:3], issue_channel[CHANNEL_BITS-1:0]};
         end
         for (int i = 0; i < LANES; i = i + 1)
-            lane_live[i] = issue_channel >= 0 && first_frame + 66'(i) >= 0 &&
+            lane_live[i] = issue_channel >= 0 && read_position + 64'(i) >= 64'(pre_reg) &&
                            7'({group_reg, 3'b000}) + 7'(i) < width &&
-                           (!end_reg || first_frame + 66'(i) < $signed({2'b00, frames_reg}));
+                           (!end_reg || first_frame + 64'(i) < frames_reg);
     end
 
     // r1: RAM data; r2: lanes in order; r3: products; r4: sums per feature, accumulated per row
@@ -526,10 +529,12 @@ module spikeline_sort_stage #(
             r3_row_reg <= r2_row_reg;
             r3_row_first_reg <= r2_row_first_reg;
             r3_row_last_reg <= r2_row_last_reg;
-            for (int p = 0; p < FEATURES; p = p + 1)
-                for (int i = 0; i < LANES; i = i + 1)
-                    r3_product_reg[p * LANES + i] <= 37'(basis_reg[p * MAX_SAMPLES + 32'({r2_group_reg, 3'(i)})]) *
-                                                     37'(r2_lane_reg[i]);
+            // data registers load only when their stage is valid (also saves the simulator the arithmetic)
+            if (r2_valid_reg)
+                for (int p = 0; p < FEATURES; p = p + 1)
+                    for (int i = 0; i < LANES; i = i + 1)
+                        r3_product_reg[p * LANES + i] <=
+                            37'(basis_reg[p * MAX_SAMPLES + 32'({r2_group_reg, 3'(i)})]) * 37'(r2_lane_reg[i]);
             r4_valid_reg <= r3_valid_reg;
             r4_row_reg <= r3_row_reg;
             r4_row_first_reg <= r3_row_first_reg;
@@ -549,15 +554,18 @@ module spikeline_sort_stage #(
             c1_last_reg <= classify_issue && entry_issue_reg + 4'd1 == entry_count_reg;
             c2_valid_reg <= c1_valid_reg;
             c2_last_reg <= c1_last_reg;
-            for (int v = 0; v < VALUES; v = v + 1)
-                c2_difference_reg[v] <= 33'(feature_reg[v]) - 33'($signed(entry_read_data[32 * v +: 32]));
+            if (c1_valid_reg)
+                for (int v = 0; v < VALUES; v = v + 1)
+                    c2_difference_reg[v] <= 33'(feature_reg[v]) - 33'($signed(entry_read_data[32 * v +: 32]));
             c2_unit_reg <= entry_read_data[799:768];
             c2_template_reg <= entry_read_data[831:800];
             c2_gate_reg <= entry_read_data[895:832];
             c3_valid_reg <= c2_valid_reg;
             c3_last_reg <= c2_last_reg;
-            for (int v = 0; v < VALUES; v = v + 1)
-                c3_square_reg[v] <= 64'(66'(c2_difference_reg[v]) * 66'(c2_difference_reg[v]));
+            // L1 keeps the square in 64 bits: the low 64 bits of the 33 x 33 product
+            if (c2_valid_reg)
+                for (int v = 0; v < VALUES; v = v + 1)
+                    c3_square_reg[v] <= 64'(c2_difference_reg[v]) * 64'(c2_difference_reg[v]);
             c3_unit_reg <= c2_unit_reg;
             c3_template_reg <= c2_template_reg;
             c3_gate_reg <= c2_gate_reg;
