@@ -5,10 +5,10 @@
 # detection core alone and for the whole engine (the difference is the sorting stage), and the longest
 # combinational path in logic levels.
 #
-# Technology assumption for the path: Yosys does no timing analysis, so the path is counted in cells (LUT6, CARRY8,
-# MUXF7/8/9) between registers, block RAM, URAM and DSP pins, which are treated as path ends (their registered
-# outputs are used everywhere here); on UltraScale+ -2 a level costs about 0.5 ns with local routing, so L levels
-# close at roughly 1000 / (0.5 L) MHz. Vivado would give the real figure.
+# Technology assumption for the path: Yosys does no timing analysis, so `ltp` finds the longest chain of logic cells
+# (LUT1..6, CARRY8, MUXF7/8/9) between registers, block RAM, URAM and DSP pins, which end paths (their registered
+# outputs are used everywhere here). On UltraScale+ (-2) a LUT level costs about 0.4-0.5 ns with local routing, a
+# CARRY8 less, so L cells take roughly 0.4 L to 0.5 L ns. Vivado would give the real figure.
 #
 # usage: scripts/synth_estimate.sh [CHANNELS (default 1024)] [OUTPUT_DIR (default build-synth)] [TOPS]
 #        TOPS: "spikeline_detect_core spikeline_core" (default) or either one
@@ -60,7 +60,10 @@ for top in $tops; do
     bram18=$(count '^RAMB18E2$')
     uram=$(count '^URAM288$')
     bram36_equivalent=$(awk -v a="$bram36" -v b="$bram18" 'BEGIN { print a + b / 2 }')
-    levels=$(sed -n 's/.*Longest topological path in .* (length=\([0-9]*\)).*/\1/p' "$path_file" | head -n 1)
+    # ltp lists the path's wires and cells: a cell line has no "[bit]" after its name
+    levels=$(awk '/^ *[0-9]+: / { line = $0; sub(/ \(via.*/, "", line); if (line !~ / \[[0-9]+\]$/) n++ }
+                  END { print n + 0 }' "$path_file")
+    path_start=$(awk '/^ *0: / { print $2; exit }' "$path_file")
 
     echo "$top, MAX_CHANNELS=$channels, yosys synth_xilinx -family xcup -flatten -uram -noiopad (${seconds} s)"
     printf '%-22s %10s  %-24s %s\n' "resource" "used" "share of an Alveo U250" "per channel"
@@ -73,8 +76,9 @@ for top in $tops; do
     printf '%-22s %10s  %-24s %s\n' "BRAM36 equivalent" "$bram36_equivalent" "$(share "$bram36_equivalent" 2688)" \
         "$(per_channel "$bram36_equivalent")"
     printf '%-22s %10s  %-24s %s\n' "URAM288" "$uram" "$(share "$uram" 1280)" "$(per_channel "$uram")"
-    echo "longest combinational path: ${levels:-?} logic cells (LUT/CARRY8/MUXF) between registers, RAM and DSP pins"
-    echo "  (UltraScale+ -2, ~0.5 ns per level with local routing: about $(awk -v l="${levels:-0}" \
-        'BEGIN { if (l > 0) printf "%.0f", 1000 / (0.5 * l); else print "?" }') MHz; Vivado gives the real figure)"
+    echo "longest combinational path: $levels logic cells (LUT/CARRY8/MUXF), from $path_start"
+    echo "  (UltraScale+ -2 at 0.4-0.5 ns per cell: $(awk -v l="$levels" \
+        'BEGIN { printf "%.1f-%.1f ns, about %.0f-%.0f MHz", 0.4 * l, 0.5 * l, 1000 / (0.5 * l), 1000 / (0.4 * l) }');" \
+        "Vivado gives the real figure)"
     echo "cell counts: $stat_file, path: $path_file"
 done
