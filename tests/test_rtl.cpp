@@ -366,9 +366,8 @@ std::shared_ptr<HwSortParams> test_sorter(const HwParams& detect, const std::vec
 }
 
 /// Random table writes at the frames before which they are queued, as motion tracking sends them.
-std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>> test_writes(const HwSortParams& sorter,
-                                                                             std::size_t frames, std::size_t block,
-                                                                             std::mt19937& rng) {
+std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>>
+test_writes(const HwSortParams& sorter, std::size_t frames, std::size_t block, std::mt19937& rng) {
     std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>> batches;
     for (std::size_t at = block; at < frames; at += block) {
         std::vector<hw::TableWrite> batch;
@@ -525,6 +524,28 @@ TEST_F(RtlSort, WideSnippetsAndTheStreamsEdges) {
                                   [&](const hw::SortedSpike& s) { return s.event.sample + 43 >= 4000; });
     EXPECT_TRUE(early && late) << "spikes at both edges";
     expect_same_sorting(expected, sort_with_rtl(*detect, *wide, data, {}, 700, {}, 1024).sorted);
+}
+
+TEST_F(RtlSort, EveryChannelSpikingAtOnceIsSortedAsL1SortsIt) {
+    // Bursts of 64 events in one frame (every channel at once, alternating sign) reach the stage's event FIFO
+    // together: none is dropped, each is sorted as L1 sorts it, and the stage takes every event the core sends.
+    std::vector<std::int16_t> data(data_.begin(), data_.begin() + 6000 * kChannels);
+    for (std::size_t f = 700; f < 6000; f += 700)
+        for (int ch = 0; ch < kChannels; ++ch)
+            data[f * kChannels + static_cast<std::size_t>(ch)] = static_cast<std::int16_t>(ch % 2 ? 9000 : -9000);
+    auto detect = default_params(kChannels, 300);
+    detect->polarity = hw::Polarity::both;
+    for (auto& neighbours : detect->neighbours) // no spatial de-duplication: every channel's event survives
+        std::fill(std::begin(neighbours), std::end(neighbours), std::int16_t{-1});
+    const SortOutput expected = sort_with_l1(*detect, sorter_, data, {}, 6000);
+    const auto near_burst = std::count_if(expected.spikes.begin(), expected.spikes.end(), [](const hw::SortedSpike& s) {
+        return s.event.sample % 700 < 10 || s.event.sample % 700 > 690;
+    });
+    ASSERT_GT(near_burst, 5 * kChannels / 2) << "the bursts should give many events";
+    const RtlSorted run = sort_with_rtl(*detect, *sorter_, data, {}, 2000, {});
+    expect_same_sorting(expected, run.sorted);
+    EXPECT_EQ(run.dropped_events, 0u);
+    EXPECT_EQ(run.stats.spikes_out, run.stats.events_out) << "every event the core sent was sorted";
 }
 
 TEST_F(RtlSort, RejectsASorterTheStageCannotHold) {

@@ -58,8 +58,7 @@ public:
         try {
             core_->configure_sorting(*params, keep_snippets);
         } catch (const rtl::UnsupportedParams& e) {
-            throw InputError(std::string("the verilator backend's sorting stage cannot hold this sorter: ") +
-                             e.what());
+            throw InputError(std::string("the verilator backend's sorting stage cannot hold this sorter: ") + e.what());
         }
         sorting_ = true;
         last_queued_ = 0;
@@ -85,7 +84,8 @@ public:
         facts.clock_mhz = kAssumedClockMhz;
         facts.clocks = stats.cycles;
         facts.samples_in = stats.samples_in;
-        const std::uint64_t streaming = stats.samples_in > 0 ? stats.last_sample_cycle - stats.first_sample_cycle + 1 : 0;
+        const std::uint64_t streaming =
+            stats.samples_in > 0 ? stats.last_sample_cycle - stats.first_sample_cycle + 1 : 0;
         facts.samples_per_clock =
             streaming > 0 ? static_cast<double>(stats.samples_in) / static_cast<double>(streaming) : 0;
         facts.input_stall_clocks = stats.input_stalls;

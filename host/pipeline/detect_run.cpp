@@ -183,7 +183,8 @@ void add_rtl_section(nlohmann::json& meta, const Backend& backend) {
         {"input_stall_clocks", facts->input_stall_clocks},
         {"latency_to", facts->sorted ? "sorted spike" : "detection event"},
         {"latency_events", facts->latency_events},
-        {"latency_clocks", {{"median", facts->latency_median}, {"p99", facts->latency_p99}, {"max", facts->latency_max}}},
+        {"latency_clocks",
+         {{"median", facts->latency_median}, {"p99", facts->latency_p99}, {"max", facts->latency_max}}},
     };
 }
 

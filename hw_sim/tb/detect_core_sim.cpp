@@ -63,8 +63,8 @@ std::string sort_params_problem(const StageParams& p, int n_channels) {
                " exceeds the stage's " + std::to_string(hw::SortConfig::max_snippet_samples) + " samples";
     for (int ch = 0; ch < n_channels; ++ch) {
         if (p.n_entries[ch] > hw::SortConfig::max_entries)
-            return "channel " + std::to_string(ch) + " has more than " +
-                   std::to_string(hw::SortConfig::max_entries) + " classifier entries";
+            return "channel " + std::to_string(ch) + " has more than " + std::to_string(hw::SortConfig::max_entries) +
+                   " classifier entries";
         for (int k = 0; k < hw::SortConfig::snippet_channels; ++k)
             if (p.snippet_channels[ch][k] >= n_channels)
                 return "snippet channel " + std::to_string(p.snippet_channels[ch][k]) + " of channel " +

@@ -69,7 +69,7 @@ inline constexpr std::uint32_t sorted = base + 0x02C;
 inline constexpr std::uint32_t staged_write = base + 0x100; ///< 33 words: sample (2), channel, slot, n_entries, unit,
                                                             ///< template id, gate (2); centroid from + 0x80
 inline constexpr std::uint32_t staged_centroid = base + 0x180;
-inline constexpr std::uint32_t basis_base = base + 0x400;           ///< + 4 (64 p + s)
+inline constexpr std::uint32_t basis_base = base + 0x400;             ///< + 4 (64 p + s)
 inline constexpr std::uint32_t snippet_channel_base = base + 0x10000; ///< + 4 (8 channel + k)
 inline constexpr std::uint32_t control_enable = 1u << 0;
 inline constexpr std::uint32_t control_hold = 1u << 1;

@@ -126,8 +126,8 @@ public:
         if (!problem.empty())
             throw UnsupportedParams(problem);
         // hold: the stage finishes the spike in progress and starts nothing while its tables change
-        write_register(sort_reg::control, sorting_ ? sort_reg::control_enable | sort_reg::control_hold
-                                                   : sort_reg::control_hold);
+        write_register(sort_reg::control,
+                       sorting_ ? sort_reg::control_enable | sort_reg::control_hold : sort_reg::control_hold);
         wait_for([this] { return (read_register(sort_reg::status) & sort_reg::status_idle) != 0; }, "a held stage");
         width_ = params.pre + 1 + params.post;
         write_register(sort_reg::pre, static_cast<std::uint32_t>(params.pre));
@@ -149,8 +149,7 @@ public:
         write_register(sort_reg::command, sort_reg::command_clear_writes);
         keep_snippets_ = keep_snippets;
         sorting_ = true;
-        write_register(sort_reg::control,
-                       sort_reg::control_enable | (keep_snippets ? sort_reg::control_snippets : 0u));
+        write_register(sort_reg::control, sort_reg::control_enable | (keep_snippets ? sort_reg::control_snippets : 0u));
     }
 
     void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {

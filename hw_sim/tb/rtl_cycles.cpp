@@ -42,8 +42,8 @@ std::uint64_t percentile(std::vector<std::uint64_t> values, double fraction) {
 
 // A sorter whose every channel holds the stage's 8 entries (the most classification work), random basis and centroids.
 std::shared_ptr<spikeline::HwSortParams> full_sorter(const spikeline::rtl::CoreParams& params) {
-    auto sorter = spikeline::sort::make_sort_params(
-        spikeline::sort::SortSettings{}, spikeline::probe::default_probe(params.n_channels), 30000, params);
+    auto sorter = spikeline::sort::make_sort_params(spikeline::sort::SortSettings{},
+                                                    spikeline::probe::default_probe(params.n_channels), 30000, params);
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> basis(-8000, 8000), centroid(-5000, 5000);
     for (auto& component : sorter->basis)
