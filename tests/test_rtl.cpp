@@ -630,12 +630,12 @@ TEST_F(RtlCli, SortOfAStepDriftWithTheVerilatorBackendWritesTheCpuBackendsPhyFol
     // writes, applied at the same samples as the cpu backend's L1 stage.
     const std::string recording = (dir_ / "sim" / "recording.bin").string();
     ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() +
-                      " --channels 64 --duration 4 --seed 9 --drift-model step --drift-um 30 --drift-step-s 2.5 -q"),
+                      " --channels 64 --duration 3 --seed 9 --drift-model step --drift-um 30 --drift-step-s 1.5 -q"),
               0)
         << read_file(dir_ / "err.txt");
     for (const std::string backend : {"cpu", "verilator"})
         ASSERT_EQ(run_cli("sort " + recording + " --out " + (dir_ / backend).string() + " --backend " + backend +
-                          " --calibration-s 2 -q"),
+                          " --calibration-s 1 -q"),
                   0)
             << read_file(dir_ / "err.txt");
     for (const auto& entry : std::filesystem::directory_iterator(dir_ / "cpu")) {
