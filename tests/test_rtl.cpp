@@ -1,17 +1,20 @@
-// Co-simulation of the SystemVerilog detection core (hw_sim/rtl) against L1, bit for bit: every referenced sample
-// (the core's monitor port) and every event, on random vectors, corner cases and simulated recordings, with and
-// without random idle cycles on the input and back-pressure on the output.
+// Co-simulation of the SystemVerilog engine (hw_sim/rtl) against L1, bit for bit: every referenced sample (the
+// core's monitor port), every event and every sorted spike (label, features, snippet, table writes at their samples),
+// on random vectors, corner cases and simulated recordings, with and without random idle cycles on the input and
+// back-pressure on the outputs.
 #include "backend/backend.hpp"
 #include "backend/detect_settings.hpp"
 #include "detect_core_sim.hpp"
 #include "io/npy.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
+#include "sort/sort_settings.hpp"
 #include "spikeline/hw/detector.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -322,6 +325,236 @@ TEST(RtlBackend, VerilatorBackendSaysWhichSettingsTheCoreCannotHold) {
     EXPECT_EQ(make_backend({"verilator", 1}, *default_params(64))->name(), "verilator");
 }
 
+// ---- the sorting stage ----
+
+/// A sorter for `data`: a random basis (so that features are not only the calibration's), and classifier entries
+/// whose centroids are the features of spikes L1 found, with gates from 0 to beyond the typical distance, an
+/// entry with a negative template id (L1 then takes any later entry within its gate) and channels without entries.
+std::shared_ptr<HwSortParams> test_sorter(const HwParams& detect, const std::vector<std::int16_t>& data,
+                                          std::mt19937& rng) {
+    const probe::Probe probe = probe::default_probe(detect.n_channels);
+    auto sorter = sort::make_sort_params(sort::SortSettings{}, probe, 30000, detect);
+    const int width = sorter->pre + 1 + sorter->post;
+    std::uniform_int_distribution<int> basis(-16384, 16383);
+    for (int p = 0; p < HwSortConfig::n_features; ++p)
+        for (int t = 0; t < width; ++t)
+            sorter->basis[p][t] = static_cast<std::int16_t>(basis(rng));
+    auto reference = make_reference_backend(detect);
+    reference->enable_sorting(sorter, false);
+    std::vector<SpikeEvent> events;
+    reference->process(data.data(), data.size() / static_cast<std::size_t>(detect.n_channels), events);
+    reference->finish(events);
+    SortOutput found;
+    reference->take_sorted(found);
+    int next_template = 0;
+    for (const hw::SortedSpike& spike : found.spikes) {
+        const int ch = spike.event.channel;
+        if (ch % 5 == 4 || sorter->n_entries[ch] == HwSortConfig::max_entries || rng() % 3 != 0)
+            continue; // every fifth channel keeps no entries
+        hw::ClassifierEntry& entry = sorter->entries[ch][sorter->n_entries[ch]++];
+        entry.unit = next_template % 7;
+        entry.template_id = next_template % 11 == 3 ? -1 : next_template;
+        ++next_template;
+        std::int64_t norm = 0;
+        for (int v = 0; v < HwSortConfig::n_values; ++v) {
+            entry.centroid[v] = spike.features[v];
+            norm += std::int64_t{spike.features[v]} * spike.features[v];
+        }
+        entry.gate = std::uniform_int_distribution<std::int64_t>(0, norm / 2 + 1)(rng);
+    }
+    return sorter;
+}
+
+/// Random table writes at the frames before which they are queued, as motion tracking sends them.
+std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>>
+test_writes(const HwSortParams& sorter, std::size_t frames, std::size_t block, std::mt19937& rng) {
+    std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>> batches;
+    for (std::size_t at = block; at < frames; at += block) {
+        std::vector<hw::TableWrite> batch;
+        std::uint64_t sample = at;
+        for (int i = 0; i < 6; ++i) {
+            sample += rng() % 200;
+            hw::TableWrite write{};
+            write.sample = sample;
+            write.channel = static_cast<std::int32_t>(rng() % static_cast<unsigned>(sorter.n_channels));
+            write.slot = static_cast<std::int32_t>(rng() % 9) - 1;
+            write.n_entries = static_cast<std::int32_t>(rng() % 9);
+            const int from = static_cast<int>(rng() % static_cast<unsigned>(sorter.n_channels));
+            write.entry = sorter.entries[from][rng() % HwSortConfig::max_entries];
+            batch.push_back(write);
+        }
+        batches.emplace_back(at, batch);
+    }
+    return batches;
+}
+
+SortOutput sort_with_l1(const HwParams& detect, const std::shared_ptr<HwSortParams>& sorter,
+                        const std::vector<std::int16_t>& data,
+                        const std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>>& writes,
+                        std::size_t block) {
+    auto backend = make_reference_backend(detect);
+    backend->enable_sorting(sorter, true);
+    const auto channels = static_cast<std::size_t>(detect.n_channels);
+    std::vector<SpikeEvent> events;
+    auto next = writes.begin();
+    for (std::size_t f = 0; f < data.size() / channels; f += block) {
+        for (; next != writes.end() && next->first == f; ++next)
+            backend->queue_table_writes(next->second);
+        backend->process(&data[f * channels], std::min(block, data.size() / channels - f), events);
+    }
+    backend->finish(events);
+    SortOutput out;
+    backend->take_sorted(out);
+    return out;
+}
+
+struct RtlSorted {
+    SortOutput sorted;
+    rtl::CycleStats stats;
+    std::uint32_t dropped_events = 0, dropped_writes = 0;
+};
+
+RtlSorted sort_with_rtl(const HwParams& detect, const HwSortParams& sorter, const std::vector<std::int16_t>& data,
+                        const std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>>& writes,
+                        std::size_t block, const rtl::SimOptions& options, int min_channels = 0) {
+    auto core = rtl::make_detect_core_sim(detect, options, min_channels);
+    core->configure_sorting(sorter, true);
+    const auto channels = static_cast<std::size_t>(detect.n_channels);
+    std::vector<SpikeEvent> events;
+    RtlSorted run;
+    auto next = writes.begin();
+    for (std::size_t f = 0; f < data.size() / channels; f += block) {
+        for (; next != writes.end() && next->first == f; ++next)
+            core->queue_table_writes(next->second);
+        core->process(&data[f * channels], std::min(block, data.size() / channels - f), events);
+        core->take_sorted(run.sorted.spikes, run.sorted.snippets);
+    }
+    core->finish(events);
+    core->take_sorted(run.sorted.spikes, run.sorted.snippets);
+    run.stats = core->stats();
+    run.dropped_events = core->read_register(rtl::sort_reg::dropped_events);
+    run.dropped_writes = core->read_register(rtl::sort_reg::dropped_writes);
+    return run;
+}
+
+void expect_same_sorting(const SortOutput& expected, const SortOutput& actual) {
+    ASSERT_EQ(expected.spikes.size(), actual.spikes.size());
+    for (std::size_t i = 0; i < expected.spikes.size(); ++i) {
+        const hw::SortedSpike &e = expected.spikes[i], &a = actual.spikes[i];
+        ASSERT_EQ(e.event, a.event) << "spike " << i;
+        ASSERT_EQ(e.unit, a.unit) << "spike " << i << " (sample " << e.event.sample << ", channel " << e.event.channel
+                                  << ")";
+        ASSERT_EQ(e.template_id, a.template_id) << "spike " << i;
+        for (int v = 0; v < HwSortConfig::n_values; ++v)
+            ASSERT_EQ(e.features[v], a.features[v]) << "spike " << i << " feature " << v;
+    }
+    ASSERT_EQ(expected.snippets.size(), actual.snippets.size());
+    for (std::size_t i = 0; i < expected.snippets.size(); ++i)
+        ASSERT_EQ(expected.snippets[i], actual.snippets[i]) << "snippet value " << i;
+}
+
+class RtlSort : public ::testing::Test {
+protected:
+    static constexpr int kChannels = 64;
+    void SetUp() override {
+        data_ = simulate(kChannels, 1.0, 41);
+        detect_ = default_params(kChannels, 300);
+        sorter_ = test_sorter(*detect_, data_, rng_);
+    }
+    std::mt19937 rng_{5};
+    std::vector<std::int16_t> data_;
+    std::unique_ptr<HwParams> detect_;
+    std::shared_ptr<HwSortParams> sorter_;
+};
+
+TEST_F(RtlSort, LabelsFeaturesAndSnippetsEqualL1WithTableWritesAndBackPressure) {
+    const std::size_t frames = data_.size() / kChannels;
+    const auto writes = test_writes(*sorter_, frames, 1500, rng_);
+    const SortOutput expected = sort_with_l1(*detect_, sorter_, data_, writes, 1500);
+    ASSERT_GT(expected.spikes.size(), 80u);
+    std::size_t labelled = 0, anonymous = 0;
+    for (const hw::SortedSpike& spike : expected.spikes) {
+        labelled += spike.unit >= 0;
+        anonymous += spike.unit >= 0 && spike.template_id < 0;
+    }
+    ASSERT_GT(labelled, 10u) << "the gates should accept some spikes";
+    ASSERT_LT(labelled, expected.spikes.size() - 10) << "and reject others";
+    EXPECT_GT(anonymous, 0u) << "an entry with a negative template id should match";
+    {
+        SCOPED_TRACE("no idle, no back-pressure");
+        const RtlSorted run = sort_with_rtl(*detect_, *sorter_, data_, writes, 1500, {});
+        expect_same_sorting(expected, run.sorted);
+        EXPECT_EQ(run.dropped_events, 0u);
+        EXPECT_EQ(run.dropped_writes, 0u);
+        EXPECT_EQ(run.stats.input_stalls, 0u) << "the sorting stage never holds up the detection core";
+        EXPECT_EQ(run.stats.spike_latency_cycles.size(), expected.spikes.size());
+    }
+    {
+        SCOPED_TRACE("random idle and back-pressure");
+        rtl::SimOptions stressed;
+        stressed.idle_probability = 0.2;
+        stressed.backpressure_probability = 0.5;
+        stressed.seed = 11;
+        expect_same_sorting(expected, sort_with_rtl(*detect_, *sorter_, data_, writes, 1500, stressed).sorted);
+    }
+}
+
+TEST_F(RtlSort, WideSnippetsAndTheStreamsEdges) {
+    // The widest window (64 samples: 8 reads per row), spikes within `pre` of the first frame and within `post` of
+    // the last (zeros there, as L1), on the 1024-channel core.
+    auto wide = std::make_shared<HwSortParams>(*sorter_);
+    wide->pre = 20;
+    wide->post = 43;
+    std::uniform_int_distribution<int> basis(-16384, 16383);
+    for (int p = 0; p < HwSortConfig::n_features; ++p)
+        for (int t = 0; t < HwSortConfig::max_snippet_samples; ++t)
+            wide->basis[p][t] = static_cast<std::int16_t>(basis(rng_));
+    std::vector<std::int16_t> data(data_.begin(), data_.begin() + 4000 * kChannels);
+    for (int ch = 0; ch < kChannels; ch += 3) { // spikes at both ends of the stream
+        data[static_cast<std::size_t>(ch)] = -8000;
+        data[(3990 + static_cast<std::size_t>(ch % 9)) * kChannels + static_cast<std::size_t>(ch)] = -8000;
+    }
+    auto detect = default_params(kChannels, 0);
+    detect->noise_initial = 2000; // thresholds from the first frame on
+    const SortOutput expected = sort_with_l1(*detect, wide, data, {}, 4000);
+    ASSERT_GT(expected.spikes.size(), 20u);
+    const bool early = std::any_of(expected.spikes.begin(), expected.spikes.end(),
+                                   [&](const hw::SortedSpike& s) { return s.event.sample < 20; });
+    const bool late = std::any_of(expected.spikes.begin(), expected.spikes.end(),
+                                  [&](const hw::SortedSpike& s) { return s.event.sample + 43 >= 4000; });
+    EXPECT_TRUE(early && late) << "spikes at both edges";
+    expect_same_sorting(expected, sort_with_rtl(*detect, *wide, data, {}, 700, {}, 1024).sorted);
+}
+
+TEST_F(RtlSort, EveryChannelSpikingAtOnceIsSortedAsL1SortsIt) {
+    // Bursts of 64 events in one frame (every channel at once, alternating sign) reach the stage's event FIFO
+    // together: none is dropped, each is sorted as L1 sorts it, and the stage takes every event the core sends.
+    std::vector<std::int16_t> data(data_.begin(), data_.begin() + 6000 * kChannels);
+    for (std::size_t f = 700; f < 6000; f += 700)
+        for (int ch = 0; ch < kChannels; ++ch)
+            data[f * kChannels + static_cast<std::size_t>(ch)] = static_cast<std::int16_t>(ch % 2 ? 9000 : -9000);
+    auto detect = default_params(kChannels, 300);
+    detect->polarity = hw::Polarity::both;
+    for (auto& neighbours : detect->neighbours) // no spatial de-duplication: every channel's event survives
+        std::fill(std::begin(neighbours), std::end(neighbours), std::int16_t{-1});
+    const SortOutput expected = sort_with_l1(*detect, sorter_, data, {}, 6000);
+    const auto near_burst = std::count_if(expected.spikes.begin(), expected.spikes.end(), [](const hw::SortedSpike& s) {
+        return s.event.sample % 700 < 10 || s.event.sample % 700 > 690;
+    });
+    ASSERT_GT(near_burst, 5 * kChannels / 2) << "the bursts should give many events";
+    const RtlSorted run = sort_with_rtl(*detect, *sorter_, data, {}, 2000, {});
+    expect_same_sorting(expected, run.sorted);
+    EXPECT_EQ(run.dropped_events, 0u);
+    EXPECT_EQ(run.stats.spikes_out, run.stats.events_out) << "every event the core sent was sorted";
+}
+
+TEST_F(RtlSort, RejectsASorterTheStageCannotHold) {
+    auto core = rtl::make_detect_core_sim(*detect_);
+    HwSortParams too_wide = *sorter_;
+    too_wide.post = 60;
+    EXPECT_THROW(core->configure_sorting(too_wide, false), rtl::UnsupportedParams);
+}
+
 class RtlCli : public testing::TempDirTest {
 protected:
     int run_cli(const std::string& arguments) {
@@ -348,6 +581,14 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
         EXPECT_TRUE(expected == read_file(dir_ / "rtl" / file)) << file << " differs between cpu and verilator";
     }
     EXPECT_NE(read_file(dir_ / "rtl" / "detect_info.json").find("\"verilator\""), std::string::npos);
+    const auto info = nlohmann::json::parse(read_file(dir_ / "rtl" / "detect_info.json"));
+    const auto& rtl = info.at("rtl");
+    EXPECT_EQ(rtl.at("samples_in").get<std::uint64_t>(), 2u * 30000u * 64u);
+    EXPECT_GE(rtl.at("samples_per_clock").get<double>(), 0.99);
+    EXPECT_EQ(rtl.at("input_stall_clocks").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(rtl.at("latency_to").get<std::string>(), "detection event");
+    EXPECT_GT(rtl.at("latency_clocks").at("median").get<std::uint64_t>(), 64u * 9u) << "align + dedup windows";
+    EXPECT_FALSE(nlohmann::json::parse(read_file(dir_ / "cpu" / "detect_info.json")).contains("rtl"));
 }
 
 TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
@@ -374,6 +615,37 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
         << "the Phy folder (sparse templates), sorter.json, the motion estimate and the unit updates";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
     EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 10u) << "the units followed the drift";
+    const auto info = nlohmann::json::parse(read_file(dir_ / "verilator" / "spikeline_sort.json"));
+    const auto& rtl = info.at("rtl");
+    EXPECT_EQ(rtl.at("latency_to").get<std::string>(), "sorted spike");
+    EXPECT_EQ(rtl.at("input_stall_clocks").get<std::uint64_t>(), 0u);
+    EXPECT_GT(rtl.at("latency_events").get<std::uint64_t>(), 50u);
+    // a spike leaves once frame peak + post (30) has been referenced
+    EXPECT_GT(rtl.at("latency_clocks").at("median").get<std::uint64_t>(), 64u * 30u);
+    EXPECT_LE(rtl.at("latency_clocks").at("max").get<std::uint64_t>(), 250000u) << "1 ms at 250 MHz";
+}
+
+TEST_F(RtlCli, SortOfAStepDriftWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
+    // A step of the probe mid-recording: units are rendered at their new place and reach the RTL stage as table
+    // writes, applied at the same samples as the cpu backend's L1 stage.
+    const std::string recording = (dir_ / "sim" / "recording.bin").string();
+    ASSERT_EQ(run_cli("simulate --out " + (dir_ / "sim").string() +
+                      " --channels 64 --duration 3 --seed 9 --drift-model step --drift-um 30 --drift-step-s 1.5 -q"),
+              0)
+        << read_file(dir_ / "err.txt");
+    for (const std::string backend : {"cpu", "verilator"})
+        ASSERT_EQ(run_cli("sort " + recording + " --out " + (dir_ / backend).string() + " --backend " + backend +
+                          " --calibration-s 1 -q"),
+                  0)
+            << read_file(dir_ / "err.txt");
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "cpu")) {
+        const auto name = entry.path().filename();
+        if (name == "spikeline_sort.json") // names the backend and holds timings
+            continue;
+        EXPECT_TRUE(read_file(entry.path()) == read_file(dir_ / "verilator" / name))
+            << name << " differs between cpu and verilator";
+    }
+    EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 0u) << "the step moved units";
 }
 
 class RtlTrace : public testing::TempDirTest {};

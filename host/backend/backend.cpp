@@ -170,6 +170,7 @@ public:
     }
     void take_sorted(SortOutput& out) override { inner_->take_sorted(out); }
     void queue_table_writes(const std::vector<hw::TableWrite>& writes) override { inner_->queue_table_writes(writes); }
+    std::optional<RtlCycleFacts> rtl_cycle_facts() const override { return inner_->rtl_cycle_facts(); }
 
 private:
     std::unique_ptr<Backend> inner_;

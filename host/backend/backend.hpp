@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,20 @@ struct StageSeconds {
     double bandpass = 0; ///< band-pass filter and reference sums
     double detect = 0;   ///< reference subtraction, noise tracker, threshold, alignment
     double dedup = 0;    ///< de-duplication
+};
+
+/// Cycle facts of an RTL run (the verilator backend), for the outputs' `rtl` section (docs/FORMATS.md).
+struct RtlCycleFacts {
+    double clock_mhz = 0;                 ///< clock assumed to convert clocks to time
+    std::uint64_t clocks = 0;             ///< since the stream started
+    std::uint64_t samples_in = 0;         ///< input transfers
+    double samples_per_clock = 0;         ///< samples in / clocks from the first to the last input transfer
+    std::uint64_t input_stall_clocks = 0; ///< clocks the source offered a sample and the core refused it
+    bool sorted = false;                  ///< latencies are to the sorted spike (else to the detection event)
+    std::uint64_t latency_events = 0;     ///< how many latencies were measured
+    std::uint64_t latency_median = 0;     ///< clocks from the sample's entry to its event
+    std::uint64_t latency_p99 = 0;
+    std::uint64_t latency_max = 0;
 };
 
 class Backend {
@@ -55,6 +70,8 @@ public:
     /// Samples must not decrease and must not precede the frames already processed. Throws InputError on backends
     /// that cannot apply them.
     virtual void queue_table_writes(const std::vector<hw::TableWrite>& writes);
+    /// Clock counts and latencies of a simulated RTL run; empty for software backends.
+    virtual std::optional<RtlCycleFacts> rtl_cycle_facts() const { return std::nullopt; }
 };
 
 /// Throws std::logic_error unless the writes fit a table of n_channels and come in sample order, none before

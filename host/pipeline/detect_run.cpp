@@ -166,8 +166,26 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     };
     if (!info.channel_ids.empty())
         meta["channel_ids"] = info.channel_ids;
+    add_rtl_section(meta, *backend);
     write_text_file(out_dir / "detect_info.json", with_input_provenance(meta, info, probe).dump(2) + "\n");
     return result;
+}
+
+void add_rtl_section(nlohmann::json& meta, const Backend& backend) {
+    const std::optional<RtlCycleFacts> facts = backend.rtl_cycle_facts();
+    if (!facts)
+        return;
+    meta["rtl"] = {
+        {"clock_mhz_assumed", facts->clock_mhz},
+        {"clocks", facts->clocks},
+        {"samples_in", facts->samples_in},
+        {"samples_per_clock", facts->samples_per_clock},
+        {"input_stall_clocks", facts->input_stall_clocks},
+        {"latency_to", facts->sorted ? "sorted spike" : "detection event"},
+        {"latency_events", facts->latency_events},
+        {"latency_clocks",
+         {{"median", facts->latency_median}, {"p99", facts->latency_p99}, {"max", facts->latency_max}}},
+    };
 }
 
 } // namespace spikeline

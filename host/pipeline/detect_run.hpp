@@ -55,4 +55,7 @@ probe::Probe resolve_probe(const std::string& probe_file, const io::RecordingInf
 /// unknown or a default) added: every output's metadata says when its geometry or gain is not the recording's.
 nlohmann::json with_input_provenance(nlohmann::json meta, const io::RecordingInfo& info, const probe::Probe& probe);
 
+/// Adds the backend's cycle facts (the verilator backend) to an output's metadata as its "rtl" section.
+void add_rtl_section(nlohmann::json& meta, const Backend& backend);
+
 } // namespace spikeline

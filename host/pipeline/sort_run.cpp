@@ -308,6 +308,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     }
     if (!info.channel_ids.empty()) // a selection: channel c of the settings and outputs is channel_ids[c]
         meta["channel_ids"] = info.channel_ids;
+    add_rtl_section(meta, *backend);
     result.quality =
         writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
     result.n_units = static_cast<int>(result.quality.size()) - 1;

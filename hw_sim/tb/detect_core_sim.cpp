@@ -54,6 +54,25 @@ std::string params_problem(const CoreParams& p, int max_channels) {
     return {};
 }
 
+std::string sort_params_problem(const StageParams& p, int n_channels) {
+    if (p.n_channels != n_channels)
+        return "the sorting parameters are for " + std::to_string(p.n_channels) + " channels, the core runs " +
+               std::to_string(n_channels);
+    if (p.pre < 0 || p.post < 0 || p.pre + 1 + p.post > hw::SortConfig::max_snippet_samples)
+        return "snippet window pre " + std::to_string(p.pre) + ", post " + std::to_string(p.post) +
+               " exceeds the stage's " + std::to_string(hw::SortConfig::max_snippet_samples) + " samples";
+    for (int ch = 0; ch < n_channels; ++ch) {
+        if (p.n_entries[ch] > hw::SortConfig::max_entries)
+            return "channel " + std::to_string(ch) + " has more than " + std::to_string(hw::SortConfig::max_entries) +
+                   " classifier entries";
+        for (int k = 0; k < hw::SortConfig::snippet_channels; ++k)
+            if (p.snippet_channels[ch][k] >= n_channels)
+                return "snippet channel " + std::to_string(p.snippet_channels[ch][k]) + " of channel " +
+                       std::to_string(ch) + " is outside the recording";
+    }
+    return {};
+}
+
 std::unique_ptr<DetectCoreSim> make_detect_core_sim(const CoreParams& params, const SimOptions& options,
                                                     int min_channels) {
     const int needed = std::max(params.n_channels, min_channels);

@@ -1,8 +1,10 @@
 #pragma once
-// C++ harness around the Verilated detection core (hw_sim/rtl/spikeline_detect_core.sv): an AXI4-Lite master that
-// uploads hw::DetectParams, an AXI4-Stream source of int16 frames and a sink of events, with optional random idle
-// and back-pressure insertion, cycle counting and FST tracing on request.
+// C++ harness around the Verilated engine (hw_sim/rtl/spikeline_core.sv: the detection core and the sorting stage
+// behind it): an AXI4-Lite master that uploads hw::DetectParams and hw::SortParams and streams table writes, an
+// AXI4-Stream source of int16 frames and sinks of events, sorted spikes and snippets, with optional random idle and
+// back-pressure insertion, cycle counting and FST tracing on request.
 #include "spikeline/hw/detect_config.hpp"
+#include "spikeline/hw/sorter.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +15,7 @@
 namespace spikeline::rtl {
 
 using CoreParams = hw::DetectParams<hw::DetectConfig>;
+using StageParams = hw::SortParams<hw::SortConfig>;
 
 /// Register map of the core (byte addresses on s_axil); hw_sim/README.md documents every field.
 namespace reg {
@@ -48,6 +51,37 @@ inline constexpr std::uint32_t status_done = 1u << 1;
 inline constexpr std::uint32_t status_framing_error = 1u << 2;
 } // namespace reg
 
+/// Register map of the sorting stage (byte addresses on s_axil, from 0x100000; hw_sim/README.md).
+namespace sort_reg {
+inline constexpr std::uint32_t base = 0x100000;
+inline constexpr std::uint32_t control = base + 0x000; ///< RW: bit 0 enable, 1 hold, 2 snippets
+inline constexpr std::uint32_t command = base + 0x004; ///< W: bit 0 queue staged write, 1 apply it now, 2 clear
+                                                       ///< the write queue, 3 end of stream
+inline constexpr std::uint32_t status = base + 0x008;  ///< R: bit 0 idle, 1 done
+inline constexpr std::uint32_t n_channels = base + 0x00C;
+inline constexpr std::uint32_t pre = base + 0x010;
+inline constexpr std::uint32_t post = base + 0x014;
+inline constexpr std::uint32_t frames_low = base + 0x018;
+inline constexpr std::uint32_t dropped_events = base + 0x020;
+inline constexpr std::uint32_t dropped_writes = base + 0x024;
+inline constexpr std::uint32_t queued_writes = base + 0x028;
+inline constexpr std::uint32_t sorted = base + 0x02C;
+inline constexpr std::uint32_t staged_write = base + 0x100; ///< 33 words: sample (2), channel, slot, n_entries, unit,
+                                                            ///< template id, gate (2); centroid from + 0x80
+inline constexpr std::uint32_t staged_centroid = base + 0x180;
+inline constexpr std::uint32_t basis_base = base + 0x400;             ///< + 4 (64 p + s)
+inline constexpr std::uint32_t snippet_channel_base = base + 0x10000; ///< + 4 (8 channel + k)
+inline constexpr std::uint32_t control_enable = 1u << 0;
+inline constexpr std::uint32_t control_hold = 1u << 1;
+inline constexpr std::uint32_t control_snippets = 1u << 2;
+inline constexpr std::uint32_t command_queue = 1u << 0;
+inline constexpr std::uint32_t command_apply = 1u << 1;
+inline constexpr std::uint32_t command_clear_writes = 1u << 2;
+inline constexpr std::uint32_t command_end = 1u << 3;
+inline constexpr std::uint32_t status_idle = 1u << 0;
+inline constexpr std::uint32_t status_done = 1u << 1;
+} // namespace sort_reg
+
 struct SimOptions {
     double idle_probability = 0;         ///< chance per clock that the source holds tvalid low
     double backpressure_probability = 0; ///< chance per clock that the sink holds tready low
@@ -65,6 +99,8 @@ struct CycleStats {
     std::uint64_t input_stalls = 0;                  ///< clocks with tvalid high and tready low
     std::uint64_t events_out = 0;                    ///< m_axis transfers
     std::vector<std::uint64_t> event_latency_cycles; ///< per event: its m_axis transfer minus its sample's entry
+    std::uint64_t spikes_out = 0;                    ///< m_axis_spike transfers (sorted spikes)
+    std::vector<std::uint64_t> spike_latency_cycles; ///< per sorted spike: its transfer minus its sample's entry
 };
 
 /// Thrown for parameters the core cannot hold (the message says which).
@@ -83,8 +119,17 @@ public:
     virtual void configure(const CoreParams& params) = 0;
     /// Streams n_frames frames; appends the events that left the core meanwhile.
     virtual void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) = 0;
-    /// FLUSH: ends the stream and appends the remaining events.
+    /// FLUSH: ends the stream and appends the remaining events (and, when sorting, sorts every waiting spike).
     virtual void finish(std::vector<hw::SpikeEvent>& events) = 0;
+    /// Loads the sorting stage's tables (held meanwhile) and sorts every event the core sends from now on; a second
+    /// call swaps the tables and discards the queued table writes, as L1's SortStageOutput::enable.
+    /// keep_snippets: the stage also sends each spike's snippet.
+    virtual void configure_sorting(const StageParams& params, bool keep_snippets) = 0;
+    /// Queues table writes in the stage (each applies before the first spike at or after its sample).
+    virtual void queue_table_writes(const std::vector<hw::TableWrite>& writes) = 0;
+    /// Moves the sorted spikes received so far to `spikes` and, when kept, their snippets (per spike
+    /// snippet_channels x (pre + 1 + post) values) to `snippets`.
+    virtual void take_sorted(std::vector<hw::SortedSpike>& spikes, std::vector<std::int32_t>& snippets) = 0;
     /// Referenced samples seen on the monitor port, frame-major (when capture_monitor), since configure() or the last
     /// take_monitor().
     virtual const std::vector<std::int32_t>& monitor() const = 0;
@@ -102,6 +147,9 @@ std::vector<int> available_core_sizes();
 
 /// Why params do not fit a core of max_channels channels (empty when they fit): register widths, windows.
 std::string params_problem(const CoreParams& params, int max_channels);
+
+/// Why sorting parameters do not fit the stage (empty when they fit).
+std::string sort_params_problem(const StageParams& params, int n_channels);
 
 /// The smallest verilated core with at least params.n_channels channels; throws UnsupportedParams when none
 /// fits or the parameters exceed the register widths. min_channels forces a larger core (for measurements).

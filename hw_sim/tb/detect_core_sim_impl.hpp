@@ -6,6 +6,7 @@
 #include <verilated.h>
 #include <verilated_fst_c.h>
 
+#include <algorithm>
 #include <array>
 #include <random>
 #include <stdexcept>
@@ -72,6 +73,9 @@ public:
                 write_register(reg::neighbour_base + 4u * (16u * channel + static_cast<std::uint32_t>(k)),
                                static_cast<std::uint32_t>(params.neighbours[ch][k]) & 0xFFFFu);
         }
+        write_register(sort_reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
+        write_register(sort_reg::control, 0);
+        sorting_ = false;
         write_register(reg::control, reg::control_start);
         wait_for([this] { return (read_register(reg::status) & reg::status_clearing) == 0; }, "the state clear");
         stats_ = {};
@@ -109,7 +113,64 @@ public:
         wait_for([this] { return (read_register(reg::status) & reg::status_done) != 0; }, "the end of the stream");
         if (read_register(reg::status) & reg::status_framing_error)
             throw std::runtime_error("the RTL core saw tlast on the wrong channel");
+        if (sorting_) {
+            write_register(sort_reg::command, sort_reg::command_end);
+            wait_for([this] { return (read_register(sort_reg::status) & sort_reg::status_done) != 0; },
+                     "the end of sorting");
+        }
         hand_out(events);
+    }
+
+    void configure_sorting(const StageParams& params, bool keep_snippets) override {
+        const std::string problem = sort_params_problem(params, n_channels_);
+        if (!problem.empty())
+            throw UnsupportedParams(problem);
+        // hold: the stage finishes the spike in progress and starts nothing while its tables change
+        write_register(sort_reg::control,
+                       sorting_ ? sort_reg::control_enable | sort_reg::control_hold : sort_reg::control_hold);
+        wait_for([this] { return (read_register(sort_reg::status) & sort_reg::status_idle) != 0; }, "a held stage");
+        width_ = params.pre + 1 + params.post;
+        write_register(sort_reg::pre, static_cast<std::uint32_t>(params.pre));
+        write_register(sort_reg::post, static_cast<std::uint32_t>(params.post));
+        for (int p = 0; p < hw::SortConfig::n_features; ++p)
+            for (int t = 0; t < hw::SortConfig::max_snippet_samples; ++t)
+                write_register(sort_reg::basis_base + 4u * static_cast<std::uint32_t>(p * 64 + t),
+                               static_cast<std::uint32_t>(params.basis[p][t]) & 0xFFFFu);
+        for (int ch = 0; ch < n_channels_; ++ch)
+            for (int k = 0; k < hw::SortConfig::snippet_channels; ++k)
+                write_register(sort_reg::snippet_channel_base + 4u * static_cast<std::uint32_t>(8 * ch + k),
+                               static_cast<std::uint32_t>(params.snippet_channels[ch][k]) & 0xFFFFu);
+        // every slot, as L1 copies the whole table
+        for (int ch = 0; ch < n_channels_; ++ch)
+            for (int slot = 0; slot < hw::SortConfig::max_entries; ++slot) {
+                stage_write({0, ch, slot, params.n_entries[ch], params.entries[ch][slot]});
+                write_register(sort_reg::command, sort_reg::command_apply);
+            }
+        write_register(sort_reg::command, sort_reg::command_clear_writes);
+        keep_snippets_ = keep_snippets;
+        sorting_ = true;
+        write_register(sort_reg::control, sort_reg::control_enable | (keep_snippets ? sort_reg::control_snippets : 0u));
+    }
+
+    void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
+        for (const hw::TableWrite& write : writes) {
+            stage_write(write);
+            write_register(sort_reg::command, sort_reg::command_queue);
+        }
+    }
+
+    void take_sorted(std::vector<hw::SortedSpike>& spikes, std::vector<std::int32_t>& snippets) override {
+        // a spike leaves with its snippet: either stream may be ahead of the other
+        std::size_t n = sorted_.size();
+        if (keep_snippets_) {
+            n = std::min(n, spikes_with_snippets_);
+            const auto values = static_cast<std::ptrdiff_t>(n * 8 * static_cast<std::size_t>(width_));
+            snippets.insert(snippets.end(), snippet_rows_.begin(), snippet_rows_.begin() + values);
+            snippet_rows_.erase(snippet_rows_.begin(), snippet_rows_.begin() + values);
+            spikes_with_snippets_ -= n;
+        }
+        spikes.insert(spikes.end(), sorted_.begin(), sorted_.begin() + static_cast<std::ptrdiff_t>(n));
+        sorted_.erase(sorted_.begin(), sorted_.begin() + static_cast<std::ptrdiff_t>(n));
     }
 
     const std::vector<std::int32_t>& monitor() const override { return monitor_; }
@@ -157,6 +218,7 @@ public:
 
 private:
     static constexpr std::uint64_t kStallLimit = 50'000'000;
+    static constexpr int kStagedWords = 33;
     static constexpr std::size_t kEntryRing = 1 << 14; ///< frames whose entry cycle is remembered for latencies
 
     template <class CONDITION> void wait_for(CONDITION&& done, const char* what) {
@@ -168,6 +230,32 @@ private:
 
     void tick() {
         tick_observe([] { return true; });
+    }
+
+    // The staged table write, word by word; a word already holding the value is not written again (most entries of
+    // a table are zeros).
+    void stage_write(const hw::TableWrite& write) {
+        std::array<std::uint32_t, kStagedWords> words{};
+        words[0] = static_cast<std::uint32_t>(write.sample);
+        words[1] = static_cast<std::uint32_t>(write.sample >> 32);
+        words[2] = static_cast<std::uint32_t>(write.channel);
+        words[3] = static_cast<std::uint32_t>(write.slot) & 0xFFu;
+        words[4] = static_cast<std::uint32_t>(write.n_entries);
+        words[5] = static_cast<std::uint32_t>(write.entry.unit);
+        words[6] = static_cast<std::uint32_t>(write.entry.template_id);
+        words[7] = static_cast<std::uint32_t>(write.entry.gate);
+        words[8] = static_cast<std::uint32_t>(static_cast<std::uint64_t>(write.entry.gate) >> 32);
+        for (int v = 0; v < hw::SortConfig::n_values; ++v)
+            words[9 + static_cast<std::size_t>(v)] = static_cast<std::uint32_t>(write.entry.centroid[v]);
+        for (std::size_t w = 0; w < words.size(); ++w) {
+            if (staged_known_ && staged_[w] == words[w])
+                continue;
+            const std::uint32_t address = w < 9 ? sort_reg::staged_write + 4u * static_cast<std::uint32_t>(w)
+                                                : sort_reg::staged_centroid + 4u * static_cast<std::uint32_t>(w - 9);
+            write_register(address, words[w]);
+        }
+        staged_ = words;
+        staged_known_ = true;
     }
 
     // One clock: drive the streams, settle, observe the handshakes (and the caller's condition) before the rising
@@ -182,6 +270,8 @@ private:
         }
         model_->s_axis_tvalid = offer;
         model_->m_axis_tready = !draw(options_.backpressure_probability);
+        model_->m_axis_spike_tready = !draw(options_.backpressure_probability);
+        model_->m_axis_snippet_tready = !draw(options_.backpressure_probability);
         model_->clk = 0;
         model_->eval();
         if (trace_)
@@ -192,6 +282,10 @@ private:
             ++stats_.input_stalls;
         if (model_->m_axis_tvalid && model_->m_axis_tready)
             receive_event();
+        if (model_->m_axis_spike_tvalid && model_->m_axis_spike_tready)
+            receive_spike();
+        if (model_->m_axis_snippet_tvalid && model_->m_axis_snippet_tready)
+            receive_snippet_row();
         if (options_.capture_monitor && model_->monitor_valid) {
             monitor_.push_back(sign_extend(model_->monitor_sample, 21));
             ++monitor_samples_;
@@ -236,6 +330,35 @@ private:
             event_frames_.push_back(monitor_samples_ / static_cast<std::uint64_t>(n_channels_));
     }
 
+    void receive_spike() {
+        const auto& data = model_->m_axis_spike_tdata;
+        hw::SortedSpike spike;
+        spike.event.sample = (std::uint64_t{data[1]} << 32) | data[0];
+        spike.event.channel = static_cast<std::int32_t>(data[2]);
+        spike.event.amplitude = static_cast<std::int32_t>(data[3]);
+        spike.unit = static_cast<std::int32_t>(data[4]);
+        spike.template_id = static_cast<std::int32_t>(data[5]);
+        for (int v = 0; v < hw::SortConfig::n_values; ++v)
+            spike.features[v] = static_cast<std::int32_t>(data[6 + static_cast<std::size_t>(v)]);
+        ++stats_.spikes_out;
+        const std::uint64_t sample = spike.event.sample;
+        if (sample < frames_in_ && frames_in_ - sample <= kEntryRing)
+            stats_.spike_latency_cycles.push_back(
+                cycle_ - (entry_cycle_[sample % kEntryRing] + static_cast<std::uint64_t>(spike.event.channel)));
+        sorted_.push_back(spike);
+    }
+
+    // LANES (8) samples of a snippet row per transfer; the row's last transfer may carry fewer than 8 of its width.
+    void receive_snippet_row() {
+        const auto& data = model_->m_axis_snippet_tdata;
+        for (int lane = 0; lane < 8 && snippet_column_ < width_; ++lane, ++snippet_column_)
+            snippet_rows_.push_back(static_cast<std::int32_t>(data[static_cast<std::size_t>(lane)]));
+        if (snippet_column_ == width_)
+            snippet_column_ = 0;
+        if (model_->m_axis_snippet_tlast)
+            ++spikes_with_snippets_;
+    }
+
     static std::int32_t sign_extend(std::uint32_t value, int bits) {
         const std::uint32_t sign = 1u << (bits - 1);
         return static_cast<std::int32_t>((value ^ sign) - sign);
@@ -263,6 +386,15 @@ private:
     std::uint64_t monitor_samples_ = 0;       ///< since configure()
     std::vector<std::uint64_t> event_frames_; ///< per received event: monitor_samples_ / n_channels_ at its arrival
     CycleStats stats_;
+    bool sorting_ = false;
+    bool keep_snippets_ = false;
+    int width_ = 1; ///< snippet samples per row: pre + 1 + post
+    std::array<std::uint32_t, kStagedWords> staged_{};
+    bool staged_known_ = false; ///< staged_ holds what the stage's staging registers hold
+    std::vector<hw::SortedSpike> sorted_;
+    std::vector<std::int32_t> snippet_rows_; ///< received snippet values not yet taken
+    int snippet_column_ = 0;
+    std::size_t spikes_with_snippets_ = 0; ///< whole snippets in snippet_rows_
 };
 
 } // namespace spikeline::rtl
