@@ -106,6 +106,11 @@ int cmd_stream(int argc, char** argv) {
         ("no-learning", po::bool_switch(&no_learning),
          "learn the units once, from the calibration window (default: learn again in the background at 2, 4, 8... "
          "times it, from a sample of every spike so far, so that rare and late units are found)") //
+        ("http", po::value(&options.http)->value_name("HOST:PORT"),
+         "serve a live view (raster, rate map, link health, latency, unit rates, decoded cursor) at "
+         "http://HOST:PORT/, e.g. 127.0.0.1:8080 (loopback only unless --http-any; port 0: any free port)") //
+        ("http-any", po::bool_switch(&options.http_any),
+         "allow --http on an address other machines reach (the view has no authentication)") //
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");

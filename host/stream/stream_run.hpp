@@ -36,6 +36,9 @@ struct StreamOptions {
     int realtime_priority = 0;            ///< SCHED_FIFO priority (1..99) of the reader and pipeline threads; 0: normal
     std::filesystem::path decoder_model;  ///< decoder model JSON (`decode train`); empty: no online decoding
     std::filesystem::path sorter_file;    ///< sorter.json of an earlier sort or stream: label with it, no calibration
+    /// --http HOST:PORT: serve the live view there (empty: none); http_any allows a non-loopback address.
+    std::string http;
+    bool http_any = false;
     bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
     /// The signal that set `stop` (SIGINT, SIGTERM), for stream.json's ended_by; null or 0: a stop without a signal.
     const std::atomic<int>* stop_signal = nullptr;
