@@ -22,7 +22,7 @@
         ["duration", data.duration_s.toFixed(1) + " s"], ["spikes", data.n_spikes + " (" + data.n_unsorted + " unsorted)"],
         ["units", units.length + " (" + units.filter((u) => u.group === "good").length + " good)"],
         ["backend", run.backend], ["calibrations", run.n_calibrations],
-        ["motion", run.motion_tracking ? (run.motion_estimates + " estimates, " + run.table_writes + " table writes") : "off"],
+        ["motion", run.motion_tracking ? `${run.motion_estimates} estimates` + (run.table_writes !== undefined ? `, ${run.table_writes} table writes` : "") : "off"],
         ["lost events", run.lost_events], ["gain", run.gain_source],
         ["detection", settings(run.detect_settings)], ["sorting", settings(run.sort_settings)],
     ];
@@ -72,6 +72,10 @@
         const ctx = Plot.canvas($("drift-canvas"), width, height);
         const t = Plot.f32(data.drift.time_s), depth = Plot.f32(data.drift.depth_um), amplitude = Plot.f32(data.drift.amplitude);
         const f = Plot.frame(ctx, width, height, [0, data.duration_s], [py0 - 20, py1 + 20], { x: "time (s)", y: "depth (µm)" });
+        ctx.save(); // nothing (a motion block beyond the contacts, say) is drawn outside the frame
+        ctx.beginPath();
+        ctx.rect(f.box.left, f.box.top, f.box.right - f.box.left, f.box.bottom - f.box.top);
+        ctx.clip();
         const sorted = Array.from(amplitude).filter((a) => a > 0).sort((a, b) => a - b);
         const low = Math.log(sorted[Math.floor(sorted.length * 0.05)] || 1), high = Math.log(sorted[Math.floor(sorted.length * 0.99)] || 2);
         // Bucket by colour so each colour is one fill style change, drawn weakest first.
@@ -100,6 +104,7 @@
             }
             legend += `; red: motion estimate at ${m.n_blocks} depth block(s) (${m.n_estimates} estimates)`;
         }
+        ctx.restore();
         $("drift-legend").textContent = legend;
     }
 
@@ -250,5 +255,6 @@
     if (initial && byCluster.has(+initial[1])) showUnit(+initial[1]);
     else if (units.length) showUnit(units[0].cluster_id);
     else { drawTable(); drawProbe(); }
+    document.body.dataset.renderMs = performance.now().toFixed(0); // from navigation start, parse and draw included
     document.body.dataset.ready = "1";
 })();

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <pthread.h>
 #include <thread>
 
 namespace spikeline::stream {
@@ -108,7 +109,10 @@ public:
         port_ = acceptor_.local_endpoint().port();
         accept();
         arm_timer();
-        thread_ = std::thread([this] { ioc_.run(); });
+        thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "spikeline-http"); // its CPU time is measured by this name
+            ioc_.run();
+        });
     }
 
     ~Server() {
