@@ -389,6 +389,7 @@ TEST_F(HttpViewTest, ServesThePageAndAnEventStreamThatEndsWithTheStream) {
 
     for (std::uint64_t i = 0; i < 50; ++i)
         feed.add_spike({i * 100, static_cast<std::int32_t>(i % 64), static_cast<std::int32_t>(i % 3), 50.0f}, 200000);
+    feed.add_decoded({{1, 600, 1.5, -2.0}});
     feed.flush(6000);
     std::this_thread::sleep_for(std::chrono::milliseconds(250)); // two updates
     const nlohmann::json state = nlohmann::json::parse(
@@ -398,6 +399,8 @@ TEST_F(HttpViewTest, ServesThePageAndAnEventStreamThatEndsWithTheStream) {
     EXPECT_EQ(state["unit_counts"]["0"].get<int>(), 17);
     EXPECT_EQ(state["latency"]["bins"][2].get<int>(), 50);
     EXPECT_FALSE(state["ended"].get<bool>());
+    EXPECT_EQ(state["spikes"]["sample"].size(), 50u) << "the last 10 s of spikes";
+    EXPECT_EQ(state["decoded"], nlohmann::json::parse("[[600, 1.5, -2.0]]"));
 
     // A client connecting now gets the hello and a backfill of the recent spikes; the end reaches it.
     std::string events;

@@ -272,7 +272,7 @@ private:
         if (path == "/" || path == "/index.html")
             return reply(http::status::ok, "text/html; charset=utf-8", server_.page());
         if (path == "/state.json")
-            return reply(http::status::ok, "application/json", server_.state_json(false).dump() + "\n");
+            return reply(http::status::ok, "application/json", server_.state_json(true).dump() + "\n"); // as a backfill
         reply(http::status::not_found, "text/plain", "not found: the live view is at /\n");
     }
     void reply(http::status status, const char* type, std::string body) {
