@@ -437,5 +437,17 @@ TEST_F(HttpViewTest, RefusesOtherMachinesUnlessAllowedAndABusyPort) {
     EXPECT_GT(any.port(), 0);
 }
 
+TEST_F(HttpViewTest, StreamRefusesABusyPortBeforeWritingAnything) {
+    stream::LiveFeed feed;
+    stream::HttpView busy({"127.0.0.1:0", false}, feed, hello(), *source_, overrun_);
+    const fs::path out = dir_ / "stream";
+    const RunResult refused = run_cli({"stream", "--source", (shared_ / "sim" / "recording.bin").string(), "--out",
+                                       out.string(), "--http", "127.0.0.1:" + std::to_string(busy.port())},
+                                      dir_);
+    EXPECT_EQ(refused.status, 2) << refused.err;
+    EXPECT_NE(refused.err.find("cannot listen there"), std::string::npos) << refused.err;
+    EXPECT_FALSE(fs::exists(out)) << "no output folder for a run that never started";
+}
+
 } // namespace
 } // namespace spikeline

@@ -79,10 +79,6 @@ std::string event(const char* name, const nlohmann::json& data) {
 
 } // namespace
 
-void check_http_endpoint(const HttpViewSettings& settings) {
-    parse_endpoint(settings);
-}
-
 class HttpView::Server {
 public:
     class EventClient;

@@ -20,9 +20,6 @@ struct HttpViewSettings {
     bool allow_any = false; ///< serve on a non-loopback address
 };
 
-/// Parses HOST:PORT; throws InputError on a malformed endpoint or a non-loopback host without allow_any.
-void check_http_endpoint(const HttpViewSettings& settings);
-
 class HttpView {
 public:
     /// Binds and starts serving. hello: what every client gets first (probe geometry, sample rate, source...).
