@@ -11,6 +11,7 @@ PACKAGES=(
     libzmq3-dev cppzmq-dev
     verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
+    libboost-dev chromium fonts-liberation python3   # report + live view, their browser tests
 )
 
 missing=()

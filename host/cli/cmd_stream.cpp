@@ -117,6 +117,11 @@ int cmd_stream(int argc, char** argv) {
         ("relearn-all", po::bool_switch(&settings.relearn_all),
          "learning re-clusters a sample of every spike so far, refining the units it had (ids kept where the labels "
          "agree) instead of only adding units") //
+        ("http", po::value(&options.http)->value_name("HOST:PORT"),
+         "serve a live view (raster, rate map, link health, latency, unit rates, decoded cursor) at "
+         "http://HOST:PORT/, e.g. 127.0.0.1:8080 (loopback only unless --http-any; port 0: any free port)") //
+        ("http-any", po::bool_switch(&options.http_any),
+         "allow --http on an address other machines reach (the view has no authentication)") //
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");

@@ -25,6 +25,7 @@ commands:
   replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
   recover    after a crash, finish the files a stream (or detect, sort) left: whole frames, one spike count
   info       what spikeline makes of a recording: channels, gain, probe geometry and their sources (--json, --svg)
+  report     one self-contained HTML page of a sort: probe and drift maps, waveforms, ISI, metrics (--ground-truth)
   version    print the version, the git commit it was built from and the compiler (also: --version)
 )";
 
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_recover(argc - 1, argv + 1);
         if (command == "info")
             return spikeline::cli::cmd_info(argc - 1, argv + 1);
+        if (command == "report")
+            return spikeline::cli::cmd_report(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

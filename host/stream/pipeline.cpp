@@ -82,6 +82,8 @@ void StreamPipeline::publish(const std::vector<hw::SortedSpike>& spikes, bool at
             latency_.add(latency_ns);
         else
             ++flushed_spikes_;
+        if (s_.live)
+            s_.live->add_spike({message.sample, message.channel, message.unit, message.amplitude}, latency_ns);
     }
     spikes_total_ += spikes.size();
 }
@@ -235,6 +237,8 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
     if (s_.decoding) {
         std::vector<decode::BinEstimate> bins =
             s_.decoding->add(sorted_.spikes, processed > s_.need_frames ? processed - s_.need_frames : 0, arrival_ns);
+        if (s_.live)
+            s_.live->add_decoded(bins);
         if (!bins.empty())
             s_.sink->push(DecodedItem{std::move(bins)});
     }
@@ -279,6 +283,8 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
     apply_calibration();
     start_learning();
     queue_unit_updates();
+    if (s_.live)
+        s_.live->block_done(expected_);
     if (s_.duration_frames > 0 && expected_ >= s_.duration_frames)
         stop_reading_->store(true);
 }
@@ -384,11 +390,15 @@ void StreamPipeline::finish() {
     publish(sorted_.spikes, true);
     if (s_.decoding) {
         std::vector<decode::BinEstimate> bins = s_.decoding->add(sorted_.spikes, expected_, -1);
+        if (s_.live)
+            s_.live->add_decoded(bins);
         if (!bins.empty())
             s_.sink->push(DecodedItem{std::move(bins)});
     }
     if (!sorted_.spikes.empty())
         s_.sink->push(SpikesItem{std::move(sorted_.spikes)});
+    if (s_.live)
+        s_.live->flush(expected_);
     if (calibration_.busy()) // finished after the data ended: its units label no spike, but are recorded
         take_calibration(calibration_.take(), true);
     if (s_.publisher) {

@@ -13,6 +13,7 @@
 #include "stream/gap_fill.hpp"
 #include "stream/gap_log.hpp"
 #include "stream/latency.hpp"
+#include "stream/live_feed.hpp"
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
 #include "stream/source.hpp"
@@ -50,6 +51,7 @@ struct PipelineSetup {
     StreamDecoding* decoding = nullptr; ///< null: no online decoding
     StreamSink* sink = nullptr;
     GapLog* gaps = nullptr;
+    LiveFeed* live = nullptr; ///< null: no live view (--http)
 };
 
 class StreamPipeline {

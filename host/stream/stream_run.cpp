@@ -4,6 +4,7 @@
 #include "sort/sorter_file.hpp"
 #include "stream/bounded_queue.hpp"
 #include "stream/gap_log.hpp"
+#include "stream/http_view.hpp"
 #include "stream/pipeline.hpp"
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <exception>
 #include <thread>
 
@@ -83,6 +85,35 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     if (options.sort.motion && on_fpga)
         motion_note = "off: the xrt backend does not apply unit updates yet (units stay where they were learnt)";
 
+    std::atomic<std::uint64_t> overrun_blocks{0}, overrun_frames{0}; // by the reader; read by the summary and the view
+    // The live view reads what the pipeline hands over and the source's counters, on its own thread. It starts
+    // before any output exists, so that a busy port stops the run without leaving files behind.
+    std::unique_ptr<LiveFeed> live_feed;
+    std::unique_ptr<HttpView> http_view;
+    if (!options.http.empty()) {
+        live_feed = std::make_unique<LiveFeed>();
+        std::vector<double> positions;
+        std::vector<int> shanks;
+        for (const probe::Contact& contact : probe.contacts) {
+            positions.push_back(contact.x_um);
+            positions.push_back(contact.y_um);
+            shanks.push_back(contact.shank);
+        }
+        nlohmann::json hello = {{"n_channels", info.n_channels},
+                                {"sample_rate", info.sample_rate},
+                                {"source", info.description},
+                                {"probe", probe.name},
+                                {"positions", positions},
+                                {"shanks", shanks},
+                                {"out_dir", std::filesystem::absolute(options.out_dir).string()},
+                                {"decoder", model.has_value()},
+                                {"calibration_s", calibration_frames > 0 ? options.sort.calibration_s : 0.0}};
+        http_view = std::make_unique<HttpView>(HttpViewSettings{options.http, options.http_any}, *live_feed,
+                                               std::move(hello), *source, overrun_blocks);
+        // Always said (port 0 picks a free port): this is where the operator points a browser.
+        std::fprintf(stderr, "stream: live view at http://%s:%u/\n",
+                     options.http.substr(0, options.http.rfind(':')).c_str(), unsigned{http_view->port()});
+    }
     ensure_directory(options.out_dir);
     std::unique_ptr<Publisher> publisher;
     if (!options.publish.empty())
@@ -112,7 +143,6 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     // Reader thread: the source into a bounded queue, with the overrun policy.
     BoundedQueue<SourceBlock> queue(options.queue_blocks);
     std::atomic<bool> stop_reading{false};
-    std::atomic<std::uint64_t> overrun_blocks{0}, overrun_frames{0};
     std::exception_ptr reader_error;
     require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
     std::string reader_error_text;
@@ -165,6 +195,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.decoding = decoding.get();
     setup.sink = &sink;
     setup.gaps = &gaps;
+    setup.live = live_feed.get();
     StreamPipeline pipeline(std::move(setup));
     // Whatever ends the stream, every file is finalised with what it received: errors are recorded, not thrown.
     std::string pipeline_error;
@@ -302,6 +333,11 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     };
     if (decoding)
         summary["decoder"] = decoding->to_json(options.decoder_model, need_frames);
+    if (http_view) {
+        live_feed->flush(pipeline.frames()); // after an error the pipeline's own flush may not have run
+        http_view->finish(ended_by);
+        summary["http"] = {{"endpoint", options.http}, {"port", http_view->port()}};
+    }
     try {
         write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
     } catch (const std::exception& e) { // the caller reports the summary it gets and that stream.json is missing

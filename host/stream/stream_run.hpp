@@ -40,6 +40,9 @@ struct StreamOptions {
     /// or all not labelled noise with units_from_all) instead of clustering; no learning.
     std::filesystem::path units_from;
     bool units_from_all = false;
+    /// --http HOST:PORT: serve the live view there (empty: none); http_any allows a non-loopback address.
+    std::string http;
+    bool http_any = false;
     bool save_raw = true; ///< write DIR/recording.bin (off only for long benchmarks: Phy then has no raw data)
     /// The signal that set `stop` (SIGINT, SIGTERM), for stream.json's ended_by; null or 0: a stop without a signal.
     const std::atomic<int>* stop_signal = nullptr;
