@@ -11,6 +11,7 @@ PACKAGES=(
     libzmq3-dev cppzmq-dev
     verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
+    opencl-clhpp-headers ocl-icd-opencl-dev pocl-opencl-icd
 )
 
 missing=()
