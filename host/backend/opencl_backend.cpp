@@ -165,7 +165,8 @@ class OpenclBatch::Engine {
 public:
     Engine(const HwParams& params, const OpenclOptions& options)
         : params_(std::make_unique<HwParams>(params)), options_(options), n_channels_(params.n_channels),
-          n_probes_(options.probes), n_lanes_(params.n_channels * options.probes) {
+          n_probes_(options.probes), padded_((params.n_channels + kVector - 1) / kVector * kVector),
+          n_lanes_(padded_ * options.probes) {
         require(options.probes >= 1 && options.probes <= 4096, "--probes must be between 1 and 4096");
         require(options.chunk_frames >= 1 && options.chunk_frames <= (1u << 20),
                 "the OpenCL chunk must hold between 1 and 2^20 frames");
@@ -236,7 +237,7 @@ public:
             auto detector = std::make_unique<hw::DetectorState<HwConfig>>();
             for (int p = 0; p < n_probes_; ++p) {
                 for (int ch = 0; ch < n_channels_; ++ch) {
-                    const std::size_t lane = static_cast<std::size_t>(p * n_channels_ + ch);
+                    const std::size_t lane = static_cast<std::size_t>(p * padded_ + ch);
                     detector->searching[ch] = static_cast<std::uint8_t>(searching[lane]);
                     detector->count[ch] = static_cast<std::uint8_t>(count[lane]);
                     detector->best_pos[ch] = static_cast<std::uint8_t>(best_pos[lane]);
@@ -374,6 +375,12 @@ private:
         bandpass_ = cl::Kernel(program_, "bandpass");
         group_means_ = cl::Kernel(program_, "group_means");
         detect_ = cl::Kernel(program_, "detect");
+        // Small work-groups on a CPU, so that a probe's 128 work items spread over every core (left to itself,
+        // pocl put them in one group, on one core); a GPU wants at least a warp or wavefront per group.
+        local_size_ = (device_.getInfo<CL_DEVICE_TYPE>() & CL_DEVICE_TYPE_CPU) ? 8 : 64;
+        for (const cl::Kernel* kernel : {&bandpass_, &group_means_, &detect_})
+            local_size_ =
+                std::min<std::size_t>(local_size_, kernel->getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(device_));
     }
 
     // A cache file is a header (kCacheMagic, size, hash of the binary) and the driver's binary. Only a binary whose
@@ -416,6 +423,11 @@ private:
         }
     }
 
+    /// A global size of whole work-groups (the kernels ignore work items past their count).
+    cl::NDRange whole_groups(std::size_t items) const {
+        return cl::NDRange((items + local_size_ - 1) / local_size_ * local_size_);
+    }
+
     std::size_t lane_bytes() const { return static_cast<std::size_t>(n_lanes_) * sizeof(cl_int); }
     int capacity_for(std::size_t n_frames) const {
         return static_cast<int>(n_frames / static_cast<std::size_t>(params_->align_window)) + 1;
@@ -453,6 +465,7 @@ private:
         sections_ = cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sections.size() * sizeof(cl_int),
                                sections.data());
         std::vector<cl_short> group_of(params_->group_of, params_->group_of + n_channels_);
+        group_of.resize(static_cast<std::size_t>(padded_), -1); // the padding is in no group
         group_of_ = cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, group_of.size() * sizeof(cl_short),
                                group_of.data());
         std::vector<cl_int> inverse(params_->group_inverse_size, params_->group_inverse_size + HwConfig::max_groups);
@@ -468,6 +481,7 @@ private:
         slots_.resize(static_cast<std::size_t>(options_.chunks_in_flight));
         for (Slot& slot : slots_) {
             slot.frames = cl::Buffer(context_, CL_MEM_READ_ONLY, frames_bytes);
+            queue_.enqueueFillBuffer(slot.frames, cl_short{0}, 0, frames_bytes);
             slot.candidates = cl::Buffer(context_, CL_MEM_WRITE_ONLY, candidate_bytes);
             slot.counts = cl::Buffer(context_, CL_MEM_WRITE_ONLY, lane_bytes());
             slot.referenced = cl::Buffer(context_, CL_MEM_WRITE_ONLY, sample_bytes);
@@ -476,20 +490,21 @@ private:
         bandpass_.setArg(1, filtered_);
         bandpass_.setArg(2, history_);
         bandpass_.setArg(3, sections_);
-        bandpass_.setArg(4, n_channels_);
-        bandpass_.setArg(6, n_lanes_);
+        bandpass_.setArg(4, padded_);
+        bandpass_.setArg(6, n_lanes_ / kVector);
         group_means_.setArg(0, filtered_);
         group_means_.setArg(1, group_of_);
         group_means_.setArg(2, group_inverse_);
         group_means_.setArg(3, means_);
         group_means_.setArg(4, n_channels_);
+        group_means_.setArg(5, padded_);
         const HwParams& p = *params_;
         int i = 0;
         for (const cl::Buffer* b :
              {&filtered_, &means_, &group_of_, &noise_, &searching_, &count_, &best_pos_, &best_value_, &hold_})
             detect_.setArg(static_cast<cl_uint>(i++), *b);
-        detect_.setArg(kDetectChannels, n_channels_);
-        detect_.setArg(kDetectChannels + 2, n_lanes_);
+        detect_.setArg(kDetectChannels, padded_);
+        detect_.setArg(kDetectChannels + 2, n_lanes_ / kVector);
         detect_.setArg(kDetectChannels + 4, p.noise_step_fast);
         detect_.setArg(kDetectChannels + 5, p.noise_step_slow);
         detect_.setArg(kDetectChannels + 6, static_cast<cl_uint>(p.warmup_frames));
@@ -505,19 +520,23 @@ private:
 
     void launch(Slot& slot, const std::int16_t* const* probe_frames, std::size_t start, std::size_t n_frames) {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
-        const std::size_t probe_bytes = n_frames * stride * sizeof(cl_short);
+        // Rows of n_channels into rows of padded_ (the padding was zeroed once and is never written).
         for (int p = 0; p < n_probes_; ++p)
-            queue_.enqueueWriteBuffer(slot.frames, CL_FALSE, static_cast<std::size_t>(p) * probe_bytes, probe_bytes,
-                                      probe_frames[p] + start * stride);
+            queue_.enqueueWriteBufferRect(slot.frames, CL_FALSE, {0, static_cast<std::size_t>(p) * n_frames, 0},
+                                          {0, 0, 0}, {stride * sizeof(cl_short), n_frames, 1},
+                                          static_cast<std::size_t>(padded_) * sizeof(cl_short), 0,
+                                          stride * sizeof(cl_short), 0, probe_frames[p] + start * stride);
         const cl_int frames = static_cast<cl_int>(n_frames);
         slot.n_frames = n_frames;
         slot.capacity = capacity_for(n_frames);
         bandpass_.setArg(0, slot.frames);
         bandpass_.setArg(5, frames);
-        queue_.enqueueNDRangeKernel(bandpass_, cl::NullRange, cl::NDRange(static_cast<std::size_t>(n_lanes_)));
+        const cl::NDRange vectors = whole_groups(static_cast<std::size_t>(n_lanes_ / kVector));
+        queue_.enqueueNDRangeKernel(bandpass_, cl::NullRange, vectors, cl::NDRange(local_size_));
         const cl_int rows = frames * n_probes_;
-        group_means_.setArg(5, rows);
-        queue_.enqueueNDRangeKernel(group_means_, cl::NullRange, cl::NDRange(static_cast<std::size_t>(rows)));
+        group_means_.setArg(6, rows);
+        queue_.enqueueNDRangeKernel(group_means_, cl::NullRange, whole_groups(static_cast<std::size_t>(rows)),
+                                    cl::NDRange(local_size_));
         const bool keep_referenced = sorting_.enabled();
         detect_.setArg(kDetectReferenced, slot.referenced);
         detect_.setArg(kDetectKeepReferenced, static_cast<cl_int>(keep_referenced));
@@ -526,15 +545,17 @@ private:
         detect_.setArg(kDetectCapacity, slot.capacity);
         detect_.setArg(kDetectChannels + 1, frames);
         detect_.setArg(kDetectChannels + 3, static_cast<cl_ulong>(launched_));
-        queue_.enqueueNDRangeKernel(detect_, cl::NullRange, cl::NDRange(static_cast<std::size_t>(n_lanes_)));
+        queue_.enqueueNDRangeKernel(detect_, cl::NullRange, vectors, cl::NDRange(local_size_));
         const std::size_t candidate_ints =
             static_cast<std::size_t>(slot.capacity) * 3 * static_cast<std::size_t>(n_lanes_);
         slot.host_candidates.resize(candidate_ints);
         queue_.enqueueReadBuffer(slot.counts, CL_FALSE, 0, lane_bytes(), slot.host_counts.data());
         if (keep_referenced) {
             slot.host_referenced.resize(n_frames * stride);
-            queue_.enqueueReadBuffer(slot.referenced, CL_FALSE, 0, n_frames * stride * sizeof(cl_int),
-                                     slot.host_referenced.data());
+            queue_.enqueueReadBufferRect(slot.referenced, CL_FALSE, {0, 0, 0}, {0, 0, 0},
+                                         {stride * sizeof(cl_int), n_frames, 1},
+                                         static_cast<std::size_t>(padded_) * sizeof(cl_int), 0, stride * sizeof(cl_int),
+                                         0, slot.host_referenced.data());
         }
         queue_.enqueueReadBuffer(slot.candidates, CL_FALSE, 0, candidate_ints * sizeof(cl_int),
                                  slot.host_candidates.data(), nullptr, &slot.done);
@@ -563,7 +584,7 @@ private:
         for (int p = 0; p < n_probes_; ++p) {
             candidates_.clear();
             for (int ch = 0; ch < n_channels_; ++ch) {
-                const std::size_t lane = static_cast<std::size_t>(p * n_channels_ + ch);
+                const std::size_t lane = static_cast<std::size_t>(p * padded_ + ch);
                 const cl_int* list = &slot.host_candidates[lane * static_cast<std::size_t>(slot.capacity) * 3];
                 for (int k = 0; k < slot.host_counts[lane]; ++k) {
                     const std::uint64_t sample = static_cast<std::uint64_t>(static_cast<std::int64_t>(collected_) +
@@ -622,7 +643,11 @@ private:
 
     std::unique_ptr<HwParams> params_;
     OpenclOptions options_;
-    int n_channels_, n_probes_, n_lanes_;
+    /// Channels per work item (VEC in detect.cl): rows are padded to a multiple of it.
+    static constexpr int kVector = 8;
+    int n_channels_, n_probes_;
+    int padded_;  ///< channels per row on the device
+    int n_lanes_; ///< padded channels of all probes
     std::string platform_name_, device_name_;
     std::uint64_t cache_key_ = 0;
     bool from_cache_ = false;
@@ -635,6 +660,7 @@ private:
     cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_;
     cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_;
     std::vector<Slot> slots_;
+    std::size_t local_size_ = 8;
     std::size_t next_slot_ = 0;
     std::uint64_t launched_ = 0;  ///< frames sent to the device
     std::uint64_t collected_ = 0; ///< frames whose results the host has taken

@@ -2,60 +2,78 @@
 // (hls/include/spikeline/hw/: bandpass.hpp, common_reference.hpp, threshold_detector.hpp). The host passes L1's
 // DetectConfig constants as -D options (STATE_FRAC_BITS, ...), so the widths here are L1's.
 //
-// Work is laid out in lanes: lane = probe * n_channels + channel. Frames of a chunk are [probe][frame][channel]
-// (int16 in, int32 after the filter), so neighbouring work items read neighbouring words.
+// A work item takes VEC neighbouring channels of one probe through the whole chunk, in vector types: the filter
+// recursion runs along frames, so the parallelism is across channels, and explicit vectors are what CPU
+// implementations (pocl) turn into SIMD instructions; GPUs run them as VEC scalar operations. Rows of a chunk are
+// padded to `padded` channels (a multiple of VEC; the host keeps the padding at 0, in no reference group, where it
+// never crosses a threshold). Layouts: frames, filtered and referenced are [probe][frame][padded]; per-channel state
+// is [lane] with lane = probe * padded + channel.
+
+#define VEC 8
+typedef int8 intv;
+typedef long8 longv;
 
 inline long round_shift(long value, int shift) {
     return (value + ((long)1 << (shift - 1))) >> shift;
 }
 
-inline int saturate_bits(long value, int bits) {
-    const long low = -((long)1 << (bits - 1));
-    const long high = ((long)1 << (bits - 1)) - 1;
-    return (int)(value < low ? low : (value > high ? high : value));
+inline longv round_shift_v(longv value, int shift) {
+    return (value + ((long)1 << (shift - 1))) >> shift;
 }
 
-// bandpass_frame for one channel over a chunk: sections holds (gain, a1, a2, numerator middle) per section; history
-// is [N_SECTIONS + 1][2][n_lanes], L1's BandpassState with lanes for channels.
+inline intv saturate_bits_v(longv value, int bits) {
+    const long low = -((long)1 << (bits - 1));
+    const long high = ((long)1 << (bits - 1)) - 1;
+    return convert_int8(min(max(value, (longv)low), (longv)high));
+}
+
+// bandpass_frame over a chunk. sections holds (gain, a1, a2, numerator middle) per section; history is
+// [N_SECTIONS + 1][2][lanes], L1's BandpassState.
 __kernel void bandpass(__global const short* frames, __global int* filtered, __global int* history,
-                       __constant int* sections, int n_channels, int n_frames, int n_lanes) {
-    const int lane = get_global_id(0);
-    if (lane >= n_lanes)
+                       __constant int* sections, int padded, int n_frames, int n_vectors) {
+    const int v = get_global_id(0);
+    if (v >= n_vectors)
         return;
-    const int probe = lane / n_channels;
-    const size_t first = (size_t)probe * n_frames * n_channels + (lane - probe * n_channels);
-    int h[N_SECTIONS + 1][2];
+    const int per_probe = padded / VEC;
+    const int probe = v / per_probe;
+    const int lane = v * VEC;
+    const size_t first = (size_t)probe * n_frames * padded + (size_t)(lane - probe * padded);
+    const size_t lanes = (size_t)n_vectors * VEC;
+    intv h[N_SECTIONS + 1][2];
     for (int k = 0; k <= N_SECTIONS; ++k)
         for (int j = 0; j < 2; ++j)
-            h[k][j] = history[(k * 2 + j) * n_lanes + lane];
+            h[k][j] = vload8(0, history + (k * 2 + j) * lanes + lane);
     for (int f = 0; f < n_frames; ++f) {
-        const size_t at = first + (size_t)f * n_channels;
-        int x = (int)frames[at] * (1 << STATE_FRAC_BITS);
+        const size_t at = first + (size_t)f * padded;
+        intv x = convert_int8(vload8(0, frames + at)) * (1 << STATE_FRAC_BITS);
         for (int k = 0; k < N_SECTIONS; ++k) {
-            const int numerator = x + sections[4 * k + 3] * h[k][0] + h[k][1];
-            const long acc = (long)sections[4 * k] * numerator - (long)sections[4 * k + 1] * h[k + 1][0] -
-                             (long)sections[4 * k + 2] * h[k + 1][1];
-            const int y = saturate_bits(round_shift(acc, COEF_FRAC_BITS), STATE_BITS);
+            const intv numerator = x + sections[4 * k + 3] * h[k][0] + h[k][1];
+            const longv acc = (long)sections[4 * k] * convert_long8(numerator) -
+                              (long)sections[4 * k + 1] * convert_long8(h[k + 1][0]) -
+                              (long)sections[4 * k + 2] * convert_long8(h[k + 1][1]);
+            const intv y = saturate_bits_v(round_shift_v(acc, COEF_FRAC_BITS), STATE_BITS);
             h[k][1] = h[k][0];
             h[k][0] = x;
             x = y;
         }
         h[N_SECTIONS][1] = h[N_SECTIONS][0];
         h[N_SECTIONS][0] = x;
-        filtered[at] = saturate_bits(round_shift(x, STATE_FRAC_BITS - SAMPLE_FRAC_BITS), SAMPLE_BITS);
+        vstore8(saturate_bits_v(round_shift_v(convert_long8(x), STATE_FRAC_BITS - SAMPLE_FRAC_BITS), SAMPLE_BITS), 0,
+                filtered + at);
     }
     for (int k = 0; k <= N_SECTIONS; ++k)
         for (int j = 0; j < 2; ++j)
-            history[(k * 2 + j) * n_lanes + lane] = h[k][j];
+            vstore8(h[k][j], 0, history + (k * 2 + j) * lanes + lane);
 }
 
 // accumulate_group_sums + group_means for one frame of one probe (row = probe * n_frames + frame).
 __kernel void group_means(__global const int* filtered, __global const short* group_of,
-                          __global const int* group_inverse_size, __global int* means, int n_channels, int n_rows) {
+                          __global const int* group_inverse_size, __global int* means, int n_channels, int padded,
+                          int n_rows) {
     const int row = get_global_id(0);
     if (row >= n_rows)
         return;
-    __global const int* x = filtered + (size_t)row * n_channels;
+    __global const int* x = filtered + (size_t)row * padded;
     int sums[MAX_GROUPS];
     for (int g = 0; g < MAX_GROUPS; ++g)
         sums[g] = 0;
@@ -68,17 +86,7 @@ __kernel void group_means(__global const int* filtered, __global const short* gr
         means[(size_t)row * MAX_GROUPS + g] = (int)round_shift((long)sums[g] * group_inverse_size[g], 16);
 }
 
-inline int threshold_from_noise(int noise, int gain) {
-    return (int)round_shift((long)(noise >> 4) * gain, GAIN_FRAC_BITS);
-}
-
 // Polarity: 0 negative, 1 positive, 2 both (hw::Polarity).
-inline bool beyond_threshold(int value, int threshold, int polarity) {
-    const bool negative = value < -threshold;
-    const bool positive = value > threshold;
-    return polarity == 0 ? negative : (polarity == 1 ? positive : negative || positive);
-}
-
 inline bool more_extreme(int value, int best, int polarity) {
     if (polarity == 0)
         return value < best;
@@ -87,83 +95,117 @@ inline bool more_extreme(int value, int best, int polarity) {
     return (value < 0 ? -value : value) > (best < 0 ? -best : best);
 }
 
-// subtract_reference, track_noise_and_flag and align_channel for one channel over a chunk. The detector state
-// (DetectorState, one word per lane and field) persists between chunks. Each candidate is written to the lane's own
-// list as (frame of the chunk it was emitted at, peak frame relative to the chunk's first frame, value); a channel
-// emits at most once per align_window frames, so `capacity` = n_frames / align_window + 1 entries always suffice.
-// referenced (the samples after the common reference, for the sorting stage) is written when keep_referenced.
+// subtract_reference, track_noise_and_flag (in vectors) and align_channel (lane by lane, only in frames where a lane
+// of the vector searches or crosses, as the cpu backend does) over a chunk. The detector state (DetectorState, one
+// word per lane and field) persists between chunks. Each candidate goes to its lane's own list as (frame of the chunk
+// it was emitted at, peak frame relative to the chunk's first frame, value); a channel emits at most once per
+// align_window frames, so `capacity` = n_frames / align_window + 1 entries always suffice. referenced (the samples
+// after the common reference, for the sorting stage) is written when keep_referenced.
 __kernel void detect(__global const int* filtered, __global const int* means, __global const short* group_of,
                      __global int* noise_state, __global int* searching_state, __global int* count_state,
                      __global int* best_pos_state, __global int* best_value_state, __global int* hold_state,
                      __global int* referenced, int keep_referenced, __global int* candidates,
-                     __global int* n_candidates, int capacity, int n_channels, int n_frames, int n_lanes,
+                     __global int* n_candidates, int capacity, int padded, int n_frames, int n_vectors,
                      ulong first_frame, int noise_step_fast, int noise_step_slow, uint warmup_frames,
                      int threshold_gain, int polarity, int align_window, int dead_time) {
-    const int lane = get_global_id(0);
-    if (lane >= n_lanes)
+    const int v = get_global_id(0);
+    if (v >= n_vectors)
         return;
-    const int probe = lane / n_channels;
-    const int ch = lane - probe * n_channels;
-    const size_t first = (size_t)probe * n_frames * n_channels + ch;
-    const int group = group_of[ch];
+    const int per_probe = padded / VEC;
+    const int probe = v / per_probe;
+    const int lane = v * VEC;
+    const int column = lane - probe * padded;
+    const size_t first = (size_t)probe * n_frames * padded + (size_t)column;
     const int noise_max = (1 << NOISE_BITS) - 1;
     const int shift = NOISE_FRAC_BITS - SAMPLE_FRAC_BITS;
-    int noise = noise_state[lane];
-    int searching = searching_state[lane];
-    int count = count_state[lane];
-    int best_pos = best_pos_state[lane];
-    int best_value = best_value_state[lane];
-    int hold = hold_state[lane];
-    int emitted = 0;
-    __global int* out = candidates + (size_t)lane * capacity * 3;
-    for (int f = 0; f < n_frames; ++f) {
-        const size_t at = first + (size_t)f * n_channels;
-        const int reference = group >= 0 ? means[((size_t)probe * n_frames + f) * MAX_GROUPS + group] : 0;
-        const int value = saturate_bits((long)filtered[at] - reference, SAMPLE_BITS);
-        if (keep_referenced)
-            referenced[at] = value;
 
-        const ulong frame = first_frame + (ulong)f;
-        const bool warm = frame >= (ulong)warmup_frames;
-        const int step = warm ? noise_step_slow : noise_step_fast;
-        const long scaled = (long)(value < 0 ? -value : value) << shift;
-        const int magnitude = (int)(scaled > noise_max ? noise_max : scaled);
-        const int threshold = threshold_from_noise(noise, threshold_gain);
-        const int raised = noise + step > noise_max ? noise_max : noise + step;
-        const int lowered = noise - step < 0 ? 0 : noise - step;
-        noise = magnitude > noise ? raised : (magnitude < noise ? lowered : noise);
-        const int held = hold;
-        hold = held > 0 ? held - 1 : 0;
-        const bool crossing = warm && held == 0 && beyond_threshold(value, threshold, polarity);
-        if (!searching && !crossing)
-            continue;
-        if (!searching) {
-            searching = 1;
-            count = 1;
-            best_pos = 0;
-            best_value = value;
-        } else {
-            if (more_extreme(value, best_value, polarity)) {
-                best_value = value;
-                best_pos = count;
-            }
-            count = (count + 1) & 0xff; // an 8-bit counter in L1
-        }
-        if (count == align_window) {
-            out[3 * emitted] = f;
-            out[3 * emitted + 1] = f - (align_window - 1 - best_pos);
-            out[3 * emitted + 2] = best_value;
-            ++emitted;
-            searching = 0;
-            const int new_hold = dead_time - align_window + best_pos;
-            hold = new_hold > 0 ? new_hold : 0;
-        }
+    int group[VEC];
+    bool one_group = true; // the usual case: the vector's channels share a reference group
+    for (int i = 0; i < VEC; ++i) {
+        group[i] = group_of[column + i];
+        one_group = one_group && group[i] == group[0];
     }
-    n_candidates[lane] = emitted;
-    noise_state[lane] = noise;
-    searching_state[lane] = searching;
-    count_state[lane] = count;
-    best_pos_state[lane] = best_pos;
-    best_value_state[lane] = best_value;
-    hold_state[lane] = hold;
+    intv noise = vload8(0, noise_state + lane);
+    intv hold = vload8(0, hold_state + lane);
+    int searching[VEC], count[VEC], best_pos[VEC], best_value[VEC], emitted[VEC];
+    for (int i = 0; i < VEC; ++i) {
+        searching[i] = searching_state[lane + i];
+        count[i] = count_state[lane + i];
+        best_pos[i] = best_pos_state[lane + i];
+        best_value[i] = best_value_state[lane + i];
+        emitted[i] = 0;
+    }
+    for (int f = 0; f < n_frames; ++f) {
+        const size_t at = first + (size_t)f * padded;
+        __global const int* row_means = means + ((size_t)probe * n_frames + f) * MAX_GROUPS;
+        intv reference;
+        if (one_group) {
+            reference = (intv)(group[0] >= 0 ? row_means[group[0]] : 0);
+        } else {
+            int references[VEC];
+            for (int i = 0; i < VEC; ++i)
+                references[i] = group[i] >= 0 ? row_means[group[i]] : 0;
+            reference = vload8(0, references);
+        }
+        const intv value = saturate_bits_v(convert_long8(vload8(0, filtered + at)) - convert_long8(reference), SAMPLE_BITS);
+        if (keep_referenced)
+            vstore8(value, 0, referenced + at);
+
+        const bool warm = first_frame + (ulong)f >= (ulong)warmup_frames;
+        const int step = warm ? noise_step_slow : noise_step_fast;
+        const intv magnitude = min(convert_int8(abs(value)) << shift, (intv)noise_max);
+        const intv threshold =
+            convert_int8(round_shift_v(convert_long8(noise >> 4) * (long)threshold_gain, GAIN_FRAC_BITS));
+        const intv raised = min(noise + step, (intv)noise_max);
+        const intv lowered = max(noise - step, (intv)0);
+        noise = select(select(noise, lowered, magnitude < noise), raised, magnitude > noise);
+        const intv held = hold;
+        hold = max(held - 1, (intv)0);
+        const intv negative = value < -threshold;
+        const intv positive = value > threshold;
+        const intv beyond = polarity == 0 ? negative : (polarity == 1 ? positive : (negative | positive));
+        const intv crossing = warm ? ((held == 0) & beyond) : (intv)0;
+        if (!any(crossing | (vload8(0, searching) != 0)))
+            continue;
+        int values[VEC], crossings[VEC], holds[VEC];
+        vstore8(value, 0, values);
+        vstore8(crossing, 0, crossings);
+        vstore8(hold, 0, holds);
+        for (int i = 0; i < VEC; ++i) {
+            if (!searching[i] && !crossings[i])
+                continue;
+            if (!searching[i]) {
+                searching[i] = 1;
+                count[i] = 1;
+                best_pos[i] = 0;
+                best_value[i] = values[i];
+            } else {
+                if (more_extreme(values[i], best_value[i], polarity)) {
+                    best_value[i] = values[i];
+                    best_pos[i] = count[i];
+                }
+                count[i] = (count[i] + 1) & 0xff; // an 8-bit counter in L1
+            }
+            if (count[i] == align_window) {
+                __global int* out = candidates + ((size_t)(lane + i) * capacity + emitted[i]) * 3;
+                out[0] = f;
+                out[1] = f - (align_window - 1 - best_pos[i]);
+                out[2] = best_value[i];
+                ++emitted[i];
+                searching[i] = 0;
+                const int new_hold = dead_time - align_window + best_pos[i];
+                holds[i] = new_hold > 0 ? new_hold : 0;
+            }
+        }
+        hold = vload8(0, holds);
+    }
+    vstore8(noise, 0, noise_state + lane);
+    vstore8(hold, 0, hold_state + lane);
+    for (int i = 0; i < VEC; ++i) {
+        n_candidates[lane + i] = emitted[i];
+        searching_state[lane + i] = searching[i];
+        count_state[lane + i] = count[i];
+        best_pos_state[lane + i] = best_pos[i];
+        best_value_state[lane + i] = best_value[i];
+    }
 }
