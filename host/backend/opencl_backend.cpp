@@ -492,11 +492,26 @@ private:
         bandpass_.setArg(3, sections_);
         bandpass_.setArg(4, padded_);
         bandpass_.setArg(6, n_lanes_ / kVector);
+        // Runs of neighbouring channels of one reference group, for the group sums.
+        std::vector<cl_int> runs;
+        for (int ch = 0; ch < n_channels_; ++ch) {
+            const int group = params_->group_of[ch];
+            if (group < 0)
+                continue;
+            if (!runs.empty() && runs[runs.size() - 2] == ch && runs.back() == group)
+                ++runs[runs.size() - 2];
+            else
+                runs.insert(runs.end(), {ch, ch + 1, group});
+        }
+        const cl_int n_runs = static_cast<cl_int>(runs.size() / 3);
+        runs.resize(std::max<std::size_t>(runs.size(), 3)); // no buffer is empty
+        runs_ =
+            cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, runs.size() * sizeof(cl_int), runs.data());
         group_means_.setArg(0, filtered_);
-        group_means_.setArg(1, group_of_);
-        group_means_.setArg(2, group_inverse_);
-        group_means_.setArg(3, means_);
-        group_means_.setArg(4, n_channels_);
+        group_means_.setArg(1, runs_);
+        group_means_.setArg(2, n_runs);
+        group_means_.setArg(3, group_inverse_);
+        group_means_.setArg(4, means_);
         group_means_.setArg(5, padded_);
         const HwParams& p = *params_;
         int i = 0;
@@ -657,7 +672,7 @@ private:
     cl::CommandQueue queue_;
     cl::Program program_;
     cl::Kernel bandpass_, group_means_, detect_;
-    cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_;
+    cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_, runs_;
     cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_;
     std::vector<Slot> slots_;
     std::size_t local_size_ = 8;

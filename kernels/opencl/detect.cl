@@ -66,10 +66,11 @@ __kernel void bandpass(__global const short* frames, __global int* filtered, __g
             vstore8(h[k][j], 0, history + (k * 2 + j) * lanes + lane);
 }
 
-// accumulate_group_sums + group_means for one frame of one probe (row = probe * n_frames + frame).
-__kernel void group_means(__global const int* filtered, __global const short* group_of,
-                          __global const int* group_inverse_size, __global int* means, int n_channels, int padded,
-                          int n_rows) {
+// accumulate_group_sums + group_means for one frame of one probe (row = probe * n_frames + frame). runs lists the
+// channel ranges of one group as (begin, end, group); sums of at most 1024 values below 2^20 fit 32 bits, so the
+// order of the additions does not change them.
+__kernel void group_means(__global const int* filtered, __global const int* runs, int n_runs,
+                          __global const int* group_inverse_size, __global int* means, int padded, int n_rows) {
     const int row = get_global_id(0);
     if (row >= n_rows)
         return;
@@ -77,10 +78,16 @@ __kernel void group_means(__global const int* filtered, __global const short* gr
     int sums[MAX_GROUPS];
     for (int g = 0; g < MAX_GROUPS; ++g)
         sums[g] = 0;
-    for (int ch = 0; ch < n_channels; ++ch) {
-        const int group = group_of[ch];
-        if (group >= 0)
-            sums[group] += x[ch];
+    for (int r = 0; r < n_runs; ++r) {
+        const int end = runs[3 * r + 1];
+        int ch = runs[3 * r];
+        intv partial = (intv)0;
+        for (; ch + VEC <= end; ch += VEC)
+            partial += vload8(0, x + ch);
+        int sum = partial.s0 + partial.s1 + partial.s2 + partial.s3 + partial.s4 + partial.s5 + partial.s6 + partial.s7;
+        for (; ch < end; ++ch)
+            sum += x[ch];
+        sums[runs[3 * r + 2]] += sum;
     }
     for (int g = 0; g < MAX_GROUPS; ++g)
         means[(size_t)row * MAX_GROUPS + g] = (int)round_shift((long)sums[g] * group_inverse_size[g], 16);
@@ -147,15 +154,17 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
                 references[i] = group[i] >= 0 ? row_means[group[i]] : 0;
             reference = vload8(0, references);
         }
-        const intv value = saturate_bits_v(convert_long8(vload8(0, filtered + at)) - convert_long8(reference), SAMPLE_BITS);
+        // |filtered|, |reference| < 2^20: the difference and its saturation fit 32 bits.
+        const intv value = clamp(vload8(0, filtered + at) - reference, -(1 << (SAMPLE_BITS - 1)),
+                                 (1 << (SAMPLE_BITS - 1)) - 1);
         if (keep_referenced)
             vstore8(value, 0, referenced + at);
 
         const bool warm = first_frame + (ulong)f >= (ulong)warmup_frames;
         const int step = warm ? noise_step_slow : noise_step_fast;
         const intv magnitude = min(convert_int8(abs(value)) << shift, (intv)noise_max);
-        const intv threshold =
-            convert_int8(round_shift_v(convert_long8(noise >> 4) * (long)threshold_gain, GAIN_FRAC_BITS));
+        // (noise >> 4) < 2^19 and threshold_gain < 2^12: the product and its rounding fit 32 bits.
+        const intv threshold = ((noise >> 4) * threshold_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
         const intv raised = min(noise + step, (intv)noise_max);
         const intv lowered = max(noise - step, (intv)0);
         noise = select(select(noise, lowered, magnitude < noise), raised, magnitude > noise);
