@@ -1,7 +1,7 @@
 // The OpenCL backend. Per chunk of frames (all probes of a batch in the same launches):
-//   device: bandpass (one work item per channel, through the chunk) -> group_means (one per frame) -> detect
-//           (reference, noise tracker, threshold, alignment; one per channel) -> candidate lists per channel and,
-//           when sorting, the referenced samples;
+//   device: bandpass (one work item per 8 channels, through the chunk) -> group_means (one per frame) -> detect
+//           (reference, noise tracker, threshold, alignment; one per 8 channels) -> candidate lists per channel
+//           and, when sorting, the referenced samples;
 //   host:   candidates in (emitted frame, channel) order into L1's de-duplication, frame by frame, and L1's sorting
 //           stage on a ring of the referenced samples, as the cpu backend's stage (C).
 // Chunks rotate through `chunks_in_flight` buffer sets on one in-order queue: while the device filters chunk k, the
@@ -21,12 +21,11 @@
 #include <CL/opencl.hpp>
 
 #include <algorithm>
-#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 namespace spikeline {
