@@ -12,6 +12,7 @@ PACKAGES=(
     verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
     libboost-dev chromium fonts-liberation python3   # report + live view, their browser tests
+    opencl-clhpp-headers ocl-icd-opencl-dev pocl-opencl-icd   # opencl backend on pocl
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "backend/backend.hpp"
 
+#include "backend/opencl_backend.hpp"
 #include "backend/sort_stage.hpp"
 #include "spikeline/hw/detector.hpp"
 #include "util/errors.hpp"
@@ -197,8 +198,14 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwPar
         return make_reference_backend(params);
     if (options.name == "verilator")
         return make_verilator_backend(params);
+    if (options.name == "opencl") {
+        OpenclOptions opencl;
+        opencl.platform = options.opencl_platform;
+        opencl.device = options.opencl_device;
+        return make_opencl_backend(params, opencl);
+    }
     throw InputError("unknown backend '" + options.name +
-                     "': available backends are cpu, reference, verilator (RTL simulation) and xrt (FPGA)");
+                     "': available backends are cpu, reference, verilator (RTL simulation), opencl and xrt (FPGA)");
 }
 
 } // namespace spikeline

@@ -80,8 +80,11 @@ void check_table_writes(const std::vector<hw::TableWrite>& writes, int n_channel
                         std::uint64_t last_queued);
 
 struct BackendOptions {
-    std::string name = "cpu"; ///< "cpu", "reference" (the plain single-threaded L1 loop) or "verilator" (the RTL)
+    /// "cpu", "reference" (the plain single-threaded L1 loop), "verilator" (the RTL) or "opencl"
+    std::string name = "cpu";
     int threads = 1;
+    int opencl_platform = 0; ///< opencl: platform and device indices (spikeline devices)
+    int opencl_device = 0;
 };
 
 /// Creates a backend; throws InputError for an unknown name or an invalid option.

@@ -1,4 +1,5 @@
 #include "backend/backend.hpp"
+#include "backend/opencl_backend.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "io/spikeglx.hpp"
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -64,6 +66,57 @@ Measurement run_once(const BackendOptions& options, const HwParams& params, cons
         backend->take_sorted(*sorted);
     m.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     m.stages = backend->stage_seconds();
+    return m;
+}
+
+/// User + system CPU time of this process so far (every thread, the OpenCL runtime's included).
+double process_cpu_seconds() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+struct BatchMeasurement {
+    double wall_seconds = 0;
+    double cpu_seconds = 0; ///< on a shared machine, what the run cost whatever else ran
+    std::string device;
+    std::vector<SpikeEvent> first_probe_events;
+};
+
+/// N independent streams through one OpenclBatch, 100 ms per process() call as `detect` reads. Probe p reads the
+/// recording from a different point (rotated by p/N of its whole 100 ms blocks), so that every launch carries N
+/// different chunks without N copies of the data in memory; probe 0 reads it from the start.
+BatchMeasurement run_opencl_batch(const HwParams& params, const std::vector<std::int16_t>& data, std::size_t n_frames,
+                                  int probes, int platform, int device) {
+    constexpr std::size_t kChunk = 3000;
+    const std::size_t n_blocks = n_frames / kChunk;
+    require(n_blocks >= 1, "--seconds is too short for the OpenCL batch (at least 100 ms)");
+    OpenclOptions options;
+    options.platform = platform;
+    options.device = device;
+    options.probes = probes;
+    OpenclBatch batch(params, options);
+    std::vector<std::vector<SpikeEvent>> events(static_cast<std::size_t>(probes));
+    for (auto& e : events)
+        e.reserve(1 << 16);
+    const std::size_t stride = static_cast<std::size_t>(params.n_channels);
+    std::vector<const std::int16_t*> pointers(static_cast<std::size_t>(probes));
+    const double cpu_start = process_cpu_seconds();
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t b = 0; b < n_blocks; ++b) {
+        for (std::size_t p = 0; p < pointers.size(); ++p)
+            pointers[p] = &data[((b + p * n_blocks / pointers.size()) % n_blocks) * kChunk * stride];
+        batch.process(pointers, kChunk, events);
+    }
+    batch.finish(events);
+    BatchMeasurement m;
+    m.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    m.cpu_seconds = process_cpu_seconds() - cpu_start;
+    m.device = batch.device_description();
+    m.first_probe_events = std::move(events[0]);
     return m;
 }
 
@@ -116,17 +169,27 @@ int cmd_bench(int argc, char** argv) {
     std::string json_path;
     bool with_reference = false, with_sort = false, with_decoder = false, with_stream = false;
     int realtime_priority = 0;
+    std::string backend = "cpu";
+    int probes = 1, opencl_platform = 0, opencl_device = 0;
     std::vector<int> decoder_inputs = {1024, 4000};
     int decoder_bins = 6000, decoder_lags = 5;
     DetectOptionValues detect;
     po::options_description visible("spikeline bench [options]\n\nSimulates a recording into memory, then measures "
                                     "detection throughput per stage and per thread count\n\noptions");
-    visible.add_options()                                                                                       //
-        ("help,h", "show this help")                                                                            //
-        ("channels", po::value(&channels)->default_value(channels), "channel count")                            //
-        ("sample-rate", po::value(&sample_rate)->default_value(sample_rate), "Hz")                              //
-        ("seconds", po::value(&seconds)->default_value(seconds), "seconds of simulated data held in memory")    //
-        ("threads", po::value(&threads)->default_value(threads), "thread count of the multithreaded run")       //
+    visible.add_options()                                                                                    //
+        ("help,h", "show this help")                                                                         //
+        ("channels", po::value(&channels)->default_value(channels), "channel count")                         //
+        ("sample-rate", po::value(&sample_rate)->default_value(sample_rate), "Hz")                           //
+        ("seconds", po::value(&seconds)->default_value(seconds), "seconds of simulated data held in memory") //
+        ("threads", po::value(&threads)->default_value(threads), "thread count of the multithreaded run")    //
+        ("backend", po::value(&backend)->default_value(backend),
+         "cpu, or opencl: also time the OpenCL backend (after cpu with 1 thread, whose events it must equal)") //
+        ("probes", po::value(&probes)->default_value(probes),
+         "--backend opencl: independent streams (of --channels channels each) per kernel launch") //
+        ("opencl-platform", po::value(&opencl_platform)->default_value(opencl_platform),
+         "--backend opencl: platform index (spikeline devices)") //
+        ("opencl-device", po::value(&opencl_device)->default_value(opencl_device),
+         "--backend opencl: device index within the platform")                                                  //
         ("repeats", po::value(&repeats)->default_value(repeats), "runs per configuration (the median is kept)") //
         ("seed", po::value(&seed)->default_value(seed), "simulation seed")                                      //
         ("reference", po::bool_switch(&with_reference), "also time the plain L1 reference loop (slow)")         //
@@ -155,6 +218,9 @@ int cmd_bench(int argc, char** argv) {
         return run_decoder_bench(decoder_inputs, decoder_bins, decoder_lags, repeats, seed, json_path);
     require(threads >= 1 && threads <= 256, "--threads must be between 1 and 256");
     require(channels >= 1, "--channels must be positive");
+    require(backend == "cpu" || backend == "opencl", "bench --backend must be cpu or opencl (got '" + backend + "')");
+    require(probes >= 1 && probes <= 4096, "--probes must be between 1 and 4096");
+    require(probes == 1 || backend == "opencl", "--probes needs --backend opencl");
 
     sim::SimulationConfig config;
     config.n_channels = channels;
@@ -227,6 +293,36 @@ int cmd_bench(int argc, char** argv) {
         report["cpu_n_threads"] = multi;
         std::printf("            speed-up with %d threads: %.2fx; events identical to 1 thread: %s\n", threads, speedup,
                     multi_events == single_events ? "yes" : "NO");
+    }
+    if (backend == "opencl") {
+        // One probe, then (with --probes N) N per launch; each the median of --repeats runs.
+        for (int n : probes > 1 ? std::vector<int>{1, probes} : std::vector<int>{1}) {
+            std::vector<double> walls, cpu_times;
+            BatchMeasurement last;
+            for (int r = 0; r < repeats; ++r) {
+                last = run_opencl_batch(*params, data, n_frames, n, opencl_platform, opencl_device);
+                walls.push_back(last.wall_seconds);
+                cpu_times.push_back(last.cpu_seconds);
+            }
+            const double wall = median(walls), cpu_time = median(cpu_times);
+            const double covered = static_cast<double>(n_frames / 3000 * 3000) / sample_rate;
+            const bool identical = n_frames % 3000 == 0 ? last.first_probe_events == single_events : false;
+            std::printf("  opencl %d probe(s) on %s: %7.1fx real time per probe, %7.1fx in total (median of %d, "
+                        "%.3f s)%s\n",
+                        n, last.device.c_str(), covered / wall, n * covered / wall, repeats, wall,
+                        n_frames % 3000 == 0 ? (identical ? "; events identical to cpu" : "; events DIFFER from cpu")
+                                             : "");
+            std::printf("            %.3f CPU seconds (all threads): %.1fx real time per probe per CPU second\n",
+                        cpu_time, covered / cpu_time);
+            report[n == 1 ? "opencl_1_probe" : "opencl_n_probes"] = {{"probes", n},
+                                                                     {"device", last.device},
+                                                                     {"wall_seconds_median", wall},
+                                                                     {"x_realtime_per_probe", covered / wall},
+                                                                     {"x_realtime_total", n * covered / wall},
+                                                                     {"cpu_seconds_median", cpu_time},
+                                                                     {"x_realtime_per_cpu_second", covered / cpu_time},
+                                                                     {"events_identical_to_cpu", identical}};
+        }
     }
     if (with_reference) {
         auto [reference, reference_events] = measure({"reference", 1}, 1);

@@ -168,7 +168,8 @@ void add_run_options(po::options_description& options, RunOptionValues& v) {
     v.threads = default_threads();
     options.add_options() //
         ("backend", po::value(&v.backend)->default_value(v.backend),
-         "cpu, reference (plain L1 loop), verilator (the RTL, simulated) or xrt (FPGA)")             //
+         "cpu, reference (plain L1 loop), verilator (the RTL, simulated), opencl (GPU or CPU through OpenCL) or xrt "
+         "(FPGA)")                                                                                   //
         ("threads", po::value(&v.threads)->default_value(v.threads), "worker threads (cpu backend)") //
         ("chunk-ms", po::value(&v.chunk_ms),
          "frames handed to the backend at a time; for xrt one kernel run, i.e. the latency (default: 100 for cpu "
@@ -176,14 +177,18 @@ void add_run_options(po::options_description& options, RunOptionValues& v) {
         ("xclbin", po::value(&v.xclbin), "FPGA image built by 'make -C kernels xclbin' (xrt backend)")    //
         ("device", po::value(&v.device)->default_value(v.device), "XRT device index (spikeline devices)") //
         ("buffers", po::value(&v.buffers)->default_value(v.buffers),
-         "buffer sets rotated by the xrt backend: 2 double, 3 triple buffering")                                //
+         "buffer sets rotated by the xrt backend: 2 double, 3 triple buffering") //
+        ("opencl-platform", po::value(&v.opencl_platform)->default_value(v.opencl_platform),
+         "OpenCL platform index (spikeline devices; opencl backend)") //
+        ("opencl-device", po::value(&v.opencl_device)->default_value(v.opencl_device),
+         "OpenCL device index within the platform (opencl backend)")                                            //
         ("progress", po::bool_switch(&v.progress), "draw the progress line even when stderr is not a terminal") //
         ("quiet,q", po::bool_switch(&v.quiet), "no progress line and no summary");
 }
 
 DetectRunOptions finish_run_options(const RunOptionValues& v, const po::variables_map& vm, DetectOptionValues& detect) {
     DetectRunOptions options;
-    options.backend = {v.backend, v.threads};
+    options.backend = {v.backend, v.threads, v.opencl_platform, v.opencl_device};
     options.settings = finish_detect_settings(detect);
     options.chunk_ms = vm.count("chunk-ms") ? v.chunk_ms : (v.backend == "xrt" ? 1.0 : 100.0);
     options.xrt.xclbin = v.xclbin;

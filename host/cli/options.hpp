@@ -86,6 +86,7 @@ struct RunOptionValues {
     std::string xclbin;
     unsigned device = 0;
     int buffers = 2;
+    int opencl_platform = 0, opencl_device = 0;
     bool quiet = false, progress = false;
 };
 
