@@ -11,6 +11,7 @@ PACKAGES=(
     libzmq3-dev cppzmq-dev
     verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
+    libhdf5-dev python3-numpy python3-h5py
 )
 
 missing=()

@@ -254,6 +254,10 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     }
     io::write_npy(out_dir_ / "channel_map.npy", channel_map);
     io::write_npy(out_dir_ / "channel_positions.npy", positions.data(), {static_cast<std::size_t>(n_channels), 2});
+    std::vector<std::int32_t> shanks; // phylib's channel_shanks.npy (the NWB export's electrode groups)
+    for (const probe::Contact& contact : probe_.contacts)
+        shanks.push_back(contact.shank);
+    io::write_npy(out_dir_ / "channel_shanks.npy", shanks);
 
     // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration. The presence ratio counts the bins
     // the recorded length covers (fewer than the capacity when a stream stopped early, or before its bins filled).
