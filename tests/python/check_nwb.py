@@ -112,9 +112,13 @@ with h5py.File(nwb_path, "r") as f:
     waveform_mean = units["waveform_mean"]
     check(waveform_mean.shape[0] == n_units and waveform_mean.ndim == 3, "units/waveform_mean: (units, samples, ch)")
     check(text(waveform_mean.attrs["unit"]) == "volts", "waveform_mean unit is not volts")
-    peaks = np.nanmax(np.abs(waveform_mean[()]), axis=(1, 2))
-    sorted_rows = ids > 0
-    check(np.all((peaks[sorted_rows] > 10e-6) & (peaks[sorted_rows] < 2e-3)), "waveform_mean: not spikes in volts")
+    # Units with spikes have a mean spike of tens to hundreds of uV; units without (a stream's unit that a later
+    # calibration kept but never saw again) have none.
+    counts = np.diff(np.concatenate([[0], ends.astype(np.int64)]))
+    with_spikes = (ids > 0) & (counts > 0)
+    peaks = np.nanmax(np.abs(waveform_mean[()][with_spikes]), axis=(1, 2))
+    check(np.all((peaks > 10e-6) & (peaks < 2e-3)), "waveform_mean: not spikes in volts")
+    check(np.all(np.isnan(waveform_mean[()][counts == 0])), "waveform_mean: a unit without spikes has a waveform")
     for path in glob.glob(os.path.join(sort_dir, "cluster_*.tsv")):
         if path.endswith("cluster_info.tsv"):
             continue
