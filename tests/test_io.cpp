@@ -386,8 +386,7 @@ TEST_F(IoTest, SpikeGlxWriterStatesWhatSpikeGlxToolsAndNeoRead) {
     const MetaMap keys = read_spikeglx_meta(dir_ / "recording.meta");
     EXPECT_EQ(keys.at("acqApLfSy"), "256,0,0");
     EXPECT_EQ(keys.at("firstSample"), "0");
-    EXPECT_EQ(fs::path(keys.at("fileName")).filename(), "recording_g0_t0.imec0.ap.bin");
-    EXPECT_TRUE(fs::path(keys.at("fileName")).is_absolute());
+    EXPECT_EQ(keys.at("fileName"), "recording_g0_t0.imec0.ap.bin") << "the name only: the .meta moves with the pair";
     EXPECT_EQ(keys.at("imDatPrb_pn"), "spikeline-default-256");
     const std::string chan_map = keys.at("~snsChanMap");
     EXPECT_EQ(chan_map.rfind("(256,0,0)(AP0;0:0)", 0), 0u) << chan_map.substr(0, 40);

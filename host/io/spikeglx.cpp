@@ -557,16 +557,13 @@ std::string writer_header_text(const std::filesystem::path& bin_path, int n_chan
     std::ostringstream meta;
     meta << "acqApLfSy=" << n_channels << ",0,0\n"
          << "firstSample=0\n";
-    // neo takes the run, gate, trigger, probe and band from fileName, named as SpikeGLX names its files
-    // (RUN_gG_tT.imecN.ap.bin); a file named otherwise is given the name SpikeGLX would have used.
-    const std::filesystem::path absolute = std::filesystem::absolute(bin_path);
-    const std::string name = absolute.filename().string();
+    // neo takes the run, gate, trigger, probe and band from fileName's stem, named as SpikeGLX names its files
+    // (RUN_gG_tT.imecN.ap.bin); a file named otherwise is given the name SpikeGLX would have used. The name only:
+    // the .meta stays the same wherever the pair is written or moved (simulate: same seed, same bytes).
+    const std::string name = bin_path.filename().string();
     const bool spikeglx_name =
         name.find(".imec") != std::string::npos && name.size() > 7 && name.compare(name.size() - 7, 7, ".ap.bin") == 0;
-    meta << "fileName="
-         << (spikeglx_name ? absolute : absolute.parent_path() / (absolute.stem().string() + "_g0_t0.imec0.ap.bin"))
-                .generic_string()
-         << "\n";
+    meta << "fileName=" << (spikeglx_name ? name : bin_path.stem().string() + "_g0_t0.imec0.ap.bin") << "\n";
     // ~snsChanMap: (AP,LF,SY counts)(name;channel:order) per saved channel, the channel names neo reads.
     meta << "~snsChanMap=(" << n_channels << ",0,0)";
     for (int c = 0; c < n_channels; ++c)
