@@ -110,6 +110,25 @@ TEST_F(ExportTest, PhyFolderAndNwbFilesReadBackAsTheLabsToolsReadThem) {
     EXPECT_EQ(units_checked.status, 0) << units_checked.output;
 }
 
+TEST_F(ExportTest, StreamWritesItsNwbWhenItEnds) {
+    simulate_and_sort(64, 4.0, {});
+    const fs::path out = dir_ / "stream", nwb = dir_ / "stream.nwb";
+    const RunResult streamed = spikeline({"stream", "--source", (dir_ / "rec" / "recording.bin").string(), "--out",
+                                          out.string(), "--calibration-s", "1", "--nwb", nwb.string(), "--nwb-raw"},
+                                         dir_);
+    ASSERT_EQ(streamed.status, 0) << streamed.output;
+    EXPECT_NE(streamed.output.find("raw data 120000 frames"), std::string::npos) << streamed.output;
+    const RunResult refused = spikeline({"stream", "--source", (dir_ / "rec" / "recording.bin").string(), "--out",
+                                         (dir_ / "again").string(), "--nwb-raw", "--no-raw-copy"},
+                                        dir_);
+    EXPECT_EQ(refused.status, 2) << "--nwb-raw without --nwb";
+    if (!python_ready())
+        GTEST_SKIP() << "python3 with numpy and h5py not found at configure time: run scripts/setup.sh";
+    const RunResult checked =
+        python("check_nwb.py", {nwb.string(), out.string(), (out / "recording.bin").string()}, dir_);
+    EXPECT_EQ(checked.status, 0) << checked.output;
+}
+
 TEST_F(ExportTest, AFolderThatIsNotASortIsRefusedAndNoFileIsLeft) {
     simulate_and_sort(64, 3.0, {});
     const fs::path out = dir_ / "bad.nwb";

@@ -504,7 +504,10 @@ NwbExportSummary export_nwb(const fs::path& sort_dir, const fs::path& out, const
                 file.text_dataset(general, "lab", options.lab);
             if (!options.institution.empty())
                 file.text_dataset(general, "institution", options.institution);
-            file.text_dataset(general, "source_script", "spikeline export-nwb");
+            {
+                Handle script = file.text_dataset(general, "source_script", "spikeline export-nwb");
+                file.attribute(script, "file_name", "spikeline"); // required by the schema
+            }
 
             // Device and one electrode group per shank.
             const std::string device_name = safe_name(probe_name);
