@@ -13,6 +13,7 @@ PACKAGES=(
     libxrt-dev libxrt1 libxrt-utils uuid-dev
     libboost-dev chromium fonts-liberation python3   # report + live view, their browser tests
     opencl-clhpp-headers ocl-icd-opencl-dev pocl-opencl-icd   # opencl backend on pocl
+    libhdf5-dev python3-numpy python3-h5py
 )
 
 missing=()

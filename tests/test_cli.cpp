@@ -910,7 +910,8 @@ TEST_F(CliTest, GeometryAndGainFallbacksAreLoudEvenWithQuietAndFlaggedInOutputs)
     const fs::path rec = dir_ / "rec";
     fs::create_directories(rec);
     fs::create_symlink(sim_dir_ / "recording.bin", rec / "recording.bin");
-    copy_meta_without(sim_dir_ / "recording.meta", rec / "recording.meta", "imAiRangeMax");
+    copy_meta_without(sim_dir_ / "recording.meta", dir_ / "no_geometry.meta", "~snsGeomMap");
+    copy_meta_without(dir_ / "no_geometry.meta", rec / "recording.meta", "imAiRangeMax");
     std::ofstream(rec / "recording.meta", std::ios::app) << "imAiRangeMax=0\n";
     for (const std::string command : {"detect", "sort"}) {
         SCOPED_TRACE(command);

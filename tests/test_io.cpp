@@ -4,6 +4,7 @@
 #include "io/raw.hpp"
 #include "io/recording.hpp"
 #include "io/spikeglx.hpp"
+#include "probe/probe.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -15,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -366,6 +368,53 @@ TEST_F(IoTest, SpikeGlxWriteReadRoundTrip) {
     EXPECT_EQ(read_all(*source, 64), samples);
     std::int16_t spare[n_channels];
     EXPECT_EQ(source->read(spare, 1), 0u);
+}
+
+// The keys SpikeGLX's readSGLX (acqApLfSy for the gains), neo (fileName named RUN_gG_tT.imecN.ap.bin, imDatPrb_pn,
+// ~snsChanMap) and probeinterface (~snsGeomMap) read, and the geometry reading back through spikeline's own reader.
+TEST_F(IoTest, SpikeGlxWriterStatesWhatSpikeGlxToolsAndNeoRead) {
+    probe::Probe two_shanks = probe::default_probe(256);
+    two_shanks.contacts[3].excluded = true;
+    const int n_channels = two_shanks.n_channels();
+    const auto samples = ramp_frames(10, n_channels);
+    const fs::path bin = dir_ / "recording.bin";
+    {
+        SpikeGlxWriter writer(bin, n_channels, 30000.0, 0.195, &two_shanks);
+        writer.write(samples.data(), 10);
+        writer.finish();
+    }
+    const MetaMap keys = read_spikeglx_meta(dir_ / "recording.meta");
+    EXPECT_EQ(keys.at("acqApLfSy"), "256,0,0");
+    EXPECT_EQ(keys.at("firstSample"), "0");
+    EXPECT_EQ(keys.at("fileName"), "recording_g0_t0.imec0.ap.bin") << "the name only: the .meta moves with the pair";
+    EXPECT_EQ(keys.at("imDatPrb_pn"), "spikeline-default-256");
+    const std::string chan_map = keys.at("~snsChanMap");
+    EXPECT_EQ(chan_map.rfind("(256,0,0)(AP0;0:0)", 0), 0u) << chan_map.substr(0, 40);
+    EXPECT_EQ(std::count(chan_map.begin(), chan_map.end(), '('), 257);
+    EXPECT_EQ(keys.at("~snsGeomMap").rfind("(spikeline-default-256,2,250,", 0), 0u) << "two shanks 250 um apart";
+
+    const RecordingInfo info = read_spikeglx_info(bin);
+    ASSERT_TRUE(info.probe.has_value()) << info.geometry_error;
+    ASSERT_EQ(info.probe->n_channels(), n_channels);
+    for (std::size_t c = 0; c < two_shanks.contacts.size(); ++c) {
+        EXPECT_DOUBLE_EQ(info.probe->contacts[c].x_um, two_shanks.contacts[c].x_um) << c;
+        EXPECT_DOUBLE_EQ(info.probe->contacts[c].y_um, two_shanks.contacts[c].y_um) << c;
+        EXPECT_EQ(info.probe->contacts[c].shank, two_shanks.contacts[c].shank) << c;
+        EXPECT_EQ(info.probe->contacts[c].excluded, two_shanks.contacts[c].excluded) << c;
+    }
+    EXPECT_NEAR(info.microvolts_per_bit, 0.195, 1e-12) << "the gain keys still rule";
+
+    // A file already named as SpikeGLX names them keeps its name; a Neuropixels probe states its part number.
+    probe::Probe neuropixels = probe::default_probe(128);
+    neuropixels.name = "NP2000 (SpikeGLX ~snsGeomMap)";
+    const fs::path named = dir_ / "run_g1_t2.imec3.ap.bin";
+    {
+        SpikeGlxWriter writer(named, 128, 30000.0, 0.195, &neuropixels);
+        writer.finish();
+    }
+    const MetaMap named_keys = read_spikeglx_meta(dir_ / "run_g1_t2.imec3.ap.meta");
+    EXPECT_EQ(fs::path(named_keys.at("fileName")).filename(), "run_g1_t2.imec3.ap.bin");
+    EXPECT_EQ(named_keys.at("imDatPrb_pn"), "NP2000");
 }
 
 TEST_F(IoTest, SpikeGlxWriterWithoutFinishLeavesNothing) {

@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -109,6 +111,69 @@ TEST_F(ProbeTest, WriteReadRoundTrip) {
         EXPECT_DOUBLE_EQ(read_back.contacts[c].y_um, probe.contacts[c].y_um) << c;
         EXPECT_EQ(read_back.contacts[c].shank, probe.contacts[c].shank) << c;
         EXPECT_EQ(read_back.contacts[c].id, probe.contacts[c].id) << c;
+    }
+}
+
+// The fields and types probeinterface's JSON schema (src/probeinterface/schema/probe.json.schema) requires and
+// allows: what probeinterface.validate checks before reading a file.
+void expect_probeinterface_schema(const nlohmann::json& document) {
+    const std::set<std::string> top_level = {"specification", "version", "probes"};
+    for (const auto& [key, value] : document.items())
+        EXPECT_TRUE(top_level.count(key)) << "not allowed at the top level: " << key;
+    ASSERT_TRUE(document.at("specification").is_string());
+    const std::string version = document.at("version");
+    EXPECT_EQ(std::count(version.begin(), version.end(), '.'), 2) << "version is major.minor.patch: " << version;
+    const std::set<std::string> probe_fields = {"ndim",
+                                                "si_units",
+                                                "annotations",
+                                                "contact_annotations",
+                                                "contact_positions",
+                                                "contact_plane_axes",
+                                                "contact_shapes",
+                                                "contact_shape_params",
+                                                "probe_planar_contour",
+                                                "contact_ids",
+                                                "shank_ids",
+                                                "contact_sides",
+                                                "device_channel_indices"};
+    for (const auto& probe_json : document.at("probes")) {
+        for (const auto& [key, value] : probe_json.items())
+            EXPECT_TRUE(probe_fields.count(key)) << "not allowed in a probe: " << key;
+        for (const char* key :
+             {"ndim", "si_units", "annotations", "contact_positions", "contact_shapes", "contact_shape_params"})
+            EXPECT_TRUE(probe_json.contains(key)) << "required: " << key;
+        const auto& annotations = probe_json.at("annotations");
+        EXPECT_TRUE(annotations.at("model_name").is_string());
+        EXPECT_TRUE(annotations.at("manufacturer").is_string());
+        for (const char* key : {"contact_ids", "shank_ids"})
+            for (const auto& id : probe_json.at(key))
+                EXPECT_TRUE(id.is_string()) << key;
+        for (const auto& shape : probe_json.at("contact_shapes"))
+            EXPECT_TRUE(shape == "circle" || shape == "rect" || shape == "square");
+        for (const auto& params : probe_json.at("contact_shape_params"))
+            EXPECT_TRUE(params.contains("radius") || params.contains("width"));
+        for (const auto& index : probe_json.at("device_channel_indices"))
+            EXPECT_TRUE(index.is_number_integer());
+    }
+}
+
+TEST_F(ProbeTest, WrittenFilesFollowTheProbeinterfaceSchema) {
+    for (const auto& [name, model, manufacturer] :
+         {std::tuple<std::string, std::string, std::string>{"NP1000 (SpikeGLX ~snsGeomMap)", "NP1000", "IMEC"},
+          {"spikeline-default-128", "spikeline-default-128", "spikeline"},
+          {"a lab's own probe", "a lab's own probe", ""}}) {
+        Probe probe = default_probe(128);
+        probe.name = name;
+        probe.builtin_default = manufacturer == "spikeline";
+        const fs::path path = dir_ / "probe.json";
+        write_probeinterface(probe, path);
+        std::ifstream in(path);
+        const nlohmann::json document = nlohmann::json::parse(in);
+        expect_probeinterface_schema(document);
+        const auto& annotations = document.at("probes")[0].at("annotations");
+        EXPECT_EQ(annotations.at("model_name"), model);
+        EXPECT_EQ(annotations.at("manufacturer"), manufacturer);
+        EXPECT_EQ(read_probeinterface(path).name, name) << "the full name reads back";
     }
 }
 

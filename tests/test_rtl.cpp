@@ -611,8 +611,8 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
             << name << " differs between cpu and verilator";
         ++compared;
     }
-    EXPECT_EQ(compared, 19)
-        << "the Phy folder (sparse templates), sorter.json, the motion estimate and the unit updates";
+    EXPECT_EQ(compared, 28) << "the Phy folder (sparse templates, cluster_<metric>.tsv, whitening, shanks), "
+                               "sorter.json, the motion estimate and the unit updates";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
     EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 10u) << "the units followed the drift";
     const auto info = nlohmann::json::parse(read_file(dir_ / "verilator" / "spikeline_sort.json"));

@@ -466,8 +466,8 @@ TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately)
     EXPECT_TRUE(std::all_of(channel_ind.begin(), channel_ind.end(), [](std::uint32_t c) { return c < 128; }));
 
     // Sparse templates: template_ind.npy (phylib's name; Kilosort's templates_ind.npy is the same bytes) lists the
-    // columns' channels, the features' channels. The zero templates of unsorted spikes carry one negligible value at
-    // the peak sample of their peak channel, so phylib finds a channel for them.
+    // columns' channels, the features' channels. Unsorted spikes' templates are a unit trough at the peak sample of
+    // their peak channel; a unit's is its mean spike scaled to 1 there.
     const io::NpyArray template_ind = io::read_npy(out / "template_ind.npy");
     EXPECT_EQ(template_ind.descr, "<i4");
     EXPECT_EQ(template_ind.shape, (std::vector<std::size_t>{n_templates, 8}));
@@ -477,6 +477,11 @@ TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately)
     const auto template_channels = template_ind.as<std::int32_t>();
     for (std::size_t i = 0; i < template_channels.size(); ++i)
         ASSERT_EQ(template_channels[i], static_cast<std::int32_t>(channel_ind[i])) << "no padding on 128 channels";
+    // Every template has spikes (phylib expects spike_templates to use each), and the sorter's ids are kept beside.
+    const std::set<std::int32_t> used(spike_templates.begin(), spike_templates.end());
+    EXPECT_EQ(used.size(), n_templates);
+    const auto sorter_ids = io::read_npy_vector<std::int32_t>(out / "templates_sorter_id.npy");
+    EXPECT_EQ(sorter_ids.size(), n_templates);
     const auto values = templates.as<float>();
     std::set<std::int32_t> unsorted_templates;
     for (std::size_t i = 0; i < clusters.size(); ++i)
@@ -484,20 +489,38 @@ TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately)
             unsorted_templates.insert(spike_templates[i]);
     ASSERT_FALSE(unsorted_templates.empty());
     const std::size_t per_template = 46 * 8, peak_sample = 15;
-    for (std::int32_t t : unsorted_templates)
-        for (std::size_t v = 0; v < per_template; ++v) {
-            const float value = values[static_cast<std::size_t>(t) * per_template + v];
-            if (v == peak_sample * 8) {
-                ASSERT_LT(value, 0.0f) << "template " << t;
-                ASSERT_GT(value, -1e-3f) << "template " << t;
-            } else {
-                ASSERT_EQ(value, 0.0f) << "template " << t << " value " << v;
-            }
-        }
-    const std::int32_t sorted_template = spike_templates[static_cast<std::size_t>(
-        std::find_if(clusters.begin(), clusters.end(), [](std::int32_t c) { return c > 0; }) - clusters.begin())];
+    for (std::int32_t t : unsorted_templates) {
+        EXPECT_EQ(sorter_ids[static_cast<std::size_t>(t)], -1) << "template " << t;
+        for (std::size_t v = 0; v < per_template; ++v)
+            ASSERT_EQ(values[static_cast<std::size_t>(t) * per_template + v], v == peak_sample * 8 ? -1.0f : 0.0f)
+                << "template " << t << " value " << v;
+    }
+    // Template x amplitude is the spike in uV: a unit's template is 1 in magnitude at its peak, and its spikes'
+    // amplitudes are about the unit's amplitude (cluster_amplitude_uv.tsv, the template peak).
+    const std::size_t first_sorted = static_cast<std::size_t>(
+        std::find_if(clusters.begin(), clusters.end(), [](std::int32_t c) { return c > 0; }) - clusters.begin());
+    const std::int32_t sorted_template = spike_templates[first_sorted];
     const float* sorted_values = values.data() + static_cast<std::size_t>(sorted_template) * per_template;
-    EXPECT_LT(*std::min_element(sorted_values, sorted_values + per_template), -20.0f) << "a unit's mean spike";
+    EXPECT_FLOAT_EQ(std::abs(sorted_values[peak_sample * 8]), 1.0f) << "unit scale at the peak";
+    std::vector<double> unit_amplitudes;
+    for (std::size_t i = 0; i < clusters.size(); ++i)
+        if (clusters[i] == clusters[first_sorted])
+            unit_amplitudes.push_back(amplitudes[i]);
+    std::nth_element(unit_amplitudes.begin(), unit_amplitudes.begin() + std::ssize(unit_amplitudes) / 2,
+                     unit_amplitudes.end());
+    const double median_amplitude = unit_amplitudes[unit_amplitudes.size() / 2];
+    std::ifstream amplitude_file(out / "cluster_amplitude_uv.tsv");
+    std::string header;
+    std::getline(amplitude_file, header);
+    EXPECT_EQ(header, "cluster_id\tamplitude_uv");
+    double unit_amplitude = 0;
+    for (int id = 0; amplitude_file >> id >> unit_amplitude;)
+        if (id == clusters[first_sorted])
+            break;
+    EXPECT_GT(unit_amplitude, 20.0);
+    EXPECT_NEAR(median_amplitude, unit_amplitude, 0.3 * unit_amplitude) << "amplitudes in uV";
+    for (const char* metric : {"snr", "isi_violation_ratio", "presence_ratio", "firing_rate_hz"})
+        EXPECT_TRUE(std::filesystem::exists(out / ("cluster_" + std::string(metric) + ".tsv"))) << metric;
     EXPECT_EQ(io::read_npy_vector<std::int32_t>(out / "channel_map.npy").size(), 128u);
     const io::NpyArray positions = io::read_npy(out / "channel_positions.npy");
     EXPECT_EQ(positions.descr, "<f8");

@@ -365,8 +365,17 @@ TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {
     const auto times_b = io::read_npy_vector<std::uint64_t>(dir_ / "b" / "spike_times.npy");
     const auto clusters_a = io::read_npy_vector<std::int32_t>(dir_ / "a" / "spike_clusters.npy");
     const auto clusters_b = io::read_npy_vector<std::int32_t>(dir_ / "b" / "spike_clusters.npy");
-    const auto templates_a = io::read_npy_vector<std::int32_t>(dir_ / "a" / "spike_templates.npy");
-    const auto templates_b = io::read_npy_vector<std::int32_t>(dir_ / "b" / "spike_templates.npy");
+    // Phy's template ids are renumbered to the templates with spikes; templates_sorter_id.npy gives the sorter's.
+    const auto sorter_templates = [](const fs::path& folder) {
+        const auto phy_ids = io::read_npy_vector<std::int32_t>(folder / "spike_templates.npy");
+        const auto sorter_ids = io::read_npy_vector<std::int32_t>(folder / "templates_sorter_id.npy");
+        std::vector<std::int32_t> ids;
+        for (std::int32_t id : phy_ids)
+            ids.push_back(sorter_ids.at(static_cast<std::size_t>(id)));
+        return ids;
+    };
+    const auto templates_a = sorter_templates(dir_ / "a");
+    const auto templates_b = sorter_templates(dir_ / "b");
     ASSERT_EQ(times_a, times_b);
     const auto after = static_cast<std::uint64_t>(10.1 * kSampleRate);
     std::size_t compared = 0;
@@ -384,7 +393,9 @@ TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {
     }
     EXPECT_GT(compared, 20u);
     const io::NpyArray templates = io::read_npy(dir_ / "b" / "templates.npy");
-    EXPECT_GT(templates.shape[0], static_cast<std::size_t>(*std::max_element(templates_b.begin(), templates_b.end())));
+    const auto phy_templates_b = io::read_npy_vector<std::int32_t>(dir_ / "b" / "spike_templates.npy");
+    EXPECT_EQ(templates.shape[0],
+              static_cast<std::size_t>(*std::max_element(phy_templates_b.begin(), phy_templates_b.end())) + 1);
 }
 
 } // namespace

@@ -1241,7 +1241,14 @@ TEST_F(StreamCliTest, FileSourceTakesTheMetasGeometryAndFlagsTheBuiltInDefault) 
     const fs::path rec = dir_ / "rec";
     fs::create_directories(rec);
     fs::copy_file(dir_ / "sim" / "recording.bin", rec / "recording.bin");
-    fs::copy_file(dir_ / "sim" / "recording.meta", rec / "recording.meta");
+    {
+        // The simulator's .meta states its probe (~snsGeomMap): without that line it states no geometry.
+        std::ifstream in(dir_ / "sim" / "recording.meta");
+        std::ofstream out(rec / "recording.meta");
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("~snsGeomMap=", 0) != 0)
+                out << line << '\n';
+    }
     const auto stream_summary = [&](const std::string& name) {
         const pid_t pid = spawn_cli({"stream", "--source", (rec / "recording.bin").string(), "--out",
                                      (dir_ / name).string(), "--calibration-s", "0", "-q"},

@@ -7,6 +7,8 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 namespace spikeline::cli {
 
@@ -24,6 +26,8 @@ int cmd_sort(int argc, char** argv) {
     bool no_motion = false;
     bool no_learning = false;
     bool overwrite = false;
+    std::string nwb_file;
+    exporting::NwbExportOptions nwb;
 
     po::options_description visible(
         "spikeline sort INPUT --out DIR [options]\n\n"
@@ -65,7 +69,9 @@ int cmd_sort(int argc, char** argv) {
         ("merge-candidate-distance",
          po::value(&settings.merge_candidate_distance)->default_value(settings.merge_candidate_distance),
          "also merge clusters whose mean snippets differ less than this when their spikes form one cloud: helps "
-         "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)") //
+         "under fast drift (e.g. 0.2), costs accuracy on stable recordings (0: off)")                             //
+        ("nwb", po::value(&nwb_file), "also write the result as this NWB 2.x file (see spikeline export-nwb)")    //
+        ("nwb-raw", po::bool_switch(&nwb.raw), "with --nwb: the recording too, as a compressed ElectricalSeries") //
         ("no-motion", po::bool_switch(&no_motion),
          "do not track the probe's motion (units stay on the contacts they were learnt on): for rigidly fixed "
          "preparations") //
@@ -76,6 +82,9 @@ int cmd_sort(int argc, char** argv) {
          "learning re-clusters every spike of the sample, refining the units it had (ids kept where the labels "
          "agree); default: it clusters only the spikes the units left unsorted and adds what it finds");
     add_detect_options(visible, detect);
+    po::options_description nwb_options("NWB session (with --nwb)");
+    add_nwb_session_options(nwb_options, nwb);
+    visible.add(nwb_options);
     po::options_description all;
     all.add(visible).add_options()("input", po::value(&in.input));
     po::positional_options_description positional;
@@ -112,7 +121,13 @@ int cmd_sort(int argc, char** argv) {
         return selected.channels.empty() ? std::move(source)
                                          : io::select_channels(std::move(source), selected.channels);
     };
+    require(!nwb.raw || !nwb_file.empty(), "--nwb-raw needs --nwb FILE.nwb");
+    require(nwb_file.empty() || overwrite || !std::filesystem::exists(nwb_file),
+            nwb_file + " exists: choose another name or pass --overwrite");
     const SortRunResult result = run_sorting(open_source, probe, options, out);
+    std::optional<exporting::NwbExportSummary> nwb_summary;
+    if (!nwb_file.empty())
+        nwb_summary = exporting::export_nwb(out, nwb_file, nwb);
 
     if (!run.quiet) {
         int good = 0;
@@ -181,6 +196,8 @@ int cmd_sort(int argc, char** argv) {
                         static_cast<unsigned long long>(result.lost_events));
         std::printf("  output       %s (Phy: phy template-gui %s/params.py)\n", out.c_str(), out.c_str());
         std::printf("  sorter file  %s (reuse: --sorter)\n", result.sorter_written.c_str());
+        if (nwb_summary)
+            print_nwb_summary(nwb_file, *nwb_summary);
     }
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace spikeline::cli {
@@ -42,6 +43,8 @@ int cmd_stream(int argc, char** argv) {
     bool units_from_all = false;
     bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false, overwrite = false;
     std::int64_t stream_id = -1;
+    std::string nwb_file;
+    exporting::NwbExportOptions nwb;
 
     po::options_description visible(
         "spikeline stream --source SOURCE --out DIR [options]\n\n"
@@ -125,10 +128,17 @@ int cmd_stream(int argc, char** argv) {
         ("no-raw-copy", po::bool_switch(&no_raw_copy),
          "do not save the stream as DIR/recording.bin (long benchmarks on a small disk; Phy then shows no raw "
          "waveforms)");
+    visible.add_options() //
+        ("nwb", po::value(&nwb_file),
+         "when the stream ends (not early), also write DIR as this NWB 2.x file (see spikeline export-nwb)") //
+        ("nwb-raw", po::bool_switch(&nwb.raw), "with --nwb: the saved stream too, as a compressed ElectricalSeries");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
     add_run_options(visible, run);
     add_detect_options(visible, detect);
+    po::options_description nwb_options("NWB session (with --nwb)");
+    add_nwb_session_options(nwb_options, nwb);
+    visible.add(nwb_options);
 
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, vm))
@@ -178,6 +188,10 @@ int cmd_stream(int argc, char** argv) {
         options.overrun = stream::OverrunPolicy::block;
     options.status = !run.quiet && (run.progress || stderr_is_terminal());
 
+    require(!nwb.raw || !nwb_file.empty(), "--nwb-raw needs --nwb FILE.nwb");
+    require(!nwb.raw || !no_raw_copy, "--nwb-raw needs the saved stream: drop --no-raw-copy");
+    require(nwb_file.empty() || overwrite || !std::filesystem::exists(nwb_file),
+            nwb_file + " exists: choose another name or pass --overwrite");
     struct sigaction action {};
     action.sa_handler = request_stop;
     sigemptyset(&action.sa_mask);
@@ -273,8 +287,19 @@ int cmd_stream(int argc, char** argv) {
                     no_raw_copy ? "" : "recording.bin, ", motion["tracking"].get<bool>() ? ", motion.npy" : "",
                     decoder_model.empty() ? "" : ", decoded_velocity.npy");
     }
-    if (!summary["ended_early"].get<bool>())
+    if (!summary["ended_early"].get<bool>()) {
+        if (!nwb_file.empty()) {
+            const exporting::NwbExportSummary written = exporting::export_nwb(out, nwb_file, nwb);
+            if (!run.quiet)
+                print_nwb_summary(nwb_file, written);
+        }
         return 0;
+    }
+    if (!nwb_file.empty())
+        std::fprintf(stderr,
+                     "spikeline stream: %s not written (the stream ended early): spikeline recover %s, then "
+                     "spikeline sort or export-nwb\n",
+                     nwb_file.c_str(), out.c_str());
     // Said even with -q: the stream did not end as asked, and the user must know what was kept.
     std::string not_finished;
     for (const nlohmann::json& item : summary["not_finished"])

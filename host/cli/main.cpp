@@ -24,6 +24,7 @@ commands:
   stream     live acquisition: udp link, stdin or a file -> sorted spikes on ZeroMQ, Phy folder, SpikeGLX copy
   replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
   recover    after a crash, finish the files a stream (or detect, sort) left: whole frames, one spike count
+  export-nwb write a sort folder as an NWB 2.x file (units, electrodes, probe; --raw: the recording too)
   info       what spikeline makes of a recording: channels, gain, probe geometry and their sources (--json, --svg)
   report     one self-contained HTML page of a sort: probe and drift maps, waveforms, ISI, metrics (--ground-truth)
   version    print the version, the git commit it was built from and the compiler (also: --version)
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_info(argc - 1, argv + 1);
         if (command == "report")
             return spikeline::cli::cmd_report(argc - 1, argv + 1);
+        if (command == "export-nwb")
+            return spikeline::cli::cmd_export_nwb(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

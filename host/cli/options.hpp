@@ -1,6 +1,7 @@
 #pragma once
 // Command-line parsing shared by the subcommands, and the options of the commands that detect (detect, bench).
 #include "backend/detect_settings.hpp"
+#include "export/nwb_writer.hpp"
 #include "io/recording.hpp"
 #include "pipeline/detect_run.hpp"
 
@@ -21,6 +22,11 @@ bool parse_command_line(int argc, char** argv, const boost::program_options::opt
 /// The same for commands without positional arguments.
 bool parse_command_line(int argc, char** argv, const boost::program_options::options_description& visible,
                         boost::program_options::variables_map& vm);
+
+/// The NWB session options (export-nwb, sort --nwb); defined in cmd_export_nwb.cpp.
+void add_nwb_session_options(boost::program_options::options_description& options, exporting::NwbExportOptions& nwb);
+/// The summary line of an NWB export.
+void print_nwb_summary(const std::filesystem::path& out, const exporting::NwbExportSummary& summary);
 
 struct DetectOptionValues {
     DetectSettings settings;

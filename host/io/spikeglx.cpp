@@ -551,7 +551,69 @@ namespace {
 /// The .meta of a SpikeGlxWriter's recording of `frames` frames. The gain is encoded with imMaxInt=32768 and
 /// imChan0apGain=1, so imAiRangeMax alone carries the scale: imAiRangeMax / imMaxInt / gain * 1e6 ==
 /// microvolts_per_bit, which is what read_spikeglx_info computes.
-std::string writer_meta_text(int n_channels, double sample_rate, double microvolts_per_bit, std::uint64_t frames) {
+/// The keys of a SpikeGlxWriter's .meta that do not change with its length: what SpikeGLX's readers and neo need
+/// beyond the sizes and the gain (docs/FORMATS.md §1.3).
+std::string writer_header_text(const std::filesystem::path& bin_path, int n_channels, const probe::Probe* probe) {
+    std::ostringstream meta;
+    meta << "acqApLfSy=" << n_channels << ",0,0\n"
+         << "firstSample=0\n";
+    // neo takes the run, gate, trigger, probe and band from fileName's stem, named as SpikeGLX names its files
+    // (RUN_gG_tT.imecN.ap.bin); a file named otherwise is given the name SpikeGLX would have used. The name only:
+    // the .meta stays the same wherever the pair is written or moved (simulate: same seed, same bytes).
+    const std::string name = bin_path.filename().string();
+    const bool spikeglx_name =
+        name.find(".imec") != std::string::npos && name.size() > 7 && name.compare(name.size() - 7, 7, ".ap.bin") == 0;
+    meta << "fileName=" << (spikeglx_name ? name : bin_path.stem().string() + "_g0_t0.imec0.ap.bin") << "\n";
+    // ~snsChanMap: (AP,LF,SY counts)(name;channel:order) per saved channel, the channel names neo reads.
+    meta << "~snsChanMap=(" << n_channels << ",0,0)";
+    for (int c = 0; c < n_channels; ++c)
+        meta << "(AP" << c << ';' << c << ':' << c << ')';
+    meta << "\n";
+    if (!probe || probe->n_channels() != n_channels)
+        return meta.str();
+    // The part number of a Neuropixels probe (the first word of the names its geometry gets), else the probe's name.
+    const std::string first_word = probe->name.substr(0, probe->name.find(' '));
+    const std::string part = !first_word.empty() && probe::neuropixels_model(first_word, std::nullopt)
+                                 ? first_word
+                                 : (probe->name.empty() ? std::string("unknown") : probe->name);
+    std::string part_field = part;
+    std::replace_if(
+        part_field.begin(), part_field.end(), [](char c) { return c == ',' || c == '(' || c == ')'; }, '_');
+    meta << "imDatPrb_pn=" << part_field << "\n";
+    // ~snsGeomMap (SpikeGLX 2023): (part,shanks,shank_pitch,shank_width)(shank:x:z:used) per saved channel, x from the
+    // shank's left edge. The pitch is the spacing of the shanks' left edges when it is regular, else 0 with x absolute.
+    std::map<int, double> left, right;
+    for (const probe::Contact& contact : probe->contacts) {
+        auto [l, new_left] = left.try_emplace(contact.shank, contact.x_um);
+        l->second = std::min(l->second, contact.x_um);
+        auto [r, new_right] = right.try_emplace(contact.shank, contact.x_um);
+        r->second = std::max(r->second, contact.x_um);
+    }
+    const int n_shanks = left.rbegin()->first + 1;
+    double pitch = 0;
+    if (static_cast<int>(left.size()) == n_shanks && n_shanks > 1) {
+        pitch = (left.at(1) - left.at(0));
+        for (int s = 1; s < n_shanks && pitch > 0; ++s)
+            if (std::abs(left.at(s) - left.at(0) - s * pitch) > 1e-6)
+                pitch = 0;
+        if (pitch <= 0)
+            pitch = 0;
+    }
+    double width = 0;
+    for (const auto& [shank, l] : left)
+        width = std::max(width, right.at(shank) - (pitch > 0 ? l : 0.0));
+    meta << "~snsGeomMap=(" << part_field << ',' << n_shanks << ',' << format_double(pitch) << ','
+         << format_double(width) << ')';
+    for (const probe::Contact& contact : probe->contacts)
+        meta << '(' << contact.shank << ':'
+             << format_double(contact.x_um - (pitch > 0 ? left.at(0) + contact.shank * pitch : 0.0)) << ':'
+             << format_double(contact.y_um) << ':' << (contact.excluded ? 0 : 1) << ')';
+    meta << "\n";
+    return meta.str();
+}
+
+std::string writer_meta_text(int n_channels, double sample_rate, double microvolts_per_bit, std::uint64_t frames,
+                             const std::string& header) {
     constexpr double kMaxInt = 32768.0;
     const double range_volts = microvolts_per_bit * kMaxInt / 1e6;
     const std::uint64_t file_size = frames * static_cast<std::uint64_t>(n_channels) * sizeof(std::int16_t);
@@ -566,7 +628,8 @@ std::string writer_meta_text(int n_channels, double sample_rate, double microvol
          << "imAiRangeMax=" << format_double(range_volts) << "\n"
          << "imAiRangeMin=" << format_double(-range_volts) << "\n"
          << "imMaxInt=" << static_cast<int>(kMaxInt) << "\n"
-         << "imChan0apGain=1\n";
+         << "imChan0apGain=1\n"
+         << header;
     return meta.str();
 }
 
@@ -597,12 +660,13 @@ struct SpikeGlxWriter::State {
     int n_channels = 0;
     double sample_rate = 0;
     double microvolts_per_bit = 0;
+    std::string header; ///< the .meta's keys that do not depend on the length (writer_header_text)
     std::uint64_t frames_written = 0;
     bool finished = false;
 };
 
 SpikeGlxWriter::SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate,
-                               double microvolts_per_bit)
+                               double microvolts_per_bit, const probe::Probe* probe)
     : state_(std::make_unique<State>()) {
     require(n_channels > 0, "SpikeGLX output " + bin_path.string() + ": the channel count must be positive");
     require(std::isfinite(sample_rate) && sample_rate > 0,
@@ -616,12 +680,13 @@ SpikeGlxWriter::SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, d
     state.n_channels = n_channels;
     state.sample_rate = sample_rate;
     state.microvolts_per_bit = microvolts_per_bit;
+    state.header = writer_header_text(state.bin_path, n_channels, probe);
     // The .meta is written first, for zero frames: after a crash it tells `spikeline recover` what the data is.
     {
         std::ofstream meta(state.meta_temporary, std::ios::binary | std::ios::trunc);
         require(meta.is_open(),
                 "cannot create " + state.meta_temporary.string() + ": check that the folder exists and is writable");
-        meta << writer_meta_text(n_channels, sample_rate, microvolts_per_bit, 0);
+        meta << writer_meta_text(n_channels, sample_rate, microvolts_per_bit, 0, state.header);
         meta.flush();
         if (!meta.good())
             throw_write_error(state.meta_temporary.string());
@@ -682,9 +747,10 @@ std::uint64_t SpikeGlxWriter::finish() {
     // The .bin goes into place first: the .meta appearing last marks the pair as complete.
     std::filesystem::rename(state.temporary, state.bin_path, ec);
     require(!ec, "cannot rename " + state.temporary.string() + " to " + state.bin_path.string() + ": " + ec.message());
-    rewrite_and_rename(state.meta_temporary,
-                       writer_meta_text(state.n_channels, state.sample_rate, state.microvolts_per_bit, frames),
-                       meta_path_of(state.bin_path));
+    rewrite_and_rename(
+        state.meta_temporary,
+        writer_meta_text(state.n_channels, state.sample_rate, state.microvolts_per_bit, frames, state.header),
+        meta_path_of(state.bin_path));
     return frames;
 }
 

@@ -6,6 +6,7 @@
 // geometry ~snsGeomMap, ~snsShankMap or ~imroTbl with the documented layout of imDatPrb_pn / imDatPrb_type
 // (probe/neuropixels.hpp; docs/FORMATS.md §1.2).
 #include "io/recording.hpp"
+#include "probe/probe.hpp"
 
 #include <map>
 #include <memory>
@@ -47,7 +48,9 @@ std::unique_ptr<RecordingSource> open_spikeglx(const std::filesystem::path& bin_
 /// (with fileSizeBytes and fileTimeSecs) and renames both into place.
 class SpikeGlxWriter {
 public:
-    SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate, double microvolts_per_bit);
+    /// probe: the geometry the .meta states (~snsGeomMap, imDatPrb_pn); none: the .meta names no probe.
+    SpikeGlxWriter(std::filesystem::path bin_path, int n_channels, double sample_rate, double microvolts_per_bit,
+                   const probe::Probe* probe = nullptr);
     ~SpikeGlxWriter();
     SpikeGlxWriter(const SpikeGlxWriter&) = delete;
     SpikeGlxWriter& operator=(const SpikeGlxWriter&) = delete;

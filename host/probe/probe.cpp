@@ -1,5 +1,7 @@
 #include "probe/probe.hpp"
 
+#include "probe/neuropixels.hpp"
+
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -348,6 +350,20 @@ Probe read_probeinterface(const std::filesystem::path& path) {
     return probe;
 }
 
+namespace {
+
+/// probeinterface's schema requires model_name and manufacturer: a Neuropixels part number (the first word of the
+/// names SpikeGLX and Open Ephys geometry get) is IMEC's model; other probes keep their name, maker unknown.
+json probe_annotations(const Probe& probe) {
+    const std::string first_word = probe.name.substr(0, probe.name.find(' '));
+    const bool neuropixels = !first_word.empty() && neuropixels_model(first_word, std::nullopt).has_value();
+    const std::string manufacturer = neuropixels ? "IMEC" : probe.builtin_default ? "spikeline" : "";
+    return {
+        {"name", probe.name}, {"model_name", neuropixels ? first_word : probe.name}, {"manufacturer", manufacturer}};
+}
+
+} // namespace
+
 void write_probeinterface(const Probe& probe, const std::filesystem::path& path) {
     json positions = json::array();
     json plane_axes = json::array();
@@ -369,7 +385,7 @@ void write_probeinterface(const Probe& probe, const std::filesystem::path& path)
     json probe_json = {
         {"ndim", 2},
         {"si_units", "um"},
-        {"annotations", {{"name", probe.name}, {"manufacturer", "spikeline"}}},
+        {"annotations", probe_annotations(probe)},
         {"contact_annotations", json::object()},
         {"contact_positions", std::move(positions)},
         {"contact_plane_axes", std::move(plane_axes)},

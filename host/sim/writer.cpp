@@ -40,7 +40,7 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
 
     const io::RecordingInfo& info = simulator.info();
     io::SpikeGlxWriter writer(out_dir / "recording.bin", config.n_channels, config.sample_rate,
-                              config.microvolts_per_bit);
+                              config.microvolts_per_bit, &probe);
     io::NpyAppendWriter<std::uint64_t> times(truth_dir / "spike_times.npy");
     io::NpyAppendWriter<std::int32_t> unit_ids(truth_dir / "spike_units.npy");
     // The motion rows are a function of time only, so they are written as the recording goes, one row per step.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 namespace spikeline::sort {
@@ -15,8 +16,9 @@ constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kPresenceBins = 100;
 constexpr double kFirstPresenceBinS = 0.01; ///< when the length is not known in advance
 constexpr double kRefractoryMs = 1.5;
-/// The one value of a "zero" template (unsorted spikes, skipped ids), in uV or LSB: far below any signal.
-constexpr float kZeroTemplateMark = -1e-6f;
+/// Metrics that Phy shows as cluster columns, each in its own cluster_<name>.tsv (Phy rewrites cluster_info.tsv).
+constexpr const char* kMetricFiles[] = {"snr", "isi_violation_ratio", "presence_ratio", "firing_rate_hz",
+                                        "amplitude_uv"};
 
 /// Python string literal for params.py.
 std::string python_string(const std::string& text) {
@@ -52,6 +54,9 @@ void PhyWriter::add_calibration(const Calibration& calibration) {
         while (static_cast<int>(templates_.size()) < calibration.entries.front().template_id)
             templates_.push_back({0, {}});
     calibrated_ = true;
+    // phylib's depth estimate weighs channels by the positive part of the first PC feature: the component's sign is
+    // chosen so that a spike shaped like it (a trough at the peak sample) projects positive, as Kilosort's is.
+    pc0_sign_ = calibration.params->basis[0][geometry_->pre] > 0 ? -1.0 : 1.0;
     for (const Entry& entry : calibration.entries) {
         require(entry.template_id == static_cast<int>(templates_.size()),
                 "calibration template ids must continue the writer's (next_template_id())");
@@ -85,10 +90,15 @@ void PhyWriter::append(const std::vector<hw::SortedSpike>& spikes) {
         times_.append(spike.event.sample);
         clusters_file_.append(cluster);
         templates_file_.append(template_id);
+        if (static_cast<std::size_t>(template_id) >= template_used_.size())
+            template_used_.resize(static_cast<std::size_t>(template_id) + 1, false);
+        template_used_[static_cast<std::size_t>(template_id)] = true;
+        // Templates are scaled to 1 at their peak, so the amplitude is the spike's peak in uV (Kilosort's scale
+        // factor).
         amplitudes_.append(std::abs(spike.event.amplitude * scale_));
         float features[HwSortConfig::n_values];
         for (int v = 0; v < HwSortConfig::n_values; ++v)
-            features[v] = static_cast<float>(spike.features[v] * scale_);
+            features[v] = static_cast<float>(spike.features[v] * scale_ * (v < kRows ? pc0_sign_ : 1.0));
         pc_features_.append(features, HwSortConfig::n_values);
 
         Accumulator& a = clusters_[cluster];
@@ -130,6 +140,45 @@ void PhyWriter::coarsen_presence_bins() {
     presence_bin_s_ *= 2;
 }
 
+double PhyWriter::peak_of(const std::vector<double>& mean_snippet) const {
+    const double at_peak = mean_snippet[static_cast<std::size_t>(geometry_->pre)]; // row 0: the peak channel
+    if (std::abs(at_peak) > 1e-9)
+        return std::abs(at_peak);
+    // A template whose peak sample is flat (not seen in practice): its largest value instead.
+    double largest = 0;
+    for (double v : mean_snippet)
+        largest = std::max(largest, std::abs(v));
+    return largest;
+}
+
+std::vector<int> PhyWriter::renumber_templates(std::size_t kept) {
+    std::vector<int> phy_ids(templates_.size(), -1);
+    int next = 0;
+    for (std::size_t id = 0; id < templates_.size(); ++id)
+        if (id < template_used_.size() && template_used_[id])
+            phy_ids[id] = next++;
+    if (next == static_cast<int>(templates_.size()))
+        return phy_ids;
+    // Rewritten in chunks through a new temporary, renamed over the sorter's ids: bounded memory, atomic.
+    const std::filesystem::path path = out_dir_ / "spike_templates.npy";
+    const io::NpyAppendFile file = io::inspect_npy_append_file(path);
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(file.data_offset));
+    io::NpyAppendWriter<std::int32_t> renumbered(path);
+    std::vector<std::int32_t> chunk(1 << 16);
+    for (std::size_t done = 0; done < kept;) {
+        const std::size_t n = std::min(chunk.size(), kept - done);
+        in.read(reinterpret_cast<char*>(chunk.data()), static_cast<std::streamsize>(n * sizeof(std::int32_t)));
+        require(in.good(), "cannot read back " + path.string() + " to renumber its templates");
+        for (std::size_t i = 0; i < n; ++i)
+            chunk[i] = phy_ids[static_cast<std::size_t>(chunk[i])];
+        renumbered.append(chunk.data(), n);
+        done += n;
+    }
+    renumbered.finish();
+    return phy_ids;
+}
+
 std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double recorded_s) {
     // The per-spike arrays keep one length: after a failed write (disk full), the spikes every one of them holds.
     const std::size_t kept =
@@ -143,46 +192,58 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     n_spikes_kept_ = kept;
 
     const int n_channels = probe_.n_channels();
+    const std::vector<int> phy_ids = renumber_templates(kept);
     // templates.npy is sparse, as Kilosort writes it: each template on its kRows snippet channels only, listed in
     // template_ind.npy. Dense over 1024 channels it took 0.6-1.1 GB for a one-minute sort. phylib treats
     // templates.npy as sparse only when `template_ind.npy` exists (it ignores Kilosort's `templates_ind.npy`,
     // which other readers look for): both are written, identical. Rows past a tiny shank's contacts are -1, which
-    // phylib drops.
+    // phylib drops. Only templates with spikes are written (phylib expects spike_templates to use every one), in
+    // unit scale: 1 at the peak sample of the peak channel, so that template x amplitude is the spike in uV.
     {
         io::NpyAppendWriter<float> templates(out_dir_ / "templates.npy",
                                              {static_cast<std::size_t>(width_), static_cast<std::size_t>(kRows)});
         std::vector<float> sparse(static_cast<std::size_t>(width_ * kRows));
-        std::vector<std::int32_t> template_channels;
-        for (const Template& t : templates_) {
+        std::vector<std::int32_t> template_channels, sorter_ids;
+        std::vector<std::uint32_t> feature_channels;
+        for (std::size_t id = 0; id < templates_.size(); ++id) {
+            if (phy_ids[id] < 0)
+                continue;
+            const Template& t = templates_[id];
             std::fill(sparse.begin(), sparse.end(), 0.0f);
+            const double peak = t.mean_snippet.empty() ? 0.0 : peak_of(t.mean_snippet);
             for (int k = 0; k < kRows; ++k) {
                 const int ch = geometry_->snippet_channels[t.channel][k];
                 template_channels.push_back(ch >= 0 ? ch : -1);
-                if (ch >= 0 && !t.mean_snippet.empty())
+                feature_channels.push_back(static_cast<std::uint32_t>(ch >= 0 ? ch : t.channel));
+                if (ch >= 0 && peak != 0)
                     for (int s = 0; s < width_; ++s)
                         sparse[static_cast<std::size_t>(s * kRows + k)] =
-                            static_cast<float>(t.mean_snippet[static_cast<std::size_t>(k * width_ + s)] * scale_);
+                            static_cast<float>(t.mean_snippet[static_cast<std::size_t>(k * width_ + s)] / peak);
             }
-            // phylib keeps only the channels of a sparse template above 1e-6 of its largest, so an all-zero template
-            // would leave it no channel and phy fails on the unsorted cluster; a negligible value at the peak sample
-            // of the peak channel names that channel instead.
-            if (t.mean_snippet.empty())
-                sparse[static_cast<std::size_t>(geometry_->pre * kRows)] = kZeroTemplateMark;
+            // Unsorted spikes have no mean waveform: their template is a unit trough at the peak sample of the peak
+            // channel (row 0), which also gives phylib the channel to show them on.
+            if (peak == 0)
+                sparse[static_cast<std::size_t>(geometry_->pre * kRows)] = -1.0f;
             templates.append(sparse.data(), sparse.size());
+            sorter_ids.push_back(t.mean_snippet.empty() ? -1 : static_cast<std::int32_t>(id));
         }
         templates.finish();
+        const std::size_t n_written = sorter_ids.size();
         for (const char* name : {"template_ind.npy", "templates_ind.npy"})
-            io::write_npy(out_dir_ / name, template_channels.data(),
-                          {templates_.size(), static_cast<std::size_t>(kRows)});
+            io::write_npy(out_dir_ / name, template_channels.data(), {n_written, static_cast<std::size_t>(kRows)});
+        io::write_npy(out_dir_ / "pc_feature_ind.npy", feature_channels.data(),
+                      {n_written, static_cast<std::size_t>(kRows)});
+        io::write_npy(out_dir_ / "templates_sorter_id.npy", sorter_ids);
     }
-    std::vector<std::uint32_t> feature_channels;
-    for (const Template& t : templates_)
-        for (int k = 0; k < kRows; ++k) {
-            const int ch = geometry_->snippet_channels[t.channel][k];
-            feature_channels.push_back(static_cast<std::uint32_t>(ch >= 0 ? ch : t.channel));
-        }
-    io::write_npy(out_dir_ / "pc_feature_ind.npy", feature_channels.data(),
-                  {templates_.size(), static_cast<std::size_t>(kRows)});
+    // Templates are not whitened: Kilosort's whitening files as identity, so that phylib does not write them itself.
+    {
+        const auto n = static_cast<std::size_t>(n_channels);
+        std::vector<float> identity(n * n, 0.0f);
+        for (std::size_t c = 0; c < n; ++c)
+            identity[c * n + c] = 1.0f;
+        for (const char* name : {"whitening_mat.npy", "whitening_mat_inv.npy"})
+            io::write_npy(out_dir_ / name, identity.data(), {n, n});
+    }
     std::vector<std::int32_t> channel_map(static_cast<std::size_t>(n_channels));
     std::vector<double> positions;
     for (int ch = 0; ch < n_channels; ++ch) {
@@ -193,6 +254,10 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     }
     io::write_npy(out_dir_ / "channel_map.npy", channel_map);
     io::write_npy(out_dir_ / "channel_positions.npy", positions.data(), {static_cast<std::size_t>(n_channels), 2});
+    std::vector<std::int32_t> shanks; // phylib's channel_shanks.npy (the NWB export's electrode groups)
+    for (const probe::Contact& contact : probe_.contacts)
+        shanks.push_back(contact.shank);
+    io::write_npy(out_dir_ / "channel_shanks.npy", shanks);
 
     // Quality per cluster: cluster 0 (unsorted) and every unit of any calibration. The presence ratio counts the bins
     // the recorded length covers (fewer than the capacity when a stream stopped early, or before its bins filled).
@@ -236,6 +301,22 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
         table << line;
     }
     write_text_file(out_dir_ / "cluster_group.tsv", group.str());
+    for (const char* metric : kMetricFiles) {
+        std::ostringstream column;
+        column << "cluster_id\t" << metric << '\n';
+        for (const ClusterQuality& q : quality) {
+            const std::string name = metric;
+            const double value = name == "snr"                   ? q.snr
+                                 : name == "isi_violation_ratio" ? q.isi_violation_ratio
+                                 : name == "presence_ratio"      ? q.presence_ratio
+                                 : name == "firing_rate_hz"      ? q.firing_rate_hz
+                                                                 : q.amplitude_uv;
+            char line[64];
+            std::snprintf(line, sizeof line, "%d\t%.6g\n", q.cluster_id, value);
+            column << line;
+        }
+        write_text_file(out_dir_ / ("cluster_" + std::string(metric) + ".tsv"), column.str());
+    }
     write_text_file(out_dir_ / "cluster_info.tsv", table.str());
 
     std::ostringstream params;

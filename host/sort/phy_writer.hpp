@@ -4,8 +4,10 @@
 //
 // Clusters: 0 is "unsorted" (spikes no unit accepted, group "noise"); unit u is cluster u + 1.
 // Templates: every classifier entry of every calibration is a template (its mean snippet on its peak channel's
-// snippet channels); unsorted spikes on channel c use a zero template over c's snippet channels. templates.npy is
-// sparse (Kilosort's layout): kRows columns per template, whose channels template_ind.npy lists.
+// snippet channels, scaled to 1 at its peak; amplitudes.npy holds each spike's peak in uV); unsorted spikes on channel
+// c use a unit-trough template on c. templates.npy is sparse (Kilosort's layout): kRows columns per template, whose
+// channels template_ind.npy lists. Only templates with spikes are written, renumbered in order (phylib's loader
+// expects that); templates_sorter_id.npy maps them back to the sorter's template ids.
 #include "backend/backend.hpp"
 #include "io/npy.hpp"
 #include "io/recording.hpp"
@@ -75,6 +77,11 @@ private:
     };
 
     int unsorted_template(int channel);
+    /// The value a template is divided by to bring it to unit scale: |mean| at the peak sample of the peak channel.
+    double peak_of(const std::vector<double>& mean_snippet) const;
+    /// Phy template ids: the templates spikes used, numbered in order (-1: none); rewrites spike_templates.npy (its
+    /// first `kept` rows) with them when some template went unused.
+    std::vector<int> renumber_templates(std::size_t kept);
     /// Halves the presence resolution: bin i becomes bins 2i and 2i + 1.
     void coarsen_presence_bins();
     /// Presence bins per cluster: 100 of a fixed width, or room for 200 that grow with the recording.
@@ -87,7 +94,9 @@ private:
     int width_;
     bool presence_bins_fixed_; ///< the length was known in advance: 100 bins of a fixed width
     double presence_bin_s_;
-    double scale_; ///< Q4 input LSB -> uV (or LSB)
+    double scale_;          ///< Q4 input LSB -> uV (or LSB)
+    double pc0_sign_ = 1.0; ///< sign of the first PC feature in pc_features.npy (see add_calibration)
+    std::vector<bool> template_used_;
     std::vector<Template> templates_;
     std::map<int, int> unsorted_templates_; ///< channel -> template id
     std::map<int, Unit> units_;             ///< latest calibration's view of each unit id

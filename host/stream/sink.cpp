@@ -93,7 +93,7 @@ void StreamSink::run() {
     std::vector<hw::SortedSpike> held;
     try {
         if (s.save_raw)
-            raw.emplace(info.data_path, info.n_channels, info.sample_rate, info.microvolts_per_bit);
+            raw.emplace(info.data_path, info.n_channels, info.sample_rate, info.microvolts_per_bit, &probe_);
         phy.emplace(s.out_dir, probe_, info, geometry_, s.expected_duration_s);
         if (s.decoded)
             decoded.emplace(s.out_dir / "decoded_velocity.npy", std::vector<std::size_t>{3});
