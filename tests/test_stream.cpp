@@ -791,9 +791,13 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
     const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
     const fs::path out = dir_ / "stream";
-    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
-                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "2", "-q"},
-                                   dir_ / "stream");
+    // Sealed frames under a shared link key (the faults below then hit the authentication, not the CRC).
+    const fs::path key = dir_ / "link.key";
+    ASSERT_EQ(wait_exit(spawn_cli({"keygen", "--out", key.string(), "-q"}, dir_ / "keygen")), 0);
+    const pid_t stream =
+        spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate", "30000",
+                   "--out", out.string(), "--publish", publish, "--calibration-s", "2", "--key", key.string(), "-q"},
+                  dir_ / "stream");
     zmq::context_t context(1);
     zmq::socket_t subscriber(context, zmq::socket_type::sub);
     subscriber.set(zmq::sockopt::subscribe, "");
@@ -820,7 +824,7 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     });
     const pid_t replay = spawn_cli({"replay", (dir_ / "sim" / "recording.bin").string(), "--to", udp, "--loss", "0.01",
                                     "--reorder", "0.03", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "3",
-                                    "--json", (dir_ / "replay.json").string(), "-q"},
+                                    "--key", key.string(), "--json", (dir_ / "replay.json").string(), "-q"},
                                    dir_ / "replay");
     ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
     std::this_thread::sleep_for(300ms);
@@ -833,9 +837,16 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     const auto& link = summary["source_counters"];
     EXPECT_GT(replayed["lost"].get<int>(), 0);
     EXPECT_GT(replayed["reordered"].get<int>(), 0);
-    // Every corrupted packet is rejected by its CRC; every lost or corrupted packet's frames become a gap.
-    EXPECT_EQ(link["bad_crc"].get<int>(), replayed["corrupted"].get<int>());
-    EXPECT_GE(link["duplicates"].get<int>(), replayed["duplicated"].get<int>());
+    // Every corrupted frame fails authentication and every duplicate is a repeated counter, both dropped before the
+    // decoder; every lost or corrupted packet's frames become a gap.
+    EXPECT_TRUE(replayed["sealed"].get<bool>());
+    const auto& sealed = link["authentication"];
+    EXPECT_GT(replayed["corrupted"].get<int>(), 0);
+    EXPECT_EQ(sealed["forged"].get<int>(), replayed["corrupted"].get<int>());
+    EXPECT_EQ(sealed["repeated"].get<int>(), replayed["duplicated"].get<int>());
+    EXPECT_EQ(sealed["rejected"].get<int>(), replayed["corrupted"].get<int>() + replayed["duplicated"].get<int>());
+    EXPECT_EQ(link["bad_crc"].get<int>(), 0);
+    EXPECT_EQ(link["duplicates"].get<int>(), 0);
     const std::uint64_t base = summary["link_base_sample"].get<std::uint64_t>();
     const std::uint64_t gap_frames = check_saved_recording(out, base);
     EXPECT_EQ(gap_frames, summary["link_gap_frames"].get<std::uint64_t>());
@@ -978,7 +989,8 @@ TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCost
     const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
     const fs::path out = dir_ / "stream";
     const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
-                                         "--sample-rate", "30000", "--calibration-s", "0"};
+                                         "--sample-rate", "30000", "--calibration-s", "0",
+                                         "--insecure"};
     std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
     args.insert(args.end(), shape.begin(), shape.end());
     const pid_t stream = spawn_cli(args, dir_ / "stream");
@@ -1321,11 +1333,12 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     const fs::path out = dir_ / "stream";
     const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
                                     "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1",
-                                    "--decoder", model_file.string(), "-q"},
+                                    "--decoder", model_file.string(), "--insecure", "-q"},
                                    dir_ / "stream");
     Subscriber subscriber(publish);
     std::this_thread::sleep_for(700ms);
-    const pid_t replay = spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
+    const pid_t replay =
+        spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "--insecure", "-q"}, dir_ / "replay");
     ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
     std::this_thread::sleep_for(300ms);
     ::kill(stream, SIGINT);

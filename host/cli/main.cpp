@@ -25,6 +25,8 @@ commands:
   replay     play a recording as implant link packets over UDP (real-time pace, fault injection)
   recover    after a crash, finish the files a stream (or detect, sort) left: whole frames, one spike count
   info       what spikeline makes of a recording: channels, gain, probe geometry and their sources (--json, --svg)
+  keygen     make a link key (stream/replay --key) or a ZeroMQ CURVE key pair (--curve), mode 0600
+  verify     check an output folder against its manifest.json (SHA-256): names changed or missing files
   version    print the version, the git commit it was built from and the compiler (also: --version)
 )";
 
@@ -80,6 +82,10 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_recover(argc - 1, argv + 1);
         if (command == "info")
             return spikeline::cli::cmd_info(argc - 1, argv + 1);
+        if (command == "keygen")
+            return spikeline::cli::cmd_keygen(argc - 1, argv + 1);
+        if (command == "verify")
+            return spikeline::cli::cmd_verify(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {
