@@ -16,7 +16,8 @@ set(fuzz_host_sources
     util/errors.cpp util/atomic_file.cpp util/channel_list.cpp
     io/npy.cpp io/spikeglx.cpp io/open_ephys.cpp io/open_ephys_settings.cpp io/recording.cpp io/raw.cpp io/mtscomp.cpp
     io/channel_selection.cpp probe/probe.cpp probe/neuropixels.cpp
-    sort/sorter_file.cpp decode/model_file.cpp
+    sort/sorter_file.cpp sort/sort_settings.cpp backend/detect_settings.cpp dsp/filter_design.cpp
+    decode/model_file.cpp decode/binning.cpp decode/spike_input.cpp
     stream/crc32c.cpp stream/link_format.cpp stream/link_decoder.cpp stream/link_auth.cpp)
 set(fuzz_objects "")
 foreach(source ${fuzz_host_sources})
@@ -57,6 +58,12 @@ function(spikeline_fuzz_target name seconds)
     add_test(NAME ${name} COMMAND ${binary} ${work_corpus} ${seeds} -max_total_time=${seconds} -seed=1 -timeout=10
                                   -rss_limit_mb=1024 -print_final_stats=1)
     set_tests_properties(${name} PROPERTIES LABELS default)
+    # Inputs that once crashed the target, each run once (-runs=0 runs the corpus without mutating it).
+    set(regressions ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/regressions/${name})
+    if(IS_DIRECTORY ${regressions})
+        add_test(NAME ${name}_regressions COMMAND ${binary} -runs=0 ${regressions})
+        set_tests_properties(${name}_regressions PROPERTIES LABELS default)
+    endif()
 endfunction()
 
 spikeline_fuzz_target(fuzz_link_decoder 4)

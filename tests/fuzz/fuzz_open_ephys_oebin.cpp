@@ -9,7 +9,10 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
     using namespace spikeline;
     static const bool prepared = [] {
         const std::vector<unsigned char> samples(4 * 2 * 16, 0); // 16 frames of 4 channels
+        // The folders the seeds name (a Neuropixels stream and an acquisition board's).
         fuzz::write_input("continuous/Neuropix-PXI-100.ProbeA-AP/continuous.dat", samples.data(), samples.size());
+        fuzz::write_input("continuous/Acquisition_Board-100.Rhythm Data/continuous.dat", samples.data(),
+                          samples.size());
         return true;
     }();
     (void)prepared;
