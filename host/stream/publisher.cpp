@@ -33,18 +33,18 @@ Publisher::Publisher(const std::string& endpoint, std::optional<PublisherSecurit
         zap_thread_ = std::thread([this, h = std::move(handler)]() mutable { run_zap_handler(std::move(h)); });
         curve_ = true;
     }
-    socket_ = zmq::socket_t(context_, zmq::socket_type::pub);
-    // Room for minutes of spikes for a subscriber that stalls; beyond it ZeroMQ drops for that subscriber only.
-    socket_.set(zmq::sockopt::sndhwm, 1'000'000);
-    socket_.set(zmq::sockopt::linger, 2000);
-    if (security) {
-        socket_.set(zmq::sockopt::curve_server, true);
-        socket_.set(zmq::sockopt::curve_secretkey, security->server.secret_key);
-        socket_.set(zmq::sockopt::zap_domain, "spikeline");
-    }
     try {
+        socket_ = zmq::socket_t(context_, zmq::socket_type::pub);
+        // Room for minutes of spikes for a subscriber that stalls; beyond it ZeroMQ drops for that subscriber only.
+        socket_.set(zmq::sockopt::sndhwm, 1'000'000);
+        socket_.set(zmq::sockopt::linger, 2000);
+        if (security) {
+            socket_.set(zmq::sockopt::curve_server, true);
+            socket_.set(zmq::sockopt::curve_secretkey, security->server.secret_key);
+            socket_.set(zmq::sockopt::zap_domain, "spikeline");
+        }
         socket_.bind(endpoint);
-    } catch (const zmq::error_t& e) {
+    } catch (const zmq::error_t& e) { // the ZAP thread must not outlive a publisher that never was
         stop_zap_.store(true);
         if (zap_thread_.joinable())
             zap_thread_.join();
