@@ -1,5 +1,5 @@
 #pragma once
-// Key files of the secure link and the CURVE publisher (formats in docs/FORMATS.md, section 9.3 and 10.2), and the
+// Key files of the secure link and the CURVE publisher (formats in docs/FORMATS.md, sections 9.1 and 10.1), and the
 // rule that a socket listens beyond loopback only with authentication on.
 #include "stream/link_auth.hpp"
 

@@ -1,7 +1,7 @@
 #pragma once
 // Authenticated, encrypted implant link frames ("sealed frames"): a link packet (link_format.hpp) encrypted and
 // authenticated with ChaCha20-Poly1305 (IETF, libsodium) under a pre-shared 256-bit key. Layout in docs/FORMATS.md
-// (section 9.3), little-endian:
+// (section 9.1), little-endian:
 //
 //   offset  size  field
 //        0     4  magic "SPKA" (0x414B5053 read as a little-endian uint32)
