@@ -301,6 +301,28 @@ TEST_F(CliTest, DetectThenCompareScoresWell) {
     EXPECT_GT(score["recall"].get<double>(), 0.7);
 }
 
+TEST_F(CliTest, VerifyPassesDetectsOutputsAsWrittenAndNamesAChangedOrMissingFile) {
+    ASSERT_EQ(detect_result_.status, 0) << detect_result_.err;
+    const fs::path out = dir_ / "det";
+    fs::copy(detect_dir_, out, fs::copy_options::recursive);
+    RunResult r = run({"verify", out.string()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("4 files as written by detect, 0 changed, 0 missing"), std::string::npos) << r.out;
+
+    std::vector<char> times = read_bytes(out / "spike_times.npy");
+    times.back() = static_cast<char>(times.back() ^ 1); // one bit of the last spike time, same size
+    write_text(out / "spike_times.npy", std::string(times.begin(), times.end()));
+    fs::remove(out / "detect_info.json");
+    write_text(out / "notes.txt", "added by hand\n");
+    r = run({"verify", out.string(), "-q"});
+    EXPECT_EQ(r.status, 4) << r.err;
+    EXPECT_EQ(r.out, "CHANGED  spike_times.npy\nMISSING  detect_info.json\n");
+
+    r = run({"verify", (dir_ / "nowhere").string()});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("manifest.json"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, ThreadsAndBackendsGiveIdenticalFiles) {
     ASSERT_EQ(detect_result_.status, 0) << detect_result_.err;
     const std::string input = (sim_dir_ / "recording.bin").string();

@@ -185,6 +185,13 @@ TEST_F(IoTest, NpyRejectsUnsupportedHeaders) {
                 make_npy(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", std::string(16, '\0')));
     expect_input_error([&] { read_npy(complex_path); }, {"complex.npy", "unsupported dtype '<c16'"});
 
+    // Found by fuzz_npy: an item size of many digits overflowed std::stoul (an uncaught std::out_of_range).
+    const fs::path huge_size_path = dir_ / "huge_size.npy";
+    const std::string huge_descr = "<i1" + std::string(60, '8');
+    write_bytes(huge_size_path,
+                make_npy(1, "{'descr': '" + huge_descr + "', 'fortran_order': False, 'shape': (1,), }", "\0"));
+    expect_input_error([&] { read_npy(huge_size_path); }, {"huge_size.npy", "unsupported dtype '" + huge_descr});
+
     const fs::path fortran_path = dir_ / "fortran.npy";
     write_bytes(fortran_path,
                 make_npy(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", std::string(32, '\0')));

@@ -237,6 +237,9 @@ TEST_F(ProbeTest, RejectsMalformedFiles) {
                        {"broken.json", "not valid JSON", "parse error"});
     expect_input_error([&] { read_probeinterface(write("array.json", "[1, 2]")); },
                        {"array.json", "not a JSON object"});
+    // Found by fuzz_probe_json: a number no double holds made the JSON library throw out_of_range, not a parse error.
+    expect_input_error([&] { read_probeinterface(write("huge.json", std::string(400, '8') + "{}")); },
+                       {"huge.json", "not valid JSON", "number overflow"});
     expect_input_error([&] { read_probeinterface(write("noprobes.json", R"({"specification": "x"})")); },
                        {"noprobes.json", "\"probes\""});
     expect_input_error(

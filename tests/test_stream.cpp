@@ -791,9 +791,13 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
     const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
     const fs::path out = dir_ / "stream";
-    const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
-                                    "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "2", "-q"},
-                                   dir_ / "stream");
+    // Sealed frames under a shared link key (the faults below then hit the authentication, not the CRC).
+    const fs::path key = dir_ / "link.key";
+    ASSERT_EQ(wait_exit(spawn_cli({"keygen", "--out", key.string(), "-q"}, dir_ / "keygen")), 0);
+    const pid_t stream =
+        spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate", "30000",
+                   "--out", out.string(), "--publish", publish, "--calibration-s", "2", "--key", key.string(), "-q"},
+                  dir_ / "stream");
     zmq::context_t context(1);
     zmq::socket_t subscriber(context, zmq::socket_type::sub);
     subscriber.set(zmq::sockopt::subscribe, "");
@@ -820,7 +824,7 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     });
     const pid_t replay = spawn_cli({"replay", (dir_ / "sim" / "recording.bin").string(), "--to", udp, "--loss", "0.01",
                                     "--reorder", "0.03", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "3",
-                                    "--json", (dir_ / "replay.json").string(), "-q"},
+                                    "--key", key.string(), "--json", (dir_ / "replay.json").string(), "-q"},
                                    dir_ / "replay");
     ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
     std::this_thread::sleep_for(300ms);
@@ -833,9 +837,16 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
     const auto& link = summary["source_counters"];
     EXPECT_GT(replayed["lost"].get<int>(), 0);
     EXPECT_GT(replayed["reordered"].get<int>(), 0);
-    // Every corrupted packet is rejected by its CRC; every lost or corrupted packet's frames become a gap.
-    EXPECT_EQ(link["bad_crc"].get<int>(), replayed["corrupted"].get<int>());
-    EXPECT_GE(link["duplicates"].get<int>(), replayed["duplicated"].get<int>());
+    // Every corrupted frame fails authentication and every duplicate is a repeated counter, both dropped before the
+    // decoder; every lost or corrupted packet's frames become a gap.
+    EXPECT_TRUE(replayed["sealed"].get<bool>());
+    const auto& sealed = link["authentication"];
+    EXPECT_GT(replayed["corrupted"].get<int>(), 0);
+    EXPECT_EQ(sealed["forged"].get<int>(), replayed["corrupted"].get<int>());
+    EXPECT_EQ(sealed["repeated"].get<int>(), replayed["duplicated"].get<int>());
+    EXPECT_EQ(sealed["rejected"].get<int>(), replayed["corrupted"].get<int>() + replayed["duplicated"].get<int>());
+    EXPECT_EQ(link["bad_crc"].get<int>(), 0);
+    EXPECT_EQ(link["duplicates"].get<int>(), 0);
     const std::uint64_t base = summary["link_base_sample"].get<std::uint64_t>();
     const std::uint64_t gap_frames = check_saved_recording(out, base);
     EXPECT_EQ(gap_frames, summary["link_gap_frames"].get<std::uint64_t>());
@@ -978,7 +989,8 @@ TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCost
     const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
     const fs::path out = dir_ / "stream";
     const std::vector<std::string> shape{"--source",      udp,     "--channels",      std::to_string(kChannels),
-                                         "--sample-rate", "30000", "--calibration-s", "0"};
+                                         "--sample-rate", "30000", "--calibration-s", "0",
+                                         "--insecure"};
     std::vector<std::string> args{"stream", "--out", out.string(), "--stream-id", "1"};
     args.insert(args.end(), shape.begin(), shape.end());
     const pid_t stream = spawn_cli(args, dir_ / "stream");
@@ -1036,6 +1048,121 @@ TEST_F(StreamCliTest, OneListenerPerPortAndNeitherAStraySenderNorARogueClockCost
               std::string::npos)
         << printed;
     EXPECT_NE(printed.find("1 outlier packet(s) dropped"), std::string::npos) << printed;
+}
+
+/// Counts the spikes a (CURVE) subscriber receives until END1 or a timeout.
+struct CurveSpikeCounter {
+    CurveSpikeCounter(const std::string& endpoint, const fs::path& server_pub, const fs::path& own_keys)
+        : socket(context, zmq::socket_type::sub) {
+        const auto server = nlohmann::json::parse(read_text(server_pub));
+        const auto own = nlohmann::json::parse(read_text(own_keys));
+        socket.set(zmq::sockopt::curve_serverkey, server["public_key"].get<std::string>());
+        socket.set(zmq::sockopt::curve_publickey, own["public_key"].get<std::string>());
+        socket.set(zmq::sockopt::curve_secretkey, own["secret_key"].get<std::string>());
+        socket.set(zmq::sockopt::subscribe, "");
+        socket.set(zmq::sockopt::rcvtimeo, 200);
+        socket.connect(endpoint);
+        thread = std::thread([this]() {
+            const auto give_up = std::chrono::steady_clock::now() + 30s;
+            while (!ended && !stop && std::chrono::steady_clock::now() < give_up) {
+                zmq::message_t message;
+                if (!socket.recv(message))
+                    continue;
+                SpikeMessage spike;
+                const auto* bytes = static_cast<const unsigned char*>(message.data());
+                if (decode_spike_message(bytes, message.size(), spike))
+                    ++spikes;
+                else if (decode_end_message(bytes, message.size(), end))
+                    ended = true;
+            }
+        });
+    }
+    void join() { thread.join(); }
+
+    zmq::context_t context{1};
+    zmq::socket_t socket;
+    std::thread thread;
+    std::uint64_t spikes = 0;
+    EndMessage end;
+    std::atomic<bool> ended{false}, stop{false};
+};
+
+TEST_F(StreamCliTest, AWrongKeysFramesAddNothingAndOnlyAListedSubscriberReceivesTheSpikes) {
+    const int port = test_port(16);
+    const std::string udp = "udp://127.0.0.1:" + std::to_string(port);
+    const std::string publish = "tcp://127.0.0.1:" + std::to_string(port + 1);
+    for (const char* name : {"link.key", "other.key"})
+        ASSERT_EQ(wait_exit(spawn_cli({"keygen", "--out", (dir_ / name).string(), "-q"}, dir_ / "keygen")), 0);
+    for (const char* name : {"server", "allowed", "unlisted"})
+        ASSERT_EQ(wait_exit(spawn_cli({"keygen", "--curve", "--out", (dir_ / name).string(), "-q"}, dir_ / "keygen")),
+                  0);
+    fs::create_directories(dir_ / "clients");
+    fs::copy_file(dir_ / "allowed.pub", dir_ / "clients" / "allowed.pub");
+    const fs::path out = dir_ / "stream";
+    const pid_t stream = spawn_cli({"stream",
+                                    "--source",
+                                    udp,
+                                    "--channels",
+                                    std::to_string(kChannels),
+                                    "--sample-rate",
+                                    "30000",
+                                    "--out",
+                                    out.string(),
+                                    "--key",
+                                    (dir_ / "link.key").string(),
+                                    "--publish",
+                                    publish,
+                                    "--curve-secret",
+                                    (dir_ / "server").string(),
+                                    "--curve-clients",
+                                    (dir_ / "clients").string(),
+                                    "--calibration-s",
+                                    "0",
+                                    "-q"},
+                                   dir_ / "stream");
+    CurveSpikeCounter allowed(publish, dir_ / "server.pub", dir_ / "allowed");
+    CurveSpikeCounter unlisted(publish, dir_ / "server.pub", dir_ / "unlisted");
+    std::this_thread::sleep_for(700ms); // the stream binds; handshakes and subscriptions are done
+
+    // A sender with another key, then the real one: only the second one's frames are accepted.
+    const std::string recording = (dir_ / "sim" / "recording.bin").string();
+    ASSERT_EQ(wait_exit(spawn_cli({"replay", recording, "--to", udp, "--key", (dir_ / "other.key").string(),
+                                   "--duration", "0.5", "--json", (dir_ / "forger.json").string(), "-q"},
+                                  dir_ / "forger")),
+              0)
+        << read_text(dir_ / "forger.err");
+    ASSERT_EQ(wait_exit(spawn_cli({"replay", recording, "--to", udp, "--key", (dir_ / "link.key").string(),
+                                   "--duration", "1", "--json", (dir_ / "sender.json").string(), "-q"},
+                                  dir_ / "sender")),
+              0)
+        << read_text(dir_ / "sender.err");
+    std::this_thread::sleep_for(300ms);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "stream.err");
+    allowed.join();
+    unlisted.stop = true;
+    unlisted.join();
+
+    const auto summary = nlohmann::json::parse(read_text(out / "stream.json"));
+    const auto forger = nlohmann::json::parse(read_text(dir_ / "forger.json"));
+    const auto sender = nlohmann::json::parse(read_text(dir_ / "sender.json"));
+    const auto& sealed = summary["source_counters"]["authentication"];
+    EXPECT_EQ(sealed["forged"].get<std::uint64_t>(), forger["sent"].get<std::uint64_t>());
+    EXPECT_EQ(sealed["rejected"].get<std::uint64_t>(), forger["sent"].get<std::uint64_t>());
+    EXPECT_EQ(sealed["authentic"].get<std::uint64_t>(), sender["sent"].get<std::uint64_t>());
+    EXPECT_EQ(summary["frames"].get<std::uint64_t>(), sender["frames"].get<std::uint64_t>());
+    EXPECT_EQ(summary["link_base_sample"].get<std::uint64_t>(), 0u); // no forged frame set the clock
+    EXPECT_EQ(check_saved_recording(out, 0), 0u);                    // the real samples, no gap
+
+    ASSERT_GT(summary["spikes_published"].get<std::uint64_t>(), 10u);
+    EXPECT_TRUE(allowed.ended);
+    EXPECT_EQ(allowed.spikes, summary["spikes_published"].get<std::uint64_t>());
+    EXPECT_EQ(unlisted.spikes, 0u);
+    EXPECT_FALSE(unlisted.ended);
+    EXPECT_GE(summary["publisher"]["handshakes_denied"].get<std::uint64_t>(), 1u);
+
+    const std::string verify = (dir_ / "verify").string();
+    EXPECT_EQ(wait_exit(spawn_cli({"verify", out.string(), "-q"}, dir_ / "verify")), 0) << read_text(verify + ".out");
 }
 
 TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
@@ -1328,11 +1455,12 @@ TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
     const fs::path out = dir_ / "stream";
     const pid_t stream = spawn_cli({"stream", "--source", udp, "--channels", std::to_string(kChannels), "--sample-rate",
                                     "30000", "--out", out.string(), "--publish", publish, "--calibration-s", "1",
-                                    "--decoder", model_file.string(), "-q"},
+                                    "--decoder", model_file.string(), "--insecure", "-q"},
                                    dir_ / "stream");
     Subscriber subscriber(publish);
     std::this_thread::sleep_for(700ms);
-    const pid_t replay = spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "-q"}, dir_ / "replay");
+    const pid_t replay =
+        spawn_cli({"replay", (sim / "recording.bin").string(), "--to", udp, "--insecure", "-q"}, dir_ / "replay");
     ASSERT_EQ(wait_exit(replay), 0) << read_text(dir_ / "replay.err");
     std::this_thread::sleep_for(300ms);
     ::kill(stream, SIGINT);

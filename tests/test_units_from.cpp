@@ -193,7 +193,8 @@ TEST_F(UnitsFrom, ASpikelineSortFolderRoundTripsWithTheSameUnitIdsAndAccuracy) {
     std::size_t same = 0;
     for (std::size_t i = 0; i < clusters.size(); ++i)
         same += clusters[i] == clusters_again[i];
-    EXPECT_GE(static_cast<double>(same), 0.95 * static_cast<double>(clusters.size()));
+    // Not all: units the first sort learnt later (from what it left unsorted) label their spikes from the start here.
+    EXPECT_GE(static_cast<double>(same), 0.93 * static_cast<double>(clusters.size()));
     const std::set<std::int32_t> ids(clusters.begin(), clusters.end());
     for (std::int32_t cluster : clusters_again)
         EXPECT_TRUE(ids.count(cluster)) << "cluster " << cluster << " is not one of the first sort's";

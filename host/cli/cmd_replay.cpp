@@ -28,13 +28,14 @@ extern "C" void request_replay_stop(int) {
 int cmd_replay(int argc, char** argv) {
     InputOptionValues in;
     stream::ReplayOptions options;
-    std::string json_path;
+    std::string json_path, key_file;
     bool quiet = false;
 
     po::options_description visible(
         "spikeline replay INPUT --to udp://HOST:PORT [options]\n\n"
         "Plays a recording as implant link packets (docs/FORMATS.md section 9) at real-time pace, as a headstage "
-        "would, optionally injecting faults.\n\n"
+        "would, optionally injecting faults. Packets are sealed under --key (authenticated, encrypted), or plain "
+        "with --insecure to a loopback address.\n\n"
         "INPUT: a SpikeGLX .bin (with its .meta), a raw int16 file (with --channels and --sample-rate), or an Open "
         "Ephys binary recording (structure.oebin or its folder)\n\noptions");
     visible.add_options()                                                                                    //
@@ -57,7 +58,11 @@ int cmd_replay(int argc, char** argv) {
          "play the recording this many times back to back, sample indices continuing (0: until Ctrl-C)") //
         ("rt-priority", po::value(&options.realtime_priority)->default_value(0),
          "send from a SCHED_FIFO thread with this priority (1..99; needs root or CAP_SYS_NICE), so that the pace holds "
-         "on a busy machine")                                                                                    //
+         "on a busy machine") //
+        ("key", po::value(&key_file),
+         "seal every packet under this link key (spikeline keygen --out FILE; the receiver: stream --key FILE)") //
+        ("insecure", po::bool_switch(&options.insecure),
+         "send plain, unauthenticated packets (only to a loopback address)")                                     //
         ("json", po::value(&json_path), "write the counts (and the first samples of lost packets) to this file") //
         ("quiet,q", po::bool_switch(&quiet), "no summary");
     add_input_options(visible, in);
@@ -75,6 +80,7 @@ int cmd_replay(int argc, char** argv) {
         options.input.sample_rate = in.sample_rate;
     if (vm.count("uv-per-bit"))
         options.input.microvolts_per_bit = in.uv_per_bit;
+    options.key_file = key_file;
     options.input.open_ephys_stream = in.open_ephys_stream;
     options.input.allow_truncated = in.allow_truncated;
     if (options.input.source != "-" && !stream::is_udp_url(options.input.source)) {

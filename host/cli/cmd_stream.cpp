@@ -39,7 +39,7 @@ int cmd_stream(int argc, char** argv) {
     sort::SortSettings settings;
     settings.calibration_s = 10;
     stream::StreamOptions options;
-    std::string out, overrun = "auto", decoder_model, sorter_file, units_from;
+    std::string out, overrun = "auto", decoder_model, sorter_file, units_from, curve_secret, curve_clients, key_file;
     bool units_from_all = false;
     bool realtime = false, no_raw_copy = false, no_motion = false, no_learning = false, overwrite = false;
     std::int64_t stream_id = -1;
@@ -59,14 +59,27 @@ int cmd_stream(int argc, char** argv) {
         "DIR/stream.json says why it ended (ended_by). Exit status: 0 at the end of the data, after --duration or on "
         "a signal; 3 when an error ended it early (outputs kept); 2 on bad input. After a crash (SIGKILL, power "
         "loss), spikeline recover DIR finishes the folder.\n\n"
-        "SOURCE: udp://HOST:PORT (implant link packets; HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
+        "SOURCE: udp://HOST:PORT (implant link packets, sealed under --key, or plain with --insecure on loopback; "
+        "HOST defaults to 127.0.0.1), - (raw int16 frames on stdin), "
         "or a recording: SpikeGLX .bin/.meta, raw int16, Open Ephys binary (structure.oebin or its folder)\n\n"
         "options");
-    visible.add_options()                                                                                       //
-        ("help,h", "show this help")                                                                            //
-        ("source", po::value(&options.source.source)->required(), "where samples come from (above)")            //
-        ("out,o", po::value(&out)->required(), "output folder")                                                 //
-        ("publish", po::value(&options.publish), "ZeroMQ endpoint for spike events, e.g. tcp://127.0.0.1:5556") //
+    visible.add_options()                                                                            //
+        ("help,h", "show this help")                                                                 //
+        ("source", po::value(&options.source.source)->required(), "where samples come from (above)") //
+        ("out,o", po::value(&out)->required(), "output folder")                                      //
+        ("publish", po::value(&options.publish),
+         "ZeroMQ endpoint for spike events, e.g. tcp://127.0.0.1:5556 (beyond loopback only with CURVE on)") //
+        ("curve-secret", po::value(&curve_secret),
+         "publish as a ZeroMQ CURVE server with this key pair (spikeline keygen --curve --out FILE; mode 0600): "
+         "messages encrypted, only --curve-clients subscribers admitted") //
+        ("curve-clients", po::value(&curve_clients),
+         "folder of the public key files (*.pub) of the subscribers allowed to connect; others receive nothing") //
+        ("key", po::value(&key_file),
+         "udp: the link key (spikeline keygen --out FILE; mode 0600) the sender seals frames with; forged, "
+         "repeated and stale frames are dropped and counted (stream.json source_counters.authentication)") //
+        ("insecure", po::bool_switch(&options.source.insecure),
+         "udp: accept plain, unauthenticated link packets (only on a loopback address; anyone on this machine "
+         "could inject samples)") //
         ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
          "seconds of the stream the units are learnt from (0: no sorting, every spike unsorted)") //
         ("duration", po::value(&options.duration_s)->default_value(0.0),
@@ -158,7 +171,11 @@ int cmd_stream(int argc, char** argv) {
     options.probe_file = in.probe_file;
     options.source.open_ephys_stream = in.open_ephys_stream;
     options.source.allow_truncated = in.allow_truncated;
-    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model, units_from};
+    options.source.key_file = key_file;
+    options.curve_secret = curve_secret;
+    options.curve_clients = curve_clients;
+    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model, key_file,
+                                                 curve_secret, units_from};
     require(!units_from_all || !units_from.empty(), "--units-from-all needs --units-from DIR");
     if (options.source.source != "-" && !stream::is_udp_url(options.source.source)) {
         // A file source is opened here first, to learn the files it is read from before anything is written (and to
@@ -236,6 +253,17 @@ int cmd_stream(int argc, char** argv) {
                         static_cast<unsigned long long>(counters["duplicates"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["reordered"].get<std::uint64_t>()),
                         static_cast<unsigned long long>(counters["late"].get<std::uint64_t>()));
+        if (counters.contains("authentication")) {
+            const nlohmann::json& sealed = counters["authentication"];
+            std::printf("  secure link  %llu authentic frames, %llu rejected (%llu forged, %llu repeated, %llu stale, "
+                        "%llu not sealed)\n",
+                        static_cast<unsigned long long>(sealed["authentic"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(sealed["rejected"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(sealed["forged"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(sealed["repeated"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(sealed["stale"].get<std::uint64_t>()),
+                        static_cast<unsigned long long>(sealed["not_sealed"].get<std::uint64_t>()));
+        }
         if (counters.contains("resyncs") &&
             (counters["resyncs"].get<std::uint64_t>() > 0 || counters["clock_outliers"].get<std::uint64_t>() > 0))
             std::printf("  clock        %llu resync(s) (source_counters.discontinuities in stream.json), %llu outlier "
@@ -283,8 +311,9 @@ int cmd_stream(int argc, char** argv) {
                         decoded["latency"]["p99_us"].get<double>() / 1000,
                         static_cast<unsigned long long>(decoded["late_spikes"].get<std::uint64_t>()));
         }
-        std::printf("  output       %s (%sPhy folder, sorter.json, gaps.tsv, stream.json%s%s)\n", out.c_str(),
-                    no_raw_copy ? "" : "recording.bin, ", motion["tracking"].get<bool>() ? ", motion.npy" : "",
+        std::printf("  output       %s (%sPhy folder, sorter.json, gaps.tsv, stream.json%s%s, manifest.json)\n",
+                    out.c_str(), no_raw_copy ? "" : "recording.bin, ",
+                    motion["tracking"].get<bool>() ? ", motion.npy" : "",
                     decoder_model.empty() ? "" : ", decoded_velocity.npy");
     }
     if (!summary["ended_early"].get<bool>()) {

@@ -19,6 +19,8 @@ int cmd_recover(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_report(int argc, char** argv);
 int cmd_export_nwb(int argc, char** argv);
+int cmd_keygen(int argc, char** argv);
+int cmd_verify(int argc, char** argv);
 
 // spikeline bench --decoder: decoder training time and per-bin step latency on synthetic sessions.
 int run_decoder_bench(const std::vector<int>& input_counts, int bins, int lags, int passes, std::uint64_t seed,

@@ -27,6 +27,8 @@ commands:
   export-nwb write a sort folder as an NWB 2.x file (units, electrodes, probe; --raw: the recording too)
   info       what spikeline makes of a recording: channels, gain, probe geometry and their sources (--json, --svg)
   report     one self-contained HTML page of a sort: probe and drift maps, waveforms, ISI, metrics (--ground-truth)
+  keygen     make a link key (stream/replay --key) or a ZeroMQ CURVE key pair (--curve), mode 0600
+  verify     check an output folder against its manifest.json (SHA-256): names changed or missing files
   version    print the version, the git commit it was built from and the compiler (also: --version)
 )";
 
@@ -86,6 +88,10 @@ int main(int argc, char** argv) {
             return spikeline::cli::cmd_report(argc - 1, argv + 1);
         if (command == "export-nwb")
             return spikeline::cli::cmd_export_nwb(argc - 1, argv + 1);
+        if (command == "keygen")
+            return spikeline::cli::cmd_keygen(argc - 1, argv + 1);
+        if (command == "verify")
+            return spikeline::cli::cmd_verify(argc - 1, argv + 1);
         std::fprintf(stderr, "spikeline: unknown command '%s'\n\n%s", command.c_str(), kUsage);
         return 2;
     } catch (const spikeline::InputError& e) {

@@ -51,7 +51,9 @@ DtypeInfo parse_descr(const std::filesystem::path& path, const std::string& desc
     if (info.kind != 'i' && info.kind != 'u' && info.kind != 'f' && info.kind != 'b')
         unsupported();
     const std::string size_text = descr.substr(2);
-    if (!std::all_of(size_text.begin(), size_text.end(), [](char c) { return std::isdigit(c) != 0; }))
+    // Item sizes are 1, 2, 4 or 8: more digits is no dtype spikeline reads (and could overflow stoul).
+    if (size_text.size() > 2 || !std::all_of(size_text.begin(), size_text.end(),
+                                             [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }))
         unsupported();
     info.item_size = std::stoul(size_text);
     const bool valid_size =

@@ -5,6 +5,7 @@
 #include "pipeline/chunk_reader.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/manifest.hpp"
 #include "util/memory.hpp"
 #include "util/progress.hpp"
 
@@ -90,6 +91,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     const auto params = make_detect_params(options.settings, probe, info.sample_rate);
     std::unique_ptr<Backend> backend = make_run_backend(options, *params, info.sample_rate, probe);
     ensure_directory(out_dir);
+    const OutputManifest manifest(out_dir);
     for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
         require(!std::filesystem::is_directory(out_dir / name),
                 (out_dir / name).string() + " is a folder: choose another --out or remove it");
@@ -168,6 +170,7 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         meta["channel_ids"] = info.channel_ids;
     add_rtl_section(meta, *backend);
     write_text_file(out_dir / "detect_info.json", with_input_provenance(meta, info, probe).dump(2) + "\n");
+    manifest.write("detect");
     return result;
 }
 

@@ -7,6 +7,7 @@
 #include "sort/sorter_file.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/manifest.hpp"
 #include "util/memory.hpp"
 #include "util/progress.hpp"
 
@@ -66,6 +67,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         result.calibration_spikes = calibration.n_spikes;
     }
     ensure_directory(out_dir);
+    const OutputManifest manifest(out_dir);
     ProgressLine progress(options.detect.progress);
     CalibrationWindow window{{}, options.sort.max_calibration_spikes, {}};
     // Motion tracking needs the snippets of every spike (to localise it) and a backend that applies table writes.
@@ -313,6 +315,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
     result.n_units = static_cast<int>(result.quality.size()) - 1;
     result.peak_rss_bytes = peak_rss_bytes();
+    manifest.write("sort");
     return result;
 }
 

@@ -294,7 +294,7 @@ Probe read_probeinterface(const std::filesystem::path& path) {
     json document;
     try {
         document = json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) { // parse_error, and out_of_range for a number no double holds
         fail(path, std::string("not valid JSON: ") + e.what());
     }
 

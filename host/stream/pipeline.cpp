@@ -332,12 +332,13 @@ void StreamPipeline::update_status(const BoundedQueue<SourceBlock>& queue, const
     char line[240];
     std::snprintf(line, sizeof line,
                   "stream: %.1f s  %.1f MS/s  %.2fx real time  queue %zu/%zu  drops %llu gap frames %llu "
-                  "malformed %llu  %.0f spikes/s  p99 %.2f ms",
+                  "malformed %llu rejected %llu  %.0f spikes/s  p99 %.2f ms",
                   data_s, elapsed > 0 ? static_cast<double>(expected_ * stride_) / elapsed / 1e6 : 0.0,
                   elapsed > 0 ? data_s / elapsed : 0.0, queue.depth(), queue.capacity(),
                   static_cast<unsigned long long>(overrun_blocks.load()),
                   static_cast<unsigned long long>(link_gap_frames_ + overrun_gap_frames_),
-                  static_cast<unsigned long long>(link.value("malformed", 0ull)), spikes_per_second_,
+                  static_cast<unsigned long long>(link.value("malformed", 0ull)),
+                  static_cast<unsigned long long>(link.value("rejected", 0ull)), spikes_per_second_,
                   latency_.percentile_us(0.99) / 1000.0);
     status_.update(line);
 }

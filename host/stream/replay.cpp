@@ -1,5 +1,7 @@
 #include "stream/replay.hpp"
 
+#include "stream/keys.hpp"
+#include "stream/link_auth.hpp"
 #include "stream/link_format.hpp"
 #include "stream/udp.hpp"
 #include "util/errors.hpp"
@@ -47,13 +49,29 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
     };
     std::unique_ptr<io::RecordingSource> recording = open_input();
     const io::RecordingInfo info = recording->info();
+    const UdpAddress destination = parse_udp_address(options.to);
+    require(!(options.insecure && !options.key_file.empty()), "give either --key FILE or --insecure, not both");
+    require(options.insecure || !options.key_file.empty(),
+            "replay needs --key FILE, the link key the receiver (stream --key FILE) holds (make one with spikeline "
+            "keygen --out FILE), or --insecure for plain frames to a loopback address");
+    require(!options.insecure || is_loopback(destination),
+            "--insecure sends plain frames only to a loopback address (udp://127.0.0.1:PORT), not to " + options.to +
+                ": use --key FILE");
+    std::optional<LinkSealer> sealer;
+    if (!options.key_file.empty()) // counters start at the wall clock: a later run continues above this one's
+        sealer.emplace(read_link_key(options.key_file),
+                       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count()));
+    const std::size_t sealing_bytes = sealer ? kSealedOverheadBytes : 0;
     const auto samples_per_packet =
         static_cast<std::size_t>(std::max(1LL, std::llround(options.packet_ms * info.sample_rate / 1000.0)));
     require(info.n_channels <= 65535 && samples_per_packet <= 65535 &&
-                link_packet_bytes(static_cast<std::size_t>(info.n_channels), samples_per_packet) <= kMaxDatagramBytes,
+                link_packet_bytes(static_cast<std::size_t>(info.n_channels), samples_per_packet) + sealing_bytes <=
+                    kMaxDatagramBytes,
             "a packet of " + std::to_string(samples_per_packet) + " samples x " + std::to_string(info.n_channels) +
                 " channels does not fit one UDP datagram (65507 bytes): use a smaller --packet-ms");
-    const UdpSocket socket = UdpSocket::connect_sender(parse_udp_address(options.to));
+    const UdpSocket socket = UdpSocket::connect_sender(destination);
     require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
     std::string priority_error;
     if (options.realtime_priority > 0) {
@@ -74,6 +92,7 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     std::vector<std::int16_t> frames(samples_per_packet * static_cast<std::size_t>(info.n_channels));
     std::optional<Packet> delayed; // a packet held back to go out after the next one
+    std::vector<unsigned char> sealed;
     std::uint64_t packets = 0, sent = 0, lost = 0, reordered = 0, duplicated = 0, corrupted = 0, late = 0, done = 0;
     std::uint64_t failed_sends = 0;
     nlohmann::json lost_first_samples = nlohmann::json::array();
@@ -115,6 +134,10 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
         Packet packet;
         packet.first_sample = header.first_sample;
         encode_link_packet(header, frames.data(), packet.bytes);
+        if (sealer) {
+            sealer->seal(packet.bytes.data(), packet.bytes.size(), sealed);
+            packet.bytes.swap(sealed);
+        }
         ++packets;
         done += n;
         // A headstage sends a packet once its last sample exists.
@@ -161,6 +184,7 @@ nlohmann::json run_replay(const ReplayOptions& options, const std::atomic<bool>&
             {"sample_rate", info.sample_rate},
             {"wall_seconds", wall},
             {"realtime_priority_error", priority_error},
+            {"sealed", sealer.has_value()},
             {"lost_first_samples", lost_first_samples}};
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,8 @@ struct ReplayOptions {
     double duration_s = 0;          ///< 0: the whole recording (times loops)
     std::uint64_t loops = 1;        ///< plays the recording this many times back to back (0: until stopped)
     int realtime_priority = 0; ///< SCHED_FIFO priority of the sending thread (0: normal), as a headstage never lags
+    std::filesystem::path key_file; ///< seal every packet under this link key (link_auth.hpp)
+    bool insecure = false;          ///< plain packets instead: to a loopback address only
 };
 
 /// Sends the packets; returns counts {packets, sent, lost, reordered, duplicated, corrupted, frames, wall_seconds,

@@ -1,5 +1,6 @@
 #include "stream/source.hpp"
 
+#include "stream/keys.hpp"
 #include "stream/udp.hpp"
 #include "util/errors.hpp"
 
@@ -35,8 +36,11 @@ class UdpSource final : public LiveSource {
 public:
     explicit UdpSource(const SourceOptions& options)
         : address_(parse_udp_address(options.source)),
-          socket_(UdpSocket::bind_receiver(address_, options.receive_buffer_bytes)),
           decoder_(make_decoder_options(options), [this](const DecodedFrames& frames) { on_frames(frames); }) {
+        check_link_security(options);
+        if (!options.key_file.empty())
+            opener_.emplace(read_link_key(options.key_file));
+        socket_.emplace(UdpSocket::bind_receiver(address_, options.receive_buffer_bytes));
         info_.n_channels = *options.n_channels;
         info_.sample_rate = *options.sample_rate;
         info_.microvolts_per_bit = options.microvolts_per_bit.value_or(0);
@@ -54,15 +58,23 @@ public:
         for (;;) {
             const bool stopping = stop.load();
             // After a stop request, take what the kernel already holds, then end.
-            if (!stopping && !socket_.wait_readable(20)) {
+            if (!stopping && !socket_->wait_readable(20)) {
                 decoder_.expire(monotonic_ns());
                 publish_counters();
                 continue;
             }
             bool any = false;
-            for (long n; (n = socket_.receive(buffer.data(), buffer.size())) >= 0;) {
-                decoder_.push(buffer.data(), static_cast<std::size_t>(n), monotonic_ns());
+            for (long n; (n = socket_->receive(buffer.data(), buffer.size())) >= 0;) {
                 any = true;
+                if (!opener_) {
+                    decoder_.push(buffer.data(), static_cast<std::size_t>(n), monotonic_ns());
+                    continue;
+                }
+                // Forged, repeated and stale frames stop here, counted: the decoder never sees their bytes.
+                const unsigned char* packet = nullptr;
+                std::size_t packet_bytes = 0;
+                if (opener_->open(buffer.data(), static_cast<std::size_t>(n), packet, packet_bytes) == SealedCheck::ok)
+                    decoder_.push(packet, packet_bytes, monotonic_ns());
             }
             decoder_.expire(monotonic_ns());
             publish_counters();
@@ -78,7 +90,12 @@ public:
         std::lock_guard lock(counters_mutex_);
         nlohmann::json json = to_json(published_);
         json["stream_id"] = locked_ ? nlohmann::json(locked_stream_id_) : nlohmann::json(nullptr);
-        json["receive_buffer_bytes"] = socket_.receive_buffer_bytes();
+        json["receive_buffer_bytes"] = socket_->receive_buffer_bytes();
+        json["secure"] = opener_.has_value();
+        if (opener_) {
+            json["authentication"] = to_json(published_sealed_);
+            json["rejected"] = published_sealed_.rejected();
+        }
         return json;
     }
     std::uint64_t base_sample() const override { return base_.load(); }
@@ -138,18 +155,22 @@ private:
     void publish_counters() {
         std::lock_guard lock(counters_mutex_);
         published_ = decoder_.counters();
+        if (opener_)
+            published_sealed_ = opener_->counters();
         locked_ = decoder_.started();
         locked_stream_id_ = decoder_.stream_id();
     }
 
     SourceInfo info_;
     UdpAddress address_;
-    UdpSocket socket_;
+    std::optional<UdpSocket> socket_; ///< bound once the security options are checked
+    std::optional<LinkOpener> opener_;
     LinkDecoder decoder_;
     const Emit* emit_ = nullptr;
     std::size_t gap_block_frames_ = 30;
     mutable std::mutex counters_mutex_;
     LinkCounters published_;
+    SealedCounters published_sealed_;
     bool locked_ = false;
     std::uint32_t locked_stream_id_ = 0;
     std::atomic<std::uint64_t> base_{0};
@@ -317,10 +338,29 @@ nlohmann::json to_json(const LinkCounters& c) {
     return json;
 }
 
+nlohmann::json to_json(const SealedCounters& c) {
+    return {{"frames", c.frames},         {"authentic", c.authentic},     {"rejected", c.rejected()},
+            {"not_sealed", c.not_sealed}, {"bad_version", c.bad_version}, {"too_short", c.too_short},
+            {"forged", c.forged},         {"repeated", c.repeated},       {"stale", c.stale}};
+}
+
+void check_link_security(const SourceOptions& options) {
+    const UdpAddress address = parse_udp_address(options.source);
+    require(!(options.insecure && !options.key_file.empty()), "give either --key FILE or --insecure, not both");
+    require(options.insecure || !options.key_file.empty(),
+            "a UDP link needs --key FILE, the link key its sender seals frames with (make one with spikeline keygen "
+            "--out FILE; replay --key FILE sends with it), or --insecure for plain frames on loopback");
+    require(!options.insecure || is_loopback(address),
+            "--insecure accepts plain frames only on a loopback address (udp://127.0.0.1:PORT), not on " +
+                options.source + ": anyone who can reach that address could inject samples; use --key FILE");
+}
+
 std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options) {
     require(!options.source.empty(), "no source given: --source udp://HOST:PORT, - (stdin) or a recording");
     if (is_udp_url(options.source))
         return std::make_unique<UdpSource>(options);
+    require(options.key_file.empty() && !options.insecure,
+            "--key and --insecure apply to a UDP link (--source udp://HOST:PORT), not to " + options.source);
     if (options.source == "-")
         return std::make_unique<StdinSource>(options);
     io::OpenOptions open;

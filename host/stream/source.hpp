@@ -3,6 +3,7 @@
 // stdin, or a recording file (SpikeGLX, raw, Open Ephys binary) optionally paced at real time. A source runs on the
 // stream's reader thread and hands on blocks of consecutive frames with the time they arrived.
 #include "io/recording.hpp"
+#include "stream/link_auth.hpp"
 #include "stream/link_decoder.hpp"
 
 #include <atomic>
@@ -48,6 +49,9 @@ struct SourceOptions {
     double clock_jump_ms = 1000.0;          ///< udp: LinkDecoderOptions::suspect_jump_frames, in ms
     std::optional<std::uint32_t> stream_id; ///< udp: accept only this sender (else lock on the first consistent one)
     int receive_buffer_bytes = 4 << 20;
+    /// udp: sealed frames under this pre-shared key (link_auth.hpp); forged, repeated and stale ones are dropped
+    std::filesystem::path key_file;
+    bool insecure = false; ///< udp: plain link packets, accepted only on a loopback address
 };
 
 struct SourceInfo {
@@ -79,5 +83,10 @@ public:
 std::unique_ptr<LiveSource> open_live_source(const SourceOptions& options);
 
 nlohmann::json to_json(const LinkCounters& counters);
+nlohmann::json to_json(const SealedCounters& counters);
+
+/// Checks a UDP source's security options: a key (--key), or --insecure on a loopback address only; a listener
+/// beyond loopback needs the key. Throws InputError saying what to give.
+void check_link_security(const SourceOptions& options);
 
 } // namespace spikeline::stream

@@ -12,6 +12,7 @@
 #include "stream/thread_priority.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/manifest.hpp"
 #include "util/memory.hpp"
 
 #include <algorithm>
@@ -114,10 +115,20 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         std::fprintf(stderr, "stream: live view at http://%s:%u/\n",
                      options.http.substr(0, options.http.rfind(':')).c_str(), unsigned{http_view->port()});
     }
+    std::optional<PublisherSecurity> security;
+    if (!options.curve_secret.empty() || !options.curve_clients.empty()) {
+        require(!options.curve_secret.empty() && !options.curve_clients.empty(),
+                "CURVE needs both --curve-secret FILE (the publisher's key pair) and --curve-clients DIR (the "
+                "subscribers' public keys)");
+        require(!options.publish.empty(), "--curve-secret and --curve-clients secure --publish: give --publish too");
+        security =
+            PublisherSecurity{read_curve_secret(options.curve_secret), read_curve_clients(options.curve_clients)};
+    }
     ensure_directory(options.out_dir);
+    const OutputManifest manifest(options.out_dir);
     std::unique_ptr<Publisher> publisher;
     if (!options.publish.empty())
-        publisher = std::make_unique<Publisher>(options.publish);
+        publisher = std::make_unique<Publisher>(options.publish, security);
 
     // Sink thread: the SpikeGLX copy and the Phy folder, written in arrival order.
     SinkSettings sink_settings;
@@ -327,6 +338,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"not_finished", not_finished},
         {"peak_rss_bytes", peak_rss_bytes()},
         {"publish", options.publish},
+        {"publisher", publisher ? publisher->to_json() : nlohmann::json()},
         {"raw_saved", options.save_raw},
         {"realtime_priority", options.realtime_priority},
         {"realtime_priority_error", priority_error},
@@ -342,6 +354,15 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         write_text_file(options.out_dir / "stream.json", summary.dump(2) + "\n");
     } catch (const std::exception& e) { // the caller reports the summary it gets and that stream.json is missing
         summary["not_finished"].push_back(std::string("stream.json: ") + e.what());
+        if (summary["error"].get<std::string>().empty()) {
+            summary["error"] = e.what();
+            summary["ended_early"] = true;
+        }
+    }
+    try { // last: it vouches for every file above
+        manifest.write("stream");
+    } catch (const std::exception& e) {
+        summary["not_finished"].push_back(std::string("manifest.json: ") + e.what());
         if (summary["error"].get<std::string>().empty()) {
             summary["error"] = e.what();
             summary["ended_early"] = true;

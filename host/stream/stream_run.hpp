@@ -23,8 +23,10 @@ enum class OverrunPolicy {
 struct StreamOptions {
     SourceOptions source;
     std::filesystem::path out_dir;
-    std::string publish;     ///< ZeroMQ endpoint to bind the PUB socket to (empty: no publication)
-    std::string probe_file;  ///< empty: probe.json beside a file source, else the built-in default
+    std::string publish;                 ///< ZeroMQ endpoint to bind the PUB socket to (empty: no publication)
+    std::filesystem::path curve_secret;  ///< publisher's CURVE key pair file (with curve_clients: CURVE on)
+    std::filesystem::path curve_clients; ///< folder of the subscribers' public key files (*.pub) admitted
+    std::string probe_file;              ///< empty: probe.json beside a file source, else the built-in default
     DetectRunOptions detect; ///< backend, threads, detection settings (chunk_ms is not used: blocks are the source's)
     /// calibration_s: seconds of the stream the units are learnt from (0: no sorting); motion: track the probe's
     /// motion and move the units with it; keep_learning: learn again at 2, 4, 8... x calibration_s

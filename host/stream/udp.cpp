@@ -17,6 +17,10 @@ bool is_udp_url(const std::string& text) {
     return text.rfind("udp://", 0) == 0;
 }
 
+bool is_loopback(const UdpAddress& address) {
+    return (ntohl(address.resolved.sin_addr.s_addr) >> 24) == 127;
+}
+
 UdpAddress parse_udp_address(const std::string& url) {
     const std::string form = " (expected udp://HOST:PORT, e.g. udp://127.0.0.1:5000)";
     require(is_udp_url(url), "'" + url + "' is not a UDP address" + form);

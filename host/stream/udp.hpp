@@ -21,6 +21,9 @@ UdpAddress parse_udp_address(const std::string& url);
 /// True when text starts with udp://.
 bool is_udp_url(const std::string& text);
 
+/// Whether the address is on the loopback network (127.0.0.0/8): datagrams to or from it never leave this machine.
+bool is_loopback(const UdpAddress& address);
+
 class UdpSocket {
 public:
     /// Receiver bound to address, with a receive buffer of up to receive_buffer_bytes (what the kernel allows). The
