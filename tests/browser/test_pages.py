@@ -108,7 +108,7 @@ def test_live(spikeline, work, screenshot):
     stream_err = open(os.path.join(work, "stream.err"), "w+")
     stream = subprocess.Popen(
         [spikeline, "stream", "--source", udp, "--channels", "64", "--sample-rate", "30000", "--probe",
-         os.path.join(sim, "probe.json"), "--out", out, "--calibration-s", "3", "--http", "127.0.0.1:0", "-q"],
+         os.path.join(sim, "probe.json"), "--out", out, "--calibration-s", "3", "--http", "127.0.0.1:0", "--insecure", "-q"],
         stdout=subprocess.DEVNULL, stderr=stream_err)
     replay = None
     try:
@@ -120,7 +120,7 @@ def test_live(spikeline, work, screenshot):
             url = found.group(1) if found else None
             time.sleep(0.05)
         check(url is not None, "stream did not announce its live view")
-        replay = subprocess.Popen([spikeline, "replay", os.path.join(sim, "recording.bin"), "--to", udp, "--loss",
+        replay = subprocess.Popen([spikeline, "replay", os.path.join(sim, "recording.bin"), "--to", udp, "--insecure", "--loss",
                                    "0.01", "--reorder", "0.02", "--duplicate", "0.01", "--corrupt", "0.01", "-q"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         with cdp.Browser() as browser:
