@@ -10,8 +10,9 @@ namespace {
 constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kPrincipalStarts = 3;
 
-/// Splits a set of feature vectors while the split is real: 2-means, then a density dip along the axis joining the
-/// two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
+/// Splits a set of feature vectors while a split is real: 2-means from several starts, keeping the split with the
+/// deepest density dip along the axis joining its two means (ISO-SPLIT's idea with a window count test instead of
+/// isotonic regression).
 class Splitter {
 public:
     Splitter(const Eigen::MatrixXd& features, const SortSettings& settings) : x_(features), settings_(settings) {}

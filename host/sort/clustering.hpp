@@ -24,8 +24,9 @@ bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vec
 bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
                const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip);
 
-/// Splits a set of feature vectors (rows of features) while the split is real: 2-means, then a density dip along the
-/// axis joining the two means (ISO-SPLIT's idea with a window count test instead of isotonic regression).
+/// Splits a set of feature vectors (rows of features) while a split is real: 2-means from several starts, keeping the
+/// split with the deepest density dip along the axis joining its two means (ISO-SPLIT's idea with a window count test
+/// instead of isotonic regression).
 std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
                                              const SortSettings& settings);
 
