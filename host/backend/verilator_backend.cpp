@@ -42,6 +42,7 @@ public:
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         const std::size_t first_new = events.size();
         core_->process(frames, n_frames, events);
+        core_->take_artifacts(artifacts_);
         frames_in_ += n_frames;
         sort_core_output(events, first_new);
     }
@@ -49,7 +50,9 @@ public:
     void finish(std::vector<SpikeEvent>& events) override {
         const std::size_t first_new = events.size();
         core_->finish(events);
+        core_->take_artifacts(artifacts_);
         lost_ = core_->read_register(rtl::reg::dropped);
+        artifact_candidates_ = core_->read_register(rtl::reg::artifact_candidates);
         sort_core_output(events, first_new);
         if (!sorting_.enabled())
             return;
@@ -60,6 +63,11 @@ public:
     }
 
     std::uint64_t lost_events() const override { return lost_ + sort_state_->dropped + sorting_.dropped_writes(); }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
+    std::uint64_t artifact_candidates() const override { return artifact_candidates_; }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         sorting_.enable(std::move(params), keep_snippets);
@@ -104,8 +112,10 @@ private:
     std::vector<std::int32_t> referenced_;    ///< monitor samples not yet a whole frame, or not yet sorted
     std::vector<std::uint64_t> event_frames_; ///< per event handed out by the last call: frames shown at its exit
     std::uint64_t frames_in_ = 0;
-    std::uint64_t frames_sorted_ = 0; ///< whole referenced frames taken from the monitor port
-    std::uint64_t lost_ = 0;          ///< read from the core's counter at the end of the stream
+    std::uint64_t frames_sorted_ = 0;       ///< whole referenced frames taken from the monitor port
+    std::uint64_t lost_ = 0;                ///< read from the core's counter at the end of the stream
+    std::uint64_t artifact_candidates_ = 0; ///< likewise
+    std::vector<hw::ArtifactEvent> artifacts_;
 };
 
 } // namespace
