@@ -41,10 +41,11 @@ struct DetectSettings {
     bool common_reference = true; ///< subtract the mean of each shank
     /// Artefact rejection (hw/artifact_rejection.hpp; needs the common reference's groups): a spike reaches at most
     /// ~150 um (its amplitude falls below noise beyond), so crossings on more than artifact_fraction of a shank
-    /// within artifact_window_ms, and on more contacts than lie within artifact_reach_um of any one contact, are not
-    /// neural: stimulation, movement and chewing reach every contact at once. 0.3 ms is one spike's trough: a
-    /// burst crosses its contacts within a few samples, while two neurons' spikes 0.3 ms apart are rarely more
-    /// than a few contacts each. The group's candidates are dropped over the window and artifact_blank_ms after.
+    /// within artifact_window_ms, and on more than 1.5 x the contacts within artifact_reach_um of any one contact
+    /// (two coincident spikes), are not neural: stimulation, movement and chewing reach every contact at once. 0.3 ms
+    /// is one spike's trough: a burst crosses its contacts within a few samples, while two neurons' spikes 0.3 ms apart
+    /// are rarely more than a few contacts each. The group's candidates are dropped over the window and
+    /// artifact_blank_ms after.
     bool artifact_rejection = true;
     double artifact_fraction = 0.25;
     double artifact_window_ms = 0.3;
