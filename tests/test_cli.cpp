@@ -364,6 +364,55 @@ TEST_F(CliTest, DetectAcceptsTheFolderAndRawInt16) {
     EXPECT_TRUE(read_bytes(dir_ / "raw_out" / "spike_channels.npy") == read_bytes(detect_dir_ / "spike_channels.npy"));
 }
 
+TEST_F(CliTest, AllChannelBurstsAreArtefactsUnlessRejectionIsOff) {
+    // 256 channels (two shanks of 128), 1 s of noise with a burst every 0.2 s from 0.3 s: +-3000 LSB for 10 samples,
+    // alternating sign between channels.
+    constexpr int channels = 256;
+    constexpr std::size_t frames = 30000;
+    std::vector<std::int16_t> data(frames * channels);
+    std::uint32_t state = 12345;
+    for (std::size_t f = 0; f < frames; ++f)
+        for (std::size_t ch = 0; ch < channels; ++ch) {
+            state = state * 1664525u + 1013904223u;
+            int v = static_cast<int>(state >> 26) - 32; // uniform noise, +-32 LSB
+            if (f >= 9000 && (f - 9000) % 6000 < 10)
+                v += ch % 2 ? 3000 : -3000;
+            data[f * channels + ch] = static_cast<std::int16_t>(v);
+        }
+    const fs::path raw = dir_ / "bursts.dat";
+    {
+        std::ofstream out(raw, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * 2));
+    }
+    auto detect = [&](const std::string& name, std::vector<std::string> extra) {
+        std::vector<std::string> args = {
+            "detect", raw.string(),           "--channels", std::to_string(channels), "--sample-rate", "30000",
+            "--out",  (dir_ / name).string(), "-q"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const RunResult result = run(args);
+        EXPECT_EQ(result.status, 0) << result.err;
+        return nlohmann::json::parse(read_text(dir_ / name / "detect_info.json"));
+    };
+    const auto on = detect("on", {});
+    const auto off = detect("off", {"--no-artifact-rejection"});
+    // 4 bursts on each of 2 shanks; the rows hold {sample, group, crossings}
+    EXPECT_EQ(on["artifacts"], 8);
+    EXPECT_GT(on["artifact_candidates"].get<int>(), 4 * 128);
+    const auto array = spikeline::io::read_npy(dir_ / "on" / "artifacts.npy");
+    ASSERT_EQ(array.shape, (std::vector<std::size_t>{8, 3}));
+    const auto rows = array.as<std::int64_t>();
+    for (std::size_t i = 0; i < 8; ++i) {
+        const auto burst = (i / 2) * 6000 + 9000;
+        EXPECT_GE(rows[3 * i], static_cast<std::int64_t>(burst)) << "artefact " << i;
+        EXPECT_LT(rows[3 * i], static_cast<std::int64_t>(burst + 20)) << "artefact " << i;
+        EXPECT_EQ(rows[3 * i + 1], static_cast<std::int64_t>(i % 2));
+    }
+    EXPECT_EQ(off["artifacts"], 0);
+    EXPECT_EQ(off["settings"]["artifact_rejection"], false);
+    EXPECT_EQ(spikeline::io::read_npy(dir_ / "off" / "artifacts.npy").shape, (std::vector<std::size_t>{0, 3}));
+    EXPECT_LT(on["n_spikes"].get<int>() + 20, off["n_spikes"].get<int>()) << "the bursts' events are gone";
+}
+
 TEST_F(CliTest, DetectPrintsASummaryWithoutQuiet) {
     const RunResult r = run({"detect", (sim_dir_ / "recording.bin").string(), "--out", (dir_ / "O").string()});
     ASSERT_EQ(r.status, 0) << r.err;

@@ -181,8 +181,9 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
             }
             if (searching[c] && count[c] == params.align_window) {
                 searching[c] = false;
-                hw::dedup_add(*dedup, {f - static_cast<std::uint64_t>(params.align_window - 1 - best_pos[c]), ch,
-                                       static_cast<std::int32_t>(std::lround(best[c] * 16))});
+                hw::dedup_add(*dedup, params,
+                              {f - static_cast<std::uint64_t>(params.align_window - 1 - best_pos[c]), ch,
+                               static_cast<std::int32_t>(std::lround(best[c] * 16))});
                 hold[c] = std::max(0, params.dead_time - params.align_window + best_pos[c]);
             }
         }

@@ -206,12 +206,12 @@ TEST(SpatialDedup, KeepsTheLargestAmongNeighboursWithinTheWindow) {
     std::vector<hw::SpikeEvent> out;
     auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
     const auto window = static_cast<std::uint64_t>(params->dedup_window);
-    hw::dedup_add(*state, {100, 4, -300});              // the spike's peak
-    hw::dedup_add(*state, {101, 5, -200});              // the same spike on a neighbour
-    hw::dedup_add(*state, {100 + window + 1, 6, -250}); // a neighbour, but outside the window
-    hw::dedup_add(*state, {100, 15, -100});             // far away: another spike
-    hw::dedup_add(*state, {200, 8, -150});              // equal amplitudes on neighbouring channels:
-    hw::dedup_add(*state, {200, 9, -150});              // the lower channel wins
+    hw::dedup_add(*state, *params, {100, 4, -300});              // the spike's peak
+    hw::dedup_add(*state, *params, {101, 5, -200});              // the same spike on a neighbour
+    hw::dedup_add(*state, *params, {100 + window + 1, 6, -250}); // a neighbour, but outside the window
+    hw::dedup_add(*state, *params, {100, 15, -100});             // far away: another spike
+    hw::dedup_add(*state, *params, {200, 8, -150});              // equal amplitudes on neighbouring channels:
+    hw::dedup_add(*state, *params, {200, 9, -150});              // the lower channel wins
     hw::dedup_advance(*state, *params, 1000, true, emit);
     ASSERT_EQ(out.size(), 4u);
     EXPECT_EQ(out[0], (hw::SpikeEvent{100, 4, -300}));
@@ -225,12 +225,12 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
     auto state = std::make_unique<hw::DedupState<HwConfig>>();
     std::vector<hw::SpikeEvent> out;
     auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
-    hw::dedup_add(*state, {1000, 4, -1000}); // a large spike
-    hw::dedup_add(*state, {1030, 4, -400});  // its rebound on the same channel: a lobe
-    hw::dedup_add(*state, {1045, 5, -499});  // on a neighbour, just under half: a lobe
-    hw::dedup_add(*state, {1050, 6, -500});  // exactly half: kept (another unit)
-    hw::dedup_add(*state, {1061, 4, -300});  // after the shadow window: kept
-    hw::dedup_add(*state, {990, 5, -100});   // before the large spike: not its lobe, and outside +-dedup window
+    hw::dedup_add(*state, *params, {1000, 4, -1000}); // a large spike
+    hw::dedup_add(*state, *params, {1030, 4, -400});  // its rebound on the same channel: a lobe
+    hw::dedup_add(*state, *params, {1045, 5, -499});  // on a neighbour, just under half: a lobe
+    hw::dedup_add(*state, *params, {1050, 6, -500});  // exactly half: kept (another unit)
+    hw::dedup_add(*state, *params, {1061, 4, -300});  // after the shadow window: kept
+    hw::dedup_add(*state, *params, {990, 5, -100}); // before the large spike: not its lobe, and outside +-dedup window
     hw::dedup_advance(*state, *params, 5000, true, emit);
     ASSERT_EQ(out.size(), 4u);
     EXPECT_EQ(out[0].sample, 990u);
@@ -278,15 +278,15 @@ TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate)
     auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
     // One spike: its peak on channel 0 (row 0, column 0) and a copy 68 um away (row 3, column 1) 0.1 ms later,
     // with no contact between them crossing.
-    hw::dedup_add(*state, {100, 0, -300});
-    hw::dedup_add(*state, {103, 7, -200});
+    hw::dedup_add(*state, *params, {100, 0, -300});
+    hw::dedup_add(*state, *params, {103, 7, -200});
     // Another neuron 86 um away (row 4, column 1), smaller but earlier than the large candidate: kept.
-    hw::dedup_add(*state, {500, 0, -300});
-    hw::dedup_add(*state, {498, 9, -250});
+    hw::dedup_add(*state, *params, {500, 0, -300});
+    hw::dedup_add(*state, *params, {498, 9, -250});
     // The lobe rule is near only: a much smaller candidate after a large one is dropped 20 um away, kept 86 um away.
-    hw::dedup_add(*state, {1000, 0, -1000});
-    hw::dedup_add(*state, {1030, 9, -300});
-    hw::dedup_add(*state, {1040, 2, -300});
+    hw::dedup_add(*state, *params, {1000, 0, -1000});
+    hw::dedup_add(*state, *params, {1030, 9, -300});
+    hw::dedup_add(*state, *params, {1040, 2, -300});
     hw::dedup_advance(*state, *params, 5000, true, emit);
     ASSERT_EQ(out.size(), 5u);
     EXPECT_EQ(out[0], (hw::SpikeEvent{100, 0, -300}));
@@ -302,7 +302,7 @@ TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     std::vector<hw::SpikeEvent> out;
     auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
     const auto latency = static_cast<std::uint64_t>(params->dedup_window + params->align_window - 1);
-    hw::dedup_add(*state, {50, 4, -300});
+    hw::dedup_add(*state, *params, {50, 4, -300});
     hw::dedup_advance(*state, *params, 50 + latency - 1, false, emit);
     EXPECT_TRUE(out.empty());
     hw::dedup_advance(*state, *params, 50 + latency, false, emit);
@@ -313,11 +313,106 @@ TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {
     EXPECT_EQ(state->n_pending, 0) << "decided candidates are forgotten once no one needs them";
 }
 
-TEST(SpatialDedup, CountsDropsWhenTheQueueIsFull) {
+TEST(SpatialDedup, BoundsWhatAFrameQueuesAndWhatTheListHolds) {
+    auto params = default_params(16);
+    params->artifact_window = 0;
     auto state = std::make_unique<hw::DedupState<HwConfig>>();
-    for (int i = 0; i < HwConfig::max_pending + 5; ++i)
-        hw::dedup_add(*state, {std::uint64_t(i), i % 16, -100});
-    EXPECT_EQ(state->dropped, 5u);
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    // Samples far ahead of the frames: nothing is decided, so the list only grows.
+    const std::uint64_t sample = 1'000'000;
+    for (int i = 0; i < HwConfig::max_frame_candidates + 5; ++i)
+        hw::dedup_add(*state, *params, {sample, i % 16, -100 - i});
+    EXPECT_EQ(state->dropped, 5u) << "a frame queues at most max_frame_candidates";
+    EXPECT_EQ(state->n_pending, HwConfig::max_frame_candidates);
+    std::uint64_t added = HwConfig::max_frame_candidates + 5;
+    for (std::uint64_t frame = 0; frame < 2 * HwConfig::max_pending / HwConfig::max_frame_candidates; ++frame) {
+        hw::dedup_advance(*state, *params, frame, false, emit);
+        for (int i = 0; i < HwConfig::max_frame_candidates; ++i, ++added)
+            hw::dedup_add(*state, *params, {sample + frame + 1, i % 16, -100 - i});
+    }
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(state->n_pending, HwConfig::max_pending);
+    EXPECT_EQ(state->dropped, added - static_cast<std::uint64_t>(HwConfig::max_pending));
+}
+
+TEST(SpatialDedup, AFrameEndDecidesAtMostItsShareAndTheRestFollowInOrder) {
+    auto params = default_params(128); // 64 rows 20 um apart
+    params->artifact_window = 0;
+    // Ten candidates with one peak sample on channels 120 um apart, too far to compete: all survive.
+    auto bounded = std::make_unique<hw::DedupState<HwConfig>>();
+    auto unbounded = std::make_unique<hw::DedupState<HwConfig>>();
+    const std::uint64_t sample = 100;
+    for (int ch : {108, 0, 96, 12, 84, 24, 72, 36, 60, 48}) {
+        hw::dedup_add(*bounded, *params, {sample, ch, -100});
+        hw::dedup_add(*unbounded, *params, {sample, ch, -100});
+    }
+    std::vector<hw::SpikeEvent> all;
+    hw::dedup_advance(*unbounded, *params, 0, true, [&](const hw::SpikeEvent& e) { all.push_back(e); });
+    const auto eligible = sample + static_cast<std::uint64_t>(params->dedup_window + params->align_window - 1);
+    std::vector<hw::SpikeEvent> out;
+    std::vector<std::size_t> per_frame;
+    for (std::uint64_t frame = eligible; frame < eligible + 4; ++frame) {
+        const std::size_t before = out.size();
+        hw::dedup_advance(*bounded, *params, frame, false, [&](const hw::SpikeEvent& e) { out.push_back(e); });
+        per_frame.push_back(out.size() - before);
+    }
+    const auto share = static_cast<std::size_t>(HwConfig::max_frame_decisions);
+    EXPECT_EQ(per_frame, (std::vector<std::size_t>{share, share, 10 - 2 * share, 0}));
+    EXPECT_EQ(out, all) << "the same events, in (sample, channel) order, only later";
+}
+
+TEST(ArtifactRejection, ACrossingOnMostOfAShankIsDroppedLoggedAndBlanked) {
+    auto params = default_params(64); // one shank: one reference group
+    params->artifact_window = 9;
+    params->artifact_limit[0] = 16;
+    params->artifact_blank = 15;
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    std::uint64_t frame = 0;
+    auto end_frame = [&] { hw::dedup_advance(*state, *params, frame++, false, emit); };
+    for (; frame < 100;)
+        end_frame();
+    // A spike (3 contacts) just before the artefact, then the artefact: 17 channels in one frame and 10 in the next.
+    hw::dedup_add(*state, *params, {97, 40, -500});
+    hw::dedup_add(*state, *params, {97, 41, -300});
+    hw::dedup_add(*state, *params, {98, 42, -200});
+    end_frame();
+    for (int ch = 0; ch < 17; ++ch)
+        hw::dedup_add(*state, *params, {frame, ch, -1000});
+    end_frame(); // 20 in the window: declared
+    ASSERT_EQ(state->artifacts.count, 1u);
+    EXPECT_EQ(state->artifacts.log[0],
+              (hw::ArtifactEvent{frame - 1 - static_cast<std::uint64_t>(params->align_window - 1), 0, 20}));
+    EXPECT_EQ(state->n_pending, 0) << "every undecided candidate of the group goes";
+    for (int ch = 17; ch < 27; ++ch)
+        hw::dedup_add(*state, *params, {frame, ch, -1000}); // during the blanking: dropped as they come
+    EXPECT_EQ(state->n_pending, 0);
+    for (int k = 0; k < 40; ++k)
+        end_frame();
+    EXPECT_EQ(state->artifacts.count, 1u) << "one artefact, however long it lasts";
+    EXPECT_EQ(state->artifacts.dropped_candidates, 3u + 17u + 10u);
+    hw::dedup_add(*state, *params, {frame, 50, -400}); // after the blanking: a spike again
+    for (int k = 0; k < 40; ++k)
+        end_frame();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].channel, 50);
+}
+
+TEST(ArtifactRejection, AWideSpikeUnderTheLimitIsKept) {
+    auto params = default_params(64);
+    params->artifact_window = 9;
+    params->artifact_limit[0] = 16;
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    std::uint64_t frame = 100;
+    for (int ch = 0; ch < 16; ++ch) // 16 contacts over 4 frames: at the limit, not over it
+        hw::dedup_add(*state, *params, {frame + static_cast<std::uint64_t>(ch / 4), ch, -1000 + ch});
+    for (int k = 0; k < 100; ++k)
+        hw::dedup_advance(*state, *params, frame++, false, [&](const hw::SpikeEvent& e) { out.push_back(e); });
+    EXPECT_EQ(state->artifacts.count, 0u);
+    EXPECT_FALSE(out.empty());
 }
 
 TEST(Settings, RejectWhatTheHardwareCannotRepresent) {

@@ -47,6 +47,8 @@ struct Outputs {
     std::vector<SpikeEvent> events;
     std::vector<std::int32_t> referenced; ///< frame-major
     std::uint64_t lost = 0;
+    std::vector<hw::ArtifactEvent> artifacts;
+    std::uint64_t artifact_candidates = 0;
     rtl::CycleStats stats;
 };
 
@@ -56,12 +58,16 @@ Outputs run_l1(const HwParams& params, const std::vector<std::int16_t>& data) {
     hw::reset_detect(*state, params);
     const auto channels = static_cast<std::size_t>(params.n_channels);
     auto emit = [&run](const SpikeEvent& e) { run.events.push_back(e); };
+    std::uint64_t artifacts_taken = 0;
     for (std::size_t f = 0; f < data.size() / channels; ++f) {
         hw::detect_one_frame(*state, params, &data[f * channels], emit);
         run.referenced.insert(run.referenced.end(), state->referenced, state->referenced + channels);
+        take_logged_artifacts(state->dedup.artifacts, artifacts_taken, run.artifacts);
     }
     hw::detect_flush(*state, params, emit);
+    take_logged_artifacts(state->dedup.artifacts, artifacts_taken, run.artifacts);
     run.lost = state->dedup.dropped;
+    run.artifact_candidates = state->dedup.artifacts.dropped_candidates;
     return run;
 }
 
@@ -77,6 +83,8 @@ Outputs run_rtl(const HwParams& params, const std::vector<std::int16_t>& data, r
     core->finish(run.events);
     run.referenced = core->monitor();
     run.lost = core->read_register(rtl::reg::dropped);
+    core->take_artifacts(run.artifacts);
+    run.artifact_candidates = core->read_register(rtl::reg::artifact_candidates);
     run.stats = core->stats();
     return run;
 }
@@ -95,6 +103,8 @@ void expect_bit_exact(const Outputs& expected, const Outputs& actual, int channe
             << actual.events[i].sample << " channel " << actual.events[i].channel << " amplitude "
             << actual.events[i].amplitude;
     EXPECT_EQ(expected.lost, actual.lost);
+    EXPECT_EQ(expected.artifacts, actual.artifacts);
+    EXPECT_EQ(expected.artifact_candidates, actual.artifact_candidates);
 }
 
 /// L1 against the core, without and with random idle/back-pressure, in blocks of block_frames.
@@ -145,6 +155,10 @@ TEST(RtlCosim, RandomVectorsAndRandomParameters) {
         params->shadow_ratio = std::uniform_int_distribution<std::int32_t>(0, 256)(rng);
         params->noise_step_fast = std::uniform_int_distribution<std::int32_t>(1, 200)(rng);
         params->noise_initial = std::uniform_int_distribution<std::int32_t>(0, 5000)(rng);
+        params->artifact_window = std::uniform_int_distribution<std::int32_t>(0, HwConfig::max_artifact_window)(rng);
+        params->artifact_blank = std::uniform_int_distribution<std::int32_t>(0, 60)(rng);
+        for (int g = 0; g < HwConfig::max_groups; ++g)
+            params->artifact_limit[g] = std::uniform_int_distribution<std::int32_t>(0, 20)(rng);
         // random near and far marks on the neighbour lists
         for (int ch = 0; ch < channels; ++ch)
             for (int k = 0; k < HwConfig::max_neighbours && params->neighbours[ch][k] >= 0; ++k)
@@ -190,7 +204,20 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
             data[f * channels + static_cast<std::size_t>(ch)] =
                 static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
         }
-    check_core(*default_params(channels), data, 20, 1000);
+    DetectSettings without_rejection;
+    without_rejection.artifact_rejection = false;
+    {
+        SCOPED_TRACE("artefact rejection off");
+        check_core(*default_params(channels, 300, without_rejection), data, 20, 1000);
+    }
+    {
+        SCOPED_TRACE("artefact rejection on");
+        DetectSettings small_shank; // see RtlAdversarial.AllChannelsBurstingTogether
+        small_shank.artifact_reach_um = 50;
+        const auto params = default_params(channels, 300, small_shank);
+        EXPECT_GE(run_l1(*params, data).artifacts.size(), 1u) << "the square wave";
+        check_core(*params, data, 1, 1000);
+    }
 }
 
 TEST(RtlCosim, BackPressureReachesTheInput) {
@@ -612,8 +639,8 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
             << name << " differs between cpu and verilator";
         ++compared;
     }
-    EXPECT_EQ(compared, 28) << "the Phy folder (sparse templates, cluster_<metric>.tsv, whitening, shanks), "
-                               "sorter.json, the motion estimate and the unit updates";
+    EXPECT_EQ(compared, 29) << "the Phy folder (sparse templates, cluster_<metric>.tsv, whitening, shanks), "
+                               "sorter.json, the motion estimate, the unit updates and the artefacts";
     EXPECT_GT(std::filesystem::file_size(dir_ / "cpu" / "spike_clusters.npy"), 600u) << "dozens of sorted spikes";
     EXPECT_GT(io::read_npy(dir_ / "cpu" / "unit_updates.npy").shape.at(0), 10u) << "the units followed the drift";
     const auto info = nlohmann::json::parse(read_file(dir_ / "verilator" / "spikeline_sort.json"));
@@ -671,6 +698,137 @@ TEST_F(RtlTrace, WritesAnFstWaveformOnlyWhenAsked) {
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()), 1);
 }
 
+// Adversarial input at the line rate: one 30 kHz frame per 8333 clocks at 250 MHz, whatever its channel count.
+// Whatever the samples, the core must never stall the input, every event must leave within the documented bound and
+// everything must equal L1, with artefact rejection on and off.
+constexpr std::uint64_t kLinePeriodClocks = 8333;
+
+// Peak sample -> event on m_axis: the peak's frame plus dedup_window + align_window - 1 frames must have arrived,
+// a candidate may wait max_decision_delay more frame ends for its decision, and its last frame takes at most one
+// more period through both stages and the frame end's work (hw_sim/README.md).
+std::uint64_t latency_bound_clocks(const HwParams& params) {
+    const auto frames =
+        static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1 + HwConfig::max_decision_delay + 1);
+    return (frames + 1) * kLinePeriodClocks;
+}
+
+void check_at_line_rate(const HwParams& params, const std::vector<std::int16_t>& data, double backpressure,
+                        int min_channels = 0) {
+    const Outputs expected = run_l1(params, data);
+    rtl::SimOptions line;
+    line.frame_period_clocks = kLinePeriodClocks;
+    line.backpressure_probability = backpressure;
+    line.seed = 11;
+    const Outputs actual = run_rtl(params, data, line, 4096, min_channels);
+    expect_bit_exact(expected, actual, params.n_channels);
+    EXPECT_EQ(actual.stats.input_stalls, 0u) << "the core fell behind the line";
+    // Events decided while the stream runs; the end of the stream decides what is left at once.
+    const std::uint64_t frames = data.size() / static_cast<std::size_t>(params.n_channels);
+    const std::uint64_t bound = latency_bound_clocks(params);
+    std::uint64_t worst = 0, checked = 0;
+    for (std::size_t i = 0; i < actual.stats.event_latency_cycles.size(); ++i)
+        if ((actual.stats.event_latency_samples[i] + 1) * kLinePeriodClocks + bound <= frames * kLinePeriodClocks) {
+            worst = std::max(worst, actual.stats.event_latency_cycles[i]);
+            ++checked;
+        }
+    EXPECT_TRUE(checked > 0 || actual.events.empty()) << "latencies of events before the end";
+    EXPECT_LE(worst, bound);
+    ::testing::Test::RecordProperty("max_latency_clocks", std::to_string(worst));
+}
+
+// Noise, then every `period` frames a burst of +-amplitude for `length` samples on every channel, alternating sign
+// between channels so that the common reference does not cancel it.
+std::vector<std::int16_t> bursts(int channels, std::size_t frames, std::size_t period, std::size_t length,
+                                 double amplitude, std::uint64_t seed) {
+    std::mt19937 rng(static_cast<std::uint32_t>(seed));
+    std::normal_distribution<double> noise(0, 30);
+    std::vector<std::int16_t> data(frames * static_cast<std::size_t>(channels));
+    for (std::size_t f = 0; f < frames; ++f)
+        for (int ch = 0; ch < channels; ++ch) {
+            double v = noise(rng);
+            if (f >= 400 && (f - 400) % period < length)
+                v += ch % 2 ? amplitude : -amplitude;
+            data[f * static_cast<std::size_t>(channels) + static_cast<std::size_t>(ch)] =
+                static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
+        }
+    return data;
+}
+
+std::unique_ptr<HwParams> without_rejection(int channels, std::uint32_t warmup_frames = 300) {
+    DetectSettings settings;
+    settings.artifact_rejection = false;
+    return default_params(channels, warmup_frames, settings);
+}
+
+TEST(RtlAdversarial, AllChannelsBurstingTogether) {
+    constexpr int channels = 64;
+    const auto data = bursts(channels, 700, 150, 10, 3000, 5);
+    {
+        SCOPED_TRACE("artefact rejection on");
+        // One 64-contact shank: with the default 150 um reach the limit (45) is above the half of the channels a
+        // burst of alternating sign crosses at once; a 50 um reach leaves the fraction's 16.
+        DetectSettings small_shank;
+        small_shank.artifact_reach_um = 50;
+        const auto params = default_params(channels, 300, small_shank);
+        EXPECT_EQ(run_l1(*params, data).artifacts.size(), 2u) << "one artefact per burst";
+        check_at_line_rate(*params, data, 0.0);
+    }
+    {
+        SCOPED_TRACE("artefact rejection off: bounded by the per-frame limits alone");
+        check_at_line_rate(*without_rejection(channels), data, 0.3);
+    }
+}
+
+TEST(RtlAdversarial, EveryChannelOverThresholdEverySample) {
+    // A zero threshold, both polarities, a one-sample window and no dead time: every channel is a candidate in every
+    // frame, more than a frame may queue and a frame end may decide.
+    constexpr int channels = 64;
+    std::mt19937 rng(6);
+    std::normal_distribution<double> noise(0, 200);
+    std::vector<std::int16_t> data(400 * static_cast<std::size_t>(channels));
+    for (auto& v : data)
+        v = static_cast<std::int16_t>(noise(rng));
+    for (const bool rejection : {false, true}) {
+        SCOPED_TRACE(rejection ? "artefact rejection on" : "artefact rejection off");
+        auto params = rejection ? default_params(channels, 0) : without_rejection(channels, 0);
+        params->threshold_gain = 0;
+        params->polarity = hw::Polarity::both;
+        params->align_window = 1;
+        params->dead_time = 0;
+        const Outputs expected = run_l1(*params, data);
+        EXPECT_GT(rejection ? expected.artifact_candidates : expected.lost, 1000u);
+        check_at_line_rate(*params, data, 0.3);
+    }
+}
+
+TEST(RtlAdversarial, AlternatingRailsAndInt16Extremes) {
+    constexpr int channels = 64;
+    constexpr std::size_t frames = 600;
+    std::mt19937 rng(9);
+    std::vector<std::int16_t> rails(frames * channels), extremes(frames * channels);
+    for (std::size_t f = 0; f < frames; ++f)
+        for (std::size_t ch = 0; ch < channels; ++ch) {
+            // rails: full scale, flipping every sample and between neighbouring channels
+            rails[f * channels + ch] = (f + ch) % 2 ? std::int16_t{32767} : std::int16_t{-32768};
+            // extremes: the two rails, zero and -1 drawn at random, runs of each
+            const std::int16_t values[] = {-32768, 32767, 0, -1};
+            extremes[f * channels + ch] =
+                f > 0 && rng() % 4 != 0 ? extremes[(f - 1) * channels + ch] : values[rng() % 4];
+        }
+    for (const bool rejection : {false, true}) {
+        SCOPED_TRACE(rejection ? "artefact rejection on" : "artefact rejection off");
+        const auto params = rejection ? default_params(channels, 100) : without_rejection(channels, 100);
+        {
+            SCOPED_TRACE("alternating rails");
+            check_at_line_rate(*params, rails, 0.0);
+        }
+        {
+            SCOPED_TRACE("int16 extremes");
+            check_at_line_rate(*params, extremes, 0.5);
+        }
+    }
+}
+
 // Longer runs (CTest label cosim_long): seconds of simulated data on both cores, with back-pressure.
 TEST(CosimLong, TenSecondsOfSimulatedRecording64) {
     constexpr int channels = 64;
@@ -680,7 +838,7 @@ TEST(CosimLong, TenSecondsOfSimulatedRecording64) {
 
 TEST(CosimLong, PendingListOverflowDropsWhatL1Drops) {
     // Every channel crosses in every frame (zero threshold, one-sample window, no dead time) and decided candidates
-    // stay 128 frames (the shadow window): 48 channels x 128 frames > 4096 pending entries, so both L1 and the
+    // stay 128 frames (the shadow window): 48 channels x 128 frames > 512 pending entries, so both L1 and the
     // core drop candidates, and must drop the same ones.
     constexpr int channels = 48;
     auto params = default_params(channels, 0);
@@ -690,6 +848,7 @@ TEST(CosimLong, PendingListOverflowDropsWhatL1Drops) {
     params->dead_time = 0;
     params->dedup_window = 0;
     params->shadow_window = 128;
+    params->artifact_window = 0;
     std::mt19937 rng(4);
     std::normal_distribution<double> noise(0, 200);
     std::vector<std::int16_t> data(150 * static_cast<std::size_t>(channels));
@@ -698,6 +857,20 @@ TEST(CosimLong, PendingListOverflowDropsWhatL1Drops) {
     const Outputs expected = run_l1(*params, data);
     ASSERT_GT(expected.lost, 100u) << "the pending list should overflow";
     expect_bit_exact(expected, run_rtl(*params, data, {}, 150), channels);
+}
+
+TEST(CosimLong, AllChannelBurstOnThe1024ChannelCoreAtLineRate) {
+    // The burst of issue 17: +-3000 LSB for 10 samples on all 1024 channels, alternating sign between channels.
+    constexpr int channels = 1024;
+    const auto data = bursts(channels, 700, 150, 10, 3000, 12);
+    {
+        SCOPED_TRACE("artefact rejection on");
+        check_at_line_rate(*default_params(channels), data, 0.0);
+    }
+    {
+        SCOPED_TRACE("artefact rejection off");
+        check_at_line_rate(*without_rejection(channels), data, 0.3);
+    }
 }
 
 TEST(CosimLong, HalfASecondOfSimulatedRecording1024) {

@@ -73,6 +73,21 @@ void SortStageOutput::take(SortOutput& out) {
     pending_.snippets.clear();
 }
 
+void Backend::take_artifacts(std::vector<hw::ArtifactEvent>&) {}
+
+template <class CONFIG_T>
+void take_logged_artifacts(const hw::ArtifactState<CONFIG_T>& state, std::uint64_t& taken,
+                           std::vector<hw::ArtifactEvent>& out) {
+    constexpr auto capacity = static_cast<std::uint64_t>(CONFIG_T::max_groups);
+    if (state.count - taken > capacity)
+        throw std::logic_error("artefact log read too late: " + std::to_string(state.count - taken - capacity) +
+                               " artefacts overwritten");
+    for (; taken < state.count; ++taken)
+        out.push_back(state.log[taken % capacity]);
+}
+template void take_logged_artifacts(const hw::ArtifactState<HwConfig>&, std::uint64_t&,
+                                    std::vector<hw::ArtifactEvent>&);
+
 namespace {
 
 class ReferenceBackend final : public Backend {
@@ -103,6 +118,7 @@ public:
         };
         for (std::size_t f = 0; f < n_frames; ++f) {
             hw::detect_one_frame(*state_, *params_, frames + f * static_cast<std::size_t>(params_->n_channels), emit);
+            take_logged_artifacts(state_->dedup.artifacts, artifacts_taken_, artifacts_);
             if (sorting_.enabled()) {
                 const std::uint64_t frame = state_->frame - 1;
                 hw::sort_push_frame(*sort_state_, sorting_.params(), frame, state_->referenced);
@@ -119,6 +135,7 @@ public:
             if (sorting_.enabled())
                 hw::sort_add(*sort_state_, e);
         });
+        take_logged_artifacts(state_->dedup.artifacts, artifacts_taken_, artifacts_);
         if (sorting_.enabled())
             hw::sort_flush(*sort_state_, sorting_.params(), state_->frame, add_sorted(), sorting_.before_spike());
     }
@@ -126,6 +143,11 @@ public:
     std::uint64_t lost_events() const override {
         return state_->dedup.dropped + sort_state_->dropped + sorting_.dropped_writes();
     }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
+    std::uint64_t artifact_candidates() const override { return state_->dedup.artifacts.dropped_candidates; }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         sorting_.enable(std::move(params), keep_snippets);
@@ -140,6 +162,8 @@ private:
     std::unique_ptr<hw::DetectState<HwConfig>> state_;
     std::unique_ptr<hw::SortState<HwSortConfig>> sort_state_;
     SortStageOutput sorting_;
+    std::vector<hw::ArtifactEvent> artifacts_;
+    std::uint64_t artifacts_taken_ = 0;
 };
 
 } // namespace
@@ -166,6 +190,8 @@ public:
     void finish(std::vector<SpikeEvent>& events) override { inner_->finish(events); }
     StageSeconds stage_seconds() const override { return inner_->stage_seconds(); }
     std::uint64_t lost_events() const override { return inner_->lost_events(); }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override { inner_->take_artifacts(out); }
+    std::uint64_t artifact_candidates() const override { return inner_->artifact_candidates(); }
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         inner_->enable_sorting(std::move(params), keep_snippets);
     }

@@ -3,6 +3,7 @@
 // interleaved int16 frames in blocks of any size and produces the same events for the same input whatever the
 // block sizes: the L1 contract.
 #include "backend/detect_settings.hpp"
+#include "spikeline/hw/artifact_rejection.hpp"
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/sorter.hpp"
 
@@ -58,6 +59,11 @@ public:
     virtual StageSeconds stage_seconds() const { return {}; }
     /// Candidates or events lost to a full queue or output buffer (0 on sane data).
     virtual std::uint64_t lost_events() const = 0;
+    /// Appends the artefacts found since the last call (hw/artifact_rejection.hpp), in order. Backends without
+    /// artefact rejection append nothing.
+    virtual void take_artifacts(std::vector<hw::ArtifactEvent>& out);
+    /// Candidates dropped as artefacts so far.
+    virtual std::uint64_t artifact_candidates() const { return 0; }
 
     /// Runs the sorting stage with these parameters on every spike sorted from the next process() call on (the
     /// first call before any data; later calls swap the calibration). keep_snippets: also return the snippets.
@@ -73,6 +79,12 @@ public:
     /// Clock counts and latencies of a simulated RTL run; empty for software backends.
     virtual std::optional<RtlCycleFacts> rtl_cycle_facts() const { return std::nullopt; }
 };
+
+/// Appends the artefacts `state` logged since `taken` of them were taken, and advances `taken`. Throws
+/// std::logic_error when some were overwritten (the log holds one frame's worth: read it after every frame).
+template <class CONFIG_T>
+void take_logged_artifacts(const hw::ArtifactState<CONFIG_T>& state, std::uint64_t& taken,
+                           std::vector<hw::ArtifactEvent>& out);
 
 /// Throws std::logic_error unless the writes fit a table of n_channels and come in sample order, none before
 /// processed_frames nor before the last write already queued (0: none): what queue_table_writes requires.

@@ -87,10 +87,11 @@ public:
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
-        auto add = [this](const SpikeEvent& c) { hw::dedup_add(*dedup_, c); };
+        auto add = [this](const SpikeEvent& c) { hw::dedup_add(*dedup_, *params_, c); };
         for (auto& worker : workers_) // ascending ranges: candidates in channel order
             hw::flush_detector(*worker->detector, frame_, worker->begin, worker->end, add);
         hw::dedup_advance(*dedup_, *params_, frame_, true, [&](const SpikeEvent& e) { add_event(e, events); });
+        take_logged_artifacts(dedup_->artifacts, artifacts_taken_, artifacts_);
         if (sorting_.enabled()) {
             // Samples past the end read as 0, as in hw::sort_flush.
             const int post = sorting_.params().post;
@@ -102,6 +103,11 @@ public:
 
     StageSeconds stage_seconds() const override { return seconds_; }
     std::uint64_t lost_events() const override { return dedup_->dropped + sort_dropped_ + sorting_.dropped_writes(); }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
+    std::uint64_t artifact_candidates() const override { return dedup_->artifacts.dropped_candidates; }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -162,9 +168,10 @@ private:
             for (std::size_t w = 0; w < workers_.size(); ++w) {
                 const auto& candidates = workers_[w]->candidates;
                 for (; next[w] < candidates.size() && candidates[next[w]].emitted_at == frame; ++next[w])
-                    hw::dedup_add(*dedup_, candidates[next[w]].event);
+                    hw::dedup_add(*dedup_, *params_, candidates[next[w]].event);
             }
             hw::dedup_advance(*dedup_, *params_, frame, false, emit);
+            take_logged_artifacts(dedup_->artifacts, artifacts_taken_, artifacts_);
             if (sorting_.enabled())
                 sort_ready(frame);
         }
@@ -212,6 +219,8 @@ private:
 
     std::unique_ptr<HwParams> params_;
     std::unique_ptr<hw::DedupState<HwConfig>> dedup_;
+    std::vector<hw::ArtifactEvent> artifacts_;
+    std::uint64_t artifacts_taken_ = 0;
     SortStageOutput sorting_;
     std::vector<std::int32_t> ring_;
     std::deque<SpikeEvent> waiting_;

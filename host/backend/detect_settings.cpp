@@ -24,6 +24,50 @@ std::int32_t samples(double ms, double sample_rate) {
     return static_cast<std::int32_t>(std::lround(ms * sample_rate / 1000.0));
 }
 
+// Per group: declared when the window holds more candidates than both artifact_fraction of the group and 1.5 x the
+// contacts within artifact_reach_um of its most surrounded contact. One spike can cross all of those, and two
+// coincident ones more: on a simulated 128-contact shank (2 columns, 20 um rows: 30 contacts within 150 um) ordinary
+// activity reached 33 crossings within 0.3 ms once in 20 s (seed 7), which a limit of 30 or 32 took for an artefact.
+void set_artifact_params(const DetectSettings& settings, const probe::Probe& probe, double sample_rate,
+                         const std::vector<int>& members, HwParams& params) {
+    if (!settings.artifact_rejection)
+        return;
+    require(settings.artifact_fraction > 0 && settings.artifact_fraction <= 1,
+            "--artifact-fraction must be above 0 and at most 1 (got " + std::to_string(settings.artifact_fraction) +
+                ")");
+    require(settings.artifact_blank_ms >= 0 && settings.artifact_reach_um >= 0,
+            "artefact blanking and reach must not be negative");
+    const std::int32_t window = std::max(1, samples(settings.artifact_window_ms, sample_rate));
+    const std::int32_t window_limit = std::min(HwConfig::max_artifact_window, params.dedup_window + 1);
+    require(window <= window_limit, "the artefact window of " + std::to_string(window) + " samples exceeds " +
+                                        std::to_string(window_limit) + " (the de-duplication window + 1, at most " +
+                                        std::to_string(HwConfig::max_artifact_window) +
+                                        "): shorten --artifact-window-ms or lengthen --dedup-ms");
+    params.artifact_window = window;
+    params.artifact_blank = samples(settings.artifact_blank_ms, sample_rate);
+    require(params.artifact_blank < 65536, "artefact blanking too long");
+    const double reach2 = settings.artifact_reach_um * settings.artifact_reach_um;
+    std::vector<int> within_reach(members.size(), 0);
+    for (int a = 0; a < params.n_channels; ++a) {
+        const int group = params.group_of[a];
+        if (group < 0)
+            continue;
+        const auto& ca = probe.contacts[static_cast<std::size_t>(a)];
+        int count = 0;
+        for (int b = 0; b < params.n_channels; ++b) {
+            const auto& cb = probe.contacts[static_cast<std::size_t>(b)];
+            const double dx = ca.x_um - cb.x_um, dy = ca.y_um - cb.y_um;
+            count += params.group_of[b] == group && dx * dx + dy * dy <= reach2;
+        }
+        auto& most = within_reach[static_cast<std::size_t>(group)];
+        most = std::max(most, count);
+    }
+    for (std::size_t g = 0; g < members.size(); ++g) {
+        const auto by_fraction = static_cast<int>(std::floor(settings.artifact_fraction * members[g]));
+        params.artifact_limit[g] = std::max(by_fraction, within_reach[g] * 3 / 2);
+    }
+}
+
 } // namespace
 
 hw::Polarity parse_polarity(const std::string& text) {
@@ -123,6 +167,8 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
                 std::to_string(HwConfig::max_shadow_window));
     require(params->dead_time < 65536, "dead time too long");
 
+    set_artifact_params(settings, probe, sample_rate, members, *params);
+
     const auto neighbours = probe::neighbours_within(probe, settings.dedup_radius_um);
     const auto near = probe::neighbours_within(probe, settings.dedup_near_um);
     for (int ch = 0; ch < n_channels; ++ch) {
@@ -168,7 +214,14 @@ nlohmann::json to_json(const DetectSettings& s) {
                         {"shadow_ms", s.shadow_ms},
                         {"shadow_ratio", s.shadow_ratio},
                         {"warmup_ms", s.warmup_ms},
-                        {"common_reference", s.common_reference}};
+                        {"common_reference", s.common_reference},
+                        {"artifact_rejection", s.artifact_rejection}};
+    if (s.artifact_rejection) {
+        j["artifact_fraction"] = s.artifact_fraction;
+        j["artifact_window_ms"] = s.artifact_window_ms;
+        j["artifact_blank_ms"] = s.artifact_blank_ms;
+        j["artifact_reach_um"] = s.artifact_reach_um;
+    }
     // Only when set, so that sorter files written without it still match.
     if (!s.excluded_channels.empty())
         j["excluded_channels"] = s.excluded_channels;

@@ -39,6 +39,20 @@ struct DetectSettings {
     double shadow_ratio = 0.5;    ///< "much smaller": below this fraction of the large spike's amplitude
     double warmup_ms = 100.0;     ///< no detection while the noise estimates settle (see make_detect_params)
     bool common_reference = true; ///< subtract the mean of each shank
+    /// Artefact rejection (hw/artifact_rejection.hpp; needs the common reference's groups): a spike reaches at most
+    /// ~150 um (its amplitude falls below noise beyond), so crossings on more than artifact_fraction of a shank
+    /// within artifact_window_ms, and on more than 1.5 x the contacts within artifact_reach_um of any one contact
+    /// (two coincident spikes), are not neural: stimulation, movement and chewing reach every contact at once. 0.3 ms
+    /// is one spike's trough: a burst crosses its contacts within a few samples, while two neurons' spikes 0.3 ms apart
+    /// are rarely more than a few contacts each. The group's candidates are dropped over the window and
+    /// artifact_blank_ms after.
+    bool artifact_rejection = true;
+    double artifact_fraction = 0.25;
+    double artifact_window_ms = 0.3;
+    /// After an all-channel step the band-pass rings for about a millisecond, and every channel that crossed holds for
+    /// the dead time (1.5 ms) and then crosses again on that ringing: the blanking covers both.
+    double artifact_blank_ms = 2.0;
+    double artifact_reach_um = 150.0;
     /// Channels neither detected nor in the common reference (--exclude-channels), besides the probe's excluded
     /// contacts: make_detect_params leaves them out of the reference, the backend from excluded_channels() sees
     /// zeros on them.

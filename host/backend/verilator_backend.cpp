@@ -40,6 +40,7 @@ public:
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         core_->process(frames, n_frames, events);
+        core_->take_artifacts(artifacts_);
         frames_in_ += n_frames;
         take_from_core();
     }
@@ -47,11 +48,18 @@ public:
     void finish(std::vector<SpikeEvent>& events) override {
         core_->finish(events);
         take_from_core();
+        core_->take_artifacts(artifacts_);
         lost_ = core_->read_register(rtl::reg::dropped) + core_->read_register(rtl::sort_reg::dropped_events) +
                 core_->read_register(rtl::sort_reg::dropped_writes);
+        artifact_candidates_ = core_->read_register(rtl::reg::artifact_candidates);
     }
 
     std::uint64_t lost_events() const override { return lost_; }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
+    std::uint64_t artifact_candidates() const override { return artifact_candidates_; }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         require(params != nullptr, "sorting parameters missing");
@@ -109,8 +117,10 @@ private:
     bool sorting_ = false;
     SortOutput pending_;
     std::uint64_t frames_in_ = 0;
-    std::uint64_t last_queued_ = 0; ///< sample of the last table write queued (0: none)
-    std::uint64_t lost_ = 0;        ///< read from the core's and the stage's counters at the end of the stream
+    std::uint64_t last_queued_ = 0;         ///< sample of the last table write queued (0: none)
+    std::uint64_t lost_ = 0;                ///< read from the core's and the stage's counters at the end of the stream
+    std::uint64_t artifact_candidates_ = 0; ///< read from the core's counter at the end of the stream
+    std::vector<hw::ArtifactEvent> artifacts_;
 };
 
 } // namespace

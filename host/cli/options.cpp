@@ -53,8 +53,16 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
         ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
          "a detection below this fraction of a preceding nearby spike is a lobe") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),
-         "no detection while the noise estimate settles")                                                           //
-        ("no-common-reference", po::bool_switch(&values.no_common_reference), "do not subtract the per-shank mean") //
+         "no detection while the noise estimate settles") //
+        ("no-common-reference", po::bool_switch(&values.no_common_reference),
+         "do not subtract the per-shank mean (also turns artefact rejection off: it works per shank)") //
+        ("no-artifact-rejection", po::bool_switch(&values.no_artifact_rejection),
+         "keep crossings that are coincident on a large part of a shank (stimulation, movement artefacts)") //
+        ("artifact-fraction", po::value(&s.artifact_fraction)->default_value(s.artifact_fraction),
+         "an artefact crosses on more than this fraction of a shank (and on more contacts than lie within "
+         "150 um of any one) within 0.3 ms") //
+        ("artifact-blank-ms", po::value(&s.artifact_blank_ms)->default_value(s.artifact_blank_ms),
+         "after an artefact, the shank's detections are dropped for this long") //
         ("exclude-channels", po::value(&values.excluded_channels),
          "channels neither detected nor referenced, e.g. 5,10,100:110 (bad or reference channels)");
 }
@@ -62,6 +70,7 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
 DetectSettings finish_detect_settings(DetectOptionValues& values) {
     values.settings.polarity = parse_polarity(values.polarity);
     values.settings.common_reference = !values.no_common_reference;
+    values.settings.artifact_rejection = !values.no_artifact_rejection && !values.no_common_reference;
     values.settings.excluded_channels = parse_channel_list(values.excluded_channels, "--exclude-channels");
     return values.settings;
 }

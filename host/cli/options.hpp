@@ -33,6 +33,7 @@ struct DetectOptionValues {
     std::string polarity = "negative";
     std::string excluded_channels; ///< e.g. "5,10,100:110"
     bool no_common_reference = false;
+    bool no_artifact_rejection = false;
 };
 
 void add_detect_options(boost::program_options::options_description& options, DetectOptionValues& values);

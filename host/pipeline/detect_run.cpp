@@ -65,6 +65,13 @@ nlohmann::json with_input_provenance(nlohmann::json meta, const io::RecordingInf
     return meta;
 }
 
+void append_artifacts(io::NpyAppendWriter<std::int64_t>& out, const std::vector<hw::ArtifactEvent>& artifacts) {
+    for (const hw::ArtifactEvent& a : artifacts) {
+        const std::int64_t row[3] = {static_cast<std::int64_t>(a.sample), a.group, a.crossings};
+        out.append(row, 3);
+    }
+}
+
 std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate,
                                           const probe::Probe& probe) {
     std::unique_ptr<Backend> backend;
@@ -92,18 +99,22 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     std::unique_ptr<Backend> backend = make_run_backend(options, *params, info.sample_rate, probe);
     ensure_directory(out_dir);
     const OutputManifest manifest(out_dir);
-    for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "detect_info.json"})
+    for (const char* name :
+         {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "artifacts.npy", "detect_info.json"})
         require(!std::filesystem::is_directory(out_dir / name),
                 (out_dir / name).string() + " is a folder: choose another --out or remove it");
 
     io::NpyAppendWriter<std::uint64_t> times(out_dir / "spike_times.npy");
     io::NpyAppendWriter<std::int32_t> channels(out_dir / "spike_channels.npy");
     io::NpyAppendWriter<float> amplitudes(out_dir / "spike_amplitudes.npy");
+    io::NpyAppendWriter<std::int64_t> artifacts(out_dir / "artifacts.npy", {3});
+    std::vector<hw::ArtifactEvent> new_artifacts;
     const bool microvolts = info.microvolts_per_bit > 0;
     // Amplitudes leave L1 in Q.sample_frac_bits LSB.
     const double scale = (microvolts ? info.microvolts_per_bit : 1.0) / (1 << HwConfig::sample_frac_bits);
 
     ChunkReader reader(source, chunk_frames_for(options.chunk_ms, info.sample_rate));
+    DetectRunResult result;
     std::vector<SpikeEvent> events;
     auto write_events = [&] {
         for (const SpikeEvent& e : events) {
@@ -112,10 +123,13 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
             amplitudes.append(static_cast<float>(e.amplitude * scale));
         }
         events.clear();
+        backend->take_artifacts(new_artifacts);
+        append_artifacts(artifacts, new_artifacts);
+        result.artifacts += new_artifacts.size();
+        new_artifacts.clear();
     };
 
     ProgressLine progress(options.progress);
-    DetectRunResult result;
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
         std::size_t n = 0;
@@ -145,12 +159,14 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
     result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
     result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
     result.lost_events = backend->lost_events();
+    result.artifact_candidates = backend->artifact_candidates();
     result.stages = backend->stage_seconds();
     result.peak_rss_bytes = peak_rss_bytes();
 
     times.finish();
     channels.finish();
     amplitudes.finish();
+    artifacts.finish();
     nlohmann::json meta = {
         {"format", "spikeline detect output"},
         {"n_channels", info.n_channels},
@@ -162,6 +178,8 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
         {"backend", backend->name()},
         {"threads", backend->name() == "reference" ? 1 : options.backend.threads},
         {"lost_events", result.lost_events},
+        {"artifacts", result.artifacts},
+        {"artifact_candidates", result.artifact_candidates},
         {"settings", to_json(options.settings)},
         {"recording", info.data_path.string()},
         {"probe", probe.name},

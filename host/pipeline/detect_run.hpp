@@ -2,6 +2,7 @@
 // Offline detection: a recording source streamed through a backend into .npy outputs, with bounded memory.
 #include "backend/backend.hpp"
 #include "fpga/xrt_backend.hpp"
+#include "io/npy.hpp"
 #include "io/recording.hpp"
 #include "probe/probe.hpp"
 
@@ -27,16 +28,21 @@ struct DetectRunResult {
     double recording_seconds = 0;
     double wall_seconds = 0;
     double realtime_factor = 0;
-    std::uint64_t lost_events = 0; ///< to a full de-duplication queue or kernel output buffer
+    std::uint64_t lost_events = 0;         ///< to a full de-duplication queue or kernel output buffer
+    std::uint64_t artifacts = 0;           ///< artefacts found (rows of artifacts.npy)
+    std::uint64_t artifact_candidates = 0; ///< candidates dropped as artefacts
     std::size_t peak_rss_bytes = 0;
     StageSeconds stages;
 };
 
 /// Detects spikes in source and writes into out_dir (created if needed): spike_times.npy (uint64 samples),
-/// spike_channels.npy (int32), spike_amplitudes.npy (float32, uV when the gain is known, else LSB) and
-/// detect_info.json. Outputs appear atomically when the whole recording has been processed.
+/// spike_channels.npy (int32), spike_amplitudes.npy (float32, uV when the gain is known, else LSB), artifacts.npy
+/// (append_artifacts) and detect_info.json. Outputs appear atomically when the whole recording has been processed.
 DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& probe, const DetectRunOptions& options,
                               const std::filesystem::path& out_dir);
+
+/// Appends artefacts as rows {sample, reference group, crossings} of artifacts.npy (int64, n x 3).
+void append_artifacts(io::NpyAppendWriter<std::int64_t>& out, const std::vector<hw::ArtifactEvent>& artifacts);
 
 /// The backend options name (cpu, reference or xrt), for these detection parameters, seeing zeros on the channels
 /// excluded_channels(options.settings, probe) names.

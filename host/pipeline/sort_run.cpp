@@ -168,6 +168,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     ChunkReader reader(*source, chunk_frames);
     std::vector<SpikeEvent> events;
     SortOutput sorted;
+    std::vector<hw::ArtifactEvent> artifacts;
     const auto start = Clock::now();
     for (;;) {
         std::size_t n = 0;
@@ -178,6 +179,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         events.clear();
         backend->take_sorted(sorted);
         writer.append(sorted.spikes);
+        backend->take_artifacts(artifacts);
+        writer.append_artifacts(artifacts);
+        artifacts.clear();
         result.frames += n;
         if (tracking)
             tracking->add(sorted, result.frames);
@@ -244,6 +248,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     backend->finish(events);
     backend->take_sorted(sorted);
     writer.append(sorted.spikes);
+    backend->take_artifacts(artifacts);
+    writer.append_artifacts(artifacts);
     progress.finish();
     if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
@@ -255,6 +261,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.spikes = writer.n_spikes();
     result.unsorted = writer.n_unsorted();
     result.lost_events = backend->lost_events();
+    result.artifacts = writer.n_artifacts();
+    result.artifact_candidates = backend->artifact_candidates();
     // An earlier run's motion files in this folder would describe another sort: only this run's stay.
     if (!track_motion)
         for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
@@ -292,6 +300,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
         {"lost_events", result.lost_events},
+        {"artifacts", result.artifacts},
+        {"artifact_candidates", result.artifact_candidates},
         {"motion_tracking", track_motion},
         {"motion_estimates", result.motion_estimates},
         {"table_writes", result.table_writes},

@@ -39,7 +39,9 @@ struct SortRunResult {
     double recording_seconds = 0;
     double realtime_factor = 0; ///< of the labelling pass
     std::uint64_t lost_events = 0;
-    std::size_t motion_estimates = 0; ///< 0: motion tracking off (motion_note says why when it was asked for)
+    std::uint64_t artifacts = 0;           ///< rows of artifacts.npy
+    std::uint64_t artifact_candidates = 0; ///< candidates dropped as artefacts
+    std::size_t motion_estimates = 0;      ///< 0: motion tracking off (motion_note says why when it was asked for)
     double motion_min_um = 0, motion_max_um = 0, motion_median_um = 0; ///< over every block and estimate
     int units_moved = 0;            ///< units away from where they were learnt at the end
     std::uint64_t table_writes = 0; ///< classifier-table writes made to follow the motion

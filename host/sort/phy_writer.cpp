@@ -47,7 +47,16 @@ PhyWriter::PhyWriter(std::filesystem::path out_dir, const probe::Probe& probe, c
       times_(out_dir_ / "spike_times.npy"), clusters_file_(out_dir_ / "spike_clusters.npy"),
       templates_file_(out_dir_ / "spike_templates.npy"), amplitudes_(out_dir_ / "amplitudes.npy"),
       pc_features_(out_dir_ / "pc_features.npy",
-                   {static_cast<std::size_t>(HwSortConfig::n_features), static_cast<std::size_t>(kRows)}) {}
+                   {static_cast<std::size_t>(HwSortConfig::n_features), static_cast<std::size_t>(kRows)}),
+      artifacts_(out_dir_ / "artifacts.npy", {3}) {}
+
+void PhyWriter::append_artifacts(const std::vector<hw::ArtifactEvent>& artifacts) {
+    for (const hw::ArtifactEvent& a : artifacts) {
+        const std::int64_t row[3] = {static_cast<std::int64_t>(a.sample), a.group, a.crossings};
+        artifacts_.append(row, 3);
+    }
+    n_artifacts_ += artifacts.size();
+}
 
 void PhyWriter::add_calibration(const Calibration& calibration) {
     if (!calibrated_ && unsorted_templates_.empty() && !calibration.entries.empty())
@@ -123,6 +132,7 @@ void PhyWriter::flush() {
     clusters_file_.flush();
     templates_file_.flush();
     amplitudes_.flush();
+    artifacts_.flush();
     pc_features_.flush();
 }
 
@@ -189,6 +199,7 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
     templates_file_.finish(kept);
     amplitudes_.finish(kept);
     pc_features_.finish(kept);
+    artifacts_.finish();
     n_spikes_kept_ = kept;
 
     const int n_channels = probe_.n_channels();

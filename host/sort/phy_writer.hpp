@@ -53,6 +53,9 @@ public:
     /// become zero templates, so that spike_templates holds the sorter's template ids.
     void add_calibration(const Calibration& calibration);
     void append(const std::vector<hw::SortedSpike>& spikes);
+    /// Appends artefacts (rows {sample, reference group, crossings}) to artifacts.npy.
+    void append_artifacts(const std::vector<hw::ArtifactEvent>& artifacts);
+    std::uint64_t n_artifacts() const { return n_artifacts_; }
     /// Hands the per-spike rows appended so far to the system (they survive a crash); throws WriteError.
     void flush();
     /// Writes the remaining files; `info` goes to spikeline_sort.json. recorded_s: the length actually written (for
@@ -102,13 +105,14 @@ private:
     std::map<int, Unit> units_;             ///< latest calibration's view of each unit id
     std::map<int, double> unit_snr_;
     std::map<int, Accumulator> clusters_; ///< by cluster id
-    std::uint64_t n_spikes_ = 0, n_unsorted_ = 0, n_spikes_kept_ = 0;
+    std::uint64_t n_spikes_ = 0, n_unsorted_ = 0, n_spikes_kept_ = 0, n_artifacts_ = 0;
     bool calibrated_ = false; ///< a calibration was added (only the first may skip template ids)
     io::NpyAppendWriter<std::uint64_t> times_;
     io::NpyAppendWriter<std::int32_t> clusters_file_;
     io::NpyAppendWriter<std::int32_t> templates_file_;
     io::NpyAppendWriter<double> amplitudes_;
     io::NpyAppendWriter<float> pc_features_;
+    io::NpyAppendWriter<std::int64_t> artifacts_;
 };
 
 } // namespace spikeline::sort

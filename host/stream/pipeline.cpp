@@ -230,6 +230,7 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         arrivals_.pop_front();
     s_.backend->process(frames.data(), n_frames, events_);
     events_.clear();
+    count_artifacts();
     s_.backend->take_sorted(sorted_);
     drop_blanked(sorted_);
     publish(sorted_.spikes, false);
@@ -382,8 +383,15 @@ void StreamPipeline::run(BoundedQueue<SourceBlock>& queue, std::atomic<bool>& st
     status_.finish();
 }
 
+void StreamPipeline::count_artifacts() {
+    artifacts_.clear();
+    s_.backend->take_artifacts(artifacts_);
+    artifacts_total_ += artifacts_.size();
+}
+
 void StreamPipeline::finish() {
     s_.backend->finish(events_);
+    count_artifacts();
     s_.backend->take_sorted(sorted_);
     drop_blanked(sorted_);
     if (blank_end_ > 0)

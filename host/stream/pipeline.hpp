@@ -68,6 +68,8 @@ public:
 
     std::uint64_t frames() const { return expected_; }
     std::uint64_t spikes() const { return spikes_total_; }
+    /// Artefacts the backend found (hw/artifact_rejection.hpp).
+    std::uint64_t artifacts() const { return artifacts_total_; }
     std::uint64_t published() const { return published_; }
     std::uint64_t released_at_end() const { return flushed_spikes_; }
     std::uint64_t link_gap_frames() const { return link_gap_frames_; }
@@ -85,6 +87,7 @@ public:
     const MotionTracking* tracking() const { return tracking_.get(); }
 
 private:
+    void count_artifacts();
     void publish(const std::vector<hw::SortedSpike>& spikes, bool at_end);
     void publish_motion(std::size_t first_estimate);
     void apply_calibration();
@@ -138,6 +141,8 @@ private:
     std::uint64_t blank_first_ = 0, blank_end_ = 0; ///< the blanked span after the last gap not yet in gaps.tsv
     SortOutput sorted_;
     std::uint64_t expected_ = 0, published_ = 0, spikes_total_ = 0, flushed_spikes_ = 0, link_gap_frames_ = 0;
+    std::uint64_t artifacts_total_ = 0;
+    std::vector<hw::ArtifactEvent> artifacts_; ///< taken after each block (counted: the stream writes no list)
     std::uint64_t overrun_gap_frames_ = 0;
     std::int64_t first_arrival_ = 0;
     std::chrono::steady_clock::time_point wall_start_;

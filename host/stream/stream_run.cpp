@@ -309,6 +309,8 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
         {"spikes_published", pipeline.published()},
         {"spikes_released_at_end", pipeline.released_at_end()},
         {"lost_events", backend->lost_events()},
+        {"artifacts", pipeline.artifacts()},
+        {"artifact_candidates", backend->artifact_candidates()},
         {"latency", pipeline.latency().to_json()},
         {"latency_definition", "arrival of the block holding sample peak + " + std::to_string(need_frames) +
                                    " (the last one the spike needs) -> publication"},

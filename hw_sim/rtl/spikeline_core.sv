@@ -124,7 +124,7 @@ module spikeline_core #(
         .monitor_valid(monitor_valid),
         .monitor_channel(monitor_channel),
         .monitor_sample(monitor_sample),
-        .event_valid(m_axis_tvalid && m_axis_tready),
+        .event_valid(m_axis_tvalid && m_axis_tready && !m_axis_tdata[80]), // bit 80: an artefact, not a spike
         .event_data({m_axis_tdata[116:96], m_axis_tdata[79:64], m_axis_tdata[63:0]}),
         .m_axis_spike_tdata(m_axis_spike_tdata),
         .m_axis_spike_tvalid(m_axis_spike_tvalid),

@@ -4,7 +4,8 @@
 //     -> stage 1: two biquads per sample (state in block RAM), Q4 rounding, group sums per frame
 //     -> frame buffer of FRAME_SLOTS frames (the reference needs the whole frame's sums before subtracting)
 //     -> stage 2: common reference, noise tracker, threshold, alignment, dead time (state in block RAM)
-//     -> candidate FIFO -> de-duplication FSM (spikeline_dedup) -> event FIFO -> m_axis (one event per transfer)
+//     -> candidate FIFO -> artefact rejection and de-duplication FSM (spikeline_dedup) -> event FIFO -> m_axis (one
+//        event or artefact per transfer)
 //   s_axil: the parameters of hw::DetectParams, control and status (register table in hw_sim/README.md)
 //
 // Both stages issue one channel per clock and never stall once issued: back-pressure acts at issue (stage 1 waits
@@ -18,7 +19,11 @@
 module spikeline_detect_core #(
     parameter int MAX_CHANNELS = 1024,
     parameter int MAX_GROUPS = 64,
-    parameter int PENDING_DEPTH = 4096,
+    parameter int PENDING_DEPTH = 512,
+    parameter int MAX_FRAME_CANDIDATES = 64,
+    parameter int MAX_FRAME_DECISIONS = 4,
+    parameter int MAX_DECISION_DELAY = 8,
+    parameter int MAX_ARTIFACT_WINDOW = 16,
     parameter int FRAME_SLOTS = 4,
     parameter int CANDIDATE_FIFO_DEPTH = 64,
     parameter int EVENT_FIFO_DEPTH = 32
@@ -31,7 +36,7 @@ module spikeline_detect_core #(
     output logic              s_axis_tready,
     input  wire logic         s_axis_tlast,
 
-    output logic [127:0]      m_axis_tdata,   // {amplitude (sign-extended), channel, sample index}
+    output logic [127:0]      m_axis_tdata,   // {amplitude (sign-extended), 15'b0, artefact, channel, sample index}
     output logic              m_axis_tvalid,
     input  wire logic         m_axis_tready,
     output logic              m_axis_tlast,
@@ -87,6 +92,8 @@ module spikeline_detect_core #(
     logic [7:0] shadow_window_reg;
     logic [8:0] shadow_ratio_reg;
     logic [16:0] group_inverse_reg [0:MAX_GROUPS-1];
+    logic [4:0] artifact_window_reg;
+    logic [15:0] artifact_blank_reg;
 
     // ------------------------------------------------------------------------------------------------------------
     // Control
@@ -246,6 +253,7 @@ module spikeline_detect_core #(
     logic signed [63:0] q2_scaled_sum_reg;
     logic signed [20:0] q2_filtered_reg;
     logic q2_unreferenced_reg;
+    logic signed [7:0] q2_group_reg;
     logic [DETECTOR_STATE_BITS-1:0] q2_state_reg;
 
     logic q3_valid_reg, q3_last_reg, q3_flush_reg;
@@ -254,6 +262,7 @@ module spikeline_detect_core #(
     logic signed [20:0] q3_referenced_reg;
     logic [DETECTOR_STATE_BITS-1:0] q3_state_reg;
     logic signed [31:0] q3_threshold_reg;
+    logic signed [7:0] q3_group_reg;
 
     logic [CANDIDATE_COUNT_BITS-1:0] candidate_count;
     wire candidate_room = 32'(candidate_count) + 32'(q1_valid_reg) + 32'(q2_valid_reg) + 32'(q3_valid_reg) <
@@ -408,14 +417,14 @@ module spikeline_detect_core #(
     // Candidates -> de-duplication -> events
     // ------------------------------------------------------------------------------------------------------------
     wire candidate_push = q3_valid_reg && (candidate_valid || q3_last_reg);
-    wire [103:0] candidate_entry = {q3_valid_reg && q3_last_reg && q3_flush_reg,
-                                    q3_valid_reg && q3_last_reg && !q3_flush_reg, candidate_valid,
+    wire [111:0] candidate_entry = {q3_valid_reg && q3_last_reg && q3_flush_reg,
+                                    q3_valid_reg && q3_last_reg && !q3_flush_reg, candidate_valid, q3_group_reg,
                                     candidate_amplitude, 16'(q3_channel_reg), candidate_sample};
-    logic [103:0] candidate_head;
+    logic [111:0] candidate_head;
     logic candidate_empty, candidate_full, candidate_pop;
 
     spikeline_fifo #(
-        .WIDTH(104),
+        .WIDTH(112),
         .DEPTH(CANDIDATE_FIFO_DEPTH)
     ) candidate_fifo (
         .clk(clk),
@@ -433,13 +442,19 @@ module spikeline_detect_core #(
     logic neighbour_write_enable;
     logic [NEIGHBOUR_ADDRESS_BITS-1:0] neighbour_write_address;
     logic event_push, event_full, event_empty, dedup_done;
-    logic [100:0] event_data, event_head;
-    logic [31:0] dropped_count;
+    logic [101:0] event_data, event_head;
+    logic [31:0] dropped_count, artifact_count, artifact_candidate_count;
+    logic artifact_limit_write_enable;
     logic [$clog2(EVENT_FIFO_DEPTH):0] event_count;
 
     spikeline_dedup #(
         .MAX_CHANNELS(MAX_CHANNELS),
         .PENDING_DEPTH(PENDING_DEPTH),
+        .MAX_FRAME_CANDIDATES(MAX_FRAME_CANDIDATES),
+        .MAX_FRAME_DECISIONS(MAX_FRAME_DECISIONS),
+        .MAX_DECISION_DELAY(MAX_DECISION_DELAY),
+        .MAX_GROUPS(MAX_GROUPS),
+        .MAX_ARTIFACT_WINDOW(MAX_ARTIFACT_WINDOW),
         .MAX_NEIGHBOURS(MAX_NEIGHBOURS)
     ) dedup (
         .clk(clk),
@@ -449,6 +464,11 @@ module spikeline_detect_core #(
         .dedup_window(dedup_window_reg),
         .shadow_window(shadow_window_reg),
         .shadow_ratio(shadow_ratio_reg),
+        .artifact_window(artifact_window_reg),
+        .artifact_blank(artifact_blank_reg),
+        .artifact_limit_write_enable(artifact_limit_write_enable),
+        .artifact_limit_write_address(write_address[7:2]),
+        .artifact_limit_write_data(s_axil_wdata[15:0]),
         .neighbour_write_enable(neighbour_write_enable),
         .neighbour_write_address(neighbour_write_address),
         .neighbour_write_data(s_axil_wdata[15:0]),
@@ -459,11 +479,13 @@ module spikeline_detect_core #(
         .event_data(event_data),
         .event_full(event_full),
         .stream_done(dedup_done),
-        .dropped_count(dropped_count)
+        .dropped_count(dropped_count),
+        .artifact_count(artifact_count),
+        .artifact_candidate_count(artifact_candidate_count)
     );
 
     spikeline_fifo #(
-        .WIDTH(101),
+        .WIDTH(102),
         .DEPTH(EVENT_FIFO_DEPTH)
     ) event_fifo (
         .clk(clk),
@@ -479,7 +501,8 @@ module spikeline_detect_core #(
     );
 
     assign m_axis_tvalid = !event_empty;
-    assign m_axis_tdata = {{11{event_head[100]}}, event_head[100:80], 16'd0, event_head[79:64], event_head[63:0]};
+    assign m_axis_tdata = {{11{event_head[100]}}, event_head[100:80], 15'd0, event_head[101], event_head[79:64],
+                           event_head[63:0]};
     assign m_axis_tlast = 1'b1;
 
     // ------------------------------------------------------------------------------------------------------------
@@ -494,6 +517,8 @@ module spikeline_detect_core #(
     wire [17:0] write_word = write_address[19:2];
     wire write_group_inverse = write_transfer && write_address[19:12] == 8'h01 &&
                                32'(write_address[11:2]) < MAX_GROUPS;
+    wire write_artifact_limit = write_transfer && write_address[19:12] == 8'h02 &&
+                                32'(write_address[11:2]) < MAX_GROUPS;
     wire write_group_of = write_transfer && write_address[19:16] == 4'h1 &&
                           32'(write_address[15:2]) < MAX_CHANNELS;
     wire [17:0] neighbour_index = write_word - 18'h10000;
@@ -515,6 +540,7 @@ module spikeline_detect_core #(
     assign group_write_address = write_address[CHANNEL_BITS+1:2];
     assign group_write_data = s_axil_wdata[7:0];
     assign neighbour_write_enable = write_neighbour;
+    assign artifact_limit_write_enable = write_artifact_limit;
     assign neighbour_write_address = neighbour_index[NEIGHBOUR_ADDRESS_BITS-1:0];
 
     wire stream_done = dedup_done && event_empty;
@@ -529,6 +555,8 @@ module spikeline_detect_core #(
                 6'd3: read_value = MAX_GROUPS;
                 6'd4: read_value = 32'(n_channels_reg);
                 6'd5: read_value = PENDING_DEPTH;
+                6'd6: read_value = MAX_FRAME_CANDIDATES;
+                6'd7: read_value = MAX_FRAME_DECISIONS;
                 6'd8: read_value = 32'(hp_gain_reg);
                 6'd9: read_value = 32'(hp_a1_reg);
                 6'd10: read_value = 32'(hp_a2_reg);
@@ -546,10 +574,14 @@ module spikeline_detect_core #(
                 6'd24: read_value = 32'(dedup_window_reg);
                 6'd25: read_value = 32'(shadow_window_reg);
                 6'd26: read_value = 32'(shadow_ratio_reg);
+                6'd27: read_value = 32'(artifact_window_reg);
+                6'd28: read_value = 32'(artifact_blank_reg);
                 6'd32: read_value = s2_frame_reg[31:0];
                 6'd33: read_value = s2_frame_reg[63:32];
                 6'd34: read_value = dropped_count;
                 6'd35: read_value = events_out_reg;
+                6'd36: read_value = artifact_count;
+                6'd37: read_value = artifact_candidate_count;
                 default: read_value = 32'd0;
             endcase
         end
@@ -594,6 +626,8 @@ module spikeline_detect_core #(
             dedup_window_reg <= 7'd9;
             shadow_window_reg <= 8'd60;
             shadow_ratio_reg <= 9'd128;
+            artifact_window_reg <= '0;
+            artifact_blank_reg <= '0;
         end else if (write_scalar) begin
             case (write_register)
                 6'd4: n_channels_reg <= s_axil_wdata[15:0];
@@ -614,6 +648,8 @@ module spikeline_detect_core #(
                 6'd24: dedup_window_reg <= s_axil_wdata[6:0];
                 6'd25: shadow_window_reg <= s_axil_wdata[7:0];
                 6'd26: shadow_ratio_reg <= s_axil_wdata[8:0];
+                6'd27: artifact_window_reg <= s_axil_wdata[4:0];
+                6'd28: artifact_blank_reg <= s_axil_wdata[15:0];
                 default: ;
             endcase
         end
@@ -758,6 +794,7 @@ module spikeline_detect_core #(
             q2_scaled_sum_reg <= q1_scaled_sum;
             q2_filtered_reg <= q1_filtered;
             q2_unreferenced_reg <= q1_group < 0;
+            q2_group_reg <= q1_group;
             q2_state_reg <= detector_read_data;
             // q2: reference subtracted, threshold
             q3_valid_reg <= q2_valid_reg;
@@ -768,6 +805,7 @@ module spikeline_detect_core #(
             q3_referenced_reg <= q2_referenced;
             q3_state_reg <= q2_state_reg;
             q3_threshold_reg <= 32'(q2_scaled_threshold >> 8);
+            q3_group_reg <= q2_group_reg;
             // q3: detector state written and candidates pushed (above)
         end
     end

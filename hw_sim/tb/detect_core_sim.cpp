@@ -43,6 +43,11 @@ std::string params_problem(const CoreParams& p, int max_channels) {
         !within(p.dedup_window, 0, hw::DetectConfig::max_dedup_window) ||
         !within(p.shadow_window, 0, hw::DetectConfig::max_shadow_window) || !within(p.shadow_ratio, 0, 256))
         return "alignment, dead time, de-duplication or shadow settings exceed the core's registers";
+    if (!within(p.artifact_window, 0, hw::DetectConfig::max_artifact_window) || !within(p.artifact_blank, 0, 65535))
+        return "artefact window or blanking exceed the core's registers";
+    for (int g = 0; g < hw::DetectConfig::max_groups; ++g)
+        if (!within(p.artifact_limit[g], 0, 65535))
+            return "the artefact limit of group " + std::to_string(g) + " exceeds the core's 16-bit register";
     for (int ch = 0; ch < p.n_channels; ++ch) {
         const int group = p.group_of[ch];
         if (group >= hw::DetectConfig::max_groups || group < -128)

@@ -3,6 +3,7 @@
 // behind it): an AXI4-Lite master that uploads hw::DetectParams and hw::SortParams and streams table writes, an
 // AXI4-Stream source of int16 frames and sinks of events, sorted spikes and snippets, with optional random idle and
 // back-pressure insertion, cycle counting and FST tracing on request.
+#include "spikeline/hw/artifact_rejection.hpp"
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/sorter.hpp"
 
@@ -25,6 +26,8 @@ inline constexpr std::uint32_t max_channels = 0x008;
 inline constexpr std::uint32_t max_groups = 0x00C;
 inline constexpr std::uint32_t n_channels = 0x010;
 inline constexpr std::uint32_t pending_depth = 0x014;
+inline constexpr std::uint32_t max_frame_candidates = 0x018;
+inline constexpr std::uint32_t max_frame_decisions = 0x01C;
 inline constexpr std::uint32_t section_base = 0x020; ///< + 12 k: gain, a1, a2 of section k
 inline constexpr std::uint32_t noise_step_fast = 0x040;
 inline constexpr std::uint32_t noise_step_slow = 0x044;
@@ -37,13 +40,18 @@ inline constexpr std::uint32_t dead_time = 0x05C;
 inline constexpr std::uint32_t dedup_window = 0x060;
 inline constexpr std::uint32_t shadow_window = 0x064;
 inline constexpr std::uint32_t shadow_ratio = 0x068;
+inline constexpr std::uint32_t artifact_window = 0x06C;
+inline constexpr std::uint32_t artifact_blank = 0x070;
 inline constexpr std::uint32_t frames_low = 0x080;
 inline constexpr std::uint32_t frames_high = 0x084;
 inline constexpr std::uint32_t dropped = 0x088;
-inline constexpr std::uint32_t events_out = 0x08C;
-inline constexpr std::uint32_t group_inverse_base = 0x01000; ///< + 4 g
-inline constexpr std::uint32_t group_of_base = 0x10000;      ///< + 4 channel
-inline constexpr std::uint32_t neighbour_base = 0x40000;     ///< + 4 (16 channel + k)
+inline constexpr std::uint32_t events_out = 0x08C; ///< m_axis transfers: events and artefacts
+inline constexpr std::uint32_t artifacts = 0x090;
+inline constexpr std::uint32_t artifact_candidates = 0x094;
+inline constexpr std::uint32_t group_inverse_base = 0x01000;  ///< + 4 g
+inline constexpr std::uint32_t artifact_limit_base = 0x02000; ///< + 4 g
+inline constexpr std::uint32_t group_of_base = 0x10000;       ///< + 4 channel
+inline constexpr std::uint32_t neighbour_base = 0x40000;      ///< + 4 (16 channel + k)
 inline constexpr std::uint32_t control_start = 1u << 0;
 inline constexpr std::uint32_t control_flush = 1u << 1;
 inline constexpr std::uint32_t status_clearing = 1u << 0;
@@ -88,6 +96,9 @@ struct SimOptions {
     std::uint64_t seed = 1;
     std::string trace_path;       ///< FST waveform file; empty: no tracing
     bool capture_monitor = false; ///< keep every referenced sample (the monitor port) for comparison with L1
+    /// Line rate: frame k is offered no earlier than k * frame_period_clocks after the stream starts (0: as fast as
+    /// the core takes it), as from an ADC. Input stalls then mean the core fell behind the line.
+    std::uint64_t frame_period_clocks = 0;
 };
 
 /// What the harness counted.
@@ -96,11 +107,12 @@ struct CycleStats {
     std::uint64_t samples_in = 0; ///< s_axis transfers
     std::uint64_t first_sample_cycle = 0;
     std::uint64_t last_sample_cycle = 0;
-    std::uint64_t input_stalls = 0;                  ///< clocks with tvalid high and tready low
-    std::uint64_t events_out = 0;                    ///< m_axis transfers
-    std::vector<std::uint64_t> event_latency_cycles; ///< per event: its m_axis transfer minus its sample's entry
-    std::uint64_t spikes_out = 0;                    ///< m_axis_spike transfers (sorted spikes)
-    std::vector<std::uint64_t> spike_latency_cycles; ///< per sorted spike: its transfer minus its sample's entry
+    std::uint64_t input_stalls = 0;                   ///< clocks with tvalid high and tready low
+    std::uint64_t events_out = 0;                     ///< m_axis transfers that were events
+    std::vector<std::uint64_t> event_latency_cycles;  ///< per event: its m_axis transfer minus its sample's entry
+    std::vector<std::uint64_t> event_latency_samples; ///< the sample (peak frame) of each of those events
+    std::uint64_t spikes_out = 0;                     ///< m_axis_spike transfers (sorted spikes)
+    std::vector<std::uint64_t> spike_latency_cycles;  ///< per sorted spike: its transfer minus its sample's entry
 };
 
 /// Thrown for parameters the core cannot hold (the message says which).
@@ -137,6 +149,8 @@ public:
     /// last call, the number of whole frames the monitor port had shown when the event left the core to the end of
     /// `event_frames`: the order in which a stage downstream of the core would see frames and events.
     virtual void take_monitor(std::vector<std::int32_t>& referenced, std::vector<std::uint64_t>& event_frames) = 0;
+    /// Appends the artefacts the core reported since the last call (flagged m_axis transfers), in order.
+    virtual void take_artifacts(std::vector<hw::ArtifactEvent>& out) = 0;
     virtual const CycleStats& stats() const = 0;
     virtual std::uint32_t read_register(std::uint32_t address) = 0;
     virtual void write_register(std::uint32_t address, std::uint32_t value) = 0;

@@ -44,6 +44,11 @@ public:
         const std::string problem = params_problem(params, max_channels_);
         if (!problem.empty())
             throw UnsupportedParams(problem);
+        // The core's bounds must be L1's, or overflow would drop different candidates.
+        if (read_register(reg::pending_depth) != hw::DetectConfig::max_pending ||
+            read_register(reg::max_frame_candidates) != hw::DetectConfig::max_frame_candidates ||
+            read_register(reg::max_frame_decisions) != hw::DetectConfig::max_frame_decisions)
+            throw std::logic_error("the verilated core's queue bounds differ from L1's DetectConfig");
         n_channels_ = params.n_channels;
         write_register(reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
         for (int k = 0; k < hw::DetectConfig::n_sections; ++k) {
@@ -63,9 +68,14 @@ public:
         write_register(reg::dedup_window, static_cast<std::uint32_t>(params.dedup_window));
         write_register(reg::shadow_window, static_cast<std::uint32_t>(params.shadow_window));
         write_register(reg::shadow_ratio, static_cast<std::uint32_t>(params.shadow_ratio));
-        for (int g = 0; g < hw::DetectConfig::max_groups; ++g)
+        write_register(reg::artifact_window, static_cast<std::uint32_t>(params.artifact_window));
+        write_register(reg::artifact_blank, static_cast<std::uint32_t>(params.artifact_blank));
+        for (int g = 0; g < hw::DetectConfig::max_groups; ++g) {
             write_register(reg::group_inverse_base + 4u * static_cast<std::uint32_t>(g),
                            static_cast<std::uint32_t>(params.group_inverse_size[g]));
+            write_register(reg::artifact_limit_base + 4u * static_cast<std::uint32_t>(g),
+                           static_cast<std::uint32_t>(params.artifact_limit[g]));
+        }
         for (int ch = 0; ch < params.n_channels; ++ch) {
             const auto channel = static_cast<std::uint32_t>(ch);
             write_register(reg::group_of_base + 4u * channel, static_cast<std::uint32_t>(params.group_of[ch]) & 0xFFu);
@@ -84,6 +94,7 @@ public:
         monitor_.clear();
         monitor_samples_ = 0;
         event_frames_.clear();
+        artifacts_.clear();
     }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<hw::SpikeEvent>& events) override {
@@ -181,6 +192,10 @@ public:
         monitor_.clear();
         event_frames_.clear();
     }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
     const CycleStats& stats() const override { return stats_; }
 
     std::uint32_t read_register(std::uint32_t address) override {
@@ -261,7 +276,7 @@ private:
     // One clock: drive the streams, settle, observe the handshakes (and the caller's condition) before the rising
     // edge, then clock.
     template <class OBSERVE> bool tick_observe(OBSERVE&& observe) {
-        const bool offer = source_remaining_ > 0 && !draw(options_.idle_probability);
+        const bool offer = source_remaining_ > 0 && line_ready() && !draw(options_.idle_probability);
         if (offer) {
             const std::size_t index = sample_index();
             model_->s_axis_tdata = static_cast<std::uint16_t>(*source_);
@@ -314,17 +329,32 @@ private:
 
     std::size_t sample_index() const { return static_cast<std::size_t>(stats_.samples_in); }
 
+    // With a line rate, a frame's first sample waits for its slot; the rest of the frame follows at once.
+    bool line_ready() const {
+        if (options_.frame_period_clocks == 0 || sample_index() % static_cast<std::size_t>(n_channels_) != 0)
+            return true;
+        return cycle_ - stream_start_cycle_ >= frames_in_ * options_.frame_period_clocks;
+    }
+
     void receive_event() {
         const auto& data = model_->m_axis_tdata;
+        const std::uint64_t sample = (std::uint64_t{data[1]} << 32) | data[0];
+        if (data[2] & 0x10000u) { // an artefact: channel field = group, amplitude field = crossings
+            artifacts_.push_back(hw::ArtifactEvent{sample, static_cast<std::int32_t>(data[2] & 0xFFFFu),
+                                                   static_cast<std::int32_t>(data[3])});
+            return;
+        }
         hw::SpikeEvent event;
-        event.sample = (std::uint64_t{data[1]} << 32) | data[0];
+        event.sample = sample;
         event.channel = static_cast<std::int32_t>(data[2] & 0xFFFFu);
         event.amplitude = static_cast<std::int32_t>(data[3]);
         ++stats_.events_out;
         // the sample's entry: its frame's first transfer plus its channel (exact while the input does not stall)
-        if (event.sample < frames_in_ && frames_in_ - event.sample <= kEntryRing)
+        if (event.sample < frames_in_ && frames_in_ - event.sample <= kEntryRing) {
             stats_.event_latency_cycles.push_back(
                 cycle_ - (entry_cycle_[event.sample % kEntryRing] + static_cast<std::uint64_t>(event.channel)));
+            stats_.event_latency_samples.push_back(event.sample);
+        }
         received_.push_back(event);
         if (options_.capture_monitor)
             event_frames_.push_back(monitor_samples_ / static_cast<std::uint64_t>(n_channels_));
@@ -381,7 +411,8 @@ private:
     std::array<std::uint64_t, kEntryRing> entry_cycle_{};
     const std::int16_t* source_ = nullptr;
     std::size_t source_remaining_ = 0;
-    std::vector<hw::SpikeEvent> received_; ///< events that left the core, not yet handed out
+    std::vector<hw::SpikeEvent> received_;     ///< events that left the core, not yet handed out
+    std::vector<hw::ArtifactEvent> artifacts_; ///< artefacts that left the core, not yet taken
     std::vector<std::int32_t> monitor_;
     std::uint64_t monitor_samples_ = 0;       ///< since configure()
     std::vector<std::uint64_t> event_frames_; ///< per received event: monitor_samples_ / n_channels_ at its arrival

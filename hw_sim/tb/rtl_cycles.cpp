@@ -1,7 +1,10 @@
 // Cycle figures of the RTL engine measured by the harness on a simulated recording: sustained samples per clock
 // (without and with back-pressure), latency from a sample's entry to its detection event and to its sorted spike
 // (the sorting stage with a full classifier table: 8 entries on every channel), and Verilator's simulation speed.
-// usage: spikeline_rtl_cycles [CHANNELS (64 or 1024, default 1024)] [SECONDS of recording (default 0.2)]
+// usage: spikeline_rtl_cycles [CHANNELS (64 or 1024, default 1024)] [SECONDS of recording (default 0.2)] [burst]
+// burst: all-channel artefacts (+-3000 LSB, 10 samples, alternating sign between channels, every 50 ms from 0.1 s)
+// added to the recording, measured at full input rate and at the line rate (one frame per 8333 clocks), with
+// artefact rejection on and off: input stall clocks and the latency of events.
 #include "backend/detect_settings.hpp"
 #include "detect_core_sim.hpp"
 #include "probe/probe.hpp"
@@ -63,9 +66,22 @@ std::shared_ptr<spikeline::HwSortParams> full_sorter(const spikeline::rtl::CoreP
     return sorter;
 }
 
-void measure(const spikeline::rtl::CoreParams& params, const std::vector<std::int16_t>& data, double backpressure) {
+void add_bursts(std::vector<std::int16_t>& data, int channels, double sample_rate) {
+    const std::size_t frames = data.size() / static_cast<std::size_t>(channels);
+    const auto every = static_cast<std::size_t>(0.05 * sample_rate);
+    for (auto start = static_cast<std::size_t>(0.1 * sample_rate); start + 10 < frames; start += every)
+        for (std::size_t f = start; f < start + 10; ++f)
+            for (int ch = 0; ch < channels; ++ch) {
+                auto& v = data[f * static_cast<std::size_t>(channels) + static_cast<std::size_t>(ch)];
+                v = static_cast<std::int16_t>(std::clamp(v + (ch % 2 ? 3000 : -3000), -32768, 32767));
+            }
+}
+
+void measure(const spikeline::rtl::CoreParams& params, const std::vector<std::int16_t>& data, double backpressure,
+             std::uint64_t frame_period = 0) {
     spikeline::rtl::SimOptions options;
     options.backpressure_probability = backpressure;
+    options.frame_period_clocks = frame_period;
     auto core = spikeline::rtl::make_detect_core_sim(params, options);
     core->configure_sorting(*full_sorter(params), true);
     std::vector<spikeline::hw::SpikeEvent> events;
@@ -76,9 +92,9 @@ void measure(const spikeline::rtl::CoreParams& params, const std::vector<std::in
     const auto& stats = core->stats();
     const double clocks = static_cast<double>(stats.last_sample_cycle - stats.first_sample_cycle + 1);
     const double per_clock = static_cast<double>(stats.samples_in) / clocks;
-    std::printf("m_axis back-pressure %.0f %%: %zu frames x %d channels, %.4f samples/clock sustained, "
+    std::printf("m_axis back-pressure %.0f %%, %s: %zu frames x %d channels, %.4f samples/clock sustained, "
                 "%llu input stall clocks\n",
-                100 * backpressure, frames, params.n_channels, per_clock,
+                100 * backpressure, frame_period ? "line rate" : "full rate", frames, params.n_channels, per_clock,
                 static_cast<unsigned long long>(stats.input_stalls));
     std::printf("  simulation speed: %.2f M samples/s (%.2f M clocks/s)\n",
                 static_cast<double>(stats.samples_in) / seconds / 1e6,
@@ -106,11 +122,25 @@ void measure(const spikeline::rtl::CoreParams& params, const std::vector<std::in
 int main(int argc, char** argv) {
     const int channels = argc > 1 ? std::atoi(argv[1]) : 1024;
     const double seconds = argc > 2 ? std::atof(argv[2]) : 0.2;
-    const auto data = simulate(channels, seconds);
-    auto params =
-        spikeline::make_detect_params(spikeline::DetectSettings{}, spikeline::probe::default_probe(channels), 30000);
-    params->warmup_frames = 600; // 20 ms: leave most of the short recording for detection
-    measure(*params, data, 0.0);
-    measure(*params, data, 0.5);
+    const bool burst = argc > 3 && std::string(argv[3]) == "burst";
+    auto data = simulate(channels, seconds);
+    if (!burst) {
+        auto params = spikeline::make_detect_params(spikeline::DetectSettings{},
+                                                    spikeline::probe::default_probe(channels), 30000);
+        params->warmup_frames = 600; // 20 ms: leave most of the short recording for detection
+        measure(*params, data, 0.0);
+        measure(*params, data, 0.5);
+        return 0;
+    }
+    add_bursts(data, channels, 30000);
+    for (const bool rejection : {true, false}) {
+        spikeline::DetectSettings settings;
+        settings.artifact_rejection = rejection;
+        auto params = spikeline::make_detect_params(settings, spikeline::probe::default_probe(channels), 30000);
+        params->warmup_frames = 600;
+        std::printf("artefact rejection %s\n", rejection ? "on" : "off");
+        measure(*params, data, 0.0);
+        measure(*params, data, 0.0, 8333);
+    }
     return 0;
 }

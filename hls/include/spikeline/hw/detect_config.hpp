@@ -28,7 +28,17 @@ struct DetectConfig {
     static constexpr int max_align_window = 64;   ///< samples searched for the extremum after a crossing
     static constexpr int max_dedup_window = 64;   ///< +- samples compared by de-duplication
     static constexpr int max_shadow_window = 128; ///< samples after a large spike in which smaller ones are lobes
-    static constexpr int max_pending = 4096;      ///< candidates waiting for de-duplication
+    /// Bounded work per frame (spatial_dedup.hpp): the RTL's de-duplication scans the list once per decision, so
+    /// a frame end costs at most about (2 + 2 max_frame_decisions) max_pending clocks (4.6 k, inside the 8.3 k
+    /// clocks of a 1024-channel frame at 30 kHz and 250 MHz).
+    static constexpr int max_pending = 512;         ///< candidates waiting for de-duplication
+    static constexpr int max_frame_candidates = 64; ///< candidates one frame may queue
+    static constexpr int max_frame_decisions = 4;   ///< candidates one frame end may decide
+    /// Frame ends a candidate may wait for its decision after it could first be decided (then it is dropped): the
+    /// latency from a peak to its event stays within dedup_window + align_window + max_decision_delay frames
+    /// (0.87 ms at 30 kHz with the default windows).
+    static constexpr int max_decision_delay = 8;
+    static constexpr int max_artifact_window = 16; ///< frames over which a group's candidates are counted
 };
 
 /// Which excursions are spikes.
@@ -56,6 +66,12 @@ template <class CONFIG_T> struct DetectParams {
     std::int32_t dedup_window = 9;   ///< +- samples within which neighbouring candidates compete
     std::int32_t shadow_window = 60; ///< samples after a candidate in which much smaller neighbours are its lobes
     std::int32_t shadow_ratio = 128; ///< Q8: "much smaller" means |value| * 256 < |larger value| * shadow_ratio
+    /// Artefact rejection (artifact_rejection.hpp): frames over which each group's candidates are counted (0: off,
+    /// at most max_artifact_window), the count a group may reach before it is in an artefact, and the frames after
+    /// the last frame over the limit in which its candidates are dropped.
+    std::int32_t artifact_window = 0;
+    std::int32_t artifact_limit[CONFIG_T::max_groups] = {};
+    std::int32_t artifact_blank = 0;
     /// Nearest first, -1 padded; an entry is a channel, plus kFarNeighbour for a far one (see spatial_dedup.hpp).
     std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {};
 };

@@ -28,8 +28,7 @@ template <class CONFIG_T> struct DetectState {
 template <class CONFIG_T> void reset_detect(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
     state.bandpass = BandpassState<CONFIG_T>{};
     reset_detector(state.detector, params);
-    state.dedup.n_pending = 0;
-    state.dedup.dropped = 0;
+    reset_dedup(state.dedup);
     state.frame = 0;
 }
 
@@ -45,7 +44,7 @@ void detect_one_frame(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>
     group_means(params, sums, means);
     subtract_reference(params, state.filtered, means, state.referenced, 0, n);
     detect_frame(state.detector, params, state.frame, state.referenced, 0, n,
-                 [&state](const SpikeEvent& candidate) { dedup_add(state.dedup, candidate); });
+                 [&](const SpikeEvent& candidate) { dedup_add(state.dedup, params, candidate); });
     dedup_advance(state.dedup, params, state.frame, false, emit);
     ++state.frame;
 }
@@ -54,7 +53,7 @@ void detect_one_frame(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>
 template <class CONFIG_T, class EMIT>
 void detect_flush(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, EMIT&& emit) {
     flush_detector(state.detector, state.frame, 0, params.n_channels,
-                   [&state](const SpikeEvent& candidate) { dedup_add(state.dedup, candidate); });
+                   [&](const SpikeEvent& candidate) { dedup_add(state.dedup, params, candidate); });
     dedup_advance(state.dedup, params, state.frame, true, emit);
 }
 

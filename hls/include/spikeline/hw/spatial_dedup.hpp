@@ -12,6 +12,16 @@
 /// Candidates are compared with all candidates, not only with survivors, so the result does not depend on arrival
 /// order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when every candidate
 /// that could compete with it has been emitted; survivors come out sorted by (sample, channel).
+///
+/// Bounded work per frame (what the RTL needs to take one frame per line period whatever the input): a frame queues
+/// at most max_frame_candidates candidates (in channel order) and the list holds max_pending; candidates beyond
+/// either are dropped and counted. A frame end decides at most max_frame_decisions candidates, smallest (sample,
+/// channel) first; the others wait for the next frame ends (a delay, not a loss: later candidates are at least
+/// dedup_window + 1 samples after them, too late to compete), at most max_decision_delay frames: a candidate still
+/// undecided then is dropped and counted, which bounds an event's latency whatever the input. At the end of the
+/// stream every candidate is decided.
+/// Artefact rejection (artifact_rejection.hpp) runs on the same candidates before they are queued.
+#include "spikeline/hw/artifact_rejection.hpp"
 #include "spikeline/hw/detect_config.hpp"
 
 #include <cstdint>
@@ -22,16 +32,33 @@ namespace hw {
 template <class CONFIG_T> struct DedupState {
     SpikeEvent pending[CONFIG_T::max_pending] = {};
     std::uint8_t decided[CONFIG_T::max_pending] = {};
+    std::int8_t group[CONFIG_T::max_pending] = {}; ///< artefact group of each pending candidate (-1: none)
     int n_pending = 0;
-    std::uint64_t dropped = 0; ///< candidates lost because pending was full
+    int frame_candidates = 0;  ///< candidates queued since the last frame end
+    std::uint64_t dropped = 0; ///< candidates lost to a full list or to the per-frame limit
+    ArtifactState<CONFIG_T> artifacts;
 };
 
-/// Queues a candidate (dropped and counted when the queue is full).
-template <class CONFIG_T> void dedup_add(DedupState<CONFIG_T>& state, const SpikeEvent& candidate) {
-    if (state.n_pending == CONFIG_T::max_pending) {
+template <class CONFIG_T> void reset_dedup(DedupState<CONFIG_T>& state) {
+    state.n_pending = 0;
+    state.frame_candidates = 0;
+    state.dropped = 0;
+    state.artifacts = ArtifactState<CONFIG_T>{};
+}
+
+/// Queues a candidate emitted in the current frame: dropped as an artefact when its group is blanking, else
+/// dropped and counted when the frame's share or the list is full.
+template <class CONFIG_T>
+void dedup_add(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, const SpikeEvent& candidate) {
+    const int group = artifact_group(params, candidate.channel);
+    if (group >= 0 && artifact_count(state.artifacts, group))
+        return;
+    if (state.n_pending == CONFIG_T::max_pending || state.frame_candidates == CONFIG_T::max_frame_candidates) {
         ++state.dropped;
         return;
     }
+    ++state.frame_candidates;
+    state.group[state.n_pending] = static_cast<std::int8_t>(group);
     state.pending[state.n_pending] = candidate;
     state.decided[state.n_pending] = 0;
     ++state.n_pending;
@@ -88,51 +115,75 @@ DEDUP_COMPARE:
     return true;
 }
 
-/// Decides the candidates whose competitors are all known once frame `frame` has been processed (all of them when
-/// final is true, at the end of the stream), calls emit(SpikeEvent) for the survivors in (sample, channel) order,
-/// and forgets candidates no longer needed.
+/// Removes the undecided candidates of the groups declared in an artefact at this frame end, keeping the order.
+template <class CONFIG_T> void remove_artifact_candidates(DedupState<CONFIG_T>& state) {
+    int kept = 0;
+DEDUP_ARTIFACT_SCAN:
+    for (int i = 0; i < state.n_pending; ++i) {
+        const int group = state.group[i];
+        if (!state.decided[i] && group >= 0 && state.artifacts.declared[group]) {
+            ++state.artifacts.dropped_candidates;
+            continue;
+        }
+        state.pending[kept] = state.pending[i];
+        state.decided[kept] = state.decided[i];
+        state.group[kept] = state.group[i];
+        ++kept;
+    }
+    state.n_pending = kept;
+}
+
+/// End of frame `frame` (or, when final is true, of the stream): updates the artefact state, decides up to
+/// max_frame_decisions candidates whose competitors are all known (every one of them when final), calls
+/// emit(SpikeEvent) for the survivors in (sample, channel) order, and forgets candidates no longer needed.
 template <class CONFIG_T, class EMIT>
 void dedup_advance(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame, bool final,
                    EMIT&& emit) {
+    artifact_end_frame(state.artifacts, params, frame);
+    if (state.artifacts.any_declared)
+        remove_artifact_candidates(state);
+    state.frame_candidates = 0;
     const std::uint64_t latency = static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1);
-    // Survivors of this call, kept sorted by insertion (few per frame).
-    SpikeEvent ready[CONFIG_T::max_pending];
-    int n_ready = 0;
 DEDUP_DECIDE:
-    for (int i = 0; i < state.n_pending; ++i) {
-        const SpikeEvent& a = state.pending[i];
-        if (state.decided[i] || !(final || a.sample + latency <= frame))
-            continue;
-        state.decided[i] = 1;
-        if (!survives(state, params, a))
-            continue;
-        int pos = n_ready;
-        while (pos > 0 && (ready[pos - 1].sample > a.sample ||
-                           (ready[pos - 1].sample == a.sample && ready[pos - 1].channel > a.channel))) {
-            ready[pos] = ready[pos - 1];
-            --pos;
+    for (int decisions = 0; final || decisions < CONFIG_T::max_frame_decisions; ++decisions) {
+        // the smallest eligible (sample, channel), as the RTL's selection scan finds it
+        int chosen = -1;
+    DEDUP_SELECT:
+        for (int i = 0; i < state.n_pending; ++i) {
+            const SpikeEvent& a = state.pending[i];
+            if (state.decided[i] || !(final || a.sample + latency <= frame))
+                continue;
+            if (chosen < 0 || a.sample < state.pending[chosen].sample ||
+                (a.sample == state.pending[chosen].sample && a.channel < state.pending[chosen].channel))
+                chosen = i;
         }
-        ready[pos] = a;
-        ++n_ready;
+        if (chosen < 0)
+            break;
+        state.decided[chosen] = 1;
+        if (survives(state, params, state.pending[chosen]))
+            emit(state.pending[chosen]);
     }
     // Forget decided candidates that no undecided candidate can still need: a candidate is compared with later ones
-    // up to max(dedup_window, shadow_window) samples after it.
+    // up to max(dedup_window, shadow_window) samples after it. Drop those that waited too long for a decision.
     const std::uint64_t keep = static_cast<std::uint64_t>(
         params.dedup_window > params.shadow_window ? params.dedup_window : params.shadow_window);
+    const std::uint64_t stale = latency + static_cast<std::uint64_t>(CONFIG_T::max_decision_delay);
     int kept = 0;
 DEDUP_COMPACT:
     for (int i = 0; i < state.n_pending; ++i) {
+        if (!state.decided[i] && !final && state.pending[i].sample + stale <= frame) {
+            ++state.dropped;
+            continue;
+        }
         const bool needed = !state.decided[i] || (!final && state.pending[i].sample + latency + keep > frame);
         if (needed) {
             state.pending[kept] = state.pending[i];
             state.decided[kept] = state.decided[i];
+            state.group[kept] = state.group[i];
             ++kept;
         }
     }
     state.n_pending = kept;
-EMIT_READY:
-    for (int i = 0; i < n_ready; ++i)
-        emit(ready[i]);
 }
 
 } // namespace hw
