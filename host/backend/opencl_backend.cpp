@@ -172,8 +172,11 @@ public:
         require(options.chunks_in_flight >= 1 && options.chunks_in_flight <= 8,
                 "the OpenCL backend keeps between 1 and 8 chunks in flight");
         require(params.align_window >= 1, "the alignment window must hold at least one sample");
-        for (int p = 0; p < n_probes_; ++p)
+        for (int p = 0; p < n_probes_; ++p) {
             dedup_.push_back(std::make_unique<hw::DedupState<HwConfig>>());
+            artifacts_.emplace_back();
+            artifacts_taken_.push_back(0);
+        }
         try {
             open_device();
             build_kernels();
@@ -192,6 +195,11 @@ public:
     }
 
     std::string device_description() const { return device_name_ + " (" + platform_name_ + ")"; }
+    void take_artifacts(std::size_t probe, std::vector<hw::ArtifactEvent>& out) {
+        out.insert(out.end(), artifacts_[probe].begin(), artifacts_[probe].end());
+        artifacts_[probe].clear();
+    }
+    std::uint64_t artifact_candidates(std::size_t probe) const { return dedup_[probe]->artifacts.dropped_candidates; }
     bool kernels_from_cache() const { return from_cache_; }
     std::uint64_t lost_events() const {
         std::uint64_t lost = sort_dropped_ + (sorting_.enabled() ? sorting_.dropped_writes() : 0);
@@ -244,9 +252,11 @@ public:
                 }
                 hw::DedupState<HwConfig>& dedup = *dedup_[static_cast<std::size_t>(p)];
                 hw::flush_detector(*detector, collected_, 0, n_channels_,
-                                   [&](const SpikeEvent& c) { hw::dedup_add(dedup, c); });
+                                   [&](const SpikeEvent& c) { hw::dedup_add(dedup, *params_, c); });
                 hw::dedup_advance(dedup, *params_, collected_, true,
                                   [&](const SpikeEvent& e) { add_event(e, events[p]); });
+                take_logged_artifacts(dedup.artifacts, artifacts_taken_[static_cast<std::size_t>(p)],
+                                      artifacts_[static_cast<std::size_t>(p)]);
             }
         } catch (const cl::Error& e) {
             throw translated(e, "finishing the stream");
@@ -614,8 +624,10 @@ private:
             for (std::size_t f = 0; f < n_frames; ++f) {
                 const std::uint64_t frame = collected_ + f;
                 for (; next < candidates_.size() && candidates_[next].emitted == static_cast<int>(f); ++next)
-                    hw::dedup_add(dedup, candidates_[next].event);
+                    hw::dedup_add(dedup, *params_, candidates_[next].event);
                 hw::dedup_advance(dedup, *params_, frame, false, [&](const SpikeEvent& e) { add_event(e, events[p]); });
+                take_logged_artifacts(dedup.artifacts, artifacts_taken_[static_cast<std::size_t>(p)],
+                                      artifacts_[static_cast<std::size_t>(p)]);
                 if (sorting_.enabled())
                     sort_ready(frame);
             }
@@ -680,6 +692,8 @@ private:
     std::uint64_t collected_ = 0; ///< frames whose results the host has taken
 
     std::vector<std::unique_ptr<hw::DedupState<HwConfig>>> dedup_; ///< one per probe
+    std::vector<std::vector<hw::ArtifactEvent>> artifacts_;        ///< per probe, not yet taken
+    std::vector<std::uint64_t> artifacts_taken_;                   ///< per probe, from its de-duplication's log
     std::vector<Candidate> candidates_;
     SortStageOutput sorting_;
     std::vector<std::int32_t> ring_;
@@ -726,6 +740,8 @@ public:
     }
     void finish(std::vector<SpikeEvent>& events) override { engine_.finish(&events); }
     std::uint64_t lost_events() const override { return engine_.lost_events(); }
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override { engine_.take_artifacts(0, out); }
+    std::uint64_t artifact_candidates() const override { return engine_.artifact_candidates(0); }
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
         engine_.enable_sorting(std::move(params), keep_snippets);
     }
