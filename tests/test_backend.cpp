@@ -2,6 +2,7 @@
 // the CPU backend's vectorised kernels equal the L1 functions they replace on every output.
 #include "backend/backend.hpp"
 #include "backend/cpu_kernels.hpp"
+#include "backend_runs.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "simulated_recording.hpp"
@@ -19,27 +20,9 @@ namespace {
 
 using testing::simulate_in_memory;
 
-std::vector<SpikeEvent> run(Backend& backend, const std::vector<std::int16_t>& data, int channels, std::size_t block) {
-    std::vector<SpikeEvent> events;
-    const std::size_t frames = data.size() / static_cast<std::size_t>(channels);
-    for (std::size_t f = 0; f < frames; f += block)
-        backend.process(&data[f * static_cast<std::size_t>(channels)], std::min(block, frames - f), events);
-    backend.finish(events);
-    return events;
-}
-
-std::vector<SpikeEvent> reference_events(const HwParams& params, const std::vector<std::int16_t>& data) {
-    auto reference = make_reference_backend(params);
-    return run(*reference, data, params.n_channels, 1 << 20);
-}
-
-void expect_same(const std::vector<SpikeEvent>& expected, const std::vector<SpikeEvent>& actual) {
-    ASSERT_EQ(expected.size(), actual.size());
-    for (std::size_t i = 0; i < expected.size(); ++i)
-        ASSERT_EQ(expected[i], actual[i])
-            << "first difference at event " << i << ": expected sample " << expected[i].sample << " channel "
-            << expected[i].channel << ", got " << actual[i].sample << " channel " << actual[i].channel;
-}
+using testing::expect_same;
+using testing::reference_events;
+using testing::run;
 
 class BackendEquality : public ::testing::Test {
 protected:

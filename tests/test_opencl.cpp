@@ -3,6 +3,7 @@
 // streams; kernels come from the cache the second time; and each error a user can meet says what to do.
 #include "backend/backend.hpp"
 #include "backend/opencl_backend.hpp"
+#include "backend_runs.hpp"
 #include "probe/probe.hpp"
 #include "simulated_recording.hpp"
 #include "sort/calibration.hpp"
@@ -25,27 +26,9 @@ namespace {
 
 using testing::simulate_in_memory;
 
-std::vector<SpikeEvent> run(Backend& backend, const std::vector<std::int16_t>& data, int channels, std::size_t block) {
-    std::vector<SpikeEvent> events;
-    const std::size_t frames = data.size() / static_cast<std::size_t>(channels);
-    for (std::size_t f = 0; f < frames; f += block)
-        backend.process(&data[f * static_cast<std::size_t>(channels)], std::min(block, frames - f), events);
-    backend.finish(events);
-    return events;
-}
-
-std::vector<SpikeEvent> reference_events(const HwParams& params, const std::vector<std::int16_t>& data) {
-    auto reference = make_reference_backend(params);
-    return run(*reference, data, params.n_channels, 1 << 20);
-}
-
-void expect_same(const std::vector<SpikeEvent>& expected, const std::vector<SpikeEvent>& actual) {
-    ASSERT_EQ(expected.size(), actual.size());
-    for (std::size_t i = 0; i < expected.size(); ++i)
-        ASSERT_EQ(expected[i], actual[i])
-            << "first difference at event " << i << ": expected sample " << expected[i].sample << " channel "
-            << expected[i].channel << ", got " << actual[i].sample << " channel " << actual[i].channel;
-}
+using testing::expect_same;
+using testing::reference_events;
+using testing::run;
 
 std::unique_ptr<Backend> opencl(const HwParams& params) {
     return make_backend({"opencl", 1, 0, 0}, params);

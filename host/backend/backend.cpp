@@ -55,6 +55,25 @@ void SortStageOutput::apply_writes_until(std::uint64_t sample) {
     hw::apply_table_writes(*writes_, *params_, sample);
 }
 
+void SortStageOutput::wait(const SpikeEvent& event) {
+    if (waiting_.size() == static_cast<std::size_t>(HwSortConfig::max_waiting)) {
+        ++dropped_events_; // as hw::sort_add
+        return;
+    }
+    waiting_.push_back(event);
+}
+
+void SortStageOutput::sort_ready(std::uint64_t frame, const std::int32_t* ring, int ring_frames, int stride) {
+    std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples];
+    while (!waiting_.empty() && waiting_.front().sample + static_cast<std::uint64_t>(params_->post) <= frame) {
+        apply_writes_until(waiting_.front().sample);
+        hw::SortedSpike spike;
+        hw::sort_event(*params_, ring, ring_frames, stride, waiting_.front(), spike, snippet);
+        add(spike, snippet);
+        waiting_.pop_front();
+    }
+}
+
 void SortStageOutput::add(
     const hw::SortedSpike& spike,
     const std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples]) {

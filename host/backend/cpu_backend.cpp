@@ -102,7 +102,9 @@ public:
     }
 
     StageSeconds stage_seconds() const override { return seconds_; }
-    std::uint64_t lost_events() const override { return dedup_->dropped + sort_dropped_ + sorting_.dropped_writes(); }
+    std::uint64_t lost_events() const override {
+        return dedup_->dropped + sorting_.dropped_events() + sorting_.dropped_writes();
+    }
     void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
         out.insert(out.end(), artifacts_.begin(), artifacts_.end());
         artifacts_.clear();
@@ -190,27 +192,12 @@ private:
 
     void add_event(const SpikeEvent& e, std::vector<SpikeEvent>& events) {
         events.push_back(e);
-        if (!sorting_.enabled())
-            return;
-        if (waiting_.size() == static_cast<std::size_t>(HwSortConfig::max_waiting)) {
-            ++sort_dropped_; // as hw::sort_add
-            return;
-        }
-        waiting_.push_back(e);
+        if (sorting_.enabled())
+            sorting_.wait(e);
     }
 
-    // hw::sort_advance over this backend's ring.
     void sort_ready(std::uint64_t frame) {
-        const HwSortParams& params = sorting_.params();
-        std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples];
-        while (!waiting_.empty() && waiting_.front().sample + static_cast<std::uint64_t>(params.post) <= frame) {
-            sorting_.apply_writes_until(waiting_.front().sample);
-            hw::SortedSpike spike;
-            hw::sort_event(params, ring_.data(), static_cast<int>(kRingFrames), n_channels_, waiting_.front(), spike,
-                           snippet);
-            sorting_.add(spike, snippet);
-            waiting_.pop_front();
-        }
+        sorting_.sort_ready(frame, ring_.data(), static_cast<int>(kRingFrames), n_channels_);
     }
 
     // Holds a block and the frames before it that waiting spikes may still need (pre + max(post, dedup latency)
@@ -223,8 +210,6 @@ private:
     std::uint64_t artifacts_taken_ = 0;
     SortStageOutput sorting_;
     std::vector<std::int32_t> ring_;
-    std::deque<SpikeEvent> waiting_;
-    std::uint64_t sort_dropped_ = 0;
     int n_channels_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<WorkerPool> pool_; ///< one thread per worker (the caller is worker 0)

@@ -202,7 +202,7 @@ public:
     std::uint64_t artifact_candidates(std::size_t probe) const { return dedup_[probe]->artifacts.dropped_candidates; }
     bool kernels_from_cache() const { return from_cache_; }
     std::uint64_t lost_events() const {
-        std::uint64_t lost = sort_dropped_ + (sorting_.enabled() ? sorting_.dropped_writes() : 0);
+        std::uint64_t lost = sorting_.dropped_events() + (sorting_.enabled() ? sorting_.dropped_writes() : 0);
         for (const auto& d : dedup_)
             lost += d->dropped;
         return lost;
@@ -644,27 +644,12 @@ private:
 
     void add_event(const SpikeEvent& e, std::vector<SpikeEvent>& events) {
         events.push_back(e);
-        if (!sorting_.enabled())
-            return;
-        if (waiting_.size() == static_cast<std::size_t>(HwSortConfig::max_waiting)) {
-            ++sort_dropped_; // as hw::sort_add
-            return;
-        }
-        waiting_.push_back(e);
+        if (sorting_.enabled())
+            sorting_.wait(e);
     }
 
-    // hw::sort_advance over this backend's ring.
     void sort_ready(std::uint64_t frame) {
-        const HwSortParams& params = sorting_.params();
-        std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples];
-        while (!waiting_.empty() && waiting_.front().sample + static_cast<std::uint64_t>(params.post) <= frame) {
-            sorting_.apply_writes_until(waiting_.front().sample);
-            hw::SortedSpike spike;
-            hw::sort_event(params, ring_.data(), static_cast<int>(ring_frames()), n_channels_, waiting_.front(), spike,
-                           snippet);
-            sorting_.add(spike, snippet);
-            waiting_.pop_front();
-        }
+        sorting_.sort_ready(frame, ring_.data(), static_cast<int>(ring_frames()), n_channels_);
     }
 
     std::unique_ptr<HwParams> params_;
@@ -697,8 +682,6 @@ private:
     std::vector<Candidate> candidates_;
     SortStageOutput sorting_;
     std::vector<std::int32_t> ring_;
-    std::deque<SpikeEvent> waiting_;
-    std::uint64_t sort_dropped_ = 0;
 };
 
 OpenclBatch::OpenclBatch(const HwParams& params, const OpenclOptions& options)

@@ -1,7 +1,9 @@
 #pragma once
-// What the reference and CPU backends share around the L1 sorting stage: its parameters and the collected output.
+// What the reference, CPU and OpenCL backends share around the L1 sorting stage: its parameters, the events waiting
+// for their post-peak samples and the collected output.
 #include "backend/backend.hpp"
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -31,11 +33,21 @@ public:
              const std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples]);
     void take(SortOutput& out);
 
+    /// Queues an event for sorting (dropped with a count when max_waiting events wait, as hw::sort_add).
+    void wait(const SpikeEvent& event);
+    /// hw::sort_advance over a backend's ring of referenced frames (ring_frames rows of stride values): sorts every
+    /// waiting event whose post-peak samples are in by `frame`.
+    void sort_ready(std::uint64_t frame, const std::int32_t* ring, int ring_frames, int stride);
+    /// Events lost to a full waiting queue.
+    std::uint64_t dropped_events() const { return dropped_events_; }
+
 private:
     std::unique_ptr<HwSortParams> params_;
     std::unique_ptr<hw::TableWriteQueue<HwSortConfig>> writes_ = std::make_unique<hw::TableWriteQueue<HwSortConfig>>();
     bool keep_snippets_ = false;
     SortOutput pending_;
+    std::deque<SpikeEvent> waiting_;
+    std::uint64_t dropped_events_ = 0;
 };
 
 } // namespace spikeline
