@@ -235,8 +235,9 @@ bool is_open_ephys(const std::filesystem::path& path) {
     return path.filename() == "structure.oebin" || std::filesystem::exists(path / "structure.oebin", error);
 }
 
-RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream,
-                                   bool allow_non_neural) {
+namespace {
+
+RecordingInfo read_info(const std::filesystem::path& path, const std::string& stream, bool allow_non_neural) {
     const std::filesystem::path oebin = oebin_path(path);
     const std::string where = "Open Ephys recording " + oebin.string();
     std::ifstream in(oebin);
@@ -371,6 +372,18 @@ RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std:
         }
     }
     return info;
+}
+
+} // namespace
+
+RecordingInfo read_open_ephys_info(const std::filesystem::path& path, const std::string& stream,
+                                   bool allow_non_neural) {
+    try {
+        return read_info(path, stream, allow_non_neural);
+    } catch (const nlohmann::json::exception& e) { // a field of another JSON type than the format's
+        throw InputError("Open Ephys recording " + oebin_path(path).string() + ": a field has the wrong type (" +
+                         e.what() + "); is structure.oebin intact?");
+    }
 }
 
 std::unique_ptr<RecordingSource> open_open_ephys(const std::filesystem::path& path, const std::string& stream,
