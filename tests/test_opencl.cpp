@@ -101,21 +101,7 @@ TEST(OpenclCorners, InterleavedShanksUnreferencedChannelsAndOddChannelCounts) {
 
 TEST(OpenclCorners, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
     constexpr int channels = 64;
-    constexpr std::size_t frames = 30000;
-    std::mt19937 rng(3);
-    std::normal_distribution<double> noise(0, 30);
-    std::vector<std::int16_t> data(frames * channels);
-    for (std::size_t f = 0; f < frames; ++f)
-        for (int ch = 0; ch < channels; ++ch) {
-            double v = noise(rng);
-            if (f > 10000 && f < 12000) // full-scale square wave: saturates the filter states
-                v = ((f / 50) % 2) ? 32767 : -32768;
-            if (f % 3000 == 1500) // every channel spikes in the same frame
-                v = -2000 - ch * 10;
-            if (ch == 7 && f > 20000) // one channel stuck at the rail
-                v = -32768;
-            data[f * channels + ch] = static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
-        }
+    const std::vector<std::int16_t> data = testing::saturating_recording(channels);
     const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
     const auto expected = reference_events(*params, data);
     ASSERT_FALSE(expected.empty());

@@ -170,6 +170,14 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
     return best;
 }
 
+void check_calibration_data(const HwSortParams& base, const SortOutput& data, const CalibrationMotion* motion) {
+    const std::size_t n = data.spikes.size();
+    require(data.snippets.size() == n * kRows * static_cast<std::size_t>(base.pre + 1 + base.post),
+            "calibration data holds no snippets (the sorting stage ran without keep_snippets)");
+    require(!motion || (motion->probe && motion->displacement_um.size() == n),
+            "calibration motion: one displacement per spike and the probe are needed");
+}
+
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id, const Calibration* previous, const CalibrationMotion* motion,
                       bool keep_basis) {
@@ -177,10 +185,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     const std::size_t n = data.spikes.size();
     require(n > 0, "no spikes in the calibration window: lengthen it (--calibration-s), check that the recording "
                    "holds neural data, or lower the detection threshold (--threshold)");
-    require(data.snippets.size() == n * kRows * static_cast<std::size_t>(width),
-            "calibration data holds no snippets (the sorting stage ran without keep_snippets)");
-    require(!motion || (motion->probe && motion->displacement_um.size() == n),
-            "calibration motion: one displacement per spike and the probe are needed");
+    check_calibration_data(base, data, motion);
 
     Calibration result;
     result.width = width;

@@ -47,6 +47,10 @@ struct CalibrationMotion {
     std::vector<double> displacement_um; ///< per spike of the window: the motion estimate at its time and depth
 };
 
+/// Throws InputError unless data holds a snippet per spike for base's geometry and, with motion, a displacement per
+/// spike and the probe.
+void check_calibration_data(const HwSortParams& base, const SortOutput& data, const CalibrationMotion* motion);
+
 /// Learns the classifier from the sorted output of a calibration window (spikes with snippets, e.g. from a backend
 /// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
 /// previous is given: units matching one of its units keep its id (matched first by the labels previous gave the

@@ -559,10 +559,7 @@ Calibration calibrate_from_units(const HwSortParams& base, const SortOutput& win
     const std::size_t n = window.spikes.size();
     require(n > 0, "no spikes in the calibration window the offline units are measured on: lengthen it "
                    "(--calibration-s), check that the recording holds neural data, or lower --threshold");
-    require(window.snippets.size() == n * kRows * static_cast<std::size_t>(width),
-            "calibration data holds no snippets (the sorting stage ran without keep_snippets)");
-    require(!motion || (motion->probe && motion->displacement_um.size() == n),
-            "calibration motion: one displacement per spike and the probe are needed");
+    check_calibration_data(base, window, motion);
     UnitsFromReport local_report;
     UnitsFromReport& rep = report ? *report : local_report;
     rep = {};
