@@ -5,6 +5,7 @@
 // back-pressure insertion, cycle counting and FST tracing on request.
 #include "spikeline/hw/artifact_rejection.hpp"
 #include "spikeline/hw/detect_config.hpp"
+#include "spikeline/hw/register_map.hpp"
 #include "spikeline/hw/sorter.hpp"
 
 #include <cstddef>
@@ -18,77 +19,9 @@ namespace spikeline::rtl {
 using CoreParams = hw::DetectParams<hw::DetectConfig>;
 using StageParams = hw::SortParams<hw::SortConfig>;
 
-/// Register map of the core (byte addresses on s_axil); hw_sim/README.md documents every field.
-namespace reg {
-inline constexpr std::uint32_t control = 0x000; ///< W: bit 0 START (clear state, begin a stream), bit 1 FLUSH
-inline constexpr std::uint32_t status = 0x004;  ///< R: bit 0 clearing, 1 stream done, 2 framing error, 3 active
-inline constexpr std::uint32_t max_channels = 0x008;
-inline constexpr std::uint32_t max_groups = 0x00C;
-inline constexpr std::uint32_t n_channels = 0x010;
-inline constexpr std::uint32_t pending_depth = 0x014;
-inline constexpr std::uint32_t max_frame_candidates = 0x018;
-inline constexpr std::uint32_t max_frame_decisions = 0x01C;
-inline constexpr std::uint32_t section_base = 0x020; ///< + 12 k: gain, a1, a2 of section k
-inline constexpr std::uint32_t noise_step_fast = 0x040;
-inline constexpr std::uint32_t noise_step_slow = 0x044;
-inline constexpr std::uint32_t noise_initial = 0x048;
-inline constexpr std::uint32_t warmup_frames = 0x04C;
-inline constexpr std::uint32_t threshold_gain = 0x050;
-inline constexpr std::uint32_t polarity = 0x054;
-inline constexpr std::uint32_t align_window = 0x058;
-inline constexpr std::uint32_t dead_time = 0x05C;
-inline constexpr std::uint32_t dedup_window = 0x060;
-inline constexpr std::uint32_t shadow_window = 0x064;
-inline constexpr std::uint32_t shadow_ratio = 0x068;
-inline constexpr std::uint32_t artifact_window = 0x06C;
-inline constexpr std::uint32_t artifact_blank = 0x070;
-inline constexpr std::uint32_t frames_low = 0x080;
-inline constexpr std::uint32_t frames_high = 0x084;
-inline constexpr std::uint32_t dropped = 0x088;
-inline constexpr std::uint32_t events_out = 0x08C; ///< m_axis transfers: events and artefacts
-inline constexpr std::uint32_t artifacts = 0x090;
-inline constexpr std::uint32_t artifact_candidates = 0x094;
-inline constexpr std::uint32_t group_inverse_base = 0x01000;  ///< + 4 g
-inline constexpr std::uint32_t artifact_limit_base = 0x02000; ///< + 4 g
-inline constexpr std::uint32_t group_of_base = 0x10000;       ///< + 4 channel
-inline constexpr std::uint32_t neighbour_base = 0x40000;      ///< + 4 (16 channel + k)
-inline constexpr std::uint32_t control_start = 1u << 0;
-inline constexpr std::uint32_t control_flush = 1u << 1;
-inline constexpr std::uint32_t status_clearing = 1u << 0;
-inline constexpr std::uint32_t status_done = 1u << 1;
-inline constexpr std::uint32_t status_framing_error = 1u << 2;
-} // namespace reg
-
-/// Register map of the sorting stage (byte addresses on s_axil, from 0x100000; hw_sim/README.md).
-namespace sort_reg {
-inline constexpr std::uint32_t base = 0x100000;
-inline constexpr std::uint32_t control = base + 0x000; ///< RW: bit 0 enable, 1 hold, 2 snippets
-inline constexpr std::uint32_t command = base + 0x004; ///< W: bit 0 queue staged write, 1 apply it now, 2 clear
-                                                       ///< the write queue, 3 end of stream
-inline constexpr std::uint32_t status = base + 0x008;  ///< R: bit 0 idle, 1 done
-inline constexpr std::uint32_t n_channels = base + 0x00C;
-inline constexpr std::uint32_t pre = base + 0x010;
-inline constexpr std::uint32_t post = base + 0x014;
-inline constexpr std::uint32_t frames_low = base + 0x018;
-inline constexpr std::uint32_t dropped_events = base + 0x020;
-inline constexpr std::uint32_t dropped_writes = base + 0x024;
-inline constexpr std::uint32_t queued_writes = base + 0x028;
-inline constexpr std::uint32_t sorted = base + 0x02C;
-inline constexpr std::uint32_t staged_write = base + 0x100; ///< 33 words: sample (2), channel, slot, n_entries, unit,
-                                                            ///< template id, gate (2); centroid from + 0x80
-inline constexpr std::uint32_t staged_centroid = base + 0x180;
-inline constexpr std::uint32_t basis_base = base + 0x400;             ///< + 4 (64 p + s)
-inline constexpr std::uint32_t snippet_channel_base = base + 0x10000; ///< + 4 (8 channel + k)
-inline constexpr std::uint32_t control_enable = 1u << 0;
-inline constexpr std::uint32_t control_hold = 1u << 1;
-inline constexpr std::uint32_t control_snippets = 1u << 2;
-inline constexpr std::uint32_t command_queue = 1u << 0;
-inline constexpr std::uint32_t command_apply = 1u << 1;
-inline constexpr std::uint32_t command_clear_writes = 1u << 2;
-inline constexpr std::uint32_t command_end = 1u << 3;
-inline constexpr std::uint32_t status_idle = 1u << 0;
-inline constexpr std::uint32_t status_done = 1u << 1;
-} // namespace sort_reg
+// The register map is L1's (spikeline/hw/register_map.hpp): the kernels decode the same addresses.
+namespace reg = hw::reg;
+namespace sort_reg = hw::sort_reg;
 
 struct SimOptions {
     double idle_probability = 0;         ///< chance per clock that the source holds tvalid low
