@@ -3,6 +3,8 @@
 // per model by core_<size>.cpp, so each model's generated headers stay in one translation unit.
 #include "detect_core_sim.hpp"
 
+#include "spikeline/hw/register_program.hpp"
+
 #include <verilated.h>
 #include <verilated_fst_c.h>
 
@@ -50,40 +52,8 @@ public:
             read_register(reg::max_frame_decisions) != hw::DetectConfig::max_frame_decisions)
             throw std::logic_error("the verilated core's queue bounds differ from L1's DetectConfig");
         n_channels_ = params.n_channels;
-        write_register(reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
-        for (int k = 0; k < hw::DetectConfig::n_sections; ++k) {
-            const std::uint32_t base = reg::section_base + 12u * static_cast<std::uint32_t>(k);
-            write_register(base, static_cast<std::uint32_t>(params.sections[k].gain));
-            write_register(base + 4, static_cast<std::uint32_t>(params.sections[k].a1));
-            write_register(base + 8, static_cast<std::uint32_t>(params.sections[k].a2));
-        }
-        write_register(reg::noise_step_fast, static_cast<std::uint32_t>(params.noise_step_fast));
-        write_register(reg::noise_step_slow, static_cast<std::uint32_t>(params.noise_step_slow));
-        write_register(reg::noise_initial, static_cast<std::uint32_t>(params.noise_initial));
-        write_register(reg::warmup_frames, params.warmup_frames);
-        write_register(reg::threshold_gain, static_cast<std::uint32_t>(params.threshold_gain));
-        write_register(reg::polarity, static_cast<std::uint32_t>(params.polarity));
-        write_register(reg::align_window, static_cast<std::uint32_t>(params.align_window));
-        write_register(reg::dead_time, static_cast<std::uint32_t>(params.dead_time));
-        write_register(reg::dedup_window, static_cast<std::uint32_t>(params.dedup_window));
-        write_register(reg::shadow_window, static_cast<std::uint32_t>(params.shadow_window));
-        write_register(reg::shadow_ratio, static_cast<std::uint32_t>(params.shadow_ratio));
-        write_register(reg::artifact_window, static_cast<std::uint32_t>(params.artifact_window));
-        write_register(reg::artifact_blank, static_cast<std::uint32_t>(params.artifact_blank));
-        for (int g = 0; g < hw::DetectConfig::max_groups; ++g) {
-            write_register(reg::group_inverse_base + 4u * static_cast<std::uint32_t>(g),
-                           static_cast<std::uint32_t>(params.group_inverse_size[g]));
-            write_register(reg::artifact_limit_base + 4u * static_cast<std::uint32_t>(g),
-                           static_cast<std::uint32_t>(params.artifact_limit[g]));
-        }
-        for (int ch = 0; ch < params.n_channels; ++ch) {
-            const auto channel = static_cast<std::uint32_t>(ch);
-            write_register(reg::group_of_base + 4u * channel, static_cast<std::uint32_t>(params.group_of[ch]) & 0xFFu);
-            for (int k = 0; k < hw::DetectConfig::max_neighbours; ++k)
-                write_register(reg::neighbour_base + 4u * (16u * channel + static_cast<std::uint32_t>(k)),
-                               static_cast<std::uint32_t>(params.neighbours[ch][k]) & 0xFFFFu);
-        }
-        write_register(sort_reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
+        hw::program_detect_params(params, register_writer());
+        stager_.forget();
         write_register(sort_reg::control, 0);
         sorting_ = false;
         write_register(reg::control, reg::control_start);
@@ -141,23 +111,7 @@ public:
                        sorting_ ? sort_reg::control_enable | sort_reg::control_hold : sort_reg::control_hold);
         wait_for([this] { return (read_register(sort_reg::status) & sort_reg::status_idle) != 0; }, "a held stage");
         width_ = params.pre + 1 + params.post;
-        write_register(sort_reg::pre, static_cast<std::uint32_t>(params.pre));
-        write_register(sort_reg::post, static_cast<std::uint32_t>(params.post));
-        for (int p = 0; p < hw::SortConfig::n_features; ++p)
-            for (int t = 0; t < hw::SortConfig::max_snippet_samples; ++t)
-                write_register(sort_reg::basis_base + 4u * static_cast<std::uint32_t>(p * 64 + t),
-                               static_cast<std::uint32_t>(params.basis[p][t]) & 0xFFFFu);
-        for (int ch = 0; ch < n_channels_; ++ch)
-            for (int k = 0; k < hw::SortConfig::snippet_channels; ++k)
-                write_register(sort_reg::snippet_channel_base + 4u * static_cast<std::uint32_t>(8 * ch + k),
-                               static_cast<std::uint32_t>(params.snippet_channels[ch][k]) & 0xFFFFu);
-        // every slot, as L1 copies the whole table
-        for (int ch = 0; ch < n_channels_; ++ch)
-            for (int slot = 0; slot < hw::SortConfig::max_entries; ++slot) {
-                stage_write({0, ch, slot, params.n_entries[ch], params.entries[ch][slot]});
-                write_register(sort_reg::command, sort_reg::command_apply);
-            }
-        write_register(sort_reg::command, sort_reg::command_clear_writes);
+        hw::program_sort_params(stager_, params, n_channels_, register_writer());
         keep_snippets_ = keep_snippets;
         sorting_ = true;
         write_register(sort_reg::control, sort_reg::control_enable | (keep_snippets ? sort_reg::control_snippets : 0u));
@@ -165,8 +119,7 @@ public:
 
     void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
         for (const hw::TableWrite& write : writes) {
-            stage_write(write);
-            write_register(sort_reg::command, sort_reg::command_queue);
+            hw::program_table_write(stager_, write, register_writer());
         }
     }
 
@@ -233,7 +186,6 @@ public:
 
 private:
     static constexpr std::uint64_t kStallLimit = 50'000'000;
-    static constexpr int kStagedWords = 33;
     static constexpr std::size_t kEntryRing = 1 << 14; ///< frames whose entry cycle is remembered for latencies
 
     template <class CONDITION> void wait_for(CONDITION&& done, const char* what) {
@@ -247,30 +199,8 @@ private:
         tick_observe([] { return true; });
     }
 
-    // The staged table write, word by word; a word already holding the value is not written again (most entries of
-    // a table are zeros).
-    void stage_write(const hw::TableWrite& write) {
-        std::array<std::uint32_t, kStagedWords> words{};
-        words[0] = static_cast<std::uint32_t>(write.sample);
-        words[1] = static_cast<std::uint32_t>(write.sample >> 32);
-        words[2] = static_cast<std::uint32_t>(write.channel);
-        words[3] = static_cast<std::uint32_t>(write.slot) & 0xFFu;
-        words[4] = static_cast<std::uint32_t>(write.n_entries);
-        words[5] = static_cast<std::uint32_t>(write.entry.unit);
-        words[6] = static_cast<std::uint32_t>(write.entry.template_id);
-        words[7] = static_cast<std::uint32_t>(write.entry.gate);
-        words[8] = static_cast<std::uint32_t>(static_cast<std::uint64_t>(write.entry.gate) >> 32);
-        for (int v = 0; v < hw::SortConfig::n_values; ++v)
-            words[9 + static_cast<std::size_t>(v)] = static_cast<std::uint32_t>(write.entry.centroid[v]);
-        for (std::size_t w = 0; w < words.size(); ++w) {
-            if (staged_known_ && staged_[w] == words[w])
-                continue;
-            const std::uint32_t address = w < 9 ? sort_reg::staged_write + 4u * static_cast<std::uint32_t>(w)
-                                                : sort_reg::staged_centroid + 4u * static_cast<std::uint32_t>(w - 9);
-            write_register(address, words[w]);
-        }
-        staged_ = words;
-        staged_known_ = true;
+    auto register_writer() {
+        return [this](std::uint32_t address, std::uint32_t value) { write_register(address, value); };
     }
 
     // One clock: drive the streams, settle, observe the handshakes (and the caller's condition) before the rising
@@ -420,8 +350,7 @@ private:
     bool sorting_ = false;
     bool keep_snippets_ = false;
     int width_ = 1; ///< snippet samples per row: pre + 1 + post
-    std::array<std::uint32_t, kStagedWords> staged_{};
-    bool staged_known_ = false; ///< staged_ holds what the stage's staging registers hold
+    hw::TableWriteStager stager_;
     std::vector<hw::SortedSpike> sorted_;
     std::vector<std::int32_t> snippet_rows_; ///< received snippet values not yet taken
     int snippet_column_ = 0;
