@@ -9,6 +9,7 @@
 #include "sim/simulator.hpp"
 #include "simulated_recording.hpp"
 #include "sort/calibration.hpp"
+#include "sort/clustering.hpp"
 #include "sort/phy_writer.hpp"
 #include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
@@ -207,6 +208,49 @@ TEST(SortCalibration, RecalibrationKeepsTheIdsThePreviousClassifierGaveTheWindow
     const std::vector<int> relabelled = classify_all(second, window);
     for (std::size_t i = 0; i < window.spikes.size(); ++i)
         EXPECT_EQ(relabelled[i], labels[i]) << "spike " << i;
+}
+
+// Two units on eight features, with noise shared by every feature (a common-mode swing): 2-means cuts them only
+// roughly, and along the line joining its halves' means there is no valley; along their discriminant there is one,
+// and the splitter finds it.
+TEST(SortClustering, SplitsUnitsSeparatedOnlyAgainstCorrelatedNoise) {
+    constexpr int n_per_unit = 300, dims = 24;
+    std::mt19937 rng(5);
+    std::normal_distribution<double> normal(0, 1);
+    Eigen::MatrixXd x(2 * n_per_unit, dims);
+    std::vector<int> all, unit_a, unit_b;
+    for (int i = 0; i < 2 * n_per_unit; ++i) {
+        const double common = 0.5 * normal(rng);
+        for (int d = 0; d < dims; ++d)
+            x(i, d) = common + 0.5 * normal(rng) + (i >= n_per_unit && d < 8 ? 1.5 : 0.0);
+        all.push_back(i);
+        (i < n_per_unit ? unit_a : unit_b).push_back(i);
+    }
+    const auto clusters = sort::split_clusters(x, all, sort::SortSettings{});
+    ASSERT_EQ(clusters.size(), 2u);
+    for (const auto& cluster : clusters) {
+        const auto from_a = std::count_if(cluster.begin(), cluster.end(), [](int i) { return i < n_per_unit; });
+        const auto purity = static_cast<double>(std::max<std::ptrdiff_t>(
+                                from_a, static_cast<std::ptrdiff_t>(cluster.size()) - from_a)) /
+                            static_cast<double>(cluster.size());
+        EXPECT_GT(purity, 0.95);
+    }
+}
+
+// One elongated cloud with the same correlated noise has no valley in any direction: it stays one cluster.
+TEST(SortClustering, KeepsOneUnitWithCorrelatedNoiseWhole) {
+    constexpr int n = 600, dims = 24;
+    std::mt19937 rng(6);
+    std::normal_distribution<double> normal(0, 1);
+    Eigen::MatrixXd x(n, dims);
+    std::vector<int> all;
+    for (int i = 0; i < n; ++i) {
+        const double common = 0.5 * normal(rng);
+        for (int d = 0; d < dims; ++d)
+            x(i, d) = common + 0.5 * normal(rng);
+        all.push_back(i);
+    }
+    EXPECT_EQ(sort::split_clusters(x, all, sort::SortSettings{}).size(), 1u);
 }
 
 TEST(SortCalibration, NoSpikesIsAClearError) {

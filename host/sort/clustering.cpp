@@ -8,6 +8,34 @@ namespace spikeline::sort {
 namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
+
+Eigen::VectorXd mean_of(const Eigen::MatrixXd& x, const std::vector<int>& rows) {
+    Eigen::VectorXd mean = Eigen::VectorXd::Zero(x.cols());
+    for (int i : rows)
+        mean += x.row(i).transpose();
+    return mean / static_cast<double>(rows.size());
+}
+
+/// 2-means of the given rows of x from two starting centres; false when one side empties.
+bool two_means(const Eigen::MatrixXd& x, const std::vector<int>& rows, Eigen::VectorXd ca, Eigen::VectorXd cb,
+               std::vector<int>& a, std::vector<int>& b) {
+    for (int iteration = 0; iteration < 30; ++iteration) {
+        a.clear();
+        b.clear();
+        for (int i : rows)
+            ((x.row(i).transpose() - ca).squaredNorm() <= (x.row(i).transpose() - cb).squaredNorm() ? a : b)
+                .push_back(i);
+        if (a.empty() || b.empty())
+            return false;
+        const Eigen::VectorXd na = mean_of(x, a), nb = mean_of(x, b);
+        const bool converged = na == ca && nb == cb;
+        ca = na;
+        cb = nb;
+        if (converged)
+            break;
+    }
+    return true;
+}
 constexpr int kPrincipalStarts = 3;
 
 /// Splits a set of feature vectors while a split is real: 2-means from several starts, keeping the split with the
@@ -35,7 +63,18 @@ private:
                 std::vector<int> a, b;
                 if (!two_means(members, start_a, start_b, a, b) || a.size() < min_size || b.size() < min_size)
                     continue;
-                const double ratio = dip_ratio(x_, a, b);
+                double ratio = dip_ratio(x_, a, b);
+                // Noise is correlated across contacts and components: along the discriminant of the two halves the
+                // valley between two units is often much deeper than along the line joining their means.
+                std::vector<int> fa = a, fb = b;
+                if (fisher_refine(members, fa, fb) && fa.size() >= min_size && fb.size() >= min_size) {
+                    const double fisher_ratio = fisher_dip_ratio(fa, fb);
+                    if (fisher_ratio < ratio) {
+                        ratio = fisher_ratio;
+                        a = std::move(fa);
+                        b = std::move(fb);
+                    }
+                }
                 if (ratio < best_ratio) {
                     best_ratio = ratio;
                     best_a = std::move(a);
@@ -51,12 +90,7 @@ private:
         out.push_back(std::move(members));
     }
 
-    Eigen::VectorXd mean_of(const std::vector<int>& members) const {
-        Eigen::VectorXd mean = Eigen::VectorXd::Zero(x_.cols());
-        for (int i : members)
-            mean += x_.row(i).transpose();
-        return mean / static_cast<double>(members.size());
-    }
+    Eigen::VectorXd mean_of(const std::vector<int>& members) const { return spikeline::sort::mean_of(x_, members); }
 
     // Start pairs for 2-means: the point farthest from the mean and the point farthest from it; then, for each of
     // the first principal axes, the means of the members on either side of the mean along it.
@@ -95,25 +129,76 @@ private:
         return out;
     }
 
-    bool two_means(const std::vector<int>& members, Eigen::VectorXd ca, Eigen::VectorXd cb, std::vector<int>& a,
-                   std::vector<int>& b) const {
-        for (int iteration = 0; iteration < 30; ++iteration) {
-            a.clear();
-            b.clear();
+    bool two_means(const std::vector<int>& members, const Eigen::VectorXd& ca, const Eigen::VectorXd& cb,
+                   std::vector<int>& a, std::vector<int>& b) const {
+        return spikeline::sort::two_means(x_, members, ca, cb, a, b);
+    }
+
+    // Fisher's discriminant of halves a and b, its within-class covariance shrunk towards a multiple of the identity
+    // (a few dozen spikes in 24 dimensions would otherwise overfit and show valleys that are not there).
+    Eigen::VectorXd discriminant(const std::vector<int>& a, const std::vector<int>& b) const {
+        const Eigen::VectorXd ma = mean_of(a), mb = mean_of(b);
+        Eigen::MatrixXd within = Eigen::MatrixXd::Zero(x_.cols(), x_.cols());
+        for (const auto* set : {&a, &b})
+            for (int i : *set) {
+                const Eigen::VectorXd d = x_.row(i).transpose() - (set == &a ? ma : mb);
+                within.selfadjointView<Eigen::Lower>().rankUpdate(d);
+            }
+        within = within.selfadjointView<Eigen::Lower>();
+        within /= static_cast<double>(a.size() + b.size());
+        const double scale = within.trace() / static_cast<double>(x_.cols());
+        within.diagonal().array() += kFisherShrink * scale + 1e-12;
+        return within.ldlt().solve(mb - ma);
+    }
+
+    // Reassigns the members by the discriminant until the halves stop changing: each side of the midpoint between
+    // the two halves' projected means.
+    bool fisher_refine(const std::vector<int>& members, std::vector<int>& a, std::vector<int>& b) const {
+        for (int iteration = 0; iteration < kFisherIterations; ++iteration) {
+            const Eigen::VectorXd w = discriminant(a, b);
+            double pa = 0, pb = 0;
+            for (int i : a)
+                pa += x_.row(i).dot(w);
+            for (int i : b)
+                pb += x_.row(i).dot(w);
+            const double middle = (pa / static_cast<double>(a.size()) + pb / static_cast<double>(b.size())) / 2;
+            std::vector<int> na, nb;
             for (int i : members)
-                ((x_.row(i).transpose() - ca).squaredNorm() <= (x_.row(i).transpose() - cb).squaredNorm() ? a : b)
-                    .push_back(i);
-            if (a.empty() || b.empty())
+                (x_.row(i).dot(w) < middle ? na : nb).push_back(i);
+            if (na.empty() || nb.empty())
                 return false;
-            const Eigen::VectorXd na = mean_of(a), nb = mean_of(b);
-            const bool converged = na == ca && nb == cb;
-            ca = na;
-            cb = nb;
-            if (converged)
+            const bool same = na == a;
+            a = std::move(na);
+            b = std::move(nb);
+            if (same)
                 break;
         }
         return true;
     }
+
+    // The valley along the discriminant, judged on spikes it was not fitted to: fitted on every other spike of each
+    // half, tested on the rest (and the other way round; the shallower valley counts).
+    double fisher_dip_ratio(const std::vector<int>& a, const std::vector<int>& b) const {
+        double worst = 0;
+        for (int fold = 0; fold < 2; ++fold) {
+            std::vector<int> fit_a, fit_b, test_a, test_b;
+            for (std::size_t k = 0; k < a.size(); ++k)
+                (static_cast<int>(k % 2) == fold ? fit_a : test_a).push_back(a[k]);
+            for (std::size_t k = 0; k < b.size(); ++k)
+                (static_cast<int>(k % 2) == fold ? fit_b : test_b).push_back(b[k]);
+            const Eigen::VectorXd w = discriminant(fit_a, fit_b);
+            std::vector<double> va, vb;
+            for (int i : test_a)
+                va.push_back(x_.row(i).dot(w));
+            for (int i : test_b)
+                vb.push_back(x_.row(i).dot(w));
+            worst = std::max(worst, projected_dip_ratio(va, vb));
+        }
+        return worst;
+    }
+
+    static constexpr double kFisherShrink = 1.0;
+    static constexpr int kFisherIterations = 8;
 
     const Eigen::MatrixXd& x_;
     const SortSettings& settings_;
@@ -121,24 +206,23 @@ private:
 
 } // namespace
 
-double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b) {
-    Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
-    for (int i : a)
-        ma += x.row(i).transpose();
-    for (int i : b)
-        mb += x.row(i).transpose();
-    ma /= static_cast<double>(a.size());
-    mb /= static_cast<double>(b.size());
-    const Eigen::VectorXd axis = mb - ma;
-    const double length = axis.norm();
+double projected_dip_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.empty() || b.empty())
+        return std::numeric_limits<double>::infinity();
+    double pa = 0, pb = 0;
+    for (double v : a)
+        pa += v;
+    for (double v : b)
+        pb += v;
+    pa /= static_cast<double>(a.size());
+    pb /= static_cast<double>(b.size());
+    const double length = std::abs(pb - pa);
     if (length == 0)
         return std::numeric_limits<double>::infinity();
-    const Eigen::VectorXd u = axis / length;
-    const double pa = ma.dot(u), pb = mb.dot(u), mid = (pa + pb) / 2, half_window = length / 8;
+    const double mid = (pa + pb) / 2, half_window = length / 8;
     double count_a = 0, count_b = 0, count_mid = 0;
     for (const auto* set : {&a, &b})
-        for (int i : *set) {
-            const double v = x.row(i).dot(u);
+        for (double v : *set) {
             count_a += std::abs(v - pa) <= half_window;
             count_b += std::abs(v - pb) <= half_window;
             count_mid += std::abs(v - mid) <= half_window;
@@ -146,6 +230,21 @@ double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std:
     // Allow for counting noise in the valley: two standard deviations of a Poisson count.
     const double peaks = std::min(count_a, count_b);
     return peaks > 0 ? (count_mid + 2 * std::sqrt(count_mid)) / peaks : std::numeric_limits<double>::infinity();
+}
+
+double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b) {
+    Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
+    for (int i : a)
+        ma += x.row(i).transpose();
+    for (int i : b)
+        mb += x.row(i).transpose();
+    const Eigen::VectorXd axis = mb / static_cast<double>(b.size()) - ma / static_cast<double>(a.size());
+    std::vector<double> va, vb;
+    for (int i : a)
+        va.push_back(x.row(i).dot(axis));
+    for (int i : b)
+        vb.push_back(x.row(i).dot(axis));
+    return projected_dip_ratio(va, vb);
 }
 
 bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
