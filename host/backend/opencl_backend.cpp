@@ -5,8 +5,8 @@
 //   host:   candidates in (emitted frame, channel) order into L1's de-duplication, frame by frame, and L1's sorting
 //           stage on a ring of the referenced samples, as the cpu backend's stage (C).
 // Streams (independent recordings) share the launches: each has its own lanes, parameters and frame count per
-// launch. Chunks rotate through `chunks_in_flight` buffer sets on one in-order queue: while the device filters chunk k, the
-// host de-duplicates chunk k-1. Every process() call returns with all its chunks finished, so events come out as
+// launch. Chunks rotate through `chunks_in_flight` buffer sets on one in-order queue: while the device filters chunk k,
+// the host de-duplicates chunk k-1. Every process() call returns with all its chunks finished, so events come out as
 // promptly as the cpu backend's and the caller's frames are not read after the call.
 #include "backend/opencl_backend.hpp"
 
@@ -316,7 +316,7 @@ private:
 
     struct Slot {
         cl::Buffer frames, candidates, counts, referenced, frames_now;
-        std::vector<cl_short> host_frames; ///< the launch's rows, padded, staged for the transfer
+        std::vector<cl_short> host_frames; ///< rows of the streams that need padding, staged for the transfer
         std::vector<cl_int> host_candidates, host_counts, host_referenced, host_frames_now;
         cl::Event done;
         std::vector<std::size_t> n_frames; ///< per stream
@@ -637,24 +637,31 @@ private:
         const std::size_t stride = *std::max_element(counts.begin(), counts.end());
         slot.stride = stride;
         slot.n_frames = counts;
-        // Each stream's rows of n_channels into rows of its padded width (the padding at 0), at stride * lane_base.
+        // Each stream's rows at stride * lane_base: straight from the caller's frames when its rows need no padding
+        // (384, 1024 channels...), else staged into rows of its padded width with the padding at 0.
         slot.host_frames.resize(stride * static_cast<std::size_t>(n_lanes_));
         for (std::size_t s = 0; s < streams_.size(); ++s) {
             Stream& stream = streams_[s];
             const std::size_t n = static_cast<std::size_t>(stream.n_channels);
             const std::size_t padded = static_cast<std::size_t>(stream.padded);
-            cl_short* block = &slot.host_frames[stride * static_cast<std::size_t>(stream.lane_base)];
-            for (std::size_t f = 0; f < counts[s]; ++f) {
-                std::memcpy(block + f * padded, frames[s] + (start + f) * n, n * sizeof(cl_short));
-                std::fill(block + f * padded + n, block + (f + 1) * padded, cl_short{0});
+            const std::size_t block = stride * static_cast<std::size_t>(stream.lane_base);
+            const cl_short* rows = frames[s] + start * n;
+            if (counts[s] > 0 && n != padded) {
+                cl_short* staged = &slot.host_frames[block];
+                for (std::size_t f = 0; f < counts[s]; ++f) {
+                    std::memcpy(staged + f * padded, rows + f * n, n * sizeof(cl_short));
+                    std::fill(staged + f * padded + n, staged + (f + 1) * padded, cl_short{0});
+                }
+                rows = staged;
             }
+            if (counts[s] > 0)
+                queue_.enqueueWriteBuffer(slot.frames, CL_FALSE, block * sizeof(cl_short),
+                                          counts[s] * padded * sizeof(cl_short), rows);
             slot.host_frames_now[s * kFramesWords] = static_cast<cl_int>(counts[s]);
             slot.host_frames_now[s * kFramesWords + 1] = static_cast<cl_int>(stream.launched & 0xffffffffu);
             slot.host_frames_now[s * kFramesWords + 2] = static_cast<cl_int>(stream.launched >> 32);
             stream.launched += counts[s];
         }
-        queue_.enqueueWriteBuffer(slot.frames, CL_FALSE, 0, slot.host_frames.size() * sizeof(cl_short),
-                                  slot.host_frames.data());
         queue_.enqueueWriteBuffer(slot.frames_now, CL_FALSE, 0, slot.host_frames_now.size() * sizeof(cl_int),
                                   slot.host_frames_now.data());
         const cl_int stride_arg = static_cast<cl_int>(stride);

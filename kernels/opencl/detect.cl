@@ -56,7 +56,9 @@ __kernel void bandpass(__global const short* frames, __global int* filtered, __g
     if (v >= n_vectors)
         return;
     const int probe = vector_probe[v];
-    __global const int* sections = all_sections + probe * N_SECTIONS * 4;
+    int sections[N_SECTIONS * 4]; // private: the stores to filtered and history below cannot alias them
+    for (int i = 0; i < N_SECTIONS * 4; ++i)
+        sections[i] = all_sections[probe * N_SECTIONS * 4 + i];
     const int lane_base = layout[probe * PROBE_WORDS + P_LANE_BASE];
     const int padded = layout[probe * PROBE_WORDS + P_PADDED];
     const int n_frames = frames_now[probe * FRAMES_WORDS];
