@@ -1217,9 +1217,10 @@ TEST_F(CliTest, DetectSortAndStreamWithTheOpenclBackendWriteTheCpuBackendsFiles)
     EXPECT_NE(r.err.find("--opencl-device 5 does not exist"), std::string::npos) << r.err;
 }
 
-// detect with several recordings: each (its own channel count, rate and probe) equals its run alone, byte for byte,
-// on cpu (one after another) and opencl (the same launches); a bad one is named, skipped and fails the run.
-TEST_F(CliTest, DetectOfSeveralRecordingsEqualsEachAloneAndSkipsABadOne) {
+// detect and sort with several recordings: each (its own channel count, rate and probe) equals its run alone, byte for
+// byte, on cpu (one after another) and opencl (detect: the same launches); a bad one is named, skipped and fails the
+// run.
+TEST_F(CliTest, DetectAndSortOfSeveralRecordingsEqualEachAloneAndSkipABadOne) {
     ::setenv("XDG_CACHE_HOME", (dir_ / "cache").c_str(), 1);
     const std::vector<std::vector<std::string>> made = {{"48", "30000", "1.5", "7"}, {"37", "25000", "2", "8"}};
     std::vector<std::string> inputs;
@@ -1266,6 +1267,29 @@ TEST_F(CliTest, DetectOfSeveralRecordingsEqualsEachAloneAndSkipsABadOne) {
         EXPECT_EQ(summary["recordings"][2]["n_channels"], 37);
         EXPECT_GT(summary["x_realtime_total"].get<double>(), 0.0);
     }
+
+    // sort: one after another, each folder as its sort alone writes it.
+    std::vector<std::string> args = {"sort"};
+    args.insert(args.end(), inputs.begin(), inputs.end());
+    args.insert(args.end(), {"--out", (dir_ / "sorted").string(), "--calibration-s", "1", "-q"});
+    const RunResult r = run(args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("1 of 3 recordings failed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(bad.string() + ": "), std::string::npos) << r.err;
+    const RunResult alone =
+        run({"sort", inputs[2], "--out", (dir_ / "sorted_alone").string(), "--calibration-s", "1", "-q"});
+    ASSERT_EQ(alone.status, 0) << alone.err;
+    int compared = 0;
+    for (const auto& entry : fs::directory_iterator(dir_ / "sorted_alone")) {
+        const auto name = entry.path().filename();
+        if (name == "spikeline_sort.json" || name == "manifest.json") // timings, and their hash
+            continue;
+        EXPECT_TRUE(read_bytes(entry.path()) == read_bytes(dir_ / "sorted" / "recording_2" / name))
+            << name << " differs from the recording's sort alone";
+        ++compared;
+    }
+    EXPECT_GT(compared, 10);
+    EXPECT_TRUE(fs::is_regular_file(dir_ / "sorted" / "recording" / "spike_clusters.npy"));
 }
 
 TEST_F(CliTest, ExcludedChannelsYieldNoEventsAndAreRecorded) {

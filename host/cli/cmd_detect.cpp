@@ -1,6 +1,6 @@
 #include "cli/commands.hpp"
-#include "cli/detect_recordings.hpp"
 #include "cli/options.hpp"
+#include "cli/several_recordings.hpp"
 #include "io/recording.hpp"
 #include "pipeline/detect_run.hpp"
 #include "util/errors.hpp"

@@ -1,6 +1,7 @@
-#include "cli/detect_recordings.hpp"
+#include "cli/several_recordings.hpp"
 
 #include "backend/opencl_backend.hpp"
+#include "cli/commands.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/output_folder.hpp"
@@ -33,8 +34,6 @@ struct Job {
     bool internal_error = false;
 };
 
-/// The output folder's name for an input: the folder's name, or the file's name without its last extension
-/// (run_g0_t0.imec1.ap.bin -> run_g0_t0.imec1.ap); "_2", "_3"... when an earlier input took it.
 std::string output_name(const std::string& input, std::map<std::string, int>& used) {
     fs::path path = fs::path(input).lexically_normal();
     if (path.filename().empty())
@@ -89,6 +88,58 @@ void run_batched(std::vector<Job*>& jobs, const DetectRunOptions& options, std::
 }
 
 } // namespace
+
+std::vector<std::string> output_names(const std::vector<std::string>& inputs) {
+    std::map<std::string, int> used;
+    std::vector<std::string> names;
+    for (const std::string& input : inputs)
+        names.push_back(output_name(input, used));
+    return names;
+}
+
+int sort_recordings(int argc, char** argv, const boost::program_options::options_description& all,
+                    const boost::program_options::positional_options_description& positional,
+                    const boost::program_options::variables_map& vm, const std::vector<std::string>& inputs,
+                    const std::string& out_dir, bool quiet) {
+    for (const char* option : {"sorter", "units-from", "nwb"})
+        require(!vm.count(option), std::string("--") + option +
+                                       " names one recording's file: with several INPUTs, sort them one at a time");
+    // Every token of the command line but the inputs and --out, for each recording's own sort.
+    std::vector<std::string> common;
+    for (const auto& option :
+         boost::program_options::command_line_parser(argc, argv).options(all).positional(positional).run().options)
+        if (option.string_key != "input" && option.string_key != "out")
+            common.insert(common.end(), option.original_tokens.begin(), option.original_tokens.end());
+    const std::vector<std::string> names = output_names(inputs);
+    std::string failures;
+    int failed = 0;
+    double seconds_wall = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        std::vector<std::string> args = {argv[0], inputs[i], "--out", (fs::path(out_dir) / names[i]).string()};
+        args.insert(args.end(), common.begin(), common.end());
+        std::vector<char*> pointers;
+        for (std::string& arg : args)
+            pointers.push_back(arg.data());
+        pointers.push_back(nullptr);
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            cmd_sort(static_cast<int>(args.size()), pointers.data());
+        } catch (const InputError& e) {
+            std::fprintf(stderr, "spikeline sort: %s: error: %s (skipped; the other recordings go on)\n",
+                         inputs[i].c_str(), e.what());
+            failures += "\n  " + inputs[i] + ": " + e.what();
+            ++failed;
+        }
+        seconds_wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (!quiet)
+        std::printf("spikeline sort: %zu recordings one after another into %s/<name>/, %d failed, %.2f s wall\n",
+                    inputs.size(), out_dir.c_str(), failed, seconds_wall);
+    if (failed == 0)
+        return 0;
+    throw InputError(std::to_string(failed) + " of " + std::to_string(inputs.size()) +
+                     " recordings failed (the others were written to " + out_dir + "):" + failures);
+}
 
 int detect_recordings(const std::vector<std::string>& inputs, const InputOptionValues& in,
                       const boost::program_options::variables_map& vm, const DetectRunOptions& options,
