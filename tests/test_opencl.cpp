@@ -1,6 +1,7 @@
 // The OpenCL backend (on pocl's CPU device in CI) equals the plain L1 reference on every event, label, feature and
 // snippet, on the recordings and corner cases the other backends' bit-true tests use; batches of probes equal single
-// streams; kernels come from the cache the second time; and each error a user can meet says what to do.
+// streams, also recordings with their own parameters sharing launches from their own threads; kernels come from the
+// cache the second time; and each error a user can meet says what to do.
 #include "backend/backend.hpp"
 #include "backend/opencl_backend.hpp"
 #include "backend_runs.hpp"
