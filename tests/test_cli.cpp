@@ -1217,6 +1217,81 @@ TEST_F(CliTest, DetectSortAndStreamWithTheOpenclBackendWriteTheCpuBackendsFiles)
     EXPECT_NE(r.err.find("--opencl-device 5 does not exist"), std::string::npos) << r.err;
 }
 
+// detect and sort with several recordings: each (its own channel count, rate and probe) equals its run alone, byte for
+// byte, on cpu (one after another) and opencl (detect: the same launches); a bad one is named, skipped and fails the
+// run.
+TEST_F(CliTest, DetectAndSortOfSeveralRecordingsEqualEachAloneAndSkipABadOne) {
+    ::setenv("XDG_CACHE_HOME", (dir_ / "cache").c_str(), 1);
+    const std::vector<std::vector<std::string>> made = {{"48", "30000", "1.5", "7"}, {"37", "25000", "2", "8"}};
+    std::vector<std::string> inputs;
+    for (std::size_t i = 0; i < made.size(); ++i) {
+        const fs::path folder = dir_ / ("probe" + std::to_string(i));
+        const RunResult r = run({"simulate", "--out", folder.string(), "--channels", made[i][0], "--sample-rate",
+                                 made[i][1], "--duration", made[i][2], "--seed", made[i][3], "-q"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        inputs.push_back((folder / "recording.bin").string());
+    }
+    const fs::path bad = dir_ / "broken.bin"; // a raw file without .meta, and no --channels
+    write_text(bad, "not a recording");
+    inputs.insert(inputs.begin() + 1, bad.string());
+    for (std::size_t i : {0, 2}) {
+        const RunResult alone =
+            run({"detect", inputs[i], "--out", (dir_ / ("alone" + std::to_string(i))).string(), "-q"});
+        ASSERT_EQ(alone.status, 0) << alone.err;
+    }
+    for (const std::string backend : {"cpu", "opencl"}) {
+        SCOPED_TRACE(backend);
+        const fs::path out = dir_ / ("all_" + backend);
+        std::vector<std::string> args = {"detect"};
+        args.insert(args.end(), inputs.begin(), inputs.end());
+        args.insert(args.end(), {"--out", out.string(), "--backend", backend});
+        const RunResult r = run(args);
+        EXPECT_EQ(r.status, 2) << r.err;
+        EXPECT_NE(r.err.find("1 of 3 recordings failed"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(bad.string() + ": "), std::string::npos) << "the error names the bad file: " << r.err;
+        EXPECT_NE(r.out.find("total"), std::string::npos) << r.out;
+        EXPECT_FALSE(fs::exists(out / "broken"));
+        for (std::size_t i : {0, 2}) {
+            const fs::path folder = out / (i == 0 ? "recording" : "recording_2"); // same file names: numbered
+            for (const char* name : {"spike_times.npy", "spike_channels.npy", "spike_amplitudes.npy", "artifacts.npy"})
+                EXPECT_TRUE(read_bytes(folder / name) == read_bytes(dir_ / ("alone" + std::to_string(i)) / name))
+                    << folder / name << " differs from the recording's run alone";
+            EXPECT_GT(fs::file_size(folder / "spike_times.npy"), 400u) << "dozens of spikes";
+        }
+        EXPECT_TRUE(temporary_files(out).empty());
+        const auto summary = nlohmann::json::parse(read_text(out / "detect_batch.json"));
+        EXPECT_EQ(summary["succeeded"], 2);
+        EXPECT_EQ(summary["failed"], 1);
+        EXPECT_EQ(summary["batched"], backend == "opencl");
+        EXPECT_EQ(summary["recordings"][1]["status"], "failed");
+        EXPECT_EQ(summary["recordings"][2]["n_channels"], 37);
+        EXPECT_GT(summary["x_realtime_total"].get<double>(), 0.0);
+    }
+
+    // sort: one after another, each folder as its sort alone writes it.
+    std::vector<std::string> args = {"sort"};
+    args.insert(args.end(), inputs.begin(), inputs.end());
+    args.insert(args.end(), {"--out", (dir_ / "sorted").string(), "--calibration-s", "1", "-q"});
+    const RunResult r = run(args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("1 of 3 recordings failed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(bad.string() + ": "), std::string::npos) << r.err;
+    const RunResult alone =
+        run({"sort", inputs[2], "--out", (dir_ / "sorted_alone").string(), "--calibration-s", "1", "-q"});
+    ASSERT_EQ(alone.status, 0) << alone.err;
+    int compared = 0;
+    for (const auto& entry : fs::directory_iterator(dir_ / "sorted_alone")) {
+        const auto name = entry.path().filename();
+        if (name == "spikeline_sort.json" || name == "manifest.json") // timings, and their hash
+            continue;
+        EXPECT_TRUE(read_bytes(entry.path()) == read_bytes(dir_ / "sorted" / "recording_2" / name))
+            << name << " differs from the recording's sort alone";
+        ++compared;
+    }
+    EXPECT_GT(compared, 10);
+    EXPECT_TRUE(fs::is_regular_file(dir_ / "sorted" / "recording" / "spike_clusters.npy"));
+}
+
 TEST_F(CliTest, ExcludedChannelsYieldNoEventsAndAreRecorded) {
     const fs::path out = dir_ / "out";
     const RunResult r = run(

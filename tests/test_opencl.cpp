@@ -1,6 +1,7 @@
 // The OpenCL backend (on pocl's CPU device in CI) equals the plain L1 reference on every event, label, feature and
 // snippet, on the recordings and corner cases the other backends' bit-true tests use; batches of probes equal single
-// streams; kernels come from the cache the second time; and each error a user can meet says what to do.
+// streams, also recordings with their own parameters sharing launches from their own threads; kernels come from the
+// cache the second time; and each error a user can meet says what to do.
 #include "backend/backend.hpp"
 #include "backend/opencl_backend.hpp"
 #include "backend_runs.hpp"
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -235,6 +237,75 @@ TEST(OpenclBatchTest, EachProbeOfABatchGivesItsOwnStreamsEvents) {
         expect_same(expected, events[p]);
     }
     EXPECT_NE(events[0], events[1]) << "the probes hold different data";
+}
+
+// Recordings of their own channel counts, sample rates, settings and lengths, each driven from its own thread with
+// its own block sizes, share the launches and give each its own events; one that stops midway leaves the others be.
+TEST(OpenclStreamsTest, RecordingsWithTheirOwnParametersShareLaunchesAndGiveTheirOwnEvents) {
+    struct Recording {
+        int channels;
+        double sample_rate, seconds;
+        std::uint64_t seed;
+        std::size_t block;
+        DetectSettings settings;
+    };
+    DetectSettings positive;
+    positive.polarity = hw::Polarity::positive;
+    positive.threshold_sigma = 4.0;
+    DetectSettings wide;
+    wide.align_ms = 0.5;
+    wide.common_reference = false;
+    const std::vector<Recording> recordings = {{96, 30000, 1.5, 3, 1000, DetectSettings{}},
+                                               {37, 25000, 1.0, 4, 777, positive},
+                                               {130, 30000, 2.0, 5, 3000, wide},
+                                               {64, 30000, 2.0, 6, 500, DetectSettings{}}};
+    const std::size_t stopping = 3; // gives up after its first blocks
+    std::vector<std::shared_ptr<const HwParams>> params;
+    std::vector<std::vector<std::int16_t>> data;
+    for (const Recording& r : recordings) {
+        params.push_back(make_detect_params(r.settings, probe::default_probe(r.channels), r.sample_rate));
+        data.push_back(simulate_in_memory(r.channels, r.seconds, r.seed));
+    }
+    OpenclOptions options;
+    options.chunk_frames = 900;
+    OpenclStreams streams(params, options);
+    ASSERT_EQ(streams.size(), recordings.size());
+    std::vector<std::unique_ptr<Backend>> backends;
+    for (std::size_t i = 0; i < recordings.size(); ++i)
+        backends.push_back(streams.stream(i));
+    EXPECT_THROW(streams.stream(0), InputError);
+    std::vector<std::vector<SpikeEvent>> events(recordings.size());
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < recordings.size(); ++i)
+        threads.emplace_back([&, i] {
+            std::unique_ptr<Backend> backend = std::move(backends[i]);
+            const std::size_t channels = static_cast<std::size_t>(recordings[i].channels);
+            const std::size_t frames = data[i].size() / channels;
+            for (std::size_t f = 0; f < frames; f += recordings[i].block) {
+                if (i == stopping && f >= 2 * recordings[i].block)
+                    return; // its backend destroyed unfinished, as when its thread meets an error
+                backend->process(&data[i][f * channels], std::min(recordings[i].block, frames - f), events[i]);
+            }
+            backend->finish(events[i]);
+        });
+    for (std::thread& thread : threads)
+        thread.join();
+    for (std::size_t i = 0; i < recordings.size(); ++i) {
+        if (i == stopping)
+            continue;
+        SCOPED_TRACE("recording " + std::to_string(i));
+        const auto expected = reference_events(*params[i], data[i]);
+        ASSERT_GT(expected.size(), 10u);
+        expect_same(expected, events[i]);
+    }
+}
+
+TEST(OpenclStreamsTest, AStreamRefusesSorting) {
+    const std::shared_ptr<const HwParams> params =
+        make_detect_params(DetectSettings{}, probe::default_probe(32), 30000);
+    OpenclStreams streams({params}, OpenclOptions{});
+    auto backend = streams.stream(0);
+    EXPECT_THROW(backend->enable_sorting(nullptr, false), InputError);
 }
 
 class OpenclCache : public spikeline::testing::TempDirTest {};

@@ -1,13 +1,16 @@
 #pragma once
 // The OpenCL backend: L1's per-channel detection stages (band-pass, common reference, noise tracking, threshold,
 // alignment) as OpenCL C kernels on any OpenCL device (GPUs, CPUs through pocl), de-duplication and sorting on the
-// host with the L1 functions. Also runs several independent probes per launch (OpenclBatch) for throughput.
+// host with the L1 functions. Also runs several independent probes per launch for throughput: OpenclBatch (N probes
+// with the same parameters, driven together) and OpenclStreams (recordings with their own parameters, each driven by
+// its own thread as if alone).
 #include "backend/backend.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +74,33 @@ public:
 
 private:
     std::unique_ptr<Engine> engine_;
+};
+
+/// Several independent recordings through the same kernel launches, each with its own parameters (channel count,
+/// probe geometry, sample rate, settings). stream(i) is recording i's Backend, to be driven from its own thread exactly
+/// as a backend of its own (process() calls of any length, then finish()): a launch takes the frames of every stream
+/// waiting in process() once each live stream waits or has ended, so a stream's events are those it gives alone.
+/// A stream whose Backend is destroyed unfinished (an error in its thread) leaves the batch; the others go on. No
+/// sorting stage.
+class OpenclStreams {
+public:
+    OpenclStreams(std::vector<std::shared_ptr<const HwParams>> params, const OpenclOptions& options);
+    ~OpenclStreams();
+    OpenclStreams(const OpenclStreams&) = delete;
+    OpenclStreams& operator=(const OpenclStreams&) = delete;
+
+    /// Recording index's backend; each index once. Take every stream before driving any, or the first launches run
+    /// without the streams not yet taken.
+    std::unique_ptr<Backend> stream(std::size_t index);
+    std::size_t size() const;
+    /// "device name (platform name)".
+    std::string device_description() const;
+
+    class Shared;
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::set<std::size_t> taken_;
 };
 
 } // namespace spikeline

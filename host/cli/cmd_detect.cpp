@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "cli/several_recordings.hpp"
 #include "io/recording.hpp"
 #include "pipeline/detect_run.hpp"
 #include "util/errors.hpp"
@@ -17,12 +18,16 @@ int cmd_detect(int argc, char** argv) {
     RunOptionValues run;
     DetectOptionValues detect;
     std::string out;
+    std::vector<std::string> inputs;
     bool overwrite = false;
 
     po::options_description visible(
-        "spikeline detect INPUT --out DIR [options]\n\n"
+        "spikeline detect INPUT... --out DIR [options]\n\n"
         "INPUT: a SpikeGLX .bin or mtscomp .cbin (with its .meta), a folder holding one, or a raw int16 "
-        "file (with --channels and --sample-rate)\n\noptions");
+        "file (with --channels and --sample-rate)\n"
+        "Several INPUTs: each is detected on its own (its own probe, rate and parameters) into DIR/<its name>; "
+        "--backend opencl runs them in the same kernel launches, other backends one after another; a recording that "
+        "fails is named and skipped\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
@@ -30,13 +35,19 @@ int cmd_detect(int argc, char** argv) {
     add_run_options(visible, run);
     add_detect_options(visible, detect);
     po::options_description all;
-    all.add(visible).add_options()("input", po::value(&in.input));
+    all.add(visible).add_options()("input", po::value(&inputs));
     po::positional_options_description positional;
-    positional.add("input", 1);
+    positional.add("input", -1);
 
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, all, positional, vm))
         return 0;
+    if (inputs.size() > 1) {
+        const DetectRunOptions options = finish_run_options(run, vm, detect);
+        return detect_recordings(inputs, in, vm, options, out, overwrite, run.quiet);
+    }
+    if (!inputs.empty())
+        in.input = inputs.front();
     SelectedInput selected = open_selected_input(in, vm, "spikeline detect INPUT --out DIR");
     const io::RecordingInfo& info = selected.source->info();
     check_output_folder({"detect", out, input_files(in, info), overwrite});

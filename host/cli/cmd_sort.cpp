@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "cli/several_recordings.hpp"
 #include "io/channel_selection.hpp"
 #include "pipeline/sort_run.hpp"
 #include "util/errors.hpp"
@@ -20,6 +21,7 @@ int cmd_sort(int argc, char** argv) {
     DetectOptionValues detect;
     sort::SortSettings settings;
     std::string out;
+    std::vector<std::string> recordings;
     std::string sorter_file;
     std::string units_from;
     bool units_from_all = false;
@@ -35,7 +37,8 @@ int cmd_sort(int argc, char** argv) {
         "recording with the backend's sorting stage. DIR becomes a Phy folder (phy template-gui DIR/params.py) and "
         "DIR/sorter.json holds the sorter, which --sorter reuses so that later runs keep its unit ids.\n\n"
         "INPUT: a SpikeGLX .bin (with its .meta), a folder holding one, or a raw int16 file (with --channels and "
-        "--sample-rate)\n\noptions");
+        "--sample-rate)\nSeveral INPUTs: each is sorted on its own into DIR/<its name>, one after another; a "
+        "recording that fails is named and skipped\n\noptions");
     visible.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output (Phy) folder");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
@@ -86,13 +89,17 @@ int cmd_sort(int argc, char** argv) {
     add_nwb_session_options(nwb_options, nwb);
     visible.add(nwb_options);
     po::options_description all;
-    all.add(visible).add_options()("input", po::value(&in.input));
+    all.add(visible).add_options()("input", po::value(&recordings));
     po::positional_options_description positional;
-    positional.add("input", 1);
+    positional.add("input", -1);
 
     po::variables_map vm;
     if (!parse_command_line(argc, argv, visible, all, positional, vm))
         return 0;
+    if (recordings.size() > 1)
+        return sort_recordings(argc, argv, all, positional, vm, recordings, out, run.quiet);
+    if (!recordings.empty())
+        in.input = recordings.front();
     const std::string usage = "spikeline sort INPUT --out DIR";
     SelectedInput selected = open_selected_input(in, vm, usage);
     auto first = std::move(selected.source);

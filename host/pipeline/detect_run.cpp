@@ -75,7 +75,9 @@ void append_artifacts(io::NpyAppendWriter<std::int64_t>& out, const std::vector<
 std::unique_ptr<Backend> make_run_backend(const DetectRunOptions& options, const HwParams& params, double sample_rate,
                                           const probe::Probe& probe) {
     std::unique_ptr<Backend> backend;
-    if (options.backend.name == "xrt") {
+    if (options.make_backend) {
+        backend = options.make_backend(params);
+    } else if (options.backend.name == "xrt") {
         XrtOptions xrt = options.xrt;
         xrt.chunk_ms = options.chunk_ms;
         backend = make_xrt_backend(params, sample_rate, xrt);

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +22,8 @@ struct DetectRunOptions {
     DetectSettings settings;
     double chunk_ms = 100.0; ///< frames read and handed to the backend at a time (for xrt: one kernel run)
     bool progress = false;   ///< draw a progress line on stderr
+    /// When set, the backend to run instead of one made from `backend` (e.g. one stream of OpenclStreams).
+    std::function<std::unique_ptr<Backend>(const HwParams&)> make_backend;
 };
 
 struct DetectRunResult {

@@ -5,13 +5,32 @@
 // A work item takes VEC neighbouring channels of one probe through the whole chunk, in vector types: the filter
 // recursion runs along frames, so the parallelism is across channels, and explicit vectors are what CPU
 // implementations (pocl) turn into SIMD instructions; GPUs run them as VEC scalar operations. Rows of a chunk are
-// padded to `padded` channels (a multiple of VEC; the host keeps the padding at 0, in no reference group, where it
-// never crosses a threshold). Layouts: frames, filtered and referenced are [probe][frame][padded]; per-channel state
-// is [lane] with lane = probe * padded + channel.
+// padded to its probe's `padded` channels (a multiple of VEC; the host keeps the padding at 0, in no reference group,
+// where it never crosses a threshold). The probes of a batch are independent recordings: each has its own channel
+// count, parameters and number of frames in the launch (at most `stride` frames, the launch's longest; a probe with
+// none only keeps its state). Layouts: frames, filtered and referenced are [probe][stride frames][its padded]
+// (probe p's block starts at stride * lane_base(p)); means are [probe][stride frames][MAX_GROUPS]; per-channel state
+// is [lane] with lane = lane_base(p) + channel.
 
 #define VEC 8
 typedef int8 intv;
 typedef long8 longv;
+
+// Per probe, the host's table `layout` (PROBE_WORDS ints; fixed for the run) and `frames_now` (n_frames, first frame
+// low and high word; per launch).
+#define PROBE_WORDS 16
+#define P_LANE_BASE 0
+#define P_PADDED 1
+#define P_RUNS_BEGIN 2
+#define P_N_RUNS 3
+#define P_NOISE_STEP_FAST 4
+#define P_NOISE_STEP_SLOW 5
+#define P_WARMUP_FRAMES 6
+#define P_THRESHOLD_GAIN 7
+#define P_POLARITY 8
+#define P_ALIGN_WINDOW 9
+#define P_DEAD_TIME 10
+#define FRAMES_WORDS 3
 
 inline long round_shift(long value, int shift) {
     return (value + ((long)1 << (shift - 1))) >> shift;
@@ -29,15 +48,22 @@ inline intv saturate_bits_v(longv value, int bits) {
 
 // bandpass_frame over a chunk. sections holds (gain, a1, a2, numerator middle) per section; history is
 // [N_SECTIONS + 1][2][lanes], L1's BandpassState.
+// sections are the probe's (per probe N_SECTIONS * 4 words).
 __kernel void bandpass(__global const short* frames, __global int* filtered, __global int* history,
-                       __constant int* sections, int padded, int n_frames, int n_vectors) {
+                       __global const int* all_sections, __global const int* vector_probe,
+                       __global const int* layout, __global const int* frames_now, int stride, int n_vectors) {
     const int v = get_global_id(0);
     if (v >= n_vectors)
         return;
-    const int per_probe = padded / VEC;
-    const int probe = v / per_probe;
+    const int probe = vector_probe[v];
+    int sections[N_SECTIONS * 4]; // private: the stores to filtered and history below cannot alias them
+    for (int i = 0; i < N_SECTIONS * 4; ++i)
+        sections[i] = all_sections[probe * N_SECTIONS * 4 + i];
+    const int lane_base = layout[probe * PROBE_WORDS + P_LANE_BASE];
+    const int padded = layout[probe * PROBE_WORDS + P_PADDED];
+    const int n_frames = frames_now[probe * FRAMES_WORDS];
     const int lane = v * VEC;
-    const size_t first = (size_t)probe * n_frames * padded + (size_t)(lane - probe * padded);
+    const size_t first = (size_t)stride * lane_base + (size_t)(lane - lane_base);
     const size_t lanes = (size_t)n_vectors * VEC;
     intv h[N_SECTIONS + 1][2];
     for (int k = 0; k <= N_SECTIONS; ++k)
@@ -66,15 +92,23 @@ __kernel void bandpass(__global const short* frames, __global int* filtered, __g
             vstore8(h[k][j], 0, history + (k * 2 + j) * lanes + lane);
 }
 
-// accumulate_group_sums + group_means for one frame of one probe (row = probe * n_frames + frame). runs lists the
-// channel ranges of one group as (begin, end, group); sums of at most 1024 values below 2^20 fit 32 bits, so the
-// order of the additions does not change them.
-__kernel void group_means(__global const int* filtered, __global const int* runs, int n_runs,
-                          __global const int* group_inverse_size, __global int* means, int padded, int n_rows) {
-    const int row = get_global_id(0);
-    if (row >= n_rows)
+// accumulate_group_sums + group_means for one frame of one probe (global ids: frame, probe). runs lists the
+// channel ranges of one group as (begin, end, group), each probe's from its layout's runs_begin; sums of at most 1024
+// values below 2^20 fit 32 bits, so the order of the additions does not change them.
+__kernel void group_means(__global const int* filtered, __global const int* all_runs,
+                          __global const int* all_group_inverse_size, __global int* means,
+                          __global const int* layout, __global const int* frames_now, int stride, int n_probes) {
+    const int frame = get_global_id(0);
+    const int probe = get_global_id(1);
+    if (probe >= n_probes || frame >= frames_now[probe * FRAMES_WORDS])
         return;
-    __global const int* x = filtered + (size_t)row * padded;
+    __global const int* runs = all_runs + 3 * layout[probe * PROBE_WORDS + P_RUNS_BEGIN];
+    const int n_runs = layout[probe * PROBE_WORDS + P_N_RUNS];
+    __global const int* group_inverse_size = all_group_inverse_size + probe * MAX_GROUPS;
+    const size_t row = (size_t)probe * stride + frame;
+    const int padded = layout[probe * PROBE_WORDS + P_PADDED];
+    __global const int* x =
+        filtered + (size_t)stride * layout[probe * PROBE_WORDS + P_LANE_BASE] + (size_t)frame * padded;
     int sums[MAX_GROUPS];
     for (int g = 0; g < MAX_GROUPS; ++g)
         sums[g] = 0;
@@ -112,24 +146,35 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
                      __global int* noise_state, __global int* searching_state, __global int* count_state,
                      __global int* best_pos_state, __global int* best_value_state, __global int* hold_state,
                      __global int* referenced, int keep_referenced, __global int* candidates,
-                     __global int* n_candidates, int capacity, int padded, int n_frames, int n_vectors,
-                     ulong first_frame, int noise_step_fast, int noise_step_slow, uint warmup_frames,
-                     int threshold_gain, int polarity, int align_window, int dead_time) {
+                     __global int* n_candidates, int capacity, __global const int* vector_probe,
+                     __global const int* layout, __global const int* frames_now, int stride, int n_vectors) {
     const int v = get_global_id(0);
     if (v >= n_vectors)
         return;
-    const int per_probe = padded / VEC;
-    const int probe = v / per_probe;
+    const int probe = vector_probe[v];
+    __global const int* settings = layout + probe * PROBE_WORDS;
+    const int lane_base = settings[P_LANE_BASE];
+    const int padded = settings[P_PADDED];
+    const int noise_step_fast = settings[P_NOISE_STEP_FAST];
+    const int noise_step_slow = settings[P_NOISE_STEP_SLOW];
+    const uint warmup_frames = (uint)settings[P_WARMUP_FRAMES];
+    const int threshold_gain = settings[P_THRESHOLD_GAIN];
+    const int polarity = settings[P_POLARITY];
+    const int align_window = settings[P_ALIGN_WINDOW];
+    const int dead_time = settings[P_DEAD_TIME];
+    const int n_frames = frames_now[probe * FRAMES_WORDS];
+    const ulong first_frame =
+        (ulong)(uint)frames_now[probe * FRAMES_WORDS + 1] | ((ulong)(uint)frames_now[probe * FRAMES_WORDS + 2] << 32);
     const int lane = v * VEC;
-    const int column = lane - probe * padded;
-    const size_t first = (size_t)probe * n_frames * padded + (size_t)column;
+    const int column = lane - lane_base;
+    const size_t first = (size_t)stride * lane_base + (size_t)column;
     const int noise_max = (1 << NOISE_BITS) - 1;
     const int shift = NOISE_FRAC_BITS - SAMPLE_FRAC_BITS;
 
     int group[VEC];
     bool one_group = true; // the usual case: the vector's channels share a reference group
     for (int i = 0; i < VEC; ++i) {
-        group[i] = group_of[column + i];
+        group[i] = group_of[lane + i];
         one_group = one_group && group[i] == group[0];
     }
     intv noise = vload8(0, noise_state + lane);
@@ -144,7 +189,7 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
     }
     for (int f = 0; f < n_frames; ++f) {
         const size_t at = first + (size_t)f * padded;
-        __global const int* row_means = means + ((size_t)probe * n_frames + f) * MAX_GROUPS;
+        __global const int* row_means = means + ((size_t)probe * stride + f) * MAX_GROUPS;
         intv reference;
         if (one_group) {
             reference = (intv)(group[0] >= 0 ? row_means[group[0]] : 0);
