@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 
 namespace spikeline {
 namespace {
@@ -289,10 +290,11 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         const std::size_t first = sorted.spikes.size();
         backend->take_sorted(sorted);
         backend->take_artifacts(artifacts);
-        for (std::size_t i = first; i < sorted.spikes.size() && sorted.spikes[i].event.sample < relabel_before; ++i)
+        for (std::size_t i = first; i < sorted.spikes.size() && sorted.spikes[i].event.sample < relabel_before; ++i) {
+            if (sorted.snippets.size() < (i + 1) * values_per_spike)
+                throw std::logic_error("run_sorting: a spike to label on the host came without its snippet");
             labeller->label(sorted.spikes[i], &sorted.snippets[i * values_per_spike]);
-        if (!keep_snippets)
-            sorted.snippets.clear(); // kept only for the host's labels
+        }
     };
     if (label_window) {
         std::size_t first = 0;
@@ -320,7 +322,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         // Spikes it still holds (all at or after the last sample it sorted, since spikes leave in sample order) would
         // have seen the writes up to theirs: a write between that sample and the window's end (only with chunks
         // shorter than the stage's latency) applies to some of them and not to others, so those spikes are labelled
-        // here, from their snippets.
+        // here, from their snippets (writes come from motion tracking or learning, which keep every snippet).
         std::vector<hw::TableWrite> from_end;
         for (const hw::TableWrite& write : labeller->pending_writes()) {
             if (write.sample >= window_frames)
@@ -328,14 +330,14 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             else if (write.sample > last_sample)
                 relabel_before = std::max(relabel_before, write.sample);
         }
-        backend->enable_sorting(labeller->table_with_writes_before(window_frames), keep_snippets || relabel_before > 0);
+        backend->enable_sorting(labeller->table_with_writes_before(window_frames), keep_snippets);
         backend->queue_table_writes(from_end);
-        const std::uint64_t window_end = result.frames;
         if (rest_frames > 0) {
+            const auto window_part = static_cast<std::size_t>(window_frames - result.frames);
             backend->process(rest_of_chunk, rest_frames, events);
             events.clear();
             take_from_backend();
-            handle_chunk(sorted, artifacts, static_cast<std::size_t>(window_frames - window_end) + rest_frames);
+            handle_chunk(sorted, artifacts, window_part + rest_frames);
         }
     }
     for (;;) {
