@@ -580,7 +580,8 @@ std::string file_bytes(const std::filesystem::path& path) {
 // rest: the folder must equal one whose every spike a backend labelled with the same sorter and the same table writes
 // (a run with --sorter), whatever the chunks, wherever the window ends inside one, and with writes made by chunks
 // shorter than the sorting stage's latency (1 ms: a write falls between the last spike sorted in the window and its
-// end at 4.119 s, so the spikes the backend still holds then are labelled on the host).
+// end at 4.119 s, so the spikes the backend still holds then are labelled on the host), and with a window longer
+// than the recording.
 TEST_F(SortPipeline, LabellingTheWindowFromItsSnippetsEqualsABackendLabellingIt) {
     sim::SimulationConfig config;
     config.n_channels = 64;
@@ -596,7 +597,7 @@ TEST_F(SortPipeline, LabellingTheWindowFromItsSnippetsEqualsABackendLabellingIt)
     };
     std::uint64_t writes_in_window = 0, writes = 0;
     for (const Case c : {Case{"cpu", 100, 5}, Case{"cpu", 100, 4.9567}, Case{"cpu", 1, 4.119}, Case{"cpu", 1, 4.1185},
-                         Case{"reference", 7, 5}}) {
+                         Case{"reference", 7, 5}, Case{"cpu", 100, 9}}) {
         SCOPED_TRACE(std::string(c.backend) + " chunk " + std::to_string(c.chunk_ms) + " ms, window " +
                      std::to_string(c.calibration_s) + " s");
         SortRunOptions first;

@@ -196,8 +196,10 @@ int cmd_sort(int argc, char** argv) {
                                   : 0.0);
         std::printf("  speed        %.1fx real time (%.2f s wall, the whole command)\n",
                     command_seconds > 0 ? result.recording_seconds / command_seconds : 0.0, command_seconds);
-        std::printf("  stages       calibration %.2f s, labelling %.2f s%s, writing %.2f s",
-                    result.calibration_wall_seconds, result.labelling_wall_seconds,
+        std::printf("  stages      ");
+        if (result.sorter_loaded.empty())
+            std::printf(" calibration %.2f s,", result.calibration_wall_seconds);
+        std::printf(" labelling %.2f s%s, writing %.2f s", result.labelling_wall_seconds,
                     result.window_labelled_on_host ? " (the window's spikes from the calibration's snippets)" : "",
                     result.writing_wall_seconds);
         if (nwb_summary)

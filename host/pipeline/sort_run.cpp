@@ -99,6 +99,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     std::size_t rest_frames = 0;
     std::uint64_t window_frames = 0;
     bool label_window = false;
+    bool recording_ended = false; ///< the calibration pass read the whole recording
     if (loaded) {
         // The folder carries the sorter its labels came from, byte for byte (its context names the calibration's
         // settings, not this run's).
@@ -125,8 +126,10 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             while (window_frames < calibration_frames) {
                 std::size_t n = 0;
                 const std::int16_t* chunk = reader->next(n);
-                if (n == 0)
+                if (n == 0) {
+                    recording_ended = true; // the reader has nothing more to give
                     break;
+                }
                 const auto in_window =
                     static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - window_frames));
                 if (in_window < n) {
@@ -159,6 +162,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             reader.reset();
             source.reset();
             window_chunks.clear();
+            recording_ended = false; // read again from its start
         }
         const auto clustering_start = Clock::now();
         calibration = from_units
@@ -340,7 +344,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             handle_chunk(sorted, artifacts, window_part + rest_frames);
         }
     }
-    for (;;) {
+    while (!recording_ended) {
         std::size_t n = 0;
         const std::int16_t* chunk = reader->next(n);
         if (n == 0)
