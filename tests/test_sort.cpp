@@ -615,6 +615,63 @@ TEST_F(SortPipeline, ARecordingWithoutSpikesIsAClearErrorAndWritesNothing) {
     EXPECT_FALSE(std::filesystem::exists(out / "spike_times.npy"));
 }
 
+std::string file_bytes(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The calibration pass's snippets label the window on the host (sort::SnippetLabeller) and its backend labels the
+// rest: the folder must equal one whose every spike a backend labelled with the same sorter and the same table writes
+// (a run with --sorter), whatever the chunks, wherever the window ends inside one, and with writes made by chunks
+// shorter than the sorting stage's latency (1 ms: a write falls between the last spike sorted in the window and its
+// end at 4.119 s, so the spikes the backend still holds then are labelled on the host), and with a window longer
+// than the recording.
+TEST_F(SortPipeline, LabellingTheWindowFromItsSnippetsEqualsABackendLabellingIt) {
+    sim::SimulationConfig config;
+    config.n_channels = 64;
+    config.duration_s = 8;
+    config.seed = 11;
+    config.drift = sim::triangle_drift(6.0); // the units move: table writes from the first estimates on
+    sim::simulate_to_folder(config, probe::default_probe(64), dir_ / "sim");
+    auto open = [&] { return io::open_recording(dir_ / "sim" / "recording.bin", {}); };
+    const probe::Probe probe = probe::read_probeinterface(dir_ / "sim" / "probe.json");
+    struct Case {
+        const char* backend;
+        double chunk_ms, calibration_s;
+    };
+    std::uint64_t writes_in_window = 0, writes = 0;
+    for (const Case c : {Case{"cpu", 100, 5}, Case{"cpu", 100, 4.9567}, Case{"cpu", 1, 4.119}, Case{"cpu", 1, 4.1185},
+                         Case{"reference", 7, 5}, Case{"cpu", 100, 9}}) {
+        SCOPED_TRACE(std::string(c.backend) + " chunk " + std::to_string(c.chunk_ms) + " ms, window " +
+                     std::to_string(c.calibration_s) + " s");
+        SortRunOptions first;
+        first.detect.backend = {c.backend, 2};
+        first.detect.chunk_ms = c.chunk_ms;
+        first.sort.calibration_s = c.calibration_s;
+        first.sort.keep_learning = false; // one sorter labels the whole run
+        const auto a = dir_ / "window_on_host";
+        const SortRunResult one_read = run_sorting(open, probe, first, a);
+        EXPECT_TRUE(one_read.window_labelled_on_host);
+        SortRunOptions again = first;
+        again.sorter_file = a / "sorter.json";
+        const auto b = dir_ / "backend_only";
+        const SortRunResult loaded = run_sorting(open, probe, again, b);
+        EXPECT_FALSE(loaded.window_labelled_on_host);
+        ASSERT_GT(one_read.spikes, 200u);
+        for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "pc_features.npy",
+                                 "amplitudes.npy", "unit_updates.npy", "artifacts.npy"})
+            EXPECT_EQ(file_bytes(a / name), file_bytes(b / name)) << name;
+        EXPECT_EQ(one_read.table_writes, loaded.table_writes);
+        // unit_updates.npy: one row per write, its sample first.
+        const io::NpyArray updates = io::read_npy(a / "unit_updates.npy");
+        const std::vector<std::int64_t> rows = updates.as<std::int64_t>();
+        for (std::size_t i = 0; i < rows.size(); i += updates.shape.at(1))
+            writes_in_window += rows[i] < std::llround(c.calibration_s * config.sample_rate);
+        writes += one_read.table_writes;
+    }
+    EXPECT_GT(writes_in_window, 0u) << "the window's labels depend on table writes (" << writes << " in all)";
+}
+
 TEST_F(SortPipeline, RecalibrationPeriodsTooPoorInSpikesAreSkippedCountedAndExplained) {
     const auto sim = simulate_folder(64, 3.0, 9);
     const auto out = dir_ / "phy";

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <deque>
 
 namespace spikeline {
@@ -141,16 +140,15 @@ private:
                     totals[g] += other->sums[f * HwConfig::max_groups + static_cast<std::size_t>(g)];
             hw::group_means(*params_, totals, means);
             const std::uint64_t frame = frame_ + f;
+            // With sorting on, the referenced frame is written straight into the snippet ring (no copy per frame).
+            std::int32_t* referenced = ring_.empty() ? worker.referenced.data() : ring_row(frame);
             bool any = false;
             for (const cpu::ChannelRun& run : worker.runs)
                 any |= cpu::reference_and_flag(*worker.detector, *params_, run, run.group >= 0 ? means[run.group] : 0,
-                                               frame, &worker.filtered[f * stride], worker.referenced.data());
-            if (!ring_.empty())
-                std::memcpy(ring_row(frame) + worker.begin, worker.referenced.data() + worker.begin,
-                            static_cast<std::size_t>(worker.end - worker.begin) * sizeof(std::int32_t));
+                                               frame, &worker.filtered[f * stride], referenced);
             if (any)
-                cpu::align_flagged_sparse(*worker.detector, *params_, frame, worker.referenced.data(), worker.begin,
-                                          worker.end, [&worker, frame](const SpikeEvent& c) {
+                cpu::align_flagged_sparse(*worker.detector, *params_, frame, referenced, worker.begin, worker.end,
+                                          [&worker, frame](const SpikeEvent& c) {
                                               worker.candidates.push_back({frame, c});
                                           });
         }

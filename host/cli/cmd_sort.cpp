@@ -7,6 +7,7 @@
 #include "util/output_folder.hpp"
 
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -16,6 +17,7 @@ namespace spikeline::cli {
 namespace po = boost::program_options;
 
 int cmd_sort(int argc, char** argv) {
+    const auto command_start = std::chrono::steady_clock::now();
     InputOptionValues in;
     RunOptionValues run;
     DetectOptionValues detect;
@@ -133,8 +135,12 @@ int cmd_sort(int argc, char** argv) {
             nwb_file + " exists: choose another name or pass --overwrite");
     const SortRunResult result = run_sorting(open_source, probe, options, out);
     std::optional<exporting::NwbExportSummary> nwb_summary;
+    const auto nwb_start = std::chrono::steady_clock::now();
     if (!nwb_file.empty())
         nwb_summary = exporting::export_nwb(out, nwb_file, nwb);
+    const auto command_end = std::chrono::steady_clock::now();
+    const double nwb_seconds = std::chrono::duration<double>(command_end - nwb_start).count();
+    const double command_seconds = std::chrono::duration<double>(command_end - command_start).count();
 
     if (!run.quiet) {
         int good = 0;
@@ -195,8 +201,17 @@ int cmd_sort(int argc, char** argv) {
                     static_cast<unsigned long long>(result.unsorted),
                     result.spikes ? 100.0 * static_cast<double>(result.unsorted) / static_cast<double>(result.spikes)
                                   : 0.0);
-        std::printf("  speed        %.1fx real time (%.2f s wall)\n", result.realtime_factor,
-                    result.sorting_wall_seconds);
+        std::printf("  speed        %.1fx real time (%.2f s wall, the whole command)\n",
+                    command_seconds > 0 ? result.recording_seconds / command_seconds : 0.0, command_seconds);
+        std::printf("  stages      ");
+        if (result.sorter_loaded.empty())
+            std::printf(" calibration %.2f s,", result.calibration_wall_seconds);
+        std::printf(" labelling %.2f s%s, writing %.2f s", result.labelling_wall_seconds,
+                    result.window_labelled_on_host ? " (the window's spikes from the calibration's snippets)" : "",
+                    result.writing_wall_seconds);
+        if (nwb_summary)
+            std::printf(", NWB %.2f s", nwb_seconds);
+        std::printf("\n");
         std::printf("  memory       %.0f MB peak\n", static_cast<double>(result.peak_rss_bytes) / 1e6);
         if (result.lost_events > 0)
             std::printf("  WARNING      %llu spikes lost to a full queue\n",

@@ -4,6 +4,7 @@
 #include "pipeline/chunk_reader.hpp"
 #include "pipeline/motion_tracking.hpp"
 #include "pipeline/spike_reservoir.hpp"
+#include "sort/snippet_labeller.hpp"
 #include "sort/sorter_file.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 
 namespace spikeline {
 namespace {
@@ -27,11 +29,19 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// Where one chunk of the calibration pass ended: its spikes are the window's up to spikes_end.
+struct WindowChunk {
+    std::size_t spikes_end = 0;
+    std::uint64_t frames_end = 0;
+    std::vector<hw::ArtifactEvent> artifacts;
+};
+
 } // namespace
 
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir) {
+    const auto run_start = Clock::now();
     SortRunResult result;
     std::unique_ptr<io::RecordingSource> source = open_source();
     const io::RecordingInfo info = source->info();
@@ -78,6 +88,18 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     if (track_motion)
         window.motion.probe = &probe;
     const motion::MotionSettings motion_settings;
+    const bool recalibrate = options.sort.recalibrate_every_s > 0;
+    // The calibration pass's backend, reader and snippets label the window afterwards (no second detection over it)
+    // unless the card labels (xrt), the window is learnt again (--recalibrate-every) or it held more spikes than a
+    // calibration keeps (then they are detected again, from the recording's start).
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<ChunkReader> reader;
+    std::vector<WindowChunk> window_chunks;
+    const std::int16_t* rest_of_chunk = nullptr; ///< the window ended inside this chunk: its frames after the window
+    std::size_t rest_frames = 0;
+    std::uint64_t window_frames = 0;
+    bool label_window = false;
+    bool recording_ended = false; ///< the calibration pass read the whole recording
     if (loaded) {
         // The folder carries the sorter its labels came from, byte for byte (its context names the calibration's
         // settings, not this run's).
@@ -92,38 +114,56 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
             DetectRunOptions calibration_run = options.detect;
             if (on_fpga)
                 calibration_run.backend.name = "cpu";
-            std::unique_ptr<Backend> backend =
-                make_run_backend(calibration_run, *detect_params, info.sample_rate, probe);
+            backend = make_run_backend(calibration_run, *detect_params, info.sample_rate, probe);
             backend->enable_sorting(geometry, true);
-            ChunkReader reader(*source, chunk_frames);
+            reader = std::make_unique<ChunkReader>(*source, chunk_frames);
             std::vector<SpikeEvent> events;
             SortOutput sorted;
-            std::uint64_t done = 0;
+            std::size_t seen = 0;
             std::unique_ptr<MotionTracking> tracking;
             if (track_motion)
                 tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings);
-            while (done < calibration_frames) {
+            while (window_frames < calibration_frames) {
                 std::size_t n = 0;
-                const std::int16_t* chunk = reader.next(n);
-                if (n == 0)
+                const std::int16_t* chunk = reader->next(n);
+                if (n == 0) {
+                    recording_ended = true; // the reader has nothing more to give
                     break;
-                n = static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - done));
-                backend->process(chunk, n, events);
+                }
+                const auto in_window =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(n, calibration_frames - window_frames));
+                if (in_window < n) {
+                    rest_of_chunk = chunk + in_window * static_cast<std::size_t>(info.n_channels);
+                    rest_frames = n - in_window;
+                }
+                backend->process(chunk, in_window, events);
                 events.clear();
                 backend->take_sorted(sorted);
-                done += n;
+                window_frames += in_window;
+                seen += sorted.spikes.size();
                 if (tracking)
-                    tracking->add(sorted, done);
+                    tracking->add(sorted, window_frames);
                 window.add(sorted, values_per_spike, tracking.get());
+                WindowChunk piece{window.data.spikes.size(), window_frames, {}};
+                backend->take_artifacts(piece.artifacts);
+                window_chunks.push_back(std::move(piece));
                 sorted = {};
                 char line[160];
                 std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
-                              static_cast<double>(done) / info.sample_rate,
+                              static_cast<double>(window_frames) / info.sample_rate,
                               static_cast<double>(calibration_frames) / info.sample_rate, window.data.spikes.size());
                 progress.update(line);
             }
+            label_window = !on_fpga && !recalibrate && seen == window.data.spikes.size();
         }
-        source.reset();
+        result.window_labelled_on_host = label_window;
+        if (!label_window) {
+            backend.reset();
+            reader.reset();
+            source.reset();
+            window_chunks.clear();
+            recording_ended = false; // read again from its start
+        }
         const auto clustering_start = Clock::now();
         calibration = from_units
                           ? sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
@@ -133,16 +173,18 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);
         result.n_calibrations = 1;
-        window.clear();
+        if (!label_window)
+            window.clear();
         sort::write_sorter_file(calibration, context, sorter_path);
     }
     result.sorter_written = sorter_path;
 
-    // Labelling: the whole recording from its start through the calibrated sorting stage.
+    // Labelling: the whole recording from its start through the calibrated sorting stage; the calibration window, when
+    // its snippets were all kept, on the host with the same arithmetic (sort::SnippetLabeller).
+    const auto labelling_start = Clock::now();
     const double duration_s = static_cast<double>(info.n_frames) / info.sample_rate;
     sort::PhyWriter writer(out_dir, probe, info, geometry, duration_s);
     writer.add_calibration(calibration);
-    const bool recalibrate = options.sort.recalibrate_every_s > 0;
     const auto recalibrate_frames =
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
@@ -151,12 +193,19 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     const bool learn = options.sort.keep_learning && !recalibrate && !loaded && !from_units && !on_fpga;
     std::uint64_t next_learning =
         2 * static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
-    if (!source) // a loaded sorter labels on the first reading
-        source = open_source();
-    DetectRunOptions labelling_run = options.detect;
-    labelling_run.xrt.sorting = true;
-    std::unique_ptr<Backend> backend = make_run_backend(labelling_run, *detect_params, info.sample_rate, probe);
-    backend->enable_sorting(calibration.params, recalibrate || track_motion || learn);
+    const bool keep_snippets = recalibrate || track_motion || learn;
+    std::unique_ptr<sort::SnippetLabeller> labeller; ///< labels the window until the backend takes over
+    if (label_window) {
+        labeller = std::make_unique<sort::SnippetLabeller>(*calibration.params);
+    } else {
+        if (!source) // a loaded sorter labels on the first reading
+            source = open_source();
+        DetectRunOptions labelling_run = options.detect;
+        labelling_run.xrt.sorting = true;
+        backend = make_run_backend(labelling_run, *detect_params, info.sample_rate, probe);
+        backend->enable_sorting(calibration.params, keep_snippets);
+        reader = std::make_unique<ChunkReader>(*source, chunk_frames);
+    }
     std::unique_ptr<MotionTracking> tracking;
     std::unique_ptr<TableWriteLog> write_log;
     SpikeReservoir reservoir(options.sort.max_calibration_spikes, values_per_spike, track_motion);
@@ -165,21 +214,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         tracking->follow(calibration, true);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
     }
-    ChunkReader reader(*source, chunk_frames);
-    std::vector<SpikeEvent> events;
-    SortOutput sorted;
-    std::vector<hw::ArtifactEvent> artifacts;
-    const auto start = Clock::now();
-    for (;;) {
-        std::size_t n = 0;
-        const std::int16_t* chunk = reader.next(n);
-        if (n == 0)
-            break;
-        backend->process(chunk, n, events);
-        events.clear();
-        backend->take_sorted(sorted);
+    // One chunk's sorted spikes, as the labelling pass handles them after every chunk of the recording.
+    auto handle_chunk = [&](SortOutput& sorted, std::vector<hw::ArtifactEvent>& artifacts, std::size_t n) {
         writer.append(sorted.spikes);
-        backend->take_artifacts(artifacts);
         writer.append_artifacts(artifacts);
         artifacts.clear();
         result.frames += n;
@@ -233,10 +270,13 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         if (tracking) {
             // Units follow the latest estimate from the next frame on, in every backend alike.
             const std::vector<hw::TableWrite> writes = tracking->table_writes(result.frames);
-            backend->queue_table_writes(writes);
+            if (labeller && result.frames <= window_frames)
+                labeller->queue_writes(writes);
+            else
+                backend->queue_table_writes(writes);
             write_log->append(writes);
         }
-        const double elapsed = seconds_since(start);
+        const double elapsed = seconds_since(labelling_start);
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
         char line[200];
         std::snprintf(line, sizeof line, "sort: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
@@ -244,20 +284,87 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                       done_s > 0 ? static_cast<double>(writer.n_spikes()) / done_s : 0.0,
                       static_cast<int>(calibration.units.size()));
         progress.update(line);
+    };
+    std::vector<SpikeEvent> events;
+    SortOutput sorted;
+    std::vector<hw::ArtifactEvent> artifacts;
+    // Spikes the backend sorts after taking over whose labels the host gives (see below): before this sample.
+    std::uint64_t relabel_before = 0;
+    auto take_from_backend = [&]() {
+        const std::size_t first = sorted.spikes.size();
+        backend->take_sorted(sorted);
+        backend->take_artifacts(artifacts);
+        for (std::size_t i = first; i < sorted.spikes.size() && sorted.spikes[i].event.sample < relabel_before; ++i) {
+            if (sorted.snippets.size() < (i + 1) * values_per_spike)
+                throw std::logic_error("run_sorting: a spike to label on the host came without its snippet");
+            labeller->label(sorted.spikes[i], &sorted.snippets[i * values_per_spike]);
+        }
+    };
+    if (label_window) {
+        std::size_t first = 0;
+        std::uint64_t frames_before = 0;
+        for (WindowChunk& piece : window_chunks) {
+            sorted.spikes.assign(window.data.spikes.begin() + static_cast<std::ptrdiff_t>(first),
+                                 window.data.spikes.begin() + static_cast<std::ptrdiff_t>(piece.spikes_end));
+            sorted.snippets.assign(window.data.snippets.begin() + static_cast<std::ptrdiff_t>(first * values_per_spike),
+                                   window.data.snippets.begin() +
+                                       static_cast<std::ptrdiff_t>(piece.spikes_end * values_per_spike));
+            labeller->label(sorted);
+            artifacts = std::move(piece.artifacts);
+            const auto n = static_cast<std::size_t>(piece.frames_end - frames_before);
+            first = piece.spikes_end;
+            frames_before = piece.frames_end;
+            if (rest_frames > 0 && piece.frames_end == window_frames)
+                break; // the chunk goes on after the window: handled once the backend has sorted the rest of it
+            handle_chunk(sorted, artifacts, n);
+        }
+        const std::uint64_t last_sample = window.data.spikes.empty() ? 0 : window.data.spikes.back().event.sample;
+        window.clear();
+        window.data.spikes.shrink_to_fit();
+        window.data.snippets.shrink_to_fit();
+        // The backend takes over with every write before the window's end applied and those from its end on queued.
+        // Spikes it still holds (all at or after the last sample it sorted, since spikes leave in sample order) would
+        // have seen the writes up to theirs: a write between that sample and the window's end (only with chunks
+        // shorter than the stage's latency) applies to some of them and not to others, so those spikes are labelled
+        // here, from their snippets (writes come from motion tracking or learning, which keep every snippet).
+        std::vector<hw::TableWrite> from_end;
+        for (const hw::TableWrite& write : labeller->pending_writes()) {
+            if (write.sample >= window_frames)
+                from_end.push_back(write);
+            else if (write.sample > last_sample)
+                relabel_before = std::max(relabel_before, write.sample);
+        }
+        backend->enable_sorting(labeller->table_with_writes_before(window_frames), keep_snippets);
+        backend->queue_table_writes(from_end);
+        if (rest_frames > 0) {
+            const auto window_part = static_cast<std::size_t>(window_frames - result.frames);
+            backend->process(rest_of_chunk, rest_frames, events);
+            events.clear();
+            take_from_backend();
+            handle_chunk(sorted, artifacts, window_part + rest_frames);
+        }
+    }
+    while (!recording_ended) {
+        std::size_t n = 0;
+        const std::int16_t* chunk = reader->next(n);
+        if (n == 0)
+            break;
+        backend->process(chunk, n, events);
+        events.clear();
+        take_from_backend();
+        handle_chunk(sorted, artifacts, n);
     }
     backend->finish(events);
-    backend->take_sorted(sorted);
+    take_from_backend();
     writer.append(sorted.spikes);
-    backend->take_artifacts(artifacts);
     writer.append_artifacts(artifacts);
     progress.finish();
     if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
 
-    result.sorting_wall_seconds = seconds_since(start);
+    result.labelling_wall_seconds = seconds_since(labelling_start);
+    const auto writing_start = Clock::now();
     result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
-    result.realtime_factor =
-        result.sorting_wall_seconds > 0 ? result.recording_seconds / result.sorting_wall_seconds : 0;
     result.spikes = writer.n_spikes();
     result.unsorted = writer.n_unsorted();
     result.lost_events = backend->lost_events();
@@ -326,6 +433,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.n_units = static_cast<int>(result.quality.size()) - 1;
     result.peak_rss_bytes = peak_rss_bytes();
     manifest.write("sort");
+    result.writing_wall_seconds = seconds_since(writing_start);
+    result.wall_seconds = seconds_since(run_start);
+    result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
     return result;
 }
 

@@ -35,9 +35,12 @@ struct SortRunResult {
     sort::UnitsFromReport units_from;     ///< with options.units_from: how the sorter was built
     double calibration_wall_seconds = 0;  ///< reading + detecting the window + clustering
     double clustering_wall_seconds = 0;   ///< of which host clustering
-    double sorting_wall_seconds = 0;      ///< the labelling pass over the whole recording
+    double labelling_wall_seconds = 0;    ///< labelling the whole recording (the window's spikes on the host)
+    double writing_wall_seconds = 0;      ///< the Phy folder's remaining files, motion files, metadata
+    double wall_seconds = 0;              ///< the whole run
+    bool window_labelled_on_host = false; ///< the calibration pass's snippets labelled the window (not re-read)
     double recording_seconds = 0;
-    double realtime_factor = 0; ///< of the labelling pass
+    double realtime_factor = 0; ///< recording_seconds / wall_seconds
     std::uint64_t lost_events = 0;
     std::uint64_t artifacts = 0;           ///< rows of artifacts.npy
     std::uint64_t artifact_candidates = 0; ///< candidates dropped as artefacts
@@ -50,9 +53,12 @@ struct SortRunResult {
     std::vector<sort::ClusterQuality> quality;
 };
 
-/// open_source opens the recording from its start (it is read twice: calibration window, then labelling; once with
-/// options.sorter_file). Writes the Phy folder into out_dir (see PhyWriter) and the latest calibration as
-/// out_dir/sorter.json. Throws InputError on bad input or settings, or a sorter file that does not fit the run.
+/// open_source opens the recording from its start. It is read once: the calibration pass keeps the window's snippets,
+/// which are labelled on the host once the sorter is learnt, and its backend goes on labelling the rest. It is read
+/// twice (the window detected again) when the window held more spikes than a calibration keeps, with
+/// --recalibrate-every, and when the xrt backend labels. Writes the Phy folder into out_dir (see PhyWriter) and the
+/// latest calibration as out_dir/sorter.json. Throws InputError on bad input or settings, or a sorter file that does
+/// not fit the run.
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir);
