@@ -54,7 +54,8 @@ struct Worker {
     std::vector<cpu::ChannelRun> tiles; ///< the range's band-pass tiles (of one group, at most cpu::kBandpassTile)
 };
 
-/// Where the threads of one process() call are: each counts threads (finished band-pass, finished detection).
+/// Where the threads of a process() call are: threads that finished band-pass, detection (counted over the call's
+/// blocks), and tiles claimed per range.
 struct BlockProgress {
     PhaseCounter filtered;
     PhaseCounter detected;
@@ -96,6 +97,7 @@ public:
                     worker.tiles.push_back({tile, std::min(run.end, tile + cpu::kBandpassTile), run.group});
         }
         spin_budgets_.assign(workers_.size(), PhaseCounter::kMaxSpin);
+        progress_.next_tile = std::make_unique<std::atomic<std::uint32_t>[]>(workers_.size());
         pool_ = std::make_unique<WorkerPool>(static_cast<int>(workers_.size()));
     }
 
@@ -113,10 +115,13 @@ public:
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
         if (n_frames == 0)
             return;
-        BlockProgress progress;
-        progress.next_tile = std::make_unique<std::atomic<std::uint32_t>[]>(workers_.size());
+        // No thread runs between calls (WorkerPool::run has returned): the counters start again from 0.
+        progress_.filtered.reset();
+        progress_.detected.reset();
+        for (std::size_t w = 0; w < workers_.size(); ++w)
+            progress_.next_tile[w].store(0, std::memory_order_relaxed);
         const auto n_blocks = static_cast<std::uint32_t>((n_frames + kBlockFrames - 1) / kBlockFrames);
-        pool_->run([&](int thread) { run_blocks(thread, frames, n_frames, n_blocks, progress, events); });
+        pool_->run([&](int thread) { run_blocks(thread, frames, n_frames, n_blocks, progress_, events); });
         frame_ += n_frames;
     }
 
@@ -293,6 +298,7 @@ private:
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<WorkerPool> pool_;                    ///< one thread per worker (the caller is worker 0)
     std::vector<std::chrono::microseconds> spin_budgets_; ///< per thread, adapted by PhaseCounter::wait_for
+    BlockProgress progress_;                              ///< of the process() call running
     std::uint64_t frame_ = 0;
     StageSeconds seconds_;
 };

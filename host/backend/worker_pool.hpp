@@ -20,6 +20,8 @@ public:
         value_.fetch_add(1, std::memory_order_release);
         value_.notify_all();
     }
+    /// Back to 0; only while no thread uses the counter.
+    void reset() { value_.store(0, std::memory_order_relaxed); }
     /// Returns once the count is at least target: spins within spin_budget (adapted as WorkerPool's), then sleeps.
     void wait_for(std::uint32_t target, std::chrono::microseconds& spin_budget) const;
 
