@@ -80,9 +80,9 @@ public:
         const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
         const std::uint64_t map_offset = offset / page * page;
         map_length_ = static_cast<std::size_t>(end - map_offset);
-        // MAP_POPULATE maps every page now, in one call, instead of one fault per 64 KiB in the workers' loops.
-        void* map =
-            ::mmap(nullptr, map_length_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, static_cast<off_t>(map_offset));
+        // Pages are mapped when the backend's threads first touch them (0.28 s of CPU per 60 s of 1024 channels on a
+        // Zen 4 VM), shared among them; MAP_POPULATE did the same work on this thread alone.
+        void* map = ::mmap(nullptr, map_length_, PROT_READ, MAP_PRIVATE, fd_, static_cast<off_t>(map_offset));
         if (map == MAP_FAILED) {
             map_length_ = 0;
             throw InputError("cannot map " + info_.data_path.string() + ": " + std::strerror(errno));
