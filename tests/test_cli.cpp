@@ -329,6 +329,7 @@ TEST_F(CliTest, ThreadsAndBackendsGiveIdenticalFiles) {
     const std::vector<std::pair<std::string, std::vector<std::string>>> runs = {
         {"t1", {"--threads", "1"}},
         {"t2", {"--threads", "2"}},
+        {"t3", {"--threads", "3"}},
         {"ref", {"--backend", "reference"}},
         {"t2_small_chunks", {"--threads", "2", "--chunk-ms", "7"}},
     };

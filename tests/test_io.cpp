@@ -571,6 +571,47 @@ TEST_F(IoTest, SpikeGlxReadFailsWhenFileShrinksMidFrame) {
     expect_input_error([&] { source->read(buffer.data(), 100); }, {"shrinks.bin", "truncated"});
 }
 
+TEST_F(IoTest, MappedViewDeliversWhatReadDeliversInAnyMixOfCalls) {
+    // 3 channels and chunks of 777 frames: chunks start in the middle of pages and of nothing in particular.
+    const auto samples = ramp_frames(5000, 3);
+    const fs::path bin = write_spikeglx(dir_, "mapped", samples, 3);
+    auto source = open_spikeglx(bin);
+    InPlaceSource* in_place = in_place_source(*source);
+    ASSERT_NE(in_place, nullptr);
+    std::vector<std::int16_t> delivered, buffer(777 * 3);
+    for (int call = 0;; ++call) {
+        std::size_t n = 0;
+        if (call % 3 == 2) { // every third chunk through read(): both advance the same position
+            n = source->read(buffer.data(), 777);
+            delivered.insert(delivered.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n * 3));
+        } else {
+            const std::int16_t* chunk = in_place->view(777, n);
+            if (n > 0)
+                delivered.insert(delivered.end(), chunk, chunk + n * 3);
+        }
+        if (n == 0)
+            break;
+        ASSERT_LE(n, 777u);
+    }
+    EXPECT_EQ(delivered, samples);
+    std::size_t n = 1;
+    in_place->view(777, n);
+    EXPECT_EQ(n, 0u) << "the end stays the end";
+}
+
+TEST_F(IoTest, MappedViewOfAFileThatShrankIsAnInputError) {
+    const auto samples = ramp_frames(4000, 4);
+    const fs::path bin = write_spikeglx(dir_, "shrinks_mapped", samples, 4);
+    auto source = open_spikeglx(bin);
+    InPlaceSource* in_place = in_place_source(*source);
+    ASSERT_NE(in_place, nullptr);
+    std::size_t n = 0;
+    ASSERT_NE(in_place->view(1000, n), nullptr);
+    EXPECT_EQ(n, 1000u);
+    fs::resize_file(bin, 1500 * 4 * 2); // half of the next chunk is gone: mapping it would fault, not fail
+    expect_input_error([&] { in_place->view(1000, n); }, {"shrinks_mapped.bin", "truncated"});
+}
+
 TEST_F(IoTest, SpikeGlxRejectsMissingKeys) {
     const std::string data(16, '\0');
     // fileSizeBytes may be absent (see SpikeGlxWithoutFileSizeUsesTheBinSize).
@@ -609,6 +650,7 @@ TEST_F(IoTest, SpikeGlxSyncChannelsAreSkipped) {
     EXPECT_EQ(source->info().n_channels, 4);
     EXPECT_EQ(source->info().file_channels(), 5);
     EXPECT_EQ(source->info().n_frames, 10u);
+    EXPECT_EQ(in_place_source(*source), nullptr) << "a frame of the file is not a frame delivered: no view in place";
     const std::vector<std::int16_t> read = read_all(*source, 3);
     ASSERT_EQ(read.size(), 40u);
     for (std::size_t f = 0; f < 10; ++f)

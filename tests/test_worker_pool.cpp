@@ -55,5 +55,35 @@ TEST(WorkerPool, OneWorkerRunsTheJobOnTheCaller) {
     expect_every_worker_runs_every_job(1, 10, std::chrono::microseconds(0), std::chrono::microseconds(0));
 }
 
+// The CPU backend's one-sided barriers: a waiter returns only once the count is reached, whether it meets the others
+// while spinning or sleeps (here the last advance comes long after any spin budget).
+TEST(PhaseCounter, WaitersReturnOnlyWhenEveryThreadHasAdvanced) {
+    for (auto delay : {std::chrono::microseconds(0), std::chrono::microseconds(3000)}) {
+        SCOPED_TRACE("delay " + std::to_string(delay.count()) + " us");
+        constexpr int kThreads = 3, kRounds = 200;
+        PhaseCounter counter;
+        std::vector<std::atomic<int>> rounds_done(kThreads);
+        std::atomic<bool> early{false};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < kThreads; ++t)
+            threads.emplace_back([&, t] {
+                auto budget = PhaseCounter::kMaxSpin;
+                for (int r = 0; r < kRounds; ++r) {
+                    if (t == kThreads - 1 && r % 50 == 0)
+                        std::this_thread::sleep_for(delay);
+                    rounds_done[static_cast<std::size_t>(t)].store(r + 1);
+                    counter.advance();
+                    counter.wait_for(static_cast<std::uint32_t>((r + 1) * kThreads), budget);
+                    for (const auto& done : rounds_done)
+                        if (done.load() < r + 1)
+                            early = true;
+                }
+            });
+        for (auto& thread : threads)
+            thread.join();
+        EXPECT_FALSE(early) << "a thread passed a round before every thread had finished it";
+    }
+}
+
 } // namespace
 } // namespace spikeline

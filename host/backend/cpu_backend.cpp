@@ -1,10 +1,14 @@
 // The CPU backend: L1 stages over blocks of frames, channels split across threads.
-// Per block: (A) each thread band-passes its channel range and sums its part of every reference group;
-// (B) each thread subtracts the group means and runs the detector on its range; (C) one thread feeds the
-// candidates, frame by frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples
-// are in (the referenced frames of the block are kept in a ring for it). (A) and the first half of (B) are the
-// vectorised rewrites of cpu_kernels.hpp; the rest are the L1 functions themselves. tests/test_backend.cpp checks
-// that the events equal the reference backend's.
+// Per block: (A) the threads band-pass tiles of channels and sum their part of every reference group; (B) each thread
+// subtracts the group means and runs the detector on its own channel range; (C) thread 0 feeds the candidates, frame by
+// frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples are in (the
+// referenced frames of the block are kept in a ring for it). (A) and the first half of (B) are the vectorised rewrites
+// of cpu_kernels.hpp; the rest are the L1 functions themselves. tests/test_backend.cpp checks that the events equal the
+// reference backend's.
+//
+// (C) of a block runs while the other threads band-pass the next one, and the tiles of (A) go to whichever thread is
+// free (its own range first), so thread 0's extra work is balanced within each block: with a barrier after (C) two
+// threads reached 1.4-1.7x one, the serial (C) being ~7 % of one thread's time (docs/PERFORMANCE.md).
 #include "backend/backend.hpp"
 
 #include "backend/cpu_kernels.hpp"
@@ -44,9 +48,31 @@ struct Worker {
     std::unique_ptr<hw::DetectorState<HwConfig>> detector;
     std::vector<std::int32_t> filtered;   ///< the block, frame-major, only this range's columns used
     std::vector<std::int32_t> referenced; ///< the current frame after the common reference
-    std::vector<std::int32_t> sums;       ///< per frame of the block, this range's part of every group sum
+    std::vector<std::int32_t> sums;       ///< per frame of the block, this thread's tiles' part of every group sum
     std::vector<TimedCandidate> candidates;
+    std::vector<cpu::ChannelRun> tiles; ///< the range's band-pass tiles (of one group, at most cpu::kBandpassTile)
 };
+
+/// Where the threads of a process() call are: threads that finished band-pass, detection (counted over the call's
+/// blocks), and tiles claimed per range.
+struct BlockProgress {
+    PhaseCounter filtered;
+    PhaseCounter detected;
+    std::unique_ptr<std::atomic<std::uint32_t>[]> next_tile; ///< per range: tiles claimed, all blocks so far
+};
+
+/// Claims the next tile of a range for block `block` (tiles_per_block per block); false when all are taken.
+bool claim_tile(std::atomic<std::uint32_t>& next, std::uint32_t block, std::uint32_t tiles_per_block,
+                std::uint32_t& index) {
+    const std::uint32_t end = (block + 1) * tiles_per_block;
+    std::uint32_t claimed = next.load(std::memory_order_relaxed);
+    while (claimed < end)
+        if (next.compare_exchange_weak(claimed, claimed + 1, std::memory_order_relaxed)) {
+            index = claimed - block * tiles_per_block;
+            return true;
+        }
+    return false;
+}
 
 class CpuBackend final : public Backend {
 public:
@@ -62,9 +88,15 @@ public:
         const int per_worker = ((n_channels_ + n_workers - 1) / n_workers + 31) / 32 * 32;
         for (int first = 0; first < n_channels_; first += per_worker) {
             workers_.push_back(std::make_unique<Worker>(params, first, std::min(n_channels_, first + per_worker)));
-            workers_.back()->filtered.resize(kBlockFrames * static_cast<std::size_t>(n_channels_));
-            workers_.back()->sums.resize(kBlockFrames * HwConfig::max_groups);
+            Worker& worker = *workers_.back();
+            worker.filtered.resize(kBlockFrames * static_cast<std::size_t>(n_channels_));
+            worker.sums.resize(kBlockFrames * HwConfig::max_groups);
+            for (const cpu::ChannelRun& run : worker.runs)
+                for (int tile = run.begin; tile < run.end; tile += cpu::kBandpassTile)
+                    worker.tiles.push_back({tile, std::min(run.end, tile + cpu::kBandpassTile), run.group});
         }
+        spin_budgets_.assign(workers_.size(), PhaseCounter::kMaxSpin);
+        progress_.next_tile = std::make_unique<std::atomic<std::uint32_t>[]>(workers_.size());
         pool_ = std::make_unique<WorkerPool>(static_cast<int>(workers_.size()));
     }
 
@@ -80,9 +112,16 @@ public:
     }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
-        for (std::size_t start = 0; start < n_frames; start += kBlockFrames)
-            process_block(frames + start * static_cast<std::size_t>(n_channels_),
-                          std::min(kBlockFrames, n_frames - start), events);
+        if (n_frames == 0)
+            return;
+        // No thread runs between calls (WorkerPool::run has returned): the counters start again from 0.
+        progress_.filtered.reset();
+        progress_.detected.reset();
+        for (std::size_t w = 0; w < workers_.size(); ++w)
+            progress_.next_tile[w].store(0, std::memory_order_relaxed);
+        const auto n_blocks = static_cast<std::uint32_t>((n_frames + kBlockFrames - 1) / kBlockFrames);
+        pool_->run([&](int thread) { run_blocks(thread, frames, n_frames, n_blocks, progress_, events); });
+        frame_ += n_frames;
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
@@ -113,22 +152,30 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
 
-    // (A) band-pass and partial group sums, tile by tile of the worker's runs through the whole block: a tile's filter
-    // history stays in registers and L1 instead of streaming through the cache once per frame.
-    void filter_block(Worker& worker, const std::int16_t* frames, std::size_t n_frames) const {
-        std::fill(worker.sums.begin(),
-                  worker.sums.begin() + static_cast<std::ptrdiff_t>(n_frames * HwConfig::max_groups), 0);
-        for (const cpu::ChannelRun& run : worker.runs) {
-            std::int32_t* sums = run.group >= 0 ? &worker.sums[static_cast<std::size_t>(run.group)] : nullptr;
-            for (int first = run.begin; first < run.end; first += cpu::kBandpassTile)
-                cpu::bandpass_tile(*worker.bandpass, *params_, frames, worker.filtered.data(),
-                                   static_cast<std::size_t>(n_channels_), n_frames, first,
-                                   std::min(run.end, first + cpu::kBandpassTile), sums);
+    // (A) band-pass and partial group sums, tile by tile through the whole block: a tile's filter history stays in
+    // registers and L1 instead of streaming through the cache once per frame. The thread's own range first, then what
+    // is left of the others' (the filtered tile lands in its range's buffer, where (B) reads it).
+    void filter_block(int thread, std::uint32_t block, const std::int16_t* frames, std::size_t n_frames,
+                      BlockProgress& progress) {
+        Worker& self = *workers_[static_cast<std::size_t>(thread)];
+        std::fill(self.sums.begin(), self.sums.begin() + static_cast<std::ptrdiff_t>(n_frames * HwConfig::max_groups),
+                  0);
+        const std::size_t n_workers = workers_.size();
+        for (std::size_t k = 0; k < n_workers; ++k) {
+            const std::size_t home = (static_cast<std::size_t>(thread) + k) % n_workers;
+            Worker& owner = *workers_[home];
+            const auto tiles_per_block = static_cast<std::uint32_t>(owner.tiles.size());
+            for (std::uint32_t index = 0; claim_tile(progress.next_tile[home], block, tiles_per_block, index);) {
+                const cpu::ChannelRun& tile = owner.tiles[index];
+                std::int32_t* sums = tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group)] : nullptr;
+                cpu::bandpass_tile(*owner.bandpass, *params_, frames, owner.filtered.data(),
+                                   static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
+            }
         }
     }
 
     // (B) group means from every worker's sums, reference, noise, threshold and alignment.
-    void detect_block(Worker& worker, std::size_t n_frames) {
+    void detect_block(Worker& worker, std::uint64_t first_frame, std::size_t n_frames) {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
         worker.candidates.clear();
         std::int32_t totals[HwConfig::max_groups];
@@ -139,7 +186,7 @@ private:
                 for (int g = 0; g < HwConfig::max_groups; ++g)
                     totals[g] += other->sums[f * HwConfig::max_groups + static_cast<std::size_t>(g)];
             hw::group_means(*params_, totals, means);
-            const std::uint64_t frame = frame_ + f;
+            const std::uint64_t frame = first_frame + f;
             // With sorting on, the referenced frame is written straight into the snippet ring (no copy per frame).
             std::int32_t* referenced = ring_.empty() ? worker.referenced.data() : ring_row(frame);
             bool any = false;
@@ -154,17 +201,58 @@ private:
         }
     }
 
-    void process_block(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) {
-        const auto t0 = Clock::now();
-        pool_->run([&](int w) { filter_block(*workers_[static_cast<std::size_t>(w)], frames, n_frames); });
-        const auto t1 = Clock::now();
-        pool_->run([&](int w) { detect_block(*workers_[static_cast<std::size_t>(w)], n_frames); });
-        const auto t2 = Clock::now();
-        // (C) de-duplication, frame by frame, candidates in channel order (workers hold ascending ranges).
+    // One thread's part of a process() call. Block b: wait until every thread has detected block b-1 (its filtered
+    // buffers and sums are then free); thread 0 de-duplicates block b-1 meanwhile others band-pass block b; band-pass;
+    // wait for every thread's band-pass; detect the own range. Thread 0 de-duplicates the last block at the end.
+    void run_blocks(int thread, const std::int16_t* frames, std::size_t n_frames, std::uint32_t n_blocks,
+                    BlockProgress& progress, std::vector<SpikeEvent>& events) {
+        const auto n_threads = static_cast<std::uint32_t>(workers_.size());
+        std::chrono::microseconds& spin = spin_budgets_[static_cast<std::size_t>(thread)];
+        auto block_frames = [&](std::uint32_t block) {
+            return std::min(kBlockFrames, n_frames - std::size_t{block} * kBlockFrames);
+        };
+        for (std::uint32_t block = 0; block < n_blocks; ++block) {
+            const auto t0 = Clock::now();
+            if (block > 0) {
+                progress.detected.wait_for(block * n_threads, spin);
+                if (thread == 0)
+                    dedup_block(frame_ + std::uint64_t{block - 1} * kBlockFrames, block_frames(block - 1), events);
+            }
+            const auto t1 = Clock::now();
+            filter_block(thread, block,
+                         frames + std::size_t{block} * kBlockFrames * static_cast<std::size_t>(n_channels_),
+                         block_frames(block), progress);
+            progress.filtered.advance();
+            progress.filtered.wait_for((block + 1) * n_threads, spin);
+            const auto t2 = Clock::now();
+            detect_block(*workers_[static_cast<std::size_t>(thread)], frame_ + std::uint64_t{block} * kBlockFrames,
+                         block_frames(block));
+            progress.detected.advance();
+            if (thread == 0)
+                add_stage_seconds(t0, t1, t2, Clock::now());
+        }
+        if (thread == 0) {
+            const auto t0 = Clock::now();
+            progress.detected.wait_for(n_blocks * n_threads, spin);
+            dedup_block(frame_ + std::uint64_t{n_blocks - 1} * kBlockFrames, block_frames(n_blocks - 1), events);
+            const auto t1 = Clock::now();
+            add_stage_seconds(t0, t1, t1, t1);
+        }
+    }
+
+    // Thread 0's view of the stages (waits included): de-duplication, band-pass, detection.
+    void add_stage_seconds(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2, Clock::time_point t3) {
+        seconds_.dedup += std::chrono::duration<double>(t1 - t0).count();
+        seconds_.bandpass += std::chrono::duration<double>(t2 - t1).count();
+        seconds_.detect += std::chrono::duration<double>(t3 - t2).count();
+    }
+
+    // (C) de-duplication, frame by frame, candidates in channel order (workers hold ascending ranges).
+    void dedup_block(std::uint64_t first_frame, std::size_t n_frames, std::vector<SpikeEvent>& events) {
         std::vector<std::size_t> next(workers_.size(), 0);
         auto emit = [&](const SpikeEvent& e) { add_event(e, events); };
         for (std::size_t f = 0; f < n_frames; ++f) {
-            const std::uint64_t frame = frame_ + f;
+            const std::uint64_t frame = first_frame + f;
             for (std::size_t w = 0; w < workers_.size(); ++w) {
                 const auto& candidates = workers_[w]->candidates;
                 for (; next[w] < candidates.size() && candidates[next[w]].emitted_at == frame; ++next[w])
@@ -175,13 +263,9 @@ private:
             if (sorting_.enabled())
                 sort_ready(frame);
         }
-        frame_ += n_frames;
-        if (sorting_.enabled() && frame_ > HwSortConfig::ring_frames)
-            sorting_.apply_writes_until(frame_ - HwSortConfig::ring_frames); // every spike before is sorted
-        const auto t3 = Clock::now();
-        seconds_.bandpass += std::chrono::duration<double>(t1 - t0).count();
-        seconds_.detect += std::chrono::duration<double>(t2 - t1).count();
-        seconds_.dedup += std::chrono::duration<double>(t3 - t2).count();
+        const std::uint64_t end = first_frame + n_frames;
+        if (sorting_.enabled() && end > HwSortConfig::ring_frames)
+            sorting_.apply_writes_until(end - HwSortConfig::ring_frames); // every spike before is sorted
     }
 
     std::int32_t* ring_row(std::uint64_t frame) {
@@ -210,7 +294,9 @@ private:
     std::vector<std::int32_t> ring_;
     int n_channels_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::unique_ptr<WorkerPool> pool_; ///< one thread per worker (the caller is worker 0)
+    std::unique_ptr<WorkerPool> pool_;                    ///< one thread per worker (the caller is worker 0)
+    std::vector<std::chrono::microseconds> spin_budgets_; ///< per thread, adapted by PhaseCounter::wait_for
+    BlockProgress progress_;                              ///< of the process() call running
     std::uint64_t frame_ = 0;
     StageSeconds seconds_;
 };

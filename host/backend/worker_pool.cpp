@@ -20,7 +20,7 @@ inline void cpu_relax() {
 
 // Longer than a block's phase on one core (about 0.1 ms for 256 frames of 1024 channels), short enough that an
 // idle live stream (a block per millisecond) leaves the cores to its reader.
-constexpr auto kMaxSpin = std::chrono::microseconds(200);
+constexpr auto kMaxSpin = PhaseCounter::kMaxSpin;
 constexpr auto kMinSpin = std::chrono::microseconds(2);
 
 /// Spins until done() or `budget` has passed; returns done(). The budget adapts: a wait that spinning did not
@@ -46,6 +46,15 @@ template <class DONE> bool spin_until(std::chrono::microseconds& budget, DONE&& 
 }
 
 } // namespace
+
+void PhaseCounter::wait_for(std::uint32_t target, std::chrono::microseconds& spin_budget) const {
+    auto reached = [this, target] { return value_.load(std::memory_order_acquire) >= target; };
+    if (spin_until(spin_budget, reached))
+        return;
+    for (std::uint32_t seen = value_.load(std::memory_order_acquire); seen < target;
+         seen = value_.load(std::memory_order_acquire))
+        value_.wait(seen, std::memory_order_acquire);
+}
 
 WorkerPool::WorkerPool(int size) : spin_budget_(kMaxSpin) {
     for (int w = 1; w < size; ++w)

@@ -11,6 +11,27 @@
 
 namespace spikeline {
 
+/// A count that the threads of a WorkerPool job advance and wait for: a one-sided barrier, so that a thread waits only
+/// for the phase it needs (the CPU backend's de-duplication of one block overlaps the next block's band-pass).
+class PhaseCounter {
+public:
+    /// Adds one and wakes the threads sleeping in wait_for.
+    void advance() {
+        value_.fetch_add(1, std::memory_order_release);
+        value_.notify_all();
+    }
+    /// Back to 0; only while no thread uses the counter.
+    void reset() { value_.store(0, std::memory_order_relaxed); }
+    /// Returns once the count is at least target: spins within spin_budget (adapted as WorkerPool's), then sleeps.
+    void wait_for(std::uint32_t target, std::chrono::microseconds& spin_budget) const;
+
+    /// The longest spin before sleeping (and the budget a thread starts with).
+    static constexpr std::chrono::microseconds kMaxSpin{200};
+
+private:
+    std::atomic<std::uint32_t> value_{0};
+};
+
 /// Runs a function on `size` workers (the caller is worker 0) and waits for all of them.
 ///
 /// Threads spin for a short while before they sleep: a phase of a block lasts tens of microseconds, about as long
