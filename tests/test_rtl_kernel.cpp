@@ -215,6 +215,14 @@ TEST(RtlKernel, EveryRunsEventsAndArtefactsEqualL1AndTheCpuBackend) {
         RecordProperty("samples_per_clock", std::to_string(rate));
         EXPECT_GE(rate, 0.99) << "samples per clock while frames stream";
         EXPECT_GE(kernel.max_reads_outstanding, 2u) << "several bursts in flight hide the latency";
+        // the clocks of a run beyond its samples: program, latency of the first burst, the end of the run, header
+        std::vector<std::uint32_t> overhead;
+        for (std::size_t r = 1; r + 1 < kernel.runs.size(); ++r)
+            overhead.push_back(kernel.runs[r].stats.run_cycles - kernel.runs[r].stats.stream_cycles);
+        std::sort(overhead.begin(), overhead.end());
+        RecordProperty("median_run_overhead_clocks", std::to_string(overhead[overhead.size() / 2]));
+        RecordProperty("first_run_clocks", std::to_string(kernel.runs[0].stats.run_cycles));
+        RecordProperty("max_reads_outstanding", std::to_string(kernel.max_reads_outstanding));
     }
     {
         SCOPED_TRACE("latency 100-300 clocks, back-pressure on every channel, ap_done polled");
