@@ -300,6 +300,35 @@ TEST(RtlKernel, ApCtrlHsRegisters) {
     EXPECT_EQ(driver.kernel().read_control(kApControl) & 0x7u, 0x4u) << "ap_done cleared by the read, ap_idle";
 }
 
+TEST(RtlKernel, FramesOutsideAStreamAreSkippedNotAHang) {
+    constexpr int kChannels = 64;
+    const auto params = detect_params(kChannels);
+    const auto data = recording(kChannels, 0.05, 8);
+    const std::size_t frames = data.size() / kChannels;
+    rtl::RtlKernelDriver driver(rtl::make_rtl_kernel_sim(kChannels, card_memory(0, 2)));
+    Program program;
+    hw::program_detect_params(*params, program.writer());
+    {
+        SCOPED_TRACE("parameters but no reset: no stream was ever started");
+        const rtl::KernelOutput out = driver.run(program.words, data.data(), frames, kChannels, abi::kControlFlush, 8);
+        EXPECT_EQ(out.header[abi::kHeaderFramesLow], 0u);
+        EXPECT_EQ(out.stats.stream_cycles, 0u);
+    }
+    const rtl::KernelOutput first =
+        driver.run(program.words, data.data(), frames, kChannels, abi::kControlReset | abi::kControlFlush, 1000);
+    EXPECT_EQ(first.header[abi::kHeaderFramesLow], frames);
+    {
+        SCOPED_TRACE("after the flush: the stream is closed until the next reset");
+        const rtl::KernelOutput out = driver.run({}, data.data(), frames, kChannels, abi::kControlFlush, 8);
+        EXPECT_EQ(out.header[abi::kHeaderFramesLow], frames);
+        EXPECT_EQ(out.header[abi::kHeaderRecords], 0u);
+    }
+    const rtl::KernelOutput again =
+        driver.run({}, data.data(), frames, kChannels, abi::kControlReset | abi::kControlFlush, 1000);
+    EXPECT_EQ(again.header[abi::kHeaderFramesLow], frames);
+    EXPECT_EQ(again.header[abi::kHeaderRecords], first.header[abi::kHeaderRecords]) << "a reset starts afresh";
+}
+
 // ---- sorting ----
 
 /// A sorter for `data` as tests/test_rtl.cpp builds one: a random basis and entries at spikes L1 found.

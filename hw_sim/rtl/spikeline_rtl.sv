@@ -8,8 +8,9 @@
 //      START (state clear) is written before the first write to the sorting stage, or after the program when it has
 //      none, so the clear uses the detection parameters the program just wrote and the stage's write queue keeps
 //      the table writes queued after it. A write to the stage's CONTROL with its hold bit waits for the stage idle.
-//   2. n_frames x N_CHANNELS int16 samples stream from `frames` into the core, one per clock;
-//   3. with kControlFlush: FLUSH, then (sorting on) the stage's end of stream; otherwise the run waits until the core
+//   2. n_frames x N_CHANNELS int16 samples stream from `frames` into the core, one per clock, if its stream is open
+//      (START written and no FLUSH since; else the frames are skipped and the header's frame count shows it);
+//   3. with kControlFlush (and the stream open): FLUSH, then (sorting on) the stage's end of stream; otherwise the run waits until the core
 //      is quiet and the stage caught up, so a run's records are exactly those its frames allow (as L1 per frame);
 //   4. the records (sorting on: sorted spikes and artefacts; off: events and artefacts) go to `output` after its
 //      16-word header as they come, at most max_records of them (all are counted), then the header.
@@ -121,6 +122,30 @@ module spikeline_rtl #(
     assign s_axi_control_rresp = 2'b00;
     assign interrupt = gie_reg && (isr_reg != 2'b00);
 
+    // the run's steps (section "The run" below)
+    typedef enum logic [4:0] {
+        M_IDLE,
+        M_PROGRAM,
+        M_PROGRAM_WRITE,
+        M_HOLD_POLL,
+        M_START,
+        M_START_POLL,
+        M_CHANNELS,
+        M_ACTIVE,
+        M_FRAMES,
+        M_FLUSH,
+        M_FLUSH_POLL,
+        M_END_SORT,
+        M_END_SORT_POLL,
+        M_QUIET_CORE,
+        M_QUIET_SORT,
+        M_COUNTERS,
+        M_DRAIN,
+        M_RESPONSES,
+        M_DONE
+    } main_state_t;
+    main_state_t state_reg;
+
     logic ap_idle;
     logic [31:0] control_read_value;
     always_comb begin
@@ -143,6 +168,7 @@ module spikeline_rtl #(
             12'h054: control_read_value = state_address_reg[31:0];
             12'h058: control_read_value = state_address_reg[63:32];
             12'h080: control_read_value = run_cycles_reg;
+            12'h088: control_read_value = {27'd0, state_reg}; // where a run waits, for debugging on a card
             12'h084: control_read_value = samples_seen_reg ? last_sample_cycle_reg - first_sample_cycle_reg + 32'd1
                                                            : 32'd0;
             default: control_read_value = 32'd0;
@@ -484,29 +510,9 @@ module spikeline_rtl #(
     // ------------------------------------------------------------------------------------------------------------
     // The run
     // ------------------------------------------------------------------------------------------------------------
-    typedef enum logic [4:0] {
-        M_IDLE,
-        M_PROGRAM,
-        M_PROGRAM_WRITE,
-        M_HOLD_POLL,
-        M_START,
-        M_START_POLL,
-        M_CHANNELS,
-        M_FRAMES,
-        M_FLUSH,
-        M_FLUSH_POLL,
-        M_END_SORT,
-        M_END_SORT_POLL,
-        M_QUIET_CORE,
-        M_QUIET_SORT,
-        M_COUNTERS,
-        M_DRAIN,
-        M_RESPONSES,
-        M_DONE
-    } main_state_t;
-    main_state_t state_reg;
 
     logic started_reg;         // this run has written START
+    logic stream_open_reg;     // the engine's stream was open when this run's frames were due
     logic groups_fresh_reg;    // this run's program has rewritten the group table
     logic hold_written_reg;    // the write in progress set the stage's hold bit
     logic [31:0] pairs_done_reg;
@@ -526,7 +532,10 @@ module spikeline_rtl #(
     wire pair_group_of = pair_address[20:16] == 5'h01 && !pair_value[7] && 32'(pair_value[6:0]) < MAX_GROUPS;
     wire [15:0] pair_channel = {2'b00, pair_address[15:2]};
     wire [5:0] pair_group = pair_value[5:0];
-    wire [47:0] run_samples = 48'(n_frames_reg) * 48'(core_rdata[15:0]);
+    wire [47:0] run_samples = 48'(n_frames_reg) * 48'(n_channels_reg);
+    // frames go in only while a stream is open (START written, no FLUSH since): otherwise the engine would never take
+    // them and the run would not end; the header's unchanged frame count then tells the host
+    wire stream_open = core_rdata[3] && !core_rdata[1];
 
     assign read_pop = take_pair ? (pairs_done_reg[2:0] == 3'd7 || pairs_done_reg + 32'd1 == n_program_writes_reg)
                                 : sample_transfer && (sample_lane_reg == 5'd31 || samples_left_reg == 48'd1);
@@ -537,7 +546,7 @@ module spikeline_rtl #(
         read_start_beats = (n_program_writes_reg + 32'd7) >> 3;
         if (state_reg == M_IDLE && ap_start_reg) begin
             read_start = 1'b1;
-        end else if (state_reg == M_CHANNELS && lite_done) begin
+        end else if (state_reg == M_ACTIVE && lite_done && stream_open) begin
             read_start = 1'b1;
             read_start_address = frames_address_reg;
             read_start_beats = 32'((run_samples + 48'd31) >> 5);
@@ -575,6 +584,7 @@ module spikeline_rtl #(
             aw_address_reg <= '0;
             aw_len_reg <= '0;
             started_reg <= 1'b0;
+            stream_open_reg <= 1'b0;
             groups_fresh_reg <= 1'b0;
             hold_written_reg <= 1'b0;
             pairs_done_reg <= '0;
@@ -726,7 +736,15 @@ module spikeline_rtl #(
                 M_CHANNELS: begin
                     if (lite_done) begin
                         n_channels_reg <= core_rdata[15:0];
-                        samples_left_reg <= run_samples;
+                        lite_state_reg <= L_READ;
+                        lite_address_reg <= CORE_STATUS;
+                        state_reg <= M_ACTIVE;
+                    end
+                end
+                M_ACTIVE: begin
+                    if (lite_done) begin
+                        samples_left_reg <= stream_open ? run_samples : 48'd0;
+                        stream_open_reg <= stream_open;
                         sample_lane_reg <= '0;
                         channel_reg <= '0;
                         state_reg <= M_FRAMES;
@@ -734,15 +752,20 @@ module spikeline_rtl #(
                 end
                 M_FRAMES: begin
                     if (samples_left_reg == 48'd0) begin
-                        if ((control_reg & CONTROL_FLUSH) != 0) begin
+                        if ((control_reg & CONTROL_FLUSH) != 0 && stream_open_reg) begin
                             lite_state_reg <= L_WRITE;
                             lite_address_reg <= CORE_CONTROL;
                             lite_data_reg <= 32'd2; // FLUSH
                             state_reg <= M_FLUSH;
-                        end else begin
+                        end else if (stream_open_reg) begin
                             lite_state_reg <= L_READ;
                             lite_address_reg <= CORE_STATUS;
                             state_reg <= M_QUIET_CORE;
+                        end else begin // no frames went in: nothing is in flight (and a flushed core stays done)
+                            lite_state_reg <= L_READ;
+                            lite_address_reg <= 21'h080;
+                            counter_index_reg <= 3'd0;
+                            state_reg <= M_COUNTERS;
                         end
                     end
                 end

@@ -105,11 +105,15 @@ public:
         }
         write_control(kGie, 1);
         write_control(kIer, kApDoneBit);
+        // a generous bound on a run's clocks: beyond it the kernel hangs
+        const std::uint64_t limit =
+            1'000'000 + 20 * (std::uint64_t{args.n_frames} * static_cast<std::uint64_t>(max_channels_) +
+                              args.n_program_writes + args.max_records);
         const std::uint64_t start = cycle_;
         write_control(kApControl, kApStartBit);
         if (use_interrupt) {
             while (!interrupt())
-                tick_checked(start);
+                tick_checked(start, limit);
             const std::uint32_t status = read_control(kIsr);
             if ((status & kApDoneBit) == 0)
                 throw KernelProtocolError("the interrupt rose without ISR's ap_done bit");
@@ -120,7 +124,7 @@ public:
                 throw KernelProtocolError("the interrupt rose before ap_done");
         } else {
             while ((read_control(kApControl) & kApDoneBit) == 0)
-                tick_checked(start);
+                tick_checked(start, limit);
         }
         KernelRunStats stats;
         stats.clocks = cycle_ - start;
@@ -133,14 +137,13 @@ public:
     }
 
     static constexpr std::uint32_t kApControl = 0x00, kGie = 0x04, kIer = 0x08, kIsr = 0x0C;
-    static constexpr std::uint32_t kRunCycles = 0x80, kStreamCycles = 0x84;
+    static constexpr std::uint32_t kRunCycles = 0x80, kStreamCycles = 0x84, kRunState = 0x88;
     static constexpr std::uint32_t kApStartBit = 1, kApDoneBit = 2;
 
 private:
     static constexpr std::uint64_t kMemoryBase = 0x1'2340'0000ULL; ///< above 4 GiB: pointers need both words
     static constexpr std::size_t kPage = 4096;
     static constexpr std::size_t kBeat = 64;
-    static constexpr std::uint64_t kRunLimit = 400'000'000; ///< clocks without ap_done: the kernel hangs
 
     struct Burst {
         std::uint64_t address;
@@ -191,10 +194,11 @@ private:
                 throw KernelProtocolError("s_axi_control did not answer");
     }
 
-    void tick_checked(std::uint64_t start) {
+    void tick_checked(std::uint64_t start, std::uint64_t limit) {
         tick();
-        if (cycle_ - start > kRunLimit)
-            throw KernelProtocolError("no ap_done after " + std::to_string(kRunLimit) + " clocks");
+        if (cycle_ - start > limit)
+            throw KernelProtocolError("no ap_done after " + std::to_string(limit) + " clocks (run state " +
+                                      std::to_string(read_control(kRunState)) + ")");
     }
 
     void tick() {
