@@ -11,7 +11,8 @@
 # CARRY8 less, so L cells take roughly 0.4 L to 0.5 L ns. Vivado would give the real figure.
 #
 # usage: scripts/synth_estimate.sh [CHANNELS (default 1024)] [OUTPUT_DIR (default build-synth)] [TOPS]
-#        TOPS: "spikeline_detect_core spikeline_core" (default) or either one
+#        TOPS: "spikeline_detect_core spikeline_core" (default) or either one, or spikeline_rtl (the XRT RTL kernel
+#        around spikeline_core)
 set -euo pipefail
 
 channels="${1:-1024}"
@@ -24,7 +25,8 @@ mkdir -p "$out_dir"
 command -v yosys > /dev/null || { echo "yosys is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 
 sources="$rtl/spikeline_sdp_ram.sv $rtl/spikeline_fifo.sv $rtl/spikeline_sync_fifo.sv $rtl/spikeline_biquad.sv \
-         $rtl/spikeline_dedup.sv $rtl/spikeline_detect_core.sv $rtl/spikeline_sort_stage.sv $rtl/spikeline_core.sv"
+         $rtl/spikeline_dedup.sv $rtl/spikeline_detect_core.sv $rtl/spikeline_sort_stage.sv $rtl/spikeline_core.sv \
+         $rtl/spikeline_rtl.sv"
 
 share() { awk -v used="$1" -v total="$2" 'BEGIN { printf "%.3f %%", 100 * used / total }'; }
 per_channel() { awk -v used="$1" -v n="$channels" 'BEGIN { printf "%.2f", used / n }'; }

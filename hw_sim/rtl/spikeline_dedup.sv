@@ -63,6 +63,7 @@ module spikeline_dedup #(
     output logic [101:0]                           event_data,
     input  wire logic                              event_full,
     output logic                                   stream_done,      // end of stream decided and emitted
+    output logic                                   idle,             // no frame end or decision in progress
     output logic [31:0]                            dropped_count,
     output logic [31:0]                            artifact_count,
     output logic [31:0]                            artifact_candidate_count
@@ -292,6 +293,7 @@ module spikeline_dedup #(
     end
 
     assign stream_done = state_reg == S_DONE;
+    assign idle = state_reg == S_IDLE;
     assign dropped_count = dropped_reg;
     assign artifact_count = artifact_count_reg;
     assign artifact_candidate_count = artifact_candidates_reg;

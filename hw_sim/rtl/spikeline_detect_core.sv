@@ -441,7 +441,7 @@ module spikeline_detect_core #(
 
     logic neighbour_write_enable;
     logic [NEIGHBOUR_ADDRESS_BITS-1:0] neighbour_write_address;
-    logic event_push, event_full, event_empty, dedup_done;
+    logic event_push, event_full, event_empty, dedup_done, dedup_idle;
     logic [101:0] event_data, event_head;
     logic [31:0] dropped_count, artifact_count, artifact_candidate_count;
     logic artifact_limit_write_enable;
@@ -479,6 +479,7 @@ module spikeline_detect_core #(
         .event_data(event_data),
         .event_full(event_full),
         .stream_done(dedup_done),
+        .idle(dedup_idle),
         .dropped_count(dropped_count),
         .artifact_count(artifact_count),
         .artifact_candidate_count(artifact_candidate_count)
@@ -544,13 +545,16 @@ module spikeline_detect_core #(
     assign neighbour_write_address = neighbour_index[NEIGHBOUR_ADDRESS_BITS-1:0];
 
     wire stream_done = dedup_done && event_empty;
+    // every frame taken in has been referenced and decided and its events have left (the RTL kernel's run end)
+    wire quiet = stage1_empty && frames_ready_reg == 0 && slots_used_reg == 0 && s2_channel_reg == 16'd0 &&
+                 stage2_empty && candidate_empty && dedup_idle && event_empty;
     logic [31:0] read_value;
 
     always_comb begin
         read_value = 32'd0;
         if (s_axil_araddr[19:8] == 12'd0) begin
             case (s_axil_araddr[7:2])
-                6'd1: read_value = {28'd0, stream_active_reg, framing_error_reg, stream_done, clearing_reg};
+                6'd1: read_value = {27'd0, quiet, stream_active_reg, framing_error_reg, stream_done, clearing_reg};
                 6'd2: read_value = MAX_CHANNELS;
                 6'd3: read_value = MAX_GROUPS;
                 6'd4: read_value = 32'(n_channels_reg);

@@ -480,6 +480,8 @@ module spikeline_sort_stage #(
 
     wire pipeline_empty = !r1_valid_reg && !r2_valid_reg && !r3_valid_reg && !r4_valid_reg;
     wire done = end_reg && state_reg == S_IDLE && event_count == 0 && spike_empty && snippet_empty;
+    // every spike the referenced frames allow has been sorted and sent (the RTL kernel's run end)
+    wire caught_up = state_reg == S_IDLE && !(event_ready && !hold_reg) && spike_empty && snippet_empty;
 
     always_ff @(posedge clk) begin
         if (rst || stream_start) begin
@@ -637,7 +639,7 @@ module spikeline_sort_stage #(
         if (reg_read_address[19:10] == 10'd0) begin
             case (reg_read_address[9:2])
                 8'd0: reg_read_data = {29'd0, snippets_reg, hold_reg, enable_reg};
-                8'd2: reg_read_data = {30'd0, done, state_reg == S_IDLE};
+                8'd2: reg_read_data = {29'd0, caught_up, done, state_reg == S_IDLE};
                 8'd3: reg_read_data = 32'(n_channels_reg);
                 8'd4: reg_read_data = 32'(pre_reg);
                 8'd5: reg_read_data = 32'(post_reg);

@@ -6,7 +6,10 @@
 /// docs/HARDWARE.md describes the register sequence and the memory traffic.
 ///
 /// One kernel run (one ap_start):
-///  1. if control has kControlReset: the engine's state is cleared (a new stream begins);
+///  1. if control has kControlReset: the engine's state is cleared (a new stream begins), with the detection
+///     parameters of this run's program (the clear sets every noise estimate to noise_initial): the RTL kernel clears
+///     before the program's first sorting-stage write (address >= sort_reg::base), or after the program if it has
+///     none; register_program.hpp writes every detection parameter before any stage register;
 ///  2. the `program` (n_program_writes pairs of 32-bit words {address, value}, register_map.hpp) is applied in order:
 ///     parameters, and sorting-stage table writes staged and queued with their sample index;
 ///  3. the n_frames frames are processed;

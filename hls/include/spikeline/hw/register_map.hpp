@@ -47,6 +47,8 @@ constexpr std::uint32_t control_flush = 1u << 1;
 constexpr std::uint32_t status_clearing = 1u << 0;
 constexpr std::uint32_t status_done = 1u << 1;
 constexpr std::uint32_t status_framing_error = 1u << 2;
+constexpr std::uint32_t status_active = 1u << 3;
+constexpr std::uint32_t status_quiet = 1u << 4; ///< every frame taken in is decided and its events have left
 } // namespace reg
 
 /// Register map of the sorting stage (byte addresses on s_axil, from 0x100000; hw_sim/README.md).
@@ -78,6 +80,7 @@ constexpr std::uint32_t command_clear_writes = 1u << 2;
 constexpr std::uint32_t command_end = 1u << 3;
 constexpr std::uint32_t status_idle = 1u << 0;
 constexpr std::uint32_t status_done = 1u << 1;
+constexpr std::uint32_t status_caught_up = 1u << 2; ///< every spike the referenced frames allow is sorted and sent
 } // namespace sort_reg
 
 } // namespace hw
