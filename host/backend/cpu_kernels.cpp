@@ -34,12 +34,17 @@ inline __m512i clamp_epi32(__m512i value, __m512i low, __m512i high) {
     return _mm512_min_epi32(_mm512_max_epi32(value, low), high);
 }
 
-/// The split pair of each lane's value as one int32 lane: low half in bits 0..15, high half in bits 16..31.
+/// The split pair of each lane's value as one int32 lane (low half in bits 0..15, high half in bits 16..31), from
+/// value * 2^(16 - kSplit): the input's shift merges with its scaling to the state format.
+inline __m512i split_scaled(__m512i scaled) {
+    // High word of scaled + 2^15: (value + 2^13) >> 14. Low word: scaled's low word >> 2 (16-bit arithmetic shift),
+    // value's bits 13..0 read as signed.
+    const __m512i high = _mm512_add_epi32(scaled, _mm512_set1_epi32(1 << 15));
+    return _mm512_mask_srai_epi16(high, static_cast<__mmask32>(0x55555555u), scaled, 16 - kSplit);
+}
+
 inline __m512i split(__m512i value) {
-    const __m512i low = _mm512_srai_epi32(_mm512_slli_epi32(value, 32 - kSplit), 32 - kSplit);
-    const __m512i high = _mm512_slli_epi32(_mm512_add_epi32(value, _mm512_set1_epi32(1 << (kSplit - 1))),
-                                           16 - kSplit); // bits 16..31: (value + 2^13) >> 14
-    return _mm512_mask_blend_epi16(static_cast<__mmask32>(0xAAAAAAAAu), low, high);
+    return split_scaled(_mm512_slli_epi32(value, 16 - kSplit));
 }
 
 /// The value of a split pair.
@@ -113,8 +118,8 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
         __m512i sum = _mm512_setzero_si512();
         for (int v = 0; v < n_vectors; ++v) {
             const __mmask16 mask = mask_of(v);
-            __m512i x =
-                split(_mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, row_in + v * kLanes)), F));
+            __m512i x = split_scaled(_mm512_slli_epi32(
+                _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, row_in + v * kLanes)), F + 16 - kSplit));
             __m512i y = x;
             for (int k = 0; k < S; ++k) {
                 // As hw::biquad_step, exactly: acc = high * 2^14 + low, so round_shift(acc, 14) = high + ((low + 2^13)
