@@ -11,8 +11,8 @@ int main() {
     const std::uint32_t frames = 6000;
     static kernels::DetectParams params; // large: not on the stack
     params.n_channels = channels;
-    params.sections[0] = {62688, -125252, 59964}; // 300 Hz high-pass at 30 kHz, Q2.16
-    params.sections[1] = {13538, -24217, 12833};  // 6 kHz low-pass
+    params.sections[0] = {15672, -31313, 14991}; // 300 Hz high-pass at 30 kHz, Q2.14
+    params.sections[1] = {3384, -6054, 3208};    // 6 kHz low-pass
     for (int ch = 0; ch < channels; ++ch) {
         params.group_of[ch] = -1;
         for (int k = 0; k < kernels::DetectConfig::max_neighbours; ++k)

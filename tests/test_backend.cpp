@@ -202,11 +202,12 @@ TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
     constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
     const auto data = bandpass_test_frames(channels, frames);
     const auto real = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
-    // Poles at z = 1 with the largest gain: the states run into saturation within a few frames.
+    // Poles on the unit circle next to z = 1, the largest coefficients (the range is symmetric): the states run into
+    // saturation within a few frames.
+    constexpr std::int32_t coef_max = (1 << (HwConfig::coef_bits - 1)) - 1;
     auto unstable = std::make_unique<HwParams>(*real);
     for (auto& section : unstable->sections)
-        section = {(1 << (HwConfig::coef_bits - 1)) - 1, -(1 << (HwConfig::coef_bits - 1)),
-                   1 << HwConfig::coef_frac_bits};
+        section = {coef_max, -coef_max, 1 << HwConfig::coef_frac_bits};
     for (const HwParams* params : {real.get(), unstable.get()})
         for (int width : {1, 7, 8, 100, 128})
             for (std::size_t per_call : {std::size_t{1}, std::size_t{256}}) {

@@ -93,7 +93,7 @@ TEST(Bandpass, SinesThroughTheFixedPointFilter) {
     EXPECT_LT(sine_gain(*params, 50, 8000), 0.03); // line noise: at least 30 dB down
 }
 
-TEST(Bandpass, FixedPointErrorAgainstDoubleReferenceIsBelowOneLsbRms) {
+TEST(Bandpass, FixedPointErrorAgainstDoubleReferenceIsBelowATenthLsbRms) {
     const auto params = default_params();
     const auto design = dsp::design_bandpass(kRate, 300, 6000);
     std::mt19937 rng(1);
@@ -113,7 +113,7 @@ TEST(Bandpass, FixedPointErrorAgainstDoubleReferenceIsBelowOneLsbRms) {
     for (std::size_t i = 1000; i < n; ++i)
         squared += (y[i] - reference[i]) * (y[i] - reference[i]);
     const double rms = std::sqrt(squared / double(n - 1000));
-    EXPECT_LT(rms, 1.0) << "fixed point vs ideal double filter, in LSB";
+    EXPECT_LT(rms, 0.1) << "fixed point vs ideal double filter, in LSB";
     RecordProperty("rms_error_lsb", std::to_string(rms));
 }
 

@@ -380,7 +380,7 @@ std::shared_ptr<HwSortParams> test_sorter(const HwParams& detect, const std::vec
             continue; // every fifth channel keeps no entries
         hw::ClassifierEntry& entry = sorter->entries[ch][sorter->n_entries[ch]++];
         entry.unit = next_template % 7;
-        entry.template_id = next_template % 11 == 3 ? -1 : next_template;
+        entry.template_id = next_template % 5 == 3 ? -1 : next_template;
         ++next_template;
         std::int64_t norm = 0;
         for (int v = 0; v < HwSortConfig::n_values; ++v) {

@@ -1,8 +1,8 @@
 #include "backend/cpu_kernels.hpp"
 
-// bandpass_tile's masked 16-bit loads need AVX-512 BW and VL besides F (every AVX-512 CPU since Skylake-SP has them);
-// elsewhere it runs L1 frame by frame.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// bandpass_tile needs AVX-512 BW and VL besides F (masked 16-bit loads, 16-bit blends) and VNNI (vpdpwssd: Ice Lake,
+// Zen 4 and later); elsewhere it runs L1 frame by frame.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 // GCC 12 reports false "may be used uninitialized" warnings inside its own AVX-512 intrinsics (GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -12,13 +12,16 @@
 
 namespace spikeline::cpu {
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 namespace {
 
-constexpr int kLanes = 8; // int64 lanes of a 512-bit vector
+constexpr int kLanes = 16; // int32 lanes of a 512-bit vector
 // Rows are requested this many frames ahead: a tile touches a few lines of each row, rows kilobytes apart, which the
 // hardware prefetchers do not follow (without these requests the stage ran at 0.4x).
 constexpr std::size_t kPrefetchFrames = 8;
+// A state s is carried as the 16-bit pair (s mod-balanced 2^14, its high part) so that vpmaddwd / vpdpwssd multiply
+// both halves by 16-bit coefficients: s = high * 2^kSplit + low, low in [-2^13, 2^13).
+constexpr int kSplit = HwConfig::coef_frac_bits;
 
 constexpr bool middles_are_plus_or_minus_two() {
     for (int k = 0; k < HwConfig::n_sections; ++k)
@@ -27,8 +30,27 @@ constexpr bool middles_are_plus_or_minus_two() {
     return true;
 }
 
-inline __m512i clamp_epi64(__m512i value, __m512i low, __m512i high) {
-    return _mm512_min_epi64(_mm512_max_epi64(value, low), high);
+inline __m512i clamp_epi32(__m512i value, __m512i low, __m512i high) {
+    return _mm512_min_epi32(_mm512_max_epi32(value, low), high);
+}
+
+/// The split pair of each lane's value as one int32 lane (low half in bits 0..15, high half in bits 16..31), from
+/// value * 2^(16 - kSplit): the input's shift merges with its scaling to the state format.
+inline __m512i split_scaled(__m512i scaled) {
+    // High word of scaled + 2^15: (value + 2^13) >> 14. Low word: scaled's low word >> 2 (16-bit arithmetic shift),
+    // value's bits 13..0 read as signed.
+    const __m512i high = _mm512_add_epi32(scaled, _mm512_set1_epi32(1 << 15));
+    return _mm512_mask_srai_epi16(high, static_cast<__mmask32>(0x55555555u), scaled, 16 - kSplit);
+}
+
+inline __m512i split(__m512i value) {
+    return split_scaled(_mm512_slli_epi32(value, 16 - kSplit));
+}
+
+/// The value of a split pair.
+inline __m512i join(__m512i pair) {
+    const __m512i low = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
+    return _mm512_add_epi32(_mm512_slli_epi32(_mm512_srai_epi32(pair, 16), kSplit), low);
 }
 
 /// Requests the cache lines holding bytes [first, first + bytes).
@@ -46,34 +68,44 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
     constexpr int S = HwConfig::n_sections;
     constexpr int F = HwConfig::state_frac_bits;
     static_assert(middles_are_plus_or_minus_two(), "the numerator's middle tap is computed as a shift");
-    static_assert(HwConfig::state_bits + 2 <= 32, "vpmuldq multiplies the low 32 bits: numerators must fit them");
-    static_assert(HwConfig::coef_bits <= 32, "vpmuldq multiplies the low 32 bits: coefficients must fit them");
+    static_assert(HwConfig::coef_bits <= 16, "vpdpwssd multiplies 16-bit coefficients");
+    // Halves of a numerator (at most four states) must fit 16 bits: |low| <= 4 * 2^13, |high| <= 4 * 2^(bits - 15).
+    static_assert(HwConfig::state_bits - kSplit + 3 <= 16, "the high half of a numerator must fit 16 bits");
+    // Low sums: |gain| * 2^15 + (|a1| + |a2|) * 2^13 + 2^13 < 2^31 for coefficients below 2^15.
     const int width = end - begin;
     const int full = width / kLanes;
     const int n_vectors = (width + kLanes - 1) / kLanes;
-    const auto tail = static_cast<__mmask8>((1u << (width % kLanes)) - 1);
-    auto mask_of = [&](int v) { return v < full ? static_cast<__mmask8>(0xff) : tail; };
+    const auto tail = static_cast<__mmask16>((1u << (width % kLanes)) - 1);
+    auto mask_of = [&](int v) { return v < full ? static_cast<__mmask16>(0xffff) : tail; };
 
-    // history[k][j][v]: the L1 state's history[k][j] of channels begin + 8v .. begin + 8v + 7, widened to int64.
+    // history[k][j][v]: the L1 state's history[k][j] of channels begin + 16v .. begin + 16v + 15, as split pairs.
     __m512i history[S + 1][2][kBandpassTile / kLanes];
     for (int k = 0; k <= S; ++k)
         for (int j = 0; j < 2; ++j)
             for (int v = 0; v < n_vectors; ++v)
-                history[k][j][v] = _mm512_cvtepi32_epi64(
-                    _mm256_maskz_loadu_epi32(mask_of(v), &state.history[k][j][begin + v * kLanes]));
-    __m512i gain[S], a1[S], a2[S];
+                history[k][j][v] =
+                    split(_mm512_maskz_loadu_epi32(mask_of(v), &state.history[k][j][begin + v * kLanes]));
+    // Coefficient pairs: (c, 0) multiplies the low halves, (0, c) the high halves; feedback enters negated.
+    __m512i gain_low[S], gain_high[S], a1_low[S], a1_high[S], a2_low[S], a2_high[S];
+    auto low_pair = [](std::int32_t c) { return _mm512_set1_epi32(static_cast<std::int32_t>(c & 0xffff)); };
+    auto high_pair = [](std::int32_t c) {
+        return _mm512_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(c) << 16));
+    };
     for (int k = 0; k < S; ++k) {
-        gain[k] = _mm512_set1_epi64(params.sections[k].gain);
-        a1[k] = _mm512_set1_epi64(params.sections[k].a1);
-        a2[k] = _mm512_set1_epi64(params.sections[k].a2);
+        gain_low[k] = low_pair(params.sections[k].gain);
+        gain_high[k] = high_pair(params.sections[k].gain);
+        a1_low[k] = low_pair(-params.sections[k].a1);
+        a1_high[k] = high_pair(-params.sections[k].a1);
+        a2_low[k] = low_pair(-params.sections[k].a2);
+        a2_high[k] = high_pair(-params.sections[k].a2);
     }
-    const __m512i state_round = _mm512_set1_epi64(std::int64_t{1} << (HwConfig::coef_frac_bits - 1));
-    const __m512i state_min = _mm512_set1_epi64(-(std::int64_t{1} << (HwConfig::state_bits - 1)));
-    const __m512i state_max = _mm512_set1_epi64((std::int64_t{1} << (HwConfig::state_bits - 1)) - 1);
+    const __m512i state_round = _mm512_set1_epi32(1 << (kSplit - 1));
+    const __m512i state_min = _mm512_set1_epi32(-(1 << (HwConfig::state_bits - 1)));
+    const __m512i state_max = _mm512_set1_epi32((1 << (HwConfig::state_bits - 1)) - 1);
     constexpr int out_shift = F - HwConfig::sample_frac_bits;
-    const __m512i out_round = _mm512_set1_epi64(std::int64_t{1} << (out_shift - 1));
-    const __m512i out_min = _mm512_set1_epi64(-(std::int64_t{1} << (HwConfig::sample_bits - 1)));
-    const __m512i out_max = _mm512_set1_epi64((std::int64_t{1} << (HwConfig::sample_bits - 1)) - 1);
+    const __m512i out_round = _mm512_set1_epi32(1 << (out_shift - 1));
+    const __m512i out_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
+    const __m512i out_max = _mm512_set1_epi32((1 << (HwConfig::sample_bits - 1)) - 1);
 
     for (std::size_t f = 0; f < n_frames; ++f) {
         const std::int16_t* row_in = in + f * stride + begin;
@@ -85,40 +117,47 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
         }
         __m512i sum = _mm512_setzero_si512();
         for (int v = 0; v < n_vectors; ++v) {
-            const __mmask8 mask = mask_of(v);
-            __m512i x = _mm512_slli_epi64(_mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(mask, row_in + v * kLanes)), F);
+            const __mmask16 mask = mask_of(v);
+            __m512i x = split_scaled(_mm512_slli_epi32(
+                _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, row_in + v * kLanes)), F + 16 - kSplit));
+            __m512i y = x;
             for (int k = 0; k < S; ++k) {
-                // As hw::biquad_step: every value fits the low 32 bits of its lane, which is all vpmuldq reads.
+                // As hw::biquad_step, exactly: acc = high * 2^14 + low, so round_shift(acc, 14) = high + ((low + 2^13)
+                // >> 14).
                 const __m512i x1 = history[k][0][v], x2 = history[k][1][v];
                 const __m512i y1 = history[k + 1][0][v], y2 = history[k + 1][1][v];
-                const __m512i twice = _mm512_add_epi64(x1, x1);
-                const __m512i outer = _mm512_add_epi64(x, x2);
+                // Halves add word by word (16-bit lanes: no carry from the low half into the high half).
+                const __m512i twice = _mm512_add_epi16(x1, x1);
+                const __m512i outer = _mm512_add_epi16(x, x2);
                 const __m512i numerator =
-                    HwConfig::numerator_middle(k) < 0 ? _mm512_sub_epi64(outer, twice) : _mm512_add_epi64(outer, twice);
-                const __m512i feedback = _mm512_add_epi64(_mm512_mul_epi32(a1[k], y1), _mm512_mul_epi32(a2[k], y2));
-                const __m512i acc =
-                    _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(gain[k], numerator), state_round), feedback);
+                    HwConfig::numerator_middle(k) < 0 ? _mm512_sub_epi16(outer, twice) : _mm512_add_epi16(outer, twice);
+                __m512i low = _mm512_dpwssd_epi32(state_round, numerator, gain_low[k]);
+                low = _mm512_dpwssd_epi32(low, y1, a1_low[k]);
+                low = _mm512_dpwssd_epi32(low, y2, a2_low[k]);
+                __m512i high = _mm512_madd_epi16(numerator, gain_high[k]);
+                high = _mm512_dpwssd_epi32(high, y1, a1_high[k]);
+                high = _mm512_dpwssd_epi32(high, y2, a2_high[k]);
+                y = clamp_epi32(_mm512_add_epi32(high, _mm512_srai_epi32(low, kSplit)), state_min, state_max);
                 history[k][1][v] = x1;
                 history[k][0][v] = x;
-                x = clamp_epi64(_mm512_srai_epi64(acc, HwConfig::coef_frac_bits), state_min, state_max);
+                x = split(y);
             }
             history[S][1][v] = history[S][0][v];
             history[S][0][v] = x;
-            const __m512i y =
-                clamp_epi64(_mm512_srai_epi64(_mm512_add_epi64(x, out_round), out_shift), out_min, out_max);
-            _mm512_mask_cvtepi64_storeu_epi32(row_out + v * kLanes, mask, y);
-            sum = _mm512_mask_add_epi64(sum, mask, sum, y);
+            const __m512i filtered =
+                clamp_epi32(_mm512_srai_epi32(_mm512_add_epi32(y, out_round), out_shift), out_min, out_max);
+            _mm512_mask_storeu_epi32(row_out + v * kLanes, mask, filtered);
+            sum = _mm512_mask_add_epi32(sum, mask, sum, filtered);
         }
         // |sum| <= 128 * 2^20: fits int32 as in the L1 sum.
         if (group_sums != nullptr)
-            group_sums[f * HwConfig::max_groups] += static_cast<std::int32_t>(_mm512_reduce_add_epi64(sum));
+            group_sums[f * HwConfig::max_groups] += _mm512_reduce_add_epi32(sum);
     }
 
     for (int k = 0; k <= S; ++k)
         for (int j = 0; j < 2; ++j)
             for (int v = 0; v < n_vectors; ++v)
-                _mm512_mask_cvtepi64_storeu_epi32(&state.history[k][j][begin + v * kLanes], mask_of(v),
-                                                  history[k][j][v]);
+                _mm512_mask_storeu_epi32(&state.history[k][j][begin + v * kLanes], mask_of(v), join(history[k][j][v]));
 }
 #else
 void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,

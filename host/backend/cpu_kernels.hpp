@@ -36,8 +36,8 @@ inline std::vector<ChannelRun> reference_runs(const HwParams& params, int begin,
     return runs;
 }
 
-/// Widest channel range of bandpass_tile: 16 vectors of 8 int64 lanes are enough independent chains to hide the
-/// multiplies' latency, and the tile's history (6 x 1 KiB) stays in L1.
+/// Widest channel range of bandpass_tile: 8 vectors of 16 int32 lanes are enough independent chains to hide the
+/// multiplies' latency, and the tile's history (6 x 512 B) stays in L1.
 inline constexpr int kBandpassTile = 128;
 
 /// hw::bandpass_frame for channels [begin, end) (at most kBandpassTile, of one reference group) over n_frames

@@ -14,9 +14,10 @@ namespace {
 std::int32_t quantise_coefficient(double value) {
     const double scaled = std::round(value * (1 << HwConfig::coef_frac_bits));
     const double limit = std::ldexp(1.0, HwConfig::coef_bits - 1);
-    require(scaled > -limit && scaled < limit, "filter coefficient " + std::to_string(value) +
-                                                   " does not fit the hardware's Q2.16 format: choose band edges "
-                                                   "further from 0 and from the Nyquist frequency");
+    require(scaled > -limit && scaled < limit,
+            "filter coefficient " + std::to_string(value) +
+                " does not fit the hardware's Q2.14 format (16 bits): choose band edges "
+                "further from 0 and from the Nyquist frequency");
     return static_cast<std::int32_t>(scaled);
 }
 

@@ -369,6 +369,8 @@ private:
 
     static std::string build_options() {
         using C = HwConfig;
+        static_assert(C::coef_frac_bits == 14 && C::coef_bits <= 16 && C::state_bits <= 26,
+                      "detect.cl's band-pass splits states into 16-bit halves at bit 14 (bandpass.hpp)");
         std::string o;
         auto define = [&o](const char* name, int value) {
             o += " -D" + std::string(name) + "=" + std::to_string(value);

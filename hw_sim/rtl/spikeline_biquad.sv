@@ -1,9 +1,10 @@
 // One direct-form-I biquad step of L1's biquad_step (bandpass.hpp), over two clocks:
-//   y = saturate26(round_half_up((gain * (x0 + MIDDLE * x1 + x2) - a1 * y1 - a2 * y2) / 2^16))
-// The three products are registered (one DSP48E2 each, with its multiplier register), the sum, rounding and
-// saturation follow in the next clock: y0 is the result for the inputs of the previous clock.
+//   y = saturate26(round_half_up((gain * (x0 + MIDDLE * x1 + x2) - a1 * y1 - a2 * y2) / 2^14))
+// Coefficients are signed Q2.14 in 16 bits: the feedback products are 16 x 26 bits, one DSP48E2 (27 x 18) each with
+// its multiplier register; the gain product (numerator up to 28 bits) takes two. The sum, rounding and saturation
+// follow in the next clock: y0 is the result for the inputs of the previous clock.
 // MIDDLE is -2 (high-pass) or +2 (low-pass): the Butterworth numerators are gain * (1, MIDDLE, 1).
-// The accumulator is 48 bits wide; L1 bounds it below 2^45, so no intermediate overflows.
+// The accumulator is 48 bits wide; L1 bounds it below 2^43, so no intermediate overflows.
 `default_nettype none
 
 module spikeline_biquad #(
@@ -15,9 +16,9 @@ module spikeline_biquad #(
     input  wire logic signed [25:0] x2,
     input  wire logic signed [25:0] y1,
     input  wire logic signed [25:0] y2,
-    input  wire logic signed [17:0] gain,
-    input  wire logic signed [17:0] a1,
-    input  wire logic signed [17:0] a2,
+    input  wire logic signed [15:0] gain,
+    input  wire logic signed [15:0] a1,
+    input  wire logic signed [15:0] a2,
     output logic      signed [25:0] y0
 );
     localparam logic signed [47:0] STATE_MAX = (48'sd1 <<< 25) - 48'sd1;
@@ -42,7 +43,7 @@ module spikeline_biquad #(
 
     always_comb begin
         accumulator = gain_product_reg - a1_product_reg - a2_product_reg;
-        rounded = (accumulator + 48'sd32768) >>> 16;
+        rounded = (accumulator + 48'sd8192) >>> 14;
         if (rounded > STATE_MAX)
             y0 = STATE_MAX[25:0];
         else if (rounded < STATE_MIN)

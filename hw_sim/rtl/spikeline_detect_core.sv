@@ -82,7 +82,7 @@ module spikeline_detect_core #(
     // Parameters (AXI-Lite)
     // ------------------------------------------------------------------------------------------------------------
     logic [15:0] n_channels_reg;
-    logic signed [17:0] hp_gain_reg, hp_a1_reg, hp_a2_reg, lp_gain_reg, lp_a1_reg, lp_a2_reg;
+    logic signed [15:0] hp_gain_reg, hp_a1_reg, hp_a2_reg, lp_gain_reg, lp_a1_reg, lp_a2_reg;
     logic [22:0] noise_step_fast_reg, noise_step_slow_reg, noise_initial_reg;
     logic [31:0] warmup_frames_reg;
     logic [15:0] threshold_gain_reg;
@@ -635,12 +635,12 @@ module spikeline_detect_core #(
         end else if (write_scalar) begin
             case (write_register)
                 6'd4: n_channels_reg <= s_axil_wdata[15:0];
-                6'd8: hp_gain_reg <= s_axil_wdata[17:0];
-                6'd9: hp_a1_reg <= s_axil_wdata[17:0];
-                6'd10: hp_a2_reg <= s_axil_wdata[17:0];
-                6'd11: lp_gain_reg <= s_axil_wdata[17:0];
-                6'd12: lp_a1_reg <= s_axil_wdata[17:0];
-                6'd13: lp_a2_reg <= s_axil_wdata[17:0];
+                6'd8: hp_gain_reg <= s_axil_wdata[15:0];
+                6'd9: hp_a1_reg <= s_axil_wdata[15:0];
+                6'd10: hp_a2_reg <= s_axil_wdata[15:0];
+                6'd11: lp_gain_reg <= s_axil_wdata[15:0];
+                6'd12: lp_a1_reg <= s_axil_wdata[15:0];
+                6'd13: lp_a2_reg <= s_axil_wdata[15:0];
                 6'd16: noise_step_fast_reg <= s_axil_wdata[22:0];
                 6'd17: noise_step_slow_reg <= s_axil_wdata[22:0];
                 6'd18: noise_initial_reg <= s_axil_wdata[22:0];

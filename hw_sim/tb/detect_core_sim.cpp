@@ -28,9 +28,9 @@ std::string params_problem(const CoreParams& p, int max_channels) {
         return std::to_string(p.n_channels) + " channels do not fit the verilated core's " +
                std::to_string(max_channels);
     for (int k = 0; k < hw::DetectConfig::n_sections; ++k)
-        if (!fits_signed(p.sections[k].gain, 18) || !fits_signed(p.sections[k].a1, 18) ||
-            !fits_signed(p.sections[k].a2, 18))
-            return "band-pass coefficients exceed the core's signed 18-bit registers";
+        if (!fits_signed(p.sections[k].gain, 16) || !fits_signed(p.sections[k].a1, 16) ||
+            !fits_signed(p.sections[k].a2, 16))
+            return "band-pass coefficients exceed the core's signed 16-bit registers";
     constexpr std::int64_t noise_max = (1 << 23) - 1;
     if (!within(p.noise_step_fast, 0, noise_max) || !within(p.noise_step_slow, 0, noise_max) ||
         !within(p.noise_initial, 0, noise_max))

@@ -14,7 +14,6 @@
 
 #define VEC 8
 typedef int8 intv;
-typedef long8 longv;
 
 // Per probe, the host's table `layout` (PROBE_WORDS ints; fixed for the run) and `frames_now` (n_frames, first frame
 // low and high word; per launch).
@@ -36,14 +35,19 @@ inline long round_shift(long value, int shift) {
     return (value + ((long)1 << (shift - 1))) >> shift;
 }
 
-inline longv round_shift_v(longv value, int shift) {
-    return (value + ((long)1 << (shift - 1))) >> shift;
+// The low half of a state in [-2^13, 2^13) and its high half: state = high * 2^COEF_FRAC_BITS + low. With 16-bit
+// coefficients every product below is 16 x 16 -> 32 bits and the sums fit 32 bits (see bandpass.hpp), so the biquad
+// needs no 64-bit arithmetic and still equals L1's round_shift of the exact 64-bit accumulator.
+inline intv low_half(intv state) {
+    return (state << (32 - COEF_FRAC_BITS)) >> (32 - COEF_FRAC_BITS);
 }
 
-inline intv saturate_bits_v(longv value, int bits) {
-    const long low = -((long)1 << (bits - 1));
-    const long high = ((long)1 << (bits - 1)) - 1;
-    return convert_int8(min(max(value, (longv)low), (longv)high));
+inline intv high_half(intv state) {
+    return (state + (1 << (COEF_FRAC_BITS - 1))) >> COEF_FRAC_BITS;
+}
+
+inline intv saturate_int_v(intv value, int bits) {
+    return clamp(value, (intv)(-(1 << (bits - 1))), (intv)((1 << (bits - 1)) - 1));
 }
 
 // bandpass_frame over a chunk. sections holds (gain, a1, a2, numerator middle) per section; history is
@@ -73,19 +77,23 @@ __kernel void bandpass(__global const short* frames, __global int* filtered, __g
         const size_t at = first + (size_t)f * padded;
         intv x = convert_int8(vload8(0, frames + at)) * (1 << STATE_FRAC_BITS);
         for (int k = 0; k < N_SECTIONS; ++k) {
-            const intv numerator = x + sections[4 * k + 3] * h[k][0] + h[k][1];
-            const longv acc = (long)sections[4 * k] * convert_long8(numerator) -
-                              (long)sections[4 * k + 1] * convert_long8(h[k + 1][0]) -
-                              (long)sections[4 * k + 2] * convert_long8(h[k + 1][1]);
-            const intv y = saturate_bits_v(round_shift_v(acc, COEF_FRAC_BITS), STATE_BITS);
+            const int gain = sections[4 * k], a1 = sections[4 * k + 1], a2 = sections[4 * k + 2];
+            const int middle = sections[4 * k + 3];
+            // Halves add like the states: the numerator's halves are the sums of the states' halves.
+            const intv low_numerator = low_half(x) + middle * low_half(h[k][0]) + low_half(h[k][1]);
+            const intv high_numerator = high_half(x) + middle * high_half(h[k][0]) + high_half(h[k][1]);
+            const intv y1 = h[k + 1][0], y2 = h[k + 1][1];
+            const intv low = (1 << (COEF_FRAC_BITS - 1)) + gain * low_numerator - a1 * low_half(y1) - a2 * low_half(y2);
+            const intv high = gain * high_numerator - a1 * high_half(y1) - a2 * high_half(y2);
+            const intv y = saturate_int_v(high + (low >> COEF_FRAC_BITS), STATE_BITS);
             h[k][1] = h[k][0];
             h[k][0] = x;
             x = y;
         }
         h[N_SECTIONS][1] = h[N_SECTIONS][0];
         h[N_SECTIONS][0] = x;
-        vstore8(saturate_bits_v(round_shift_v(convert_long8(x), STATE_FRAC_BITS - SAMPLE_FRAC_BITS), SAMPLE_BITS), 0,
-                filtered + at);
+        const int out_shift = STATE_FRAC_BITS - SAMPLE_FRAC_BITS;
+        vstore8(saturate_int_v((x + (1 << (out_shift - 1))) >> out_shift, SAMPLE_BITS), 0, filtered + at);
     }
     for (int k = 0; k <= N_SECTIONS; ++k)
         for (int j = 0; j < 2; ++j)

@@ -4,6 +4,14 @@
 /// Q.state_frac_bits so that rounding noise stays far below 1 LSB even behind the high-pass section's poles near
 /// z = 1, and leave rounded to Q.sample_frac_bits: the fraction keeps the noise tracker's median unbiased on
 /// low-gain probes whose noise is only a few LSB.
+///
+/// Cheap exact products: with the default widths (coefficients Q2.14 in 16 bits, states 26 bits) a state s splits into
+/// halves that fit 16 bits, s = high * 2^14 + low with low = s's bits 13..0 read as signed ([-2^13, 2^13)) and high =
+/// (s + 2^13) >> 14. A numerator's halves are the sums of its states' halves (|low| <= 2^15, |high| <= 2^13), and the
+/// accumulator is exactly high_sum * 2^14 + low_sum, where each sum takes only 16 x 16 -> 32-bit products and |low_sum|
+/// < 2^31. Hence round_shift(acc, 14) = high_sum + ((low_sum + 2^13) >> 14) with no 64-bit arithmetic: the CPU backend
+/// computes it with vpdpwssd (32 products per instruction), OpenCL in 32-bit lanes; the RTL keeps the direct form (16 x
+/// 26-bit products, one DSP48E2 each). All produce the bits of biquad_step below.
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -23,7 +31,7 @@ template <class CONFIG_T> struct BandpassState {
 template <class CONFIG_T>
 inline std::int32_t biquad_step(const BiquadQ& c, int middle, std::int32_t x0, std::int32_t x1, std::int32_t x2,
                                 std::int32_t y1, std::int32_t y2) {
-    // |numerator| <= 4 * 2^25 fits 32 bits, so every product is 32 x 32 -> 64 bits (one DSP cascade, one vpmuldq).
+    // |numerator| <= 4 * 2^25 fits 32 bits; the accumulator stays below 2^44 (see the file comment for its split).
     const std::int32_t numerator = x0 + middle * x1 + x2;
     const std::int64_t acc = std::int64_t{c.gain} * numerator - std::int64_t{c.a1} * y1 - std::int64_t{c.a2} * y2;
     return saturate_bits(round_shift(acc, CONFIG_T::coef_frac_bits), CONFIG_T::state_bits);

@@ -15,8 +15,10 @@ struct DetectConfig {
     /// Middle numerator tap of each section: Butterworth high- and low-pass numerators are gain * (1, -2, 1) and
     /// gain * (1, 2, 1), which takes one multiplier instead of three.
     static constexpr int numerator_middle(int section) { return section == 0 ? -2 : 2; }
-    static constexpr int coef_frac_bits = 16; ///< biquad coefficients: signed Q2.16 in 18 bits
-    static constexpr int coef_bits = 18;
+    /// Biquad coefficients: signed Q2.14 in 16 bits, so that every product of the band-pass splits into 16 x 16-bit
+    /// products (bandpass.hpp); the range is symmetric, [-(2^15 - 1), 2^15 - 1], so that a negated one fits too.
+    static constexpr int coef_frac_bits = 14;
+    static constexpr int coef_bits = 16;
     static constexpr int state_frac_bits = 8; ///< filter states: signed Q17.8 in 26 bits
     static constexpr int state_bits = 26;
     static constexpr int sample_frac_bits = 4; ///< filtered samples: signed Q16.4 in 21 bits (int32 words)
@@ -44,7 +46,7 @@ struct DetectConfig {
 /// Which excursions are spikes.
 enum class Polarity : std::uint8_t { negative = 0, positive = 1, both = 2 };
 
-/// One biquad: y = (gain (x + middle x1 + x2) - a1 y1 - a2 y2) / 2^coef_frac_bits, coefficients in Q2.16.
+/// One biquad: y = (gain (x + middle x1 + x2) - a1 y1 - a2 y2) / 2^coef_frac_bits, coefficients in Q2.14.
 struct BiquadQ {
     std::int32_t gain, a1, a2;
 };
