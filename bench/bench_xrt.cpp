@@ -1,7 +1,7 @@
 // Host overhead of the XRT backend per kernel run, measured through its real code path (host/fpga/xrt_backend.cpp)
 // against XRT's noop shim: no card, nothing computed, buffer syncs are no-ops. What remains is what the host spends
-// per chunk whatever the card: staging the frames, copying them into the buffer object, setting the seven
-// arguments, start, wait, reading back the event count, and rotating the buffer sets. PCIe transfer and kernel time
+// per chunk whatever the card: staging the frames into the buffer object, setting the eight arguments of
+// kernel_abi.hpp, start, wait, reading back the output image and decoding it, and rotating the buffer sets. PCIe transfer and kernel time
 // come on top on a real card (docs/PERFORMANCE.md, "FPGA deployment (XRT)").
 //
 // The xclbin is the metadata-only one from host/fpga/xclbin_writer, written to a temporary file. The environment

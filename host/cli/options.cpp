@@ -187,6 +187,10 @@ void add_run_options(po::options_description& options, RunOptionValues& v) {
         ("device", po::value(&v.device)->default_value(v.device), "XRT device index (spikeline devices)") //
         ("buffers", po::value(&v.buffers)->default_value(v.buffers),
          "buffer sets rotated by the xrt backend: 2 double, 3 triple buffering") //
+        ("kernel", po::value(&v.kernel),
+         "xrt: the kernel to run when the xclbin holds several (spikeline_rtl, spikeline_sort, spikeline_detect)") //
+        ("compute-units", po::value(&v.compute_units)->default_value(v.compute_units),
+         "xrt: compute units of the kernel to use, each on its own block of whole shanks (0: all in the xclbin)") //
         ("opencl-platform", po::value(&v.opencl_platform)->default_value(v.opencl_platform),
          "OpenCL platform index (spikeline devices; opencl backend)") //
         ("opencl-device", po::value(&v.opencl_device)->default_value(v.opencl_device),
@@ -203,6 +207,8 @@ DetectRunOptions finish_run_options(const RunOptionValues& v, const po::variable
     options.xrt.xclbin = v.xclbin;
     options.xrt.device_index = v.device;
     options.xrt.buffer_sets = v.buffers;
+    options.xrt.kernel = v.kernel;
+    options.xrt.compute_units = v.compute_units;
     require(v.backend != "xrt" || !v.xclbin.empty(),
             "--backend xrt needs --xclbin FILE (built with 'make -C kernels xclbin PLATFORM=...')");
     options.progress = !v.quiet && (v.progress || stderr_is_terminal());

@@ -93,6 +93,8 @@ struct RunOptionValues {
     std::string xclbin;
     unsigned device = 0;
     int buffers = 2;
+    std::string kernel;    ///< xrt: spikeline_rtl, spikeline_sort or spikeline_detect (empty: from the xclbin)
+    int compute_units = 1; ///< xrt: 0 every one in the xclbin
     int opencl_platform = 0, opencl_device = 0;
     bool quiet = false, progress = false;
 };

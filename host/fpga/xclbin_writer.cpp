@@ -2,6 +2,7 @@
 //   axlf (magic, header, first section header) | further section headers | sections, each 8-byte aligned.
 #include "fpga/xclbin_writer.hpp"
 
+#include "spikeline/hw/kernel_abi.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -56,25 +57,40 @@ std::uint64_t fnv1a(const std::string& text, std::uint64_t seed) {
     return h;
 }
 
+// The bank compute unit `cu` reaches argument `arg` through.
+int arg_bank(const XclbinDescription& d, std::size_t cu, std::size_t arg) {
+    const auto& banks = d.compute_units[cu].arg_banks;
+    return banks.empty() ? d.args[arg].bank : banks[arg];
+}
+
 void validate(const XclbinDescription& d) {
-    require(!d.kernel_name.empty() && !d.instance_name.empty(), "xclbin: the kernel and its instance need names");
+    require(!d.kernel_name.empty() && !d.compute_units.empty(), "xclbin: the kernel needs a name and a compute unit");
     require(!d.banks.empty(), "xclbin: at least one memory bank is needed");
     for (const auto& bank : d.banks)
         require(bank.size_bytes > 0 && bank.size_bytes % 1024 == 0,
                 "xclbin: bank " + bank.tag + " needs a size that is a positive multiple of 1024");
     // Names go into the XML unescaped.
     const auto plain = [](const std::string& s) { return s.find_first_of("<>&\"'") == std::string::npos; };
-    require(plain(d.kernel_name) && plain(d.instance_name) && plain(d.platform_vbnv),
-            "xclbin: names must not contain XML markup characters");
+    require(plain(d.kernel_name) && plain(d.platform_vbnv), "xclbin: names must not contain XML markup characters");
+    for (const auto& cu : d.compute_units) {
+        require(!cu.name.empty() && plain(cu.name), "xclbin: compute unit names must be plain and not empty");
+        require(cu.arg_banks.empty() || cu.arg_banks.size() == d.args.size(),
+                "xclbin: compute unit " + cu.name + " needs one bank per argument (or none)");
+    }
     for (const auto& arg : d.args) {
         require(plain(arg.name) && plain(arg.type) && plain(arg.port),
                 "xclbin: argument names and types must not contain XML markup characters");
         require(arg.offset >= 0x10 && arg.offset + arg.size <= d.cu_address_range,
                 "xclbin: argument " + arg.name + " lies outside the register map");
-        if (arg.global)
-            require(arg.bank >= 0 && static_cast<std::size_t>(arg.bank) < d.banks.size(),
-                    "xclbin: global argument " + arg.name + " needs a memory bank");
     }
+    for (std::size_t cu = 0; cu < d.compute_units.size(); ++cu)
+        for (std::size_t i = 0; i < d.args.size(); ++i) {
+            const int bank = arg_bank(d, cu, i);
+            if (d.args[i].global)
+                require(bank >= 0 && static_cast<std::size_t>(bank) < d.banks.size(),
+                        "xclbin: global argument " + d.args[i].name + " of compute unit " + d.compute_units[cu].name +
+                            " needs a memory bank");
+        }
 }
 
 // MEM_TOPOLOGY: the banks buffers can be allocated in; a bank no argument connects to is marked unused.
@@ -86,9 +102,10 @@ Bytes mem_topology_section(const XclbinDescription& d) {
         mem_data bank{};
         bank.m_type = MEM_DDR4;
         bank.m_used = 0;
-        for (const auto& arg : d.args)
-            if (arg.global && static_cast<std::size_t>(arg.bank) == i)
-                bank.m_used = 1;
+        for (std::size_t cu = 0; cu < d.compute_units.size(); ++cu)
+            for (std::size_t arg = 0; arg < d.args.size(); ++arg)
+                if (d.args[arg].global && static_cast<std::size_t>(arg_bank(d, cu, arg)) == i)
+                    bank.m_used = 1;
         bank.m_size = d.banks[i].size_bytes / 1024;
         bank.m_base_address = d.banks[i].base_address;
         copy_name(bank.m_tag, d.banks[i].tag, "memory bank tag");
@@ -101,35 +118,39 @@ Bytes mem_topology_section(const XclbinDescription& d) {
 // reads the control protocol and interrupt use from the properties.
 Bytes ip_layout_section(const XclbinDescription& d) {
     Bytes out;
-    append(out, std::int32_t{1});
+    append(out, static_cast<std::int32_t>(d.compute_units.size()));
     pad_to(out, offsetof(ip_layout, m_ip_data));
-    ip_data cu{};
-    cu.m_type = IP_KERNEL;
-    const std::uint32_t control = d.ap_ctrl_chain ? AP_CTRL_CHAIN : AP_CTRL_HS;
-    cu.properties = IP_INT_ENABLE_MASK | (control << IP_CONTROL_SHIFT); // interrupt id 0: the first CU
-    cu.m_base_address = d.cu_base_address;
-    copy_name(cu.m_name, d.kernel_name + ":" + d.instance_name, "compute unit name");
-    append(out, cu);
+    for (std::size_t i = 0; i < d.compute_units.size(); ++i) {
+        ip_data cu{};
+        cu.m_type = IP_KERNEL;
+        const std::uint32_t control = d.ap_ctrl_chain ? AP_CTRL_CHAIN : AP_CTRL_HS;
+        // interrupt id i: one interrupt line per compute unit
+        cu.properties = IP_INT_ENABLE_MASK | (control << IP_CONTROL_SHIFT) | (static_cast<std::uint32_t>(i) << 1);
+        cu.m_base_address = d.compute_units[i].base_address;
+        copy_name(cu.m_name, d.kernel_name + ":" + d.compute_units[i].name, "compute unit name");
+        append(out, cu);
+    }
     return out;
 }
 
-// CONNECTIVITY: which bank each global argument of the CU reaches; xrt::kernel::group_id() answers from it.
+// CONNECTIVITY: which bank each global argument of each CU reaches; xrt::kernel::group_id() answers from it.
 Bytes connectivity_section(const XclbinDescription& d) {
     Bytes out;
     std::int32_t count = 0;
     for (const auto& arg : d.args)
         count += arg.global ? 1 : 0;
-    append(out, count);
+    append(out, count * static_cast<std::int32_t>(d.compute_units.size()));
     pad_to(out, offsetof(connectivity, m_connection));
-    for (std::size_t i = 0; i < d.args.size(); ++i) {
-        if (!d.args[i].global)
-            continue;
-        connection c{};
-        c.arg_index = static_cast<std::int32_t>(i);
-        c.m_ip_layout_index = 0;
-        c.mem_data_index = d.args[i].bank;
-        append(out, c);
-    }
+    for (std::size_t cu = 0; cu < d.compute_units.size(); ++cu)
+        for (std::size_t i = 0; i < d.args.size(); ++i) {
+            if (!d.args[i].global)
+                continue;
+            connection c{};
+            c.arg_index = static_cast<std::int32_t>(i);
+            c.m_ip_layout_index = static_cast<std::int32_t>(cu);
+            c.mem_data_index = arg_bank(d, cu, i);
+            append(out, c);
+        }
     return out;
 }
 
@@ -157,63 +178,45 @@ struct Section {
 
 } // namespace
 
-namespace {
-
-/// An argument as the kernel's C signature has it; port nullptr: a scalar.
-struct KernelArg {
-    const char* name;
-    const char* type;
-    const char* port;
-    int bank;
-};
-
-/// A kernel with spikeline's two m_axi bundles on a U250-like platform (four DDR banks), arguments laid out in the
-/// Vitis HLS register map: each argument's data words, then one reserved word.
-XclbinDescription u250_description(const std::string& kernel, const std::string& platform_vbnv,
-                                   const std::vector<KernelArg>& args) {
+XclbinDescription spikeline_kernel_description(const std::string& kernel_name, int compute_units,
+                                               const std::string& platform_vbnv) {
+    require(compute_units >= 1 && compute_units <= 16, "xclbin: between 1 and 16 compute units");
+    namespace abi = hw::abi;
     XclbinDescription d;
-    d.kernel_name = kernel;
-    d.instance_name = kernel + "_1";
+    d.kernel_name = kernel_name;
     d.platform_vbnv = platform_vbnv;
+    d.ap_ctrl_chain = kernel_name != "spikeline_rtl";
     constexpr std::uint64_t kBank = 16ULL << 30; // the U250's four 16 GiB DDR4 banks
     for (std::uint64_t i = 0; i < 4; ++i)
         d.banks.push_back({"DDR[" + std::to_string(i) + "]", 0x4000000000ULL + i * kBank, kBank});
-    d.master_ports = {{"M_AXI_GMEM_IN", 512}, {"M_AXI_GMEM_OUT", 512}};
-    std::uint32_t offset = 0x10;
-    for (const KernelArg& a : args) {
-        const bool global = a.port != nullptr;
-        const std::uint32_t size = global ? 8 : 4;
-        d.args.push_back({a.name, a.type, global, global ? a.port : "S_AXI_CONTROL", size, offset, a.bank});
-        offset += size + 4;
+    d.master_ports = {{"M_AXI_GMEM_IN", 512}, {"M_AXI_GMEM_OUT", 512}, {"M_AXI_GMEM_STATE", 512}};
+    const char* const types[abi::kArgCount] = {"short*",        "unsigned int", "unsigned int*", "unsigned int",
+                                               "unsigned int*", "unsigned int", "unsigned int",  "unsigned int*"};
+    const char* const ports[abi::kArgCount] = {"M_AXI_GMEM_IN",  nullptr, "M_AXI_GMEM_IN", nullptr,
+                                               "M_AXI_GMEM_OUT", nullptr, nullptr,         "M_AXI_GMEM_STATE"};
+    for (int i = 0; i < abi::kArgCount; ++i) {
+        const bool global = abi::kArgs[i].pointer;
+        const int bank = i == abi::kArgOutput ? 1 : 0;
+        d.args.push_back({abi::kArgs[i].name, types[i], global, global ? ports[i] : "S_AXI_CONTROL", global ? 8u : 4u,
+                          abi::kArgOffsets[i], global ? bank : -1});
+    }
+    for (int cu = 0; cu < compute_units; ++cu) {
+        XclbinComputeUnit unit{kernel_name + "_" + std::to_string(cu + 1),
+                               0x1800000 + static_cast<std::uint64_t>(cu) * d.cu_address_range,
+                               {}};
+        for (const auto& arg : d.args)
+            unit.arg_banks.push_back(arg.global ? (arg.bank + 2 * cu) % 4 : -1);
+        d.compute_units.push_back(std::move(unit));
     }
     return d;
 }
 
-} // namespace
-
 XclbinDescription spikeline_detect_description(const std::string& platform_vbnv) {
-    return u250_description("spikeline_detect", platform_vbnv,
-                            {{"frames", "short*", "M_AXI_GMEM_IN", 0},
-                             {"n_frames", "unsigned int", nullptr, -1},
-                             {"params", "DetectParams*", "M_AXI_GMEM_IN", 0},
-                             {"events", "SpikeEvent*", "M_AXI_GMEM_OUT", 1},
-                             {"max_events", "unsigned int", nullptr, -1},
-                             {"event_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},
-                             {"control", "unsigned int", nullptr, -1}});
+    return spikeline_kernel_description("spikeline_detect", 1, platform_vbnv);
 }
 
 XclbinDescription spikeline_sort_description(const std::string& platform_vbnv) {
-    return u250_description("spikeline_sort", platform_vbnv,
-                            {{"frames", "short*", "M_AXI_GMEM_IN", 0},
-                             {"n_frames", "unsigned int", nullptr, -1},
-                             {"detect_params", "DetectParams*", "M_AXI_GMEM_IN", 0},
-                             {"sort_params", "SortParams*", "M_AXI_GMEM_IN", 0},
-                             {"table_writes", "TableWrite*", "M_AXI_GMEM_IN", 0},
-                             {"n_writes", "unsigned int", nullptr, -1},
-                             {"spikes", "SortedSpike*", "M_AXI_GMEM_OUT", 1},
-                             {"max_spikes", "unsigned int", nullptr, -1},
-                             {"spike_count", "unsigned int*", "M_AXI_GMEM_OUT", 1},
-                             {"control", "unsigned int", nullptr, -1}});
+    return spikeline_kernel_description("spikeline_sort", 1, platform_vbnv);
 }
 
 std::string xclbin_metadata_xml(const XclbinDescription& d) {
@@ -242,12 +245,13 @@ std::string xclbin_metadata_xml(const XclbinDescription& d) {
           << "\" hostOffset=\"0x0\" hostSize=\"" << hex(a.size) << "\" type=\"" << a.type << "\"/>\n";
     }
     x << "          <compileWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n"
-      << "          <maxWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n"
-      << "          <instance name=\"" << d.instance_name << "\">\n"
-      << "            <addrRemap base=\"" << hex(d.cu_base_address) << "\" range=\"" << hex(d.cu_address_range)
-      << "\" port=\"S_AXI_CONTROL\"/>\n"
-      << "          </instance>\n"
-      << "        </kernel>\n";
+      << "          <maxWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n";
+    for (const auto& cu : d.compute_units)
+        x << "          <instance name=\"" << cu.name << "\">\n"
+          << "            <addrRemap base=\"" << hex(cu.base_address) << "\" range=\"" << hex(d.cu_address_range)
+          << "\" port=\"S_AXI_CONTROL\"/>\n"
+          << "          </instance>\n";
+    x << "        </kernel>\n";
     x << "      </core>\n"
       << "    </device>\n"
       << "  </platform>\n"
@@ -258,7 +262,10 @@ std::string xclbin_metadata_xml(const XclbinDescription& d) {
 std::array<std::uint8_t, 16> xclbin_uuid(const XclbinDescription& d) {
     // Everything XRT sees except the UUID itself goes into the hash.
     std::ostringstream key;
-    key << d.platform_vbnv << '\n' << hex(d.cu_base_address) << '\n' << xclbin_metadata_xml(d);
+    key << d.platform_vbnv << '\n' << xclbin_metadata_xml(d);
+    for (std::size_t cu = 0; cu < d.compute_units.size(); ++cu)
+        for (std::size_t arg = 0; arg < d.args.size(); ++arg)
+            key << arg_bank(d, cu, arg) << ' ';
     for (const auto& bank : d.banks)
         key << bank.tag << ' ' << bank.base_address << ' ' << bank.size_bytes << '\n';
     const std::string text = key.str();

@@ -1,7 +1,8 @@
 #pragma once
-// A metadata-only xclbin (no bitstream) describing the spikeline_detect kernel, in the public axlf layout of XRT's
-// xclbin.h. XRT's noop shim (XCL_EMULATION_MODE=noop) accepts it, so the XRT backend's device, buffer and run logic
-// can be tested on machines without Vitis or a card. Real images come from v++ (kernels/Makefile).
+// A metadata-only xclbin (no bitstream) describing one of spikeline's kernels (the argument layout of
+// hls/include/spikeline/hw/kernel_abi.hpp) with one or more compute units, in the public axlf layout of XRT's xclbin.h.
+// XRT's noop shim (XCL_EMULATION_MODE=noop) accepts it, so the XRT backend's device, buffer and run logic can be
+// tested on machines without Vitis or a card. Real images come from v++ (kernels/Makefile).
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -25,7 +26,14 @@ struct XclbinKernelArg {
     std::string port;         ///< the AXI port: "S_AXI_CONTROL" for scalars, "M_AXI_<BUNDLE>" for pointers
     std::uint32_t size = 4;   ///< bytes in the register map: 8 for pointers, 4 for 32-bit scalars
     std::uint32_t offset = 0; ///< byte offset in the register map
-    int bank = -1;            ///< global arguments: index into XclbinDescription::banks
+    int bank = -1;            ///< global arguments: index into XclbinDescription::banks (compute units may override)
+};
+
+/// One compute unit (instance) of the kernel, as v++ --nk names it.
+struct XclbinComputeUnit {
+    std::string name;                ///< "spikeline_sort_1"
+    std::uint64_t base_address = 0;  ///< its s_axilite base on the card
+    std::vector<int> arg_banks = {}; ///< bank of each argument (scalars ignored); empty: the arguments' own banks
 };
 
 /// An AXI master port of the kernel (one per m_axi bundle).
@@ -35,10 +43,9 @@ struct XclbinMasterPort {
 };
 
 struct XclbinDescription {
-    std::string kernel_name = "spikeline_detect";
-    std::string instance_name = "spikeline_detect_1"; ///< the compute unit, as v++ --nk names it
-    std::string platform_vbnv;                        ///< e.g. xilinx_u250_gen3x16_xdma_4_1_202210_1; < 64 characters
-    std::uint64_t cu_base_address = 0x1800000;        ///< the compute unit's s_axilite base on the card
+    std::string kernel_name = "spikeline_sort";
+    std::vector<XclbinComputeUnit> compute_units; ///< at least one
+    std::string platform_vbnv;                    ///< e.g. xilinx_u250_gen3x16_xdma_4_1_202210_1; < 64 characters
     std::uint64_t cu_address_range = 0x10000;
     bool ap_ctrl_chain = true; ///< Vitis HLS's default control protocol for kernels (-flow_target vitis)
     std::uint16_t kernel_clock_mhz = 300;
@@ -47,19 +54,22 @@ struct XclbinDescription {
     std::vector<XclbinKernelArg> args; ///< in signature order: args[i] is argument index i
 };
 
-/// The spikeline_detect kernel (kernels/spikeline_detect.cpp) on an Alveo U250-like platform with four DDR banks:
-/// frames and params on DDR[0], events and event_count on DDR[1], as kernels/spikeline_detect_u250.cfg connects them.
-///
-/// The register map follows Vitis HLS: 0x00 ap_ctrl, 0x04 GIE, 0x08 IER, 0x0C ISR, arguments from 0x10, each one's
-/// data words (8 bytes for a pointer, 4 for a 32-bit scalar) followed by one reserved 4-byte word. That gives
-/// frames 0x10, n_frames 0x1C, params 0x24, events 0x30, max_events 0x3C, event_count 0x44, control 0x50.
-XclbinDescription
-spikeline_detect_description(const std::string& platform_vbnv = "xilinx_u250_gen3x16_xdma_4_1_202210_1");
+constexpr const char* kU250Platform = "xilinx_u250_gen3x16_xdma_4_1_202210_1";
 
-/// The spikeline_sort kernel (kernels/spikeline_sort.cpp, detection + sorting) on the same platform: frames and both
-/// parameter blocks on DDR[0], spikes and spike_count on DDR[1].
-XclbinDescription
-spikeline_sort_description(const std::string& platform_vbnv = "xilinx_u250_gen3x16_xdma_4_1_202210_1");
+/// One of spikeline's kernels (spikeline_detect, spikeline_sort or spikeline_rtl: the same eight arguments of
+/// kernel_abi.hpp at its register offsets) with `compute_units` instances <kernel>_1, <kernel>_2, ... on an Alveo
+/// U250-like platform with four DDR banks. Compute unit k (from 0) reads frames and its program from DDR[2k mod 4]
+/// and keeps its state there, and writes its output image to DDR[2k+1 mod 4], as the v++ --sp lines of
+/// kernels/*_u250.cfg connect them; the control protocol is ap_ctrl_chain for the HLS kernels (Vitis HLS's default)
+/// and ap_ctrl_hs for the RTL kernel.
+XclbinDescription spikeline_kernel_description(const std::string& kernel_name, int compute_units = 1,
+                                               const std::string& platform_vbnv = kU250Platform);
+
+/// spikeline_kernel_description("spikeline_detect", 1, platform_vbnv)
+XclbinDescription spikeline_detect_description(const std::string& platform_vbnv = kU250Platform);
+
+/// spikeline_kernel_description("spikeline_sort", 1, platform_vbnv)
+XclbinDescription spikeline_sort_description(const std::string& platform_vbnv = kU250Platform);
 
 /// The xclbin's UUID: a hash of the description, so the same description always gives the same file.
 std::array<std::uint8_t, 16> xclbin_uuid(const XclbinDescription& d);

@@ -1,9 +1,12 @@
-// Chunks of chunk_ms frames rotate through buffer_sets sets of device buffers: while the kernel runs on chunk k,
-// the host fills and syncs chunk k+1 and reads back the events of chunk k-1, so transfers overlap compute.
+// Chunks of chunk_ms frames rotate through buffer_sets sets of device buffers per compute unit: while the kernel runs
+// on chunk k, the host fills chunk k+1 and decodes the output of chunk k-1, so transfers overlap compute. One transfer
+// each way per chunk: frames (and the program when it has writes) to the card, the output image (header and records)
+// back.
 #include "fpga/xrt_backend.hpp"
 
 #include "fpga/devices.hpp"
-#include "spikeline_sort.hpp"
+#include "fpga/kernel_driver.hpp"
+#include "spikeline/hw/kernel_abi.hpp"
 #include "util/errors.hpp"
 
 #include <experimental/xrt_xclbin.h>
@@ -24,15 +27,18 @@
 namespace spikeline {
 namespace {
 
-/// The kernel a backend drives and its signature.
-struct KernelInterface {
-    const char* name;
-    const kernels::DetectArgInfo* args;
-    std::size_t n_args;
-};
+namespace abi = hw::abi;
 
-constexpr KernelInterface kDetectKernel{"spikeline_detect", kernels::kDetectArgs, kernels::kDetectArgCount};
-constexpr KernelInterface kSortKernel{"spikeline_sort", kernels::kSortArgs, kernels::kSortArgCount};
+/// The kernels the backend drives, in the order it prefers them; all take kernel_abi.hpp's arguments.
+struct KnownKernel {
+    const char* name;
+    bool sorts;
+};
+constexpr KnownKernel kKernels[] = {{"spikeline_rtl", true}, {"spikeline_sort", true}, {"spikeline_detect", false}};
+
+bool kernel_sorts(const std::string& name) {
+    return name != "spikeline_detect";
+}
 
 const char* state_name(ert_cmd_state state) {
     switch (state) {
@@ -83,155 +89,389 @@ void check_xclbin_container(const std::filesystem::path& path) {
     }
 }
 
-// v++ names the arguments after the C parameters of the kernel tops in kernels/. An xclbin built from another
-// version of the kernel would take the arguments set by index below in the wrong registers, so names and kinds are
-// compared first; this needs no device, so a wrong file is reported as such even where no card is present.
-void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file,
-                            const KernelInterface& expected_kernel) {
-    const std::string rebuild = ": rebuild it from this version of kernels/ with 'make -C kernels xclbin PLATFORM=...'";
-    const char* const kernel_name = expected_kernel.name;
-    const xrt::xclbin::kernel kernel = xclbin.get_kernel(kernel_name);
-    if (!kernel) {
-        std::string found;
-        for (const auto& other : xclbin.get_kernels())
-            found += (found.empty() ? "" : ", ") + other.get_name();
-        throw InputError(file + " holds no kernel named " + kernel_name +
-                         " (it holds: " + (found.empty() ? "none" : found) + ")" + rebuild);
+const std::string kRebuild = ": rebuild it from this version of kernels/ with 'make -C kernels xclbin PLATFORM=...'";
+
+// The kernel named by options.kernel, or the one known kernel the xclbin holds that fits the stream.
+std::string choose_kernel(const xrt::xclbin& xclbin, const std::string& file, const XrtOptions& options) {
+    std::string found;
+    std::vector<std::string> usable;
+    for (const auto& kernel : xclbin.get_kernels()) {
+        const std::string name = kernel.get_name();
+        found += (found.empty() ? "" : ", ") + name;
+        for (const KnownKernel& known : kKernels)
+            if (name == known.name && (known.sorts || !options.sorting))
+                usable.push_back(name);
     }
-    std::vector<xrt::xclbin::arg> by_index(expected_kernel.n_args);
+    const std::string holds = " (it holds: " + (found.empty() ? std::string("none") : found) + ")";
+    if (!options.kernel.empty()) {
+        require(std::any_of(std::begin(kKernels), std::end(kKernels),
+                            [&](const KnownKernel& k) { return options.kernel == k.name; }),
+                "--kernel " + options.kernel +
+                    " is not one of spikeline's kernels: spikeline_rtl, spikeline_sort or "
+                    "spikeline_detect");
+        require(static_cast<bool>(xclbin.get_kernel(options.kernel)),
+                file + " holds no kernel named " + options.kernel + holds + kRebuild);
+        require(!options.sorting || kernel_sorts(options.kernel),
+                "the " + options.kernel +
+                    " kernel does not sort: choose spikeline_rtl or spikeline_sort with --kernel");
+        return options.kernel;
+    }
+    const std::string wanted =
+        options.sorting ? "spikeline_rtl or spikeline_sort" : "spikeline_rtl, spikeline_sort or spikeline_detect";
+    if (usable.empty())
+        throw InputError(file + " holds no kernel named " + wanted + holds + kRebuild);
+    if (usable.size() > 1)
+        throw InputError(file + " holds several kernels that fit" + holds + ": choose one with --kernel NAME");
+    return usable.front();
+}
+
+// v++ names the arguments after the C parameters of the kernel tops in kernels/ (kernel.xml for the RTL kernel). An
+// xclbin built from another version of the kernel would take the arguments set by index in the wrong registers, so
+// names and kinds are compared with kernel_abi.hpp first; this needs no device, so a wrong file is reported as such
+// even where no card is present.
+void check_kernel_interface(const xrt::xclbin& xclbin, const std::string& file, const std::string& kernel_name) {
+    const xrt::xclbin::kernel kernel = xclbin.get_kernel(kernel_name);
+    std::vector<xrt::xclbin::arg> by_index(abi::kArgCount);
     for (const auto& arg : kernel.get_args())
         if (arg.get_index() < by_index.size())
             by_index[arg.get_index()] = arg;
-    const std::string where = "the " + std::string(kernel_name) + " kernel in " + file;
+    const std::string where = "the " + kernel_name + " kernel in " + file;
     for (std::size_t i = 0; i < by_index.size(); ++i) {
-        const kernels::DetectArgInfo& expected = expected_kernel.args[i];
+        const abi::ArgInfo& expected = abi::kArgs[i];
         require(static_cast<bool>(by_index[i]),
-                where + " has no argument " + expected.name + " (index " + std::to_string(i) + ")" + rebuild);
+                where + " has no argument " + expected.name + " (index " + std::to_string(i) + ")" + kRebuild);
         const std::string name = by_index[i].get_name();
         require(name == expected.name, where + " has argument '" + name + "' at index " + std::to_string(i) +
-                                           " where '" + expected.name + "' belongs" + rebuild);
+                                           " where '" + expected.name + "' belongs" + kRebuild);
         // m_axi arguments sit on an AXI master port (M_AXI_<bundle>), scalars in the s_axilite register map.
         const bool pointer = by_index[i].get_port().rfind("M_AXI", 0) == 0;
         require(pointer == expected.pointer, where + " has argument " + name + " as a " +
                                                  (pointer ? "pointer" : "scalar") + ", expected a " +
-                                                 (expected.pointer ? "pointer" : "scalar") + rebuild);
+                                                 (expected.pointer ? "pointer" : "scalar") + kRebuild);
     }
     require(kernel.get_num_args() == by_index.size(), where + " has " + std::to_string(kernel.get_num_args()) +
                                                           " arguments, expected " + std::to_string(by_index.size()) +
-                                                          rebuild);
+                                                          kRebuild);
 }
 
+/// One set of device buffers and the run that uses them.
 struct BufferSet {
     xrt::bo frames;
-    xrt::bo events; ///< SpikeEvent (spikeline_detect) or SortedSpike (spikeline_sort) records
-    xrt::bo count;
+    xrt::bo program;
+    std::size_t program_writes = 0; ///< capacity
+    xrt::bo output;
     xrt::run run;
-    xrt::bo sort_params; ///< the classifier this set's run used (kept alive until the run is collected)
-    xrt::bo writes;      ///< table writes queued with this set's run
+    bool started = false; ///< started and not yet waited for
 };
 
-class XrtBackend final : public Backend {
+/// The compute unit's runs through XRT: buffer sets, one state buffer, a completion count.
+class XrtRunEngine final : public fpga::RunEngine {
 public:
-    XrtBackend(const HwParams& params, double sample_rate, const XrtOptions& options)
-        : n_channels_(params.n_channels), options_(options), interface_(options.sorting ? kSortKernel : kDetectKernel) {
+    XrtRunEngine(const xrt::device& device, const xrt::kernel& kernel, std::string cu_name, std::size_t sets,
+                 std::size_t frame_bytes, std::uint32_t max_records, std::size_t state_bytes, double timeout_s)
+        : device_(device), kernel_(kernel), cu_name_(std::move(cu_name)), frame_bytes_(frame_bytes),
+          max_records_(max_records), timeout_s_(timeout_s) {
+        // The state never leaves the card: no host copy.
+        state_ = xrt::bo(device_, state_bytes, xrt::bo::flags::device_only, kernel_.group_id(abi::kArgState));
+        for (std::size_t s = 0; s < sets; ++s)
+            sets_.push_back(make_set());
+    }
+
+    std::size_t slots() const override { return sets_.size(); }
+    std::int16_t* frames(std::size_t slot) override { return sets_[slot].frames.map<std::int16_t*>(); }
+
+    std::uint32_t* program(std::size_t slot, std::size_t writes) override {
+        BufferSet& set = sets_[slot];
+        if (writes > set.program_writes) { // a classifier upload: the buffer grows once
+            set.program_writes = std::max(writes, 2 * set.program_writes);
+            set.program =
+                xrt::bo(device_, set.program_writes * 2 * sizeof(std::uint32_t), kernel_.group_id(abi::kArgProgram));
+        }
+        return set.program.map<std::uint32_t*>();
+    }
+
+    void start(std::size_t slot, const fpga::RunArgs& args) override {
+        BufferSet& set = sets_[slot];
+        set.frames.sync(XCL_BO_SYNC_BO_TO_DEVICE, args.n_frames * frame_bytes_, 0);
+        if (args.n_program_writes > 0)
+            set.program.sync(XCL_BO_SYNC_BO_TO_DEVICE, args.n_program_writes * 2 * sizeof(std::uint32_t), 0);
+        set.run.set_arg(abi::kArgFrames, set.frames);
+        set.run.set_arg(abi::kArgNFrames, args.n_frames);
+        set.run.set_arg(abi::kArgProgram, set.program);
+        set.run.set_arg(abi::kArgNProgramWrites, args.n_program_writes);
+        set.run.set_arg(abi::kArgOutput, set.output);
+        set.run.set_arg(abi::kArgMaxRecords, max_records_);
+        set.run.set_arg(abi::kArgControl, args.control);
+        set.run.set_arg(abi::kArgState, state_);
+        // The header is cleared in host memory only (no transfer): a run that writes nothing, as under XRT's noop
+        // shim, reads back as an empty image; on a card the read-back replaces it with what the kernel wrote.
+        std::fill_n(set.output.map<std::uint32_t*>(), abi::kOutputHeaderWords, 0u);
+        set.run.start();
+        set.started = true;
+    }
+
+    bool finished(std::size_t slot) override { return sets_[slot].run.state() == ERT_CMD_STATE_COMPLETED; }
+
+    const std::uint32_t* wait(std::size_t slot) override {
+        BufferSet& set = sets_[slot];
+        const ert_cmd_state state = set.run.wait(timeout());
+        if (state != ERT_CMD_STATE_COMPLETED)
+            throw fpga::RunNotFinished(unfinished_run_message(display_name(), state, timeout_s_));
+        set.started = false;
+        set.output.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
+        return set.output.map<const std::uint32_t*>();
+    }
+
+    // Runs still in flight (after an error other than a timeout) are waited out before their buffers go.
+    ~XrtRunEngine() override {
+        for (BufferSet& set : sets_) {
+            try {
+                if (set.started)
+                    set.run.wait(timeout());
+            } catch (const std::exception&) {
+                // nothing more can be done for a run that cannot be waited for
+            }
+        }
+    }
+
+    std::size_t output_words() const override {
+        return abi::kOutputHeaderWords + static_cast<std::size_t>(max_records_) * abi::kRecordWords;
+    }
+    std::uint32_t max_records() const override { return max_records_; }
+
+    // A run is aborted, then given the timeout once more; one that still has not finished keeps its buffers (the
+    // card may yet write them) in retired_, and its set gets new ones.
+    std::string reset(const std::vector<std::size_t>& in_flight) override {
+        int finished_late = 0;
+        int aborted = 0;
+        int abandoned = 0;
+        for (const std::size_t slot : in_flight) {
+            BufferSet& set = sets_[slot];
+            set.started = false;
+            if (set.run.state() == ERT_CMD_STATE_COMPLETED) {
+                ++finished_late;
+                continue;
+            }
+            try {
+                set.run.abort();
+            } catch (const std::exception&) {
+                // not every platform aborts: the wait below decides
+            }
+            const ert_cmd_state state = set.run.wait(timeout());
+            if (state == ERT_CMD_STATE_COMPLETED || state == ERT_CMD_STATE_ABORT || state == ERT_CMD_STATE_ERROR) {
+                ++aborted;
+            } else {
+                ++abandoned;
+                retired_.push_back(std::move(set));
+                set = make_set();
+            }
+        }
+        ++resets_;
+        return std::to_string(in_flight.size()) + " run(s) in flight: " + std::to_string(aborted) + " aborted, " +
+               std::to_string(finished_late) + " finished meanwhile, " + std::to_string(abandoned) +
+               " abandoned with their buffers";
+    }
+
+    std::uint64_t resets() const { return resets_; }
+    const xrt::kernel& kernel() const { return kernel_; }
+    const void* state_identity() const { return state_.address() == 0 ? nullptr : &state_; }
+
+private:
+    // "spikeline_sort (compute unit spikeline_sort_2)"
+    std::string display_name() const {
+        const auto colon = cu_name_.find(':');
+        return cu_name_.substr(0, colon) + " (compute unit " + cu_name_.substr(colon + 1) + ")";
+    }
+
+    std::chrono::milliseconds timeout() const {
+        return std::chrono::milliseconds(static_cast<long>(std::ceil(timeout_s_ * 1000)));
+    }
+
+    BufferSet make_set() {
+        BufferSet set{xrt::bo(device_, std::max<std::size_t>(frame_bytes_, 1), kernel_.group_id(abi::kArgFrames)),
+                      xrt::bo(device_, 2 * sizeof(std::uint32_t), kernel_.group_id(abi::kArgProgram)), 1,
+                      xrt::bo(device_, output_words() * sizeof(std::uint32_t), kernel_.group_id(abi::kArgOutput)),
+                      xrt::run(kernel_)};
+        // Registered for its effect on waiting: a run with a completion callback is managed by XRT's monitor thread,
+        // so wait(timeout) returns ERT_CMD_STATE_TIMEOUT on time whatever the driver's own wait does (under the noop
+        // shim that one blocks until the run completes). The callback itself has nothing to do.
+        set.run.add_callback(
+            ERT_CMD_STATE_COMPLETED, [](const void*, ert_cmd_state, void*) {}, nullptr);
+        return set;
+    }
+
+    xrt::device device_;
+    xrt::kernel kernel_;
+    std::string cu_name_;
+    std::size_t frame_bytes_;
+    std::uint32_t max_records_;
+    double timeout_s_;
+    xrt::bo state_;
+    std::vector<BufferSet> sets_;
+    std::vector<BufferSet> retired_;
+    std::uint64_t resets_ = 0;
+};
+
+// The parameters of channels [first, first + n) as a stream of their own.
+std::shared_ptr<const HwParams> block_params(const HwParams& params, int first, int n) {
+    auto block = std::make_shared<HwParams>(params);
+    block->n_channels = n;
+    for (int ch = 0; ch < HwConfig::max_channels; ++ch) {
+        const int from = ch + first;
+        const bool inside = ch < n;
+        block->group_of[ch] = inside ? params.group_of[from] : std::int16_t{0};
+        for (int k = 0; k < HwConfig::max_neighbours; ++k) {
+            const std::int16_t entry = inside ? params.neighbours[from][k] : std::int16_t{-1};
+            block->neighbours[ch][k] = entry < 0
+                                           ? std::int16_t{-1}
+                                           : static_cast<std::int16_t>(((entry & (hw::kFarNeighbour - 1)) - first) |
+                                                                       (entry & hw::kFarNeighbour));
+        }
+    }
+    return block;
+}
+
+/// One compute unit and the channels it processes.
+struct Lane {
+    std::string name;
+    int first_channel;
+    XrtRunEngine* engine; ///< owned by driver
+    std::unique_ptr<fpga::KernelDriver> driver;
+    std::uint64_t carried_dropped = 0;    ///< dropped counts of the streams that ended
+    std::uint64_t carried_candidates = 0; ///< artefact candidates of the streams that ended
+    std::vector<int> groups;
+};
+
+class XrtBackendImpl final : public XrtBackend {
+public:
+    XrtBackendImpl(const HwParams& params, double sample_rate, const XrtOptions& options)
+        : n_channels_(params.n_channels), options_(options) {
         require(options.buffer_sets >= 1 && options.buffer_sets <= 8, "--buffers must be between 1 and 8");
         require(options.chunk_ms > 0, "--chunk-ms must be positive");
+        require(options.compute_units >= 0 && options.compute_units <= 16, "--compute-units must be between 0 and 16");
+        require(options.max_events_per_chunk >= 0, "the records per chunk must not be negative");
         // XRT reads a zero timeout as "wait for ever", so anything below its 1 ms resolution is refused.
         require(options.timeout_s >= 0.001, "the kernel run timeout must be at least 1 ms");
         require(std::filesystem::is_regular_file(options.xclbin),
                 "xclbin " + options.xclbin.string() +
                     " not found: build it with 'make -C kernels xclbin PLATFORM=...' and pass --xclbin FILE");
+        const std::string file = options.xclbin.string();
         check_xclbin_container(options.xclbin);
         xrt::xclbin xclbin;
         try {
-            xclbin = xrt::xclbin(options.xclbin.string());
+            xclbin = xrt::xclbin(file);
         } catch (const std::exception& e) {
-            throw InputError("cannot read " + options.xclbin.string() + " as an xclbin: " + e.what());
+            throw InputError("cannot read " + file + " as an xclbin: " + e.what());
         }
-        check_kernel_interface(xclbin, options.xclbin.string(), interface_);
+        kernel_name_ = choose_kernel(xclbin, file, options);
+        check_kernel_interface(xclbin, file, kernel_name_);
+        std::vector<std::string> cus;
+        for (const auto& cu : xclbin.get_kernel(kernel_name_).get_cus())
+            cus.push_back(cu.get_name());
+        std::sort(cus.begin(), cus.end());
+        require(!cus.empty(), file + ": the " + kernel_name_ + " kernel has no compute unit" + kRebuild);
+        const int n_units = options.compute_units == 0 ? static_cast<int>(cus.size()) : options.compute_units;
+        require(n_units <= static_cast<int>(cus.size()),
+                "--compute-units " + std::to_string(n_units) + ": " + file + " has " + std::to_string(cus.size()) +
+                    " compute unit(s) of " + kernel_name_ + " (link more with v++ --connectivity.nk)");
+        const std::vector<int> firsts = split_channels(params, n_units);
         try {
             device_ = xrt::device(options.device_index);
         } catch (const std::exception& e) {
             throw xrt_device_error(e, options.device_index);
         }
+        chunk_frames_ = static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * sample_rate / 1000.0)));
+        const auto max_records = static_cast<std::uint32_t>(
+            options.max_events_per_chunk > 0 ? static_cast<std::uint64_t>(options.max_events_per_chunk)
+                                             : fpga::default_max_records(chunk_frames_));
         try {
             const auto uuid = device_.load_xclbin(xclbin);
-            kernel_ = xrt::kernel(device_, uuid, interface_.name);
+            for (int u = 0; u < n_units; ++u) {
+                const int first = firsts[static_cast<std::size_t>(u)];
+                const int last = u + 1 < n_units ? firsts[static_cast<std::size_t>(u) + 1] : n_channels_;
+                const std::string& cu = cus[static_cast<std::size_t>(u)];
+                // "kernel:{instance}" opens this compute unit alone
+                xrt::kernel kernel(device_, uuid, kernel_name_ + ":{" + cu.substr(cu.find(':') + 1) + "}");
+                auto engine = std::make_unique<XrtRunEngine>(
+                    device_, kernel, cu, static_cast<std::size_t>(options.buffer_sets),
+                    chunk_frames_ * static_cast<std::size_t>(last - first) * sizeof(std::int16_t), max_records,
+                    options.state_bytes, options.timeout_s);
+                Lane lane{cu, first, engine.get(), nullptr, 0, 0, {}};
+                for (const int arg : {abi::kArgFrames, abi::kArgProgram, abi::kArgOutput, abi::kArgState})
+                    lane.groups.push_back(kernel.group_id(arg));
+                lane.driver = std::make_unique<fpga::KernelDriver>(
+                    std::move(engine), block_params(params, first, last - first), chunk_frames_, first);
+                lanes_.push_back(std::move(lane));
+            }
+        } catch (const InputError&) {
+            throw;
         } catch (const std::exception& e) {
-            throw InputError("cannot use " + options.xclbin.string() + ": " + e.what() +
+            throw InputError("cannot use " + file + ": " + e.what() +
                              " (it must be built from kernels/ for this card's platform and contain the kernel " +
-                             interface_.name + ")");
+                             kernel_name_ + " with " + std::to_string(n_units) + " compute unit(s))");
         }
-        chunk_frames_ = static_cast<std::size_t>(std::max(1.0, std::round(options.chunk_ms * sample_rate / 1000.0)));
-        const std::size_t frame_bytes = static_cast<std::size_t>(n_channels_) * sizeof(std::int16_t);
-        const bool sorting = options.sorting;
-        params_bo_ = xrt::bo(device_, sizeof(HwParams),
-                             kernel_.group_id(sorting ? int{kernels::kSortArgDetect} : int{kernels::kArgParams}));
-        std::memcpy(params_bo_.map<void*>(), &params, sizeof(HwParams));
-        params_bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE);
-        record_bytes_ = sorting ? sizeof(hw::SortedSpike) : sizeof(SpikeEvent);
-        for (int s = 0; s < options.buffer_sets; ++s) {
-            BufferSet set{
-                xrt::bo(device_, chunk_frames_ * frame_bytes,
-                        kernel_.group_id(sorting ? int{kernels::kSortArgFrames} : int{kernels::kArgFrames})),
-                xrt::bo(device_, static_cast<std::size_t>(options.max_events_per_chunk) * record_bytes_,
-                        kernel_.group_id(sorting ? int{kernels::kSortArgSpikes} : int{kernels::kArgEvents})),
-                xrt::bo(device_, sizeof(std::uint32_t),
-                        kernel_.group_id(sorting ? int{kernels::kSortArgSpikeCount} : int{kernels::kArgEventCount})),
-                xrt::run(kernel_),
-                {},
-                {}};
-            sets_.push_back(std::move(set));
-        }
-        staging_.reserve(chunk_frames_ * static_cast<std::size_t>(n_channels_));
     }
 
     std::string name() const override { return "xrt"; }
+    std::string kernel_name() const override { return kernel_name_; }
 
     void process(const std::int16_t* frames, std::size_t n_frames, std::vector<SpikeEvent>& events) override {
-        const std::size_t stride = static_cast<std::size_t>(n_channels_);
         frames_in_ += n_frames;
-        while (n_frames > 0) {
-            const std::size_t room = chunk_frames_ - staged_frames_;
-            const std::size_t take = std::min(room, n_frames);
-            staging_.insert(staging_.end(), frames, frames + take * stride);
-            staged_frames_ += take;
-            frames += take * stride;
-            n_frames -= take;
-            if (staged_frames_ == chunk_frames_)
-                submit(false, events);
-        }
-        // Runs that have finished hand their events back now, not when their buffer set is needed again (up to
-        // buffer_sets chunks later). A failed run is left to collect()'s wait, which reports it.
-        while (!in_flight_.empty() && sets_[in_flight_.front()].run.state() == ERT_CMD_STATE_COMPLETED)
-            collect(events);
+        guarded([&] {
+            for (Lane& lane : lanes_)
+                lane.driver->process(frames, n_frames, n_channels_);
+        });
+        hand_out(events);
     }
 
     void finish(std::vector<SpikeEvent>& events) override {
-        submit(true, events); // the partial chunk (possibly empty) with the flush bit
-        while (!in_flight_.empty())
-            collect(events);
+        guarded([&] {
+            for (Lane& lane : lanes_)
+                lane.driver->finish();
+        });
+        hand_out(events);
+        end_stream();
     }
 
-    std::uint64_t lost_events() const override { return lost_events_; }
+    std::uint64_t lost_events() const override {
+        std::uint64_t lost = 0;
+        for (const Lane& lane : lanes_) {
+            const auto& out = lane.driver->output();
+            lost += lane.carried_dropped + out.records_lost + out.last.dropped_events + out.last.dropped_sort;
+        }
+        return lost;
+    }
+
+    void take_artifacts(std::vector<hw::ArtifactEvent>& out) override {
+        out.insert(out.end(), artifacts_.begin(), artifacts_.end());
+        artifacts_.clear();
+    }
+
+    std::uint64_t artifact_candidates() const override {
+        std::uint64_t total = 0;
+        for (const Lane& lane : lanes_)
+            total += lane.carried_candidates + lane.driver->output().last.artifact_candidates;
+        return total;
+    }
 
     void enable_sorting(std::shared_ptr<const HwSortParams> params, bool keep_snippets) override {
-        require(options_.sorting, "this xrt backend runs the spikeline_detect kernel; sorting needs spikeline_sort "
-                                  "(spikeline sort selects it)");
+        require(kernel_sorts(kernel_name_), "the " + kernel_name_ +
+                                                " kernel does not sort: sorting needs spikeline_rtl or spikeline_sort "
+                                                "(spikeline sort selects one)");
         require(!keep_snippets, "the xrt backend returns no snippets: calibrate on the CPU backend");
-        sort_params_bo_ = xrt::bo(device_, sizeof(HwSortParams), kernel_.group_id(kernels::kSortArgSort));
-        std::memcpy(sort_params_bo_.map<void*>(), params.get(), sizeof(HwSortParams));
-        sort_params_bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE);
-        sort_params_changed_ = true;
+        require(lanes_.size() == 1, "sorting runs on one compute unit (--compute-units 1): the classifier's snippet "
+                                    "channels may cross the blocks of several");
+        lanes_.front().driver->program().set_sorting(std::move(params));
     }
 
-    // Writes ride with the next run; the kernel queues them (hw::TableWriteQueue) and applies each before the first
-    // spike of its sample, as every backend does.
+    // Writes ride with the next run; the kernel queues them and applies each before the first spike of its sample.
     void queue_table_writes(const std::vector<hw::TableWrite>& writes) override {
-        require(options_.sorting, "table writes need the spikeline_sort kernel");
-        check_table_writes(writes, n_channels_, frames_in_,
-                           pending_writes_.empty() ? 0 : pending_writes_.back().sample);
-        pending_writes_.insert(pending_writes_.end(), writes.begin(), writes.end());
+        require(!lanes_.empty() && lanes_.front().driver->program().sorting(),
+                "table writes need the sorting stage (enable_sorting first)");
+        check_table_writes(writes, n_channels_, frames_in_, last_write_sample_);
+        if (!writes.empty())
+            last_write_sample_ = writes.back().sample;
+        lanes_.front().driver->program().queue_table_writes(writes);
     }
 
     void take_sorted(SortOutput& out) override {
@@ -239,118 +479,148 @@ public:
         sorted_.clear();
     }
 
-private:
-    // Starts a run on the next free buffer set; when every set is busy, first collects the oldest.
-    void submit(bool flush, std::vector<SpikeEvent>& events) {
-        if (static_cast<int>(in_flight_.size()) == options_.buffer_sets)
-            collect(events);
-        const std::size_t index = next_set_;
-        next_set_ = (next_set_ + 1) % sets_.size();
-        BufferSet& set = sets_[index];
-        if (!staging_.empty())
-            std::memcpy(set.frames.map<void*>(), staging_.data(), staging_.size() * sizeof(std::int16_t));
-        set.frames.sync(XCL_BO_SYNC_BO_TO_DEVICE, staging_.size() * sizeof(std::int16_t), 0);
-        *set.count.map<std::uint32_t*>() = 0;
-        set.count.sync(XCL_BO_SYNC_BO_TO_DEVICE);
-        std::uint32_t control = first_run_ ? kernels::kControlReset : 0;
-        if (flush)
-            control |= kernels::kControlFlush;
-        const auto n_frames = static_cast<std::uint32_t>(staged_frames_);
-        const auto capacity = static_cast<std::uint32_t>(options_.max_events_per_chunk);
-        if (options_.sorting) {
-            require(static_cast<bool>(sort_params_bo_), "the spikeline_sort kernel needs its classifier before the "
-                                                        "first chunk (enable_sorting)");
-            if (sort_params_changed_)
-                control |= kernels::kControlLoadSort;
-            sort_params_changed_ = false;
-            set.sort_params = sort_params_bo_;
-            set.run.set_arg(kernels::kSortArgFrames, set.frames);
-            set.run.set_arg(kernels::kSortArgNFrames, n_frames);
-            set.run.set_arg(kernels::kSortArgDetect, params_bo_);
-            set.run.set_arg(kernels::kSortArgSort, set.sort_params);
-            const auto n_writes = static_cast<std::uint32_t>(pending_writes_.size());
-            if (n_writes > 0) {
-                set.writes =
-                    xrt::bo(device_, n_writes * sizeof(hw::TableWrite), kernel_.group_id(kernels::kSortArgWrites));
-                std::memcpy(set.writes.map<void*>(), pending_writes_.data(), n_writes * sizeof(hw::TableWrite));
-                set.writes.sync(XCL_BO_SYNC_BO_TO_DEVICE);
-            } else if (!set.writes) {
-                set.writes = xrt::bo(device_, sizeof(hw::TableWrite), kernel_.group_id(kernels::kSortArgWrites));
-            }
-            pending_writes_.clear();
-            set.run.set_arg(kernels::kSortArgWrites, set.writes);
-            set.run.set_arg(kernels::kSortArgNWrites, n_writes);
-            set.run.set_arg(kernels::kSortArgSpikes, set.events);
-            set.run.set_arg(kernels::kSortArgMaxSpikes, capacity);
-            set.run.set_arg(kernels::kSortArgSpikeCount, set.count);
-            set.run.set_arg(kernels::kSortArgControl, control);
-        } else {
-            set.run.set_arg(kernels::kArgFrames, set.frames);
-            set.run.set_arg(kernels::kArgNFrames, n_frames);
-            set.run.set_arg(kernels::kArgParams, params_bo_);
-            set.run.set_arg(kernels::kArgEvents, set.events);
-            set.run.set_arg(kernels::kArgMaxEvents, capacity);
-            set.run.set_arg(kernels::kArgEventCount, set.count);
-            set.run.set_arg(kernels::kArgControl, control);
+    std::vector<XrtComputeUnitStats> compute_unit_stats() const override {
+        std::vector<XrtComputeUnitStats> stats;
+        for (const Lane& lane : lanes_) {
+            const auto& out = lane.driver->output();
+            XrtComputeUnitStats s;
+            s.name = lane.name;
+            s.first_channel = lane.first_channel;
+            s.n_channels = lane.driver->program().params().n_channels;
+            s.runs_started = lane.driver->runs_started();
+            s.runs_completed = lane.driver->runs_collected();
+            s.program_writes = lane.driver->program_writes_sent();
+            s.records_lost = out.records_lost;
+            s.dropped_events = out.last.dropped_events;
+            s.dropped_sort = out.last.dropped_sort;
+            s.dropped_writes = out.last.dropped_writes;
+            s.memory_groups = lane.groups;
+            s.state_buffer = lane.engine->state_identity();
+            s.resets = lane.engine->resets();
+            stats.push_back(std::move(s));
         }
-        set.run.start();
-        in_flight_.push_back(index);
-        first_run_ = false;
-        staging_.clear();
-        staged_frames_ = 0;
+        return stats;
     }
 
-    // Waits for the oldest run and appends its events.
-    void collect(std::vector<SpikeEvent>& events) {
-        BufferSet& set = sets_[in_flight_.front()];
-        in_flight_.pop_front();
-        const auto timeout = std::chrono::milliseconds(static_cast<long>(std::ceil(options_.timeout_s * 1000)));
-        const ert_cmd_state state = set.run.wait(timeout);
-        if (state != ERT_CMD_STATE_COMPLETED)
-            throw InputError(unfinished_run_message(interface_.name, state, options_.timeout_s));
-        set.count.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
-        const std::uint32_t count = *set.count.map<std::uint32_t*>();
-        const auto capacity = static_cast<std::uint32_t>(options_.max_events_per_chunk);
-        const std::uint32_t kept = std::min(count, capacity);
-        lost_events_ += count - kept;
-        if (kept == 0)
-            return;
-        set.events.sync(XCL_BO_SYNC_BO_FROM_DEVICE, kept * record_bytes_, 0);
-        if (options_.sorting) {
-            // Every detected spike leaves the kernel sorted; its event is the detection output.
-            const auto* first = set.events.map<const hw::SortedSpike*>();
-            for (std::uint32_t i = 0; i < kept; ++i)
-                events.push_back(first[i].event);
-            sorted_.insert(sorted_.end(), first, first + kept);
-        } else {
-            const auto* first = set.events.map<const SpikeEvent*>();
-            events.insert(events.end(), first, first + kept);
+private:
+    // A run that did not finish ends the stream on every compute unit: each aborts or waits out what it has in
+    // flight and drops its staged frames; the next process() begins a new stream.
+    template <class F> void guarded(F&& work) {
+        try {
+            work();
+        } catch (const fpga::RunNotFinished& e) {
+            reset_after(e.what());
+        } catch (const InputError& e) { // a corrupt output image: the stream cannot go on either
+            reset_after(e.what());
         }
+    }
+
+    [[noreturn]] void reset_after(const std::string& what) {
+        std::string done;
+        for (Lane& lane : lanes_)
+            done += (done.empty() ? "" : "; ") + lane.name + ": " + lane.driver->restart();
+        end_stream();
+        for (Lane& lane : lanes_)
+            lane.driver->output() = {};
+        throw InputError(what + ". The backend reset (" + done +
+                         "); this stream's remaining output is lost and the next stream starts from a cleared engine. "
+                         "If it happens again, check the card with 'xbutil examine' and reset it with 'xbutil reset'");
+    }
+
+    void hand_out(std::vector<SpikeEvent>& events) {
+        const std::size_t first = events.size();
+        for (Lane& lane : lanes_) {
+            auto& out = lane.driver->output();
+            events.insert(events.end(), out.events.begin(), out.events.end());
+            sorted_.insert(sorted_.end(), out.spikes.begin(), out.spikes.end());
+            artifacts_.insert(artifacts_.end(), out.artifacts.begin(), out.artifacts.end());
+            out.events.clear();
+            out.spikes.clear();
+            out.artifacts.clear();
+        }
+        // several compute units: their events interleave in sample order
+        if (lanes_.size() > 1) {
+            const auto by_sample = [](const SpikeEvent& a, const SpikeEvent& b) { return a.sample < b.sample; };
+            std::stable_sort(events.begin() + static_cast<std::ptrdiff_t>(first), events.end(), by_sample);
+            std::stable_sort(
+                artifacts_.begin(), artifacts_.end(),
+                [](const hw::ArtifactEvent& a, const hw::ArtifactEvent& b) { return a.sample < b.sample; });
+        }
+    }
+
+    // The stream's counters are kept; the next stream's headers count from zero.
+    void end_stream() {
+        for (Lane& lane : lanes_) {
+            auto& out = lane.driver->output();
+            lane.carried_dropped += out.records_lost + out.last.dropped_events + out.last.dropped_sort;
+            lane.carried_candidates += out.last.artifact_candidates;
+            out.records_lost = 0;
+            out.last = {};
+        }
+        frames_in_ = 0;
+        last_write_sample_ = 0;
     }
 
     int n_channels_;
     XrtOptions options_;
-    KernelInterface interface_;
-    std::size_t record_bytes_ = 0; ///< bytes per output record
-    xrt::bo sort_params_bo_;
-    bool sort_params_changed_ = false;
-    std::vector<hw::SortedSpike> sorted_;
-    std::vector<hw::TableWrite> pending_writes_; ///< for the next run
-    std::uint64_t frames_in_ = 0;                ///< frames handed to process()
+    std::string kernel_name_;
     xrt::device device_;
-    xrt::kernel kernel_;
-    xrt::bo params_bo_;
-    std::vector<BufferSet> sets_;
-    std::deque<std::size_t> in_flight_;
-    std::size_t next_set_ = 0;
     std::size_t chunk_frames_ = 0;
-    std::vector<std::int16_t> staging_;
-    std::size_t staged_frames_ = 0;
-    bool first_run_ = true;
-    std::uint64_t lost_events_ = 0;
+    std::vector<Lane> lanes_;
+    std::vector<hw::SortedSpike> sorted_;
+    std::vector<hw::ArtifactEvent> artifacts_;
+    std::uint64_t frames_in_ = 0;
+    std::uint64_t last_write_sample_ = 0;
 };
 
 } // namespace
+
+std::vector<int> split_channels(const HwParams& params, int parts) {
+    const int n = params.n_channels;
+    require(parts >= 1 && parts <= n,
+            "cannot split " + std::to_string(n) + " channels into " + std::to_string(parts) + " compute units");
+    // cut[p]: channels < p and >= p share no reference group and no neighbour
+    std::vector<int> crossing(static_cast<std::size_t>(n) + 1, 0);
+    const auto span = [&crossing](int a, int b) {
+        if (a > b)
+            std::swap(a, b);
+        ++crossing[static_cast<std::size_t>(a) + 1];
+        --crossing[static_cast<std::size_t>(b) + 1];
+    };
+    std::vector<int> group_first(HwConfig::max_groups, -1);
+    for (int ch = 0; ch < n; ++ch) {
+        const int group = params.group_of[ch];
+        if (group >= 0) {
+            if (group_first[static_cast<std::size_t>(group)] >= 0)
+                span(group_first[static_cast<std::size_t>(group)], ch);
+            else
+                group_first[static_cast<std::size_t>(group)] = ch;
+        }
+        for (int k = 0; k < HwConfig::max_neighbours; ++k)
+            if (params.neighbours[ch][k] >= 0)
+                span(ch, params.neighbours[ch][k] & (hw::kFarNeighbour - 1));
+    }
+    std::vector<int> valid;
+    int open = 0;
+    for (int p = 1; p < n; ++p) {
+        open += crossing[static_cast<std::size_t>(p)];
+        if (open == 0)
+            valid.push_back(p);
+    }
+    std::vector<int> firsts = {0};
+    for (int k = 1; k < parts; ++k) {
+        const double target = static_cast<double>(n) * k / parts;
+        int best = -1;
+        for (const int p : valid)
+            if (p > firsts.back() && (best < 0 || std::abs(p - target) < std::abs(best - target)))
+                best = p;
+        require(best > 0, "cannot split the " + std::to_string(n) + " channels over " + std::to_string(parts) +
+                              " compute units: each needs whole shanks (reference groups and their de-duplication "
+                              "neighbours), and the probe has fewer separable blocks; use fewer --compute-units");
+        firsts.push_back(best);
+    }
+    return firsts;
+}
 
 std::string unfinished_run_message(const std::string& kernel_name, ert_cmd_state state, double timeout_s) {
     char timeout[32];
@@ -371,8 +641,8 @@ std::string unfinished_run_message(const std::string& kernel_name, ert_cmd_state
     }
 }
 
-std::unique_ptr<Backend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options) {
-    return std::make_unique<XrtBackend>(params, sample_rate, options);
+std::unique_ptr<XrtBackend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options) {
+    return std::make_unique<XrtBackendImpl>(params, sample_rate, options);
 }
 
 } // namespace spikeline
