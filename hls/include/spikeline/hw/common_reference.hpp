@@ -14,8 +14,10 @@ namespace hw {
 template <class CONFIG_T>
 void accumulate_group_sums(const DetectParams<CONFIG_T>& params, const std::int32_t* filtered, std::int32_t* sums,
                            int begin, int end) {
-GROUP_SUMS:
+GROUP_SUMS: // sums: a register file (the caller partitions it), so the read-modify-write takes one clock
     for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
         const int group = params.group_of[ch];
         if (group >= 0)
             sums[group] += filtered[ch];
@@ -26,8 +28,10 @@ GROUP_SUMS:
 template <class CONFIG_T>
 void group_means(const DetectParams<CONFIG_T>& params, const std::int32_t* sums, std::int32_t* means) {
 GROUP_MEANS:
-    for (int g = 0; g < CONFIG_T::max_groups; ++g)
+    for (int g = 0; g < CONFIG_T::max_groups; ++g) {
+#pragma HLS PIPELINE II = 1
         means[g] = static_cast<std::int32_t>(round_shift(std::int64_t{sums[g]} * params.group_inverse_size[g], 16));
+    }
 }
 
 /// out[ch] = saturate(filtered[ch] - mean of its group) for channels [begin, end).
@@ -36,6 +40,8 @@ void subtract_reference(const DetectParams<CONFIG_T>& params, const std::int32_t
                         std::int32_t* out, int begin, int end) {
 REFERENCE_CHANNELS:
     for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
         const int group = params.group_of[ch];
         const std::int32_t reference = group >= 0 ? means[group] : 0;
         out[ch] = saturate_bits(std::int64_t{filtered[ch]} - reference, CONFIG_T::sample_bits);
