@@ -128,6 +128,9 @@ def check_loops(code, path, report):
         bound = re.split(r"<=|>=|<|>|!=", condition)
         if len(bound) < 2 or "&&" in condition or "||" in condition:
             static = False
+        elif re.search(r">=?", condition):  # counting down: the start is the bound
+            start = parts[0].split("=", 1)
+            static = len(start) == 2 and bound_is_static(start[1], names)
         else:
             static = bound_is_static(bound[-1], names)
         if static:
