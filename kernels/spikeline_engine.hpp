@@ -560,6 +560,23 @@ APPLY_SORT_PROGRAM:
 constexpr int kDetectStepRecords = DetectConfig::max_pending + DetectConfig::max_groups;
 constexpr int kSortStepRecords = kDetectStepRecords + SortConfig::max_waiting;
 
+/// Compute step of a frame: detection, its events and artefacts as records.
+inline void detect_frame_records(DetectEngine& engine, const std::int16_t* frame,
+                                 RecordBuffer<kDetectStepRecords>& records) {
+    records.count = 0;
+    hw::detect_one_frame(engine.state, engine.params, frame,
+                         [&](const hw::SpikeEvent& e) { add_record(records, event_record(hw::abi::kRecordEvent, e)); });
+    report_artifacts(engine, records);
+}
+
+/// The end of the stream: the pending events and artefacts as records.
+inline void detect_end_records(DetectEngine& engine, RecordBuffer<kDetectStepRecords>& records) {
+    records.count = 0;
+    hw::detect_flush(engine.state, engine.params,
+                     [&](const hw::SpikeEvent& e) { add_record(records, event_record(hw::abi::kRecordEvent, e)); });
+    report_artifacts(engine, records);
+}
+
 /// One run of spikeline_detect on an on-chip engine (kernel_abi.hpp).
 inline void run_detect(const std::int16_t* frames, std::uint32_t n_frames, const std::uint32_t* program,
                        std::uint32_t n_program_writes, std::uint32_t* output, std::uint32_t max_records,
@@ -580,19 +597,12 @@ DETECT_RUN_FRAMES:
     for (std::uint32_t f = 0; f < n_frames; ++f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 90000 avg = 30
 #pragma HLS DATAFLOW
-        read_frame(frames, f, engine.params.n_channels, frame); // load
-        records.count = 0;                                      // compute
-        hw::detect_one_frame(engine.state, engine.params, frame, [&](const hw::SpikeEvent& e) {
-            add_record(records, event_record(hw::abi::kRecordEvent, e));
-        });
-        report_artifacts(engine, records);
-        write_records(records, output, max_records, written); // store
+        read_frame(frames, f, engine.params.n_channels, frame);
+        detect_frame_records(engine, frame, records);
+        write_records(records, output, max_records, written);
     }
     if (control & hw::abi::kControlFlush) {
-        records.count = 0;
-        hw::detect_flush(engine.state, engine.params,
-                         [&](const hw::SpikeEvent& e) { add_record(records, event_record(hw::abi::kRecordEvent, e)); });
-        report_artifacts(engine, records);
+        detect_end_records(engine, records);
         write_records(records, output, max_records, written);
     }
     write_header(output, written, engine, 0, 0);
@@ -617,6 +627,65 @@ CLEAR_RING:
         }
 }
 
+inline bool stage_enabled(const SortEngine& engine) {
+    return (engine.registers.control & hw::sort_reg::control_enable) != 0;
+}
+
+/// Applies the queued table writes due at `sample`; notes whether the tables changed (they are stored back then).
+inline void apply_due_writes(SortEngine& engine, std::uint64_t sample, bool& tables_changed) {
+    const int queued = engine.writes.count;
+    hw::apply_table_writes(engine.writes, engine.params, sample);
+    tables_changed = tables_changed || engine.writes.count != queued;
+}
+
+/// Compute step of a frame: detection, then (stage enabled) the frame joins the ring, new events the waiting queue,
+/// and the spikes whose post-peak samples are in are sorted; records: sorted spikes, or events (stage disabled), and
+/// artefacts.
+inline void sort_frame_records(SortEngine& engine, const std::int16_t* frame, RecordBuffer<kSortStepRecords>& records,
+                               bool& tables_changed) {
+    records.count = 0;
+    const bool sorting = stage_enabled(engine);
+    DetectEngine& detect = engine.detect;
+    hw::detect_one_frame(detect.state, detect.params, frame, [&](const hw::SpikeEvent& e) {
+        if (sorting)
+            hw::sort_add(engine.state, e);
+        else
+            add_record(records, event_record(hw::abi::kRecordEvent, e));
+    });
+    report_artifacts(detect, records);
+    if (!sorting)
+        return;
+    const std::uint64_t last = detect.state.frame - 1;
+    hw::sort_push_frame(engine.state, engine.params, last, detect.state.referenced);
+    hw::sort_advance(
+        engine.state, engine.params, last,
+        [&](const hw::SortedSpike& spike, const std::int32_t(*)[SortConfig::max_snippet_samples]) {
+            add_record(records, spike_record(spike));
+        },
+        [&](std::uint64_t sample) { apply_due_writes(engine, sample, tables_changed); });
+}
+
+/// The end of the stream: pending events, then (stage enabled) every waiting spike sorted.
+inline void sort_end_records(SortEngine& engine, RecordBuffer<kSortStepRecords>& records, bool& tables_changed) {
+    records.count = 0;
+    const bool sorting = stage_enabled(engine);
+    DetectEngine& detect = engine.detect;
+    hw::detect_flush(detect.state, detect.params, [&](const hw::SpikeEvent& e) {
+        if (sorting)
+            hw::sort_add(engine.state, e);
+        else
+            add_record(records, event_record(hw::abi::kRecordEvent, e));
+    });
+    report_artifacts(detect, records);
+    if (sorting)
+        hw::sort_flush(
+            engine.state, engine.params, detect.state.frame,
+            [&](const hw::SortedSpike& spike, const std::int32_t(*)[SortConfig::max_snippet_samples]) {
+                add_record(records, spike_record(spike));
+            },
+            [&](std::uint64_t sample) { apply_due_writes(engine, sample, tables_changed); });
+}
+
 /// One run of spikeline_sort on an on-chip engine (kernel_abi.hpp). With the stage enabled (sort_reg::control bit 0)
 /// detected events are sorted and leave as spikes, otherwise as events; the snippet and hold bits have no effect
 /// here (no snippet output; the program is applied before the frames).
@@ -633,51 +702,25 @@ inline void run_sort(const std::int16_t* frames, std::uint32_t n_frames, const s
         hw::reset_detector(engine.detect.state.detector, engine.detect.params);
 
     bool tables_changed = changed.sort_tables;
-    const bool sorting = (engine.registers.control & hw::sort_reg::control_enable) != 0;
-    auto before_spike = [&](std::uint64_t sample) {
-        const int queued = engine.writes.count;
-        hw::apply_table_writes(engine.writes, engine.params, sample);
-        tables_changed = tables_changed || engine.writes.count != queued;
-    };
-    RecordBuffer<kSortStepRecords> records;
-    auto detected = [&](const hw::SpikeEvent& e) {
-        if (sorting)
-            hw::sort_add(engine.state, e);
-        else
-            add_record(records, event_record(hw::abi::kRecordEvent, e));
-    };
-    auto sorted = [&](const hw::SortedSpike& spike, const std::int32_t(*)[SortConfig::max_snippet_samples]) {
-        add_record(records, spike_record(spike));
-    };
-
     std::uint32_t written = 0;
     std::int16_t frame[DetectConfig::max_channels];
-    DetectEngine& detect = engine.detect;
+    RecordBuffer<kSortStepRecords> records;
 SORT_RUN_FRAMES:
     for (std::uint32_t f = 0; f < n_frames; ++f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 90000 avg = 30
 #pragma HLS DATAFLOW
-        read_frame(frames, f, detect.params.n_channels, frame); // load
-        records.count = 0;                                      // compute
-        hw::detect_one_frame(detect.state, detect.params, frame, detected);
-        report_artifacts(detect, records);
-        if (sorting) {
-            const std::uint64_t last = detect.state.frame - 1;
-            hw::sort_push_frame(engine.state, engine.params, last, detect.state.referenced);
-            hw::sort_advance(engine.state, engine.params, last, sorted, before_spike);
-        }
-        write_records(records, output, max_records, written); // store
-    }
-    if (sorting && n_frames > 0 && detect.state.frame > SortConfig::ring_frames)
-        before_spike(detect.state.frame - SortConfig::ring_frames); // every spike before it has been sorted
-    if (control & hw::abi::kControlFlush) {
-        records.count = 0;
-        hw::detect_flush(detect.state, detect.params, detected);
-        report_artifacts(detect, records);
-        if (sorting)
-            hw::sort_flush(engine.state, engine.params, detect.state.frame, sorted, before_spike);
+        read_frame(frames, f, engine.detect.params.n_channels, frame);
+        sort_frame_records(engine, frame, records, tables_changed);
         write_records(records, output, max_records, written);
     }
+    const std::uint64_t frames_done = engine.detect.state.frame;
+    if (stage_enabled(engine) && n_frames > 0 && frames_done > SortConfig::ring_frames)
+        apply_due_writes(engine, frames_done - SortConfig::ring_frames, tables_changed); // every spike before is sorted
+    if (control & hw::abi::kControlFlush) {
+        sort_end_records(engine, records, tables_changed);
+        write_records(records, output, max_records, written);
+    }
+    const DetectEngine& detect = engine.detect;
     write_header(output, written, detect, engine.state.dropped, engine.writes.dropped);
     ImageCursor<false> store = {state, 0};
     move_sort_engine(store, engine, reset || changed.detect_params, reset || tables_changed, true);

@@ -2,6 +2,7 @@
 /// @file common_reference.hpp
 /// Common reference: subtracts from every channel the mean of its group (a shank by default) in the same frame.
 /// The sums may be accumulated in pieces (channel ranges) and added, so that threads or lanes can share the work.
+#include "spikeline/hw/ap_int_shim.hpp"
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -30,7 +31,9 @@ void group_means(const DetectParams<CONFIG_T>& params, const std::int32_t* sums,
 GROUP_MEANS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
 #pragma HLS PIPELINE II = 1
-        means[g] = static_cast<std::int32_t>(round_shift(std::int64_t{sums[g]} * params.group_inverse_size[g], 16));
+        // round(2^16 / members) <= 2^16 fits 18 signed bits: a 32 x 18 product (two DSPs, not four)
+        const ap_int<50> product = ap_int<32>(sums[g]) * ap_int<18>(params.group_inverse_size[g]);
+        means[g] = static_cast<std::int32_t>(round_shift(product, 16));
     }
 }
 

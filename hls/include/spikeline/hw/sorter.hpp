@@ -13,6 +13,7 @@
 /// its gate: unit = -1 (unsorted).
 /// A spike is sorted once frame t + post has been referenced; spikes leave in the order detection emitted them
 /// (sample order).
+#include "spikeline/hw/ap_int_shim.hpp"
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -149,7 +150,8 @@ FEATURE_COMPONENTS:
             for (int s = 0; s < width; ++s) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64 avg = 46
 #pragma HLS PIPELINE II = 1
-                sum += std::int64_t{params.basis[p][s]} * snippet[k][s];
+                // referenced samples are saturated to sample_bits: a 16 x 21 product, one DSP
+                sum += ap_int<16>(params.basis[p][s]) * ap_int<DetectConfig::sample_bits>(snippet[k][s]);
             }
             features[p * CONFIG_T::snippet_channels + k] =
                 static_cast<std::int32_t>(round_shift(sum, CONFIG_T::basis_frac_bits));
