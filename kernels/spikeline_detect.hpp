@@ -1,48 +1,43 @@
 #pragma once
 /// @file spikeline_detect.hpp
-/// The detection kernel's interface, shared by the kernel top and the hosts that call it (C simulation, XRT).
-#include "spikeline/hw/detect_config.hpp"
+/// The detection kernel spikeline_detect: the argument layout of kernel_abi.hpp (both HLS kernels and the RTL kernel
+/// share it), detection only: writes to the sorting stage's registers are ignored and its records are events
+/// (kRecordEvent) and artefacts (kRecordArtifact). Its state buffer holds kDetectImageWords u32 words.
+#include "spikeline_engine.hpp"
 
 #include <cstdint>
 
 namespace spikeline {
 namespace kernels {
 
-using DetectConfig = hw::DetectConfig;
-using DetectParams = hw::DetectParams<DetectConfig>;
+/// Control bits of kernel_abi.hpp.
+constexpr std::uint32_t kControlReset = hw::abi::kControlReset;
+constexpr std::uint32_t kControlFlush = hw::abi::kControlFlush;
 
-/// Argument indices of spikeline_detect, in signature order (xrt::kernel::set_arg takes them).
+// The previous argument layout of spikeline_detect (parameters as a struct on m_axi), kept only so that the xrt
+// backend (host/fpga/) builds until it moves to kernel_abi.hpp (issue 18 item 4); the kernels no longer take it.
 enum DetectArg : int {
-    kArgFrames = 0,     ///< m_axi: n_frames x n_channels int16, time-major
-    kArgNFrames = 1,    ///< scalar
-    kArgParams = 2,     ///< m_axi: DetectParams, read when kControlReset is set
-    kArgEvents = 3,     ///< m_axi: SpikeEvent output array
-    kArgMaxEvents = 4,  ///< scalar: capacity of events
-    kArgEventCount = 5, ///< m_axi: one uint32, events of this call (more than max_events: the rest were lost)
-    kArgControl = 6,    ///< scalar: kControl* bits
+    kArgFrames = 0,
+    kArgNFrames = 1,
+    kArgParams = 2,
+    kArgEvents = 3,
+    kArgMaxEvents = 4,
+    kArgEventCount = 5,
+    kArgControl = 6,
     kDetectArgCount = 7
 };
-
-/// One argument as v++ describes it in the xclbin's metadata: the C parameter name, and whether it is a pointer into
-/// card memory (m_axi) or a scalar register (s_axilite). The XRT host checks these before setting arguments by index.
 struct DetectArgInfo {
     const char* name;
     bool pointer;
 };
-
-/// The signature of spikeline_detect below, by DetectArg index.
 constexpr DetectArgInfo kDetectArgs[kDetectArgCount] = {
     {"frames", true},      {"n_frames", false},   {"params", true},   {"events", true},
     {"max_events", false}, {"event_count", true}, {"control", false},
 };
 
-/// Control bits.
-constexpr std::uint32_t kControlReset = 1; ///< start of a stream: load the parameters, clear every state
-constexpr std::uint32_t kControlFlush = 2; ///< end of a stream: emit what is pending after these frames
-
 } // namespace kernels
 } // namespace spikeline
 
-extern "C" void spikeline_detect(const std::int16_t* frames, std::uint32_t n_frames,
-                                 const spikeline::kernels::DetectParams* params, spikeline::hw::SpikeEvent* events,
-                                 std::uint32_t max_events, std::uint32_t* event_count, std::uint32_t control);
+extern "C" void spikeline_detect(const std::int16_t* frames, std::uint32_t n_frames, const std::uint32_t* program,
+                                 std::uint32_t n_program_writes, std::uint32_t* output, std::uint32_t max_records,
+                                 std::uint32_t control, std::uint32_t* state);

@@ -3,6 +3,7 @@
 #include "backend/backend.hpp"
 #include "backend/detect_settings.hpp"
 #include "eval/compare.hpp"
+#include "kernel_runs.hpp"
 #include "motion/motion_estimator.hpp"
 #include "pipeline/motion_tracking.hpp"
 #include "pipeline/sort_run.hpp"
@@ -11,7 +12,6 @@
 #include "sort/calibration.hpp"
 #include "sort/moving_units.hpp"
 #include "sort/sort_settings.hpp"
-#include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
@@ -182,25 +182,9 @@ TEST_F(MotionBackends, TheKernelTopAppliesTheWritesItIsGivenLikeTheOtherBackends
     const std::vector<hw::TableWrite> writes = random_writes(13);
     auto reference = make_reference_backend(*detect_);
     const SortOutput expected = run_with_writes(*reference, calibration_->params, *data_, 3000, writes, false);
-    const std::size_t frames = data_->size() / kChannels, chunk = 3000;
-    SortOutput actual;
-    std::vector<hw::SortedSpike> buffer(4096);
-    std::size_t next = 0;
-    for (std::size_t f = 0; f < frames; f += chunk) {
-        const std::size_t n = std::min(chunk, frames - f);
-        std::vector<hw::TableWrite> due; // each write rides with the run of the chunk its sample falls in
-        for (; next < writes.size() && writes[next].sample < f + n; ++next)
-            due.push_back(writes[next]);
-        std::uint32_t control = f == 0 ? kernels::kControlReset : 0;
-        if (f + n == frames)
-            control |= kernels::kControlFlush;
-        std::uint32_t count = 0;
-        spikeline_sort(&(*data_)[f * kChannels], static_cast<std::uint32_t>(n), detect_, calibration_->params.get(),
-                       due.data(), static_cast<std::uint32_t>(due.size()), buffer.data(),
-                       static_cast<std::uint32_t>(buffer.size()), &count, control);
-        ASSERT_LE(count, buffer.size());
-        actual.spikes.insert(actual.spikes.end(), buffer.begin(), buffer.begin() + count);
-    }
+    SortOutput actual; // each write rides with the run of the chunk its sample falls in
+    actual.spikes =
+        testing::run_kernel_stream(true, *detect_, calibration_->params.get(), *data_, 3000, 4096, writes).spikes;
     expect_same_labels(expected, actual);
 }
 

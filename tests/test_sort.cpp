@@ -4,6 +4,7 @@
 #include "eval/compare.hpp"
 #include "io/npy.hpp"
 #include "io/recording.hpp"
+#include "kernel_runs.hpp"
 #include "pipeline/sort_run.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
@@ -11,7 +12,6 @@
 #include "sort/calibration.hpp"
 #include "sort/clustering.hpp"
 #include "sort/phy_writer.hpp"
-#include "spikeline_sort.hpp"
 #include "temp_dir_test.hpp"
 #include "util/errors.hpp"
 
@@ -365,22 +365,11 @@ TEST_F(SortBackends, VerilatorEqualsReferenceOnEveryLabelFeatureAndSnippet) {
 TEST_F(SortBackends, KernelTopInChunksEqualsTheReferenceBackend) {
     auto reference = make_reference_backend(*detect_);
     const SortOutput expected = run_sorted(*reference, calibration_->params, false, *data_, kChannels, 1 << 20);
-    const std::size_t frames = data_->size() / kChannels;
     for (std::size_t chunk : {std::size_t{30}, std::size_t{3000}}) {
         SCOPED_TRACE("chunk " + std::to_string(chunk));
         SortOutput actual;
-        std::vector<hw::SortedSpike> buffer(4096);
-        for (std::size_t f = 0; f < frames; f += chunk) {
-            const std::size_t n = std::min(chunk, frames - f);
-            std::uint32_t control = f == 0 ? kernels::kControlReset : 0;
-            if (f + n == frames)
-                control |= kernels::kControlFlush;
-            std::uint32_t count = 0;
-            spikeline_sort(&(*data_)[f * kChannels], static_cast<std::uint32_t>(n), detect_, calibration_->params.get(),
-                           nullptr, 0, buffer.data(), static_cast<std::uint32_t>(buffer.size()), &count, control);
-            ASSERT_LE(count, buffer.size());
-            actual.spikes.insert(actual.spikes.end(), buffer.begin(), buffer.begin() + count);
-        }
+        actual.spikes =
+            testing::run_kernel_stream(true, *detect_, calibration_->params.get(), *data_, chunk, 4096).spikes;
         expect_same(expected, actual);
     }
 }

@@ -71,6 +71,7 @@ void artifact_end_frame(ArtifactState<CONFIG_T>& state, const DetectParams<CONFI
     const std::uint64_t delay = static_cast<std::uint64_t>(params.align_window - 1);
 ARTIFACT_GROUPS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
+#pragma HLS PIPELINE II = 1
         const std::int32_t sum = state.window_sum[g] + state.frame_count[g] - state.history[state.slot][g];
         state.history[state.slot][g] = state.frame_count[g];
         state.frame_count[g] = 0;

@@ -43,8 +43,11 @@ void bandpass_frame(BandpassState<CONFIG_T>& state, const DetectParams<CONFIG_T>
                     std::int32_t* out, int begin, int end) {
     constexpr int S = CONFIG_T::n_sections;
     constexpr int F = CONFIG_T::state_frac_bits;
-BANDPASS_CHANNELS:
+BANDPASS_CHANNELS: // each channel's history lives in 6 memories (the kernel partitions history on dims 1 and 2)
     for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = state.history inter false // iteration ch touches channel ch only
         std::int32_t x = static_cast<std::int32_t>(in[ch]) * (1 << F);
     BANDPASS_SECTIONS:
         for (int k = 0; k < S; ++k) {

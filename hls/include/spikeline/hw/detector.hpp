@@ -40,6 +40,7 @@ void detect_one_frame(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>
     bandpass_frame(state.bandpass, params, frame, state.filtered, 0, n);
     std::int32_t sums[CONFIG_T::max_groups] = {};
     std::int32_t means[CONFIG_T::max_groups];
+#pragma HLS ARRAY_PARTITION variable = sums complete // registers: a group's running sum is updated every clock
     accumulate_group_sums(params, state.filtered, sums, 0, n);
     group_means(params, sums, means);
     subtract_reference(params, state.filtered, means, state.referenced, 0, n);
@@ -70,8 +71,10 @@ std::uint32_t detect_frames(DetectState<CONFIG_T>& state, const DetectParams<CON
         ++count;
     };
 DETECT_FRAMES:
-    for (std::uint32_t f = 0; f < n_frames; ++f)
+    for (std::uint32_t f = 0; f < n_frames; ++f) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 90000 avg = 30
         detect_one_frame(state, params, frames + static_cast<std::uint64_t>(f) * params.n_channels, store);
+    }
     if (flush)
         detect_flush(state, params, store);
     return count;

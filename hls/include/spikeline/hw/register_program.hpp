@@ -44,6 +44,7 @@ PROGRAM_GROUPS:
     }
 PROGRAM_CHANNELS:
     for (int ch = 0; ch < params.n_channels; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
         const auto channel = static_cast<std::uint32_t>(ch);
         write(reg::group_of_base + 4u * channel, static_cast<std::uint32_t>(params.group_of[ch]) & 0xFFu);
         for (int k = 0; k < CONFIG_T::max_neighbours; ++k)
@@ -111,16 +112,20 @@ PROGRAM_BASIS:
             write(sort_reg::basis_base + 4u * static_cast<std::uint32_t>(p * CONFIG_T::max_snippet_samples + t),
                   static_cast<std::uint32_t>(params.basis[p][t]) & 0xFFFFu);
 PROGRAM_SNIPPET_CHANNELS:
-    for (int ch = 0; ch < n_channels; ++ch)
+    for (int ch = 0; ch < n_channels; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
         for (int k = 0; k < CONFIG_T::snippet_channels; ++k)
             write(sort_reg::snippet_channel_base + 4u * static_cast<std::uint32_t>(CONFIG_T::snippet_channels * ch + k),
                   static_cast<std::uint32_t>(params.snippet_channels[ch][k]) & 0xFFFFu);
+    }
 PROGRAM_ENTRIES: // every slot, as L1 copies the whole table
-    for (int ch = 0; ch < n_channels; ++ch)
+    for (int ch = 0; ch < n_channels; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
         for (int slot = 0; slot < CONFIG_T::max_entries; ++slot) {
             stager.stage({0, ch, slot, params.n_entries[ch], params.entries[ch][slot]}, write);
             write(sort_reg::command, sort_reg::command_apply);
         }
+    }
     write(sort_reg::command, sort_reg::command_clear_writes);
 }
 

@@ -13,6 +13,7 @@
 /// its gate: unit = -1 (unsorted).
 /// A spike is sorted once frame t + post has been referenced; spikes leave in the order detection emitted them
 /// (sample order).
+#include "spikeline/hw/ap_int_shim.hpp"
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -93,8 +94,10 @@ template <class CONFIG_T> void queue_table_write(TableWriteQueue<CONFIG_T>& queu
 /// before it has been sorted.
 template <class CONFIG_T>
 void apply_table_writes(TableWriteQueue<CONFIG_T>& queue, SortParams<CONFIG_T>& params, std::uint64_t sample) {
-APPLY_WRITES:
-    while (queue.count > 0 && queue.writes[queue.head].sample <= sample) {
+APPLY_WRITES: // at most every queued write
+    for (int i = 0; i < CONFIG_T::max_table_writes; ++i) {
+        if (queue.count == 0 || queue.writes[queue.head].sample > sample)
+            break;
         apply_table_write(params, queue.writes[queue.head]);
         queue.head = (queue.head + 1) % CONFIG_T::max_table_writes;
         --queue.count;
@@ -121,6 +124,8 @@ SNIPPET_ROWS:
         const int ch = params.snippet_channels[e.channel][k];
     SNIPPET_SAMPLES:
         for (int s = 0; s < width; ++s) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64 avg = 46
+#pragma HLS PIPELINE II = 1
             const std::uint64_t t = e.sample + static_cast<std::uint64_t>(s);
             const bool before_start = t < static_cast<std::uint64_t>(params.pre);
             const std::uint64_t row =
@@ -142,8 +147,12 @@ FEATURE_COMPONENTS:
         for (int k = 0; k < CONFIG_T::snippet_channels; ++k) {
             std::int64_t sum = 0;
         FEATURE_MAC:
-            for (int s = 0; s < width; ++s)
-                sum += std::int64_t{params.basis[p][s]} * snippet[k][s];
+            for (int s = 0; s < width; ++s) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64 avg = 46
+#pragma HLS PIPELINE II = 1
+                // referenced samples are saturated to sample_bits: a 16 x 21 product, one DSP
+                sum += ap_int<16>(params.basis[p][s]) * ap_int<DetectConfig::sample_bits>(snippet[k][s]);
+            }
             features[p * CONFIG_T::snippet_channels + k] =
                 static_cast<std::int32_t>(round_shift(sum, CONFIG_T::basis_frac_bits));
         }
@@ -156,6 +165,7 @@ std::int64_t feature_distance(const std::int32_t features[CONFIG_T::n_values], c
     std::int64_t sum = 0;
 DISTANCE:
     for (int i = 0; i < CONFIG_T::n_values; ++i) {
+#pragma HLS PIPELINE II = 1
         const std::int64_t d = std::int64_t{features[i]} - entry.centroid[i];
         sum += d * d;
     }
@@ -171,6 +181,7 @@ void classify(const SortParams<CONFIG_T>& params, int channel, const std::int32_
     std::int64_t best = 0;
 CLASSIFY_ENTRIES:
     for (int i = 0; i < params.n_entries[channel]; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 8 avg = 3
         const ClassifierEntry& entry = params.entries[channel][i];
         const std::int64_t d = feature_distance<CONFIG_T>(features, entry);
         if (d <= entry.gate && (template_id < 0 || d < best)) {
@@ -213,8 +224,11 @@ void sort_push_frame(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& par
                      const std::int32_t* referenced) {
     std::int32_t* row = state.ring[frame % CONFIG_T::ring_frames];
 RING_WRITE:
-    for (int ch = 0; ch < params.n_channels; ++ch)
+    for (int ch = 0; ch < params.n_channels; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
         row[ch] = referenced[ch];
+    }
 }
 
 /// Queues a detected spike (dropped and counted when the queue is full).
@@ -234,8 +248,10 @@ template <class CONFIG_T, class EMIT, class BEFORE>
 void sort_advance(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, std::uint64_t frame, EMIT&& emit,
                   BEFORE&& before_spike) {
     std::int32_t snippet[CONFIG_T::snippet_channels][CONFIG_T::max_snippet_samples];
-SORT_READY:
-    while (state.n_waiting > 0) {
+SORT_READY: // at most every waiting spike
+    for (int i = 0; i < CONFIG_T::max_waiting; ++i) {
+        if (state.n_waiting == 0)
+            break;
         const SpikeEvent& e = state.waiting[state.head];
         if (e.sample + static_cast<std::uint64_t>(params.post) > frame)
             break;
@@ -259,8 +275,10 @@ void sort_flush(SortState<CONFIG_T>& state, const SortParams<CONFIG_T>& params, 
                 BEFORE&& before_spike) {
     static const std::int32_t zeros[CONFIG_T::max_channels] = {};
 SORT_FLUSH:
-    for (int i = 0; i < params.post; ++i)
+    for (int i = 0; i < params.post; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 63 avg = 30
         sort_push_frame(state, params, n_frames + static_cast<std::uint64_t>(i), zeros);
+    }
     sort_advance(state, params, n_frames + static_cast<std::uint64_t>(params.post), emit, before_spike);
 }
 

@@ -86,6 +86,7 @@ template <class CONFIG_T> Neighbourhood neighbourhood(const DetectParams<CONFIG_
         return Neighbourhood::near;
 NEIGHBOUR_SCAN:
     for (int k = 0; k < CONFIG_T::max_neighbours; ++k) {
+#pragma HLS UNROLL // the neighbour row is partitioned: 16 compares in parallel
         const int n = params.neighbours[channel][k];
         if (n < 0)
             return Neighbourhood::outside;
@@ -102,6 +103,8 @@ bool survives(const DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& p
     const std::int64_t scaled_a = std::int64_t{magnitude(a)} * 256;
 DEDUP_COMPARE:
     for (int j = 0; j < state.n_pending; ++j) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 512 avg = 32
+#pragma HLS PIPELINE II = 1
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
         const Neighbourhood where = neighbourhood(params, a.channel, b.channel);
@@ -120,6 +123,9 @@ template <class CONFIG_T> void remove_artifact_candidates(DedupState<CONFIG_T>& 
     int kept = 0;
 DEDUP_ARTIFACT_SCAN:
     for (int i = 0; i < state.n_pending; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 512 avg = 32
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = state.pending inter false // writes go to kept <= i, reads to i: never ahead
         const int group = state.group[i];
         if (!state.decided[i] && group >= 0 && state.artifacts.declared[group]) {
             ++state.artifacts.dropped_candidates;
@@ -144,12 +150,17 @@ void dedup_advance(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& pa
         remove_artifact_candidates(state);
     state.frame_candidates = 0;
     const std::uint64_t latency = static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1);
-DEDUP_DECIDE:
-    for (int decisions = 0; final || decisions < CONFIG_T::max_frame_decisions; ++decisions) {
+DEDUP_DECIDE: // one candidate per decision: at most every pending one, and one more that finds none
+    for (int decisions = 0; decisions <= CONFIG_T::max_pending; ++decisions) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 5 avg = 1
+        if (!final && decisions == CONFIG_T::max_frame_decisions)
+            break;
         // the smallest eligible (sample, channel), as the RTL's selection scan finds it
         int chosen = -1;
     DEDUP_SELECT:
         for (int i = 0; i < state.n_pending; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 512 avg = 32
+#pragma HLS PIPELINE II = 1
             const SpikeEvent& a = state.pending[i];
             if (state.decided[i] || !(final || a.sample + latency <= frame))
                 continue;
@@ -171,6 +182,9 @@ DEDUP_DECIDE:
     int kept = 0;
 DEDUP_COMPACT:
     for (int i = 0; i < state.n_pending; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 512 avg = 32
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = state.pending inter false // writes go to kept <= i, reads to i: never ahead
         if (!state.decided[i] && !final && state.pending[i].sample + stale <= frame) {
             ++state.dropped;
             continue;

@@ -32,8 +32,11 @@ template <class CONFIG_T> struct DetectorState {
 
 template <class CONFIG_T> void reset_detector(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
     state = DetectorState<CONFIG_T>{};
-    for (int ch = 0; ch < CONFIG_T::max_channels; ++ch)
+RESET_NOISE:
+    for (int ch = 0; ch < CONFIG_T::max_channels; ++ch) {
+#pragma HLS PIPELINE II = 1
         state.noise[ch] = params.noise_initial;
+    }
 }
 
 /// Threshold in Q.sample_frac_bits from the noise estimate.
@@ -67,6 +70,10 @@ bool track_noise_and_flag(DetectorState<CONFIG_T>& state, const DetectParams<CON
     bool any_attention = false;
 NOISE_AND_THRESHOLD:
     for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = state.noise inter false // iteration ch touches channel ch only
+#pragma HLS DEPENDENCE variable = state.hold inter false
         const std::int32_t value = x[ch];
         constexpr std::int32_t noise_max = (1 << CONFIG_T::noise_bits) - 1;
         constexpr int shift = CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits;
@@ -119,9 +126,12 @@ template <class CONFIG_T, class EMIT>
 void align_flagged(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
                    const std::int32_t* x, int begin, int end, EMIT&& emit) {
 ALIGN_AND_EMIT:
-    for (int ch = begin; ch < end; ++ch)
+    for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+#pragma HLS PIPELINE II = 1
         if (state.attention[ch] != 0)
             align_channel(state, params, frame, ch, x[ch], emit);
+    }
 }
 
 /// Processes frame `frame` of referenced samples x for channels [begin, end): both passes.
@@ -138,6 +148,7 @@ template <class CONFIG_T, class EMIT>
 void flush_detector(DetectorState<CONFIG_T>& state, std::uint64_t next_frame, int begin, int end, EMIT&& emit) {
 FLUSH_CHANNELS:
     for (int ch = begin; ch < end; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
         if (!state.searching[ch])
             continue;
         emit(SpikeEvent{next_frame - state.count[ch] + state.best_pos[ch], ch, state.best_value[ch]});

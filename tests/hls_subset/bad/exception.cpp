@@ -1,0 +1,6 @@
+// Deliberate violation (rule exception): an exception thrown.
+int checked(int n) {
+    if (n < 0)
+        throw 1;
+    return n;
+}
