@@ -72,6 +72,8 @@ constexpr std::uint32_t kSortStateWords =
 /// Words of spikeline_sort's state buffer.
 constexpr std::uint32_t kSortImageWords =
     kDetectImageWords + kSortParamsWords + kSortRegistersWords + kWriteQueueWords + kSortStateWords;
+static_assert(kSortImageWords <= hw::abi::kStateWords && kDetectImageWords <= hw::abi::kStateWords,
+              "the host allocates kernel_abi.hpp's kStateWords for the state image");
 
 /// Copies between the engine and its image: one function serves both directions, the direction is the cursor's.
 /// LOAD: word(w) reads the next image word into w; store: writes w there. skip(n) passes over n words.

@@ -8,9 +8,38 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <random>
 #include <vector>
 
 namespace spikeline::testing {
+
+// A classifier with random basis, snippet channels and entries: labels are arbitrary but every part of the stage
+// (snippet, projection, gates, ties to the lower entry) is exercised.
+inline std::shared_ptr<HwSortParams> random_classifier(int channels, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    auto params = std::make_shared<HwSortParams>();
+    params->n_channels = channels;
+    params->pre = 15;
+    params->post = 30;
+    for (int ch = 0; ch < channels; ++ch) {
+        for (int k = 0; k < HwSortConfig::snippet_channels; ++k)
+            params->snippet_channels[ch][k] = static_cast<std::int16_t>(k < 6 ? (ch + k) % channels : -1);
+        params->n_entries[ch] = static_cast<std::uint8_t>(rng() % (HwSortConfig::max_entries + 1));
+        for (int e = 0; e < HwSortConfig::max_entries; ++e) {
+            hw::ClassifierEntry& entry = params->entries[ch][e];
+            entry.unit = static_cast<std::int32_t>(rng() % 40);
+            entry.template_id = ch * HwSortConfig::max_entries + e;
+            for (int v = 0; v < HwSortConfig::n_values; ++v)
+                entry.centroid[v] = static_cast<std::int32_t>(rng() % 4001) - 2000;
+            entry.gate = static_cast<std::int64_t>(rng() % 2000000000u);
+        }
+    }
+    for (int p = 0; p < HwSortConfig::n_features; ++p)
+        for (int s = 0; s < params->pre + 1 + params->post; ++s)
+            params->basis[p][s] = static_cast<std::int16_t>(static_cast<int>(rng() % 32768) - 16384);
+    return params;
+}
 
 /// One record of the output image.
 struct KernelRecord {

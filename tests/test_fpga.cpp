@@ -8,6 +8,7 @@
 #include "fpga/xclbin_writer.hpp"
 #include "fpga/xrt_backend.hpp"
 #include "io/recording.hpp"
+#include "kernel_runs.hpp"
 #include "pipeline/sort_run.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
@@ -595,55 +596,77 @@ TEST(OutputImage, MalformedImagesAreClearErrors) {
 // The C-simulation path: the driver calls a KernelExecutor with the kernel's signature. Until the HLS kernel is
 // linked here (kernels/, issue 18), an executor that records its arguments and answers with one event per run stands
 // in for it: chunking, control bits, program, state pointer and decoding are the driver's, checked exactly.
-TEST(KernelDriver, DirectEngineRunsChunksThroughTheExecutor) {
-    struct Call {
-        std::uint32_t n_frames, n_writes, control;
-        const void* state;
-        std::int16_t first_sample;
+// The host's driver (program, chunking, channel block, decoding) with the HLS kernels called in C simulation in place
+// of a card: each compute unit (its own state buffer) computes exactly what the CPU backend computes on its block of
+// channels, events and sorted spikes, whatever the chunk length.
+TEST(KernelDriver, TheHlsKernelsThroughTheHostDriverEqualTheCpuBackendOnEachChannelBlock) {
+    constexpr int channels = 64, block = 32;
+    sim::SimulationConfig config;
+    config.n_channels = channels;
+    config.duration_s = 2.0;
+    config.seed = 21;
+    sim::Simulator simulator(config, probe::default_probe(channels));
+    const std::size_t n_frames = simulator.info().n_frames;
+    std::vector<std::int16_t> frames(n_frames * channels);
+    for (std::size_t done = 0; done < n_frames;)
+        done += simulator.read(&frames[done * channels], n_frames - done);
+    const std::shared_ptr<const HwParams> params =
+        make_detect_params(DetectSettings{}, probe::default_probe(block), 30000);
+    const auto classifier = testing::random_classifier(block, 4);
+    const auto executor = [](bool sorting) {
+        return [sorting](const std::int16_t* in, std::uint32_t n, const std::uint32_t* program, std::uint32_t writes,
+                         std::uint32_t* output, std::uint32_t max_records, std::uint32_t control, void* state) {
+            (sorting ? spikeline_sort : spikeline_detect)(in, n, program, writes, output, max_records, control,
+                                                          static_cast<std::uint32_t*>(state));
+        };
     };
-    std::vector<Call> calls;
-    const auto executor = [&calls](const std::int16_t* frames, std::uint32_t n_frames, const std::uint32_t*,
-                                   std::uint32_t n_writes, std::uint32_t* output, std::uint32_t max_records,
-                                   std::uint32_t control, void* state) {
-        calls.push_back({n_frames, n_writes, control, state, n_frames > 0 ? frames[0] : std::int16_t{-1}});
-        std::fill(output, output + abi::kOutputHeaderWords + max_records * abi::kRecordWords, 0u);
-        output[abi::kHeaderRecords] = 1;
-        std::uint32_t* record = output + abi::kOutputHeaderWords;
-        record[abi::kRecordSampleLow] = static_cast<std::uint32_t>(calls.size());
-        record[abi::kRecordChannel] = 1;
-        record[abi::kRecordAmplitude] = static_cast<std::uint32_t>(-50);
-    };
-    // channels 32..63 of 64-channel frames: the second half of a two-shank probe
-    const HwParams whole = two_shank_params(64);
-    auto half = std::make_shared<HwParams>(whole);
-    half->n_channels = 32;
-    fpga::KernelDriver driver(std::make_unique<fpga::DirectRunEngine>(executor, 30, 32, 16, 1024), half, 30, 32);
-    std::vector<std::int16_t> frames(100 * 64);
-    for (std::size_t f = 0; f < 100; ++f)
-        for (std::size_t ch = 0; ch < 64; ++ch)
-            frames[f * 64 + ch] = static_cast<std::int16_t>(f * 100 + ch);
-    driver.process(frames.data(), 100, 64);
-    driver.finish();
-    ASSERT_EQ(calls.size(), 4u);
-    const std::uint32_t expected_frames[] = {30, 30, 30, 10};
-    std::size_t detect_writes = 0;
-    hw::program_detect_params(*half, [&](std::uint32_t, std::uint32_t) { ++detect_writes; });
-    for (std::size_t i = 0; i < 4; ++i) {
-        EXPECT_EQ(calls[i].n_frames, expected_frames[i]) << i;
-        EXPECT_EQ(calls[i].first_sample, static_cast<std::int16_t>(30 * i * 100 + 32)) << i;
-        EXPECT_EQ(calls[i].state, calls[0].state) << "one state buffer per compute unit";
+    for (int offset : {0, block}) {
+        std::vector<std::int16_t> own(n_frames * block);
+        for (std::size_t f = 0; f < n_frames; ++f)
+            std::copy_n(&frames[f * channels + static_cast<std::size_t>(offset)], block, &own[f * block]);
+        for (bool sorting : {false, true}) {
+            SCOPED_TRACE("channels from " + std::to_string(offset) + (sorting ? ", sorting" : ", detection"));
+            auto cpu = make_cpu_backend(*params, 1);
+            if (sorting)
+                cpu->enable_sorting(classifier, false);
+            std::vector<SpikeEvent> expected;
+            cpu->process(own.data(), n_frames, expected);
+            cpu->finish(expected);
+            SortOutput expected_sorted;
+            cpu->take_sorted(expected_sorted);
+            ASSERT_GT(expected.size(), 50u);
+            for (std::size_t chunk : {std::size_t{30}, std::size_t{1000}}) {
+                SCOPED_TRACE("chunk " + std::to_string(chunk));
+                const std::uint32_t max_records = fpga::default_max_records(chunk);
+                fpga::KernelDriver driver(std::make_unique<fpga::DirectRunEngine>(executor(sorting), chunk, block,
+                                                                                  max_records,
+                                                                                  std::size_t{abi::kStateWords} * 4),
+                                          params, chunk, offset);
+                if (sorting)
+                    driver.program().set_sorting(classifier);
+                for (std::size_t f = 0; f < n_frames; f += 700) // calls that do not end on chunk boundaries
+                    driver.process(&frames[f * channels], std::min<std::size_t>(700, n_frames - f), channels);
+                driver.finish();
+                const fpga::DecodedOutput& out = driver.output();
+                EXPECT_EQ(out.records_lost, 0u);
+                ASSERT_EQ(out.events.size(), expected.size());
+                for (std::size_t i = 0; i < expected.size(); ++i) {
+                    SpikeEvent e = expected[i];
+                    e.channel += offset;
+                    ASSERT_EQ(out.events[i], e) << "event " << i;
+                }
+                if (!sorting)
+                    continue;
+                ASSERT_EQ(out.spikes.size(), expected_sorted.spikes.size());
+                for (std::size_t i = 0; i < out.spikes.size(); ++i) {
+                    ASSERT_EQ(out.spikes[i].unit, expected_sorted.spikes[i].unit) << "spike " << i;
+                    ASSERT_EQ(out.spikes[i].template_id, expected_sorted.spikes[i].template_id) << "spike " << i;
+                    for (int v = 0; v < HwSortConfig::n_values; ++v)
+                        ASSERT_EQ(out.spikes[i].features[v], expected_sorted.spikes[i].features[v]) << "spike " << i;
+                }
+            }
+        }
     }
-    EXPECT_EQ(calls[0].control, abi::kControlReset);
-    EXPECT_EQ(calls[0].n_writes, detect_writes + 1);
-    EXPECT_EQ(calls[1].control, 0u);
-    EXPECT_EQ(calls[1].n_writes, 0u);
-    EXPECT_EQ(calls[3].control, abi::kControlFlush);
-    const auto& events = driver.output().events;
-    ASSERT_EQ(events.size(), 4u);
-    for (std::size_t i = 0; i < 4; ++i)
-        EXPECT_EQ(events[i], (hw::SpikeEvent{i + 1, 33, -50})) << "channel 1 of the block is channel 33";
-    driver.process(frames.data(), 30, 64); // the next stream starts with a reset
-    EXPECT_EQ(calls.back().control, abi::kControlReset);
 }
 
 // Builds the XRT backend for 64 channels on the given xclbin; returns the InputError's message ("" when it opened).

@@ -3,6 +3,7 @@
 // of hls/include/spikeline/hw/kernel_abi.hpp) on an Alveo card through XRT's native C++ API, on one or more compute
 // units. Host logic (staging, parameter program, output decoding) is fpga::KernelDriver's.
 #include "backend/backend.hpp"
+#include "spikeline/hw/kernel_abi.hpp"
 
 #include <ert.h> // ert_cmd_state
 
@@ -30,7 +31,7 @@ struct XrtOptions {
     int max_events_per_chunk = 0;
     /// Bytes of each compute unit's state buffer: at least the HLS kernel's state image (kernels/spikeline_sort.hpp);
     /// the RTL kernel keeps its state on chip and never reads it.
-    std::size_t state_bytes = std::size_t{16} << 20;
+    std::size_t state_bytes = std::size_t{hw::abi::kStateWords} * 4;
     /// The stream needs the sorting stage (spikeline_rtl or spikeline_sort); enable_sorting() then uploads the
     /// classifier. Snippets are not returned: calibration runs on the host's CPU backend.
     bool sorting = false;

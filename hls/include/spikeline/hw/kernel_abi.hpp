@@ -53,6 +53,10 @@ constexpr ArgInfo kArgs[kArgCount] = {
 /// register, pointers two (low word first). 0x00 control, 0x04 GIE, 0x08 IER, 0x0C ISR, as XRT expects.
 constexpr std::uint32_t kArgOffsets[kArgCount] = {0x10, 0x1C, 0x24, 0x30, 0x38, 0x44, 0x4C, 0x54};
 
+/// Words (u32) of the `state` buffer the host allocates for each compute unit: the HLS kernels' state images fit in it
+/// (static_assert in kernels/spikeline_engine.hpp); the RTL kernel never reads it.
+constexpr std::uint32_t kStateWords = 1u << 21;
+
 /// Control bits.
 constexpr std::uint32_t kControlReset = 1; ///< start of a stream: clear every state before the program
 constexpr std::uint32_t kControlFlush = 2; ///< end of a stream: emit what is pending after these frames
