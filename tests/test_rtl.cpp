@@ -11,6 +11,7 @@
 #include "sort/sort_settings.hpp"
 #include "spikeline/hw/detector.hpp"
 #include "temp_dir_test.hpp"
+#include "test_sorter.hpp"
 #include "util/errors.hpp"
 
 #include <gtest/gtest.h>
@@ -354,44 +355,6 @@ TEST(RtlBackend, VerilatorBackendSaysWhichSettingsTheCoreCannotHold) {
 
 // ---- the sorting stage ----
 
-/// A sorter for `data`: a random basis (so that features are not only the calibration's), and classifier entries
-/// whose centroids are the features of spikes L1 found, with gates from 0 to beyond the typical distance, an
-/// entry with a negative template id (L1 then takes any later entry within its gate) and channels without entries.
-std::shared_ptr<HwSortParams> test_sorter(const HwParams& detect, const std::vector<std::int16_t>& data,
-                                          std::mt19937& rng) {
-    const probe::Probe probe = probe::default_probe(detect.n_channels);
-    auto sorter = sort::make_sort_params(sort::SortSettings{}, probe, 30000, detect);
-    const int width = sorter->pre + 1 + sorter->post;
-    std::uniform_int_distribution<int> basis(-16384, 16383);
-    for (int p = 0; p < HwSortConfig::n_features; ++p)
-        for (int t = 0; t < width; ++t)
-            sorter->basis[p][t] = static_cast<std::int16_t>(basis(rng));
-    auto reference = make_reference_backend(detect);
-    reference->enable_sorting(sorter, false);
-    std::vector<SpikeEvent> events;
-    reference->process(data.data(), data.size() / static_cast<std::size_t>(detect.n_channels), events);
-    reference->finish(events);
-    SortOutput found;
-    reference->take_sorted(found);
-    int next_template = 0;
-    for (const hw::SortedSpike& spike : found.spikes) {
-        const int ch = spike.event.channel;
-        if (ch % 5 == 4 || sorter->n_entries[ch] == HwSortConfig::max_entries || rng() % 3 != 0)
-            continue; // every fifth channel keeps no entries
-        hw::ClassifierEntry& entry = sorter->entries[ch][sorter->n_entries[ch]++];
-        entry.unit = next_template % 7;
-        entry.template_id = next_template % 5 == 3 ? -1 : next_template;
-        ++next_template;
-        std::int64_t norm = 0;
-        for (int v = 0; v < HwSortConfig::n_values; ++v) {
-            entry.centroid[v] = spike.features[v];
-            norm += std::int64_t{spike.features[v]} * spike.features[v];
-        }
-        entry.gate = std::uniform_int_distribution<std::int64_t>(0, norm / 2 + 1)(rng);
-    }
-    return sorter;
-}
-
 /// Random table writes at the frames before which they are queued, as motion tracking sends them.
 std::vector<std::pair<std::size_t, std::vector<hw::TableWrite>>>
 test_writes(const HwSortParams& sorter, std::size_t frames, std::size_t block, std::mt19937& rng) {
@@ -486,7 +449,7 @@ protected:
     void SetUp() override {
         data_ = simulate(kChannels, 1.0, 41);
         detect_ = default_params(kChannels, 300);
-        sorter_ = test_sorter(*detect_, data_, rng_);
+        sorter_ = testing::test_sorter(*detect_, data_, rng_);
     }
     std::mt19937 rng_{5};
     std::vector<std::int16_t> data_;

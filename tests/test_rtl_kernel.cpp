@@ -11,6 +11,7 @@
 #include "spikeline/hw/detector.hpp"
 #include "spikeline/hw/kernel_abi.hpp"
 #include "spikeline/hw/register_program.hpp"
+#include "test_sorter.hpp"
 
 #include <gtest/gtest.h>
 
@@ -331,40 +332,6 @@ TEST(RtlKernel, FramesOutsideAStreamAreSkippedNotAHang) {
 
 // ---- sorting ----
 
-/// A sorter for `data` as tests/test_rtl.cpp builds one: a random basis and entries at spikes L1 found.
-std::shared_ptr<HwSortParams> test_sorter(const HwParams& detect, const std::vector<std::int16_t>& data,
-                                          std::mt19937& rng) {
-    auto sorter = sort::make_sort_params(sort::SortSettings{}, probe::default_probe(detect.n_channels), 30000, detect);
-    const int width = sorter->pre + 1 + sorter->post;
-    std::uniform_int_distribution<int> basis(-16384, 16383);
-    for (int p = 0; p < HwSortConfig::n_features; ++p)
-        for (int t = 0; t < width; ++t)
-            sorter->basis[p][t] = static_cast<std::int16_t>(basis(rng));
-    auto reference = make_reference_backend(detect);
-    reference->enable_sorting(sorter, false);
-    std::vector<SpikeEvent> events;
-    reference->process(data.data(), data.size() / static_cast<std::size_t>(detect.n_channels), events);
-    reference->finish(events);
-    SortOutput found;
-    reference->take_sorted(found);
-    int next_template = 0;
-    for (const hw::SortedSpike& spike : found.spikes) {
-        const int ch = spike.event.channel;
-        if (sorter->n_entries[ch] == HwSortConfig::max_entries || rng() % 3 != 0)
-            continue;
-        hw::ClassifierEntry& entry = sorter->entries[ch][sorter->n_entries[ch]++];
-        entry.unit = next_template % 7;
-        entry.template_id = next_template++;
-        std::int64_t norm = 0;
-        for (int v = 0; v < HwSortConfig::n_values; ++v) {
-            entry.centroid[v] = spike.features[v];
-            norm += std::int64_t{spike.features[v]} * spike.features[v];
-        }
-        entry.gate = std::uniform_int_distribution<std::int64_t>(0, norm / 2 + 1)(rng);
-    }
-    return sorter;
-}
-
 /// Table writes queued at the start of the run beginning at frame `at` (samples at or after it, in order).
 std::vector<hw::TableWrite> table_writes(const HwSortParams& sorter, std::size_t at, std::mt19937& rng) {
     std::vector<hw::TableWrite> batch;
@@ -388,7 +355,7 @@ TEST(RtlKernel, SortedSpikesEqualL1WithTableWritesInThePrograms) {
     std::mt19937 rng(5);
     const auto params = detect_params(kChannels);
     const auto data = recording(kChannels, 0.5, 41);
-    const auto sorter = test_sorter(*params, data, rng);
+    const auto sorter = testing::test_sorter(*params, data, rng);
     const std::size_t frames = data.size() / kChannels;
     std::vector<std::vector<hw::TableWrite>> writes;
     for (std::size_t f = 0; f < frames; f += kChunk)
