@@ -14,27 +14,6 @@ namespace kernels {
 constexpr std::uint32_t kControlReset = hw::abi::kControlReset;
 constexpr std::uint32_t kControlFlush = hw::abi::kControlFlush;
 
-// The previous argument layout of spikeline_detect (parameters as a struct on m_axi), kept only so that the xrt
-// backend (host/fpga/) builds until it moves to kernel_abi.hpp (issue 18 item 4); the kernels no longer take it.
-enum DetectArg : int {
-    kArgFrames = 0,
-    kArgNFrames = 1,
-    kArgParams = 2,
-    kArgEvents = 3,
-    kArgMaxEvents = 4,
-    kArgEventCount = 5,
-    kArgControl = 6,
-    kDetectArgCount = 7
-};
-struct DetectArgInfo {
-    const char* name;
-    bool pointer;
-};
-constexpr DetectArgInfo kDetectArgs[kDetectArgCount] = {
-    {"frames", true},      {"n_frames", false},   {"params", true},   {"events", true},
-    {"max_events", false}, {"event_count", true}, {"control", false},
-};
-
 } // namespace kernels
 } // namespace spikeline
 
