@@ -98,14 +98,7 @@ public:
             const std::uint32_t* w = &output[hw::abi::kOutputHeaderWords + std::size_t{r} * hw::abi::kRecordWords];
             KernelRecord record;
             record.kind = w[hw::abi::kRecordKind];
-            record.spike.event.sample =
-                (std::uint64_t{w[hw::abi::kRecordSampleHigh]} << 32) | w[hw::abi::kRecordSampleLow];
-            record.spike.event.channel = static_cast<std::int32_t>(w[hw::abi::kRecordChannel]);
-            record.spike.event.amplitude = static_cast<std::int32_t>(w[hw::abi::kRecordAmplitude]);
-            record.spike.unit = static_cast<std::int32_t>(w[hw::abi::kRecordUnit]);
-            record.spike.template_id = static_cast<std::int32_t>(w[hw::abi::kRecordTemplate]);
-            for (int v = 0; v < HwSortConfig::n_values; ++v)
-                record.spike.features[v] = static_cast<std::int32_t>(w[hw::abi::kRecordFeatures + v]);
+            record.spike = hw::abi::read_record(w);
             result.records.push_back(record);
         }
         return result;

@@ -46,32 +46,24 @@ void decode_output(const std::uint32_t* image, std::size_t image_words, std::uin
     out.records_lost += header.records - kept;
     for (std::uint32_t r = 0; r < kept; ++r) {
         const std::uint32_t* word = image + abi::kOutputHeaderWords + static_cast<std::size_t>(r) * abi::kRecordWords;
-        const std::uint64_t sample = word[abi::kRecordSampleLow] | std::uint64_t{word[abi::kRecordSampleHigh]} << 32;
-        const std::uint32_t channel = word[abi::kRecordChannel];
+        const hw::SortedSpike spike = abi::read_record(word);
+        const auto channel = static_cast<std::uint32_t>(spike.event.channel);
         const std::string where = "output record " + std::to_string(r) + " of " + std::to_string(header.records);
         require(channel < static_cast<std::uint32_t>(n_channels), where + " names channel " + std::to_string(channel) +
                                                                       " of a stream of " + std::to_string(n_channels) +
                                                                       " channels" + rebuild);
-        const auto signed_word = [word](int index) { return static_cast<std::int32_t>(word[index]); };
-        const hw::SpikeEvent event{sample, static_cast<std::int32_t>(channel), signed_word(abi::kRecordAmplitude)};
+        const hw::SpikeEvent& event = spike.event;
         switch (word[abi::kRecordKind]) {
         case abi::kRecordEvent:
             out.events.push_back(event);
             break;
-        case abi::kRecordSpike: {
-            hw::SortedSpike spike{};
-            spike.event = event;
-            spike.unit = signed_word(abi::kRecordUnit);
-            spike.template_id = signed_word(abi::kRecordTemplate);
-            for (int v = 0; v < hw::SortConfig::n_values; ++v)
-                spike.features[v] = signed_word(abi::kRecordFeatures + v);
+        case abi::kRecordSpike:
             out.events.push_back(event);
             out.spikes.push_back(spike);
             break;
-        }
         case abi::kRecordArtifact:
             // channel: the first channel of the group; amplitude: the crossings counted
-            out.artifacts.push_back({sample, group_of[channel], event.amplitude});
+            out.artifacts.push_back({event.sample, group_of[channel], event.amplitude});
             break;
         default:
             throw InputError(where + " has kind " + std::to_string(word[abi::kRecordKind]) +

@@ -38,6 +38,33 @@ bool two_means(const Eigen::MatrixXd& x, const std::vector<int>& rows, Eigen::Ve
 }
 constexpr int kPrincipalStarts = 3;
 
+// dip_ratio's test on values already projected onto an axis (a's and b's).
+double projected_dip_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.empty() || b.empty())
+        return std::numeric_limits<double>::infinity();
+    double pa = 0, pb = 0;
+    for (double v : a)
+        pa += v;
+    for (double v : b)
+        pb += v;
+    pa /= static_cast<double>(a.size());
+    pb /= static_cast<double>(b.size());
+    const double length = std::abs(pb - pa);
+    if (length == 0)
+        return std::numeric_limits<double>::infinity();
+    const double mid = (pa + pb) / 2, half_window = length / 8;
+    double count_a = 0, count_b = 0, count_mid = 0;
+    for (const auto* set : {&a, &b})
+        for (double v : *set) {
+            count_a += std::abs(v - pa) <= half_window;
+            count_b += std::abs(v - pb) <= half_window;
+            count_mid += std::abs(v - mid) <= half_window;
+        }
+    // Allow for counting noise in the valley: two standard deviations of a Poisson count.
+    const double peaks = std::min(count_a, count_b);
+    return peaks > 0 ? (count_mid + 2 * std::sqrt(count_mid)) / peaks : std::numeric_limits<double>::infinity();
+}
+
 /// Splits a set of feature vectors while a split is real: 2-means from several starts, keeping the split with the
 /// deepest density dip along the axis joining its two means (ISO-SPLIT's idea with a window count test instead of
 /// isotonic regression).
@@ -205,32 +232,6 @@ private:
 };
 
 } // namespace
-
-double projected_dip_ratio(const std::vector<double>& a, const std::vector<double>& b) {
-    if (a.empty() || b.empty())
-        return std::numeric_limits<double>::infinity();
-    double pa = 0, pb = 0;
-    for (double v : a)
-        pa += v;
-    for (double v : b)
-        pb += v;
-    pa /= static_cast<double>(a.size());
-    pb /= static_cast<double>(b.size());
-    const double length = std::abs(pb - pa);
-    if (length == 0)
-        return std::numeric_limits<double>::infinity();
-    const double mid = (pa + pb) / 2, half_window = length / 8;
-    double count_a = 0, count_b = 0, count_mid = 0;
-    for (const auto* set : {&a, &b})
-        for (double v : *set) {
-            count_a += std::abs(v - pa) <= half_window;
-            count_b += std::abs(v - pb) <= half_window;
-            count_mid += std::abs(v - mid) <= half_window;
-        }
-    // Allow for counting noise in the valley: two standard deviations of a Poisson count.
-    const double peaks = std::min(count_a, count_b);
-    return peaks > 0 ? (count_mid + 2 * std::sqrt(count_mid)) / peaks : std::numeric_limits<double>::infinity();
-}
 
 double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b) {
     Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;

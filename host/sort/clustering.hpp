@@ -16,8 +16,6 @@ namespace spikeline::sort {
 /// the midpoint's count (plus two Poisson standard deviations) over the smaller mean's count. A unimodal cloud has
 /// its densest window in the middle (ratio above 1), two clusters a valley there.
 double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b);
-/// The same test on values already projected onto an axis (a's and b's).
-double projected_dip_ratio(const std::vector<double>& a, const std::vector<double>& b);
 /// dip_ratio below split_dip: the valley is deep enough to be two clusters.
 bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip);
 

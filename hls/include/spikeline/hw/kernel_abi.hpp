@@ -17,6 +17,8 @@
 ///  5. the output image is written: kOutputHeaderWords header words, then the records.
 /// At most one transfer each way per run for the host: frames (and the program when it has writes) in, the output
 /// image out (header and records in one buffer).
+#include "spikeline/hw/sorter.hpp"
+
 #include <cstdint>
 
 namespace spikeline {
@@ -95,6 +97,20 @@ enum RecordWord : int {
 /// Records of one run appear in the order each kind is produced; events/spikes are in the order L1 emits them, and
 /// artefact records in the order they are declared. Interleaving between the two kinds is unspecified.
 constexpr int kMaxFeatures = kRecordWords - kRecordFeatures - 1;
+static_assert(SortConfig::n_values <= kMaxFeatures, "a record holds every feature");
+
+/// The event, unit, template id and features of one record (kRecordWords words); its kind is words[kRecordKind].
+inline SortedSpike read_record(const std::uint32_t* words) {
+    SortedSpike spike{};
+    spike.event.sample = (std::uint64_t{words[kRecordSampleHigh]} << 32) | words[kRecordSampleLow];
+    spike.event.channel = static_cast<std::int32_t>(words[kRecordChannel]);
+    spike.event.amplitude = static_cast<std::int32_t>(words[kRecordAmplitude]);
+    spike.unit = static_cast<std::int32_t>(words[kRecordUnit]);
+    spike.template_id = static_cast<std::int32_t>(words[kRecordTemplate]);
+    for (int v = 0; v < SortConfig::n_values; ++v)
+        spike.features[v] = static_cast<std::int32_t>(words[kRecordFeatures + v]);
+    return spike;
+}
 
 } // namespace abi
 } // namespace hw
