@@ -1,5 +1,7 @@
 #include "backend/worker_pool.hpp"
 
+#include "util/threads.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -58,7 +60,10 @@ void PhaseCounter::wait_for(std::uint32_t target, std::chrono::microseconds& spi
 
 WorkerPool::WorkerPool(int size) : spin_budget_(kMaxSpin) {
     for (int w = 1; w < size; ++w)
-        threads_.emplace_back([this, w] { worker_loop(w); });
+        threads_.emplace_back([this, w] {
+            name_this_thread("sl-worker");
+            worker_loop(w);
+        });
 }
 
 WorkerPool::~WorkerPool() {

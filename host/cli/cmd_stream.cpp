@@ -174,8 +174,8 @@ int cmd_stream(int argc, char** argv) {
     options.source.key_file = key_file;
     options.curve_secret = curve_secret;
     options.curve_clients = curve_clients;
-    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file, decoder_model, key_file,
-                                                 curve_secret, units_from};
+    std::vector<std::filesystem::path> inputs = {options.probe_file, sorter_file,  decoder_model,
+                                                 key_file,           curve_secret, units_from};
     require(!units_from_all || !units_from.empty(), "--units-from-all needs --units-from DIR");
     if (options.source.source != "-" && !stream::is_udp_url(options.source.source)) {
         // A file source is opened here first, to learn the files it is read from before anything is written (and to
@@ -194,8 +194,8 @@ int cmd_stream(int argc, char** argv) {
     options.units_from = units_from;
     options.units_from_all = units_from_all;
     options.save_raw = !no_raw_copy;
-    if (!vm.count("threads"))
-        run.threads = 1; // one worker keeps a core free for the reader and sink threads
+    if (vm["threads"].defaulted()) // --threads has the machine's cores as its default value: not asked for
+        run.threads = 1;           // one worker keeps a core free for the reader and sink threads
     options.detect = finish_run_options(run, vm, detect);
     require(overrun == "auto" || overrun == "drop" || overrun == "block",
             "--overrun must be drop, block or auto, not '" + overrun + "'");

@@ -1,6 +1,7 @@
 #include "motion/motion_estimator.hpp"
 
 #include "util/errors.hpp"
+#include "util/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -209,7 +210,11 @@ MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, 
     for (const Shank& shank : shanks_)
         states.push_back({shank.y_min, shank.n_bins, {}, shank.blocks, shank.window_centres, 0.0});
     registration_ = std::make_unique<Registration>(settings_, std::move(states), blocks_);
-    worker_ = std::thread([this] { run_worker(); });
+    worker_ = std::thread([this] {
+        name_this_thread("sl-motion");
+        make_thread_batch(); // a registration is due 0.1 s after it starts: no need to preempt the stream
+        run_worker();
+    });
 }
 
 MotionEstimator::~MotionEstimator() {

@@ -1,6 +1,6 @@
 #include "stream/background_calibration.hpp"
 
-#include "stream/thread_priority.hpp"
+#include "util/threads.hpp"
 
 #include <chrono>
 #include <exception>
@@ -17,6 +17,7 @@ void BackgroundCalibration::start(CalibrationJob job) {
     result_ = {};
     job_ = std::move(job);
     thread_ = std::thread([this]() {
+        name_this_thread("sl-calibration");
         make_thread_idle();
         const auto start = std::chrono::steady_clock::now();
         try {

@@ -1,6 +1,7 @@
 #include "stream/http_view.hpp"
 
 #include "util/errors.hpp"
+#include "util/threads.hpp"
 #include "web_assets.hpp"
 
 #include <boost/asio.hpp>
@@ -9,7 +10,6 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <pthread.h>
 #include <thread>
 
 namespace spikeline::stream {
@@ -106,7 +106,7 @@ public:
         accept();
         arm_timer();
         thread_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "spikeline-http"); // its CPU time is measured by this name
+            name_this_thread("spikeline-http"); // its CPU time is measured by this name
             ioc_.run();
         });
     }

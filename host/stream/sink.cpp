@@ -4,6 +4,7 @@
 #include "io/spikeglx.hpp"
 #include "sort/phy_writer.hpp"
 #include "util/errors.hpp"
+#include "util/threads.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -16,7 +17,11 @@ using namespace std::chrono_literals;
 
 StreamSink::StreamSink(SinkSettings settings, const probe::Probe& probe, std::shared_ptr<const HwSortParams> geometry)
     : settings_(std::move(settings)), probe_(probe), geometry_(std::move(geometry)) {
-    thread_ = std::thread([this]() { run(); });
+    thread_ = std::thread([this]() {
+        name_this_thread("sl-sink");
+        make_thread_batch(); // files are flushed every 100 ms: never worth preempting the pipeline
+        run();
+    });
 }
 
 StreamSink::~StreamSink() {

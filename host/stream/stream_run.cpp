@@ -9,11 +9,11 @@
 #include "stream/publisher.hpp"
 #include "stream/sink.hpp"
 #include "stream/stream_decoding.hpp"
-#include "stream/thread_priority.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/manifest.hpp"
 #include "util/memory.hpp"
+#include "util/threads.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -158,6 +158,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     require(options.realtime_priority >= 0 && options.realtime_priority <= 99, "--rt-priority must be in 0..99");
     std::string reader_error_text;
     std::thread reader_thread([&]() {
+        name_this_thread("sl-reader");
         make_thread_realtime(options.realtime_priority); // as the pipeline's, which is reported
         try {
             source->run(stop_reading, [&](SourceBlock&& block) {

@@ -1,10 +1,14 @@
-#include "stream/thread_priority.hpp"
+#include "util/threads.hpp"
 
 #include <cstring>
 #include <pthread.h>
 #include <sched.h>
 
-namespace spikeline::stream {
+namespace spikeline {
+
+void name_this_thread(const char* name) {
+    ::pthread_setname_np(::pthread_self(), name);
+}
 
 std::string make_thread_realtime(int priority) {
     if (priority <= 0)
@@ -15,9 +19,14 @@ std::string make_thread_realtime(int priority) {
     return error == 0 ? "" : std::string("SCHED_FIFO refused: ") + std::strerror(error);
 }
 
-void make_thread_idle() {
-    sched_param idle{};
-    ::sched_setscheduler(0, SCHED_IDLE, &idle); // with pid 0 on Linux: this thread only
+void make_thread_batch() {
+    sched_param none{};
+    ::sched_setscheduler(0, SCHED_BATCH, &none); // with pid 0 on Linux: this thread only
 }
 
-} // namespace spikeline::stream
+void make_thread_idle() {
+    sched_param none{};
+    ::sched_setscheduler(0, SCHED_IDLE, &none); // with pid 0 on Linux: this thread only
+}
+
+} // namespace spikeline
