@@ -147,6 +147,7 @@ int cmd_stream(int argc, char** argv) {
         ("nwb-raw", po::bool_switch(&nwb.raw), "with --nwb: the saved stream too, as a compressed ElectricalSeries");
     add_overwrite_option(visible, overwrite);
     add_input_options(visible, in);
+    run.threads = 1; // one worker keeps a core free for the reader and sink threads
     add_run_options(visible, run);
     add_detect_options(visible, detect);
     po::options_description nwb_options("NWB session (with --nwb)");
@@ -194,8 +195,6 @@ int cmd_stream(int argc, char** argv) {
     options.units_from = units_from;
     options.units_from_all = units_from_all;
     options.save_raw = !no_raw_copy;
-    if (vm["threads"].defaulted()) // --threads has the machine's cores as its default value: not asked for
-        run.threads = 1;           // one worker keeps a core free for the reader and sink threads
     options.detect = finish_run_options(run, vm, detect);
     require(overrun == "auto" || overrun == "drop" || overrun == "block",
             "--overrun must be drop, block or auto, not '" + overrun + "'");

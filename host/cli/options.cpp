@@ -174,7 +174,8 @@ void add_overwrite_option(po::options_description& options, bool& overwrite) {
 }
 
 void add_run_options(po::options_description& options, RunOptionValues& v) {
-    v.threads = default_threads();
+    if (v.threads <= 0)
+        v.threads = default_threads();
     options.add_options() //
         ("backend", po::value(&v.backend)->default_value(v.backend),
          "cpu, reference (plain L1 loop), verilator (the RTL, simulated), opencl (GPU or CPU through OpenCL) or xrt "

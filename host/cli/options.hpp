@@ -88,7 +88,7 @@ void add_overwrite_option(boost::program_options::options_description& options, 
 /// Backend, threads, chunking, FPGA and progress options of the commands that run a backend over a recording.
 struct RunOptionValues {
     std::string backend = "cpu";
-    int threads = 1;
+    int threads = 0; ///< 0: default_threads(); a command may set its own default before add_run_options
     double chunk_ms = 0;
     std::string xclbin;
     unsigned device = 0;
