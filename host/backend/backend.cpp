@@ -23,7 +23,10 @@ void Backend::queue_table_writes(const std::vector<hw::TableWrite>&) {
 
 void SortStageOutput::enable(std::shared_ptr<const HwSortParams> params, bool keep_snippets) {
     require(params != nullptr, "sorting parameters missing");
-    params_ = std::make_unique<HwSortParams>(*params);
+    if (params_) // a copy into the table it has: no fresh memory to fault in while a live stream waits
+        *params_ = *params;
+    else
+        params_ = std::make_unique<HwSortParams>(*params);
     keep_snippets_ = keep_snippets;
     writes_->head = 0;
     writes_->count = 0;

@@ -14,7 +14,9 @@ MotionTracking::MotionTracking(const probe::Probe& probe, double sample_rate,
                                std::shared_ptr<const HwSortParams> geometry, const motion::MotionSettings& settings,
                                bool estimate_motion)
     : probe_(probe), geometry_(std::move(geometry)), estimator_(probe, sample_rate, settings),
-      estimate_motion_(estimate_motion) {}
+      // Both tables allocated here, before any data: follow() on a live stream then only copies into them.
+      backend_table_(std::make_unique<HwSortParams>(*geometry_)),
+      spare_table_(std::make_unique<HwSortParams>(*geometry_)), estimate_motion_(estimate_motion) {}
 
 bool MotionTracking::add(const SortOutput& sorted, std::uint64_t processed_frames) {
     if (!estimate_motion_)
@@ -47,9 +49,11 @@ double MotionTracking::displacement_at_channel(int channel) const {
 }
 
 void MotionTracking::follow(const sort::Calibration& calibration, bool loaded) {
-    moving_ = std::make_unique<sort::MovingUnits>(calibration, probe_);
-    if (loaded || !backend_table_)
-        backend_table_ = std::make_unique<HwSortParams>(*calibration.params);
+    const bool first = moving_ == nullptr;
+    std::unique_ptr<HwSortParams> table = first ? std::move(spare_table_) : moving_->release_table();
+    moving_ = std::make_unique<sort::MovingUnits>(calibration, probe_, sort::MovingUnitsSettings{}, std::move(table));
+    if (loaded || first)
+        *backend_table_ = *calibration.params;
     new_estimate_ = true;
 }
 

@@ -52,6 +52,7 @@ private:
     std::vector<motion::MotionEstimate> estimates_;
     std::unique_ptr<sort::MovingUnits> moving_;
     std::unique_ptr<HwSortParams> backend_table_; ///< the table the backend holds once the queued writes apply
+    std::unique_ptr<HwSortParams> spare_table_;   ///< the first MovingUnits' table
     bool estimate_motion_;
     bool new_estimate_ = false;
     std::uint64_t n_writes_ = 0;

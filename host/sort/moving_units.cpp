@@ -143,10 +143,14 @@ std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortP
     return writes;
 }
 
-MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings)
-    : calibration_(calibration), probe_(probe), settings_(settings),
-      table_(std::make_unique<HwSortParams>(*calibration.params)), moved_(calibration.units.size()),
-      fits_(calibration.units.size()) {
+MovingUnits::MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings,
+                         std::unique_ptr<HwSortParams> recycled_table)
+    : calibration_(calibration), probe_(probe), settings_(settings), table_(std::move(recycled_table)),
+      moved_(calibration.units.size()), fits_(calibration.units.size()) {
+    if (table_)
+        *table_ = *calibration.params;
+    else
+        table_ = std::make_unique<HwSortParams>(*calibration.params);
     for (const Unit& unit : calibration.units) {
         std::vector<double> at;
         for (int e : unit.entries) {

@@ -32,8 +32,14 @@ class Kriging;
 
 class MovingUnits {
 public:
-    MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings = {});
+    /// calibration and probe must outlive it. recycled_table: the table of an earlier MovingUnits (release_table) to
+    /// fill instead of allocating one, so that following a new calibration touches no fresh memory on a live stream.
+    MovingUnits(const Calibration& calibration, const probe::Probe& probe, const MovingUnitsSettings& settings = {},
+                std::unique_ptr<HwSortParams> recycled_table = nullptr);
     ~MovingUnits();
+
+    /// Gives up the table for the next MovingUnits; this one may then only be destroyed.
+    std::unique_ptr<HwSortParams> release_table() { return std::move(table_); }
 
     /// The classifier for a displacement field (shank, depth um) -> um. Units that moved less than the tolerance
     /// keep their calibrated entries, so with no motion this is the calibration's own table.
@@ -54,7 +60,7 @@ private:
     void render_unit(std::size_t u, double displacement);
 
     const Calibration& calibration_;
-    probe::Probe probe_;
+    const probe::Probe& probe_;
     MovingUnitsSettings settings_;
     std::unique_ptr<HwSortParams> table_;
     std::vector<MovedUnit> moved_;
