@@ -27,8 +27,11 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
+#include <sched.h>
+#include <sstream>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
@@ -1189,6 +1192,42 @@ TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
         EXPECT_TRUE(fs::exists(out / name)) << name;
     for (const auto& entry : fs::directory_iterator(out)) // nothing half-written is left
         EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+/// name -> scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_BATCH 3, SCHED_IDLE 5) of a process's threads.
+std::map<std::string, int> thread_policies(pid_t pid) {
+    std::map<std::string, int> policies;
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        std::string name = read_text(task.path() / "comm");
+        name.erase(name.find_last_not_of('\n') + 1);
+        const std::string stat = read_text(task.path() / "stat");
+        std::istringstream fields(stat.substr(stat.rfind(')') + 2)); // from field 3 (state) on
+        std::string field;
+        for (int i = 3; i <= 41 && fields >> field; ++i)
+            if (i == 41)
+                policies[name] = std::stoi(field);
+    }
+    return policies;
+}
+
+TEST_F(StreamCliTest, BackgroundThreadsNeverPreemptTheReaderAndPipeline) {
+    const fs::path out = dir_ / "threads";
+    const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
+                                    "--out", out.string(), "--calibration-s", "0.5", "-q"},
+                                   dir_ / "threads");
+    std::this_thread::sleep_for(1000ms);
+    const std::map<std::string, int> policies = thread_policies(stream);
+    ::kill(stream, SIGINT);
+    EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "threads.err");
+    // Without --rt-priority the reader and the pipeline (the main thread) are ordinary threads; the sink and the
+    // motion worker are SCHED_BATCH, so that waking up they never take a core from them (docs/ARCHITECTURE.md).
+    ASSERT_TRUE(policies.count("sl-reader") && policies.count("sl-sink") && policies.count("sl-motion"))
+        << "threads seen: " << policies.size();
+    EXPECT_EQ(policies.at("sl-reader"), SCHED_OTHER);
+    EXPECT_EQ(policies.at("spikeline"), SCHED_OTHER);
+    EXPECT_EQ(policies.at("sl-sink"), SCHED_BATCH);
+    EXPECT_EQ(policies.at("sl-motion"), SCHED_BATCH);
+    EXPECT_EQ(policies.count("sl-worker"), 0u) << "stream runs one backend worker unless told otherwise";
 }
 
 TEST_F(StreamCliTest, SigtermMidStreamKeepsEverythingAndSaysWhy) {
