@@ -69,6 +69,10 @@ void artifact_end_frame(ArtifactState<CONFIG_T>& state, const DetectParams<CONFI
     if (params.artifact_window <= 0)
         return;
     const std::uint64_t delay = static_cast<std::uint64_t>(params.align_window - 1);
+    // Two passes: the window update has no branch and no loop-carried state (it vectorises on the CPU), and the
+    // log is written in group order only in the rare frame that declares a new artefact.
+    bool any_new = false;
+    std::uint8_t is_new[CONFIG_T::max_groups];
 ARTIFACT_GROUPS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
 #pragma HLS PIPELINE II = 1
@@ -77,15 +81,24 @@ ARTIFACT_GROUPS:
         state.frame_count[g] = 0;
         state.window_sum[g] = sum;
         const bool declared = sum > params.artifact_limit[g];
-        if (declared && !state.active[g]) {
-            state.log[state.count % CONFIG_T::max_groups] = ArtifactEvent{frame > delay ? frame - delay : 0, g, sum};
-            ++state.count;
-        }
+        is_new[g] = (declared && !state.active[g]) ? 1 : 0;
         const std::int32_t left = state.blank_left[g];
         state.blank_left[g] = declared ? params.artifact_blank : (left > 0 ? left - 1 : 0);
         state.declared[g] = declared ? 1 : 0;
         state.active[g] = (declared || state.blank_left[g] > 0) ? 1 : 0;
+        any_new = any_new || is_new[g];
         state.any_declared = state.any_declared || declared;
+    }
+    if (any_new) {
+    ARTIFACT_LOG:
+        for (int g = 0; g < CONFIG_T::max_groups; ++g) {
+#pragma HLS PIPELINE II = 1
+            if (is_new[g]) {
+                state.log[state.count % CONFIG_T::max_groups] =
+                    ArtifactEvent{frame > delay ? frame - delay : 0, g, state.window_sum[g]};
+                ++state.count;
+            }
+        }
     }
     state.slot = state.slot + 1 == params.artifact_window ? 0 : state.slot + 1;
 }
