@@ -1197,11 +1197,15 @@ TEST_F(StreamCliTest, SigintMidStreamFinalisesEveryFile) {
 /// name -> scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_BATCH 3, SCHED_IDLE 5) of a process's threads.
 std::map<std::string, int> thread_policies(pid_t pid) {
     std::map<std::string, int> policies;
-    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::error_code error; // a thread (or the process) may end while it is read: what is gone is skipped
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
         std::string name = read_text(task.path() / "comm");
         name.erase(name.find_last_not_of('\n') + 1);
         const std::string stat = read_text(task.path() / "stat");
-        std::istringstream fields(stat.substr(stat.rfind(')') + 2)); // from field 3 (state) on
+        const std::size_t end_of_name = stat.rfind(')');
+        if (name.empty() || end_of_name == std::string::npos || end_of_name + 2 > stat.size())
+            continue;
+        std::istringstream fields(stat.substr(end_of_name + 2)); // from field 3 (state) on
         std::string field;
         for (int i = 3; i <= 41 && fields >> field; ++i)
             if (i == 41)
@@ -1215,8 +1219,14 @@ TEST_F(StreamCliTest, BackgroundThreadsNeverPreemptTheReaderAndPipeline) {
     const pid_t stream = spawn_cli({"stream", "--source", (dir_ / "sim" / "recording.bin").string(), "--realtime",
                                     "--out", out.string(), "--calibration-s", "0.5", "-q"},
                                    dir_ / "threads");
-    std::this_thread::sleep_for(1000ms);
-    const std::map<std::string, int> policies = thread_policies(stream);
+    // The threads start once the stream is set up: wait for them (a loaded machine may take a while).
+    std::map<std::string, int> policies;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        std::this_thread::sleep_for(50ms);
+        policies = thread_policies(stream);
+        if (policies.count("sl-reader") && policies.count("sl-sink") && policies.count("sl-motion"))
+            break;
+    }
     ::kill(stream, SIGINT);
     EXPECT_EQ(wait_exit(stream), 0) << read_text(dir_ / "threads.err");
     // Without --rt-priority the reader and the pipeline (the main thread) are ordinary threads; the sink and the
