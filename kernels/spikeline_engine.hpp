@@ -124,17 +124,14 @@ template <class CURSOR> void move_word(CURSOR& cursor, hw::Polarity& value) {
     cursor.word(w);
     value = static_cast<hw::Polarity>(w);
 }
-template <class CURSOR> void move_wide(CURSOR& cursor, std::uint64_t& value) {
-    std::uint32_t low = static_cast<std::uint32_t>(value), high = static_cast<std::uint32_t>(value >> 32);
+/// A 64-bit value (signed or not) as two words, low first.
+template <class CURSOR, class WIDE> void move_wide(CURSOR& cursor, WIDE& value) {
+    static_assert(sizeof(WIDE) == 8, "move_wide moves 64-bit values");
+    const std::uint64_t bits = static_cast<std::uint64_t>(value);
+    std::uint32_t low = static_cast<std::uint32_t>(bits), high = static_cast<std::uint32_t>(bits >> 32);
     cursor.word(low);
     cursor.word(high);
-    value = (std::uint64_t{high} << 32) | low;
-}
-template <class CURSOR> void move_wide(CURSOR& cursor, std::int64_t& value) {
-    std::uint32_t low = static_cast<std::uint32_t>(value), high = static_cast<std::uint32_t>(value >> 32);
-    cursor.word(low);
-    cursor.word(high);
-    value = static_cast<std::int64_t>((std::uint64_t{high} << 32) | low);
+    value = static_cast<WIDE>((std::uint64_t{high} << 32) | low);
 }
 template <class CURSOR> void move_event(CURSOR& cursor, hw::SpikeEvent& e) {
     move_wide(cursor, e.sample);
