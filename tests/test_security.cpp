@@ -183,6 +183,17 @@ TEST_F(KeyFileTest, CurveFilesRoundTripAndTheClientsFolderNeedsPublicKeys) {
     EXPECT_EQ(clients.size(), 2u);
     std::ofstream(dir_ / "clients" / "c.pub") << "garbage\n";
     EXPECT_THROW(read_curve_clients(dir_ / "clients"), InputError);
+
+    // '{' is a Z85 character too (one key in 85 starts with it): a bare key starting with it is still a key.
+    std::string brace_key;
+    for (int attempt = 0; attempt < 100000 && brace_key.empty(); ++attempt) {
+        const std::string candidate = new_curve_key_pair().public_key;
+        if (candidate.front() == '{')
+            brace_key = candidate;
+    }
+    ASSERT_FALSE(brace_key.empty());
+    std::ofstream(dir_ / "brace.pub") << brace_key << "\n";
+    EXPECT_EQ(read_curve_public(dir_ / "brace.pub"), brace_key);
 }
 
 TEST(ListeningSockets, OnlyLoopbackCountsAsLocal) {

@@ -152,7 +152,8 @@ CurveKeyPair read_curve_secret(const std::filesystem::path& path) {
 std::string read_curve_public(const std::filesystem::path& path) {
     const std::string text = trimmed(read_small_text(path, "CURVE public key file"));
     std::string key = text;
-    if (!text.empty() && text.front() == '{') {
+    // '{' is also a Z85 character: a bare key that starts with it is a key, not JSON.
+    if (!is_z85_key(text) && !text.empty() && text.front() == '{') {
         const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
         key = json.is_object() && json.value("public_key", nlohmann::json()).is_string()
                   ? json["public_key"].get<std::string>()
