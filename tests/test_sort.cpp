@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -208,6 +209,73 @@ TEST(SortCalibration, RecalibrationKeepsTheIdsThePreviousClassifierGaveTheWindow
     const std::vector<int> relabelled = classify_all(second, window);
     for (std::size_t i = 0; i < window.spikes.size(); ++i)
         EXPECT_EQ(relabelled[i], labels[i]) << "spike " << i;
+}
+
+// Learning adds units from what the units left unsorted. A neuron whose spikes outgrew its unit's gates (here its
+// amplitude grew, as when the probe moves) is that unit's outskirts: it keeps the unit's id, instead of a new unit
+// taking the neuron over from then on. A different neuron on the same channel still becomes a new unit.
+TEST(SortCalibration, LearningExtendsAUnitToItsOutskirtsAndAddsANewNeuronAsANewUnit) {
+    const auto geometry = small_geometry(64);
+    const int width = geometry->pre + 1 + geometry->post;
+    const sort::Calibration first = sort::calibrate(*geometry, known_mixture(*geometry, 200, 5), sort::SortSettings{});
+    std::mt19937_64 rng(9);
+    std::normal_distribution<double> noise(0.0, 20.0);
+    std::uniform_real_distribution<double> growth(1.0, 1.6);
+    SortOutput sample;
+    std::vector<int> truth; // 0: the first unit on channel 0, grown; 3: a new, wide neuron on channel 0
+    for (int i = 0; i < 600; ++i) {
+        const int neuron = i % 3 == 2 ? 3 : 0;
+        const double scale = neuron == 0 ? growth(rng) : 1.0;
+        hw::SortedSpike spike{};
+        spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), 0, -1};
+        sample.spikes.push_back(spike);
+        truth.push_back(neuron);
+        for (int k = 0; k < kRows; ++k)
+            for (int s = 0; s < width; ++s) {
+                const double t = s - geometry->pre;
+                double v = 0;
+                if (neuron == 0 && k == 0)
+                    v = -1200 * scale * std::exp(-t * t / 4.0);
+                if (neuron == 3 && k <= 2)
+                    v = -800 * std::exp(-t * t / 30.0) + 500 * std::exp(-(t - 10) * (t - 10) / 12.0);
+                sample.snippets.push_back(static_cast<std::int32_t>(std::lround(v + noise(rng))));
+            }
+    }
+    const std::vector<int> labels = classify_all(first, sample);
+    int first_id = -1;
+    std::size_t unsorted_outskirts = 0;
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        sample.spikes[i].unit = labels[i];
+        if (truth[i] == 0 && labels[i] >= 0)
+            first_id = labels[i];
+        unsorted_outskirts += truth[i] == 0 && labels[i] < 0;
+    }
+    ASSERT_GE(first_id, 0);
+    ASSERT_GE(unsorted_outskirts, 40u) << "the test needs spikes beyond the unit's gates";
+
+    const sort::Calibration learnt =
+        sort::calibrate(*geometry, sample, sort::SortSettings{}, 100, &first, nullptr, true);
+    const std::vector<int> after = classify_all(learnt, sample);
+    std::size_t grown_kept = 0, grown = 0, new_neuron = 0, new_as_first = 0;
+    std::map<int, int> new_neuron_labels;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        if (truth[i] == 0) {
+            ++grown;
+            grown_kept += after[i] == first_id;
+        } else {
+            ++new_neuron;
+            new_as_first += after[i] == first_id;
+            ++new_neuron_labels[after[i]];
+        }
+    }
+    EXPECT_GE(grown_kept, grown * 95 / 100) << "the grown unit's spikes keep its id";
+    EXPECT_LE(new_as_first, new_neuron / 20) << "the new neuron is not joined to the old unit";
+    const auto largest = std::max_element(new_neuron_labels.begin(), new_neuron_labels.end(),
+                                          [](const auto& a, const auto& b) { return a.second < b.second; });
+    EXPECT_GE(largest->first, 0);
+    EXPECT_GE(largest->second, static_cast<int>(new_neuron * 9 / 10)) << "the new neuron is one new unit";
+    for (const auto& u : first.units)
+        EXPECT_NE(largest->first, u.id) << "a new id, not an old unit's";
 }
 
 // Two units on eight features, with noise shared by every feature (a common-mode swing): 2-means cuts them only

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -342,9 +343,49 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     matches.push_back(
                         {0, 1.0 - static_cast<double>(count) / static_cast<double>(total), u, old_index[label]});
         }
-        // (Not when only adding units: their spikes were left unsorted, so a template resembling a unit's is a
-        // neighbour of it more often than the unit itself, and joining the two would spoil both.)
-        for (std::size_t u = 0; u < (add_units ? 0 : result.units.size()); ++u)
+        // When only adding units, their spikes were left unsorted, so a template resembling a unit's is a neighbour
+        // of it more often than the unit itself, and joining the two would spoil both. A new unit is an old one only
+        // when its spikes border that unit's (most of their nearest labelled spikes on the same channel are the old
+        // unit's) and form one cloud with them: the old unit's outskirts, beyond its gates, which would otherwise
+        // take the neuron over from the old id at this point of the recording.
+        std::map<int, std::vector<int>> labelled_on; // channel -> the sample's labelled spikes peaking there
+        if (add_units)
+            for (std::size_t i = 0; i < n; ++i)
+                if (data.spikes[i].unit >= 0)
+                    labelled_on[data.spikes[i].event.channel].push_back(static_cast<int>(i));
+        auto outskirts_of = [&](std::size_t u, const Unit& old) {
+            for (int mine : result.units[u].entries) {
+                const Entry& m = result.entries[static_cast<std::size_t>(mine)];
+                const auto on_channel = labelled_on.find(m.channel);
+                if (on_channel == labelled_on.end())
+                    continue;
+                std::vector<int> old_spikes;
+                for (int i : on_channel->second)
+                    if (data.spikes[static_cast<std::size_t>(i)].unit == old.id)
+                        old_spikes.push_back(i);
+                if (old_spikes.size() < static_cast<std::size_t>(settings.min_cluster_spikes))
+                    continue;
+                const std::vector<int>& members = members_of[static_cast<std::size_t>(mine)];
+                std::size_t bordering = 0;
+                for (int i : members) {
+                    double nearest = std::numeric_limits<double>::infinity();
+                    int label = -1;
+                    for (int j : on_channel->second) {
+                        const double d = (features.row(i) - features.row(j)).squaredNorm();
+                        if (d < nearest) {
+                            nearest = d;
+                            label = data.spikes[static_cast<std::size_t>(j)].unit;
+                        }
+                    }
+                    bordering += label == old.id;
+                }
+                if (2 * bordering > members.size() &&
+                    one_cloud(params, features, m.channel, members, m.channel, old_spikes, settings.split_dip))
+                    return true;
+            }
+            return false;
+        };
+        for (std::size_t u = 0; u < result.units.size(); ++u)
             for (std::size_t o = 0; o < previous->units.size(); ++o) {
                 const Unit& old = previous->units[o];
                 double best = 2;
@@ -359,7 +400,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                                                            : b.mean_snippet));
                     }
                 }
-                if (best < settings.id_match_distance)
+                if (best < settings.id_match_distance && (!add_units || outskirts_of(u, old)))
                     matches.push_back({1, best, u, o});
             }
         std::sort(matches.begin(), matches.end(), [](const Match& x, const Match& y) {
