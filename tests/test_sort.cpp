@@ -146,6 +146,22 @@ TEST(SortCalibration, FindsTheUnitsOfAKnownMixtureWithoutBeingToldHowMany) {
     EXPECT_NEAR(norm, 1.0, 0.01);
 }
 
+TEST(SortCalibration, ClusteringOnSeveralThreadsGivesTheSameUnits) {
+    const auto geometry = small_geometry(64);
+    const SortOutput data = known_mixture(*geometry, 200, 5);
+    sort::SortSettings parallel;
+    parallel.threads = 3;
+    const sort::Calibration one = sort::calibrate(*geometry, data, sort::SortSettings{});
+    const sort::Calibration three = sort::calibrate(*geometry, data, parallel);
+    ASSERT_EQ(one.entries.size(), three.entries.size());
+    for (std::size_t e = 0; e < one.entries.size(); ++e) {
+        EXPECT_EQ(one.entries[e].channel, three.entries[e].channel);
+        EXPECT_EQ(one.entries[e].unit, three.entries[e].unit);
+        EXPECT_EQ(one.entries[e].centroid, three.entries[e].centroid);
+    }
+    EXPECT_EQ(classify_all(one, data), classify_all(three, data));
+}
+
 TEST(SortCalibration, RecalibrationKeepsTheIdsOfUnitsItFindsAgain) {
     const auto geometry = small_geometry(64);
     const sort::Calibration first = sort::calibrate(*geometry, known_mixture(*geometry, 200, 5), sort::SortSettings{});

@@ -1,11 +1,13 @@
 // The CPU backend's barrier: every worker runs every job exactly once and run() returns only after all of them,
 // whether the threads meet while spinning or have to sleep and be woken.
 #include "backend/worker_pool.hpp"
+#include "util/threads.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -83,6 +85,26 @@ TEST(PhaseCounter, WaitersReturnOnlyWhenEveryThreadHasAdvanced) {
             thread.join();
         EXPECT_FALSE(early) << "a thread passed a round before every thread had finished it";
     }
+}
+
+TEST(ParallelFor, RunsEveryIndexOnceOnAsManyThreadsAsAskedAndRethrowsAFailure) {
+    for (const int threads : {1, 2, 5}) {
+        for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{1000}}) {
+            std::vector<std::atomic<int>> runs(n);
+            parallel_for(threads, n, [&](std::size_t k) { runs[k].fetch_add(1); });
+            for (std::size_t k = 0; k < n; ++k)
+                EXPECT_EQ(runs[k].load(), 1) << "index " << k << " of " << n << " on " << threads << " threads";
+        }
+    }
+    std::atomic<int> ran{0};
+    EXPECT_THROW(parallel_for(2, 100,
+                              [&](std::size_t k) {
+                                  ran.fetch_add(1);
+                                  if (k == 7)
+                                      throw std::runtime_error("index 7 failed");
+                              }),
+                 std::runtime_error);
+    EXPECT_GE(ran.load(), 8);
 }
 
 } // namespace

@@ -119,6 +119,7 @@ int cmd_sort(int argc, char** argv) {
     options.sort = settings;
     options.sort.motion = !no_motion;
     options.sort.keep_learning = !no_learning;
+    options.sort.threads = options.detect.backend.threads; // the calibration clusters between the backend's passes
     options.sorter_file = sorter_file;
     if (!units_from.empty())
         options.units_from = std::make_shared<const sort::OfflineUnits>(

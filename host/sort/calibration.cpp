@@ -3,6 +3,7 @@
 #include "sort/clustering.hpp"
 #include "sort/moving_units.hpp"
 #include "util/errors.hpp"
+#include "util/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -24,10 +25,15 @@ constexpr int kValues = HwSortConfig::n_values;
 Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
     Eigen::MatrixXd moment = Eigen::MatrixXd::Zero(width, width);
     const std::size_t n_rows = data.snippets.size() / static_cast<std::size_t>(width);
-    for (std::size_t r = 0; r < n_rows; ++r) {
-        Eigen::Map<const Eigen::VectorXi> row(&data.snippets[r * static_cast<std::size_t>(width)], width);
-        const Eigen::VectorXd x = row.cast<double>();
-        moment.selfadjointView<Eigen::Lower>().rankUpdate(x);
+    // Rank-k updates of blocks of rows (matrix products) rather than one rank-1 update per row: 4x faster.
+    constexpr std::size_t kBlockRows = 1024;
+    Eigen::MatrixXd block(width, static_cast<Eigen::Index>(kBlockRows));
+    for (std::size_t first = 0; first < n_rows; first += kBlockRows) {
+        const auto rows = static_cast<Eigen::Index>(std::min(kBlockRows, n_rows - first));
+        block.leftCols(rows) =
+            Eigen::Map<const Eigen::MatrixXi>(&data.snippets[first * static_cast<std::size_t>(width)], width, rows)
+                .cast<double>();
+        moment.selfadjointView<Eigen::Lower>().rankUpdate(block.leftCols(rows));
     }
     moment = moment.selfadjointView<Eigen::Lower>();
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(moment);
@@ -228,11 +234,18 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     for (std::size_t i = 0; i < n; ++i)
         if (!add_units || data.spikes[i].unit < 0)
             by_channel[data.spikes[i].event.channel].push_back(static_cast<int>(i));
+    // Channels are clustered independently (in parallel), then taken in channel order.
+    std::vector<std::pair<int, const std::vector<int>*>> to_cluster;
+    for (const auto& [channel, members] : by_channel)
+        if (members.size() >= static_cast<std::size_t>(settings.min_cluster_spikes))
+            to_cluster.emplace_back(channel, &members);
+    std::vector<std::vector<std::vector<int>>> clusters_of(to_cluster.size());
+    parallel_for(settings.threads, to_cluster.size(),
+                 [&](std::size_t k) { clusters_of[k] = split_clusters(features, *to_cluster[k].second, settings); });
     std::vector<std::vector<int>> members_of; // per clustered entry
-    for (auto& [channel, members] : by_channel) {
-        if (members.size() < static_cast<std::size_t>(settings.min_cluster_spikes))
-            continue;
-        auto clusters = split_clusters(features, members, settings);
+    for (std::size_t k = 0; k < to_cluster.size(); ++k) {
+        const int channel = to_cluster[k].first;
+        auto& clusters = clusters_of[k];
         std::sort(clusters.begin(), clusters.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
         for (const auto& cluster : clusters) {
             if (cluster.size() < static_cast<std::size_t>(settings.min_cluster_spikes) ||

@@ -26,6 +26,7 @@ struct SortSettings {
     bool motion = true;        ///< estimate the probe's motion and move the units with it (off: fixed preparations)
     bool keep_learning = true; ///< calibrate again at 2, 4, 8... x calibration_s on all spikes so far (same basis)
     bool relearn_all = false;  ///< learning re-clusters every spike; off: only the unsorted ones, adding units
+    int threads = 1; ///< threads that cluster the channels of a calibration (the result does not depend on it)
 };
 
 /// Snippet geometry for a probe: every channel's snippet rows are itself and its nearest contacts on its shank.

@@ -2,6 +2,8 @@
 // Names and scheduling classes of the threads a run starts. A live stream's reader and pipeline may run as SCHED_FIFO
 // (latency); background work runs as SCHED_BATCH (never preempts them when it wakes) or SCHED_IDLE (only otherwise idle
 // CPU time); names tell the threads apart in `top -H`, `perf sched` and a debugger.
+#include <cstddef>
+#include <functional>
 #include <string>
 
 namespace spikeline {
@@ -19,5 +21,9 @@ void make_thread_batch();
 
 /// Puts the calling thread in the SCHED_IDLE class (best effort), so that it only gets otherwise idle CPU time.
 void make_thread_idle();
+
+/// Runs body(0) ... body(n - 1) on up to `threads` threads (the caller is one of them), each index once, in no
+/// particular order; returns when all are done and rethrows the first exception a body threw.
+void parallel_for(int threads, std::size_t n, const std::function<void(std::size_t)>& body);
 
 } // namespace spikeline
