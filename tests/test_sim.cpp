@@ -197,6 +197,47 @@ TEST(Simulator, RefractoryPeriodIsRespected) {
     EXPECT_GE(min_interval, 44u);
 }
 
+// Bursts (--bursts): bursty units fire runs of spikes 3-8 ms apart; the other units' trains are exactly those of the
+// same simulation without bursts, and so is the whole output with the option at 0.
+TEST(Simulator, BurstyUnitsFireRunsOfSpikesAndTheOthersAreUnchanged) {
+    SimulationConfig config = small_config(20.0);
+    config.n_units = 20;
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated plain = run(config, probe);
+    config.burst_fraction = 0.5;
+    const Simulated bursting = run(config, probe);
+    auto train = [](const Simulated& s, int unit) {
+        std::vector<std::uint64_t> times;
+        for (const GroundTruthSpike& spike : s.spikes)
+            if (spike.unit == unit)
+                times.push_back(spike.sample);
+        return times;
+    };
+    int n_bursty = 0;
+    std::size_t bursty_spikes = 0, same_units_plain = 0;
+    for (const sim::GroundTruthUnit& unit : bursting.units) {
+        const std::vector<std::uint64_t> times = train(bursting, unit.id);
+        if (!unit.bursty) {
+            EXPECT_EQ(times, train(plain, unit.id)) << "unit " << unit.id;
+            continue;
+        }
+        ++n_bursty;
+        std::size_t in_burst = 0; // intervals of 3-8 ms (89-241 samples at 30 kHz, rounding included)
+        for (std::size_t i = 1; i < times.size(); ++i)
+            in_burst += times[i] - times[i - 1] >= 89 && times[i] - times[i - 1] <= 241;
+        // A spike starts a burst of 2-4 with probability 0.15: about a fifth of the intervals are inside bursts.
+        EXPECT_GE(static_cast<double>(in_burst), 0.12 * static_cast<double>(times.size())) << "unit " << unit.id;
+        bursty_spikes += times.size();
+        same_units_plain += train(plain, unit.id).size();
+    }
+    EXPECT_GT(static_cast<double>(bursty_spikes), 1.1 * static_cast<double>(same_units_plain));
+    EXPECT_GE(n_bursty, 5);
+    EXPECT_LE(n_bursty, 15);
+    EXPECT_NE(plain.frames, bursting.frames);
+    config.burst_fraction = 0;
+    EXPECT_EQ(run(config, probe).frames, plain.frames);
+}
+
 TEST(Simulator, BandPassedNoiseMatchesTheConfiguredLevel) {
     SimulationConfig config = small_config(4.0);
     config.noise_only = true;
@@ -589,6 +630,8 @@ TEST(Simulator, RejectsBadConfigurations) {
     expect_rejected([](SimulationConfig& c) { c.microvolts_per_bit = 0; });
     expect_rejected([](SimulationConfig& c) { c.n_units = -2; });
     expect_rejected([](SimulationConfig& c) { c.drift = sim::triangle_drift(1e9); });
+    expect_rejected([](SimulationConfig& c) { c.burst_fraction = 1.5; });
+    expect_rejected([](SimulationConfig& c) { c.burst_fraction = -0.1; });
     try {
         SimulationConfig config = small_config(1.0);
         config.n_channels = 128;

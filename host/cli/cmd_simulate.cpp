@@ -90,6 +90,8 @@ int cmd_simulate(int argc, char** argv) {
          "cosine-tuned to the cursor velocity") //
         ("tuned-fraction", po::value(&config.tuned_fraction)->default_value(config.tuned_fraction),
          "share of units tuned to velocity (with --behavior)") //
+        ("bursts", po::value(&config.burst_fraction)->default_value(config.burst_fraction),
+         "share of units firing bursts of 2-4 attenuating spikes 3-8 ms apart (0: none)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     add_overwrite_option(visible, overwrite);
     po::variables_map vm;

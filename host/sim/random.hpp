@@ -23,7 +23,9 @@ enum class Stream : std::uint64_t {
     unit_parameters = 3,
     reaches = 4,
     tuning = 5,
-    first_unit_spikes = 1000
+    bursting_units = 6,
+    first_unit_spikes = 1000,
+    first_unit_bursts = 1ULL << 32
 };
 
 class Rng {

@@ -22,6 +22,8 @@ constexpr std::size_t kBlockFrames = 1024; // internal generation block: output 
 struct QueuedSpike {
     double time = 0; // samples, trough at the soma
     std::int32_t unit = 0;
+    std::int32_t burst_left = 0; // spikes of its burst still to come after this one
+    double scale = 1.0;          // amplitude relative to the unit's (below 1 inside a burst)
     bool operator>(const QueuedSpike& other) const {
         return time != other.time ? time > other.time : unit > other.unit;
     }
@@ -44,6 +46,8 @@ void check_config(const SimulationConfig& config, const probe::Probe& probe) {
             "the sample rate must be between 1000 Hz and 1 MHz (got " + std::to_string(config.sample_rate) + ")");
     require(std::isfinite(config.duration_s) && config.duration_s > 0,
             "the duration must be positive (got " + std::to_string(config.duration_s) + " s)");
+    require(config.burst_fraction >= 0.0 && config.burst_fraction <= 1.0,
+            "--bursts is a share of the units: between 0 and 1 (got " + std::to_string(config.burst_fraction) + ")");
     require(config.duration_s * config.sample_rate >= 1.0 && config.duration_s * config.sample_rate < 1e15,
             "the duration must cover at least one sample and stay below 1e15 samples");
     require(config.n_units >= 0, "the number of units cannot be negative (got " + std::to_string(config.n_units) +
@@ -195,7 +199,8 @@ struct Simulator::Impl {
             const QueuedSpike spike = spike_queue.top();
             spike_queue.pop();
             UnitModel& unit = units[static_cast<std::size_t>(spike.unit)];
-            if (unit.tuning.tuned) {
+            const bool continues_burst = spike.scale < 1.0;
+            if (unit.tuning.tuned && !continues_burst) {
                 // Thinning: candidates arrive at the highest possible hazard and survive with the ratio of the
                 // hazard at their time; a rejected candidate is not a spike, so no refractory period follows it.
                 const double hazard = hazard_per_sample(unit, tuned_rate_hz(unit, spike.time), config.sample_rate);
@@ -205,14 +210,28 @@ struct Simulator::Impl {
                 }
             }
             const double jitter = std::exp(kAmplitudeJitterSigma * unit.rng.normal());
-            spike_queue.push({spike.time + unit.refractory_samples + unit.rng.exponential(unit.poisson_rate_per_sample),
-                              spike.unit});
+            auto next_in_burst = [&](std::int32_t left) {
+                const double interval =
+                    unit.burst_rng.uniform(kBurstMinIntervalMs, kBurstMaxIntervalMs) * config.sample_rate / 1000.0;
+                spike_queue.push({spike.time + interval, spike.unit, left, spike.scale * kBurstAttenuation});
+            };
+            if (spike.burst_left > 0) {
+                next_in_burst(spike.burst_left - 1);
+            } else if (unit.bursty && !continues_burst && unit.burst_rng.uniform() < kBurstStartProbability) {
+                const int length = kBurstMinSpikes +
+                                   static_cast<int>(unit.burst_rng.uniform() * (kBurstMaxSpikes - kBurstMinSpikes + 1));
+                next_in_burst(length - 2);
+            } else {
+                spike_queue.push(
+                    {spike.time + unit.refractory_samples + unit.rng.exponential(unit.poisson_rate_per_sample),
+                     spike.unit});
+            }
             const bool inside = spike.time - static_cast<double>(pre_extent) >= 0.0 &&
                                 spike.time + static_cast<double>(post_extent) < static_cast<double>(n_frames);
             if (!inside)
                 continue;
             const double offset_um = drift.at_sample(spike.time, unit.y_um);
-            render_spike(unit, spike.time, offset_um, unit.amplitude_uv * jitter, block_start);
+            render_spike(unit, spike.time, offset_um, unit.amplitude_uv * jitter * spike.scale, block_start);
             const double peak_delay = footprint_at(unit, probe, unit.peak_channel, offset_um, config.sample_rate).delay;
             const double trough = std::round(spike.time + peak_delay);
             pending_truth.push({{static_cast<std::uint64_t>(trough), spike.unit}});

@@ -25,6 +25,9 @@ struct SimulationConfig {
     /// Off, the output is byte-identical to a simulation without this option.
     bool behavior = false;
     double tuned_fraction = 0.6; ///< share of units tuned to velocity when behavior is on
+    /// Share of units that fire bursts of 2-4 spikes 3-8 ms apart, each 0.8 x the one before (sim/units.hpp); 0 (the
+    /// default) leaves the output byte-identical to a simulation without this option.
+    double burst_fraction = 0.0;
 };
 
 /// Cursor kinematics are sampled every kKinematicsStepS seconds (time 0 = sample 0 of the recording).
@@ -59,7 +62,8 @@ struct GroundTruthUnit {
     double snr = 0; ///< |trough on peak channel after the 300-6000 Hz band-pass| / band-passed noise RMS
     double rate_hz = 0;
     std::uint64_t n_spikes = 0;
-    UnitTuning tuning; ///< all zero unless the simulation has behavior
+    UnitTuning tuning;   ///< all zero unless the simulation has behavior
+    bool bursty = false; ///< fires bursts (SimulationConfig::burst_fraction)
 };
 
 struct GroundTruthSpike {

@@ -47,6 +47,7 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
                   double drift_reach_um, std::vector<UnitModel>& units, std::vector<GroundTruthUnit>& truth) {
     Rng rng(config.seed, Stream::unit_parameters);
     Rng tuning_rng(config.seed, Stream::tuning);
+    Rng burst_rng(config.seed, Stream::bursting_units);
     const int n_units = config.n_units > 0 ? config.n_units : config.n_channels * 3 / 10;
     const double fs = config.sample_rate;
     const Sections band = band_sections(fs);
@@ -99,6 +100,10 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         unit.poisson_rate_per_sample = 1.0 / (fs / rate_hz - unit.refractory_samples);
         unit.rng =
             Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_spikes) + static_cast<std::uint64_t>(id));
+        // Own streams, so that without bursts every other draw (and so the recording) stays as it was.
+        unit.bursty = config.burst_fraction > 0 && burst_rng.uniform() < config.burst_fraction;
+        unit.burst_rng =
+            Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_bursts) + static_cast<std::uint64_t>(id));
 
         // Every channel the drifting footprint can reach: the scaled distance with the vertical gap shortened by the
         // largest displacement and divided by the larger vertical scale. A sparse probe far away still gets its
@@ -158,6 +163,7 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         t.peak_channel = unit.peak_channel;
         t.snr = snr;
         t.rate_hz = rate_hz;
+        t.bursty = unit.bursty;
         if (config.behavior) {
             // Exactly floor(n * share) units are tuned, spread evenly over the (randomly placed) ids.
             const double share = config.tuned_fraction;

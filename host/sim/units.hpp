@@ -14,6 +14,12 @@ namespace spikeline::sim {
 constexpr double kMaxStretch = 1.5; // waveform widening far from the soma is capped here
 constexpr double kMaxDelayMs = 0.3; // propagation delay cap
 constexpr double kAmplitudeJitterSigma = 0.1;
+// Bursts (complex spikes): a bursty unit's spike starts one with this probability; 2-4 spikes 3-8 ms apart, each
+// kBurstAttenuation times as large as the one before (hippocampal and cortical pyramidal cells).
+constexpr double kBurstStartProbability = 0.15;
+constexpr int kBurstMinSpikes = 2, kBurstMaxSpikes = 4;
+constexpr double kBurstMinIntervalMs = 3.0, kBurstMaxIntervalMs = 8.0;
+constexpr double kBurstAttenuation = 0.8;
 
 struct FootprintEntry {
     int channel = 0;
@@ -37,6 +43,8 @@ struct UnitModel {
     std::vector<int> candidates;           // channels that can ever be within the footprint
     std::vector<FootprintEntry> footprint; // at the undrifted position
     Rng rng;                               // the unit's spike train
+    bool bursty = false;                   // fires bursts of attenuating spikes (SimulationConfig::burst_fraction)
+    Rng burst_rng;                         // when its bursts start, their lengths and intervals
 };
 
 // The unit's footprint entry on a channel with the unit displaced by y_offset along the probe (gain 0 outside).

@@ -3,6 +3,7 @@
 #include "io/npy.hpp"
 #include "io/spikeglx.hpp"
 #include "sim/behavior.hpp"
+#include "sim/units.hpp"
 #include "util/atomic_file.hpp"
 
 #include <nlohmann/json.hpp>
@@ -105,12 +106,13 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
     probe::write_probeinterface(probe, out_dir / "probe.json");
 
     std::ostringstream table;
-    table << "unit_id\tpeak_channel\tsnr\trate_hz\tn_spikes\n";
+    const bool bursts = config.burst_fraction > 0; // the column only then: default outputs stay as they were
+    table << "unit_id\tpeak_channel\tsnr\trate_hz\tn_spikes" << (bursts ? "\tbursty\n" : "\n");
     for (const GroundTruthUnit& unit : simulator.units()) {
         char line[160];
-        std::snprintf(line, sizeof line, "%d\t%d\t%.4f\t%.5f\t%llu\n", unit.id, unit.peak_channel, unit.snr,
+        std::snprintf(line, sizeof line, "%d\t%d\t%.4f\t%.5f\t%llu", unit.id, unit.peak_channel, unit.snr,
                       unit.rate_hz, static_cast<unsigned long long>(unit.n_spikes));
-        table << line;
+        table << line << (bursts ? (unit.bursty ? "\t1\n" : "\t0\n") : "\n");
     }
     write_text_file(truth_dir / "units.tsv", table.str());
 
@@ -149,6 +151,17 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
         meta["drift_period_s"] = model.period_s;
     if (model.kind == DriftKind::step)
         meta["drift_step_s"] = *model.step_s;
+    if (config.burst_fraction > 0) {
+        const auto& units = simulator.units();
+        meta["bursts"] = {
+            {"burst_fraction", config.burst_fraction},
+            {"n_bursty_units", std::count_if(units.begin(), units.end(), [](const auto& u) { return u.bursty; })},
+            {"start_probability", kBurstStartProbability},
+            {"spikes", {kBurstMinSpikes, kBurstMaxSpikes}},
+            {"interval_ms", {kBurstMinIntervalMs, kBurstMaxIntervalMs}},
+            {"attenuation", kBurstAttenuation},
+        };
+    }
     if (config.behavior) {
         const auto& units = simulator.units();
         meta["behavior"] = {
