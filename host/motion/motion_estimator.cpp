@@ -162,10 +162,16 @@ public:
                                                                  std::vector<std::vector<double>> windows);
 
 private:
+    /// The estimate at time_s from the window's (its centre's) displacements: moved on by the velocity, the slope of
+    /// the last velocity_windows windows' displacements. Registration measures where the spikes of a whole window
+    /// were, half a window behind its end: at 10 um/s that lag alone was 7.5 um.
+    MotionEstimate extrapolated(double time_s);
+
     MotionSettings settings_;
     std::vector<ShankState> shanks_;
     std::vector<MotionBlock> blocks_;
-    MotionEstimate current_;
+    MotionEstimate current_;                         ///< as registered (the window's displacements)
+    std::deque<std::vector<double>> recent_windows_; ///< the last velocity_windows registered displacements
 };
 
 MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, const MotionSettings& settings)
@@ -417,7 +423,34 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                 r = (1 - rate) * r + rate * ((1 - frac) * at(y0) + frac * at(y0 + 1));
             }
     }
-    return {current_, blocks_};
+    return {extrapolated(time_s), blocks_};
+}
+
+MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
+    MotionEstimate out = current_;
+    out.time_s = time_s;
+    out.velocity.assign(current_.displacement.size(), 0.0);
+    const auto n = static_cast<std::size_t>(std::max(0, settings_.velocity_windows));
+    recent_windows_.push_back(current_.displacement);
+    while (recent_windows_.size() > n)
+        recent_windows_.pop_front();
+    if (recent_windows_.size() < 3 || n < 3)
+        return out; // too few windows for a slope: the window's displacement stands
+    // Least-squares slope over windows update_s apart (times relative to their mean).
+    const double k = static_cast<double>(recent_windows_.size());
+    double sum_tt = 0;
+    for (std::size_t w = 0; w < recent_windows_.size(); ++w) {
+        const double t = (static_cast<double>(w) - (k - 1) / 2) * settings_.update_s;
+        sum_tt += t * t;
+    }
+    for (std::size_t b = 0; b < out.displacement.size(); ++b) {
+        double sum_ty = 0;
+        for (std::size_t w = 0; w < recent_windows_.size(); ++w)
+            sum_ty += (static_cast<double>(w) - (k - 1) / 2) * settings_.update_s * recent_windows_[w][b];
+        out.velocity[b] = sum_ty / sum_tt;
+        out.displacement[b] += out.velocity[b] * settings_.window_s / 2;
+    }
+    return out;
 }
 
 double MotionEstimator::displacement_at(int shank_id, double y_um) const {
@@ -425,7 +458,9 @@ double MotionEstimator::displacement_at(int shank_id, double y_um) const {
         shank_index_[static_cast<std::size_t>(shank_id)] < 0)
         return 0;
     const Shank& shank = shanks_[static_cast<std::size_t>(shank_index_[static_cast<std::size_t>(shank_id)])];
-    return interpolate(blocks_, shank.blocks, current_.displacement, y_um);
+    const double ahead_s = settings_.apply_delay_s + settings_.update_s / 2;
+    return interpolate(blocks_, shank.blocks, current_.displacement, y_um) +
+           (current_.velocity.empty() ? 0.0 : ahead_s * interpolate(blocks_, shank.blocks, current_.velocity, y_um));
 }
 
 } // namespace spikeline::motion

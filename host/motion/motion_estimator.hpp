@@ -30,13 +30,15 @@ struct MotionSettings {
     double reference_rate = 0.0; ///< share of each registered window mixed into the reference (slow changes)
     int min_spikes = 50;         ///< fewer spikes on a shank in a window: the estimate holds
     double apply_delay_s = 0.1;  ///< an estimate takes effect this long after its window ends (computed meanwhile)
+    int velocity_windows = 6;    ///< velocity: least-squares slope of the last this many windows' positions (0: none)
 };
 
 /// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:
 /// a unit at depth y when the estimate was 0 now appears at y + displacement.
 struct MotionEstimate {
     double time_s = 0;                ///< end of the window it was estimated from
-    std::vector<double> displacement; ///< one per block (MotionEstimator::blocks())
+    std::vector<double> displacement; ///< one per block (MotionEstimator::blocks()), at time_s
+    std::vector<double> velocity;     ///< um/s per block, over the last velocity_windows windows
 };
 
 struct MotionBlock {
@@ -79,7 +81,8 @@ public:
     /// The latest estimate in effect (all zero before the first window is complete).
     const MotionEstimate& current() const { return current_; }
 
-    /// Displacement at depth y on a shank, interpolated between the blocks' centres of the current estimate.
+    /// Displacement at depth y on a shank, interpolated between the blocks' centres of the current estimate, as
+    /// predicted (with its velocity) for the middle of the update_s it is in effect: where units are meanwhile.
     double displacement_at(int shank, double y_um) const;
 
 private:
