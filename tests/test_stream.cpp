@@ -1709,8 +1709,8 @@ TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt
     EXPECT_GE(summary["learning"]["calibrations"].get<int>(), 1) << summary["learning"].dump();
 
     // motion.npy: one row per estimate (every 0.5 s once 1.5 s of spikes are in), one column per depth block. The
-    // simulated drift is a triangle wave (up 20 um by 5 s, then back): the estimates move the tissue well away from
-    // where it started and are still off 0 at the end.
+    // simulated drift is a triangle wave (up 25 um by 6.25 s, then back at 4 um/s): the estimates move the tissue well
+    // away from where it started and follow it back.
     const io::NpyArray motion_array = io::read_npy(out / "motion.npy");
     ASSERT_EQ(motion_array.shape.size(), 2u);
     const std::size_t n_estimates = motion_array.shape[0], n_blocks = motion_array.shape[1];
@@ -1732,7 +1732,7 @@ TEST_F(StreamCliTest, DriftingStreamPublishesAndWritesItsMotionAsSortEstimatesIt
     for (std::size_t row = 0; row < n_estimates; ++row)
         farthest = std::max(farthest, least_in_row(row));
     EXPECT_GT(farthest, 10.0);
-    EXPECT_GT(least_in_row(n_estimates - 1), 1.0);
+    EXPECT_LT(least_in_row(n_estimates - 1), farthest - 10.0);
 
     // Every estimate was published as MOT1, as written, and the displacements move.
     ASSERT_EQ(subscriber.motions.size(), n_estimates);
