@@ -64,7 +64,7 @@ void BM_CpuBandpassTiles(benchmark::State& state) {
                 for (int first = run.begin; first < run.end; first += cpu::kBandpassTile)
                     cpu::bandpass_tile(*filter, params(), &frames[start * kChannels], out.data(), kChannels, kBlock,
                                        first, std::min(run.end, first + cpu::kBandpassTile),
-                                       &sums[static_cast<std::size_t>(run.group)]);
+                                       &sums[static_cast<std::size_t>(run.group) * kBlock]);
         }
     benchmark::DoNotOptimize(sums.data());
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));

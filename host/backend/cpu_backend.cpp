@@ -48,7 +48,7 @@ struct Worker {
     std::unique_ptr<hw::DetectorState<HwConfig>> detector;
     std::vector<std::int32_t> filtered;   ///< the block, frame-major, only this range's columns used
     std::vector<std::int32_t> referenced; ///< the current frame after the common reference
-    std::vector<std::int32_t> sums;       ///< per frame of the block, this thread's tiles' part of every group sum
+    std::vector<std::int32_t> sums; ///< sums[g * kBlockFrames + f]: this thread's tiles' part of group g's sum, frame f
     std::vector<TimedCandidate> candidates;
     std::vector<cpu::ChannelRun> tiles; ///< the range's band-pass tiles (of one group, at most cpu::kBandpassTile)
 };
@@ -91,6 +91,8 @@ public:
             Worker& worker = *workers_.back();
             worker.filtered.resize(kBlockFrames * static_cast<std::size_t>(n_channels_));
             worker.sums.resize(kBlockFrames * HwConfig::max_groups);
+            for (const cpu::ChannelRun& run : worker.runs)
+                n_groups_ = std::max(n_groups_, run.group + 1);
             for (const cpu::ChannelRun& run : worker.runs)
                 for (int tile = run.begin; tile < run.end; tile += cpu::kBandpassTile)
                     worker.tiles.push_back({tile, std::min(run.end, tile + cpu::kBandpassTile), run.group});
@@ -158,8 +160,9 @@ private:
     void filter_block(int thread, std::uint32_t block, const std::int16_t* frames, std::size_t n_frames,
                       BlockProgress& progress) {
         Worker& self = *workers_[static_cast<std::size_t>(thread)];
-        std::fill(self.sums.begin(), self.sums.begin() + static_cast<std::ptrdiff_t>(n_frames * HwConfig::max_groups),
-                  0);
+        // Only the groups in use: the other threads read these lines in (B), so each one zeroed costs a transfer.
+        for (int g = 0; g < n_groups_; ++g)
+            std::fill_n(&self.sums[static_cast<std::size_t>(g) * kBlockFrames], n_frames, 0);
         const std::size_t n_workers = workers_.size();
         for (std::size_t k = 0; k < n_workers; ++k) {
             const std::size_t home = (static_cast<std::size_t>(thread) + k) % n_workers;
@@ -167,7 +170,8 @@ private:
             const auto tiles_per_block = static_cast<std::uint32_t>(owner.tiles.size());
             for (std::uint32_t index = 0; claim_tile(progress.next_tile[home], block, tiles_per_block, index);) {
                 const cpu::ChannelRun& tile = owner.tiles[index];
-                std::int32_t* sums = tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group)] : nullptr;
+                std::int32_t* sums =
+                    tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group) * kBlockFrames] : nullptr;
                 cpu::bandpass_tile(*owner.bandpass, *params_, frames, owner.filtered.data(),
                                    static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
             }
@@ -178,13 +182,15 @@ private:
     void detect_block(Worker& worker, std::uint64_t first_frame, std::size_t n_frames) {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
         worker.candidates.clear();
-        std::int32_t totals[HwConfig::max_groups];
+        std::int32_t totals[HwConfig::max_groups] = {}; // groups from n_groups_ on stay 0
         std::int32_t means[HwConfig::max_groups];
         for (std::size_t f = 0; f < n_frames; ++f) {
-            std::fill(std::begin(totals), std::end(totals), 0);
-            for (const auto& other : workers_)
-                for (int g = 0; g < HwConfig::max_groups; ++g)
-                    totals[g] += other->sums[f * HwConfig::max_groups + static_cast<std::size_t>(g)];
+            for (int g = 0; g < n_groups_; ++g) {
+                std::int32_t total = 0;
+                for (const auto& other : workers_)
+                    total += other->sums[static_cast<std::size_t>(g) * kBlockFrames + f];
+                totals[g] = total;
+            }
             hw::group_means(*params_, totals, means);
             const std::uint64_t frame = first_frame + f;
             // With sorting on, the referenced frame is written straight into the snippet ring (no copy per frame).
@@ -294,6 +300,7 @@ private:
     std::vector<std::int32_t> ring_;
     int n_channels_;
     std::vector<std::unique_ptr<Worker>> workers_;
+    int n_groups_ = 0;                                    ///< reference groups in use (0 .. n_groups_ - 1)
     std::unique_ptr<WorkerPool> pool_;                    ///< one thread per worker (the caller is worker 0)
     std::vector<std::chrono::microseconds> spin_budgets_; ///< per thread, adapted by PhaseCounter::wait_for
     BlockProgress progress_;                              ///< of the process() call running

@@ -151,7 +151,7 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
         }
         // |sum| <= 128 * 2^20: fits int32 as in the L1 sum.
         if (group_sums != nullptr)
-            group_sums[f * HwConfig::max_groups] += _mm512_reduce_add_epi32(sum);
+            group_sums[f] += _mm512_reduce_add_epi32(sum);
     }
 
     for (int k = 0; k <= S; ++k)
@@ -170,7 +170,7 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
         for (int ch = begin; ch < end; ++ch)
             sum += row[ch];
         if (group_sums != nullptr)
-            group_sums[f * HwConfig::max_groups] += sum;
+            group_sums[f] += sum;
     }
 }
 #endif

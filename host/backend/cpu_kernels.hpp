@@ -42,7 +42,7 @@ inline constexpr int kBandpassTile = 128;
 
 /// hw::bandpass_frame for channels [begin, end) (at most kBandpassTile, of one reference group) over n_frames
 /// frame-major frames of `stride` channels, the history held in registers and L1 across the frames. Adds each
-/// frame's sum of the outputs to group_sums[f * HwConfig::max_groups] unless group_sums is null.
+/// frame's sum of the outputs to group_sums[f] unless group_sums is null.
 void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
                    std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
                    std::int32_t* group_sums);
