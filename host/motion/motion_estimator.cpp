@@ -447,7 +447,9 @@ MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
         double sum_ty = 0;
         for (std::size_t w = 0; w < recent_windows_.size(); ++w)
             sum_ty += (static_cast<double>(w) - (k - 1) / 2) * settings_.update_s * recent_windows_[w][b];
-        out.velocity[b] = sum_ty / sum_tt;
+        // Shrunk when small: a still probe's slope is noise (about 0.3 um/s here), which would only jitter units.
+        const double slope = sum_ty / sum_tt, scale = settings_.velocity_scale;
+        out.velocity[b] = scale > 0 ? slope * slope * slope / (slope * slope + scale * scale) : slope;
         out.displacement[b] += out.velocity[b] * settings_.window_s / 2;
     }
     return out;

@@ -31,6 +31,8 @@ struct MotionSettings {
     int min_spikes = 50;         ///< fewer spikes on a shank in a window: the estimate holds
     double apply_delay_s = 0.1;  ///< an estimate takes effect this long after its window ends (computed meanwhile)
     int velocity_windows = 6;    ///< velocity: least-squares slope of the last this many windows' positions (0: none)
+    double velocity_scale =
+        1.0; ///< um/s: slopes well below it are mostly noise and shrink towards 0 (v^2 / (v^2 + s^2))
 };
 
 /// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:
