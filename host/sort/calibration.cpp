@@ -361,11 +361,23 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         // when its spikes border that unit's (most of their nearest labelled spikes on the same channel are the old
         // unit's) and form one cloud with them: the old unit's outskirts, beyond its gates, which would otherwise
         // take the neuron over from the old id at this point of the recording.
-        std::map<int, std::vector<int>> labelled_on; // channel -> the sample's labelled spikes peaking there
+        std::map<int, std::vector<int>> labelled_on;   // channel -> the sample's labelled spikes peaking there
+        std::map<std::pair<int, int>, int> n_labelled; // (channel, unit id) -> how many
         if (add_units)
             for (std::size_t i = 0; i < n; ++i)
-                if (data.spikes[i].unit >= 0)
+                if (data.spikes[i].unit >= 0) {
                     labelled_on[data.spikes[i].event.channel].push_back(static_cast<int>(i));
+                    ++n_labelled[{data.spikes[i].event.channel, data.spikes[i].unit}];
+                }
+        // Where the old unit has enough labelled spikes on one of the new unit's channels to compare with.
+        auto channels_shared = [&](std::size_t u, const Unit& old) {
+            for (int mine : result.units[u].entries) {
+                const auto count = n_labelled.find({result.entries[static_cast<std::size_t>(mine)].channel, old.id});
+                if (count != n_labelled.end() && count->second >= settings.min_cluster_spikes)
+                    return true;
+            }
+            return false;
+        };
         auto outskirts_of = [&](std::size_t u, const Unit& old) {
             for (int mine : result.units[u].entries) {
                 const Entry& m = result.entries[static_cast<std::size_t>(mine)];
@@ -401,6 +413,8 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         for (std::size_t u = 0; u < result.units.size(); ++u)
             for (std::size_t o = 0; o < previous->units.size(); ++o) {
                 const Unit& old = previous->units[o];
+                if (add_units && !channels_shared(u, old))
+                    continue; // (the outskirts test below would fail; saves the template distances)
                 double best = 2;
                 for (int e : old.entries) {
                     const Entry& b = previous->entries[static_cast<std::size_t>(e)];
