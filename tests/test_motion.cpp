@@ -320,16 +320,15 @@ TEST(MotionEstimate, TheVelocityCarriesAFastDriftsEstimateToItsTime) {
     EXPECT_LT(carried, 5.0);
 }
 
-// On a still probe the slope of the last windows is noise (0.3 um/s): shrunk, it leaves the estimate as steady as
-// without it (deterministic: 0.735 um without the velocity, 0.739 with it, 0.802 unshrunk).
+// On a still probe the slope of the last windows is noise (0.3 um/s): shrunk, and used only where both halves of the
+// span agree, it leaves the estimate as steady as without it (deterministic: 0.736 um either way; 0.802 when the
+// plain slope was used).
 TEST(MotionEstimate, AStillProbesEstimateIsNotJitteredByTheVelocity) {
-    motion::MotionSettings without_velocity, unshrunk;
+    motion::MotionSettings without_velocity;
     without_velocity.velocity_windows = 0;
-    unshrunk.velocity_scale = 0;
     const double plain = motion_rms_error(sim::DriftModel{}, 20, without_velocity);
     const double with_velocity = motion_rms_error(sim::DriftModel{}, 20, motion::MotionSettings{});
     EXPECT_LT(with_velocity, plain + 0.03) << "without the velocity " << plain << " um";
-    EXPECT_LT(with_velocity + 0.03, motion_rms_error(sim::DriftModel{}, 20, unshrunk));
 }
 
 class DriftSorting : public testing::TempDirTest {};

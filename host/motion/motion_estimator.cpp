@@ -436,20 +436,32 @@ MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
         recent_windows_.pop_front();
     if (recent_windows_.size() < 3 || n < 3)
         return out; // too few windows for a slope: the window's displacement stands
-    // Least-squares slope over windows update_s apart (times relative to their mean).
-    const double k = static_cast<double>(recent_windows_.size());
-    double sum_tt = 0;
-    for (std::size_t w = 0; w < recent_windows_.size(); ++w) {
-        const double t = (static_cast<double>(w) - (k - 1) / 2) * settings_.update_s;
-        sum_tt += t * t;
-    }
+    // Least-squares slope of windows [first, last) of recent_windows_, update_s apart, for block b.
+    auto slope = [&](std::size_t first, std::size_t last, std::size_t b) {
+        const double k = static_cast<double>(last - first);
+        double sum_tt = 0, sum_ty = 0;
+        for (std::size_t w = first; w < last; ++w) {
+            const double t = (static_cast<double>(w - first) - (k - 1) / 2) * settings_.update_s;
+            sum_tt += t * t;
+            sum_ty += t * recent_windows_[w][b];
+        }
+        return sum_ty / sum_tt;
+    };
+    const std::size_t m = recent_windows_.size(), half = (m + 1) / 2;
     for (std::size_t b = 0; b < out.displacement.size(); ++b) {
-        double sum_ty = 0;
-        for (std::size_t w = 0; w < recent_windows_.size(); ++w)
-            sum_ty += (static_cast<double>(w) - (k - 1) / 2) * settings_.update_s * recent_windows_[w][b];
+        double v = slope(0, m, b);
+        // Only a motion both halves of the span agree on: a step (one half still) or a reversal (halves opposed)
+        // would otherwise be carried on past where the tissue is. Then the smallest of the three slopes.
+        if (m >= 5) {
+            const double early = slope(0, half + 1, b), late = slope(m - half - 1, m, b);
+            if ((early > 0) != (late > 0) || (v > 0) != (late > 0))
+                v = 0;
+            else
+                v = (v > 0 ? 1 : -1) * std::min({std::abs(v), std::abs(early), std::abs(late)});
+        }
         // Shrunk when small: a still probe's slope is noise (about 0.3 um/s here), which would only jitter units.
-        const double slope = sum_ty / sum_tt, scale = settings_.velocity_scale;
-        out.velocity[b] = scale > 0 ? slope * slope * slope / (slope * slope + scale * scale) : slope;
+        const double scale = settings_.velocity_scale;
+        out.velocity[b] = scale > 0 ? v * v * v / (v * v + scale * scale) : v;
         out.displacement[b] += out.velocity[b] * settings_.window_s / 2;
     }
     return out;
