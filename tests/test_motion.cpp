@@ -262,6 +262,85 @@ TEST(MovingUnits, KrigingMovesAFootprintAlongTheShank) {
     EXPECT_EQ(sort::move_snippet(*geometry, probe, channel, expected, 3, 3.2), expected);
 }
 
+// Calibration registers drifted spikes with move_snippet_map: the same kriging as move_snippet_to, as a matrix over
+// rows, here onto another channel's rows (the contact two rows up, seen at displacement 0 from one seen at 17 um).
+TEST(MovingUnits, TheKrigingMapIsTheKrigingOfEveryRow) {
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels;
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> value(0.0, 300.0);
+    std::vector<double> snippet(static_cast<std::size_t>(rows * width));
+    for (double& v : snippet)
+        v = value(rng);
+    const int from = 40, to = 44;
+    const auto direct = sort::move_snippet_to(*geometry, probe, from, snippet, 17.0, to, 0.0);
+    const Eigen::MatrixXd map = sort::move_snippet_map(*geometry, probe, from, 17.0, to, 0.0);
+    for (int k = 0; k < rows; ++k)
+        for (int s = 0; s < width; ++s) {
+            double mapped = 0;
+            for (int j = 0; j < rows; ++j)
+                mapped += map(k, j) * snippet[static_cast<std::size_t>(j * width + s)];
+            EXPECT_NEAR(mapped, direct[static_cast<std::size_t>(k * width + s)], 1e-6)
+                << "row " << k << " sample " << s;
+        }
+}
+
+// Under motion, calibration clusters a spike as it would have been seen at displacement 0: a neuron recorded at
+// displacement 0 (peaking on channel 40) and later 20 um further up (one row: peaking on the contact above) is one
+// cluster of all its spikes on channel 40; as recorded (register_from_um < 0) it is a cluster on each contact.
+TEST(MotionCalibration, SpikesSeenAtAnotherDisplacementAreClusteredWhereTheyWereAtZero) {
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels, channel = 40;
+    const double x0 = probe.contacts[channel].x_um, y0 = probe.contacts[channel].y_um;
+    int above = -1; // the contact 20 um above channel 40, in its column
+    for (int c = 0; c < kChannels; ++c)
+        if (probe.contacts[c].x_um == x0 && std::abs(probe.contacts[c].y_um - (y0 + 20)) < 0.5)
+            above = c;
+    ASSERT_GE(above, 0);
+    std::mt19937_64 rng(3);
+    std::normal_distribution<double> noise(0.0, 40.0);
+    SortOutput data;
+    sort::CalibrationMotion motion{&probe, {}};
+    for (int i = 0; i < 200; ++i) {
+        const double displacement = i % 2 == 0 ? 0.0 : 20.0;
+        const int peak = i % 2 == 0 ? channel : above;
+        hw::SortedSpike spike{};
+        spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), peak, -1};
+        spike.unit = -1;
+        spike.template_id = -1;
+        data.spikes.push_back(spike);
+        motion.displacement_um.push_back(displacement);
+        for (int k = 0; k < rows; ++k) {
+            const auto& c = probe.contacts[static_cast<std::size_t>(geometry->snippet_channels[peak][k])];
+            const double d2 = std::pow(c.x_um - x0 - 8, 2) + std::pow(c.y_um - y0 - displacement, 2) + 15.0 * 15.0;
+            for (int s = 0; s < width; ++s)
+                data.snippets.push_back(static_cast<std::int32_t>(
+                    std::lround(-2000.0 / (1 + d2 / (25.0 * 25.0)) * std::exp(-std::pow(s - geometry->pre, 2) / 8.0) +
+                                noise(rng))));
+        }
+    }
+    auto clustered_entries = [&](const sort::Calibration& calibration) {
+        std::vector<std::pair<int, std::size_t>> out; // (channel, members)
+        for (const auto& e : calibration.entries)
+            if (e.n_members > 0)
+                out.emplace_back(e.channel, e.n_members);
+        return out;
+    };
+    const sort::Calibration registered = sort::calibrate(*geometry, data, sort::SortSettings{}, 0, nullptr, &motion);
+    const auto one = clustered_entries(registered);
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].first, channel);
+    EXPECT_EQ(one[0].second, 200u);
+    EXPECT_EQ(registered.units.size(), 1u);
+    sort::SortSettings as_recorded;
+    as_recorded.register_from_um = -1;
+    EXPECT_EQ(clustered_entries(sort::calibrate(*geometry, data, as_recorded, 0, nullptr, &motion)).size(), 2u);
+}
+
 /// RMS error (um) of the online estimate against the simulated drift, over every block estimate after 10 s.
 double motion_rms_error(const sim::DriftModel& drift, double seconds, const motion::MotionSettings& settings) {
     const std::vector<std::int16_t> data = simulate(seconds, drift, 12);

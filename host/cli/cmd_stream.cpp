@@ -130,6 +130,9 @@ int cmd_stream(int argc, char** argv) {
          "learn the units once, from the calibration window (default: learn again in the background at 2, 4, 8... "
          "times it, from the spikes the units left unsorted since the last time, so that rare and late units are "
          "found)") //
+        ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
+         "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
+         "as it would have been seen there (negative: never)") //
         ("relearn-all", po::bool_switch(&settings.relearn_all),
          "learning re-clusters a sample of every spike so far, refining the units it had (ids kept where the labels "
          "agree) instead of only adding units") //

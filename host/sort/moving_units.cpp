@@ -104,19 +104,56 @@ std::vector<double> move_snippet(const HwSortParams& params, const probe::Probe&
                                  const std::vector<double>& mean_snippet, double from_um, double to_um) {
     if (std::abs(from_um - to_um) < 0.5)
         return mean_snippet;
+    return move_snippet_to(params, probe, channel, mean_snippet, from_um, channel, to_um);
+}
+
+std::vector<double> move_snippet_to(const HwSortParams& params, const probe::Probe& probe, int channel,
+                                    const std::vector<double>& mean_snippet, double from_um, int to_channel,
+                                    double to_um) {
     const int width = params.pre + 1 + params.post;
     Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
     add_rows(kriging, params, probe, channel, mean_snippet, from_um, width);
     kriging.fit();
     std::vector<double> moved(mean_snippet.size(), 0.0);
     for (int k = 0; k < kRows; ++k) {
-        const int ch = params.snippet_channels[channel][k];
+        const int ch = params.snippet_channels[to_channel][k];
         if (ch >= 0) {
             const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
             kriging.at(c.x_um, c.y_um - to_um, &moved[static_cast<std::size_t>(k * width)]);
         }
     }
     return moved;
+}
+
+Eigen::MatrixXd move_snippet_map(const HwSortParams& params, const probe::Probe& probe, int channel, double from_um,
+                                 int to_channel, double to_um) {
+    // Kriging each source row's unit vector: the fitted weights are the inverse kernel matrix, and evaluating them at a
+    // target row gives that row's coefficients.
+    Kriging kriging(MovingUnitsSettings{}.kernel_um, kRows);
+    for (int j = 0; j < kRows; ++j) {
+        const int ch = params.snippet_channels[channel][j];
+        if (ch < 0)
+            continue;
+        std::vector<double> unit(kRows, 0.0);
+        unit[static_cast<std::size_t>(j)] = 1.0;
+        const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
+        kriging.add(c.x_um, c.y_um - from_um, unit.data());
+    }
+    Eigen::MatrixXd map = Eigen::MatrixXd::Zero(kRows, kRows);
+    if (kriging.empty())
+        return map;
+    kriging.fit();
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = params.snippet_channels[to_channel][k];
+        if (ch < 0)
+            continue;
+        const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
+        double row[kRows];
+        kriging.at(c.x_um, c.y_um - to_um, row);
+        for (int j = 0; j < kRows; ++j)
+            map(k, j) = row[j];
+    }
+    return map;
 }
 
 std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortParams& to, std::uint64_t sample) {

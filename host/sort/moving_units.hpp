@@ -12,12 +12,23 @@
 #include <memory>
 #include <vector>
 
+#include <Eigen/Dense>
+
 namespace spikeline::sort {
 
 /// A mean snippet (rows: `channel`'s snippet channels) seen at displacement from_um, re-sampled at to_um on the same
 /// rows. Unchanged when the two are within 0.5 um.
 std::vector<double> move_snippet(const HwSortParams& params, const probe::Probe& probe, int channel,
                                  const std::vector<double>& mean_snippet, double from_um, double to_um);
+
+/// The same, seen on the rows of another channel: a snippet on `channel`'s rows at from_um, re-sampled on
+/// `to_channel`'s rows at to_um.
+std::vector<double> move_snippet_to(const HwSortParams& params, const probe::Probe& probe, int channel,
+                                    const std::vector<double>& snippet, double from_um, int to_channel, double to_um);
+
+/// move_snippet_to as the linear map it is: moved row k = sum over j of map(k, j) x row j (snippet_channels rows).
+Eigen::MatrixXd move_snippet_map(const HwSortParams& params, const probe::Probe& probe, int channel, double from_um,
+                                 int to_channel, double to_um);
 
 /// Writes that take table `from` to table `to` (channels whose entries differ), applying from `sample` on.
 std::vector<hw::TableWrite> table_writes(const HwSortParams& from, const HwSortParams& to, std::uint64_t sample);
