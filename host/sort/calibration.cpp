@@ -256,17 +256,15 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     const std::size_t values = static_cast<std::size_t>(kRows * width);
     std::vector<int> group_channel(n);
     std::vector<std::uint8_t> moved(n, 0);
+    for (std::size_t i = 0; i < n; ++i)
+        group_channel[i] = data.spikes[i].event.channel;
     if (motion != nullptr && settings.register_from_um >= 0) {
         ContactFinder contacts(motion->probe);
-        for (std::size_t i = 0; i < n; ++i) {
-            const double displacement = motion->displacement_um[i];
-            moved[i] = std::abs(displacement) >= settings.register_from_um;
-            group_channel[i] =
-                moved[i] ? contacts.moved(data.spikes[i].event.channel, -displacement) : data.spikes[i].event.channel;
-        }
-    } else {
         for (std::size_t i = 0; i < n; ++i)
-            group_channel[i] = data.spikes[i].event.channel;
+            if (std::abs(motion->displacement_um[i]) >= settings.register_from_um) {
+                moved[i] = 1;
+                group_channel[i] = contacts.moved(group_channel[i], -motion->displacement_um[i]);
+            }
     }
     // Kriging is linear in the snippet: one map (target row x source row) per peak contact, contact moved to and
     // displacement (to 0.5 um), shared by every spike with them. Spike i's snippet as clustered is computed again
