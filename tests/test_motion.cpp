@@ -5,6 +5,7 @@
 #include "eval/compare.hpp"
 #include "kernel_runs.hpp"
 #include "motion/motion_estimator.hpp"
+#include "motion/motion_history.hpp"
 #include "pipeline/motion_tracking.hpp"
 #include "pipeline/sort_run.hpp"
 #include "sim/drift.hpp"
@@ -408,6 +409,89 @@ TEST(MotionEstimate, AStillProbesEstimateIsNotJitteredByTheVelocity) {
     const double plain = motion_rms_error(sim::DriftModel{}, 20, without_velocity);
     const double with_velocity = motion_rms_error(sim::DriftModel{}, 20, motion::MotionSettings{});
     EXPECT_LT(with_velocity, plain + 0.03) << "without the velocity " << plain << " um";
+}
+
+// A calibration learns from past spikes, and by then the windows around them have been measured: where the live
+// prediction was off (it overshoots each reversal of a fast triangle), the measured displacement replaces it.
+TEST(MotionHistory, PastSpikesGetTheMeasuredDisplacementWhereThePredictionWasOff) {
+    const double seconds = 30;
+    const sim::DriftModel drift = sim::triangle_drift(10);
+    const std::vector<std::int16_t> data = simulate(seconds, drift, 12);
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    std::shared_ptr<const HwSortParams> geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    auto backend = make_cpu_backend(*detect, 1);
+    backend->enable_sorting(geometry, true);
+    MotionTracking tracking(probe, kRate, geometry, motion::MotionSettings{});
+    std::vector<SpikeEvent> events;
+    std::vector<hw::SortedSpike> spikes;
+    std::vector<double> live;
+    const std::size_t chunk = 3000, frames = data.size() / kChannels;
+    for (std::size_t f = 0; f < frames; f += chunk) {
+        backend->process(&data[f * kChannels], std::min(chunk, frames - f), events);
+        SortOutput sorted;
+        backend->take_sorted(sorted);
+        tracking.add(sorted, f + std::min(chunk, frames - f));
+        for (const hw::SortedSpike& spike : sorted.spikes) {
+            spikes.push_back(spike);
+            live.push_back(tracking.displacement_at_channel(spike.event.channel));
+        }
+    }
+    std::vector<double> refined = live;
+    tracking.history().refine(spikes, refined);
+
+    const sim::DriftField truth(drift, probe, seconds, kRate);
+    double reference = 0; // displacement 0 is the first window's mean position
+    for (int i = 0; i < 150; ++i)
+        reference += truth.at_time(i * 0.01, 0) / 150;
+    double live_squared = 0, refined_squared = 0;
+    std::size_t n = 0, replaced = 0;
+    for (std::size_t i = 0; i < spikes.size(); ++i) {
+        const double t = static_cast<double>(spikes[i].event.sample) / kRate;
+        if (t < 10)
+            continue;
+        const double d = truth.at_time(t, 0) - reference;
+        live_squared += std::pow(live[i] - d, 2);
+        refined_squared += std::pow(refined[i] - d, 2);
+        ++n;
+        if (refined[i] != live[i]) {
+            ++replaced;
+            EXPECT_GT(std::abs(refined[i] - live[i]), motion::MotionHistory::kConfirmedWithinUm);
+        }
+    }
+    ASSERT_GT(n, 1000u);
+    const double live_rms = std::sqrt(live_squared / static_cast<double>(n));
+    const double refined_rms = std::sqrt(refined_squared / static_cast<double>(n));
+    std::printf("displacement RMS error after 10 s: live %.2f um, refined %.2f um (%zu of %zu replaced)\n", live_rms,
+                refined_rms, replaced, n);
+    EXPECT_GT(replaced, n / 20);
+    EXPECT_LT(refined_rms, 0.8 * live_rms);
+}
+
+TEST(MotionHistory, InterpolatesBetweenWindowCentresAndKnowsNothingOutsideThem) {
+    const probe::Probe probe = probe::default_probe(kChannels);
+    motion::MotionSettings rigid;
+    rigid.block_um = 0;
+    const motion::MotionEstimator estimator(probe, kRate, rigid);
+    std::vector<motion::MotionEstimate> estimates;
+    for (int k = 0; k < 3; ++k) { // windows ending at 2, 2.5, 3 s: centres at 1.25, 1.75, 2.25 s
+        motion::MotionEstimate e;
+        e.time_s = 2 + 0.5 * k;
+        e.measured.assign(estimator.blocks().size(), 10.0 * k);
+        estimates.push_back(e);
+    }
+    const motion::MotionHistory history(estimator, probe, kRate, estimates);
+    EXPECT_NEAR(history.at(7, static_cast<std::uint64_t>(1.5 * kRate), -1), 5.0, 1e-9);
+    EXPECT_NEAR(history.at(7, static_cast<std::uint64_t>(2.25 * kRate), -1), 20.0, 1e-9);
+    EXPECT_EQ(history.at(7, static_cast<std::uint64_t>(1.0 * kRate), -1), -1);
+    EXPECT_EQ(history.at(7, static_cast<std::uint64_t>(2.5 * kRate), -1), -1);
+    std::vector<hw::SortedSpike> spikes(2);
+    spikes[0].event = {static_cast<std::uint64_t>(1.5 * kRate), 7, -100};
+    spikes[1].event = {static_cast<std::uint64_t>(1.5 * kRate), 7, -100};
+    std::vector<double> tags{3.0, 20.0}; // within 5 um of the measured 5: stands; 15 um off: replaced
+    history.refine(spikes, tags);
+    EXPECT_EQ(tags[0], 3.0);
+    EXPECT_NEAR(tags[1], 5.0, 1e-9);
 }
 
 class DriftSorting : public testing::TempDirTest {};

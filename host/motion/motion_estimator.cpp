@@ -98,19 +98,23 @@ bool best_shift(const std::vector<double>& reference, const std::vector<std::pai
     return peak_shift(scores, lo, shift);
 }
 
-/// Displacement at depth y from the blocks `ids` of one shank: linear between their depths, constant beyond.
-double interpolate(const std::vector<MotionBlock>& blocks, const std::vector<int>& ids,
-                   const std::vector<double>& displacement, double y_um) {
-    auto value = [&](std::size_t i) { return displacement[static_cast<std::size_t>(ids[i])]; };
+/// Where depth y lies between the blocks `ids` of one shank: linear between their depths, constant beyond.
+MotionEstimator::BlockWeights weights_between(const std::vector<MotionBlock>& blocks, const std::vector<int>& ids,
+                                              double y_um) {
     auto depth = [&](std::size_t i) { return blocks[static_cast<std::size_t>(ids[i])].depth_um; };
     if (ids.size() == 1 || y_um <= depth(0))
-        return value(0);
+        return {ids.front(), ids.front(), 0};
     for (std::size_t i = 1; i < ids.size(); ++i)
-        if (y_um <= depth(i)) {
-            const double t = (y_um - depth(i - 1)) / (depth(i) - depth(i - 1));
-            return (1 - t) * value(i - 1) + t * value(i);
-        }
-    return value(ids.size() - 1);
+        if (y_um <= depth(i))
+            return {ids[i - 1], ids[i], (y_um - depth(i - 1)) / (depth(i) - depth(i - 1))};
+    return {ids.back(), ids.back(), 0};
+}
+
+double interpolate(const std::vector<MotionBlock>& blocks, const std::vector<int>& ids,
+                   const std::vector<double>& displacement, double y_um) {
+    const MotionEstimator::BlockWeights w = weights_between(blocks, ids, y_um);
+    return (1 - w.weight) * displacement[static_cast<std::size_t>(w.lower)] +
+           w.weight * displacement[static_cast<std::size_t>(w.upper)];
 }
 
 } // namespace
@@ -429,6 +433,7 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
 MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
     MotionEstimate out = current_;
     out.time_s = time_s;
+    out.measured = current_.displacement;
     out.velocity.assign(current_.displacement.size(), 0.0);
     const auto n = static_cast<std::size_t>(std::max(0, settings_.velocity_windows));
     recent_windows_.push_back(current_.displacement);
@@ -465,6 +470,14 @@ MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
         out.displacement[b] += out.velocity[b] * settings_.window_s / 2;
     }
     return out;
+}
+
+MotionEstimator::BlockWeights MotionEstimator::block_weights(int shank_id, double y_um) const {
+    if (shank_id < 0 || shank_id >= static_cast<int>(shank_index_.size()) ||
+        shank_index_[static_cast<std::size_t>(shank_id)] < 0)
+        return {};
+    return weights_between(
+        blocks_, shanks_[static_cast<std::size_t>(shank_index_[static_cast<std::size_t>(shank_id)])].blocks, y_um);
 }
 
 double MotionEstimator::displacement_at(int shank_id, double y_um) const {

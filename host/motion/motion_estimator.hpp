@@ -41,6 +41,7 @@ struct MotionEstimate {
     double time_s = 0;                ///< end of the window it was estimated from
     std::vector<double> displacement; ///< one per block (MotionEstimator::blocks()), at time_s
     std::vector<double> velocity;     ///< um/s per block, over the last velocity_windows windows
+    std::vector<double> measured;     ///< per block: the window's own displacement, at its centre (not carried on)
 };
 
 struct MotionBlock {
@@ -68,6 +69,7 @@ public:
     MotionEstimator& operator=(const MotionEstimator&) = delete;
 
     const std::vector<MotionBlock>& blocks() const { return blocks_; }
+    const MotionSettings& settings() const { return settings_; }
 
     /// Adds spikes (in sample order) up to frame `up_to` (exclusive; every spike before it has been added) and
     /// returns the estimates that took effect on the way. The window ending at each update_s boundary is registered
@@ -86,6 +88,14 @@ public:
     /// Displacement at depth y on a shank, interpolated between the blocks' centres of the current estimate, as
     /// predicted (with its velocity) for the middle of the update_s it is in effect: where units are meanwhile.
     double displacement_at(int shank, double y_um) const;
+
+    /// How a value per block is interpolated at depth y on a shank: weight * per_block[upper] + (1 - weight) *
+    /// per_block[lower] (the blocks' current depths; all zero for a shank without blocks).
+    struct BlockWeights {
+        int lower = -1, upper = -1;
+        double weight = 0;
+    };
+    BlockWeights block_weights(int shank, double y_um) const;
 
 private:
     struct Shank {

@@ -6,6 +6,7 @@
 // sorting them, so every backend receives the same writes at the same samples.
 #include "io/npy.hpp"
 #include "motion/motion_estimator.hpp"
+#include "motion/motion_history.hpp"
 #include "sort/moving_units.hpp"
 
 #include <filesystem>
@@ -36,6 +37,8 @@ public:
     std::vector<hw::TableWrite> table_writes(std::uint64_t sample);
 
     const std::vector<motion::MotionEstimate>& estimates() const { return estimates_; }
+    /// Every estimate so far, for looking back (a copy).
+    motion::MotionHistory history() const { return {estimator_, probe_, sample_rate_, estimates_}; }
     const motion::MotionEstimator& estimator() const { return estimator_; }
     int units_moved() const { return moving_ ? moving_->units_moved() : 0; }
     std::uint64_t n_writes() const { return n_writes_; }
@@ -45,6 +48,7 @@ public:
 
 private:
     probe::Probe probe_;
+    double sample_rate_;
     std::shared_ptr<const HwSortParams> geometry_;
     motion::MotionEstimator estimator_;
     std::vector<SpikeEvent> held_events_;

@@ -155,6 +155,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 progress.update(line);
             }
             label_window = !on_fpga && !recalibrate && seen == window.data.spikes.size();
+            if (tracking) // where the motion was measured to be, where that differs from the prediction
+                tracking->history().refine(window.data.spikes, window.motion.displacement_um);
         }
         result.window_labelled_on_host = label_window;
         if (!label_window) {
@@ -234,6 +236,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
                 SortOutput sample;
                 sort::CalibrationMotion motion{&probe, {}};
                 reservoir.snapshot().copy_to(sample, motion.displacement_um);
+                if (track_motion)
+                    tracking->history().refine(sample.spikes, motion.displacement_um);
                 if (!options.sort.relearn_all) // the next learning looks only at what these units leave unsorted
                     reservoir.restart();
                 calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,

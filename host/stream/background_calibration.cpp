@@ -23,6 +23,8 @@ void BackgroundCalibration::start(CalibrationJob job) {
         try {
             if (job_.sample) {
                 job_.sample->copy_to(job_.data, job_.motion.displacement_um);
+                if (job_.history)
+                    job_.history->refine(job_.data.spikes, job_.motion.displacement_um);
                 // Chunks the reservoir has replaced since are freed here. Once released, the reservoir may write its
                 // chunks in place again (it copies those still shared): this thread no longer reads them.
                 job_.sample.reset();

@@ -2,6 +2,7 @@
 // Calibration of the stream's sorter on its own thread at idle priority, so that clustering never delays the stream:
 // the pipeline starts a job (the first calibration, or a later one that keeps learning), keeps streaming (unsorted,
 // or with the current calibration), and takes the result once ready().
+#include "motion/motion_history.hpp"
 #include "pipeline/spike_reservoir.hpp"
 #include "sort/calibration.hpp"
 #include "sort/units_from_folder.hpp"
@@ -24,6 +25,8 @@ struct CalibrationJob {
     int first_template_id = 0;
     std::shared_ptr<const sort::Calibration> previous; ///< null: the first calibration
     sort::CalibrationMotion motion;                    ///< motion.probe null: no motion tracking
+    /// With motion tracking: the sample's displacements are refined with it once joined (MotionHistory::refine).
+    std::optional<motion::MotionHistory> history;
     bool keep_basis = false;
     /// Set: the sorter is built from these offline units on the data (sort::calibrate_from_units), not clustered.
     std::shared_ptr<const sort::OfflineUnits> units_from;

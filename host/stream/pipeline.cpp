@@ -153,8 +153,10 @@ void StreamPipeline::start_learning() {
     job.settings = s_.sort;
     job.first_template_id = s_.sink->next_template_id();
     job.previous = current_;
-    if (s_.track_motion)
+    if (s_.track_motion) {
         job.motion.probe = s_.probe;
+        job.history = tracking_->history();
+    }
     job.keep_basis = true; // the backend keeps its basis: the new units can be table writes
     calibration_.start(std::move(job));
 }
@@ -274,8 +276,10 @@ void StreamPipeline::process(std::vector<std::int16_t> frames, std::size_t n_fra
         job.geometry = s_.geometry;
         job.sample = SpikeReservoir::Snapshot{std::move(window_)}; // joined on the calibration thread
         job.settings = s_.sort;
-        if (s_.track_motion)
+        if (s_.track_motion) {
             job.motion.probe = s_.probe;
+            job.history = tracking_->history();
+        }
         job.units_from = s_.units_from;
         first_in_flight_ = true;
         calibration_.start(std::move(job));
