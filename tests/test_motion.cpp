@@ -494,6 +494,17 @@ TEST(MotionHistory, InterpolatesBetweenWindowCentresAndKnowsNothingOutsideThem) 
     EXPECT_NEAR(tags[1], 5.0, 1e-9);
 }
 
+// At a reversal the two halves of the velocity span disagree; where both clearly move, the late half's slope
+// carries the estimate the new way instead of holding it where the tissue was 1 s before (10 um/s triangle).
+TEST(MotionEstimate, AReversalIsFollowedTheNewWay) {
+    motion::MotionSettings holding;
+    holding.reversal_um_per_s = 0;
+    const double held = motion_rms_error(sim::triangle_drift(10), 30, holding);
+    const double turned = motion_rms_error(sim::triangle_drift(10), 30, motion::MotionSettings{});
+    std::printf("motion RMS error %.2f um holding at reversals, %.2f um turning\n", held, turned);
+    EXPECT_LT(turned, held - 0.2);
+}
+
 class DriftSorting : public testing::TempDirTest {};
 
 TEST_F(DriftSorting, UnitsFollowingTheMotionKeepTheirAccuracyUnderDrift) {

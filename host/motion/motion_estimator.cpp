@@ -459,7 +459,11 @@ MotionEstimate MotionEstimator::Registration::extrapolated(double time_s) {
         // would otherwise be carried on past where the tissue is. Then the smallest of the three slopes.
         if (m >= 5) {
             const double early = slope(0, half + 1, b), late = slope(m - half - 1, m, b);
-            if ((early > 0) != (late > 0) || (v > 0) != (late > 0))
+            // But where both halves clearly move, in opposite directions, the tissue has turned: the late half's.
+            const double turn = settings_.reversal_um_per_s;
+            if (turn > 0 && (early > 0) != (late > 0) && std::abs(early) > turn && std::abs(late) > turn)
+                v = late;
+            else if ((early > 0) != (late > 0) || (v > 0) != (late > 0))
                 v = 0;
             else
                 v = (v > 0 ? 1 : -1) * std::min({std::abs(v), std::abs(early), std::abs(late)});

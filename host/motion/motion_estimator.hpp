@@ -33,6 +33,9 @@ struct MotionSettings {
     int velocity_windows = 6;    ///< velocity: least-squares slope of the last this many windows' positions (0: none)
     double velocity_scale =
         1.0; ///< um/s: slopes well below it are mostly noise and shrink towards 0 (v^2 / (v^2 + s^2))
+    /// um/s: when the two halves of the velocity span both move faster than this, in opposite directions (a
+    /// reversal), the late half's slope is the velocity (0: never; otherwise halves that disagree give 0)
+    double reversal_um_per_s = 2.0;
 };
 
 /// The displacement of the tissue relative to the probe along the probe's y axis, in um, per shank and depth block:

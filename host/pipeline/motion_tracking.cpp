@@ -13,7 +13,8 @@ constexpr std::size_t kWriteColumns = 7 + HwSortConfig::n_values;
 MotionTracking::MotionTracking(const probe::Probe& probe, double sample_rate,
                                std::shared_ptr<const HwSortParams> geometry, const motion::MotionSettings& settings,
                                bool estimate_motion)
-    : probe_(probe), sample_rate_(sample_rate), geometry_(std::move(geometry)), estimator_(probe, sample_rate, settings),
+    : probe_(probe), sample_rate_(sample_rate), geometry_(std::move(geometry)),
+      estimator_(probe, sample_rate, settings),
       // Both tables allocated here, before any data: follow() on a live stream then only copies into them.
       backend_table_(std::make_unique<HwSortParams>(*geometry_)),
       spare_table_(std::make_unique<HwSortParams>(*geometry_)), estimate_motion_(estimate_motion) {}
