@@ -294,6 +294,65 @@ TEST(SortCalibration, LearningExtendsAUnitToItsOutskirtsAndAddsANewNeuronAsANewU
         EXPECT_NE(largest->first, u.id) << "a new id, not an old unit's";
 }
 
+// The first calibration saw one neuron on channel 0; the unit then also holds a second neuron (as after a merge the
+// first clustering could not yet tell apart: the labels say so). Learning, with hundreds of spikes of each, splits the
+// unit: the first neuron keeps its id, the second becomes a new unit.
+TEST(SortCalibration, LearningSplitsAUnitThatHoldsTwoNeurons) {
+    const auto geometry = small_geometry(64);
+    const int width = geometry->pre + 1 + geometry->post;
+    std::mt19937_64 rng(4);
+    std::normal_distribution<double> noise(0.0, 20.0);
+    auto spikes_of = [&](const std::vector<int>& neurons) {
+        SortOutput out;
+        for (std::size_t i = 0; i < neurons.size(); ++i) {
+            hw::SortedSpike spike{};
+            spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), 0, -1};
+            out.spikes.push_back(spike);
+            for (int k = 0; k < kRows; ++k)
+                for (int s = 0; s < width; ++s) {
+                    const double t = s - geometry->pre;
+                    const double footprint = k == 0 ? 1200 : (k == 1 && neurons[i] == 1 ? 700 : 0);
+                    out.snippets.push_back(
+                        static_cast<std::int32_t>(std::lround(-footprint * std::exp(-t * t / 4.0) + noise(rng))));
+                }
+        }
+        return out;
+    };
+    const sort::Calibration first = sort::calibrate(*geometry, spikes_of(std::vector<int>(200, 0)), {});
+    ASSERT_EQ(first.units.size(), 1u);
+    const int first_id = first.units[0].id;
+    std::vector<int> truth;
+    for (int i = 0; i < 600; ++i)
+        truth.push_back(i % 3 == 2 ? 1 : 0);
+    SortOutput sample = spikes_of(truth);
+    for (hw::SortedSpike& spike : sample.spikes)
+        spike.unit = first_id;
+
+    sort::SortSettings never;
+    never.split_off_distance = 0;
+    EXPECT_EQ(sort::calibrate(*geometry, sample, never, 100, &first, nullptr, true).units.size(), 1u)
+        << "without splitting, learning has nothing to add";
+    const sort::Calibration learnt =
+        sort::calibrate(*geometry, sample, sort::SortSettings{}, 100, &first, nullptr, true);
+    const std::vector<int> after = classify_all(learnt, sample);
+    std::size_t first_kept = 0, n_first = 0;
+    std::map<int, std::size_t> second_labels;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        if (truth[i] == 0) {
+            ++n_first;
+            first_kept += after[i] == first_id;
+        } else {
+            ++second_labels[after[i]];
+        }
+    }
+    EXPECT_GE(first_kept, n_first * 95 / 100) << "the first neuron keeps its id";
+    const auto largest = std::max_element(second_labels.begin(), second_labels.end(),
+                                          [](const auto& a, const auto& b) { return a.second < b.second; });
+    EXPECT_NE(largest->first, first_id);
+    EXPECT_GE(largest->first, 0);
+    EXPECT_GE(largest->second, 190u) << "the second neuron is one new unit";
+}
+
 // Two units on eight features, with noise shared by every feature (a common-mode swing): 2-means cuts them only
 // roughly, and along the line joining its halves' means there is no valley; along their discriminant there is one,
 // and the splitter finds it.

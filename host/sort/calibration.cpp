@@ -330,23 +330,59 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         for (int c = 0; c < params.n_channels; ++c)
             room[static_cast<std::size_t>(c)] -= previous->params->n_entries[c];
     std::map<int, std::vector<int>> by_channel;
+    // Learning also looks again at each unit's spikes on each channel: with more spikes than its calibration had, a
+    // unit that is two neurons (a merge the first clustering could not yet tell apart) splits, and the part that
+    // differs from the rest becomes a new unit.
+    std::map<std::pair<int, int>, std::vector<int>> by_channel_and_unit;
     for (std::size_t i = 0; i < n; ++i)
         if (!add_units || data.spikes[i].unit < 0)
             by_channel[group_channel[i]].push_back(static_cast<int>(i));
+        else if (settings.split_off_distance > 0)
+            by_channel_and_unit[{group_channel[i], data.spikes[i].unit}].push_back(static_cast<int>(i));
     // Channels are clustered independently (in parallel), then taken in channel order.
-    std::vector<std::pair<int, const std::vector<int>*>> to_cluster;
+    struct ToCluster {
+        int channel;
+        const std::vector<int>* members;
+        int parent; ///< learning: the unit whose spikes these are (-1: spikes left unsorted)
+    };
+    std::vector<ToCluster> to_cluster;
     for (const auto& [channel, members] : by_channel)
         if (members.size() >= static_cast<std::size_t>(settings.min_cluster_spikes))
-            to_cluster.emplace_back(channel, &members);
+            to_cluster.push_back({channel, &members, -1});
+    for (const auto& [key, members] : by_channel_and_unit)
+        if (members.size() >= 2 * static_cast<std::size_t>(settings.min_cluster_spikes))
+            to_cluster.push_back({key.first, &members, key.second});
     std::vector<std::vector<std::vector<int>>> clusters_of(to_cluster.size());
     parallel_for(settings.threads, to_cluster.size(),
-                 [&](std::size_t k) { clusters_of[k] = split_clusters(features, *to_cluster[k].second, settings); });
+                 [&](std::size_t k) { clusters_of[k] = split_clusters(features, *to_cluster[k].members, settings); });
+    auto mean_snippet_of = [&](const std::vector<int>& cluster) { // as clustered
+        std::vector<double> mean(static_cast<std::size_t>(kRows * width), 0.0);
+        for (int i : cluster) {
+            const std::vector<double> seen = clustered_snippet(static_cast<std::size_t>(i));
+            for (std::size_t v = 0; v < mean.size(); ++v)
+                mean[v] += seen[v];
+        }
+        for (double& v : mean)
+            v /= static_cast<double>(cluster.size());
+        return mean;
+    };
     std::vector<std::vector<int>> members_of; // per clustered entry
+    std::vector<int> split_from;              // per clustered entry: the unit it split from (-1: none)
     for (std::size_t k = 0; k < to_cluster.size(); ++k) {
-        const int channel = to_cluster[k].first;
+        const int channel = to_cluster[k].channel;
         auto& clusters = clusters_of[k];
         std::sort(clusters.begin(), clusters.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
+        // A unit's largest part stays the unit; a part becomes a new unit only when its mean snippet differs from the
+        // largest's (splits of one neuron, by amplitude or alignment, have near-equal means).
+        std::vector<double> unit_part;
+        if (to_cluster[k].parent >= 0 && !clusters.empty()) {
+            unit_part = mean_snippet_of(clusters.front());
+            clusters.erase(clusters.begin());
+        }
         for (const auto& cluster : clusters) {
+            if (!unit_part.empty() && template_distance(params, channel, unit_part, channel, mean_snippet_of(cluster)) <
+                                          settings.split_off_distance)
+                continue;
             if (cluster.size() < static_cast<std::size_t>(settings.min_cluster_spikes) ||
                 static_cast<int>(params.n_entries[channel]) == room[static_cast<std::size_t>(channel)])
                 continue;
@@ -362,14 +398,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 distances.push_back((features.row(i).transpose() - centroid).squaredNorm());
             entry.gate = settings.gate_scale * quantile(distances, 0.95);
             entry.centroid.assign(centroid.data(), centroid.data() + kValues);
-            entry.mean_snippet.assign(static_cast<std::size_t>(kRows * width), 0.0);
-            for (int i : cluster) {
-                const std::vector<double> seen = clustered_snippet(static_cast<std::size_t>(i));
-                for (std::size_t v = 0; v < entry.mean_snippet.size(); ++v)
-                    entry.mean_snippet[v] += seen[v];
-            }
-            for (double& v : entry.mean_snippet)
-                v /= static_cast<double>(cluster.size());
+            entry.mean_snippet = mean_snippet_of(cluster);
             if (motion) // where its spikes were seen, as clustered (0 for those moved there)
                 for (int i : cluster)
                     entry.motion_um += moved[static_cast<std::size_t>(i)]
@@ -378,6 +407,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                                                  static_cast<double>(cluster.size());
             result.entries.push_back(std::move(entry));
             members_of.push_back(cluster);
+            split_from.push_back(to_cluster[k].parent);
             ++params.n_entries[channel];
         }
     }
@@ -443,7 +473,13 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         std::map<int, std::size_t> old_index;
         for (std::size_t o = 0; o < previous->units.size(); ++o)
             old_index[previous->units[o].id] = o;
+        std::vector<bool> split_off(result.units.size(), false); // holds a part split off an old unit: a new id
+        for (std::size_t u = 0; u < result.units.size(); ++u)
+            for (int e : result.units[u].entries)
+                split_off[u] = split_off[u] || split_from[static_cast<std::size_t>(e)] >= 0;
         for (std::size_t u = 0; u < result.units.size(); ++u) {
+            if (split_off[u])
+                continue;
             std::map<int, std::size_t> votes;
             std::size_t total = 0;
             for (int e : result.units[u].entries)
@@ -513,7 +549,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             return false;
         };
         for (std::size_t u = 0; u < result.units.size(); ++u)
-            for (std::size_t o = 0; o < previous->units.size(); ++o) {
+            for (std::size_t o = 0; o < previous->units.size() && !split_off[u]; ++o) {
                 const Unit& old = previous->units[o];
                 if (add_units && !channels_shared(u, old))
                     continue; // (the outskirts test below would fail; saves the template distances)

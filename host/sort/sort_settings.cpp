@@ -56,6 +56,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"motion", s.motion},
             {"keep_learning", s.keep_learning},
             {"relearn_all", s.relearn_all},
+            {"split_off_distance", s.split_off_distance},
             {"register_from_um", s.register_from_um},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};

@@ -26,6 +26,9 @@ struct SortSettings {
     bool motion = true;        ///< estimate the probe's motion and move the units with it (off: fixed preparations)
     bool keep_learning = true; ///< calibrate again at 2, 4, 8... x calibration_s on all spikes so far (same basis)
     bool relearn_all = false;  ///< learning re-clusters every spike; off: only the unsorted ones, adding units
+    /// Learning splits a unit whose spikes on a channel form several clusters; a part whose mean snippet is at least
+    /// this normalised template distance from the largest part's becomes a new unit (0: never).
+    double split_off_distance = 0.15;
     /// Under motion tracking, a spike seen at least this far (um) from displacement 0 is clustered as seen at 0 (its
     /// snippet kriged onto the contacts it would have peaked on); negative: never.
     double register_from_um = 5.0;
