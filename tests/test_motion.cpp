@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 namespace spikeline {
@@ -342,30 +343,45 @@ TEST(MotionCalibration, SpikesSeenAtAnotherDisplacementAreClusteredWhereTheyWere
     EXPECT_EQ(clustered_entries(sort::calibrate(*geometry, data, as_recorded, 0, nullptr, &motion)).size(), 2u);
 }
 
-/// RMS error (um) of the online estimate against the simulated drift, over every block estimate after 10 s.
-double motion_rms_error(const sim::DriftModel& drift, double seconds, const motion::MotionSettings& settings) {
-    const std::vector<std::int16_t> data = simulate(seconds, drift, 12);
+/// Detects and sorts data (128 channels) on the CPU backend in 0.1 s chunks with motion tracking; after each chunk,
+/// after_chunk(sorted spikes, tracking).
+std::unique_ptr<MotionTracking>
+track_motion(const std::vector<std::int16_t>& data, const motion::MotionSettings& settings,
+             const std::function<void(const SortOutput&, const MotionTracking&)>& after_chunk = {}) {
     const probe::Probe probe = probe::default_probe(kChannels);
     auto detect = make_detect_params(DetectSettings{}, probe, kRate);
     std::shared_ptr<const HwSortParams> geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
     auto backend = make_cpu_backend(*detect, 1);
     backend->enable_sorting(geometry, true);
-    MotionTracking tracking(probe, kRate, geometry, settings);
+    auto tracking = std::make_unique<MotionTracking>(probe, kRate, geometry, settings);
     std::vector<SpikeEvent> events;
     const std::size_t chunk = 3000, frames = data.size() / kChannels;
     for (std::size_t f = 0; f < frames; f += chunk) {
         backend->process(&data[f * kChannels], std::min(chunk, frames - f), events);
         SortOutput sorted;
         backend->take_sorted(sorted);
-        tracking.add(sorted, f + std::min(chunk, frames - f));
+        tracking->add(sorted, f + std::min(chunk, frames - f));
+        if (after_chunk)
+            after_chunk(sorted, *tracking);
     }
-    const sim::DriftField truth(drift, probe, seconds, kRate);
-    const auto& estimates = tracking.estimates();
-    EXPECT_GE(estimates.size(), static_cast<std::size_t>(seconds / settings.update_s) - 5) << "one every update_s";
-    // Displacement 0 is the first window's (0 to 1.5 s) mean position.
+    return tracking;
+}
+
+/// The true displacement relative to the estimate's 0: the first window's (0 to 1.5 s) mean position.
+double first_window_position(const sim::DriftField& truth) {
     double reference = 0;
     for (int i = 0; i < 150; ++i)
         reference += truth.at_time(i * 0.01, 0) / 150;
+    return reference;
+}
+
+/// RMS error (um) of the online estimate against the simulated drift, over every block estimate after 10 s.
+double motion_rms_error(const sim::DriftModel& drift, double seconds, const motion::MotionSettings& settings) {
+    const auto tracking = track_motion(simulate(seconds, drift, 12), settings);
+    const sim::DriftField truth(drift, probe::default_probe(kChannels), seconds, kRate);
+    const auto& estimates = tracking->estimates();
+    EXPECT_GE(estimates.size(), static_cast<std::size_t>(seconds / settings.update_s) - 5) << "one every update_s";
+    const double reference = first_window_position(truth);
     double squared = 0;
     int n = 0;
     for (const auto& e : estimates) {
@@ -416,34 +432,20 @@ TEST(MotionEstimate, AStillProbesEstimateIsNotJitteredByTheVelocity) {
 TEST(MotionHistory, PastSpikesGetTheMeasuredDisplacementWhereThePredictionWasOff) {
     const double seconds = 30;
     const sim::DriftModel drift = sim::triangle_drift(10);
-    const std::vector<std::int16_t> data = simulate(seconds, drift, 12);
-    const probe::Probe probe = probe::default_probe(kChannels);
-    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
-    std::shared_ptr<const HwSortParams> geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
-    auto backend = make_cpu_backend(*detect, 1);
-    backend->enable_sorting(geometry, true);
-    MotionTracking tracking(probe, kRate, geometry, motion::MotionSettings{});
-    std::vector<SpikeEvent> events;
     std::vector<hw::SortedSpike> spikes;
     std::vector<double> live;
-    const std::size_t chunk = 3000, frames = data.size() / kChannels;
-    for (std::size_t f = 0; f < frames; f += chunk) {
-        backend->process(&data[f * kChannels], std::min(chunk, frames - f), events);
-        SortOutput sorted;
-        backend->take_sorted(sorted);
-        tracking.add(sorted, f + std::min(chunk, frames - f));
-        for (const hw::SortedSpike& spike : sorted.spikes) {
-            spikes.push_back(spike);
-            live.push_back(tracking.displacement_at_channel(spike.event.channel));
-        }
-    }
+    const auto tracking = track_motion(simulate(seconds, drift, 12), motion::MotionSettings{},
+                                       [&](const SortOutput& sorted, const MotionTracking& tracked) {
+                                           for (const hw::SortedSpike& spike : sorted.spikes) {
+                                               spikes.push_back(spike);
+                                               live.push_back(tracked.displacement_at_channel(spike.event.channel));
+                                           }
+                                       });
     std::vector<double> refined = live;
-    tracking.history().refine(spikes, refined);
+    tracking->history().refine(spikes, refined);
 
-    const sim::DriftField truth(drift, probe, seconds, kRate);
-    double reference = 0; // displacement 0 is the first window's mean position
-    for (int i = 0; i < 150; ++i)
-        reference += truth.at_time(i * 0.01, 0) / 150;
+    const sim::DriftField truth(drift, probe::default_probe(kChannels), seconds, kRate);
+    const double reference = first_window_position(truth);
     double live_squared = 0, refined_squared = 0;
     std::size_t n = 0, replaced = 0;
     for (std::size_t i = 0; i < spikes.size(); ++i) {
