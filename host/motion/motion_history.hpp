@@ -14,7 +14,6 @@ namespace spikeline::motion {
 
 class MotionHistory {
 public:
-    MotionHistory() = default;
     /// A copy of what is needed (usable on another thread): estimates as MotionEstimator::add made them.
     MotionHistory(const MotionEstimator& estimator, const probe::Probe& probe, double sample_rate,
                   const std::vector<MotionEstimate>& estimates);

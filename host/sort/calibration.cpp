@@ -380,11 +380,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             clusters.erase(clusters.begin());
         }
         for (const auto& cluster : clusters) {
-            if (!unit_part.empty() && template_distance(params, channel, unit_part, channel, mean_snippet_of(cluster)) <
-                                          settings.split_off_distance)
-                continue;
             if (cluster.size() < static_cast<std::size_t>(settings.min_cluster_spikes) ||
                 static_cast<int>(params.n_entries[channel]) == room[static_cast<std::size_t>(channel)])
+                continue;
+            std::vector<double> mean_snippet = mean_snippet_of(cluster);
+            if (!unit_part.empty() &&
+                template_distance(params, channel, unit_part, channel, mean_snippet) < settings.split_off_distance)
                 continue;
             Entry entry;
             entry.channel = channel;
@@ -398,7 +399,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 distances.push_back((features.row(i).transpose() - centroid).squaredNorm());
             entry.gate = settings.gate_scale * quantile(distances, 0.95);
             entry.centroid.assign(centroid.data(), centroid.data() + kValues);
-            entry.mean_snippet = mean_snippet_of(cluster);
+            entry.mean_snippet = std::move(mean_snippet);
             if (motion) // where its spikes were seen, as clustered (0 for those moved there)
                 for (int i : cluster)
                     entry.motion_um += moved[static_cast<std::size_t>(i)]
