@@ -286,34 +286,36 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         const auto [from, to, half_um] = map_keys[m];
         maps[m] = move_snippet_map(params, *motion->probe, from, static_cast<double>(half_um) / 2, to, 0.0);
     });
-    auto clustered_snippet = [&](std::size_t i) {
-        std::vector<double> snippet(data.snippets.begin() + static_cast<std::ptrdiff_t>(i * values),
-                                    data.snippets.begin() + static_cast<std::ptrdiff_t>((i + 1) * values));
-        if (!moved[i])
-            return snippet;
+    // Adds spike i's snippet as clustered (moved where registered) to sum (kRows x width values).
+    auto add_clustered = [&](std::size_t i, double* sum) {
+        const std::int32_t* recorded = &data.snippets[i * values];
+        if (!moved[i]) {
+            for (std::size_t v = 0; v < values; ++v)
+                sum[v] += recorded[v];
+            return;
+        }
         const Eigen::MatrixXd& map = maps[static_cast<std::size_t>(map_of[i])];
-        std::vector<double> seen(values, 0.0);
         for (int k = 0; k < kRows; ++k)
-            for (int j = 0; j < kRows; ++j)
-                if (map(k, j) != 0)
-                    for (int s = 0; s < width; ++s)
-                        seen[static_cast<std::size_t>(k * width + s)] +=
-                            map(k, j) * snippet[static_cast<std::size_t>(j * width + s)];
-        return seen;
+            for (int s = 0; s < width; ++s) {
+                double seen = 0;
+                for (int j = 0; j < kRows; ++j)
+                    if (map(k, j) != 0)
+                        seen += map(k, j) * recorded[j * width + s];
+                sum[k * width + s] += seen;
+            }
     };
     Eigen::MatrixXd features(static_cast<Eigen::Index>(n), kValues);
     parallel_for(settings.threads, n, [&](std::size_t i) {
         std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
         if (moved[i]) {
-            const std::vector<double> seen = clustered_snippet(i);
+            double seen[kRows * HwSortConfig::max_snippet_samples] = {};
+            add_clustered(i, seen);
             for (int k = 0; k < kRows; ++k)
                 for (int s = 0; s < width; ++s)
-                    snippet[k][s] =
-                        static_cast<std::int32_t>(std::lround(seen[static_cast<std::size_t>(k * width + s)]));
+                    snippet[k][s] = static_cast<std::int32_t>(std::lround(seen[k * width + s]));
         } else {
             for (int k = 0; k < kRows; ++k)
-                std::copy_n(&data.snippets[(i * kRows + static_cast<std::size_t>(k)) * static_cast<std::size_t>(width)],
-                            width, snippet[k]);
+                std::copy_n(&data.snippets[i * values + static_cast<std::size_t>(k * width)], width, snippet[k]);
         }
         std::int32_t f[kValues];
         hw::compute_features(params, snippet, f);
@@ -356,12 +358,9 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     parallel_for(settings.threads, to_cluster.size(),
                  [&](std::size_t k) { clusters_of[k] = split_clusters(features, *to_cluster[k].members, settings); });
     auto mean_snippet_of = [&](const std::vector<int>& cluster) { // as clustered
-        std::vector<double> mean(static_cast<std::size_t>(kRows * width), 0.0);
-        for (int i : cluster) {
-            const std::vector<double> seen = clustered_snippet(static_cast<std::size_t>(i));
-            for (std::size_t v = 0; v < mean.size(); ++v)
-                mean[v] += seen[v];
-        }
+        std::vector<double> mean(values, 0.0);
+        for (int i : cluster)
+            add_clustered(static_cast<std::size_t>(i), mean.data());
         for (double& v : mean)
             v /= static_cast<double>(cluster.size());
         return mean;
