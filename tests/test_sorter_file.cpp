@@ -339,6 +339,38 @@ TEST_F(SortWithSorter, ReproducesTheFirstSortsLabelsForTheWholeRecording) {
     EXPECT_EQ(meta["sorter_file"], "sorter.json");
 }
 
+TEST_F(SortWithSorter, RelabelLabelsTheWholeRecordingWithTheLastLearntSorter) {
+    const fs::path sim = simulate_folder(10.0, 33);
+    SortRunOptions learning;
+    learning.sort.calibration_s = 2.0; // learns again at 4 and 8 s
+    const SortRunResult a = sort_folder(sim, dir_ / "a", learning);
+    ASSERT_GE(a.n_calibrations, 3);
+
+    SortRunOptions relabel = learning;
+    relabel.relabel = true;
+    const SortRunResult r = sort_folder(sim, dir_ / "r", relabel);
+    EXPECT_EQ(r.n_calibrations, a.n_calibrations);
+    EXPECT_EQ(r.calibration_spikes, a.calibration_spikes);
+    EXPECT_TRUE(r.sorter_loaded.empty());
+    EXPECT_GT(r.first_pass_wall_seconds, 0.0);
+    EXPECT_FALSE(fs::exists(dir_ / "r" / ".first_pass")) << "the scratch folder is removed";
+    EXPECT_EQ(read_text(dir_ / "r" / "sorter.json"), read_text(dir_ / "a" / "sorter.json"));
+
+    // The same labels as a second sort with the learnt sorter, which differ from the single pass's early on.
+    SortRunOptions fixed;
+    fixed.sorter_file = dir_ / "a" / "sorter.json";
+    sort_folder(sim, dir_ / "b", fixed);
+    for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "pc_features.npy"})
+        EXPECT_EQ(read_text(dir_ / "r" / name), read_text(dir_ / "b" / name)) << name;
+    EXPECT_NE(read_text(dir_ / "r" / "spike_clusters.npy"), read_text(dir_ / "a" / "spike_clusters.npy"));
+    const json meta = json::parse(read_text(dir_ / "r" / "spikeline_sort.json"));
+    EXPECT_TRUE(meta["sorter_loaded_from"].is_null());
+    EXPECT_EQ(meta["relabelled"]["first_pass_calibrations"], a.n_calibrations);
+
+    relabel.sorter_file = dir_ / "a" / "sorter.json";
+    EXPECT_THROW(sort_folder(sim, dir_ / "refused", relabel), InputError) << "--relabel with --sorter";
+}
+
 TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {
     const fs::path sim = simulate_folder(12.0, 32);
     SortRunOptions first;

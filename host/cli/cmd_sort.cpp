@@ -29,6 +29,7 @@ int cmd_sort(int argc, char** argv) {
     bool units_from_all = false;
     bool no_motion = false;
     bool no_learning = false;
+    bool relabel = false;
     bool overwrite = false;
     std::string nwb_file;
     exporting::NwbExportOptions nwb;
@@ -83,6 +84,9 @@ int cmd_sort(int argc, char** argv) {
         ("no-learning", po::bool_switch(&no_learning),
          "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
          "spikes the units left unsorted since the last time, so that rare and late units are found)") //
+        ("relabel", po::bool_switch(&relabel),
+         "sort twice: learn in a first pass, then label the whole recording again with the last sorter, so that the "
+         "spikes from before a unit was learnt (or split off) get its label; twice the time (offline only)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //
@@ -124,6 +128,7 @@ int cmd_sort(int argc, char** argv) {
     options.sort.keep_learning = !no_learning;
     options.sort.threads = options.detect.backend.threads; // the calibration clusters between the backend's passes
     options.sorter_file = sorter_file;
+    options.relabel = relabel;
     if (!units_from.empty())
         options.units_from = std::make_shared<const sort::OfflineUnits>(
             sort::read_offline_units(units_from, info, probe, {units_from_all}));
@@ -190,6 +195,9 @@ int cmd_sort(int argc, char** argv) {
         else
             std::printf("  sorter       loaded from %s (learnt from %zu spikes), no calibration\n",
                         result.sorter_loaded.c_str(), result.calibration_spikes);
+        if (relabel)
+            std::printf("  relabelled   every spike again with the learnt sorter (first pass %.2f s wall)\n",
+                        result.first_pass_wall_seconds);
         if (result.n_recalibrations_skipped > 0)
             std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",
                         result.n_recalibrations_skipped, result.last_skip_reason.c_str());

@@ -36,11 +36,59 @@ struct WindowChunk {
     std::vector<hw::ArtifactEvent> artifacts;
 };
 
+/// What the second pass of a relabelling run records about the first (null: a single pass).
+struct FirstPass {
+    int n_calibrations = 0;
+    double wall_seconds = 0;
+};
+
+SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
+                        const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
+                        const FirstPass* first_pass);
+
 } // namespace
 
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir) {
+    if (!options.relabel)
+        return sort_once(open_source, probe, options, out_dir, nullptr);
+    require(options.sorter_file.empty() && !options.units_from,
+            "--relabel labels again with the sorter its first pass learns: pass neither --sorter nor --units-from");
+    const std::filesystem::path scratch = out_dir / ".first_pass";
+    SortRunOptions learning = options;
+    learning.relabel = false;
+    const SortRunResult first = sort_once(open_source, probe, learning, scratch, nullptr);
+    SortRunOptions labelling = learning;
+    labelling.sorter_file = scratch / "sorter.json";
+    const FirstPass record{first.n_calibrations, first.wall_seconds};
+    SortRunResult result;
+    try {
+        result = sort_once(open_source, probe, labelling, out_dir, &record);
+    } catch (...) {
+        std::filesystem::remove_all(scratch);
+        throw;
+    }
+    std::filesystem::remove_all(scratch);
+    result.sorter_loaded.clear();
+    result.n_calibrations = first.n_calibrations;
+    result.calibration_spikes = first.calibration_spikes;
+    result.n_recalibrations_skipped = first.n_recalibrations_skipped;
+    result.last_skip_reason = first.last_skip_reason;
+    result.calibration_wall_seconds = first.calibration_wall_seconds;
+    result.clustering_wall_seconds = first.clustering_wall_seconds;
+    result.first_pass_wall_seconds = first.wall_seconds;
+    result.wall_seconds += first.wall_seconds;
+    result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
+    result.peak_rss_bytes = std::max(result.peak_rss_bytes, first.peak_rss_bytes);
+    return result;
+}
+
+namespace {
+
+SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
+                        const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
+                        const FirstPass* first_pass) {
     const auto run_start = Clock::now();
     SortRunResult result;
     std::unique_ptr<io::RecordingSource> source = open_source();
@@ -417,11 +465,16 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
         {"motion_estimates", result.motion_estimates},
         {"table_writes", result.table_writes},
         {"sorter_file", sorter_path.filename().string()},
-        {"sorter_loaded_from", loaded ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
+        {"sorter_loaded_from",
+         loaded && !first_pass ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
         {"detect_settings", to_json(options.detect.settings)},
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
+    if (first_pass)
+        meta["relabelled"] = {{"first_pass_calibrations", first_pass->n_calibrations},
+                              {"first_pass_wall_seconds", first_pass->wall_seconds},
+                              {"note", "labels from a second pass with the first pass's last sorter (--relabel)"}};
     if (from_units) {
         meta["units_from"] = result.units_from.to_json();
         meta["units_from"]["folder"] = options.units_from->folder.string();
@@ -442,5 +495,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
     return result;
 }
+
+} // namespace
 
 } // namespace spikeline

@@ -19,6 +19,9 @@ struct SortRunOptions {
     /// Offline units (sort::read_offline_units) the sorter is built from on the calibration window instead of
     /// clustering it (sort::calibrate_from_units); a fixed sorter: no learning. Null: calibrate.
     std::shared_ptr<const sort::OfflineUnits> units_from;
+    /// Two passes: the first learns (calibration and learning) into a scratch folder, the second labels the whole
+    /// recording again with the first's last sorter, so that spikes from before a unit was learnt get its label.
+    bool relabel = false;
 };
 
 struct SortRunResult {
@@ -49,6 +52,7 @@ struct SortRunResult {
     int units_moved = 0;            ///< units away from where they were learnt at the end
     std::uint64_t table_writes = 0; ///< classifier-table writes made to follow the motion
     std::string motion_note;
+    double first_pass_wall_seconds = 0; ///< with relabel: the learning pass (wall_seconds holds both)
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;
 };
@@ -58,7 +62,8 @@ struct SortRunResult {
 /// twice (the window detected again) when the window held more spikes than a calibration keeps, with
 /// --recalibrate-every, and when the xrt backend labels. Writes the Phy folder into out_dir (see PhyWriter) and the
 /// latest calibration as out_dir/sorter.json. Throws InputError on bad input or settings, or a sorter file that does
-/// not fit the run.
+/// not fit the run. With options.relabel, the first pass goes into out_dir/.first_pass (removed at the end) and the
+/// second, with its sorter, into out_dir; the result holds the first pass's calibration figures.
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir);
