@@ -343,10 +343,12 @@ TEST_F(SortWithSorter, RelabelLabelsTheWholeRecordingWithTheLastLearntSorter) {
     const fs::path sim = simulate_folder(10.0, 33);
     SortRunOptions learning;
     learning.sort.calibration_s = 2.0; // learns again at 4 and 8 s
+    learning.sort.relearn_all = true;  // as --relabel's first pass does
     const SortRunResult a = sort_folder(sim, dir_ / "a", learning);
     ASSERT_GE(a.n_calibrations, 3);
 
     SortRunOptions relabel = learning;
+    relabel.sort.relearn_all = false;
     relabel.relabel = true;
     const SortRunResult r = sort_folder(sim, dir_ / "r", relabel);
     EXPECT_EQ(r.n_calibrations, a.n_calibrations);

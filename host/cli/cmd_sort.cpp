@@ -85,8 +85,9 @@ int cmd_sort(int argc, char** argv) {
          "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
          "spikes the units left unsorted since the last time, so that rare and late units are found)") //
         ("relabel", po::bool_switch(&relabel),
-         "sort twice: learn in a first pass, then label the whole recording again with the last sorter, so that the "
-         "spikes from before a unit was learnt (or split off) get its label; twice the time (offline only)") //
+         "sort twice: learn in a first pass (each learning re-clustering every spike so far, as --relearn-all), then "
+         "label the whole recording again with the last sorter, so that the spikes from before a unit was learnt get "
+         "its label; twice the time") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //

@@ -56,8 +56,12 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     require(options.sorter_file.empty() && !options.units_from,
             "--relabel labels again with the sorter its first pass learns: pass neither --sorter nor --units-from");
     const std::filesystem::path scratch = out_dir / ".first_pass";
+    // Every spike is labelled by the last sorter, so the first pass need not keep earlier labels: each learning
+    // re-clusters every spike so far (as --relearn-all), which learns better units than adding to the first ones
+    // (docs/ACCURACY.md).
     SortRunOptions learning = options;
     learning.relabel = false;
+    learning.sort.relearn_all = true;
     const SortRunResult first = sort_once(open_source, probe, learning, scratch, nullptr);
     SortRunOptions labelling = learning;
     labelling.sorter_file = scratch / "sorter.json";

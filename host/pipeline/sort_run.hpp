@@ -19,8 +19,9 @@ struct SortRunOptions {
     /// Offline units (sort::read_offline_units) the sorter is built from on the calibration window instead of
     /// clustering it (sort::calibrate_from_units); a fixed sorter: no learning. Null: calibrate.
     std::shared_ptr<const sort::OfflineUnits> units_from;
-    /// Two passes: the first learns (calibration and learning) into a scratch folder, the second labels the whole
-    /// recording again with the first's last sorter, so that spikes from before a unit was learnt get its label.
+    /// Two passes: the first learns (calibration, then learning that re-clusters every spike so far) into a scratch
+    /// folder, the second labels the whole recording again with the first's last sorter, so that spikes from before
+    /// a unit was learnt get its label.
     bool relabel = false;
 };
 
