@@ -339,38 +339,41 @@ TEST_F(SortWithSorter, ReproducesTheFirstSortsLabelsForTheWholeRecording) {
     EXPECT_EQ(meta["sorter_file"], "sorter.json");
 }
 
-TEST_F(SortWithSorter, RelabelLabelsTheWholeRecordingWithTheLastLearntSorter) {
+TEST_F(SortWithSorter, TwoPassesLabelTheWholeRecordingWithTheSorterLearntAtItsEnd) {
     const fs::path sim = simulate_folder(10.0, 33);
-    SortRunOptions learning;
-    learning.sort.calibration_s = 2.0; // learns again at 4 and 8 s
-    learning.sort.relearn_all = true;  // as --relabel's first pass does
-    const SortRunResult a = sort_folder(sim, dir_ / "a", learning);
+    SortRunOptions one_pass;
+    one_pass.sort.calibration_s = 2.0; // learns again at 4 and 8 s
+    one_pass.sort.relearn_all = true;  // as the first of two passes does
+    const SortRunResult a = sort_folder(sim, dir_ / "a", one_pass);
     ASSERT_GE(a.n_calibrations, 3);
+    EXPECT_FALSE(a.relabelled);
 
-    SortRunOptions relabel = learning;
-    relabel.sort.relearn_all = false;
-    relabel.relabel = true;
-    const SortRunResult r = sort_folder(sim, dir_ / "r", relabel);
-    EXPECT_EQ(r.n_calibrations, a.n_calibrations);
+    SortRunOptions two_passes = one_pass;
+    two_passes.sort.relearn_all = false;
+    two_passes.relabel = true;
+    const SortRunResult r = sort_folder(sim, dir_ / "r", two_passes);
+    EXPECT_TRUE(r.relabelled);
+    EXPECT_EQ(r.n_calibrations, a.n_calibrations + 1) << "the first pass learns once more, at the end";
     EXPECT_EQ(r.calibration_spikes, a.calibration_spikes);
     EXPECT_TRUE(r.sorter_loaded.empty());
     EXPECT_GT(r.first_pass_wall_seconds, 0.0);
     EXPECT_FALSE(fs::exists(dir_ / "r" / ".first_pass")) << "the scratch folder is removed";
-    EXPECT_EQ(read_text(dir_ / "r" / "sorter.json"), read_text(dir_ / "a" / "sorter.json"));
 
-    // The same labels as a second sort with the learnt sorter, which differ from the single pass's early on.
+    // The labels of a sort with the sorter learnt at the end, from the first spike on; not the one pass's.
     SortRunOptions fixed;
-    fixed.sorter_file = dir_ / "a" / "sorter.json";
+    fixed.sorter_file = dir_ / "r" / "sorter.json";
     sort_folder(sim, dir_ / "b", fixed);
     for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "pc_features.npy"})
         EXPECT_EQ(read_text(dir_ / "r" / name), read_text(dir_ / "b" / name)) << name;
     EXPECT_NE(read_text(dir_ / "r" / "spike_clusters.npy"), read_text(dir_ / "a" / "spike_clusters.npy"));
     const json meta = json::parse(read_text(dir_ / "r" / "spikeline_sort.json"));
     EXPECT_TRUE(meta["sorter_loaded_from"].is_null());
-    EXPECT_EQ(meta["relabelled"]["first_pass_calibrations"], a.n_calibrations);
+    EXPECT_EQ(meta["relabelled"]["first_pass_calibrations"], r.n_calibrations);
 
-    relabel.sorter_file = dir_ / "a" / "sorter.json";
-    EXPECT_THROW(sort_folder(sim, dir_ / "refused", relabel), InputError) << "--relabel with --sorter";
+    // A fixed sorter learns nothing: one pass.
+    two_passes.sorter_file = dir_ / "r" / "sorter.json";
+    EXPECT_FALSE(sort_folder(sim, dir_ / "c", two_passes).relabelled);
+    EXPECT_EQ(read_text(dir_ / "c" / "spike_clusters.npy"), read_text(dir_ / "b" / "spike_clusters.npy"));
 }
 
 TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {

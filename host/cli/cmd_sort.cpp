@@ -29,7 +29,7 @@ int cmd_sort(int argc, char** argv) {
     bool units_from_all = false;
     bool no_motion = false;
     bool no_learning = false;
-    bool relabel = false;
+    bool one_pass = false;
     bool overwrite = false;
     std::string nwb_file;
     exporting::NwbExportOptions nwb;
@@ -84,10 +84,11 @@ int cmd_sort(int argc, char** argv) {
         ("no-learning", po::bool_switch(&no_learning),
          "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
          "spikes the units left unsorted since the last time, so that rare and late units are found)") //
-        ("relabel", po::bool_switch(&relabel),
-         "sort twice: learn in a first pass (each learning re-clustering every spike so far, as --relearn-all), then "
-         "label the whole recording again with the last sorter, so that the spikes from before a unit was learnt get "
-         "its label; twice the time") //
+        ("one-pass", po::bool_switch(&one_pass),
+         "learn and label in one pass, as stream does live: half the time, but a spike keeps the label of the sorter "
+         "of its time (default: a first pass learns, at the end from a sample of the whole recording, and a second "
+         "labels every spike with that sorter; one pass anyway with --sorter, --units-from, --no-learning, "
+         "--recalibrate-every or the xrt backend)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //
@@ -129,7 +130,7 @@ int cmd_sort(int argc, char** argv) {
     options.sort.keep_learning = !no_learning;
     options.sort.threads = options.detect.backend.threads; // the calibration clusters between the backend's passes
     options.sorter_file = sorter_file;
-    options.relabel = relabel;
+    options.relabel = !one_pass;
     if (!units_from.empty())
         options.units_from = std::make_shared<const sort::OfflineUnits>(
             sort::read_offline_units(units_from, info, probe, {units_from_all}));
@@ -196,8 +197,9 @@ int cmd_sort(int argc, char** argv) {
         else
             std::printf("  sorter       loaded from %s (learnt from %zu spikes), no calibration\n",
                         result.sorter_loaded.c_str(), result.calibration_spikes);
-        if (relabel)
-            std::printf("  relabelled   every spike again with the learnt sorter (first pass %.2f s wall)\n",
+        if (result.relabelled)
+            std::printf("  passes       2: the first learnt (%.2f s wall), the second labelled every spike with its "
+                        "last sorter (--one-pass: half the time)\n",
                         result.first_pass_wall_seconds);
         if (result.n_recalibrations_skipped > 0)
             std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",

@@ -36,7 +36,10 @@ struct WindowChunk {
     std::vector<hw::ArtifactEvent> artifacts;
 };
 
-/// What the second pass of a relabelling run records about the first (null: a single pass).
+/// A single pass, or one of a relabelling run's two.
+enum class Pass { single, learning, relabelling };
+
+/// What the second pass of a relabelling run records about the first.
 struct FirstPass {
     int n_calibrations = 0;
     double wall_seconds = 0;
@@ -44,17 +47,17 @@ struct FirstPass {
 
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        const FirstPass* first_pass);
+                        Pass pass, const FirstPass& first_pass = {});
 
 } // namespace
 
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir) {
-    if (!options.relabel)
-        return sort_once(open_source, probe, options, out_dir, nullptr);
-    require(options.sorter_file.empty() && !options.units_from,
-            "--relabel labels again with the sorter its first pass learns: pass neither --sorter nor --units-from");
+    const bool learns = options.sort.keep_learning && options.sort.recalibrate_every_s == 0 &&
+                        options.sorter_file.empty() && !options.units_from && options.detect.backend.name != "xrt";
+    if (!options.relabel || !learns)
+        return sort_once(open_source, probe, options, out_dir, Pass::single);
     const std::filesystem::path scratch = out_dir / ".first_pass";
     // Every spike is labelled by the last sorter, so the first pass need not keep earlier labels: each learning
     // re-clusters every spike so far (as --relearn-all), which learns better units than adding to the first ones
@@ -62,19 +65,20 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     SortRunOptions learning = options;
     learning.relabel = false;
     learning.sort.relearn_all = true;
-    const SortRunResult first = sort_once(open_source, probe, learning, scratch, nullptr);
+    const SortRunResult first = sort_once(open_source, probe, learning, scratch, Pass::learning);
     SortRunOptions labelling = learning;
     labelling.sorter_file = scratch / "sorter.json";
     const FirstPass record{first.n_calibrations, first.wall_seconds};
     SortRunResult result;
     try {
-        result = sort_once(open_source, probe, labelling, out_dir, &record);
+        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling, record);
     } catch (...) {
         std::filesystem::remove_all(scratch);
         throw;
     }
     std::filesystem::remove_all(scratch);
     result.sorter_loaded.clear();
+    result.relabelled = true;
     result.n_calibrations = first.n_calibrations;
     result.calibration_spikes = first.calibration_spikes;
     result.n_recalibrations_skipped = first.n_recalibrations_skipped;
@@ -92,7 +96,7 @@ namespace {
 
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        const FirstPass* first_pass) {
+                        Pass pass, const FirstPass& first_pass) {
     const auto run_start = Clock::now();
     SortRunResult result;
     std::unique_ptr<io::RecordingSource> source = open_source();
@@ -268,6 +272,25 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         tracking->follow(calibration, true);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
     }
+    auto learn_from_reservoir = [&]() {
+        try {
+            SortOutput sample;
+            sort::CalibrationMotion motion{&probe, {}};
+            reservoir.snapshot().copy_to(sample, motion.displacement_um);
+            if (track_motion)
+                tracking->history().refine(sample.spikes, motion.displacement_um);
+            if (!options.sort.relearn_all) // the next learning looks only at what these units leave unsorted
+                reservoir.restart();
+            calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
+                                          track_motion ? &motion : nullptr, true);
+            writer.add_calibration(calibration);
+            tracking->follow(calibration, false);
+            ++result.n_calibrations;
+        } catch (const InputError& e) {
+            ++result.n_recalibrations_skipped;
+            result.last_skip_reason = e.what();
+        }
+    };
     // One chunk's sorted spikes, as the labelling pass handles them after every chunk of the recording.
     auto handle_chunk = [&](SortOutput& sorted, std::vector<hw::ArtifactEvent>& artifacts, std::size_t n) {
         writer.append(sorted.spikes);
@@ -281,26 +304,11 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         if (learn)
             reservoir.add(sorted, tracking.get());
         sorted = {};
-        // (Not at the end: nothing would be labelled with it, and sorter.json is the sorter that labelled the spikes.)
+        // (Not at the end of a single pass: nothing would be labelled with it, and sorter.json is the sorter that
+        // labelled the spikes. A relabelling run's first pass learns at the end too, below.)
         if (learn && result.frames >= next_learning && result.frames < info.n_frames) {
             next_learning *= 2;
-            try {
-                SortOutput sample;
-                sort::CalibrationMotion motion{&probe, {}};
-                reservoir.snapshot().copy_to(sample, motion.displacement_um);
-                if (track_motion)
-                    tracking->history().refine(sample.spikes, motion.displacement_um);
-                if (!options.sort.relearn_all) // the next learning looks only at what these units leave unsorted
-                    reservoir.restart();
-                calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
-                                              track_motion ? &motion : nullptr, true);
-                writer.add_calibration(calibration);
-                tracking->follow(calibration, false);
-                ++result.n_calibrations;
-            } catch (const InputError& e) {
-                ++result.n_recalibrations_skipped;
-                result.last_skip_reason = e.what();
-            }
+            learn_from_reservoir();
         }
         if (recalibrate && result.frames >= next_recalibration) {
             // Follow drift: learn again from the last period's snippets; matching units keep their ids.
@@ -335,7 +343,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         const double elapsed = seconds_since(labelling_start);
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
         char line[200];
-        std::snprintf(line, sizeof line, "sort: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
+        std::snprintf(line, sizeof line, "sort%s: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
+                      pass == Pass::learning        ? " (pass 1 of 2, learning)"
+                      : pass == Pass::relabelling ? " (pass 2 of 2, labelling)"
+                                                  : "",
                       done_s, duration_s, 100.0 * done_s / duration_s, elapsed > 0 ? done_s / elapsed : 0.0,
                       done_s > 0 ? static_cast<double>(writer.n_spikes()) / done_s : 0.0,
                       static_cast<int>(calibration.units.size()));
@@ -415,6 +426,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     writer.append(sorted.spikes);
     writer.append_artifacts(artifacts);
     progress.finish();
+    if (learn && pass == Pass::learning)
+        learn_from_reservoir(); // from a sample of the whole recording, which the second pass labels with it
     if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
 
@@ -470,15 +483,15 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"table_writes", result.table_writes},
         {"sorter_file", sorter_path.filename().string()},
         {"sorter_loaded_from",
-         loaded && !first_pass ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
+         loaded && pass == Pass::single ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
         {"detect_settings", to_json(options.detect.settings)},
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
-    if (first_pass)
-        meta["relabelled"] = {{"first_pass_calibrations", first_pass->n_calibrations},
-                              {"first_pass_wall_seconds", first_pass->wall_seconds},
-                              {"note", "labels from a second pass with the first pass's last sorter (--relabel)"}};
+    if (pass == Pass::relabelling)
+        meta["relabelled"] = {{"first_pass_calibrations", first_pass.n_calibrations},
+                              {"first_pass_wall_seconds", first_pass.wall_seconds},
+                              {"note", "labels from a second pass with the first pass's last sorter (without --one-pass)"}};
     if (from_units) {
         meta["units_from"] = result.units_from.to_json();
         meta["units_from"]["folder"] = options.units_from->folder.string();

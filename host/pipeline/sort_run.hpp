@@ -19,9 +19,10 @@ struct SortRunOptions {
     /// Offline units (sort::read_offline_units) the sorter is built from on the calibration window instead of
     /// clustering it (sort::calibrate_from_units); a fixed sorter: no learning. Null: calibrate.
     std::shared_ptr<const sort::OfflineUnits> units_from;
-    /// Two passes: the first learns (calibration, then learning that re-clusters every spike so far) into a scratch
-    /// folder, the second labels the whole recording again with the first's last sorter, so that spikes from before
-    /// a unit was learnt get its label.
+    /// Two passes where the sorter learns (no sorter file or offline units, learning on, no --recalibrate-every, not
+    /// xrt): the first learns into a scratch folder (calibration, then learnings that re-cluster every spike so far,
+    /// the last at the recording's end), the second labels the whole recording with its last sorter, so that spikes
+    /// from before a unit was learnt get its label. Otherwise one pass.
     bool relabel = false;
 };
 
@@ -53,7 +54,8 @@ struct SortRunResult {
     int units_moved = 0;            ///< units away from where they were learnt at the end
     std::uint64_t table_writes = 0; ///< classifier-table writes made to follow the motion
     std::string motion_note;
-    double first_pass_wall_seconds = 0; ///< with relabel: the learning pass (wall_seconds holds both)
+    bool relabelled = false;            ///< two passes ran (options.relabel and a sorter that learns)
+    double first_pass_wall_seconds = 0; ///< then: the learning pass (wall_seconds holds both)
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;
 };
