@@ -20,7 +20,7 @@ echo "== 3. detection scored against the ground truth"
 "$SPIKELINE" compare --ground-truth "$OUT/recording/ground_truth" --sorted "$OUT/detected" \
     --json "$OUT/detected/score.json"
 echo
-echo "== 4. sort: calibrate on the first 30 s, then label every spike (following the probe's motion); a Phy folder"
+echo "== 4. sort: learn the units (first 30 s, then the whole recording), then label every spike with them (following the probe's motion); a Phy folder"
 "$SPIKELINE" sort "$OUT/recording/recording.bin" --out "$OUT/sorted"
 echo
 echo "== 5. sorting scored against the ground truth (SpikeForest conventions)"

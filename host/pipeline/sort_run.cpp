@@ -344,7 +344,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
         char line[200];
         std::snprintf(line, sizeof line, "sort%s: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
-                      pass == Pass::learning        ? " (pass 1 of 2, learning)"
+                      pass == Pass::learning      ? " (pass 1 of 2, learning)"
                       : pass == Pass::relabelling ? " (pass 2 of 2, labelling)"
                                                   : "",
                       done_s, duration_s, 100.0 * done_s / duration_s, elapsed > 0 ? done_s / elapsed : 0.0,
@@ -427,7 +427,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     writer.append_artifacts(artifacts);
     progress.finish();
     if (learn && pass == Pass::learning)
-        learn_from_reservoir(); // from a sample of the whole recording, which the second pass labels with it
+        learn_from_reservoir();    // from a sample of the whole recording, which the second pass labels with it
     if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
 
@@ -471,7 +471,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"n_frames", result.frames},
         {"n_spikes", result.spikes},
         {"n_unsorted", result.unsorted},
-        {"n_calibrations", result.n_calibrations},
+        {"n_calibrations", pass == Pass::relabelling ? first_pass.n_calibrations : result.n_calibrations},
         {"n_recalibrations_skipped", result.n_recalibrations_skipped},
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
@@ -489,9 +489,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
     if (pass == Pass::relabelling)
-        meta["relabelled"] = {{"first_pass_calibrations", first_pass.n_calibrations},
-                              {"first_pass_wall_seconds", first_pass.wall_seconds},
-                              {"note", "labels from a second pass with the first pass's last sorter (without --one-pass)"}};
+        meta["relabelled"] = {
+            {"first_pass_calibrations", first_pass.n_calibrations},
+            {"first_pass_wall_seconds", first_pass.wall_seconds},
+            {"note", "labels from a second pass with the first pass's last sorter (without --one-pass)"}};
     if (from_units) {
         meta["units_from"] = result.units_from.to_json();
         meta["units_from"]["folder"] = options.units_from->folder.string();
