@@ -215,6 +215,19 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
     return best;
 }
 
+namespace {
+
+bool share_a_channel(const HwSortParams& params, int channel_a, int channel_b) {
+    for (int ka = 0; ka < kRows; ++ka)
+        for (int kb = 0; kb < kRows; ++kb)
+            if (params.snippet_channels[channel_a][ka] >= 0 &&
+                params.snippet_channels[channel_a][ka] == params.snippet_channels[channel_b][kb])
+                return true;
+    return false;
+}
+
+} // namespace
+
 void check_calibration_data(const HwSortParams& base, const SortOutput& data, const CalibrationMotion* motion) {
     const std::size_t n = data.spikes.size();
     require(data.snippets.size() == n * kRows * static_cast<std::size_t>(base.pre + 1 + base.post),
@@ -558,6 +571,8 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                     const Entry& b = previous->entries[static_cast<std::size_t>(e)];
                     for (int mine : result.units[u].entries) {
                         const Entry& m = result.entries[static_cast<std::size_t>(mine)];
+                        if (!share_a_channel(params, m.channel, b.channel))
+                            continue; // distance 2 (and no snippet to move: moving one is a kriging solve)
                         best = std::min(
                             best, template_distance(params, m.channel, m.mean_snippet, b.channel,
                                                     motion ? move_snippet(params, *motion->probe, b.channel,
