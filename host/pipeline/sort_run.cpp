@@ -272,15 +272,17 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         tracking->follow(calibration, true);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
     }
-    auto learn_from_reservoir = [&]() {
+    auto learn_from_reservoir = [&](bool at_end) {
         try {
             SortOutput sample;
             sort::CalibrationMotion motion{&probe, {}};
             reservoir.snapshot().copy_to(sample, motion.displacement_um);
+            // The next learning looks only at what these units leave unsorted; at the end there is none (and the
+            // sample is not held twice while learning).
+            if (!options.sort.relearn_all || at_end)
+                reservoir.restart();
             if (track_motion)
                 tracking->history().refine(sample.spikes, motion.displacement_um);
-            if (!options.sort.relearn_all) // the next learning looks only at what these units leave unsorted
-                reservoir.restart();
             calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
                                           track_motion ? &motion : nullptr, true);
             writer.add_calibration(calibration);
@@ -308,7 +310,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         // labelled the spikes. A relabelling run's first pass learns at the end too, below.)
         if (learn && result.frames >= next_learning && result.frames < info.n_frames) {
             next_learning *= 2;
-            learn_from_reservoir();
+            learn_from_reservoir(false);
         }
         if (recalibrate && result.frames >= next_recalibration) {
             // Follow drift: learn again from the last period's snippets; matching units keep their ids.
@@ -427,8 +429,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     writer.append_artifacts(artifacts);
     progress.finish();
     if (learn && pass == Pass::learning)
-        learn_from_reservoir();    // from a sample of the whole recording, which the second pass labels with it
-    if (result.n_calibrations > 1) // the first one is on disk already
+        learn_from_reservoir(true); // from a sample of the whole recording, which the second pass labels with it
+    if (result.n_calibrations > 1)  // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
 
     result.labelling_wall_seconds = seconds_since(labelling_start);

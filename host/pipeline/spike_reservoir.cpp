@@ -59,6 +59,14 @@ SpikeReservoir::Snapshot SpikeReservoir::snapshot() const {
 }
 
 void SpikeReservoir::Snapshot::copy_to(SortOutput& data, std::vector<double>& displacement_um) const {
+    std::size_t spikes = 0, values = 0;
+    for (const std::shared_ptr<const Chunk>& chunk : chunks) {
+        spikes += chunk->spikes.size();
+        values += chunk->snippets.size();
+    }
+    data.spikes.reserve(data.spikes.size() + spikes);
+    data.snippets.reserve(data.snippets.size() + values);
+    displacement_um.reserve(displacement_um.size() + spikes);
     for (const std::shared_ptr<const Chunk>& chunk : chunks) {
         data.spikes.insert(data.spikes.end(), chunk->spikes.begin(), chunk->spikes.end());
         data.snippets.insert(data.snippets.end(), chunk->snippets.begin(), chunk->snippets.end());
