@@ -93,8 +93,9 @@ int cmd_sort(int argc, char** argv) {
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //
         ("relearn-all", po::bool_switch(&settings.relearn_all),
-         "learning re-clusters every spike of the sample, refining the units it had (ids kept where the labels "
-         "agree); default: it clusters only the spikes the units left unsorted and adds what it finds");
+         "with --one-pass: learning re-clusters every spike of the sample, refining the units it had (ids kept where "
+         "the labels agree); default: it clusters only the spikes the units left unsorted and adds what it finds "
+         "(the first of two passes always re-clusters)");
     add_detect_options(visible, detect);
     po::options_description nwb_options("NWB session (with --nwb)");
     add_nwb_session_options(nwb_options, nwb);
