@@ -65,13 +65,13 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     SortRunOptions learning = options;
     learning.relabel = false;
     learning.sort.relearn_all = true;
-    const SortRunResult first = sort_once(open_source, probe, learning, scratch, Pass::learning);
     SortRunOptions labelling = learning;
     labelling.sorter_file = scratch / "sorter.json";
-    const FirstPass record{first.n_calibrations, first.wall_seconds};
-    SortRunResult result;
+    SortRunResult first, result;
     try {
-        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling, record);
+        first = sort_once(open_source, probe, learning, scratch, Pass::learning);
+        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling,
+                           FirstPass{first.n_calibrations, first.wall_seconds});
     } catch (...) {
         std::filesystem::remove_all(scratch);
         throw;
