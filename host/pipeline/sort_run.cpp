@@ -428,9 +428,13 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     writer.append(sorted.spikes);
     writer.append_artifacts(artifacts);
     progress.finish();
-    if (learn && pass == Pass::learning)
-        learn_from_reservoir(true); // from a sample of the whole recording, which the second pass labels with it
-    if (result.n_calibrations > 1)  // the first one is on disk already
+    if (learn && pass == Pass::learning) { // from a sample of the whole recording, which the second pass labels with it
+        progress.update("sort (pass 1 of 2, learning): clustering a sample of " + std::to_string(reservoir.size()) +
+                        " spikes of the whole recording");
+        learn_from_reservoir(true);
+        progress.finish();
+    }
+    if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
 
     result.labelling_wall_seconds = seconds_since(labelling_start);
