@@ -36,6 +36,12 @@ struct WindowChunk {
     std::vector<hw::ArtifactEvent> artifacts;
 };
 
+/// Whether the run learns after its first calibration (else its sorter is fixed, or swapped by --recalibrate-every).
+bool sorter_learns(const SortRunOptions& options) {
+    return options.sort.keep_learning && options.sort.recalibrate_every_s == 0 && options.sorter_file.empty() &&
+           !options.units_from && options.detect.backend.name != "xrt";
+}
+
 /// A single pass, or one of a relabelling run's two.
 enum class Pass { single, learning, relabelling };
 
@@ -54,9 +60,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
 SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                           const probe::Probe& probe, const SortRunOptions& options,
                           const std::filesystem::path& out_dir) {
-    const bool learns = options.sort.keep_learning && options.sort.recalibrate_every_s == 0 &&
-                        options.sorter_file.empty() && !options.units_from && options.detect.backend.name != "xrt";
-    if (!options.relabel || !learns)
+    if (!options.relabel || !sorter_learns(options))
         return sort_once(open_source, probe, options, out_dir, Pass::single);
     const std::filesystem::path scratch = out_dir / ".first_pass";
     // Every spike is labelled by the last sorter, so the first pass need not keep earlier labels: each learning
@@ -248,7 +252,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     std::uint64_t next_recalibration = recalibrate_frames;
     // Keep learning: calibrate again on a sample of every spike so far at 2, 4, 8... times the calibration window,
     // on the same basis, so that the units it finds (rare ones, late ones) reach the backend as table writes.
-    const bool learn = options.sort.keep_learning && !recalibrate && !loaded && !from_units && !on_fpga;
+    const bool learn = sorter_learns(options);
     std::uint64_t next_learning =
         2 * static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
     const bool keep_snippets = recalibrate || track_motion || learn;
