@@ -396,6 +396,17 @@ TEST(SortClustering, KeepsOneUnitWithCorrelatedNoiseWhole) {
     EXPECT_EQ(sort::split_clusters(x, all, sort::SortSettings{}).size(), 1u);
 }
 
+// Entries 0 and 1: two neurons on one contact that the splitter kept apart; entry 2, a small cluster on the next
+// contact whose noisy mean lies between theirs, links to both. Single linkage would join all three.
+TEST(SortClustering, EntriesAreNotChainedAcrossASplit) {
+    const std::vector<sort::EntryLink> links = {{0.05, 1, 2}, {0.03, 0, 2}, {0.06, 2, 3}};
+    EXPECT_EQ(sort::group_entries(4, links, {{0, 1}}), (std::vector<int>{0, 1, 0, 0}))
+        << "the closer link (0-2) is taken, 1-2 would put 0 and 1 together; 3 follows 2";
+    EXPECT_EQ(sort::group_entries(4, links, {}), (std::vector<int>{0, 0, 0, 0}));
+    EXPECT_EQ(sort::group_entries(4, {{0.05, 1, 2}, {0.07, 0, 2}}, {{0, 1}}), (std::vector<int>{0, 1, 1, 3}))
+        << "now 1-2 is the closer link";
+}
+
 TEST(SortCalibration, NoSpikesIsAClearError) {
     const auto geometry = small_geometry(64);
     try {

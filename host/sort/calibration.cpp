@@ -431,8 +431,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
 
     // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels
     // merge when their mean snippets are near-equal, or when they are alike and their spikes, seen on the channels
-    // both snippets cover, form one cloud (no density dip between them).
-    UnionFind groups(result.entries.size());
+    // both snippets cover, form one cloud (no density dip between them). Closest pairs first, and never into a unit
+    // that would hold two entries of one channel that do not merge themselves: the splitter found a valley between
+    // those, and a chain of small entries on the channels around must not undo it (two neurons on one contact joined
+    // through a 20-spike entry next to them).
+    std::vector<EntryLink> links;
+    std::set<std::pair<int, int>> kept_apart; // same-channel entries (a < b) that do not merge
     for (std::size_t a = 0; a < result.entries.size(); ++a)
         for (std::size_t b = a + 1; b < result.entries.size(); ++b) {
             const Entry& ea = result.entries[a];
@@ -449,14 +453,19 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 params, ea.channel, ea.mean_snippet, eb.channel,
                 motion ? move_snippet(params, *motion->probe, eb.channel, eb.mean_snippet, eb.motion_um, ea.motion_um)
                        : eb.mean_snippet);
-            if (distance < settings.merge_distance ||
+            const bool merge =
+                distance < settings.merge_distance ||
                 (distance < settings.merge_candidate_distance &&
-                 one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b], settings.split_dip)))
-                groups.join(static_cast<int>(a), static_cast<int>(b));
+                 one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b], settings.split_dip));
+            if (merge)
+                links.push_back({distance, static_cast<int>(a), static_cast<int>(b)});
+            else if (ea.channel == eb.channel)
+                kept_apart.insert({static_cast<int>(a), static_cast<int>(b)});
         }
+    const std::vector<int> group = group_entries(result.entries.size(), std::move(links), kept_apart);
     std::map<int, int> unit_of_root;
     for (std::size_t e = 0; e < result.entries.size(); ++e) {
-        const int root = groups.find(static_cast<int>(e));
+        const int root = group[e];
         auto [it, inserted] = unit_of_root.try_emplace(root, static_cast<int>(result.units.size()));
         if (inserted)
             result.units.push_back(Unit{});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 namespace spikeline::sort {
 namespace {
@@ -283,6 +284,38 @@ bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int 
 std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
                                              const SortSettings& settings) {
     return Splitter(features, settings).clusters(std::move(members));
+}
+
+std::vector<int> group_entries(std::size_t n, std::vector<EntryLink> links,
+                               const std::set<std::pair<int, int>>& kept_apart) {
+    std::sort(links.begin(), links.end(), [](const EntryLink& x, const EntryLink& y) {
+        return std::tie(x.distance, x.a, x.b) < std::tie(y.distance, y.a, y.b);
+    });
+    UnionFind groups(n);
+    std::vector<std::vector<int>> members(n); // per root
+    for (std::size_t e = 0; e < n; ++e)
+        members[e] = {static_cast<int>(e)};
+    for (const EntryLink& link : links) {
+        const int ra = groups.find(link.a), rb = groups.find(link.b);
+        if (ra == rb)
+            continue;
+        bool apart = false;
+        for (int x : members[static_cast<std::size_t>(ra)])
+            for (int y : members[static_cast<std::size_t>(rb)])
+                apart = apart || kept_apart.count({std::min(x, y), std::max(x, y)}) > 0;
+        if (apart)
+            continue;
+        groups.join(ra, rb);
+        const int root = groups.find(ra), other = root == ra ? rb : ra;
+        auto& into = members[static_cast<std::size_t>(root)];
+        auto& from = members[static_cast<std::size_t>(other)];
+        into.insert(into.end(), from.begin(), from.end());
+        from.clear();
+    }
+    std::vector<int> group(n);
+    for (std::size_t e = 0; e < n; ++e)
+        group[e] = groups.find(static_cast<int>(e));
+    return group;
 }
 
 double quantile(std::vector<double> values, double q) {

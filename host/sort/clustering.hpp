@@ -5,6 +5,8 @@
 #include "sort/sort_settings.hpp"
 
 #include <numeric>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -29,6 +31,18 @@ bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int 
 /// instead of isotonic regression).
 std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
                                              const SortSettings& settings);
+
+/// Two entries that may share a unit, at this template distance.
+struct EntryLink {
+    double distance;
+    int a, b;
+};
+
+/// Groups n entries through links, closest first (ties by entry index), skipping a link that would put two entries
+/// listed in kept_apart (pairs a < b) into one group: single linkage that cannot chain through small entries across
+/// a split. Returns each entry's group as the smallest entry index in it.
+std::vector<int> group_entries(std::size_t n, std::vector<EntryLink> links,
+                               const std::set<std::pair<int, int>>& kept_apart);
 
 /// The q-quantile (0..1) of values, lower element.
 double quantile(std::vector<double> values, double q);
