@@ -45,15 +45,10 @@ bool sorter_learns(const SortRunOptions& options) {
 /// A single pass, or one of a relabelling run's two.
 enum class Pass { single, learning, relabelling };
 
-/// What the second pass of a relabelling run records about the first.
-struct FirstPass {
-    int n_calibrations = 0;
-    double wall_seconds = 0;
-};
-
+/// first_pass: with Pass::relabelling, the learning pass's result (its run record names it).
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        Pass pass, const FirstPass& first_pass = {});
+                        Pass pass, const SortRunResult* first_pass = nullptr);
 
 } // namespace
 
@@ -74,8 +69,7 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     SortRunResult first, result;
     try {
         first = sort_once(open_source, probe, learning, scratch, Pass::learning);
-        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling,
-                           FirstPass{first.n_calibrations, first.wall_seconds});
+        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling, &first);
     } catch (...) {
         std::filesystem::remove_all(scratch);
         throw;
@@ -100,7 +94,7 @@ namespace {
 
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        Pass pass, const FirstPass& first_pass) {
+                        Pass pass, const SortRunResult* first_pass) {
     const auto run_start = Clock::now();
     SortRunResult result;
     std::unique_ptr<io::RecordingSource> source = open_source();
@@ -481,7 +475,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"n_frames", result.frames},
         {"n_spikes", result.spikes},
         {"n_unsorted", result.unsorted},
-        {"n_calibrations", pass == Pass::relabelling ? first_pass.n_calibrations : result.n_calibrations},
+        {"n_calibrations", first_pass ? first_pass->n_calibrations : result.n_calibrations},
         {"n_recalibrations_skipped", result.n_recalibrations_skipped},
         {"calibration_spikes", result.calibration_spikes},
         {"backend", backend->name()},
@@ -492,16 +486,15 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"motion_estimates", result.motion_estimates},
         {"table_writes", result.table_writes},
         {"sorter_file", sorter_path.filename().string()},
-        {"sorter_loaded_from",
-         loaded && pass == Pass::single ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
+        {"sorter_loaded_from", loaded && !first_pass ? nlohmann::json(options.sorter_file.string()) : nlohmann::json()},
         {"detect_settings", to_json(options.detect.settings)},
         {"sort_settings", sort::to_json(options.sort)},
         {"cluster_ids", "0 = unsorted (group noise); unit u = cluster u + 1"},
     };
-    if (pass == Pass::relabelling)
+    if (first_pass)
         meta["relabelled"] = {
-            {"first_pass_calibrations", first_pass.n_calibrations},
-            {"first_pass_wall_seconds", first_pass.wall_seconds},
+            {"first_pass_calibrations", first_pass->n_calibrations},
+            {"first_pass_wall_seconds", first_pass->wall_seconds},
             {"note", "labels from a second pass with the first pass's last sorter (without --one-pass)"}};
     if (from_units) {
         meta["units_from"] = result.units_from.to_json();
