@@ -60,7 +60,12 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
          "keep crossings that are coincident on a large part of a shank (stimulation, movement artefacts)") //
         ("artifact-fraction", po::value(&s.artifact_fraction)->default_value(s.artifact_fraction),
          "an artefact crosses on more than this fraction of a shank (and on more contacts than lie within "
-         "150 um of any one) within 0.3 ms") //
+         "--artifact-reach-um of any one) within --artifact-window-ms") //
+        ("artifact-window-ms", po::value(&s.artifact_window_ms)->default_value(s.artifact_window_ms),
+         "the crossings of one artefact come within this time (at most --dedup-ms + 1 sample)") //
+        ("artifact-reach-um", po::value(&s.artifact_reach_um)->default_value(s.artifact_reach_um),
+         "one spike can cross on every contact within this distance of its peak: more crossings than 1.5 x "
+         "those contacts are needed for an artefact") //
         ("artifact-blank-ms", po::value(&s.artifact_blank_ms)->default_value(s.artifact_blank_ms),
          "after an artefact, the shank's detections are dropped for this long") //
         ("exclude-channels", po::value(&values.excluded_channels),
