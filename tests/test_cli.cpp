@@ -414,14 +414,13 @@ TEST_F(CliTest, AllChannelBurstsAreArtefactsUnlessRejectionIsOff) {
     EXPECT_LT(on["n_spikes"].get<int>() + 20, off["n_spikes"].get<int>()) << "the bursts' events are gone";
 
     // a de-duplication window shorter than the artefact window is refused with the option that fixes it
-    const RunResult short_window = run({"detect", raw.string(), "--channels", std::to_string(channels),
-                                        "--sample-rate", "30000", "--out", (dir_ / "short").string(), "--dedup-ms",
-                                        "0.1", "-q"});
+    const RunResult short_window = run({"detect", raw.string(), "--channels", std::to_string(channels), "--sample-rate",
+                                        "30000", "--out", (dir_ / "short").string(), "--dedup-ms", "0.1", "-q"});
     EXPECT_NE(short_window.status, 0);
     EXPECT_NE(short_window.err.find("--artifact-window-ms"), std::string::npos) << short_window.err;
     EXPECT_FALSE(fs::exists(dir_ / "short" / "spike_times.npy"));
-    const auto narrow = detect("narrow", {"--dedup-ms", "0.1", "--artifact-window-ms", "0.1", "--artifact-reach-um",
-                                          "100"});
+    const auto narrow =
+        detect("narrow", {"--dedup-ms", "0.1", "--artifact-window-ms", "0.1", "--artifact-reach-um", "100"});
     EXPECT_EQ(narrow["artifacts"], 8);
     EXPECT_DOUBLE_EQ(narrow["settings"]["artifact_window_ms"].get<double>(), 0.1);
     EXPECT_DOUBLE_EQ(narrow["settings"]["artifact_reach_um"].get<double>(), 100.0);
