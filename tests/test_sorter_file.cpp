@@ -4,6 +4,7 @@
 #include "io/npy.hpp"
 #include "io/recording.hpp"
 #include "pipeline/sort_run.hpp"
+#include "pipeline/spike_cache.hpp"
 #include "probe/probe.hpp"
 #include "sim/simulator.hpp"
 #include "simulated_recording.hpp"
@@ -374,6 +375,64 @@ TEST_F(SortWithSorter, TwoPassesLabelTheWholeRecordingWithTheSorterLearntAtItsEn
     two_passes.sorter_file = dir_ / "r" / "sorter.json";
     EXPECT_FALSE(sort_folder(sim, dir_ / "c", two_passes).relabelled);
     EXPECT_EQ(read_text(dir_ / "c" / "spike_clusters.npy"), read_text(dir_ / "b" / "spike_clusters.npy"));
+}
+
+TEST_F(SortWithSorter, TwoPassesOnAFullDiskFailWithAClearErrorAndLeaveNoScratch) {
+    const fs::path sim = simulate_folder(3.0, 34);
+    SortRunOptions two_passes;
+    two_passes.sort.calibration_s = 1.0;
+    two_passes.relabel = true;
+    const fs::path out = dir_ / "full";
+    fs::create_directories(out / ".first_pass");
+    fs::create_symlink("/dev/full", out / ".first_pass" / "spikes.cache"); // every write fails with ENOSPC
+    try {
+        sort_folder(sim, out, two_passes);
+        FAIL() << "a cache that cannot be written must stop the sort";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("--one-pass"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(out / ".first_pass"));
+    EXPECT_FALSE(fs::exists(out / "spike_clusters.npy"));
+}
+
+TEST_F(SortWithSorter, SpikeCacheChunksComeBackAsWrittenAndACutFileIsRefused) {
+    const fs::path path = dir_ / "spikes.cache";
+    constexpr std::size_t values = 3;
+    SortOutput first;
+    first.spikes.resize(2);
+    first.spikes[0].event = {100, 7, -250};
+    first.spikes[0].unit = 4;
+    first.spikes[1].event = {130, 9, -90};
+    first.spikes[1].features[1] = -17;
+    first.snippets = {1, 2, 3, -4, -5, -6};
+    const std::vector<hw::ArtifactEvent> artifacts = {{120, 1, 40}};
+    {
+        SpikeCacheWriter writer(path, values);
+        writer.append(first, artifacts, 3000);
+        writer.append(SortOutput{}, {}, 0);
+        writer.finish();
+        EXPECT_EQ(writer.bytes(), fs::file_size(path));
+    }
+    SpikeCacheReader reader(path, values);
+    CachedChunk chunk;
+    ASSERT_TRUE(reader.next(chunk));
+    EXPECT_EQ(chunk.n_frames, 3000u);
+    ASSERT_EQ(chunk.sorted.spikes.size(), 2u);
+    EXPECT_EQ(chunk.sorted.spikes[0].event, first.spikes[0].event);
+    EXPECT_EQ(chunk.sorted.spikes[0].unit, 4);
+    EXPECT_EQ(chunk.sorted.spikes[1].features[1], -17);
+    EXPECT_EQ(chunk.sorted.snippets, first.snippets);
+    EXPECT_EQ(chunk.artifacts, artifacts);
+    ASSERT_TRUE(reader.next(chunk));
+    EXPECT_EQ(chunk.n_frames, 0u);
+    EXPECT_TRUE(chunk.sorted.spikes.empty());
+    EXPECT_FALSE(reader.next(chunk));
+
+    fs::resize_file(path, fs::file_size(path) - 40);
+    SpikeCacheReader cut(path, values);
+    EXPECT_THROW(cut.next(chunk), InputError);
+    EXPECT_THROW(SpikeCacheReader(path, values + 1), InputError) << "another run's snippet size";
 }
 
 TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {

@@ -85,10 +85,10 @@ int cmd_sort(int argc, char** argv) {
          "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
          "spikes the units left unsorted since the last time, so that rare and late units are found)") //
         ("one-pass", po::bool_switch(&one_pass),
-         "learn and label in one pass, as stream does live: half the time, but a spike keeps the label of the sorter "
-         "of its time (default: a first pass learns, at the end from a sample of the whole recording, and a second "
-         "labels every spike with that sorter; one pass anyway with --sorter, --units-from, --no-learning, "
-         "--recalibrate-every or the xrt backend)") //
+         "learn and label in one pass, as stream does live: faster, but a spike keeps the label of the sorter of its "
+         "time (default: a first pass learns, at the end from a sample of the whole recording, and keeps every "
+         "spike's snippet on disk, about 1.5 kB each; a second labels them all with that sorter; one pass anyway "
+         "with --sorter, --units-from, --no-learning, --recalibrate-every or the xrt backend)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //
@@ -199,9 +199,10 @@ int cmd_sort(int argc, char** argv) {
             std::printf("  sorter       loaded from %s (learnt from %zu spikes), no calibration\n",
                         result.sorter_loaded.c_str(), result.calibration_spikes);
         if (result.relabelled)
-            std::printf("  passes       2: the first learnt (%.2f s wall), the second labelled every spike with its "
-                        "last sorter (--one-pass: half the time)\n",
-                        result.first_pass_wall_seconds);
+            std::printf(
+                "  passes       2: the first detected and learnt (%.2f s wall), the second labelled every spike "
+                "again with its last sorter (%.2f s)\n",
+                result.first_pass_wall_seconds, result.wall_seconds - result.first_pass_wall_seconds);
         if (result.n_recalibrations_skipped > 0)
             std::printf("  recalibration skipped %d time(s), the units of the previous calibration kept: %s\n",
                         result.n_recalibrations_skipped, result.last_skip_reason.c_str());

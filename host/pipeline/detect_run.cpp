@@ -195,7 +195,10 @@ DetectRunResult run_detection(io::RecordingSource& source, const probe::Probe& p
 }
 
 void add_rtl_section(nlohmann::json& meta, const Backend& backend) {
-    const std::optional<RtlCycleFacts> facts = backend.rtl_cycle_facts();
+    add_rtl_section(meta, backend.rtl_cycle_facts());
+}
+
+void add_rtl_section(nlohmann::json& meta, const std::optional<RtlCycleFacts>& facts) {
     if (!facts)
         return;
     meta["rtl"] = {

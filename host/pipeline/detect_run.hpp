@@ -67,5 +67,6 @@ nlohmann::json with_input_provenance(nlohmann::json meta, const io::RecordingInf
 
 /// Adds the backend's cycle facts (the verilator backend) to an output's metadata as its "rtl" section.
 void add_rtl_section(nlohmann::json& meta, const Backend& backend);
+void add_rtl_section(nlohmann::json& meta, const std::optional<RtlCycleFacts>& facts);
 
 } // namespace spikeline

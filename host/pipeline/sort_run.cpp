@@ -3,6 +3,7 @@
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/chunk_reader.hpp"
 #include "pipeline/motion_tracking.hpp"
+#include "pipeline/spike_cache.hpp"
 #include "pipeline/spike_reservoir.hpp"
 #include "sort/snippet_labeller.hpp"
 #include "sort/sorter_file.hpp"
@@ -45,10 +46,12 @@ bool sorter_learns(const SortRunOptions& options) {
 /// A single pass, or one of a relabelling run's two.
 enum class Pass { single, learning, relabelling };
 
-/// first_pass: with Pass::relabelling, the learning pass's result (its run record names it).
+/// spike_cache: the learning pass writes every chunk's sorted spikes there, the relabelling pass labels them again from
+/// it instead of reading the recording. first_pass: with Pass::relabelling, the learning pass's result.
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        Pass pass, const SortRunResult* first_pass = nullptr);
+                        Pass pass, const std::filesystem::path& spike_cache = {},
+                        const SortRunResult* first_pass = nullptr);
 
 } // namespace
 
@@ -68,8 +71,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     labelling.sorter_file = scratch / "sorter.json";
     SortRunResult first, result;
     try {
-        first = sort_once(open_source, probe, learning, scratch, Pass::learning);
-        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling, &first);
+        const std::filesystem::path spike_cache = scratch / "spikes.cache";
+        first = sort_once(open_source, probe, learning, scratch, Pass::learning, spike_cache);
+        result = sort_once(open_source, probe, labelling, out_dir, Pass::relabelling, spike_cache, &first);
     } catch (...) {
         std::filesystem::remove_all(scratch);
         throw;
@@ -94,7 +98,7 @@ namespace {
 
 SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>()>& open_source,
                         const probe::Probe& probe, const SortRunOptions& options, const std::filesystem::path& out_dir,
-                        Pass pass, const SortRunResult* first_pass) {
+                        Pass pass, const std::filesystem::path& spike_cache, const SortRunResult* first_pass) {
     const auto run_start = Clock::now();
     SortRunResult result;
     std::unique_ptr<io::RecordingSource> source = open_source();
@@ -251,8 +255,16 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         2 * static_cast<std::uint64_t>(std::llround(options.sort.calibration_s * info.sample_rate));
     const bool keep_snippets = recalibrate || track_motion || learn;
     std::unique_ptr<sort::SnippetLabeller> labeller; ///< labels the window until the backend takes over
-    if (label_window) {
+    // The second of two passes labels the first pass's spikes again on the host (no backend, no reading).
+    const bool from_cache = pass == Pass::relabelling;
+    std::unique_ptr<SpikeCacheReader> cache_reader;
+    std::unique_ptr<SpikeCacheWriter> cache_writer;
+    if (pass == Pass::learning)
+        cache_writer = std::make_unique<SpikeCacheWriter>(spike_cache, values_per_spike);
+    if (label_window || from_cache) {
         labeller = std::make_unique<sort::SnippetLabeller>(*calibration.params);
+        if (from_cache)
+            cache_reader = std::make_unique<SpikeCacheReader>(spike_cache, values_per_spike);
     } else {
         if (!source) // a loaded sorter labels on the first reading
             source = open_source();
@@ -293,6 +305,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     };
     // One chunk's sorted spikes, as the labelling pass handles them after every chunk of the recording.
     auto handle_chunk = [&](SortOutput& sorted, std::vector<hw::ArtifactEvent>& artifacts, std::size_t n) {
+        if (cache_writer)
+            cache_writer->append(sorted, artifacts, n);
         writer.append(sorted.spikes);
         writer.append_artifacts(artifacts);
         artifacts.clear();
@@ -334,7 +348,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         if (tracking) {
             // Units follow the latest estimate from the next frame on, in every backend alike.
             const std::vector<hw::TableWrite> writes = tracking->table_writes(result.frames);
-            if (labeller && result.frames <= window_frames)
+            if (labeller && (from_cache || result.frames <= window_frames))
                 labeller->queue_writes(writes);
             else
                 backend->queue_table_writes(writes);
@@ -411,18 +425,35 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             handle_chunk(sorted, artifacts, window_part + rest_frames);
         }
     }
-    while (!recording_ended) {
-        std::size_t n = 0;
-        const std::int16_t* chunk = reader->next(n);
-        if (n == 0)
-            break;
-        backend->process(chunk, n, events);
-        events.clear();
+    if (from_cache) {
+        CachedChunk chunk;
+        while (cache_reader->next(chunk)) {
+            sorted = std::move(chunk.sorted);
+            artifacts = std::move(chunk.artifacts);
+            labeller->label(sorted);
+            if (chunk.n_frames == 0) // what the backend gave when the recording ended
+                break;
+            handle_chunk(sorted, artifacts, static_cast<std::size_t>(chunk.n_frames));
+            chunk = {};
+        }
+    } else {
+        while (!recording_ended) {
+            std::size_t n = 0;
+            const std::int16_t* chunk = reader->next(n);
+            if (n == 0)
+                break;
+            backend->process(chunk, n, events);
+            events.clear();
+            take_from_backend();
+            handle_chunk(sorted, artifacts, n);
+        }
+        backend->finish(events);
         take_from_backend();
-        handle_chunk(sorted, artifacts, n);
     }
-    backend->finish(events);
-    take_from_backend();
+    if (cache_writer) {
+        cache_writer->append(sorted, artifacts, 0);
+        cache_writer->finish();
+    }
     writer.append(sorted.spikes);
     writer.append_artifacts(artifacts);
     progress.finish();
@@ -440,9 +471,18 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     result.recording_seconds = static_cast<double>(result.frames) / info.sample_rate;
     result.spikes = writer.n_spikes();
     result.unsorted = writer.n_unsorted();
-    result.lost_events = backend->lost_events();
     result.artifacts = writer.n_artifacts();
-    result.artifact_candidates = backend->artifact_candidates();
+    if (backend) {
+        result.backend_name = backend->name();
+        result.lost_events = backend->lost_events();
+        result.artifact_candidates = backend->artifact_candidates();
+        result.rtl = backend->rtl_cycle_facts();
+    } else { // the first pass's backend detected these spikes
+        result.backend_name = first_pass->backend_name;
+        result.lost_events = first_pass->lost_events;
+        result.artifact_candidates = first_pass->artifact_candidates;
+        result.rtl = first_pass->rtl;
+    }
     // An earlier run's motion files in this folder would describe another sort: only this run's stay.
     if (!track_motion)
         for (const char* name : {"motion.npy", "motion_times_s.npy", "motion_blocks.npy"})
@@ -478,7 +518,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         {"n_calibrations", first_pass ? first_pass->n_calibrations : result.n_calibrations},
         {"n_recalibrations_skipped", result.n_recalibrations_skipped},
         {"calibration_spikes", result.calibration_spikes},
-        {"backend", backend->name()},
+        {"backend", result.backend_name},
         {"lost_events", result.lost_events},
         {"artifacts", result.artifacts},
         {"artifact_candidates", result.artifact_candidates},
@@ -505,7 +545,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     }
     if (!info.channel_ids.empty()) // a selection: channel c of the settings and outputs is channel_ids[c]
         meta["channel_ids"] = info.channel_ids;
-    add_rtl_section(meta, *backend);
+    add_rtl_section(meta, result.rtl);
     result.quality =
         writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
     result.n_units = static_cast<int>(result.quality.size()) - 1;

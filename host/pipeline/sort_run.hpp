@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace spikeline {
 
@@ -46,6 +47,8 @@ struct SortRunResult {
     bool window_labelled_on_host = false; ///< the calibration pass's snippets labelled the window (not re-read)
     double recording_seconds = 0;
     double realtime_factor = 0; ///< recording_seconds / wall_seconds
+    std::string backend_name;
+    std::optional<RtlCycleFacts> rtl; ///< the verilator backend's cycle facts
     std::uint64_t lost_events = 0;
     std::uint64_t artifacts = 0;           ///< rows of artifacts.npy
     std::uint64_t artifact_candidates = 0; ///< candidates dropped as artefacts
