@@ -283,9 +283,11 @@ TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate)
     // Another neuron 86 um away (row 4, column 1), smaller but earlier than the large candidate: kept.
     hw::dedup_add(*state, *params, {500, 0, -300});
     hw::dedup_add(*state, *params, {498, 9, -250});
-    // The lobe rule is near only: a much smaller candidate after a large one is dropped 20 um away, kept 86 um away.
+    // The lobe rule covers the whole neighbourhood (a spike's later lobes reach as far as its footprint): a much
+    // smaller candidate after a large one is dropped 20 um and 86 um away, kept 120 um away (not a neighbour).
     hw::dedup_add(*state, *params, {1000, 0, -1000});
     hw::dedup_add(*state, *params, {1030, 9, -300});
+    hw::dedup_add(*state, *params, {1060, 12, -300});
     hw::dedup_add(*state, *params, {1040, 2, -300});
     hw::dedup_advance(*state, *params, 5000, true, emit);
     ASSERT_EQ(out.size(), 5u);
@@ -293,7 +295,7 @@ TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate)
     EXPECT_EQ(out[1], (hw::SpikeEvent{498, 9, -250}));
     EXPECT_EQ(out[2], (hw::SpikeEvent{500, 0, -300}));
     EXPECT_EQ(out[3], (hw::SpikeEvent{1000, 0, -1000}));
-    EXPECT_EQ(out[4], (hw::SpikeEvent{1030, 9, -300}));
+    EXPECT_EQ(out[4], (hw::SpikeEvent{1060, 12, -300}));
 }
 
 TEST(SpatialDedup, DecidesOnlyWhenAllCompetitorsAreKnown) {

@@ -46,10 +46,10 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
         ("dedup-radius-um", po::value(&s.dedup_radius_um)->default_value(s.dedup_radius_um),
          "radius within which detections are merged (at most the 16 nearest contacts)") //
         ("dedup-near-um", po::value(&s.dedup_near_um)->default_value(s.dedup_near_um),
-         "within this radius a larger detection always absorbs a smaller one and lobes are dropped; beyond it "
-         "only a larger detection that is not later absorbs one") //
+         "within this radius a larger detection always absorbs a smaller one; beyond it only a larger detection "
+         "that is not later absorbs one (lobes are dropped within --dedup-radius-um)") //
         ("shadow-ms", po::value(&s.shadow_ms)->default_value(s.shadow_ms),
-         "after a spike, smaller detections nearby within this time are its lobes (0: off)") //
+         "after a spike, smaller detections within --dedup-radius-um and this time are its lobes (0: off)") //
         ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
          "a detection below this fraction of a preceding nearby spike is a lobe") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),

@@ -13,8 +13,8 @@
 //   end of the stream: all of them) are decided one by one in (sample, channel) order, L1's order:
 //   SELECT  one scan of the list finds the smallest eligible (sample, channel);
 //   LOAD    its channel's 16 neighbours are read;
-//   SURVIVE one scan compares it with every pending candidate (L1's survives(): duplicate or lobe of a near
-//           neighbour, duplicate of a far one that is not later), then marks it decided and, if it survived, emits it.
+//   SURVIVE one scan compares it with every pending candidate (L1's survives(): lobe of any neighbour, duplicate of a near
+//           one or of a far one that is not later), then marks it decided and, if it survived, emits it.
 // After the last decision of a frame, COMPACT keeps (in order) the candidates L1 keeps: undecided (unless they have
 // waited MAX_DECISION_DELAY frame ends: dropped and counted), or decided and still within max(dedup_window,
 // shadow_window) of a future decision. The same list, the same drop rules and the
@@ -238,9 +238,9 @@ module spikeline_dedup #(
                 is_far = neighbour_reg[k][14];
             end
         end
-        // a far neighbour's larger candidate absorbs A only when it is not later; lobes are near only
+        // a far neighbour's larger candidate absorbs A only when it is not later; lobes reach the far ones too
         duplicate = distance <= 64'(dedup_window) && outranks && (!is_far || entry_sample <= chosen_sample_reg);
-        lobe = !is_far && entry_sample < chosen_sample_reg && distance <= 64'(shadow_window) &&
+        lobe = entry_sample < chosen_sample_reg && distance <= 64'(shadow_window) &&
                {chosen_magnitude, 8'd0} < 30'(entry_magnitude) * 30'(shadow_ratio);
         kills = (duplicate || lobe) && is_neighbour;
 

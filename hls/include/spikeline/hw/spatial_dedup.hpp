@@ -7,8 +7,9 @@
 ///     (the same spike seen on several contacts); from a far neighbour only when B is not later than A: a spike's
 ///     copies on far contacts come at the same time or later (it spreads from its peak and widens on the way),
 ///     while a coincident spike of another neuron is as often earlier, and is kept then; or
-///   - is near, precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a
-///     secondary lobe of B: the band-pass rebound after a large spike, or a re-crossing after the dead time).
+///   - precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a secondary lobe
+///     of B: the band-pass rebound after a large spike, a re-crossing after the dead time, or the later trough of a
+///     multiphasic waveform, which reaches as far as the spike's footprint, so far neighbours too).
 /// Candidates are compared with all candidates, not only with survivors, so the result does not depend on arrival
 /// order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when every candidate
 /// that could compete with it has been emitted; survivors come out sorted by (sample, channel).
@@ -108,10 +109,10 @@ DEDUP_COMPARE:
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
         const Neighbourhood where = neighbourhood(params, a.channel, b.channel);
-        const bool near = where == Neighbourhood::near;
-        const bool duplicate = distance <= window && outranks(b, a) && (near || b.sample <= a.sample);
-        const bool lobe = near && b.sample < a.sample && distance <= shadow &&
-                          scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
+        const bool duplicate =
+            distance <= window && outranks(b, a) && (where == Neighbourhood::near || b.sample <= a.sample);
+        const bool lobe =
+            b.sample < a.sample && distance <= shadow && scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
         if ((duplicate || lobe) && where != Neighbourhood::outside)
             return false;
     }
