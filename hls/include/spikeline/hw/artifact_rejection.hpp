@@ -69,26 +69,34 @@ void artifact_end_frame(ArtifactState<CONFIG_T>& state, const DetectParams<CONFI
     if (params.artifact_window <= 0)
         return;
     const std::uint64_t delay = static_cast<std::uint64_t>(params.align_window - 1);
-    // Two passes: the window update has no branch and no loop-carried state (it vectorises on the CPU), and the
-    // log is written in group order only in the rare frame that declares a new artefact.
-    bool any_new = false;
+    // Two passes: the window update has no branch and no loop-carried state but two OR-reductions into locals (so the
+    // CPU build vectorises it: before, the flags stored into state every group kept it scalar, 7 % of a one-thread
+    // detect), and the log is written in group order only in the rare frame that declares a new artefact.
+    const int slot = state.slot;
+    const std::int32_t blank = params.artifact_blank;
+    std::uint8_t any_new_bit = 0, any_declared_bit = 0;
     std::uint8_t is_new[CONFIG_T::max_groups];
 ARTIFACT_GROUPS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
 #pragma HLS PIPELINE II = 1
-        const std::int32_t sum = state.window_sum[g] + state.frame_count[g] - state.history[state.slot][g];
-        state.history[state.slot][g] = state.frame_count[g];
+        const std::int32_t count = state.frame_count[g];
+        const std::int32_t sum = state.window_sum[g] + count - state.history[slot][g];
+        const std::int32_t left = state.blank_left[g];
+        const std::uint8_t declared = sum > params.artifact_limit[g] ? 1 : 0;
+        const std::uint8_t was_active = state.active[g];
+        const std::int32_t left_next = declared ? blank : (left > 0 ? left - 1 : 0);
+        state.history[slot][g] = count;
         state.frame_count[g] = 0;
         state.window_sum[g] = sum;
-        const bool declared = sum > params.artifact_limit[g];
-        is_new[g] = (declared && !state.active[g]) ? 1 : 0;
-        const std::int32_t left = state.blank_left[g];
-        state.blank_left[g] = declared ? params.artifact_blank : (left > 0 ? left - 1 : 0);
-        state.declared[g] = declared ? 1 : 0;
-        state.active[g] = (declared || state.blank_left[g] > 0) ? 1 : 0;
-        any_new = any_new || is_new[g];
-        state.any_declared = state.any_declared || declared;
+        state.blank_left[g] = left_next;
+        state.declared[g] = declared;
+        state.active[g] = (declared | (left_next > 0 ? 1 : 0)) ? 1 : 0;
+        is_new[g] = declared & (was_active ^ 1);
+        any_new_bit |= is_new[g];
+        any_declared_bit |= declared;
     }
+    state.any_declared = any_declared_bit != 0;
+    const bool any_new = any_new_bit != 0;
     if (any_new) {
     ARTIFACT_LOG:
         for (int g = 0; g < CONFIG_T::max_groups; ++g) {
