@@ -208,6 +208,19 @@ TEST(SortCalibration, AUnitMissingFromOneRecalibrationKeepsItsIdAndItsLabels) {
         sort::calibrate(*geometry, known_mixture(*geometry, 200, 8), sort::SortSettings{}, 200, &second);
     EXPECT_EQ(id_on_channel_1(third), id);
     EXPECT_EQ(third.units.size(), 3u);
+
+    // Re-clustering every spike so far (relearn_all, the first of two passes): the new units are the whole picture,
+    // and an old unit they did not find is not carried along; those they found keep their ids.
+    sort::SortSettings relearn;
+    relearn.relearn_all = true;
+    const sort::Calibration whole =
+        sort::calibrate(*geometry, known_mixture(*geometry, 200, 6, 2), relearn, 100, &first);
+    EXPECT_EQ(whole.units.size(), 2u);
+    EXPECT_EQ(id_on_channel_1(whole), -1);
+    for (const auto& u : whole.units)
+        EXPECT_NE(std::find_if(first.units.begin(), first.units.end(), [&](const auto& v) { return v.id == u.id; }),
+                  first.units.end())
+            << "unit " << u.id << " found again keeps its id";
 }
 
 TEST(SortCalibration, RecalibrationKeepsTheIdsThePreviousClassifierGaveTheWindowsSpikes) {

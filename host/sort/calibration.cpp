@@ -617,8 +617,10 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     // id) stay registered with their last templates, as features in the new basis, so that their spikes keep their
     // labels. (Keeping only units with no successor among the new ones measured worse, docs/ACCURACY.md.)
     // When only adding units, every previous unit stays, and a new cluster matching one (its spikes fell outside the
-    // unit's gates) adds entries to it.
-    if (previous) {
+    // unit's gates) adds entries to it. Not when every spike so far was re-clustered (relearn_all, as the first of
+    // two passes does): the new units are then the whole picture, and an old unit they did not match is one they
+    // represent differently (split, merged, moved), whose copy only competed with them for spikes.
+    if (previous && !settings.relearn_all) {
         std::map<int, std::size_t> found; // id -> index into result.units
         for (std::size_t u = 0; u < result.units.size(); ++u)
             found[result.units[u].id] = u;
