@@ -354,7 +354,7 @@ TEST_F(SortWithSorter, TwoPassesLabelTheWholeRecordingWithTheSorterLearntAtItsEn
     two_passes.relabel = true;
     const SortRunResult r = sort_folder(sim, dir_ / "r", two_passes);
     EXPECT_TRUE(r.relabelled);
-    EXPECT_EQ(r.n_calibrations, a.n_calibrations + 1) << "the first pass learns once more, at the end";
+    EXPECT_EQ(r.n_calibrations, 2) << "the first pass learns once, at the end (learnings on the way change only ids)";
     EXPECT_EQ(r.calibration_spikes, a.calibration_spikes);
     EXPECT_TRUE(r.sorter_loaded.empty());
     EXPECT_GT(r.first_pass_wall_seconds, 0.0);

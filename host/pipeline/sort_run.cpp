@@ -319,8 +319,9 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             reservoir.add(sorted, tracking.get());
         sorted = {};
         // (Not at the end of a single pass: nothing would be labelled with it, and sorter.json is the sorter that
-        // labelled the spikes. A relabelling run's first pass learns at the end too, below.)
-        if (learn && result.frames >= next_learning && result.frames < info.n_frames) {
+        // labelled the spikes. The first of two passes learns only at the end, below: its learnings re-cluster every
+        // spike and carry no old unit, so one on the way would change only ids and the labels this pass discards.)
+        if (learn && pass != Pass::learning && result.frames >= next_learning && result.frames < info.n_frames) {
             next_learning *= 2;
             learn_from_reservoir(false);
         }
