@@ -183,6 +183,26 @@ TEST(SortCalibration, RecalibrationKeepsTheIdsOfUnitsItFindsAgain) {
     EXPECT_EQ(second.entries.front().template_id, 1000);
 }
 
+TEST(SortCalibration, ABasisOnlyCalibrationHasCalibratesBasisAndNoUnits) {
+    const auto geometry = small_geometry(64);
+    const SortOutput data = known_mixture(*geometry, 200, 5);
+    const sort::Calibration full = sort::calibrate(*geometry, data, sort::SortSettings{});
+    const sort::Calibration basis = sort::calibrate_basis(*geometry, data);
+    EXPECT_TRUE(std::equal(&full.params->basis[0][0], &full.params->basis[0][0] + sizeof full.params->basis / 2,
+                           &basis.params->basis[0][0]));
+    EXPECT_EQ(basis.channel_noise, full.channel_noise);
+    EXPECT_EQ(basis.n_spikes, data.spikes.size());
+    EXPECT_TRUE(basis.units.empty());
+    for (int label : classify_all(basis, data))
+        EXPECT_EQ(label, -1);
+    // Units learnt later on it keep that basis, as a learning does.
+    sort::SortSettings relearn;
+    relearn.relearn_all = true;
+    const sort::Calibration later = sort::calibrate(*geometry, data, relearn, 0, &basis, nullptr, true);
+    EXPECT_EQ(later.units.size(), full.units.size());
+    EXPECT_THROW(sort::calibrate_basis(*geometry, SortOutput{}), InputError);
+}
+
 TEST(SortCalibration, AUnitMissingFromOneRecalibrationKeepsItsIdAndItsLabels) {
     const auto geometry = small_geometry(64);
     auto id_on_channel_1 = [](const sort::Calibration& c) {

@@ -225,10 +225,14 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             recording_ended = false; // read again from its start
         }
         const auto clustering_start = Clock::now();
-        calibration = from_units
-                          ? sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
-                                                       window.motion_or_null(), &result.units_from)
-                          : sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
+        // The first of two passes learns its units at the end only (below): here the basis they will use.
+        if (pass == Pass::learning)
+            calibration = sort::calibrate_basis(*geometry, window.data);
+        else if (from_units)
+            calibration = sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
+                                                     window.motion_or_null(), &result.units_from);
+        else
+            calibration = sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
         result.clustering_wall_seconds = seconds_since(clustering_start);
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);

@@ -236,22 +236,37 @@ void check_calibration_data(const HwSortParams& base, const SortOutput& data, co
             "calibration motion: one displacement per spike and the probe are needed");
 }
 
+namespace {
+
+/// A calibration with no entries yet: geometry, noise and the spike count; throws InputError without spikes.
+Calibration empty_calibration(const HwSortParams& base, const SortOutput& data, const CalibrationMotion* motion) {
+    require(!data.spikes.empty(), "no spikes in the calibration window: lengthen it (--calibration-s), check that the "
+                                  "recording holds neural data, or lower the detection threshold (--threshold)");
+    check_calibration_data(base, data, motion);
+    Calibration result;
+    result.width = base.pre + 1 + base.post;
+    result.n_spikes = data.spikes.size();
+    result.channel_noise = snippet_noise(base, data, result.width);
+    result.params = std::make_shared<HwSortParams>(base);
+    std::fill(std::begin(result.params->n_entries), std::end(result.params->n_entries), std::uint8_t{0});
+    return result;
+}
+
+} // namespace
+
+Calibration calibrate_basis(const HwSortParams& base, const SortOutput& data) {
+    Calibration result = empty_calibration(base, data, nullptr);
+    learn_basis(data, result.width, *result.params);
+    return result;
+}
+
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id, const Calibration* previous, const CalibrationMotion* motion,
                       bool keep_basis) {
     const int width = base.pre + 1 + base.post;
     const std::size_t n = data.spikes.size();
-    require(n > 0, "no spikes in the calibration window: lengthen it (--calibration-s), check that the recording "
-                   "holds neural data, or lower the detection threshold (--threshold)");
-    check_calibration_data(base, data, motion);
-
-    Calibration result;
-    result.width = width;
-    result.n_spikes = n;
-    result.channel_noise = snippet_noise(base, data, width);
-    result.params = std::make_shared<HwSortParams>(base);
+    Calibration result = empty_calibration(base, data, motion);
     HwSortParams& params = *result.params;
-    std::fill(std::begin(params.n_entries), std::end(params.n_entries), std::uint8_t{0});
 
     // Basis, quantised; then the features exactly as L1 computes them.
     require(!keep_basis || previous, "keeping the basis needs a previous calibration");

@@ -55,12 +55,17 @@ void check_calibration_data(const HwSortParams& base, const SortOutput& data, co
 /// whose sorting stage ran with base's geometry and no entries). Template ids start at first_template_id; when
 /// previous is given: units matching one of its units keep its id (matched first by the labels previous gave the
 /// window's spikes, then by template distance below id_match_distance), and previous's units the window did not
-/// find stay registered with their last templates, so a unit keeps its id and its labels through a quiet period.
+/// find stay registered with their last templates, so a unit keeps its id and its labels through a quiet period
+/// (not with settings.relearn_all: the data then holds every spike so far, and its units are the whole picture).
 /// keep_basis: features on previous's basis (the backend's basis stays, only classifier entries change: the update can
 /// be applied as table writes). Throws InputError when there are no spikes to learn from.
 Calibration calibrate(const HwSortParams& base, const SortOutput& data, const SortSettings& settings,
                       int first_template_id = 0, const Calibration* previous = nullptr,
                       const CalibrationMotion* motion = nullptr, bool keep_basis = false);
+
+/// A calibration with calibrate's basis and noise but no units (every spike unsorted): for a pass that only
+/// collects snippets and learns its units later on that basis. Throws InputError when there are no spikes.
+Calibration calibrate_basis(const HwSortParams& base, const SortOutput& data);
 
 /// The temporal basis calibrate learns (top eigenvectors of the snippet rows' second moments), quantised into
 /// params.basis.
