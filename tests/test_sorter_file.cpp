@@ -370,6 +370,8 @@ TEST_F(SortWithSorter, TwoPassesLabelTheWholeRecordingWithTheSorterLearntAtItsEn
     const json meta = json::parse(read_text(dir_ / "r" / "spikeline_sort.json"));
     EXPECT_TRUE(meta["sorter_loaded_from"].is_null());
     EXPECT_EQ(meta["relabelled"]["first_pass_calibrations"], r.n_calibrations);
+    EXPECT_EQ(meta["relabelled"]["end_learning_spikes"], r.end_learning_spikes);
+    EXPECT_GT(r.end_learning_spikes, r.calibration_spikes) << "the whole recording's sample, not the window";
 
     // A fixed sorter learns nothing: one pass.
     two_passes.sorter_file = dir_ / "r" / "sorter.json";

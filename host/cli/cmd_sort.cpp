@@ -191,7 +191,12 @@ int cmd_sort(int argc, char** argv) {
             if (r.units_dropped > 0)
                 std::printf("  WARNING      %d unit(s) left out: their channels' classifier tables were full\n",
                             r.units_dropped);
-        } else if (result.sorter_loaded.empty())
+        } else if (result.relabelled)
+            std::printf("  calibration  basis from %zu spikes (%.2f s wall); units from a sample of %zu spikes of the "
+                        "whole recording (%.2f s)\n",
+                        result.calibration_spikes, result.calibration_wall_seconds, result.end_learning_spikes,
+                        result.end_learning_wall_seconds);
+        else if (result.sorter_loaded.empty())
             std::printf("  calibration  %zu spikes, %.2f s wall (clustering %.2f s), %d calibration(s)\n",
                         result.calibration_spikes, result.calibration_wall_seconds, result.clustering_wall_seconds,
                         result.n_calibrations);

@@ -88,6 +88,8 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     result.calibration_wall_seconds = first.calibration_wall_seconds;
     result.clustering_wall_seconds = first.clustering_wall_seconds;
     result.first_pass_wall_seconds = first.wall_seconds;
+    result.end_learning_spikes = first.end_learning_spikes;
+    result.end_learning_wall_seconds = first.end_learning_wall_seconds;
     result.wall_seconds += first.wall_seconds;
     result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
     result.peak_rss_bytes = std::max(result.peak_rss_bytes, first.peak_rss_bytes);
@@ -465,7 +467,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (learn && pass == Pass::learning) { // from a sample of the whole recording, which the second pass labels with it
         progress.update("sort (pass 1 of 2, learning): clustering a sample of " + std::to_string(reservoir.size()) +
                         " spikes of the whole recording");
+        const auto learning_start = Clock::now();
+        result.end_learning_spikes = reservoir.size();
         learn_from_reservoir(true);
+        result.end_learning_wall_seconds = seconds_since(learning_start);
         progress.finish();
     }
     if (result.n_calibrations > 1) // the first one is on disk already
@@ -540,6 +545,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         meta["relabelled"] = {
             {"first_pass_calibrations", first_pass->n_calibrations},
             {"first_pass_wall_seconds", first_pass->wall_seconds},
+            {"end_learning_spikes", first_pass->end_learning_spikes},
+            {"end_learning_wall_seconds", first_pass->end_learning_wall_seconds},
             {"note", "labels from a second pass with the first pass's last sorter (without --one-pass)"}};
     if (from_units) {
         meta["units_from"] = result.units_from.to_json();

@@ -57,8 +57,10 @@ struct SortRunResult {
     int units_moved = 0;            ///< units away from where they were learnt at the end
     std::uint64_t table_writes = 0; ///< classifier-table writes made to follow the motion
     std::string motion_note;
-    bool relabelled = false;            ///< two passes ran (options.relabel and a sorter that learns)
-    double first_pass_wall_seconds = 0; ///< then: the learning pass (wall_seconds holds both)
+    bool relabelled = false;              ///< two passes ran (options.relabel and a sorter that learns)
+    double first_pass_wall_seconds = 0;   ///< then: the learning pass (wall_seconds holds both)
+    std::size_t end_learning_spikes = 0;  ///< then: the sample the first pass learnt its units from, at the end
+    double end_learning_wall_seconds = 0; ///< and the time that learning took
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;
 };
