@@ -431,6 +431,16 @@ TEST_F(SortWithSorter, SpikeCacheChunksComeBackAsWrittenAndACutFileIsRefused) {
     EXPECT_TRUE(chunk.sorted.spikes.empty());
     EXPECT_FALSE(reader.next(chunk));
 
+    EXPECT_EQ(spike_cache_bytes(1000, values), 1000 * (sizeof(hw::SortedSpike) + values * 4));
+    EXPECT_NO_THROW(require_cache_space(dir_, 1000));
+    try {
+        require_cache_space(dir_, std::uint64_t{1} << 62); // more than any disk here
+        FAIL() << "a cache larger than the free space must be refused before it is written";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("GB free"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("--one-pass"), std::string::npos) << e.what();
+    }
+
     fs::resize_file(path, fs::file_size(path) - 40);
     SpikeCacheReader cut(path, values);
     EXPECT_THROW(cut.next(chunk), InputError);

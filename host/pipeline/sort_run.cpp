@@ -215,6 +215,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
                 progress.update(line);
             }
             label_window = !on_fpga && !recalibrate && seen == window.data.spikes.size();
+            if (pass == Pass::learning && window_frames > 0) // the window's rate over the whole recording
+                require_cache_space(out_dir, spike_cache_bytes(seen * info.n_frames / window_frames, values_per_spike));
             if (tracking) // where the motion was measured to be, where that differs from the prediction
                 tracking->history().refine(window.data.spikes, window.motion.displacement_um);
         }

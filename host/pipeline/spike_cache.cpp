@@ -2,6 +2,7 @@
 
 #include "util/errors.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <type_traits>
 
@@ -14,6 +15,26 @@ static_assert(std::is_trivially_copyable<hw::SortedSpike>::value, "spikes are st
 static_assert(std::is_trivially_copyable<hw::ArtifactEvent>::value, "artefacts are stored as raw bytes");
 
 } // namespace
+
+std::uint64_t spike_cache_bytes(std::uint64_t n_spikes, std::size_t values_per_spike) {
+    return n_spikes * (sizeof(hw::SortedSpike) + values_per_spike * sizeof(std::int32_t));
+}
+
+void require_cache_space(const std::filesystem::path& folder, std::uint64_t bytes) {
+    std::error_code error;
+    const std::filesystem::space_info space = std::filesystem::space(folder, error);
+    if (error)
+        return; // unknown: the writes say it if the disk fills
+    const std::uint64_t needed = bytes + bytes / 10;
+    constexpr double kGb = 1e9;
+    char numbers[160];
+    std::snprintf(numbers, sizeof numbers, "about %.1f GB, %.1f GB free", static_cast<double>(needed) / kGb,
+                  static_cast<double>(space.available) / kGb);
+    require(space.available >= needed, "the first pass keeps every spike's snippet in " + folder.string() + " (" +
+                                           numbers +
+                                           "): free space, write --out to a larger disk, or sort with "
+                                           "--one-pass (which keeps none)");
+}
 
 SpikeCacheWriter::SpikeCacheWriter(const std::filesystem::path& path, std::size_t values_per_spike)
     : path_(path), values_per_spike_(values_per_spike), out_(path, std::ios::binary | std::ios::trunc) {

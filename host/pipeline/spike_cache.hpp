@@ -17,6 +17,13 @@ struct CachedChunk {
     std::vector<hw::ArtifactEvent> artifacts;
 };
 
+/// Bytes a cache of n_spikes spikes takes (their structs and snippets; chunk headers and artefacts aside).
+std::uint64_t spike_cache_bytes(std::uint64_t n_spikes, std::size_t values_per_spike);
+
+/// Throws InputError, before any of it is written, when the filesystem holding `folder` has less than `bytes` free
+/// (plus a tenth for the estimate's error): better than failing when the disk fills hours later.
+void require_cache_space(const std::filesystem::path& folder, std::uint64_t bytes);
+
 /// Appends chunks to `path` (created or truncated). Throws InputError naming the file when it cannot be written
 /// (e.g. a full disk).
 class SpikeCacheWriter {
