@@ -253,6 +253,9 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     const double duration_s = static_cast<double>(info.n_frames) / info.sample_rate;
     sort::PhyWriter writer(out_dir, probe, info, geometry, duration_s);
     writer.add_calibration(calibration);
+    // The first of two passes labels nothing that is kept: no Phy folder (its sorter and snippets are its output).
+    const bool writes_folder = pass != Pass::learning;
+    std::uint64_t spikes_handled = 0;
     const auto recalibrate_frames =
         static_cast<std::uint64_t>(std::llround(options.sort.recalibrate_every_s * info.sample_rate));
     std::uint64_t next_recalibration = recalibrate_frames;
@@ -315,8 +318,11 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     auto handle_chunk = [&](SortOutput& sorted, std::vector<hw::ArtifactEvent>& artifacts, std::size_t n) {
         if (cache_writer)
             cache_writer->append(sorted, artifacts, n);
-        writer.append(sorted.spikes);
-        writer.append_artifacts(artifacts);
+        if (writes_folder) {
+            writer.append(sorted.spikes);
+            writer.append_artifacts(artifacts);
+        }
+        spikes_handled += sorted.spikes.size();
         artifacts.clear();
         result.frames += n;
         if (tracking)
@@ -371,7 +377,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
                       : pass == Pass::relabelling ? " (pass 2 of 2, labelling)"
                                                   : "",
                       done_s, duration_s, 100.0 * done_s / duration_s, elapsed > 0 ? done_s / elapsed : 0.0,
-                      done_s > 0 ? static_cast<double>(writer.n_spikes()) / done_s : 0.0,
+                      done_s > 0 ? static_cast<double>(spikes_handled) / done_s : 0.0,
                       static_cast<int>(calibration.units.size()));
         progress.update(line);
     };
@@ -463,8 +469,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         cache_writer->append(sorted, artifacts, 0);
         cache_writer->finish();
     }
-    writer.append(sorted.spikes);
-    writer.append_artifacts(artifacts);
+    if (writes_folder) {
+        writer.append(sorted.spikes);
+        writer.append_artifacts(artifacts);
+    }
     progress.finish();
     if (learn && pass == Pass::learning) { // from a sample of the whole recording, which the second pass labels with it
         progress.update("sort (pass 1 of 2, learning): clustering a sample of " + std::to_string(reservoir.size()) +
@@ -560,11 +568,13 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (!info.channel_ids.empty()) // a selection: channel c of the settings and outputs is channel_ids[c]
         meta["channel_ids"] = info.channel_ids;
     add_rtl_section(meta, result.rtl);
-    result.quality =
-        writer.finish(with_input_provenance(meta, info, probe), static_cast<double>(result.frames) / info.sample_rate);
-    result.n_units = static_cast<int>(result.quality.size()) - 1;
+    if (writes_folder) {
+        result.quality = writer.finish(with_input_provenance(meta, info, probe),
+                                       static_cast<double>(result.frames) / info.sample_rate);
+        result.n_units = static_cast<int>(result.quality.size()) - 1;
+        manifest.write("sort");
+    }
     result.peak_rss_bytes = peak_rss_bytes();
-    manifest.write("sort");
     result.writing_wall_seconds = seconds_since(writing_start);
     result.wall_seconds = seconds_since(run_start);
     result.realtime_factor = result.wall_seconds > 0 ? result.recording_seconds / result.wall_seconds : 0;
