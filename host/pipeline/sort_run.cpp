@@ -371,14 +371,15 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         }
         const double elapsed = seconds_since(labelling_start);
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
+        const std::string units =
+            pass == Pass::learning ? "units learnt at the end" : std::to_string(calibration.units.size()) + " units";
         char line[200];
-        std::snprintf(line, sizeof line, "sort%s: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %d units",
-                      pass == Pass::learning      ? " (pass 1 of 2, learning)"
+        std::snprintf(line, sizeof line, "sort%s: %.1f / %.1f s (%.0f%%)  %.1fx real time  %.0f spikes/s  %s",
+                      pass == Pass::learning      ? " (pass 1 of 2, collecting)"
                       : pass == Pass::relabelling ? " (pass 2 of 2, labelling)"
                                                   : "",
                       done_s, duration_s, 100.0 * done_s / duration_s, elapsed > 0 ? done_s / elapsed : 0.0,
-                      done_s > 0 ? static_cast<double>(spikes_handled) / done_s : 0.0,
-                      static_cast<int>(calibration.units.size()));
+                      done_s > 0 ? static_cast<double>(spikes_handled) / done_s : 0.0, units.c_str());
         progress.update(line);
     };
     std::vector<SpikeEvent> events;
