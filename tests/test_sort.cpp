@@ -393,7 +393,7 @@ TEST(SortClustering, SplitsUnitsSeparatedOnlyAgainstCorrelatedNoise) {
     constexpr int n_per_unit = 300, dims = 24;
     std::mt19937 rng(5);
     std::normal_distribution<double> normal(0, 1);
-    Eigen::MatrixXd x(2 * n_per_unit, dims);
+    sort::FeatureMatrix x(2 * n_per_unit, dims);
     std::vector<int> all, unit_a, unit_b;
     for (int i = 0; i < 2 * n_per_unit; ++i) {
         const double common = 0.5 * normal(rng);
@@ -418,7 +418,7 @@ TEST(SortClustering, KeepsOneUnitWithCorrelatedNoiseWhole) {
     constexpr int n = 600, dims = 24;
     std::mt19937 rng(6);
     std::normal_distribution<double> normal(0, 1);
-    Eigen::MatrixXd x(n, dims);
+    sort::FeatureMatrix x(n, dims);
     std::vector<int> all;
     for (int i = 0; i < n; ++i) {
         const double common = 0.5 * normal(rng);

@@ -332,7 +332,7 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 sum[k * width + s] += seen;
             }
     };
-    Eigen::MatrixXd features(static_cast<Eigen::Index>(n), kValues);
+    FeatureMatrix features(static_cast<Eigen::Index>(n), kValues);
     parallel_for(settings.threads, n, [&](std::size_t i) {
         std::int32_t snippet[kRows][HwSortConfig::max_snippet_samples] = {};
         if (moved[i]) {

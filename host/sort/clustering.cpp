@@ -10,7 +10,7 @@ namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
 
-Eigen::VectorXd mean_of(const Eigen::MatrixXd& x, const std::vector<int>& rows) {
+Eigen::VectorXd mean_of(const FeatureMatrix& x, const std::vector<int>& rows) {
     Eigen::VectorXd mean = Eigen::VectorXd::Zero(x.cols());
     for (int i : rows)
         mean += x.row(i).transpose();
@@ -18,7 +18,7 @@ Eigen::VectorXd mean_of(const Eigen::MatrixXd& x, const std::vector<int>& rows) 
 }
 
 /// 2-means of the given rows of x from two starting centres; false when one side empties.
-bool two_means(const Eigen::MatrixXd& x, const std::vector<int>& rows, Eigen::VectorXd ca, Eigen::VectorXd cb,
+bool two_means(const FeatureMatrix& x, const std::vector<int>& rows, Eigen::VectorXd ca, Eigen::VectorXd cb,
                std::vector<int>& a, std::vector<int>& b) {
     for (int iteration = 0; iteration < 30; ++iteration) {
         a.clear();
@@ -71,7 +71,7 @@ double projected_dip_ratio(const std::vector<double>& a, const std::vector<doubl
 /// isotonic regression).
 class Splitter {
 public:
-    Splitter(const Eigen::MatrixXd& features, const SortSettings& settings) : x_(features), settings_(settings) {}
+    Splitter(const FeatureMatrix& features, const SortSettings& settings) : x_(features), settings_(settings) {}
 
     std::vector<std::vector<int>> clusters(std::vector<int> members) {
         std::vector<std::vector<int>> out;
@@ -228,13 +228,13 @@ private:
     static constexpr double kFisherShrink = 1.0;
     static constexpr int kFisherIterations = 8;
 
-    const Eigen::MatrixXd& x_;
+    const FeatureMatrix& x_;
     const SortSettings& settings_;
 };
 
 } // namespace
 
-double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b) {
+double dip_ratio(const FeatureMatrix& x, const std::vector<int>& a, const std::vector<int>& b) {
     Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
     for (int i : a)
         ma += x.row(i).transpose();
@@ -249,11 +249,11 @@ double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std:
     return projected_dip_ratio(va, vb);
 }
 
-bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
+bool has_dip(const FeatureMatrix& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip) {
     return dip_ratio(x, a, b) < split_dip;
 }
 
-bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
+bool one_cloud(const HwSortParams& params, const FeatureMatrix& features, int channel_a,
                const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip) {
     std::vector<std::pair<int, int>> shared_rows; // (row in a's snippet, row in b's snippet)
     for (int ka = 0; ka < kRows; ++ka)
@@ -264,8 +264,8 @@ bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int 
     if (shared_rows.empty())
         return false;
     const auto n_a = static_cast<Eigen::Index>(members_a.size());
-    Eigen::MatrixXd x(n_a + static_cast<Eigen::Index>(members_b.size()),
-                      static_cast<Eigen::Index>(HwSortConfig::n_features * shared_rows.size()));
+    FeatureMatrix x(n_a + static_cast<Eigen::Index>(members_b.size()),
+                    static_cast<Eigen::Index>(HwSortConfig::n_features * shared_rows.size()));
     std::vector<int> a, b;
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
         const bool from_a = i < n_a;
@@ -281,7 +281,7 @@ bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int 
     return !has_dip(x, a, b, split_dip);
 }
 
-std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
+std::vector<std::vector<int>> split_clusters(const FeatureMatrix& features, std::vector<int> members,
                                              const SortSettings& settings) {
     return Splitter(features, settings).clusters(std::move(members));
 }

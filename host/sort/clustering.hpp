@@ -13,23 +13,26 @@
 
 namespace spikeline::sort {
 
+/// Features of spikes, one row per spike, row-major: the clustering reads whole rows.
+using FeatureMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 /// How deep the valley between two groups of points (rows of x) is: counts points in windows of a quarter of the
 /// distance between the two means, at each mean and at the midpoint, along the axis joining the means, and returns
 /// the midpoint's count (plus two Poisson standard deviations) over the smaller mean's count. A unimodal cloud has
 /// its densest window in the middle (ratio above 1), two clusters a valley there.
-double dip_ratio(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b);
+double dip_ratio(const FeatureMatrix& x, const std::vector<int>& a, const std::vector<int>& b);
 /// dip_ratio below split_dip: the valley is deep enough to be two clusters.
-bool has_dip(const Eigen::MatrixXd& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip);
+bool has_dip(const FeatureMatrix& x, const std::vector<int>& a, const std::vector<int>& b, double split_dip);
 
 /// Whether the spikes of two clusters peaking on different channels form one cloud in the features of the channels
 /// both their snippets cover.
-bool one_cloud(const HwSortParams& params, const Eigen::MatrixXd& features, int channel_a,
+bool one_cloud(const HwSortParams& params, const FeatureMatrix& features, int channel_a,
                const std::vector<int>& members_a, int channel_b, const std::vector<int>& members_b, double split_dip);
 
 /// Splits a set of feature vectors (rows of features) while a split is real: 2-means from several starts, keeping the
 /// split with the deepest density dip along the axis joining its two means (ISO-SPLIT's idea with a window count test
 /// instead of isotonic regression).
-std::vector<std::vector<int>> split_clusters(const Eigen::MatrixXd& features, std::vector<int> members,
+std::vector<std::vector<int>> split_clusters(const FeatureMatrix& features, std::vector<int> members,
                                              const SortSettings& settings);
 
 /// Two entries that may share a unit, at this template distance.
