@@ -82,8 +82,10 @@ int cmd_sort(int argc, char** argv) {
          "do not track the probe's motion (units stay on the contacts they were learnt on): for rigidly fixed "
          "preparations") //
         ("no-learning", po::bool_switch(&no_learning),
-         "learn the units once, from the calibration window (default: learn again at 2, 4, 8... times it, from the "
-         "spikes the units left unsorted since the last time, so that rare and late units are found)") //
+         "learn the units once, from the calibration window, in one pass (default: learn them from a sample of the "
+         "whole recording at its end, then label it again; with --one-pass, learn again at 2, 4, 8... times the "
+         "window, from the spikes the units left unsorted since the last time, so that rare and late units are "
+         "found)") //
         ("one-pass", po::bool_switch(&one_pass),
          "learn and label in one pass, as stream does live: faster, but a spike keeps the label of the sorter of its "
          "time (default: a first pass learns, at the end from a sample of the whole recording, and keeps every "
