@@ -61,9 +61,9 @@ SortRunResult run_sorting(const std::function<std::unique_ptr<io::RecordingSourc
     if (!options.relabel || !sorter_learns(options))
         return sort_once(open_source, probe, options, out_dir, Pass::single);
     const std::filesystem::path scratch = out_dir / ".first_pass";
-    // Every spike is labelled by the last sorter, so the first pass need not keep earlier labels: each learning
-    // re-clusters every spike so far (as --relearn-all), which learns better units than adding to the first ones
-    // (docs/ACCURACY.md).
+    // Every spike is labelled by the last sorter, so the first pass need not keep earlier labels: it learns its units
+    // once, at the recording's end, re-clustering a sample of every spike (as --relearn-all), which learns better
+    // units than adding to the first ones (docs/ACCURACY.md).
     SortRunOptions learning = options;
     learning.relabel = false;
     learning.sort.relearn_all = true;

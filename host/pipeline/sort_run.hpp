@@ -21,8 +21,8 @@ struct SortRunOptions {
     /// clustering it (sort::calibrate_from_units); a fixed sorter: no learning. Null: calibrate.
     std::shared_ptr<const sort::OfflineUnits> units_from;
     /// Two passes where the sorter learns (no sorter file or offline units, learning on, no --recalibrate-every, not
-    /// xrt): the first learns into a scratch folder (calibration, then learnings that re-cluster every spike so far,
-    /// the last at the recording's end), the second labels the whole recording with its last sorter, so that spikes
+    /// xrt): the first detects into a scratch folder, keeping every spike's snippet, and learns its units at the
+    /// recording's end from a sample of them all; the second labels those snippets with that sorter, so that spikes
     /// from before a unit was learnt get its label. Otherwise one pass.
     bool relabel = false;
 };
