@@ -400,6 +400,37 @@ TEST(MotionEstimate, FollowsASimulatedDriftWithinThreeMicrometres) {
     EXPECT_LT(motion_rms_error(sim::triangle_drift(2), 30, motion::MotionSettings{}), 3.0);
 }
 
+// The second of two sorting passes takes the first's estimates instead of registering the same spikes again: fed the
+// same frame counts (and no snippets), a replaying tracking is where the estimating one was after every chunk.
+TEST(MotionEstimate, AReplayGivesTheSameEstimatesAtTheSameFramesWithoutTheSpikes) {
+    std::vector<std::vector<double>> seen; // per chunk: displacement at a few channels
+    std::vector<std::uint64_t> frames;
+    auto positions = [](const MotionTracking& t) {
+        std::vector<double> at;
+        for (int channel : {0, 40, 90, 127})
+            at.push_back(t.displacement_at_channel(channel));
+        return at;
+    };
+    const auto estimated = track_motion(simulate(12, sim::triangle_drift(2), 12), motion::MotionSettings{},
+                                        [&](const SortOutput&, const MotionTracking& t) {
+                                            frames.push_back(frames.empty() ? 3000 : frames.back() + 3000);
+                                            seen.push_back(positions(t));
+                                        });
+    ASSERT_GE(estimated->estimates().size(), 15u);
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    MotionTracking replayed(probe, kRate, sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect),
+                            motion::MotionSettings{});
+    replayed.replay(estimated->estimator().effects());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        replayed.add(SortOutput{}, frames[i]);
+        ASSERT_EQ(positions(replayed), seen[i]) << "after chunk " << i;
+    }
+    ASSERT_EQ(replayed.estimates().size(), estimated->estimates().size());
+    for (std::size_t i = 0; i < replayed.estimates().size(); ++i)
+        EXPECT_EQ(replayed.estimates()[i].displacement, estimated->estimates()[i].displacement);
+}
+
 // A window's registration measures where its spikes were on average, half a window before its end: the velocity of
 // the last windows carries the estimate to the window's end. On a +-40 um sine of 20 s period (up to 12.6 um/s) that
 // lag alone would be several micrometres.

@@ -254,6 +254,14 @@ void MotionEstimator::run_worker() {
 std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& events,
                                                  const std::vector<SpikePosition>& positions, std::uint64_t up_to) {
     std::vector<MotionEstimate> made;
+    if (replaying_) {
+        for (; next_effect_ < effects_.size() && effects_[next_effect_].due <= up_to; ++next_effect_) {
+            current_ = effects_[next_effect_].estimate;
+            blocks_ = effects_[next_effect_].blocks;
+            made.push_back(current_);
+        }
+        return made;
+    }
     std::size_t i = 0;
     for (;;) {
         const std::uint64_t boundary = std::min(up_to, next_update_);
@@ -291,10 +299,17 @@ std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& 
     }
     while (!pending_.empty() && pending_.front().due <= up_to) {
         std::tie(current_, blocks_) = pending_.front().result.get();
+        effects_.push_back({pending_.front().due, current_, blocks_});
         pending_.pop_front();
         made.push_back(current_);
     }
     return made;
+}
+
+void MotionEstimator::replay(std::vector<MotionEffect> effects) {
+    effects_ = std::move(effects);
+    next_effect_ = 0;
+    replaying_ = true;
 }
 
 std::vector<double> MotionEstimator::window_histogram(const Shank& shank) const {

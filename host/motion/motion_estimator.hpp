@@ -52,6 +52,13 @@ struct MotionBlock {
     double depth_um = 0; ///< where the block measures: the spike-weighted mean depth under its window
 };
 
+/// An estimate as it took effect: from frame `due` on, with the blocks' depths it came with.
+struct MotionEffect {
+    std::uint64_t due = 0;
+    MotionEstimate estimate;
+    std::vector<MotionBlock> blocks;
+};
+
 /// A spike's position: shank and depth (um) on the probe, amplitude (Q4 LSB).
 struct SpikePosition {
     int shank = 0;
@@ -81,6 +88,14 @@ public:
     /// effect, depend on the spikes and frame counts only, never on the threads' timing.
     std::vector<MotionEstimate> add(const std::vector<SpikeEvent>& events, const std::vector<SpikePosition>& positions,
                                     std::uint64_t up_to);
+
+    /// Every estimate that has taken effect so far, in order: what replay() takes.
+    const std::vector<MotionEffect>& effects() const { return effects_; }
+
+    /// From now on add() ignores its spikes and applies these effects (another estimator's effects() over the same
+    /// frames, with the same settings) as each one's frame comes: the same estimates without registering again.
+    void replay(std::vector<MotionEffect> effects);
+    bool replaying() const { return replaying_; }
 
     /// Frames between the end of an estimate's window and the frame it takes effect at.
     std::uint64_t apply_delay_frames() const { return apply_delay_frames_; }
@@ -129,6 +144,9 @@ private:
     std::uint64_t next_update_;
     int slice_ = 0; ///< index of the current slice in every shank's ring
     MotionEstimate current_;
+    std::vector<MotionEffect> effects_; ///< made, or to replay
+    bool replaying_ = false;
+    std::size_t next_effect_ = 0; ///< replaying: the next of effects_ to apply
 
     std::unique_ptr<Registration> registration_; ///< used by the worker only
     std::deque<Pending> pending_;

@@ -22,23 +22,28 @@ MotionTracking::MotionTracking(const probe::Probe& probe, double sample_rate,
 bool MotionTracking::add(const SortOutput& sorted, std::uint64_t processed_frames) {
     if (!estimate_motion_)
         return false;
-    const int width = geometry_->pre + 1 + geometry_->post;
-    const std::size_t values = static_cast<std::size_t>(HwSortConfig::snippet_channels * width);
-    for (std::size_t i = 0; i < sorted.spikes.size(); ++i) {
-        held_events_.push_back(sorted.spikes[i].event);
-        held_positions_.push_back(
-            motion::localise(*geometry_, probe_, sorted.spikes[i].event, &sorted.snippets[i * values]));
-    }
     const std::uint64_t settled = processed_frames > kSettleFrames ? processed_frames - kSettleFrames : 0;
-    std::size_t n = 0;
-    while (n < held_events_.size() && held_events_[n].sample < settled)
-        ++n;
-    const std::vector<SpikeEvent> events(held_events_.begin(), held_events_.begin() + static_cast<std::ptrdiff_t>(n));
-    const std::vector<motion::SpikePosition> positions(held_positions_.begin(),
-                                                       held_positions_.begin() + static_cast<std::ptrdiff_t>(n));
-    held_events_.erase(held_events_.begin(), held_events_.begin() + static_cast<std::ptrdiff_t>(n));
-    held_positions_.erase(held_positions_.begin(), held_positions_.begin() + static_cast<std::ptrdiff_t>(n));
-    const std::vector<motion::MotionEstimate> made = estimator_.add(events, positions, settled);
+    std::vector<motion::MotionEstimate> made;
+    if (estimator_.replaying()) {
+        made = estimator_.add({}, {}, settled);
+    } else {
+        const int width = geometry_->pre + 1 + geometry_->post;
+        const std::size_t values = static_cast<std::size_t>(HwSortConfig::snippet_channels * width);
+        for (std::size_t i = 0; i < sorted.spikes.size(); ++i) {
+            held_events_.push_back(sorted.spikes[i].event);
+            held_positions_.push_back(
+                motion::localise(*geometry_, probe_, sorted.spikes[i].event, &sorted.snippets[i * values]));
+        }
+        std::size_t n = 0;
+        while (n < held_events_.size() && held_events_[n].sample < settled)
+            ++n;
+        const auto end = static_cast<std::ptrdiff_t>(n);
+        const std::vector<SpikeEvent> events(held_events_.begin(), held_events_.begin() + end);
+        const std::vector<motion::SpikePosition> positions(held_positions_.begin(), held_positions_.begin() + end);
+        held_events_.erase(held_events_.begin(), held_events_.begin() + end);
+        held_positions_.erase(held_positions_.begin(), held_positions_.begin() + end);
+        made = estimator_.add(events, positions, settled);
+    }
     estimates_.insert(estimates_.end(), made.begin(), made.end());
     new_estimate_ |= !made.empty();
     return !made.empty();

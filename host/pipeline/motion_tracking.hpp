@@ -40,6 +40,9 @@ public:
     /// Every estimate so far, for looking back (a copy).
     motion::MotionHistory history() const { return {estimator_, probe_, sample_rate_, estimates_}; }
     const motion::MotionEstimator& estimator() const { return estimator_; }
+    /// What another tracking over the same spikes and frames estimated (its estimator().effects()), taken instead of
+    /// estimating again: add() then needs no snippets.
+    void replay(std::vector<motion::MotionEffect> effects) { estimator_.replay(std::move(effects)); }
     int units_moved() const { return moving_ ? moving_->units_moved() : 0; }
     std::uint64_t n_writes() const { return n_writes_; }
 

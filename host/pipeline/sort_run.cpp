@@ -17,8 +17,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 
 namespace spikeline {
@@ -130,9 +128,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     sort::Calibration calibration;
     std::string loaded_text;
     if (loaded) {
-        calibration = sort::read_sorter_file(options.sorter_file, context);
-        std::ifstream in(options.sorter_file, std::ios::binary);
-        loaded_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        calibration = sort::read_sorter_file(options.sorter_file, context, &loaded_text);
         result.sorter_loaded = options.sorter_file;
         result.calibration_spikes = calibration.n_spikes;
     }
@@ -291,6 +287,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (track_motion || learn) {
         tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings, track_motion);
         tracking->follow(calibration, true);
+        if (from_cache && track_motion) // the same spikes and frames: the first pass's estimates
+            tracking->replay(first_pass->motion_effects);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
     }
     auto learn_from_reservoir = [&](bool at_end) {
@@ -525,6 +523,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             result.motion_median_um = all[all.size() / 2];
         }
         result.units_moved = tracking->units_moved();
+        if (pass == Pass::learning)
+            result.motion_effects = tracking->estimator().effects();
         result.table_writes = tracking->n_writes();
     }
     nlohmann::json meta = {

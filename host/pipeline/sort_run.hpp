@@ -1,6 +1,7 @@
 #pragma once
 // Offline sorting: calibration on the first seconds of a recording, then the whole recording through the backend's
 // sorting stage into a Phy folder, streaming with bounded memory.
+#include "motion/motion_estimator.hpp"
 #include "pipeline/detect_run.hpp"
 #include "sort/phy_writer.hpp"
 #include "sort/sort_settings.hpp"
@@ -61,6 +62,7 @@ struct SortRunResult {
     double first_pass_wall_seconds = 0;   ///< then: the learning pass (wall_seconds holds both)
     std::size_t end_learning_spikes = 0;  ///< then: the sample the first pass learnt its units from, at the end
     double end_learning_wall_seconds = 0; ///< and the time that learning took
+    std::vector<motion::MotionEffect> motion_effects; ///< the first of two passes: its motion, for the second
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;
 };

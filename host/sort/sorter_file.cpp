@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace spikeline::sort {
 
@@ -260,13 +261,20 @@ void write_sorter_file(const Calibration& calibration, const SorterFileContext& 
     write_text_file(path, lay_out(root));
 }
 
-Calibration read_sorter_file(const fs::path& path, const SorterFileContext& expected) {
-    std::ifstream in(path);
+Calibration read_sorter_file(const fs::path& path, const SorterFileContext& expected, std::string* text) {
+    std::ifstream in(path, std::ios::binary);
     require(static_cast<bool>(in), "cannot open sorter file " + path.string() +
                                        ": check the path (`spikeline sort` writes one as OUT/sorter.json)");
+    // Read whole, then parsed: parsing from the stream goes character by character (a 500-unit sorter is ~23 MB).
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    require(!in.bad(), "cannot read sorter file " + path.string());
+    std::string own;
+    std::string& content = text ? *text : own;
+    content = std::move(bytes).str();
     json root;
     try {
-        root = json::parse(in);
+        root = json::parse(content);
     } catch (const json::exception& e) {
         throw InputError("sorter file " + path.string() + " is not valid JSON (" + e.what() +
                          "): it is damaged or not a sorter; pass the sorter.json that `spikeline sort` wrote");

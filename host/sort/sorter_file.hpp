@@ -42,7 +42,9 @@ void write_sorter_file(const Calibration& calibration, const SorterFileContext& 
 /// Reads a sorter file and checks it against the run's context. Throws InputError naming the file and the problem
 /// (not JSON, another format or version, a missing or out-of-range field, inconsistent entries) or the field of the
 /// context that differs (channel count, sample rate, probe, a detection setting, the snippet window), with what to do.
-/// The result gives the backend the same labels as the calibration that was written.
-Calibration read_sorter_file(const std::filesystem::path& path, const SorterFileContext& expected);
+/// The result gives the backend the same labels as the calibration that was written. text: when given, receives the
+/// file's bytes (to pass them on unchanged).
+Calibration read_sorter_file(const std::filesystem::path& path, const SorterFileContext& expected,
+                             std::string* text = nullptr);
 
 } // namespace spikeline::sort
