@@ -127,7 +127,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     // Loaded before anything is written, so that a sorter that does not fit leaves no output behind.
     sort::Calibration calibration;
     std::string loaded_text;
-    if (loaded) {
+    if (loaded && first_pass) { // the sorter the first pass wrote, as it wrote it
+        calibration = *first_pass->last_calibration;
+        result.calibration_spikes = calibration.n_spikes;
+    } else if (loaded) {
         calibration = sort::read_sorter_file(options.sorter_file, context, &loaded_text);
         result.sorter_loaded = options.sorter_file;
         result.calibration_spikes = calibration.n_spikes;
@@ -159,7 +162,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (loaded) {
         // The folder carries the sorter its labels came from, byte for byte (its context names the calibration's
         // settings, not this run's).
-        write_text_file(sorter_path, loaded_text);
+        if (first_pass)
+            std::filesystem::rename(options.sorter_file, sorter_path);
+        else
+            write_text_file(sorter_path, loaded_text);
     } else {
         // Calibration: detect and take snippets over the first calibration_s seconds, on the host (an FPGA run
         // calibrates on the CPU backend, whose snippets are bit-identical).
@@ -484,6 +490,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     }
     if (result.n_calibrations > 1) // the first one is on disk already
         sort::write_sorter_file(calibration, context, sorter_path);
+    if (pass == Pass::learning)
+        result.last_calibration = std::make_shared<const sort::Calibration>(calibration);
 
     result.labelling_wall_seconds = seconds_since(labelling_start);
     const auto writing_start = Clock::now();

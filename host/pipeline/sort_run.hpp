@@ -62,7 +62,8 @@ struct SortRunResult {
     double first_pass_wall_seconds = 0;   ///< then: the learning pass (wall_seconds holds both)
     std::size_t end_learning_spikes = 0;  ///< then: the sample the first pass learnt its units from, at the end
     double end_learning_wall_seconds = 0; ///< and the time that learning took
-    std::vector<motion::MotionEffect> motion_effects; ///< the first of two passes: its motion, for the second
+    std::vector<motion::MotionEffect> motion_effects;          ///< the first of two passes: its motion, for the second
+    std::shared_ptr<const sort::Calibration> last_calibration; ///< and the sorter it wrote to sorter_written
     std::size_t peak_rss_bytes = 0;
     std::vector<sort::ClusterQuality> quality;
 };
