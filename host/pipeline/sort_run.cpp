@@ -144,7 +144,9 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (options.sort.motion && on_fpga)
         result.motion_note = "off: motion tracking localises spikes from their snippets, which the xrt kernel does not "
                              "return (units stay where they were learnt)";
-    if (track_motion)
+    // The first of two passes learns only a basis from its window, which takes no motion (its tracking starts below).
+    const bool window_motion = track_motion && pass != Pass::learning;
+    if (window_motion)
         window.motion.probe = &probe;
     const motion::MotionSettings motion_settings;
     const bool recalibrate = options.sort.recalibrate_every_s > 0;
@@ -183,7 +185,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             SortOutput sorted;
             std::size_t seen = 0;
             std::unique_ptr<MotionTracking> tracking;
-            if (track_motion)
+            if (window_motion)
                 tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings);
             while (window_frames < calibration_frames) {
                 std::size_t n = 0;
@@ -410,7 +412,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             sorted.snippets.assign(window.data.snippets.begin() + static_cast<std::ptrdiff_t>(first * values_per_spike),
                                    window.data.snippets.begin() +
                                        static_cast<std::ptrdiff_t>(piece.spikes_end * values_per_spike));
-            labeller->label(sorted);
+            if (writes_folder) // (the first of two passes keeps no labels)
+                labeller->label(sorted);
             artifacts = std::move(piece.artifacts);
             const auto n = static_cast<std::size_t>(piece.frames_end - frames_before);
             first = piece.spikes_end;
