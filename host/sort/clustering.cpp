@@ -83,31 +83,42 @@ private:
     void split(std::vector<int> members, int depth, std::vector<std::vector<int>>& out) {
         const std::size_t min_size = static_cast<std::size_t>(settings_.min_cluster_spikes);
         std::vector<int> best_a, best_b;
+        double best_ratio = settings_.split_dip;
+        // 2-means from a start, then along the discriminant of the two halves; kept when its valley is the deepest.
+        auto try_start = [&](const Eigen::VectorXd& start_a, const Eigen::VectorXd& start_b) {
+            std::vector<int> a, b;
+            if (!two_means(members, start_a, start_b, a, b) || a.size() < min_size || b.size() < min_size)
+                return;
+            double ratio = dip_ratio(x_, a, b);
+            // Noise is correlated across contacts and components: along the discriminant of the two halves the
+            // valley between two units is often much deeper than along the line joining their means.
+            std::vector<int> fa = a, fb = b;
+            if (fisher_refine(members, fa, fb) && fa.size() >= min_size && fb.size() >= min_size) {
+                const double fisher_ratio = fisher_dip_ratio(fa, fb);
+                if (fisher_ratio < ratio) {
+                    ratio = fisher_ratio;
+                    a = std::move(fa);
+                    b = std::move(fb);
+                }
+            }
+            if (ratio < best_ratio) {
+                best_ratio = ratio;
+                best_a = std::move(a);
+                best_b = std::move(b);
+            }
+        };
         if (members.size() >= 2 * min_size && depth < 8) {
             // A cloud of three or more units may show no valley along the split 2-means finds first (e.g. one
             // along the spread of amplitudes): try starts along each principal axis too, keep the deepest valley.
-            double best_ratio = settings_.split_dip;
-            for (const auto& [start_a, start_b] : starts(members)) {
-                std::vector<int> a, b;
-                if (!two_means(members, start_a, start_b, a, b) || a.size() < min_size || b.size() < min_size)
-                    continue;
-                double ratio = dip_ratio(x_, a, b);
-                // Noise is correlated across contacts and components: along the discriminant of the two halves the
-                // valley between two units is often much deeper than along the line joining their means.
-                std::vector<int> fa = a, fb = b;
-                if (fisher_refine(members, fa, fb) && fa.size() >= min_size && fb.size() >= min_size) {
-                    const double fisher_ratio = fisher_dip_ratio(fa, fb);
-                    if (fisher_ratio < ratio) {
-                        ratio = fisher_ratio;
-                        a = std::move(fa);
-                        b = std::move(fb);
-                    }
-                }
-                if (ratio < best_ratio) {
-                    best_ratio = ratio;
-                    best_a = std::move(a);
-                    best_b = std::move(b);
-                }
+            for (const auto& [start_a, start_b] : starts(members))
+                try_start(start_a, start_b);
+            // A small unit inside a large one shows along none of these (the large cloud's axes dominate), but it is
+            // among the members farthest from the mean, whose mean leans towards it. One more start tried means one
+            // more chance of a valley by chance: it must be deeper.
+            if (best_a.empty()) {
+                best_ratio = settings_.split_dip * kFarStartDip;
+                const auto [far_mean, near_mean] = far_start(members);
+                try_start(far_mean, near_mean);
             }
         }
         if (!best_a.empty()) {
@@ -155,6 +166,21 @@ private:
                 out.emplace_back(mean_of(low), mean_of(high));
         }
         return out;
+    }
+
+    // The mean of the kFarShare % of members farthest from the members' mean, and the mean of the others.
+    std::pair<Eigen::VectorXd, Eigen::VectorXd> far_start(const std::vector<int>& members) const {
+        const Eigen::VectorXd mean = mean_of(members);
+        std::vector<std::pair<double, int>> by_distance;
+        for (int i : members)
+            by_distance.emplace_back((x_.row(i).transpose() - mean).squaredNorm(), i);
+        const std::size_t n_far = std::max<std::size_t>(1, members.size() * kFarShare / 100);
+        std::nth_element(by_distance.begin(), by_distance.begin() + static_cast<std::ptrdiff_t>(n_far - 1),
+                         by_distance.end(), [](const auto& p, const auto& q) { return p.first > q.first; });
+        std::vector<int> far, near;
+        for (std::size_t k = 0; k < by_distance.size(); ++k)
+            (k < n_far ? far : near).push_back(by_distance[k].second);
+        return {mean_of(far), mean_of(near)};
     }
 
     bool two_means(const std::vector<int>& members, const Eigen::VectorXd& ca, const Eigen::VectorXd& cb,
@@ -226,6 +252,8 @@ private:
     }
 
     static constexpr double kFisherShrink = 1.0;
+    static constexpr std::size_t kFarShare = 15; ///< percent of the members in the far-members start
+    static constexpr double kFarStartDip = 0.5;  ///< its valley must be this much deeper than split_dip asks
     static constexpr int kFisherIterations = 8;
 
     const FeatureMatrix& x_;
