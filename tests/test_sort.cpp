@@ -413,6 +413,37 @@ TEST(SortClustering, SplitsUnitsSeparatedOnlyAgainstCorrelatedNoise) {
     }
 }
 
+// A unit firing rarely beside a large one on the same contact: the large cloud's spread of amplitudes and its noise
+// set every principal axis, and the small unit (40 spikes against 800) shows along none of them. Among the members
+// farthest from the mean it is there: the splitter isolates it from that start (later merging joins any pieces of it).
+TEST(SortClustering, FindsASmallUnitInsideALargeOne) {
+    constexpr int n_large = 800, n_small = 40, dims = 24;
+    std::mt19937 rng(7);
+    std::normal_distribution<double> normal(0, 1);
+    std::uniform_real_distribution<double> amplitude(0.8, 1.2);
+    sort::FeatureMatrix x(n_large + n_small, dims);
+    std::vector<int> all;
+    for (int i = 0; i < n_large + n_small; ++i) {
+        const bool small = i >= n_large;
+        const double scale = small ? 1.0 : amplitude(rng);
+        for (int d = 0; d < dims; ++d) {
+            const double shape = d < 8 ? 6.0 : 0.0;                   // both units' trough on the first contacts
+            const double own = small && d >= 8 && d < 12 ? 2.5 : 0.0; // the small unit's lobe elsewhere
+            x(i, d) = scale * shape + own + 0.5 * normal(rng) + (d < 8 ? 0.8 * normal(rng) : 0.0);
+        }
+        all.push_back(i);
+    }
+    const auto clusters = sort::split_clusters(x, all, sort::SortSettings{});
+    std::size_t small_apart = 0; // the small unit's spikes in clusters it makes up (nearly) alone
+    for (const auto& cluster : clusters) {
+        const auto from_small =
+            static_cast<std::size_t>(std::count_if(cluster.begin(), cluster.end(), [](int i) { return i >= n_large; }));
+        if (from_small * 10 >= cluster.size() * 9)
+            small_apart += from_small;
+    }
+    EXPECT_GE(small_apart, static_cast<std::size_t>(n_small * 9 / 10)) << clusters.size() << " clusters";
+}
+
 // One elongated cloud with the same correlated noise has no valley in any direction: it stays one cluster.
 TEST(SortClustering, KeepsOneUnitWithCorrelatedNoiseWhole) {
     constexpr int n = 600, dims = 24;
