@@ -54,7 +54,17 @@ Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
 /// median(|x|) / 0.6745 over the first and last three samples of every snippet row of each channel: far enough from
 /// the peak to be mostly noise.
 std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& data, int width) {
-    std::vector<std::vector<double>> values(static_cast<std::size_t>(params.n_channels));
+    // Integers, counted first and then filled (millions of values: no reallocation), median as quantile() takes it.
+    const auto n_channels = static_cast<std::size_t>(params.n_channels);
+    const int edge[] = {0, 1, 2, width - 3, width - 2, width - 1};
+    std::vector<std::size_t> counts(n_channels, 0);
+    for (const hw::SortedSpike& spike : data.spikes)
+        for (int k = 0; k < kRows; ++k)
+            if (const int ch = params.snippet_channels[spike.event.channel][k]; ch >= 0)
+                counts[static_cast<std::size_t>(ch)] += std::size(edge);
+    std::vector<std::vector<std::uint32_t>> values(n_channels);
+    for (std::size_t ch = 0; ch < n_channels; ++ch)
+        values[ch].reserve(counts[ch]);
     for (std::size_t i = 0; i < data.spikes.size(); ++i)
         for (int k = 0; k < kRows; ++k) {
             const int ch = params.snippet_channels[data.spikes[i].event.channel][k];
@@ -62,13 +72,19 @@ std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& 
                 continue;
             const std::int32_t* row =
                 &data.snippets[(i * kRows + static_cast<std::size_t>(k)) * static_cast<std::size_t>(width)];
-            for (int s : {0, 1, 2, width - 3, width - 2, width - 1})
-                values[static_cast<std::size_t>(ch)].push_back(std::abs(static_cast<double>(row[s])));
+            for (int s : edge)
+                values[static_cast<std::size_t>(ch)].push_back(
+                    static_cast<std::uint32_t>(std::abs(std::int64_t{row[s]})));
         }
-    std::vector<double> sigma(values.size(), 0.0);
-    for (std::size_t ch = 0; ch < values.size(); ++ch)
-        if (!values[ch].empty())
-            sigma[ch] = quantile(std::move(values[ch]), 0.5) / 0.6745;
+    std::vector<double> sigma(n_channels, 0.0);
+    for (std::size_t ch = 0; ch < n_channels; ++ch) {
+        std::vector<std::uint32_t>& v = values[ch];
+        if (v.empty())
+            continue;
+        const std::size_t k = (v.size() - 1) / 2; // quantile(v, 0.5)'s element
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+        sigma[ch] = static_cast<double>(v[k]) / 0.6745;
+    }
     return sigma;
 }
 
