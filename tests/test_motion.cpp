@@ -354,6 +354,7 @@ track_motion(const std::vector<std::int16_t>& data, const motion::MotionSettings
     auto backend = make_cpu_backend(*detect, 1);
     backend->enable_sorting(geometry, true);
     auto tracking = std::make_unique<MotionTracking>(probe, kRate, geometry, settings);
+    tracking->record_effects();
     std::vector<SpikeEvent> events;
     const std::size_t chunk = 3000, frames = data.size() / kChannels;
     for (std::size_t f = 0; f < frames; f += chunk) {

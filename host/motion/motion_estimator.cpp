@@ -299,7 +299,8 @@ std::vector<MotionEstimate> MotionEstimator::add(const std::vector<SpikeEvent>& 
     }
     while (!pending_.empty() && pending_.front().due <= up_to) {
         std::tie(current_, blocks_) = pending_.front().result.get();
-        effects_.push_back({pending_.front().due, current_, blocks_});
+        if (recording_)
+            effects_.push_back({pending_.front().due, current_, blocks_});
         pending_.pop_front();
         made.push_back(current_);
     }

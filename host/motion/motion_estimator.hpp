@@ -89,7 +89,9 @@ public:
     std::vector<MotionEstimate> add(const std::vector<SpikeEvent>& events, const std::vector<SpikePosition>& positions,
                                     std::uint64_t up_to);
 
-    /// Every estimate that has taken effect so far, in order: what replay() takes.
+    /// From now on, keep every estimate as it takes effect (effects()): what replay() takes. Off by default, since a
+    /// live stream would hold them for hours.
+    void record_effects() { recording_ = true; }
     const std::vector<MotionEffect>& effects() const { return effects_; }
 
     /// From now on add() ignores its spikes and applies these effects (another estimator's effects() over the same
@@ -144,7 +146,8 @@ private:
     std::uint64_t next_update_;
     int slice_ = 0; ///< index of the current slice in every shank's ring
     MotionEstimate current_;
-    std::vector<MotionEffect> effects_; ///< made, or to replay
+    std::vector<MotionEffect> effects_; ///< made (when recording), or to replay
+    bool recording_ = false;
     bool replaying_ = false;
     std::size_t next_effect_ = 0; ///< replaying: the next of effects_ to apply
 

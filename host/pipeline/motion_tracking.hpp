@@ -40,6 +40,8 @@ public:
     /// Every estimate so far, for looking back (a copy).
     motion::MotionHistory history() const { return {estimator_, probe_, sample_rate_, estimates_}; }
     const motion::MotionEstimator& estimator() const { return estimator_; }
+    /// Keeps the estimates as they take effect (estimator().effects()), for a replay.
+    void record_effects() { estimator_.record_effects(); }
     /// What another tracking over the same spikes and frames estimated (its estimator().effects()), taken instead of
     /// estimating again: add() then needs no snippets.
     void replay(std::vector<motion::MotionEffect> effects) { estimator_.replay(std::move(effects)); }

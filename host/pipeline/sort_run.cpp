@@ -295,6 +295,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (track_motion || learn) {
         tracking = std::make_unique<MotionTracking>(probe, info.sample_rate, geometry, motion_settings, track_motion);
         tracking->follow(calibration, true);
+        if (pass == Pass::learning) // for the second pass
+            tracking->record_effects();
         if (from_cache && track_motion) // the same spikes and frames: the first pass's estimates
             tracking->replay(first_pass->motion_effects);
         write_log = std::make_unique<TableWriteLog>(out_dir / "unit_updates.npy");
