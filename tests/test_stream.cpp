@@ -1660,6 +1660,19 @@ TEST(SpikeReservoir, SamplesUniformlyAndSnapshotsStayAsTaken) {
         EXPECT_EQ(data.snippets, expected.snippets);
         EXPECT_TRUE(displacement.empty());
     }
+    // The end of a sort moves the sample out instead (released as it is copied): the same spikes, and snapshots
+    // still held keep theirs.
+    SortOutput moved;
+    std::vector<double> displacement;
+    reservoir.move_to(moved, displacement);
+    EXPECT_EQ(reservoir.size(), 0u);
+    ASSERT_EQ(moved.spikes.size(), plain.spikes.size());
+    for (std::size_t i = 0; i < moved.spikes.size(); ++i)
+        EXPECT_EQ(moved.spikes[i].event.sample, plain.spikes[i].event.sample) << i;
+    EXPECT_EQ(moved.snippets, plain.snippets);
+    SortOutput still;
+    taken.front().first.copy_to(still, displacement);
+    EXPECT_EQ(still.snippets, taken.front().second.snippets);
 }
 
 TEST(SpikeMessage, MotionMessageRoundTripsAndRejectsOtherSizes) {

@@ -305,11 +305,15 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         try {
             SortOutput sample;
             sort::CalibrationMotion motion{&probe, {}};
-            reservoir.snapshot().copy_to(sample, motion.displacement_um);
             // The next learning looks only at what these units leave unsorted; at the end there is none (and the
-            // sample is not held twice while learning).
-            if (!options.sort.relearn_all || at_end)
-                reservoir.restart();
+            // sample is not held twice while learning, nor while it is copied).
+            if (at_end) {
+                reservoir.move_to(sample, motion.displacement_um);
+            } else {
+                reservoir.snapshot().copy_to(sample, motion.displacement_um);
+                if (!options.sort.relearn_all)
+                    reservoir.restart();
+            }
             if (track_motion)
                 tracking->history().refine(sample.spikes, motion.displacement_um);
             calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,

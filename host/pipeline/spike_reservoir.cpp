@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace spikeline {
 
 SpikeReservoir::SpikeReservoir(std::size_t max_spikes, std::size_t values_per_spike, bool with_motion)
@@ -52,6 +56,28 @@ void SpikeReservoir::add(const SortOutput& sorted, const MotionTracking* trackin
                 chunk.displacement_um[at] = displacement;
         }
     }
+}
+
+void SpikeReservoir::move_to(SortOutput& data, std::vector<double>& displacement_um) {
+    std::size_t values = 0;
+    for (const std::shared_ptr<Chunk>& chunk : chunks_)
+        values += chunk->snippets.size();
+    data.spikes.reserve(data.spikes.size() + size_);
+    data.snippets.reserve(data.snippets.size() + values);
+    displacement_um.reserve(displacement_um.size() + size_);
+    for (std::size_t k = 0; k < chunks_.size(); ++k) {
+        const Chunk& chunk = *chunks_[k];
+        data.spikes.insert(data.spikes.end(), chunk.spikes.begin(), chunk.spikes.end());
+        data.snippets.insert(data.snippets.end(), chunk.snippets.begin(), chunk.snippets.end());
+        displacement_um.insert(displacement_um.end(), chunk.displacement_um.begin(), chunk.displacement_um.end());
+        chunks_[k].reset();
+#if defined(__GLIBC__)
+        // Freed chunks mostly stay in the heap, below blocks still in use: hand their pages back now and then.
+        if (k % 32 == 31)
+            malloc_trim(0);
+#endif
+    }
+    restart();
 }
 
 SpikeReservoir::Snapshot SpikeReservoir::snapshot() const {

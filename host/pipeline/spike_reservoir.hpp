@@ -36,6 +36,9 @@ public:
     Snapshot snapshot() const;
     /// Starts a new sample (snapshots taken keep theirs): what learning sees after it adds units.
     void restart();
+    /// Appends the sample to data (as a snapshot's copy_to) and restarts, releasing each chunk once it is copied and
+    /// its memory to the system as it goes: the sample (hundreds of MB) is not held twice.
+    void move_to(SortOutput& data, std::vector<double>& displacement_um);
     std::size_t size() const { return size_; }
 
 private:
