@@ -8,6 +8,28 @@
 
 namespace spikeline {
 
+namespace {
+
+/// Room in data and displacement_um for every spike of the chunks.
+template <class CHUNKS> void reserve_for(const CHUNKS& chunks, SortOutput& data, std::vector<double>& displacement_um) {
+    std::size_t spikes = 0, values = 0;
+    for (const auto& chunk : chunks) {
+        spikes += chunk->spikes.size();
+        values += chunk->snippets.size();
+    }
+    data.spikes.reserve(data.spikes.size() + spikes);
+    data.snippets.reserve(data.snippets.size() + values);
+    displacement_um.reserve(displacement_um.size() + spikes);
+}
+
+void append(const SpikeReservoir::Chunk& chunk, SortOutput& data, std::vector<double>& displacement_um) {
+    data.spikes.insert(data.spikes.end(), chunk.spikes.begin(), chunk.spikes.end());
+    data.snippets.insert(data.snippets.end(), chunk.snippets.begin(), chunk.snippets.end());
+    displacement_um.insert(displacement_um.end(), chunk.displacement_um.begin(), chunk.displacement_um.end());
+}
+
+} // namespace
+
 SpikeReservoir::SpikeReservoir(std::size_t max_spikes, std::size_t values_per_spike, bool with_motion)
     : max_spikes_(max_spikes), values_per_spike_(values_per_spike), with_motion_(with_motion) {}
 
@@ -59,17 +81,9 @@ void SpikeReservoir::add(const SortOutput& sorted, const MotionTracking* trackin
 }
 
 void SpikeReservoir::move_to(SortOutput& data, std::vector<double>& displacement_um) {
-    std::size_t values = 0;
-    for (const std::shared_ptr<Chunk>& chunk : chunks_)
-        values += chunk->snippets.size();
-    data.spikes.reserve(data.spikes.size() + size_);
-    data.snippets.reserve(data.snippets.size() + values);
-    displacement_um.reserve(displacement_um.size() + size_);
+    reserve_for(chunks_, data, displacement_um);
     for (std::size_t k = 0; k < chunks_.size(); ++k) {
-        const Chunk& chunk = *chunks_[k];
-        data.spikes.insert(data.spikes.end(), chunk.spikes.begin(), chunk.spikes.end());
-        data.snippets.insert(data.snippets.end(), chunk.snippets.begin(), chunk.snippets.end());
-        displacement_um.insert(displacement_um.end(), chunk.displacement_um.begin(), chunk.displacement_um.end());
+        append(*chunks_[k], data, displacement_um);
         chunks_[k].reset();
 #if defined(__GLIBC__)
         // Freed chunks mostly stay in the heap, below blocks still in use: hand their pages back now and then.
@@ -85,19 +99,9 @@ SpikeReservoir::Snapshot SpikeReservoir::snapshot() const {
 }
 
 void SpikeReservoir::Snapshot::copy_to(SortOutput& data, std::vector<double>& displacement_um) const {
-    std::size_t spikes = 0, values = 0;
-    for (const std::shared_ptr<const Chunk>& chunk : chunks) {
-        spikes += chunk->spikes.size();
-        values += chunk->snippets.size();
-    }
-    data.spikes.reserve(data.spikes.size() + spikes);
-    data.snippets.reserve(data.snippets.size() + values);
-    displacement_um.reserve(displacement_um.size() + spikes);
-    for (const std::shared_ptr<const Chunk>& chunk : chunks) {
-        data.spikes.insert(data.spikes.end(), chunk->spikes.begin(), chunk->spikes.end());
-        data.snippets.insert(data.snippets.end(), chunk->snippets.begin(), chunk->snippets.end());
-        displacement_um.insert(displacement_um.end(), chunk->displacement_um.begin(), chunk->displacement_um.end());
-    }
+    reserve_for(chunks, data, displacement_um);
+    for (const std::shared_ptr<const Chunk>& chunk : chunks)
+        append(*chunk, data, displacement_um);
 }
 
 } // namespace spikeline
