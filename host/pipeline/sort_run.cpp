@@ -127,12 +127,13 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     // Loaded before anything is written, so that a sorter that does not fit leaves no output behind.
     sort::Calibration calibration;
     std::string loaded_text;
-    if (loaded && first_pass) { // the sorter the first pass wrote, as it wrote it
-        calibration = *first_pass->last_calibration;
-        result.calibration_spikes = calibration.n_spikes;
-    } else if (loaded) {
-        calibration = sort::read_sorter_file(options.sorter_file, context, &loaded_text);
-        result.sorter_loaded = options.sorter_file;
+    if (loaded) {
+        if (first_pass) { // the sorter the first pass wrote, as it wrote it
+            calibration = *first_pass->last_calibration;
+        } else {
+            calibration = sort::read_sorter_file(options.sorter_file, context, &loaded_text);
+            result.sorter_loaded = options.sorter_file;
+        }
         result.calibration_spikes = calibration.n_spikes;
     }
     ensure_directory(out_dir);

@@ -267,12 +267,7 @@ private:
 } // namespace
 
 double dip_ratio(const FeatureMatrix& x, const std::vector<int>& a, const std::vector<int>& b) {
-    Eigen::VectorXd ma = Eigen::VectorXd::Zero(x.cols()), mb = ma;
-    for (int i : a)
-        ma += x.row(i).transpose();
-    for (int i : b)
-        mb += x.row(i).transpose();
-    const Eigen::VectorXd axis = mb / static_cast<double>(b.size()) - ma / static_cast<double>(a.size());
+    const Eigen::VectorXd axis = mean_of(x, b) - mean_of(x, a);
     std::vector<double> va, vb;
     for (int i : a)
         va.push_back(x.row(i).dot(axis));
