@@ -79,6 +79,8 @@ public:
     // A worker's filtered block (256 frames x its columns of 4 KiB rows) fits its L2 cache; smaller blocks cost more
     // in barriers (two per block): 64-frame blocks gave 1.3x with two threads, 256-frame blocks 1.6x.
     static constexpr std::size_t kBlockFrames = 256;
+    static constexpr std::int32_t kSampleMax = (1 << (HwConfig::sample_bits - 1)) - 1;
+    static constexpr std::int32_t kSampleMin = -(1 << (HwConfig::sample_bits - 1));
 
     CpuBackend(const HwParams& params, int threads)
         : params_(std::make_unique<HwParams>(params)), dedup_(std::make_unique<hw::DedupState<HwConfig>>()),
@@ -199,14 +201,30 @@ private:
             for (const cpu::ChannelRun& run : worker.runs)
                 any |= cpu::reference_and_flag(*worker.detector, *params_, run, run.group >= 0 ? means[run.group] : 0,
                                                frame, &worker.filtered[f * stride], referenced);
+            // The spatial rule's partners may lie in another worker's range: their referenced sample is computed
+            // from its filtered block (complete since the band-pass barrier), as hw::subtract_reference does.
+            auto sample_of = [&](int p) {
+                if (p >= worker.begin && p < worker.end)
+                    return referenced[p];
+                const int group = params_->group_of[p];
+                return cpu::clamp_value(owner_of(p).filtered[f * stride + static_cast<std::size_t>(p)] -
+                                            (group >= 0 ? means[group] : 0),
+                                        kSampleMin, kSampleMax);
+            };
             if (any)
                 cpu::align_flagged_sparse(*worker.detector, *params_, frame, referenced, worker.begin, worker.end,
-                                          [&worker, frame](const SpikeEvent& c) {
+                                          sample_of, [&worker, frame](const SpikeEvent& c) {
                                               worker.candidates.push_back({frame, c});
                                           });
         }
     }
 
+    const Worker& owner_of(int channel) const {
+        for (const auto& worker : workers_)
+            if (channel < worker->end)
+                return *worker;
+        return *workers_.back();
+    }
     // One thread's part of a process() call. Block b: wait until every thread has detected block b-1 (its filtered
     // buffers and sums are then free); thread 0 de-duplicates block b-1 meanwhile others band-pass block b; band-pass;
     // wait for every thread's band-pass; detect the own range. Thread 0 de-duplicates the last block at the end.

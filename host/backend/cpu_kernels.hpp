@@ -55,14 +55,22 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
 /// vectorise the same loop once inlined into code holding the state struct.
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
-                             const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention, int begin,
-                             int end, std::int32_t reference, std::int32_t step, std::int32_t gain,
-                             std::int32_t want_negative, std::int32_t want_positive);
+                             const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
+                             std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
+                             std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
+                             std::int32_t want_positive);
 
-/// hw::align_flagged, skipping eight unflagged channels at a time (most frames flag a handful of 1024).
-template <class EMIT>
+/// hw::align_flagged, skipping eight unflagged channels at a time (most frames flag a handful of 1024); sample_of(p)
+/// gives the spatial rule a partner's sample of the same frame (partners may lie outside [begin, end)).
+template <class SAMPLE_OF, class EMIT>
 void align_flagged_sparse(hw::DetectorState<HwConfig>& state, const HwParams& params, std::uint64_t frame,
-                          const std::int32_t* x, int begin, int end, EMIT&& emit) {
+                          const std::int32_t* x, int begin, int end, SAMPLE_OF&& sample_of, EMIT&& emit) {
+    auto align = [&](int ch) {
+        if (state.attention[ch] == 3)
+            state.attention[ch] = hw::spatially_supported(state, params, ch, x[ch], sample_of) ? 2 : 0;
+        if (state.attention[ch] != 0)
+            hw::align_channel(state, params, frame, ch, x[ch], emit);
+    };
     int ch = begin;
     for (; ch + 8 <= end; ch += 8) {
         std::uint64_t word;
@@ -71,11 +79,11 @@ void align_flagged_sparse(hw::DetectorState<HwConfig>& state, const HwParams& pa
             continue;
         for (int k = 0; k < 8; ++k)
             if (state.attention[ch + k] != 0)
-                hw::align_channel(state, params, frame, ch + k, x[ch + k], emit);
+                align(ch + k);
     }
     for (; ch < end; ++ch)
         if (state.attention[ch] != 0)
-            hw::align_channel(state, params, frame, ch, x[ch], emit);
+            align(ch);
 }
 
 } // namespace spikeline::cpu

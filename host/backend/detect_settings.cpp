@@ -69,6 +69,46 @@ void set_artifact_params(const DetectSettings& settings, const probe::Probe& pro
     }
 }
 
+
+/// The spatial rule's gains and each channel's partners: the contacts of its reference group within spatial_reach x
+/// the distance of its nearest one, nearest first (ties by index), at most max_partners.
+void set_spatial_params(const DetectSettings& settings, const probe::Probe& probe, const std::vector<int>& excluded,
+                        HwParams& params) {
+    require(settings.spatial_sigma >= 0 && settings.spatial_sigma < 30,
+            "--spatial-threshold must be between 0 (off) and 30 sigma");
+    require(settings.spatial_gate > 0 && settings.spatial_gate < 1, "--spatial-gate must be between 0 and 1");
+    require(settings.spatial_reach >= 1 && settings.spatial_reach <= 3, "the spatial reach must be between 1 and 3");
+    for (int ch = 0; ch < HwConfig::max_channels; ++ch)
+        std::fill(std::begin(params.partners[ch]), std::end(params.partners[ch]), std::int16_t{-1});
+    if (settings.spatial_sigma == 0)
+        return;
+    constexpr double scale = 1 << HwConfig::gain_frac_bits;
+    params.spatial_gate_gain =
+        static_cast<std::int32_t>(std::lround(settings.spatial_gate * settings.threshold_sigma / 0.6745 * scale));
+    // n x + (sum of n partners) has n^2 + n times one channel's noise variance when the contacts' noises are alike.
+    for (int n = 1; n <= HwConfig::max_partners; ++n)
+        params.spatial_gain[n - 1] =
+            static_cast<std::int32_t>(std::lround(settings.spatial_sigma * std::sqrt(n * n + n) / 0.6745 * scale));
+    std::vector<std::pair<double, int>> candidates;
+    for (int ch = 0; ch < params.n_channels; ++ch) {
+        if (std::binary_search(excluded.begin(), excluded.end(), ch))
+            continue;
+        candidates.clear();
+        for (int other = 0; other < params.n_channels; ++other)
+            if (other != ch && params.group_of[other] == params.group_of[ch] &&
+                probe.contacts[static_cast<std::size_t>(other)].shank ==
+                    probe.contacts[static_cast<std::size_t>(ch)].shank &&
+                !std::binary_search(excluded.begin(), excluded.end(), other))
+                candidates.emplace_back(probe.distance_um(ch, other), other);
+        std::sort(candidates.begin(), candidates.end());
+        for (std::size_t k = 0; k < candidates.size() && k < HwConfig::max_partners; ++k) {
+            if (candidates[k].first > settings.spatial_reach * candidates[0].first + 1e-6)
+                break;
+            params.partners[ch][k] = static_cast<std::int16_t>(candidates[k].second);
+        }
+    }
+}
+
 } // namespace
 
 hw::Polarity parse_polarity(const std::string& text) {
@@ -169,6 +209,8 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     require(params->dead_time < 65536, "dead time too long");
 
     set_artifact_params(settings, probe, sample_rate, members, *params);
+
+    set_spatial_params(settings, probe, excluded, *params);
 
     const auto neighbours = probe::neighbours_within(probe, settings.dedup_radius_um);
     const auto near = probe::neighbours_within(probe, settings.dedup_near_um);

@@ -37,6 +37,12 @@ struct DetectSettings {
     double dedup_near_um = 50.0;  ///< within this radius: every larger candidate in +-dedup_ms, and the lobe rule
     double shadow_ms = 2.0;       ///< after a spike, much smaller neighbours within this time are its lobes
     double shadow_ratio = 0.5;    ///< "much smaller": below this fraction of the large spike's amplitude
+    /// Spatial rule (hw/threshold_detector.hpp): a sample beyond spatial_gate x threshold whose sum with its
+    /// partners (the contacts of its shank within spatial_reach x its nearest contact's distance, at most 4) is beyond
+    /// spatial_sigma times that sum's noise also starts a search (0: off).
+    double spatial_sigma = 0.0;
+    double spatial_gate = 0.75;
+    double spatial_reach = 1.3;
     double warmup_ms = 100.0;     ///< no detection while the noise estimates settle (see make_detect_params)
     bool common_reference = true; ///< subtract the mean of each shank
     /// Artefact rejection (hw/artifact_rejection.hpp; needs the common reference's groups): a spike reaches at most

@@ -52,6 +52,11 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
          "after a spike, smaller detections within --dedup-radius-um and this time are its lobes (0: off)") //
         ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
          "a detection below this fraction of a preceding nearby spike is a lobe") //
+        ("spatial-threshold", po::value(&s.spatial_sigma)->default_value(s.spatial_sigma),
+         "a sample beyond --spatial-gate x the threshold is also a crossing when its sum with its nearest contacts "
+         "is beyond this many sigmas of that sum's noise (0: off)") //
+        ("spatial-gate", po::value(&s.spatial_gate)->default_value(s.spatial_gate),
+         "fraction of the threshold a sample must reach for the spatial rule") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),
          "no detection while the noise estimate settles") //
         ("no-common-reference", po::bool_switch(&values.no_common_reference),

@@ -27,6 +27,7 @@ struct DetectConfig {
     static constexpr int noise_bits = 23;
     static constexpr int gain_frac_bits = 8;      ///< threshold multiplier k / 0.6745 in Q8, < 16
     static constexpr int max_neighbours = 16;     ///< de-duplication neighbours per channel
+    static constexpr int max_partners = 4;        ///< contacts summed with a channel by the spatial rule
     static constexpr int max_align_window = 64;   ///< samples searched for the extremum after a crossing
     static constexpr int max_dedup_window = 64;   ///< +- samples compared by de-duplication
     static constexpr int max_shadow_window = 128; ///< samples after a large spike in which smaller ones are lobes
@@ -74,6 +75,13 @@ template <class CONFIG_T> struct DetectParams {
     std::int32_t artifact_window = 0;
     std::int32_t artifact_limit[CONFIG_T::max_groups] = {};
     std::int32_t artifact_blank = 0;
+    /// Spatial rule (threshold_detector.hpp): a crossing of the gate threshold (spatial_gate_gain, Q8 like
+    /// threshold_gain; 0: the rule is off) that is not a crossing of the threshold starts a search when the channel
+    /// and its partners together cross spatial_gain[n - 1] (Q8 of median |x|, n partners). Partners: nearest
+    /// first, -1 padded, in the channel's reference group.
+    std::int32_t spatial_gate_gain = 0;
+    std::int32_t spatial_gain[CONFIG_T::max_partners] = {};
+    std::int16_t partners[CONFIG_T::max_channels][CONFIG_T::max_partners] = {};
     /// Nearest first, -1 padded; an entry is a channel, plus kFarNeighbour for a far one (see spatial_dedup.hpp).
     std::int16_t neighbours[CONFIG_T::max_channels][CONFIG_T::max_neighbours] = {};
 };

@@ -12,6 +12,13 @@
 /// search of align_window samples (the crossing one included) for the extremum (the first of equal values wins;
 /// for both polarities the largest |x|). When the window closes a candidate (peak frame, channel, value) is
 /// emitted and the channel holds until peak + dead_time.
+/// Spatial rule (on when spatial_gate_gain != 0): a spike spreads over neighbouring contacts while the noise of each
+/// contact is its own, so the sum of a channel and its n partners has a better signal-to-noise ratio than any one of
+/// them. A sample beyond the gate threshold (gate = round((m >> 4) * spatial_gate_gain / 2^8), below the threshold)
+/// that does not cross the threshold starts a search when
+///   v = n x + sum over partners p of clamp(x_p, -threshold, threshold)
+/// is beyond round((m >> 4) * spatial_gain[n - 1] / 2^8) in the direction of x. The clamp keeps one noisy partner
+/// from carrying the sum; the partners' samples are the same frame's.
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
 
@@ -27,7 +34,8 @@ template <class CONFIG_T> struct DetectorState {
     std::uint8_t best_pos[CONFIG_T::max_channels] = {};  ///< position of the extremum in the search
     std::int32_t best_value[CONFIG_T::max_channels] = {};
     std::int32_t hold[CONFIG_T::max_channels] = {};      ///< frames left before the channel may cross again
-    std::uint8_t attention[CONFIG_T::max_channels] = {}; ///< scratch: 1 = searching, 2 = starts a search
+    std::uint8_t attention[CONFIG_T::max_channels] = {}; ///< scratch: 1 = searching, 2 = starts a search, 3 = gate
+    std::int32_t level[CONFIG_T::max_channels] = {};     ///< scratch: m before this frame's update
 };
 
 template <class CONFIG_T> void reset_detector(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
@@ -87,11 +95,41 @@ NOISE_AND_THRESHOLD:
         const std::int32_t hold = state.hold[ch];
         state.hold[ch] = hold > 0 ? hold - 1 : 0;
         const bool crossing = warm && hold == 0 && beyond_threshold(value, threshold, params.polarity);
-        const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : 0);
+        const std::int32_t gate = threshold_from_noise<CONFIG_T>(noise, params.spatial_gate_gain);
+        const bool gated = warm && hold == 0 && params.spatial_gate_gain != 0 &&
+                           beyond_threshold(value, gate, params.polarity);
+        const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : (gated ? 3 : 0));
         state.attention[ch] = attention;
+        state.level[ch] = noise;
         any_attention |= attention != 0;
     }
     return any_attention;
+}
+
+/// Whether a gate crossing of value on channel ch (attention 3) is spatially supported (see the file comment);
+/// sample_of(p) is partner p's sample in the same frame.
+template <class CONFIG_T, class SAMPLE_OF>
+bool spatially_supported(const DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, int ch,
+                         std::int32_t value, SAMPLE_OF&& sample_of) {
+    const std::int32_t level = state.level[ch];
+    const std::int32_t threshold = threshold_from_noise<CONFIG_T>(level, params.threshold_gain);
+    std::int32_t sum = 0; // |sum| <= 4 * 2^20
+    int n = 0;
+SPATIAL_PARTNERS:
+    for (int k = 0; k < CONFIG_T::max_partners; ++k) {
+#pragma HLS UNROLL
+        const int p = params.partners[ch][k];
+        if (p < 0)
+            break;
+        const std::int32_t v = sample_of(p);
+        sum += v < -threshold ? -threshold : (v > threshold ? threshold : v);
+        ++n;
+    }
+    if (n == 0)
+        return false;
+    const std::int32_t limit = threshold_from_noise<CONFIG_T>(level, params.spatial_gain[n - 1]);
+    const std::int32_t v = n * value + sum; // |v| <= 8 * 2^20
+    return value < 0 ? v < -limit : v > limit;
 }
 
 /// Pass 2 for one flagged channel (attention != 0): alignment and dead time; calls emit(SpikeEvent) when the
@@ -129,6 +167,8 @@ ALIGN_AND_EMIT:
     for (int ch = begin; ch < end; ++ch) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
 #pragma HLS PIPELINE II = 1
+        if (state.attention[ch] == 3)
+            state.attention[ch] = spatially_supported(state, params, ch, x[ch], [&](int p) { return x[p]; }) ? 2 : 0;
         if (state.attention[ch] != 0)
             align_channel(state, params, frame, ch, x[ch], emit);
     }
