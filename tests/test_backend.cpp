@@ -76,6 +76,28 @@ TEST_F(BackendEquality, CpuEqualsReferenceWithOtherSettings) {
     }
 }
 
+TEST_F(BackendEquality, CpuEqualsReferenceWithTheSpatialRule) {
+    // Partners lie across the workers' channel ranges for 2 and 3 threads.
+    DetectSettings negative;
+    negative.threshold_sigma = 5.0;
+    negative.spatial_sigma = 5.75;
+    DetectSettings both = negative;
+    both.polarity = hw::Polarity::both;
+    both.common_reference = false;
+    const auto plain = reference_events(*make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000),
+                                        *data_);
+    for (const DetectSettings& settings : {negative, both}) {
+        const auto params = make_detect_params(settings, probe::default_probe(kChannels), 30000);
+        const auto expected = reference_events(*params, *data_);
+        ASSERT_GT(expected.size(), plain.size() / 2);
+        for (int threads : {1, 2, 3}) {
+            SCOPED_TRACE("threads " + std::to_string(threads));
+            auto cpu = make_cpu_backend(*params, threads);
+            expect_same(expected, run(*cpu, *data_, kChannels, 100));
+        }
+    }
+}
+
 TEST(BackendCorners, InterleavedShanksAndUnreferencedChannels) {
     // Channels alternate between shanks, so every reference group is split into one-channel runs.
     probe::Probe probe = probe::default_probe(64);
@@ -248,6 +270,11 @@ TEST(BackendFactory, RejectsUnknownBackendAndBadThreadCounts) {
     EXPECT_THROW(make_backend({"cpu", 0}, *params), InputError);
     EXPECT_EQ(make_backend({"cpu", 2}, *params)->name(), "cpu");
     EXPECT_EQ(make_backend({"reference", 1}, *params)->name(), "reference");
+    DetectSettings spatial;
+    spatial.spatial_sigma = 6;
+    const auto spatial_params = make_detect_params(spatial, probe::default_probe(64), 30000);
+    EXPECT_THROW(make_backend({"verilator", 1}, *spatial_params), InputError) << "no spatial rule in the RTL yet";
+    EXPECT_EQ(make_backend({"cpu", 1}, *spatial_params)->name(), "cpu");
 }
 
 } // namespace

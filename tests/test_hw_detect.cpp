@@ -200,6 +200,44 @@ TEST(ThresholdDetector, AlignsToTheTroughAndHoldsForTheDeadTime) {
     EXPECT_EQ(events[0].amplitude, -200 * 16);
 }
 
+TEST(ThresholdDetector, TheSpatialRuleFindsASpikeSpreadOverItsPartnersButNotALoneOne) {
+    DetectSettings settings;
+    settings.threshold_sigma = 5.0;
+    settings.spatial_sigma = 5.75;
+    auto params = make_detect_params(settings, probe::default_probe(16), kRate);
+    // Two columns, rows 20 um apart: the partners of a channel are the contacts above and below it (32 um across is
+    // beyond 1.3 x 20 um).
+    EXPECT_EQ(params->partners[5][0], 3);
+    EXPECT_EQ(params->partners[5][1], 7);
+    EXPECT_EQ(params->partners[5][2], -1);
+    EXPECT_EQ(params->partners[0][0], 2);
+    EXPECT_EQ(params->partners[0][1], -1);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256; // sigma 14.8 LSB: threshold 74, gate 56, two partners' sum 209 LSB
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    std::int32_t frame[16] = {};
+    for (std::uint64_t t = 0; t < 40; ++t) {
+        std::fill(std::begin(frame), std::end(frame), 0);
+        if (t == 5) {
+            frame[5] = -65 * 16; // below the threshold, beyond the gate; 2 x -65 - 50 - 50 = -230 is beyond 209
+            frame[3] = frame[7] = -50 * 16;
+            frame[13] = -70 * 16; // alone: 2 x -70 = -140
+            frame[9] = -90 * 16;  // beyond the threshold: an event without partners
+        }
+        if (t == 20) {
+            frame[10] = -65 * 16; // one partner far beyond the threshold counts as the threshold: -130 - 200 - 74
+            frame[8] = -200 * 16;
+        }
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    std::vector<int> channels;
+    for (const auto& e : events)
+        channels.push_back(e.channel);
+    EXPECT_EQ(channels, (std::vector<int>{5, 9, 8})) << "13 is alone, 10's sum is clamped; 3 and 7 do not cross";
+}
+
 TEST(SpatialDedup, KeepsTheLargestAmongNeighboursWithinTheWindow) {
     auto params = default_params(16); // 2 columns 32 um apart, 20 um rows: neighbours within 50 um
     auto state = std::make_unique<hw::DedupState<HwConfig>>();

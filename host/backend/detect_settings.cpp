@@ -265,7 +265,12 @@ nlohmann::json to_json(const DetectSettings& s) {
         j["artifact_blank_ms"] = s.artifact_blank_ms;
         j["artifact_reach_um"] = s.artifact_reach_um;
     }
-    // Only when set, so that sorter files written without it still match.
+    // Only when set, so that sorter files written without them still match.
+    if (s.spatial_sigma != 0) {
+        j["spatial_sigma"] = s.spatial_sigma;
+        j["spatial_gate"] = s.spatial_gate;
+        j["spatial_reach"] = s.spatial_reach;
+    }
     if (!s.excluded_channels.empty())
         j["excluded_channels"] = s.excluded_channels;
     return j;

@@ -876,6 +876,7 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> make_opencl_backend(const HwParams& params, const OpenclOptions& options) {
+    require_rules_of("opencl", params);
     return std::make_unique<OpenclBackend>(params, options);
 }
 
