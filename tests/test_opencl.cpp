@@ -74,7 +74,12 @@ TEST_F(OpenclEquality, EqualsReferenceWithOtherSettings) {
     narrow.align_ms = 0.0; // a one-sample window: a candidate can come every frame
     narrow.dead_time_ms = 0.0;
     narrow.dedup_ms = 1.0;
-    for (const DetectSettings& settings : {both, positive, narrow}) {
+    DetectSettings spatial; // partners in other work items' vectors
+    spatial.threshold_sigma = 5.0;
+    spatial.spatial_sigma = 5.75;
+    DetectSettings spatial_both = spatial;
+    spatial_both.polarity = hw::Polarity::both;
+    for (const DetectSettings& settings : {both, positive, narrow, spatial, spatial_both}) {
         const auto params = make_detect_params(settings, probe::default_probe(kChannels), 30000);
         const auto expected = reference_events(*params, *data_);
         ASSERT_FALSE(expected.empty());

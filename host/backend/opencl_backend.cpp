@@ -385,6 +385,7 @@ private:
         define("NOISE_BITS", C::noise_bits);
         define("GAIN_FRAC_BITS", C::gain_frac_bits);
         define("MAX_GROUPS", C::max_groups);
+        define("MAX_PARTNERS", C::max_partners);
         return o;
     }
 
@@ -502,8 +503,11 @@ private:
         kThresholdGain,
         kPolarity,
         kAlignWindow,
-        kDeadTime
+        kDeadTime,
+        kSpatialGateGain,
+        kSpatialGain // max_partners words
     };
+    static_assert(kSpatialGain + HwConfig::max_partners <= kLayoutWords, "the layout table is full");
 
     void allocate() {
         const std::size_t chunk = options_.chunk_frames;
@@ -531,7 +535,7 @@ private:
         filtered_ = cl::Buffer(context_, CL_MEM_READ_WRITE, sample_bytes);
         means_ = cl::Buffer(context_, CL_MEM_READ_WRITE, means_bytes);
         // Per stream: its sections, reference groups, runs and settings; per vector of 8 lanes: its stream.
-        std::vector<cl_int> sections, inverse, runs, layout, vector_stream;
+        std::vector<cl_int> sections, inverse, runs, layout, vector_stream, partners;
         std::vector<cl_short> group_of;
         for (std::size_t s = 0; s < n_streams; ++s) {
             const Stream& stream = streams_[s];
@@ -568,7 +572,14 @@ private:
             words[kPolarity] = static_cast<cl_int>(p.polarity);
             words[kAlignWindow] = p.align_window;
             words[kDeadTime] = p.dead_time;
+            words[kSpatialGateGain] = p.spatial_gate_gain;
+            for (int k = 0; k < HwConfig::max_partners; ++k)
+                words[kSpatialGain + static_cast<std::size_t>(k)] = p.spatial_gain[k];
             layout.insert(layout.end(), words.begin(), words.end());
+            // Per lane, the spatial rule's partners (channels of the stream; the padding has none).
+            for (int ch = 0; ch < stream.padded; ++ch)
+                for (int k = 0; k < HwConfig::max_partners; ++k)
+                    partners.push_back(ch < stream.n_channels && p.spatial_gate_gain != 0 ? p.partners[ch][k] : -1);
         }
         runs.resize(std::max<std::size_t>(runs.size(), 3)); // no buffer is empty
         auto read_only = [this](auto& values) {
@@ -581,6 +592,7 @@ private:
         layout_ = read_only(layout);
         vector_stream_ = read_only(vector_stream);
         group_of_ = read_only(group_of);
+        partners_ = read_only(partners);
         // L1's reset_detect: filters at zero, noise at its initial value, nothing searching or holding.
         std::vector<cl_int> zeros((HwConfig::n_sections + 1) * 2 * static_cast<std::size_t>(n_lanes_), 0);
         std::vector<cl_int> initial_noise;
@@ -622,6 +634,7 @@ private:
         detect_.setArg(kDetectVectorStream, vector_stream_);
         detect_.setArg(kDetectLayout, layout_);
         detect_.setArg(kDetectVectors, n_vectors);
+        detect_.setArg(kDetectPartners, partners_);
     }
 
     // Argument indices of the kernels in kernels/opencl/detect.cl (detect: after its nine state and input buffers).
@@ -632,7 +645,7 @@ private:
                              kMeansLayout = 4, kMeansFramesNow = 5, kMeansStride = 6, kMeansStreams = 7;
     static constexpr cl_uint kDetectReferenced = 9, kDetectKeepReferenced = 10, kDetectCandidates = 11,
                              kDetectCounts = 12, kDetectCapacity = 13, kDetectVectorStream = 14, kDetectLayout = 15,
-                             kDetectFramesNow = 16, kDetectStride = 17, kDetectVectors = 18;
+                             kDetectFramesNow = 16, kDetectStride = 17, kDetectVectors = 18, kDetectPartners = 19;
 
     void launch(Slot& slot, const std::int16_t* const* frames, std::size_t start,
                 const std::vector<std::size_t>& counts) {
@@ -793,7 +806,8 @@ private:
     cl::CommandQueue queue_;
     cl::Program program_;
     cl::Kernel bandpass_, group_means_, detect_;
-    cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_, runs_, layout_, vector_stream_;
+    cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_, runs_, layout_, vector_stream_,
+        partners_;
     cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_;
     std::vector<Slot> slots_;
     std::size_t local_size_ = 8;
@@ -876,7 +890,6 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> make_opencl_backend(const HwParams& params, const OpenclOptions& options) {
-    require_rules_of("opencl", params);
     return std::make_unique<OpenclBackend>(params, options);
 }
 

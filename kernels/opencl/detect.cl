@@ -29,6 +29,8 @@ typedef int8 intv;
 #define P_POLARITY 8
 #define P_ALIGN_WINDOW 9
 #define P_DEAD_TIME 10
+#define P_SPATIAL_GATE_GAIN 11
+#define P_SPATIAL_GAIN 12 // MAX_PARTNERS words
 #define FRAMES_WORDS 3
 
 inline long round_shift(long value, int shift) {
@@ -144,6 +146,30 @@ inline bool more_extreme(int value, int best, int polarity) {
     return (value < 0 ? -value : value) > (best < 0 ? -best : best);
 }
 
+// threshold_detector.hpp's spatially_supported for one lane: its partners' samples of this frame are referenced from
+// the filtered row (the partners may lie in other work items' vectors).
+inline bool spatially_supported(int value, int threshold, int level, __global const int* partners,
+                                __global const int* row, __global const short* group_of, __global const int* row_means,
+                                __global const int* settings) {
+    int sum = 0;
+    int n = 0;
+    for (int k = 0; k < MAX_PARTNERS; ++k) {
+        const int p = partners[k];
+        if (p < 0)
+            break;
+        const int group = group_of[p];
+        const int sample = clamp(row[p] - (group >= 0 ? row_means[group] : 0), -(1 << (SAMPLE_BITS - 1)),
+                                 (1 << (SAMPLE_BITS - 1)) - 1);
+        sum += clamp(sample, -threshold, threshold);
+        ++n;
+    }
+    if (n == 0)
+        return false;
+    const int limit = (int)round_shift((long)(level >> 4) * settings[P_SPATIAL_GAIN + n - 1], GAIN_FRAC_BITS);
+    const int v = n * value + sum;
+    return value < 0 ? v < -limit : v > limit;
+}
+
 // subtract_reference, track_noise_and_flag (in vectors) and align_channel (lane by lane, only in frames where a lane
 // of the vector searches or crosses, as the cpu backend does) over a chunk. The detector state (DetectorState, one
 // word per lane and field) persists between chunks. Each candidate goes to its lane's own list as (frame of the chunk
@@ -155,12 +181,14 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
                      __global int* best_pos_state, __global int* best_value_state, __global int* hold_state,
                      __global int* referenced, int keep_referenced, __global int* candidates,
                      __global int* n_candidates, int capacity, __global const int* vector_probe,
-                     __global const int* layout, __global const int* frames_now, int stride, int n_vectors) {
+                     __global const int* layout, __global const int* frames_now, int stride, int n_vectors,
+                     __global const int* partners) {
     const int v = get_global_id(0);
     if (v >= n_vectors)
         return;
     const int probe = vector_probe[v];
     __global const int* settings = layout + probe * PROBE_WORDS;
+    const int spatial_gate_gain = settings[P_SPATIAL_GATE_GAIN];
     const int lane_base = settings[P_LANE_BASE];
     const int padded = settings[P_PADDED];
     const int noise_step_fast = settings[P_NOISE_STEP_FAST];
@@ -218,6 +246,8 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         const intv magnitude = min(convert_int8(abs(value)) << shift, (intv)noise_max);
         // (noise >> 4) < 2^19 and threshold_gain < 2^12: the product and its rounding fit 32 bits.
         const intv threshold = ((noise >> 4) * threshold_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
+        const intv gate = ((noise >> 4) * spatial_gate_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
+        const intv level = noise;
         const intv raised = min(noise + step, (intv)noise_max);
         const intv lowered = max(noise - step, (intv)0);
         noise = select(select(noise, lowered, magnitude < noise), raised, magnitude > noise);
@@ -227,14 +257,25 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         const intv positive = value > threshold;
         const intv beyond = polarity == 0 ? negative : (polarity == 1 ? positive : (negative | positive));
         const intv crossing = warm ? ((held == 0) & beyond) : (intv)0;
-        if (!any(crossing | (vload8(0, searching) != 0)))
+        const intv gate_negative = value < -gate;
+        const intv gate_positive = value > gate;
+        const intv gate_beyond =
+            polarity == 0 ? gate_negative : (polarity == 1 ? gate_positive : (gate_negative | gate_positive));
+        const intv gated = (warm && spatial_gate_gain != 0) ? ((held == 0) & gate_beyond & ~crossing) : (intv)0;
+        if (!any(crossing | gated | (vload8(0, searching) != 0)))
             continue;
-        int values[VEC], crossings[VEC], holds[VEC];
+        int values[VEC], crossings[VEC], holds[VEC], gateds[VEC], thresholds[VEC], levels[VEC];
         vstore8(value, 0, values);
         vstore8(crossing, 0, crossings);
         vstore8(hold, 0, holds);
+        vstore8(gated, 0, gateds);
+        vstore8(threshold, 0, thresholds);
+        vstore8(level, 0, levels);
         for (int i = 0; i < VEC; ++i) {
-            if (!searching[i] && !crossings[i])
+            if (!searching[i] && !crossings[i] &&
+                !(gateds[i] && spatially_supported(values[i], thresholds[i], levels[i], partners + (lane + i) * MAX_PARTNERS,
+                                                   filtered + (size_t)stride * lane_base + (size_t)f * padded,
+                                                   group_of + lane_base, row_means, settings)))
                 continue;
             if (!searching[i]) {
                 searching[i] = 1;
