@@ -31,6 +31,7 @@ extern "C" void spikeline_detect(const std::int16_t* frames, std::uint32_t n_fra
 #pragma HLS BIND_STORAGE variable = engine.state.bandpass.history type = ram_2p impl = bram
     // Neighbour rows: the 16 entries of a channel read in one clock by de-duplication.
 #pragma HLS ARRAY_PARTITION variable = engine.params.neighbours dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = engine.params.partners dim = 2 complete
 #pragma HLS BIND_STORAGE variable = engine.params.neighbours type = ram_1p impl = bram
     // Per-channel tracker state: one true dual-port memory each (read at issue, written back later).
 #pragma HLS BIND_STORAGE variable = engine.state.detector.noise type = ram_2p impl = bram

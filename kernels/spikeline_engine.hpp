@@ -54,6 +54,7 @@ constexpr std::uint32_t kChannels = DetectConfig::max_channels;
 constexpr std::uint32_t kGroups = DetectConfig::max_groups;
 
 constexpr std::uint32_t kDetectParamsWords = 1 + 3 * DetectConfig::n_sections + kChannels + kGroups + 12 + kGroups + 1 +
+                                             1 + DetectConfig::max_partners + kChannels * DetectConfig::max_partners +
                                              kChannels * DetectConfig::max_neighbours;
 constexpr std::uint32_t kArtifactStateWords =
     5 * kGroups + DetectConfig::max_artifact_window * kGroups + 2 + 2 + 2 + 4 * kGroups;
@@ -217,6 +218,14 @@ template <class CURSOR> void move_detect_params(CURSOR& cursor, DetectParams& p)
     move_word(cursor, p.artifact_window);
     move_array(cursor, p.artifact_limit, DetectConfig::max_groups, 1);
     move_word(cursor, p.artifact_blank);
+    move_word(cursor, p.spatial_gate_gain);
+    move_array(cursor, p.spatial_gain, DetectConfig::max_partners, 1);
+PARTNER_ROWS:
+    for (int ch = 0; ch < n; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
+        move_array(cursor, p.partners[ch], DetectConfig::max_partners, 1);
+    }
+    cursor.skip(static_cast<std::uint32_t>(DetectConfig::max_channels - n) * DetectConfig::max_partners);
 NEIGHBOUR_ROWS:
     for (int ch = 0; ch < n; ++ch) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384

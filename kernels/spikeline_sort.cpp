@@ -30,6 +30,7 @@ extern "C" void spikeline_sort(const std::int16_t* frames, std::uint32_t n_frame
 #pragma HLS ARRAY_PARTITION variable = engine.detect.state.bandpass.history dim = 2 complete
 #pragma HLS BIND_STORAGE variable = engine.detect.state.bandpass.history type = ram_2p impl = bram
 #pragma HLS ARRAY_PARTITION variable = engine.detect.params.neighbours dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = engine.detect.params.partners dim = 2 complete
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.noise type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.best_value type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.hold type = ram_2p impl = bram

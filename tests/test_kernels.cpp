@@ -81,6 +81,7 @@ TEST(RegisterDecode, TheProgramsDecodeToEveryFieldOfTheParametersTablesAndQueue)
     DetectSettings settings;
     settings.artifact_rejection = true;
     settings.polarity = hw::Polarity::both;
+    settings.spatial_sigma = 6;
     auto detect = make_detect_params(settings, probe::default_probe(channels), 30000);
     for (int g = 0; g < HwConfig::max_groups; ++g)
         detect->artifact_limit[g] = 3 + g; // every group distinct
@@ -123,7 +124,13 @@ TEST(RegisterDecode, TheProgramsDecodeToEveryFieldOfTheParametersTablesAndQueue)
         EXPECT_EQ(a.group_of[ch], b.group_of[ch]) << "channel " << ch;
         for (int k = 0; k < HwConfig::max_neighbours; ++k)
             EXPECT_EQ(a.neighbours[ch][k], b.neighbours[ch][k]) << "channel " << ch << " neighbour " << k;
+        for (int k = 0; k < HwConfig::max_partners; ++k)
+            EXPECT_EQ(a.partners[ch][k], b.partners[ch][k]) << "channel " << ch << " partner " << k;
     }
+    EXPECT_GT(a.spatial_gate_gain, 0) << "the test covers the spatial rule's fields";
+    EXPECT_EQ(a.spatial_gate_gain, b.spatial_gate_gain);
+    for (int k = 0; k < HwConfig::max_partners; ++k)
+        EXPECT_EQ(a.spatial_gain[k], b.spatial_gain[k]) << "partners " << k + 1;
     for (int g = 0; g < HwConfig::max_groups; ++g) {
         EXPECT_EQ(a.group_inverse_size[g], b.group_inverse_size[g]) << "group " << g;
         EXPECT_EQ(a.artifact_limit[g], b.artifact_limit[g]) << "group " << g;
@@ -198,14 +205,19 @@ TEST(RegisterDecode, FieldsKeepTheirRegisterWidthsAndReadOnlyAddressesChangeNoth
 TEST(KernelCSimulation, DetectEqualsTheCpuBackendChunkByChunk) {
     constexpr int channels = 256;
     const auto data = simulate(channels, 3.0);
-    const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
-    const auto expected = cpu_events(*params, data);
-    ASSERT_GT(expected.size(), 500u);
-    for (std::size_t chunk : {std::size_t{30}, std::size_t{1000}, std::size_t{90000}}) {
-        SCOPED_TRACE("chunk " + std::to_string(chunk));
-        const KernelStream actual = run_kernel_stream(false, *params, nullptr, data, chunk, 4096);
-        testing::expect_same(expected, actual.events);
-        EXPECT_TRUE(actual.spikes.empty());
+    DetectSettings spatial;
+    spatial.threshold_sigma = 5.0;
+    spatial.spatial_sigma = 5.75;
+    for (const DetectSettings& settings : {DetectSettings{}, spatial}) {
+        const auto params = make_detect_params(settings, probe::default_probe(channels), 30000);
+        const auto expected = cpu_events(*params, data);
+        ASSERT_GT(expected.size(), 500u);
+        for (std::size_t chunk : {std::size_t{30}, std::size_t{1000}, std::size_t{90000}}) {
+            SCOPED_TRACE("chunk " + std::to_string(chunk) + (settings.spatial_sigma > 0 ? ", spatial rule" : ""));
+            const KernelStream actual = run_kernel_stream(false, *params, nullptr, data, chunk, 4096);
+            testing::expect_same(expected, actual.events);
+            EXPECT_TRUE(actual.spikes.empty());
+        }
     }
 }
 

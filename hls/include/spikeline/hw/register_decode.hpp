@@ -56,6 +56,15 @@ RegisterEffect decode_detect_register(std::uint32_t address, std::uint32_t value
     RegisterEffect effect;
     effect.detect_params = true; // unless the address turns out read-only or outside a table
     const std::uint32_t word = address >> 2;
+    if (address >= reg::partner_base) {
+        const std::uint32_t index = word - (reg::partner_base >> 2);
+        const std::uint32_t per_channel = static_cast<std::uint32_t>(CONFIG_T::max_partners);
+        effect.detect_params = index < per_channel * static_cast<std::uint32_t>(CONFIG_T::max_channels);
+        if (effect.detect_params)
+            params.partners[index / per_channel][index % per_channel] =
+                static_cast<std::int16_t>(ap_int<16>(value).to_int());
+        return effect;
+    }
     if (address >= reg::neighbour_base) {
         const std::uint32_t index = word - (reg::neighbour_base >> 2);
         const std::uint32_t per_channel = static_cast<std::uint32_t>(CONFIG_T::max_neighbours);
@@ -147,6 +156,16 @@ RegisterEffect decode_detect_register(std::uint32_t address, std::uint32_t value
         break;
     case reg::artifact_blank:
         params.artifact_blank = ap_uint<16>(value).to_int();
+        break;
+    case reg::spatial_gate_gain:
+        params.spatial_gate_gain = ap_uint<16>(value).to_int();
+        break;
+    case reg::spatial_gain_base:
+    case reg::spatial_gain_base + 4:
+    case reg::spatial_gain_base + 8:
+    case reg::spatial_gain_base + 12:
+        static_assert(CONFIG_T::max_partners == 4, "one case per partner count");
+        params.spatial_gain[(address - reg::spatial_gain_base) >> 2] = ap_uint<16>(value).to_int();
         break;
     default: // read-only or unused
         effect.detect_params = false;

@@ -35,6 +35,10 @@ PROGRAM_SECTIONS:
     write(reg::shadow_ratio, static_cast<std::uint32_t>(params.shadow_ratio));
     write(reg::artifact_window, static_cast<std::uint32_t>(params.artifact_window));
     write(reg::artifact_blank, static_cast<std::uint32_t>(params.artifact_blank));
+    write(reg::spatial_gate_gain, static_cast<std::uint32_t>(params.spatial_gate_gain));
+PROGRAM_SPATIAL_GAINS:
+    for (int k = 0; k < CONFIG_T::max_partners; ++k)
+        write(reg::spatial_gain_base + 4u * static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(params.spatial_gain[k]));
 PROGRAM_GROUPS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
         write(reg::group_inverse_base + 4u * static_cast<std::uint32_t>(g),
@@ -50,6 +54,10 @@ PROGRAM_CHANNELS:
         for (int k = 0; k < CONFIG_T::max_neighbours; ++k)
             write(reg::neighbour_base + 4u * (16u * channel + static_cast<std::uint32_t>(k)),
                   static_cast<std::uint32_t>(params.neighbours[ch][k]) & 0xFFFFu);
+        if (params.spatial_gate_gain != 0) // the partners matter only with the rule on
+            for (int k = 0; k < CONFIG_T::max_partners; ++k)
+                write(reg::partner_base + 4u * (4u * channel + static_cast<std::uint32_t>(k)),
+                      static_cast<std::uint32_t>(params.partners[ch][k]) & 0xFFFFu);
     }
     write(sort_reg::n_channels, static_cast<std::uint32_t>(params.n_channels));
 }
