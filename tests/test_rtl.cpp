@@ -279,7 +279,14 @@ TEST(RtlCosim, OtherSettings) {
     narrow.align_ms = 0.0; // a one-sample window: the crossing itself is the peak
     narrow.dead_time_ms = 0.0;
     narrow.dedup_ms = 1.0;
-    for (const DetectSettings& settings : {both, positive, narrow}) {
+    DetectSettings spatial; // partners in rows above and below: earlier and later channels of the frame
+    spatial.threshold_sigma = 5.0;
+    spatial.spatial_sigma = 5.75;
+    DetectSettings spatial_both = spatial;
+    spatial_both.polarity = hw::Polarity::both;
+    spatial_both.common_reference = false;
+    spatial_both.spatial_sigma = 4.0; // many gate crossings pass
+    for (const DetectSettings& settings : {both, positive, narrow, spatial, spatial_both}) {
         auto params = make_detect_params(settings, probe::default_probe(channels), 30000);
         params->warmup_frames = 300;
         check_core(*params, data, 5, 500);

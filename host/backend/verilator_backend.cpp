@@ -126,7 +126,6 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> make_verilator_backend(const HwParams& params) {
-    require_rules_of("verilator", params);
     return std::make_unique<VerilatorBackend>(params);
 }
 

@@ -68,6 +68,7 @@ module spikeline_detect_core #(
     localparam int GROUP_BITS = $clog2(MAX_GROUPS);
     localparam int SLOT_BITS = $clog2(FRAME_SLOTS);
     localparam int MAX_NEIGHBOURS = 16;
+    localparam int MAX_PARTNERS = 4;
     localparam int NEIGHBOUR_ADDRESS_BITS = $clog2(MAX_CHANNELS * MAX_NEIGHBOURS);
     localparam int MIN_PIPELINED_CHANNELS = 8;
     localparam int CANDIDATE_COUNT_BITS = $clog2(CANDIDATE_FIFO_DEPTH) + 1;
@@ -94,6 +95,8 @@ module spikeline_detect_core #(
     logic [16:0] group_inverse_reg [0:MAX_GROUPS-1];
     logic [4:0] artifact_window_reg;
     logic [15:0] artifact_blank_reg;
+    logic [15:0] spatial_gate_gain_reg;
+    logic [15:0] spatial_gain_reg [0:MAX_PARTNERS-1];
 
     // ------------------------------------------------------------------------------------------------------------
     // Control
@@ -242,6 +245,9 @@ module spikeline_detect_core #(
     // ------------------------------------------------------------------------------------------------------------
     logic [63:0] s2_frame_reg;       // frame stage 2 issues (= frames processed once it is done)
 
+    // the spatial rule's partners and their samples (below the AXI4-Lite decoding)
+    logic signed [15:0] partner_read_data [0:MAX_PARTNERS-1];
+    logic [28:0] partner_frame_data [0:MAX_PARTNERS-1];
     logic q1_valid_reg, q1_last_reg, q1_flush_reg;
     logic [CHANNEL_BITS-1:0] q1_channel_reg;
     logic [SLOT_BITS-1:0] q1_slot_reg;
@@ -255,6 +261,7 @@ module spikeline_detect_core #(
     logic q2_unreferenced_reg;
     logic signed [7:0] q2_group_reg;
     logic [DETECTOR_STATE_BITS-1:0] q2_state_reg;
+    logic [MAX_PARTNERS-1:0] q2_partner_valid_reg;
 
     logic q3_valid_reg, q3_last_reg, q3_flush_reg;
     logic [CHANNEL_BITS-1:0] q3_channel_reg;
@@ -263,6 +270,9 @@ module spikeline_detect_core #(
     logic [DETECTOR_STATE_BITS-1:0] q3_state_reg;
     logic signed [31:0] q3_threshold_reg;
     logic signed [7:0] q3_group_reg;
+    logic signed [31:0] q3_gate_reg, q3_spatial_limit_reg;
+    logic signed [20:0] q3_partner_reg [0:MAX_PARTNERS-1];
+    logic [2:0] q3_partners_reg;     // partners in use (0..4)
 
     logic [CANDIDATE_COUNT_BITS-1:0] candidate_count;
     wire candidate_room = 32'(candidate_count) + 32'(q1_valid_reg) + 32'(q2_valid_reg) + 32'(q3_valid_reg) <
@@ -310,6 +320,28 @@ module spikeline_detect_core #(
                                      : (q2_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
                                      : (q2_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : q2_difference[20:0]));
     wire [34:0] q2_scaled_threshold = 35'(q2_state_reg[22:4]) * 35'(threshold_gain_reg) + 35'd128;
+    // the spatial rule's gate, the partners' referenced samples (they share the channel's group, hence its mean) and
+    // the limit of the sum for this channel's partner count (threshold_detector.hpp)
+    logic [2:0] q2_partners;
+    logic [15:0] q2_spatial_gain;
+    logic signed [20:0] q2_partner_referenced [0:MAX_PARTNERS-1];
+    always_comb begin
+        q2_partners = 3'd0;
+        for (int k = 0; k < MAX_PARTNERS; k = k + 1)
+            if (q2_partner_valid_reg[k] && q2_partners == 3'(k))
+                q2_partners = 3'(k + 1);
+        q2_spatial_gain = q2_partners == 3'd0 ? 16'd0 : spatial_gain_reg[q2_partners[1:0] - 2'd1];
+        for (int k = 0; k < MAX_PARTNERS; k = k + 1) begin
+            automatic logic signed [20:0] partner_filtered = partner_frame_data[k][20:0];
+            automatic logic signed [32:0] partner_difference = 33'(partner_filtered) - 33'(q2_mean);
+            q2_partner_referenced[k] = q2_unreferenced_reg ? partner_filtered
+                                     : (partner_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
+                                     : (partner_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0]
+                                                                            : partner_difference[20:0]));
+        end
+    end
+    wire [34:0] q2_scaled_gate = 35'(q2_state_reg[22:4]) * 35'(spatial_gate_gain_reg) + 35'd128;
+    wire [35:0] q2_scaled_limit = 36'(q2_state_reg[22:4]) * 36'(q2_spatial_gain) + 36'd128;
 
     // q3: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
     wire [22:0] state_noise = q3_state_reg[22:0];
@@ -320,6 +352,8 @@ module spikeline_detect_core #(
     wire [15:0] state_hold = q3_state_reg[74:59];
 
     logic warm, crossing, negative_crossing, positive_crossing, more_extreme, emit;
+    logic gated, supported, starts;
+    logic signed [31:0] partner_sum, spatial_sum;
     logic [22:0] step, noise_next;
     logic [25:0] magnitude;
     logic [21:0] absolute_value, absolute_best;
@@ -355,6 +389,23 @@ module spikeline_detect_core #(
                    (polarity_reg == 2'd0 ? negative_crossing
                                          : (polarity_reg == 2'd1 ? positive_crossing
                                                                  : negative_crossing || positive_crossing));
+        // spatial rule: a gate crossing starts a search when the sum with the partners (clamped to +-threshold) is
+        // beyond the limit in the direction of the sample
+        gated = warm && state_hold == 16'd0 && spatial_gate_gain_reg != 16'd0 && !crossing &&
+                (polarity_reg == 2'd0 ? 32'(q3_referenced_reg) < -q3_gate_reg
+                                      : (polarity_reg == 2'd1 ? 32'(q3_referenced_reg) > q3_gate_reg
+                                                              : 32'(q3_referenced_reg) < -q3_gate_reg ||
+                                                                32'(q3_referenced_reg) > q3_gate_reg));
+        partner_sum = 32'sd0;
+        for (int k = 0; k < MAX_PARTNERS; k = k + 1)
+            if (3'(k) < q3_partners_reg)
+                partner_sum = partner_sum + (32'(q3_partner_reg[k]) < -threshold ? -threshold
+                                             : (32'(q3_partner_reg[k]) > threshold ? threshold
+                                                                                   : 32'(q3_partner_reg[k])));
+        spatial_sum = 32'($signed({1'b0, q3_partners_reg})) * 32'(q3_referenced_reg) + partner_sum;
+        supported = q3_partners_reg != 3'd0 &&
+                    (q3_referenced_reg < 0 ? spatial_sum < -q3_spatial_limit_reg : spatial_sum > q3_spatial_limit_reg);
+        starts = crossing || (gated && supported);
         more_extreme = polarity_reg == 2'd0 ? q3_referenced_reg < state_best_value
                      : (polarity_reg == 2'd1 ? q3_referenced_reg > state_best_value : absolute_value > absolute_best);
 
@@ -371,7 +422,7 @@ module spikeline_detect_core #(
             end
             count_next = state_count + 7'd1;
             emit = count_next == align_window_reg;
-        end else if (crossing) begin
+        end else if (starts) begin
             searching_next = 1'b1;
             count_next = 7'd1;
             best_pos_next = 7'd0;
@@ -544,6 +595,39 @@ module spikeline_detect_core #(
     assign artifact_limit_write_enable = write_artifact_limit;
     assign neighbour_write_address = neighbour_index[NEIGHBOUR_ADDRESS_BITS-1:0];
 
+    // The spatial rule's partners: a table per partner slot k (channel, -1: none), read when a channel issues; the
+    // frame buffer has a copy per slot, read at the partner's address one clock later, so that a channel's partners'
+    // samples of the same frame arrive with it at q2.
+    wire [17:0] partner_index = write_word - 18'h14000;
+    wire write_partner = write_transfer && write_address[19:16] == 4'h5 &&
+                         32'(partner_index) < MAX_CHANNELS * MAX_PARTNERS;
+
+    for (genvar k = 0; k < MAX_PARTNERS; k = k + 1) begin : partner_slot
+        spikeline_sdp_ram #(
+            .WIDTH(16),
+            .DEPTH(MAX_CHANNELS)
+        ) partner_ram (
+            .clk(clk),
+            .write_enable(write_partner && 32'(partner_index[1:0]) == k),
+            .write_address(partner_index[CHANNEL_BITS+1:2]),
+            .write_data(s_axil_wdata[15:0]),
+            .read_address(s2_channel_reg[CHANNEL_BITS-1:0]),
+            .read_data(partner_read_data[k])
+        );
+
+        spikeline_sdp_ram #(
+            .WIDTH(29),
+            .DEPTH(FRAME_SLOTS * MAX_CHANNELS)
+        ) partner_frame_ram (
+            .clk(clk),
+            .write_enable(p5_valid_reg),
+            .write_address({p5_slot_reg, p5_channel_reg}),
+            .write_data({p5_group_reg, p5_filtered_reg}),
+            .read_address({q1_slot_reg, partner_read_data[k][CHANNEL_BITS-1:0]}),
+            .read_data(partner_frame_data[k])
+        );
+    end
+
     wire stream_done = dedup_done && event_empty;
     // every frame taken in has been referenced and decided and its events have left (the RTL kernel's run end)
     wire quiet = stage1_empty && frames_ready_reg == 0 && slots_used_reg == 0 && s2_channel_reg == 16'd0 &&
@@ -580,6 +664,8 @@ module spikeline_detect_core #(
                 6'd26: read_value = 32'(shadow_ratio_reg);
                 6'd27: read_value = 32'(artifact_window_reg);
                 6'd28: read_value = 32'(artifact_blank_reg);
+                6'd29: read_value = 32'(spatial_gate_gain_reg);
+                6'd40, 6'd41, 6'd42, 6'd43: read_value = 32'(spatial_gain_reg[s_axil_araddr[3:2]]);
                 6'd32: read_value = s2_frame_reg[31:0];
                 6'd33: read_value = s2_frame_reg[63:32];
                 6'd34: read_value = dropped_count;
@@ -632,6 +718,9 @@ module spikeline_detect_core #(
             shadow_ratio_reg <= 9'd128;
             artifact_window_reg <= '0;
             artifact_blank_reg <= '0;
+            spatial_gate_gain_reg <= '0;
+            for (int k = 0; k < MAX_PARTNERS; k = k + 1)
+                spatial_gain_reg[k] <= '0;
         end else if (write_scalar) begin
             case (write_register)
                 6'd4: n_channels_reg <= s_axil_wdata[15:0];
@@ -654,6 +743,8 @@ module spikeline_detect_core #(
                 6'd26: shadow_ratio_reg <= s_axil_wdata[8:0];
                 6'd27: artifact_window_reg <= s_axil_wdata[4:0];
                 6'd28: artifact_blank_reg <= s_axil_wdata[15:0];
+                6'd29: spatial_gate_gain_reg <= s_axil_wdata[15:0];
+                6'd40, 6'd41, 6'd42, 6'd43: spatial_gain_reg[write_register[1:0]] <= s_axil_wdata[15:0];
                 default: ;
             endcase
         end
@@ -800,6 +891,8 @@ module spikeline_detect_core #(
             q2_unreferenced_reg <= q1_group < 0;
             q2_group_reg <= q1_group;
             q2_state_reg <= detector_read_data;
+            for (int k = 0; k < MAX_PARTNERS; k = k + 1)
+                q2_partner_valid_reg[k] <= !partner_read_data[k][15];
             // q2: reference subtracted, threshold
             q3_valid_reg <= q2_valid_reg;
             q3_channel_reg <= q2_channel_reg;
@@ -810,6 +903,11 @@ module spikeline_detect_core #(
             q3_state_reg <= q2_state_reg;
             q3_threshold_reg <= 32'(q2_scaled_threshold >> 8);
             q3_group_reg <= q2_group_reg;
+            q3_gate_reg <= 32'(q2_scaled_gate >> 8);
+            q3_spatial_limit_reg <= 32'(q2_scaled_limit >> 8);
+            q3_partners_reg <= q2_partners;
+            for (int k = 0; k < MAX_PARTNERS; k = k + 1)
+                q3_partner_reg[k] <= q2_partner_referenced[k];
             // q3: detector state written and candidates pushed (above)
         end
     end

@@ -56,6 +56,17 @@ std::string params_problem(const CoreParams& p, int max_channels) {
         if (group >= 0 && !within(p.group_inverse_size[group], 0, 65536))
             return "reference group " + std::to_string(group) + " has an inverse size beyond 2^16";
     }
+    if (!within(p.spatial_gate_gain, 0, 65535))
+        return "the spatial rule's gate gain exceeds the core's 16-bit register";
+    for (int k = 0; k < hw::DetectConfig::max_partners; ++k)
+        if (!within(p.spatial_gain[k], 0, 65535))
+            return "the spatial rule's gain exceeds the core's 16-bit register";
+    // The core references a partner's sample with its channel's group mean: partners share the group.
+    for (int ch = 0; ch < p.n_channels && p.spatial_gate_gain != 0; ++ch)
+        for (int k = 0; k < hw::DetectConfig::max_partners && p.partners[ch][k] >= 0; ++k)
+            if (p.partners[ch][k] >= p.n_channels || p.group_of[p.partners[ch][k]] != p.group_of[ch])
+                return "channel " + std::to_string(ch) + "'s spatial partner " + std::to_string(p.partners[ch][k]) +
+                       " is not a channel of its reference group";
     return {};
 }
 
