@@ -237,12 +237,6 @@ std::unique_ptr<Backend> with_channels_zeroed(std::unique_ptr<Backend> inner, in
     return std::make_unique<ChannelsZeroed>(std::move(inner), n_channels, std::move(channels));
 }
 
-void require_rules_of(const std::string& backend, const HwParams& params) {
-    if (params.spatial_gate_gain != 0)
-        throw InputError("the " + backend + " backend does not have the spatial rule (--spatial-threshold) yet: use "
-                         "--backend cpu or reference, or --spatial-threshold 0");
-}
-
 std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwParams& params) {
     require(options.threads >= 1 && options.threads <= 256,
             "--threads must be between 1 and 256 (got " + std::to_string(options.threads) + ")");

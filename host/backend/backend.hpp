@@ -102,10 +102,6 @@ struct BackendOptions {
 /// Creates a backend; throws InputError for an unknown name or an invalid option.
 std::unique_ptr<Backend> make_backend(const BackendOptions& options, const HwParams& params);
 
-/// Throws InputError when params turn on a detector rule that the named backend does not have yet (the spatial rule
-/// runs in the cpu and reference backends only), rather than let it detect differently.
-void require_rules_of(const std::string& backend, const HwParams& params);
-
 /// The plain L1 detector, frame by frame on one thread: the golden model the other backends are tested against.
 std::unique_ptr<Backend> make_reference_backend(const HwParams& params);
 

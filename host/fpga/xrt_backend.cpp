@@ -642,7 +642,6 @@ std::string unfinished_run_message(const std::string& kernel_name, ert_cmd_state
 }
 
 std::unique_ptr<XrtBackend> make_xrt_backend(const HwParams& params, double sample_rate, const XrtOptions& options) {
-    require_rules_of("xrt", params);
     return std::make_unique<XrtBackendImpl>(params, sample_rate, options);
 }
 
