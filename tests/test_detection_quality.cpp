@@ -90,7 +90,8 @@ TEST(DetectionQuality, AChannelWithHugeNoiseSettlesDuringTheWarmUpInsteadOfFirin
         std::count_if(events.begin(), events.end(), [](const SpikeEvent& e) { return e.channel == 10; });
     EXPECT_LT(on_noisy, 10) << "of " << events.size() << " events";
 
-    // Its noise still enters the shank's mean and costs the other channels recall; excluding it restores that.
+    // Its noise still enters the shank's mean (at 4.75 sigma without the spatial rule it cost 0.005 of recall; at 5
+    // sigma with it, none on this recording); excluding it gives the clean recording's recall.
     auto recall = [&](const std::vector<SpikeEvent>& found) {
         eval::DetectedSpikes detected;
         for (const SpikeEvent& e : found) {
@@ -107,11 +108,11 @@ TEST(DetectionQuality, AChannelWithHugeNoiseSettlesDuringTheWarmUpInsteadOfFirin
     std::vector<SpikeEvent> without_noisy;
     backend->process(r.data.data(), r.data.size() / 64, without_noisy);
     backend->finish(without_noisy);
-    // Excluding it gives the recall of the same recording without the broken contact; keeping it costs recall.
+    // Excluding it gives the recall of the same recording without the broken contact; keeping it never helps.
     const Recording clean = simulate(64, 10.0, 5);
     const double clean_recall = recall(detect(*params, clean.data));
     EXPECT_NEAR(recall(without_noisy), clean_recall, 0.003);
-    EXPECT_LT(recall(events), clean_recall - 0.005);
+    EXPECT_LE(recall(events), recall(without_noisy));
     EXPECT_GE(recall(without_noisy), 0.93);
 }
 
@@ -122,7 +123,8 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
     const int n = params.n_channels;
     const auto sections = dsp::design_bandpass(30000, settings.band_low_hz, settings.band_high_hz);
     std::vector<std::array<double, 6>> history(static_cast<std::size_t>(n), std::array<double, 6>{});
-    std::vector<double> noise(static_cast<std::size_t>(n), 0.0), filtered(static_cast<std::size_t>(n));
+    std::vector<double> noise(static_cast<std::size_t>(n), 0.0), filtered(static_cast<std::size_t>(n)),
+        referenced(static_cast<std::size_t>(n));
     std::vector<int> hold(static_cast<std::size_t>(n), 0), count(static_cast<std::size_t>(n), 0),
         best_pos(static_cast<std::size_t>(n), 0);
     std::vector<double> best(static_cast<std::size_t>(n), 0.0);
@@ -162,8 +164,25 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
         for (int ch = 0; ch < n; ++ch) {
             const auto c = static_cast<std::size_t>(ch);
             const auto& g = groups[probe.contacts[c].shank];
-            const double x = filtered[c] - g.first / g.second;
+            referenced[c] = filtered[c] - g.first / g.second;
+        }
+        // The spatial rule with the channel's partners, in real numbers.
+        auto supported = [&](std::size_t c, double threshold) {
+            if (settings.spatial_sigma == 0 || referenced[c] >= -threshold * settings.spatial_gate)
+                return false;
+            double sum = 0;
+            int partners = 0;
+            for (; partners < HwConfig::max_partners && params.partners[c][partners] >= 0; ++partners)
+                sum += std::clamp(referenced[static_cast<std::size_t>(params.partners[c][partners])], -threshold,
+                                  threshold);
+            const double limit = noise[c] * settings.spatial_sigma / 0.6745 * std::sqrt(partners * partners + partners);
+            return partners > 0 && partners * referenced[c] + sum < -limit;
+        };
+        for (int ch = 0; ch < n; ++ch) {
+            const auto c = static_cast<std::size_t>(ch);
+            const double x = referenced[c];
             const double threshold = noise[c] * k;
+            const bool starts = x < -threshold || supported(c, threshold);
             noise[c] = std::abs(x) > noise[c] ? noise[c] + step : std::max(0.0, noise[c] - step);
             const int held = hold[c];
             hold[c] = std::max(0, held - 1);
@@ -173,7 +192,7 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
                     best_pos[c] = count[c];
                 }
                 ++count[c];
-            } else if (warm && held == 0 && x < -threshold) {
+            } else if (warm && held == 0 && starts) {
                 searching[c] = true;
                 count[c] = 1;
                 best_pos[c] = 0;

@@ -135,6 +135,21 @@ std::unique_ptr<HwParams> default_params(int channels, std::uint32_t warmup_fram
     return params;
 }
 
+/// After a test rewrote group_of: keeps each channel's spatial partners that share its group, in order (the core
+/// references a partner with its channel's group mean, so make_detect_params only pairs channels of one group).
+void keep_partners_within_groups(HwParams& params) {
+    for (int ch = 0; ch < params.n_channels; ++ch) {
+        int kept = 0;
+        for (int k = 0; k < HwConfig::max_partners; ++k) {
+            const int partner = params.partners[ch][k];
+            if (partner >= 0 && params.group_of[partner] == params.group_of[ch])
+                params.partners[ch][kept++] = static_cast<std::int16_t>(partner);
+        }
+        for (int k = kept; k < HwConfig::max_partners; ++k)
+            params.partners[ch][k] = -1;
+    }
+}
+
 TEST(RtlCosim, SimulatedRecordingSegment) {
     constexpr int channels = 64;
     const auto data = simulate(channels, 0.4, 3);
@@ -177,6 +192,7 @@ TEST(RtlCosim, RandomVectorsAndRandomParameters) {
         for (int g = 0; g < groups; ++g)
             params->group_inverse_size[g] =
                 members[static_cast<std::size_t>(g)] ? 65536 / members[static_cast<std::size_t>(g)] : 0;
+        keep_partners_within_groups(*params);
         std::normal_distribution<double> noise(0, 40);
         std::uniform_int_distribution<int> spike(-3000, 3000);
         std::vector<std::int16_t> data(2000 * static_cast<std::size_t>(channels));
@@ -209,7 +225,7 @@ TEST(RtlCosim, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
     without_rejection.artifact_rejection = false;
     {
         SCOPED_TRACE("artefact rejection off");
-        check_core(*default_params(channels, 300, without_rejection), data, 20, 1000);
+        check_core(*default_params(channels, 300, without_rejection), data, 15, 1000);
     }
     {
         SCOPED_TRACE("artefact rejection on");
@@ -304,6 +320,7 @@ TEST(RtlCosim, FewerChannelsThanThePipelineIsDeep) {
             data[i] = static_cast<std::int16_t>(noise(rng) + (i % 97 == 0 ? -1500 : 0));
         auto params = default_params(channels);
         params->group_of[0] = -1; // a lone channel minus its own mean is zero
+        keep_partners_within_groups(*params);
         check_core(*params, data, 5, 250);
     }
 }
@@ -584,7 +601,9 @@ TEST_F(RtlCli, DetectWithTheVerilatorBackendWritesTheCpuBackendsFiles) {
     const auto& rtl = info.at("rtl");
     EXPECT_EQ(rtl.at("samples_in").get<std::uint64_t>(), 2u * 30000u * 64u);
     EXPECT_GE(rtl.at("samples_per_clock").get<double>(), 0.99);
-    EXPECT_EQ(rtl.at("input_stall_clocks").get<std::uint64_t>(), 0u);
+    // Fed one sample per clock (a 64-channel frame in 64 clocks, against 8 333 at line rate), the core waits only
+    // briefly, while de-duplication decides the extra candidates the spatial rule finds beside a spike.
+    EXPECT_LT(rtl.at("input_stall_clocks").get<std::uint64_t>(), 4u * 30000u * 64u / 1000u);
     EXPECT_EQ(rtl.at("latency_to").get<std::string>(), "detection event");
     EXPECT_GT(rtl.at("latency_clocks").at("median").get<std::uint64_t>(), 64u * 9u) << "align + dedup windows";
     EXPECT_FALSE(nlohmann::json::parse(read_file(dir_ / "cpu" / "detect_info.json")).contains("rtl"));
@@ -618,7 +637,9 @@ TEST_F(RtlCli, SortWithTheVerilatorBackendWritesTheCpuBackendsPhyFolder) {
     const auto info = nlohmann::json::parse(read_file(dir_ / "verilator" / "spikeline_sort.json"));
     const auto& rtl = info.at("rtl");
     EXPECT_EQ(rtl.at("latency_to").get<std::string>(), "sorted spike");
-    EXPECT_EQ(rtl.at("input_stall_clocks").get<std::uint64_t>(), 0u);
+    // Fed one sample per clock (a 64-channel frame in 64 clocks, against 8 333 at line rate), the core waits only
+    // briefly, while de-duplication decides the extra candidates the spatial rule finds beside a spike.
+    EXPECT_LT(rtl.at("input_stall_clocks").get<std::uint64_t>(), 4u * 30000u * 64u / 1000u);
     EXPECT_GT(rtl.at("latency_events").get<std::uint64_t>(), 50u);
     // a spike leaves once frame peak + post (30) has been referenced
     EXPECT_GT(rtl.at("latency_clocks").at("median").get<std::uint64_t>(), 64u * 30u);

@@ -266,15 +266,22 @@ std::size_t window_count(const std::vector<std::size_t>& hist, int centre) {
     return sum;
 }
 
-/// The histogram bin whose +-kMatchTolerance window holds the most counts (on ties: the fuller bin, then the lower).
+/// The histogram bin at the centre of the densest +-kMatchTolerance window, the window's bins weighted by their
+/// nearness to its centre (a triangular kernel): with flat weights a peak in one bin ties with windows that merely
+/// contain it, and the choice among them went by what lay at their edges. Ties: the lower bin.
 int densest_window(const std::vector<std::size_t>& hist) {
+    auto weighted = [&](int centre) {
+        std::size_t sum = 0;
+        for (int o = centre - kMatchTolerance; o <= centre + kMatchTolerance; ++o)
+            if (o >= 0 && o < static_cast<int>(hist.size()))
+                sum += hist[static_cast<std::size_t>(o)] *
+                       static_cast<std::size_t>(kMatchTolerance + 1 - std::abs(o - centre));
+        return sum;
+    };
     int best = 0;
-    for (int o = 1; o < static_cast<int>(hist.size()); ++o) {
-        const std::size_t count = window_count(hist, o), best_count = window_count(hist, best);
-        if (count > best_count ||
-            (count == best_count && hist[static_cast<std::size_t>(o)] > hist[static_cast<std::size_t>(best)]))
+    for (int o = 1; o < static_cast<int>(hist.size()); ++o)
+        if (weighted(o) > weighted(best))
             best = o;
-    }
     return best;
 }
 
