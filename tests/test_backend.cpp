@@ -84,8 +84,8 @@ TEST_F(BackendEquality, CpuEqualsReferenceWithTheSpatialRule) {
     DetectSettings both = negative;
     both.polarity = hw::Polarity::both;
     both.common_reference = false;
-    const auto plain = reference_events(*make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000),
-                                        *data_);
+    const auto plain =
+        reference_events(*make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000), *data_);
     for (const DetectSettings& settings : {negative, both}) {
         const auto params = make_detect_params(settings, probe::default_probe(kChannels), 30000);
         const auto expected = reference_events(*params, *data_);

@@ -179,10 +179,11 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered,
                         std::int32_t* referenced) {
     const bool warm = frame >= params.warmup_frames;
-    return reference_and_flag_loop(
-        filtered, referenced, state.noise, state.hold, state.searching, state.attention, state.level, run.begin,
-        run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast, params.threshold_gain,
-        params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive, warm && params.polarity != hw::Polarity::negative);
+    return reference_and_flag_loop(filtered, referenced, state.noise, state.hold, state.searching, state.attention,
+                                   state.level, run.begin, run.end, run.group >= 0 ? mean : 0,
+                                   warm ? params.noise_step_slow : params.noise_step_fast, params.threshold_gain,
+                                   params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
+                                   warm && params.polarity != hw::Polarity::negative);
 }
 
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,

@@ -69,7 +69,6 @@ void set_artifact_params(const DetectSettings& settings, const probe::Probe& pro
     }
 }
 
-
 /// The spatial rule's gains and each channel's partners: the contacts of its reference group within spatial_reach x
 /// the distance of its nearest one, nearest first (ties by index), at most max_partners.
 void set_spatial_params(const DetectSettings& settings, const probe::Probe& probe, const std::vector<int>& excluded,

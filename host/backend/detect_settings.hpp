@@ -34,9 +34,9 @@ struct DetectSettings {
     /// larger one only when that one is not later (see spatial_dedup.hpp): merging every coincident spike out to
     /// 75-100 um cost 0.3-0.5 % recall for the same precision.
     double dedup_radius_um = 100.0;
-    double dedup_near_um = 50.0;  ///< within this radius: every larger candidate in +-dedup_ms, and the lobe rule
-    double shadow_ms = 2.0;       ///< after a spike, much smaller neighbours within this time are its lobes
-    double shadow_ratio = 0.5;    ///< "much smaller": below this fraction of the large spike's amplitude
+    double dedup_near_um = 50.0; ///< within this radius: every larger candidate in +-dedup_ms, and the lobe rule
+    double shadow_ms = 2.0;      ///< after a spike, much smaller neighbours within this time are its lobes
+    double shadow_ratio = 0.5;   ///< "much smaller": below this fraction of the large spike's amplitude
     /// Spatial rule (hw/threshold_detector.hpp): a sample beyond spatial_gate x threshold whose sum with its
     /// partners (the contacts of its shank within spatial_reach x its nearest contact's distance, at most 4) is beyond
     /// spatial_sigma times that sum's noise also starts a search (0: off). With the threshold raised from 4.75 to 5

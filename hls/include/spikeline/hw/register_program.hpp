@@ -38,7 +38,8 @@ PROGRAM_SECTIONS:
     write(reg::spatial_gate_gain, static_cast<std::uint32_t>(params.spatial_gate_gain));
 PROGRAM_SPATIAL_GAINS:
     for (int k = 0; k < CONFIG_T::max_partners; ++k)
-        write(reg::spatial_gain_base + 4u * static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(params.spatial_gain[k]));
+        write(reg::spatial_gain_base + 4u * static_cast<std::uint32_t>(k),
+              static_cast<std::uint32_t>(params.spatial_gain[k]));
 PROGRAM_GROUPS:
     for (int g = 0; g < CONFIG_T::max_groups; ++g) {
         write(reg::group_inverse_base + 4u * static_cast<std::uint32_t>(g),

@@ -96,8 +96,8 @@ NOISE_AND_THRESHOLD:
         state.hold[ch] = hold > 0 ? hold - 1 : 0;
         const bool crossing = warm && hold == 0 && beyond_threshold(value, threshold, params.polarity);
         const std::int32_t gate = threshold_from_noise<CONFIG_T>(noise, params.spatial_gate_gain);
-        const bool gated = warm && hold == 0 && params.spatial_gate_gain != 0 &&
-                           beyond_threshold(value, gate, params.polarity);
+        const bool gated =
+            warm && hold == 0 && params.spatial_gate_gain != 0 && beyond_threshold(value, gate, params.polarity);
         const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : (gated ? 3 : 0));
         state.attention[ch] = attention;
         state.level[ch] = noise;
