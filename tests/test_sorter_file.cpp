@@ -455,7 +455,7 @@ TEST_F(SortWithSorter, TheLastRecalibrationIsSavedAndKeepsItsTemplateIds) {
     const SortRunResult a = sort_folder(sim, dir_ / "a", first);
     ASSERT_GE(a.n_calibrations, 2);
     const auto context = sort::make_sorter_file_context(probe::read_probeinterface(sim / "probe.json"), kSampleRate,
-                                                        DetectSettings{}, first.sort);
+                                                        sorting_detect_settings(), first.sort);
     const sort::Calibration last = sort::read_sorter_file(dir_ / "a" / "sorter.json", context);
     const int first_template = last.entries.front().template_id;
     EXPECT_GT(first_template, 0) << "the saved sorter is a recalibration, whose template ids continue";

@@ -1491,9 +1491,11 @@ struct Subscriber {
 };
 
 TEST_F(StreamCliTest, OnlineDecoderPublishesWhatOfflineDecodingComputes) {
-    // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect).
+    // A recording with a cursor task; a Kalman decoder trained on its threshold crossings (spikeline detect, with
+    // the detection settings stream uses by default).
     const fs::path sim = simulate_behavior(6);
-    ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(), "-q"},
+    ASSERT_EQ(wait_exit(spawn_cli({"detect", (sim / "recording.bin").string(), "--out", (dir_ / "det").string(),
+                                   "--threshold", "4.75", "--spatial-threshold", "0", "-q"},
                                   dir_ / "detect")),
               0)
         << read_text(dir_ / "detect.err");

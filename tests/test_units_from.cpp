@@ -193,10 +193,9 @@ TEST_F(UnitsFrom, ASpikelineSortFolderRoundTripsWithTheSameUnitIdsAndAccuracy) {
     std::size_t same = 0;
     for (std::size_t i = 0; i < clusters.size(); ++i)
         same += clusters[i] == clusters_again[i];
-    // Not all: units the first sort learnt later (from what it left unsorted) label their spikes from the start here,
-    // and its smallest clusters (20-35 spikes) are not rebuilt, their spikes unsorted. 0.928 on 2026-12-06; 0.894 with
-    // the spatial detection rule, which finds more of those small clusters.
-    EXPECT_GE(static_cast<double>(same), 0.87 * static_cast<double>(clusters.size()));
+    // Not all: units the first sort learnt later (from what it left unsorted) label their spikes from the start here.
+    // (With the spatial detection rule on, 0.894: its smallest clusters, 20-35 spikes, are not rebuilt.)
+    EXPECT_GE(static_cast<double>(same), 0.92 * static_cast<double>(clusters.size())); // 0.928 on 2026-12-06
     const std::set<std::int32_t> ids(clusters.begin(), clusters.end());
     for (std::int32_t cluster : clusters_again)
         EXPECT_TRUE(ids.count(cluster)) << "cluster " << cluster << " is not one of the first sort's";

@@ -229,6 +229,13 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     return params;
 }
 
+DetectSettings sorting_detect_settings() {
+    DetectSettings settings;
+    settings.threshold_sigma = 4.75;
+    settings.spatial_sigma = 0;
+    return settings;
+}
+
 std::vector<int> excluded_channels(const DetectSettings& settings, const probe::Probe& probe) {
     std::vector<int> channels = settings.excluded_channels;
     for (int channel : channels)

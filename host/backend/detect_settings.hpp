@@ -67,6 +67,12 @@ struct DetectSettings {
     std::vector<int> excluded_channels;
 };
 
+/// The detection defaults of sort and stream: 4.75 sigma without the spatial rule. The rule's extra events (spikes
+/// below the threshold on every single contact) raise detection recall, but the sorter did a little worse with them
+/// on drifting and dense recordings (SNR > 8 accuracy -0.001 to -0.008 on 8 of 10 recordings, +0.005 to +0.008 on the
+/// 2 stable ones; docs/ACCURACY.md), so it keeps the events it was tuned on; --spatial-threshold turns the rule on.
+DetectSettings sorting_detect_settings();
+
 /// The channels to exclude: settings.excluded_channels and the probe's excluded contacts, ascending. Throws
 /// InputError naming a channel the probe does not have.
 std::vector<int> excluded_channels(const DetectSettings& settings, const probe::Probe& probe);

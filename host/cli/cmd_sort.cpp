@@ -21,6 +21,7 @@ int cmd_sort(int argc, char** argv) {
     InputOptionValues in;
     RunOptionValues run;
     DetectOptionValues detect;
+    detect.settings = sorting_detect_settings();
     sort::SortSettings settings;
     std::string out;
     std::vector<std::string> recordings;

@@ -36,6 +36,7 @@ int cmd_stream(int argc, char** argv) {
     InputOptionValues in;
     RunOptionValues run;
     DetectOptionValues detect;
+    detect.settings = sorting_detect_settings();
     sort::SortSettings settings;
     settings.calibration_s = 10;
     stream::StreamOptions options;

@@ -26,6 +26,13 @@ struct DetectRunOptions {
     std::function<std::unique_ptr<Backend>(const HwParams&)> make_backend;
 };
 
+/// DetectRunOptions with sorting_detect_settings(): what sort and stream detect with.
+inline DetectRunOptions detect_options_for_sorting() {
+    DetectRunOptions options;
+    options.settings = sorting_detect_settings();
+    return options;
+}
+
 struct DetectRunResult {
     std::uint64_t frames = 0;
     std::uint64_t events = 0;

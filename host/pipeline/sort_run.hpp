@@ -14,7 +14,7 @@
 namespace spikeline {
 
 struct SortRunOptions {
-    DetectRunOptions detect; ///< backend, threads, detection settings, chunk size, progress
+    DetectRunOptions detect = detect_options_for_sorting(); ///< backend, threads, detection settings, chunk, progress
     sort::SortSettings sort;
     /// A sorter file (sort::read_sorter_file) to label with instead of calibrating; empty: calibrate.
     std::filesystem::path sorter_file;

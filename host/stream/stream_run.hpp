@@ -27,7 +27,8 @@ struct StreamOptions {
     std::filesystem::path curve_secret;  ///< publisher's CURVE key pair file (with curve_clients: CURVE on)
     std::filesystem::path curve_clients; ///< folder of the subscribers' public key files (*.pub) admitted
     std::string probe_file;              ///< empty: probe.json beside a file source, else the built-in default
-    DetectRunOptions detect; ///< backend, threads, detection settings (chunk_ms is not used: blocks are the source's)
+    /// backend, threads, detection settings (chunk_ms is not used: blocks are the source's)
+    DetectRunOptions detect = detect_options_for_sorting();
     /// calibration_s: seconds of the stream the units are learnt from (0: no sorting); motion: track the probe's
     /// motion and move the units with it; keep_learning: learn again at 2, 4, 8... x calibration_s
     sort::SortSettings sort;
