@@ -179,20 +179,20 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered,
                         std::int32_t* referenced) {
     const bool warm = frame >= params.warmup_frames;
-    return reference_and_flag_loop(filtered, referenced, state.noise, state.hold, state.searching, state.attention,
-                                   state.level, run.begin, run.end, run.group >= 0 ? mean : 0,
-                                   warm ? params.noise_step_slow : params.noise_step_fast, params.threshold_gain,
-                                   params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
-                                   warm && params.polarity != hw::Polarity::negative);
+    auto loop = params.spatial_gate_gain != 0 ? reference_and_flag_loop<true> : reference_and_flag_loop<false>;
+    return loop(filtered, referenced, state.noise, state.hold, state.searching, state.attention, state.level, run.begin,
+                run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast,
+                params.threshold_gain, params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
+                warm && params.polarity != hw::Polarity::negative);
 }
 
+template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                              const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
                              std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
                              std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
                              std::int32_t want_positive) {
-    const std::int32_t gated_on = gate_gain != 0;
     constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
     constexpr std::int32_t sample_min = -(1 << (HwConfig::sample_bits - 1));
     constexpr std::int32_t noise_max = (1 << HwConfig::noise_bits) - 1;
@@ -204,11 +204,8 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         const std::int32_t scaled = (value < 0 ? -value : value) << shift; // |value| <= 2^20: no overflow
         const std::int32_t magnitude = scaled > noise_max ? noise_max : scaled;
         const std::int32_t current = noise[ch];
-        level[ch] = current;
         const std::int32_t threshold =
             ((current >> 4) * gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
-        const std::int32_t gate =
-            ((current >> 4) * gate_gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
         const std::int32_t raised = current + step > noise_max ? noise_max : current + step;
         const std::int32_t lowered = current - step > 0 ? current - step : 0;
         noise[ch] = magnitude > current ? raised : (magnitude < current ? lowered : current);
@@ -216,13 +213,31 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         hold[ch] = held > 0 ? held - 1 : 0;
         const std::int32_t crossing =
             (held == 0) & ((want_negative & (value < -threshold)) | (want_positive & (value > threshold)));
-        const std::int32_t gated =
-            gated_on & (held == 0) & ((want_negative & (value < -gate)) | (want_positive & (value > gate)));
-        const std::int32_t flag = searching[ch] ? 1 : (crossing ? 2 : (gated ? 3 : 0));
+        std::int32_t gated = 0;
+        if constexpr (kSpatialRule) {
+            const std::int32_t gate =
+                ((current >> 4) * gate_gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
+            gated = (held == 0) & ((want_negative & (value < -gate)) | (want_positive & (value > gate)));
+            level[ch] = current; // for pass 2 (a masked store, only where gated, ran 3 % slower)
+        }
+        // Two selects, not three nested: GCC 12 vectorises this form only.
+        const std::int32_t fresh = crossing ? 2 : 3 * gated;
+        const std::int32_t flag = searching[ch] ? 1 : fresh;
         attention[ch] = static_cast<std::uint8_t>(flag);
         any |= flag;
     }
     return any != 0;
 }
+
+template bool reference_and_flag_loop<true>(const std::int32_t* __restrict, std::int32_t* __restrict,
+                                            std::int32_t* __restrict, std::int32_t* __restrict,
+                                            const std::uint8_t* __restrict, std::uint8_t* __restrict,
+                                            std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
+                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+template bool reference_and_flag_loop<false>(const std::int32_t* __restrict, std::int32_t* __restrict,
+                                             std::int32_t* __restrict, std::int32_t* __restrict,
+                                             const std::uint8_t* __restrict, std::uint8_t* __restrict,
+                                             std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
+                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t);
 
 } // namespace spikeline::cpu

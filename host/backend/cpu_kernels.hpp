@@ -52,7 +52,9 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered, std::int32_t* referenced);
 
 /// The loop of reference_and_flag on plain arrays: out of line with restrict parameters, because GCC 12 does not
-/// vectorise the same loop once inlined into code holding the state struct.
+/// vectorise the same loop once inlined into code holding the state struct. Without the spatial rule it neither
+/// computes the gate nor stores levels (that costs 10 % of a detection pass).
+template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                              const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
