@@ -331,14 +331,14 @@ module spikeline_detect_core #(
             if (q2_partner_valid_reg[k] && q2_partners == 3'(k))
                 q2_partners = 3'(k + 1);
         q2_spatial_gain = q2_partners == 3'd0 ? 16'd0 : spatial_gain_reg[q2_partners[1:0] - 2'd1];
-        for (int k = 0; k < MAX_PARTNERS; k = k + 1) begin
-            automatic logic signed [20:0] partner_filtered = partner_frame_data[k][20:0];
-            automatic logic signed [32:0] partner_difference = 33'(partner_filtered) - 33'(q2_mean);
-            q2_partner_referenced[k] = q2_unreferenced_reg ? partner_filtered
-                                     : (partner_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
-                                     : (partner_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0]
-                                                                            : partner_difference[20:0]));
-        end
+    end
+    for (genvar k = 0; k < MAX_PARTNERS; k = k + 1) begin : partner_reference
+        wire signed [20:0] partner_filtered = partner_frame_data[k][20:0];
+        wire signed [32:0] partner_difference = 33'(partner_filtered) - 33'(q2_mean);
+        assign q2_partner_referenced[k] = q2_unreferenced_reg ? partner_filtered
+                                        : (partner_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
+                                        : (partner_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0]
+                                                                               : partner_difference[20:0]));
     end
     wire [34:0] q2_scaled_gate = 35'(q2_state_reg[22:4]) * 35'(spatial_gate_gain_reg) + 35'd128;
     wire [35:0] q2_scaled_limit = 36'(q2_state_reg[22:4]) * 36'(q2_spatial_gain) + 36'd128;
