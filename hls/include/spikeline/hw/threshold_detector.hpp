@@ -159,18 +159,27 @@ void align_channel(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>&
     }
 }
 
+/// Pass 2 for one flagged channel: a gate crossing becomes a crossing when spatially supported (sample_of as in
+/// spatially_supported), then alignment.
+template <class CONFIG_T, class SAMPLE_OF, class EMIT>
+void align_flagged_channel(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
+                           int ch, std::int32_t value, SAMPLE_OF&& sample_of, EMIT&& emit) {
+    if (state.attention[ch] == 3)
+        state.attention[ch] = spatially_supported(state, params, ch, value, sample_of) ? 2 : 0;
+    if (state.attention[ch] != 0)
+        align_channel(state, params, frame, ch, value, emit);
+}
+
 /// Pass 2 for the flagged channels of [begin, end), in channel order.
 template <class CONFIG_T, class EMIT>
 void align_flagged(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params, std::uint64_t frame,
                    const std::int32_t* x, int begin, int end, EMIT&& emit) {
+    auto sample_of = [x](int p) { return x[p]; };
 ALIGN_AND_EMIT:
     for (int ch = begin; ch < end; ++ch) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
 #pragma HLS PIPELINE II = 1
-        if (state.attention[ch] == 3)
-            state.attention[ch] = spatially_supported(state, params, ch, x[ch], [&](int p) { return x[p]; }) ? 2 : 0;
-        if (state.attention[ch] != 0)
-            align_channel(state, params, frame, ch, x[ch], emit);
+        align_flagged_channel(state, params, frame, ch, x[ch], sample_of, emit);
     }
 }
 
