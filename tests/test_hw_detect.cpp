@@ -212,6 +212,15 @@ TEST(ThresholdDetector, TheSpatialRuleFindsASpikeSpreadOverItsPartnersButNotALon
     EXPECT_EQ(params->partners[5][2], -1);
     EXPECT_EQ(params->partners[0][0], 2);
     EXPECT_EQ(params->partners[0][1], -1);
+    // A sparse array (the same layout 20 times wider: rows 400 um apart) has no partners: a spike does not reach them.
+    probe::Probe sparse = probe::default_probe(16);
+    for (auto& contact : sparse.contacts) {
+        contact.x_um *= 20;
+        contact.y_um *= 20;
+    }
+    const auto sparse_params = make_detect_params(settings, sparse, kRate);
+    for (int ch = 0; ch < 16; ++ch)
+        EXPECT_EQ(sparse_params->partners[ch][0], -1) << "channel " << ch;
     params->warmup_frames = 0;
     params->noise_initial = 10 * 256; // sigma 14.8 LSB: threshold 74, gate 56, two partners' sum 209 LSB
     auto state = std::make_unique<hw::DetectorState<HwConfig>>();

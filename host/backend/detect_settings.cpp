@@ -70,7 +70,8 @@ void set_artifact_params(const DetectSettings& settings, const probe::Probe& pro
 }
 
 /// The spatial rule's gains and each channel's partners: the contacts of its reference group within spatial_reach x
-/// the distance of its nearest one, nearest first (ties by index), at most max_partners.
+/// the distance of its nearest one and within dedup_near_um (a spike's own reach: on a sparse array, 400 um apart, a
+/// channel has none and the rule stays off for it), nearest first (ties by index), at most max_partners.
 void set_spatial_params(const DetectSettings& settings, const probe::Probe& probe, const std::vector<int>& excluded,
                         HwParams& params) {
     require(settings.spatial_sigma >= 0 && settings.spatial_sigma < 30,
@@ -101,7 +102,8 @@ void set_spatial_params(const DetectSettings& settings, const probe::Probe& prob
                 candidates.emplace_back(probe.distance_um(ch, other), other);
         std::sort(candidates.begin(), candidates.end());
         for (std::size_t k = 0; k < candidates.size() && k < HwConfig::max_partners; ++k) {
-            if (candidates[k].first > settings.spatial_reach * candidates[0].first + 1e-6)
+            if (candidates[k].first > settings.spatial_reach * candidates[0].first + 1e-6 ||
+                candidates[k].first > settings.dedup_near_um + 1e-6)
                 break;
             params.partners[ch][k] = static_cast<std::int16_t>(candidates[k].second);
         }

@@ -37,11 +37,12 @@ struct DetectSettings {
     double dedup_near_um = 50.0; ///< within this radius: every larger candidate in +-dedup_ms, and the lobe rule
     double shadow_ms = 2.0;      ///< after a spike, much smaller neighbours within this time are its lobes
     double shadow_ratio = 0.5;   ///< "much smaller": below this fraction of the large spike's amplitude
-    /// Spatial rule (hw/threshold_detector.hpp): a sample beyond spatial_gate x threshold whose sum with its
-    /// partners (the contacts of its shank within spatial_reach x its nearest contact's distance, at most 4) is beyond
-    /// spatial_sigma times that sum's noise also starts a search (0: off). With the threshold raised from 4.75 to 5
-    /// sigma: recall at SNR >= 5 0.965 -> 0.972 and precision 0.951 -> 0.956 (default probe), 0.970 -> 0.973 and
-    /// 0.968 -> 0.964 (a Neuropixels 1.0 layout); 5.5 / 6 sigma traded recall for precision along the same curve.
+    /// Spatial rule (hw/threshold_detector.hpp): a sample beyond spatial_gate x threshold whose sum with its partners
+    /// (the contacts of its shank within spatial_reach x its nearest contact's distance and within dedup_near_um, at
+    /// most 4) is beyond spatial_sigma times that sum's noise also starts a search (0: off). With the threshold raised
+    /// from 4.75 to 5 sigma: recall at SNR >= 5 0.965 -> 0.972 and precision 0.951 -> 0.956 (default probe), 0.970 ->
+    /// 0.973 and 0.968 -> 0.964 (a Neuropixels 1.0 layout); 5.5 / 6 sigma traded recall for precision along the same
+    /// curve.
     double spatial_sigma = 5.75;
     double spatial_gate = 0.75;
     double spatial_reach = 1.3;
