@@ -79,8 +79,6 @@ public:
     // A worker's filtered block (256 frames x its columns of 4 KiB rows) fits its L2 cache; smaller blocks cost more
     // in barriers (two per block): 64-frame blocks gave 1.3x with two threads, 256-frame blocks 1.6x.
     static constexpr std::size_t kBlockFrames = 256;
-    static constexpr std::int32_t kSampleMax = (1 << (HwConfig::sample_bits - 1)) - 1;
-    static constexpr std::int32_t kSampleMin = -(1 << (HwConfig::sample_bits - 1));
 
     CpuBackend(const HwParams& params, int threads)
         : params_(std::make_unique<HwParams>(params)), dedup_(std::make_unique<hw::DedupState<HwConfig>>()),
@@ -207,9 +205,9 @@ private:
                 if (p >= worker.begin && p < worker.end)
                     return referenced[p];
                 const int group = params_->group_of[p];
-                return cpu::clamp_value(owner_of(p).filtered[f * stride + static_cast<std::size_t>(p)] -
-                                            (group >= 0 ? means[group] : 0),
-                                        kSampleMin, kSampleMax);
+                return hw::saturate_bits(std::int64_t{owner_of(p).filtered[f * stride + static_cast<std::size_t>(p)]} -
+                                             (group >= 0 ? means[group] : 0),
+                                         HwConfig::sample_bits);
             };
             if (any)
                 cpu::align_flagged_sparse(*worker.detector, *params_, frame, referenced, worker.begin, worker.end,
