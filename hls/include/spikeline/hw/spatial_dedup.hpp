@@ -108,11 +108,13 @@ DEDUP_COMPARE:
 #pragma HLS PIPELINE II = 1
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
-        const Neighbourhood where = neighbourhood(params, a.channel, b.channel);
-        const bool duplicate =
-            distance <= window && outranks(b, a) && (where == Neighbourhood::near || b.sample <= a.sample);
+        const bool may_duplicate = distance <= window && outranks(b, a);
         const bool lobe =
             b.sample < a.sample && distance <= shadow && scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
+        if (!may_duplicate && !lobe)
+            continue; // most pending candidates: no neighbour scan (a software backend's main cost here)
+        const Neighbourhood where = neighbourhood(params, a.channel, b.channel);
+        const bool duplicate = may_duplicate && (where == Neighbourhood::near || b.sample <= a.sample);
         if ((duplicate || lobe) && where != Neighbourhood::outside)
             return false;
     }
