@@ -254,6 +254,7 @@ BANDPASS_HISTORY:
     move_array(cursor, d.pending, d.n_pending, kEventWords);
     move_array(cursor, d.decided, d.n_pending, 1);
     move_array(cursor, d.group, d.n_pending, 1);
+    d.next_change = 0; // not in the image: unknown, the next frame end scans the list
     hw::ArtifactState<DetectConfig>& a = d.artifacts;
     move_array(cursor, a.frame_count, DetectConfig::max_groups, 1);
     move_array(cursor, a.window_sum, DetectConfig::max_groups, 1);

@@ -37,13 +37,22 @@ template <class CONFIG_T> struct DedupState {
     int n_pending = 0;
     int frame_candidates = 0;  ///< candidates queued since the last frame end
     std::uint64_t dropped = 0; ///< candidates lost to a full list or to the per-frame limit
+    /// No frame end before this one can decide or forget a candidate (a lower bound; 0 when unknown): the others
+    /// skip the scans of the list, most of a software backend's de-duplication time.
+    std::uint64_t next_change = 0;
     ArtifactState<CONFIG_T> artifacts;
 };
+
+/// Frames from a candidate's peak to the frame end that decides it.
+template <class CONFIG_T> std::uint64_t decision_latency(const DetectParams<CONFIG_T>& params) {
+    return static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1);
+}
 
 template <class CONFIG_T> void reset_dedup(DedupState<CONFIG_T>& state) {
     state.n_pending = 0;
     state.frame_candidates = 0;
     state.dropped = 0;
+    state.next_change = 0;
     state.artifacts = ArtifactState<CONFIG_T>{};
 }
 
@@ -63,6 +72,9 @@ void dedup_add(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params
     state.pending[state.n_pending] = candidate;
     state.decided[state.n_pending] = 0;
     ++state.n_pending;
+    const std::uint64_t decidable = candidate.sample + decision_latency(params);
+    if (decidable < state.next_change)
+        state.next_change = decidable;
 }
 
 inline std::int32_t magnitude(const SpikeEvent& e) {
@@ -152,7 +164,9 @@ void dedup_advance(DedupState<CONFIG_T>& state, const DetectParams<CONFIG_T>& pa
     if (state.artifacts.any_declared)
         remove_artifact_candidates(state);
     state.frame_candidates = 0;
-    const std::uint64_t latency = static_cast<std::uint64_t>(params.dedup_window + params.align_window - 1);
+    if (!final && frame < state.next_change)
+        return;
+    const std::uint64_t latency = decision_latency(params);
 DEDUP_DECIDE: // one candidate per decision: at most every pending one, and one more that finds none
     for (int decisions = 0; decisions <= CONFIG_T::max_pending; ++decisions) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 5 avg = 1
@@ -183,6 +197,7 @@ DEDUP_DECIDE: // one candidate per decision: at most every pending one, and one 
         params.dedup_window > params.shadow_window ? params.dedup_window : params.shadow_window);
     const std::uint64_t stale = latency + static_cast<std::uint64_t>(CONFIG_T::max_decision_delay);
     int kept = 0;
+    std::uint64_t next_change = ~std::uint64_t{0};
 DEDUP_COMPACT:
     for (int i = 0; i < state.n_pending; ++i) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = 512 avg = 32
@@ -194,6 +209,11 @@ DEDUP_COMPACT:
         }
         const bool needed = !state.decided[i] || (!final && state.pending[i].sample + latency + keep > frame);
         if (needed) {
+            // An undecided candidate is decided (or dropped, later still) from sample + latency on; a decided one is
+            // forgotten from sample + latency + keep on.
+            const std::uint64_t change = state.pending[i].sample + latency + (state.decided[i] ? keep : 0);
+            if (change < next_change)
+                next_change = change;
             state.pending[kept] = state.pending[i];
             state.decided[kept] = state.decided[i];
             state.group[kept] = state.group[i];
@@ -201,6 +221,7 @@ DEDUP_COMPACT:
         }
     }
     state.n_pending = kept;
+    state.next_change = next_change;
 }
 
 } // namespace hw
