@@ -1,14 +1,15 @@
 // The CPU backend: L1 stages over blocks of frames, channels split across threads.
-// Per block: (A) the threads band-pass tiles of channels and sum their part of every reference group; (B) each thread
+// Per block: (A) each thread band-passes its channel range, tile by tile, and sums its part of every reference group;
+// (B) each thread
 // subtracts the group means and runs the detector on its own channel range; (C) thread 0 feeds the candidates, frame by
 // frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples are in (the
 // referenced frames of the block are kept in a ring for it). (A) and the first half of (B) are the vectorised rewrites
 // of cpu_kernels.hpp; the rest are the L1 functions themselves. tests/test_backend.cpp checks that the events equal the
 // reference backend's.
 //
-// (C) of a block runs while the other threads band-pass the next one, and the tiles of (A) go to whichever thread is
-// free (its own range first), so thread 0's extra work is balanced within each block: with a barrier after (C) two
-// threads reached 1.4-1.7x one, the serial (C) being ~7 % of one thread's time (docs/PERFORMANCE.md).
+// (C) of a block runs while the other threads band-pass the next one (with a barrier after (C) two threads reached
+// 1.4-1.7x one). Thread 0's extra work is not balanced by giving it fewer channels or by lending its tiles to others:
+// both were slower than keeping each range's data in its own thread's cache (docs/PERFORMANCE.md).
 #include "backend/backend.hpp"
 
 #include "backend/cpu_kernels.hpp"
@@ -53,26 +54,12 @@ struct Worker {
     std::vector<cpu::ChannelRun> tiles; ///< the range's band-pass tiles (of one group, at most cpu::kBandpassTile)
 };
 
-/// Where the threads of a process() call are: threads that finished band-pass, detection (counted over the call's
-/// blocks), and tiles claimed per range.
+/// Where the threads of a process() call are: threads that finished band-pass and detection (counted over the call's
+/// blocks).
 struct BlockProgress {
     PhaseCounter filtered;
     PhaseCounter detected;
-    std::unique_ptr<std::atomic<std::uint32_t>[]> next_tile; ///< per range: tiles claimed, all blocks so far
 };
-
-/// Claims the next tile of a range for block `block` (tiles_per_block per block); false when all are taken.
-bool claim_tile(std::atomic<std::uint32_t>& next, std::uint32_t block, std::uint32_t tiles_per_block,
-                std::uint32_t& index) {
-    const std::uint32_t end = (block + 1) * tiles_per_block;
-    std::uint32_t claimed = next.load(std::memory_order_relaxed);
-    while (claimed < end)
-        if (next.compare_exchange_weak(claimed, claimed + 1, std::memory_order_relaxed)) {
-            index = claimed - block * tiles_per_block;
-            return true;
-        }
-    return false;
-}
 
 class CpuBackend final : public Backend {
 public:
@@ -98,7 +85,6 @@ public:
                     worker.tiles.push_back({tile, std::min(run.end, tile + cpu::kBandpassTile), run.group});
         }
         spin_budgets_.assign(workers_.size(), PhaseCounter::kMaxSpin);
-        progress_.next_tile = std::make_unique<std::atomic<std::uint32_t>[]>(workers_.size());
         pool_ = std::make_unique<WorkerPool>(static_cast<int>(workers_.size()));
     }
 
@@ -119,8 +105,6 @@ public:
         // No thread runs between calls (WorkerPool::run has returned): the counters start again from 0.
         progress_.filtered.reset();
         progress_.detected.reset();
-        for (std::size_t w = 0; w < workers_.size(); ++w)
-            progress_.next_tile[w].store(0, std::memory_order_relaxed);
         const auto n_blocks = static_cast<std::uint32_t>((n_frames + kBlockFrames - 1) / kBlockFrames);
         pool_->run([&](int thread) { run_blocks(thread, frames, n_frames, n_blocks, progress_, events); });
         frame_ += n_frames;
@@ -154,27 +138,19 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
 
-    // (A) band-pass and partial group sums, tile by tile through the whole block: a tile's filter history stays in
-    // registers and L1 instead of streaming through the cache once per frame. The thread's own range first, then what
-    // is left of the others' (the filtered tile lands in its range's buffer, where (B) reads it).
-    void filter_block(int thread, std::uint32_t block, const std::int16_t* frames, std::size_t n_frames,
-                      BlockProgress& progress) {
-        Worker& self = *workers_[static_cast<std::size_t>(thread)];
+    // (A) band-pass and partial group sums of the thread's own range, tile by tile through the whole block: a tile's
+    // filter history stays in registers and L1 instead of streaming through the cache once per frame. Threads do not
+    // take each other's tiles: the filtered block then stays in the cache of the thread that detects on it (taking
+    // them to make up for thread 0's de-duplication was 4 % slower with two threads on machine D).
+    void filter_block(Worker& self, const std::int16_t* frames, std::size_t n_frames) {
         // Only the groups in use: the other threads read these lines in (B), so each one zeroed costs a transfer.
         for (int g = 0; g < n_groups_; ++g)
             std::fill_n(&self.sums[static_cast<std::size_t>(g) * kBlockFrames], n_frames, 0);
-        const std::size_t n_workers = workers_.size();
-        for (std::size_t k = 0; k < n_workers; ++k) {
-            const std::size_t home = (static_cast<std::size_t>(thread) + k) % n_workers;
-            Worker& owner = *workers_[home];
-            const auto tiles_per_block = static_cast<std::uint32_t>(owner.tiles.size());
-            for (std::uint32_t index = 0; claim_tile(progress.next_tile[home], block, tiles_per_block, index);) {
-                const cpu::ChannelRun& tile = owner.tiles[index];
-                std::int32_t* sums =
-                    tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group) * kBlockFrames] : nullptr;
-                cpu::bandpass_tile(*owner.bandpass, *params_, frames, owner.filtered.data(),
-                                   static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
-            }
+        for (const cpu::ChannelRun& tile : self.tiles) {
+            std::int32_t* sums =
+                tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group) * kBlockFrames] : nullptr;
+            cpu::bandpass_tile(*self.bandpass, *params_, frames, self.filtered.data(),
+                               static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
         }
     }
 
@@ -241,9 +217,9 @@ private:
                     dedup_block(frame_ + std::uint64_t{block - 1} * kBlockFrames, block_frames(block - 1), events);
             }
             const auto t1 = Clock::now();
-            filter_block(thread, block,
+            filter_block(*workers_[static_cast<std::size_t>(thread)],
                          frames + std::size_t{block} * kBlockFrames * static_cast<std::size_t>(n_channels_),
-                         block_frames(block), progress);
+                         block_frames(block));
             progress.filtered.advance();
             progress.filtered.wait_for((block + 1) * n_threads, spin);
             const auto t2 = Clock::now();
