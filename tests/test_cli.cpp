@@ -1441,6 +1441,26 @@ TEST_F(CliTest, SimulateDriftOptions) {
     ASSERT_EQ(sine.status, 0) << sine.err;
     for (const char* name : {"motion_times_s.npy", "motion_depths_um.npy", "motion_um.npy"})
         EXPECT_TRUE(fs::exists(dir_ / "sine" / "ground_truth" / name)) << name;
+    // compare measures detections around where each unit was under the drift, or (asked) around its nominal place.
+    const fs::path sine_dir = dir_ / "sine";
+    ASSERT_EQ(run({"detect", (sine_dir / "recording.bin").string(), "--out", (sine_dir / "det").string(), "-q"}).status,
+              0);
+    for (const bool nominal : {false, true}) {
+        std::vector<std::string> args = {"compare",
+                                         "--ground-truth",
+                                         (sine_dir / "ground_truth").string(),
+                                         "--sorted",
+                                         (sine_dir / "det").string(),
+                                         "--json",
+                                         (sine_dir / "score.json").string()};
+        if (nominal)
+            args.push_back("--nominal-positions");
+        const RunResult compare = run(args);
+        ASSERT_EQ(compare.status, 0) << compare.err;
+        EXPECT_EQ(compare.out.find("under the ground truth's drift") == std::string::npos, nominal) << compare.out;
+        EXPECT_EQ(nlohmann::json::parse(read_text(sine_dir / "score.json"))["radius_follows_motion"].get<bool>(),
+                  !nominal);
+    }
     const RunResult legacy = simulate("legacy", {"--drift", "15"});
     ASSERT_EQ(legacy.status, 0) << legacy.err;
     EXPECT_TRUE(fs::exists(dir_ / "legacy" / "ground_truth" / "motion_um.npy"));

@@ -105,6 +105,46 @@ TEST(Compare, WindowIsInclusiveAndExact) {
     EXPECT_EQ(compare_detection(truth, detected, probe, exact).n_matched, 2u);
 }
 
+TEST(Compare, GroundTruthMotionInterpolatesInTimeAndDepthAndHoldsBeyond) {
+    spikeline::eval::GroundTruthMotion motion;
+    motion.times_s = {0.0, 1.0};
+    motion.depths_um = {0.0, 100.0};
+    motion.um = {0.0, 10.0,   // t = 0
+                 40.0, 50.0}; // t = 1
+    EXPECT_DOUBLE_EQ(motion.at(0.5, 0.0), 20.0);
+    EXPECT_DOUBLE_EQ(motion.at(0.5, 50.0), 25.0);
+    EXPECT_DOUBLE_EQ(motion.at(1.0, 100.0), 50.0);
+    EXPECT_DOUBLE_EQ(motion.at(-1.0, -20.0), 0.0); // held before the first time and below the lowest depth
+    EXPECT_DOUBLE_EQ(motion.at(7.0, 500.0), 50.0);
+}
+
+TEST(Compare, DetectionRadiusFollowsTheGroundTruthsDrift) {
+    const auto probe = column_probe(16);
+    // Unit 1 peaks on channel 2 (y = 40 um); the tissue has moved +60 um by then: the unit sits at channel 5.
+    GroundTruth truth = make_truth({make_unit(1, 2, 10)}, {3000, 6000}, {1, 1});
+    spikeline::eval::GroundTruthMotion motion;
+    motion.times_s = {0.0, 1.0};
+    motion.depths_um = {0.0, 300.0};
+    motion.um = {60.0, 60.0, 60.0, 60.0};
+    truth.motion = motion;
+    DetectedSpikes detected;
+    detected.times = {3000, 6000};
+    detected.channels = {5, 0}; // 60 um from the nominal peak but where the unit was; 40 um from it but 100 from there
+    const auto moving = compare_detection(truth, detected, probe);
+    EXPECT_TRUE(moving.followed_motion);
+    EXPECT_EQ(moving.n_matched, 1u);
+    EXPECT_DOUBLE_EQ(moving.precision, 0.5);
+    DetectionCompareOptions nominal;
+    nominal.follow_motion = false;
+    const auto fixed = compare_detection(truth, detected, probe, nominal);
+    EXPECT_FALSE(fixed.followed_motion);
+    EXPECT_EQ(fixed.n_matched, 1u);
+    // The event each way matched is the other one: with the drift the first (channel 5), without it the second.
+    detected.channels = {5, 5};
+    EXPECT_EQ(compare_detection(truth, detected, probe).n_matched, 2u);
+    EXPECT_EQ(compare_detection(truth, detected, probe, nominal).n_matched, 0u);
+}
+
 TEST(Compare, WindowNearTimeZeroDoesNotWrap) {
     const auto probe = column_probe(4);
     const GroundTruth truth = make_truth({make_unit(1, 0, 6)}, {3}, {1});
@@ -523,6 +563,24 @@ TEST_F(CompareFiles, SpikesOfARecordingWithAnotherChannelCountOrRateAreRejected)
     fs::remove(dir_ / "out" / "spikeline_sort.json");
     EXPECT_EQ(spikeline::eval::compare_sorting(truth, spikeline::eval::read_sorted(dir_ / "out"), {}).n_sorted_units,
               2);
+}
+
+TEST_F(CompareFiles, GroundTruthDriftIsReadWhenPresentAndCheckedWhole) {
+    write_truth();
+    EXPECT_FALSE(spikeline::eval::read_ground_truth(dir_ / "gt").motion.has_value());
+    spikeline::io::write_npy(dir_ / "gt" / "motion_times_s.npy", std::vector<double>{0.0, 0.01, 0.02});
+    spikeline::io::write_npy(dir_ / "gt" / "motion_depths_um.npy", std::vector<double>{0.0, 50.0});
+    expect_error([&] { spikeline::eval::read_ground_truth(dir_ / "gt"); }, "all three");
+    const std::vector<double> values = {1, 2, 3, 4, 5, 6};
+    spikeline::io::write_npy(dir_ / "gt" / "motion_um.npy", values.data(), {3, 2});
+    const GroundTruth truth = spikeline::eval::read_ground_truth(dir_ / "gt");
+    ASSERT_TRUE(truth.motion.has_value());
+    EXPECT_DOUBLE_EQ(truth.motion->at(0.01, 50.0), 4.0);
+    spikeline::io::write_npy(dir_ / "gt" / "motion_um.npy", values.data(), {2, 3});
+    expect_error([&] { spikeline::eval::read_ground_truth(dir_ / "gt"); }, "must have shape (3, 2)");
+    spikeline::io::write_npy(dir_ / "gt" / "motion_um.npy", values.data(), {3, 2});
+    spikeline::io::write_npy(dir_ / "gt" / "motion_times_s.npy", std::vector<double>{0.0, 0.02, 0.01});
+    expect_error([&] { spikeline::eval::read_ground_truth(dir_ / "gt"); }, "increasing times");
 }
 
 TEST_F(CompareFiles, MissingFiles) {

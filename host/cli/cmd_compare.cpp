@@ -20,6 +20,7 @@ int cmd_compare(int argc, char** argv) {
 
     std::string ground_truth_dir, sorted_dir, probe_file, json_file;
     eval::DetectionCompareOptions options;
+    bool nominal_positions = false;
     po::options_description description(
         "usage: spikeline compare --ground-truth DIR/ground_truth --sorted OUTDIR [options]\n\n"
         "Scores spikes against ground truth (SpikeForest conventions).\n"
@@ -43,16 +44,21 @@ int cmd_compare(int argc, char** argv) {
         ("window-ms", po::value(&options.window_ms)->default_value(options.window_ms, "0.4")->value_name("MS"),
          "match window, +- milliseconds") //
         ("radius-um", po::value(&options.radius_um)->default_value(options.radius_um, "50")->value_name("UM"),
-         "largest distance between the event's channel and the unit's peak channel");
+         "largest distance between the event's channel and the unit's peak channel (moved by the ground truth's "
+         "drift when it has one)") //
+        ("nominal-positions", po::bool_switch(&nominal_positions),
+         "detections: measure the radius from each unit's nominal peak channel even when the ground truth has a drift");
 
     po::variables_map vm;
     if (!parse_command_line(argc, argv, description, vm))
         return 0;
     require(!ground_truth_dir.empty(), "--ground-truth DIR is required (the simulator's ground_truth folder)");
     require(!sorted_dir.empty(), "--sorted OUTDIR is required (the folder spikeline sort or detect wrote)");
+    options.follow_motion = !nominal_positions;
 
     std::vector<fs::path> inputs = {probe_file};
-    for (const char* name : {"spike_times.npy", "spike_units.npy", "units.tsv", "info.json"})
+    for (const char* name : {"spike_times.npy", "spike_units.npy", "units.tsv", "info.json", "motion_times_s.npy",
+                             "motion_depths_um.npy", "motion_um.npy"})
         inputs.push_back(fs::path(ground_truth_dir) / name);
     for (const char* name : {"spike_times.npy", "spike_clusters.npy", "spike_channels.npy", "cluster_group.tsv",
                              "detect_info.json", "spikeline_sort.json"})

@@ -230,7 +230,59 @@ std::string format_ratio(double value) {
     return buffer;
 }
 
+/// The drift files of a ground-truth folder (docs/FORMATS.md §2.6); nullopt when it has none of them.
+std::optional<GroundTruthMotion> read_ground_truth_motion(const fs::path& dir) {
+    const fs::path times_path = dir / "motion_times_s.npy", depths_path = dir / "motion_depths_um.npy",
+                   values_path = dir / "motion_um.npy";
+    const int present = fs::exists(times_path) + fs::exists(depths_path) + fs::exists(values_path);
+    if (present == 0)
+        return std::nullopt;
+    require(present == 3, dir.string() + " holds only some of motion_times_s.npy, motion_depths_um.npy and "
+                                         "motion_um.npy: a drift needs all three (or remove them to score without it)");
+    GroundTruthMotion motion;
+    motion.times_s = io::read_npy_vector<double>(times_path);
+    motion.depths_um = io::read_npy_vector<double>(depths_path);
+    const io::NpyArray values = io::read_npy(values_path);
+    const std::size_t n_times = motion.times_s.size(), n_depths = motion.depths_um.size();
+    require(values.shape.size() == 2 && values.shape[0] == n_times && values.shape[1] == n_depths,
+            values_path.string() + " must have shape (" + std::to_string(n_times) + ", " + std::to_string(n_depths) +
+                "): one row per time of motion_times_s.npy, one column per depth of motion_depths_um.npy");
+    motion.um = values.as<double>();
+    auto increasing = [](const std::vector<double>& v) {
+        for (std::size_t i = 0; i < v.size(); ++i)
+            if (!std::isfinite(v[i]) || (i > 0 && v[i] <= v[i - 1]))
+                return false;
+        return !v.empty();
+    };
+    require(increasing(motion.times_s), times_path.string() + " must hold finite, increasing times");
+    require(increasing(motion.depths_um), depths_path.string() + " must hold finite, increasing depths");
+    require(std::all_of(motion.um.begin(), motion.um.end(), [](double v) { return std::isfinite(v); }),
+            values_path.string() + " holds a value that is not finite");
+    return motion;
+}
+
+/// Index i and weight w such that a value at x is (1 - w) * v[i] + w * v[i + 1] (w = 0 and i at an end outside).
+std::pair<std::size_t, double> interpolation(const std::vector<double>& grid, double x) {
+    if (grid.size() < 2 || x <= grid.front())
+        return {0, 0.0};
+    if (x >= grid.back())
+        return {grid.size() - 1, 0.0};
+    const std::size_t i = static_cast<std::size_t>(std::upper_bound(grid.begin(), grid.end(), x) - grid.begin()) - 1;
+    return {i, (x - grid[i]) / (grid[i + 1] - grid[i])};
+}
+
 } // namespace
+
+double GroundTruthMotion::at(double time_s, double depth_um) const {
+    const auto [t, wt] = interpolation(times_s, time_s);
+    const auto [d, wd] = interpolation(depths_um, depth_um);
+    const std::size_t n_depths = depths_um.size();
+    auto value = [&](std::size_t ti, std::size_t di) { return um[ti * n_depths + di]; };
+    auto along_depth = [&](std::size_t ti) {
+        return wd == 0 ? value(ti, d) : (1 - wd) * value(ti, d) + wd * value(ti, d + 1);
+    };
+    return wt == 0 ? along_depth(t) : (1 - wt) * along_depth(t) + wt * along_depth(t + 1);
+}
 
 GroundTruth read_ground_truth(const std::filesystem::path& dir) {
     std::error_code ec;
@@ -250,6 +302,7 @@ GroundTruth read_ground_truth(const std::filesystem::path& dir) {
     truth.spike_units = io::read_npy_vector<std::int32_t>(units_path);
     truth.units = read_units_tsv(tsv_path);
     truth.recording = read_recording_shape(info_path);
+    truth.motion = read_ground_truth_motion(dir);
 
     require(truth.spike_times.size() == truth.spike_units.size(),
             units_path.string() + " has " + std::to_string(truth.spike_units.size()) + " entries but " +
@@ -372,6 +425,7 @@ DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes&
     require(window_samples < 1e15, "the match window is absurdly large");
     const auto window = static_cast<std::uint64_t>(window_samples);
 
+    const bool follow_motion = options.follow_motion && truth.motion.has_value();
     std::vector<std::uint8_t> matched(n_events, 0);
     std::vector<std::uint64_t> unit_spikes(n_units, 0), unit_found(n_units, 0);
     std::uint64_t n_matched = 0;
@@ -384,6 +438,18 @@ DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes&
         while (first < n_events && (event_time[first] + window < t || matched[first]))
             ++first;
         const std::uint8_t* in_range = near.data() + static_cast<std::size_t>(unit_slot[u]) * n_channels;
+        // Following the drift: the unit's peak contact moved along y by the displacement at this time and depth.
+        std::optional<probe::Contact> moved;
+        if (follow_motion) {
+            moved = probe.contacts[static_cast<std::size_t>(truth.units[u].peak_channel)];
+            moved->y_um += truth.motion->at(static_cast<double>(t) / truth.sample_rate, moved->y_um);
+        }
+        auto near_unit = [&](int channel) {
+            if (!moved)
+                return in_range[channel] != 0;
+            const probe::Contact& c = probe.contacts[static_cast<std::size_t>(channel)];
+            return c.shank == moved->shank && std::hypot(c.x_um - moved->x_um, c.y_um - moved->y_um) <= radius;
+        };
         std::size_t best = n_events;
         std::uint64_t best_distance = 0;
         for (std::size_t e = first; e < n_events && event_time[e] <= t + window; ++e) {
@@ -391,7 +457,7 @@ DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes&
             const std::uint64_t distance = te < t ? t - te : te - t;
             if (best != n_events && te >= t && distance >= best_distance)
                 break; // later events are only farther away
-            if (matched[e] || te + window < t || !in_range[event_channel[e]])
+            if (matched[e] || te + window < t || !near_unit(event_channel[e]))
                 continue;
             if (best == n_events || distance < best_distance) {
                 best = e;
@@ -408,6 +474,7 @@ DetectionScore compare_detection(const GroundTruth& truth, const DetectedSpikes&
     DetectionScore score;
     score.window_samples = window;
     score.radius_um = options.radius_um;
+    score.followed_motion = follow_motion;
     score.n_ground_truth = n_truth;
     score.n_detected = n_events;
     score.n_matched = n_matched;
@@ -463,6 +530,7 @@ nlohmann::json to_json(const DetectionScore& score) {
     nlohmann::json json;
     json["window_samples"] = score.window_samples;
     json["radius_um"] = score.radius_um;
+    json["radius_follows_motion"] = score.followed_motion;
     json["n_ground_truth"] = score.n_ground_truth;
     json["n_detected"] = score.n_detected;
     json["n_matched"] = score.n_matched;
@@ -492,8 +560,9 @@ nlohmann::json to_json(const DetectionScore& score) {
 std::string format_report(const DetectionScore& score) {
     std::ostringstream out;
     char line[160];
-    std::snprintf(line, sizeof line, "match window +-%llu samples, radius %g um\n",
-                  static_cast<unsigned long long>(score.window_samples), score.radius_um);
+    std::snprintf(line, sizeof line, "match window +-%llu samples, radius %g um%s\n",
+                  static_cast<unsigned long long>(score.window_samples), score.radius_um,
+                  score.followed_motion ? " around each unit's position under the ground truth's drift" : "");
     out << line;
     std::snprintf(line, sizeof line, "%-10s %7s %12s %12s %8s %10s\n", "SNR", "units", "spikes", "found", "recall",
                   "unit mean");

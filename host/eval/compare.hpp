@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,16 @@ struct RecordingShape {
     std::string origin; ///< the metadata file, for messages
 };
 
+/// The simulator's drift (ground_truth/motion_*.npy, docs/FORMATS.md §2.6): the displacement of the units relative to
+/// the probe along its y axis, on a grid of times and depths.
+struct GroundTruthMotion {
+    std::vector<double> times_s;   ///< T, increasing
+    std::vector<double> depths_um; ///< D, increasing
+    std::vector<double> um;        ///< T x D, row-major
+    /// The displacement (um) at a time and depth: linear between grid points, held beyond the grid.
+    double at(double time_s, double depth_um) const;
+};
+
 struct GroundTruth {
     double sample_rate = 0;
     std::vector<std::uint64_t> spike_times; ///< sorted
@@ -32,9 +43,11 @@ struct GroundTruth {
     };
     std::vector<Unit> units;
     RecordingShape recording;
+    std::optional<GroundTruthMotion> motion; ///< with a drift model
 };
 
-/// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate); clear InputError otherwise.
+/// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate), and the drift files when the
+/// folder has them (all three or none); clear InputError otherwise.
 GroundTruth read_ground_truth(const std::filesystem::path& dir);
 
 struct DetectedSpikes {
@@ -49,6 +62,9 @@ DetectedSpikes read_detected(const std::filesystem::path& dir);
 struct DetectionCompareOptions {
     double window_ms = 0.4;  ///< +- match window
     double radius_um = 50.0; ///< event channel within this distance of the unit's peak channel
+    /// With the ground truth's drift: the radius is around where the unit was at the spike (its peak contact moved by
+    /// the displacement at that time and depth), not around its nominal peak contact.
+    bool follow_motion = true;
 };
 
 struct SnrBinScore {
@@ -75,6 +91,7 @@ struct UnitScore {
 struct DetectionScore {
     std::uint64_t window_samples = 0; ///< the +- match window actually used
     double radius_um = 0;
+    bool followed_motion = false; ///< the radius followed the ground truth's drift
     std::uint64_t n_ground_truth = 0;
     std::uint64_t n_detected = 0;
     std::uint64_t n_matched = 0;
@@ -89,7 +106,9 @@ struct DetectionScore {
 /// One-to-one greedy matching in ground-truth time order: a GT spike is found by the not yet matched event
 /// closest in time within +-window on a channel within radius of the unit's peak channel.
 ///  - window = round(window_ms * sample_rate / 1000) samples, inclusive: |t_event - t_gt| <= window.
-///  - radius inclusive: probe.distance_um(peak_channel, event_channel) <= radius_um.
+///  - radius inclusive: probe.distance_um(peak_channel, event_channel) <= radius_um; with truth.motion and
+///    options.follow_motion, from the peak contact moved along y by the displacement at the spike's time instead (a
+///    unit that drifted 20 um matches the channels around where it was; the nominal radius would cut its events).
 ///  - ties in time distance go to the earlier event, then to the event that comes first in `detected`.
 ///  - GT spikes with equal times are processed in their order in `truth`; events need not be sorted.
 ///  - cost: O(E log E) only when the events are unsorted, plus one sweep with per-spike work proportional
