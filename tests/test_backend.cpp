@@ -264,6 +264,66 @@ TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
             }
 }
 
+// The AVX-512 build runs reference_and_flag in intrinsics; the plain loop is what other machines run. Both must give
+// the same bits, at the edges of every range too (saturated samples, a noise estimate at 0 or at its maximum).
+TEST(CpuKernels, ReferenceAndFlagEqualsThePlainLoop) {
+    constexpr int channels = 128;
+    constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
+    constexpr std::int32_t noise_max = (1 << HwConfig::noise_bits) - 1;
+    const auto base = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    std::mt19937 rng(5);
+    auto pick = [&rng](std::int32_t low, std::int32_t high) {
+        return std::uniform_int_distribution<std::int32_t>(low, high)(rng);
+    };
+    for (const hw::Polarity polarity : {hw::Polarity::negative, hw::Polarity::positive, hw::Polarity::both})
+        for (const bool rule : {false, true})
+            for (const bool warm : {false, true})
+                for (int width : {1, 7, 16, 100}) {
+                    SCOPED_TRACE("polarity " + std::to_string(static_cast<int>(polarity)) + (rule ? ", rule" : "") +
+                                 (warm ? ", warm" : ", warm-up") + ", width " + std::to_string(width));
+                    auto params = std::make_unique<HwParams>(*base);
+                    params->polarity = polarity;
+                    params->spatial_gate_gain = rule ? params->threshold_gain * 3 / 4 : 0;
+                    const cpu::ChannelRun run{3, 3 + width, 0};
+                    const std::int32_t mean = pick(-5000, 5000);
+                    std::vector<std::int32_t> filtered(channels);
+                    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+                    for (int ch = 0; ch < channels; ++ch) {
+                        const int kind = pick(0, 9);
+                        filtered[ch] = kind == 0   ? sample_max + 9000
+                                       : kind == 1 ? -sample_max - 9000
+                                                   : pick(-4000, 4000);
+                        state->noise[ch] = kind == 2   ? 0
+                                           : kind == 3 ? noise_max
+                                                       : pick(0, 9000); // thresholds near the samples
+                        state->hold[ch] = pick(0, 2) == 0 ? pick(1, 40) : 0;
+                        state->searching[ch] = static_cast<std::uint8_t>(pick(0, 5) == 0);
+                    }
+                    auto plain = std::make_unique<hw::DetectorState<HwConfig>>(*state);
+                    std::vector<std::int32_t> referenced(channels, -7), plain_referenced(channels, -7);
+                    const std::uint64_t frame = warm ? params->warmup_frames : 0;
+                    const bool any =
+                        cpu::reference_and_flag(*state, *params, run, mean, frame, filtered.data(), referenced.data());
+                    auto loop = rule ? cpu::reference_and_flag_loop<true> : cpu::reference_and_flag_loop<false>;
+                    const bool plain_any =
+                        loop(filtered.data(), plain_referenced.data(), plain->noise, plain->hold, plain->searching,
+                             plain->attention, plain->level, run.begin, run.end, mean,
+                             warm ? params->noise_step_slow : params->noise_step_fast, params->threshold_gain,
+                             params->spatial_gate_gain, warm && polarity != hw::Polarity::positive,
+                             warm && polarity != hw::Polarity::negative);
+                    EXPECT_EQ(any, plain_any);
+                    EXPECT_EQ(referenced, plain_referenced);
+                    for (int ch = 0; ch < channels; ++ch) {
+                        ASSERT_EQ(state->noise[ch], plain->noise[ch]) << "noise of channel " << ch;
+                        ASSERT_EQ(state->hold[ch], plain->hold[ch]) << "hold of channel " << ch;
+                        ASSERT_EQ(state->attention[ch], plain->attention[ch]) << "attention of channel " << ch;
+                        if (rule) {
+                            ASSERT_EQ(state->level[ch], plain->level[ch]) << "level of channel " << ch;
+                        }
+                    }
+                }
+}
+
 TEST(BackendFactory, RejectsUnknownBackendAndBadThreadCounts) {
     const auto params = make_detect_params(DetectSettings{}, probe::default_probe(64), 30000);
     EXPECT_THROW(make_backend({"gpu", 1}, *params), InputError);

@@ -51,8 +51,9 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered, std::int32_t* referenced);
 
-/// The loop of reference_and_flag on plain arrays: out of line with restrict parameters, because GCC 12 does not
-/// vectorise the same loop once inlined into code holding the state struct. Without the spatial rule it neither
+/// The loop of reference_and_flag on plain arrays (the AVX-512 build runs an intrinsics version of it): out of line
+/// with restrict parameters, because GCC 12 does not vectorise the same loop once inlined into code holding the state
+/// struct. Without the spatial rule it neither
 /// computes the gate nor stores levels (with them a detection pass takes ~15 % longer).
 template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
