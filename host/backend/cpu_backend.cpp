@@ -1,8 +1,7 @@
 // The CPU backend: L1 stages over blocks of frames, channels split across threads.
 // Per block: (A) each thread band-passes its channel range, tile by tile, and sums its part of every reference group;
-// (B) each thread
-// subtracts the group means and runs the detector on its own channel range; (C) thread 0 feeds the candidates, frame by
-// frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples are in (the
+// (B) each thread subtracts the group means and runs the detector on its range; (C) thread 0 feeds the candidates,
+// frame by frame and in channel order, to the de-duplication, and sorts the spikes whose post-peak samples are in (the
 // referenced frames of the block are kept in a ring for it). (A) and the first half of (B) are the vectorised rewrites
 // of cpu_kernels.hpp; the rest are the L1 functions themselves. tests/test_backend.cpp checks that the events equal the
 // reference backend's.

@@ -53,8 +53,8 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
 
 /// The loop of reference_and_flag on plain arrays (the AVX-512 build runs an intrinsics version of it): out of line
 /// with restrict parameters, because GCC 12 does not vectorise the same loop once inlined into code holding the state
-/// struct. Without the spatial rule it neither
-/// computes the gate nor stores levels (with them a detection pass takes ~15 % longer).
+/// struct. Without the spatial rule it neither computes the gate nor stores levels (with them a detection pass takes
+/// ~15 % longer).
 template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
