@@ -571,6 +571,7 @@ TEST_F(CompareFiles, GroundTruthDriftIsReadWhenPresentAndCheckedWhole) {
     spikeline::io::write_npy(dir_ / "gt" / "motion_times_s.npy", std::vector<double>{0.0, 0.01, 0.02});
     spikeline::io::write_npy(dir_ / "gt" / "motion_depths_um.npy", std::vector<double>{0.0, 50.0});
     expect_error([&] { spikeline::eval::read_ground_truth(dir_ / "gt"); }, "all three");
+    EXPECT_FALSE(spikeline::eval::read_ground_truth(dir_ / "gt", false).motion.has_value()); // not read, not checked
     const std::vector<double> values = {1, 2, 3, 4, 5, 6};
     spikeline::io::write_npy(dir_ / "gt" / "motion_um.npy", values.data(), {3, 2});
     const GroundTruth truth = spikeline::eval::read_ground_truth(dir_ / "gt");

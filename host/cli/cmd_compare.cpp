@@ -47,7 +47,8 @@ int cmd_compare(int argc, char** argv) {
          "largest distance between the event's channel and the unit's peak channel (moved by the ground truth's "
          "drift when it has one)") //
         ("nominal-positions", po::bool_switch(&nominal_positions),
-         "detections: measure the radius from each unit's nominal peak channel even when the ground truth has a drift");
+         "detections: measure the radius from each unit's nominal peak channel even when the ground truth has a drift "
+         "(its drift files are then not read)");
 
     po::variables_map vm;
     if (!parse_command_line(argc, argv, description, vm))
@@ -70,7 +71,7 @@ int cmd_compare(int argc, char** argv) {
                                               " does not exist (spikeline simulate writes it as OUT/ground_truth)");
     require(fs::is_directory(sorted_dir), "sorted/detected spikes folder " + sorted_dir + " does not exist");
     if (eval::is_sorted_output(sorted_dir)) {
-        const eval::GroundTruth truth = eval::read_ground_truth(truth_path);
+        const eval::GroundTruth truth = eval::read_ground_truth(truth_path, false); // sorting does not use the drift
         eval::SortingCompareOptions sorting;
         sorting.window_ms = options.window_ms;
         const eval::SortingScore score = eval::compare_sorting(truth, eval::read_sorted(sorted_dir), sorting);
@@ -85,7 +86,7 @@ int cmd_compare(int argc, char** argv) {
             "probe file " + probe_path.string() + " not found" +
                 (probe_file.empty() ? std::string(": pass --probe FILE") : std::string()));
 
-    const eval::GroundTruth truth = eval::read_ground_truth(truth_path);
+    const eval::GroundTruth truth = eval::read_ground_truth(truth_path, options.follow_motion);
     const eval::DetectedSpikes detected = eval::read_detected(sorted_dir);
     const probe::Probe probe = probe::read_probeinterface(probe_path);
     const eval::DetectionScore score = eval::compare_detection(truth, detected, probe, options);

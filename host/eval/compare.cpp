@@ -284,7 +284,7 @@ double GroundTruthMotion::at(double time_s, double depth_um) const {
     return wt == 0 ? along_depth(t) : (1 - wt) * along_depth(t) + wt * along_depth(t + 1);
 }
 
-GroundTruth read_ground_truth(const std::filesystem::path& dir) {
+GroundTruth read_ground_truth(const std::filesystem::path& dir, bool read_motion) {
     std::error_code ec;
     require(fs::is_directory(dir, ec), "ground-truth folder " + dir.string() + " does not exist");
     const fs::path times_path = dir / "spike_times.npy";
@@ -302,7 +302,8 @@ GroundTruth read_ground_truth(const std::filesystem::path& dir) {
     truth.spike_units = io::read_npy_vector<std::int32_t>(units_path);
     truth.units = read_units_tsv(tsv_path);
     truth.recording = read_recording_shape(info_path);
-    truth.motion = read_ground_truth_motion(dir);
+    if (read_motion)
+        truth.motion = read_ground_truth_motion(dir);
 
     require(truth.spike_times.size() == truth.spike_units.size(),
             units_path.string() + " has " + std::to_string(truth.spike_units.size()) + " entries but " +

@@ -46,9 +46,9 @@ struct GroundTruth {
     std::optional<GroundTruthMotion> motion; ///< with a drift model
 };
 
-/// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate), and the drift files when the
-/// folder has them (all three or none); clear InputError otherwise.
-GroundTruth read_ground_truth(const std::filesystem::path& dir);
+/// Reads DIR/spike_times.npy, spike_units.npy, units.tsv and info.json (sample_rate), and with read_motion the drift
+/// files when the folder has them (all three or none); clear InputError otherwise.
+GroundTruth read_ground_truth(const std::filesystem::path& dir, bool read_motion = true);
 
 struct DetectedSpikes {
     std::vector<std::uint64_t> times;
