@@ -57,13 +57,14 @@ void BM_CpuBandpassTiles(benchmark::State& state) {
     std::vector<std::int32_t> sums(kBlock * HwConfig::max_groups);
     const auto runs = cpu::reference_runs(params(), 0, kChannels);
     const auto& frames = noise_frames();
+    const bool may_saturate = cpu::bandpass_states_may_saturate(params());
     for (auto _ : state)
         for (std::size_t start = 0; start < kFrames; start += kBlock) {
             std::fill(sums.begin(), sums.end(), 0);
             for (const auto& run : runs)
                 for (int first = run.begin; first < run.end; first += cpu::kBandpassTile)
-                    cpu::bandpass_tile(*filter, params(), &frames[start * kChannels], out.data(), kChannels, kBlock,
-                                       first, std::min(run.end, first + cpu::kBandpassTile),
+                    cpu::bandpass_tile(*filter, params(), may_saturate, &frames[start * kChannels], out.data(),
+                                       kChannels, kBlock, first, std::min(run.end, first + cpu::kBandpassTile),
                                        &sums[static_cast<std::size_t>(run.group) * kBlock]);
         }
     benchmark::DoNotOptimize(sums.data());

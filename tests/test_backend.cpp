@@ -248,9 +248,11 @@ TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
                     for (int ch = begin; ch < end; ++ch)
                         expected_sums[f] += row[ch];
                 }
+                const bool may_saturate = cpu::bandpass_states_may_saturate(*params);
+                EXPECT_EQ(may_saturate, params == unstable.get());
                 for (std::size_t f = 0; f < frames; f += per_call)
-                    cpu::bandpass_tile(*state, *params, &data[f * channels], &actual[f * channels], channels, per_call,
-                                       begin, end, &sums[f]);
+                    cpu::bandpass_tile(*state, *params, may_saturate, &data[f * channels], &actual[f * channels],
+                                       channels, per_call, begin, end, &sums[f]);
                 expect_same_rows(expected, actual, channels, "outputs");
                 expect_same_rows(expected_sums, sums, 1, "group sums");
                 for (int k = 0; k <= HwConfig::n_sections; ++k)
@@ -262,6 +264,79 @@ TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
                     EXPECT_NE(std::count(expected.begin(), expected.end(), sample_max), 0) << "no saturation reached";
                 }
             }
+}
+
+TEST(CpuKernels, FlaggedBytesSetsTheBitsOfNonZeroFlags) {
+    std::mt19937 rng(3);
+    std::vector<std::uint8_t> flags(80);
+    for (int n : {1, 5, 16, 33, 63, 64}) {
+        for (auto& flag : flags)
+            flag = static_cast<std::uint8_t>(rng() % 4 == 0 ? 1 + rng() % 3 : 0);
+        std::uint64_t expected = 0;
+        for (int k = 0; k < n; ++k)
+            expected |= static_cast<std::uint64_t>(flags[static_cast<std::size_t>(k)] != 0) << k;
+        EXPECT_EQ(cpu::flagged_bytes(flags.data(), n), expected) << n << " flags";
+    }
+}
+
+// The CPU band-pass leaves out the state saturation when a bound says it never acts. The bound holds for the bands
+// people use, and the input that drives each section's output furthest (full scale, signs matching the impulse
+// response) does not reach the state range.
+TEST(CpuKernels, BandpassSaturationBoundHoldsOnTheWorstInput) {
+    constexpr int channels = 16;
+    for (const auto& [low, high, rate] :
+         {std::tuple{300.0, 6000.0, 30000.0}, std::tuple{150.0, 3000.0, 30000.0}, std::tuple{500.0, 10000.0, 30000.0},
+          std::tuple{300.0, 5000.0, 20000.0}, std::tuple{250.0, 7500.0, 40000.0}}) {
+        SCOPED_TRACE(std::to_string(low) + "-" + std::to_string(high) + " Hz at " + std::to_string(rate) + " Hz");
+        DetectSettings settings;
+        settings.band_low_hz = low;
+        settings.band_high_hz = high;
+        const auto params = make_detect_params(settings, probe::default_probe(channels), rate);
+        ASSERT_FALSE(cpu::bandpass_states_may_saturate(*params));
+        // The impulse responses of the first section and of the cascade, in double.
+        constexpr std::size_t length = 4096;
+        std::vector<double> first(length), cascade(length);
+        std::vector<double> signal(length, 0.0);
+        signal[0] = 1;
+        for (int k = 0; k < HwConfig::n_sections; ++k) {
+            const hw::BiquadQ& c = params->sections[k];
+            const double one = 1 << HwConfig::coef_frac_bits, m = HwConfig::numerator_middle(k);
+            std::vector<double> y(length);
+            for (std::size_t n = 0; n < length; ++n) {
+                const double x1 = n >= 1 ? signal[n - 1] : 0, x2 = n >= 2 ? signal[n - 2] : 0;
+                const double y1 = n >= 1 ? y[n - 1] : 0, y2 = n >= 2 ? y[n - 2] : 0;
+                y[n] = (c.gain * (signal[n] + m * x1 + x2) - c.a1 * y1 - c.a2 * y2) / one;
+            }
+            signal = y;
+            if (k == 0)
+                first = y;
+        }
+        cascade = signal;
+        // Channel 2j (2j + 1) ends with the input that drives the first section's (the cascade's) output to its largest
+        // positive (negative) value at the last frame.
+        std::vector<std::int16_t> data(length * channels);
+        for (std::size_t f = 0; f < length; ++f)
+            for (int ch = 0; ch < channels; ++ch) {
+                const double h = (ch / 2) % 2 == 0 ? first[length - 1 - f] : cascade[length - 1 - f];
+                const bool positive = (h >= 0) == (ch % 2 == 0);
+                data[f * channels + static_cast<std::size_t>(ch)] = positive ? 32767 : -32768;
+            }
+        auto expected_state = std::make_unique<hw::BandpassState<HwConfig>>();
+        auto state = std::make_unique<hw::BandpassState<HwConfig>>();
+        std::vector<std::int32_t> expected(length * channels), actual(length * channels);
+        std::int32_t largest_state = 0;
+        for (std::size_t f = 0; f < length; ++f) {
+            hw::bandpass_frame(*expected_state, *params, &data[f * channels], &expected[f * channels], 0, channels);
+            for (int k = 1; k <= HwConfig::n_sections; ++k)
+                for (int ch = 0; ch < channels; ++ch)
+                    largest_state = std::max(largest_state, std::abs(expected_state->history[k][0][ch]));
+        }
+        cpu::bandpass_tile(*state, *params, false, data.data(), actual.data(), channels, length, 0, channels, nullptr);
+        expect_same_rows(expected, actual, channels, "outputs");
+        EXPECT_LT(largest_state, (1 << (HwConfig::state_bits - 1)) - 1);
+        // The input does drive the states far: the bound is not vacuous.
+        EXPECT_GT(largest_state, 1 << (HwConfig::state_bits - 3));
+    }
 }
 
 // The AVX-512 build runs reference_and_flag in intrinsics; the plain loop is what other machines run. Both must give

@@ -68,7 +68,7 @@ public:
 
     CpuBackend(const HwParams& params, int threads)
         : params_(std::make_unique<HwParams>(params)), dedup_(std::make_unique<hw::DedupState<HwConfig>>()),
-          n_channels_(params.n_channels) {
+          states_may_saturate_(cpu::bandpass_states_may_saturate(params)), n_channels_(params.n_channels) {
         // Equal channel ranges, multiples of 32 channels.
         const int n_workers = std::clamp(threads, 1, std::max(1, n_channels_ / 32));
         const int per_worker = ((n_channels_ + n_workers - 1) / n_workers + 31) / 32 * 32;
@@ -148,7 +148,7 @@ private:
         for (const cpu::ChannelRun& tile : self.tiles) {
             std::int32_t* sums =
                 tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group) * kBlockFrames] : nullptr;
-            cpu::bandpass_tile(*self.bandpass, *params_, frames, self.filtered.data(),
+            cpu::bandpass_tile(*self.bandpass, *params_, states_may_saturate_, frames, self.filtered.data(),
                                static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
         }
     }
@@ -289,6 +289,7 @@ private:
     std::uint64_t artifacts_taken_ = 0;
     SortStageOutput sorting_;
     std::vector<std::int32_t> ring_;
+    bool states_may_saturate_; ///< cpu::bandpass_states_may_saturate of the parameters
     int n_channels_;
     std::vector<std::unique_ptr<Worker>> workers_;
     int n_groups_ = 0;                                    ///< reference groups in use (0 .. n_groups_ - 1)

@@ -1,5 +1,7 @@
 #include "backend/cpu_kernels.hpp"
 
+#include <cmath>
+
 // bandpass_tile needs AVX-512 BW and VL besides F (masked 16-bit loads, 16-bit blends) and VNNI (vpdpwssd: Ice Lake,
 // Zen 4 and later); elsewhere it runs L1 frame by frame.
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -60,11 +62,10 @@ template <_mm_hint kHint> inline void prefetch_bytes(const void* first, std::siz
         _mm_prefetch(reinterpret_cast<const char*>(line), kHint);
 }
 
-} // namespace
-
-void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
-                   std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
-                   std::int32_t* group_sums) {
+template <bool kClampStates>
+void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
+                          std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
+                          std::int32_t* group_sums) {
     constexpr int S = HwConfig::n_sections;
     constexpr int F = HwConfig::state_frac_bits;
     static_assert(middles_are_plus_or_minus_two(), "the numerator's middle tap is computed as a shift");
@@ -137,7 +138,9 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
                 __m512i high = _mm512_madd_epi16(numerator, gain_high[k]);
                 high = _mm512_dpwssd_epi32(high, y1, a1_high[k]);
                 high = _mm512_dpwssd_epi32(high, y2, a2_high[k]);
-                y = clamp_epi32(_mm512_add_epi32(high, _mm512_srai_epi32(low, kSplit)), state_min, state_max);
+                y = _mm512_add_epi32(high, _mm512_srai_epi32(low, kSplit));
+                if constexpr (kClampStates)
+                    y = clamp_epi32(y, state_min, state_max);
                 history[k][1][v] = x1;
                 history[k][0][v] = x;
                 x = split(y);
@@ -159,10 +162,19 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
             for (int v = 0; v < n_vectors; ++v)
                 _mm512_mask_storeu_epi32(&state.history[k][j][begin + v * kLanes], mask_of(v), join(history[k][j][v]));
 }
+
+} // namespace
+
+void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, bool states_may_saturate,
+                   const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
+                   int end, std::int32_t* group_sums) {
+    auto tile = states_may_saturate ? bandpass_tile_vector<true> : bandpass_tile_vector<false>;
+    tile(state, params, in, out, stride, n_frames, begin, end, group_sums);
+}
 #else
-void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
-                   std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
-                   std::int32_t* group_sums) {
+void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, bool /*states_may_saturate*/,
+                   const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
+                   int end, std::int32_t* group_sums) {
     for (std::size_t f = 0; f < n_frames; ++f) {
         std::int32_t* row = out + f * stride;
         hw::bandpass_frame(state, params, in + f * stride, row, begin, end);
@@ -174,6 +186,41 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, c
     }
 }
 #endif
+
+bool bandpass_states_may_saturate(const HwParams& params) {
+    constexpr double coef_one = 1 << HwConfig::coef_frac_bits;
+    constexpr double state_limit = (1 << (HwConfig::state_bits - 1)) - 1; // |state| above it saturates
+    // |input| <= 2^15 in the state format.
+    double input_bound = std::ldexp(1.0, 15 + HwConfig::state_frac_bits);
+    for (int k = 0; k < HwConfig::n_sections; ++k) {
+        const hw::BiquadQ& c = params.sections[k];
+        const double gain = c.gain / coef_one, a1 = c.a1 / coef_one, a2 = c.a2 / coef_one;
+        const double middle = HwConfig::numerator_middle(k);
+        // Impulse responses from the input (h) and from one step's rounding error (e), in double: their l1 norms,
+        // until both have decayed (or the section does not decay: then it may saturate).
+        double h1 = 0, h2 = 0, e1 = 0, e2 = 0, h_norm = 0, e_norm = 0;
+        constexpr int kMaxSteps = 1 << 22;
+        int n = 0;
+        for (; n < kMaxSteps; ++n) {
+            const double x = n == 0 ? 1.0 : n == 1 ? middle : n == 2 ? 1.0 : 0.0;
+            const double h = gain * x - a1 * h1 - a2 * h2;
+            const double e = (n == 0 ? 1.0 : 0.0) - a1 * e1 - a2 * e2;
+            h_norm += std::abs(h);
+            e_norm += std::abs(e);
+            h2 = h1, h1 = h, e2 = e1, e1 = e;
+            if (n > 2 && std::abs(h1) + std::abs(h2) + std::abs(e1) + std::abs(e2) < 1e-15)
+                break;
+        }
+        if (n == kMaxSteps)
+            return true;
+        // A margin for the double-precision sums, and one LSB.
+        const double output_bound = (h_norm * input_bound + 0.5 * e_norm) * (1 + 1e-6) + 1;
+        if (!(output_bound < state_limit))
+            return true;
+        input_bound = output_bound;
+    }
+    return false;
+}
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 namespace {
@@ -260,6 +307,19 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
                 run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast,
                 params.threshold_gain, params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
                 warm && params.polarity != hw::Polarity::negative);
+}
+
+std::uint64_t flagged_bytes(const std::uint8_t* flags, int n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+    const auto mask = n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
+    const __m512i bytes = _mm512_maskz_loadu_epi8(mask, flags);
+    return _mm512_test_epi8_mask(bytes, bytes);
+#else
+    std::uint64_t bits = 0;
+    for (int k = 0; k < n; ++k)
+        bits |= static_cast<std::uint64_t>(flags[k] != 0) << k;
+    return bits;
+#endif
 }
 
 template <bool kSpatialRule>
