@@ -119,18 +119,22 @@ void extract_snippet(const SortParams<CONFIG_T>& params, const std::int32_t* rin
                      const SpikeEvent& e,
                      std::int32_t snippet[CONFIG_T::snippet_channels][CONFIG_T::max_snippet_samples]) {
     const int width = params.pre + 1 + params.post;
+    // Row of frame e.sample - pre, as a residue (the frame number is negative before the recording's start): one
+    // division per snippet, not one per sample (software backends pass ring sizes that are not powers of two).
+    const auto frames = static_cast<std::uint64_t>(ring_frames);
+    const int first_row =
+        static_cast<int>((e.sample % frames + frames - static_cast<std::uint64_t>(params.pre) % frames) % frames);
 SNIPPET_ROWS:
     for (int k = 0; k < CONFIG_T::snippet_channels; ++k) {
         const int ch = params.snippet_channels[e.channel][k];
+        int row = first_row;
     SNIPPET_SAMPLES:
         for (int s = 0; s < width; ++s) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64 avg = 46
 #pragma HLS PIPELINE II = 1
-            const std::uint64_t t = e.sample + static_cast<std::uint64_t>(s);
-            const bool before_start = t < static_cast<std::uint64_t>(params.pre);
-            const std::uint64_t row =
-                (t - static_cast<std::uint64_t>(params.pre)) % static_cast<std::uint64_t>(ring_frames);
-            snippet[k][s] = ch < 0 || before_start ? 0 : ring[row * static_cast<std::uint64_t>(stride) + ch];
+            const bool before_start = e.sample + static_cast<std::uint64_t>(s) < static_cast<std::uint64_t>(params.pre);
+            snippet[k][s] = ch < 0 || before_start ? 0 : ring[static_cast<std::size_t>(row) * stride + ch];
+            row = row + 1 == ring_frames ? 0 : row + 1;
         }
     }
 }
