@@ -146,6 +146,90 @@ TEST(SortCalibration, FindsTheUnitsOfAKnownMixtureWithoutBeingToldHowMany) {
     EXPECT_NEAR(norm, 1.0, 0.01);
 }
 
+TEST(SortCalibration, ShapeDistanceIgnoresAmplitudeAndShareFollowingCountsLags) {
+    const auto geometry = small_geometry(64);
+    const int width = geometry->pre + 1 + geometry->post;
+    std::vector<double> a(static_cast<std::size_t>(kRows * width), 0.0), b = a, c = a;
+    for (int s = 0; s < width; ++s) {
+        const double t = s - geometry->pre;
+        a[static_cast<std::size_t>(s)] = -1000 * std::exp(-t * t / 4.0);
+        b[static_cast<std::size_t>(s)] = 0.5 * a[static_cast<std::size_t>(s)];
+        c[static_cast<std::size_t>(s)] = -1000 * std::exp(-t * t / 40.0);
+    }
+    EXPECT_NEAR(sort::shape_distance(*geometry, 0, a, 0, b), 0.0, 1e-12) << "one shape at half the amplitude";
+    EXPECT_GT(sort::template_distance(*geometry, 0, a, 0, b), 0.3) << "which the template distance keeps apart";
+    EXPECT_GT(sort::shape_distance(*geometry, 0, a, 0, c), 0.2) << "a wider waveform";
+    EXPECT_EQ(sort::shape_distance(*geometry, 0, a, 40, b), 1.0) << "no shared channel";
+
+    const std::vector<std::uint64_t> leaders{100, 1000, 2000};
+    // 130 and 1050 follow within 30..750 samples; 90 (before any), 1020 (too soon) and 2900 (too late) do not.
+    EXPECT_DOUBLE_EQ(sort::share_following(leaders, {90, 130, 1020, 1050, 2900}, 30, 750), 0.4);
+    EXPECT_DOUBLE_EQ(sort::share_following(leaders, {}, 30, 750), 0.0);
+}
+
+/// Channel 0: neuron A fires every 100 ms, every other spike followed 5 ms later by a burst spike of A's shape at 0.55
+/// of its amplitude; neuron C, a wider waveform, and on channel 1 neuron D, A's shape at 0.55, fire 50 ms after A,
+/// outside its bursts. Returned with each spike's source: 0 A, 1 A's burst spike, 2 C, 3 D.
+SortOutput bursting_mixture(const HwSortParams& params, std::vector<int>& source) {
+    const int width = params.pre + 1 + params.post;
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> noise(0.0, 20.0);
+    SortOutput out;
+    auto add = [&](std::uint64_t sample, int channel, int kind, double amplitude, double spread) {
+        hw::SortedSpike spike{};
+        spike.event = {sample, channel, -1};
+        spike.unit = spike.template_id = -1;
+        out.spikes.push_back(spike);
+        source.push_back(kind);
+        for (int k = 0; k < kRows; ++k)
+            for (int s = 0; s < width; ++s) {
+                const double t = s - params.pre;
+                const double v = k <= 1 ? amplitude / (1 + 2 * k) * std::exp(-t * t / spread) : 0.0;
+                out.snippets.push_back(static_cast<std::int32_t>(std::lround(v + noise(rng))));
+            }
+    };
+    for (int i = 0; i < 300; ++i) {
+        const auto t = static_cast<std::uint64_t>(3000 + 3000 * i);
+        add(t, 0, 0, -1200, 4.0);
+        if (i % 2 == 0)
+            add(t + 150, 0, 1, -660, 4.0);
+        add(t + 1500, 0, 2, -660, 30.0);
+        add(t + 1530, 1, 3, -660, 4.0);
+    }
+    return out;
+}
+
+TEST(SortCalibration, ABurstsSmallerSpikesJoinItsUnitAndCoincidentNeuronsDoNot) {
+    const auto geometry = small_geometry(64);
+    std::vector<int> source;
+    const SortOutput data = bursting_mixture(*geometry, source);
+    for (const double share : {0.0, sort::SortSettings{}.burst_follow_share}) {
+        SCOPED_TRACE(share > 0 ? "burst merging on" : "off");
+        sort::SortSettings settings;
+        settings.sample_rate = 30000;
+        settings.burst_follow_share = share;
+        const std::vector<int> units = classify_all(sort::calibrate(*geometry, data, settings), data);
+        std::vector<std::map<int, int>> labels(4); // per source: label -> count
+        for (std::size_t i = 0; i < units.size(); ++i)
+            ++labels[static_cast<std::size_t>(source[i])][units[i]];
+        auto main_label = [&](int kind) {
+            const auto& counts = labels[static_cast<std::size_t>(kind)];
+            return std::max_element(counts.begin(), counts.end(),
+                                    [](const auto& x, const auto& y) { return x.second < y.second; })
+                ->first;
+        };
+        for (int kind = 0; kind < 4; ++kind)
+            EXPECT_GE(labels[static_cast<std::size_t>(kind)][main_label(kind)],
+                      static_cast<int>(0.9 * (kind == 1 ? 150 : 300)))
+                << "source " << kind << " should be one cluster";
+        EXPECT_NE(main_label(0), -1);
+        EXPECT_EQ(main_label(1) == main_label(0), share > 0) << "A's burst spikes are A's only with burst merging";
+        EXPECT_NE(main_label(2), main_label(0)) << "another shape, at the same channel, is another unit";
+        EXPECT_NE(main_label(3), main_label(0)) << "A's shape smaller next to it, not following it, is another unit";
+        EXPECT_NE(main_label(2), main_label(3));
+    }
+}
+
 TEST(SortCalibration, ClusteringOnSeveralThreadsGivesTheSameUnits) {
     const auto geometry = small_geometry(64);
     const SortOutput data = known_mixture(*geometry, 200, 5);

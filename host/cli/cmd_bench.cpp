@@ -330,7 +330,9 @@ int cmd_bench(int argc, char** argv) {
         const auto start = std::chrono::steady_clock::now();
         const Measurement pass = run_once({"cpu", 1}, *params, data, n_frames, geometry, true, &window);
         const auto clustering_start = std::chrono::steady_clock::now();
-        const sort::Calibration calibration = sort::calibrate(*geometry, window, sort::SortSettings{});
+        sort::SortSettings sort_settings;
+        sort_settings.sample_rate = sample_rate;
+        const sort::Calibration calibration = sort::calibrate(*geometry, window, sort_settings);
         const auto end = std::chrono::steady_clock::now();
         const double clustering = std::chrono::duration<double>(end - clustering_start).count();
         const double calibration_wall = std::chrono::duration<double>(end - start).count();

@@ -92,6 +92,9 @@ int cmd_sort(int argc, char** argv) {
          "time (default: a first pass learns, at the end from a sample of the whole recording, and keeps every "
          "spike's snippet on disk, about 1.5 kB each; a second labels them all with that sorter; one pass anyway "
          "with --sorter, --units-from, --no-learning, --recalibrate-every or the xrt backend)") //
+        ("burst-merge", po::value(&settings.burst_follow_share)->default_value(settings.burst_follow_share),
+         "clusters with one waveform shape at two amplitudes are one bursting unit when, beyond chance, at least this "
+         "share of the smaller one's spikes come 1-25 ms after the larger one's (0: off)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //

@@ -108,6 +108,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     const auto detect_params = make_detect_params(options.detect.settings, probe, info.sample_rate);
     const sort::SorterFileContext context =
         sort::make_sorter_file_context(probe, info.sample_rate, options.detect.settings, options.sort);
+    sort::SortSettings learning = options.sort; // what calibrations learn with: the settings and the recording's rate
+    learning.sample_rate = info.sample_rate;
     const std::shared_ptr<const HwSortParams> geometry = context.geometry;
     const std::filesystem::path sorter_path = out_dir / "sorter.json";
     const std::size_t chunk_frames = chunk_frames_for(options.detect.chunk_ms, info.sample_rate);
@@ -238,10 +240,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         if (pass == Pass::learning)
             calibration = sort::calibrate_basis(*geometry, window.data);
         else if (from_units)
-            calibration = sort::calibrate_from_units(*geometry, window.data, *options.units_from, options.sort,
+            calibration = sort::calibrate_from_units(*geometry, window.data, *options.units_from, learning,
                                                      window.motion_or_null(), &result.units_from);
         else
-            calibration = sort::calibrate(*geometry, window.data, options.sort, 0, nullptr, window.motion_or_null());
+            calibration = sort::calibrate(*geometry, window.data, learning, 0, nullptr, window.motion_or_null());
         result.clustering_wall_seconds = seconds_since(clustering_start);
         result.calibration_spikes = window.data.spikes.size();
         result.calibration_wall_seconds = seconds_since(calibration_start);
@@ -317,7 +319,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             }
             if (track_motion)
                 tracking->history().refine(sample.spikes, motion.displacement_um);
-            calibration = sort::calibrate(*geometry, sample, options.sort, writer.next_template_id(), &calibration,
+            calibration = sort::calibrate(*geometry, sample, learning, writer.next_template_id(), &calibration,
                                           track_motion ? &motion : nullptr, true);
             writer.add_calibration(calibration);
             tracking->follow(calibration, false);
@@ -357,7 +359,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             next_recalibration += recalibrate_frames;
             if (!window.data.spikes.empty()) {
                 try {
-                    calibration = sort::calibrate(*geometry, window.data, options.sort, writer.next_template_id(),
+                    calibration = sort::calibrate(*geometry, window.data, learning, writer.next_template_id(),
                                                   &calibration, window.motion_or_null());
                     writer.add_calibration(calibration);
                     backend->enable_sorting(calibration.params, true);

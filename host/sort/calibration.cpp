@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -19,6 +20,9 @@ namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kValues = HwSortConfig::n_values;
+/// Lags after a spike within which a burst's next spikes come (complex spikes and bursts: 2-10 ms apart, a burst of
+/// up to four spikes reaching about 25 ms).
+constexpr double kBurstLagMs[2] = {1.0, 25.0};
 
 /// Top n_features eigenvectors of the uncentred second-moment matrix of all snippet rows: the first captures the
 /// mean spike shape (and so the amplitude), the next ones its variations. Signs: the largest element is positive.
@@ -202,12 +206,17 @@ private:
 
 } // namespace
 
-double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
-                         const std::vector<double>& b) {
+namespace {
+
+/// The smallest of distance(|a|^2, |b|^2, a.b) over +-2 samples of shift, on the rows of the channels two snippets
+/// share; `none` when they share no channel.
+template <class DISTANCE>
+double smallest_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                         const std::vector<double>& b, double none, DISTANCE&& distance) {
     const int width = params.pre + 1 + params.post;
-    double best = 2.0;
+    double best = none;
     for (int shift = -2; shift <= 2; ++shift) {
-        double diff = 0, norm = 0;
+        double aa = 0, bb = 0, ab = 0;
         bool shared = false;
         for (int ka = 0; ka < kRows; ++ka) {
             const int ch = params.snippet_channels[channel_a][ka];
@@ -220,18 +229,90 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
                 for (int s = 2; s < width - 2; ++s) {
                     const double va = a[static_cast<std::size_t>(ka * width + s)];
                     const double vb = b[static_cast<std::size_t>(kb * width + s + shift)];
-                    diff += (va - vb) * (va - vb);
-                    norm += (va * va + vb * vb) / 2;
+                    aa += va * va;
+                    bb += vb * vb;
+                    ab += va * vb;
                 }
             }
         }
-        if (shared && norm > 0)
-            best = std::min(best, diff / norm);
+        if (shared && aa > 0 && bb > 0)
+            best = std::min(best, distance(aa, bb, ab));
     }
     return best;
 }
 
+} // namespace
+
+double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                         const std::vector<double>& b) {
+    return smallest_distance(params, channel_a, a, channel_b, b, 2.0,
+                             [](double aa, double bb, double ab) { return (aa + bb - 2 * ab) / ((aa + bb) / 2); });
+}
+
+double shape_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                      const std::vector<double>& b) {
+    return smallest_distance(params, channel_a, a, channel_b, b, 1.0,
+                             [](double aa, double bb, double ab) { return 1 - ab * std::abs(ab) / (aa * bb); });
+}
+
+double share_following(const std::vector<std::uint64_t>& leaders, const std::vector<std::uint64_t>& followers,
+                       std::uint64_t min_lag, std::uint64_t max_lag) {
+    if (followers.empty())
+        return 0;
+    std::size_t following = 0;
+    for (const std::uint64_t t : followers) {
+        if (t < min_lag)
+            continue;
+        // The latest leader at or before t - min_lag.
+        const auto after = std::upper_bound(leaders.begin(), leaders.end(), t - min_lag);
+        following += after != leaders.begin() && t - *std::prev(after) <= max_lag;
+    }
+    return static_cast<double>(following) / static_cast<double>(followers.size());
+}
+
 namespace {
+
+/// The spike trains of a calibration's entries, to tell a bursting neuron's later spikes from another neuron's.
+class BurstTrains {
+public:
+    BurstTrains(const SortOutput& data, const std::vector<std::vector<int>>& members, double sample_rate)
+        : times_(members.size()), min_lag_(samples(kBurstLagMs[0], sample_rate)),
+          max_lag_(samples(kBurstLagMs[1], sample_rate)) {
+        for (std::size_t e = 0; e < members.size(); ++e) {
+            for (int i : members[e])
+                times_[e].push_back(data.spikes[static_cast<std::size_t>(i)].event.sample);
+            std::sort(times_[e].begin(), times_[e].end());
+        }
+        std::uint64_t first = ~std::uint64_t{0}, last = 0;
+        for (const hw::SortedSpike& spike : data.spikes) {
+            first = std::min(first, spike.event.sample);
+            last = std::max(last, spike.event.sample);
+        }
+        span_ = static_cast<double>(last - std::min(first, last)) + 1;
+    }
+
+    /// Whether, beyond chance, at least `share` of the follower's spikes come 1-25 ms after one of the leader's, and at
+    /// most half as many of the leader's after one of the follower's. A leader firing at rate r is followed within
+    /// the lags by chance with c = 1 - exp(-r (max - min)); the share beyond chance is (share - c) / (1 - c).
+    bool follows(std::size_t leader, std::size_t follower, double share) const {
+        const auto& lead = times_[leader];
+        const auto& follow = times_[follower];
+        const double chance =
+            1 - std::exp(-static_cast<double>(lead.size()) * static_cast<double>(max_lag_ - min_lag_) / span_);
+        const double forward = share_following(lead, follow, min_lag_, max_lag_);
+        return chance < 1 && (forward - chance) / (1 - chance) >= share &&
+               share_following(follow, lead, min_lag_, max_lag_) <= forward / 2;
+    }
+
+private:
+    static std::uint64_t samples(double ms, double sample_rate) {
+        return static_cast<std::uint64_t>(std::llround(ms * sample_rate / 1000));
+    }
+
+    std::vector<std::vector<std::uint64_t>> times_; ///< per entry, sorted
+    std::uint64_t min_lag_, max_lag_;
+    double span_ = 1; ///< samples from the window's first spike to its last
+};
 
 bool share_a_channel(const HwSortParams& params, int channel_a, int channel_b) {
     for (int ka = 0; ka < kRows; ++ka)
@@ -460,6 +541,20 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 std::to_string(settings.min_cluster_spikes) +
                 " spikes on one channel: lengthen the window (--calibration-s) or lower --min-cluster-spikes");
 
+    // A bursting neuron's later spikes are smaller: they cluster apart on its channel, with its shape, and follow its
+    // other spikes by a few milliseconds.
+    std::optional<BurstTrains> bursts;
+    if (settings.burst_follow_share > 0 && settings.sample_rate > 0)
+        bursts.emplace(data, members_of, settings.sample_rate);
+    auto burst_parts = [&](std::size_t a, std::size_t b, const std::vector<double>& b_snippet) {
+        const Entry& ea = result.entries[a];
+        const Entry& eb = result.entries[b];
+        if (shape_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet) > settings.burst_shape_distance)
+            return false;
+        const auto trough = static_cast<std::size_t>(base.pre);
+        const bool a_leads = std::abs(ea.mean_snippet[trough]) >= std::abs(eb.mean_snippet[trough]);
+        return bursts->follows(a_leads ? a : b, a_leads ? b : a, settings.burst_follow_share);
+    };
     // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels
     // merge when their mean snippets are near-equal, or when they are alike and their spikes, seen on the channels
     // both snippets cover, form one cloud (no density dip between them). Closest pairs first, and never into a unit
@@ -480,14 +575,15 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
             if (!near)
                 continue;
             // Under drift the same neuron is learnt at several displacements: compare at a's.
-            const double distance = template_distance(
-                params, ea.channel, ea.mean_snippet, eb.channel,
+            const std::vector<double> b_snippet =
                 motion ? move_snippet(params, *motion->probe, eb.channel, eb.mean_snippet, eb.motion_um, ea.motion_um)
-                       : eb.mean_snippet);
-            const bool merge =
-                distance < settings.merge_distance ||
-                (distance < settings.merge_candidate_distance &&
-                 one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b], settings.split_dip));
+                       : eb.mean_snippet;
+            const double distance = template_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet);
+            const bool merge = distance < settings.merge_distance ||
+                               (distance < settings.merge_candidate_distance &&
+                                one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b],
+                                          settings.split_dip)) ||
+                               (bursts && burst_parts(a, b, b_snippet));
             if (merge)
                 links.push_back({distance, static_cast<int>(a), static_cast<int>(b)});
             else if (ea.channel == eb.channel)

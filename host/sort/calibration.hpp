@@ -90,4 +90,14 @@ hw::ClassifierEntry quantise(const Entry& entry);
 double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
                          const std::vector<double>& b);
 
+/// Distance between the shapes of two snippets' means whatever their amplitudes, on the channels they share and
+/// minimised over +-2 samples of shift: 1 - cos^2 of the angle between them (1 when they share no channel or point
+/// opposite ways).
+double shape_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
+                      const std::vector<double>& b);
+
+/// Share of `followers` (sorted samples) that come min_lag..max_lag samples after one of `leaders` (sorted).
+double share_following(const std::vector<std::uint64_t>& leaders, const std::vector<std::uint64_t>& followers,
+                       std::uint64_t min_lag, std::uint64_t max_lag);
+
 } // namespace spikeline::sort

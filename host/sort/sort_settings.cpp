@@ -58,6 +58,8 @@ nlohmann::json to_json(const SortSettings& s) {
             {"relearn_all", s.relearn_all},
             {"split_off_distance", s.split_off_distance},
             {"register_from_um", s.register_from_um},
+            {"burst_follow_share", s.burst_follow_share},
+            {"burst_shape_distance", s.burst_shape_distance},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

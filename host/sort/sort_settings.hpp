@@ -32,7 +32,14 @@ struct SortSettings {
     /// Under motion tracking, a spike seen at least this far (um) from displacement 0 is clustered as seen at 0 (its
     /// snippet kriged onto the contacts it would have peaked on); negative: never.
     double register_from_um = 5.0;
-    int threads = 1; ///< threads that cluster the channels of a calibration (the result does not depend on it)
+    /// Bursts: entries on one channel or neighbouring ones whose mean snippets have one shape (shape_distance at most
+    /// burst_shape_distance) form one unit when, beyond chance, at least this share of the smaller one's spikes come
+    /// 1-25 ms after one of the larger's (and at most half as many the other way): the attenuated later spikes of a
+    /// bursting neuron (0: off).
+    double burst_follow_share = 0.3;
+    double burst_shape_distance = 0.05;
+    double sample_rate = 0; ///< Hz of the recording, set by the commands (0: unknown, bursts are not looked for)
+    int threads = 1;        ///< threads that cluster the channels of a calibration (the result does not depend on it)
 };
 
 /// Snippet geometry for a probe: every channel's snippet rows are itself and its nearest contacts on its shank.

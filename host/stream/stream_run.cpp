@@ -191,6 +191,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.backend = backend.get();
     setup.geometry = geometry;
     setup.sort = options.sort;
+    setup.sort.sample_rate = info.sample_rate; // calibrations look for bursts in spike times
     setup.need_frames = need_frames;
     setup.calibration_frames = calibration_frames;
     const auto duration_frames = static_cast<std::uint64_t>(std::llround(options.duration_s * info.sample_rate));
