@@ -766,6 +766,18 @@ TEST_F(PhyQuality, PresenceRatioAndFiringRateCoverTheRecordedLength) {
     }
 }
 
+TEST_F(PhyQuality, AUnitIsGoodOnlyWithEnoughSpikesForItsIntervalTest) {
+    const auto few = write(0, 1.0); // 10 spikes each in the first second, clean and large
+    ASSERT_EQ(few.size(), 2u);
+    EXPECT_EQ(few[0].n_spikes, 10u);
+    EXPECT_EQ(few[0].group, "mua");
+    EXPECT_EQ(few[1].group, "mua");
+    const auto many = write(0, 100.0);
+    ASSERT_EQ(many.size(), 2u);
+    EXPECT_EQ(many[0].group, "good");
+    EXPECT_EQ(many[1].group, "good");
+}
+
 TEST_F(SortPipeline, WritesAConsistentPhyFolderAndSortsSimulatedUnitsAccurately) {
     const auto sim = simulate_folder(128, 24.0, 7);
     const auto out = dir_ / "phy";

@@ -296,7 +296,8 @@ std::vector<ClusterQuality> PhyWriter::finish(const nlohmann::json& info, double
             q.peak_channel = unit.peak_channel;
             q.amplitude_uv = unit.amplitude * scale_;
             q.snr = unit_snr_.at(cluster - 1);
-            q.group = q.isi_violation_ratio < 0.01 && q.snr >= 5 ? "good" : "mua";
+            // Under 20 spikes an interval test says nothing: such a cluster is not called a single unit.
+            q.group = q.n_spikes >= 20 && q.isi_violation_ratio < 0.01 && q.snr >= 5 ? "good" : "mua";
         }
         quality.push_back(q);
     }

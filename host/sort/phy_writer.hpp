@@ -35,7 +35,7 @@ struct ClusterQuality {
     double presence_ratio = 0;
     int peak_channel = -1;
     double amplitude_uv = 0; ///< template peak (uV, or LSB when the gain is unknown)
-    std::string group;       ///< good (ISI violations < 1 %, SNR >= 5), mua, or noise (cluster 0)
+    std::string group;       ///< good (>= 20 spikes, ISI violations < 1 %, SNR >= 5), mua, or noise (cluster 0)
 };
 
 class PhyWriter {
