@@ -549,11 +549,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     auto burst_parts = [&](std::size_t a, std::size_t b, const std::vector<double>& b_snippet) {
         const Entry& ea = result.entries[a];
         const Entry& eb = result.entries[b];
-        if (shape_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet) > settings.burst_shape_distance)
-            return false;
         const auto trough = static_cast<std::size_t>(base.pre);
         const bool a_leads = std::abs(ea.mean_snippet[trough]) >= std::abs(eb.mean_snippet[trough]);
-        return bursts->follows(a_leads ? a : b, a_leads ? b : a, settings.burst_follow_share);
+        // The timing first: it rules out most pairs, at a fraction of the shape's cost.
+        return bursts->follows(a_leads ? a : b, a_leads ? b : a, settings.burst_follow_share) &&
+               shape_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet) <=
+                   settings.burst_shape_distance;
     };
     // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels
     // merge when their mean snippets are near-equal, or when they are alike and their spikes, seen on the channels
