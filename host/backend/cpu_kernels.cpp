@@ -239,7 +239,7 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
     const __m512i sample_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
     const __m512i sample_max = _mm512_set1_epi32((1 << (HwConfig::sample_bits - 1)) - 1);
     const __m512i noise_max = _mm512_set1_epi32((1 << HwConfig::noise_bits) - 1);
-    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), eight = _mm512_set1_epi32(8);
     const __m512i reference_v = _mm512_set1_epi32(reference), step_v = _mm512_set1_epi32(step);
     const __m512i gain_v = _mm512_set1_epi32(gain), gate_gain_v = _mm512_set1_epi32(gate_gain);
     const __m512i gain_round = _mm512_set1_epi32(1 << (gain_shift - 1));
@@ -253,7 +253,7 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
             return _mm512_cmplt_epi32_mask(value, zero);
         return want_positive ? _mm512_cmpgt_epi32_mask(value, zero) : 0;
     };
-    // ((m >> 4) * g + 2^(gain_shift - 1)) >> gain_shift, as threshold_from_noise.
+    // ((m + 8) >> 4) * g rounded to Q4 (>> gain_shift), as threshold_from_noise; below 2^31.
     auto limit_of = [&](__m512i quarter, __m512i g) {
         return _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(quarter, g), gain_round), gain_shift);
     };
@@ -274,7 +274,7 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
         const __mmask16 free = _mm512_mask_testn_epi32_mask(m, held, held);
         _mm512_mask_storeu_epi32(hold + ch, m, _mm512_mask_sub_epi32(held, static_cast<__mmask16>(~free), held, one));
         const __mmask16 candidate = free & wanted_sign(value);
-        const __m512i quarter = _mm512_srai_epi32(current, 4);
+        const __m512i quarter = _mm512_srai_epi32(_mm512_add_epi32(current, eight), 4);
         const __mmask16 crossing = _mm512_mask_cmpgt_epi32_mask(candidate, size, limit_of(quarter, gain_v));
         __m128i flag = _mm_setzero_si128();
         if constexpr (kSpatialRule) {
@@ -341,7 +341,7 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         const std::int32_t magnitude = scaled > noise_max ? noise_max : scaled;
         const std::int32_t current = noise[ch];
         const std::int32_t threshold =
-            ((current >> 4) * gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
+            (((current + 8) >> 4) * gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
         const std::int32_t raised = current + step > noise_max ? noise_max : current + step;
         const std::int32_t lowered = current - step > 0 ? current - step : 0;
         noise[ch] = magnitude > current ? raised : (magnitude < current ? lowered : current);
@@ -352,7 +352,7 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         std::int32_t gated = 0;
         if constexpr (kSpatialRule) {
             const std::int32_t gate =
-                ((current >> 4) * gate_gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
+                (((current + 8) >> 4) * gate_gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
             gated = (held == 0) & ((want_negative & (value < -gate)) | (want_positive & (value > gate)));
             level[ch] = current; // for pass 2 (a masked store, only where gated, ran 3 % slower)
         }

@@ -319,7 +319,10 @@ module spikeline_detect_core #(
     wire signed [20:0] q2_referenced = q2_unreferenced_reg ? q2_filtered_reg
                                      : (q2_difference > 33'(SAMPLE_MAX) ? SAMPLE_MAX[20:0]
                                      : (q2_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0] : q2_difference[20:0]));
-    wire [34:0] q2_scaled_threshold = 35'(q2_state_reg[22:4]) * 35'(threshold_gain_reg) + 35'd128;
+    // the noise estimate rounded to Q4 (threshold_from_noise): (m + 8) >> 4, at most 2^19
+    wire [23:0] q2_noise_rounded = 24'(q2_state_reg[22:0]) + 24'd8;
+    wire [19:0] q2_noise_q4 = q2_noise_rounded[23:4];
+    wire [34:0] q2_scaled_threshold = 35'(q2_noise_q4) * 35'(threshold_gain_reg) + 35'd128;
     // the spatial rule's gate, the partners' referenced samples (they share the channel's group, hence its mean) and
     // the limit of the sum for this channel's partner count (threshold_detector.hpp)
     logic [2:0] q2_partners;
@@ -340,8 +343,8 @@ module spikeline_detect_core #(
                                         : (partner_difference < 33'(SAMPLE_MIN) ? SAMPLE_MIN[20:0]
                                                                                : partner_difference[20:0]));
     end
-    wire [34:0] q2_scaled_gate = 35'(q2_state_reg[22:4]) * 35'(spatial_gate_gain_reg) + 35'd128;
-    wire [35:0] q2_scaled_limit = 36'(q2_state_reg[22:4]) * 36'(q2_spatial_gain) + 36'd128;
+    wire [34:0] q2_scaled_gate = 35'(q2_noise_q4) * 35'(spatial_gate_gain_reg) + 35'd128;
+    wire [35:0] q2_scaled_limit = 36'(q2_noise_q4) * 36'(q2_spatial_gain) + 36'd128;
 
     // q3: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
     wire [22:0] state_noise = q3_state_reg[22:0];

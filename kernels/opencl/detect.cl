@@ -165,7 +165,7 @@ inline bool spatially_supported(int value, int threshold, int level, __global co
     }
     if (n == 0)
         return false;
-    const int limit = (int)round_shift((long)(level >> 4) * settings[P_SPATIAL_GAIN + n - 1], GAIN_FRAC_BITS);
+    const int limit = (int)round_shift((long)((level + 8) >> 4) * settings[P_SPATIAL_GAIN + n - 1], GAIN_FRAC_BITS);
     const int v = n * value + sum;
     return value < 0 ? v < -limit : v > limit;
 }
@@ -244,9 +244,11 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         const bool warm = first_frame + (ulong)f >= (ulong)warmup_frames;
         const int step = warm ? noise_step_slow : noise_step_fast;
         const intv magnitude = min(convert_int8(abs(value)) << shift, (intv)noise_max);
-        // (noise >> 4) < 2^19 and threshold_gain < 2^12: the product and its rounding fit 32 bits.
-        const intv threshold = ((noise >> 4) * threshold_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
-        const intv gate = ((noise >> 4) * spatial_gate_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
+        // The estimate rounded to Q4, (noise + 8) >> 4 <= 2^19, times threshold_gain < 2^12: the product and its
+        // rounding fit 32 bits.
+        const intv quarter = (noise + 8) >> 4;
+        const intv threshold = (quarter * threshold_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
+        const intv gate = (quarter * spatial_gate_gain + (1 << (GAIN_FRAC_BITS - 1))) >> GAIN_FRAC_BITS;
         const intv level = noise;
         const intv raised = min(noise + step, (intv)noise_max);
         const intv lowered = max(noise - step, (intv)0);

@@ -6,7 +6,9 @@
 /// input LSB, clamped to [0, 2^23 - 1]) one step towards min(|x| << 4, 2^23 - 1) (step_fast before warmup_frames,
 /// step_slow after), so m converges to median(|x|) = 0.6745 sigma for Gaussian noise with bounded state and no
 /// multiplier. The threshold of a sample uses m from before that sample:
-///   threshold (Q4) = round((m >> 4) * threshold_gain / 2^8),  threshold_gain = round(2^8 k / 0.6745) < 2^12.
+///   threshold (Q4) = round(round(m / 2^4) * threshold_gain / 2^8),  threshold_gain = round(2^8 k / 0.6745) < 2^12.
+/// m is rounded to Q4, not truncated: truncation set thresholds up to 1/16 LSB low, 2 % at the 3-4 LSB noise of
+/// Neuropixels 1.0 gains, where it let a quarter more noise crossings through.
 /// Detection: a channel that is neither searching nor holding, at frame f >= warmup_frames, whose value x is beyond
 /// the threshold (x < -threshold for negative polarity, x > +threshold for positive, either for both) starts a
 /// search of align_window samples (the crossing one included) for the extremum (the first of equal values wins;
@@ -14,10 +16,10 @@
 /// emitted and the channel holds until peak + dead_time.
 /// Spatial rule (on when spatial_gate_gain != 0): a spike spreads over neighbouring contacts while the noise of each
 /// contact is its own, so the sum of a channel and its n partners has a better signal-to-noise ratio than any one of
-/// them. A sample beyond the gate threshold (gate = round((m >> 4) * spatial_gate_gain / 2^8), below the threshold)
+/// them. A sample beyond the gate threshold (gate = round(round(m / 2^4) * spatial_gate_gain / 2^8), below the threshold)
 /// that does not cross the threshold starts a search when
 ///   v = n x + sum over partners p of clamp(x_p, -threshold, threshold)
-/// is beyond round((m >> 4) * spatial_gain[n - 1] / 2^8) in the direction of x. The clamp keeps one noisy partner
+/// is beyond round(round(m / 2^4) * spatial_gain[n - 1] / 2^8) in the direction of x. The clamp keeps one noisy partner
 /// from carrying the sum; the partners' samples are the same frame's.
 #include "spikeline/hw/detect_config.hpp"
 #include "spikeline/hw/fixed_point.hpp"
@@ -50,7 +52,7 @@ RESET_NOISE:
 /// Threshold in Q.sample_frac_bits from the noise estimate.
 template <class CONFIG_T> inline std::int32_t threshold_from_noise(std::int32_t noise, std::int32_t gain) {
     static_assert(CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits == 4, "threshold scaling assumes Q8 -> Q4");
-    return static_cast<std::int32_t>(round_shift(std::int64_t{noise >> 4} * gain, CONFIG_T::gain_frac_bits));
+    return static_cast<std::int32_t>(round_shift(round_shift(noise, 4) * gain, CONFIG_T::gain_frac_bits));
 }
 
 inline bool beyond_threshold(std::int32_t value, std::int32_t threshold, Polarity polarity) {
