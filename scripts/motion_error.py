@@ -16,8 +16,12 @@ WINDOW_S = 1.5
 TRUTH_STEP_S = 0.01
 
 
-def load_npy(path):
-    with open(path, "rb") as f:
+def load_npy(path, what):
+    try:
+        f = open(path, "rb")
+    except OSError as error:
+        sys.exit(f"cannot read {path} ({error.strerror}): {what}")
+    with f:
         if f.read(6) != b"\x93NUMPY":
             sys.exit(f"{path}: not a .npy file")
         major = f.read(2)[0]
@@ -35,11 +39,13 @@ def main():
         sys.exit(__doc__)
     truth_dir, sort_dir = sys.argv[1], sys.argv[2]
     t_min = float(sys.argv[3]) if len(sys.argv) == 4 else 10.0
-    truth, (n_truth, n_depths) = load_npy(f"{truth_dir}/motion_um.npy")
-    depths, _ = load_npy(f"{truth_dir}/motion_depths_um.npy")
-    estimate, (n_estimates, n_blocks) = load_npy(f"{sort_dir}/motion.npy")
-    times, _ = load_npy(f"{sort_dir}/motion_times_s.npy")
-    blocks, _ = load_npy(f"{sort_dir}/motion_blocks.npy")
+    no_truth = "the ground truth's drift: simulate with --drift-model to have one"
+    no_estimate = "the sort folder's motion estimate: sort without --no-motion to have one"
+    truth, (n_truth, n_depths) = load_npy(f"{truth_dir}/motion_um.npy", no_truth)
+    depths, _ = load_npy(f"{truth_dir}/motion_depths_um.npy", no_truth)
+    estimate, (n_estimates, n_blocks) = load_npy(f"{sort_dir}/motion.npy", no_estimate)
+    times, _ = load_npy(f"{sort_dir}/motion_times_s.npy", no_estimate)
+    blocks, _ = load_npy(f"{sort_dir}/motion_blocks.npy", no_estimate)
 
     def truth_at(t, y):
         row = min(int(round(t / TRUTH_STEP_S)), n_truth - 1) * n_depths
