@@ -10,7 +10,6 @@
 namespace spikeline::motion {
 namespace {
 
-constexpr int kRows = HwSortConfig::snippet_channels;
 constexpr int kAmplitudeBins = 10;
 constexpr double kAmplitudeFloor = 1000; ///< Q4 LSB: about 1.2 noise sigma at Intan-like gains; bins are relative
 
@@ -118,30 +117,6 @@ double interpolate(const std::vector<MotionBlock>& blocks, const std::vector<int
 }
 
 } // namespace
-
-SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, const SpikeEvent& event,
-                       const std::int32_t* snippet) {
-    const int width = geometry.pre + 1 + geometry.post;
-    const probe::Contact& peak = probe.contacts[static_cast<std::size_t>(event.channel)];
-    SpikePosition position{peak.shank, peak.y_um, 0};
-    double weight_sum = 0, weighted_y = 0;
-    for (int k = 0; k < kRows; ++k) {
-        const int ch = geometry.snippet_channels[event.channel][k];
-        if (ch < 0 || probe.contacts[static_cast<std::size_t>(ch)].shank != peak.shank)
-            continue;
-        double amplitude = 0;
-        for (int s = std::max(0, geometry.pre - 2); s <= std::min(width - 1, geometry.pre + 2); ++s)
-            amplitude = std::max(amplitude, std::abs(static_cast<double>(snippet[k * width + s])));
-        if (k == 0)
-            position.amplitude = amplitude;
-        // Squared amplitudes: the contacts nearest the source dominate, noise on far contacts barely pulls.
-        weight_sum += amplitude * amplitude;
-        weighted_y += amplitude * amplitude * probe.contacts[static_cast<std::size_t>(ch)].y_um;
-    }
-    if (weight_sum > 0)
-        position.y_um = weighted_y / weight_sum;
-    return position;
-}
 
 /// Registers windows to the reference histograms, one shank after the other. Holds the state an estimate needs from
 /// the previous ones; only the worker thread touches it.

@@ -1,10 +1,11 @@
 #pragma once
 // Online estimation of the probe's motion against the tissue along depth, per shank, from detected spikes: each spike
-// is localised (centre of mass of its trough amplitudes on its snippet's contacts), spikes are binned into
+// is localised (a point source fitted to its trough amplitudes on its snippet's contacts), spikes are binned into
 // depth x log-amplitude histograms over a sliding window, and each new window is registered to a reference histogram
 // by normalised cross-correlation, rigidly per shank and then in overlapping depth blocks (non-rigid motion).
 // Causal: an estimate uses only spikes up to its time.
 #include "backend/backend.hpp"
+#include "motion/localisation.hpp"
 #include "probe/probe.hpp"
 
 #include <condition_variable>
@@ -58,18 +59,6 @@ struct MotionEffect {
     MotionEstimate estimate;
     std::vector<MotionBlock> blocks;
 };
-
-/// A spike's position: shank and depth (um) on the probe, amplitude (Q4 LSB).
-struct SpikePosition {
-    int shank = 0;
-    double y_um = 0;
-    double amplitude = 0;
-};
-
-/// Localises a spike from its snippet (snippet_channels x (pre + 1 + post), Q4 LSB): trough amplitudes (largest |x|
-/// within 2 samples of the aligned peak) on each snippet contact of the peak's shank, centre of mass in depth.
-SpikePosition localise(const HwSortParams& geometry, const probe::Probe& probe, const SpikeEvent& event,
-                       const std::int32_t* snippet);
 
 class MotionEstimator {
 public:

@@ -13,7 +13,7 @@ constexpr std::size_t kWriteColumns = 7 + HwSortConfig::n_values;
 MotionTracking::MotionTracking(const probe::Probe& probe, double sample_rate,
                                std::shared_ptr<const HwSortParams> geometry, const motion::MotionSettings& settings,
                                bool estimate_motion)
-    : probe_(probe), sample_rate_(sample_rate), geometry_(std::move(geometry)),
+    : probe_(probe), sample_rate_(sample_rate), geometry_(std::move(geometry)), localiser_(geometry_, probe),
       estimator_(probe, sample_rate, settings),
       // Both tables allocated here, before any data: follow() on a live stream then only copies into them.
       backend_table_(std::make_unique<HwSortParams>(*geometry_)),
@@ -31,8 +31,7 @@ bool MotionTracking::add(const SortOutput& sorted, std::uint64_t processed_frame
         const std::size_t values = static_cast<std::size_t>(HwSortConfig::snippet_channels * width);
         for (std::size_t i = 0; i < sorted.spikes.size(); ++i) {
             held_events_.push_back(sorted.spikes[i].event);
-            held_positions_.push_back(
-                motion::localise(*geometry_, probe_, sorted.spikes[i].event, &sorted.snippets[i * values]));
+            held_positions_.push_back(localiser_.locate(sorted.spikes[i].event, &sorted.snippets[i * values]));
         }
         std::size_t n = 0;
         while (n < held_events_.size() && held_events_[n].sample < settled)

@@ -55,6 +55,7 @@ private:
     probe::Probe probe_;
     double sample_rate_;
     std::shared_ptr<const HwSortParams> geometry_;
+    motion::Localiser localiser_;
     motion::MotionEstimator estimator_;
     std::vector<SpikeEvent> held_events_;
     std::vector<motion::SpikePosition> held_positions_;

@@ -1,0 +1,145 @@
+#include "motion/localisation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iterator>
+#include <utility>
+
+namespace spikeline::motion {
+namespace {
+
+constexpr int kRows = HwSortConfig::snippet_channels;
+
+// Footprint shapes: amplitude (d^2 + w^2)^(-p / 2) at distance d in the probe plane. p = 1 is a point source w off
+// the probe; p = 2 a footprint that falls off as the square beyond its width w (a Lorentzian, as measured footprints
+// of cortical units with a flat top of 20-70 um): wide footprints fitted with p = 1 alone looked 7 um off.
+struct Shape {
+    double power = 1, width_um = 10;
+};
+constexpr Shape kShapes[] = {{1, 10}, {1, 25}, {1, 50}, {2, 20}, {2, 35}, {2, 50}, {2, 70}};
+constexpr int kDepths = static_cast<int>(std::size(kShapes));
+// The grid around the peak contact (um): the trough's contact is within a row or two of the source.
+constexpr double kLateralReachUm = 40.0, kLateralStepUm = 8.0;
+constexpr double kAxialReachUm = 48.0, kAxialStepUm = 4.0;
+constexpr int kLateral = static_cast<int>(2 * kLateralReachUm / kLateralStepUm) + 1; // 11
+constexpr int kAxial = static_cast<int>(2 * kAxialReachUm / kAxialStepUm) + 1;       // 25
+constexpr int kGridPoints = kDepths * kLateral * kAxial;
+constexpr int kLanes = 16;                                                  // of the search's vectors
+using Floats = float __attribute__((vector_size(kLanes * sizeof(float))));  // GCC's vector extension
+constexpr int kPaddedPoints = (kGridPoints + kLanes - 1) / kLanes * kLanes; // padded with all-zero models
+struct GridPoint {
+    double x = 0, y = 0;
+    Shape shape;
+};
+
+GridPoint grid_point(int g) {
+    const int axial = g % kAxial, lateral = (g / kAxial) % kLateral, shape = g / (kAxial * kLateral);
+    return {-kLateralReachUm + lateral * kLateralStepUm, -kAxialReachUm + axial * kAxialStepUm, kShapes[shape]};
+}
+
+} // namespace
+
+Localiser::Localiser(std::shared_ptr<const HwSortParams> geometry, const probe::Probe& probe)
+    : geometry_(std::move(geometry)), contacts_(probe.contacts), pattern_index_(probe.contacts.size(), -1),
+      quality_(kPaddedPoints) {}
+
+const Localiser::Pattern& Localiser::pattern_of(int channel, const Contacts& contacts) {
+    int& index = pattern_index_[static_cast<std::size_t>(channel)];
+    if (index < 0) {
+        // Offsets in 1/100 um: contacts placed alike around their peak contact share one table.
+        std::vector<long long> key;
+        for (int k = 0; k < contacts.n; ++k) {
+            key.push_back(contacts.row[k]);
+            key.push_back(std::llround(contacts.x[k] * 100));
+            key.push_back(std::llround(contacts.y[k] * 100));
+        }
+        const auto found = pattern_by_offsets_.find(key);
+        if (found != pattern_by_offsets_.end()) {
+            index = found->second;
+        } else {
+            Pattern pattern;
+            pattern.model.assign(static_cast<std::size_t>(contacts.n * kPaddedPoints), 0.0f);
+            for (int g = 0; g < kGridPoints; ++g) {
+                const GridPoint p = grid_point(g);
+                double value[kRows];
+                double squares = 0;
+                for (int k = 0; k < contacts.n; ++k) {
+                    const double dx = p.x - contacts.x[k], dy = p.y - contacts.y[k];
+                    value[k] = std::pow(dx * dx + dy * dy + p.shape.width_um * p.shape.width_um, -p.shape.power / 2);
+                    squares += value[k] * value[k];
+                }
+                for (int k = 0; k < contacts.n; ++k)
+                    pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)] =
+                        static_cast<float>(value[k] / std::sqrt(squares));
+            }
+            index = static_cast<int>(patterns_.size());
+            patterns_.push_back(std::move(pattern));
+            pattern_by_offsets_.emplace(std::move(key), index);
+        }
+    }
+    return patterns_[static_cast<std::size_t>(index)];
+}
+
+SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* snippet) {
+    const HwSortParams& geometry = *geometry_;
+    const int width = geometry.pre + 1 + geometry.post;
+    const probe::Contact& peak = contacts_[static_cast<std::size_t>(event.channel)];
+    SpikePosition position{peak.shank, peak.y_um, 0};
+    Contacts contacts;
+    float amplitude[kRows] = {}; // of contacts.x/y's contacts
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = geometry.snippet_channels[event.channel][k];
+        if (ch < 0 || contacts_[static_cast<std::size_t>(ch)].shank != peak.shank)
+            continue;
+        double largest = 0;
+        for (int s = std::max(0, geometry.pre - 2); s <= std::min(width - 1, geometry.pre + 2); ++s)
+            largest = std::max(largest, std::abs(static_cast<double>(snippet[k * width + s])));
+        if (k == 0)
+            position.amplitude = largest;
+        const probe::Contact& contact = contacts_[static_cast<std::size_t>(ch)];
+        contacts.x[contacts.n] = contact.x_um - peak.x_um;
+        contacts.y[contacts.n] = contact.y_um - peak.y_um;
+        contacts.row[contacts.n] = k;
+        amplitude[contacts.n] = static_cast<float>(largest);
+        ++contacts.n;
+    }
+    if (contacts.n < 2)
+        return position; // one contact says nothing about where along it the source is
+
+    const Pattern& pattern = pattern_of(event.channel, contacts);
+    // The fit's quality at each grid point, model . amplitudes (the residual is |a|^2 minus its square), 16 points at
+    // a time over every contact, and the largest lane by lane: vector instructions, where one running maximum would be
+    // a chain of dependent compares.
+    float* quality = quality_.data();
+    Floats best_lanes = {};
+    for (int g = 0; g < kPaddedPoints; g += kLanes) {
+        Floats sum = {};
+        for (int k = 0; k < contacts.n; ++k) {
+            Floats model;
+            std::memcpy(&model, &pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)], sizeof model);
+            sum += amplitude[k] * model;
+        }
+        std::memcpy(quality + g, &sum, sizeof sum);
+        best_lanes = best_lanes > sum ? best_lanes : sum;
+    }
+    float lane_best[kLanes];
+    std::memcpy(lane_best, &best_lanes, sizeof lane_best);
+    const float top = *std::max_element(lane_best, lane_best + kLanes);
+    if (!(top > 0))
+        return position; // no amplitude anywhere
+    const int best = static_cast<int>(std::find(quality, quality + kGridPoints, top) - quality);
+    // Between grid points along y: the vertex of the parabola through the best and its two neighbours.
+    double y = grid_point(best).y;
+    const int axial = best % kAxial;
+    if (axial > 0 && axial < kAxial - 1) {
+        const double below = quality[best - 1], at = quality[best], above = quality[best + 1];
+        const double curvature = below - 2 * at + above;
+        if (curvature < 0)
+            y += 0.5 * (below - above) / curvature * kAxialStepUm;
+    }
+    position.y_um = peak.y_um + y;
+    return position;
+}
+
+} // namespace spikeline::motion
