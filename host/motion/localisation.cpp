@@ -12,19 +12,19 @@ namespace {
 constexpr int kRows = HwSortConfig::snippet_channels;
 
 // Footprint shapes: amplitude (d^2 + w^2)^(-p / 2) at distance d in the probe plane. p = 1 is a point source w off
-// the probe; p = 2 a footprint that falls off as the square beyond its width w (a Lorentzian, as measured footprints
-// of cortical units with a flat top of 20-70 um): wide footprints fitted with p = 1 alone looked 7 um off.
+// the probe; p = 2 a footprint with a flat top about w wide that falls off as the square of the distance beyond it:
+// wide footprints fitted with p = 1 alone looked up to 7 um off.
 struct Shape {
     double power = 1, width_um = 10;
 };
 constexpr Shape kShapes[] = {{1, 10}, {1, 25}, {1, 50}, {2, 20}, {2, 35}, {2, 50}, {2, 70}};
-constexpr int kDepths = static_cast<int>(std::size(kShapes));
+constexpr int kShapeCount = static_cast<int>(std::size(kShapes));
 // The grid around the peak contact (um): the trough's contact is within a row or two of the source.
 constexpr double kLateralReachUm = 40.0, kLateralStepUm = 8.0;
 constexpr double kAxialReachUm = 48.0, kAxialStepUm = 4.0;
 constexpr int kLateral = static_cast<int>(2 * kLateralReachUm / kLateralStepUm) + 1; // 11
 constexpr int kAxial = static_cast<int>(2 * kAxialReachUm / kAxialStepUm) + 1;       // 25
-constexpr int kGridPoints = kDepths * kLateral * kAxial;
+constexpr int kGridPoints = kShapeCount * kLateral * kAxial;
 constexpr int kLanes = 16;                                                  // of the search's vectors
 using Floats = float __attribute__((vector_size(kLanes * sizeof(float))));  // GCC's vector extension
 constexpr int kPaddedPoints = (kGridPoints + kLanes - 1) / kLanes * kLanes; // padded with all-zero models
