@@ -71,8 +71,8 @@ template <class T> std::vector<T> read_array(const fs::path& path, std::size_t e
 }
 
 /// Depth of each listed spike: the centre of mass of the squared first-component features over its snippet rows'
-/// contacts (as motion tracking localises spikes), read row by row from pc_features.npy; the template's peak contact
-/// when a spike has no feature energy.
+/// contacts (cheaper and coarser than motion tracking's footprint fit, enough for a picture), read row by row from
+/// pc_features.npy; the template's peak contact when a spike has no feature energy.
 std::vector<float> spike_depths(const fs::path& dir, const std::vector<std::size_t>& spikes,
                                 const std::vector<std::int32_t>& spike_templates,
                                 const std::vector<std::int32_t>& template_channels, std::size_t columns,
