@@ -385,13 +385,30 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                 deviation[i] = shift - rigid;
             }
             // Tissue deforms smoothly along the shank: a block that disagrees with its neighbours locked onto a
-            // wrong peak (a 3-block median; at the ends, with the next two, since units leave and enter there).
+            // wrong peak (a 3-block median). An end block has one neighbour: its third value is the line through
+            // the next two blocks, extended to it, so that a deformation growing along the shank keeps its ends.
             const std::size_t n = shank.blocks.size();
+            auto depth = [&](std::size_t i) { return blocks_[static_cast<std::size_t>(shank.blocks[i])].depth_um; };
+            auto extended = [&](std::size_t inner, std::size_t outer, std::size_t end) {
+                const double span = depth(inner) - depth(outer);
+                return span == 0 ? deviation[inner]
+                                 : deviation[inner] +
+                                       (deviation[inner] - deviation[outer]) * (depth(end) - depth(inner)) / span;
+            };
             for (std::size_t i = 0; i < n; ++i) {
                 double d = deviation[i];
                 if (n >= 3) {
-                    const std::size_t low = i == 0 ? 0 : (i == n - 1 ? n - 3 : i - 1); // three blocks around i
-                    double three[3] = {deviation[low], deviation[low + 1], deviation[low + 2]};
+                    double three[3] = {deviation[i], 0, 0};
+                    if (i == 0) {
+                        three[1] = deviation[1];
+                        three[2] = extended(1, 2, 0);
+                    } else if (i == n - 1) {
+                        three[1] = deviation[n - 2];
+                        three[2] = extended(n - 2, n - 3, n - 1);
+                    } else {
+                        three[1] = deviation[i - 1];
+                        three[2] = deviation[i + 1];
+                    }
                     std::sort(three, three + 3);
                     d = three[1];
                 }
