@@ -1,6 +1,6 @@
 #pragma once
 // Online estimation of the probe's motion against the tissue along depth, per shank, from detected spikes: each spike
-// is localised (a point source fitted to its trough amplitudes on its snippet's contacts), spikes are binned into
+// is localised (a footprint fitted to its trough amplitudes on its snippet's contacts), spikes are binned into
 // depth x log-amplitude histograms over a sliding window, and each new window is registered to a reference histogram
 // by normalised cross-correlation, rigidly per shank and then in overlapping depth blocks (non-rigid motion).
 // Causal: an estimate uses only spikes up to its time.
