@@ -42,43 +42,61 @@ GridPoint grid_point(int g) {
 
 Localiser::Localiser(std::shared_ptr<const HwSortParams> geometry, const probe::Probe& probe)
     : geometry_(std::move(geometry)), contacts_(probe.contacts), pattern_index_(probe.contacts.size(), -1),
-      quality_(kPaddedPoints) {}
-
-const Localiser::Pattern& Localiser::pattern_of(int channel, const Contacts& contacts) {
-    int& index = pattern_index_[static_cast<std::size_t>(channel)];
-    if (index < 0) {
-        // Offsets in 1/100 um: contacts placed alike around their peak contact share one table.
-        std::vector<long long> key;
-        for (int k = 0; k < contacts.n; ++k) {
-            key.push_back(contacts.row[k]);
-            key.push_back(std::llround(contacts.x[k] * 100));
-            key.push_back(std::llround(contacts.y[k] * 100));
-        }
-        const auto found = pattern_by_offsets_.find(key);
-        if (found != pattern_by_offsets_.end()) {
-            index = found->second;
-        } else {
-            Pattern pattern;
-            pattern.model.assign(static_cast<std::size_t>(contacts.n * kPaddedPoints), 0.0f);
-            for (int g = 0; g < kGridPoints; ++g) {
-                const GridPoint p = grid_point(g);
-                double value[kRows];
-                double squares = 0;
-                for (int k = 0; k < contacts.n; ++k) {
-                    const double dx = p.x - contacts.x[k], dy = p.y - contacts.y[k];
-                    value[k] = std::pow(dx * dx + dy * dy + p.shape.width_um * p.shape.width_um, -p.shape.power / 2);
-                    squares += value[k] * value[k];
-                }
-                for (int k = 0; k < contacts.n; ++k)
-                    pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)] =
-                        static_cast<float>(value[k] / std::sqrt(squares));
-            }
-            index = static_cast<int>(patterns_.size());
-            patterns_.push_back(std::move(pattern));
-            pattern_by_offsets_.emplace(std::move(key), index);
-        }
+      quality_(kPaddedPoints) {
+    // Every table before any spike: a live stream then allocates nothing here.
+    for (int channel = 0; channel < static_cast<int>(contacts_.size()); ++channel) {
+        const Contacts contacts = contacts_of(channel);
+        if (contacts.n >= 2)
+            pattern_index_[static_cast<std::size_t>(channel)] = pattern_for(contacts);
     }
-    return patterns_[static_cast<std::size_t>(index)];
+}
+
+Localiser::Contacts Localiser::contacts_of(int channel) const {
+    const probe::Contact& peak = contacts_[static_cast<std::size_t>(channel)];
+    Contacts contacts;
+    for (int k = 0; k < kRows; ++k) {
+        const int ch = geometry_->snippet_channels[channel][k];
+        if (ch < 0 || contacts_[static_cast<std::size_t>(ch)].shank != peak.shank)
+            continue;
+        const probe::Contact& contact = contacts_[static_cast<std::size_t>(ch)];
+        contacts.x[contacts.n] = contact.x_um - peak.x_um;
+        contacts.y[contacts.n] = contact.y_um - peak.y_um;
+        contacts.row[contacts.n] = k;
+        ++contacts.n;
+    }
+    return contacts;
+}
+
+int Localiser::pattern_for(const Contacts& contacts) {
+    // Offsets in 1/100 um: contacts placed alike around their peak contact share one table.
+    std::vector<long long> key;
+    for (int k = 0; k < contacts.n; ++k) {
+        key.push_back(contacts.row[k]);
+        key.push_back(std::llround(contacts.x[k] * 100));
+        key.push_back(std::llround(contacts.y[k] * 100));
+    }
+    const auto found = pattern_by_offsets_.find(key);
+    if (found != pattern_by_offsets_.end())
+        return found->second;
+    Pattern pattern;
+    pattern.model.assign(static_cast<std::size_t>(contacts.n * kPaddedPoints), 0.0f);
+    for (int g = 0; g < kGridPoints; ++g) {
+        const GridPoint p = grid_point(g);
+        double value[kRows];
+        double squares = 0;
+        for (int k = 0; k < contacts.n; ++k) {
+            const double dx = p.x - contacts.x[k], dy = p.y - contacts.y[k];
+            value[k] = std::pow(dx * dx + dy * dy + p.shape.width_um * p.shape.width_um, -p.shape.power / 2);
+            squares += value[k] * value[k];
+        }
+        for (int k = 0; k < contacts.n; ++k)
+            pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)] =
+                static_cast<float>(value[k] / std::sqrt(squares));
+    }
+    const int index = static_cast<int>(patterns_.size());
+    patterns_.push_back(std::move(pattern));
+    pattern_by_offsets_.emplace(std::move(key), index);
+    return index;
 }
 
 SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* snippet) {
@@ -86,28 +104,21 @@ SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* sni
     const int width = geometry.pre + 1 + geometry.post;
     const probe::Contact& peak = contacts_[static_cast<std::size_t>(event.channel)];
     SpikePosition position{peak.shank, peak.y_um, 0};
-    Contacts contacts;
-    float amplitude[kRows] = {}; // of contacts.x/y's contacts
-    for (int k = 0; k < kRows; ++k) {
-        const int ch = geometry.snippet_channels[event.channel][k];
-        if (ch < 0 || contacts_[static_cast<std::size_t>(ch)].shank != peak.shank)
-            continue;
+    const Contacts contacts = contacts_of(event.channel);
+    float amplitude[kRows] = {}; // of contacts' contacts, in their order
+    for (int i = 0; i < contacts.n; ++i) {
+        const int k = contacts.row[i];
         double largest = 0;
         for (int s = std::max(0, geometry.pre - 2); s <= std::min(width - 1, geometry.pre + 2); ++s)
             largest = std::max(largest, std::abs(static_cast<double>(snippet[k * width + s])));
         if (k == 0)
             position.amplitude = largest;
-        const probe::Contact& contact = contacts_[static_cast<std::size_t>(ch)];
-        contacts.x[contacts.n] = contact.x_um - peak.x_um;
-        contacts.y[contacts.n] = contact.y_um - peak.y_um;
-        contacts.row[contacts.n] = k;
-        amplitude[contacts.n] = static_cast<float>(largest);
-        ++contacts.n;
+        amplitude[i] = static_cast<float>(largest);
     }
-    if (contacts.n < 2)
-        return position; // one contact says nothing about where along it the source is
-
-    const Pattern& pattern = pattern_of(event.channel, contacts);
+    const int index = pattern_index_[static_cast<std::size_t>(event.channel)];
+    if (index < 0)
+        return position; // fewer than two contacts: nothing says where along them the source is
+    const Pattern& pattern = patterns_[static_cast<std::size_t>(index)];
     // The fit's quality at each grid point, model . amplitudes (the residual is |a|^2 minus its square), 16 points at
     // a time over every contact, and the largest lane by lane: vector instructions, where one running maximum would be
     // a chain of dependent compares.

@@ -47,11 +47,14 @@ private:
         std::vector<float> model;
     };
 
-    const Pattern& pattern_of(int channel, const Contacts& contacts);
+    /// The snippet rows of a peak channel on its shank, as offsets from it.
+    Contacts contacts_of(int channel) const;
+    /// Index into patterns_ of the table for these offsets, built when new.
+    int pattern_for(const Contacts& contacts);
 
     std::shared_ptr<const HwSortParams> geometry_;
     std::vector<probe::Contact> contacts_;
-    std::vector<int> pattern_index_; ///< per channel, into patterns_ (-1: not built yet)
+    std::vector<int> pattern_index_; ///< per channel, into patterns_ (-1: fewer than two contacts)
     std::vector<Pattern> patterns_;
     std::map<std::vector<long long>, int> pattern_by_offsets_;
     std::vector<float> quality_; ///< scratch: each grid point's fit
