@@ -26,8 +26,8 @@ struct SpikePosition {
 /// the source: on a staggered layout (Neuropixels 1.0, x alternating every row) a unit moved by one row looked 6-10 um
 /// further or nearer than it was, and the motion estimate followed (docs/ACCURACY.md).
 /// The grid's model amplitudes depend only on the contacts' offsets from the peak contact: they are computed once per
-/// pattern of offsets (a handful on a regular probe, at most one per channel: 62 KB each) and reused, so a spike costs
-/// ~15 000 multiply-adds in 16-wide vectors.
+/// pattern of offsets when the Localiser is made (a handful on a regular probe, at most one per channel: 62 KB each)
+/// and reused, so a spike costs ~15 000 multiply-adds in 16-wide vectors.
 class Localiser {
 public:
     Localiser(std::shared_ptr<const HwSortParams> geometry, const probe::Probe& probe);
