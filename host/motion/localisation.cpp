@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <map>
 #include <utility>
 
 namespace spikeline::motion {
@@ -43,11 +44,21 @@ GridPoint grid_point(int g) {
 Localiser::Localiser(std::shared_ptr<const HwSortParams> geometry, const probe::Probe& probe)
     : geometry_(std::move(geometry)), contacts_(probe.contacts), pattern_index_(probe.contacts.size(), -1),
       quality_(kPaddedPoints) {
-    // Every table before any spike: a live stream then allocates nothing here.
+    // Every table before any spike (a live stream then allocates nothing here), one per pattern of offsets (in
+    // 1/100 um): peak contacts whose snippet contacts lie alike around them share it.
+    std::map<std::vector<long long>, int> by_offsets;
     for (int channel = 0; channel < static_cast<int>(contacts_.size()); ++channel) {
         const Contacts contacts = contacts_of(channel);
-        if (contacts.n >= 2)
-            pattern_index_[static_cast<std::size_t>(channel)] = pattern_for(contacts);
+        if (contacts.n < 2)
+            continue;
+        std::vector<long long> key;
+        for (int k = 0; k < contacts.n; ++k)
+            key.insert(key.end(),
+                       {contacts.row[k], std::llround(contacts.x[k] * 100), std::llround(contacts.y[k] * 100)});
+        const auto [at, added] = by_offsets.try_emplace(std::move(key), static_cast<int>(models_.size()));
+        if (added)
+            models_.push_back(model_table(contacts));
+        pattern_index_[static_cast<std::size_t>(channel)] = at->second;
     }
 }
 
@@ -67,19 +78,8 @@ Localiser::Contacts Localiser::contacts_of(int channel) const {
     return contacts;
 }
 
-int Localiser::pattern_for(const Contacts& contacts) {
-    // Offsets in 1/100 um: contacts placed alike around their peak contact share one table.
-    std::vector<long long> key;
-    for (int k = 0; k < contacts.n; ++k) {
-        key.push_back(contacts.row[k]);
-        key.push_back(std::llround(contacts.x[k] * 100));
-        key.push_back(std::llround(contacts.y[k] * 100));
-    }
-    const auto found = pattern_by_offsets_.find(key);
-    if (found != pattern_by_offsets_.end())
-        return found->second;
-    Pattern pattern;
-    pattern.model.assign(static_cast<std::size_t>(contacts.n * kPaddedPoints), 0.0f);
+std::vector<float> Localiser::model_table(const Contacts& contacts) {
+    std::vector<float> model(static_cast<std::size_t>(contacts.n * kPaddedPoints), 0.0f);
     for (int g = 0; g < kGridPoints; ++g) {
         const GridPoint p = grid_point(g);
         double value[kRows];
@@ -90,13 +90,9 @@ int Localiser::pattern_for(const Contacts& contacts) {
             squares += value[k] * value[k];
         }
         for (int k = 0; k < contacts.n; ++k)
-            pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)] =
-                static_cast<float>(value[k] / std::sqrt(squares));
+            model[static_cast<std::size_t>(k * kPaddedPoints + g)] = static_cast<float>(value[k] / std::sqrt(squares));
     }
-    const int index = static_cast<int>(patterns_.size());
-    patterns_.push_back(std::move(pattern));
-    pattern_by_offsets_.emplace(std::move(key), index);
-    return index;
+    return model;
 }
 
 SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* snippet) {
@@ -118,7 +114,7 @@ SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* sni
     const int index = pattern_index_[static_cast<std::size_t>(event.channel)];
     if (index < 0)
         return position; // fewer than two contacts: nothing says where along them the source is
-    const Pattern& pattern = patterns_[static_cast<std::size_t>(index)];
+    const std::vector<float>& models = models_[static_cast<std::size_t>(index)];
     // The fit's quality at each grid point, model . amplitudes (the residual is |a|^2 minus its square), 16 points at
     // a time over every contact, and the largest lane by lane: vector instructions, where one running maximum would be
     // a chain of dependent compares.
@@ -128,7 +124,7 @@ SpikePosition Localiser::locate(const SpikeEvent& event, const std::int32_t* sni
         Floats sum = {};
         for (int k = 0; k < contacts.n; ++k) {
             Floats model;
-            std::memcpy(&model, &pattern.model[static_cast<std::size_t>(k * kPaddedPoints + g)], sizeof model);
+            std::memcpy(&model, &models[static_cast<std::size_t>(k * kPaddedPoints + g)], sizeof model);
             sum += amplitude[k] * model;
         }
         std::memcpy(quality + g, &sum, sizeof sum);

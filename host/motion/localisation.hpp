@@ -4,7 +4,6 @@
 #include "probe/probe.hpp"
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -42,22 +41,16 @@ private:
         double y[HwSortConfig::snippet_channels] = {};
         int row[HwSortConfig::snippet_channels] = {}; ///< snippet row of each contact
     };
-    /// Model amplitudes of a pattern's contacts at each grid point, scaled to unit norm per point: [contact][point].
-    struct Pattern {
-        std::vector<float> model;
-    };
-
     /// The snippet rows of a peak channel on its shank, as offsets from it.
     Contacts contacts_of(int channel) const;
-    /// Index into patterns_ of the table for these offsets, built when new.
-    int pattern_for(const Contacts& contacts);
+    /// Model amplitudes of these contacts at each grid point, scaled to unit norm per point: [contact][point].
+    static std::vector<float> model_table(const Contacts& contacts);
 
     std::shared_ptr<const HwSortParams> geometry_;
     std::vector<probe::Contact> contacts_;
-    std::vector<int> pattern_index_; ///< per channel, into patterns_ (-1: fewer than two contacts)
-    std::vector<Pattern> patterns_;
-    std::map<std::vector<long long>, int> pattern_by_offsets_;
-    std::vector<float> quality_; ///< scratch: each grid point's fit
+    std::vector<int> pattern_index_;         ///< per channel, into models_ (-1: fewer than two contacts)
+    std::vector<std::vector<float>> models_; ///< model_table of each pattern of offsets
+    std::vector<float> quality_;             ///< scratch: each grid point's fit
 };
 
 } // namespace spikeline::motion
