@@ -374,7 +374,7 @@ probe::Probe staggered_probe(int n_channels) {
     probe::Probe probe;
     probe.name = "np1-like";
     for (int c = 0; c < n_channels; ++c)
-        probe.contacts.push_back({kX[c % 4], 20.0 * (c / 2), 0, "e" + std::to_string(c), false});
+        probe.contacts.push_back({kX[c % 4], 20.0 * (c / 2), 0, std::string("e").append(std::to_string(c)), false});
     return probe;
 }
 
@@ -420,6 +420,72 @@ TEST(Localisation, ASourceMovedAlongTheShankLooksMovedByAsMuchOnAnyLayout) {
                     << probe.name << ", x " << x << ", moved " << moved << " um";
         }
     }
+}
+
+// A unit between two columns of a staggered layout peaks, spike by spike, on contacts that are not among its peak
+// contact's nearest seven (here one sees 68 % of the peak amplitude). Under motion tracking the calibration knows the
+// geometry and registers it there, from its footprint kriged over the contacts it was seen on, so that a spike peaking
+// there is labelled; without the geometry it is registered on the nearest seven only and that spike stays unsorted.
+TEST(MotionCalibration, AUnitIsRegisteredWhereverItsFootprintNearlyPeaks) {
+    const probe::Probe probe = staggered_probe(96);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels;
+    auto trough = [&](int channel) { // a source at (43, 177) um, 20 um off the probe
+        const auto& c = probe.contacts[static_cast<std::size_t>(channel)];
+        const double d2 = std::pow(c.x_um - 43, 2) + std::pow(c.y_um - 177, 2) + 20.0 * 20.0;
+        return -2000.0 / (1 + d2 / (40.0 * 40.0));
+    };
+    int peak = 0, beyond = -1;
+    for (int c = 1; c < probe.n_channels(); ++c)
+        if (trough(c) < trough(peak))
+            peak = c;
+    for (int c = 0; c < probe.n_channels(); ++c) {
+        bool near = false;
+        for (int k = 0; k < rows; ++k)
+            near |= geometry->snippet_channels[peak][k] == c;
+        if (!near && (beyond < 0 || trough(c) < trough(beyond)))
+            beyond = c;
+    }
+    ASSERT_GT(trough(beyond) / trough(peak), 0.65) << "a contact beyond the nearest seven sees most of the spike";
+
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> noise(0.0, 40.0);
+    auto snippet_row = [&](int channel, int s, double sigma) {
+        return static_cast<std::int32_t>(
+            std::lround(trough(channel) * std::exp(-std::pow(s - geometry->pre, 2) / 8.0) + sigma * noise(rng) / 40));
+    };
+    SortOutput data; // the calibration window: every spike happened to peak on the peak contact
+    sort::CalibrationMotion motion{&probe, {}};
+    for (int i = 0; i < 200; ++i) {
+        hw::SortedSpike spike{};
+        spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), peak, -1};
+        spike.unit = -1;
+        spike.template_id = -1;
+        data.spikes.push_back(spike);
+        motion.displacement_um.push_back(0.0);
+        for (int k = 0; k < rows; ++k)
+            for (int s = 0; s < width; ++s)
+                data.snippets.push_back(snippet_row(geometry->snippet_channels[peak][k], s, 40.0));
+    }
+    auto label = [&](const sort::Calibration& calibration, int channel) { // a noise-free spike peaking on channel
+        std::int32_t snippet[HwSortConfig::snippet_channels][HwSortConfig::max_snippet_samples] = {};
+        for (int k = 0; k < rows; ++k)
+            for (int s = 0; s < width; ++s)
+                snippet[k][s] = snippet_row(geometry->snippet_channels[channel][k], s, 0.0);
+        std::int32_t features[HwSortConfig::n_values], unit = -1, template_id = -1;
+        hw::compute_features<HwSortConfig>(*calibration.params, snippet, features);
+        hw::classify<HwSortConfig>(*calibration.params, channel, features, unit, template_id);
+        return unit;
+    };
+    const sort::Calibration with_geometry = sort::calibrate(*geometry, data, sort::SortSettings{}, 0, nullptr, &motion);
+    ASSERT_EQ(with_geometry.units.size(), 1u);
+    EXPECT_EQ(label(with_geometry, peak), with_geometry.units[0].id);
+    EXPECT_EQ(label(with_geometry, beyond), with_geometry.units[0].id);
+    const sort::Calibration without = sort::calibrate(*geometry, data, sort::SortSettings{});
+    ASSERT_EQ(without.units.size(), 1u);
+    EXPECT_EQ(label(without, peak), without.units[0].id);
+    EXPECT_EQ(label(without, beyond), -1);
 }
 
 /// The true displacement relative to the estimate's 0: the first window's (0 to 1.5 s) mean position.

@@ -194,8 +194,11 @@ TEST_F(UnitsFrom, ASpikelineSortFolderRoundTripsWithTheSameUnitIdsAndAccuracy) {
     for (std::size_t i = 0; i < clusters.size(); ++i)
         same += clusters[i] == clusters_again[i];
     // Not all: units the first sort learnt later (from what it left unsorted) label their spikes from the start here.
-    // (With the spatial detection rule on, 0.894: its smallest clusters, 20-35 spikes, are not rebuilt.)
-    EXPECT_GE(static_cast<double>(same), 0.92 * static_cast<double>(clusters.size())); // 0.928 on 2026-12-06
+    // (With the spatial detection rule on, 0.894: its smallest clusters, 20-35 spikes, are not rebuilt.) The first
+    // sort also registers its units on rows kriged from their footprints (calibrate under motion), which templates
+    // read back do not reproduce: 0.876 since 2026-12-07 (0.929 before), with both sorts more accurate (SNR > 8 0.818
+    // and 0.802, against 0.790 and 0.767).
+    EXPECT_GE(static_cast<double>(same), 0.85 * static_cast<double>(clusters.size()));
     const std::set<std::int32_t> ids(clusters.begin(), clusters.end());
     for (std::int32_t cluster : clusters_again)
         EXPECT_TRUE(ids.count(cluster)) << "cluster " << cluster << " is not one of the first sort's";

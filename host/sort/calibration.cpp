@@ -1,6 +1,7 @@
 #include "sort/calibration.hpp"
 
 #include "sort/clustering.hpp"
+#include "sort/kriging.hpp"
 #include "sort/moving_units.hpp"
 #include "util/errors.hpp"
 #include "util/threads.hpp"
@@ -95,13 +96,18 @@ std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& 
 namespace {
 
 /// A unit's mean snippet as seen from another peak channel: the rows of `channel`'s snippet channels taken from the
-/// unit's entries (0 where none covers a channel), shifted so that the row of `channel` has its trough at pre.
+/// unit's entries (where none covers a channel: the footprint's waveform there, else 0), shifted so that the row of
+/// `channel` has its trough at pre.
 std::vector<double> template_seen_from(const HwSortParams& params, const std::vector<Entry>& entries, const Unit& unit,
-                                       int channel, int width) {
+                                       int channel, int width, const Footprint* footprint = nullptr) {
     std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
     for (int k = 0; k < kRows; ++k) {
         const int ch = params.snippet_channels[channel][k];
         double best_amplitude = -1;
+        if (footprint) // where no entry of the unit covers the row, what the footprint predicts there
+            for (const auto& [contact, waveform] : footprint->waveforms)
+                if (contact == ch)
+                    std::copy(waveform.begin(), waveform.end(), &rows[static_cast<std::size_t>(k * width)]);
         for (int e : unit.entries) {
             const Entry& entry = entries[static_cast<std::size_t>(e)];
             for (int j = 0; j < kRows; ++j)
@@ -783,31 +789,64 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
     }
 
     // A unit's spikes may peak on any contact near its largest one; register it where no cluster represented it,
-    // with the features of its mean snippet seen from that contact.
-    for (Unit& unit : result.units) {
-        const double gate = result.entries[static_cast<std::size_t>(unit.entries.front())].gate;
-        const std::vector<int> clustered = unit.entries;
-        for (int k = 1; k < kRows; ++k) {
-            const int channel = params.snippet_channels[unit.peak_channel][k];
-            if (channel < 0 || params.n_entries[channel] == HwSortConfig::max_entries)
-                continue;
+    // with the features of its mean snippet seen from that contact. With the probe's geometry (under motion tracking)
+    // also beyond the peak's nearest seven, wherever its footprint, kriged from its clusters, nearly reaches its peak
+    // amplitude: on a staggered layout a unit between two columns peaks there spike by spike. A channel holds
+    // max_entries: the registrations where a unit is largest relative to its peak go first.
+    struct Registration {
+        std::size_t unit;
+        int channel;
+        double share; ///< the unit's amplitude there over its peak amplitude
+        std::vector<double> mean_snippet;
+    };
+    std::vector<Registration> registrations;
+    for (std::size_t u = 0; u < result.units.size(); ++u) {
+        const Unit& unit = result.units[u];
+        std::optional<Footprint> footprint;
+        std::vector<int> contacts;
+        if (motion) {
+            Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
+            for (int e : unit.entries)
+                if (const Entry& entry = result.entries[static_cast<std::size_t>(e)]; entry.n_members > 0)
+                    kriging.add_snippet(params, *motion->probe, entry.channel, entry.mean_snippet, entry.motion_um);
+            kriging.fit();
+            const Entry& main = result.entries[static_cast<std::size_t>(unit.entries.front())];
+            footprint = kriged_footprint(kriging, *motion->probe,
+                                         motion->probe->contacts[static_cast<std::size_t>(unit.peak_channel)].shank,
+                                         main.motion_um, params.pre, width);
+            contacts = registration_contacts(params, *footprint, kRegisterShare, unit.peak_channel);
+        } else {
+            for (int k = 1; k < kRows; ++k)
+                if (const int channel = params.snippet_channels[unit.peak_channel][k]; channel >= 0)
+                    contacts.push_back(channel);
+        }
+        for (const int channel : contacts) {
             bool represented = false;
-            for (int e : clustered)
+            for (int e : unit.entries)
                 represented |= result.entries[static_cast<std::size_t>(e)].channel == channel;
             if (represented)
                 continue;
-            Entry entry;
-            entry.channel = channel;
-            entry.unit = unit.id;
-            entry.gate = gate;
-            Unit clustered_only = unit;
-            clustered_only.entries = clustered;
-            entry.mean_snippet = template_seen_from(params, result.entries, clustered_only, channel, width);
-            entry.centroid = centroid_of(params, entry.mean_snippet, width);
-            unit.entries.push_back(static_cast<int>(result.entries.size()));
-            result.entries.push_back(std::move(entry));
-            ++params.n_entries[channel];
+            std::vector<double> mean_snippet =
+                template_seen_from(params, result.entries, unit, channel, width, footprint ? &*footprint : nullptr);
+            const double share = std::abs(mean_snippet[static_cast<std::size_t>(params.pre)]) / unit.amplitude;
+            registrations.push_back({u, channel, share, std::move(mean_snippet)});
         }
+    }
+    std::stable_sort(registrations.begin(), registrations.end(),
+                     [](const Registration& a, const Registration& b) { return a.share > b.share; });
+    for (Registration& registration : registrations) {
+        if (params.n_entries[registration.channel] == HwSortConfig::max_entries)
+            continue;
+        Unit& unit = result.units[registration.unit];
+        Entry entry;
+        entry.channel = registration.channel;
+        entry.unit = unit.id;
+        entry.gate = result.entries[static_cast<std::size_t>(unit.entries.front())].gate;
+        entry.mean_snippet = std::move(registration.mean_snippet);
+        entry.centroid = centroid_of(params, entry.mean_snippet, width);
+        unit.entries.push_back(static_cast<int>(result.entries.size()));
+        result.entries.push_back(std::move(entry));
+        ++params.n_entries[registration.channel];
     }
 
     // The classifier, quantised.

@@ -1,7 +1,10 @@
 #include "sort/moving_units.hpp"
 
+#include "sort/kriging.hpp"
+
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include <Eigen/Dense>
 
@@ -9,94 +12,6 @@ namespace spikeline::sort {
 namespace {
 
 constexpr int kRows = HwSortConfig::snippet_channels;
-
-} // namespace
-
-/// Waveforms known at points of the tissue's frame (x, depth - displacement), interpolated elsewhere with a Gaussian
-/// kernel (simple kriging with a zero prior: far from every known point the waveform fades to 0, as a unit's
-/// footprint does).
-class Kriging {
-public:
-    Kriging(double kernel_um, int width) : sigma_(kernel_um), width_(width) {}
-
-    void add(double x, double y, const double* values) {
-        for (std::size_t i = 0; i < xs_.size(); ++i)
-            if (std::abs(xs_[i] - x) < 0.5 && std::abs(ys_[i] - y) < 0.5) { // the same point seen twice: average
-                for (int s = 0; s < width_; ++s)
-                    sums_[i * static_cast<std::size_t>(width_) + static_cast<std::size_t>(s)] += values[s];
-                ++counts_[i];
-                return;
-            }
-        xs_.push_back(x);
-        ys_.push_back(y);
-        sums_.insert(sums_.end(), values, values + width_);
-        counts_.push_back(1);
-    }
-
-    bool empty() const { return xs_.empty(); }
-    /// Whether depth y is within reach (2.5 kernel widths) of the known points' depths.
-    bool within_reach(double y) const {
-        return !ys_.empty() && y > y_low_ - 2.5 * sigma_ && y < y_high_ + 2.5 * sigma_;
-    }
-
-    /// Solves for the weights; call after the last add().
-    void fit() {
-        const auto n = static_cast<Eigen::Index>(xs_.size());
-        Eigen::MatrixXd k(n, n);
-        for (Eigen::Index i = 0; i < n; ++i)
-            for (Eigen::Index j = 0; j < n; ++j)
-                k(i, j) = kernel(xs_[static_cast<std::size_t>(i)] - xs_[static_cast<std::size_t>(j)],
-                                 ys_[static_cast<std::size_t>(i)] - ys_[static_cast<std::size_t>(j)]) +
-                          (i == j ? 1e-3 : 0.0);
-        Eigen::MatrixXd v(n, width_);
-        for (Eigen::Index i = 0; i < n; ++i)
-            for (int s = 0; s < width_; ++s)
-                v(i, s) = sums_[static_cast<std::size_t>(i) * static_cast<std::size_t>(width_) +
-                                static_cast<std::size_t>(s)] /
-                          counts_[static_cast<std::size_t>(i)];
-        weights_ = k.ldlt().solve(v);
-        y_low_ = *std::min_element(ys_.begin(), ys_.end());
-        y_high_ = *std::max_element(ys_.begin(), ys_.end());
-    }
-
-    /// The waveform at (x, y) into out (width values); returns the largest kernel value to a known point.
-    double at(double x, double y, double* out) const {
-        std::fill(out, out + width_, 0.0);
-        double nearest = 0;
-        for (std::size_t i = 0; i < xs_.size(); ++i) {
-            const double w = kernel(x - xs_[i], y - ys_[i]);
-            nearest = std::max(nearest, w);
-            if (w < 1e-6)
-                continue;
-            for (int s = 0; s < width_; ++s)
-                out[s] += w * weights_(static_cast<Eigen::Index>(i), s);
-        }
-        return nearest;
-    }
-
-private:
-    double kernel(double dx, double dy) const { return std::exp(-(dx * dx + dy * dy) / (2 * sigma_ * sigma_)); }
-
-    double sigma_;
-    int width_;
-    std::vector<double> xs_, ys_, sums_;
-    std::vector<int> counts_;
-    Eigen::MatrixXd weights_;
-    double y_low_ = 0, y_high_ = 0; ///< depth range of the known points
-};
-
-namespace {
-
-void add_rows(Kriging& kriging, const HwSortParams& params, const probe::Probe& probe, int channel,
-              const std::vector<double>& rows, double displacement, int width) {
-    for (int k = 0; k < kRows; ++k) {
-        const int ch = params.snippet_channels[channel][k];
-        if (ch < 0)
-            continue;
-        const probe::Contact& c = probe.contacts[static_cast<std::size_t>(ch)];
-        kriging.add(c.x_um, c.y_um - displacement, &rows[static_cast<std::size_t>(k * width)]);
-    }
-}
 
 } // namespace
 
@@ -112,7 +27,7 @@ std::vector<double> move_snippet_to(const HwSortParams& params, const probe::Pro
                                     double to_um) {
     const int width = params.pre + 1 + params.post;
     Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
-    add_rows(kriging, params, probe, channel, mean_snippet, from_um, width);
+    kriging.add_snippet(params, probe, channel, mean_snippet, from_um);
     kriging.fit();
     std::vector<double> moved(mean_snippet.size(), 0.0);
     for (int k = 0; k < kRows; ++k) {
@@ -209,6 +124,7 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
     out.rendered_at = displacement;
     out.entries.clear();
     out.channels.clear();
+    out.shares.clear();
 
     // What the unit looked like where its clusters were learnt (clustered entries only: the others are derived),
     // fitted once per calibration.
@@ -223,46 +139,26 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
         for (int e : unit.entries) {
             const Entry& entry = calibration_.entries[static_cast<std::size_t>(e)];
             if (entry.n_members > 0)
-                add_rows(*fits_[u], params, probe_, entry.channel, entry.mean_snippet, entry.motion_um, width);
+                fits_[u]->add_snippet(params, probe_, entry.channel, entry.mean_snippet, entry.motion_um);
         }
         fits_[u]->fit();
     }
     const Kriging& kriging = *fits_[u];
 
-    // Where it is now: the waveform on every contact of its shank near a point it was seen at.
+    // Where it is now: the waveform on every contact of its shank near a point it was seen at; entries on the contact
+    // it now peaks on, its nearest contacts and wherever else it is nearly as large, as the calibration registers it.
     const int shank = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)].shank;
-    std::vector<std::pair<int, std::vector<double>>> waveform; // (channel, rows), a few dozen contacts
-    int peak = -1;
-    double peak_amplitude = 0;
-    std::vector<double> row(static_cast<std::size_t>(width));
-    for (std::size_t c = 0; c < probe_.contacts.size(); ++c) {
-        const probe::Contact& contact = probe_.contacts[c];
-        if (contact.shank != shank || contact.excluded || !kriging.within_reach(contact.y_um - displacement))
-            continue;
-        if (kriging.at(contact.x_um, contact.y_um - displacement, row.data()) < 0.05) // beyond ~2.5 kernel widths
-            continue;
-        double amplitude = 0;
-        for (int s = std::max(0, params.pre - 3); s <= std::min(width - 1, params.pre + 3); ++s)
-            amplitude = std::max(amplitude, std::abs(row[static_cast<std::size_t>(s)]));
-        if (amplitude > peak_amplitude) {
-            peak_amplitude = amplitude;
-            peak = static_cast<int>(c);
-        }
-        waveform.emplace_back(static_cast<int>(c), row);
-    }
-    if (peak < 0)
-        return;
-
-    // Entries on the contact it now peaks on and on its nearest contacts, as the calibration registers a unit.
-    for (int k = 0; k < kRows; ++k) {
-        const int channel = params.snippet_channels[peak][k];
-        if (channel < 0)
-            continue;
+    const Footprint footprint = kriged_footprint(kriging, probe_, shank, displacement, params.pre, width);
+    for (const int channel : registration_contacts(params, footprint, settings_.register_share)) {
         std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
+        double share = 0;
         for (int j = 0; j < kRows; ++j)
-            for (const auto& [ch, values] : waveform)
-                if (ch == params.snippet_channels[channel][j])
+            for (std::size_t i = 0; i < footprint.waveforms.size(); ++i)
+                if (const auto& [ch, values] = footprint.waveforms[i]; ch == params.snippet_channels[channel][j]) {
                     std::copy(values.begin(), values.end(), rows.begin() + static_cast<std::ptrdiff_t>(j * width));
+                    if (j == 0)
+                        share = footprint.amplitudes[i] / footprint.peak_amplitude;
+                }
         Entry entry;
         entry.unit = unit.id;
         entry.template_id = main->template_id;
@@ -273,6 +169,7 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
         entry.centroid = centroid_of(params, aligned_on_first_row(rows, width, params.pre), width);
         out.entries.push_back(quantise(entry));
         out.channels.push_back(channel);
+        out.shares.push_back(share);
     }
 }
 
@@ -318,17 +215,21 @@ const HwSortParams& MovingUnits::render(const std::function<double(int, double)>
                 continue;
             table.entries[c][table.n_entries[c]++] = q;
         }
-    for (std::size_t u = 0; u < calibration_.units.size(); ++u) {
-        if (!moved_[u].moved)
+    // Where a channel has no room for all of them, the entries where a unit is largest relative to its peak go first.
+    std::vector<std::tuple<double, std::size_t, std::size_t>> rendered; // (share, unit, entry), a few hundred
+    for (std::size_t u = 0; u < calibration_.units.size(); ++u)
+        if (moved_[u].moved)
+            for (std::size_t i = 0; i < moved_[u].entries.size(); ++i)
+                rendered.emplace_back(moved_[u].shares[i], u, i);
+    std::stable_sort(rendered.begin(), rendered.end(),
+                     [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    for (const auto& [share, u, i] : rendered) {
+        const int c = moved_[u].channels[i];
+        if (table.n_entries[c] == HwSortConfig::max_entries) {
+            ++entries_dropped_;
             continue;
-        for (std::size_t i = 0; i < moved_[u].entries.size(); ++i) {
-            const int c = moved_[u].channels[i];
-            if (table.n_entries[c] == HwSortConfig::max_entries) {
-                ++entries_dropped_;
-                continue;
-            }
-            table.entries[c][table.n_entries[c]++] = moved_[u].entries[i];
         }
+        table.entries[c][table.n_entries[c]++] = moved_[u].entries[i];
     }
     return table;
 }

@@ -6,6 +6,7 @@
 // (hw::TableWrite) that take the kernel's classifier from its current state to the rendered one.
 #include "probe/probe.hpp"
 #include "sort/calibration.hpp"
+#include "sort/kriging.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -37,9 +38,8 @@ struct MovingUnitsSettings {
     double tolerance_um = 3.0; ///< a unit within this of the displacement it was learnt at keeps its entries
     double step_um = 2.0;      ///< a moved unit is rendered again when its displacement changed by this much
     double kernel_um = 30.0;   ///< kriging kernel width (sigma)
+    double register_share = kRegisterShare; ///< see registration_contacts
 };
-
-class Kriging;
 
 class MovingUnits {
 public:
@@ -66,6 +66,7 @@ private:
         double rendered_at = 0;
         std::vector<hw::ClassifierEntry> entries;
         std::vector<int> channels;
+        std::vector<double> shares; ///< per entry: the unit's amplitude on its channel over its peak amplitude
     };
 
     void render_unit(std::size_t u, double displacement);
