@@ -167,6 +167,42 @@ TEST(SortCalibration, ShapeDistanceIgnoresAmplitudeAndShareFollowingCountsLags) 
     EXPECT_DOUBLE_EQ(sort::share_following(leaders, {}, 30, 750), 0.0);
 }
 
+// Merging compares cluster means, and a mean of n noisy snippets carries sigma^2 / n of noise per sample: two means of
+// 10-12 snippets of one waveform (SNR ~10 on the peak row) are about merge_distance (0.08) apart by noise alone, and a
+// neuron's small clusters stayed several units. Less what noise adds on average they are near 0; two neurons stay far.
+TEST(SortCalibration, TheMergeDistanceOfSmallClustersDiscountsTheNoiseOfTheirMeans) {
+    const auto geometry = small_geometry(64);
+    const int width = geometry->pre + 1 + geometry->post, channel = 20;
+    const double sigma = 100;
+    const std::vector<double> channel_noise(64, sigma);
+    std::mt19937_64 rng(23);
+    std::normal_distribution<double> noise(0.0, sigma);
+    auto mean_of = [&](double spread, int n) {
+        sort::Entry entry;
+        entry.channel = channel;
+        entry.n_members = static_cast<std::size_t>(n);
+        entry.mean_snippet.assign(static_cast<std::size_t>(kRows * width), 0.0);
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < kRows; ++k)
+                for (int s = 0; s < width; ++s) {
+                    const double t = s - geometry->pre;
+                    entry.mean_snippet[static_cast<std::size_t>(k * width + s)] +=
+                        (-1000.0 / (1 + k) * std::exp(-t * t / spread) + noise(rng)) / n;
+                }
+        return entry;
+    };
+    double raw = 0, beyond = 0, other = 0;
+    for (int trial = 0; trial < 20; ++trial) {
+        const sort::Entry a = mean_of(4.0, 12), b = mean_of(4.0, 10), c = mean_of(12.0, 10);
+        raw += sort::template_distance(*geometry, channel, a.mean_snippet, channel, b.mean_snippet) / 20;
+        beyond += sort::distance_beyond_noise(*geometry, channel_noise, a, b.mean_snippet, b) / 20;
+        other += sort::distance_beyond_noise(*geometry, channel_noise, a, c.mean_snippet, c) / 20;
+    }
+    EXPECT_GT(raw, 0.08) << "one neuron's two small clusters, as merging saw them";
+    EXPECT_LT(beyond, 0.02) << "less the noise of their means";
+    EXPECT_GT(other, 0.15) << "a wider waveform stays apart (merge_distance: 0.08)";
+}
+
 /// Channel 0: neuron A fires every 100 ms, every other spike followed 5 ms later by a burst spike of A's shape at 0.55
 /// of its amplitude; neuron C, a wider waveform, and on channel 1 neuron D, A's shape at 0.55, fire 50 ms after A,
 /// outside its bursts. Returned with each spike's source: 0 A, 1 A's burst spike, 2 C, 3 D.

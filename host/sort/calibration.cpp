@@ -255,6 +255,25 @@ double template_distance(const HwSortParams& params, int channel_a, const std::v
                              [](double aa, double bb, double ab) { return (aa + bb - 2 * ab) / ((aa + bb) / 2); });
 }
 
+double distance_beyond_noise(const HwSortParams& params, const std::vector<double>& channel_noise, const Entry& a,
+                             const std::vector<double>& b_snippet, const Entry& b) {
+    const double share = (a.n_members > 0 ? 1.0 / static_cast<double>(a.n_members) : 0.0) +
+                         (b.n_members > 0 ? 1.0 / static_cast<double>(b.n_members) : 0.0);
+    double noise = 0; // sigma^2 summed over the samples compared (those of the shared channels)
+    const int compared = params.pre + 1 + params.post - 4;
+    for (int ka = 0; ka < kRows; ++ka) {
+        const int ch = params.snippet_channels[a.channel][ka];
+        for (int kb = 0; ch >= 0 && kb < kRows; ++kb)
+            if (params.snippet_channels[b.channel][kb] == ch)
+                noise += channel_noise[static_cast<std::size_t>(ch)] * channel_noise[static_cast<std::size_t>(ch)] *
+                         compared;
+    }
+    return smallest_distance(params, a.channel, a.mean_snippet, b.channel, b_snippet, 2.0,
+                             [&](double aa, double bb, double ab) {
+                                 return std::max(0.0, aa + bb - 2 * ab - share * noise) / ((aa + bb) / 2);
+                             });
+}
+
 double shape_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
                       const std::vector<double>& b) {
     return smallest_distance(params, channel_a, a, channel_b, b, 1.0,
@@ -586,11 +605,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 motion ? move_snippet(params, *motion->probe, eb.channel, eb.mean_snippet, eb.motion_um, ea.motion_um)
                        : eb.mean_snippet;
             const double distance = template_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet);
-            const bool merge = distance < settings.merge_distance ||
-                               (distance < settings.merge_candidate_distance &&
-                                one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b],
-                                          settings.split_dip)) ||
-                               (bursts && burst_parts(a, b, b_snippet));
+            const bool merge =
+                distance_beyond_noise(params, result.channel_noise, ea, b_snippet, eb) < settings.merge_distance ||
+                (distance < settings.merge_candidate_distance &&
+                 one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b],
+                           settings.split_dip)) ||
+                (bursts && burst_parts(a, b, b_snippet));
             if (merge)
                 links.push_back({distance, static_cast<int>(a), static_cast<int>(b)});
             else if (ea.channel == eb.channel)

@@ -90,6 +90,13 @@ hw::ClassifierEntry quantise(const Entry& entry);
 double template_distance(const HwSortParams& params, int channel_a, const std::vector<double>& a, int channel_b,
                          const std::vector<double>& b);
 
+/// template_distance between entry a's mean snippet and b_snippet (entry b's, possibly moved) less what the noise of
+/// two means adds to it on average: (1/n_a + 1/n_b) sigma^2 for each sample compared (sigma: channel_noise; n = 0, a
+/// template: no noise), at least 0. Two clusters of one neuron of 10-15 spikes each were 0.08-0.11 apart by noise
+/// alone, beyond merge_distance, and stayed apart as several units.
+double distance_beyond_noise(const HwSortParams& params, const std::vector<double>& channel_noise, const Entry& a,
+                             const std::vector<double>& b_snippet, const Entry& b);
+
 /// Distance between the shapes of two snippets' means whatever their amplitudes, on the channels they share and
 /// minimised over +-2 samples of shift: 1 - cos^2 of the angle between them (1 when they share no channel or point
 /// opposite ways).
