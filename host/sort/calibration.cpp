@@ -605,8 +605,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 motion ? move_snippet(params, *motion->probe, eb.channel, eb.mean_snippet, eb.motion_um, ea.motion_um)
                        : eb.mean_snippet;
             const double distance = template_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet);
+            // Two clusters of one channel are compared less the noise of their means: the splitter cuts a neuron's
+            // outskirts into small clusters whose means differ by noise alone. Not across channels, where a small
+            // entry so discounted linked two neurons' entries into one unit (600 units: 0.927 against 0.924).
             const bool merge =
-                distance_beyond_noise(params, result.channel_noise, ea, b_snippet, eb) < settings.merge_distance ||
+                (ea.channel == eb.channel ? distance_beyond_noise(params, result.channel_noise, ea, b_snippet, eb)
+                                          : distance) < settings.merge_distance ||
                 (distance < settings.merge_candidate_distance &&
                  one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b],
                            settings.split_dip)) ||
@@ -824,11 +828,12 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
         const Unit& unit = result.units[u];
         std::optional<Footprint> footprint;
         std::vector<int> contacts;
-        if (motion) {
-            Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
+        Kriging kriging(MovingUnitsSettings{}.kernel_um, width);
+        if (motion)
             for (int e : unit.entries)
                 if (const Entry& entry = result.entries[static_cast<std::size_t>(e)]; entry.n_members > 0)
                     kriging.add_snippet(params, *motion->probe, entry.channel, entry.mean_snippet, entry.motion_um);
+        if (!kriging.empty()) {
             kriging.fit();
             const Entry& main = result.entries[static_cast<std::size_t>(unit.entries.front())];
             footprint = kriged_footprint(kriging, *motion->probe,
@@ -848,7 +853,8 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 continue;
             std::vector<double> mean_snippet =
                 template_seen_from(params, result.entries, unit, channel, width, footprint ? &*footprint : nullptr);
-            const double share = std::abs(mean_snippet[static_cast<std::size_t>(params.pre)]) / unit.amplitude;
+            const double share =
+                unit.amplitude > 0 ? std::abs(mean_snippet[static_cast<std::size_t>(params.pre)]) / unit.amplitude : 0;
             registrations.push_back({u, channel, share, std::move(mean_snippet)});
         }
     }

@@ -101,7 +101,7 @@ std::vector<int> registration_contacts(const HwSortParams& params, const Footpri
             contacts.push_back(ch);
     for (std::size_t i = 0; i < footprint.waveforms.size(); ++i) {
         const int ch = footprint.waveforms[i].first;
-        if (footprint.amplitudes[i] >= share * footprint.peak_amplitude &&
+        if (footprint.peak_amplitude > 0 && footprint.amplitudes[i] >= share * footprint.peak_amplitude &&
             std::find(contacts.begin(), contacts.end(), ch) == contacts.end())
             contacts.push_back(ch);
     }
