@@ -56,12 +56,13 @@ Eigen::MatrixXd temporal_basis(const SortOutput& data, int width) {
 
 } // namespace
 
-/// median(|x|) / 0.6745 over the first and last three samples of every snippet row of each channel: far enough from
-/// the peak to be mostly noise.
+/// median(|x|) / 0.6745 over the first three samples of every snippet row of each channel: far enough before the
+/// peak to be mostly noise. (Not the last ones: on a channel one fast unit dominates, its after-hyperpolarisation
+/// 1 ms after the trough was most of them.)
 std::vector<double> snippet_noise(const HwSortParams& params, const SortOutput& data, int width) {
     // Integers, counted first and then filled (millions of values: no reallocation), median as quantile() takes it.
     const auto n_channels = static_cast<std::size_t>(params.n_channels);
-    const int edge[] = {0, 1, 2, width - 3, width - 2, width - 1};
+    const int edge[] = {0, 1, 2};
     std::vector<std::size_t> counts(n_channels, 0);
     for (const hw::SortedSpike& spike : data.spikes)
         for (int k = 0; k < kRows; ++k)
