@@ -31,6 +31,8 @@ void Kriging::add_snippet(const HwSortParams& params, const probe::Probe& probe,
 }
 
 void Kriging::fit() {
+    if (xs_.empty())
+        return;
     const auto n = static_cast<Eigen::Index>(xs_.size());
     Eigen::MatrixXd k(n, n);
     for (Eigen::Index i = 0; i < n; ++i)

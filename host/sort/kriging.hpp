@@ -30,7 +30,7 @@ public:
         return !ys_.empty() && y > y_low_ - 2.5 * sigma_ && y < y_high_ + 2.5 * sigma_;
     }
 
-    /// Solves for the weights; call after the last add().
+    /// Solves for the weights; call after the last add() (nothing known: every waveform is 0).
     void fit();
 
     /// The waveform at (x, y) into out (width values); returns the largest kernel value to a known point.

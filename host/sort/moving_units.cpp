@@ -1,7 +1,5 @@
 #include "sort/moving_units.hpp"
 
-#include "sort/kriging.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <tuple>
