@@ -101,14 +101,12 @@ namespace {
 /// `channel` has its trough at pre.
 std::vector<double> template_seen_from(const HwSortParams& params, const std::vector<Entry>& entries, const Unit& unit,
                                        int channel, int width, const Footprint* footprint = nullptr) {
-    std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
+    // Where no entry of the unit covers a row, what the footprint predicts there.
+    std::vector<double> rows = footprint ? footprint_rows(params, *footprint, channel, width)
+                                         : std::vector<double>(static_cast<std::size_t>(kRows * width), 0.0);
     for (int k = 0; k < kRows; ++k) {
         const int ch = params.snippet_channels[channel][k];
         double best_amplitude = -1;
-        if (footprint) // where no entry of the unit covers the row, what the footprint predicts there
-            for (const auto& [contact, waveform] : footprint->waveforms)
-                if (contact == ch)
-                    std::copy(waveform.begin(), waveform.end(), &rows[static_cast<std::size_t>(k * width)]);
         for (int e : unit.entries) {
             const Entry& entry = entries[static_cast<std::size_t>(e)];
             for (int j = 0; j < kRows; ++j)

@@ -92,6 +92,15 @@ Footprint kriged_footprint(const Kriging& kriging, const probe::Probe& probe, in
     return footprint;
 }
 
+std::vector<double> footprint_rows(const HwSortParams& params, const Footprint& footprint, int channel, int width) {
+    std::vector<double> rows(static_cast<std::size_t>(HwSortConfig::snippet_channels * width), 0.0);
+    for (int k = 0; k < HwSortConfig::snippet_channels; ++k)
+        for (const auto& [contact, waveform] : footprint.waveforms)
+            if (contact == params.snippet_channels[channel][k])
+                std::copy(waveform.begin(), waveform.end(), rows.begin() + static_cast<std::ptrdiff_t>(k * width));
+    return rows;
+}
+
 std::vector<int> registration_contacts(const HwSortParams& params, const Footprint& footprint, double share,
                                        int peak_channel) {
     std::vector<int> contacts;

@@ -58,6 +58,9 @@ struct Footprint {
 Footprint kriged_footprint(const Kriging& kriging, const probe::Probe& probe, int shank, double displacement_um,
                            int pre, int width);
 
+/// The footprint on `channel`'s snippet rows (rows of contacts beyond its reach 0), not aligned.
+std::vector<double> footprint_rows(const HwSortParams& params, const Footprint& footprint, int channel, int width);
+
 /// Share of its peak amplitude from which a unit is registered on a contact beyond its peak's nearest seven. A
 /// footprint 20-25 um off a Neuropixels 1.0 layout gives such a contact at most 0.63-0.74 of the peak; 0.6 and 0.75
 /// sorted 16 recordings alike (docs/ACCURACY.md, stop 27).

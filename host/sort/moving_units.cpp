@@ -148,15 +148,11 @@ void MovingUnits::render_unit(std::size_t u, double displacement) {
     const int shank = probe_.contacts[static_cast<std::size_t>(unit.peak_channel)].shank;
     const Footprint footprint = kriged_footprint(kriging, probe_, shank, displacement, params.pre, width);
     for (const int channel : registration_contacts(params, footprint, settings_.register_share)) {
-        std::vector<double> rows(static_cast<std::size_t>(kRows * width), 0.0);
-        double share = 0;
-        for (int j = 0; j < kRows; ++j)
-            for (std::size_t i = 0; i < footprint.waveforms.size(); ++i)
-                if (const auto& [ch, values] = footprint.waveforms[i]; ch == params.snippet_channels[channel][j]) {
-                    std::copy(values.begin(), values.end(), rows.begin() + static_cast<std::ptrdiff_t>(j * width));
-                    if (j == 0)
-                        share = footprint.amplitudes[i] / footprint.peak_amplitude;
-                }
+        const std::vector<double> rows = footprint_rows(params, footprint, channel, width);
+        double share = 0; // the unit's amplitude on the channel over its peak amplitude
+        for (std::size_t i = 0; i < footprint.waveforms.size(); ++i)
+            if (footprint.waveforms[i].first == channel)
+                share = footprint.amplitudes[i] / footprint.peak_amplitude;
         Entry entry;
         entry.unit = unit.id;
         entry.template_id = main->template_id;
