@@ -128,7 +128,8 @@ public:
         std::vector<double> reference; ///< smoothed, n_amplitude_bins x n_bins; empty until the first window
         std::vector<int> blocks;
         std::vector<double> window_centres;
-        double rigid = 0; ///< the last rigid estimate, um
+        double rigid = 0;               ///< the last rigid estimate, um
+        std::vector<double> deviations; ///< per block, its last estimate less the rigid one, bins
     };
 
     Registration(const MotionSettings& settings, std::vector<ShankState> shanks, std::vector<MotionBlock> blocks)
@@ -193,7 +194,7 @@ MotionEstimator::MotionEstimator(const probe::Probe& probe, double sample_rate, 
     current_.displacement.assign(blocks_.size(), 0.0);
     std::vector<Registration::ShankState> states;
     for (const Shank& shank : shanks_)
-        states.push_back({shank.y_min, shank.n_bins, {}, shank.blocks, shank.window_centres, 0.0});
+        states.push_back({shank.y_min, shank.n_bins, {}, shank.blocks, shank.window_centres, 0.0, {}});
     registration_ = std::make_unique<Registration>(settings_, std::move(states), blocks_);
     worker_ = std::thread([this] {
         name_this_thread("sl-motion");
@@ -348,11 +349,19 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
         if (shank.blocks.size() == 1) {
             current_.displacement[static_cast<std::size_t>(shank.blocks[0])] = shank.rigid;
         } else {
-            // Blocks search around the rigid estimate. The depth-wise products of reference and window for each
-            // shift are shared by all blocks, which only weight them differently.
+            // Each block searches around the rigid estimate plus its own last deviation from it: a deformation may
+            // grow beyond block_range_um from the rigid estimate, as long as it changes by less than that between two
+            // estimates. The depth-wise products of reference and window for each shift are shared by all blocks,
+            // which only weight them differently.
+            const std::size_t n = shank.blocks.size();
+            shank.deviations.resize(n, 0.0);
             const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
-            const int around = static_cast<int>(std::lround(rigid));
-            const int first = std::max(-max_shift, around - range), last_shift = std::min(max_shift, around + range);
+            auto around = [&](std::size_t i) { return static_cast<int>(std::lround(rigid + shank.deviations[i])); };
+            int first = max_shift, last_shift = -max_shift;
+            for (std::size_t i = 0; i < n; ++i) {
+                first = std::min(first, std::max(-max_shift, around(i) - range));
+                last_shift = std::max(last_shift, std::min(max_shift, around(i) + range));
+            }
             std::vector<std::vector<double>> products;
             for (int shift = first; shift <= last_shift; ++shift) {
                 std::vector<double> product(static_cast<std::size_t>(shank.n_bins), 0.0);
@@ -368,26 +377,27 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                 products.push_back(std::move(product));
             }
             const double sigma = settings_.block_um / 2 / settings_.bin_um;
-            std::vector<double> deviation(shank.blocks.size(), 0.0); // from the rigid estimate, bins
-            for (std::size_t i = 0; i < shank.blocks.size(); ++i) {
+            std::vector<double> deviation(n, 0.0); // from the rigid estimate, bins
+            for (std::size_t i = 0; i < n; ++i) {
                 const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
                 const int begin = std::max(0, static_cast<int>(std::floor(centre - 3 * sigma)));
                 const int end = std::min(shank.n_bins, static_cast<int>(std::ceil(centre + 3 * sigma)));
-                std::vector<double> scores(products.size(), 0.0);
+                const int from = std::max(-max_shift, around(i) - range), to = std::min(max_shift, around(i) + range);
+                std::vector<double> scores(static_cast<std::size_t>(to - from + 1), 0.0);
                 for (int y = begin; y < end; ++y) {
                     const double z = (y - centre) / sigma, weight = std::exp(-0.5 * z * z);
-                    for (std::size_t k = 0; k < products.size(); ++k)
-                        scores[k] += weight * products[k][static_cast<std::size_t>(y)];
+                    for (int shift = from; shift <= to; ++shift)
+                        scores[static_cast<std::size_t>(shift - from)] +=
+                            weight * products[static_cast<std::size_t>(shift - first)][static_cast<std::size_t>(y)];
                 }
                 double shift = rigid;
-                if (!peak_shift(scores, first, shift))
+                if (!peak_shift(scores, from, shift))
                     shift = rigid;
                 deviation[i] = shift - rigid;
             }
             // Tissue deforms smoothly along the shank: a block that disagrees with its neighbours locked onto a
             // wrong peak (a 3-block median). An end block has one neighbour: its third value is the line through
             // the next two blocks, extended to it, so that a deformation growing along the shank keeps its ends.
-            const std::size_t n = shank.blocks.size();
             auto depth = [&](std::size_t i) { return blocks_[static_cast<std::size_t>(shank.blocks[i])].depth_um; };
             auto extended = [&](std::size_t inner, std::size_t outer, std::size_t end) {
                 const double span = depth(inner) - depth(outer);
@@ -413,6 +423,7 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                     d = three[1];
                 }
                 current_.displacement[static_cast<std::size_t>(shank.blocks[i])] = (rigid + d) * settings_.bin_um;
+                shank.deviations[i] = d;
             }
         }
         // Follow slow changes of the population (units appearing, fading): mix the window, moved back by the
