@@ -345,23 +345,29 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
         if ((rigid <= lo + 0.5 && lo > -max_shift) || (rigid >= hi - 0.5 && hi < max_shift))
             if (!best_shift(shank.reference, spans, window, shank.n_bins, -max_shift, max_shift, rigid))
                 continue;
+        const double previous_rigid = shank.rigid / settings_.bin_um;
         shank.rigid = rigid * settings_.bin_um;
         if (shank.blocks.size() == 1) {
             current_.displacement[static_cast<std::size_t>(shank.blocks[0])] = shank.rigid;
         } else {
-            // Each block searches around the rigid estimate plus its own last deviation from it: a deformation may
-            // grow beyond block_range_um from the rigid estimate, as long as it changes by less than that between two
-            // estimates. The depth-wise products of reference and window for each shift are shared by all blocks,
+            // Each block searches around its own last estimate, and around that moved as the rigid estimate moved
+            // (a step), keeping whichever correlates better: a deformation may grow beyond block_range_um from the
+            // rigid estimate as long as it changes by less than that between two estimates, and a rigid estimate
+            // that jumps to another peak of a strongly deformed shank's broad correlation does not take the blocks
+            // with it. The depth-wise products of reference and window for each shift are shared by all blocks,
             // which only weight them differently.
             const std::size_t n = shank.blocks.size();
             shank.deviations.resize(n, 0.0);
             const int range = static_cast<int>(std::ceil(settings_.block_range_um / settings_.bin_um));
-            auto around = [&](std::size_t i) { return static_cast<int>(std::lround(rigid + shank.deviations[i])); };
+            auto around = [&](std::size_t i, double base) {
+                return static_cast<int>(std::lround(base + shank.deviations[i]));
+            };
             int first = max_shift, last_shift = -max_shift;
-            for (std::size_t i = 0; i < n; ++i) {
-                first = std::min(first, std::max(-max_shift, around(i) - range));
-                last_shift = std::max(last_shift, std::min(max_shift, around(i) + range));
-            }
+            for (std::size_t i = 0; i < n; ++i)
+                for (double base : {previous_rigid, rigid}) {
+                    first = std::min(first, std::max(-max_shift, around(i, base) - range));
+                    last_shift = std::max(last_shift, std::min(max_shift, around(i, base) + range));
+                }
             std::vector<std::vector<double>> products;
             for (int shift = first; shift <= last_shift; ++shift) {
                 std::vector<double> product(static_cast<std::size_t>(shank.n_bins), 0.0);
@@ -382,17 +388,26 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                 const double centre = (shank.window_centres[i] - shank.y_min) / settings_.bin_um;
                 const int begin = std::max(0, static_cast<int>(std::floor(centre - 3 * sigma)));
                 const int end = std::min(shank.n_bins, static_cast<int>(std::ceil(centre + 3 * sigma)));
-                const int from = std::max(-max_shift, around(i) - range), to = std::min(max_shift, around(i) + range);
-                std::vector<double> scores(static_cast<std::size_t>(to - from + 1), 0.0);
-                for (int y = begin; y < end; ++y) {
-                    const double z = (y - centre) / sigma, weight = std::exp(-0.5 * z * z);
-                    for (int shift = from; shift <= to; ++shift)
-                        scores[static_cast<std::size_t>(shift - from)] +=
-                            weight * products[static_cast<std::size_t>(shift - first)][static_cast<std::size_t>(y)];
+                std::vector<double> weights;
+                for (int y = begin; y < end; ++y)
+                    weights.push_back(std::exp(-0.5 * std::pow((y - centre) / sigma, 2)));
+                double shift = rigid, best_score = 0;
+                for (double base : {previous_rigid, rigid}) {
+                    const int from = std::max(-max_shift, around(i, base) - range);
+                    const int to = std::min(max_shift, around(i, base) + range);
+                    std::vector<double> scores(static_cast<std::size_t>(to - from + 1), 0.0);
+                    for (int y = begin; y < end; ++y)
+                        for (int k = from; k <= to; ++k)
+                            scores[static_cast<std::size_t>(k - from)] +=
+                                weights[static_cast<std::size_t>(y - begin)] *
+                                products[static_cast<std::size_t>(k - first)][static_cast<std::size_t>(y)];
+                    const double score = *std::max_element(scores.begin(), scores.end());
+                    double found = 0;
+                    if (score > best_score && peak_shift(scores, from, found)) {
+                        best_score = score;
+                        shift = found;
+                    }
                 }
-                double shift = rigid;
-                if (!peak_shift(scores, from, shift))
-                    shift = rigid;
                 deviation[i] = shift - rigid;
             }
             // Tissue deforms smoothly along the shank: a block that disagrees with its neighbours locked onto a

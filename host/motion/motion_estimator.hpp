@@ -27,7 +27,7 @@ struct MotionSettings {
     double max_shift_um = 100;   ///< largest displacement searched (rigid), from the reference
     double search_um = 24;       ///< searched first around the last estimate (all of max_shift_um when at an edge)
     double block_um = 200;       ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
-    double block_range_um = 30;  ///< a block searches this far around its last estimate (relative to the rigid one)
+    double block_range_um = 30;  ///< a block searches this far around its last estimate, also moved with the rigid one
     double reference_rate = 0.0; ///< share of each registered window mixed into the reference (slow changes)
     int min_spikes = 50;         ///< fewer spikes on a shank in a window: the estimate holds
     double apply_delay_s = 0.1;  ///< an estimate takes effect this long after its window ends (computed meanwhile)
