@@ -24,7 +24,7 @@ struct MotionSettings {
     double window_s = 1.5;       ///< from the spikes of the last window_s
     double bin_um = 2.0;         ///< depth histogram bin
     double smooth_um = 4.0;      ///< Gaussian smoothing (sigma) of the histograms along depth
-    double max_shift_um = 100;   ///< largest displacement searched (rigid), from the reference
+    double max_shift_um = 200;   ///< largest displacement searched (rigid), from the reference
     double search_um = 24;       ///< searched first around the last estimate (all of max_shift_um when at an edge)
     double block_um = 200;       ///< depth blocks for non-rigid motion (Gaussian windows, sigma block_um / 2); 0: rigid
     double block_range_um = 30;  ///< a block searches this far around its last estimate, also moved with the rigid one
