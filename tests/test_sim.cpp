@@ -429,8 +429,9 @@ sim::DriftModel model_of(sim::DriftKind kind, double amplitude_um = 0.0, double 
 }
 
 TEST(DriftModels, NamesAndDefaults) {
-    for (sim::DriftKind kind : {sim::DriftKind::none, sim::DriftKind::triangle, sim::DriftKind::sine,
-                                sim::DriftKind::ramp, sim::DriftKind::step, sim::DriftKind::nonrigid})
+    for (sim::DriftKind kind :
+         {sim::DriftKind::none, sim::DriftKind::triangle, sim::DriftKind::sine, sim::DriftKind::ramp,
+          sim::DriftKind::step, sim::DriftKind::nonrigid, sim::DriftKind::wander})
         EXPECT_EQ(sim::parse_drift_kind(sim::to_string(kind)), kind);
     EXPECT_THROW(sim::parse_drift_kind("wobble"), InputError);
     EXPECT_THROW(sim::parse_drift_kind("Sine"), InputError);
@@ -443,6 +444,8 @@ TEST(DriftModels, NamesAndDefaults) {
     EXPECT_FALSE(sim::default_drift_model(sim::DriftKind::step).step_s.has_value());
     EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::nonrigid).amplitude_um, 20.0);
     EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::nonrigid).period_s, 60.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::wander).amplitude_um, 20.0);
+    EXPECT_DOUBLE_EQ(sim::default_drift_model(sim::DriftKind::wander).period_s, 60.0);
     EXPECT_EQ(sim::triangle_drift(0.0).kind, sim::DriftKind::none);
     EXPECT_EQ(sim::triangle_drift(-3.0).kind, sim::DriftKind::triangle);
     EXPECT_DOUBLE_EQ(sim::triangle_drift(-3.0).amplitude_um, 25.0);
@@ -546,12 +549,47 @@ TEST(DriftModels, NonrigidGrowsAndLagsWithDepth) {
     EXPECT_NEAR(previous, 20.0, 1e-3);
 }
 
+// The irregular model: rigid, from 0, within +-A but spanning most of it, reversing at irregular times, and moving
+// faster than the sine of the same amplitude at times.
+TEST(DriftModels, WanderIsIrregularBoundedAndRigid) {
+    const probe::Probe probe = make_probe(64, 2);
+    const sim::DriftField drift = field(model_of(sim::DriftKind::wander), probe);
+    EXPECT_NEAR(drift.at_time(0.0, 0.0), 0.0, 1e-12);
+    double low = 0, high = 0, fastest = 0, previous = 0;
+    std::vector<double> reversals; // times (s) where the slow motion changes direction
+    double last_slope = 0;
+    for (double t = 0.0; t < 600.0; t += 0.25) {
+        const double d = drift.at_time(t, 0.0);
+        ASSERT_EQ(d, drift.at_time(t, 600.0)) << "rigid";
+        ASSERT_LT(std::abs(d), 20.0);
+        low = std::min(low, d);
+        high = std::max(high, d);
+        // The pulsation (1.3 Hz) averages out over a whole number of its periods (10 / 1.3 s).
+        const double slope = drift.at_time(t + 10.0 / 1.3, 0.0) - drift.at_time(t, 0.0);
+        if (t > 0 && (slope > 0) != (last_slope > 0))
+            reversals.push_back(t);
+        last_slope = slope;
+        if (t > 0)
+            fastest = std::max(fastest, std::abs(d - previous) / 0.25);
+        previous = d;
+    }
+    EXPECT_LT(low, -15.0);
+    EXPECT_GT(high, 15.0);
+    EXPECT_GT(fastest, 2.0 * std::numbers::pi * 20.0 / 60.0) << "faster than the sine's steepest";
+    ASSERT_GE(reversals.size(), 10u);
+    std::vector<double> gaps;
+    for (std::size_t k = 1; k < reversals.size(); ++k)
+        gaps.push_back(reversals[k] - reversals[k - 1]);
+    EXPECT_GT(*std::max_element(gaps.begin(), gaps.end()), 2.0 * *std::min_element(gaps.begin(), gaps.end()))
+        << "reversals at irregular times";
+}
+
 TEST(DriftModels, EveryModelIsDeterministicAndMovesOnlyTheWaveforms) {
     SimulationConfig config = small_config(2.0);
     const probe::Probe probe = make_probe(64, 2);
     const Simulated still = run(config, probe);
     for (sim::DriftKind kind : {sim::DriftKind::triangle, sim::DriftKind::sine, sim::DriftKind::ramp,
-                                sim::DriftKind::step, sim::DriftKind::nonrigid}) {
+                                sim::DriftKind::step, sim::DriftKind::nonrigid, sim::DriftKind::wander}) {
         config.drift = model_of(kind, 0.0, kind == sim::DriftKind::ramp ? 1.0 : 2.0);
         const Simulated drifting = run(config, probe);
         const Simulated again = run(config, probe, 1000);
@@ -592,7 +630,7 @@ TEST(DriftModels, RejectsBadParameters) {
     };
     const double nan = std::nan("");
     for (sim::DriftKind kind : {sim::DriftKind::triangle, sim::DriftKind::sine, sim::DriftKind::ramp,
-                                sim::DriftKind::step, sim::DriftKind::nonrigid}) {
+                                sim::DriftKind::step, sim::DriftKind::nonrigid, sim::DriftKind::wander}) {
         expect_rejected(with(kind, [](sim::DriftModel& m) { m.amplitude_um = 0.0; }), "amplitude");
         expect_rejected(with(kind, [&](sim::DriftModel& m) { m.amplitude_um = nan; }), "amplitude");
         expect_rejected(with(kind, [](sim::DriftModel& m) { m.amplitude_um = 1e4; }), "amplitude");
@@ -601,7 +639,7 @@ TEST(DriftModels, RejectsBadParameters) {
     expect_rejected(with(sim::DriftKind::triangle, [](sim::DriftModel& m) { m.speed_um_per_s = 0.0; }), "speed");
     expect_rejected(sim::triangle_drift(1e9), "speed");
     expect_rejected(sim::triangle_drift(nan), "speed");
-    for (sim::DriftKind kind : {sim::DriftKind::sine, sim::DriftKind::nonrigid})
+    for (sim::DriftKind kind : {sim::DriftKind::sine, sim::DriftKind::nonrigid, sim::DriftKind::wander})
         for (double period : {0.0, -60.0, nan, 1e9})
             expect_rejected(with(kind, [&](sim::DriftModel& m) { m.period_s = period; }), "period");
     expect_rejected(with(sim::DriftKind::ramp, [](sim::DriftModel& m) { m.period_s = 0.0; }), "rise time");

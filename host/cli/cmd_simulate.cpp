@@ -33,10 +33,10 @@ sim::DriftModel drift_options(const po::variables_map& vm, const std::string& na
     require(kind != sim::DriftKind::none ||
                 (!vm.count("drift-um") && !vm.count("drift-period-s") && !vm.count("drift-step-s")),
             "--drift-um, --drift-period-s and --drift-step-s need a --drift-model (or --drift UM_PER_S)");
-    const bool periodic =
-        kind == sim::DriftKind::sine || kind == sim::DriftKind::nonrigid || kind == sim::DriftKind::ramp;
+    const bool periodic = kind == sim::DriftKind::sine || kind == sim::DriftKind::nonrigid ||
+                          kind == sim::DriftKind::ramp || kind == sim::DriftKind::wander;
     require(!vm.count("drift-period-s") || periodic,
-            "--drift-period-s applies to the sine, nonrigid and ramp drift models, not to " + model +
+            "--drift-period-s applies to the sine, nonrigid, wander and ramp drift models, not to " + model +
                 (kind == sim::DriftKind::triangle ? " (its period is 4 amplitude / speed: set --drift UM_PER_S)" : ""));
     require(!vm.count("drift-step-s") || kind == sim::DriftKind::step,
             "--drift-step-s applies to --drift-model step only, not to " + model);
@@ -78,12 +78,14 @@ int cmd_simulate(int argc, char** argv) {
         ("drift", po::value(&drift_speed)->default_value(0.0),
          "triangle drift at this speed along the shank (um/s, 0: none); same as --drift-model triangle") //
         ("drift-model", po::value(&drift_model),
-         "none|triangle|sine|ramp|step|nonrigid: motion of the units along the probe; writes "
-         "ground_truth/motion_*.npy") //
+         "none|triangle|sine|ramp|step|nonrigid|wander: motion of the units along the probe (wander: irregular, with "
+         "a 1.3 Hz pulsation); writes ground_truth/motion_*.npy") //
         ("drift-um", po::value(&drift_um),
-         "drift amplitude A in um (triangle 25, sine 20, ramp 40, step 15, nonrigid 20 at the highest contact)") //
+         "drift amplitude A in um (triangle 25, sine 20, ramp 40, step 15, nonrigid 20 at the highest contact, "
+         "wander 20 at most)") //
         ("drift-period-s", po::value(&drift_period_s),
-         "sine and nonrigid: period (default 60 s); ramp: time to reach A (default 600 s)")               //
+         "sine and nonrigid: period (default 60 s); wander: its slowest period (60 s); ramp: time to reach A "
+         "(default 600 s)")                                                                               //
         ("drift-step-s", po::value(&drift_step_s), "step: time of the step (default: half the duration)") //
         ("behavior", po::bool_switch(&config.behavior),
          "add a 2-D cursor task: writes ground_truth/kinematics.npy and tuning.tsv; a share of units is "

@@ -11,7 +11,7 @@
 namespace spikeline::sim {
 namespace {
 
-constexpr std::array<const char*, 6> kNames = {"none", "triangle", "sine", "ramp", "step", "nonrigid"};
+constexpr std::array<const char*, 7> kNames = {"none", "triangle", "sine", "ramp", "step", "nonrigid", "wander"};
 constexpr double kMaxAmplitudeUm = 500.0;
 constexpr double kMaxSpeedUmPerS = 1000.0;
 
@@ -23,6 +23,25 @@ double triangle_um(double amplitude_um, double speed_um_per_s, double time_sampl
     const double m = std::fmod(travelled, period);
     const double offset = m < amplitude_um ? m : m < 3 * amplitude_um ? 2 * amplitude_um - m : m - period;
     return speed_um_per_s > 0 ? offset : -offset;
+}
+
+// Irregular rigid motion: five slow sines of incommensurate periods (P, 0.613 P, ... 0.144 P) and fixed phases, so
+// that the speed changes and the direction reverses at irregular times, softly bounded (tanh) so that it spans most
+// of +-A, plus a tenth of A at 1.3 Hz (the brain's pulsation with breathing, faster than a motion estimate resolves).
+// It starts at 0 and |delta| < A.
+double wander_um(double amplitude_um, double period_s, double t) {
+    constexpr std::array<double, 5> kPeriod = {1.0, 0.613, 0.377, 0.233, 0.144};
+    constexpr std::array<double, 5> kWeight = {1.0, 0.7, 0.5, 0.35, 0.25};
+    constexpr std::array<double, 5> kPhase = {0.3, 1.9, 4.1, 2.7, 5.5};
+    constexpr double kPulsationHz = 1.3, kPulsationShare = 0.1, kSpread = 2.0;
+    double slow = 0, total = 0;
+    for (std::size_t k = 0; k < kPeriod.size(); ++k) {
+        slow += kWeight[k] *
+                (std::sin(2.0 * std::numbers::pi * t / (kPeriod[k] * period_s) + kPhase[k]) - std::sin(kPhase[k]));
+        total += kWeight[k];
+    }
+    return amplitude_um * ((1 - kPulsationShare) * std::tanh(kSpread * slow / total) +
+                           kPulsationShare * std::sin(2.0 * std::numbers::pi * kPulsationHz * t));
 }
 
 std::string number(double value) {
@@ -41,7 +60,7 @@ DriftKind parse_drift_kind(const std::string& text) {
     for (std::size_t k = 0; k < kNames.size(); ++k)
         if (text == kNames[k])
             return static_cast<DriftKind>(k);
-    throw InputError("unknown drift model '" + text + "': use none, triangle, sine, ramp, step or nonrigid");
+    throw InputError("unknown drift model '" + text + "': use none, triangle, sine, ramp, step, nonrigid or wander");
 }
 
 DriftModel default_drift_model(DriftKind kind) {
@@ -56,6 +75,7 @@ DriftModel default_drift_model(DriftKind kind) {
         break;
     case DriftKind::sine:
     case DriftKind::nonrigid:
+    case DriftKind::wander:
         model.amplitude_um = 20.0;
         model.period_s = 60.0;
         break;
@@ -100,6 +120,7 @@ void check_drift_model(const DriftModel& model, double duration_s) {
         break;
     case DriftKind::sine:
     case DriftKind::nonrigid:
+    case DriftKind::wander:
     case DriftKind::ramp:
         require(std::isfinite(model.period_s) && model.period_s >= 0.1 && model.period_s <= 1e7,
                 name + (model.kind == DriftKind::ramp ? "'s rise time" : "'s period") +
@@ -143,6 +164,8 @@ double DriftField::at_sample(double time_samples, double y_um) const {
         return a * std::clamp(t / model_.period_s, 0.0, 1.0);
     case DriftKind::step:
         return t < *model_.step_s ? 0.0 : a;
+    case DriftKind::wander:
+        return wander_um(a, model_.period_s, t);
     case DriftKind::nonrigid: {
         // u: 0 at the lowest contact, 1 at the highest (a single row counts as the highest).
         const double span = y_high_um_ - y_low_um_;

@@ -9,9 +9,9 @@
 
 namespace spikeline::sim {
 
-enum class DriftKind { none, triangle, sine, ramp, step, nonrigid };
+enum class DriftKind { none, triangle, sine, ramp, step, nonrigid, wander };
 
-/// "none", "triangle", "sine", "ramp", "step" or "nonrigid".
+/// "none", "triangle", "sine", "ramp", "step", "nonrigid" or "wander".
 const char* to_string(DriftKind kind);
 /// The kind named by text; throws InputError for any other name.
 DriftKind parse_drift_kind(const std::string& text);
@@ -20,9 +20,11 @@ DriftKind parse_drift_kind(const std::string& text);
 struct DriftModel {
     DriftKind kind = DriftKind::none;
     /// triangle: the peak displacement (25 um by default); sine: A; ramp: the final displacement; step: the
-    /// displacement after the step; nonrigid: A at the highest contact. Signed: the direction of the first move.
+    /// displacement after the step; nonrigid: A at the highest contact; wander: the bound of |delta|. Signed: the
+    /// direction of the first move.
     double amplitude_um = 0.0;
-    /// sine, nonrigid: the period; ramp: the time to reach amplitude_um. Unused by the others.
+    /// sine, nonrigid: the period; ramp: the time to reach amplitude_um; wander: its slowest component's period.
+    /// Unused by the others.
     double period_s = 0.0;
     /// triangle only: the speed along the triangle wave, first towards its sign (the wave's period is
     /// 4 amplitude / |speed|).
@@ -32,7 +34,8 @@ struct DriftModel {
 };
 
 /// The model of a kind with its default parameters: sine A = 20 um, P = 60 s; ramp A = 40 um over 600 s; step
-/// A = 15 um at half the recording; nonrigid A = 20 um, P = 60 s; triangle A = 25 um at 10 um/s.
+/// A = 15 um at half the recording; nonrigid A = 20 um, P = 60 s; wander A = 20 um, P = 60 s; triangle A = 25 um at
+/// 10 um/s.
 DriftModel default_drift_model(DriftKind kind);
 /// The triangle model the --drift UM_PER_S option has always meant (amplitude 25 um); none for a speed of 0.
 DriftModel triangle_drift(double speed_um_per_s);

@@ -147,7 +147,8 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
         meta["drift_amplitude_um"] = model.amplitude_um;
     if (model.kind == DriftKind::triangle)
         meta["drift_period_s"] = 4.0 * model.amplitude_um / std::abs(model.speed_um_per_s);
-    if (model.kind == DriftKind::sine || model.kind == DriftKind::nonrigid || model.kind == DriftKind::ramp)
+    if (model.kind == DriftKind::sine || model.kind == DriftKind::nonrigid || model.kind == DriftKind::ramp ||
+        model.kind == DriftKind::wander)
         meta["drift_period_s"] = model.period_s;
     if (model.kind == DriftKind::step)
         meta["drift_step_s"] = *model.step_s;
