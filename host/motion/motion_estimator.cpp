@@ -393,6 +393,8 @@ MotionEstimator::Registration::estimate(double time_s, std::vector<std::vector<d
                     weights.push_back(std::exp(-0.5 * std::pow((y - centre) / sigma, 2)));
                 double shift = rigid, best_score = 0;
                 for (double base : {previous_rigid, rigid}) {
+                    if (base == rigid && around(i, rigid) == around(i, previous_rigid))
+                        continue; // the same window (a still rigid estimate): scored already
                     const int from = std::max(-max_shift, around(i, base) - range);
                     const int to = std::min(max_shift, around(i, base) + range);
                     std::vector<double> scores(static_cast<std::size_t>(to - from + 1), 0.0);
