@@ -54,20 +54,24 @@ void BM_CpuBandpassTiles(benchmark::State& state) {
     constexpr std::size_t kBlock = 256;
     auto filter = std::make_unique<hw::BandpassState<HwConfig>>();
     std::vector<std::int32_t> out(kBlock * kChannels);
-    std::vector<std::int32_t> sums(kBlock * HwConfig::max_groups);
+    std::vector<std::int32_t> plain(kBlock * HwConfig::max_groups), clipped(plain), beyond(plain);
+    const std::vector<std::int32_t> clip(kChannels, 0); // the work does not depend on the levels
     const auto runs = cpu::reference_runs(params(), 0, kChannels);
     const auto& frames = noise_frames();
     const bool may_saturate = cpu::bandpass_states_may_saturate(params());
     for (auto _ : state)
         for (std::size_t start = 0; start < kFrames; start += kBlock) {
-            std::fill(sums.begin(), sums.end(), 0);
+            for (auto* sums : {&plain, &clipped, &beyond})
+                std::fill(sums->begin(), sums->end(), 0);
             for (const auto& run : runs)
-                for (int first = run.begin; first < run.end; first += cpu::kBandpassTile)
+                for (int first = run.begin; first < run.end; first += cpu::kBandpassTile) {
+                    const std::size_t at = static_cast<std::size_t>(run.group) * kBlock;
                     cpu::bandpass_tile(*filter, params(), may_saturate, &frames[start * kChannels], out.data(),
                                        kChannels, kBlock, first, std::min(run.end, first + cpu::kBandpassTile),
-                                       &sums[static_cast<std::size_t>(run.group) * kBlock]);
+                                       {&plain[at], &clipped[at], &beyond[at], clip.data()});
+                }
         }
-    benchmark::DoNotOptimize(sums.data());
+    benchmark::DoNotOptimize(plain.data());
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames * kChannels));
 }
 BENCHMARK(BM_CpuBandpassTiles);
@@ -79,12 +83,14 @@ const std::vector<std::int32_t>& filtered_frames() {
 
 void BM_CommonReference(benchmark::State& state) {
     std::vector<std::int32_t> out(kChannels);
+    static hw::ReferenceState<HwConfig> reference; // levels 0: every frame takes the plain mean, after the clipped sums
     const auto& frames = filtered_frames();
     for (auto _ : state)
         for (std::size_t f = 0; f < kFrames; ++f) {
-            std::int32_t sums[HwConfig::max_groups] = {};
+            hw::GroupSums<HwConfig> sums;
+            hw::clear_group_sums(sums);
             std::int32_t means[HwConfig::max_groups];
-            hw::accumulate_group_sums(params(), &frames[f * kChannels], sums, 0, kChannels);
+            hw::accumulate_group_sums(params(), reference, f, &frames[f * kChannels], sums, 0, kChannels);
             hw::group_means(params(), sums, means);
             hw::subtract_reference(params(), &frames[f * kChannels], means, out.data(), 0, kChannels);
         }

@@ -53,13 +53,14 @@ constexpr std::uint32_t kTableWriteWords = 5 + kEntryWords;     ///< TableWrite
 constexpr std::uint32_t kChannels = DetectConfig::max_channels;
 constexpr std::uint32_t kGroups = DetectConfig::max_groups;
 
-constexpr std::uint32_t kDetectParamsWords = 1 + 3 * DetectConfig::n_sections + kChannels + kGroups + 12 + kGroups + 1 +
-                                             1 + DetectConfig::max_partners + kChannels * DetectConfig::max_partners +
-                                             kChannels * DetectConfig::max_neighbours;
+constexpr std::uint32_t kDetectParamsWords =
+    1 + 3 * DetectConfig::n_sections + kChannels + kGroups + 1 + 12 + kGroups + 1 + 1 + DetectConfig::max_partners +
+    kChannels * DetectConfig::max_partners + kChannels * DetectConfig::max_neighbours;
 constexpr std::uint32_t kArtifactStateWords =
     5 * kGroups + DetectConfig::max_artifact_window * kGroups + 2 + 2 + 2 + 4 * kGroups;
-constexpr std::uint32_t kDetectStateWords = 2 * (DetectConfig::n_sections + 1) * kChannels + 6 * kChannels + 4 +
-                                            (kEventWords + 2) * DetectConfig::max_pending + kArtifactStateWords + 2;
+constexpr std::uint32_t kDetectStateWords = 2 * (DetectConfig::n_sections + 1) * kChannels + 2 * kChannels +
+                                            6 * kChannels + 4 + (kEventWords + 2) * DetectConfig::max_pending +
+                                            kArtifactStateWords + 2;
 /// Words of spikeline_detect's state buffer.
 constexpr std::uint32_t kDetectImageWords = kDetectParamsWords + kDetectStateWords + 2;
 
@@ -204,6 +205,7 @@ template <class CURSOR> void move_detect_params(CURSOR& cursor, DetectParams& p)
     }
     move_array(cursor, p.group_of, n, 1);
     move_array(cursor, p.group_inverse_size, DetectConfig::max_groups, 1);
+    move_word(cursor, p.reference_clip_gain);
     move_word(cursor, p.noise_step_fast);
     move_word(cursor, p.noise_step_slow);
     move_word(cursor, p.noise_initial);
@@ -241,6 +243,8 @@ BANDPASS_HISTORY:
     for (int k = 0; k <= DetectConfig::n_sections; ++k)
         for (int j = 0; j < 2; ++j)
             move_array(cursor, s.bandpass.history[k][j], n, 1);
+    move_array(cursor, s.reference.clip[0], n, 1);
+    move_array(cursor, s.reference.clip[1], n, 1);
     move_array(cursor, s.detector.noise, n, 1);
     move_array(cursor, s.detector.searching, n, 1);
     move_array(cursor, s.detector.count, n, 1);

@@ -37,6 +37,10 @@ TEST_F(BackendEquality, CpuEqualsReferenceForEveryThreadCountAndBlockSize) {
     const auto params = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000);
     const auto expected = reference_events(*params, *data_);
     ASSERT_GT(expected.size(), 500u) << "the simulated segment should hold many spikes";
+    // The clipped common reference acts on this recording (its levels change every 4096 frames, inside the blocks).
+    auto plain_mean = std::make_unique<HwParams>(*params);
+    plain_mean->reference_clip_gain = 0;
+    ASSERT_NE(expected, reference_events(*plain_mean, *data_));
     for (int threads : {1, 2, 3})
         for (std::size_t block : {std::size_t{1}, std::size_t{7}, std::size_t{30}, std::size_t{4096}}) {
             SCOPED_TRACE("threads " + std::to_string(threads) + ", block " + std::to_string(block));
@@ -241,18 +245,29 @@ TEST(CpuKernels, BandpassTileEqualsL1BandpassFrameWithGroupSums) {
                 auto state = std::make_unique<hw::BandpassState<HwConfig>>();
                 // Columns outside [begin, end) keep the marker: the tile writes no other channel.
                 std::vector<std::int32_t> expected(frames * channels, -7), actual(expected);
-                std::vector<std::int32_t> expected_sums(frames, 0), sums(expected_sums);
+                // Clip levels from 0 to about the filtered samples' size, a different one per channel.
+                auto reference = std::make_unique<hw::ReferenceState<HwConfig>>();
+                for (int ch = 0; ch < channels; ++ch)
+                    reference->clip[0][ch] = (ch * 37) % 3000;
+                std::vector<std::int32_t> expected_sums(3 * frames, 0), sums(expected_sums);
                 for (std::size_t f = 0; f < frames; ++f) {
                     std::int32_t* row = &expected[f * channels];
                     hw::bandpass_frame(*expected_state, *params, &data[f * channels], row, begin, end);
-                    for (int ch = begin; ch < end; ++ch)
-                        expected_sums[f] += row[ch];
+                    hw::GroupSums<HwConfig> l1_sums;
+                    hw::clear_group_sums(l1_sums);
+                    hw::accumulate_group_sums(*params, *reference, 0, row, l1_sums, begin, end);
+                    for (int g = 0; g < HwConfig::max_groups; ++g) { // the tile sums whatever groups it spans
+                        expected_sums[f] += l1_sums.plain[g];
+                        expected_sums[frames + f] += l1_sums.clipped[g];
+                        expected_sums[2 * frames + f] += l1_sums.beyond[g];
+                    }
                 }
                 const bool may_saturate = cpu::bandpass_states_may_saturate(*params);
                 EXPECT_EQ(may_saturate, params == unstable.get());
                 for (std::size_t f = 0; f < frames; f += per_call)
                     cpu::bandpass_tile(*state, *params, may_saturate, &data[f * channels], &actual[f * channels],
-                                       channels, per_call, begin, end, &sums[f]);
+                                       channels, per_call, begin, end,
+                                       {&sums[f], &sums[frames + f], &sums[2 * frames + f], reference->clip[0]});
                 expect_same_rows(expected, actual, channels, "outputs");
                 expect_same_rows(expected_sums, sums, 1, "group sums");
                 for (int k = 0; k <= HwConfig::n_sections; ++k)
@@ -331,7 +346,7 @@ TEST(CpuKernels, BandpassSaturationBoundHoldsOnTheWorstInput) {
                 for (int ch = 0; ch < channels; ++ch)
                     largest_state = std::max(largest_state, std::abs(expected_state->history[k][0][ch]));
         }
-        cpu::bandpass_tile(*state, *params, false, data.data(), actual.data(), channels, length, 0, channels, nullptr);
+        cpu::bandpass_tile(*state, *params, false, data.data(), actual.data(), channels, length, 0, channels, {});
         expect_same_rows(expected, actual, channels, "outputs");
         EXPECT_LT(largest_state, (1 << (HwConfig::state_bits - 1)) - 1);
         // The input does drive the states far: the bound is not vacuous.

@@ -116,8 +116,9 @@ TEST(DetectionQuality, AChannelWithHugeNoiseSettlesDuringTheWarmUpInsteadOfFirin
     EXPECT_GE(recall(without_noisy), 0.93);
 }
 
-// The same detection algorithm in double precision: ideal filter coefficients, exact means, a real-valued median
-// tracker and threshold. Candidates go through the L1 de-duplication (its rules are comparisons, not arithmetic).
+// The same detection algorithm in double precision: ideal filter coefficients, exact (clipped) means, a real-valued
+// median tracker and threshold. Candidates go through the L1 de-duplication (its rules are comparisons, not
+// arithmetic).
 std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSettings& settings,
                                          const probe::Probe& probe, const std::vector<std::int16_t>& data) {
     const int n = params.n_channels;
@@ -129,13 +130,20 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
         best_pos(static_cast<std::size_t>(n), 0);
     std::vector<double> best(static_cast<std::size_t>(n), 0.0);
     std::vector<bool> searching(static_cast<std::size_t>(n), false);
+    std::vector<double> clip[2] = {std::vector<double>(static_cast<std::size_t>(n), 0.0),
+                                   std::vector<double>(static_cast<std::size_t>(n), 0.0)};
     const double k = settings.threshold_sigma / 0.6745;
     auto dedup = std::make_unique<hw::DedupState<HwConfig>>();
     std::vector<SpikeEvent> events;
     auto emit = [&events](const SpikeEvent& e) { events.push_back(e); };
     const std::size_t frames = data.size() / static_cast<std::size_t>(n);
     for (std::size_t f = 0; f < frames; ++f) {
-        std::map<int, std::pair<double, int>> groups; // shank -> (sum, members)
+        struct Sums {
+            double plain = 0, clipped = 0;
+            int beyond = 0, members = 0;
+        };
+        std::map<int, Sums> groups; // by shank
+        const std::vector<double>& levels = clip[(f / HwConfig::reference_period) % 2];
         for (int ch = 0; ch < n; ++ch) {
             auto& h = history[static_cast<std::size_t>(ch)];
             double x = data[f * static_cast<std::size_t>(n) + static_cast<std::size_t>(ch)];
@@ -156,15 +164,22 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
             }
             filtered[static_cast<std::size_t>(ch)] = x;
             auto& g = groups[probe.contacts[static_cast<std::size_t>(ch)].shank];
-            g.first += x;
-            ++g.second;
+            const double level = levels[static_cast<std::size_t>(ch)];
+            g.plain += x;
+            g.clipped += std::clamp(x, -level, level);
+            g.beyond += std::abs(x) >= level;
+            ++g.members;
         }
+        if (f % HwConfig::reference_period == 0)
+            for (int ch = 0; ch < n; ++ch)
+                clip[1 - (f / HwConfig::reference_period) % 2][static_cast<std::size_t>(ch)] =
+                    noise[static_cast<std::size_t>(ch)] * settings.reference_clip;
         const bool warm = f >= params.warmup_frames;
         const double step = (warm ? params.noise_step_slow : params.noise_step_fast) / 256.0;
         for (int ch = 0; ch < n; ++ch) {
             const auto c = static_cast<std::size_t>(ch);
             const auto& g = groups[probe.contacts[c].shank];
-            referenced[c] = filtered[c] - g.first / g.second;
+            referenced[c] = filtered[c] - (4 * g.beyond > 3 * g.members ? g.plain : g.clipped) / g.members;
         }
         // The spatial rule with the channel's partners, in real numbers.
         auto supported = [&](std::size_t c, double threshold) {

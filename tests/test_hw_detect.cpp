@@ -126,10 +126,12 @@ TEST(CommonReference, SubtractsTheRoundedGroupMean) {
     params->group_inverse_size[0] = static_cast<std::int32_t>(std::lround(65536.0 / 3));
     params->group_inverse_size[1] = 65536 / 2;
     const std::int32_t filtered[6] = {100, 200, 301, -50, 51, 999};
-    std::int32_t sums[HwConfig::max_groups] = {};
+    auto reference = std::make_unique<hw::ReferenceState<HwConfig>>(); // no clip levels yet: the plain mean
+    hw::GroupSums<HwConfig> sums;
+    hw::clear_group_sums(sums);
     std::int32_t means[HwConfig::max_groups];
-    hw::accumulate_group_sums(*params, filtered, sums, 0, 3);
-    hw::accumulate_group_sums(*params, filtered, sums, 3, 6); // sums may be built in pieces
+    hw::accumulate_group_sums(*params, *reference, 0, filtered, sums, 0, 3);
+    hw::accumulate_group_sums(*params, *reference, 0, filtered, sums, 3, 6); // sums may be built in pieces
     hw::group_means(*params, sums, means);
     EXPECT_EQ(means[0], 200); // 601 / 3 = 200.33
     EXPECT_EQ(means[1], 1);   // 1 / 2 = 0.5 rounds up
@@ -143,15 +145,66 @@ TEST(CommonReference, SubtractsTheRoundedGroupMean) {
 TEST(CommonReference, RemovesSignalSharedByAShank) {
     auto params = default_params(128);
     std::int32_t in[128], out[128];
-    std::int32_t sums[HwConfig::max_groups] = {};
+    auto reference = std::make_unique<hw::ReferenceState<HwConfig>>();
+    for (int ch = 0; ch < 128; ++ch) // clip levels far below the shared signal: the plain mean all the same
+        reference->clip[0][ch] = 40;
+    hw::GroupSums<HwConfig> sums;
+    hw::clear_group_sums(sums);
     std::int32_t means[HwConfig::max_groups];
     for (int ch = 0; ch < 128; ++ch)
         in[ch] = 700 + (ch % 2 ? 3 : -3);
-    hw::accumulate_group_sums(*params, in, sums, 0, 128);
+    hw::accumulate_group_sums(*params, *reference, 0, in, sums, 0, 128);
     hw::group_means(*params, sums, means);
     hw::subtract_reference(*params, in, means, out, 0, 128);
     for (int ch = 0; ch < 128; ++ch)
         EXPECT_EQ(out[ch], ch % 2 ? 3 : -3);
+}
+
+// A large spike on a tenth of a shank: the plain mean would carry a fifth of it to every other channel.
+TEST(CommonReference, ClipsEachChannelsShareSoThatAFewLargeSamplesDoNotMoveTheMean) {
+    auto params = default_params(128);
+    auto reference = std::make_unique<hw::ReferenceState<HwConfig>>();
+    std::int32_t in[128];
+    for (int ch = 0; ch < 128; ++ch) {
+        reference->clip[0][ch] = 40;
+        in[ch] = ch < 13 ? -2000 : (ch % 2 ? 30 : -30);
+    }
+    hw::GroupSums<HwConfig> sums;
+    hw::clear_group_sums(sums);
+    std::int32_t means[HwConfig::max_groups];
+    hw::accumulate_group_sums(*params, *reference, 0, in, sums, 0, 128);
+    EXPECT_EQ(sums.plain[0], 13 * -2000 + 30); // channels 13..127: 58 at +30, 57 at -30
+    EXPECT_EQ(sums.clipped[0], 13 * -40 + 30);
+    EXPECT_EQ(sums.beyond[0], 13);
+    hw::group_means(*params, sums, means);
+    EXPECT_EQ(means[0], -4); // round(-490 / 128); the plain mean would be -203
+    // The same frame in a period whose levels are still 0: every channel is beyond, the plain mean.
+    hw::clear_group_sums(sums);
+    hw::accumulate_group_sums(*params, *reference, HwConfig::reference_period, in, sums, 0, 128);
+    EXPECT_EQ(sums.beyond[0], 128);
+    hw::group_means(*params, sums, means);
+    EXPECT_EQ(means[0], -203);
+}
+
+TEST(CommonReference, ClipLevelsComeFromTheNoiseAtEachPeriodsStartForTheNextPeriod) {
+    auto params = default_params(4);
+    params->reference_clip_gain = 3 * 256;
+    auto reference = std::make_unique<hw::ReferenceState<HwConfig>>();
+    const std::int32_t noise[4] = {0, 16 * 256, 100 * 256 + 8, 7}; // Q8 median |x|
+    hw::take_reference_clips(*reference, *params, 1, noise, 0, 4); // not a period start: nothing
+    for (int ch = 0; ch < 4; ++ch)
+        EXPECT_EQ(reference->clip[1][ch], 0);
+    hw::take_reference_clips(*reference, *params, 0, noise, 0, 4);  // period 0's start: the levels of period 1
+    const std::int32_t expected[4] = {0, 3 * 16 * 16, 3 * 1601, 0}; // Q4: round(round(m / 16) * 768 / 256)
+    for (int ch = 0; ch < 4; ++ch) {
+        EXPECT_EQ(reference->clip[1][ch], expected[ch]) << "channel " << ch;
+        EXPECT_EQ(reference->clip[0][ch], 0);
+    }
+    EXPECT_EQ(hw::reference_bank<HwConfig>(HwConfig::reference_period - 1), 0);
+    EXPECT_EQ(hw::reference_bank<HwConfig>(HwConfig::reference_period), 1);
+    hw::take_reference_clips(*reference, *params, HwConfig::reference_period, noise, 2, 3); // into bank 0, channel 2
+    EXPECT_EQ(reference->clip[0][2], 3 * 1601);
+    EXPECT_EQ(reference->clip[0][1], 0);
 }
 
 // Feeds Gaussian noise of a given sigma (input LSB, as the filter delivers it in Q4) straight to the noise tracker

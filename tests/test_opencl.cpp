@@ -46,9 +46,13 @@ protected:
 std::vector<std::int16_t>* OpenclEquality::data_ = nullptr;
 
 TEST_F(OpenclEquality, EqualsReferenceForBlocksSmallerAndLargerThanAChunk) {
-    const auto params = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000);
+    auto params = make_detect_params(DetectSettings{}, probe::default_probe(kChannels), 30000);
+    params->reference_clip_gain = 768; // a clipped common reference, over 21 periods of clip levels
     const auto expected = reference_events(*params, *data_);
     ASSERT_GT(expected.size(), 500u) << "the simulated segment should hold many spikes";
+    auto plain = std::make_unique<HwParams>(*params);
+    plain->reference_clip_gain = 0;
+    ASSERT_NE(expected, reference_events(*plain, *data_)) << "the spikes should be large enough to be clipped";
     // 7: many launches per dead time; 30: stream's 1 ms blocks; 333 and 4096: several chunks in flight, a partial one.
     for (std::size_t block : {std::size_t{7}, std::size_t{30}, std::size_t{333}, std::size_t{4096}}) {
         SCOPED_TRACE("block " + std::to_string(block));
@@ -109,7 +113,8 @@ TEST(OpenclCorners, InterleavedShanksUnreferencedChannelsAndOddChannelCounts) {
 TEST(OpenclCorners, SaturationFullScaleStepsAndAllChannelsSpikingAtOnce) {
     constexpr int channels = 64;
     const std::vector<std::int16_t> data = testing::saturating_recording(channels);
-    const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    params->reference_clip_gain = 768; // all channels beyond their clip: the plain mean
     const auto expected = reference_events(*params, data);
     ASSERT_FALSE(expected.empty());
     expect_same(expected, run(*opencl(*params), data, channels, 512));
@@ -218,21 +223,24 @@ TEST_F(OpenclSorting, AppliesTableWritesAtTheirSamples) {
 
 TEST(OpenclBatchTest, EachProbeOfABatchGivesItsOwnStreamsEvents) {
     constexpr int channels = 96;
-    const auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    auto params = make_detect_params(DetectSettings{}, probe::default_probe(channels), 30000);
+    params->reference_clip_gain = 768;
     std::vector<std::vector<std::int16_t>> probes;
     for (std::uint64_t seed : {3, 4, 5})
         probes.push_back(simulate_in_memory(channels, 1.5, seed));
     OpenclOptions options;
     options.probes = 3;
-    options.chunk_frames = 700;
+    // More than a period of clip levels: launches of 4096 and 2904 frames, some across the start of a period.
+    options.chunk_frames = 5000;
+    constexpr std::size_t block = 7000;
     OpenclBatch batch(*params, options);
     std::vector<std::vector<SpikeEvent>> events(3);
     const std::size_t frames = probes[0].size() / channels;
-    for (std::size_t f = 0; f < frames; f += 1000) {
+    for (std::size_t f = 0; f < frames; f += block) {
         std::vector<const std::int16_t*> pointers;
         for (const auto& p : probes)
             pointers.push_back(&p[f * channels]);
-        batch.process(pointers, std::min<std::size_t>(1000, frames - f), events);
+        batch.process(pointers, std::min(block, frames - f), events);
     }
     batch.finish(events);
     for (std::size_t p = 0; p < probes.size(); ++p) {
@@ -268,7 +276,9 @@ TEST(OpenclStreamsTest, RecordingsWithTheirOwnParametersShareLaunchesAndGiveThei
     std::vector<std::shared_ptr<const HwParams>> params;
     std::vector<std::vector<std::int16_t>> data;
     for (const Recording& r : recordings) {
-        params.push_back(make_detect_params(r.settings, probe::default_probe(r.channels), r.sample_rate));
+        auto p = make_detect_params(r.settings, probe::default_probe(r.channels), r.sample_rate);
+        p->reference_clip_gain = 768; // each stream takes its clip levels at its own launches
+        params.push_back(std::move(p));
         data.push_back(simulate_in_memory(r.channels, r.seconds, r.seed));
     }
     OpenclOptions options;

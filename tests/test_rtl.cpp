@@ -309,6 +309,68 @@ TEST(RtlCosim, OtherSettings) {
     }
 }
 
+TEST(RtlCosim, ClippedReferenceOverThreeReferencePeriods) {
+    // The common reference's clip levels (hw/common_reference.hpp) are taken from the noise tracker at frames 0, 4096
+    // and 8192 and used through the next period, from alternating banks. Large spikes on a few channels are clipped
+    // out of their group's mean; spikes on 23, 24 and 25 of group 0's 32 channels sit around the switch to the plain
+    // mean (24 x 2048 = 3 x 2^14 is not above it), and a common-mode square wave on every channel takes the plain mean.
+    constexpr int channels = 64;
+    constexpr std::size_t period = HwConfig::reference_period;
+    constexpr std::size_t frames = 2 * period + 700;
+    DetectSettings settings;
+    settings.artifact_rejection = false; // the groups below are not the probe's shanks
+    auto params = default_params(channels, 300, settings);
+    params->reference_clip_gain = 768; // 3 x median |x|
+    // frame 0's estimate gives the second period's clip levels: non-zero ones (about the filtered noise's median |x|)
+    params->noise_initial = 3000;
+    // groups of 32 and 31 channels, and one channel in none
+    for (int ch = 0; ch < channels; ++ch)
+        params->group_of[ch] = static_cast<std::int16_t>(ch < 32 ? 0 : (ch < channels - 1 ? 1 : -1));
+    std::fill(std::begin(params->group_inverse_size), std::end(params->group_inverse_size), 0);
+    params->group_inverse_size[0] = 2048; // round(2^16 / 32)
+    params->group_inverse_size[1] = 2114; // round(2^16 / 31)
+    keep_partners_within_groups(*params);
+
+    std::mt19937 rng(17);
+    std::normal_distribution<double> noise(0, 30);
+    // a trough and a slow after-hyperpolarisation, the shape the plain mean carried to every other channel
+    const double spike[] = {-0.3, -1.0, -0.8, -0.4, 0.1, 0.3, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05};
+    const std::size_t spike_length = std::size(spike);
+    std::vector<std::int16_t> data(frames * channels);
+    for (std::size_t f = 0; f < frames; ++f)
+        for (int ch = 0; ch < channels; ++ch) {
+            double v = noise(rng);
+            const std::size_t phase = (f + 37 * static_cast<std::size_t>(ch)) % 240;
+            if ((ch == 3 || ch == 11 || ch == 40 || ch == 52) && phase < spike_length)
+                v += 4000 * spike[phase];
+            // every 300 frames from 4500, a spike on the first 23, 24 or 25 channels of group 0
+            const std::size_t burst = f >= 4500 ? (f - 4500) / 300 : 0;
+            if (f >= 4500 && (f - 4500) % 300 < spike_length && ch < 23 + static_cast<int>(burst % 3))
+                v += 3000 * spike[(f - 4500) % 300];
+            if (f >= 7000 && f < 7060) // common mode on every channel
+                v += (f / 15) % 2 ? 2500 : -2500;
+            data[f * channels + static_cast<std::size_t>(ch)] =
+                static_cast<std::int16_t>(std::clamp(v, -32768.0, 32767.0));
+        }
+
+    // The clip is zero through the first period (the plain mean) and changes the reference in the next two.
+    // (Without noise_initial, frame 0's zero estimate would keep the plain mean through the second period too.)
+    const Outputs clipped = run_l1(*params, data);
+    auto plain_params = std::make_unique<HwParams>(*params);
+    plain_params->reference_clip_gain = 0;
+    const Outputs plain = run_l1(*plain_params, data);
+    std::size_t differing[3] = {};
+    for (std::size_t i = 0; i < clipped.referenced.size(); ++i)
+        if (clipped.referenced[i] != plain.referenced[i])
+            ++differing[i / channels / period];
+    EXPECT_EQ(differing[0], 0u);
+    EXPECT_GT(differing[1], 1000u);
+    EXPECT_GT(differing[2], 100u);
+
+    check_core(*params, data, 20, 1000);
+    EXPECT_EQ(rtl::make_detect_core_sim(*params)->read_register(rtl::reg::reference_clip_gain), 768u);
+}
+
 TEST(RtlCosim, FewerChannelsThanThePipelineIsDeep) {
     // Below 8 channels a frame waits for the previous one to leave each stage's pipeline.
     for (int channels : {1, 3, 5}) {
@@ -352,6 +414,9 @@ TEST(RtlCosim, RejectsWhatTheCoreCannotHold) {
     EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
     params = default_params(64);
     params->group_of[3] = 64;
+    EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
+    params = default_params(64);
+    params->reference_clip_gain = 70000;
     EXPECT_THROW(rtl::make_detect_core_sim(*params), rtl::UnsupportedParams);
 }
 

@@ -37,6 +37,7 @@ struct Worker {
     Worker(const HwParams& params, int first, int last)
         : begin(first), end(last), runs(cpu::reference_runs(params, first, last)),
           bandpass(std::make_unique<hw::BandpassState<HwConfig>>()),
+          reference(std::make_unique<hw::ReferenceState<HwConfig>>()),
           detector(std::make_unique<hw::DetectorState<HwConfig>>()),
           referenced(static_cast<std::size_t>(params.n_channels)) {
         hw::reset_detector(*detector, params);
@@ -45,10 +46,12 @@ struct Worker {
     int begin, end; ///< channel range
     std::vector<cpu::ChannelRun> runs;
     std::unique_ptr<hw::BandpassState<HwConfig>> bandpass;
+    std::unique_ptr<hw::ReferenceState<HwConfig>> reference; ///< the range's clip levels
     std::unique_ptr<hw::DetectorState<HwConfig>> detector;
     std::vector<std::int32_t> filtered;   ///< the block, frame-major, only this range's columns used
     std::vector<std::int32_t> referenced; ///< the current frame after the common reference
-    std::vector<std::int32_t> sums; ///< sums[g * kBlockFrames + f]: this thread's tiles' part of group g's sum, frame f
+    /// [g * kBlockFrames + f]: this thread's tiles' part of group g's hw::GroupSums, frame f
+    std::vector<std::int32_t> plain_sums, clipped_sums, beyond_counts;
     std::vector<TimedCandidate> candidates;
     std::vector<cpu::ChannelRun> tiles; ///< the range's band-pass tiles (of one group, at most cpu::kBandpassTile)
 };
@@ -76,7 +79,8 @@ public:
             workers_.push_back(std::make_unique<Worker>(params, first, std::min(n_channels_, first + per_worker)));
             Worker& worker = *workers_.back();
             worker.filtered.resize(kBlockFrames * static_cast<std::size_t>(n_channels_));
-            worker.sums.resize(kBlockFrames * HwConfig::max_groups);
+            for (auto* sums : {&worker.plain_sums, &worker.clipped_sums, &worker.beyond_counts})
+                sums->resize(kBlockFrames * HwConfig::max_groups);
             for (const cpu::ChannelRun& run : worker.runs)
                 n_groups_ = std::max(n_groups_, run.group + 1);
             for (const cpu::ChannelRun& run : worker.runs)
@@ -141,15 +145,33 @@ private:
     // filter history stays in registers and L1 instead of streaming through the cache once per frame. Threads do not
     // take each other's tiles: the filtered block then stays in the cache of the thread that detects on it (taking
     // them to make up for thread 0's de-duplication was 4 % slower with two threads on machine D).
-    void filter_block(Worker& self, const std::int16_t* frames, std::size_t n_frames) {
+    // A block crosses at most one start of a period of clip levels (kBlockFrames <= reference_period): the tiles
+    // run in two parts there.
+    void filter_block(Worker& self, const std::int16_t* frames, std::uint64_t first_frame, std::size_t n_frames) {
+        static_assert(kBlockFrames <= HwConfig::reference_period, "a block crosses at most one period start");
         // Only the groups in use: the other threads read these lines in (B), so each one zeroed costs a transfer.
         for (int g = 0; g < n_groups_; ++g)
-            std::fill_n(&self.sums[static_cast<std::size_t>(g) * kBlockFrames], n_frames, 0);
+            for (auto* sums : {&self.plain_sums, &self.clipped_sums, &self.beyond_counts})
+                std::fill_n(&(*sums)[static_cast<std::size_t>(g) * kBlockFrames], n_frames, 0);
+        const std::size_t stride = static_cast<std::size_t>(n_channels_);
+        const std::size_t to_period_end =
+            HwConfig::reference_period - static_cast<std::size_t>(first_frame % HwConfig::reference_period);
+        const std::size_t split = std::min(n_frames, to_period_end);
         for (const cpu::ChannelRun& tile : self.tiles) {
-            std::int32_t* sums =
-                tile.group >= 0 ? &self.sums[static_cast<std::size_t>(tile.group) * kBlockFrames] : nullptr;
-            cpu::bandpass_tile(*self.bandpass, *params_, states_may_saturate_, frames, self.filtered.data(),
-                               static_cast<std::size_t>(n_channels_), n_frames, tile.begin, tile.end, sums);
+            for (std::size_t start : {std::size_t{0}, split}) {
+                const std::size_t count = start == 0 ? split : n_frames - split;
+                if (count == 0)
+                    continue;
+                cpu::TileSums sums{};
+                if (tile.group >= 0) {
+                    const std::size_t at = static_cast<std::size_t>(tile.group) * kBlockFrames + start;
+                    const int bank = hw::reference_bank<HwConfig>(first_frame + start);
+                    sums = {&self.plain_sums[at], &self.clipped_sums[at], &self.beyond_counts[at],
+                            self.reference->clip[bank]};
+                }
+                cpu::bandpass_tile(*self.bandpass, *params_, states_may_saturate_, frames + start * stride,
+                                   self.filtered.data() + start * stride, stride, count, tile.begin, tile.end, sums);
+            }
         }
     }
 
@@ -157,17 +179,23 @@ private:
     void detect_block(Worker& worker, std::uint64_t first_frame, std::size_t n_frames) {
         const std::size_t stride = static_cast<std::size_t>(n_channels_);
         worker.candidates.clear();
-        std::int32_t totals[HwConfig::max_groups] = {}; // groups from n_groups_ on stay 0
+        hw::GroupSums<HwConfig> totals;
+        hw::clear_group_sums(totals); // groups from n_groups_ on stay 0
         std::int32_t means[HwConfig::max_groups];
         for (std::size_t f = 0; f < n_frames; ++f) {
             for (int g = 0; g < n_groups_; ++g) {
-                std::int32_t total = 0;
-                for (const auto& other : workers_)
-                    total += other->sums[static_cast<std::size_t>(g) * kBlockFrames + f];
-                totals[g] = total;
+                const std::size_t at = static_cast<std::size_t>(g) * kBlockFrames + f;
+                totals.plain[g] = totals.clipped[g] = totals.beyond[g] = 0;
+                for (const auto& other : workers_) {
+                    totals.plain[g] += other->plain_sums[at];
+                    totals.clipped[g] += other->clipped_sums[at];
+                    totals.beyond[g] += other->beyond_counts[at];
+                }
             }
             hw::group_means(*params_, totals, means);
             const std::uint64_t frame = first_frame + f;
+            hw::take_reference_clips(*worker.reference, *params_, frame, worker.detector->noise, worker.begin,
+                                     worker.end);
             // With sorting on, the referenced frame is written straight into the snippet ring (no copy per frame).
             std::int32_t* referenced = ring_.empty() ? worker.referenced.data() : ring_row(frame);
             bool any = false;
@@ -218,7 +246,7 @@ private:
             const auto t1 = Clock::now();
             filter_block(*workers_[static_cast<std::size_t>(thread)],
                          frames + std::size_t{block} * kBlockFrames * static_cast<std::size_t>(n_channels_),
-                         block_frames(block));
+                         frame_ + std::uint64_t{block} * kBlockFrames, block_frames(block));
             progress.filtered.advance();
             progress.filtered.wait_for((block + 1) * n_threads, spin);
             const auto t2 = Clock::now();

@@ -65,7 +65,7 @@ template <_mm_hint kHint> inline void prefetch_bytes(const void* first, std::siz
 template <bool kClampStates>
 void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& params, const std::int16_t* in,
                           std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin, int end,
-                          std::int32_t* group_sums) {
+                          const TileSums& sums) {
     constexpr int S = HwConfig::n_sections;
     constexpr int F = HwConfig::state_frac_bits;
     static_assert(middles_are_plus_or_minus_two(), "the numerator's middle tap is computed as a shift");
@@ -107,6 +107,11 @@ void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& pa
     const __m512i out_round = _mm512_set1_epi32(1 << (out_shift - 1));
     const __m512i out_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
     const __m512i out_max = _mm512_set1_epi32((1 << (HwConfig::sample_bits - 1)) - 1);
+    __m512i clip[kBandpassTile / kLanes], negative_clip[kBandpassTile / kLanes];
+    for (int v = 0; v < n_vectors && sums.plain != nullptr; ++v) {
+        clip[v] = _mm512_maskz_loadu_epi32(mask_of(v), sums.clip + begin + v * kLanes);
+        negative_clip[v] = _mm512_sub_epi32(_mm512_setzero_si512(), clip[v]);
+    }
 
     for (std::size_t f = 0; f < n_frames; ++f) {
         const std::int16_t* row_in = in + f * stride + begin;
@@ -116,7 +121,8 @@ void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& pa
             prefetch_bytes<_MM_HINT_T0>(row_in + ahead, static_cast<std::size_t>(width) * sizeof(std::int16_t));
             prefetch_bytes<_MM_HINT_ET0>(row_out + ahead, static_cast<std::size_t>(width) * sizeof(std::int32_t));
         }
-        __m512i sum = _mm512_setzero_si512();
+        __m512i sum = _mm512_setzero_si512(), clipped_sum = _mm512_setzero_si512();
+        int beyond = 0;
         for (int v = 0; v < n_vectors; ++v) {
             const __mmask16 mask = mask_of(v);
             __m512i x = split_scaled(_mm512_slli_epi32(
@@ -150,11 +156,20 @@ void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& pa
             const __m512i filtered =
                 clamp_epi32(_mm512_srai_epi32(_mm512_add_epi32(y, out_round), out_shift), out_min, out_max);
             _mm512_mask_storeu_epi32(row_out + v * kLanes, mask, filtered);
-            sum = _mm512_mask_add_epi32(sum, mask, sum, filtered);
+            if (sums.plain != nullptr) { // as hw::accumulate_group_sums
+                sum = _mm512_mask_add_epi32(sum, mask, sum, filtered);
+                clipped_sum = _mm512_mask_add_epi32(clipped_sum, mask, clipped_sum,
+                                                    clamp_epi32(filtered, negative_clip[v], clip[v]));
+                beyond += std::popcount(
+                    static_cast<unsigned>(_mm512_mask_cmpge_epi32_mask(mask, _mm512_abs_epi32(filtered), clip[v])));
+            }
         }
         // |sum| <= 128 * 2^20: fits int32 as in the L1 sum.
-        if (group_sums != nullptr)
-            group_sums[f] += _mm512_reduce_add_epi32(sum);
+        if (sums.plain != nullptr) {
+            sums.plain[f] += _mm512_reduce_add_epi32(sum);
+            sums.clipped[f] += _mm512_reduce_add_epi32(clipped_sum);
+            sums.beyond[f] += beyond;
+        }
     }
 
     for (int k = 0; k <= S; ++k)
@@ -167,22 +182,24 @@ void bandpass_tile_vector(hw::BandpassState<HwConfig>& state, const HwParams& pa
 
 void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, bool states_may_saturate,
                    const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
-                   int end, std::int32_t* group_sums) {
+                   int end, const TileSums& sums) {
     auto tile = states_may_saturate ? bandpass_tile_vector<true> : bandpass_tile_vector<false>;
-    tile(state, params, in, out, stride, n_frames, begin, end, group_sums);
+    tile(state, params, in, out, stride, n_frames, begin, end, sums);
 }
 #else
 void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, bool /*states_may_saturate*/,
                    const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
-                   int end, std::int32_t* group_sums) {
+                   int end, const TileSums& sums) {
     for (std::size_t f = 0; f < n_frames; ++f) {
         std::int32_t* row = out + f * stride;
         hw::bandpass_frame(state, params, in + f * stride, row, begin, end);
-        std::int32_t sum = 0;
-        for (int ch = begin; ch < end; ++ch)
-            sum += row[ch];
-        if (group_sums != nullptr)
-            group_sums[f] += sum;
+        if (sums.plain == nullptr)
+            continue;
+        for (int ch = begin; ch < end; ++ch) { // as hw::accumulate_group_sums
+            sums.plain[f] += row[ch];
+            sums.clipped[f] += hw::clip_sample(row[ch], sums.clip[ch]);
+            sums.beyond[f] += row[ch] <= -sums.clip[ch] || row[ch] >= sums.clip[ch] ? 1 : 0;
+        }
     }
 }
 #endif

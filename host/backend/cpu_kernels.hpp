@@ -5,6 +5,7 @@
 // group lookup.
 #include "backend/detect_settings.hpp"
 #include "spikeline/hw/bandpass.hpp"
+#include "spikeline/hw/common_reference.hpp"
 #include "spikeline/hw/threshold_detector.hpp"
 
 #include <algorithm>
@@ -46,14 +47,23 @@ inline constexpr int kBandpassTile = 128;
 /// feedback (the Butterworth sections of 150-10000 Hz bands at 20-40 kHz stay within 0.57-0.81 of the range).
 bool bandpass_states_may_saturate(const HwParams& params);
 
+/// A tile's part of its group's hw::GroupSums, one entry per frame of the tile's frames, and the clip levels
+/// (hw::ReferenceState, indexed by channel) of those frames.
+struct TileSums {
+    std::int32_t* plain;
+    std::int32_t* clipped;
+    std::int32_t* beyond;
+    const std::int32_t* clip;
+};
+
 /// hw::bandpass_frame for channels [begin, end) (at most kBandpassTile, of one reference group) over n_frames
 /// frame-major frames of `stride` channels, the history held in registers and L1 across the frames. Adds each
-/// frame's sum of the outputs to group_sums[f] unless group_sums is null. states_may_saturate is
+/// frame's part of hw::accumulate_group_sums to sums (unless sums.plain is null). states_may_saturate is
 /// bandpass_states_may_saturate(params): when false the states are not clamped (two vector operations fewer per section
 /// and 16 channels).
 void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, bool states_may_saturate,
                    const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
-                   int end, std::int32_t* group_sums);
+                   int end, const TileSums& sums);
 
 /// hw::subtract_reference followed by hw::track_noise_and_flag for one run, in one pass.
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,

@@ -179,6 +179,10 @@ std::unique_ptr<HwParams> make_detect_params(const DetectSettings& settings, con
     for (std::size_t g = 0; g < members.size(); ++g)
         params->group_inverse_size[g] = static_cast<std::int32_t>(std::lround(65536.0 / members[g]));
 
+    require(settings.reference_clip >= 0 && settings.reference_clip <= 100,
+            "--reference-clip must be between 0 (the plain mean) and 100 times the noise's median |x|");
+    params->reference_clip_gain =
+        static_cast<std::int32_t>(std::lround(settings.reference_clip * (1 << HwConfig::gain_frac_bits)));
     params->threshold_gain =
         static_cast<std::int32_t>(std::lround(settings.threshold_sigma / 0.6745 * (1 << HwConfig::gain_frac_bits)));
     params->polarity = settings.polarity;
@@ -267,6 +271,8 @@ nlohmann::json to_json(const DetectSettings& s) {
                         {"warmup_ms", s.warmup_ms},
                         {"common_reference", s.common_reference},
                         {"artifact_rejection", s.artifact_rejection}};
+    if (s.common_reference)
+        j["reference_clip"] = s.reference_clip;
     if (s.artifact_rejection) {
         j["artifact_fraction"] = s.artifact_fraction;
         j["artifact_window_ms"] = s.artifact_window_ms;

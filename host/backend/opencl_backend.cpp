@@ -1,7 +1,7 @@
 // The OpenCL backend. Per chunk of frames (all probes of a batch in the same launches):
-//   device: bandpass (one work item per 8 channels, through the chunk) -> group_means (one per frame) -> detect
-//           (reference, noise tracker, threshold, alignment; one per 8 channels) -> candidate lists per channel
-//           and, when sorting, the referenced samples;
+//   device: bandpass (one work item per 8 channels, through the chunk) -> group_means (one per frame, clipped by levels
+//           an earlier launch's detect took) -> detect (reference, noise tracker, threshold, alignment, clip levels;
+//           one per 8 channels) -> candidate lists per channel and, when sorting, the referenced samples;
 //   host:   candidates in (emitted frame, channel) order into L1's de-duplication, frame by frame, and L1's sorting
 //           stage on a ring of the referenced samples, as the cpu backend's stage (C).
 // Streams (independent recordings) share the launches: each has its own lanes, parameters and frame count per
@@ -167,7 +167,8 @@ std::vector<OpenclPlatformInfo> list_opencl_devices() {
 class OpenclBatch::Engine {
 public:
     /// One stream per entry of params (streams may share a parameter set).
-    Engine(std::vector<std::shared_ptr<const HwParams>> params, const OpenclOptions& options) : options_(options) {
+    Engine(std::vector<std::shared_ptr<const HwParams>> params, const OpenclOptions& options)
+        : options_(options), chunk_frames_(std::min<std::size_t>(options.chunk_frames, HwConfig::reference_period)) {
         require(!params.empty() && params.size() <= 4096, "--probes must be between 1 and 4096");
         require(options.chunk_frames >= 1 && options.chunk_frames <= (1u << 20),
                 "the OpenCL chunk must hold between 1 and 2^20 frames");
@@ -248,9 +249,9 @@ public:
         const std::size_t longest = *std::max_element(n_frames, n_frames + streams_.size());
         std::vector<std::size_t> counts(streams_.size());
         try {
-            for (std::size_t start = 0; start < longest; start += options_.chunk_frames) {
+            for (std::size_t start = 0; start < longest; start += chunk_frames_) {
                 for (std::size_t s = 0; s < streams_.size(); ++s)
-                    counts[s] = n_frames[s] > start ? std::min(options_.chunk_frames, n_frames[s] - start) : 0;
+                    counts[s] = n_frames[s] > start ? std::min(chunk_frames_, n_frames[s] - start) : 0;
                 Slot& slot = slots_[next_slot_];
                 if (slot.busy)
                     collect(slot, events);
@@ -331,7 +332,7 @@ private:
         if (out_of_memory(e.err()))
             message += ": the device ran out of memory or resources for " + std::to_string(streams_.size()) +
                        " probe(s) of up to " + std::to_string(max_channels_) + " channels in chunks of " +
-                       std::to_string(options_.chunk_frames) + " frames; use fewer --probes, or another device";
+                       std::to_string(chunk_frames_) + " frames; use fewer --probes, or another device";
         return InputError(message);
     }
 
@@ -386,6 +387,7 @@ private:
         define("GAIN_FRAC_BITS", C::gain_frac_bits);
         define("MAX_GROUPS", C::max_groups);
         define("MAX_PARTNERS", C::max_partners);
+        define("REFERENCE_PERIOD", C::reference_period);
         return o;
     }
 
@@ -491,7 +493,6 @@ private:
     }
 
     // Words per stream of the kernels' tables (PROBE_WORDS, FRAMES_WORDS and the P_* fields in detect.cl).
-    static constexpr std::size_t kLayoutWords = 16, kFramesWords = 3;
     enum LayoutField : std::size_t {
         kLaneBase,
         kPadded,
@@ -505,12 +506,13 @@ private:
         kAlignWindow,
         kDeadTime,
         kSpatialGateGain,
-        kSpatialGain // max_partners words
+        kReferenceClipGain,
+        kSpatialGain // max_partners words, the last field
     };
-    static_assert(kSpatialGain + HwConfig::max_partners <= kLayoutWords, "the layout table is full");
+    static constexpr std::size_t kLayoutWords = kSpatialGain + HwConfig::max_partners, kFramesWords = 3;
 
     void allocate() {
-        const std::size_t chunk = options_.chunk_frames;
+        const std::size_t chunk = chunk_frames_;
         const std::size_t n_streams = streams_.size();
         const std::size_t samples = chunk * static_cast<std::size_t>(n_lanes_);
         const std::size_t frames_bytes = samples * sizeof(cl_short);
@@ -520,7 +522,7 @@ private:
             static_cast<std::size_t>(capacity_for(chunk)) * 3 * sizeof(cl_int) * static_cast<std::size_t>(n_lanes_);
         const std::size_t history_bytes = (HwConfig::n_sections + 1) * 2 * lane_bytes();
         const std::size_t per_slot = frames_bytes + candidate_bytes + lane_bytes() + sample_bytes;
-        const std::size_t total = sample_bytes + means_bytes + history_bytes + 6 * lane_bytes() +
+        const std::size_t total = sample_bytes + means_bytes + history_bytes + 8 * lane_bytes() +
                                   static_cast<std::size_t>(options_.chunks_in_flight) * per_slot;
         const std::uint64_t max_allocation = device_.getInfo<CL_DEVICE_MAX_MEM_ALLOC_SIZE>();
         const std::uint64_t global_memory = device_.getInfo<CL_DEVICE_GLOBAL_MEM_SIZE>();
@@ -573,6 +575,7 @@ private:
             words[kAlignWindow] = p.align_window;
             words[kDeadTime] = p.dead_time;
             words[kSpatialGateGain] = p.spatial_gate_gain;
+            words[kReferenceClipGain] = p.reference_clip_gain;
             for (int k = 0; k < HwConfig::max_partners; ++k)
                 words[kSpatialGain + static_cast<std::size_t>(k)] = p.spatial_gain[k];
             layout.insert(layout.end(), words.begin(), words.end());
@@ -593,13 +596,14 @@ private:
         vector_stream_ = read_only(vector_stream);
         group_of_ = read_only(group_of);
         partners_ = read_only(partners);
-        // L1's reset_detect: filters at zero, noise at its initial value, nothing searching or holding.
+        // L1's reset_detect: filters at zero, no clip levels, noise at its initial value, nothing searching or holding.
         std::vector<cl_int> zeros((HwConfig::n_sections + 1) * 2 * static_cast<std::size_t>(n_lanes_), 0);
         std::vector<cl_int> initial_noise;
         for (const Stream& stream : streams_)
             initial_noise.resize(initial_noise.size() + static_cast<std::size_t>(stream.padded),
                                  stream.params->noise_initial);
         history_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, history_bytes, zeros.data());
+        clip_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 2 * lane_bytes(), zeros.data());
         noise_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, lane_bytes(), initial_noise.data());
         for (cl::Buffer* state : {&searching_, &count_, &best_pos_, &best_value_, &hold_})
             *state = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, lane_bytes(), zeros.data());
@@ -627,6 +631,8 @@ private:
         group_means_.setArg(kMeansMeans, means_);
         group_means_.setArg(kMeansLayout, layout_);
         group_means_.setArg(kMeansStreams, static_cast<cl_int>(n_streams));
+        group_means_.setArg(kMeansClip, clip_);
+        group_means_.setArg(kMeansLanes, static_cast<cl_int>(n_lanes_));
         int i = 0;
         for (const cl::Buffer* b :
              {&filtered_, &means_, &group_of_, &noise_, &searching_, &count_, &best_pos_, &best_value_, &hold_})
@@ -635,6 +641,7 @@ private:
         detect_.setArg(kDetectLayout, layout_);
         detect_.setArg(kDetectVectors, n_vectors);
         detect_.setArg(kDetectPartners, partners_);
+        detect_.setArg(kDetectClip, clip_);
     }
 
     // Argument indices of the kernels in kernels/opencl/detect.cl (detect: after its nine state and input buffers).
@@ -642,10 +649,12 @@ private:
                              kBandpassVectorStream = 4, kBandpassLayout = 5, kBandpassFramesNow = 6,
                              kBandpassStride = 7, kBandpassVectors = 8;
     static constexpr cl_uint kMeansFiltered = 0, kMeansRuns = 1, kMeansGroupInverse = 2, kMeansMeans = 3,
-                             kMeansLayout = 4, kMeansFramesNow = 5, kMeansStride = 6, kMeansStreams = 7;
+                             kMeansLayout = 4, kMeansFramesNow = 5, kMeansStride = 6, kMeansStreams = 7, kMeansClip = 8,
+                             kMeansLanes = 9;
     static constexpr cl_uint kDetectReferenced = 9, kDetectKeepReferenced = 10, kDetectCandidates = 11,
                              kDetectCounts = 12, kDetectCapacity = 13, kDetectVectorStream = 14, kDetectLayout = 15,
-                             kDetectFramesNow = 16, kDetectStride = 17, kDetectVectors = 18, kDetectPartners = 19;
+                             kDetectFramesNow = 16, kDetectStride = 17, kDetectVectors = 18, kDetectPartners = 19,
+                             kDetectClip = 20;
 
     void launch(Slot& slot, const std::int16_t* const* frames, std::size_t start,
                 const std::vector<std::size_t>& counts) {
@@ -774,7 +783,7 @@ private:
         }
     }
 
-    std::size_t ring_frames() const { return options_.chunk_frames + HwSortConfig::ring_frames; }
+    std::size_t ring_frames() const { return chunk_frames_ + HwSortConfig::ring_frames; }
     std::int32_t* ring_row(std::uint64_t frame) {
         return &ring_[(frame % ring_frames()) * static_cast<std::size_t>(streams_[0].n_channels)];
     }
@@ -791,6 +800,9 @@ private:
     }
 
     OpenclOptions options_;
+    /// Frames per launch: options_.chunk_frames, at most a period of the common reference's clip levels, so that a
+    /// launch's group sums only read levels that an earlier launch's detect took (detect.cl).
+    std::size_t chunk_frames_;
     /// Channels per work item (VEC in detect.cl): each stream's rows are padded to a multiple of it.
     static constexpr int kVector = 8;
     std::vector<Stream> streams_;
@@ -809,6 +821,7 @@ private:
     cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_, runs_, layout_, vector_stream_,
         partners_;
     cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_;
+    cl::Buffer clip_; ///< [2][lanes]: the common reference's clip levels (hw::ReferenceState)
     std::vector<Slot> slots_;
     std::size_t local_size_ = 8;
     std::size_t next_slot_ = 0;

@@ -19,7 +19,8 @@ namespace spikeline {
 struct OpenclOptions {
     int platform = 0; ///< index in `spikeline devices`
     int device = 0;   ///< index within the platform
-    /// Frames per kernel launch (the chunk). A process() call is cut into chunks of at most this many frames.
+    /// Frames per kernel launch (the chunk; at most hw::DetectConfig::reference_period are used, see detect.cl). A
+    /// process() call is cut into chunks of at most this many frames.
     std::size_t chunk_frames = 1024;
     int chunks_in_flight = 2; ///< chunk buffer sets: the device computes one while the host finishes the previous
     int probes = 1;           ///< independent streams per launch (OpenclBatch; the Backend takes one)

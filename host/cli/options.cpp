@@ -59,6 +59,9 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
          "fraction of the threshold a sample must reach for the spatial rule") //
         ("warmup-ms", po::value(&s.warmup_ms)->default_value(s.warmup_ms),
          "no detection while the noise estimate settles") //
+        ("reference-clip", po::value(&s.reference_clip)->default_value(s.reference_clip),
+         "each channel's share of its shank's mean is clipped to this many times its median |x|, so that large "
+         "spikes on a few contacts do not move it (0: the plain mean)") //
         ("no-common-reference", po::bool_switch(&values.no_common_reference),
          "do not subtract the per-shank mean (also turns artefact rejection off: it works per shank)") //
         ("no-artifact-rejection", po::bool_switch(&values.no_artifact_rejection),

@@ -1,9 +1,11 @@
 // The detection front end of L1 (hls/include/spikeline/hw/detector.hpp) as a streaming core, bit-exact with it.
 //
 //   s_axis (int16 samples, channel-serial, tlast on a frame's last channel)
-//     -> stage 1: two biquads per sample (state in block RAM), Q4 rounding, group sums per frame
+//     -> stage 1: two biquads per sample (state in block RAM), Q4 rounding, group sums per frame (plain, and clipped
+//        to each channel's clip level, and whether more than about three quarters of the channels are beyond it)
 //     -> frame buffer of FRAME_SLOTS frames (the reference needs the whole frame's sums before subtracting)
-//     -> stage 2: common reference, noise tracker, threshold, alignment, dead time (state in block RAM)
+//     -> stage 2: common reference, noise tracker, threshold, alignment, dead time (state in block RAM); at the first
+//        frame of each reference period, the clip levels of the next period from the noise estimates
 //     -> candidate FIFO -> artefact rejection and de-duplication FSM (spikeline_dedup) -> event FIFO -> m_axis (one
 //        event or artefact per transfer)
 //   s_axil: the parameters of hw::DetectParams, control and status (register table in hw_sim/README.md)
@@ -11,9 +13,9 @@
 // Both stages issue one channel per clock and never stall once issued: back-pressure acts at issue (stage 1 waits
 // for a free frame slot, stage 2 for room in the candidate FIFO), so a full m_axis eventually lowers
 // s_axis_tready. Every multiplier has its product registered (stage 1: p1 high-pass products, p2 sum, p3 low-pass
-// products, p4 sum; stage 2: q1 reference product, q2 subtraction and threshold product, q3 detector). Per-channel
-// state is read when a channel issues and written back four (stage 1) or three (stage 2) clocks later; with fewer
-// than MIN_PIPELINED_CHANNELS channels a frame waits for the previous one to leave the pipeline instead.
+// products, p4 sum; stage 2: q1 reference product, q2 subtraction and threshold and clip products, q3 detector).
+// Per-channel state is read when a channel issues and written back four (stage 1) or three (stage 2) clocks later;
+// with fewer than MIN_PIPELINED_CHANNELS channels a frame waits for the previous one to leave the pipeline instead.
 `default_nettype none
 
 module spikeline_detect_core #(
@@ -78,6 +80,13 @@ module spikeline_detect_core #(
     localparam logic signed [31:0] SAMPLE_MAX = 32'sd1048575;  // 2^20 - 1
     localparam logic signed [31:0] SAMPLE_MIN = -32'sd1048576;
     localparam logic [25:0] NOISE_MAX = 26'd8388607;           // 2^23 - 1
+    // common reference (L1 common_reference.hpp): clip levels change every 2^12 frames (DetectConfig::reference_period)
+    localparam int REFERENCE_PERIOD_BITS = 12;
+    // A clip level is < 2^27, but a 21-bit sample lies in [-2^20, 2^20 - 1]: a level saturated to anything >= 2^20 + 1
+    // clamps nothing and counts nothing beyond it, exactly as the full level, so 21 bits are kept.
+    localparam int CLIP_BITS = 21;
+    // a group takes its plain sum when beyond * group_inverse_size > 3 * 2^14 (L1 group_mean)
+    localparam logic signed [17:0] PLAIN_LIMIT = 18'sd49152;
 
     // ------------------------------------------------------------------------------------------------------------
     // Parameters (AXI-Lite)
@@ -96,6 +105,7 @@ module spikeline_detect_core #(
     logic [4:0] artifact_window_reg;
     logic [15:0] artifact_blank_reg;
     logic [15:0] spatial_gate_gain_reg;
+    logic [15:0] reference_clip_gain_reg;
     logic [15:0] spatial_gain_reg [0:MAX_PARTNERS-1];
 
     // ------------------------------------------------------------------------------------------------------------
@@ -115,40 +125,49 @@ module spikeline_detect_core #(
     // ------------------------------------------------------------------------------------------------------------
     logic [15:0] in_channel_reg;      // channel of the next input sample
     logic [SLOT_BITS-1:0] in_slot_reg;
+    // frames stage 1 has taken in, modulo two reference periods: the top bit is the clip bank of the frame coming in.
+    // Stage 2 runs at most FRAME_SLOTS frames behind, so it writes the other bank (L1 take_reference_clips).
+    logic [REFERENCE_PERIOD_BITS:0] in_frame_reg;
     logic [SLOT_BITS:0] slots_used_reg;   // frames being filtered, waiting, or being referenced
     logic [SLOT_BITS:0] frames_ready_reg; // filtered frames stage 2 has not started
 
-    logic p1_valid_reg, p1_last_reg;
+    logic p1_valid_reg, p1_last_reg, p1_bank_reg;
     logic [CHANNEL_BITS-1:0] p1_channel_reg;
     logic [SLOT_BITS-1:0] p1_slot_reg;
     logic signed [15:0] p1_sample_reg;
 
-    logic p2_valid_reg, p2_last_reg;
+    logic p2_valid_reg, p2_last_reg, p2_bank_reg;
     logic [CHANNEL_BITS-1:0] p2_channel_reg;
     logic [SLOT_BITS-1:0] p2_slot_reg;
     logic signed [7:0] p2_group_reg;
     logic signed [25:0] p2_input_reg, p2_input1_reg, p2_middle1_reg, p2_middle2_reg, p2_output1_reg, p2_output2_reg;
 
-    logic p3_valid_reg, p3_last_reg;
+    logic p3_valid_reg, p3_last_reg, p3_bank_reg;
     logic [CHANNEL_BITS-1:0] p3_channel_reg;
     logic [SLOT_BITS-1:0] p3_slot_reg;
     logic signed [7:0] p3_group_reg;
     logic signed [25:0] p3_input_reg, p3_input1_reg, p3_middle_reg, p3_middle1_reg, p3_middle2_reg;
     logic signed [25:0] p3_output1_reg, p3_output2_reg;
 
-    logic p4_valid_reg, p4_last_reg;
+    logic p4_valid_reg, p4_last_reg, p4_bank_reg;
     logic [CHANNEL_BITS-1:0] p4_channel_reg;
     logic [SLOT_BITS-1:0] p4_slot_reg;
     logic signed [7:0] p4_group_reg;
     logic signed [25:0] p4_input_reg, p4_input1_reg, p4_middle_reg, p4_middle1_reg, p4_output1_reg;
 
-    logic p5_valid_reg, p5_last_reg;
+    logic p5_valid_reg, p5_last_reg, p5_bank_reg;
     logic [CHANNEL_BITS-1:0] p5_channel_reg;
     logic [SLOT_BITS-1:0] p5_slot_reg;
     logic signed [7:0] p5_group_reg;
     logic signed [20:0] p5_filtered_reg;
 
-    logic signed [31:0] group_sum_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
+    // per slot and group (L1 GroupSums): the plain sum, the clipped sum, and a margin that replaces the count of
+    // channels beyond their clip: PLAIN_LIMIT - beyond * group_inverse_size, left alone once negative. Its sign is
+    // L1's choice of the plain sum (beyond * inverse > PLAIN_LIMIT), so q1 needs no multiplier before the mean's;
+    // 18 bits (margin > PLAIN_LIMIT - 2^17), not the 27 of the product.
+    logic signed [31:0] group_plain_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
+    logic signed [31:0] group_clipped_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
+    logic signed [17:0] group_margin_reg [0:FRAME_SLOTS*MAX_GROUPS-1];
 
     wire frame_start = in_channel_reg == 16'd0;
     wire last_input_channel = in_channel_reg == n_channels_reg - 16'd1;
@@ -271,6 +290,7 @@ module spikeline_detect_core #(
     logic signed [31:0] q3_threshold_reg;
     logic signed [7:0] q3_group_reg;
     logic signed [31:0] q3_gate_reg, q3_spatial_limit_reg;
+    logic [26:0] q3_clip_reg;
     logic signed [20:0] q3_partner_reg [0:MAX_PARTNERS-1];
     logic [2:0] q3_partners_reg;     // partners in use (0..4)
 
@@ -305,12 +325,16 @@ module spikeline_detect_core #(
         .read_data(detector_read_data)
     );
 
-    // q1: the group's sum times round(2^16 / members); q2 rounds it to the mean: round(product / 2^16)
+    // q1: the group's sum times round(2^16 / members); q2 rounds it to the mean: round(product / 2^16). The sum is
+    // the clipped one unless more than about three quarters of the members are beyond their clip (negative margin):
+    // then the plain one.
     wire signed [7:0] q1_group = frame_read_data[28:21];
     wire signed [20:0] q1_filtered = frame_read_data[20:0];
     wire [GROUP_BITS-1:0] q1_group_index = q1_group[GROUP_BITS-1:0];
-    wire signed [63:0] q1_scaled_sum = 64'(group_sum_reg[{q1_slot_reg, q1_group_index}]) *
-                                       64'($signed({1'b0, group_inverse_reg[q1_group_index]}));
+    wire [SLOT_BITS+GROUP_BITS-1:0] q1_sum_index = {q1_slot_reg, q1_group_index};
+    wire signed [31:0] q1_sum = group_margin_reg[q1_sum_index][17] ? group_plain_reg[q1_sum_index]
+                                                                    : group_clipped_reg[q1_sum_index];
+    wire signed [63:0] q1_scaled_sum = 64'(q1_sum) * 64'($signed({1'b0, group_inverse_reg[q1_group_index]}));
 
     // q2: round the product to the mean, subtract, saturate; the threshold product from the noise estimate
     wire signed [63:0] q2_mean_wide = (q2_scaled_sum_reg + 64'sd32768) >>> 16;
@@ -344,6 +368,9 @@ module spikeline_detect_core #(
                                                                                : partner_difference[20:0]));
     end
     wire [34:0] q2_scaled_gate = 35'(q2_noise_q4) * 35'(spatial_gate_gain_reg) + 35'd128;
+    // the clip level the noise estimate gives (threshold_from_noise with reference_clip_gain), used at q3 only at the
+    // first frame of a reference period
+    wire [34:0] q2_scaled_clip = 35'(q2_noise_q4) * 35'(reference_clip_gain_reg) + 35'd128;
     wire [35:0] q2_scaled_limit = 36'(q2_noise_q4) * 36'(q2_spatial_gain) + 36'd128;
 
     // q3: the detector (L1 track_noise_and_flag + align_channel, or flush_detector for a flush sweep)
@@ -462,6 +489,40 @@ module spikeline_detect_core #(
                                            : {hold_next, best_value_next, best_pos_next, count_next, searching_next,
                                               noise_next};
     end
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Common reference clip levels (L1 ReferenceState): one RAM per bank, so that START clears both in MAX_CHANNELS
+    // clocks. Stage 2 writes at q3 of a period's first frame, from the noise estimate before that frame's update, into
+    // the bank of the next period; stage 1 reads the bank of its own frame at p4. The two never meet in one bank.
+    // ------------------------------------------------------------------------------------------------------------
+    wire clip_write = q3_valid_reg && !q3_flush_reg && q3_frame_reg[REFERENCE_PERIOD_BITS-1:0] == '0;
+    wire clip_write_bank = !q3_frame_reg[REFERENCE_PERIOD_BITS];
+    wire [CLIP_BITS-1:0] clip_write_data = q3_clip_reg[26:CLIP_BITS] != '0 ? {CLIP_BITS{1'b1}}
+                                                                           : q3_clip_reg[CLIP_BITS-1:0];
+    logic [CLIP_BITS-1:0] clip_read_data [0:1];
+
+    for (genvar b = 0; b < 2; b = b + 1) begin : clip_bank
+        spikeline_sdp_ram #(
+            .WIDTH(CLIP_BITS),
+            .DEPTH(MAX_CHANNELS)
+        ) clip_ram (
+            .clk(clk),
+            .write_enable(clearing_reg || (clip_write && 32'(clip_write_bank) == b)),
+            .write_address(clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : q3_channel_reg),
+            .write_data(clearing_reg ? '0 : clip_write_data),
+            .read_address(p4_channel_reg),
+            .read_data(clip_read_data[b])
+        );
+    end
+
+    // p5: the sample clamped to +- its clip level, and whether it reaches the level (clip 0: every sample does)
+    wire signed [22:0] p5_clip = $signed({2'b00, p5_bank_reg ? clip_read_data[1] : clip_read_data[0]});
+    wire signed [22:0] p5_sample = 23'(p5_filtered_reg);
+    wire p5_below = p5_sample <= -p5_clip;
+    wire p5_above = p5_sample >= p5_clip;
+    wire signed [22:0] p5_clipped = p5_below ? -p5_clip : (p5_above ? p5_clip : p5_sample);
+    wire [SLOT_BITS+GROUP_BITS-1:0] p5_sum_index = {p5_slot_reg, p5_group_reg[GROUP_BITS-1:0]};
+    wire signed [17:0] p5_margin = group_margin_reg[p5_sum_index];
 
     assign monitor_valid = q3_valid_reg && !q3_flush_reg;
     assign monitor_channel = 16'(q3_channel_reg);
@@ -668,6 +729,7 @@ module spikeline_detect_core #(
                 6'd27: read_value = 32'(artifact_window_reg);
                 6'd28: read_value = 32'(artifact_blank_reg);
                 6'd29: read_value = 32'(spatial_gate_gain_reg);
+                6'd30: read_value = 32'(reference_clip_gain_reg);
                 6'd40, 6'd41, 6'd42, 6'd43: read_value = 32'(spatial_gain_reg[s_axil_araddr[3:2]]);
                 6'd32: read_value = s2_frame_reg[31:0];
                 6'd33: read_value = s2_frame_reg[63:32];
@@ -722,6 +784,7 @@ module spikeline_detect_core #(
             artifact_window_reg <= '0;
             artifact_blank_reg <= '0;
             spatial_gate_gain_reg <= '0;
+            reference_clip_gain_reg <= '0;
             for (int k = 0; k < MAX_PARTNERS; k = k + 1)
                 spatial_gain_reg[k] <= '0;
         end else if (write_scalar) begin
@@ -747,6 +810,7 @@ module spikeline_detect_core #(
                 6'd27: artifact_window_reg <= s_axil_wdata[4:0];
                 6'd28: artifact_blank_reg <= s_axil_wdata[15:0];
                 6'd29: spatial_gate_gain_reg <= s_axil_wdata[15:0];
+                6'd30: reference_clip_gain_reg <= s_axil_wdata[15:0];
                 6'd40, 6'd41, 6'd42, 6'd43: spatial_gain_reg[write_register[1:0]] <= s_axil_wdata[15:0];
                 default: ;
             endcase
@@ -778,6 +842,7 @@ module spikeline_detect_core #(
             events_out_reg <= '0;
             in_channel_reg <= '0;
             in_slot_reg <= '0;
+            in_frame_reg <= '0;
             slots_used_reg <= '0;
             frames_ready_reg <= '0;
             p1_valid_reg <= 1'b0;
@@ -810,18 +875,22 @@ module spikeline_detect_core #(
             p1_slot_reg <= in_slot_reg;
             p1_sample_reg <= s_axis_tdata;
             p1_last_reg <= last_input_channel;
+            p1_bank_reg <= in_frame_reg[REFERENCE_PERIOD_BITS];
             if (accept) begin
                 if (s_axis_tlast != last_input_channel)
                     framing_error_reg <= 1'b1;
                 in_channel_reg <= last_input_channel ? 16'd0 : in_channel_reg + 16'd1;
-                if (last_input_channel)
+                if (last_input_channel) begin
                     in_slot_reg <= in_slot_reg + 1'b1;
+                    in_frame_reg <= in_frame_reg + 1'b1;
+                end
             end
             // p1: high-pass products (registered inside the biquad)
             p2_valid_reg <= p1_valid_reg;
             p2_channel_reg <= p1_channel_reg;
             p2_slot_reg <= p1_slot_reg;
             p2_last_reg <= p1_last_reg;
+            p2_bank_reg <= p1_bank_reg;
             p2_group_reg <= group_read_data;
             p2_input_reg <= p1_input;
             p2_input1_reg <= history_input1;
@@ -834,6 +903,7 @@ module spikeline_detect_core #(
             p3_channel_reg <= p2_channel_reg;
             p3_slot_reg <= p2_slot_reg;
             p3_last_reg <= p2_last_reg;
+            p3_bank_reg <= p2_bank_reg;
             p3_group_reg <= p2_group_reg;
             p3_input_reg <= p2_input_reg;
             p3_input1_reg <= p2_input1_reg;
@@ -847,17 +917,19 @@ module spikeline_detect_core #(
             p4_channel_reg <= p3_channel_reg;
             p4_slot_reg <= p3_slot_reg;
             p4_last_reg <= p3_last_reg;
+            p4_bank_reg <= p3_bank_reg;
             p4_group_reg <= p3_group_reg;
             p4_input_reg <= p3_input_reg;
             p4_input1_reg <= p3_input1_reg;
             p4_middle_reg <= p3_middle_reg;
             p4_middle1_reg <= p3_middle1_reg;
             p4_output1_reg <= p3_output1_reg;
-            // p4: low-pass sum, history written back, Q4
+            // p4: low-pass sum, history written back, Q4; clip level read
             p5_valid_reg <= p4_valid_reg;
             p5_channel_reg <= p4_channel_reg;
             p5_slot_reg <= p4_slot_reg;
             p5_last_reg <= p4_last_reg;
+            p5_bank_reg <= p4_bank_reg;
             p5_group_reg <= p4_group_reg;
             p5_filtered_reg <= filtered_q4;
             // p5: frame buffer written (RAM above), group sums below
@@ -907,6 +979,7 @@ module spikeline_detect_core #(
             q3_threshold_reg <= 32'(q2_scaled_threshold >> 8);
             q3_group_reg <= q2_group_reg;
             q3_gate_reg <= 32'(q2_scaled_gate >> 8);
+            q3_clip_reg <= 27'(q2_scaled_clip >> 8);
             q3_spatial_limit_reg <= 32'(q2_scaled_limit >> 8);
             q3_partners_reg <= q2_partners;
             for (int k = 0; k < MAX_PARTNERS; k = k + 1)
@@ -915,15 +988,24 @@ module spikeline_detect_core #(
         end
     end
 
-    // group sums: a slot's sums are cleared when stage 1 starts a frame in it
+    // group sums: a slot's sums are cleared when stage 1 starts a frame in it. The slot is free then (stage 2 has
+    // released it), so p5 never adds to it in the same clock; the clear is written last, so that it wins and maps to
+    // the registers' synchronous reset (with the add on their clock enable) instead of a gate per bit.
     always_ff @(posedge clk) begin
-        if (slot_allocated) begin
-            for (int g = 0; g < MAX_GROUPS; g = g + 1)
-                group_sum_reg[{in_slot_reg, GROUP_BITS'(g)}] <= 32'sd0;
+        if (p5_valid_reg && !p5_group_reg[7]) begin
+            group_plain_reg[p5_sum_index] <= group_plain_reg[p5_sum_index] + 32'(p5_filtered_reg);
+            group_clipped_reg[p5_sum_index] <= group_clipped_reg[p5_sum_index] + 32'(p5_clipped);
+            if ((p5_below || p5_above) && !p5_margin[17])
+                group_margin_reg[p5_sum_index] <=
+                    p5_margin - $signed({1'b0, group_inverse_reg[p5_group_reg[GROUP_BITS-1:0]]});
         end
-        if (p5_valid_reg && !p5_group_reg[7])
-            group_sum_reg[{p5_slot_reg, p5_group_reg[GROUP_BITS-1:0]}] <=
-                group_sum_reg[{p5_slot_reg, p5_group_reg[GROUP_BITS-1:0]}] + 32'(p5_filtered_reg);
+        if (slot_allocated) begin
+            for (int g = 0; g < MAX_GROUPS; g = g + 1) begin
+                group_plain_reg[{in_slot_reg, GROUP_BITS'(g)}] <= 32'sd0;
+                group_clipped_reg[{in_slot_reg, GROUP_BITS'(g)}] <= 32'sd0;
+                group_margin_reg[{in_slot_reg, GROUP_BITS'(g)}] <= PLAIN_LIMIT;
+            end
+        end
     end
 endmodule
 

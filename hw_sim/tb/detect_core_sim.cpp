@@ -56,6 +56,8 @@ std::string params_problem(const CoreParams& p, int max_channels) {
         if (group >= 0 && !within(p.group_inverse_size[group], 0, 65536))
             return "reference group " + std::to_string(group) + " has an inverse size beyond 2^16";
     }
+    if (!within(p.reference_clip_gain, 0, 65535))
+        return "the common reference's clip gain exceeds the core's 16-bit register";
     if (!within(p.spatial_gate_gain, 0, 65535))
         return "the spatial rule's gate gain exceeds the core's 16-bit register";
     for (int k = 0; k < hw::DetectConfig::max_partners; ++k)

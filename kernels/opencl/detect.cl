@@ -11,13 +11,17 @@
 // none only keeps its state). Layouts: frames, filtered and referenced are [probe][stride frames][its padded]
 // (probe p's block starts at stride * lane_base(p)); means are [probe][stride frames][MAX_GROUPS]; per-channel state
 // is [lane] with lane = lane_base(p) + channel.
+//
+// The common reference's clip levels (common_reference.hpp) are [2 banks][lane]: detect takes them from the noise
+// estimates at the frames that start a period of REFERENCE_PERIOD frames, group_means reads them. The host launches at
+// most REFERENCE_PERIOD frames of a probe at a time, so the levels a launch's group_means reads were taken by an
+// earlier launch, and the bank detect overwrites in a launch is one its group_means has finished reading.
 
 #define VEC 8
 typedef int8 intv;
 
 // Per probe, the host's table `layout` (PROBE_WORDS ints; fixed for the run) and `frames_now` (n_frames, first frame
 // low and high word; per launch).
-#define PROBE_WORDS 16
 #define P_LANE_BASE 0
 #define P_PADDED 1
 #define P_RUNS_BEGIN 2
@@ -30,11 +34,36 @@ typedef int8 intv;
 #define P_ALIGN_WINDOW 9
 #define P_DEAD_TIME 10
 #define P_SPATIAL_GATE_GAIN 11
-#define P_SPATIAL_GAIN 12 // MAX_PARTNERS words
+#define P_REFERENCE_CLIP_GAIN 12
+#define P_SPATIAL_GAIN 13 // MAX_PARTNERS words, the last field
+#define PROBE_WORDS (P_SPATIAL_GAIN + MAX_PARTNERS)
 #define FRAMES_WORDS 3
 
 inline long round_shift(long value, int shift) {
     return (value + ((long)1 << (shift - 1))) >> shift;
+}
+
+// The first frame of a probe's launch (frames_now's low and high words).
+inline ulong first_frame_of(__global const int* frames_now, int probe) {
+    return (ulong)(uint)frames_now[probe * FRAMES_WORDS + 1] | ((ulong)(uint)frames_now[probe * FRAMES_WORDS + 2] << 32);
+}
+
+// The bank of clip levels frame `frame` uses (reference_bank).
+inline int reference_bank(ulong frame) {
+    return (int)((frame / REFERENCE_PERIOD) & 1);
+}
+
+inline int sum_v(intv v) {
+    return v.s0 + v.s1 + v.s2 + v.s3 + v.s4 + v.s5 + v.s6 + v.s7;
+}
+
+// clip_sample, in scalars and vectors, written as in L1 (clamp is undefined for clip < 0).
+inline int clip_sample(int value, int clip) {
+    return value < -clip ? -clip : (value > clip ? clip : value);
+}
+
+inline intv clip_sample_v(intv value, intv clip) {
+    return select(select(value, clip, value > clip), -clip, value < -clip);
 }
 
 // The low half of a state in [-2^13, 2^13) and its high half: state = high * 2^COEF_FRAC_BITS + low. With 16-bit
@@ -102,12 +131,14 @@ __kernel void bandpass(__global const short* frames, __global int* filtered, __g
             vstore8(h[k][j], 0, history + (k * 2 + j) * lanes + lane);
 }
 
-// accumulate_group_sums + group_means for one frame of one probe (global ids: frame, probe). runs lists the
-// channel ranges of one group as (begin, end, group), each probe's from its layout's runs_begin; sums of at most 1024
-// values below 2^20 fit 32 bits, so the order of the additions does not change them.
+// accumulate_group_sums + group_means for one frame of one probe (global ids: frame, probe), with the clip levels
+// of the frame's bank. runs lists the channel ranges of one group as (begin, end, group), each probe's from its
+// layout's runs_begin; sums of at most 1024 values below 2^20 fit 32 bits, so the order of the additions does not
+// change them.
 __kernel void group_means(__global const int* filtered, __global const int* all_runs,
                           __global const int* all_group_inverse_size, __global int* means,
-                          __global const int* layout, __global const int* frames_now, int stride, int n_probes) {
+                          __global const int* layout, __global const int* frames_now, int stride, int n_probes,
+                          __global const int* clip_state, int n_lanes) {
     const int frame = get_global_id(0);
     const int probe = get_global_id(1);
     if (probe >= n_probes || frame >= frames_now[probe * FRAMES_WORDS])
@@ -117,24 +148,42 @@ __kernel void group_means(__global const int* filtered, __global const int* all_
     __global const int* group_inverse_size = all_group_inverse_size + probe * MAX_GROUPS;
     const size_t row = (size_t)probe * stride + frame;
     const int padded = layout[probe * PROBE_WORDS + P_PADDED];
-    __global const int* x =
-        filtered + (size_t)stride * layout[probe * PROBE_WORDS + P_LANE_BASE] + (size_t)frame * padded;
-    int sums[MAX_GROUPS];
+    const int lane_base = layout[probe * PROBE_WORDS + P_LANE_BASE];
+    __global const int* x = filtered + (size_t)stride * lane_base + (size_t)frame * padded;
+    const int bank = reference_bank(first_frame_of(frames_now, probe) + (ulong)frame);
+    __global const int* clip = clip_state + (size_t)bank * n_lanes + lane_base;
+    int plain[MAX_GROUPS], clipped[MAX_GROUPS], beyond[MAX_GROUPS];
     for (int g = 0; g < MAX_GROUPS; ++g)
-        sums[g] = 0;
+        plain[g] = clipped[g] = beyond[g] = 0;
     for (int r = 0; r < n_runs; ++r) {
         const int end = runs[3 * r + 1];
         int ch = runs[3 * r];
-        intv partial = (intv)0;
-        for (; ch + VEC <= end; ch += VEC)
-            partial += vload8(0, x + ch);
-        int sum = partial.s0 + partial.s1 + partial.s2 + partial.s3 + partial.s4 + partial.s5 + partial.s6 + partial.s7;
-        for (; ch < end; ++ch)
-            sum += x[ch];
-        sums[runs[3 * r + 2]] += sum;
+        intv plain_v = (intv)0, clipped_v = (intv)0, beyond_v = (intv)0;
+        for (; ch + VEC <= end; ch += VEC) {
+            const intv value = vload8(0, x + ch);
+            const intv level = vload8(0, clip + ch);
+            plain_v += value;
+            clipped_v += clip_sample_v(value, level);
+            beyond_v -= (value <= -level) | (value >= level); // a true comparison is -1
+        }
+        int plain_sum = sum_v(plain_v), clipped_sum = sum_v(clipped_v), beyond_sum = sum_v(beyond_v);
+        for (; ch < end; ++ch) {
+            const int value = x[ch], level = clip[ch];
+            plain_sum += value;
+            clipped_sum += clip_sample(value, level);
+            beyond_sum += value <= -level || value >= level ? 1 : 0;
+        }
+        const int group = runs[3 * r + 2];
+        plain[group] += plain_sum;
+        clipped[group] += clipped_sum;
+        beyond[group] += beyond_sum;
     }
-    for (int g = 0; g < MAX_GROUPS; ++g)
-        means[(size_t)row * MAX_GROUPS + g] = (int)round_shift((long)sums[g] * group_inverse_size[g], 16);
+    for (int g = 0; g < MAX_GROUPS; ++g) {
+        // group_mean (the plain sum when about three quarters of the group are beyond their clip): beyond <= 1024
+        // times round(2^16 / members) <= 2^16 fits 32 bits
+        const int sum = beyond[g] * group_inverse_size[g] > 3 * (1 << 14) ? plain[g] : clipped[g];
+        means[(size_t)row * MAX_GROUPS + g] = (int)round_shift((long)sum * group_inverse_size[g], 16);
+    }
 }
 
 // Polarity: 0 negative, 1 positive, 2 both (hw::Polarity).
@@ -175,14 +224,15 @@ inline bool spatially_supported(int value, int threshold, int level, __global co
 // word per lane and field) persists between chunks. Each candidate goes to its lane's own list as (frame of the chunk
 // it was emitted at, peak frame relative to the chunk's first frame, value); a channel emits at most once per
 // align_window frames, so `capacity` = n_frames / align_window + 1 entries always suffice. referenced (the samples
-// after the common reference, for the sorting stage) is written when keep_referenced.
+// after the common reference, for the sorting stage) is written when keep_referenced. At the frame of the chunk that
+// starts a period (at most one: the host launches at most REFERENCE_PERIOD frames), take_reference_clips.
 __kernel void detect(__global const int* filtered, __global const int* means, __global const short* group_of,
                      __global int* noise_state, __global int* searching_state, __global int* count_state,
                      __global int* best_pos_state, __global int* best_value_state, __global int* hold_state,
                      __global int* referenced, int keep_referenced, __global int* candidates,
                      __global int* n_candidates, int capacity, __global const int* vector_probe,
                      __global const int* layout, __global const int* frames_now, int stride, int n_vectors,
-                     __global const int* partners) {
+                     __global const int* partners, __global int* clip_state) {
     const int v = get_global_id(0);
     if (v >= n_vectors)
         return;
@@ -198,9 +248,10 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
     const int polarity = settings[P_POLARITY];
     const int align_window = settings[P_ALIGN_WINDOW];
     const int dead_time = settings[P_DEAD_TIME];
+    const int reference_clip_gain = settings[P_REFERENCE_CLIP_GAIN];
     const int n_frames = frames_now[probe * FRAMES_WORDS];
-    const ulong first_frame =
-        (ulong)(uint)frames_now[probe * FRAMES_WORDS + 1] | ((ulong)(uint)frames_now[probe * FRAMES_WORDS + 2] << 32);
+    const ulong first_frame = first_frame_of(frames_now, probe);
+    const int period_start = (int)((REFERENCE_PERIOD - first_frame % REFERENCE_PERIOD) % REFERENCE_PERIOD);
     const int lane = v * VEC;
     const int column = lane - lane_base;
     const size_t first = (size_t)stride * lane_base + (size_t)column;
@@ -241,6 +292,13 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         if (keep_referenced)
             vstore8(value, 0, referenced + at);
 
+        if (f == period_start) {
+            // threshold_from_noise in 64 bits: the gain may reach 2^16, (noise + 8) >> 4 2^19.
+            const long8 clips = (convert_long8((noise + 8) >> 4) * reference_clip_gain + (1 << (GAIN_FRAC_BITS - 1))) >>
+                                GAIN_FRAC_BITS;
+            const int bank = 1 - reference_bank(first_frame + (ulong)f);
+            vstore8(convert_int8(clips), 0, clip_state + (size_t)bank * n_vectors * VEC + lane);
+        }
         const bool warm = first_frame + (ulong)f >= (ulong)warmup_frames;
         const int step = warm ? noise_step_slow : noise_step_fast;
         const intv magnitude = min(convert_int8(abs(value)) << shift, (intv)noise_max);

@@ -42,6 +42,10 @@ struct DetectConfig {
     /// (0.87 ms at 30 kHz with the default windows).
     static constexpr int max_decision_delay = 8;
     static constexpr int max_artifact_window = 16; ///< frames over which a group's candidates are counted
+    /// Frames between the common reference's clip levels (common_reference.hpp): a level is taken from the noise
+    /// tracker at the start of one period and used through the next, so no backend's stage that sums a group needs
+    /// the noise of frames it has not detected yet (the CPU backend's blocks and the OpenCL launches stay within it).
+    static constexpr int reference_period = 4096;
 };
 
 /// Which excursions are spikes.
@@ -58,11 +62,14 @@ template <class CONFIG_T> struct DetectParams {
     BiquadQ sections[CONFIG_T::n_sections] = {};
     std::int16_t group_of[CONFIG_T::max_channels] = {};
     std::int32_t group_inverse_size[CONFIG_T::max_groups] = {}; ///< round(2^16 / members)
-    std::int32_t noise_step_fast = 64;                          ///< Q8 LSB per sample during warm-up
-    std::int32_t noise_step_slow = 1;                           ///< Q8 LSB per sample afterwards
-    std::int32_t noise_initial = 0;                             ///< Q8 starting estimate of median |x|
-    std::uint32_t warmup_frames = 1024;                         ///< no detection (and the fast step) before this frame
-    std::int32_t threshold_gain = 0; ///< Q8 of k / 0.6745 (threshold = k sigma, sigma = median|x| / 0.6745)
+    /// Q8 of median |x|: a channel's share of its group's mean is clipped to +- this times its noise estimate
+    /// (common_reference.hpp); 0: the plain mean.
+    std::int32_t reference_clip_gain = 0;
+    std::int32_t noise_step_fast = 64;  ///< Q8 LSB per sample during warm-up
+    std::int32_t noise_step_slow = 1;   ///< Q8 LSB per sample afterwards
+    std::int32_t noise_initial = 0;     ///< Q8 starting estimate of median |x|
+    std::uint32_t warmup_frames = 1024; ///< no detection (and the fast step) before this frame
+    std::int32_t threshold_gain = 0;    ///< Q8 of k / 0.6745 (threshold = k sigma, sigma = median|x| / 0.6745)
     Polarity polarity = Polarity::negative;
     std::int32_t align_window = 9;   ///< samples from the crossing searched for the extremum (>= 1)
     std::int32_t dead_time = 18;     ///< samples after a peak before the channel may cross again

@@ -17,6 +17,7 @@ namespace hw {
 /// Everything the front end remembers between frames.
 template <class CONFIG_T> struct DetectState {
     BandpassState<CONFIG_T> bandpass;
+    ReferenceState<CONFIG_T> reference;
     DetectorState<CONFIG_T> detector;
     DedupState<CONFIG_T> dedup;
     std::int32_t filtered[CONFIG_T::max_channels] = {};
@@ -27,6 +28,7 @@ template <class CONFIG_T> struct DetectState {
 /// Start of a stream: zero filters, noise estimates at their initial value, nothing pending.
 template <class CONFIG_T> void reset_detect(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
     state.bandpass = BandpassState<CONFIG_T>{};
+    state.reference = ReferenceState<CONFIG_T>{};
     reset_detector(state.detector, params);
     reset_dedup(state.dedup);
     state.frame = 0;
@@ -38,12 +40,16 @@ void detect_one_frame(DetectState<CONFIG_T>& state, const DetectParams<CONFIG_T>
                       EMIT&& emit) {
     const int n = params.n_channels;
     bandpass_frame(state.bandpass, params, frame, state.filtered, 0, n);
-    std::int32_t sums[CONFIG_T::max_groups] = {};
+    GroupSums<CONFIG_T> sums;
     std::int32_t means[CONFIG_T::max_groups];
-#pragma HLS ARRAY_PARTITION variable = sums complete // registers: a group's running sum is updated every clock
-    accumulate_group_sums(params, state.filtered, sums, 0, n);
+#pragma HLS ARRAY_PARTITION variable = sums.plain complete // registers: a group's running sums are updated every clock
+#pragma HLS ARRAY_PARTITION variable = sums.clipped complete
+#pragma HLS ARRAY_PARTITION variable = sums.beyond complete
+    clear_group_sums(sums);
+    accumulate_group_sums(params, state.reference, state.frame, state.filtered, sums, 0, n);
     group_means(params, sums, means);
     subtract_reference(params, state.filtered, means, state.referenced, 0, n);
+    take_reference_clips(state.reference, params, state.frame, state.detector.noise, 0, n);
     detect_frame(state.detector, params, state.frame, state.referenced, 0, n,
                  [&](const SpikeEvent& candidate) { dedup_add(state.dedup, params, candidate); });
     dedup_advance(state.dedup, params, state.frame, false, emit);

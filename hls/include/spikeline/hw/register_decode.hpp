@@ -160,6 +160,9 @@ RegisterEffect decode_detect_register(std::uint32_t address, std::uint32_t value
     case reg::spatial_gate_gain:
         params.spatial_gate_gain = ap_uint<16>(value).to_int();
         break;
+    case reg::reference_clip_gain:
+        params.reference_clip_gain = ap_uint<16>(value).to_int();
+        break;
     case reg::spatial_gain_base:
     case reg::spatial_gain_base + 4:
     case reg::spatial_gain_base + 8:

@@ -33,6 +33,7 @@ constexpr std::uint32_t shadow_ratio = 0x068;
 constexpr std::uint32_t artifact_window = 0x06C;
 constexpr std::uint32_t artifact_blank = 0x070;
 constexpr std::uint32_t spatial_gate_gain = 0x074;
+constexpr std::uint32_t reference_clip_gain = 0x078;
 constexpr std::uint32_t spatial_gain_base = 0x0A0; ///< + 4 (n - 1): the gain for n partners
 constexpr std::uint32_t frames_low = 0x080;
 constexpr std::uint32_t frames_high = 0x084;

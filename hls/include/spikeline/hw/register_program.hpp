@@ -36,6 +36,7 @@ PROGRAM_SECTIONS:
     write(reg::artifact_window, static_cast<std::uint32_t>(params.artifact_window));
     write(reg::artifact_blank, static_cast<std::uint32_t>(params.artifact_blank));
     write(reg::spatial_gate_gain, static_cast<std::uint32_t>(params.spatial_gate_gain));
+    write(reg::reference_clip_gain, static_cast<std::uint32_t>(params.reference_clip_gain));
 PROGRAM_SPATIAL_GAINS:
     for (int k = 0; k < CONFIG_T::max_partners; ++k)
         write(reg::spatial_gain_base + 4u * static_cast<std::uint32_t>(k),
