@@ -29,7 +29,7 @@ module spikeline_dedup #(
     parameter int PENDING_DEPTH = 512,
     parameter int MAX_FRAME_CANDIDATES = 64,
     parameter int MAX_FRAME_DECISIONS = 4,
-    parameter int MAX_DECISION_DELAY = 8,
+    parameter int MAX_DECISION_DELAY = 16,
     parameter int MAX_GROUPS = 64,
     parameter int MAX_ARTIFACT_WINDOW = 16,
     parameter int MAX_NEIGHBOURS = 16,

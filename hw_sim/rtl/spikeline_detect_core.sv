@@ -24,7 +24,7 @@ module spikeline_detect_core #(
     parameter int PENDING_DEPTH = 512,
     parameter int MAX_FRAME_CANDIDATES = 64,
     parameter int MAX_FRAME_DECISIONS = 4,
-    parameter int MAX_DECISION_DELAY = 8,
+    parameter int MAX_DECISION_DELAY = 16,
     parameter int MAX_ARTIFACT_WINDOW = 16,
     parameter int FRAME_SLOTS = 4,
     parameter int CANDIDATE_FIFO_DEPTH = 64,

@@ -39,8 +39,10 @@ struct DetectConfig {
     static constexpr int max_frame_decisions = 4;   ///< candidates one frame end may decide
     /// Frame ends a candidate may wait for its decision after it could first be decided (then it is dropped): the
     /// latency from a peak to its event stays within dedup_window + align_window + max_decision_delay frames
-    /// (0.87 ms at 30 kHz with the default windows).
-    static constexpr int max_decision_delay = 8;
+    /// (1.13 ms at 30 kHz with the default windows). max_frame_decisions x max_decision_delay = max_frame_candidates:
+    /// a frame's full share is decided in time. With 8, a large spike crossing on many contacts (more of them once the
+    /// common reference stopped subtracting part of it) lost one candidate in 95 549 on the stable recording.
+    static constexpr int max_decision_delay = 16;
     static constexpr int max_artifact_window = 16; ///< frames over which a group's candidates are counted
     /// Frames between the common reference's clip levels (common_reference.hpp): a level is taken from the noise
     /// tracker at the start of one period and used through the next, so no backend's stage that sums a group needs
