@@ -258,6 +258,13 @@ TEST_F(SorterFile, OtherDetectionOrSnippetSettingsAreRejectedNamingTheSetting) {
         path,
         sort::make_sorter_file_context(probe::default_probe(kChannels), kSampleRate, detect, sort::SortSettings{}),
         {"detection settings differ", "threshold_sigma", "5.5", "pass the probe and settings"});
+    DetectSettings plain_mean; // a file written before the clipped reference has no reference_clip: this one's key
+    plain_mean.reference_clip = 0;
+    expect_rejected_file(
+        path,
+        sort::make_sorter_file_context(probe::default_probe(kChannels), kSampleRate, plain_mean, sort::SortSettings{}),
+        {"detection settings differ", "reference_clip"});
+    EXPECT_FALSE(to_json(plain_mean).contains("reference_clip"));
     sort::SortSettings snippet;
     snippet.post_ms = 1.2;
     expect_rejected_file(

@@ -271,7 +271,7 @@ nlohmann::json to_json(const DetectSettings& s) {
                         {"warmup_ms", s.warmup_ms},
                         {"common_reference", s.common_reference},
                         {"artifact_rejection", s.artifact_rejection}};
-    if (s.common_reference)
+    if (s.common_reference && s.reference_clip != 0) // absent: the plain mean, as in files written before the clip
         j["reference_clip"] = s.reference_clip;
     if (s.artifact_rejection) {
         j["artifact_fraction"] = s.artifact_fraction;
