@@ -89,8 +89,15 @@ void SortStageOutput::add(
 }
 
 void SortStageOutput::take(SortOutput& out) {
-    out.spikes.insert(out.spikes.end(), pending_.spikes.begin(), pending_.spikes.end());
-    out.snippets.insert(out.snippets.end(), pending_.snippets.begin(), pending_.snippets.end());
+    if (out.spikes.empty() && out.snippets.empty()) {
+        // Hand the buffers over, and keep the caller's (cleared, with their capacity) for the next spikes: no copy
+        // and no fresh pages every chunk.
+        std::swap(out.spikes, pending_.spikes);
+        std::swap(out.snippets, pending_.snippets);
+    } else {
+        out.spikes.insert(out.spikes.end(), pending_.spikes.begin(), pending_.spikes.end());
+        out.snippets.insert(out.snippets.end(), pending_.snippets.begin(), pending_.snippets.end());
+    }
     pending_.spikes.clear();
     pending_.snippets.clear();
 }

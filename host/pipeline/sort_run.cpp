@@ -214,7 +214,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
                 WindowChunk piece{window.data.spikes.size(), window_frames, {}};
                 backend->take_artifacts(piece.artifacts);
                 window_chunks.push_back(std::move(piece));
-                sorted = {};
+                sorted.spikes.clear(); // (keeping its capacity for the next chunk)
+                sorted.snippets.clear();
                 char line[160];
                 std::snprintf(line, sizeof line, "calibrate: %.1f / %.1f s  %zu spikes",
                               static_cast<double>(window_frames) / info.sample_rate,
@@ -346,7 +347,8 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             window.add(sorted, values_per_spike, tracking.get());
         if (learn)
             reservoir.add(sorted, tracking.get());
-        sorted = {};
+        sorted.spikes.clear(); // (keeping its capacity for the next chunk)
+        sorted.snippets.clear();
         // (Not at the end of a single pass: nothing would be labelled with it, and sorter.json is the sorter that
         // labelled the spikes. The first of two passes learns only at the end, below: its learnings re-cluster every
         // spike and carry no old unit, so one on the way would change only ids and the labels this pass discards.)
@@ -460,13 +462,12 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     if (from_cache) {
         CachedChunk chunk;
         while (cache_reader->next(chunk)) {
-            sorted = std::move(chunk.sorted);
-            artifacts = std::move(chunk.artifacts);
+            std::swap(sorted, chunk.sorted); // (the next read reuses the buffers)
+            std::swap(artifacts, chunk.artifacts);
             labeller->label(sorted);
             if (chunk.n_frames == 0) // what the backend gave when the recording ended
                 break;
             handle_chunk(sorted, artifacts, static_cast<std::size_t>(chunk.n_frames));
-            chunk = {};
         }
     } else {
         while (!recording_ended) {

@@ -4,6 +4,7 @@
 #include "util/errors.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -28,24 +29,69 @@ constexpr const char* kRemedy = "re-run `spikeline sort` on this probe and these
 /// The sorting settings that shape the features; the others only steer how a calibration is learnt.
 constexpr const char* kGeometrySettings[] = {"snippet_pre_ms", "snippet_post_ms", "snippet_channels", "n_features"};
 
+/// A double as the shortest JSON text that reads back to the same bits, always with a point or an exponent (so that
+/// -0.0 stays negative); what nlohmann's dump writes, faster: a sort's entries hold millions of them.
+void append_double(std::string& text, double value) {
+    if (!std::isfinite(value)) {
+        text += "null"; // (as nlohmann writes it; the reader rejects it)
+        return;
+    }
+    char buffer[32];
+    const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
+    if (error != std::errc())
+        throw std::logic_error("append_double: to_chars failed");
+    text.append(buffer, end);
+    if (std::find_if(buffer, end, [](char c) { return c == '.' || c == 'e'; }) == end)
+        text += ".0";
+}
+
+void append_doubles(std::string& text, const std::vector<double>& values) {
+    text += '[';
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0)
+            text += ',';
+        append_double(text, values[i]);
+    }
+    text += ']';
+}
+
+/// One entry as a line of JSON: written by hand, not through nlohmann's values, for the same reason.
+std::string entry_line(const Entry& e) {
+    std::string text = "{\"template_id\":" + std::to_string(e.template_id) + ",\"unit\":" + std::to_string(e.unit) +
+                       ",\"channel\":" + std::to_string(e.channel) +
+                       ",\"n_members\":" + std::to_string(e.n_members) + ",\"gate\":";
+    append_double(text, e.gate);
+    text += ",\"centroid\":";
+    append_doubles(text, e.centroid);
+    text += ",\"mean_snippet\":";
+    append_doubles(text, e.mean_snippet);
+    text += ",\"motion_um\":";
+    append_double(text, e.motion_um);
+    return text + '}';
+}
+
 /// Top-level fields one per line, and lists of lists or objects one element per line: readable and diffable, while
-/// every list of numbers stays on one line.
-std::string lay_out(const ordered_json& root) {
+/// every list of numbers stays on one line. "entries" (null in root, to keep its place) comes from entry_lines.
+std::string lay_out(const ordered_json& root, const std::vector<std::string>& entry_lines) {
     std::string text = "{\n";
     bool first = true;
+    auto list = [&text](std::size_t n, const auto& line) {
+        text += "[\n";
+        for (std::size_t i = 0; i < n; ++i)
+            text += "    " + line(i) + (i + 1 < n ? ",\n" : "\n");
+        text += "  ]";
+    };
     for (const auto& item : root.items()) {
         text += first ? "  " : ",\n  ";
         first = false;
         text += ordered_json(item.key()).dump() + ": ";
         const ordered_json& value = item.value();
-        if (value.is_array() && !value.empty() && value.front().is_structured()) {
-            text += "[\n";
-            for (std::size_t i = 0; i < value.size(); ++i)
-                text += "    " + value[i].dump() + (i + 1 < value.size() ? ",\n" : "\n");
-            text += "  ]";
-        } else {
+        if (item.key() == "entries")
+            list(entry_lines.size(), [&](std::size_t i) { return entry_lines[i]; });
+        else if (value.is_array() && !value.empty() && value.front().is_structured())
+            list(value.size(), [&](std::size_t i) { return value[i].dump(); });
+        else
             text += value.dump();
-        }
     }
     return text + "\n}\n";
 }
@@ -225,16 +271,10 @@ void write_sorter_file(const Calibration& calibration, const SorterFileContext& 
         }
         classifier.push_back({{"channel", c}, {"entries", std::move(entries)}});
     }
-    ordered_json entries = ordered_json::array();
+    std::vector<std::string> entry_lines;
+    entry_lines.reserve(calibration.entries.size());
     for (const Entry& e : calibration.entries)
-        entries.push_back({{"template_id", e.template_id},
-                           {"unit", e.unit},
-                           {"channel", e.channel},
-                           {"n_members", e.n_members},
-                           {"gate", e.gate},
-                           {"centroid", e.centroid},
-                           {"mean_snippet", e.mean_snippet},
-                           {"motion_um", e.motion_um}});
+        entry_lines.push_back(entry_line(e));
     ordered_json units = ordered_json::array();
     for (const Unit& u : calibration.units)
         units.push_back(
@@ -256,9 +296,9 @@ void write_sorter_file(const Calibration& calibration, const SorterFileContext& 
     root["width"] = calibration.width;
     root["n_spikes"] = calibration.n_spikes;
     root["channel_noise"] = calibration.channel_noise;
-    root["entries"] = std::move(entries);
+    root["entries"] = nullptr; // entry_lines
     root["units"] = std::move(units);
-    write_text_file(path, lay_out(root));
+    write_text_file(path, lay_out(root, entry_lines));
 }
 
 Calibration read_sorter_file(const fs::path& path, const SorterFileContext& expected, std::string* text) {
