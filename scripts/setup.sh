@@ -8,7 +8,7 @@ PACKAGES=(
     build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     libeigen3-dev libboost-program-options-dev nlohmann-json3-dev
-    libzmq3-dev cppzmq-dev libsodium-dev
+    libzmq3-dev cppzmq-dev libsodium-dev libssl-dev
     verilator yosys zlib1g-dev libexpat1-dev
     libxrt-dev libxrt1 libxrt-utils uuid-dev
     libboost-dev chromium fonts-liberation python3   # report + live view, their browser tests

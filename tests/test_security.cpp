@@ -450,6 +450,8 @@ TEST_F(ManifestTest, Sha256OfKnownInputs) {
     write_file(dir_ / "abc", "abc");
     EXPECT_EQ(sha256_file(dir_ / "empty"), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     EXPECT_EQ(sha256_file(dir_ / "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    write_file(dir_ / "three_megabytes", std::string(3'000'000, 'a')); // read in three pieces
+    EXPECT_EQ(sha256_file(dir_ / "three_megabytes"), "2a152c894398719c0570f83fac34ac03a0f6e8e474b995c2403aa5434f7b9dd4");
 }
 
 TEST_F(ManifestTest, ListsWhatTheRunWroteAndVerifyNamesChangedAndMissingFiles) {

@@ -5,8 +5,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <sodium.h>
+#include <openssl/evp.h>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -26,23 +27,29 @@ std::string relative_name(const fs::path& file, const fs::path& dir) {
 } // namespace
 
 std::string sha256_file(const fs::path& path) {
-    require(::sodium_init() >= 0, "libsodium cannot be initialised");
+    // OpenSSL's SHA-256 uses the CPU's SHA instructions where it has them: 4-5x libsodium's portable one, which took
+    // 4 % of a one-core sort (a 60 s sort folder is 60 MB).
     std::ifstream in(path, std::ios::binary);
     require(in.is_open(), "cannot read " + path.string() + " to hash it");
-    crypto_hash_sha256_state state;
-    ::crypto_hash_sha256_init(&state);
+    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    require(context && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1, "OpenSSL cannot start a SHA-256");
     std::vector<char> buffer(1 << 20);
     while (in) {
         in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-        const auto n = static_cast<unsigned long long>(in.gcount());
+        const auto n = static_cast<std::size_t>(in.gcount());
         if (n > 0)
-            ::crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buffer.data()), n);
+            require(EVP_DigestUpdate(context.get(), buffer.data(), n) == 1, "OpenSSL's SHA-256 failed");
     }
     require(in.eof(), "cannot read " + path.string() + " to hash it (I/O error)");
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    ::crypto_hash_sha256_final(&state, digest);
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    ::sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    require(EVP_DigestFinal_ex(context.get(), digest, &size) == 1 && size == 32, "OpenSSL's SHA-256 failed");
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < size; ++i) {
+        hex += kHex[digest[i] >> 4];
+        hex += kHex[digest[i] & 15];
+    }
     return hex;
 }
 
