@@ -57,9 +57,11 @@ void append_doubles(std::string& text, const std::vector<double>& values) {
 
 /// One entry as a line of JSON: written by hand, not through nlohmann's values, for the same reason.
 std::string entry_line(const Entry& e) {
-    std::string text = "{\"template_id\":" + std::to_string(e.template_id) + ",\"unit\":" + std::to_string(e.unit) +
-                       ",\"channel\":" + std::to_string(e.channel) +
-                       ",\"n_members\":" + std::to_string(e.n_members) + ",\"gate\":";
+    std::string text;
+    text.reserve(24 * (e.centroid.size() + e.mean_snippet.size()) + 160);
+    text += "{\"template_id\":" + std::to_string(e.template_id) + ",\"unit\":" + std::to_string(e.unit) +
+            ",\"channel\":" + std::to_string(e.channel) + ",\"n_members\":" + std::to_string(e.n_members) +
+            ",\"gate\":";
     append_double(text, e.gate);
     text += ",\"centroid\":";
     append_doubles(text, e.centroid);
@@ -67,7 +69,8 @@ std::string entry_line(const Entry& e) {
     append_doubles(text, e.mean_snippet);
     text += ",\"motion_um\":";
     append_double(text, e.motion_um);
-    return text + '}';
+    text += '}';
+    return text;
 }
 
 /// Top-level fields one per line, and lists of lists or objects one element per line: readable and diffable, while
@@ -75,10 +78,17 @@ std::string entry_line(const Entry& e) {
 std::string lay_out(const ordered_json& root, const std::vector<std::string>& entry_lines) {
     std::string text = "{\n";
     bool first = true;
+    std::size_t entry_bytes = 0;
+    for (const std::string& line : entry_lines)
+        entry_bytes += line.size() + 6;
+    text.reserve(entry_bytes + (1 << 20));
     auto list = [&text](std::size_t n, const auto& line) {
         text += "[\n";
-        for (std::size_t i = 0; i < n; ++i)
-            text += "    " + line(i) + (i + 1 < n ? ",\n" : "\n");
+        for (std::size_t i = 0; i < n; ++i) {
+            text += "    ";
+            text += line(i);
+            text += i + 1 < n ? ",\n" : "\n";
+        }
         text += "  ]";
     };
     for (const auto& item : root.items()) {
@@ -87,7 +97,7 @@ std::string lay_out(const ordered_json& root, const std::vector<std::string>& en
         text += ordered_json(item.key()).dump() + ": ";
         const ordered_json& value = item.value();
         if (item.key() == "entries")
-            list(entry_lines.size(), [&](std::size_t i) { return entry_lines[i]; });
+            list(entry_lines.size(), [&](std::size_t i) -> const std::string& { return entry_lines[i]; });
         else if (value.is_array() && !value.empty() && value.front().is_structured())
             list(value.size(), [&](std::size_t i) { return value[i].dump(); });
         else
