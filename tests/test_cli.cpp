@@ -348,6 +348,30 @@ TEST_F(CliTest, ThreadsAndBackendsGiveIdenticalFiles) {
     }
 }
 
+TEST_F(CliTest, SortThreadsAndChunksGiveIdenticalFiles) {
+    // The first of sort's two passes handles each chunk on another thread while the next is detected: small chunks
+    // (many of them in flight, a calibration window ending inside one) must give the files one thread gives.
+    const std::string input = (sim_dir_ / "recording.bin").string();
+    const std::vector<std::pair<std::string, std::vector<std::string>>> runs = {
+        {"t1", {"--threads", "1"}},
+        {"t2", {"--threads", "2"}},
+        {"t2_small_chunks", {"--threads", "2", "--chunk-ms", "7"}},
+        {"t3_odd_chunks", {"--threads", "3", "--chunk-ms", "13"}},
+    };
+    for (const auto& [name, options] : runs) {
+        std::vector<std::string> args = {"sort", input, "--out", (dir_ / name).string(), "--calibration-s", "1", "-q"};
+        args.insert(args.end(), options.begin(), options.end());
+        const RunResult r = run(args);
+        ASSERT_EQ(r.status, 0) << describe(args) << "\n" << r.err;
+    }
+    for (const char* file : {"spike_times.npy", "spike_clusters.npy", "amplitudes.npy", "sorter.json"}) {
+        const std::vector<char> expected = read_bytes(dir_ / "t1" / file);
+        ASSERT_FALSE(expected.empty()) << file;
+        for (const auto& [name, options] : runs)
+            EXPECT_TRUE(expected == read_bytes(dir_ / name / file)) << file << ": " << name << " differs from t1";
+    }
+}
+
 TEST_F(CliTest, DetectAcceptsTheFolderAndRawInt16) {
     // A folder holding one recording.
     const RunResult folder = run({"detect", sim_dir_.string(), "--out", (dir_ / "folder").string(), "-q"});

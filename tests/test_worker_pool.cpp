@@ -1,6 +1,7 @@
 // The CPU backend's barrier: every worker runs every job exactly once and run() returns only after all of them,
-// whether the threads meet while spinning or have to sleep and be woken.
+// whether the threads meet while spinning or have to sleep and be woken. SerialTasks: sort's jobs behind detection.
 #include "backend/worker_pool.hpp"
+#include "pipeline/serial_tasks.hpp"
 #include "util/threads.hpp"
 
 #include <gtest/gtest.h>
@@ -105,6 +106,66 @@ TEST(ParallelFor, RunsEveryIndexOnceOnAsManyThreadsAsAskedAndRethrowsAFailure) {
                               }),
                  std::runtime_error);
     EXPECT_GE(ran.load(), 8);
+}
+
+TEST(SerialTasks, RunsJobsInTheirOrderOnAnotherThread) {
+    SerialTasks tasks(4);
+    std::vector<int> order; // touched by the tasks' thread only, until wait()
+    std::atomic<bool> on_caller{false};
+    const auto caller = std::this_thread::get_id();
+    for (int i = 0; i < 200; ++i)
+        tasks.add([&, i] {
+            on_caller = on_caller || std::this_thread::get_id() == caller;
+            order.push_back(i);
+        });
+    tasks.wait();
+    ASSERT_EQ(order.size(), 200u);
+    for (int i = 0; i < 200; ++i)
+        EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+    EXPECT_FALSE(on_caller);
+}
+
+TEST(SerialTasks, AddWaitsForRoomBeyondMaxWaiting) {
+    SerialTasks tasks(2);
+    std::atomic<bool> release{false};
+    std::atomic<int> added{0}, ran{0};
+    std::thread adder([&] {
+        for (int i = 0; i < 4; ++i) {
+            tasks.add([&, i] {
+                while (i == 0 && !release)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                ran.fetch_add(1);
+            });
+            added.fetch_add(1);
+        }
+    });
+    // The first job runs (and holds), two wait: the fourth add() waits for room.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (added < 3 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_EQ(added.load(), 3);
+    EXPECT_EQ(ran.load(), 0);
+    release = true;
+    adder.join();
+    tasks.wait();
+    EXPECT_EQ(ran.load(), 4);
+}
+
+TEST(SerialTasks, AFailedJobStopsTheOthersAndItsErrorReachesTheCaller) {
+    SerialTasks tasks(8);
+    std::atomic<bool> release{false};
+    std::atomic<int> ran_after{0};
+    tasks.add([&] {
+        while (!release)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        throw std::runtime_error("chunk 1 failed");
+    });
+    tasks.add([&] { ran_after.fetch_add(1); });
+    release = true;
+    EXPECT_THROW(tasks.wait(), std::runtime_error);
+    EXPECT_THROW(tasks.add([&] { ran_after.fetch_add(1); }), std::runtime_error);
+    EXPECT_EQ(ran_after.load(), 0);
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 #include "pipeline/calibration_window.hpp"
 #include "pipeline/chunk_reader.hpp"
 #include "pipeline/motion_tracking.hpp"
+#include "pipeline/serial_tasks.hpp"
 #include "pipeline/spike_cache.hpp"
 #include "pipeline/spike_reservoir.hpp"
 #include "sort/snippet_labeller.hpp"
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 
 namespace spikeline {
@@ -330,6 +332,10 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             result.last_skip_reason = e.what();
         }
     };
+    // The first of two passes feeds nothing back from a chunk's handling to the backend (no units, so no table writes;
+    // it learns only at the end): a chunk is handled on another thread while the next one is detected, which gives
+    // the backend's other threads the time they waited for the main thread (docs/PERFORMANCE.md, stop 30).
+    const bool handles_behind = pass == Pass::learning && !recalibrate && calibration.units.empty();
     // One chunk's sorted spikes, as the labelling pass handles them after every chunk of the recording.
     auto handle_chunk = [&](SortOutput& sorted, std::vector<hw::ArtifactEvent>& artifacts, std::size_t n) {
         if (cache_writer)
@@ -380,11 +386,15 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         if (tracking) {
             // Units follow the latest estimate from the next frame on, in every backend alike.
             const std::vector<hw::TableWrite> writes = tracking->table_writes(result.frames);
-            if (labeller && (from_cache || result.frames <= window_frames))
-                labeller->queue_writes(writes);
-            else
-                backend->queue_table_writes(writes);
-            write_log->append(writes);
+            if (!writes.empty()) {
+                if (handles_behind) // (nothing to move: the first pass has no units)
+                    throw std::logic_error("sort_once: table writes in a pass that handles chunks behind detection");
+                if (labeller && (from_cache || result.frames <= window_frames))
+                    labeller->queue_writes(writes);
+                else
+                    backend->queue_table_writes(writes);
+                write_log->append(writes);
+            }
         }
         const double elapsed = seconds_since(labelling_start);
         const double done_s = static_cast<double>(result.frames) / info.sample_rate;
@@ -402,6 +412,33 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
     std::vector<SpikeEvent> events;
     SortOutput sorted;
     std::vector<hw::ArtifactEvent> artifacts;
+    // With handles_behind: the handling of the chunks before the one being detected, in their order (declared after
+    // everything the jobs use, so that an exception here ends the job running before they go). behind() waits for
+    // every job given and rethrows their errors.
+    std::unique_ptr<SerialTasks> handling;
+    if (handles_behind)
+        handling = std::make_unique<SerialTasks>(16); // chunks
+    auto behind = [&]() {
+        if (handling)
+            handling->wait();
+    };
+    auto handle = [&](std::function<void()> job) {
+        if (handling)
+            handling->add(std::move(job));
+        else
+            job();
+    };
+    auto handle_this_chunk = [&](std::size_t n) { // sorted and artifacts
+        if (!handles_behind) {
+            handle_chunk(sorted, artifacts, n); // (which keeps the buffers for the next chunk)
+            return;
+        }
+        handle([&handle_chunk, chunk = std::move(sorted), chunk_artifacts = std::move(artifacts), n]() mutable {
+            handle_chunk(chunk, chunk_artifacts, n);
+        });
+        sorted = {};
+        artifacts = {};
+    };
     // Spikes the backend sorts after taking over whose labels the host gives (see below): before this sample.
     std::uint64_t relabel_before = 0;
     auto take_from_backend = [&]() {
@@ -415,28 +452,42 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         }
     };
     if (label_window) {
-        std::size_t first = 0;
-        std::uint64_t frames_before = 0;
-        for (WindowChunk& piece : window_chunks) {
-            sorted.spikes.assign(window.data.spikes.begin() + static_cast<std::ptrdiff_t>(first),
-                                 window.data.spikes.begin() + static_cast<std::ptrdiff_t>(piece.spikes_end));
-            sorted.snippets.assign(window.data.snippets.begin() + static_cast<std::ptrdiff_t>(first * values_per_spike),
-                                   window.data.snippets.begin() +
-                                       static_cast<std::ptrdiff_t>(piece.spikes_end * values_per_spike));
-            if (writes_folder) // (the first of two passes keeps no labels)
-                labeller->label(sorted);
-            artifacts = std::move(piece.artifacts);
-            const auto n = static_cast<std::size_t>(piece.frames_end - frames_before);
-            first = piece.spikes_end;
-            frames_before = piece.frames_end;
-            if (rest_frames > 0 && piece.frames_end == window_frames)
-                break; // the chunk goes on after the window: handled once the backend has sorted the rest of it
-            handle_chunk(sorted, artifacts, n);
-        }
+        // Window piece k's spikes and artefacts (its artefacts moved out).
+        auto window_piece = [&](std::size_t k, SortOutput& out, std::vector<hw::ArtifactEvent>& piece_artifacts) {
+            const std::size_t first = k == 0 ? 0 : window_chunks[k - 1].spikes_end;
+            const std::size_t end = window_chunks[k].spikes_end;
+            out.spikes.assign(window.data.spikes.begin() + static_cast<std::ptrdiff_t>(first),
+                              window.data.spikes.begin() + static_cast<std::ptrdiff_t>(end));
+            out.snippets.assign(window.data.snippets.begin() + static_cast<std::ptrdiff_t>(first * values_per_spike),
+                                window.data.snippets.begin() + static_cast<std::ptrdiff_t>(end * values_per_spike));
+            piece_artifacts = std::move(window_chunks[k].artifacts);
+            return static_cast<std::size_t>(window_chunks[k].frames_end -
+                                            (k == 0 ? 0 : window_chunks[k - 1].frames_end));
+        };
+        // The last piece's chunk goes on after the window when rest_frames > 0: it is handled once the backend has
+        // sorted the rest of it.
+        const std::size_t handled_now = window_chunks.size() - (rest_frames > 0 ? 1 : 0);
+        const std::uint64_t handled_frames = handled_now == 0 ? 0 : window_chunks[handled_now - 1].frames_end;
         const std::uint64_t last_sample = window.data.spikes.empty() ? 0 : window.data.spikes.back().event.sample;
-        window.clear();
-        window.data.spikes.shrink_to_fit();
-        window.data.snippets.shrink_to_fit();
+        SortOutput continued;
+        std::vector<hw::ArtifactEvent> continued_artifacts;
+        if (rest_frames > 0)
+            window_piece(handled_now, continued, continued_artifacts);
+        handle([&, handled_now, window_piece]() { // (window_piece by value: the job may outlive this block)
+            SortOutput piece;
+            std::vector<hw::ArtifactEvent> piece_artifacts;
+            for (std::size_t k = 0; k < handled_now; ++k) {
+                const std::size_t n = window_piece(k, piece, piece_artifacts);
+                if (writes_folder) // (the first of two passes keeps no labels)
+                    labeller->label(piece);
+                handle_chunk(piece, piece_artifacts, n);
+            }
+            window.clear();
+            window.data.spikes.shrink_to_fit();
+            window.data.snippets.shrink_to_fit();
+        });
+        if (rest_frames > 0 && writes_folder)
+            labeller->label(continued); // (after the pieces before: their writes apply first)
         // The backend takes over with every write before the window's end applied and those from its end on queued.
         // Spikes it still holds (all at or after the last sample it sorted, since spikes leave in sample order) would
         // have seen the writes up to theirs: a write between that sample and the window's end (only with chunks
@@ -452,11 +503,13 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
         backend->enable_sorting(labeller->table_with_writes_before(window_frames), keep_snippets);
         backend->queue_table_writes(from_end);
         if (rest_frames > 0) {
-            const auto window_part = static_cast<std::size_t>(window_frames - result.frames);
+            const auto window_part = static_cast<std::size_t>(window_frames - handled_frames);
+            sorted = std::move(continued);
+            artifacts = std::move(continued_artifacts);
             backend->process(rest_of_chunk, rest_frames, events);
             events.clear();
             take_from_backend();
-            handle_chunk(sorted, artifacts, window_part + rest_frames);
+            handle_this_chunk(window_part + rest_frames);
         }
     }
     if (from_cache) {
@@ -478,11 +531,12 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             backend->process(chunk, n, events);
             events.clear();
             take_from_backend();
-            handle_chunk(sorted, artifacts, n);
+            handle_this_chunk(n);
         }
         backend->finish(events);
         take_from_backend();
     }
+    behind();
     if (cache_writer) {
         cache_writer->append(sorted, artifacts, 0);
         cache_writer->finish();
