@@ -429,7 +429,7 @@ SortRunResult sort_once(const std::function<std::unique_ptr<io::RecordingSource>
             job();
     };
     auto handle_this_chunk = [&](std::size_t n) { // sorted and artifacts
-        if (!handles_behind) {
+        if (!handling) {
             handle_chunk(sorted, artifacts, n); // (which keeps the buffers for the next chunk)
             return;
         }
