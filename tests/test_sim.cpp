@@ -329,6 +329,100 @@ TEST(Simulator, UnitSnrsMatchTheirDefinition) {
     EXPECT_GE(checked, 8u);
 }
 
+// Shape variation (--shape-variation): away from the soma a unit's waveform turns into a second shape of its own, for
+// some units a positive one; spike times stay those of the same simulation without it, and at 0 so does the output.
+TEST(Simulator, ShapeVariationChangesFarWaveformsOnly) {
+    SimulationConfig config = small_config(8.0);
+    config.n_units = 40;
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated plain = run(config, probe);
+    config.shape_variation = 1.0;
+    const Simulated varied = run(config, probe);
+    config.noise_only = true;
+    const Simulated noise = run(config, probe);
+    // The same spike trains; a ground-truth time is the trough on the peak contact, which may now be another one
+    // (delays reach 0.3 ms).
+    auto train = [](const Simulated& s, int unit) {
+        std::vector<std::int64_t> times;
+        for (const GroundTruthSpike& spike : s.spikes)
+            if (spike.unit == unit)
+                times.push_back(static_cast<std::int64_t>(spike.sample));
+        return times;
+    };
+    for (const sim::GroundTruthUnit& unit : plain.units) {
+        const std::vector<std::int64_t> a = train(plain, unit.id), b = train(varied, unit.id);
+        ASSERT_EQ(a.size(), b.size()) << "unit " << unit.id;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            ASSERT_LE(std::abs(a[i] - b[i]), 9) << "unit " << unit.id << " spike " << i;
+    }
+    EXPECT_NE(varied.frames, plain.frames);
+
+    // Per unit: the mean spikes-only waveform on its peak contact and on the contact >= 60 um away where it is
+    // largest; their correlation, and whether the far one is mostly positive.
+    struct Shapes {
+        double correlation = 0;
+        bool far_positive = false;
+    };
+    auto shapes = [&](const Simulated& recording, const sim::GroundTruthUnit& unit) {
+        auto mean_waveform = [&](int channel) {
+            const std::vector<double> raw =
+                spikes_only(recording, noise, config.n_channels, channel, config.microvolts_per_bit);
+            std::vector<double> mean(90, 0.0);
+            for (const GroundTruthSpike& spike : recording.spikes)
+                if (spike.unit == unit.id && spike.sample >= 30 && spike.sample + 60 < raw.size())
+                    for (std::size_t k = 0; k < mean.size(); ++k)
+                        mean[k] += raw[spike.sample - 30 + k];
+            return mean;
+        };
+        const probe::Contact& peak = probe.contacts[static_cast<std::size_t>(unit.peak_channel)];
+        std::vector<double> far;
+        double far_size = 0;
+        for (int c = 0; c < config.n_channels; ++c) {
+            const probe::Contact& contact = probe.contacts[static_cast<std::size_t>(c)];
+            if (contact.shank != peak.shank || std::hypot(contact.x_um - peak.x_um, contact.y_um - peak.y_um) < 40)
+                continue;
+            std::vector<double> mean = mean_waveform(c);
+            double size = 0;
+            for (double v : mean)
+                size = std::max(size, std::abs(v));
+            if (size > far_size) {
+                far_size = size;
+                far = std::move(mean);
+            }
+        }
+        const std::vector<double> near = mean_waveform(unit.peak_channel);
+        double nn = 0, ff = 0, nf = 0;
+        for (std::size_t k = 0; k < near.size(); ++k) {
+            nn += near[k] * near[k];
+            ff += far[k] * far[k];
+            nf += near[k] * far[k];
+        }
+        return Shapes{nf / std::sqrt(nn * ff),
+                      *std::max_element(far.begin(), far.end()) > -*std::min_element(far.begin(), far.end())};
+    };
+    double plain_sum = 0, varied_sum = 0;
+    int n_units = 0, plain_positive = 0, varied_positive = 0;
+    for (std::size_t u = 0; u < plain.units.size(); ++u) {
+        if (plain.units[u].n_spikes < 20 || plain.units[u].snr < 8)
+            continue;
+        EXPECT_EQ(varied.units[u].n_spikes, plain.units[u].n_spikes);
+        const Shapes a = shapes(plain, plain.units[u]);
+        const Shapes b = shapes(varied, varied.units[u]);
+        plain_sum += a.correlation;
+        varied_sum += b.correlation;
+        plain_positive += a.far_positive;
+        varied_positive += b.far_positive;
+        ++n_units;
+    }
+    ASSERT_GE(n_units, 8);
+    EXPECT_LT(varied_sum / n_units, plain_sum / n_units - 0.2);
+    EXPECT_GT(varied_positive, plain_positive);
+
+    config.noise_only = false;
+    config.shape_variation = 0;
+    EXPECT_EQ(run(config, probe).frames, plain.frames);
+}
+
 TEST(Simulator, TroughsAreWhereTheGroundTruthSays) {
     SimulationConfig config = small_config(8.0);
     const probe::Probe probe = make_probe(64, 2);
@@ -670,6 +764,8 @@ TEST(Simulator, RejectsBadConfigurations) {
     expect_rejected([](SimulationConfig& c) { c.drift = sim::triangle_drift(1e9); });
     expect_rejected([](SimulationConfig& c) { c.burst_fraction = 1.5; });
     expect_rejected([](SimulationConfig& c) { c.burst_fraction = -0.1; });
+    expect_rejected([](SimulationConfig& c) { c.shape_variation = 1.5; });
+    expect_rejected([](SimulationConfig& c) { c.shape_variation = -0.1; });
     try {
         SimulationConfig config = small_config(1.0);
         config.n_channels = 128;

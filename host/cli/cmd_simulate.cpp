@@ -94,6 +94,9 @@ int cmd_simulate(int argc, char** argv) {
          "share of units tuned to velocity (with --behavior)") //
         ("bursts", po::value(&config.burst_fraction)->default_value(config.burst_fraction),
          "share of units firing bursts of 2-4 attenuating spikes 3-8 ms apart (0: none)") //
+        ("shape-variation", po::value(&config.shape_variation)->default_value(config.shape_variation),
+         "how far each unit's waveform turns into a second shape of its own away from the soma (0-1; 0: one shape "
+         "on every contact, widened and delayed)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     add_overwrite_option(visible, overwrite);
     po::variables_map vm;

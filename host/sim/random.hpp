@@ -24,6 +24,7 @@ enum class Stream : std::uint64_t {
     reaches = 4,
     tuning = 5,
     bursting_units = 6,
+    distal_shapes = 7,
     first_unit_spikes = 1000,
     first_unit_bursts = 1ULL << 32
 };

@@ -48,6 +48,8 @@ void check_config(const SimulationConfig& config, const probe::Probe& probe) {
             "the duration must be positive (got " + std::to_string(config.duration_s) + " s)");
     require(config.burst_fraction >= 0.0 && config.burst_fraction <= 1.0,
             "--bursts is a share of the units: between 0 and 1 (got " + std::to_string(config.burst_fraction) + ")");
+    require(config.shape_variation >= 0.0 && config.shape_variation <= 1.0,
+            "--shape-variation is a weight: between 0 and 1 (got " + std::to_string(config.shape_variation) + ")");
     require(config.duration_s * config.sample_rate >= 1.0 && config.duration_s * config.sample_rate < 1e15,
             "the duration must cover at least one sample and stay below 1e15 samples");
     require(config.n_units >= 0, "the number of units cannot be negative (got " + std::to_string(config.n_units) +
@@ -157,6 +159,7 @@ struct Simulator::Impl {
         const std::int64_t first = static_cast<std::int64_t>(std::ceil(time)) - pre_extent;
         const std::int64_t last = static_cast<std::int64_t>(std::floor(time)) + post_extent;
         const float* waveform = unit.waveform.data();
+        const float* distal_waveform = unit.distal_waveform.data();
         const double table_end = static_cast<double>(unit.waveform.size() - 1);
         const float limit = static_cast<float>(table_end);
         for (const FootprintEntry& entry : *footprint) {
@@ -174,13 +177,18 @@ struct Simulator::Impl {
             float* column = accumulator.data() +
                             static_cast<std::size_t>(begin - static_cast<std::int64_t>(acc_start)) * n_channels +
                             static_cast<std::size_t>(entry.channel);
+            const float distal = entry.distal;
             for (std::int64_t k = 0; k < end - begin; ++k, column += n_channels) {
                 const float x = start + static_cast<float>(k) * step_f;
                 if (x < 0.0f || x >= limit)
                     continue;
                 const std::size_t i = static_cast<std::size_t>(x);
                 const float fraction = x - static_cast<float>(i);
-                *column += gain * (waveform[i] + fraction * (waveform[i + 1] - waveform[i]));
+                float value = waveform[i] + fraction * (waveform[i + 1] - waveform[i]);
+                if (distal != 0.0f)
+                    value = (1.0f - distal) * value +
+                            distal * (distal_waveform[i] + fraction * (distal_waveform[i + 1] - distal_waveform[i]));
+                *column += gain * value;
             }
         }
     }

@@ -28,6 +28,9 @@ struct SimulationConfig {
     /// Share of units that fire bursts of 2-4 spikes 3-8 ms apart, each 0.8 x the one before (sim/units.hpp); 0 (the
     /// default) leaves the output byte-identical to a simulation without this option.
     double burst_fraction = 0.0;
+    /// How far each unit's waveform turns, away from its soma, into a second shape of its own (sim/units.hpp); 0 (the
+    /// default) leaves the output byte-identical to a simulation without this option.
+    double shape_variation = 0.0;
 };
 
 /// Cursor kinematics are sampled every kKinematicsStepS seconds (time 0 = sample 0 of the recording).

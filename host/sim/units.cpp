@@ -40,7 +40,18 @@ FootprintEntry footprint_at(const UnitModel& unit, const probe::Probe& probe, in
     const double beyond_soma = distance - unit.z_um;
     entry.delay = static_cast<float>(std::min(beyond_soma * kDelayMsPerUm, kMaxDelayMs) * sample_rate / 1000);
     entry.inv_stretch = static_cast<float>(1.0 / std::min(1.0 + kWideningPer100Um * beyond_soma / 100.0, kMaxStretch));
+    if (!unit.distal_waveform.empty())
+        entry.distal = static_cast<float>(unit.shape_variation * std::min(1.0, beyond_soma / kDistalReachUm));
     return entry;
+}
+
+double contact_waveform(const UnitModel& unit, const FootprintEntry& entry, double samples, double samples_to_table,
+                        double table_zero) {
+    const double own = sample_waveform(unit.waveform, samples, samples_to_table, table_zero);
+    if (entry.distal == 0)
+        return own;
+    const double distal = sample_waveform(unit.distal_waveform, samples, samples_to_table, table_zero);
+    return (1.0 - entry.distal) * own + entry.distal * distal;
 }
 
 void create_units(const SimulationConfig& config, const probe::Probe& probe, const NoiseModel& noise,
@@ -48,6 +59,7 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
     Rng rng(config.seed, Stream::unit_parameters);
     Rng tuning_rng(config.seed, Stream::tuning);
     Rng burst_rng(config.seed, Stream::bursting_units);
+    Rng shape_rng(config.seed, Stream::distal_shapes);
     const int n_units = config.n_units > 0 ? config.n_units : config.n_channels * 3 / 10;
     const double fs = config.sample_rate;
     const Sections band = band_sections(fs);
@@ -94,6 +106,13 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         unit.lateral_scale = rng.log_uniform(0.7, 1.4);
         unit.radius_um = kFootprintRadiusInD0 * unit.d0_um;
         unit.waveform = random_waveform_table(rng);
+        if (config.shape_variation > 0) { // its own stream: every other draw stays as without the option
+            unit.distal_waveform = random_waveform_table(shape_rng);
+            if (shape_rng.uniform() < kPositiveDistalShare)
+                for (float& value : unit.distal_waveform)
+                    value = -value;
+            unit.shape_variation = config.shape_variation;
+        }
         const double snr = rng.log_uniform(3.0, 20.0);
         const double rate_hz = std::clamp(4.0 * std::exp(0.9 * rng.normal()), 0.1, 50.0);
         unit.refractory_samples = rng.uniform(1.5, 2.0) * fs / 1000.0;
@@ -144,9 +163,8 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
             std::vector<double> samples;
             samples.reserve(static_cast<std::size_t>(before + after + 1));
             for (int k = -before; k <= after; ++k)
-                samples.push_back(entry.gain * sample_waveform(unit.waveform,
-                                                               static_cast<double>(k) * entry.inv_stretch,
-                                                               samples_to_table, table_zero));
+                samples.push_back(entry.gain * contact_waveform(unit, entry, static_cast<double>(k) * entry.inv_stretch,
+                                                                samples_to_table, table_zero));
             double trough = 0.0;
             for (double v : dsp::filter(band, samples))
                 trough = std::min(trough, v);

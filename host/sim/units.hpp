@@ -20,12 +20,19 @@ constexpr double kBurstStartProbability = 0.15;
 constexpr int kBurstMinSpikes = 2, kBurstMaxSpikes = 4;
 constexpr double kBurstMinIntervalMs = 3.0, kBurstMaxIntervalMs = 8.0;
 constexpr double kBurstAttenuation = 0.8;
+// Shape variation (SimulationConfig::shape_variation = v): a unit's waveform on a contact is (1 - w) x its own shape +
+// w x a second, distal shape, with w = v x min(1, distance beyond the soma / kDistalReachUm). The distal shape is drawn
+// from the same families and is turned positive for kPositiveDistalShare of the units (return currents: away from
+// the soma, real mean waveforms broaden, lose or gain lobes, and for some cells reverse).
+constexpr double kDistalReachUm = 40.0;
+constexpr double kPositiveDistalShare = 0.3;
 
 struct FootprintEntry {
     int channel = 0;
     float gain = 0;        // relative amplitude (0..1) at this contact
     float delay = 0;       // samples after the soma's trough
     float inv_stretch = 1; // 1 / widening factor
+    float distal = 0;      // weight of the unit's distal shape here (shape variation)
 };
 
 struct UnitModel {
@@ -40,6 +47,8 @@ struct UnitModel {
     UnitTuning tuning;
     int peak_channel = 0;
     std::vector<float> waveform;
+    std::vector<float> distal_waveform; // empty without shape variation
+    double shape_variation = 0;
     std::vector<int> candidates;           // channels that can ever be within the footprint
     std::vector<FootprintEntry> footprint; // at the undrifted position
     Rng rng;                               // the unit's spike train
@@ -50,6 +59,11 @@ struct UnitModel {
 // The unit's footprint entry on a channel with the unit displaced by y_offset along the probe (gain 0 outside).
 FootprintEntry footprint_at(const UnitModel& unit, const probe::Probe& probe, int channel, double y_offset,
                             double sample_rate);
+
+// The unit's waveform on the entry's contact at `samples` (in samples of the contact's own widened time) from its
+// trough, before the gain.
+double contact_waveform(const UnitModel& unit, const FootprintEntry& entry, double samples, double samples_to_table,
+                        double table_zero);
 
 // Poisson hazard per sample that, after the refractory period, gives a mean rate of rate_hz.
 inline double hazard_per_sample(const UnitModel& unit, double rate_hz, double sample_rate) {

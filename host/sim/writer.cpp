@@ -163,6 +163,12 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
             {"attenuation", kBurstAttenuation},
         };
     }
+    if (config.shape_variation > 0)
+        meta["shape_variation"] = {
+            {"weight", config.shape_variation},
+            {"distal_reach_um", kDistalReachUm},
+            {"positive_distal_share", kPositiveDistalShare},
+        };
     if (config.behavior) {
         const auto& units = simulator.units();
         meta["behavior"] = {
