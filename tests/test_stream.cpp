@@ -14,6 +14,7 @@
 #include "probe/probe.hpp"
 #include "stream/crc32c.hpp"
 #include "stream/gap_fill.hpp"
+#include "stream/latency.hpp"
 #include "stream/link_decoder.hpp"
 #include "stream/link_format.hpp"
 #include "stream/spike_message.hpp"
@@ -52,6 +53,27 @@ using namespace std::chrono_literals;
 
 // ---------------------------------------------------------------------------------------------------------------
 // CRC-32C and packets
+
+// A run that falls behind gets its real percentiles (100 us bins up to 10 s), not the maximum for every one.
+TEST(LatencyHistogram, PercentilesUpToTenSeconds) {
+    stream::LatencyHistogram histogram;
+    EXPECT_EQ(histogram.percentile_us(0.5), 0.0);
+    for (int i = 0; i < 50; ++i)
+        histogram.add(40'500); // 40.5 us: the 1 us bin up to 41 us
+    for (int i = 0; i < 49; ++i)
+        histogram.add(2'345'678'000); // 2.35 s: the 100 us bin up to 2345.7 ms
+    histogram.add(30'000'000'000); // 30 s: beyond the histogram
+    EXPECT_EQ(histogram.count(), 100u);
+    EXPECT_EQ(histogram.percentile_us(0.5), 41.0);
+    EXPECT_EQ(histogram.percentile_us(0.9), 2'345'700.0);
+    EXPECT_EQ(histogram.percentile_us(0.99), 2'345'700.0);
+    EXPECT_EQ(histogram.percentile_us(1.0), 30'000'000.0);
+    EXPECT_EQ(histogram.max_us(), 30'000'000.0);
+    // A percentile never exceeds the maximum, though its bin's upper edge does.
+    stream::LatencyHistogram one;
+    one.add(5'200);
+    EXPECT_EQ(one.percentile_us(0.5), 5.2);
+}
 
 TEST(Crc32c, StandardCheckValue) {
     const char* text = "123456789";

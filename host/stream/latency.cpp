@@ -6,16 +6,29 @@
 namespace spikeline::stream {
 namespace {
 
-constexpr std::size_t kBins = 100'000; // 1 us each: 0..100 ms, then the overflow bin
+constexpr std::int64_t kFineBins = 100'000;  // 1 us each: 0..100 ms
+constexpr std::int64_t kCoarseBins = 99'000; // 100 us each: 100 ms..10 s, then the overflow bin
+constexpr std::int64_t kCoarseUs = 100;
+constexpr std::size_t kOverflow = static_cast<std::size_t>(kFineBins + kCoarseBins);
+
+std::size_t bin_of(std::int64_t us) {
+    if (us < kFineBins)
+        return static_cast<std::size_t>(us);
+    return static_cast<std::size_t>(std::min(kFineBins + (us - kFineBins) / kCoarseUs, kFineBins + kCoarseBins));
+}
+
+double upper_edge_us(std::size_t bin) {
+    const auto b = static_cast<std::int64_t>(bin);
+    return static_cast<double>(b < kFineBins ? b + 1 : kFineBins + (b - kFineBins + 1) * kCoarseUs);
+}
 
 } // namespace
 
-LatencyHistogram::LatencyHistogram() : bins_(kBins + 1, 0) {}
+LatencyHistogram::LatencyHistogram() : bins_(kOverflow + 1, 0) {}
 
 void LatencyHistogram::add(std::int64_t nanoseconds) {
     const std::int64_t ns = std::max<std::int64_t>(0, nanoseconds);
-    const auto bin = std::min<std::size_t>(static_cast<std::size_t>(ns / 1000), kBins);
-    ++bins_[bin];
+    ++bins_[bin_of(ns / 1000)];
     ++count_;
     max_ns_ = std::max(max_ns_, ns);
     sum_ns_ += static_cast<long double>(ns);
@@ -29,7 +42,7 @@ double LatencyHistogram::percentile_us(double q) const {
     for (std::size_t bin = 0; bin < bins_.size(); ++bin) {
         seen += bins_[bin];
         if (seen >= std::max<std::uint64_t>(rank, 1))
-            return bin == kBins ? max_us() : static_cast<double>(bin) + 1.0; // upper edge of the bin
+            return bin == kOverflow ? max_us() : std::min(upper_edge_us(bin), max_us());
     }
     return max_us();
 }
