@@ -62,7 +62,7 @@ TEST(LatencyHistogram, PercentilesUpToTenSeconds) {
         histogram.add(40'500); // 40.5 us: the 1 us bin up to 41 us
     for (int i = 0; i < 49; ++i)
         histogram.add(2'345'678'000); // 2.35 s: the 100 us bin up to 2345.7 ms
-    histogram.add(30'000'000'000); // 30 s: beyond the histogram
+    histogram.add(30'000'000'000);    // 30 s: beyond the histogram
     EXPECT_EQ(histogram.count(), 100u);
     EXPECT_EQ(histogram.percentile_us(0.5), 41.0);
     EXPECT_EQ(histogram.percentile_us(0.9), 2'345'700.0);
