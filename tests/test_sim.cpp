@@ -83,6 +83,15 @@ Simulated run(const SimulationConfig& config, const probe::Probe& probe, std::si
     return result;
 }
 
+/// The ground-truth spike times of one unit.
+std::vector<std::uint64_t> spike_train(const Simulated& simulated, int unit) {
+    std::vector<std::uint64_t> times;
+    for (const GroundTruthSpike& spike : simulated.spikes)
+        if (spike.unit == unit)
+            times.push_back(spike.sample);
+    return times;
+}
+
 std::vector<double> channel_trace(const std::vector<std::int16_t>& frames, int n_channels, int channel,
                                   double microvolts_per_bit) {
     std::vector<double> trace(frames.size() / static_cast<std::size_t>(n_channels));
@@ -206,19 +215,12 @@ TEST(Simulator, BurstyUnitsFireRunsOfSpikesAndTheOthersAreUnchanged) {
     const Simulated plain = run(config, probe);
     config.burst_fraction = 0.5;
     const Simulated bursting = run(config, probe);
-    auto train = [](const Simulated& s, int unit) {
-        std::vector<std::uint64_t> times;
-        for (const GroundTruthSpike& spike : s.spikes)
-            if (spike.unit == unit)
-                times.push_back(spike.sample);
-        return times;
-    };
     int n_bursty = 0;
     std::size_t bursty_spikes = 0, same_units_plain = 0;
     for (const sim::GroundTruthUnit& unit : bursting.units) {
-        const std::vector<std::uint64_t> times = train(bursting, unit.id);
+        const std::vector<std::uint64_t> times = spike_train(bursting, unit.id);
         if (!unit.bursty) {
-            EXPECT_EQ(times, train(plain, unit.id)) << "unit " << unit.id;
+            EXPECT_EQ(times, spike_train(plain, unit.id)) << "unit " << unit.id;
             continue;
         }
         ++n_bursty;
@@ -228,7 +230,7 @@ TEST(Simulator, BurstyUnitsFireRunsOfSpikesAndTheOthersAreUnchanged) {
         // A spike starts a burst of 2-4 with probability 0.15: about a fifth of the intervals are inside bursts.
         EXPECT_GE(static_cast<double>(in_burst), 0.12 * static_cast<double>(times.size())) << "unit " << unit.id;
         bursty_spikes += times.size();
-        same_units_plain += train(plain, unit.id).size();
+        same_units_plain += spike_train(plain, unit.id).size();
     }
     EXPECT_GT(static_cast<double>(bursty_spikes), 1.1 * static_cast<double>(same_units_plain));
     EXPECT_GE(n_bursty, 5);
@@ -342,18 +344,11 @@ TEST(Simulator, ShapeVariationChangesFarWaveformsOnly) {
     const Simulated noise = run(config, probe);
     // The same spike trains; a ground-truth time is the trough on the peak contact, which may now be another one
     // (delays reach 0.3 ms).
-    auto train = [](const Simulated& s, int unit) {
-        std::vector<std::int64_t> times;
-        for (const GroundTruthSpike& spike : s.spikes)
-            if (spike.unit == unit)
-                times.push_back(static_cast<std::int64_t>(spike.sample));
-        return times;
-    };
     for (const sim::GroundTruthUnit& unit : plain.units) {
-        const std::vector<std::int64_t> a = train(plain, unit.id), b = train(varied, unit.id);
+        const std::vector<std::uint64_t> a = spike_train(plain, unit.id), b = spike_train(varied, unit.id);
         ASSERT_EQ(a.size(), b.size()) << "unit " << unit.id;
         for (std::size_t i = 0; i < a.size(); ++i)
-            ASSERT_LE(std::abs(a[i] - b[i]), 9) << "unit " << unit.id << " spike " << i;
+            ASSERT_LE(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i], 9u) << "unit " << unit.id << " spike " << i;
     }
     EXPECT_NE(varied.frames, plain.frames);
 
