@@ -51,7 +51,8 @@ void add_detect_options(po::options_description& options, DetectOptionValues& va
         ("shadow-ms", po::value(&s.shadow_ms)->default_value(s.shadow_ms),
          "after a spike, smaller detections within --dedup-radius-um and this time are its lobes (0: off)") //
         ("shadow-ratio", po::value(&s.shadow_ratio)->default_value(s.shadow_ratio),
-         "a detection below this fraction of a preceding nearby spike is a lobe") //
+         "a detection below this fraction of a preceding nearby spike is a lobe (higher: fewer false events from late "
+         "troughs on far contacts, fewer real spikes after large ones; docs/ACCURACY.md)") //
         ("spatial-threshold", po::value(&s.spatial_sigma)->default_value(s.spatial_sigma),
          "a sample beyond --spatial-gate x the threshold is also a crossing when its sum with its nearest contacts "
          "is beyond this many sigmas of that sum's noise (0: off)") //
