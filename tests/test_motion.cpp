@@ -343,6 +343,59 @@ TEST(MotionCalibration, SpikesSeenAtAnotherDisplacementAreClusteredWhereTheyWere
     EXPECT_EQ(clustered_entries(sort::calibrate(*geometry, data, as_recorded, 0, nullptr, &motion)).size(), 2u);
 }
 
+// A neuron whose waveform changes across contacts more than the kriging follows: recorded at displacement 0 for a
+// while, then 20 um further up, its registered spikes form two clusters. They are one unit when they were recorded
+// at displacements apart and in separate stretches of time, not when the two shapes alternate all along (two
+// neurons), nor with moved_merge_distance 0.
+TEST(MotionCalibration, OneNeuronBeforeAndAfterAMoveIsOneUnit) {
+    const probe::Probe probe = probe::default_probe(kChannels);
+    auto detect = make_detect_params(DetectSettings{}, probe, kRate);
+    auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
+    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels, channel = 40;
+    const double x0 = probe.contacts[channel].x_um, y0 = probe.contacts[channel].y_um;
+    int above = -1; // the contact 20 um above channel 40, in its column
+    for (int c = 0; c < kChannels; ++c)
+        if (probe.contacts[c].x_um == x0 && std::abs(probe.contacts[c].y_um - (y0 + 20)) < 0.5)
+            above = c;
+    ASSERT_GE(above, 0);
+    auto window = [&](bool moved_late) {
+        std::mt19937_64 rng(5);
+        std::normal_distribution<double> noise(0.0, 40.0);
+        SortOutput data;
+        sort::CalibrationMotion motion{&probe, {}};
+        for (int i = 0; i < 400; ++i) {
+            const bool moved = moved_late ? i >= 200 : i % 2 == 1;
+            const double displacement = moved ? 20.0 : 0.0;
+            const int peak = moved ? above : channel;
+            const double spread = moved ? 20.0 : 8.0; // the shape the contacts above see: a wider trough
+            hw::SortedSpike spike{};
+            spike.event = {static_cast<std::uint64_t>(1000 + 300 * i), peak, -1};
+            spike.unit = -1;
+            spike.template_id = -1;
+            data.spikes.push_back(spike);
+            motion.displacement_um.push_back(displacement);
+            for (int k = 0; k < rows; ++k) {
+                const auto& c = probe.contacts[static_cast<std::size_t>(geometry->snippet_channels[peak][k])];
+                const double d2 = std::pow(c.x_um - x0 - 8, 2) + std::pow(c.y_um - y0 - displacement, 2) + 15.0 * 15.0;
+                for (int s = 0; s < width; ++s)
+                    data.snippets.push_back(static_cast<std::int32_t>(std::lround(
+                        -2000.0 / (1 + d2 / (25.0 * 25.0)) * std::exp(-std::pow(s - geometry->pre, 2) / spread) +
+                        noise(rng))));
+            }
+        }
+        return std::pair{data, motion};
+    };
+    sort::SortSettings off;
+    off.moved_merge_distance = 0;
+    const auto [moved_late, late_motion] = window(true);
+    EXPECT_EQ(sort::calibrate(*geometry, moved_late, sort::SortSettings{}, 0, nullptr, &late_motion).units.size(), 1u);
+    EXPECT_EQ(sort::calibrate(*geometry, moved_late, off, 0, nullptr, &late_motion).units.size(), 2u);
+    const auto [alternating, alternating_motion] = window(false);
+    EXPECT_EQ(
+        sort::calibrate(*geometry, alternating, sort::SortSettings{}, 0, nullptr, &alternating_motion).units.size(),
+        2u);
+}
+
 /// Detects and sorts data (128 channels) on the CPU backend in 0.1 s chunks with motion tracking; after each chunk,
 /// after_chunk(sorted spikes, tracking).
 std::unique_ptr<MotionTracking>

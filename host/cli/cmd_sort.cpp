@@ -95,6 +95,11 @@ int cmd_sort(int argc, char** argv) {
         ("burst-merge", po::value(&settings.burst_follow_share)->default_value(settings.burst_follow_share),
          "clusters with one waveform shape at two amplitudes are one bursting unit when, beyond chance, at least this "
          "share of the smaller one's spikes come 1-25 ms after the larger one's (0: off)") //
+        ("moved-merge-distance",
+         po::value(&settings.moved_merge_distance)->default_value(settings.moved_merge_distance),
+         "with motion tracking, clusters recorded at displacements 5 um or more apart, in separate stretches of time, "
+         "are one unit when their mean snippets differ less than this (one neuron before and after the probe moved; "
+         "0: off)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "
          "as it would have been seen there (negative: never)") //

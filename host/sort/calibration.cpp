@@ -24,6 +24,7 @@ constexpr int kValues = HwSortConfig::n_values;
 /// Lags after a spike within which a burst's next spikes come (complex spikes and bursts: 2-10 ms apart, a burst of
 /// up to four spikes reaching about 25 ms).
 constexpr double kBurstLagMs[2] = {1.0, 25.0};
+constexpr double kMovedApartUm = 5.0; // entries recorded this far apart may be one neuron before and after a move
 
 /// Top n_features eigenvectors of the uncentred second-moment matrix of all snippet rows: the first captures the
 /// mean spike shape (and so the amplitude), the next ones its variations. Signs: the largest element is positive.
@@ -580,6 +581,37 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                shape_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet) <=
                    settings.burst_shape_distance;
     };
+    // One neuron before and after the probe moved: where each entry's spikes were recorded, and when.
+    struct Recorded {
+        double displacement_um = 0;
+        std::vector<std::uint64_t> times;  ///< sorted
+        std::uint64_t early = 0, late = 0; ///< 10th and 90th percentiles of times
+    };
+    std::vector<Recorded> recorded(motion && settings.moved_merge_distance > 0 ? result.entries.size() : 0);
+    for (std::size_t e = 0; e < recorded.size(); ++e) {
+        Recorded& r = recorded[e];
+        for (int i : members_of[e]) {
+            r.displacement_um += motion->displacement_um[static_cast<std::size_t>(i)];
+            r.times.push_back(data.spikes[static_cast<std::size_t>(i)].event.sample);
+        }
+        r.displacement_um /= static_cast<double>(members_of[e].size());
+        std::sort(r.times.begin(), r.times.end());
+        r.early = r.times[(r.times.size() - 1) / 10];
+        r.late = r.times[(r.times.size() - 1) * 9 / 10];
+    }
+    auto share_inside = [](const Recorded& a, const Recorded& b) { // a's spikes within b's central stretch
+        const auto first = std::lower_bound(a.times.begin(), a.times.end(), b.early);
+        const auto last = std::upper_bound(a.times.begin(), a.times.end(), b.late);
+        return static_cast<double>(last - first) / static_cast<double>(a.times.size());
+    };
+    auto moved_apart = [&](std::size_t a, std::size_t b) {
+        if (recorded.empty())
+            return false;
+        const Recorded& ra = recorded[a];
+        const Recorded& rb = recorded[b];
+        return std::abs(ra.displacement_um - rb.displacement_um) >= kMovedApartUm && share_inside(ra, rb) <= 0.1 &&
+               share_inside(rb, ra) <= 0.1;
+    };
     // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels
     // merge when their mean snippets are near-equal, or when they are alike and their spikes, seen on the channels
     // both snippets cover, form one cloud (no density dip between them). Closest pairs first, and never into a unit
@@ -613,7 +645,8 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                 (distance < settings.merge_candidate_distance &&
                  one_cloud(params, features, ea.channel, members_of[a], eb.channel, members_of[b],
                            settings.split_dip)) ||
-                (bursts && burst_parts(a, b, b_snippet));
+                (bursts && burst_parts(a, b, b_snippet)) ||
+                (distance < settings.moved_merge_distance && moved_apart(a, b));
             if (merge)
                 links.push_back({distance, static_cast<int>(a), static_cast<int>(b)});
             else if (ea.channel == eb.channel)

@@ -60,6 +60,7 @@ nlohmann::json to_json(const SortSettings& s) {
             {"register_from_um", s.register_from_um},
             {"burst_follow_share", s.burst_follow_share},
             {"burst_shape_distance", s.burst_shape_distance},
+            {"moved_merge_distance", s.moved_merge_distance},
             {"snippet_channels", HwSortConfig::snippet_channels},
             {"n_features", HwSortConfig::n_features}};
 }

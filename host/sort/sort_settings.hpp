@@ -38,6 +38,11 @@ struct SortSettings {
     /// bursting neuron (0: off).
     double burst_follow_share = 0.3;
     double burst_shape_distance = 0.05;
+    /// Under motion tracking: entries on one channel or neighbouring ones whose spikes were recorded at displacements
+    /// at least 5 um apart and in separate stretches of time (each has at most a tenth of its spikes inside the other's
+    /// 10th-90th percentile of time) form one unit below this normalised template distance: one neuron before and
+    /// after the probe moved, whose waveform changes across contacts more than the kriging follows (0: off).
+    double moved_merge_distance = 0.25;
     double sample_rate = 0; ///< Hz of the recording, set by the commands (0: unknown, bursts are not looked for)
     int threads = 1;        ///< threads that cluster the channels of a calibration (the result does not depend on it)
 };
