@@ -289,6 +289,50 @@ TEST(MovingUnits, TheKrigingMapIsTheKrigingOfEveryRow) {
         }
 }
 
+/// The contact `um` above `channel` in its column (-1: none).
+int contact_above(const probe::Probe& probe, int channel, double um) {
+    const probe::Contact& from = probe.contacts[static_cast<std::size_t>(channel)];
+    for (int c = 0; c < probe.n_channels(); ++c)
+        if (probe.contacts[c].x_um == from.x_um && std::abs(probe.contacts[c].y_um - (from.y_um + um)) < 0.5)
+            return c;
+    return -1;
+}
+
+/// A calibration window of one neuron 8 um beside and 15 um off the contact of `home`: each spike, moved up by its
+/// displacement and peaking on the given channel, is a Gaussian trough (variance `spread` samples^2 / 2) times a
+/// Lorentzian footprint, plus noise.
+struct NeuronSpikes {
+    const probe::Probe& probe;
+    const HwSortParams& geometry;
+    int home;
+    std::mt19937_64 rng;
+    std::normal_distribution<double> noise{0.0, 40.0};
+    SortOutput data;
+    sort::CalibrationMotion motion{&probe, {}};
+
+    NeuronSpikes(const probe::Probe& p, const HwSortParams& g, int home_channel, std::uint64_t seed)
+        : probe(p), geometry(g), home(home_channel), rng(seed) {}
+
+    void add(std::uint64_t sample, int peak, double displacement, double spread) {
+        hw::SortedSpike spike{};
+        spike.event = {sample, peak, -1};
+        spike.unit = -1;
+        spike.template_id = -1;
+        data.spikes.push_back(spike);
+        motion.displacement_um.push_back(displacement);
+        const double x0 = probe.contacts[static_cast<std::size_t>(home)].x_um;
+        const double y0 = probe.contacts[static_cast<std::size_t>(home)].y_um;
+        for (int k = 0; k < HwSortConfig::snippet_channels; ++k) {
+            const auto& c = probe.contacts[static_cast<std::size_t>(geometry.snippet_channels[peak][k])];
+            const double d2 = std::pow(c.x_um - x0 - 8, 2) + std::pow(c.y_um - y0 - displacement, 2) + 15.0 * 15.0;
+            for (int s = 0; s < geometry.pre + 1 + geometry.post; ++s)
+                data.snippets.push_back(static_cast<std::int32_t>(
+                    std::lround(-2000.0 / (1 + d2 / (25.0 * 25.0)) * std::exp(-std::pow(s - geometry.pre, 2) / spread) +
+                                noise(rng))));
+        }
+    }
+};
+
 // Under motion, calibration clusters a spike as it would have been seen at displacement 0: a neuron recorded at
 // displacement 0 (peaking on channel 40) and later 20 um further up (one row: peaking on the contact above) is one
 // cluster of all its spikes on channel 40; as recorded (register_from_um < 0) it is a cluster on each contact.
@@ -296,35 +340,14 @@ TEST(MotionCalibration, SpikesSeenAtAnotherDisplacementAreClusteredWhereTheyWere
     const probe::Probe probe = probe::default_probe(kChannels);
     auto detect = make_detect_params(DetectSettings{}, probe, kRate);
     auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
-    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels, channel = 40;
-    const double x0 = probe.contacts[channel].x_um, y0 = probe.contacts[channel].y_um;
-    int above = -1; // the contact 20 um above channel 40, in its column
-    for (int c = 0; c < kChannels; ++c)
-        if (probe.contacts[c].x_um == x0 && std::abs(probe.contacts[c].y_um - (y0 + 20)) < 0.5)
-            above = c;
+    const int channel = 40, above = contact_above(probe, channel, 20);
     ASSERT_GE(above, 0);
-    std::mt19937_64 rng(3);
-    std::normal_distribution<double> noise(0.0, 40.0);
-    SortOutput data;
-    sort::CalibrationMotion motion{&probe, {}};
-    for (int i = 0; i < 200; ++i) {
-        const double displacement = i % 2 == 0 ? 0.0 : 20.0;
-        const int peak = i % 2 == 0 ? channel : above;
-        hw::SortedSpike spike{};
-        spike.event = {static_cast<std::uint64_t>(1000 + 100 * i), peak, -1};
-        spike.unit = -1;
-        spike.template_id = -1;
-        data.spikes.push_back(spike);
-        motion.displacement_um.push_back(displacement);
-        for (int k = 0; k < rows; ++k) {
-            const auto& c = probe.contacts[static_cast<std::size_t>(geometry->snippet_channels[peak][k])];
-            const double d2 = std::pow(c.x_um - x0 - 8, 2) + std::pow(c.y_um - y0 - displacement, 2) + 15.0 * 15.0;
-            for (int s = 0; s < width; ++s)
-                data.snippets.push_back(static_cast<std::int32_t>(
-                    std::lround(-2000.0 / (1 + d2 / (25.0 * 25.0)) * std::exp(-std::pow(s - geometry->pre, 2) / 8.0) +
-                                noise(rng))));
-        }
-    }
+    NeuronSpikes neuron{probe, *geometry, channel, 3};
+    for (int i = 0; i < 200; ++i)
+        neuron.add(static_cast<std::uint64_t>(1000 + 100 * i), i % 2 == 0 ? channel : above, i % 2 == 0 ? 0.0 : 20.0,
+                   8.0);
+    const SortOutput& data = neuron.data;
+    const sort::CalibrationMotion& motion = neuron.motion;
     auto clustered_entries = [&](const sort::Calibration& calibration) {
         std::vector<std::pair<int, std::size_t>> out; // (channel, members)
         for (const auto& e : calibration.entries)
@@ -351,39 +374,17 @@ TEST(MotionCalibration, OneNeuronBeforeAndAfterAMoveIsOneUnit) {
     const probe::Probe probe = probe::default_probe(kChannels);
     auto detect = make_detect_params(DetectSettings{}, probe, kRate);
     auto geometry = sort::make_sort_params(sort::SortSettings{}, probe, kRate, *detect);
-    const int width = geometry->pre + 1 + geometry->post, rows = HwSortConfig::snippet_channels, channel = 40;
-    const double x0 = probe.contacts[channel].x_um, y0 = probe.contacts[channel].y_um;
-    int above = -1; // the contact 20 um above channel 40, in its column
-    for (int c = 0; c < kChannels; ++c)
-        if (probe.contacts[c].x_um == x0 && std::abs(probe.contacts[c].y_um - (y0 + 20)) < 0.5)
-            above = c;
+    const int channel = 40, above = contact_above(probe, channel, 20);
     ASSERT_GE(above, 0);
     auto window = [&](bool moved_late) {
-        std::mt19937_64 rng(5);
-        std::normal_distribution<double> noise(0.0, 40.0);
-        SortOutput data;
-        sort::CalibrationMotion motion{&probe, {}};
+        NeuronSpikes neuron{probe, *geometry, channel, 5};
         for (int i = 0; i < 400; ++i) {
             const bool moved = moved_late ? i >= 200 : i % 2 == 1;
-            const double displacement = moved ? 20.0 : 0.0;
-            const int peak = moved ? above : channel;
-            const double spread = moved ? 20.0 : 8.0; // the shape the contacts above see: a wider trough
-            hw::SortedSpike spike{};
-            spike.event = {static_cast<std::uint64_t>(1000 + 300 * i), peak, -1};
-            spike.unit = -1;
-            spike.template_id = -1;
-            data.spikes.push_back(spike);
-            motion.displacement_um.push_back(displacement);
-            for (int k = 0; k < rows; ++k) {
-                const auto& c = probe.contacts[static_cast<std::size_t>(geometry->snippet_channels[peak][k])];
-                const double d2 = std::pow(c.x_um - x0 - 8, 2) + std::pow(c.y_um - y0 - displacement, 2) + 15.0 * 15.0;
-                for (int s = 0; s < width; ++s)
-                    data.snippets.push_back(static_cast<std::int32_t>(std::lround(
-                        -2000.0 / (1 + d2 / (25.0 * 25.0)) * std::exp(-std::pow(s - geometry->pre, 2) / spread) +
-                        noise(rng))));
-            }
+            // The contacts above see a wider trough.
+            neuron.add(static_cast<std::uint64_t>(1000 + 300 * i), moved ? above : channel, moved ? 20.0 : 0.0,
+                       moved ? 20.0 : 8.0);
         }
-        return std::pair{data, motion};
+        return std::pair{neuron.data, neuron.motion};
     };
     sort::SortSettings off;
     off.moved_merge_distance = 0;
