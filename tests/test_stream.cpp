@@ -890,6 +890,13 @@ TEST_F(StreamCliTest, ReplayWithFaultsToStreamToSubscriberAccountsForEverySample
         EXPECT_EQ(received[i].unit + 1, clusters[i]) << i;
     }
     EXPECT_TRUE(summary["calibration"]["done"].get<bool>());
+    // Where the units took effect: after the 2 s window, within the data (null only if the data ended first).
+    const auto& applied = summary["calibration"]["applied_at_s"];
+    ASSERT_TRUE(applied.is_null() || applied.is_number()) << applied;
+    if (applied.is_number()) {
+        EXPECT_GE(applied.get<double>(), 2.0);
+        EXPECT_LE(applied.get<double>(), summary["seconds"].get<double>());
+    }
     EXPECT_EQ(summary["latency"]["count"].get<std::uint64_t>() + summary["spikes_released_at_end"].get<std::uint64_t>(),
               times.size());
     EXPECT_TRUE(fs::exists(out / "params.py"));

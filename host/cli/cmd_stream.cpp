@@ -289,6 +289,20 @@ int cmd_stream(int argc, char** argv) {
         if (!summary["realtime_priority_error"].get<std::string>().empty())
             std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
+        // A file read at full speed can outrun the calibration, which runs in the background at the lowest priority.
+        const nlohmann::json& calibration = summary["calibration"];
+        if (calibration.contains("applied_at_s")) {
+            const double window_s = calibration["calibration_s"].get<double>();
+            const nlohmann::json& applied = calibration["applied_at_s"];
+            if (applied.is_null())
+                std::printf("  WARNING      the units were ready only after the data ended: every spike is unsorted "
+                            "(a source faster than real time outran the calibration: use --realtime, or spikeline "
+                            "sort)\n");
+            else if (applied.get<double>() > window_s + 5)
+                std::printf("  note         the units took effect at %.1f s of data (window %.1f s): spikes before are "
+                            "unsorted (--realtime paces a file)\n",
+                            applied.get<double>(), window_s);
+        }
         const nlohmann::json& learning = summary["learning"];
         if (learning["enabled"].get<bool>())
             std::printf("  learning     %d later calibration(s), %d skipped, %zu units at the end\n",

@@ -119,6 +119,7 @@ void StreamPipeline::take_calibration(CalibrationResult result, bool at_end) {
         if (!calibration)
             return;
         if (!at_end) {
+            first_applied_frame_ = expected_;
             s_.backend->enable_sorting(calibration->params, keep_snippets());
             if (tracking_)
                 tracking_->follow(*calibration, true);
@@ -431,6 +432,10 @@ nlohmann::json StreamPipeline::calibration_json() const {
         json["spikes"] = first_.calibration->n_spikes;
         json["units"] = first_.calibration->units.size();
         json["wall_seconds"] = first_.wall_seconds;
+        // Data time its units took effect at (null: only after the data ended, so every spike stayed unsorted).
+        json["applied_at_s"] = first_applied_frame_ && s_.sort.sample_rate > 0
+                                   ? nlohmann::json(static_cast<double>(*first_applied_frame_) / s_.sort.sample_rate)
+                                   : nlohmann::json();
     }
     if (!first_.error.empty())
         json["error"] = first_.error;

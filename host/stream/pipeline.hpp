@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -129,6 +130,7 @@ private:
     std::shared_ptr<const sort::Calibration> current_; ///< the calibration the backend labels with (null: none yet)
     bool first_in_flight_ = false;                     ///< the background job is the first calibration
     CalibrationResult first_;                          ///< the first calibration's result
+    std::optional<std::uint64_t> first_applied_frame_; ///< where the first calibration's units took effect
     std::uint64_t next_learning_ = 0;
     int n_learnt_ = 0, n_learning_skipped_ = 0;
     std::string last_skip_reason_;
