@@ -1443,6 +1443,31 @@ TEST_F(StreamCliTest, StdinAndOpenEphysSourcesSaveTheSameSamples) {
     EXPECT_NE(read_text(dir_ / "bad.err").find("Acquisition_Board-100.Rhythm Data"), std::string::npos);
 }
 
+// A file read faster than real time waits for each calibration at the next block: its units take effect where the
+// window ends, and the labels are the same however busy the machine is (here: run alone, then beside a second run).
+TEST_F(StreamCliTest, AFileStreamsTheSameLabelsWhateverTheLoad) {
+    const fs::path recording = dir_ / "sim" / "recording.bin";
+    auto start = [&](const std::string& name) {
+        return spawn_cli(
+            {"stream", "--source", recording.string(), "--out", (dir_ / name).string(), "--calibration-s", "2", "-q"},
+            dir_ / name);
+    };
+    ASSERT_EQ(wait_exit(start("alone")), 0) << read_text(dir_ / "alone.err");
+    const pid_t first = start("busy1"), second = start("busy2");
+    ASSERT_EQ(wait_exit(first), 0) << read_text(dir_ / "busy1.err");
+    ASSERT_EQ(wait_exit(second), 0) << read_text(dir_ / "busy2.err");
+    const auto clusters = io::read_npy_vector<std::int32_t>(dir_ / "alone" / "spike_clusters.npy");
+    ASSERT_GT(std::count_if(clusters.begin(), clusters.end(), [](std::int32_t c) { return c > 0; }), 10);
+    for (const char* name : {"busy1", "busy2"}) {
+        EXPECT_EQ(io::read_npy_vector<std::int32_t>(dir_ / name / "spike_clusters.npy"), clusters) << name;
+        EXPECT_EQ(io::read_npy_vector<std::uint64_t>(dir_ / name / "spike_times.npy"),
+                  io::read_npy_vector<std::uint64_t>(dir_ / "alone" / "spike_times.npy"))
+            << name;
+    }
+    const auto summary = nlohmann::json::parse(read_text(dir_ / "alone" / "stream.json"));
+    EXPECT_DOUBLE_EQ(summary["calibration"]["applied_at_s"].get<double>(), 2.0);
+}
+
 TEST_F(StreamCliTest, FileSourceTakesTheMetasGeometryAndFlagsTheBuiltInDefault) {
     const fs::path rec = dir_ / "rec";
     fs::create_directories(rec);

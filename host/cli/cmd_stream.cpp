@@ -84,8 +84,10 @@ int cmd_stream(int argc, char** argv) {
         ("calibration-s", po::value(&settings.calibration_s)->default_value(settings.calibration_s),
          "seconds of the stream the units are learnt from (0: no sorting, every spike unsorted)") //
         ("duration", po::value(&options.duration_s)->default_value(0.0),
-         "stop after this many seconds of data (0: until the source ends or a signal)")                   //
-        ("realtime", po::bool_switch(&realtime), "file sources: deliver samples at the recording's pace") //
+         "stop after this many seconds of data (0: until the source ends or a signal)") //
+        ("realtime", po::bool_switch(&realtime),
+         "file sources: deliver samples at the recording's pace (without it: as fast as they are processed, each "
+         "calibration awaited at the next block, so that the labels do not depend on the machine's load)") //
         ("block-ms", po::value(&options.source.block_ms)->default_value(1.0),
          "file and stdin sources: samples per block handed to the backend (the latency granularity)") //
         ("inject-loss", po::value(&options.source.inject_loss)->default_value(0.0),
@@ -296,11 +298,11 @@ int cmd_stream(int argc, char** argv) {
             const nlohmann::json& applied = calibration["applied_at_s"];
             if (applied.is_null())
                 std::printf("  WARNING      the units were ready only after the data ended: every spike is unsorted "
-                            "(a source faster than real time outran the calibration: use --realtime, or spikeline "
-                            "sort)\n");
+                            "(the data ended with the calibration window, or a source faster than real time outran "
+                            "the background calibration)\n");
             else if (applied.get<double>() > window_s + 5)
                 std::printf("  note         the units took effect at %.1f s of data (window %.1f s): spikes before are "
-                            "unsorted (--realtime paces a file)\n",
+                            "unsorted (a source faster than real time outran the background calibration)\n",
                             applied.get<double>(), window_s);
         }
         const nlohmann::json& learning = summary["learning"];

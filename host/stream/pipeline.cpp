@@ -107,7 +107,7 @@ void StreamPipeline::publish_motion(std::size_t first_estimate) {
 }
 
 void StreamPipeline::apply_calibration() {
-    if (calibration_.ready())
+    if (calibration_.ready() || (s_.wait_for_calibration && calibration_.busy()))
         take_calibration(calibration_.take(), false);
 }
 

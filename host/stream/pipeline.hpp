@@ -47,6 +47,9 @@ struct PipelineSetup {
     std::shared_ptr<const sort::OfflineUnits> units_from;
     bool track_motion = false;      ///< estimate the motion (published, motion.npy) and move the units with it
     bool learn = false;             ///< calibrate again at 2, 4, 8... x calibration_frames on a sample of every spike
+    /// Take each calibration at the next block, waiting for it: a file read faster than real time would otherwise
+    /// outrun it, and the labels would depend on the machine's load (live sources never wait).
+    bool wait_for_calibration = false;
     bool status = false;            ///< draw the status line
     Publisher* publisher = nullptr; ///< null: no publication
     StreamDecoding* decoding = nullptr; ///< null: no online decoding

@@ -203,6 +203,7 @@ nlohmann::json run_stream(const StreamOptions& options, const std::atomic<bool>&
     setup.units_from = units_from;
     setup.track_motion = track_motion;
     setup.learn = learn;
+    setup.wait_for_calibration = info.kind == "file" && !options.source.realtime;
     setup.status = options.status;
     setup.publisher = publisher.get();
     setup.decoding = decoding.get();
