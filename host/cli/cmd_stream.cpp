@@ -291,7 +291,7 @@ int cmd_stream(int argc, char** argv) {
         if (!summary["realtime_priority_error"].get<std::string>().empty())
             std::printf("  WARNING      %s\n", summary["realtime_priority_error"].get<std::string>().c_str());
         std::printf("  calibration  %s\n", summary["calibration"].dump().c_str());
-        // A file read at full speed can outrun the calibration, which runs in the background at the lowest priority.
+        // A live or stdin source faster than real time can outrun the background calibration (a file waits for it).
         const nlohmann::json& calibration = summary["calibration"];
         if (calibration.contains("applied_at_s")) {
             const double window_s = calibration["calibration_s"].get<double>();
