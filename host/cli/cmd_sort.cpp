@@ -97,8 +97,8 @@ int cmd_sort(int argc, char** argv) {
          "share of the smaller one's spikes come 1-25 ms after the larger one's (0: off)") //
         ("moved-merge-distance",
          po::value(&settings.moved_merge_distance)->default_value(settings.moved_merge_distance),
-         "with motion tracking, clusters recorded at displacements 5 um or more apart, in separate stretches of time, "
-         "are one unit when their mean snippets differ less than this (one neuron before and after the probe moved; "
+         "with motion tracking, clusters whose spikes were recorded at separate displacements of the probe (5 um or "
+         "more apart) are one unit when their mean snippets differ less than this (one neuron seen at two positions; "
          "0: off)") //
         ("register-from-um", po::value(&settings.register_from_um)->default_value(settings.register_from_um),
          "with motion tracking, calibration clusters a spike seen this far (um) or more from where the probe started "

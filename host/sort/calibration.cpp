@@ -24,7 +24,7 @@ constexpr int kValues = HwSortConfig::n_values;
 /// Lags after a spike within which a burst's next spikes come (complex spikes and bursts: 2-10 ms apart, a burst of
 /// up to four spikes reaching about 25 ms).
 constexpr double kBurstLagMs[2] = {1.0, 25.0};
-constexpr double kMovedApartUm = 5.0; // entries recorded this far apart may be one neuron before and after a move
+constexpr double kMovedApartUm = 5.0; // entries recorded this far apart may be one neuron at two probe positions
 
 /// Top n_features eigenvectors of the uncentred second-moment matrix of all snippet rows: the first captures the
 /// mean spike shape (and so the amplitude), the next ones its variations. Signs: the largest element is positive.
@@ -581,35 +581,33 @@ Calibration calibrate(const HwSortParams& base, const SortOutput& data, const So
                shape_distance(params, ea.channel, ea.mean_snippet, eb.channel, b_snippet) <=
                    settings.burst_shape_distance;
     };
-    // One neuron before and after the probe moved: where each entry's spikes were recorded, and when.
+    // One neuron seen at two displacements of the probe: the displacements each entry's spikes were recorded at.
     struct Recorded {
-        double displacement_um = 0;
-        std::vector<std::uint64_t> times;  ///< sorted
-        std::uint64_t early = 0, late = 0; ///< 10th and 90th percentiles of times
+        std::vector<double> displacements_um;        ///< sorted
+        double mean_um = 0, low_um = 0, high_um = 0; ///< mean, 10th and 90th percentiles
     };
     std::vector<Recorded> recorded(motion && settings.moved_merge_distance > 0 ? result.entries.size() : 0);
     for (std::size_t e = 0; e < recorded.size(); ++e) {
         Recorded& r = recorded[e];
-        for (int i : members_of[e]) {
-            r.displacement_um += motion->displacement_um[static_cast<std::size_t>(i)];
-            r.times.push_back(data.spikes[static_cast<std::size_t>(i)].event.sample);
-        }
-        r.displacement_um /= static_cast<double>(members_of[e].size());
-        std::sort(r.times.begin(), r.times.end());
-        r.early = r.times[(r.times.size() - 1) / 10];
-        r.late = r.times[(r.times.size() - 1) * 9 / 10];
+        for (int i : members_of[e])
+            r.displacements_um.push_back(motion->displacement_um[static_cast<std::size_t>(i)]);
+        std::sort(r.displacements_um.begin(), r.displacements_um.end());
+        for (double d : r.displacements_um)
+            r.mean_um += d / static_cast<double>(r.displacements_um.size());
+        r.low_um = r.displacements_um[(r.displacements_um.size() - 1) / 10];
+        r.high_um = r.displacements_um[(r.displacements_um.size() - 1) * 9 / 10];
     }
-    auto share_inside = [](const Recorded& a, const Recorded& b) { // a's spikes within b's central stretch
-        const auto first = std::lower_bound(a.times.begin(), a.times.end(), b.early);
-        const auto last = std::upper_bound(a.times.begin(), a.times.end(), b.late);
-        return static_cast<double>(last - first) / static_cast<double>(a.times.size());
+    auto share_inside = [](const Recorded& a, const Recorded& b) { // a's spikes within b's central displacements
+        const auto first = std::lower_bound(a.displacements_um.begin(), a.displacements_um.end(), b.low_um);
+        const auto last = std::upper_bound(a.displacements_um.begin(), a.displacements_um.end(), b.high_um);
+        return static_cast<double>(last - first) / static_cast<double>(a.displacements_um.size());
     };
     auto moved_apart = [&](std::size_t a, std::size_t b) {
         if (recorded.empty())
             return false;
         const Recorded& ra = recorded[a];
         const Recorded& rb = recorded[b];
-        return std::abs(ra.displacement_um - rb.displacement_um) >= kMovedApartUm && share_inside(ra, rb) <= 0.1 &&
+        return std::abs(ra.mean_um - rb.mean_um) >= kMovedApartUm && share_inside(ra, rb) <= 0.1 &&
                share_inside(rb, ra) <= 0.1;
     };
     // The same neuron peaking on neighbouring channels (or drifting across them): entries on neighbouring channels

@@ -39,9 +39,10 @@ struct SortSettings {
     double burst_follow_share = 0.3;
     double burst_shape_distance = 0.05;
     /// Under motion tracking: entries on one channel or neighbouring ones whose spikes were recorded at displacements
-    /// at least 5 um apart and in separate stretches of time (each has at most a tenth of its spikes inside the other's
-    /// 10th-90th percentile of time) form one unit below this normalised template distance: one neuron before and
-    /// after the probe moved, whose waveform changes across contacts more than the kriging follows (0: off).
+    /// apart (means at least 5 um apart, each with at most a tenth of its spikes inside the other's 10th-90th
+    /// percentile of displacement) form one unit below this normalised template distance: one neuron seen at two
+    /// positions of the probe (a step, a ramp, an oscillation), whose waveform changes across contacts more than the
+    /// kriging follows (0: off).
     double moved_merge_distance = 0.25;
     double sample_rate = 0; ///< Hz of the recording, set by the commands (0: unknown, bursts are not looked for)
     int threads = 1;        ///< threads that cluster the channels of a calibration (the result does not depend on it)
