@@ -387,6 +387,7 @@ TEST(CpuKernels, ReferenceAndFlagEqualsThePlainLoop) {
                                            : kind == 3 ? noise_max
                                                        : pick(0, 9000); // thresholds near the samples
                         state->hold[ch] = pick(0, 2) == 0 ? pick(1, 40) : 0;
+                        state->best_value[ch] = pick(-5000, 5000); // a held peak that samples may outgrow
                         state->searching[ch] = static_cast<std::uint8_t>(pick(0, 5) == 0);
                     }
                     auto plain = std::make_unique<hw::DetectorState<HwConfig>>(*state);
@@ -396,8 +397,8 @@ TEST(CpuKernels, ReferenceAndFlagEqualsThePlainLoop) {
                         cpu::reference_and_flag(*state, *params, run, mean, frame, filtered.data(), referenced.data());
                     auto loop = rule ? cpu::reference_and_flag_loop<true> : cpu::reference_and_flag_loop<false>;
                     const bool plain_any =
-                        loop(filtered.data(), plain_referenced.data(), plain->noise, plain->hold, plain->searching,
-                             plain->attention, plain->level, run.begin, run.end, mean,
+                        loop(filtered.data(), plain_referenced.data(), plain->noise, plain->hold, plain->best_value,
+                             plain->searching, plain->attention, plain->level, run.begin, run.end, mean,
                              warm ? params->noise_step_slow : params->noise_step_fast, params->threshold_gain,
                              params->spatial_gate_gain, warm && polarity != hw::Polarity::positive,
                              warm && polarity != hw::Polarity::negative);

@@ -230,7 +230,7 @@ std::vector<SpikeEvent> detect_in_double(const HwParams& params, const DetectSet
                     best_pos[c] = count[c];
                 }
                 ++count[c];
-            } else if (warm && held == 0 && starts) {
+            } else if (warm && (held == 0 || std::abs(x) > 1.25 * std::abs(best[c])) && starts) {
                 searching[c] = true;
                 count[c] = 1;
                 best_pos[c] = 0;

@@ -241,8 +241,9 @@ TEST(ThresholdDetector, AlignsToTheTroughAndHoldsForTheDeadTime) {
     hw::reset_detector(*state, *params);
     std::vector<hw::SpikeEvent> events;
     std::int32_t frame[16] = {};
-    // Channel 3 (input LSB): a trough 4 samples after the crossing, then a second crossing inside the dead time.
-    const std::vector<std::int32_t> trace = {0, -80, -120, -150, -200, -160, -90, 0, 0, 0, 0, -300, 0};
+    // Channel 3 (input LSB): a trough 4 samples after the crossing, then a second crossing inside the dead time that
+    // is not more than 5/4 of the first.
+    const std::vector<std::int32_t> trace = {0, -80, -120, -150, -200, -160, -90, 0, 0, 0, 0, -250, 0};
     for (std::size_t t = 0; t < 60; ++t) {
         frame[3] = t < trace.size() ? trace[t] * 16 : 0;
         hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
@@ -367,6 +368,35 @@ TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(events[0].sample, 13u);
     EXPECT_EQ(events[1].sample, 13u + static_cast<std::uint64_t>(params->dead_time) + 5);
+}
+
+TEST(ThresholdDetector, ASpikeMoreThanAQuarterLargerEndsTheDeadTime) {
+    // Two neurons on the same contacts fire 1 ms apart: a later trough beyond 5/4 of the held peak cannot be a lobe
+    // of that waveform and starts a search; one at 5/4 or less stays inside the dead time.
+    auto params = default_params(16);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256; // threshold 74 LSB
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    std::int32_t frame[16] = {};
+    std::vector<std::int32_t> larger(80, 0), not_larger(80, 0);
+    larger[13] = not_larger[13] = -200; // peaks at 13, then 30 samples (1 ms) later
+    larger[43] = -251;
+    not_larger[43] = -250;
+    for (std::size_t t = 0; t < larger.size(); ++t) {
+        frame[3] = larger[t] * 16;
+        frame[7] = not_larger[t] * 16;
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(events[0].channel, 3);
+    EXPECT_EQ(events[1].channel, 7);
+    EXPECT_EQ(events[0].sample, 13u);
+    EXPECT_EQ(events[1].sample, 13u);
+    EXPECT_EQ(events[2].channel, 3);
+    EXPECT_EQ(events[2].sample, 43u);
+    EXPECT_EQ(events[2].amplitude, -251 * 16);
 }
 
 TEST(SpatialDedup, FarContactsGiveCopiesThatAreNotEarlierThanTheLargerCandidate) {

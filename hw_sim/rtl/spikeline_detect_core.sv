@@ -381,7 +381,7 @@ module spikeline_detect_core #(
     wire signed [20:0] state_best_value = q3_state_reg[58:38];
     wire [15:0] state_hold = q3_state_reg[74:59];
 
-    logic warm, crossing, negative_crossing, positive_crossing, more_extreme, emit;
+    logic warm, released, crossing, negative_crossing, positive_crossing, more_extreme, emit;
     logic gated, supported, starts;
     logic signed [31:0] partner_sum, spatial_sum;
     logic [22:0] step, noise_next;
@@ -415,13 +415,15 @@ module spikeline_detect_core #(
 
         negative_crossing = 32'(q3_referenced_reg) < -threshold;
         positive_crossing = 32'(q3_referenced_reg) > threshold;
-        crossing = warm && state_hold == 16'd0 &&
+        // L1 outgrows_peak: a sample beyond 5/4 of the held peak ends the hold
+        released = state_hold == 16'd0 || 25'(absolute_value) * 25'd4 > 25'(absolute_best) * 25'd5;
+        crossing = warm && released &&
                    (polarity_reg == 2'd0 ? negative_crossing
                                          : (polarity_reg == 2'd1 ? positive_crossing
                                                                  : negative_crossing || positive_crossing));
         // spatial rule: a gate crossing starts a search when the sum with the partners (clamped to +-threshold) is
         // beyond the limit in the direction of the sample
-        gated = warm && state_hold == 16'd0 && spatial_gate_gain_reg != 16'd0 && !crossing &&
+        gated = warm && released && spatial_gate_gain_reg != 16'd0 && !crossing &&
                 (polarity_reg == 2'd0 ? 32'(q3_referenced_reg) < -q3_gate_reg
                                       : (polarity_reg == 2'd1 ? 32'(q3_referenced_reg) > q3_gate_reg
                                                               : 32'(q3_referenced_reg) < -q3_gate_reg ||

@@ -316,12 +316,15 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         const intv negative = value < -threshold;
         const intv positive = value > threshold;
         const intv beyond = polarity == 0 ? negative : (polarity == 1 ? positive : (negative | positive));
-        const intv crossing = warm ? ((held == 0) & beyond) : (intv)0;
+        // outgrows_peak: a sample beyond 5/4 of the held peak ends the hold
+        const intv peak_size = convert_int8(abs(vload8(0, best_value)));
+        const intv released = (held == 0) | (convert_int8(abs(value)) * 4 > peak_size * 5);
+        const intv crossing = warm ? (released & beyond) : (intv)0;
         const intv gate_negative = value < -gate;
         const intv gate_positive = value > gate;
         const intv gate_beyond =
             polarity == 0 ? gate_negative : (polarity == 1 ? gate_positive : (gate_negative | gate_positive));
-        const intv gated = (warm && spatial_gate_gain != 0) ? ((held == 0) & gate_beyond & ~crossing) : (intv)0;
+        const intv gated = (warm && spatial_gate_gain != 0) ? (released & gate_beyond & ~crossing) : (intv)0;
         if (!any(crossing | gated | (vload8(0, searching) != 0)))
             continue;
         int values[VEC], crossings[VEC], holds[VEC], gateds[VEC], thresholds[VEC], levels[VEC];

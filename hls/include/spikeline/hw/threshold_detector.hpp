@@ -13,7 +13,9 @@
 /// the threshold (x < -threshold for negative polarity, x > +threshold for positive, either for both) starts a
 /// search of align_window samples (the crossing one included) for the extremum (the first of equal values wins;
 /// for both polarities the largest |x|). When the window closes a candidate (peak frame, channel, value) is
-/// emitted and the channel holds until peak + dead_time.
+/// emitted and the channel holds until peak + dead_time. A sample more than 5/4 of that peak's |value| ends the hold
+/// (outgrows_peak): on one contact a waveform's later troughs are smaller than its first, so a larger one is another
+/// neuron's spike (two neurons firing within the dead time on the same contacts, common in dense recordings).
 /// Spatial rule (on when spatial_gate_gain != 0): a spike spreads over neighbouring contacts while the noise of each
 /// contact is its own, so the sum of a channel and its n partners has a better signal-to-noise ratio than any one of
 /// them. A sample beyond the gate threshold (gate = round(round(m / 2^4) * spatial_gate_gain / 2^8), below the threshold)
@@ -62,6 +64,11 @@ inline bool beyond_threshold(std::int32_t value, std::int32_t threshold, Polarit
                                           : (polarity == Polarity::positive ? positive : negative || positive);
 }
 
+/// Whether a sample ends a channel's hold: |value| > 5/4 |peak| (|value|, |peak| < 2^21: the products fit 32 bits).
+inline bool outgrows_peak(std::int32_t value, std::int32_t peak) {
+    return 4 * (value < 0 ? -value : value) > 5 * (peak < 0 ? -peak : peak);
+}
+
 inline bool more_extreme(std::int32_t value, std::int32_t best, Polarity polarity) {
     if (polarity == Polarity::negative)
         return value < best;
@@ -84,6 +91,7 @@ NOISE_AND_THRESHOLD:
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = state.noise inter false // iteration ch touches channel ch only
 #pragma HLS DEPENDENCE variable = state.hold inter false
+#pragma HLS DEPENDENCE variable = state.best_value inter false
         const std::int32_t value = x[ch];
         constexpr std::int32_t noise_max = (1 << CONFIG_T::noise_bits) - 1;
         constexpr int shift = CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits;
@@ -96,10 +104,11 @@ NOISE_AND_THRESHOLD:
         state.noise[ch] = magnitude > noise ? raised : (magnitude < noise ? lowered : noise);
         const std::int32_t hold = state.hold[ch];
         state.hold[ch] = hold > 0 ? hold - 1 : 0;
-        const bool crossing = warm && hold == 0 && beyond_threshold(value, threshold, params.polarity);
+        const bool released = hold == 0 || outgrows_peak(value, state.best_value[ch]);
+        const bool crossing = warm && released && beyond_threshold(value, threshold, params.polarity);
         const std::int32_t gate = threshold_from_noise<CONFIG_T>(noise, params.spatial_gate_gain);
         const bool gated =
-            warm && hold == 0 && params.spatial_gate_gain != 0 && beyond_threshold(value, gate, params.polarity);
+            warm && released && params.spatial_gate_gain != 0 && beyond_threshold(value, gate, params.polarity);
         const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : (gated ? 3 : 0));
         state.attention[ch] = attention;
         state.level[ch] = noise;
