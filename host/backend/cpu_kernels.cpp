@@ -248,10 +248,9 @@ template <bool kSpatialRule>
 bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                                std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                                const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                               std::uint8_t* __restrict attention,
-                               std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
-                               std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                               std::int32_t want_positive) {
+                               std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
+                               std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
+                               std::int32_t want_negative, std::int32_t want_positive) {
     constexpr int shift = HwConfig::noise_frac_bits - HwConfig::sample_frac_bits;
     constexpr int gain_shift = HwConfig::gain_frac_bits;
     const __m512i sample_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
@@ -326,10 +325,9 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
     auto loop = params.spatial_gate_gain != 0 ? reference_and_flag_loop<true> : reference_and_flag_loop<false>;
 #endif
     return loop(filtered, referenced, state.noise, state.hold, state.best_value, state.searching, state.attention,
-                state.level, run.begin,
-                run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast,
-                params.threshold_gain, params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
-                warm && params.polarity != hw::Polarity::negative);
+                state.level, run.begin, run.end, run.group >= 0 ? mean : 0,
+                warm ? params.noise_step_slow : params.noise_step_fast, params.threshold_gain, params.spatial_gate_gain,
+                warm && params.polarity != hw::Polarity::positive, warm && params.polarity != hw::Polarity::negative);
 }
 
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n) {
@@ -349,10 +347,9 @@ template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                              const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                             std::uint8_t* __restrict attention,
-                             std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
-                             std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                             std::int32_t want_positive) {
+                             std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
+                             std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
+                             std::int32_t want_negative, std::int32_t want_positive) {
     constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
     constexpr std::int32_t sample_min = -(1 << (HwConfig::sample_bits - 1));
     constexpr std::int32_t noise_max = (1 << HwConfig::noise_bits) - 1;
@@ -393,15 +390,13 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
 
 template bool reference_and_flag_loop<true>(const std::int32_t* __restrict, std::int32_t* __restrict,
                                             std::int32_t* __restrict, std::int32_t* __restrict,
-                                            const std::int32_t* __restrict,
-                                            const std::uint8_t* __restrict, std::uint8_t* __restrict,
-                                            std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
-                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                            const std::int32_t* __restrict, const std::uint8_t* __restrict,
+                                            std::uint8_t* __restrict, std::int32_t* __restrict, int, int, std::int32_t,
+                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t);
 template bool reference_and_flag_loop<false>(const std::int32_t* __restrict, std::int32_t* __restrict,
                                              std::int32_t* __restrict, std::int32_t* __restrict,
-                                             const std::int32_t* __restrict,
-                                             const std::uint8_t* __restrict, std::uint8_t* __restrict,
-                                             std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
-                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                             const std::int32_t* __restrict, const std::uint8_t* __restrict,
+                                             std::uint8_t* __restrict, std::int32_t* __restrict, int, int, std::int32_t,
+                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t);
 
 } // namespace spikeline::cpu

@@ -77,10 +77,9 @@ template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
                              const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                             std::uint8_t* __restrict attention,
-                             std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
-                             std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                             std::int32_t want_positive);
+                             std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
+                             std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
+                             std::int32_t want_negative, std::int32_t want_positive);
 
 /// Bit k set when flags[k] != 0, for k < n <= 64.
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n);

@@ -18,8 +18,8 @@
 /// neuron's spike (two neurons firing within the dead time on the same contacts, common in dense recordings).
 /// Spatial rule (on when spatial_gate_gain != 0): a spike spreads over neighbouring contacts while the noise of each
 /// contact is its own, so the sum of a channel and its n partners has a better signal-to-noise ratio than any one of
-/// them. A sample beyond the gate threshold (gate = round(round(m / 2^4) * spatial_gate_gain / 2^8), below the threshold)
-/// that does not cross the threshold starts a search when
+/// them. A sample beyond the gate threshold (gate = round(round(m / 2^4) * spatial_gate_gain / 2^8), below the
+/// threshold) that does not cross the threshold starts a search when
 ///   v = n x + sum over partners p of clamp(x_p, -threshold, threshold)
 /// is beyond round(round(m / 2^4) * spatial_gain[n - 1] / 2^8) in the direction of x. The clamp keeps one noisy partner
 /// from carrying the sum; the partners' samples are the same frame's.
