@@ -247,10 +247,10 @@ namespace {
 template <bool kSpatialRule>
 bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                                std::int32_t* __restrict noise, std::int32_t* __restrict hold,
-                               const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                               std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
-                               std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
-                               std::int32_t want_negative, std::int32_t want_positive) {
+                               const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
+                               std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
+                               std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
+                               std::int32_t want_positive) {
     constexpr int shift = HwConfig::noise_frac_bits - HwConfig::sample_frac_bits;
     constexpr int gain_shift = HwConfig::gain_frac_bits;
     const __m512i sample_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
@@ -290,20 +290,18 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
         const __m512i held = _mm512_maskz_loadu_epi32(m, hold + ch);
         const __mmask16 free = _mm512_mask_testn_epi32_mask(m, held, held);
         _mm512_mask_storeu_epi32(hold + ch, m, _mm512_mask_sub_epi32(held, static_cast<__mmask16>(~free), held, one));
-        // hw::outgrows_peak: 4 |value| > 5 |peak| ends the hold
-        const __m512i peak_size = _mm512_abs_epi32(_mm512_maskz_loadu_epi32(m, peak + ch));
-        const __mmask16 outgrown = _mm512_mask_cmpgt_epi32_mask(
-            m, _mm512_slli_epi32(size, 2), _mm512_add_epi32(_mm512_slli_epi32(peak_size, 2), peak_size));
-        const __mmask16 candidate = (free | outgrown) & wanted_sign(value);
+        const __mmask16 wanted = m & wanted_sign(value);
         const __m512i quarter = _mm512_srai_epi32(_mm512_add_epi32(current, eight), 4);
-        const __mmask16 crossing = _mm512_mask_cmpgt_epi32_mask(candidate, size, limit_of(quarter, gain_v));
+        const __mmask16 beyond = _mm512_mask_cmpgt_epi32_mask(wanted, size, limit_of(quarter, gain_v));
+        // + 2 on a holding channel: pass 2 asks hw::outgrows_peak (rarely needed, so not computed for every channel)
+        const __m128i held_offset = _mm_maskz_mov_epi8(static_cast<__mmask16>(m & ~free), flag_crossing);
         __m128i flag = _mm_setzero_si128();
         if constexpr (kSpatialRule) {
-            const __mmask16 gated = _mm512_mask_cmpgt_epi32_mask(candidate, size, limit_of(quarter, gate_gain_v));
-            flag = _mm_maskz_mov_epi8(gated, flag_gated);
+            const __mmask16 gated = _mm512_mask_cmpgt_epi32_mask(wanted, size, limit_of(quarter, gate_gain_v));
+            flag = _mm_maskz_add_epi8(gated, flag_gated, held_offset);
             _mm512_mask_storeu_epi32(level + ch, m, current);
         }
-        flag = _mm_mask_mov_epi8(flag, crossing, flag_crossing);
+        flag = _mm_mask_add_epi8(flag, beyond, flag_crossing, held_offset);
         const __m128i was_searching = _mm_maskz_loadu_epi8(m, searching + ch);
         flag = _mm_mask_mov_epi8(flag, _mm_test_epi8_mask(was_searching, was_searching), flag_searching);
         _mm_mask_storeu_epi8(attention + ch, m, flag);
@@ -324,10 +322,10 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
 #else
     auto loop = params.spatial_gate_gain != 0 ? reference_and_flag_loop<true> : reference_and_flag_loop<false>;
 #endif
-    return loop(filtered, referenced, state.noise, state.hold, state.best_value, state.searching, state.attention,
-                state.level, run.begin, run.end, run.group >= 0 ? mean : 0,
-                warm ? params.noise_step_slow : params.noise_step_fast, params.threshold_gain, params.spatial_gate_gain,
-                warm && params.polarity != hw::Polarity::positive, warm && params.polarity != hw::Polarity::negative);
+    return loop(filtered, referenced, state.noise, state.hold, state.searching, state.attention, state.level, run.begin,
+                run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast,
+                params.threshold_gain, params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
+                warm && params.polarity != hw::Polarity::negative);
 }
 
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n) {
@@ -346,10 +344,10 @@ std::uint64_t flagged_bytes(const std::uint8_t* flags, int n) {
 template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
-                             const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                             std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
-                             std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
-                             std::int32_t want_negative, std::int32_t want_positive) {
+                             const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
+                             std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
+                             std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
+                             std::int32_t want_positive) {
     constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
     constexpr std::int32_t sample_min = -(1 << (HwConfig::sample_bits - 1));
     constexpr std::int32_t noise_max = (1 << HwConfig::noise_bits) - 1;
@@ -368,19 +366,17 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         noise[ch] = magnitude > current ? raised : (magnitude < current ? lowered : current);
         const std::int32_t held = hold[ch];
         hold[ch] = held > 0 ? held - 1 : 0;
-        const std::int32_t peak_size = peak[ch] < 0 ? -peak[ch] : peak[ch];
-        const std::int32_t released = (held == 0) | (4 * (value < 0 ? -value : value) > 5 * peak_size);
-        const std::int32_t crossing =
-            released & ((want_negative & (value < -threshold)) | (want_positive & (value > threshold)));
+        const std::int32_t held_offset = 2 * (held != 0); // as in the vector version
+        const std::int32_t crossing = ((want_negative & (value < -threshold)) | (want_positive & (value > threshold)));
         std::int32_t gated = 0;
         if constexpr (kSpatialRule) {
             const std::int32_t gate =
                 (((current + 8) >> 4) * gate_gain + (1 << (HwConfig::gain_frac_bits - 1))) >> HwConfig::gain_frac_bits;
-            gated = released & ((want_negative & (value < -gate)) | (want_positive & (value > gate)));
+            gated = ((want_negative & (value < -gate)) | (want_positive & (value > gate)));
             level[ch] = current; // for pass 2 (a masked store, only where gated, ran 3 % slower)
         }
         // Two selects, not three nested: GCC 12 vectorises this form only.
-        const std::int32_t fresh = crossing ? 2 : 3 * gated;
+        const std::int32_t fresh = crossing ? 2 + held_offset : gated * (3 + held_offset);
         const std::int32_t flag = searching[ch] ? 1 : fresh;
         attention[ch] = static_cast<std::uint8_t>(flag);
         any |= flag;
@@ -390,13 +386,13 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
 
 template bool reference_and_flag_loop<true>(const std::int32_t* __restrict, std::int32_t* __restrict,
                                             std::int32_t* __restrict, std::int32_t* __restrict,
-                                            const std::int32_t* __restrict, const std::uint8_t* __restrict,
-                                            std::uint8_t* __restrict, std::int32_t* __restrict, int, int, std::int32_t,
-                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                            const std::uint8_t* __restrict, std::uint8_t* __restrict,
+                                            std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
+                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t);
 template bool reference_and_flag_loop<false>(const std::int32_t* __restrict, std::int32_t* __restrict,
                                              std::int32_t* __restrict, std::int32_t* __restrict,
-                                             const std::int32_t* __restrict, const std::uint8_t* __restrict,
-                                             std::uint8_t* __restrict, std::int32_t* __restrict, int, int, std::int32_t,
-                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                             const std::uint8_t* __restrict, std::uint8_t* __restrict,
+                                             std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
+                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t);
 
 } // namespace spikeline::cpu

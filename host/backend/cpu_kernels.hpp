@@ -65,7 +65,12 @@ void bandpass_tile(hw::BandpassState<HwConfig>& state, const HwParams& params, b
                    const std::int16_t* in, std::int32_t* out, std::size_t stride, std::size_t n_frames, int begin,
                    int end, const TileSums& sums);
 
-/// hw::subtract_reference followed by hw::track_noise_and_flag for one run, in one pass.
+/// Attention of a channel that is holding and beyond the threshold (kHeldCrossing) or the gate (kHeldCrossing + 1):
+/// align_flagged_sparse makes it hw::track_noise_and_flag's 2 or 3 when hw::outgrows_peak ends the hold, else 0.
+constexpr std::uint8_t kHeldCrossing = 4;
+
+/// hw::subtract_reference followed by hw::track_noise_and_flag for one run, in one pass, except that a holding
+/// channel beyond the threshold or gate is flagged kHeldCrossing(+1) for align_flagged_sparse to decide.
 bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& params, const ChannelRun& run,
                         std::int32_t mean, std::uint64_t frame, const std::int32_t* filtered, std::int32_t* referenced);
 
@@ -76,10 +81,10 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
 template <bool kSpatialRule>
 bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32_t* __restrict referenced,
                              std::int32_t* __restrict noise, std::int32_t* __restrict hold,
-                             const std::int32_t* __restrict peak, const std::uint8_t* __restrict searching,
-                             std::uint8_t* __restrict attention, std::int32_t* __restrict level, int begin, int end,
-                             std::int32_t reference, std::int32_t step, std::int32_t gain, std::int32_t gate_gain,
-                             std::int32_t want_negative, std::int32_t want_positive);
+                             const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
+                             std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
+                             std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
+                             std::int32_t want_positive);
 
 /// Bit k set when flags[k] != 0, for k < n <= 64.
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n);
@@ -93,6 +98,9 @@ void align_flagged_sparse(hw::DetectorState<HwConfig>& state, const HwParams& pa
         for (std::uint64_t bits = flagged_bytes(&state.attention[first], std::min(64, end - first)); bits != 0;
              bits &= bits - 1) {
             const int ch = first + std::countr_zero(bits);
+            std::uint8_t& attention = state.attention[ch];
+            if (attention >= kHeldCrossing) // 4 or 5: beyond the threshold or the gate while holding
+                attention = hw::outgrows_peak(x[ch], state.best_value[ch]) ? attention - 2 : 0;
             hw::align_flagged_channel(state, params, frame, ch, x[ch], sample_of, emit);
         }
 }
