@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <complex>
+#include <map>
 #include <memory>
 #include <numbers>
 #include <random>
@@ -21,6 +22,24 @@ constexpr double kRate = 30000.0;
 
 std::unique_ptr<HwParams> default_params(int channels = 16) {
     return make_detect_params(DetectSettings{}, probe::default_probe(channels), kRate);
+}
+
+// Runs the L1 detector (16 channels, no warm-up, median |x| = 10 LSB: the 5 sigma threshold is 74 LSB) over frames
+// frames in which channel c carries traces[c] (input LSB, zero after its end); returns its candidates.
+std::vector<hw::SpikeEvent> detect_traces(const std::map<int, std::vector<std::int32_t>>& traces, std::size_t frames) {
+    auto params = default_params(16);
+    params->warmup_frames = 0;
+    params->noise_initial = 10 * 256;
+    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
+    hw::reset_detector(*state, *params);
+    std::vector<hw::SpikeEvent> events;
+    for (std::size_t t = 0; t < frames; ++t) {
+        std::int32_t frame[16] = {};
+        for (const auto& [channel, trace] : traces)
+            frame[channel] = t < trace.size() ? trace[t] * 16 : 0;
+        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
+    }
+    return events;
 }
 
 // |H(f)| of the quantised sections as the hardware computes them.
@@ -234,20 +253,9 @@ TEST(NoiseTracker, ConvergesWithinFivePercentOfSigma) {
 }
 
 TEST(ThresholdDetector, AlignsToTheTroughAndHoldsForTheDeadTime) {
-    auto params = default_params(16);
-    params->warmup_frames = 0;
-    params->noise_initial = 10 * 256; // median |x| = 10 LSB -> 5 sigma threshold = 74 LSB
-    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
-    hw::reset_detector(*state, *params);
-    std::vector<hw::SpikeEvent> events;
-    std::int32_t frame[16] = {};
-    // Channel 3 (input LSB): a trough 4 samples after the crossing, then a second crossing inside the dead time that
-    // is not more than 5/4 of the first.
-    const std::vector<std::int32_t> trace = {0, -80, -120, -150, -200, -160, -90, 0, 0, 0, 0, -250, 0};
-    for (std::size_t t = 0; t < 60; ++t) {
-        frame[3] = t < trace.size() ? trace[t] * 16 : 0;
-        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
-    }
+    // Channel 3: a trough 4 samples after the crossing, then a second crossing inside the dead time that is not more
+    // than 5/4 of the first.
+    const auto events = detect_traces({{3, {0, -80, -120, -150, -200, -160, -90, 0, 0, 0, 0, -250, 0}}}, 60);
     ASSERT_EQ(events.size(), 1u) << "the second crossing falls inside the dead time";
     EXPECT_EQ(events[0].sample, 4u);
     EXPECT_EQ(events[0].channel, 3);
@@ -343,13 +351,7 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
 TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
     // A tri-phasic waveform after the band-pass: trough, positive peak, then a second trough 1.2 ms after the first
     // and 70 % of it, too large for the lobe rule (0.5). The default dead time covers it; a new spike after it counts.
-    auto params = default_params(16);
-    params->warmup_frames = 0;
-    params->noise_initial = 10 * 256; // threshold 74 LSB
-    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
-    hw::reset_detector(*state, *params);
-    std::vector<hw::SpikeEvent> events;
-    std::int32_t frame[16] = {};
+    const auto params = default_params(16);
     std::vector<std::int32_t> trace(120, 0);
     auto trough = [&](std::size_t at, std::int32_t depth) {
         for (int d = -3; d <= 3; ++d)
@@ -360,10 +362,7 @@ TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
         trace[t] = 120;
     trough(10 + 36, -280);                                              // peak at 49: 1.2 ms later
     trough(13 + static_cast<std::size_t>(params->dead_time) + 2, -150); // peak 5 after the dead time: a spike
-    for (std::size_t t = 0; t < trace.size(); ++t) {
-        frame[3] = trace[t] * 16;
-        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
-    }
+    const auto events = detect_traces({{3, trace}}, trace.size());
     EXPECT_GE(params->dead_time, 45) << "1.5 ms at 30 kHz";
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(events[0].sample, 13u);
@@ -373,22 +372,11 @@ TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
 TEST(ThresholdDetector, ASpikeMoreThanAQuarterLargerEndsTheDeadTime) {
     // Two neurons on the same contacts fire 1 ms apart: a later trough beyond 5/4 of the held peak cannot be a lobe
     // of that waveform and starts a search; one at 5/4 or less stays inside the dead time.
-    auto params = default_params(16);
-    params->warmup_frames = 0;
-    params->noise_initial = 10 * 256; // threshold 74 LSB
-    auto state = std::make_unique<hw::DetectorState<HwConfig>>();
-    hw::reset_detector(*state, *params);
-    std::vector<hw::SpikeEvent> events;
-    std::int32_t frame[16] = {};
     std::vector<std::int32_t> larger(80, 0), not_larger(80, 0);
     larger[13] = not_larger[13] = -200; // peaks at 13, then 30 samples (1 ms) later
     larger[43] = -251;
     not_larger[43] = -250;
-    for (std::size_t t = 0; t < larger.size(); ++t) {
-        frame[3] = larger[t] * 16;
-        frame[7] = not_larger[t] * 16;
-        hw::detect_frame(*state, *params, t, frame, 0, 16, [&](const hw::SpikeEvent& e) { events.push_back(e); });
-    }
+    const auto events = detect_traces({{3, larger}, {7, not_larger}}, larger.size());
     ASSERT_EQ(events.size(), 3u);
     EXPECT_EQ(events[0].channel, 3);
     EXPECT_EQ(events[1].channel, 7);
