@@ -37,6 +37,7 @@ extern "C" void spikeline_detect(const std::int16_t* frames, std::uint32_t n_fra
 #pragma HLS BIND_STORAGE variable = engine.state.detector.noise type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.state.detector.best_value type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.state.detector.hold type = ram_2p impl = bram
+#pragma HLS BIND_STORAGE variable = engine.state.detector.opposite_run type = ram_2p impl = bram
     // Artefact counters: all 64 groups slide their windows in one pass.
 #pragma HLS ARRAY_PARTITION variable = engine.state.dedup.artifacts.history dim = 1 complete
     spikeline::kernels::run_detect(frames, n_frames, program, n_program_writes, output, max_records, control, state,

@@ -59,7 +59,7 @@ constexpr std::uint32_t kDetectParamsWords =
 constexpr std::uint32_t kArtifactStateWords =
     5 * kGroups + DetectConfig::max_artifact_window * kGroups + 2 + 2 + 2 + 4 * kGroups;
 constexpr std::uint32_t kDetectStateWords = 2 * (DetectConfig::n_sections + 1) * kChannels + 2 * kChannels +
-                                            6 * kChannels + 4 + (kEventWords + 2) * DetectConfig::max_pending +
+                                            7 * kChannels + 4 + (kEventWords + 2) * DetectConfig::max_pending +
                                             kArtifactStateWords + 2;
 /// Words of spikeline_detect's state buffer.
 constexpr std::uint32_t kDetectImageWords = kDetectParamsWords + kDetectStateWords + 2;
@@ -137,7 +137,10 @@ template <class CURSOR, class WIDE> void move_wide(CURSOR& cursor, WIDE& value) 
 }
 template <class CURSOR> void move_event(CURSOR& cursor, hw::SpikeEvent& e) {
     move_wide(cursor, e.sample);
-    move_word(cursor, e.channel);
+    std::int32_t channel_and_swing = e.channel | (e.swing << 16); // channels < 2^16
+    move_word(cursor, channel_and_swing);
+    e.channel = channel_and_swing & 0xffff;
+    e.swing = channel_and_swing >> 16;
     move_word(cursor, e.amplitude);
 }
 template <class CURSOR> void move_entry(CURSOR& cursor, hw::ClassifierEntry& entry) {
@@ -251,6 +254,7 @@ BANDPASS_HISTORY:
     move_array(cursor, s.detector.best_pos, n, 1);
     move_array(cursor, s.detector.best_value, n, 1);
     move_array(cursor, s.detector.hold, n, 1);
+    move_array(cursor, s.detector.opposite_run, n, 1);
     hw::DedupState<DetectConfig>& d = s.dedup;
     move_word(cursor, d.n_pending);
     move_word(cursor, d.frame_candidates);

@@ -34,6 +34,7 @@ extern "C" void spikeline_sort(const std::int16_t* frames, std::uint32_t n_frame
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.noise type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.best_value type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = engine.detect.state.detector.hold type = ram_2p impl = bram
+#pragma HLS BIND_STORAGE variable = engine.detect.state.detector.opposite_run type = ram_2p impl = bram
 #pragma HLS ARRAY_PARTITION variable = engine.detect.state.dedup.artifacts.history dim = 1 complete
     // Ring of referenced frames (256 x 1024 words) and classifier tables (8192 entries): UltraRAM. The ring is split
     // in 8 banks by frame (cyclic), so a snippet row reads 8 consecutive samples of one channel per clock.

@@ -414,6 +414,7 @@ TEST(CpuKernels, ReferenceAndFlagEqualsThePlainLoop) {
                                                        : pick(0, 9000); // thresholds near the samples
                         state->hold[ch] = pick(0, 2) == 0 ? pick(1, 40) : 0;
                         state->searching[ch] = static_cast<std::uint8_t>(pick(0, 5) == 0);
+                        state->opposite_run[ch] = pick(-4000, 4000);
                     }
                     auto plain = std::make_unique<hw::DetectorState<HwConfig>>(*state);
                     std::vector<std::int32_t> referenced(channels, -7), plain_referenced(channels, -7);
@@ -426,12 +427,14 @@ TEST(CpuKernels, ReferenceAndFlagEqualsThePlainLoop) {
                              plain->attention, plain->level, run.begin, run.end, mean,
                              warm ? params->noise_step_slow : params->noise_step_fast, params->threshold_gain,
                              params->spatial_gate_gain, warm && polarity != hw::Polarity::positive,
-                             warm && polarity != hw::Polarity::negative);
+                             warm && polarity != hw::Polarity::negative, plain->opposite_run,
+                             polarity == hw::Polarity::both ? 0 : (polarity == hw::Polarity::negative ? 1 : -1));
                     EXPECT_EQ(any, plain_any);
                     EXPECT_EQ(referenced, plain_referenced);
                     for (int ch = 0; ch < channels; ++ch) {
                         ASSERT_EQ(state->noise[ch], plain->noise[ch]) << "noise of channel " << ch;
                         ASSERT_EQ(state->hold[ch], plain->hold[ch]) << "hold of channel " << ch;
+                        ASSERT_EQ(state->opposite_run[ch], plain->opposite_run[ch]) << "run of channel " << ch;
                         ASSERT_EQ(state->attention[ch], plain->attention[ch]) << "attention of channel " << ch;
                         if (rule) {
                             ASSERT_EQ(state->level[ch], plain->level[ch]) << "level of channel " << ch;

@@ -348,6 +348,46 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
     EXPECT_EQ(out[3].sample, 1061u);
 }
 
+TEST(SpatialDedup, ACandidateShapedLikeALaterPhaseFollowsAnyLargerSpike) {
+    // Flagged swing (its contact went positive by about its size just before): dropped behind any larger candidate
+    // of its neighbourhood within the shadow window, not only behind one twice its size.
+    auto params = default_params(16);
+    auto state = std::make_unique<hw::DedupState<HwConfig>>();
+    std::vector<hw::SpikeEvent> out;
+    auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
+    hw::dedup_add(*state, *params, {1000, 4, -1000});    // a large spike
+    hw::dedup_add(*state, *params, {1030, 5, -700, 1});  // 0.7 of it, after a swing: its later phase
+    hw::dedup_add(*state, *params, {1035, 6, -700});     // the same size without the swing: another spike
+    hw::dedup_add(*state, *params, {1040, 7, -1000, 1}); // after a swing but not smaller: kept
+    hw::dedup_add(*state, *params, {1070, 5, -700, 1});  // after the shadow window: kept
+    hw::dedup_advance(*state, *params, 5000, true, emit);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0].sample, 1000u);
+    EXPECT_EQ(out[1].sample, 1035u);
+    EXPECT_EQ(out[2].sample, 1040u);
+    EXPECT_EQ(out[3].sample, 1070u);
+}
+
+TEST(ThresholdDetector, FlagsACandidateThatFollowsASwingOfItsSize) {
+    // The largest sample of the last positive run before the crossing, against 3/4 of the trough.
+    std::vector<std::int32_t> swing(40, 0), bump(40, 0), searching(40, 0);
+    for (std::size_t t = 5; t < 12; ++t) {
+        swing[t] = 150; // then a trough of -200: 150 >= 3/4 of 200
+        bump[t] = 149;
+    }
+    swing[20] = bump[20] = -200;
+    searching[20] = -200; // a positive sample inside the search window does not count: the run is frozen
+    searching[22] = 200;
+    const auto events = detect_traces({{3, swing}, {5, bump}, {7, searching}}, swing.size());
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(events[0].channel, 3);
+    EXPECT_EQ(events[0].swing, 1);
+    EXPECT_EQ(events[1].channel, 5);
+    EXPECT_EQ(events[1].swing, 0);
+    EXPECT_EQ(events[2].channel, 7);
+    EXPECT_EQ(events[2].swing, 0);
+}
+
 TEST(ThresholdDetector, ALaterTroughOfTheSameWaveformIsNoEventByDefault) {
     // A tri-phasic waveform after the band-pass: trough, positive peak, then a second trough 1.2 ms after the first
     // and 70 % of it, too large for the lobe rule (0.5). The default dead time covers it; a new spike after it counts.

@@ -250,7 +250,8 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
                                const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
                                std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
                                std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                               std::int32_t want_positive) {
+                               std::int32_t want_positive, std::int32_t* __restrict opposite_run,
+                               std::int32_t run_sign) {
     constexpr int shift = HwConfig::noise_frac_bits - HwConfig::sample_frac_bits;
     constexpr int gain_shift = HwConfig::gain_frac_bits;
     const __m512i sample_min = _mm512_set1_epi32(-(1 << (HwConfig::sample_bits - 1)));
@@ -303,7 +304,17 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
         }
         flag = _mm_mask_add_epi8(flag, beyond, flag_crossing, held_offset);
         const __m128i was_searching = _mm_maskz_loadu_epi8(m, searching + ch);
-        flag = _mm_mask_mov_epi8(flag, _mm_test_epi8_mask(was_searching, was_searching), flag_searching);
+        const __mmask16 searching_mask = _mm_test_epi8_mask(was_searching, was_searching);
+        flag = _mm_mask_mov_epi8(flag, searching_mask, flag_searching);
+        if (run_sign != 0) { // hw::next_opposite_run where the channel is not searching
+            const __m512i against = run_sign > 0 ? value : _mm512_sub_epi32(zero, value);
+            const __m512i run = _mm512_maskz_loadu_epi32(m, opposite_run + ch);
+            const __mmask16 in_run = _mm512_cmpgt_epi32_mask(run, zero);
+            const __m512i grown = _mm512_mask_max_epi32(against, in_run, run, against);
+            const __m512i ended = _mm512_mask_sub_epi32(run, in_run, zero, run);
+            const __m512i next = _mm512_mask_mov_epi32(ended, _mm512_cmpgt_epi32_mask(against, zero), grown);
+            _mm512_mask_storeu_epi32(opposite_run + ch, static_cast<__mmask16>(m & ~searching_mask), next);
+        }
         _mm_mask_storeu_epi8(attention + ch, m, flag);
         any = _mm_or_si128(any, flag);
     }
@@ -325,7 +336,8 @@ bool reference_and_flag(hw::DetectorState<HwConfig>& state, const HwParams& para
     return loop(filtered, referenced, state.noise, state.hold, state.searching, state.attention, state.level, run.begin,
                 run.end, run.group >= 0 ? mean : 0, warm ? params.noise_step_slow : params.noise_step_fast,
                 params.threshold_gain, params.spatial_gate_gain, warm && params.polarity != hw::Polarity::positive,
-                warm && params.polarity != hw::Polarity::negative);
+                warm && params.polarity != hw::Polarity::negative, state.opposite_run,
+                params.polarity == hw::Polarity::both ? 0 : (params.polarity == hw::Polarity::negative ? 1 : -1));
 }
 
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n) {
@@ -347,7 +359,7 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
                              const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
                              std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
                              std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                             std::int32_t want_positive) {
+                             std::int32_t want_positive, std::int32_t* __restrict opposite_run, std::int32_t run_sign) {
     constexpr std::int32_t sample_max = (1 << (HwConfig::sample_bits - 1)) - 1;
     constexpr std::int32_t sample_min = -(1 << (HwConfig::sample_bits - 1));
     constexpr std::int32_t noise_max = (1 << HwConfig::noise_bits) - 1;
@@ -378,6 +390,11 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         // Two selects, not three nested: GCC 12 vectorises this form only.
         const std::int32_t fresh = crossing ? 2 + held_offset : gated * (3 + held_offset);
         const std::int32_t flag = searching[ch] ? 1 : fresh;
+        const std::int32_t run = opposite_run[ch];
+        const std::int32_t against = run_sign * value;
+        const std::int32_t grown = run > against ? run : against;
+        const std::int32_t next = against > 0 ? (run > 0 ? grown : against) : (run > 0 ? -run : run);
+        opposite_run[ch] = searching[ch] || run_sign == 0 ? run : next; // hw::next_opposite_run
         attention[ch] = static_cast<std::uint8_t>(flag);
         any |= flag;
     }
@@ -388,11 +405,13 @@ template bool reference_and_flag_loop<true>(const std::int32_t* __restrict, std:
                                             std::int32_t* __restrict, std::int32_t* __restrict,
                                             const std::uint8_t* __restrict, std::uint8_t* __restrict,
                                             std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
-                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                            std::int32_t, std::int32_t, std::int32_t, std::int32_t,
+                                            std::int32_t* __restrict, std::int32_t);
 template bool reference_and_flag_loop<false>(const std::int32_t* __restrict, std::int32_t* __restrict,
                                              std::int32_t* __restrict, std::int32_t* __restrict,
                                              const std::uint8_t* __restrict, std::uint8_t* __restrict,
                                              std::int32_t* __restrict, int, int, std::int32_t, std::int32_t,
-                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t);
+                                             std::int32_t, std::int32_t, std::int32_t, std::int32_t,
+                                             std::int32_t* __restrict, std::int32_t);
 
 } // namespace spikeline::cpu

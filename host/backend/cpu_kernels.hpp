@@ -84,7 +84,7 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
                              const std::uint8_t* __restrict searching, std::uint8_t* __restrict attention,
                              std::int32_t* __restrict level, int begin, int end, std::int32_t reference,
                              std::int32_t step, std::int32_t gain, std::int32_t gate_gain, std::int32_t want_negative,
-                             std::int32_t want_positive);
+                             std::int32_t want_positive, std::int32_t* __restrict opposite_run, std::int32_t run_sign);
 
 /// Bit k set when flags[k] != 0, for k < n <= 64.
 std::uint64_t flagged_bytes(const std::uint8_t* flags, int n);

@@ -269,13 +269,14 @@ public:
     void finish(std::size_t s, std::vector<SpikeEvent>& events) {
         Stream& stream = streams_[s];
         const std::size_t n = static_cast<std::size_t>(stream.n_channels);
-        std::vector<cl_int> searching(n), count(n), best_pos(n), best_value(n);
+        std::vector<cl_int> searching(n), count(n), best_pos(n), best_value(n), opposite_run(n);
         try {
             const std::size_t offset = static_cast<std::size_t>(stream.lane_base) * sizeof(cl_int);
             queue_.enqueueReadBuffer(searching_, CL_TRUE, offset, n * sizeof(cl_int), searching.data());
             queue_.enqueueReadBuffer(count_, CL_TRUE, offset, n * sizeof(cl_int), count.data());
             queue_.enqueueReadBuffer(best_pos_, CL_TRUE, offset, n * sizeof(cl_int), best_pos.data());
             queue_.enqueueReadBuffer(best_value_, CL_TRUE, offset, n * sizeof(cl_int), best_value.data());
+            queue_.enqueueReadBuffer(opposite_run_, CL_TRUE, offset, n * sizeof(cl_int), opposite_run.data());
         } catch (const cl::Error& e) {
             throw translated(e, "finishing the stream");
         }
@@ -285,6 +286,7 @@ public:
             detector->count[ch] = static_cast<std::uint8_t>(count[ch]);
             detector->best_pos[ch] = static_cast<std::uint8_t>(best_pos[ch]);
             detector->best_value[ch] = best_value[ch];
+            detector->opposite_run[ch] = opposite_run[ch];
         }
         const HwParams& params = *stream.params;
         hw::DedupState<HwConfig>& dedup = *stream.dedup;
@@ -519,7 +521,7 @@ private:
         const std::size_t sample_bytes = samples * sizeof(cl_int);
         const std::size_t means_bytes = chunk * n_streams * HwConfig::max_groups * 4;
         const std::size_t candidate_bytes =
-            static_cast<std::size_t>(capacity_for(chunk)) * 3 * sizeof(cl_int) * static_cast<std::size_t>(n_lanes_);
+            static_cast<std::size_t>(capacity_for(chunk)) * 4 * sizeof(cl_int) * static_cast<std::size_t>(n_lanes_);
         const std::size_t history_bytes = (HwConfig::n_sections + 1) * 2 * lane_bytes();
         const std::size_t per_slot = frames_bytes + candidate_bytes + lane_bytes() + sample_bytes;
         const std::size_t total = sample_bytes + means_bytes + history_bytes + 8 * lane_bytes() +
@@ -605,7 +607,7 @@ private:
         history_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, history_bytes, zeros.data());
         clip_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 2 * lane_bytes(), zeros.data());
         noise_ = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, lane_bytes(), initial_noise.data());
-        for (cl::Buffer* state : {&searching_, &count_, &best_pos_, &best_value_, &hold_})
+        for (cl::Buffer* state : {&searching_, &count_, &best_pos_, &best_value_, &hold_, &opposite_run_})
             *state = cl::Buffer(context_, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, lane_bytes(), zeros.data());
         slots_.resize(static_cast<std::size_t>(options_.chunks_in_flight));
         for (Slot& slot : slots_) {
@@ -642,6 +644,7 @@ private:
         detect_.setArg(kDetectVectors, n_vectors);
         detect_.setArg(kDetectPartners, partners_);
         detect_.setArg(kDetectClip, clip_);
+        detect_.setArg(kDetectOppositeRun, opposite_run_);
     }
 
     // Argument indices of the kernels in kernels/opencl/detect.cl (detect: after its nine state and input buffers).
@@ -654,7 +657,7 @@ private:
     static constexpr cl_uint kDetectReferenced = 9, kDetectKeepReferenced = 10, kDetectCandidates = 11,
                              kDetectCounts = 12, kDetectCapacity = 13, kDetectVectorStream = 14, kDetectLayout = 15,
                              kDetectFramesNow = 16, kDetectStride = 17, kDetectVectors = 18, kDetectPartners = 19,
-                             kDetectClip = 20;
+                             kDetectClip = 20, kDetectOppositeRun = 21;
 
     void launch(Slot& slot, const std::int16_t* const* frames, std::size_t start,
                 const std::vector<std::size_t>& counts) {
@@ -710,7 +713,7 @@ private:
         detect_.setArg(kDetectStride, stride_arg);
         queue_.enqueueNDRangeKernel(detect_, cl::NullRange, vectors, cl::NDRange(local_size_));
         const std::size_t candidate_ints =
-            static_cast<std::size_t>(slot.capacity) * 3 * static_cast<std::size_t>(n_lanes_);
+            static_cast<std::size_t>(slot.capacity) * 4 * static_cast<std::size_t>(n_lanes_);
         slot.host_candidates.resize(candidate_ints);
         queue_.enqueueReadBuffer(slot.counts, CL_FALSE, 0, lane_bytes(), slot.host_counts.data());
         if (keep_referenced) { // one stream: its block starts at 0 and holds stride == its frames
@@ -753,11 +756,11 @@ private:
             candidates_.clear();
             for (int ch = 0; ch < stream.n_channels; ++ch) {
                 const std::size_t lane = static_cast<std::size_t>(stream.lane_base + ch);
-                const cl_int* list = &slot.host_candidates[lane * static_cast<std::size_t>(slot.capacity) * 3];
+                const cl_int* list = &slot.host_candidates[lane * static_cast<std::size_t>(slot.capacity) * 4];
                 for (int k = 0; k < slot.host_counts[lane]; ++k) {
                     const std::uint64_t sample = static_cast<std::uint64_t>(
-                        static_cast<std::int64_t>(stream.collected) + static_cast<std::int64_t>(list[3 * k + 1]));
-                    candidates_.push_back({list[3 * k], SpikeEvent{sample, ch, list[3 * k + 2]}});
+                        static_cast<std::int64_t>(stream.collected) + static_cast<std::int64_t>(list[4 * k + 1]));
+                    candidates_.push_back({list[4 * k], SpikeEvent{sample, ch, list[4 * k + 2], list[4 * k + 3]}});
                 }
             }
             // Channel order within a frame, as L1 emits them.
@@ -820,7 +823,7 @@ private:
     cl::Kernel bandpass_, group_means_, detect_;
     cl::Buffer filtered_, means_, history_, sections_, group_of_, group_inverse_, runs_, layout_, vector_stream_,
         partners_;
-    cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_;
+    cl::Buffer noise_, searching_, count_, best_pos_, best_value_, hold_, opposite_run_;
     cl::Buffer clip_; ///< [2][lanes]: the common reference's clip levels (hw::ReferenceState)
     std::vector<Slot> slots_;
     std::size_t local_size_ = 8;

@@ -55,7 +55,7 @@ module spikeline_dedup #(
     // entries from the detector: {end_of_stream, frame_end, candidate_valid, group[7:0] (signed), amplitude[20:0],
     // channel[15:0], sample[63:0]}
     input  wire logic                              entry_valid,
-    input  wire logic [111:0]                      entry_data,
+    input  wire logic [112:0]                      entry_data,
     output logic                                   entry_pop,
     // surviving events {0, amplitude[20:0], channel[15:0], sample[63:0]} and artefacts {1, crossings[20:0],
     // group[15:0], sample[63:0]}
@@ -78,7 +78,7 @@ module spikeline_dedup #(
     localparam int DECISION_BITS = $clog2(MAX_FRAME_DECISIONS) + 1;
 
     // pending entry: {decided, group[7:0], amplitude[20:0], channel[15:0], sample[63:0]}
-    localparam int ENTRY_BITS = 110;
+    localparam int ENTRY_BITS = 111;
 
     typedef enum logic [3:0] {
         S_IDLE,
@@ -107,6 +107,7 @@ module spikeline_dedup #(
     logic [15:0] chosen_channel_reg;
     logic signed [20:0] chosen_amplitude_reg;
     logic signed [7:0] chosen_group_reg;
+    logic chosen_swing_reg; // L1 SpikeEvent::swing of A
     logic killed_reg;                        // SURVIVE: a neighbour beats A
     logic [4:0] load_issue_reg;              // LOAD: next neighbour to read
     logic load_data_valid_reg;
@@ -161,6 +162,7 @@ module spikeline_dedup #(
     );
 
     // ---- fields of the entry being read ----
+    wire entry_swing = pending_read_data[110];
     wire entry_decided = pending_read_data[109];
     wire signed [7:0] entry_group = pending_read_data[108:101];
     wire signed [20:0] entry_amplitude = pending_read_data[100:80];
@@ -241,7 +243,8 @@ module spikeline_dedup #(
         // a far neighbour's larger candidate absorbs A only when it is not later; lobes reach the far ones too
         duplicate = distance <= 64'(dedup_window) && outranks && (!is_far || entry_sample <= chosen_sample_reg);
         lobe = entry_sample < chosen_sample_reg && distance <= 64'(shadow_window) &&
-               {chosen_magnitude, 8'd0} < 30'(entry_magnitude) * 30'(shadow_ratio);
+               ({chosen_magnitude, 8'd0} < 30'(entry_magnitude) * 30'(shadow_ratio) ||
+                (chosen_swing_reg && chosen_magnitude < entry_magnitude));
         kills = (duplicate || lobe) && is_neighbour;
 
         needed = !entry_decided || entry_sample + latency + keep > frame_reg;
@@ -253,7 +256,7 @@ module spikeline_dedup #(
     always_comb begin
         pending_write_enable = 1'b0;
         pending_write_address = count_reg[PENDING_BITS-1:0];
-        pending_write_data = {1'b0, entry_data[108:0]};
+        pending_write_data = {entry_data[112], 1'b0, entry_data[108:0]};
         pending_read_address = scan_issue_reg[PENDING_BITS-1:0];
         neighbour_read_address = NEIGHBOUR_ADDRESS_BITS'(chosen_channel_reg) * NEIGHBOUR_ADDRESS_BITS'(MAX_NEIGHBOURS) +
                                  NEIGHBOUR_ADDRESS_BITS'(load_issue_reg[3:0]);
@@ -278,8 +281,8 @@ module spikeline_dedup #(
                 if (scan_done) begin
                     pending_write_enable = 1'b1;
                     pending_write_address = chosen_index_reg[PENDING_BITS-1:0];
-                    pending_write_data = {1'b1, chosen_group_reg, chosen_amplitude_reg, chosen_channel_reg,
-                                          chosen_sample_reg};
+                    pending_write_data = {chosen_swing_reg, 1'b1, chosen_group_reg, chosen_amplitude_reg,
+                                          chosen_channel_reg, chosen_sample_reg};
                 end
             end
             S_EMIT: event_push = !event_full;
@@ -321,6 +324,7 @@ module spikeline_dedup #(
             frame_candidates_reg <= '0;
             decisions_reg <= '0;
             chosen_group_reg <= '0;
+            chosen_swing_reg <= 1'b0;
             active_reg <= '0;
             declared_reg <= '0;
             logged_reg <= '0;
@@ -432,6 +436,7 @@ module spikeline_dedup #(
                         chosen_channel_reg <= entry_channel;
                         chosen_amplitude_reg <= entry_amplitude;
                         chosen_group_reg <= entry_group;
+                        chosen_swing_reg <= entry_swing;
                     end
                     if (scan_done) begin
                         scan_issue_reg <= '0;

@@ -76,7 +76,7 @@ module spikeline_detect_core #(
     localparam int CANDIDATE_COUNT_BITS = $clog2(CANDIDATE_FIFO_DEPTH) + 1;
     localparam logic [SLOT_BITS:0] SLOTS_FULL = (SLOT_BITS + 1)'(FRAME_SLOTS);
     localparam int BANDPASS_STATE_BITS = 6 * 26;
-    localparam int DETECTOR_STATE_BITS = 75;
+    localparam int DETECTOR_STATE_BITS = 97;
     localparam logic signed [31:0] SAMPLE_MAX = 32'sd1048575;  // 2^20 - 1
     localparam logic signed [31:0] SAMPLE_MIN = -32'sd1048576;
     localparam logic [25:0] NOISE_MAX = 26'd8388607;           // 2^23 - 1
@@ -308,7 +308,8 @@ module spikeline_detect_core #(
     wire start_flush = flush_requested_reg && !flush_sweep_reg && frame_start && stage1_empty &&
                        frames_ready_reg == 0 && slots_used_reg == 0 && s2_channel_reg == 16'd0 && stage2_empty;
 
-    // detector state: {hold[15:0], best_value[20:0], best_pos[6:0], count[6:0], searching, noise[22:0]}
+    // detector state: {opposite_run[21:0], hold[15:0], best_value[20:0], best_pos[6:0], count[6:0], searching,
+    // noise[22:0]}
     logic detector_write_enable;
     logic [CHANNEL_BITS-1:0] detector_write_address;
     logic [DETECTOR_STATE_BITS-1:0] detector_write_data, detector_read_data;
@@ -380,6 +381,7 @@ module spikeline_detect_core #(
     wire [6:0] state_best_pos = q3_state_reg[37:31];
     wire signed [20:0] state_best_value = q3_state_reg[58:38];
     wire [15:0] state_hold = q3_state_reg[74:59];
+    wire signed [21:0] state_opposite_run = q3_state_reg[96:75];
 
     logic warm, released, crossing, negative_crossing, positive_crossing, more_extreme, emit;
     logic gated, supported, starts;
@@ -394,9 +396,11 @@ module spikeline_detect_core #(
     logic signed [20:0] best_value_next;
     logic [15:0] hold_next;
     logic signed [17:0] hold_after_peak;
-    logic candidate_valid;
+    logic candidate_valid, candidate_swing;
     logic [63:0] candidate_sample;
     logic signed [20:0] candidate_amplitude;
+    logic signed [21:0] against, opposite_run_next;
+    logic [21:0] absolute_run, absolute_candidate;
 
     always_comb begin
         warm = q3_frame_reg >= 64'(warmup_frames_reg);
@@ -461,6 +465,14 @@ module spikeline_detect_core #(
             best_value_next = q3_referenced_reg;
             emit = count_next == align_window_reg;
         end
+        // L1 next_opposite_run (not while searching; none for both polarities)
+        against = polarity_reg == 2'd1 ? -22'(q3_referenced_reg) : 22'(q3_referenced_reg);
+        if (polarity_reg == 2'd2 || state_searching)
+            opposite_run_next = state_opposite_run;
+        else if (against > 0)
+            opposite_run_next = state_opposite_run > 0 && state_opposite_run > against ? state_opposite_run : against;
+        else
+            opposite_run_next = state_opposite_run > 0 ? -state_opposite_run : state_opposite_run;
         hold_after_peak = 18'(dead_time_reg) - 18'(align_window_reg) + 18'(best_pos_next);
         if (emit) begin
             searching_next = 1'b0;
@@ -478,18 +490,24 @@ module spikeline_detect_core #(
             best_pos_next = state_best_pos;
             best_value_next = state_best_value;
             hold_next = state_hold;
+            opposite_run_next = state_opposite_run;
             candidate_valid = state_searching;
             candidate_sample = q3_frame_reg - 64'(state_count) + 64'(state_best_pos);
             candidate_amplitude = state_best_value;
         end
+        // L1 swung_against: the run before the crossing reached 3/4 of the candidate's size
+        absolute_run = opposite_run_next < 0 ? 22'(-opposite_run_next) : 22'(opposite_run_next);
+        absolute_candidate = candidate_amplitude < 0 ? 22'(-candidate_amplitude) : 22'(candidate_amplitude);
+        candidate_swing = 24'(absolute_run) * 24'd4 >= 24'(absolute_candidate) * 24'd3 &&
+                          candidate_amplitude != 21'sd0;
     end
 
     always_comb begin
         detector_write_enable = clearing_reg || q3_valid_reg;
         detector_write_address = clearing_reg ? clear_channel_reg[CHANNEL_BITS-1:0] : q3_channel_reg;
-        detector_write_data = clearing_reg ? {52'd0, noise_initial_reg}
-                                           : {hold_next, best_value_next, best_pos_next, count_next, searching_next,
-                                              noise_next};
+        detector_write_data = clearing_reg ? {74'd0, noise_initial_reg}
+                                           : {opposite_run_next, hold_next, best_value_next, best_pos_next, count_next,
+                                              searching_next, noise_next};
     end
 
     // ------------------------------------------------------------------------------------------------------------
@@ -534,14 +552,14 @@ module spikeline_detect_core #(
     // Candidates -> de-duplication -> events
     // ------------------------------------------------------------------------------------------------------------
     wire candidate_push = q3_valid_reg && (candidate_valid || q3_last_reg);
-    wire [111:0] candidate_entry = {q3_valid_reg && q3_last_reg && q3_flush_reg,
+    wire [112:0] candidate_entry = {candidate_swing && candidate_valid, q3_valid_reg && q3_last_reg && q3_flush_reg,
                                     q3_valid_reg && q3_last_reg && !q3_flush_reg, candidate_valid, q3_group_reg,
                                     candidate_amplitude, 16'(q3_channel_reg), candidate_sample};
-    logic [111:0] candidate_head;
+    logic [112:0] candidate_head;
     logic candidate_empty, candidate_full, candidate_pop;
 
     spikeline_fifo #(
-        .WIDTH(112),
+        .WIDTH(113),
         .DEPTH(CANDIDATE_FIFO_DEPTH)
     ) candidate_fifo (
         .clk(clk),

@@ -222,7 +222,7 @@ inline bool spatially_supported(int value, int threshold, int level, __global co
 // subtract_reference, track_noise_and_flag (in vectors) and align_channel (lane by lane, only in frames where a lane
 // of the vector searches or crosses, as the cpu backend does) over a chunk. The detector state (DetectorState, one
 // word per lane and field) persists between chunks. Each candidate goes to its lane's own list as (frame of the chunk
-// it was emitted at, peak frame relative to the chunk's first frame, value); a channel emits at most once per
+// it was emitted at, peak frame relative to the chunk's first frame, value, swing); a channel emits at most once per
 // align_window frames, so `capacity` = n_frames / align_window + 1 entries always suffice. referenced (the samples
 // after the common reference, for the sorting stage) is written when keep_referenced. At the frame of the chunk that
 // starts a period (at most one: the host launches at most REFERENCE_PERIOD frames), take_reference_clips.
@@ -232,7 +232,7 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
                      __global int* referenced, int keep_referenced, __global int* candidates,
                      __global int* n_candidates, int capacity, __global const int* vector_probe,
                      __global const int* layout, __global const int* frames_now, int stride, int n_vectors,
-                     __global const int* partners, __global int* clip_state) {
+                     __global const int* partners, __global int* clip_state, __global int* opposite_run_state) {
     const int v = get_global_id(0);
     if (v >= n_vectors)
         return;
@@ -266,6 +266,7 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
     }
     intv noise = vload8(0, noise_state + lane);
     intv hold = vload8(0, hold_state + lane);
+    intv run = vload8(0, opposite_run_state + lane);
     int searching[VEC], count[VEC], best_pos[VEC], best_value[VEC], emitted[VEC];
     for (int i = 0; i < VEC; ++i) {
         searching[i] = searching_state[lane + i];
@@ -325,10 +326,17 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         const intv gate_beyond =
             polarity == 0 ? gate_negative : (polarity == 1 ? gate_positive : (gate_negative | gate_positive));
         const intv gated = (warm && spatial_gate_gain != 0) ? (released & gate_beyond & ~crossing) : (intv)0;
+        // next_opposite_run where the channel is not searching (polarity both: no runs)
+        if (polarity != 2) {
+            const intv against = polarity == 0 ? value : -value;
+            const intv next = select(select(run, -run, run > 0), select(against, max(run, against), run > 0), against > 0);
+            run = select(next, run, vload8(0, searching) != 0);
+        }
         if (!any(crossing | gated | (vload8(0, searching) != 0)))
             continue;
-        int values[VEC], crossings[VEC], holds[VEC], gateds[VEC], thresholds[VEC], levels[VEC];
+        int values[VEC], crossings[VEC], holds[VEC], gateds[VEC], thresholds[VEC], levels[VEC], runs[VEC];
         vstore8(value, 0, values);
+        vstore8(run, 0, runs);
         vstore8(crossing, 0, crossings);
         vstore8(hold, 0, holds);
         vstore8(gated, 0, gateds);
@@ -353,10 +361,11 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
                 count[i] = (count[i] + 1) & 0xff; // an 8-bit counter in L1
             }
             if (count[i] == align_window) {
-                __global int* out = candidates + ((size_t)(lane + i) * capacity + emitted[i]) * 3;
+                __global int* out = candidates + ((size_t)(lane + i) * capacity + emitted[i]) * 4;
                 out[0] = f;
                 out[1] = f - (align_window - 1 - best_pos[i]);
                 out[2] = best_value[i];
+                out[3] = 4 * abs(runs[i]) >= 3 * abs(best_value[i]) && best_value[i] != 0; // swung_against
                 ++emitted[i];
                 searching[i] = 0;
                 const int new_hold = dead_time - align_window + best_pos[i];
@@ -367,6 +376,7 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
     }
     vstore8(noise, 0, noise_state + lane);
     vstore8(hold, 0, hold_state + lane);
+    vstore8(run, 0, opposite_run_state + lane);
     for (int i = 0; i < VEC; ++i) {
         n_candidates[lane + i] = emitted[i];
         searching_state[lane + i] = searching[i];

@@ -104,6 +104,9 @@ struct SpikeEvent {
     std::uint64_t sample;
     std::int32_t channel;
     std::int32_t amplitude;
+    /// 1 when the channel swung the other way by at least 3/4 of |amplitude| just before the crossing (the shape of a
+    /// later phase: see threshold_detector.hpp); it informs de-duplication only and is not part of the event.
+    std::int32_t swing = 0;
 
     // Written out (not defaulted) so that L1 stays C++14, which Vitis HLS compiles.
     friend bool operator==(const SpikeEvent& a, const SpikeEvent& b) {

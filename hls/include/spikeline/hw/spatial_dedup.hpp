@@ -9,7 +9,8 @@
 ///     while a coincident spike of another neuron is as often earlier, and is kept then; or
 ///   - precedes A by 1..shadow_window samples and is much larger: |A| * 256 < |B| * shadow_ratio (a secondary lobe
 ///     of B: the band-pass rebound after a large spike, a re-crossing after the dead time, or the later trough of a
-///     multiphasic waveform, which reaches as far as the spike's footprint, so far neighbours too).
+///     multiphasic waveform, which reaches as far as the spike's footprint, so far neighbours too); for a candidate
+///     flagged swing (threshold_detector.hpp: shaped like a later phase) any larger B: |A| < |B|.
 /// Candidates are compared with all candidates, not only with survivors, so the result does not depend on arrival
 /// order. A candidate with peak t is decided at frame t + dedup_window + align_window - 1, when every candidate
 /// that could compete with it has been emitted; survivors come out sorted by (sample, channel).
@@ -121,8 +122,9 @@ DEDUP_COMPARE:
         const SpikeEvent& b = state.pending[j];
         const std::uint64_t distance = a.sample > b.sample ? a.sample - b.sample : b.sample - a.sample;
         const bool may_duplicate = distance <= window && outranks(b, a);
-        const bool lobe =
-            b.sample < a.sample && distance <= shadow && scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio;
+        const bool lobe = b.sample < a.sample && distance <= shadow &&
+                          (scaled_a < std::int64_t{magnitude(b)} * params.shadow_ratio ||
+                           (a.swing != 0 && magnitude(a) < magnitude(b)));
         if (!may_duplicate && !lobe)
             continue; // most pending candidates: no neighbour scan (a software backend's main cost here)
         const Neighbourhood where = neighbourhood(params, a.channel, b.channel);

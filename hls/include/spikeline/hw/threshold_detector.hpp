@@ -16,6 +16,12 @@
 /// emitted and the channel holds until peak + dead_time. A sample more than 5/4 of that peak's |value| ends the hold
 /// (outgrows_peak): on one contact a waveform's later troughs are smaller than its first, so a larger one is another
 /// neuron's spike (two neurons firing within the dead time on the same contacts, common in dense recordings).
+/// Swing: each channel keeps the largest |x| of its current run of samples of the sign opposite to the polarity
+/// (opposite_run > 0), or of its last such run (stored negated, <= 0); frozen while the channel searches, so that a
+/// candidate sees the run before its crossing; not kept for both polarities. A candidate whose run reached 3/4 of
+/// its |value| (swung_against) is flagged: the contact went the other way by about the candidate's size just before
+/// it, as on a contact where a spike's first phase is positive and this candidate is its later phase, which a new
+/// spike's trough rarely follows. De-duplication drops flagged candidates behind any larger one (spatial_dedup.hpp).
 /// Spatial rule (on when spatial_gate_gain != 0): a spike spreads over neighbouring contacts while the noise of each
 /// contact is its own, so the sum of a channel and its n partners has a better signal-to-noise ratio than any one of
 /// them. A sample beyond the gate threshold (gate = round(round(m / 2^4) * spatial_gate_gain / 2^8), below the
@@ -37,9 +43,10 @@ template <class CONFIG_T> struct DetectorState {
     std::uint8_t count[CONFIG_T::max_channels] = {};     ///< samples searched so far
     std::uint8_t best_pos[CONFIG_T::max_channels] = {};  ///< position of the extremum in the search
     std::int32_t best_value[CONFIG_T::max_channels] = {};
-    std::int32_t hold[CONFIG_T::max_channels] = {};      ///< frames left before the channel may cross again
-    std::uint8_t attention[CONFIG_T::max_channels] = {}; ///< scratch: 1 = searching, 2 = starts a search, 3 = gate
-    std::int32_t level[CONFIG_T::max_channels] = {};     ///< scratch: m before this frame's update
+    std::int32_t hold[CONFIG_T::max_channels] = {};         ///< frames left before the channel may cross again
+    std::int32_t opposite_run[CONFIG_T::max_channels] = {}; ///< largest |x| of the current (> 0) or last (<= 0) run
+    std::uint8_t attention[CONFIG_T::max_channels] = {};    ///< scratch: 1 = searching, 2 = starts a search, 3 = gate
+    std::int32_t level[CONFIG_T::max_channels] = {};        ///< scratch: m before this frame's update
 };
 
 template <class CONFIG_T> void reset_detector(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>& params) {
@@ -69,6 +76,19 @@ inline bool outgrows_peak(std::int32_t value, std::int32_t peak) {
     return 4 * (value < 0 ? -value : value) > 5 * (peak < 0 ? -peak : peak);
 }
 
+/// The next opposite_run after sample `against` (x for negative polarity, -x for positive; > 0: opposite sign).
+inline std::int32_t next_opposite_run(std::int32_t run, std::int32_t against) {
+    if (against > 0)
+        return run > 0 && run > against ? run : against;
+    return run > 0 ? -run : run;
+}
+
+/// Whether a candidate of value peak followed a swing the other way of at least 3/4 of its size (|run|, |peak| <=
+/// 2^20: the products fit 32 bits).
+inline bool swung_against(std::int32_t run, std::int32_t peak) {
+    return 4 * (run < 0 ? -run : run) >= 3 * (peak < 0 ? -peak : peak) && peak != 0;
+}
+
 inline bool more_extreme(std::int32_t value, std::int32_t best, Polarity polarity) {
     if (polarity == Polarity::negative)
         return value < best;
@@ -92,6 +112,7 @@ NOISE_AND_THRESHOLD:
 #pragma HLS DEPENDENCE variable = state.noise inter false // iteration ch touches channel ch only
 #pragma HLS DEPENDENCE variable = state.hold inter false
 #pragma HLS DEPENDENCE variable = state.best_value inter false
+#pragma HLS DEPENDENCE variable = state.opposite_run inter false
         const std::int32_t value = x[ch];
         constexpr std::int32_t noise_max = (1 << CONFIG_T::noise_bits) - 1;
         constexpr int shift = CONFIG_T::noise_frac_bits - CONFIG_T::sample_frac_bits;
@@ -110,6 +131,9 @@ NOISE_AND_THRESHOLD:
         const bool gated =
             warm && released && params.spatial_gate_gain != 0 && beyond_threshold(value, gate, params.polarity);
         const std::uint8_t attention = state.searching[ch] ? 1 : (crossing ? 2 : (gated ? 3 : 0));
+        if (!state.searching[ch] && params.polarity != Polarity::both)
+            state.opposite_run[ch] =
+                next_opposite_run(state.opposite_run[ch], params.polarity == Polarity::negative ? value : -value);
         state.attention[ch] = attention;
         state.level[ch] = noise;
         any_attention |= attention != 0;
@@ -163,7 +187,7 @@ void align_channel(DetectorState<CONFIG_T>& state, const DetectParams<CONFIG_T>&
     if (state.count[ch] == params.align_window) {
         const int best_pos = state.best_pos[ch];
         emit(SpikeEvent{frame - static_cast<std::uint64_t>(params.align_window - 1 - best_pos), ch,
-                        state.best_value[ch]});
+                        state.best_value[ch], swung_against(state.opposite_run[ch], state.best_value[ch])});
         state.searching[ch] = 0;
         const int hold = params.dead_time - params.align_window + best_pos;
         state.hold[ch] = hold > 0 ? hold : 0;
@@ -211,7 +235,8 @@ FLUSH_CHANNELS:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 avg = 384
         if (!state.searching[ch])
             continue;
-        emit(SpikeEvent{next_frame - state.count[ch] + state.best_pos[ch], ch, state.best_value[ch]});
+        emit(SpikeEvent{next_frame - state.count[ch] + state.best_pos[ch], ch, state.best_value[ch],
+                        swung_against(state.opposite_run[ch], state.best_value[ch])});
         state.searching[ch] = 0;
     }
 }
