@@ -350,22 +350,23 @@ TEST(SpatialDedup, DropsMuchSmallerLobesThatFollowALargeSpike) {
 
 TEST(SpatialDedup, ACandidateShapedLikeALaterPhaseFollowsAnyLargerSpike) {
     // Flagged swing (its contact went positive by about its size just before): dropped behind any larger candidate
-    // of its neighbourhood within the shadow window, not only behind one twice its size.
+    // of its neighbourhood within the shadow window (60 samples), not only behind one twice its size. The candidates
+    // are more than the +-9 samples of the duplicate rule apart.
     auto params = default_params(16);
     auto state = std::make_unique<hw::DedupState<HwConfig>>();
     std::vector<hw::SpikeEvent> out;
     auto emit = [&](const hw::SpikeEvent& e) { out.push_back(e); };
     hw::dedup_add(*state, *params, {1000, 4, -1000});    // a large spike
-    hw::dedup_add(*state, *params, {1030, 5, -700, 1});  // 0.7 of it, after a swing: its later phase
+    hw::dedup_add(*state, *params, {1020, 5, -700, 1});  // 0.7 of it, after a swing: its later phase
     hw::dedup_add(*state, *params, {1035, 6, -700});     // the same size without the swing: another spike
-    hw::dedup_add(*state, *params, {1040, 7, -1000, 1}); // after a swing but not smaller: kept
-    hw::dedup_add(*state, *params, {1070, 5, -700, 1});  // after the shadow window: kept
+    hw::dedup_add(*state, *params, {1050, 7, -1000, 1}); // after a swing but not smaller: kept
+    hw::dedup_add(*state, *params, {1120, 5, -700, 1});  // beyond the shadow window of every larger one: kept
     hw::dedup_advance(*state, *params, 5000, true, emit);
     ASSERT_EQ(out.size(), 4u);
     EXPECT_EQ(out[0].sample, 1000u);
     EXPECT_EQ(out[1].sample, 1035u);
-    EXPECT_EQ(out[2].sample, 1040u);
-    EXPECT_EQ(out[3].sample, 1070u);
+    EXPECT_EQ(out[2].sample, 1050u);
+    EXPECT_EQ(out[3].sample, 1120u);
 }
 
 TEST(ThresholdDetector, FlagsACandidateThatFollowsASwingOfItsSize) {
