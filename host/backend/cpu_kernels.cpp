@@ -309,10 +309,8 @@ bool reference_and_flag_vector(const std::int32_t* __restrict filtered, std::int
         if (run_sign != 0) { // hw::next_opposite_run where the channel is not searching
             const __m512i against = run_sign > 0 ? value : _mm512_sub_epi32(zero, value);
             const __m512i run = _mm512_maskz_loadu_epi32(m, opposite_run + ch);
-            const __mmask16 in_run = _mm512_cmpgt_epi32_mask(run, zero);
-            const __m512i grown = _mm512_mask_max_epi32(against, in_run, run, against);
-            const __m512i ended = _mm512_mask_sub_epi32(run, in_run, zero, run);
-            const __m512i next = _mm512_mask_mov_epi32(ended, _mm512_cmpgt_epi32_mask(against, zero), grown);
+            const __m512i ended = _mm512_sub_epi32(zero, _mm512_abs_epi32(run));
+            const __m512i next = _mm512_mask_max_epi32(ended, _mm512_cmpgt_epi32_mask(against, zero), run, against);
             _mm512_mask_storeu_epi32(opposite_run + ch, static_cast<__mmask16>(m & ~searching_mask), next);
         }
         _mm_mask_storeu_epi8(attention + ch, m, flag);
@@ -393,7 +391,7 @@ bool reference_and_flag_loop(const std::int32_t* __restrict filtered, std::int32
         const std::int32_t run = opposite_run[ch];
         const std::int32_t against = run_sign * value;
         const std::int32_t grown = run > against ? run : against;
-        const std::int32_t next = against > 0 ? (run > 0 ? grown : against) : (run > 0 ? -run : run);
+        const std::int32_t next = against > 0 ? grown : (run > 0 ? -run : run);
         opposite_run[ch] = searching[ch] || run_sign == 0 ? run : next; // hw::next_opposite_run
         attention[ch] = static_cast<std::uint8_t>(flag);
         any |= flag;

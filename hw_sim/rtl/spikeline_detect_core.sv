@@ -470,7 +470,7 @@ module spikeline_detect_core #(
         if (polarity_reg == 2'd2 || state_searching)
             opposite_run_next = state_opposite_run;
         else if (against > 0)
-            opposite_run_next = state_opposite_run > 0 && state_opposite_run > against ? state_opposite_run : against;
+            opposite_run_next = state_opposite_run > against ? state_opposite_run : against;
         else
             opposite_run_next = state_opposite_run > 0 ? -state_opposite_run : state_opposite_run;
         hold_after_peak = 18'(dead_time_reg) - 18'(align_window_reg) + 18'(best_pos_next);

@@ -329,7 +329,7 @@ __kernel void detect(__global const int* filtered, __global const int* means, __
         // next_opposite_run where the channel is not searching (polarity both: no runs)
         if (polarity != 2) {
             const intv against = polarity == 0 ? value : -value;
-            const intv next = select(select(run, -run, run > 0), select(against, max(run, against), run > 0), against > 0);
+            const intv next = select(-convert_int8(abs(run)), max(run, against), against > 0);
             run = select(next, run, vload8(0, searching) != 0);
         }
         if (!any(crossing | gated | (vload8(0, searching) != 0)))

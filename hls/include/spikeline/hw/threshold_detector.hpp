@@ -78,8 +78,8 @@ inline bool outgrows_peak(std::int32_t value, std::int32_t peak) {
 
 /// The next opposite_run after sample `against` (x for negative polarity, -x for positive; > 0: opposite sign).
 inline std::int32_t next_opposite_run(std::int32_t run, std::int32_t against) {
-    if (against > 0)
-        return run > 0 && run > against ? run : against;
+    if (against > 0) // a run that had ended (run <= 0) restarts at against
+        return run > against ? run : against;
     return run > 0 ? -run : run;
 }
 
