@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Emulates a lobe rule by waveform shape on detect's events, to measure it before building it in every backend.
+"""Emulates the swing rule (a lobe rule by waveform shape) on detect's events: how its ratio was chosen at stop 32.
+
+Since stop 32 the detector applies the rule at 3/4 itself, so on today's events this shows what a lower RATIO
+would add; on events of an earlier build (or a detector without it), what the rule does.
 
     spikeline detect SIM/recording.bin --out DET
     scripts/positive_run_emulation.py SIM DET --ratio 0.6 --ratio 0.75 --ratio 0.9
