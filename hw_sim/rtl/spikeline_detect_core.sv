@@ -466,7 +466,7 @@ module spikeline_detect_core #(
             emit = count_next == align_window_reg;
         end
         // L1 next_opposite_run (not while searching; none for both polarities)
-        against = polarity_reg == 2'd1 ? -22'(q3_referenced_reg) : 22'(q3_referenced_reg);
+        against = polarity_reg == 2'd1 ? 22'sd0 - 22'(q3_referenced_reg) : 22'(q3_referenced_reg);
         if (polarity_reg == 2'd2 || state_searching)
             opposite_run_next = state_opposite_run;
         else if (against > 0)
