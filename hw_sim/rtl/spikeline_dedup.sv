@@ -52,8 +52,8 @@ module spikeline_dedup #(
     input  wire logic                              neighbour_write_enable,
     input  wire logic [NEIGHBOUR_ADDRESS_BITS-1:0] neighbour_write_address,
     input  wire logic [15:0]                       neighbour_write_data,
-    // entries from the detector: {end_of_stream, frame_end, candidate_valid, group[7:0] (signed), amplitude[20:0],
-    // channel[15:0], sample[63:0]}
+    // entries from the detector: {swing, end_of_stream, frame_end, candidate_valid, group[7:0] (signed),
+    // amplitude[20:0], channel[15:0], sample[63:0]}
     input  wire logic                              entry_valid,
     input  wire logic [112:0]                      entry_data,
     output logic                                   entry_pop,
@@ -77,7 +77,7 @@ module spikeline_dedup #(
     localparam int FRAME_CANDIDATE_BITS = $clog2(MAX_FRAME_CANDIDATES) + 1;
     localparam int DECISION_BITS = $clog2(MAX_FRAME_DECISIONS) + 1;
 
-    // pending entry: {decided, group[7:0], amplitude[20:0], channel[15:0], sample[63:0]}
+    // pending entry: {swing, decided, group[7:0], amplitude[20:0], channel[15:0], sample[63:0]}
     localparam int ENTRY_BITS = 111;
 
     typedef enum logic [3:0] {
