@@ -242,6 +242,46 @@ TEST(Simulator, BurstyUnitsFireRunsOfSpikesAndTheOthersAreUnchanged) {
     EXPECT_EQ(run(config, probe).frames, plain.frames);
 }
 
+// Background units add small spikes on most contacts and leave the ground truth exactly as without them.
+TEST(Simulator, BackgroundUnitsAddSmallSpikesThatAreNotInTheGroundTruth) {
+    SimulationConfig config = small_config(5.0);
+    config.n_units = 20;
+    const probe::Probe probe = make_probe(64, 2);
+    const Simulated plain = run(config, probe);
+    config.n_background_units = 60;
+    const Simulated background = run(config, probe);
+    ASSERT_EQ(background.units.size(), plain.units.size());
+    for (std::size_t u = 0; u < plain.units.size(); ++u) {
+        EXPECT_EQ(background.units[u].peak_channel, plain.units[u].peak_channel);
+        EXPECT_EQ(background.units[u].snr, plain.units[u].snr);
+        EXPECT_EQ(background.units[u].n_spikes, plain.units[u].n_spikes);
+    }
+    EXPECT_EQ(background.spikes.size(), plain.spikes.size());
+    for (std::size_t i = 0; i < plain.spikes.size(); ++i) {
+        EXPECT_EQ(background.spikes[i].sample, plain.spikes[i].sample);
+        EXPECT_EQ(background.spikes[i].unit, plain.spikes[i].unit);
+    }
+    // The noise does not depend on the units, so the difference is the background alone: spikes of at most SNR 2.5
+    // (x the amplitude jitter, and where two overlap), on most contacts.
+    std::vector<double> added(plain.frames.size());
+    for (std::size_t i = 0; i < added.size(); ++i)
+        added[i] = static_cast<double>(background.frames[i] - plain.frames[i]);
+    int touched = 0;
+    double largest_trough = 0;
+    for (int ch = 0; ch < 64; ++ch) {
+        std::vector<double> trace(added.size() / 64);
+        for (std::size_t n = 0; n < trace.size(); ++n)
+            trace[n] = added[n * 64 + static_cast<std::size_t>(ch)] * config.microvolts_per_bit;
+        const std::vector<double> filtered = band_passed(trace, config.sample_rate);
+        const double trough = -*std::min_element(filtered.begin() + 3000, filtered.end());
+        touched += trough > 0.1 * config.noise_uv;
+        largest_trough = std::max(largest_trough, trough);
+    }
+    EXPECT_GE(touched, 58);
+    EXPECT_GT(largest_trough, 1.0 * config.noise_uv);
+    EXPECT_LT(largest_trough, 5.0 * config.noise_uv);
+}
+
 // At full shape variation about a tenth of the waveforms units leave on their contacts (band-passed, beyond 3-5 noise
 // sigmas) are non-negative (maximum above |minimum|), the share reported for cortical recordings (Sibille et al.
 // 2023, doi:10.1038/s42003-023-05328-6); without it nearly none.
@@ -797,6 +837,7 @@ TEST(Simulator, RejectsBadConfigurations) {
     expect_rejected([](SimulationConfig& c) { c.sample_rate = 500; });
     expect_rejected([](SimulationConfig& c) { c.sample_rate = std::nan(""); });
     expect_rejected([](SimulationConfig& c) { c.noise_uv = 0; });
+    expect_rejected([](SimulationConfig& c) { c.n_background_units = -1; });
     expect_rejected([](SimulationConfig& c) { c.microvolts_per_bit = 0; });
     expect_rejected([](SimulationConfig& c) { c.n_units = -2; });
     expect_rejected([](SimulationConfig& c) { c.drift = sim::triangle_drift(1e9); });

@@ -97,6 +97,9 @@ int cmd_simulate(int argc, char** argv) {
         ("shape-variation", po::value(&config.shape_variation)->default_value(config.shape_variation),
          "how far each unit's waveform turns into a second shape of its own away from the soma (0-1; 0: one shape "
          "on every contact, widened and delayed)") //
+        ("background-units", po::value(&config.n_background_units)->default_value(config.n_background_units),
+         "neurons 40-100 um from the probe, SNR 0.5-2.5, that are not in the ground truth: the background activity "
+         "of real recordings (0: none)") //
         ("quiet,q", po::bool_switch(&quiet), "no progress line and no summary");
     add_overwrite_option(visible, overwrite);
     po::variables_map vm;

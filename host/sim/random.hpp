@@ -25,8 +25,10 @@ enum class Stream : std::uint64_t {
     tuning = 5,
     bursting_units = 6,
     distal_shapes = 7,
+    background_units = 8,
     first_unit_spikes = 1000,
-    first_unit_bursts = 1ULL << 32
+    first_unit_bursts = 1ULL << 32,
+    first_background_spikes = 1ULL << 33
 };
 
 class Rng {

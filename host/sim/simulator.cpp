@@ -56,6 +56,8 @@ void check_config(const SimulationConfig& config, const probe::Probe& probe) {
                                      "; 0 means 3 units per 10 channels)");
     require(config.n_units <= 100000,
             "at most 100000 units can be simulated (got " + std::to_string(config.n_units) + ")");
+    require(config.n_background_units >= 0 && config.n_background_units <= 100000,
+            "--background-units must be between 0 and 100000 (got " + std::to_string(config.n_background_units) + ")");
     require(std::isfinite(config.microvolts_per_bit) && config.microvolts_per_bit > 0,
             "microvolts per bit must be positive (got " + std::to_string(config.microvolts_per_bit) + ")");
     require(std::isfinite(config.noise_uv) && config.noise_uv > 0 && config.noise_uv <= 1000,
@@ -240,6 +242,8 @@ struct Simulator::Impl {
                 continue;
             const double offset_um = drift.at_sample(spike.time, unit.y_um);
             render_spike(unit, spike.time, offset_um, unit.amplitude_uv * jitter * spike.scale, block_start);
+            if (static_cast<std::size_t>(spike.unit) >= truth.size())
+                continue; // a background unit
             const double peak_delay = footprint_at(unit, probe, unit.peak_channel, offset_um, config.sample_rate).delay;
             const double trough = std::round(spike.time + peak_delay);
             pending_truth.push({{static_cast<std::uint64_t>(trough), spike.unit}});

@@ -31,6 +31,10 @@ struct SimulationConfig {
     /// How far each unit's waveform turns, away from its soma, into a second shape of its own (sim/units.hpp); 0 (the
     /// default) leaves the output byte-identical to a simulation without this option.
     double shape_variation = 0.0;
+    /// Units that are not in the ground truth: neurons farther from the probe (40-100 um), SNR 0.5-2.5 on their
+    /// best contact, the background activity of real recordings (sim/units.hpp); 0 (the default) leaves the output
+    /// byte-identical to a simulation without this option.
+    int n_background_units = 0;
 };
 
 /// Cursor kinematics are sampled every kKinematicsStepS seconds (time 0 = sample 0 of the recording).

@@ -89,38 +89,53 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
         shank_of_channel[c] = static_cast<int>(it - shanks.begin());
     }
 
-    units.resize(static_cast<std::size_t>(n_units));
+    // Background units come after the ground-truth ones and draw from their own stream: the others, and so the
+    // recording without them, stay as they were.
+    Rng background_rng(config.seed, Stream::background_units);
+    const int n_all = n_units + config.n_background_units;
+    units.resize(static_cast<std::size_t>(n_all));
     truth.resize(static_cast<std::size_t>(n_units));
-    for (int id = 0; id < n_units; ++id) {
+    for (int id = 0; id < n_all; ++id) {
         UnitModel& unit = units[static_cast<std::size_t>(id)];
+        const bool background = id >= n_units;
+        Rng& draw = background ? background_rng : rng;
         const std::size_t anchor =
-            std::min(static_cast<std::size_t>(rng.uniform() * static_cast<double>(n_channels)), n_channels - 1);
+            std::min(static_cast<std::size_t>(draw.uniform() * static_cast<double>(n_channels)), n_channels - 1);
         const ShankExtent& shank = shanks[static_cast<std::size_t>(shank_of_channel[anchor])];
-        unit.x_um = rng.uniform(shank.x_min - kColumnMarginUm, shank.x_max + kColumnMarginUm);
-        unit.y_um = rng.uniform(shank.y_min, shank.y_max);
-        unit.z_um = rng.uniform(10.0, 40.0);
-        const bool wide = rng.uniform() < kWideFootprintShare;
-        unit.d0_um = wide ? rng.uniform(40.0, 60.0) : rng.uniform(20.0, 40.0);
-        unit.up_scale = rng.log_uniform(0.6, 1.7);
-        unit.down_scale = rng.log_uniform(0.6, 1.7);
-        unit.lateral_scale = rng.log_uniform(0.7, 1.4);
+        unit.x_um = draw.uniform(shank.x_min - kColumnMarginUm, shank.x_max + kColumnMarginUm);
+        unit.y_um = draw.uniform(shank.y_min, shank.y_max);
+        if (background) {
+            unit.z_um = draw.uniform(kBackgroundMinDistanceUm, kBackgroundMaxDistanceUm);
+            unit.d0_um = draw.uniform(kBackgroundMinD0Um, kBackgroundMaxD0Um);
+        } else {
+            unit.z_um = draw.uniform(10.0, 40.0);
+            const bool wide = draw.uniform() < kWideFootprintShare;
+            unit.d0_um = wide ? draw.uniform(40.0, 60.0) : draw.uniform(20.0, 40.0);
+        }
+        unit.up_scale = draw.log_uniform(0.6, 1.7);
+        unit.down_scale = draw.log_uniform(0.6, 1.7);
+        unit.lateral_scale = draw.log_uniform(0.7, 1.4);
         unit.radius_um = kFootprintRadiusInD0 * unit.d0_um;
-        unit.waveform = random_waveform_table(rng);
+        unit.waveform = random_waveform_table(draw);
         if (config.shape_variation > 0) { // its own stream: every other draw stays as without the option
-            unit.distal_waveform = random_waveform_table(shape_rng);
-            if (shape_rng.uniform() < kPositiveDistalShare)
+            Rng& shape_draw = background ? background_rng : shape_rng;
+            unit.distal_waveform = random_waveform_table(shape_draw);
+            if (shape_draw.uniform() < kPositiveDistalShare)
                 for (float& value : unit.distal_waveform)
                     value = -value;
             unit.shape_variation = config.shape_variation;
         }
-        const double snr = rng.log_uniform(3.0, 20.0);
-        const double rate_hz = std::clamp(4.0 * std::exp(0.9 * rng.normal()), 0.1, 50.0);
-        unit.refractory_samples = rng.uniform(1.5, 2.0) * fs / 1000.0;
+        const double snr =
+            background ? draw.log_uniform(kBackgroundMinSnr, kBackgroundMaxSnr) : draw.log_uniform(3.0, 20.0);
+        const double rate_hz = std::clamp(4.0 * std::exp(0.9 * draw.normal()), 0.1, 50.0);
+        unit.refractory_samples = draw.uniform(1.5, 2.0) * fs / 1000.0;
         unit.poisson_rate_per_sample = 1.0 / (fs / rate_hz - unit.refractory_samples);
-        unit.rng =
-            Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_spikes) + static_cast<std::uint64_t>(id));
+        unit.rng = background ? Rng(config.seed, static_cast<std::uint64_t>(Stream::first_background_spikes) +
+                                                     static_cast<std::uint64_t>(id - n_units))
+                              : Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_spikes) +
+                                                     static_cast<std::uint64_t>(id));
         // Own streams, so that without bursts every other draw (and so the recording) stays as it was.
-        unit.bursty = config.burst_fraction > 0 && burst_rng.uniform() < config.burst_fraction;
+        unit.bursty = !background && config.burst_fraction > 0 && burst_rng.uniform() < config.burst_fraction;
         unit.burst_rng =
             Rng(config.seed, static_cast<std::uint64_t>(Stream::first_unit_bursts) + static_cast<std::uint64_t>(id));
 
@@ -175,6 +190,8 @@ void create_units(const SimulationConfig& config, const probe::Probe& probe, con
             }
         }
         unit.amplitude_uv = best_trough > 0 ? snr / best_trough : 0.0;
+        if (background)
+            continue;
 
         GroundTruthUnit& t = truth[static_cast<std::size_t>(id)];
         t.id = id;

@@ -26,6 +26,11 @@ constexpr double kBurstAttenuation = 0.8;
 // the soma, real mean waveforms broaden, lose or gain lobes, and for some cells reverse).
 constexpr double kDistalReachUm = 40.0;
 constexpr double kPositiveDistalShare = 0.3;
+// Background units (SimulationConfig::n_background_units): farther from the probe and wider than the others, SNR
+// drawn log-uniform in this range on their best contact.
+constexpr double kBackgroundMinDistanceUm = 40.0, kBackgroundMaxDistanceUm = 100.0;
+constexpr double kBackgroundMinD0Um = 30.0, kBackgroundMaxD0Um = 60.0;
+constexpr double kBackgroundMinSnr = 0.5, kBackgroundMaxSnr = 2.5;
 
 struct FootprintEntry {
     int channel = 0;

@@ -163,6 +163,12 @@ void simulate_to_folder(const SimulationConfig& config, const probe::Probe& prob
             {"attenuation", kBurstAttenuation},
         };
     }
+    if (config.n_background_units > 0)
+        meta["background_units"] = {
+            {"n_units", config.n_background_units},
+            {"distance_um", {kBackgroundMinDistanceUm, kBackgroundMaxDistanceUm}},
+            {"snr", {kBackgroundMinSnr, kBackgroundMaxSnr}},
+        };
     if (config.shape_variation > 0)
         meta["shape_variation"] = {
             {"weight", config.shape_variation},
