@@ -75,7 +75,8 @@ inline double hazard_per_sample(const UnitModel& unit, double rate_hz, double sa
     return rate_hz > 0 ? 1.0 / (sample_rate / rate_hz - unit.refractory_samples) : 0.0;
 }
 
-// Draws every unit (placement, waveform, footprint, SNR, rate, tuning) and its ground-truth row. drift_reach_um is
+// Draws every unit (placement, waveform, footprint, SNR, rate, tuning) and its ground-truth row, then the background
+// units (after them in units, without a row). drift_reach_um is
 // the largest displacement along the probe the drift can give a unit, so that its candidate channels cover it.
 void create_units(const SimulationConfig& config, const probe::Probe& probe, const NoiseModel& noise,
                   double drift_reach_um, std::vector<UnitModel>& units, std::vector<GroundTruthUnit>& truth);
