@@ -825,6 +825,22 @@ TEST_F(IoTest, OpenEphysAuxAndAdcChannelsAreSkippedAndOnlyElectrodesDelivered) {
     EXPECT_EQ(frames, (std::vector<std::int16_t>{1, 2, 5, 6}));
 }
 
+TEST_F(IoTest, OpenEphysChannelCountMustBeAnIntegerInRange) {
+    // 4e55 once reached an int conversion (undefined behaviour; found by fuzz_open_ephys_oebin).
+    for (const char* count : {"4.4e55", "4.0", "\"4\"", "1099511627776", "0", "-4", "18446744073709551615"}) {
+        SCOPED_TRACE(count);
+        write_oe_stream(dir_, {kElectrode1, kElectrode2, kAux, kAdc}, {1, 2, 300, 400});
+        std::ifstream in(dir_ / "structure.oebin");
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string key = "\"num_channels\":4";
+        ASSERT_NE(text.find(key), std::string::npos);
+        text.replace(text.find(key), key.size(), std::string("\"num_channels\":") + count);
+        std::ofstream(dir_ / "structure.oebin") << text;
+        expect_input_error([&] { open_recording(dir_, OpenOptions{}); },
+                           {"num_channels", "an integer from 1 to 65536"});
+    }
+}
+
 TEST_F(IoTest, OpenEphysStreamWithoutElectrodesIsRefusedUnlessForcedThenReadInMicrovolts) {
     write_oe_stream(dir_, {kAdc, kAdc}, {1, 2});
     expect_input_error([&] { open_recording(dir_, OpenOptions{}); }, {"no electrode channels", "--force-non-neural"});

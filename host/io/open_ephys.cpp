@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -78,6 +79,17 @@ int trailing_number(const std::string& name) {
     return std::stoi(name.substr(start));
 }
 
+/// value when it is an integer in [low, high]: not for a float (4e55 would not convert), a string or one out of range.
+std::optional<std::int64_t> integer_within(const nlohmann::json& value, std::int64_t low, std::int64_t high) {
+    if (!value.is_number_integer() ||
+        (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(high)))
+        return std::nullopt;
+    const auto v = value.get<std::int64_t>();
+    if (v < low || v > high)
+        return std::nullopt;
+    return v;
+}
+
 int electrode_index_of(const nlohmann::json& channel) {
     const auto metadata = channel.find("channel_metadata");
     if (metadata == channel.end() || !metadata->is_array())
@@ -85,10 +97,10 @@ int electrode_index_of(const nlohmann::json& channel) {
     for (const nlohmann::json& item : *metadata)
         if (item.is_object() && text_field(item, "name") == "electrode_index" && item.contains("value")) {
             const nlohmann::json& value = item["value"];
-            if (value.is_array() && !value.empty() && value[0].is_number_integer())
-                return value[0].get<int>();
-            if (value.is_number_integer())
-                return value.get<int>();
+            const auto index = integer_within(value.is_array() && !value.empty() ? value[0] : value, 0,
+                                              std::numeric_limits<int>::max());
+            if (index)
+                return static_cast<int>(*index);
         }
     return -1;
 }
@@ -156,8 +168,9 @@ std::optional<probe::Probe> probe_from_settings(const std::filesystem::path& set
     if (probes.empty())
         return std::nullopt; // not a Neuropixels recording: nothing to say
     std::string node_id;
-    if (const auto it = stream.find("source_processor_id"); it != stream.end() && it->is_number_integer())
-        node_id = std::to_string(it->get<int>());
+    if (const auto it = stream.find("source_processor_id"); it != stream.end())
+        if (const auto id = integer_within(*it, 0, std::numeric_limits<std::int64_t>::max()))
+            node_id = std::to_string(*id);
     const std::string stream_name = text_field(stream, "stream_name");
     const OpenEphysProbe* match =
         find_open_ephys_probe(probes, stream_name, text_field(stream, "source_processor_name"), node_id);
@@ -266,15 +279,15 @@ RecordingInfo read_info(const std::filesystem::path& path, const std::string& st
     const nlohmann::json& entry = *chosen;
     const std::string stream_folder = folder_of(entry);
     RecordingInfo info;
-    int file_channels = 0;
-    try {
-        file_channels = entry.at("num_channels").get<int>();
-        info.sample_rate = entry.at("sample_rate").get<double>();
-    } catch (const nlohmann::json::exception&) {
-        throw InputError(where + ": stream '" + stream_folder + "' needs numeric \"num_channels\" and \"sample_rate\"");
-    }
-    require(file_channels > 0 && file_channels <= 65536,
-            where + ": num_channels must be in 1..65536, not " + std::to_string(file_channels));
+    const auto num_channels = entry.contains("num_channels") ? integer_within(entry["num_channels"], 1, 65536)
+                                                             : std::nullopt;
+    require(num_channels.has_value(), where + ": stream '" + stream_folder +
+                                          "' needs \"num_channels\", an integer from 1 to 65536" +
+                                          (entry.contains("num_channels") ? ", not " + entry["num_channels"].dump() : ""));
+    const auto file_channels = static_cast<int>(*num_channels);
+    require(entry.contains("sample_rate") && entry["sample_rate"].is_number(),
+            where + ": stream '" + stream_folder + "' needs a numeric \"sample_rate\"");
+    info.sample_rate = entry["sample_rate"].get<double>();
     require(std::isfinite(info.sample_rate) && info.sample_rate > 0, where + ": sample_rate must be positive");
 
     // Which channels are electrodes, from each channel's own metadata.
