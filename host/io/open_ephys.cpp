@@ -279,11 +279,11 @@ RecordingInfo read_info(const std::filesystem::path& path, const std::string& st
     const nlohmann::json& entry = *chosen;
     const std::string stream_folder = folder_of(entry);
     RecordingInfo info;
-    const auto num_channels = entry.contains("num_channels") ? integer_within(entry["num_channels"], 1, 65536)
-                                                             : std::nullopt;
-    require(num_channels.has_value(), where + ": stream '" + stream_folder +
-                                          "' needs \"num_channels\", an integer from 1 to 65536" +
-                                          (entry.contains("num_channels") ? ", not " + entry["num_channels"].dump() : ""));
+    const auto num_channels =
+        entry.contains("num_channels") ? integer_within(entry["num_channels"], 1, 65536) : std::nullopt;
+    require(num_channels.has_value(),
+            where + ": stream '" + stream_folder + "' needs \"num_channels\", an integer from 1 to 65536" +
+                (entry.contains("num_channels") ? ", not " + entry["num_channels"].dump() : ""));
     const auto file_channels = static_cast<int>(*num_channels);
     require(entry.contains("sample_rate") && entry["sample_rate"].is_number(),
             where + ": stream '" + stream_folder + "' needs a numeric \"sample_rate\"");
