@@ -272,6 +272,16 @@ TEST_F(ReportTest, CliWritesTheReportAndRefusesBadInput) {
     expect_refused({"report", damaged.string(), "--out", out.string()}, "has no spike_clusters.npy");
     std::ofstream(damaged / "spikeline_sort.json") << "{ not json";
     expect_refused({"report", damaged.string(), "--out", out.string()}, "not valid JSON");
+    // A cluster id that is not a whole number in int range (1e20 once reached an int conversion).
+    for (const char* id : {"1e20", "2.5", "seven"}) {
+        fs::remove_all(dir_ / "sort");
+        const fs::path edited = copy_sort();
+        std::string table = read_text(edited / "cluster_info.tsv");
+        const std::size_t row = table.find('\n') + 1;
+        table.replace(row, table.find('\t', row) - row, id);
+        std::ofstream(edited / "cluster_info.tsv") << table;
+        expect_refused({"report", edited.string(), "--out", out.string()}, "cluster_id must be a whole number");
+    }
 }
 
 // --- The live view's parts ------------------------------------------------------------------------------------

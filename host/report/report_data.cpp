@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -55,9 +56,13 @@ std::map<int, nlohmann::json> read_cluster_info(const fs::path& path) {
             else
                 row[columns[i]] = field;
         }
-        require(row.contains("cluster_id") && row["cluster_id"].is_number(),
-                path.string() + " line " + std::to_string(line_number) + ": no numeric cluster_id");
-        clusters[row["cluster_id"].get<int>()] = row;
+        const double id = row.contains("cluster_id") && row["cluster_id"].is_number() ? row["cluster_id"].get<double>()
+                                                                                      : std::nan("");
+        // A whole number that fits an int: 1e20 would not convert, 2.5 is no cluster.
+        require(std::floor(id) == id && std::abs(id) <= std::numeric_limits<int>::max(),
+                path.string() + " line " + std::to_string(line_number) + ": cluster_id must be a whole number, not '" +
+                    (row.contains("cluster_id") ? row["cluster_id"].dump() : std::string()) + "'");
+        clusters[static_cast<int>(id)] = row;
     }
     return clusters;
 }
