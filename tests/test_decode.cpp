@@ -559,6 +559,9 @@ TEST_F(ModelFile, WrongMatrixShapeOrValuesAreClearErrors) {
     other = j;
     other["unit_ids"] = {5, 2, 8, 11};
     EXPECT_NE(error_reading(other).find("ascending"), std::string::npos);
+    other = j;
+    other["unit_ids"] = {2, 5, 8, 4294967307LL}; // would wrap onto unit 11
+    EXPECT_NE(error_reading(other).find("32-bit"), std::string::npos);
 
     nlohmann::json w = written(trained(DecoderKind::wiener));
     w["wiener"]["lags"] = 3;

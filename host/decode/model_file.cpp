@@ -225,9 +225,11 @@ DecoderModel read_model(const fs::path& path) {
     if (!ids.is_array() || ids.empty())
         r.fail("'unit_ids' must be a non-empty list of integers");
     for (const json& id : ids) {
-        if (!id.is_number_integer())
-            r.fail("'unit_ids' must be a non-empty list of integers");
-        model.unit_ids.push_back(id.get<std::int32_t>());
+        // Within int32 (a larger id would wrap onto another unit's).
+        if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<std::uint64_t>() > INT32_MAX) ||
+            id.get<std::int64_t>() < INT32_MIN || id.get<std::int64_t>() > INT32_MAX)
+            r.fail("'unit_ids' must be a non-empty list of integers (32-bit)");
+        model.unit_ids.push_back(static_cast<std::int32_t>(id.get<std::int64_t>()));
     }
     if (!std::is_sorted(model.unit_ids.begin(), model.unit_ids.end()) ||
         std::adjacent_find(model.unit_ids.begin(), model.unit_ids.end()) != model.unit_ids.end())
