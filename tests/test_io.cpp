@@ -985,6 +985,12 @@ TEST_F(IoTest, MtscompRejectsMissingDamagedAndUnsupportedHeaders) {
     expect_input_error([&] { open_recording(cbin, {}); }, {"dtype 'float32' is not supported"});
     with("chunk_order", "A");
     expect_input_error([&] { open_recording(cbin, {}); }, {"chunk_order 'A'"});
+    with("chunk_order", 7); // a type nlohmann's value() would throw on: an internal error before
+    expect_input_error([&] { open_recording(cbin, {}); }, {"chunk_order is 7, not text"});
+    with("chopped", "yes");
+    expect_input_error([&] { open_recording(cbin, {}); }, {"true/false field chopped"});
+    with("algorithm", nlohmann::json::array({"zlib"}));
+    expect_input_error([&] { open_recording(cbin, {}); }, {"algorithm is [\"zlib\"], not text"});
     with("version", "2.0");
     expect_input_error([&] { open_recording(cbin, {}); }, {"version \"2.0\" is not supported"});
     with("do_time_diff", nullptr);

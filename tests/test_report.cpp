@@ -272,6 +272,8 @@ TEST_F(ReportTest, CliWritesTheReportAndRefusesBadInput) {
     expect_refused({"report", damaged.string(), "--out", out.string()}, "has no spike_clusters.npy");
     std::ofstream(damaged / "spikeline_sort.json") << "{ not json";
     expect_refused({"report", damaged.string(), "--out", out.string()}, "not valid JSON");
+    std::ofstream(damaged / "spikeline_sort.json") << R"({"sample_rate": "fast"})"; // was an internal error
+    expect_refused({"report", damaged.string(), "--out", out.string()}, "has no positive sample_rate");
     // A cluster id that is not a whole number in int range (1e20 once reached an int conversion).
     for (const char* id : {"1e20", "2.5", "seven"}) {
         fs::remove_all(dir_ / "sort");

@@ -40,6 +40,16 @@ std::vector<std::uint64_t> increasing_from_zero(const nlohmann::json& header, co
     return values;
 }
 
+/// An optional text field (fallback when absent); any other type is a damaged header, not an internal error.
+std::string text_or(const nlohmann::json& header, const std::string& key, const std::string& fallback,
+                    const std::string& where) {
+    if (!header.contains(key))
+        return fallback;
+    require(header[key].is_string(),
+            where + ": " + key + " is " + header[key].dump() + ", not text: the .ch is damaged");
+    return header[key].get<std::string>();
+}
+
 bool required_flag(const nlohmann::json& header, const std::string& key, const std::string& where) {
     require(header.contains(key) && header[key].is_boolean(),
             where + ": missing true/false field " + key + ": is it an mtscomp .ch?");
@@ -258,7 +268,7 @@ MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path, bool a
         require(version.rfind("1.", 0) == 0,
                 where + ": format version " + header["version"].dump() + " is not supported (only 1.x)");
     }
-    const std::string algorithm = header.value("algorithm", std::string("zlib"));
+    const std::string algorithm = text_or(header, "algorithm", "zlib", where);
     require(algorithm == "zlib", where + ": compression algorithm '" + algorithm +
                                      "' is not supported (only zlib): decompress it with mtscomp's mtsdecomp first");
     require(header.contains("dtype") && header["dtype"].is_string(), where + ": missing dtype: is it an mtscomp .ch?");
@@ -283,7 +293,7 @@ MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path, bool a
                 " chunks but chunk_offsets " + std::to_string(result.chunk_offsets.size() - 1) +
                 ": the .ch is damaged");
     // Files written before mtscomp stored chunk_order kept numpy's default, frame by frame.
-    const std::string order = header.value("chunk_order", std::string("C"));
+    const std::string order = text_or(header, "chunk_order", "C", where);
     require(order == "F" || order == "C", where + ": chunk_order '" + order + "' is not supported (F or C)");
     result.channel_major = order == "F";
     result.time_diff = required_flag(header, "do_time_diff", where);
@@ -320,7 +330,8 @@ MtscompHeader read_mtscomp_header(const std::filesystem::path& cbin_path, bool a
         result.chunk_bounds.resize(whole + 1);
         result.chunk_offsets.resize(whole + 1);
     }
-    result.chopped = header.value("chopped", false);
+    if (header.contains("chopped"))
+        result.chopped = required_flag(header, "chopped", where);
     return result;
 }
 

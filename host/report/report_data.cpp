@@ -188,7 +188,11 @@ nlohmann::json build_report_data(const fs::path& sort_dir, const ReportOptions& 
                              "): the sort did not finish; run spikeline sort again");
         }
     }
-    const double sample_rate = run.value("sample_rate", 0.0);
+    // Numbers of another type (an edited file) read as absent, not as an internal error.
+    auto number_or_zero = [&run](const char* key) {
+        return run.is_object() && run.contains(key) && run[key].is_number() ? run[key].get<double>() : 0.0;
+    };
+    const double sample_rate = number_or_zero("sample_rate");
     require(sample_rate > 0, run_path.string() + " has no positive sample_rate");
 
     const std::vector<std::uint64_t> times = io::read_npy(need_file(sort_dir, "spike_times.npy")).as<std::uint64_t>();
@@ -217,7 +221,8 @@ nlohmann::json build_report_data(const fs::path& sort_dir, const ReportOptions& 
                     std::to_string(n_templates));
     std::map<int, nlohmann::json> info = read_cluster_info(need_file(sort_dir, "cluster_info.tsv"));
 
-    const std::uint64_t frames = run.value("n_frames", std::uint64_t{0});
+    const double stated_frames = number_or_zero("n_frames");
+    const auto frames = stated_frames >= 1 && stated_frames < 1e15 ? static_cast<std::uint64_t>(stated_frames) : 0;
     const double duration_s = std::max(frames > 0 ? static_cast<double>(frames) / sample_rate
                                                   : (n ? static_cast<double>(times.back() + 1) / sample_rate : 0.0),
                                        1.0 / sample_rate);
