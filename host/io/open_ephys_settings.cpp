@@ -38,6 +38,9 @@ struct ParseState {
     bool in_probe = false;
     bool probe_enabled = true;
     std::string onix_element; ///< the ONIX probe element being read (NEUROPIXELSV1E, PROBE0, ...), else empty
+    /// The processors of the NP_PROBE and ONIX probe elements being read: a malformed file may open another processor
+    /// (or the other kind of probe element) inside one.
+    std::size_t np_probe_processor = 0, onix_probe_processor = 0;
     bool onix_headstage_enabled = true;
     Attributes channels, x_positions, y_positions;
     std::string error; ///< the first error; parsing stops at it
@@ -196,6 +199,7 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
         probe.serial_number = value_or_empty(attributes, "probe_serial_number");
         state.processors.back().probes.push_back(std::move(probe));
         state.processors.back().custom_names.push_back(value_or_empty(attributes, "custom_probe_name"));
+        state.np_probe_processor = state.processors.size() - 1;
         state.in_probe = true;
         state.probe_enabled = value_or_empty(attributes, "isEnabled") != "0";
         state.channels.clear();
@@ -216,6 +220,7 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
         state.processors.back().onix_names.push_back(name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "name")
                                                                               : "Probe" + name.substr(5));
         state.onix_element = name;
+        state.onix_probe_processor = state.processors.size() - 1;
         state.probe_enabled =
             name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "isEnabled") != "0" : state.onix_headstage_enabled;
         state.channels.clear();
@@ -245,7 +250,11 @@ void on_end(void* user, const XML_Char* name_text) {
         state.in_processor = false;
     } else if (!state.onix_element.empty() && name == state.onix_element) {
         state.onix_element.clear();
-        ProcessorEntry& processor = state.processors.back();
+        ProcessorEntry& processor = state.processors[state.onix_probe_processor];
+        if (processor.probes.empty() || processor.onix_names.empty()) {
+            state.error = name + " closes a probe its processor does not hold: settings.xml is malformed";
+            return;
+        }
         if (!state.probe_enabled) {
             processor.probes.pop_back();
             processor.custom_names.pop_back();
@@ -257,7 +266,11 @@ void on_end(void* user, const XML_Char* name_text) {
             state.error = "probe " + processor.probes.back().serial_number + ": " + problem;
     } else if (name == "NP_PROBE" && state.in_probe) {
         state.in_probe = false;
-        ProcessorEntry& processor = state.processors.back();
+        ProcessorEntry& processor = state.processors[state.np_probe_processor];
+        if (processor.probes.empty()) {
+            state.error = "NP_PROBE closes a probe its processor does not hold: settings.xml is malformed";
+            return;
+        }
         if (!state.probe_enabled) {
             processor.probes.pop_back();
             processor.custom_names.pop_back();
