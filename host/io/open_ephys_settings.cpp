@@ -38,9 +38,6 @@ struct ParseState {
     bool in_probe = false;
     bool probe_enabled = true;
     std::string onix_element; ///< the ONIX probe element being read (NEUROPIXELSV1E, PROBE0, ...), else empty
-    /// The processors of the NP_PROBE and ONIX probe elements being read: a malformed file may open another processor
-    /// (or the other kind of probe element) inside one.
-    std::size_t np_probe_processor = 0, onix_probe_processor = 0;
     bool onix_headstage_enabled = true;
     Attributes channels, x_positions, y_positions;
     std::string error; ///< the first error; parsing stops at it
@@ -177,6 +174,14 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
     if (!state.error.empty())
         return;
     const Attributes attributes = to_map(attribute_list);
+    // A probe element's end acts on the last processor's last probe: nothing may open another inside it.
+    const bool in_probe_element = state.in_probe || !state.onix_element.empty();
+    const bool opens_probe = name == "NP_PROBE" || name == "NEUROPIXELSV1E" ||
+                             ((name == "PROBE0" || name == "PROBE1") && parent == "NEUROPIXELSV2E");
+    if (in_probe_element && ((name == "PROCESSOR" && parent == "SIGNALCHAIN") || (opens_probe && state.in_processor))) {
+        state.error = name + " inside a probe element: settings.xml is malformed";
+        return;
+    }
     if (name == "PROCESSOR" && parent == "SIGNALCHAIN") {
         ProcessorEntry entry;
         entry.name = value_or_empty(attributes, "name");
@@ -199,7 +204,6 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
         probe.serial_number = value_or_empty(attributes, "probe_serial_number");
         state.processors.back().probes.push_back(std::move(probe));
         state.processors.back().custom_names.push_back(value_or_empty(attributes, "custom_probe_name"));
-        state.np_probe_processor = state.processors.size() - 1;
         state.in_probe = true;
         state.probe_enabled = value_or_empty(attributes, "isEnabled") != "0";
         state.channels.clear();
@@ -220,7 +224,6 @@ void on_start(void* user, const XML_Char* name_text, const XML_Char** attribute_
         state.processors.back().onix_names.push_back(name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "name")
                                                                               : "Probe" + name.substr(5));
         state.onix_element = name;
-        state.onix_probe_processor = state.processors.size() - 1;
         state.probe_enabled =
             name == "NEUROPIXELSV1E" ? value_or_empty(attributes, "isEnabled") != "0" : state.onix_headstage_enabled;
         state.channels.clear();
@@ -250,7 +253,7 @@ void on_end(void* user, const XML_Char* name_text) {
         state.in_processor = false;
     } else if (!state.onix_element.empty() && name == state.onix_element) {
         state.onix_element.clear();
-        ProcessorEntry& processor = state.processors[state.onix_probe_processor];
+        ProcessorEntry& processor = state.processors.back();
         if (processor.probes.empty() || processor.onix_names.empty()) {
             state.error = name + " closes a probe its processor does not hold: settings.xml is malformed";
             return;
@@ -266,7 +269,7 @@ void on_end(void* user, const XML_Char* name_text) {
             state.error = "probe " + processor.probes.back().serial_number + ": " + problem;
     } else if (name == "NP_PROBE" && state.in_probe) {
         state.in_probe = false;
-        ProcessorEntry& processor = state.processors[state.np_probe_processor];
+        ProcessorEntry& processor = state.processors.back();
         if (processor.probes.empty()) {
             state.error = "NP_PROBE closes a probe its processor does not hold: settings.xml is malformed";
             return;
@@ -304,7 +307,8 @@ void assign_streams(ProcessorEntry& processor) {
     };
     if (!processor.onix_names.empty()) {
         // ONIX: the probe whose name ends exactly one stream name.
-        for (std::size_t i = 0; i < processor.probes.size(); ++i) {
+        // (A processor holding NP_PROBE elements too has fewer ONIX names than probes.)
+        for (std::size_t i = 0; i < std::min(processor.probes.size(), processor.onix_names.size()); ++i) {
             const std::string suffix = "-" + processor.onix_names[i];
             std::vector<std::string> matches;
             for (const std::string& base : bases)
