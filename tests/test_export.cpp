@@ -141,6 +141,21 @@ TEST_F(ExportTest, AFolderThatIsNotASortIsRefusedAndNoFileIsLeft) {
     const RunResult inconsistent = spikeline({"export-nwb", (dir_ / "phy").string(), "--out", out.string()}, dir_);
     EXPECT_EQ(inconsistent.status, 2) << inconsistent.output;
     EXPECT_NE(inconsistent.output.find("differ in length"), std::string::npos) << inconsistent.output;
+    // params.py is a file users edit: a sample rate that is not a number (an internal error before).
+    std::string params;
+    {
+        std::ifstream in(dir_ / "phy" / "params.py");
+        std::stringstream text;
+        text << in.rdbuf();
+        params = text.str();
+    }
+    const std::size_t line = params.find("sample_rate");
+    ASSERT_NE(line, std::string::npos);
+    params.replace(line, params.find('\n', line) - line, "sample_rate = fast");
+    std::ofstream(dir_ / "phy" / "params.py") << params;
+    const RunResult edited = spikeline({"export-nwb", (dir_ / "phy").string(), "--out", out.string()}, dir_);
+    EXPECT_EQ(edited.status, 2) << edited.output;
+    EXPECT_NE(edited.output.find("sample_rate = fast is not a number"), std::string::npos) << edited.output;
     EXPECT_FALSE(fs::exists(out));
     for (const auto& entry : fs::directory_iterator(dir_))
         EXPECT_EQ(entry.path().filename().string().find("bad.nwb.tmp"), std::string::npos) << "temporary left";

@@ -374,6 +374,22 @@ std::time_t modification_time(const fs::path& path) {
     return std::chrono::system_clock::to_time_t(std::chrono::file_clock::to_sys(written));
 }
 
+/// A number params.py states (Phy's params.py is a file users edit): a clear error when it is not one.
+double number_param(const std::map<std::string, std::string>& params, const std::string& key,
+                    const fs::path& sort_dir) {
+    const std::string& text = params.at(key);
+    std::size_t used = 0;
+    double value = std::nan("");
+    try {
+        value = std::stod(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    require(used > 0 && used == text.size() && std::isfinite(value),
+            sort_dir.string() + "/params.py: " + key + " = " + text + " is not a number: correct it");
+    return value;
+}
+
 std::string safe_name(std::string name) {
     std::replace(name.begin(), name.end(), '/', '_');
     return name.empty() ? std::string("probe") : name;
@@ -387,12 +403,13 @@ NwbExportSummary export_nwb(const fs::path& sort_dir, const fs::path& out, const
     require(options.deflate_level >= 1 && options.deflate_level <= 9, "the raw data's gzip level must be 1 to 9");
     const auto params = read_params(sort_dir / "params.py");
     require(params.count("sample_rate"), sort_dir.string() + "/params.py has no sample_rate: is the folder damaged?");
-    const double sample_rate = std::stod(params.at("sample_rate"));
+    const double sample_rate = number_param(params, "sample_rate", sort_dir);
     require(std::isfinite(sample_rate) && sample_rate > 0, sort_dir.string() + "/params.py: sample_rate must be > 0");
     json info = json::object();
     if (std::ifstream info_file(sort_dir / "spikeline_sort.json"); info_file.good())
         info = json::parse(info_file, nullptr, false);
-    const std::string probe_name = info.is_object() ? info.value("probe", std::string()) : std::string();
+    const std::string probe_name =
+        info.is_object() && info.contains("probe") && info["probe"].is_string() ? info["probe"].get<std::string>() : "";
 
     const io::NpyArray positions = io::read_npy(sort_dir / "channel_positions.npy");
     require(positions.shape.size() == 2 && positions.shape[1] == 2 && positions.descr == "<f8",
@@ -710,8 +727,12 @@ NwbExportSummary export_nwb(const fs::path& sort_dir, const fs::path& out, const
                         "--nwb-raw: the recording params.py names (" + dat_path.string() +
                             ") does not exist: move it back, or export without the raw data");
                 io::OpenOptions open;
-                if (params.count("n_channels_dat"))
-                    open.n_channels = std::stoi(params.at("n_channels_dat"));
+                if (params.count("n_channels_dat")) {
+                    const double channels = number_param(params, "n_channels_dat", sort_dir);
+                    require(channels >= 1 && channels <= 65536 && channels == std::floor(channels),
+                            sort_dir.string() + "/params.py: n_channels_dat must be a whole number from 1 to 65536");
+                    open.n_channels = static_cast<int>(channels);
+                }
                 open.sample_rate = sample_rate;
                 auto source = io::open_recording(dat_path, open);
                 const io::RecordingInfo& raw_info = source->info();
